@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Installs the real services the probe tests run against on loopback:
+# PostgreSQL, MariaDB, Redis, Prometheus, and htpasswd (bcrypt hashes for
+# Prometheus' web config). Tests start their own instances on free ports in
+# temporary directories, so the system services these packages would normally
+# start are kept from starting and disabled.
+# Idempotent: installed packages are skipped; apt-get update runs at most once.
+# Must run as root (Debian/Ubuntu). Waits for the dpkg lock when another
+# install is running.
+set -euo pipefail
+
+step() { echo "[services] $(date +%H:%M:%S) $*"; }
+
+if [[ $(id -u) -ne 0 ]]; then
+  echo "[services] must run as root (apt-get install)" >&2
+  exit 1
+fi
+
+# package -> the binary that proves it usable
+declare -A probe_binary=(
+  [postgresql]=/usr/lib/postgresql
+  [mariadb-server]=/usr/sbin/mariadbd
+  [redis-server]=/usr/bin/redis-server
+  [prometheus]=/usr/bin/prometheus
+  [apache2-utils]=/usr/bin/htpasswd
+)
+# package -> init scripts it may install and auto-start
+declare -A init_scripts=(
+  [postgresql]=postgresql
+  [mariadb-server]=mariadb
+  [redis-server]=redis-server
+  [prometheus]=prometheus
+  [apache2-utils]=
+)
+packages=(postgresql mariadb-server redis-server prometheus apache2-utils)
+
+is_installed() {
+  [[ $(dpkg-query -W -f='${Status}' "$1" 2>/dev/null) == "install ok installed" && -e ${probe_binary[$1]} ]]
+}
+
+missing=()
+for p in "${packages[@]}"; do
+  if is_installed "$p"; then step "$p already installed"; else missing+=("$p"); fi
+done
+
+# Keep maintainer scripts from starting services during install. An existing
+# policy (containers usually ship one that exits 101) is left untouched.
+policy=/usr/sbin/policy-rc.d
+own_policy=false
+cleanup() { if $own_policy; then rm -f "$policy"; fi; }
+trap cleanup EXIT
+
+if [[ ${#missing[@]} -gt 0 ]]; then
+  if [[ ! -e $policy ]]; then
+    printf '#!/bin/sh\n# written by atoll hack/install-services.sh for the duration of the install\nexit 101\n' >"$policy"
+    chmod +x "$policy"
+    own_policy=true
+  fi
+  step "apt-get update"
+  apt-get -o DPkg::Lock::Timeout=600 update -qq
+  step "installing ${missing[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# Whatever got started anyway (no policy-rc.d, systemd hosts): stop and disable.
+for p in "${packages[@]}"; do
+  svc=${init_scripts[$p]}
+  [[ -n $svc ]] || continue
+  if command -v systemctl >/dev/null 2>&1 && [[ -d /run/systemd/system ]]; then
+    if systemctl is-active --quiet "$svc" 2>/dev/null || systemctl is-enabled --quiet "$svc" 2>/dev/null; then
+      step "stopping and disabling system service $svc"
+      systemctl disable --now "$svc" >/dev/null 2>&1 || true
+    fi
+  elif [[ -x /etc/init.d/$svc ]]; then
+    if service "$svc" status >/dev/null 2>&1; then
+      step "stopping system service $svc"
+      service "$svc" stop >/dev/null 2>&1 || true
+    fi
+    update-rc.d "$svc" disable >/dev/null 2>&1 || true
+  fi
+done
+
+for p in "${packages[@]}"; do
+  if ! is_installed "$p"; then
+    echo "[services] $p is not usable after install" >&2
+    exit 1
+  fi
+done
+pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)
+step "ready: postgres $("$pg_bin/postgres" --version | awk '{print $3}'), $(/usr/sbin/mariadbd --version | awk '{print $3}'), $(redis-server --version | awk '{print $3}'), prometheus $(prometheus --version 2>&1 | awk 'NR==1{print $3}')"

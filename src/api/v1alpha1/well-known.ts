@@ -1,0 +1,38 @@
+/**
+ * Names that other systems and users match on (labels, annotations, the
+ * finalizer, the managed Secret), declared once so the controllers, webhooks,
+ * gateway and docs cannot drift apart.
+ */
+
+/** Label on a workspace's Namespace: `atoll.dev/workspace=<Workspace name>`. */
+export const WORKSPACE_LABEL = 'atoll.dev/workspace';
+
+/** Label on a managed Secret: `atoll.dev/connection=<ExternalConnection name>`. */
+export const CONNECTION_LABEL = 'atoll.dev/connection';
+
+/** Standard label that marks objects atoll creates and owns. */
+export const MANAGED_BY_LABEL = 'app.kubernetes.io/managed-by';
+export const MANAGED_BY_VALUE = 'atoll';
+
+/** Annotation whose every new value asks for an immediate probe of a connection. */
+export const TEST_REQUESTED_AT_ANNOTATION = 'atoll.dev/test-requested-at';
+
+/** Finalizer on Workspaces and ExternalConnections, removed once cleanup succeeded. */
+export const FINALIZER = 'atoll.dev/finalizer';
+
+/** `type` of the Secrets that hold a connection's ciphertexts (never plaintext). */
+export const SEALED_SECRET_TYPE = 'atoll.dev/sealed';
+
+/** ClusterRole granting the verb `use` on externalconnections; tenant admins bind it for their workloads. */
+export const CONNECTION_USER_CLUSTER_ROLE = 'atoll-connection-user';
+
+/** The RBAC verb a workload needs on a connection to use it through the gateway or agent. */
+export const USE_VERB = 'use';
+
+/** Prefix of every sealed credential: the versioned, self-describing envelope format. */
+export const SEALED_PREFIX = 'atoll:v1:';
+
+/** Name of the managed Secret of a connection. Deterministic, so it is never looked up. */
+export function managedSecretName(connectionName: string): string {
+  return `${connectionName}-credentials`;
+}

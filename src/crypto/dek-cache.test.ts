@@ -1,0 +1,134 @@
+import { describe, expect, it } from 'vitest';
+import { encryptionContext } from './binding.js';
+import { DekCache } from './dek-cache.js';
+
+const context = encryptionContext({ namespace: 'acme', workspace: 'acme', connection: 'pg', field: 'password' });
+const id = { provider: 'local', keyId: 'local/default', wrapped: Buffer.from('wrapped-1'), context };
+
+/** A stand-in KMS unwrap that counts calls and returns a fresh key each time. */
+function unwrapper() {
+  const issued: Buffer[] = [];
+  const unwrap = async () => {
+    const dek = Buffer.alloc(32, issued.length + 1);
+    issued.push(dek);
+    return dek;
+  };
+  return { unwrap, issued };
+}
+
+describe('DekCache decryption', () => {
+  it('1,000 sequential uses make one unwrap', async () => {
+    const cache = new DekCache();
+    const { unwrap, issued } = unwrapper();
+    for (let i = 0; i < 1000; i++) expect(await cache.withDecryptionKey(id, unwrap, (dek) => dek[0])).toBe(1);
+    expect(issued).toHaveLength(1);
+    expect(cache.stats()).toMatchObject({ kmsCalls: { decryptDataKey: 1 }, hits: { decrypt: 999 }, misses: { decrypt: 1 } });
+  });
+
+  it('1,000 concurrent uses share one unwrap', async () => {
+    const cache = new DekCache();
+    const { unwrap, issued } = unwrapper();
+    const results = await Promise.all(Array.from({ length: 1000 }, () => cache.withDecryptionKey(id, unwrap, (dek) => dek[0])));
+    expect(new Set(results)).toEqual(new Set([1]));
+    expect(issued).toHaveLength(1);
+  });
+
+  it('a different wrapped key or context is a different entry', async () => {
+    const cache = new DekCache();
+    const { unwrap, issued } = unwrapper();
+    await cache.withDecryptionKey(id, unwrap, () => 0);
+    await cache.withDecryptionKey({ ...id, wrapped: Buffer.from('wrapped-2') }, unwrap, () => 0);
+    await cache.withDecryptionKey({ ...id, context: { ...context, 'atoll.dev/field': 'user' } }, unwrap, () => 0);
+    await cache.withDecryptionKey({ ...id, keyId: 'local/other' }, unwrap, () => 0);
+    expect(issued).toHaveLength(4);
+  });
+
+  it('the age bound forces a new unwrap and zeroes the old key', async () => {
+    let now = 0;
+    const cache = new DekCache({ maxAgeMs: 1_000, now: () => now });
+    const { unwrap, issued } = unwrapper();
+    await cache.withDecryptionKey(id, unwrap, () => 0);
+    now = 999;
+    await cache.withDecryptionKey(id, unwrap, () => 0);
+    expect(issued).toHaveLength(1);
+    now = 1_000;
+    expect(await cache.withDecryptionKey(id, unwrap, (dek) => dek[0])).toBe(2);
+    expect(issued).toHaveLength(2);
+    expect(issued[0]!.every((b) => b === 0)).toBe(true);
+  });
+
+  it('the use bound forces a new unwrap', async () => {
+    const cache = new DekCache({ maxUses: 10 });
+    const { unwrap, issued } = unwrapper();
+    for (let i = 0; i < 25; i++) await cache.withDecryptionKey(id, unwrap, () => 0);
+    expect(issued).toHaveLength(3);
+    expect(issued[0]!.every((b) => b === 0)).toBe(true);
+    expect(issued[2]!.every((b) => b === 3)).toBe(true);
+  });
+
+  it('the entry bound evicts the least recently used and zeroes it', async () => {
+    const cache = new DekCache({ maxEntries: 2 });
+    const { unwrap, issued } = unwrapper();
+    const a = { ...id, wrapped: Buffer.from('a') };
+    const b = { ...id, wrapped: Buffer.from('b') };
+    const c = { ...id, wrapped: Buffer.from('c') };
+    await cache.withDecryptionKey(a, unwrap, () => 0);
+    await cache.withDecryptionKey(b, unwrap, () => 0);
+    await cache.withDecryptionKey(a, unwrap, () => 0); // a is now most recent
+    await cache.withDecryptionKey(c, unwrap, () => 0); // evicts b
+    expect(cache.stats().entries.decrypt).toBe(2);
+    expect(issued[1]!.every((x) => x === 0)).toBe(true);
+    await cache.withDecryptionKey(a, unwrap, () => 0);
+    expect(issued).toHaveLength(3);
+    await cache.withDecryptionKey(b, unwrap, () => 0);
+    expect(issued).toHaveLength(4);
+  });
+
+  it('a failed unwrap is not cached and reaches every waiter', async () => {
+    const cache = new DekCache();
+    let calls = 0;
+    const failing = async () => {
+      calls += 1;
+      throw new Error('kms down');
+    };
+    const results = await Promise.allSettled([1, 2, 3].map(() => cache.withDecryptionKey(id, failing, () => 0)));
+    expect(results.every((r) => r.status === 'rejected')).toBe(true);
+    expect(calls).toBe(1);
+    const { unwrap } = unwrapper();
+    expect(await cache.withDecryptionKey(id, unwrap, (dek) => dek[0])).toBe(1);
+  });
+
+  it('clear() zeroes every key', async () => {
+    const cache = new DekCache();
+    const { unwrap, issued } = unwrapper();
+    await cache.withDecryptionKey(id, unwrap, () => 0);
+    cache.clear();
+    expect(issued[0]!.every((b) => b === 0)).toBe(true);
+    expect(cache.stats().entries.decrypt).toBe(0);
+  });
+
+  it('a disabled cache still works, calling the KMS each time and zeroing after use', async () => {
+    const cache = new DekCache({ maxEntries: 0 });
+    const { unwrap, issued } = unwrapper();
+    for (let i = 0; i < 3; i++) await cache.withDecryptionKey(id, unwrap, () => 0);
+    expect(issued).toHaveLength(3);
+    expect(issued.every((dek) => dek.every((b) => b === 0))).toBe(true);
+  });
+});
+
+describe('DekCache encryption', () => {
+  it('reuses one generated key per (provider, key, binding) within the bounds', async () => {
+    const cache = new DekCache({ maxUses: 100 });
+    let generated = 0;
+    const generate = async () => {
+      generated += 1;
+      return { dek: Buffer.alloc(32, generated), wrapped: Buffer.from(`w${generated}`), keyId: 'arn:1' };
+    };
+    const encId = { provider: 'aws-kms', keyId: 'alias/x', context };
+    for (let i = 0; i < 250; i++) await cache.withEncryptionKey(encId, generate, (key) => key.wrapped.toString());
+    expect(generated).toBe(3);
+    await cache.withEncryptionKey({ ...encId, context: { ...context, 'atoll.dev/field': 'user' } }, generate, () => 0);
+    expect(generated).toBe(4);
+    expect(cache.stats().kmsCalls.generateDataKey).toBe(4);
+  });
+});

@@ -1,0 +1,51 @@
+import { createHmac, randomBytes } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import type { Binding } from './binding.js';
+import { fingerprint, sameFingerprint } from './fingerprint.js';
+
+const key = Buffer.alloc(32, 7);
+const binding: Binding = { namespace: 'acme', workspace: 'acme', connection: 'pg', field: 'password' };
+
+describe('fingerprint', () => {
+  it('is stable for the same key, binding and value', () => {
+    const a = fingerprint(key, binding, 's3cret-value');
+    expect(fingerprint(Buffer.from(key), { ...binding }, 's3cret-value')).toBe(a);
+    expect(a).toMatch(/^[A-Za-z0-9_-]{43}$/);
+  });
+
+  it('is HMAC-SHA256 over the documented layout, pinned so stored annotations survive upgrades', () => {
+    const lp = (s: string) => Buffer.concat([Buffer.from([0, 0, 0, Buffer.byteLength(s)]), Buffer.from(s)]);
+    const message = Buffer.concat([
+      lp('atoll.dev/envelope'), Buffer.from([1]), lp('acme'), lp('acme'), lp('pg'), lp('password'), Buffer.from('hunter2hunter2'),
+    ]);
+    const expected = createHmac('sha256', key).update(message).digest('base64url');
+    expect(fingerprint(key, binding, 'hunter2hunter2')).toBe(expected);
+    expect(expected).toBe('R2vH_n_q5BFSP6ftDuoAO8ZIUS-bIfkOF5PqWL1L_70');
+  });
+
+  it('changes with the value, the binding and the key', () => {
+    const a = fingerprint(key, binding, 'value');
+    expect(fingerprint(key, binding, 'value2')).not.toBe(a);
+    expect(fingerprint(key, { ...binding, field: 'token' }, 'value')).not.toBe(a);
+    expect(fingerprint(key, { ...binding, namespace: 'other' }, 'value')).not.toBe(a);
+    expect(fingerprint(randomBytes(32), binding, 'value')).not.toBe(a);
+  });
+
+  it('does not contain the value', () => {
+    expect(fingerprint(key, binding, 'AAAAAAAAAAAA')).not.toContain('AAAAAAAA');
+  });
+
+  it('refuses a short key', () => {
+    expect(() => fingerprint(Buffer.alloc(8), binding, 'v')).toThrow(RangeError);
+  });
+});
+
+describe('sameFingerprint', () => {
+  it('compares exactly', () => {
+    const a = fingerprint(key, binding, 'value');
+    expect(sameFingerprint(a, fingerprint(key, binding, 'value'))).toBe(true);
+    expect(sameFingerprint(a, fingerprint(key, binding, 'other'))).toBe(false);
+    expect(sameFingerprint(a, a.slice(1))).toBe(false);
+    expect(sameFingerprint(a, '')).toBe(false);
+  });
+});

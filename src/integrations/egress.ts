@@ -1,0 +1,357 @@
+/**
+ * The egress guard: every connection a probe makes goes through here. A host
+ * is resolved exactly once, every address it resolves to is checked against
+ * the workspace's egress policy, and the caller connects to the address that
+ * was checked (never re-resolving), so DNS rebinding cannot swap a public
+ * answer for a private one between check and connect. Denied targets are
+ * refused before any packet is sent.
+ *
+ * Rules: link-local, cloud metadata, "this network" (0/8), multicast,
+ * broadcast/reserved and unspecified addresses are never reachable; loopback
+ * and private ranges only inside the workspace's allowCIDRs; public addresses
+ * always. IPv4-mapped (::ffff:a.b.c.d) and NAT64 (64:ff9b::a.b.c.d) IPv6
+ * addresses are unwrapped and judged as the IPv4 address they carry.
+ */
+import { lookup as dnsLookup } from 'node:dns/promises';
+import { isIP, connect as netConnect } from 'node:net';
+import type { Socket } from 'node:net';
+import { checkServerIdentity, connect as tlsConnect, rootCertificates } from 'node:tls';
+import type { TLSSocket } from 'node:tls';
+import { ProbeFailure, classifyNetworkError, timeoutFailure } from './probe-failure.js';
+import type { ProbeTarget } from './probe-failure.js';
+import type { EgressPolicy, ProbeContext } from './probe-types.js';
+
+/** Bytes of an address: 4 for IPv4, 16 for IPv6. */
+type AddressBytes = Uint8Array;
+
+interface Cidr {
+  bytes: AddressBytes;
+  prefix: number;
+}
+
+interface LabelledRange {
+  cidr: Cidr;
+  label: string;
+}
+
+export interface ResolvedAddress {
+  address: string;
+  family: 4 | 6;
+}
+
+/** Resolves a name to all its addresses; injectable so tests can model multi-address answers. */
+export type Resolver = (host: string) => Promise<ResolvedAddress[]>;
+
+function parseIPv4(text: string): AddressBytes | undefined {
+  const parts = text.split('.');
+  if (parts.length !== 4) return undefined;
+  const bytes = new Uint8Array(4);
+  for (const [i, part] of parts.entries()) {
+    if (!/^\d{1,3}$/.test(part)) return undefined;
+    const n = Number(part);
+    if (n > 255) return undefined;
+    bytes[i] = n;
+  }
+  return bytes;
+}
+
+function parseIPv6(text: string): AddressBytes | undefined {
+  // An embedded dotted IPv4 tail (::ffff:1.2.3.4) is the last two groups.
+  const lastColon = text.lastIndexOf(':');
+  const dotted = text.slice(lastColon + 1);
+  let hex = text;
+  if (dotted.includes('.')) {
+    const v4 = parseIPv4(dotted);
+    if (v4 === undefined) return undefined;
+    const group = (hi: number | undefined, lo: number | undefined): string => (((hi ?? 0) << 8) | (lo ?? 0)).toString(16);
+    hex = `${text.slice(0, lastColon + 1)}${group(v4[0], v4[1])}:${group(v4[2], v4[3])}`;
+  }
+  const halves = hex.split('::');
+  if (halves.length > 2) return undefined;
+  const toGroups = (s: string): number[] | undefined => {
+    if (s === '') return [];
+    const groups: number[] = [];
+    for (const g of s.split(':')) {
+      if (!/^[0-9a-fA-F]{1,4}$/.test(g)) return undefined;
+      groups.push(parseInt(g, 16));
+    }
+    return groups;
+  };
+  const head = toGroups(halves[0] ?? '');
+  const tail = halves.length === 2 ? toGroups(halves[1] ?? '') : [];
+  if (head === undefined || tail === undefined) return undefined;
+  const zeros = halves.length === 2 ? 8 - head.length - tail.length : 0;
+  if (zeros < 0 || (halves.length === 2 && zeros === 0)) return undefined;
+  const groups = [...head, ...new Array<number>(zeros).fill(0), ...tail];
+  if (groups.length !== 8) return undefined;
+  const bytes = new Uint8Array(16);
+  groups.forEach((g, i) => {
+    bytes[2 * i] = g >> 8;
+    bytes[2 * i + 1] = g & 0xff;
+  });
+  return bytes;
+}
+
+/** Parses an IPv4 or IPv6 literal (IPv6 may carry a %zone and [brackets]). */
+export function parseAddress(text: string): AddressBytes | undefined {
+  const bare = text.replace(/^\[(.*)\]$/, '$1').replace(/%.*$/, '');
+  const family = isIP(bare);
+  if (family === 4) return parseIPv4(bare);
+  if (family === 6) return parseIPv6(bare);
+  return undefined;
+}
+
+const IPV4_MAPPED_PREFIX = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff];
+const NAT64_PREFIX = [0x00, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0];
+
+/** IPv4-mapped and NAT64 addresses reach an IPv4 host: judge them as that host. */
+function unwrapIPv4(bytes: AddressBytes): AddressBytes {
+  if (bytes.length !== 16) return bytes;
+  for (const prefix of [IPV4_MAPPED_PREFIX, NAT64_PREFIX]) {
+    if (prefix.every((b, i) => bytes[i] === b)) return bytes.slice(12);
+  }
+  return bytes;
+}
+
+/** Parses "10.0.0.0/8", "fc00::/7" or a bare address (a host route). */
+export function parseCidr(text: string): Cidr | undefined {
+  const [addr, prefixText, extra] = text.trim().split('/');
+  if (addr === undefined || extra !== undefined) return undefined;
+  const bytes = parseAddress(addr);
+  if (bytes === undefined) return undefined;
+  const max = bytes.length * 8;
+  if (prefixText === undefined) return { bytes, prefix: max };
+  if (!/^\d{1,3}$/.test(prefixText)) return undefined;
+  const prefix = Number(prefixText);
+  if (prefix > max) return undefined;
+  return { bytes, prefix };
+}
+
+/** ::ffff:10.0.0.0/104 allows what 10.0.0.0/8 allows, since addresses are unwrapped before matching. */
+function unwrapCidr(cidr: Cidr): Cidr {
+  const bytes = unwrapIPv4(cidr.bytes);
+  return bytes.length === cidr.bytes.length || cidr.prefix < 96 ? cidr : { bytes, prefix: cidr.prefix - 96 };
+}
+
+function inCidr(bytes: AddressBytes, cidr: Cidr): boolean {
+  if (bytes.length !== cidr.bytes.length) return false;
+  let bits = cidr.prefix;
+  for (let i = 0; bits > 0; i++, bits -= 8) {
+    const mask = bits >= 8 ? 0xff : (0xff << (8 - bits)) & 0xff;
+    if (((bytes[i] ?? 0) & mask) !== ((cidr.bytes[i] ?? 0) & mask)) return false;
+  }
+  return true;
+}
+
+function ranges(label: string, cidrs: string[]): LabelledRange[] {
+  return cidrs.map((c) => {
+    const cidr = parseCidr(c);
+    if (cidr === undefined) throw new Error(`invalid built-in CIDR ${c}`);
+    return { cidr, label };
+  });
+}
+
+/** Checked first: no policy can open these. */
+const NEVER_ALLOWED: LabelledRange[] = [
+  ...ranges('cloud metadata endpoint', ['169.254.169.254/32', '100.100.100.200/32', 'fd00:ec2::254/128']),
+  ...ranges('link-local address', ['169.254.0.0/16', 'fe80::/10']),
+  ...ranges('unspecified address', ['0.0.0.0/8', '::/128']),
+  ...ranges('broadcast address', ['255.255.255.255/32']),
+  ...ranges('multicast address', ['224.0.0.0/4', 'ff00::/8']),
+  ...ranges('reserved address', ['240.0.0.0/4']),
+];
+
+/** Reachable only when the workspace's egress.allowCIDRs contains the address. */
+const PRIVATE: LabelledRange[] = [
+  ...ranges('loopback address', ['127.0.0.0/8', '::1/128']),
+  ...ranges('private address', [
+    '10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '100.64.0.0/10', '192.0.0.0/24', '198.18.0.0/15',
+    'fc00::/7', 'fec0::/10',
+  ]),
+];
+
+export type EgressDecision = { allowed: true } | { allowed: false; rule: string };
+
+/** Decides one address against the policy; pure, so every rule is unit-testable. */
+export function checkAddress(address: string, policy: EgressPolicy): EgressDecision {
+  const parsed = parseAddress(address);
+  if (parsed === undefined) return { allowed: false, rule: 'not an IP address' };
+  const bytes = unwrapIPv4(parsed);
+  const never = NEVER_ALLOWED.find((r) => inCidr(bytes, r.cidr));
+  if (never !== undefined) return { allowed: false, rule: `${never.label}s are never allowed` };
+  const restricted = PRIVATE.find((r) => inCidr(bytes, r.cidr));
+  if (restricted === undefined) return { allowed: true };
+  const allowed = policy.allowCIDRs.some((text) => {
+    const cidr = parseCidr(text);
+    return cidr !== undefined && inCidr(bytes, unwrapCidr(cidr));
+  });
+  return allowed ? { allowed: true } : { allowed: false, rule: `${restricted.label} outside the workspace egress.allowCIDRs` };
+}
+
+/** Entries of an allowCIDRs list that do not parse; for admission to name them. */
+export function invalidCIDRs(cidrs: readonly string[]): string[] {
+  return cidrs.filter((c) => parseCidr(c) === undefined);
+}
+
+const systemResolver: Resolver = async (host) => {
+  const answers = await dnsLookup(host, { all: true, verbatim: true });
+  return answers.map((a) => ({ address: a.address, family: a.family === 6 ? 6 : 4 }));
+};
+
+/**
+ * Resolves `host` once and checks every address it resolves to. Returns the
+ * first (checked) address for the caller to connect to. Throws
+ * ProbeFailure('EgressDenied') if any address is denied, ('DNSError') if the
+ * name does not resolve.
+ */
+export async function resolveEgress(host: string, policy: EgressPolicy, resolver: Resolver = systemResolver): Promise<ResolvedAddress> {
+  const bare = host.replace(/^\[(.*)\]$/, '$1');
+  let addresses: ResolvedAddress[];
+  const literal = isIP(bare.replace(/%.*$/, ''));
+  if (literal !== 0) {
+    addresses = [{ address: bare, family: literal === 6 ? 6 : 4 }];
+  } else {
+    try {
+      addresses = await resolver(bare);
+    } catch (err) {
+      throw new ProbeFailure('DNSError', `could not resolve ${bare}`, { cause: err });
+    }
+    if (addresses.length === 0) throw new ProbeFailure('DNSError', `${bare} has no addresses`);
+  }
+  for (const a of addresses) {
+    const decision = checkAddress(a.address, policy);
+    if (!decision.allowed) {
+      const shown = a.address === bare ? bare : `${bare} (${a.address})`;
+      throw new ProbeFailure('EgressDenied', `egress to ${shown} is denied: ${decision.rule}`);
+    }
+  }
+  return addresses[0] as ResolvedAddress;
+}
+
+/**
+ * The probe's deadline as a signal: ctx.timeoutMs from now, or earlier if the
+ * caller cancels. Drivers pass it to connectGuarded and stop reading on abort.
+ */
+export function deadlineSignal(ctx: Pick<ProbeContext, 'timeoutMs' | 'signal'>): AbortSignal {
+  const timeout = AbortSignal.timeout(Math.max(1, ctx.timeoutMs));
+  return ctx.signal === undefined ? timeout : AbortSignal.any([ctx.signal, timeout]);
+}
+
+export interface GuardedConnectOptions {
+  /** Host and port as configured; what messages, SNI and certificate checks use. */
+  host: string;
+  port: number;
+  /** Wrap in TLS right away (verified against system CAs plus ctx.trustedCAs). */
+  tls?: boolean;
+  /** ALPN protocols to offer when tls is set. */
+  alpnProtocols?: string[];
+  signal: AbortSignal;
+}
+
+export interface GuardedConnection<S extends Socket = Socket> {
+  socket: S;
+  target: ProbeTarget;
+}
+
+function trustStore(ctx: Pick<ProbeContext, 'trustedCAs'>): string[] | undefined {
+  return ctx.trustedCAs !== undefined && ctx.trustedCAs.length > 0 ? [...rootCertificates, ...ctx.trustedCAs] : undefined;
+}
+
+function tlsIdentityOptions(host: string): { servername?: string; checkServerIdentity: typeof checkServerIdentity } {
+  const bare = host.replace(/^\[(.*)\]$/, '$1');
+  return {
+    // SNI carries names only; an IP literal host is verified against the certificate's IP SANs.
+    ...(isIP(bare) === 0 ? { servername: bare } : {}),
+    checkServerIdentity: (_ignored, cert) => checkServerIdentity(bare, cert),
+  };
+}
+
+/**
+ * Opens a TCP (optionally TLS) connection to host:port through the egress
+ * guard: the ctx.dial override (tests) is applied, the address is resolved
+ * and checked, and the socket connects to exactly that address. Resolves once
+ * connected (after the TLS handshake when tls is set); every failure is a
+ * ProbeFailure.
+ */
+export async function connectGuarded(ctx: ProbeContext, opts: GuardedConnectOptions): Promise<GuardedConnection> {
+  const target: ProbeTarget = { host: opts.host, port: opts.port };
+  const override = ctx.dial?.(opts.host, opts.port);
+  const checked = await resolveEgress(override?.host ?? opts.host, ctx.egress);
+  const port = override?.port ?? opts.port;
+  if (opts.signal.aborted) throw timeoutFailure(target, ctx.timeoutMs, false, opts.signal.reason);
+
+  return new Promise<GuardedConnection>((resolve, reject) => {
+    let connected = false;
+    const socket: Socket = opts.tls === true
+      ? tlsConnect({
+          host: checked.address,
+          port,
+          ca: trustStore(ctx),
+          rejectUnauthorized: true,
+          ...tlsIdentityOptions(opts.host),
+          ...(opts.alpnProtocols !== undefined ? { ALPNProtocols: opts.alpnProtocols } : {}),
+        })
+      : netConnect({ host: checked.address, port, family: checked.family });
+    const readyEvent = opts.tls === true ? 'secureConnect' : 'connect';
+    const cleanup = (): void => {
+      opts.signal.removeEventListener('abort', onAbort);
+      socket.off('error', onError);
+      socket.off(readyEvent, onReady);
+    };
+    const onAbort = (): void => {
+      cleanup();
+      socket.destroy();
+      reject(timeoutFailure(target, ctx.timeoutMs, connected, opts.signal.reason));
+    };
+    const onError = (err: Error): void => {
+      cleanup();
+      socket.destroy();
+      reject(classifyNetworkError(err, target, connected));
+    };
+    const onReady = (): void => {
+      cleanup();
+      resolve({ socket, target });
+    };
+    socket.once('connect', () => {
+      connected = true;
+    });
+    socket.on('error', onError);
+    socket.once(readyEvent, onReady);
+    opts.signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/**
+ * Upgrades an established connection to TLS in-band (PostgreSQL SSLRequest,
+ * MySQL SSL packet), with the same verification as connectGuarded.
+ */
+export async function upgradeToTls(ctx: ProbeContext, conn: GuardedConnection, signal: AbortSignal): Promise<GuardedConnection<TLSSocket>> {
+  return new Promise<GuardedConnection<TLSSocket>>((resolve, reject) => {
+    const socket = tlsConnect({
+      socket: conn.socket,
+      ca: trustStore(ctx),
+      rejectUnauthorized: true,
+      ...tlsIdentityOptions(conn.target.host),
+    });
+    const cleanup = (): void => {
+      signal.removeEventListener('abort', onAbort);
+      socket.off('error', onError);
+    };
+    const onAbort = (): void => {
+      cleanup();
+      socket.destroy();
+      reject(timeoutFailure(conn.target, ctx.timeoutMs, true, signal.reason));
+    };
+    const onError = (err: Error): void => {
+      cleanup();
+      socket.destroy();
+      reject(classifyNetworkError(err, conn.target, true));
+    };
+    socket.on('error', onError);
+    socket.once('secureConnect', () => {
+      cleanup();
+      resolve({ socket, target: conn.target });
+    });
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}

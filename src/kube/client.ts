@@ -1,0 +1,312 @@
+import https from 'node:https';
+import http from 'node:http';
+import { KubeConfig } from '@kubernetes/client-node';
+import { KubeApiError } from './errors.js';
+import { apiVersionOf, resourcePath, type ResourceType } from './resources.js';
+
+/** Minimal shape every Kubernetes object has. */
+export interface KubeObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: {
+    name?: string;
+    namespace?: string;
+    uid?: string;
+    resourceVersion?: string;
+    generation?: number;
+    labels?: Record<string, string>;
+    annotations?: Record<string, string>;
+    finalizers?: string[];
+    ownerReferences?: Array<{ apiVersion: string; kind: string; name: string; uid: string; controller?: boolean; blockOwnerDeletion?: boolean }>;
+    deletionTimestamp?: string;
+    creationTimestamp?: string;
+    managedFields?: unknown[];
+    [k: string]: unknown;
+  };
+  [k: string]: unknown;
+}
+
+export interface KubeList<T> {
+  items: T[];
+  metadata: { resourceVersion: string; continue?: string };
+}
+
+export interface ListOptions {
+  namespace?: string;
+  labelSelector?: string;
+  fieldSelector?: string;
+  limit?: number;
+}
+
+export interface WriteOptions {
+  dryRun?: boolean;
+  fieldManager?: string;
+}
+
+export interface WatchEvent<T> {
+  type: 'ADDED' | 'MODIFIED' | 'DELETED' | 'BOOKMARK' | 'ERROR';
+  object: T;
+}
+
+export interface WatchOptions extends ListOptions {
+  resourceVersion: string;
+  timeoutSeconds?: number;
+  signal?: AbortSignal;
+}
+
+const FIELD_MANAGER = 'atoll';
+
+/**
+ * A thin REST client over the API server. We use client-node for what it is
+ * best at (kubeconfig loading, in-cluster and exec auth) and speak plain HTTP
+ * for the rest: it gives exact control over content types (merge patch on
+ * status, apply patch with a field manager), dry-run and watch streaming, and
+ * one error type for every failure.
+ */
+export class KubeClient {
+  private readonly server: URL;
+  private readonly agent: https.Agent | http.Agent;
+
+  constructor(readonly config: KubeConfig, opts: { userAgent?: string } = {}) {
+    const cluster = config.getCurrentCluster();
+    if (!cluster) throw new Error('kubeconfig has no current cluster');
+    this.server = new URL(cluster.server);
+    this.agent = this.server.protocol === 'https:' ? new https.Agent({ keepAlive: true, maxSockets: 64 }) : new http.Agent({ keepAlive: true, maxSockets: 64 });
+    this.userAgent = opts.userAgent ?? 'atoll/0.1';
+  }
+
+  private readonly userAgent: string;
+
+  static fromKubeconfigFile(path: string): KubeClient {
+    const kc = new KubeConfig();
+    kc.loadFromFile(path);
+    return new KubeClient(kc);
+  }
+
+  static fromDefault(): KubeClient {
+    const kc = new KubeConfig();
+    kc.loadFromDefault();
+    return new KubeClient(kc);
+  }
+
+  /** Base URL of the API server (for diagnostics, never contains credentials). */
+  get serverURL(): string {
+    return this.server.origin;
+  }
+
+  private async authOptions(): Promise<https.RequestOptions> {
+    // Token-based auth (exec plugins, projected tokens) can refresh, so only
+    // cache briefly; client certificates are static anyway.
+    const opts: https.RequestOptions = {};
+    await this.config.applyToHTTPSOptions(opts);
+    return opts;
+  }
+
+  async get<T extends KubeObject>(t: ResourceType, name: string, namespace?: string): Promise<T> {
+    return this.request<T>('GET', resourcePath(t, { namespace, name }));
+  }
+
+  /** Like get, but a missing object is `undefined` rather than an error. */
+  async tryGet<T extends KubeObject>(t: ResourceType, name: string, namespace?: string): Promise<T | undefined> {
+    try {
+      return await this.get<T>(t, name, namespace);
+    } catch (err) {
+      if (err instanceof KubeApiError && err.status === 404) return undefined;
+      throw err;
+    }
+  }
+
+  async list<T extends KubeObject>(t: ResourceType, opts: ListOptions = {}): Promise<KubeList<T>> {
+    const items: T[] = [];
+    let cont: string | undefined;
+    let rv = '';
+    do {
+      const q = query({ labelSelector: opts.labelSelector, fieldSelector: opts.fieldSelector, limit: String(opts.limit ?? 500), continue: cont });
+      const page = await this.request<KubeList<T>>('GET', resourcePath(t, { namespace: opts.namespace }) + q);
+      for (const item of page.items ?? []) items.push({ apiVersion: apiVersionOf(t), kind: t.kind, ...item });
+      cont = page.metadata?.continue || undefined;
+      rv = page.metadata?.resourceVersion ?? rv;
+    } while (cont);
+    return { items, metadata: { resourceVersion: rv } };
+  }
+
+  async create<T extends KubeObject>(t: ResourceType, obj: T, opts: WriteOptions = {}): Promise<T> {
+    const ns = obj.metadata?.namespace;
+    return this.request<T>('POST', resourcePath(t, { namespace: ns }) + writeQuery(opts), withType(t, obj));
+  }
+
+  async replace<T extends KubeObject>(t: ResourceType, obj: T, opts: WriteOptions & { subresource?: string } = {}): Promise<T> {
+    const md = obj.metadata ?? {};
+    return this.request<T>('PUT', resourcePath(t, { namespace: md.namespace, name: md.name, subresource: opts.subresource }) + writeQuery(opts), withType(t, obj));
+  }
+
+  /** JSON merge patch (RFC 7386); custom resources reject strategic merge. */
+  async mergePatch<T extends KubeObject>(t: ResourceType, name: string, namespace: string | undefined, patch: unknown, opts: WriteOptions & { subresource?: string } = {}): Promise<T> {
+    return this.request<T>('PATCH', resourcePath(t, { namespace, name, subresource: opts.subresource }) + writeQuery(opts), patch, 'application/merge-patch+json');
+  }
+
+  /** JSON patch (RFC 6902), for test-and-set updates such as finalizer removal. */
+  async jsonPatch<T extends KubeObject>(t: ResourceType, name: string, namespace: string | undefined, ops: unknown[], opts: WriteOptions & { subresource?: string } = {}): Promise<T> {
+    return this.request<T>('PATCH', resourcePath(t, { namespace, name, subresource: opts.subresource }) + writeQuery(opts), ops, 'application/json-patch+json');
+  }
+
+  /** Server-side apply: declarative ownership of the fields we set. */
+  async apply<T extends KubeObject>(t: ResourceType, obj: T, opts: WriteOptions & { force?: boolean; subresource?: string } = {}): Promise<T> {
+    const md = obj.metadata ?? {};
+    const q = query({ fieldManager: opts.fieldManager ?? FIELD_MANAGER, force: opts.force === false ? undefined : 'true', dryRun: opts.dryRun ? 'All' : undefined });
+    return this.request<T>('PATCH', resourcePath(t, { namespace: md.namespace, name: md.name, subresource: opts.subresource }) + q, withType(t, obj), 'application/apply-patch+yaml');
+  }
+
+  async delete(t: ResourceType, name: string, namespace?: string, opts: { propagationPolicy?: 'Foreground' | 'Background' | 'Orphan'; preconditionsUID?: string } = {}): Promise<void> {
+    const body: Record<string, unknown> = { apiVersion: 'v1', kind: 'DeleteOptions' };
+    if (opts.propagationPolicy) body.propagationPolicy = opts.propagationPolicy;
+    if (opts.preconditionsUID) body.preconditions = { uid: opts.preconditionsUID };
+    await this.request('DELETE', resourcePath(t, { namespace, name }), body);
+  }
+
+  /** POST to a create-only API such as TokenReview or SubjectAccessReview. */
+  async review<T extends KubeObject>(t: ResourceType, obj: T): Promise<T> {
+    return this.request<T>('POST', resourcePath(t), withType(t, obj));
+  }
+
+  /**
+   * Streams watch events until the server closes the stream, the signal
+   * aborts, or an error occurs. Resolves when the stream ends normally.
+   */
+  async watch<T extends KubeObject>(t: ResourceType, opts: WatchOptions, onEvent: (ev: WatchEvent<T>) => void): Promise<void> {
+    const q = query({
+      watch: '1',
+      allowWatchBookmarks: 'true',
+      resourceVersion: opts.resourceVersion,
+      labelSelector: opts.labelSelector,
+      fieldSelector: opts.fieldSelector,
+      timeoutSeconds: String(opts.timeoutSeconds ?? 300),
+    });
+    const res = await this.open('GET', resourcePath(t, { namespace: opts.namespace }) + q, undefined, undefined, opts.signal);
+    if ((res.statusCode ?? 0) >= 300) {
+      throw await toError(res);
+    }
+    await new Promise<void>((resolve, reject) => {
+      let buf = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => {
+        buf += chunk;
+        let nl: number;
+        while ((nl = buf.indexOf('\n')) >= 0) {
+          const line = buf.slice(0, nl).trim();
+          buf = buf.slice(nl + 1);
+          if (!line) continue;
+          let ev: WatchEvent<T>;
+          try {
+            ev = JSON.parse(line) as WatchEvent<T>;
+          } catch (err) {
+            res.destroy();
+            reject(new KubeApiError(0, 'InvalidWatchEvent', 'watch stream sent an unparseable event', undefined, { cause: err }));
+            return;
+          }
+          if (ev.type === 'ERROR') {
+            const st = ev.object as unknown as { code?: number; reason?: string; message?: string };
+            res.destroy();
+            reject(new KubeApiError(st.code ?? 500, st.reason ?? 'WatchError', st.message ?? 'watch error'));
+            return;
+          }
+          try {
+            onEvent(ev);
+          } catch (err) {
+            res.destroy();
+            reject(err);
+            return;
+          }
+        }
+      });
+      res.on('end', () => resolve());
+      res.on('error', (err) => reject(new KubeApiError(0, 'WatchStreamError', 'watch stream failed', undefined, { cause: err })));
+      res.on('close', () => resolve());
+    });
+  }
+
+  /** Raw request returning parsed JSON; the single place API errors are converted. */
+  async request<T>(method: string, path: string, body?: unknown, contentType = 'application/json', signal?: AbortSignal): Promise<T> {
+    const res = await this.open(method, path, body, contentType, signal);
+    if ((res.statusCode ?? 0) >= 300) throw await toError(res);
+    const text = await readAll(res);
+    return (text ? JSON.parse(text) : {}) as T;
+  }
+
+  /** Raw request returning the body as text (health endpoints, logs). */
+  async requestText(method: string, path: string): Promise<string> {
+    const res = await this.open(method, path, undefined, undefined);
+    if ((res.statusCode ?? 0) >= 300) throw await toError(res);
+    return readAll(res);
+  }
+
+  private async open(method: string, path: string, body: unknown, contentType: string | undefined, signal?: AbortSignal): Promise<http.IncomingMessage> {
+    const auth = await this.authOptions();
+    const payload = body === undefined ? undefined : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
+    const lib = this.server.protocol === 'https:' ? https : http;
+    return new Promise((resolve, reject) => {
+      const req = lib.request(
+        {
+          ...auth,
+          agent: this.agent,
+          protocol: this.server.protocol,
+          hostname: this.server.hostname,
+          port: this.server.port,
+          method,
+          path: (this.server.pathname.replace(/\/$/, '')) + path,
+          signal,
+          headers: {
+            ...(auth.headers ?? {}),
+            Accept: 'application/json',
+            'User-Agent': this.userAgent,
+            ...(payload ? { 'Content-Type': contentType ?? 'application/json', 'Content-Length': payload.length } : {}),
+          },
+        },
+        resolve,
+      );
+      req.on('error', (err) => reject(new KubeApiError(0, 'TransportError', 'request to the API server failed', undefined, { cause: err })));
+      if (payload) req.write(payload);
+      req.end();
+    });
+  }
+}
+
+function withType<T extends KubeObject>(t: ResourceType, obj: T): T {
+  return { ...obj, apiVersion: obj.apiVersion ?? apiVersionOf(t), kind: obj.kind ?? t.kind };
+}
+
+function writeQuery(opts: WriteOptions): string {
+  return query({ dryRun: opts.dryRun ? 'All' : undefined, fieldManager: opts.fieldManager ?? FIELD_MANAGER });
+}
+
+function query(params: Record<string, string | undefined>): string {
+  const q = new URLSearchParams();
+  for (const [k, v] of Object.entries(params)) if (v !== undefined && v !== '') q.set(k, v);
+  const s = q.toString();
+  return s ? `?${s}` : '';
+}
+
+function readAll(res: http.IncomingMessage): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    res.on('data', (c: Buffer) => chunks.push(c));
+    res.on('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+    res.on('error', reject);
+  });
+}
+
+async function toError(res: http.IncomingMessage): Promise<KubeApiError> {
+  const status = res.statusCode ?? 0;
+  let text = '';
+  try {
+    text = await readAll(res);
+  } catch {
+    /* the status code alone is enough */
+  }
+  try {
+    const st = JSON.parse(text) as { reason?: string; message?: string; details?: KubeApiError['details'] };
+    return new KubeApiError(status, st.reason ?? String(status), st.message ?? `HTTP ${status}`, st.details);
+  } catch {
+    return new KubeApiError(status, String(status), `HTTP ${status}`);
+  }
+}

@@ -1,0 +1,141 @@
+import { randomUUID } from 'node:crypto';
+import { isConflict } from '../kube/errors.js';
+import type { KubeObject } from '../kube/client.js';
+import type { Informer } from './informer.js';
+import { objectKey } from './informer.js';
+import type { Logger } from './logger.js';
+import type { OperatorMetrics } from './metrics.js';
+import { WorkQueue } from './workqueue.js';
+
+/** What a reconcile asks for next: nothing, or another look after a delay. */
+export interface ReconcileResult {
+  requeueAfterMs?: number;
+}
+
+export interface ReconcileRequest {
+  namespace?: string;
+  name: string;
+}
+
+/**
+ * An error the reconciler has already reported in the object's conditions
+ * and that retrying cannot fix (bad input). It is not retried with backoff;
+ * the object's next change triggers a new reconcile.
+ */
+export class TerminalError extends Error {
+  override readonly name = 'TerminalError';
+}
+
+export type Reconcile = (req: ReconcileRequest, log: Logger) => Promise<ReconcileResult | void>;
+
+export interface ControllerOptions {
+  name: string;
+  reconcile: Reconcile;
+  log: Logger;
+  metrics: OperatorMetrics;
+  workers?: number;
+  queue?: WorkQueue;
+}
+
+/**
+ * The controller-runtime contract: level-triggered keys, one reconciler per
+ * root kind, a rate-limited queue, conflicts requeued quickly and quietly,
+ * failures retried with per-key backoff that is forgotten only on success.
+ */
+export class Controller {
+  readonly queue: WorkQueue;
+  private readonly workers: Promise<void>[] = [];
+  private running = false;
+
+  constructor(private readonly opts: ControllerOptions) {
+    this.queue = opts.queue ?? new WorkQueue();
+    opts.metrics.queueDepth.set({ controller: opts.name }, 0);
+  }
+
+  get name(): string {
+    return this.opts.name;
+  }
+
+  enqueue(key: string): void {
+    this.queue.add(key);
+  }
+
+  /** Route an informer's events to keys; `map` turns a child into its owner's key(s). */
+  watch<T extends KubeObject>(informer: Informer<T>, map: (obj: T) => string[] = (o) => [objectKey(o)], filter?: (obj: T, old?: T) => boolean): void {
+    informer.on((_event, obj, old) => {
+      if (filter && !filter(obj, old)) return;
+      for (const key of map(obj)) this.queue.add(key);
+    });
+  }
+
+  start(): void {
+    if (this.running) return;
+    this.running = true;
+    const n = this.opts.workers ?? 2;
+    for (let i = 0; i < n; i++) this.workers.push(this.work());
+  }
+
+  /** Stops taking keys and waits for in-flight reconciles to finish. */
+  async stop(): Promise<void> {
+    this.queue.shutDown();
+    await Promise.all(this.workers);
+    this.running = false;
+  }
+
+  private async work(): Promise<void> {
+    for (;;) {
+      const key = await this.queue.get();
+      if (key === undefined) return;
+      await this.process(key);
+      this.queue.done(key);
+      this.opts.metrics.queueDepth.set({ controller: this.opts.name }, this.queue.length);
+    }
+  }
+
+  private async process(key: string): Promise<void> {
+    const [namespace, name] = key.includes('/') ? key.split('/', 2) : [undefined, key];
+    const log = this.opts.log.child({ controller: this.opts.name, namespace, name, reconcileID: randomUUID() });
+    const started = performance.now();
+    const labels = { controller: this.opts.name };
+    try {
+      const result = await this.opts.reconcile({ namespace, name: name! }, log);
+      this.queue.forget(key);
+      this.opts.metrics.reconcileTotal.inc({ ...labels, result: result?.requeueAfterMs ? 'requeue_after' : 'success' });
+      if (result?.requeueAfterMs) this.queue.addAfter(key, result.requeueAfterMs);
+    } catch (err) {
+      if (err instanceof TerminalError) {
+        this.queue.forget(key);
+        this.opts.metrics.reconcileTotal.inc({ ...labels, result: 'terminal' });
+        log.info({ reason: err.message }, 'reconcile stopped on invalid input');
+      } else if (isConflict(err)) {
+        this.opts.metrics.reconcileTotal.inc({ ...labels, result: 'conflict' });
+        log.debug('conflict, requeueing');
+        this.queue.addAfter(key, 100 + Math.random() * 200);
+      } else {
+        this.opts.metrics.reconcileTotal.inc({ ...labels, result: 'error' });
+        this.opts.metrics.reconcileErrors.inc(labels);
+        log.warn({ err: describeError(err), retries: this.queue.limiter.retries(key) }, 'reconcile failed, retrying with backoff');
+        this.queue.addRateLimited(key);
+      }
+    } finally {
+      this.opts.metrics.reconcileDuration.observe(labels, (performance.now() - started) / 1000);
+    }
+  }
+}
+
+/**
+ * What of an error is safe to log: its class, code and constant message.
+ * Never stacks of request bodies, never raw API responses.
+ */
+export function describeError(err: unknown): Record<string, unknown> {
+  if (err instanceof Error) {
+    const out: Record<string, unknown> = { type: err.name, message: err.message };
+    const e = err as Error & { status?: number; reason?: string; code?: string };
+    if (e.status !== undefined) out.status = e.status;
+    if (e.reason !== undefined) out.reason = e.reason;
+    if (e.code !== undefined) out.code = e.code;
+    if (err.cause instanceof Error) out.cause = { type: err.cause.name, code: (err.cause as { code?: string }).code };
+    return out;
+  }
+  return { type: typeof err };
+}

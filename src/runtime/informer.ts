@@ -1,0 +1,199 @@
+import type { KubeClient, KubeObject } from '../kube/client.js';
+import { KubeApiError } from '../kube/errors.js';
+import type { ResourceType } from '../kube/resources.js';
+import type { Logger } from './logger.js';
+
+export type InformerEvent = 'add' | 'update' | 'delete';
+export type InformerHandler<T> = (event: InformerEvent, obj: T, old?: T) => void;
+
+export interface InformerOptions {
+  namespace?: string;
+  labelSelector?: string;
+  /** Full relist interval: a safety net for anything a watch missed. */
+  relistMs?: number;
+  /** Server-side watch timeout; a stream open longer than this plus a grace period is stalled. */
+  watchTimeoutSeconds?: number;
+  log: Logger;
+}
+
+export function objectKey(obj: KubeObject): string {
+  const md = obj.metadata ?? {};
+  return md.namespace ? `${md.namespace}/${md.name}` : String(md.name);
+}
+
+/**
+ * List-then-watch cache of one resource type. It survives everything a real
+ * API server does to a watch: streams that end, 410 Gone (relist), errors and
+ * restarts (relist with backoff), and silent stalls (a watchdog aborts a
+ * stream that outlives its server-side timeout). `healthy()` feeds /readyz.
+ */
+export class Informer<T extends KubeObject> {
+  private readonly store = new Map<string, T>();
+  private readonly handlers: InformerHandler<T>[] = [];
+  private synced = false;
+  private lastContact = 0;
+  private resourceVersion = '';
+  private readonly relistMs: number;
+  private readonly watchTimeoutSeconds: number;
+  private abort = new AbortController();
+  private stopped = false;
+  private loop: Promise<void> | undefined;
+
+  constructor(
+    private readonly client: KubeClient,
+    readonly resource: ResourceType,
+    private readonly opts: InformerOptions,
+  ) {
+    this.relistMs = opts.relistMs ?? 10 * 60_000;
+    this.watchTimeoutSeconds = opts.watchTimeoutSeconds ?? 240;
+  }
+
+  on(handler: InformerHandler<T>): void {
+    this.handlers.push(handler);
+  }
+
+  get(key: string): T | undefined {
+    return this.store.get(key);
+  }
+
+  list(namespace?: string): T[] {
+    const all = [...this.store.values()];
+    return namespace === undefined ? all : all.filter((o) => o.metadata?.namespace === namespace);
+  }
+
+  hasSynced(): boolean {
+    return this.synced;
+  }
+
+  /** True while the cache is synced and the API server answered recently. */
+  healthy(maxSilenceMs = (this.watchTimeoutSeconds + 60) * 1000): boolean {
+    return this.synced && Date.now() - this.lastContact < maxSilenceMs;
+  }
+
+  start(): void {
+    if (!this.loop) this.loop = this.run();
+  }
+
+  async waitForSync(timeoutMs = 60_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.synced) {
+      if (Date.now() > deadline) throw new Error(`informer for ${this.resource.plural} did not sync`);
+      await sleep(50);
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    this.abort.abort();
+    await this.loop;
+  }
+
+  private async run(): Promise<void> {
+    let failures = 0;
+    while (!this.stopped) {
+      try {
+        await this.relist();
+        failures = 0;
+        const relistAt = Date.now() + this.relistMs;
+        while (!this.stopped && Date.now() < relistAt) {
+          await this.watchOnce();
+        }
+      } catch (err) {
+        if (this.stopped) break;
+        const gone = err instanceof KubeApiError && err.status === 410;
+        if (!gone) failures++;
+        const delay = gone ? 0 : Math.min(30_000, 500 * 2 ** Math.min(failures, 6)) * (0.8 + Math.random() * 0.4);
+        this.opts.log.warn({ resource: this.resource.plural, status: err instanceof KubeApiError ? err.status : undefined, reason: err instanceof KubeApiError ? err.reason : undefined, delayMs: Math.round(delay) }, gone ? 'watch expired, relisting' : 'list/watch failed, retrying');
+        await sleep(delay, this.abort.signal);
+      }
+    }
+  }
+
+  private async relist(): Promise<void> {
+    const list = await this.client.list<T>(this.resource, { namespace: this.opts.namespace, labelSelector: this.opts.labelSelector });
+    this.lastContact = Date.now();
+    const seen = new Set<string>();
+    for (const obj of list.items) {
+      const key = objectKey(obj);
+      seen.add(key);
+      const old = this.store.get(key);
+      this.store.set(key, obj);
+      this.emit(old ? 'update' : 'add', obj, old);
+    }
+    for (const [key, old] of [...this.store]) {
+      if (!seen.has(key)) {
+        this.store.delete(key);
+        this.emit('delete', old);
+      }
+    }
+    this.resourceVersion = list.metadata.resourceVersion;
+    this.synced = true;
+  }
+
+  private async watchOnce(): Promise<void> {
+    const streamAbort = new AbortController();
+    const onStop = () => streamAbort.abort();
+    this.abort.signal.addEventListener('abort', onStop, { once: true });
+    // Watchdog: the server closes the stream after timeoutSeconds; if it has
+    // not by then plus a grace period, the connection is silently dead.
+    const watchdog = setTimeout(() => streamAbort.abort(), (this.watchTimeoutSeconds + 30) * 1000);
+    watchdog.unref();
+    try {
+      await this.client.watch<T>(
+        this.resource,
+        {
+          namespace: this.opts.namespace,
+          labelSelector: this.opts.labelSelector,
+          resourceVersion: this.resourceVersion,
+          timeoutSeconds: this.watchTimeoutSeconds,
+          signal: streamAbort.signal,
+        },
+        (ev) => {
+          this.lastContact = Date.now();
+          const rv = ev.object?.metadata?.resourceVersion;
+          if (rv) this.resourceVersion = rv;
+          if (ev.type === 'BOOKMARK') return;
+          const key = objectKey(ev.object);
+          const old = this.store.get(key);
+          if (ev.type === 'DELETED') {
+            this.store.delete(key);
+            this.emit('delete', ev.object);
+          } else {
+            this.store.set(key, ev.object);
+            this.emit(old ? 'update' : 'add', ev.object, old);
+          }
+        },
+      );
+      this.lastContact = Date.now();
+    } catch (err) {
+      if (streamAbort.signal.aborted && !this.stopped) {
+        throw new KubeApiError(0, 'WatchStalled', 'watch stream stalled', undefined, { cause: err });
+      }
+      throw err;
+    } finally {
+      clearTimeout(watchdog);
+      this.abort.signal.removeEventListener('abort', onStop);
+    }
+  }
+
+  private emit(event: InformerEvent, obj: T, old?: T): void {
+    for (const h of this.handlers) {
+      try {
+        h(event, obj, old);
+      } catch (err) {
+        this.opts.log.error({ err, resource: this.resource.plural }, 'informer handler failed');
+      }
+    }
+  }
+}
+
+export function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal?.aborted) return resolve();
+    const t = setTimeout(resolve, ms);
+    signal?.addEventListener('abort', () => {
+      clearTimeout(t);
+      resolve();
+    }, { once: true });
+  });
+}

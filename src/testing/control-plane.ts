@@ -1,0 +1,251 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
+import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { KubeConfig } from '@kubernetes/client-node';
+import { stringify } from 'yaml';
+import { KubeClient } from '../kube/client.js';
+import { createCertificate, createCertificateAuthority, type KeyPairPem } from '../kube/x509.js';
+import { ensureControlPlaneBinaries, type ControlPlaneBinaries } from './binaries.js';
+import { freePort, waitFor } from './ports.js';
+
+export interface ControlPlaneOptions {
+  /** Where data, certs and logs go; a fresh temp dir by default (removed on stop). */
+  dir?: string;
+  /** Run kube-controller-manager (garbage collection, namespace deletion). Default true. */
+  controllerManager?: boolean;
+  /** Progress lines (binary builds, readiness) go here. */
+  onProgress?: (line: string) => void;
+}
+
+export const SERVICE_ACCOUNT_ISSUER = 'https://kubernetes.default.svc.cluster.local';
+
+/**
+ * A real control plane on loopback: etcd, kube-apiserver with secure serving,
+ * RBAC, client-certificate auth from a generated CA and a service-account
+ * signer (so TokenRequest and TokenReview work), and optionally
+ * kube-controller-manager. Used by the integration tests and by `atoll dev`.
+ */
+export class ControlPlane {
+  readonly etcdEndpoint: string;
+  readonly server: string;
+  readonly adminKubeconfigPath: string;
+  private etcdProc: ChildProcess | undefined;
+  private apiProc: ChildProcess | undefined;
+  private kcmProc: ChildProcess | undefined;
+  private readonly ownsDir: boolean;
+
+  private constructor(
+    readonly dir: string,
+    readonly binaries: ControlPlaneBinaries,
+    readonly ca: KeyPairPem,
+    private readonly ports: { etcd: number; etcdPeer: number; api: number },
+    ownsDir: boolean,
+    private readonly progress: (line: string) => void,
+  ) {
+    this.ownsDir = ownsDir;
+    this.etcdEndpoint = `http://127.0.0.1:${ports.etcd}`;
+    this.server = `https://127.0.0.1:${ports.api}`;
+    this.adminKubeconfigPath = path.join(dir, 'admin.kubeconfig');
+  }
+
+  static async start(opts: ControlPlaneOptions = {}): Promise<ControlPlane> {
+    const progress = opts.onProgress ?? (() => {});
+    const binaries = ensureControlPlaneBinaries();
+    const ownsDir = !opts.dir;
+    const dir = opts.dir ?? mkdtempSync(path.join(tmpdir(), 'atoll-cp-'));
+    mkdirSync(path.join(dir, 'pki'), { recursive: true });
+    const ports = { etcd: await freePort(), etcdPeer: await freePort(), api: await freePort() };
+    const ca = createCertificateAuthority({ commonName: 'atoll-test-ca' });
+    const cp = new ControlPlane(dir, binaries, ca, ports, ownsDir, progress);
+    cp.writePki();
+    try {
+      await cp.startEtcd();
+      await cp.startApiServer();
+      if (opts.controllerManager !== false && binaries.kubeControllerManager) await cp.startControllerManager();
+    } catch (err) {
+      await cp.stop();
+      throw err;
+    }
+    return cp;
+  }
+
+  private pki(name: string): string {
+    return path.join(this.dir, 'pki', name);
+  }
+
+  private writePki(): void {
+    writeFileSync(this.pki('ca.crt'), this.ca.certPem);
+    writeFileSync(this.pki('ca.key'), this.ca.keyPem, { mode: 0o600 });
+    const serving = createCertificate({ issuer: this.ca, commonName: 'kube-apiserver', dnsNames: ['localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc'], ipAddresses: ['127.0.0.1'], usage: 'server' });
+    writeFileSync(this.pki('apiserver.crt'), serving.certPem);
+    writeFileSync(this.pki('apiserver.key'), serving.keyPem, { mode: 0o600 });
+    const sa = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    writeFileSync(this.pki('sa.key'), sa.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, { mode: 0o600 });
+    writeFileSync(this.pki('sa.pub'), sa.publicKey.export({ type: 'spki', format: 'pem' }) as string);
+    writeFileSync(this.adminKubeconfigPath, this.kubeconfigFor('atoll-admin', ['system:masters']), { mode: 0o600 });
+  }
+
+  /** A kubeconfig (YAML) authenticating as `user` in `groups` with a client certificate. */
+  kubeconfigFor(user: string, groups: string[] = []): string {
+    const cert = createCertificate({ issuer: this.ca, commonName: user, organizations: groups, usage: 'client' });
+    return stringify({
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [{ name: 'atoll', cluster: { server: this.server, 'certificate-authority-data': b64(this.ca.certPem) } }],
+      users: [{ name: user, user: { 'client-certificate-data': b64(cert.certPem), 'client-key-data': b64(cert.keyPem) } }],
+      contexts: [{ name: 'atoll', context: { cluster: 'atoll', user } }],
+      'current-context': 'atoll',
+    });
+  }
+
+  /** Writes a user's kubeconfig to a file (for kubectl) and returns its path. */
+  writeKubeconfigFor(user: string, groups: string[] = []): string {
+    const file = path.join(this.dir, `${user.replace(/[^a-zA-Z0-9_.-]/g, '_')}.kubeconfig`);
+    writeFileSync(file, this.kubeconfigFor(user, groups), { mode: 0o600 });
+    return file;
+  }
+
+  /** A client acting as a given user (client certificate, so RBAC is real). */
+  clientFor(user: string, groups: string[] = []): KubeClient {
+    const kc = new KubeConfig();
+    kc.loadFromString(this.kubeconfigFor(user, groups));
+    return new KubeClient(kc);
+  }
+
+  /** A client with a bearer token (e.g. from TokenRequest). */
+  clientWithToken(token: string): KubeClient {
+    const kc = new KubeConfig();
+    kc.loadFromString(stringify({
+      apiVersion: 'v1', kind: 'Config',
+      clusters: [{ name: 'atoll', cluster: { server: this.server, 'certificate-authority-data': b64(this.ca.certPem) } }],
+      users: [{ name: 'token', user: { token } }],
+      contexts: [{ name: 'atoll', context: { cluster: 'atoll', user: 'token' } }],
+      'current-context': 'atoll',
+    }));
+    return new KubeClient(kc);
+  }
+
+  adminClient(): KubeClient {
+    return KubeClient.fromKubeconfigFile(this.adminKubeconfigPath);
+  }
+
+  private spawnLogged(name: string, bin: string, args: string[]): ChildProcess {
+    const log = createWriteStream(path.join(this.dir, `${name}.log`), { flags: 'a' });
+    const proc = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    proc.stdout?.pipe(log);
+    proc.stderr?.pipe(log);
+    killOnExit.add(proc);
+    proc.on('exit', () => killOnExit.delete(proc));
+    return proc;
+  }
+
+  private async startEtcd(): Promise<void> {
+    this.progress(`starting etcd on ${this.etcdEndpoint}`);
+    const peer = `http://127.0.0.1:${this.ports.etcdPeer}`;
+    this.etcdProc = this.spawnLogged('etcd', this.binaries.etcd, [
+      '--name', 'atoll', '--data-dir', path.join(this.dir, 'etcd'),
+      '--listen-client-urls', this.etcdEndpoint, '--advertise-client-urls', this.etcdEndpoint,
+      '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer, '--initial-cluster', `atoll=${peer}`,
+      '--unsafe-no-fsync', '--log-level', 'warn',
+    ]);
+    await waitFor('etcd', async () => (await fetch(`${this.etcdEndpoint}/health`)).ok, 30_000);
+  }
+
+  /** Starts (or restarts) kube-apiserver on its fixed port. */
+  async startApiServer(): Promise<void> {
+    this.progress(`starting kube-apiserver on ${this.server}`);
+    this.apiProc = this.spawnLogged('kube-apiserver', this.binaries.kubeApiserver, [
+      '--etcd-servers', this.etcdEndpoint,
+      '--bind-address', '127.0.0.1', '--advertise-address', '127.0.0.1', '--secure-port', String(this.ports.api),
+      '--tls-cert-file', this.pki('apiserver.crt'), '--tls-private-key-file', this.pki('apiserver.key'),
+      '--client-ca-file', this.pki('ca.crt'),
+      '--authorization-mode', 'RBAC',
+      '--service-account-issuer', SERVICE_ACCOUNT_ISSUER,
+      '--service-account-key-file', this.pki('sa.pub'), '--service-account-signing-key-file', this.pki('sa.key'),
+      '--api-audiences', SERVICE_ACCOUNT_ISSUER,
+      '--service-cluster-ip-range', '10.0.0.0/24',
+      '--endpoint-reconciler-type', 'none',
+      '--enable-priority-and-fairness=false', '--profiling=false',
+      '--cert-dir', path.join(this.dir, 'apiserver-certs'),
+      '--v', '1',
+    ]);
+    const admin = this.adminClient();
+    const proc = this.apiProc;
+    await waitFor('kube-apiserver /readyz', async () => {
+      if (proc.exitCode !== null) throw new FatalStartError(`kube-apiserver exited with code ${proc.exitCode}: ${this.logTail('kube-apiserver')}`);
+      await admin.requestText('GET', '/readyz');
+      return true;
+    }, 120_000, 250).catch((err: Error) => {
+      throw new Error(`${err.message}\n${this.logTail('kube-apiserver')}`, { cause: err });
+    });
+    // RBAC bootstrap (default ClusterRoles) finishes just after readyz on a fresh etcd.
+    await waitFor('RBAC bootstrap roles', async () => {
+      await admin.request('GET', '/apis/rbac.authorization.k8s.io/v1/clusterroles/admin');
+      return true;
+    }, 60_000, 250);
+  }
+
+  /** Last lines of a component's log, for start-up failures. */
+  logTail(name: string, lines = 15): string {
+    try {
+      return readFileSync(path.join(this.dir, `${name}.log`), 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+    } catch {
+      return '';
+    }
+  }
+
+  /** Stops kube-apiserver only (tests of recovery); etcd keeps its data. */
+  async stopApiServer(): Promise<void> {
+    await stopProcess(this.apiProc);
+    this.apiProc = undefined;
+  }
+
+  private async startControllerManager(): Promise<void> {
+    this.progress('starting kube-controller-manager');
+    this.kcmProc = this.spawnLogged('kube-controller-manager', this.binaries.kubeControllerManager!, [
+      '--kubeconfig', this.adminKubeconfigPath,
+      '--controllers', 'garbagecollector,namespace,serviceaccount',
+      '--leader-elect=false',
+      '--secure-port', '0',
+      '--use-service-account-credentials=false',
+      '--concurrent-gc-syncs', '5',
+      '--v', '1',
+    ]);
+  }
+
+  /** Connection facts for state files and tests. */
+  describe(): { kubeconfig: string; server: string; etcd: { endpoints: string[] }; kubernetesVersion: string } {
+    return { kubeconfig: this.adminKubeconfigPath, server: this.server, etcd: { endpoints: [this.etcdEndpoint] }, kubernetesVersion: this.binaries.kubernetesVersion };
+  }
+
+  async stop(): Promise<void> {
+    await stopProcess(this.kcmProc);
+    await stopProcess(this.apiProc);
+    await stopProcess(this.etcdProc);
+    if (this.ownsDir && !process.env.ATOLL_KEEP_CONTROL_PLANE) rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+class FatalStartError extends Error {
+  override readonly name = 'FatalStartError';
+}
+
+const killOnExit = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const p of killOnExit) p.kill('SIGKILL');
+});
+
+async function stopProcess(proc: ChildProcess | undefined): Promise<void> {
+  if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+  proc.kill('SIGTERM');
+  const timer = setTimeout(() => proc.kill('SIGKILL'), 10_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+function b64(s: string): string {
+  return Buffer.from(s).toString('base64');
+}

@@ -1,0 +1,126 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { request } from 'node:http';
+import { createServer } from 'node:net';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { CreateKeyCommand, KMSClient } from '@aws-sdk/client-kms';
+
+/** A running moto server: an AWS emulator (KMS, S3, ...) on a loopback port. */
+export interface MotoServer {
+  /** `http://127.0.0.1:<port>`, usable as the endpoint of any AWS SDK client. */
+  endpoint: string;
+  stop(): Promise<void>;
+}
+
+/** The credentials and region moto accepts; nothing real. */
+export const MOTO_REGION = 'us-east-1';
+export const MOTO_CREDENTIALS = { accessKeyId: 'testing', secretAccessKey: 'testing' } as const;
+
+const STARTUP_TIMEOUT_MS = 30_000;
+const STOP_GRACE_MS = 3_000;
+
+/** Where hack/install-python-tools.sh puts moto_server. */
+export function motoServerPath(): string {
+  const cache = process.env.ATOLL_CACHE_DIR ?? join(homedir(), '.cache', 'atoll');
+  return join(cache, 'venv', 'bin', 'moto_server');
+}
+
+/**
+ * Starts moto_server on a free 127.0.0.1 port and resolves once it answers
+ * HTTP. One server emulates every AWS service moto knows, so KMS and S3 tests
+ * can share this helper; stop it in afterAll.
+ */
+export async function startMoto(): Promise<MotoServer> {
+  const binary = motoServerPath();
+  if (!existsSync(binary)) {
+    throw new Error('moto_server is not installed; run: bash hack/install-python-tools.sh');
+  }
+  const port = await freeLoopbackPort();
+  const child = spawn(binary, ['-H', '127.0.0.1', '-p', String(port)], {
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  let stderrTail = '';
+  child.stderr?.on('data', (chunk: Buffer) => {
+    stderrTail = (stderrTail + chunk.toString('utf8')).slice(-2000);
+  });
+  // If the test process dies without afterAll, do not leave moto running.
+  const killOnExit = () => child.kill('SIGKILL');
+  process.once('exit', killOnExit);
+  const stop = async () => {
+    await stopProcess(child);
+    process.removeListener('exit', killOnExit);
+  };
+  try {
+    await waitUntilAnswering(child, port);
+  } catch (err) {
+    await stop();
+    throw new Error(`moto_server did not start: ${stderrTail.trim().split('\n').slice(-3).join(' | ')}`, { cause: err });
+  }
+  return { endpoint: `http://127.0.0.1:${port}`, stop };
+}
+
+/** Creates a symmetric KMS key on a moto endpoint and returns its ARN. */
+export async function createKmsKey(endpoint: string): Promise<string> {
+  const client = new KMSClient({ region: MOTO_REGION, endpoint, credentials: MOTO_CREDENTIALS });
+  try {
+    const out = await client.send(new CreateKeyCommand({ KeySpec: 'SYMMETRIC_DEFAULT', KeyUsage: 'ENCRYPT_DECRYPT' }));
+    const arn = out.KeyMetadata?.Arn;
+    if (!arn) throw new Error('moto CreateKey returned no key ARN');
+    return arn;
+  } finally {
+    client.destroy();
+  }
+}
+
+/** Asks the kernel for a free port on 127.0.0.1 (bind to 0, read it, release it). */
+export function freeLoopbackPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => {
+        if (address && typeof address === 'object') resolve(address.port);
+        else reject(new Error('no port assigned'));
+      });
+    });
+  });
+}
+
+async function waitUntilAnswering(child: ChildProcess, port: number): Promise<void> {
+  const deadline = Date.now() + STARTUP_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null || child.signalCode !== null) throw new Error('moto_server exited');
+    if (await answers(port)) return;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error('moto_server did not answer in time');
+}
+
+/** Any HTTP response from moto's own API means the server is up. */
+function answers(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const req = request({ host: '127.0.0.1', port, path: '/moto-api/', method: 'GET', timeout: 1_000 }, (res) => {
+      res.resume();
+      resolve(true);
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => resolve(false));
+    req.end();
+  });
+}
+
+/** SIGTERM, then SIGKILL after a grace period; resolves when the process has exited. */
+function stopProcess(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const killer = setTimeout(() => child.kill('SIGKILL'), STOP_GRACE_MS);
+    child.once('exit', () => {
+      clearTimeout(killer);
+      resolve();
+    });
+    child.kill('SIGTERM');
+  });
+}
