@@ -13,7 +13,8 @@ import { parse, parseAllDocuments } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { SAAS_CONTRACTS, startSaasFixture } from '../../test/fixtures/saas/index.js';
 import type { Credentials, SaasContract, SaasFixture } from '../../test/fixtures/saas/index.js';
-import type { IntegrationTypeObject, IntegrationTypeSpec, ProbeContext, ProbeOutcome } from './probe-types.js';
+import type { IntegrationTypeObject, IntegrationTypeSpec, ProbeContext } from './probe-types.js';
+import { runProbe } from './run-probe.js';
 import { validateSettings } from './settings.js';
 import { renderUrlTemplate } from './templates.js';
 
@@ -411,13 +412,11 @@ describe('SaaS contract fixture', () => {
 
 describe('SaaS probes against the vendor contracts', () => {
   let fixture: SaasFixture;
-  let runProbe: (type: IntegrationTypeSpec, ctx: ProbeContext) => Promise<ProbeOutcome>;
   beforeAll(async () => {
-    ({ runProbe } = await import('./run-probe.js'));
     fixture = await startSaasFixture();
   });
   afterAll(async () => {
-    await fixture?.close();
+    await fixture.close();
   });
 
   function context(contract: SaasContract, credentials: Credentials): ProbeContext {
@@ -434,8 +433,7 @@ describe('SaaS probes against the vendor contracts', () => {
 
   async function probe(contract: SaasContract, credentials: Credentials) {
     const before = fixture.requests.length;
-    const spec = manifestOf(contract.type).spec as unknown as IntegrationTypeSpec;
-    const outcome = await runProbe(spec, context(contract, credentials));
+    const outcome = await runProbe(manifestObject(contract.type), context(contract, credentials));
     return { outcome, received: fixture.requests.slice(before) };
   }
 

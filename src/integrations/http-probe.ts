@@ -22,7 +22,11 @@ export const ERROR_INVALID_HEADER_NAME = 'probe header name is not a valid HTTP 
 export const ERROR_INVALID_HEADER_VALUE = 'probe header value contains characters not allowed in HTTP headers';
 export const ERROR_INVALID_PROBE_URL = 'probe URL is not a valid http or https URL';
 
+export const ERROR_UNSUPPORTED_METHOD = 'probe method must be GET, HEAD or POST';
+
 const AUTH_TYPES: readonly HttpAuthType[] = ['header', 'bearer', 'basic', 'query', 'none'];
+/** Probes must not change anything on the service: no PUT, PATCH or DELETE. */
+const METHODS = ['GET', 'HEAD', 'POST'];
 const HEADER_NAME = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/;
 const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 
@@ -188,6 +192,8 @@ function applyAuth(auth: HttpAuthSpec | undefined, values: TemplateValues, url: 
 }
 
 function buildRequest(spec: HttpProbeSpec, ctx: ProbeContext): ProbeHttpRequest {
+  const method = spec.method ?? 'GET';
+  if (!METHODS.includes(method)) throw new ProbeFailure('InvalidSettings', ERROR_UNSUPPORTED_METHOD);
   const values: TemplateValues = { settings: ctx.settings, credentials: ctx.credentials };
   try {
     const url = renderUrlTemplate(spec.url, values);
@@ -199,7 +205,7 @@ function buildRequest(spec: HttpProbeSpec, ctx: ProbeContext): ProbeHttpRequest 
     }
     applyAuth(spec.auth, values, url, headers);
     const body = spec.body !== undefined && spec.body !== '' ? renderTemplate(spec.body, values) : undefined;
-    return { url, method: spec.method ?? 'GET', headers, body, readBody: false };
+    return { url, method, headers, body, readBody: false };
   } catch (err) {
     throw templateFailure(err);
   }

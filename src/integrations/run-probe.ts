@@ -8,7 +8,7 @@
  */
 import { getDriver } from './drivers/index.js';
 import { runHttpProbe } from './http-probe.js';
-import { ProbeFailure, classifyNetworkError, probeOutcome } from './probe-failure.js';
+import { ProbeFailure, probeOutcome } from './probe-failure.js';
 import { DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_PROBE_TIMEOUT_MS } from './probe-types.js';
 import type { IntegrationTypeObject, IntegrationTypeSpec, ProbeContext, ProbeOutcome } from './probe-types.js';
 import { validateSettings } from './settings.js';
@@ -41,11 +41,9 @@ function scrub(message: string, credentials: Record<string, string>): string {
   return clean;
 }
 
+/** Drivers throw ProbeFailures; anything else is a bug, reported without its (possibly secret-bearing) text. */
 function failureOf(err: unknown): ProbeFailure {
   if (err instanceof ProbeFailure) return err;
-  if (typeof err === 'object' && err !== null && typeof (err as { code?: unknown }).code === 'string') {
-    return classifyNetworkError(err, { host: 'the service', port: 0 }, false);
-  }
   return new ProbeFailure('UnexpectedResponse', ERROR_INTERNAL, { cause: err, reachable: 'Unknown' });
 }
 

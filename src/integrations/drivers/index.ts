@@ -5,13 +5,11 @@
  * in one place; registering a name twice is a programming error and throws.
  */
 import type { ProbeDriver } from '../probe-types.js';
+import { MysqlDriver } from './mysql.js';
+import { PostgresqlDriver } from './postgresql.js';
 import { PrometheusDriver } from './prometheus.js';
 import { RedisDriver } from './redis.js';
-// Drivers owned by the database/storage integrations (postgresql, mysql, s3):
-// TODO(lead): enable each import and its register() line below once the module exists.
-// import { PostgresqlDriver } from './postgresql.js';
-// import { MysqlDriver } from './mysql.js';
-// import { S3Driver } from './s3.js';
+import { S3Driver } from './s3.js';
 
 export const ERROR_DUPLICATE_DRIVER = 'a probe driver with this name is already registered';
 
@@ -40,12 +38,12 @@ function register(driver: ProbeDriver): void {
   drivers.register(driver);
 }
 
+// One line per driver; a new driver adds its import above and its line here.
+register(new PostgresqlDriver());
+register(new MysqlDriver());
 register(new RedisDriver());
+register(new S3Driver());
 register(new PrometheusDriver());
-// --- database/storage drivers: one line each ---
-// register(new PostgresqlDriver());
-// register(new MysqlDriver());
-// register(new S3Driver());
 
 /** The registered driver called `name`, if any. */
 export function getDriver(name: string): ProbeDriver | undefined {

@@ -175,7 +175,8 @@ class PostgresLogin {
   }
 
   private failureFromError(body: Buffer): ProbeFailure {
-    const sqlstate = errorFields(body).get('C') ?? 'unknown';
+    const code = errorFields(body).get('C') ?? '';
+    const sqlstate = /^[0-9A-Z]{5}$/.test(code) ? code : 'unknown';
     switch (sqlstate) {
       case SQLSTATE_INVALID_PASSWORD:
       case SQLSTATE_INVALID_AUTHORIZATION:

@@ -1,0 +1,104 @@
+/**
+ * Operator configuration, read once from the environment, validated with
+ * errors that name the variable and the fix, then frozen. Nothing else reads
+ * process.env.
+ */
+export interface OperatorConfig {
+  readonly namespace: string;
+  readonly kms: {
+    readonly provider: 'local' | 'aws-kms';
+    readonly defaultKeyId: string;
+    readonly awsRegion?: string;
+    readonly awsEndpoint?: string;
+  };
+  readonly webhook: {
+    readonly enabled: boolean;
+    readonly host: string;
+    readonly port: number;
+    /** In-cluster: the Service fronting the webhook. Out of cluster (dev, tests): a URL base. */
+    readonly serviceName?: string;
+    readonly urlBase?: string;
+  };
+  readonly health: { readonly host: string; readonly port: number };
+  readonly leaderElection: { readonly enabled: boolean; readonly identity: string };
+  readonly probes: { readonly concurrency: number; readonly defaultTimeoutMs: number; readonly maxResponseBytes: number };
+  readonly serviceAccounts: { readonly controller: string; readonly gateway: string };
+  readonly logLevel: string;
+}
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+type Env = Record<string, string | undefined>;
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+export function loadOperatorConfig(env: Env = process.env, overrides: Partial<Record<string, string>> = {}): OperatorConfig {
+  const e: Env = { ...env, ...overrides };
+  const problems: string[] = [];
+  const namespace = e.ATOLL_NAMESPACE ?? 'atoll-system';
+  if (!DNS_LABEL.test(namespace)) problems.push('ATOLL_NAMESPACE must be a DNS-1123 label (the namespace atoll runs in), e.g. atoll-system');
+  const provider = e.ATOLL_KMS_PROVIDER ?? 'local';
+  if (provider !== 'local' && provider !== 'aws-kms') problems.push(`ATOLL_KMS_PROVIDER must be "local" or "aws-kms"`);
+  const defaultKeyId = e.ATOLL_KMS_KEY_ID ?? (provider === 'local' ? 'local/default' : '');
+  if (!defaultKeyId) problems.push('ATOLL_KMS_KEY_ID is required with ATOLL_KMS_PROVIDER=aws-kms: set it to a KMS key ARN or alias (alias/atoll)');
+  if (provider === 'local' && !defaultKeyId.startsWith('local/')) problems.push('ATOLL_KMS_KEY_ID for the local provider must look like local/<name>');
+  const awsRegion = e.AWS_REGION ?? e.AWS_DEFAULT_REGION;
+  if (provider === 'aws-kms' && !awsRegion) problems.push('AWS_REGION is required with ATOLL_KMS_PROVIDER=aws-kms');
+  const awsEndpoint = e.ATOLL_KMS_ENDPOINT || undefined;
+  if (awsEndpoint && !isUrl(awsEndpoint)) problems.push('ATOLL_KMS_ENDPOINT must be an http(s) URL');
+  const webhookPort = port(e, 'ATOLL_WEBHOOK_PORT', 9443, problems);
+  const healthPort = port(e, 'ATOLL_HEALTH_PORT', 8080, problems);
+  const urlBase = e.ATOLL_WEBHOOK_URL || undefined;
+  if (urlBase && !urlBase.startsWith('https://')) problems.push('ATOLL_WEBHOOK_URL must be an https:// URL the API server can reach');
+  const logLevel = e.ATOLL_LOG_LEVEL ?? 'info';
+  if (!LOG_LEVELS.includes(logLevel)) problems.push(`ATOLL_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`);
+  const concurrency = int(e, 'ATOLL_PROBE_CONCURRENCY', 16, 1, 1024, problems);
+  if (problems.length) throw new ConfigError(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
+  return Object.freeze({
+    namespace,
+    kms: Object.freeze({ provider: provider as 'local' | 'aws-kms', defaultKeyId, awsRegion, awsEndpoint }),
+    webhook: Object.freeze({
+      enabled: (e.ATOLL_WEBHOOK_ENABLED ?? 'true') !== 'false',
+      host: e.ATOLL_WEBHOOK_HOST ?? '0.0.0.0',
+      port: webhookPort,
+      serviceName: e.ATOLL_WEBHOOK_SERVICE ?? (urlBase ? undefined : 'atoll-webhook'),
+      urlBase,
+    }),
+    health: Object.freeze({ host: e.ATOLL_HEALTH_HOST ?? '0.0.0.0', port: healthPort }),
+    leaderElection: Object.freeze({ enabled: (e.ATOLL_LEADER_ELECT ?? 'true') !== 'false', identity: e.POD_NAME ?? `${hostname()}-${process.pid}` }),
+    probes: Object.freeze({ concurrency, defaultTimeoutMs: 10_000, maxResponseBytes: 64 * 1024 }),
+    serviceAccounts: Object.freeze({ controller: e.ATOLL_CONTROLLER_SERVICE_ACCOUNT ?? 'atoll-controller', gateway: e.ATOLL_GATEWAY_SERVICE_ACCOUNT ?? 'atoll-gateway' }),
+    logLevel,
+  });
+}
+
+function port(e: Env, name: string, dflt: number, problems: string[]): number {
+  return int(e, name, dflt, 0, 65535, problems);
+}
+
+function int(e: Env, name: string, dflt: number, min: number, max: number, problems: string[]): number {
+  const raw = e[name];
+  if (raw === undefined || raw === '') return dflt;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    problems.push(`${name} must be an integer between ${min} and ${max}`);
+    return dflt;
+  }
+  return n;
+}
+
+function isUrl(s: string): boolean {
+  try {
+    const u = new URL(s);
+    return u.protocol === 'http:' || u.protocol === 'https:';
+  } catch {
+    return false;
+  }
+}
+
+function hostname(): string {
+  return process.env.HOSTNAME ?? 'atoll';
+}

@@ -1,0 +1,47 @@
+import type { ExternalConnection, IntegrationType, Workspace } from '../api/v1alpha1/index.js';
+import type { OperatorConfig } from '../config/operator-config.js';
+import type { CryptoSetup } from '../crypto/setup.js';
+import type { KubeClient, KubeObject } from '../kube/client.js';
+import type { EventRecorder } from '../kube/events.js';
+import type { Informer } from '../runtime/informer.js';
+import type { OperatorMetrics } from '../runtime/metrics.js';
+
+export interface Secret extends KubeObject {
+  type?: string;
+  data?: Record<string, string>;
+}
+
+/** Per-namespace Secret caches: the operator holds no cluster-wide Secret access. */
+export interface SecretCaches {
+  get(namespace: string, name: string): Secret | undefined;
+  /** True once the namespace's cache is synced (before that, fall back to GET). */
+  synced(namespace: string): boolean;
+}
+
+/** Everything a reconciler may use; built once by the operator. */
+export interface OperatorContext {
+  client: KubeClient;
+  config: OperatorConfig;
+  metrics: OperatorMetrics;
+  events: EventRecorder;
+  crypto: CryptoSetup;
+  workspaces: Informer<Workspace & KubeObject>;
+  connections: Informer<ExternalConnection & KubeObject>;
+  types: Informer<IntegrationType & KubeObject>;
+  secrets: SecretCaches;
+}
+
+/** The Workspace governing a namespace, if there is exactly one valid one. */
+export function workspaceOf(ctx: Pick<OperatorContext, 'workspaces'>, namespace: string): (Workspace & KubeObject) | undefined {
+  const all = ctx.workspaces.list(namespace).filter((w) => !w.metadata?.deletionTimestamp);
+  return oldestFirst(all)[0];
+}
+
+/** Oldest first, name as tie-breaker: the first Workspace in a namespace wins. */
+export function oldestFirst<T extends KubeObject>(items: T[]): T[] {
+  return [...items].sort((a, b) => {
+    const ta = a.metadata?.creationTimestamp ?? '';
+    const tb = b.metadata?.creationTimestamp ?? '';
+    return ta === tb ? String(a.metadata?.name).localeCompare(String(b.metadata?.name)) : ta.localeCompare(tb);
+  });
+}

@@ -1,0 +1,186 @@
+import {
+  ConditionType,
+  FINALIZER,
+  Reason,
+  WORKSPACE_LABEL,
+  findCondition,
+  isConditionTrue,
+  setCondition,
+  summarizeReady,
+  type Condition,
+  type Workspace,
+  type WorkspaceStatus,
+} from '../../api/v1alpha1/index.js';
+import type { KubeObject } from '../../kube/client.js';
+import { isNotFound } from '../../kube/errors.js';
+import { hasFinalizer, ownerReference } from '../../kube/owner.js';
+import { Namespaces, RoleBindings, Roles, Workspaces } from '../../kube/resources.js';
+import type { ReconcileRequest, ReconcileResult } from '../../runtime/controller.js';
+import type { Logger } from '../../runtime/logger.js';
+import { oldestFirst, type OperatorContext } from '../context.js';
+import { workspaceIdentity } from './identity.js';
+import { TENANT_ROLES, subjectsFor, tenantRoleName, tenantRules } from './tenant-rbac.js';
+
+type Ws = Workspace & KubeObject;
+
+/** ClusterRoles bound per workspace namespace to the operator's own ServiceAccounts. */
+export const OPERATOR_SECRETS_ROLE = 'atoll-operator-secrets';
+export const GATEWAY_SECRETS_ROLE = 'atoll-gateway-secrets';
+
+const KEY_CHECK_TTL_MS = 10 * 60_000;
+
+/**
+ * Makes a namespace a workspace: labels it, keeps one Role and RoleBinding
+ * per tenant role, grants the operator and gateway Secret access in this
+ * namespace only, checks the encryption key, and reports counts. Deletion
+ * removes all of it before the finalizer goes.
+ */
+export class WorkspaceReconciler {
+  private readonly keyChecks = new Map<string, { ok: boolean; at: number }>();
+
+  constructor(private readonly ctx: OperatorContext) {}
+
+  reconcile = async (req: ReconcileRequest, log: Logger): Promise<ReconcileResult | void> => {
+    const { client } = this.ctx;
+    const ns = req.namespace!;
+    const ws = await client.tryGet<Ws>(Workspaces, req.name, ns);
+    if (!ws) return;
+    if (ws.metadata.deletionTimestamp) return this.finalize(ws, log);
+    if (!hasFinalizer(ws, FINALIZER)) {
+      await client.jsonPatch(Workspaces, req.name, ns, [
+        { op: 'test', path: '/metadata/resourceVersion', value: ws.metadata.resourceVersion },
+        ws.metadata.finalizers ? { op: 'add', path: '/metadata/finalizers/-', value: FINALIZER } : { op: 'add', path: '/metadata/finalizers', value: [FINALIZER] },
+      ]);
+      return; // the update event brings us back
+    }
+
+    const now = new Date();
+    const gen = ws.metadata.generation;
+    let conditions: Condition[] = ws.status?.conditions ?? [];
+
+    // Admission refuses a second Workspace; this catches a bypassed webhook.
+    const first = oldestFirst(this.ctx.workspaces.list(ns).filter((w) => !w.metadata?.deletionTimestamp))[0];
+    if (first && first.metadata?.name !== ws.metadata.name) {
+      conditions = setCondition(conditions, { type: ConditionType.Ready, status: 'False', reason: Reason.DuplicateWorkspace, message: `namespace ${ns} already has Workspace ${first.metadata?.name}; a namespace holds at most one Workspace. Delete this one.`, observedGeneration: gen }, now);
+      await this.writeStatus(ws, { ...ws.status, observedGeneration: gen, conditions });
+      return;
+    }
+
+    await this.labelNamespace(ns, ws.metadata.name!);
+    await this.applyTenantRbac(ws);
+    conditions = setCondition(conditions, { type: ConditionType.RBACReady, status: 'True', reason: Reason.Succeeded, message: 'Tenant Roles and RoleBindings are in place', observedGeneration: gen }, now);
+
+    const key = this.ctx.crypto.keyFor(ws.spec?.encryption?.keyId);
+    const identity = workspaceIdentity(ws);
+    const keyOk = await this.checkKey(ns, identity, key, log);
+    conditions = setCondition(
+      conditions,
+      keyOk
+        ? { type: ConditionType.EncryptionReady, status: 'True', reason: Reason.Succeeded, message: `Key ${key.keyId} is usable`, observedGeneration: gen }
+        : { type: ConditionType.EncryptionReady, status: 'False', reason: Reason.KMSUnavailable, message: `Key ${key.keyId} could not be used; check the KMS and the operator's access to the key`, observedGeneration: gen },
+      now,
+    );
+    conditions = setCondition(conditions, summarizeReady(conditions, [ConditionType.RBACReady, ConditionType.EncryptionReady], gen), now);
+
+    const connections = this.ctx.connections.list(ns).filter((c) => !c.metadata?.deletionTimestamp);
+    const ready = connections.filter((c) => isConditionTrue(c.status?.conditions, ConditionType.Ready)).length;
+    const wrapped = connections.filter((c) => Object.values(c.status?.credentials ?? {}).every((s) => s.keyId === undefined || sameKey(s.keyId, key.keyId))).length;
+    const status: WorkspaceStatus = {
+      ...ws.status,
+      observedGeneration: gen,
+      conditions,
+      connections: { total: connections.length, ready },
+      keyId: key.keyId,
+      identity,
+      keyRotation: { targetKeyId: key.keyId, rewrapped: wrapped, total: connections.length, phase: wrapped === connections.length ? 'Completed' : 'Rewrapping' },
+    };
+    await this.writeStatus(ws, status);
+    if (!keyOk) return { requeueAfterMs: 15_000 };
+    if (findCondition(conditions, ConditionType.Ready)?.status !== 'True') return { requeueAfterMs: 30_000 };
+  };
+
+  private async finalize(ws: Ws, log: Logger): Promise<void> {
+    const { client } = this.ctx;
+    const ns = ws.metadata.namespace!;
+    if (!hasFinalizer(ws, FINALIZER)) return;
+    const names = [...TENANT_ROLES.map(tenantRoleName), OPERATOR_SECRETS_ROLE, GATEWAY_SECRETS_ROLE];
+    for (const name of names) {
+      await ignoreNotFound(client.delete(RoleBindings, name, ns));
+      await ignoreNotFound(client.delete(Roles, name, ns));
+    }
+    const namespace = await client.tryGet<KubeObject>(Namespaces, ns);
+    if (namespace?.metadata?.labels?.[WORKSPACE_LABEL] === ws.metadata.name) {
+      await client.mergePatch(Namespaces, ns, undefined, { metadata: { labels: { [WORKSPACE_LABEL]: null } } });
+    }
+    const finalizers = (ws.metadata.finalizers ?? []).filter((f) => f !== FINALIZER);
+    await client.jsonPatch(Workspaces, ws.metadata.name!, ns, [
+      { op: 'test', path: '/metadata/resourceVersion', value: ws.metadata.resourceVersion },
+      { op: 'replace', path: '/metadata/finalizers', value: finalizers },
+    ]);
+    log.info('workspace cleaned up');
+  }
+
+  private async labelNamespace(ns: string, name: string): Promise<void> {
+    const namespace = await this.ctx.client.get<KubeObject>(Namespaces, ns);
+    if (namespace.metadata?.labels?.[WORKSPACE_LABEL] === name) return;
+    await this.ctx.client.mergePatch(Namespaces, ns, undefined, { metadata: { labels: { [WORKSPACE_LABEL]: name } } });
+  }
+
+  private async applyTenantRbac(ws: Ws): Promise<void> {
+    const ns = ws.metadata.namespace!;
+    const owner = [ownerReference(ws)];
+    const labels = { 'app.kubernetes.io/managed-by': 'atoll', [WORKSPACE_LABEL]: ws.metadata.name! };
+    for (const role of TENANT_ROLES) {
+      const name = tenantRoleName(role);
+      await this.ctx.client.apply(Roles, { metadata: { name, namespace: ns, labels, ownerReferences: owner }, rules: tenantRules(role) });
+      await this.ctx.client.apply(RoleBindings, {
+        metadata: { name, namespace: ns, labels, ownerReferences: owner },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name },
+        subjects: subjectsFor(ws.spec?.members, role, ns),
+      });
+    }
+    // Secret access for the operator and gateway exists only in workspace namespaces.
+    for (const [name, sa] of [[OPERATOR_SECRETS_ROLE, this.ctx.config.serviceAccounts.controller], [GATEWAY_SECRETS_ROLE, this.ctx.config.serviceAccounts.gateway]] as const) {
+      await this.ctx.client.apply(RoleBindings, {
+        metadata: { name, namespace: ns, labels, ownerReferences: owner },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name },
+        subjects: [{ kind: 'ServiceAccount', name: sa, namespace: this.ctx.config.namespace }],
+      });
+    }
+  }
+
+  /** Seals a throwaway value under the workspace binding: proves the key works, at most every 10 minutes. */
+  private async checkKey(ns: string, identity: string, key: { provider: string; keyId: string }, log: Logger): Promise<boolean> {
+    const cacheKey = `${ns}|${identity}|${key.provider}|${key.keyId}`;
+    const cached = this.keyChecks.get(cacheKey);
+    if (cached && cached.ok && Date.now() - cached.at < KEY_CHECK_TTL_MS) return true;
+    try {
+      const binding = { namespace: ns, workspace: identity, connection: 'atoll-key-check', field: 'check' };
+      const sealed = await this.ctx.crypto.envelope.seal('atoll-key-check', binding, key);
+      await this.ctx.crypto.envelope.open(sealed, binding);
+      this.keyChecks.set(cacheKey, { ok: true, at: Date.now() });
+      return true;
+    } catch (err) {
+      log.warn({ keyId: key.keyId, reason: (err as { reason?: string }).reason ?? (err as Error).name }, 'workspace key check failed');
+      this.keyChecks.set(cacheKey, { ok: false, at: Date.now() });
+      return false;
+    }
+  }
+
+  private async writeStatus(ws: Ws, status: WorkspaceStatus): Promise<void> {
+    if (JSON.stringify(status) === JSON.stringify(ws.status ?? {})) return;
+    await this.ctx.client.mergePatch(Workspaces, ws.metadata.name!, ws.metadata.namespace, { status }, { subresource: 'status' });
+  }
+}
+
+function sameKey(a: string, b: string): boolean {
+  return a === b || a.endsWith(`/${b}`) || a.endsWith(`:${b}`);
+}
+
+async function ignoreNotFound(p: Promise<unknown>): Promise<void> {
+  try {
+    await p;
+  } catch (err) {
+    if (!isNotFound(err)) throw err;
+  }
+}

@@ -1,0 +1,117 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { closedPort, createTestPki, startRedis, startSilentServer, startTlsMismatchServer } from '../../testing/services.js';
+import type { RunningService } from '../../testing/services.js';
+import { ProbeFailure } from '../probe-failure.js';
+import type { ProbeContext, ProbeOutcome } from '../probe-types.js';
+import { RedisDriver, encodeCommand, parseReplyLine } from './redis.js';
+
+const PASSWORD = 'redis-pw-8d2f61';
+const driver = new RedisDriver();
+
+function context(settings: Record<string, unknown>, over: Partial<ProbeContext> = {}): ProbeContext {
+  return {
+    settings,
+    credentials: { password: PASSWORD },
+    timeoutMs: 3_000,
+    egress: { allowCIDRs: ['127.0.0.0/8'] },
+    maxResponseBytes: 64 * 1024,
+    ...over,
+  };
+}
+
+async function probe(ctx: ProbeContext): Promise<ProbeOutcome | ProbeFailure> {
+  return driver.probe(ctx).catch((err: unknown) => {
+    if (err instanceof ProbeFailure) return err;
+    throw err;
+  });
+}
+
+describe('RESP encoding', () => {
+  it('encodes commands as arrays of bulk strings and parses reply lines', () => {
+    expect(encodeCommand(['AUTH', 'pä']).toString()).toBe('*2\r\n$4\r\nAUTH\r\n$3\r\npä\r\n');
+    expect(parseReplyLine('+PONG')).toEqual({ kind: 'simple', text: 'PONG' });
+    expect(parseReplyLine('-WRONGPASS invalid username-password pair')).toEqual({ kind: 'error', code: 'WRONGPASS' });
+    expect(parseReplyLine('-ERR invalid password')).toEqual({ kind: 'error', code: 'WRONGPASS' });
+    expect(parseReplyLine('-something odd')).toEqual({ kind: 'error', code: 'ERR' });
+    expect(parseReplyLine('HTTP/1.1 400 Bad Request')).toEqual({ kind: 'other' });
+  });
+});
+
+describe('RedisDriver against a real redis-server', () => {
+  let redis: RunningService;
+  let acl: RunningService;
+  beforeAll(async () => {
+    [redis, acl] = await Promise.all([startRedis({ password: PASSWORD }), startRedis({ password: 'default-pw-x1', username: 'probe' })]);
+  });
+  afterAll(async () => {
+    await Promise.all([redis?.stop(), acl?.stop()]);
+  });
+
+  it('right password: Succeeded', async () => {
+    expect(await probe(context({ host: redis.host, port: redis.port }))).toMatchObject({ reason: 'Succeeded', reachable: 'True', authenticated: 'True' });
+  });
+
+  it('wrong password: AuthenticationFailed', async () => {
+    const outcome = await probe(context({ host: redis.host, port: redis.port }, { credentials: { password: 'nope-wrong' } }));
+    expect(outcome).toMatchObject({ reason: 'AuthenticationFailed', reachable: 'True', authenticated: 'False' });
+  });
+
+  it('no password against a server that requires one: AuthenticationFailed (NOAUTH)', async () => {
+    const outcome = await probe(context({ host: redis.host, port: redis.port }, { credentials: {} }));
+    expect(outcome).toMatchObject({ reason: 'AuthenticationFailed', message: expect.stringContaining('NOAUTH') });
+  });
+
+  it('ACL user: AUTH username password', async () => {
+    // The ACL user's password is 'default-pw-x1' as well (startRedis gives both the same one).
+    const ok = await probe(context({ host: acl.host, port: acl.port, username: 'probe' }, { credentials: { password: 'default-pw-x1' } }));
+    expect(ok).toMatchObject({ reason: 'Succeeded' });
+    const wrongUser = await probe(context({ host: acl.host, port: acl.port, username: 'mallory' }, { credentials: { password: 'default-pw-x1' } }));
+    expect(wrongUser).toMatchObject({ reason: 'AuthenticationFailed' });
+  });
+
+  it('egress policy without loopback: EgressDenied', async () => {
+    const outcome = await probe(context({ host: redis.host, port: redis.port }, { egress: { allowCIDRs: [] } }));
+    expect(outcome).toMatchObject({ reason: 'EgressDenied' });
+  });
+});
+
+describe('RedisDriver over TLS', () => {
+  it('verifies the server against trustedCAs and authenticates', async () => {
+    const pki = createTestPki('redis');
+    const redis = await startRedis({ password: PASSWORD, tls: { ...pki.server, caPem: pki.ca.certPem } });
+    try {
+      const outcome = await probe(context({ host: redis.host, port: redis.port, tls: true }, { trustedCAs: [pki.ca.certPem] }));
+      expect(outcome).toMatchObject({ reason: 'Succeeded' });
+    } finally {
+      await redis.stop();
+    }
+  });
+
+  it('an untrusted certificate: TLSError', async () => {
+    const mismatch = await startTlsMismatchServer();
+    try {
+      expect(await probe(context({ host: mismatch.host, port: mismatch.port, tls: true }))).toMatchObject({ reason: 'TLSError', reachable: 'False' });
+    } finally {
+      await mismatch.stop();
+    }
+  });
+});
+
+describe('RedisDriver network failures', () => {
+  it('closed port: Unreachable', async () => {
+    const closed = await closedPort();
+    expect(await probe(context({ host: closed.host, port: closed.port }))).toMatchObject({ reason: 'Unreachable', reachable: 'False' });
+  });
+
+  it('silent server: Timeout after connecting', async () => {
+    const silent = await startSilentServer();
+    try {
+      const started = Date.now();
+      const outcome = await probe(context({ host: silent.host, port: silent.port }, { timeoutMs: 400 }));
+      expect(outcome).toMatchObject({ reason: 'Timeout', reachable: 'Unknown' });
+      expect(Date.now() - started).toBeLessThan(2_000);
+    } finally {
+      await silent.stop();
+    }
+  });
+});
