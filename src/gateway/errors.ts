@@ -16,6 +16,7 @@ export const GatewayErrorCode = {
   EgressDenied: 'EgressDenied',
   GatewayTimeout: 'GatewayTimeout',
   Unavailable: 'Unavailable',
+  Internal: 'Internal',
 } as const;
 export type GatewayErrorCode = (typeof GatewayErrorCode)[keyof typeof GatewayErrorCode];
 
@@ -38,6 +39,7 @@ export const GatewayErrorMessage = {
   upstreamTimeout: 'the connection\'s service did not answer in time',
   reviewUnavailable: 'the Kubernetes API could not check the caller; try again',
   notReady: 'the gateway is starting',
+  internal: 'the gateway failed to handle the request',
 } as const;
 export type GatewayErrorMessage = (typeof GatewayErrorMessage)[keyof typeof GatewayErrorMessage];
 

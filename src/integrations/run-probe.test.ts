@@ -115,6 +115,7 @@ describe('runProbe never leaks a credential', () => {
       [await runProbe(httpApiType, context({ baseURL: `https://127.0.0.1:${mismatch.port}/` })), 'TLSError'],
       [await runProbe(redisType, context({ host: mismatch.host, port: mismatch.port, tls: true })), 'TLSError'],
       [await runProbe(httpApiType, context({ baseURL: 'http://no-such-host.invalid/' })), 'DNSError'],
+      [await runProbe(httpApiType, context({ baseURL: `${echo.url}/ok`, auth: 'query' }, { egress: { allowCIDRs: [] } })), 'EgressDenied'],
     ];
     for (const [outcome, reason] of outcomes) {
       expect(outcome.reason).toBe(reason);

@@ -29,8 +29,8 @@ export class TemplateError extends Error {
   /** e.g. "settings.site" or "credentials.appKey". */
   readonly field: string;
 
-  constructor(kind: TemplateErrorKind, field: string, message: string) {
-    super(`${message}: ${field}`);
+  constructor(kind: TemplateErrorKind, field: string, message: string, options?: ErrorOptions) {
+    super(`${message}: ${field}`, options);
     this.name = 'TemplateError';
     this.kind = kind;
     this.field = field;
@@ -96,38 +96,156 @@ export function refersToAbsentCredential(tpl: string, values: TemplateValues): b
 
 /** Characters a value placed into scheme://host:port must not carry (they would move the authority). */
 const ORIGIN_FORBIDDEN = /[\s@\\?#\u0000-\u001f\u007f]/;
+/** What a value placed inside the authority (next to literal host text) must not carry. */
+const AUTHORITY_FORBIDDEN = /[\s@\\/?#\u0000-\u001f\u007f]/;
+/** A whole-URL setting: its value is an absolute http(s) URL. */
+const WHOLE_URL = /^https?:\/\//i;
+/** A path segment the URL parser would resolve (`%2e` counts as `.`). */
+const DOT_SEGMENT = /^(?:\.|%2e){1,2}$/i;
+/** Path segment characters kept as written (RFC 3986 pchar), plus existing %XX escapes. */
+const PATH_SAFE = /^(?:[A-Za-z0-9\-._~!$&'()*+,;=:@]|%[0-9A-Fa-f]{2})$/;
+/** Query characters kept as written, so `a=1&b=2` keeps its structure. */
+const QUERY_SAFE = /^(?:[A-Za-z0-9\-._~!$&'()*+,;=:@/?]|%[0-9A-Fa-f]{2})$/;
+
+export const ERROR_URL_PATH_START = 'setting appended to a whole base URL must start with /';
+export const ERROR_URL_DOT_SEGMENT = 'setting inserted into the URL path contains a . or .. segment';
+export const ERROR_URL_ENCODING = 'setting inserted into the URL is not valid Unicode';
+
+function fieldOf(ref: Reference): string {
+  return `${ref.source}.${ref.name}`;
+}
+
+/** encodeURIComponent, but a lone surrogate becomes a TemplateError naming the field instead of a URIError. */
+function encodeComponent(value: string, field: string): string {
+  try {
+    return encodeURIComponent(value);
+  } catch (err) {
+    throw new TemplateError('unsupported-value', field, ERROR_URL_ENCODING, { cause: err });
+  }
+}
+
+/** Percent-encodes every character (code point) of `value` that `safe` does not keep; valid %XX escapes stay as they are. */
+function encodeExcept(value: string, safe: RegExp, field: string): string {
+  return value.replace(/%[0-9A-Fa-f]{2}|[\s\S]/gu, (token) => (safe.test(token) ? token : encodeComponent(token, field)));
+}
 
 /**
- * Renders a URL template. Values substituted into the origin (scheme, host,
- * port; or a whole base URL placed at the start) are inserted verbatim and
- * must already satisfy the type's schema; values after the origin (path,
- * query, fragment) are percent-encoded. The result must be an absolute
- * http(s) URL without userinfo.
+ * Encodes a path-like value (one starting with `/`, such as a probe path):
+ * `/` separators are kept, each segment is percent-encoded, and an optional
+ * `?query` stays a query. Dot segments are refused so the value cannot climb
+ * above a base URL's path prefix.
+ */
+function encodePathValue(value: string, field: string): { text: string; hasQuery: boolean } {
+  const queryAt = value.indexOf('?');
+  const path = queryAt === -1 ? value : value.slice(0, queryAt);
+  const segments = path.split('/').map((segment) => {
+    if (DOT_SEGMENT.test(segment)) throw new TemplateError('unsupported-value', field, ERROR_URL_DOT_SEGMENT);
+    return encodeExcept(segment, PATH_SAFE, field);
+  });
+  const query = queryAt === -1 ? '' : `?${encodeExcept(value.slice(queryAt + 1), QUERY_SAFE, field)}`;
+  return { text: segments.join('/') + query, hasQuery: queryAt !== -1 };
+}
+
+/**
+ * Renders what follows the origin (or a whole base URL): literals verbatim,
+ * values percent-encoded. A value starting with `/` placed in the path keeps
+ * its `/` separators; any other value is one encoded component. After a whole
+ * base URL the result must start with `/`, `?` or `#`, so it cannot extend the host.
+ */
+function renderUrlTail(tail: string, values: TemplateValues, afterWholeUrl: boolean): string {
+  let out = '';
+  let inPath = true;
+  let last = 0;
+  for (const match of tail.matchAll(EXPRESSION)) {
+    const literal = tail.slice(last, match.index);
+    if (/[?#]/.test(literal)) inPath = false;
+    out += literal;
+    const ref = parseReference(match[1] ?? '');
+    const field = fieldOf(ref);
+    const value = lookup(ref, values);
+    if (afterWholeUrl && out === '' && !value.startsWith('/')) {
+      throw new TemplateError('unsupported-value', field, ERROR_URL_PATH_START);
+    }
+    if (inPath && value.startsWith('/')) {
+      const encoded = encodePathValue(value, field);
+      out += encoded.text;
+      if (encoded.hasQuery) inPath = false;
+    } else {
+      if (inPath && DOT_SEGMENT.test(value)) throw new TemplateError('unsupported-value', field, ERROR_URL_DOT_SEGMENT);
+      out += encodeComponent(value, field);
+    }
+    last = match.index + match[0].length;
+  }
+  out += tail.slice(last);
+  if (afterWholeUrl && out !== '' && !'/?#'.includes(out[0] ?? '')) throw new Error(ERROR_INVALID_URL);
+  return out;
+}
+
+/**
+ * When the template starts with a whole-URL setting, its value supplies the
+ * origin and base path: returns that prefix (trailing slashes dropped when a
+ * path follows) and the template text after the setting. Otherwise undefined.
+ */
+function wholeUrlBase(tpl: string, values: TemplateValues): { prefix: string; tail: string } | undefined {
+  const leading = /^\{\{(.*?)\}\}/.exec(tpl);
+  if (leading === null) return undefined;
+  const ref = parseReference(leading[1] ?? '');
+  const value = lookup(ref, values);
+  if (!WHOLE_URL.test(value)) return undefined;
+  if (ORIGIN_FORBIDDEN.test(value)) throw new TemplateError('unsupported-value', fieldOf(ref), ERROR_URL_HOST_VALUE);
+  let base: URL;
+  try {
+    base = new URL(value);
+  } catch (err) {
+    throw new Error(ERROR_INVALID_URL, { cause: err });
+  }
+  const tail = tpl.slice(leading[0].length);
+  const path = /^\{\{|^\//.test(tail) ? base.pathname.replace(/\/+$/, '') : base.pathname;
+  return { prefix: base.origin + path, tail };
+}
+
+/**
+ * Renders a URL template. A template starting with a whole-URL setting (an
+ * absolute http(s) URL, e.g. `{{settings.baseURL}}{{settings.probePath}}`)
+ * takes origin and base path from that value and keeps the path prefix.
+ * Otherwise values substituted into the origin (scheme, host, port) are
+ * inserted verbatim, must not carry authority separators, and must already
+ * satisfy the type's schema. Values after the origin (path, query, fragment)
+ * are percent-encoded; a value starting with `/` in the path keeps its `/`
+ * separators. The result must be an absolute http(s) URL without userinfo.
  */
 export function renderUrlTemplate(tpl: string, values: TemplateValues): URL {
-  const scheme = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.exec(tpl)?.[0] ?? '';
-  let originEnd = tpl.length;
-  // The origin ends at the first literal '/', '?' or '#' after the scheme, outside any {{...}}.
-  const withoutExpressions = tpl.replace(EXPRESSION, (whole) => ' '.repeat(whole.length));
-  for (let i = scheme.length; i < withoutExpressions.length; i++) {
-    if ('/?#'.includes(withoutExpressions[i] ?? '')) {
-      originEnd = i;
-      break;
+  const whole = wholeUrlBase(tpl, values);
+  let head: string;
+  let tail: string;
+  if (whole !== undefined) {
+    head = whole.prefix;
+    tail = whole.tail;
+  } else {
+    const scheme = /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.exec(tpl)?.[0] ?? '';
+    let originEnd = tpl.length;
+    // The origin ends at the first literal '/', '?' or '#' after the scheme, outside any {{...}}.
+    const withoutExpressions = tpl.replace(EXPRESSION, (expression) => ' '.repeat(expression.length));
+    for (let i = scheme.length; i < withoutExpressions.length; i++) {
+      if ('/?#'.includes(withoutExpressions[i] ?? '')) {
+        originEnd = i;
+        break;
+      }
     }
+    head = tpl.slice(0, originEnd).replace(EXPRESSION, (_expression, expression: string) => {
+      const ref = parseReference(expression);
+      const value = lookup(ref, values);
+      // Only a leading value may carry '/' (e.g. file:///x, refused below as not http(s)).
+      const forbidden = tpl.startsWith(`{{${expression}}}`) ? ORIGIN_FORBIDDEN : AUTHORITY_FORBIDDEN;
+      if (forbidden.test(value)) throw new TemplateError('unsupported-value', fieldOf(ref), ERROR_URL_HOST_VALUE);
+      return value;
+    });
+    tail = tpl.slice(originEnd);
   }
-  const origin = tpl.slice(0, originEnd).replace(EXPRESSION, (_whole, expression: string) => {
-    const ref = parseReference(expression);
-    const value = lookup(ref, values);
-    const atStart = tpl.startsWith(`{{${expression}}}`);
-    // A whole base URL may carry a path; anything inside the authority may not carry separators.
-    const forbidden = atStart ? ORIGIN_FORBIDDEN : /[\s@\\/?#\u0000-\u001f\u007f]/;
-    if (forbidden.test(value)) throw new TemplateError('unsupported-value', `${ref.source}.${ref.name}`, ERROR_URL_HOST_VALUE);
-    return value;
-  });
-  const rest = renderTemplate(tpl.slice(originEnd), values, { urlEncode: true });
+  const rest = renderUrlTail(tail, values, whole !== undefined);
   let url: URL;
   try {
-    url = new URL(origin + rest);
+    url = new URL(head + rest);
   } catch (err) {
     throw new Error(ERROR_INVALID_URL, { cause: err });
   }

@@ -1,0 +1,86 @@
+import type { ExternalConnection, IntegrationType, Workspace } from '../../api/v1alpha1/index.js';
+import { Reason } from '../../api/v1alpha1/index.js';
+import { looksSealed } from '../../crypto/envelope-format.js';
+import { validateSettings } from '../../integrations/settings.js';
+
+/** Largest plaintext credential accepted (bytes of UTF-8). */
+export const MAX_CREDENTIAL_BYTES = 8192;
+
+export interface PolicyProblem {
+  reason: string;
+  field: string;
+  message: string;
+}
+
+/**
+ * Checks a connection against its workspace and type. Admission runs this to
+ * refuse bad input; the reconciler runs it again in case admission was
+ * bypassed. Messages name the field and the fix and never echo a value.
+ */
+export function checkConnection(
+  conn: Pick<ExternalConnection, 'spec' | 'metadata'>,
+  ws: Workspace | undefined,
+  type: IntegrationType | undefined,
+  opts: { connectionsInNamespace?: number; creating?: boolean } = {},
+): PolicyProblem[] {
+  const ns = conn.metadata.namespace;
+  if (!ws) {
+    return [{ reason: Reason.WorkspaceNotFound, field: 'metadata.namespace', message: `namespace ${ns} has no Workspace, so it cannot hold connections; ask your platform team to create a Workspace in it` }];
+  }
+  const typeName = conn.spec?.type;
+  if (!type) {
+    return [{ reason: Reason.TypeNotFound, field: 'spec.type', message: `IntegrationType "${typeName}" does not exist; list the available ones with kubectl get integrationtypes` }];
+  }
+  const problems: PolicyProblem[] = [];
+  const allowed = ws.spec?.policy?.allowedTypes ?? [];
+  if (allowed.length > 0 && !allowed.includes(typeName)) {
+    problems.push({ reason: Reason.TypeNotAllowed, field: 'spec.type', message: `type "${typeName}" is not allowed in workspace ${ws.metadata.name}; allowed types: ${allowed.join(', ')}` });
+  }
+  const max = ws.spec?.policy?.maxConnections;
+  if (opts.creating && max !== undefined && (opts.connectionsInNamespace ?? 0) >= max) {
+    problems.push({ reason: Reason.PolicyViolation, field: 'metadata.name', message: `workspace ${ws.metadata.name} allows at most ${max} connections (spec.policy.maxConnections); delete one or ask for a higher limit` });
+  }
+  const settings = validateSettings(type, conn.spec?.settings ?? {});
+  if (!settings.ok) {
+    for (const e of settings.errors) problems.push({ reason: Reason.InvalidSettings, field: e.field, message: `${e.field}: ${e.message}` });
+  }
+  for (const [path, value] of stringLeaves(conn.spec?.settings ?? {}, 'spec.settings')) {
+    if (CONTROL_CHARS.test(value)) problems.push({ reason: Reason.InvalidSettings, field: path, message: `${path} contains control characters; remove them` });
+  }
+  const declared = new Map((type.spec.credentialFields ?? []).map((f) => [f.name, f]));
+  const given = conn.spec?.credentials ?? {};
+  for (const [field, source] of Object.entries(given)) {
+    const path = `spec.credentials.${field}`;
+    if (!declared.has(field)) {
+      problems.push({ reason: Reason.InvalidSettings, field: path, message: `${path}: type "${typeName}" has no credential field "${field}"; its fields are: ${[...declared.keys()].join(', ')}` });
+      continue;
+    }
+    if (source.sealed !== undefined && !looksSealed(source.sealed)) {
+      problems.push({ reason: Reason.CiphertextRejected, field: `${path}.sealed`, message: `${path}.sealed is not an atoll:v1 sealed value; produce one with atoll seal` });
+    }
+  }
+  for (const [name, f] of declared) {
+    if (f.required && !(name in given)) {
+      problems.push({ reason: Reason.CredentialsMissing, field: `spec.credentials.${name}`, message: `spec.credentials.${name} is required by type "${typeName}"; supply it as value, sealed or secretKeyRef` });
+    }
+  }
+  return problems;
+}
+
+/** Rejects oversize plaintext and control characters without echoing the value. */
+export function checkPlaintext(field: string, value: string): string | undefined {
+  const path = `spec.credentials.${field}.value`;
+  if (value.length === 0) return `${path} is empty; supply the credential or remove the field`;
+  if (Buffer.byteLength(value, 'utf8') > MAX_CREDENTIAL_BYTES) return `${path} is longer than ${MAX_CREDENTIAL_BYTES} bytes`;
+  if (CONTROL_CHARS.test(value)) return `${path} contains control characters (such as a trailing newline); remove them`;
+  return undefined;
+}
+
+// C0 controls (including tab/newline) and DEL: never part of a real token, often a copy-paste accident.
+const CONTROL_CHARS = /[\u0000-\u001f\u007f]/;
+
+function* stringLeaves(v: unknown, path: string): Generator<[string, string]> {
+  if (typeof v === 'string') yield [path, v];
+  else if (Array.isArray(v)) for (let i = 0; i < v.length; i++) yield* stringLeaves(v[i], `${path}[${i}]`);
+  else if (v && typeof v === 'object') for (const [k, x] of Object.entries(v)) yield* stringLeaves(x, `${path}.${k}`);
+}

@@ -1,0 +1,232 @@
+import { createHash } from 'node:crypto';
+import {
+  CONNECTION_LABEL,
+  ConditionType,
+  MANAGED_BY_LABEL,
+  MANAGED_BY_VALUE,
+  Reason,
+  SEALED_SECRET_TYPE,
+  TEST_REQUESTED_AT_ANNOTATION,
+  WORKSPACE_LABEL,
+  findCondition,
+  managedSecretName,
+  setCondition,
+  summarizeReady,
+  type Condition,
+  type ExternalConnection,
+  type ExternalConnectionStatus,
+  type IntegrationType,
+  type Workspace,
+} from '../../api/v1alpha1/index.js';
+import { CryptoError } from '../../crypto/errors.js';
+import type { KubeObject } from '../../kube/client.js';
+import { isNotFound } from '../../kube/errors.js';
+import { ownerReference } from '../../kube/owner.js';
+import { ExternalConnections, Secrets } from '../../kube/resources.js';
+import { runProbe } from '../../integrations/run-probe.js';
+import type { ProbeContext, ProbeOutcome } from '../../integrations/probe-types.js';
+import type { ReconcileRequest, ReconcileResult } from '../../runtime/controller.js';
+import type { Logger } from '../../runtime/logger.js';
+import { workspaceIdentity } from '../workspace/identity.js';
+import { workspaceOf, type OperatorContext, type Secret } from '../context.js';
+import { CredentialProblem, STATE_ANNOTATION, readState, resolveField, type FieldState, type ResolvedField } from './credentials.js';
+import { parseDuration } from './duration.js';
+import { checkConnection } from './policy.js';
+import { ProbeScheduler } from './probe-scheduler.js';
+
+type Conn = ExternalConnection & KubeObject;
+
+const DEFAULT_INTERVAL_MS = 10 * 60_000;
+const DEFAULT_TIMEOUT_MS = 10_000;
+
+/** Test hooks for probes (trusted CAs, dial override); never set in production. */
+export interface ProbeHooks {
+  trustedCAs?: string[];
+  dial?: ProbeContext['dial'];
+}
+
+/**
+ * Reconciles an ExternalConnection: re-checks it against workspace and type,
+ * verifies every sealed value under this connection's binding, keeps the
+ * managed Secret (ciphertext only), schedules probes, and reports conditions.
+ */
+export class ExternalConnectionReconciler {
+  readonly probes: ProbeScheduler;
+  private readonly requeue: (key: string) => void;
+
+  constructor(private readonly ctx: OperatorContext, enqueue: (key: string) => void, private readonly hooks: ProbeHooks = {}) {
+    this.requeue = enqueue;
+    this.probes = new ProbeScheduler(ctx.config.probes.concurrency, enqueue);
+  }
+
+  reconcile = async (req: ReconcileRequest, log: Logger): Promise<ReconcileResult | void> => {
+    const { client } = this.ctx;
+    const ns = req.namespace!;
+    const key = `${ns}/${req.name}`;
+    const conn = await client.tryGet<Conn>(ExternalConnections, req.name, ns);
+    if (!conn || conn.metadata.deletionTimestamp) {
+      this.probes.forget(key);
+      return; // the managed Secret is owned by the connection: garbage collection removes it
+    }
+    const gen = conn.metadata.generation;
+    const now = new Date();
+    let conditions: Condition[] = conn.status?.conditions ?? [];
+    const ws = workspaceOf(this.ctx, ns) as (Workspace & KubeObject) | undefined;
+    const type = this.ctx.types.get(conn.spec.type) as IntegrationType | undefined;
+
+    // Admission checked all of this; check again in case it was bypassed.
+    const problems = checkConnection(conn, ws, type);
+    if (problems.length) {
+      const p = problems[0]!;
+      conditions = setCondition(conditions, { type: ConditionType.Ready, status: 'False', reason: p.reason, message: problems.map((x) => x.message).join('; '), observedGeneration: gen }, now);
+      await this.writeStatus(conn, { ...conn.status, observedGeneration: gen, conditions });
+      return;
+    }
+
+    const identity = workspaceIdentity(ws!);
+    const keyRef = this.ctx.crypto.keyFor(ws!.spec?.encryption?.keyId);
+    const secretName = managedSecretName(conn.metadata.name!);
+    const existing = await client.tryGet<Secret>(Secrets, secretName, ns);
+    const previous = readState(existing);
+    const resolved: ResolvedField[] = [];
+    try {
+      for (const [field, source] of Object.entries(conn.spec.credentials ?? {})) {
+        const ct = existing?.data?.[field] ? Buffer.from(existing.data[field]!, 'base64').toString('utf8') : undefined;
+        resolved.push(await resolveField(this.ctx.crypto, field, source, { namespace: ns, workspace: identity, connection: conn.metadata.name!, field }, keyRef, { state: previous[field], ciphertext: ct }, (name) => client.tryGet<Secret>(Secrets, name, ns), now));
+      }
+    } catch (err) {
+      if (err instanceof CredentialProblem) {
+        // Lose nothing: the managed Secret keeps the last good ciphertexts.
+        conditions = setCondition(conditions, { type: ConditionType.CredentialsSealed, status: 'False', reason: err.reason, message: err.message, observedGeneration: gen }, now);
+        conditions = setCondition(conditions, summarizeReady(conditions, [ConditionType.CredentialsSealed], gen), now);
+        if (findCondition(conn.status?.conditions, ConditionType.CredentialsSealed)?.reason !== err.reason) {
+          await this.ctx.events.record(ExternalConnections, conn, 'Warning', err.reason, err.message);
+        }
+        await this.writeStatus(conn, { ...conn.status, observedGeneration: gen, conditions });
+        return;
+      }
+      if (err instanceof CryptoError) {
+        this.ctx.metrics.kmsFailures.inc({ provider: keyRef.provider, reason: err.reason });
+        conditions = setCondition(conditions, { type: ConditionType.CredentialsSealed, status: 'False', reason: Reason.KMSUnavailable, message: `the KMS (${keyRef.provider}) could not be reached or refused the request; the stored credentials are unchanged and atoll retries with backoff`, observedGeneration: gen }, now);
+        conditions = setCondition(conditions, summarizeReady(conditions, [ConditionType.CredentialsSealed], gen), now);
+        await this.writeStatus(conn, { ...conn.status, observedGeneration: gen, conditions });
+      }
+      throw err;
+    }
+
+    await this.writeSecret(conn, ws!, existing, resolved, log);
+    for (const r of resolved.filter((x) => x.rotated && previous[x.field])) {
+      await this.ctx.events.record(ExternalConnections, conn, 'Normal', 'CredentialRotated', `credential ${r.field} rotated to version ${r.state.version}`);
+    }
+    conditions = setCondition(conditions, { type: ConditionType.CredentialsSealed, status: 'True', reason: Reason.Sealed ?? 'Sealed', message: `${resolved.length} credential(s) sealed with ${keyRef.keyId}`, observedGeneration: gen }, now);
+
+    // Probes: on every change of settings or credentials, on request, and every interval.
+    const intervalMs = parseDuration(conn.spec.probe?.interval, DEFAULT_INTERVAL_MS);
+    const timeoutMs = Math.min(60_000, parseDuration(conn.spec.probe?.timeout, DEFAULT_TIMEOUT_MS));
+    const tag = probeTag(conn, type!, resolved);
+    const last = this.probes.result(key);
+    const due = !last || last.tag !== tag || (intervalMs > 0 && Date.now() - last.finishedAt >= intervalMs);
+    if (due && !this.probes.isRunning(key, tag)) {
+      const credentials = Object.fromEntries(resolved.map((r) => [r.field, r.plaintext]));
+      const probeCtx: ProbeContext = {
+        settings: (conn.spec.settings ?? {}) as Record<string, unknown>,
+        credentials,
+        timeoutMs,
+        egress: { allowCIDRs: ws!.spec?.policy?.egress?.allowCIDRs ?? [] },
+        maxResponseBytes: this.ctx.config.probes.maxResponseBytes,
+        ...(this.hooks.trustedCAs ? { trustedCAs: this.hooks.trustedCAs } : {}),
+        ...(this.hooks.dial ? { dial: this.hooks.dial } : {}),
+      };
+      const typeName = conn.spec.type;
+      this.probes.request(key, tag, async () => {
+        const outcome = await runProbe(type!, probeCtx);
+        this.ctx.metrics.probeTotal.inc({ type: typeName, reason: outcome.reason });
+        this.ctx.metrics.probeDuration.observe({ type: typeName }, outcome.durationMs / 1000);
+        return outcome;
+      });
+    }
+    const current = last && last.tag === tag ? last.outcome : undefined;
+    conditions = applyProbe(conditions, current, gen, now);
+    conditions = setCondition(conditions, summarizeReady(conditions, [ConditionType.CredentialsSealed, ConditionType.Reachable, ConditionType.Authenticated], gen), now);
+
+    const wasReady = findCondition(conn.status?.conditions, ConditionType.Ready);
+    const isReady = findCondition(conditions, ConditionType.Ready)!;
+    if (current && wasReady?.status !== isReady.status) {
+      await this.ctx.events.record(ExternalConnections, conn, isReady.status === 'True' ? 'Normal' : 'Warning', current.reason, current.message);
+    }
+    const order = (type!.spec.credentialFields ?? []).map((f) => f.name);
+    const first = [...resolved].sort((a, b) => order.indexOf(a.field) - order.indexOf(b.field))[0];
+    const status: ExternalConnectionStatus = {
+      observedGeneration: gen,
+      conditions,
+      credentials: Object.fromEntries(resolved.map((r) => [r.field, { hint: r.state.hint, version: r.state.version, updatedAt: r.state.updatedAt, keyId: r.state.keyId }])),
+      credentialHint: first?.state.hint ?? '',
+      secretName,
+      ...(current && last ? { lastProbe: { time: new Date(last.finishedAt).toISOString(), durationMs: current.durationMs, result: current.reason, message: current.message } } : conn.status?.lastProbe ? { lastProbe: conn.status.lastProbe } : {}),
+    };
+    await this.writeStatus(conn, status);
+    if (intervalMs > 0 && current && last) {
+      const remaining = Math.max(1000, intervalMs - (Date.now() - last.finishedAt));
+      return { requeueAfterMs: remaining + Math.random() * Math.min(30_000, intervalMs * 0.1) };
+    }
+  };
+
+  private async writeSecret(conn: Conn, ws: Workspace & KubeObject, existing: Secret | undefined, resolved: ResolvedField[], log: Logger): Promise<void> {
+    const ns = conn.metadata.namespace!;
+    const data = Object.fromEntries(resolved.map((r) => [r.field, Buffer.from(r.ciphertext).toString('base64')]));
+    const state: Record<string, FieldState> = Object.fromEntries(resolved.map((r) => [r.field, r.state]));
+    const annotation = JSON.stringify(state);
+    if (existing && sameData(existing.data, data) && existing.metadata?.annotations?.[STATE_ANNOTATION] === annotation) return;
+    const body: Secret = {
+      metadata: {
+        name: managedSecretName(conn.metadata.name!),
+        namespace: ns,
+        labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [CONNECTION_LABEL]: conn.metadata.name!, [WORKSPACE_LABEL]: ws.metadata.name! },
+        annotations: { [STATE_ANNOTATION]: annotation },
+        ownerReferences: [ownerReference(conn)],
+        ...(existing ? { resourceVersion: existing.metadata?.resourceVersion } : {}),
+      },
+      type: SEALED_SECRET_TYPE,
+      data,
+    };
+    if (existing) await this.ctx.client.replace(Secrets, body);
+    else await this.ctx.client.create(Secrets, body);
+    log.info({ fields: resolved.length, secret: body.metadata!.name }, 'managed secret written');
+  }
+
+  private async writeStatus(conn: Conn, status: ExternalConnectionStatus): Promise<void> {
+    if (JSON.stringify(status) === JSON.stringify(conn.status ?? {})) return;
+    try {
+      // A full replace at the read resourceVersion: stale writes conflict (and requeue) instead of merging.
+      await this.ctx.client.replace(ExternalConnections, { ...conn, status }, { subresource: 'status' });
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+  }
+}
+
+/** Maps a probe outcome onto Reachable/Authenticated; pending while none has run yet. */
+function applyProbe(conditions: Condition[], outcome: ProbeOutcome | undefined, gen: number | undefined, now: Date): Condition[] {
+  if (!outcome) {
+    const pending = { status: 'Unknown' as const, reason: Reason.ProbePending ?? 'ProbePending', message: 'A probe is scheduled', observedGeneration: gen };
+    conditions = setCondition(conditions, { type: ConditionType.Reachable, ...pending }, now);
+    return setCondition(conditions, { type: ConditionType.Authenticated, ...pending }, now);
+  }
+  conditions = setCondition(conditions, { type: ConditionType.Reachable, status: outcome.reachable, reason: outcome.reachable === 'True' ? Reason.Succeeded : outcome.reason, message: outcome.message, observedGeneration: gen }, now);
+  return setCondition(conditions, { type: ConditionType.Authenticated, status: outcome.authenticated, reason: outcome.reason, message: outcome.message, observedGeneration: gen }, now);
+}
+
+/** What a probe result depends on: settings, credential fingerprints, the type, and the test request. */
+function probeTag(conn: Conn, type: IntegrationType, resolved: ResolvedField[]): string {
+  const h = createHash('sha256');
+  h.update(JSON.stringify(conn.spec.settings ?? {}));
+  for (const r of resolved) h.update(`${r.field}:${r.state.fingerprint}`);
+  h.update(`${type.metadata?.resourceVersion ?? ''}|${conn.metadata.annotations?.[TEST_REQUESTED_AT_ANNOTATION] ?? ''}|${conn.spec.probe?.timeout ?? ''}`);
+  return h.digest('base64url');
+}
+
+function sameData(a: Record<string, string> | undefined, b: Record<string, string>): boolean {
+  const ka = Object.keys(a ?? {}).sort();
+  const kb = Object.keys(b).sort();
+  return ka.length === kb.length && ka.every((k, i) => k === kb[i] && a![k] === b[k]);
+}

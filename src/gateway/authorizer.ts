@@ -1,0 +1,112 @@
+import { createHash } from 'node:crypto';
+import type { KubeClient, KubeObject } from '../kube/client.js';
+import { SubjectAccessReviews, TokenReviews } from '../kube/resources.js';
+import { GROUP, EXTERNAL_CONNECTION, USE_VERB } from '../api/v1alpha1/index.js';
+import { callerFromTokenReview, GATEWAY_AUDIENCE, unverifiedExpiry, type Caller, type TokenReviewStatus } from './caller.js';
+import { GatewayError, reviewUnavailable } from './errors.js';
+import { TtlCache } from './ttl-cache.js';
+
+export interface AuthorizerOptions {
+  client: KubeClient;
+  audience?: string;
+  /** How long TokenReview and SubjectAccessReview answers are reused. */
+  cacheTtlMs?: number;
+  /** Upper bound of cached decisions of each kind. */
+  cacheSize?: number;
+  now?: () => number;
+}
+
+type TokenDecision = Caller | GatewayError;
+
+interface ReviewObject extends KubeObject {
+  status?: TokenReviewStatus & { allowed?: boolean; denied?: boolean };
+}
+
+/**
+ * Authentication (TokenReview with the gateway's audience) and authorization
+ * (SubjectAccessReview for the verb `use` on one ExternalConnection) against
+ * the real API server, so RBAC stays the single source of truth. Answers are
+ * cached for a few seconds, keyed by a hash of the token (never the token),
+ * which bounds how long a revoked grant keeps working.
+ */
+export class GatewayAuthorizer {
+  readonly #client: KubeClient;
+  readonly #audience: string;
+  readonly #ttlMs: number;
+  readonly #now: () => number;
+  readonly #tokens: TtlCache<TokenDecision>;
+  readonly #access: TtlCache<boolean>;
+
+  constructor(opts: AuthorizerOptions) {
+    this.#client = opts.client;
+    this.#audience = opts.audience ?? GATEWAY_AUDIENCE;
+    this.#ttlMs = opts.cacheTtlMs ?? 10_000;
+    this.#now = opts.now ?? Date.now;
+    this.#tokens = new TtlCache(opts.cacheSize ?? 10_000, this.#now);
+    this.#access = new TtlCache(opts.cacheSize ?? 10_000, this.#now);
+  }
+
+  /** The caller behind a bearer token, or a 401/403 GatewayError (thrown). */
+  async authenticate(token: string): Promise<Caller> {
+    const key = createHash('sha256').update(token).digest('base64url');
+    let decision = this.#tokens.get(key);
+    if (decision === undefined) {
+      let review: ReviewObject;
+      try {
+        review = await this.#client.review<ReviewObject>(TokenReviews, {
+          metadata: {},
+          spec: { token, audiences: [this.#audience] },
+        });
+      } catch (err) {
+        throw reviewUnavailable({ cause: err });
+      }
+      decision = callerFromTokenReview(review.status, this.#audience);
+      this.#tokens.set(key, decision, this.#cacheLifetime(token, decision));
+    }
+    if (decision instanceof GatewayError) throw decision;
+    return decision;
+  }
+
+  /**
+   * Whether the caller may `use` the connection `name` in ITS OWN namespace.
+   * There is deliberately no namespace parameter: whatever RBAC grants in
+   * other namespaces, the gateway only ever asks about the token's one.
+   * `name` undefined asks about every connection of the namespace at once.
+   */
+  async mayUse(caller: Caller, name: string | undefined): Promise<boolean> {
+    const key = JSON.stringify([caller.username, caller.uid, caller.groups, caller.namespace, name ?? '']);
+    const cached = this.#access.get(key);
+    if (cached !== undefined) return cached;
+    let review: ReviewObject;
+    try {
+      review = await this.#client.review<ReviewObject>(SubjectAccessReviews, {
+        metadata: {},
+        spec: {
+          user: caller.username,
+          uid: caller.uid,
+          groups: caller.groups,
+          extra: caller.extra,
+          resourceAttributes: {
+            group: GROUP,
+            resource: EXTERNAL_CONNECTION.plural,
+            verb: USE_VERB,
+            namespace: caller.namespace,
+            ...(name === undefined ? {} : { name }),
+          },
+        },
+      });
+    } catch (err) {
+      throw reviewUnavailable({ cause: err });
+    }
+    const allowed = review.status?.allowed === true && review.status.denied !== true;
+    this.#access.set(key, allowed, this.#ttlMs);
+    return allowed;
+  }
+
+  /** Never cache a positive answer past the token's own expiry. */
+  #cacheLifetime(token: string, decision: TokenDecision): number {
+    if (decision instanceof GatewayError) return this.#ttlMs;
+    const exp = unverifiedExpiry(token);
+    return exp === undefined ? this.#ttlMs : Math.min(this.#ttlMs, exp * 1000 - this.#now());
+  }
+}

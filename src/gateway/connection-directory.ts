@@ -1,0 +1,241 @@
+import type { ExternalConnection, IntegrationType, Workspace } from '../api/v1alpha1/index.js';
+import { CONNECTION_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, managedSecretName, SEALED_SECRET_TYPE } from '../api/v1alpha1/index.js';
+import { workspaceIdentity } from '../controllers/workspace/identity.js';
+import type { Envelope } from '../crypto/index.js';
+import type { KubeClient, KubeObject } from '../kube/client.js';
+import { ExternalConnections, IntegrationTypes, Secrets, Workspaces } from '../kube/resources.js';
+import { Informer } from '../runtime/informer.js';
+import type { Logger } from '../runtime/logger.js';
+import { GatewayErrorMessage, notReady } from './errors.js';
+
+/** Annotation of a managed Secret with per-field metadata (version, hint, key id); never a value. */
+export const CREDENTIALS_ANNOTATION = 'atoll.dev/credentials';
+
+/** The decrypted credentials of one connection at one revision of its managed Secret. */
+export interface CredentialSnapshot {
+  /** resourceVersion of the managed Secret the values were opened from. */
+  revision: string;
+  /** Plaintext by field. In memory only; never logged, never serialised except to an authorised agent. */
+  values: Record<string, string>;
+  /** Rotation counter by field, from the Secret's annotation (when present). */
+  versions: Record<string, number>;
+}
+
+interface SecretObject extends KubeObject {
+  type?: string;
+  data?: Record<string, string>;
+}
+
+type WorkspaceObject = KubeObject & Pick<Workspace, 'spec' | 'status'>;
+type ConnectionObject = KubeObject & Pick<ExternalConnection, 'spec' | 'status'>;
+type TypeObject = KubeObject & Pick<IntegrationType, 'spec'>;
+
+interface CacheEntry {
+  revision: string;
+  identity: string;
+  snapshot: Promise<CredentialSnapshot>;
+}
+
+export type CredentialsListener = () => void;
+
+const SECRET_SELECTOR = `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`;
+const SECRET_SYNC_WAIT_MS = 5_000;
+
+/**
+ * What the gateway knows about the cluster, kept current by watches:
+ * Workspaces, ExternalConnections and IntegrationTypes cluster-wide, and the
+ * managed Secrets of each workspace namespace through one label-selected
+ * informer per namespace (started when its Workspace appears, stopped when it
+ * goes), because the gateway has no cluster-wide Secret access.
+ *
+ * Decrypted credentials are cached per (namespace, connection, Secret
+ * resourceVersion, workspace identity) and dropped the moment the watch
+ * delivers a change, so the first request after a rotation opens the new
+ * ciphertext and the old plaintext is never used again.
+ */
+export class ConnectionDirectory {
+  readonly #client: KubeClient;
+  readonly #envelope: Envelope;
+  readonly #log: Logger;
+  readonly #workspaces: Informer<WorkspaceObject>;
+  readonly #connections: Informer<ConnectionObject>;
+  readonly #types: Informer<TypeObject>;
+  readonly #secrets = new Map<string, Informer<SecretObject>>();
+  readonly #cache = new Map<string, CacheEntry>();
+  readonly #listeners = new Map<string, Set<CredentialsListener>>();
+  #stopped = false;
+
+  constructor(opts: { client: KubeClient; envelope: Envelope; log: Logger; relistMs?: number }) {
+    this.#client = opts.client;
+    this.#envelope = opts.envelope;
+    this.#log = opts.log;
+    const common = { log: opts.log, ...(opts.relistMs === undefined ? {} : { relistMs: opts.relistMs }) };
+    this.#workspaces = new Informer(opts.client, Workspaces, common);
+    this.#connections = new Informer(opts.client, ExternalConnections, common);
+    this.#types = new Informer(opts.client, IntegrationTypes, common);
+    this.#workspaces.on((event, ws, old) => this.#onWorkspace(event, ws, old));
+  }
+
+  async start(timeoutMs = 60_000): Promise<void> {
+    for (const informer of [this.#workspaces, this.#connections, this.#types]) informer.start();
+    await Promise.all([this.#workspaces, this.#connections, this.#types].map((i) => i.waitForSync(timeoutMs)));
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    const all = [this.#workspaces, this.#connections, this.#types, ...this.#secrets.values()];
+    this.#secrets.clear();
+    this.#cache.clear();
+    await Promise.all(all.map((i) => i.stop()));
+  }
+
+  /** Synced and recently in contact with the API server (feeds /readyz). */
+  healthy(): boolean {
+    return [this.#workspaces, this.#connections, this.#types].every((i) => i.healthy());
+  }
+
+  /** The namespace's Workspace; undefined when there is none, or (admission bypassed) more than one. */
+  workspace(namespace: string): WorkspaceObject | undefined {
+    const found = this.#workspaces.list(namespace).filter((ws) => ws.metadata?.deletionTimestamp === undefined);
+    return found.length === 1 ? found[0] : undefined;
+  }
+
+  connection(namespace: string, name: string): ConnectionObject | undefined {
+    return this.#connections.get(`${namespace}/${name}`);
+  }
+
+  connections(namespace: string): ConnectionObject[] {
+    return this.#connections.list(namespace).sort((a, b) => String(a.metadata?.name).localeCompare(String(b.metadata?.name)));
+  }
+
+  integrationType(name: string): TypeObject | undefined {
+    return this.#types.get(name);
+  }
+
+  /**
+   * The current plaintext credentials of a connection, opened with the
+   * binding {namespace, workspace identity, connection, field}. Throws a 503
+   * GatewayError when the namespace is not a workspace or the credentials are
+   * missing or do not open here.
+   */
+  async credentials(namespace: string, connection: string): Promise<CredentialSnapshot> {
+    const ws = this.workspace(namespace);
+    const identity = ws === undefined ? '' : workspaceIdentity(ws as Workspace);
+    if (identity === '') throw notReady(GatewayErrorMessage.noWorkspace);
+    const secret = await this.#managedSecret(namespace, connection);
+    const revision = secret?.metadata?.resourceVersion;
+    if (secret === undefined || revision === undefined) throw notReady(GatewayErrorMessage.noCredentials);
+    const key = cacheKey(namespace, connection);
+    const cached = this.#cache.get(key);
+    if (cached !== undefined && cached.revision === revision && cached.identity === identity) return cached.snapshot;
+
+    const entry: CacheEntry = { revision, identity, snapshot: this.#open(namespace, identity, connection, secret, revision) };
+    this.#cache.set(key, entry);
+    entry.snapshot.catch(() => {
+      if (this.#cache.get(key) === entry) this.#cache.delete(key);
+    });
+    return entry.snapshot;
+  }
+
+  /** Calls `listener` whenever the connection's managed Secret (or its workspace) changes; returns an unsubscribe. */
+  onCredentialsChanged(namespace: string, connection: string, listener: CredentialsListener): () => void {
+    const key = cacheKey(namespace, connection);
+    const set = this.#listeners.get(key) ?? new Set();
+    set.add(listener);
+    this.#listeners.set(key, set);
+    return () => {
+      set.delete(listener);
+      if (set.size === 0 && this.#listeners.get(key) === set) this.#listeners.delete(key);
+    };
+  }
+
+  async #open(namespace: string, identity: string, connection: string, secret: SecretObject, revision: string): Promise<CredentialSnapshot> {
+    const values: Record<string, string> = {};
+    try {
+      for (const [field, encoded] of Object.entries(secret.data ?? {})) {
+        const sealed = Buffer.from(encoded, 'base64').toString('utf8');
+        values[field] = await this.#envelope.open(sealed, { namespace, workspace: identity, connection, field });
+      }
+    } catch (err) {
+      this.#log.warn({ namespace, connection, err: { name: (err as Error).name, message: (err as Error).message } }, 'managed credentials could not be opened');
+      throw notReady(GatewayErrorMessage.noCredentials, { cause: err });
+    }
+    return { revision, values, versions: fieldVersions(secret) };
+  }
+
+  async #managedSecret(namespace: string, connection: string): Promise<SecretObject | undefined> {
+    const informer = this.#secrets.get(namespace);
+    if (informer === undefined) return undefined;
+    if (!informer.hasSynced()) await informer.waitForSync(SECRET_SYNC_WAIT_MS).catch(() => undefined);
+    const secret = informer.get(`${namespace}/${managedSecretName(connection)}`);
+    // Only a Secret atoll wrote for exactly this connection counts.
+    if (secret?.type !== SEALED_SECRET_TYPE || secret.metadata?.labels?.[CONNECTION_LABEL] !== connection) return undefined;
+    return secret;
+  }
+
+  #onWorkspace(event: 'add' | 'update' | 'delete', ws: WorkspaceObject, old: WorkspaceObject | undefined): void {
+    const namespace = ws.metadata?.namespace;
+    if (namespace === undefined || this.#stopped) return;
+    // The informer updated its store before calling us: this is the namespace's state now.
+    const present = this.#workspaces.list(namespace).length > 0;
+    if (present && !this.#secrets.has(namespace)) this.#watchSecrets(namespace);
+    if (!present && this.#secrets.has(namespace)) this.#unwatchSecrets(namespace);
+    const identityChanged = old !== undefined && workspaceIdentity(old as Workspace) !== workspaceIdentity(ws as Workspace);
+    if (event === 'delete' || identityChanged) this.#notifyNamespace(namespace);
+  }
+
+  #watchSecrets(namespace: string): void {
+    const informer = new Informer<SecretObject>(this.#client, Secrets, { namespace, labelSelector: SECRET_SELECTOR, log: this.#log });
+    informer.on((_event, secret, old) => {
+      if (old !== undefined && old.metadata?.resourceVersion === secret.metadata?.resourceVersion) return;
+      const connection = secret.metadata?.labels?.[CONNECTION_LABEL];
+      if (connection === undefined || secret.metadata?.name !== managedSecretName(connection)) return;
+      this.#cache.delete(cacheKey(namespace, connection));
+      this.#notify(cacheKey(namespace, connection));
+    });
+    this.#secrets.set(namespace, informer);
+    informer.start();
+    this.#log.info({ namespace }, 'watching managed secrets of workspace');
+  }
+
+  #unwatchSecrets(namespace: string): void {
+    const informer = this.#secrets.get(namespace);
+    this.#secrets.delete(namespace);
+    void informer?.stop();
+    for (const key of [...this.#cache.keys()]) if (key.startsWith(`${namespace}/`)) this.#cache.delete(key);
+    this.#log.info({ namespace }, 'stopped watching managed secrets of workspace');
+  }
+
+  #notifyNamespace(namespace: string): void {
+    for (const key of [...this.#cache.keys()]) if (key.startsWith(`${namespace}/`)) this.#cache.delete(key);
+    for (const key of [...this.#listeners.keys()]) if (key.startsWith(`${namespace}/`)) this.#notify(key);
+  }
+
+  #notify(key: string): void {
+    for (const listener of [...(this.#listeners.get(key) ?? [])]) {
+      try {
+        listener();
+      } catch (err) {
+        this.#log.error({ err }, 'credentials listener failed');
+      }
+    }
+  }
+}
+
+function cacheKey(namespace: string, connection: string): string {
+  return `${namespace}/${connection}`;
+}
+
+/** Per-field rotation counters from the managed Secret's annotation; malformed annotations give none. */
+function fieldVersions(secret: SecretObject): Record<string, number> {
+  const raw = secret.metadata?.annotations?.[CREDENTIALS_ANNOTATION];
+  if (raw === undefined) return {};
+  try {
+    const parsed = JSON.parse(raw) as Record<string, { version?: unknown }>;
+    const out: Record<string, number> = {};
+    for (const [field, meta] of Object.entries(parsed)) if (typeof meta?.version === 'number') out[field] = meta.version;
+    return out;
+  } catch {
+    return {};
+  }
+}

@@ -1,0 +1,83 @@
+import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
+
+/** RFC 9110 §7.6.1 connection-specific headers, never forwarded in either direction. */
+const HOP_BY_HOP = new Set([
+  'connection',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+]);
+
+/**
+ * Request headers the caller may not pass on: its own credentials (the
+ * gateway token, cookies), anything a proxy or load balancer would claim
+ * about the client, and `host`, which names the gateway rather than the service.
+ */
+const CALLER_ONLY = new Set(['authorization', 'cookie', 'forwarded', 'host', 'x-real-ip', 'via']);
+
+function isConnectionScoped(name: string, connectionTokens: Set<string>): boolean {
+  return HOP_BY_HOP.has(name) || connectionTokens.has(name) || name.startsWith('proxy-');
+}
+
+function connectionTokensOf(headers: IncomingHttpHeaders): Set<string> {
+  const value = headers.connection;
+  const tokens = new Set<string>();
+  for (const part of (Array.isArray(value) ? value.join(',') : value ?? '').split(',')) {
+    const token = part.trim().toLowerCase();
+    if (token !== '') tokens.add(token);
+  }
+  return tokens;
+}
+
+/**
+ * The caller's request headers minus everything the upstream must not see
+ * (see CALLER_ONLY, hop-by-hop, Proxy-*, X-Forwarded-*) and minus the names
+ * the gateway itself sets (`injected`), so a caller can never override or
+ * append to an injected credential.
+ */
+export function forwardableRequestHeaders(headers: IncomingHttpHeaders, injected: Iterable<string>): OutgoingHttpHeaders {
+  const tokens = connectionTokensOf(headers);
+  const reserved = new Set([...injected].map((n) => n.toLowerCase()));
+  const out: OutgoingHttpHeaders = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined) continue;
+    if (isConnectionScoped(name, tokens) || CALLER_ONLY.has(name) || name.startsWith('x-forwarded-') || reserved.has(name)) continue;
+    out[name] = value;
+  }
+  return out;
+}
+
+/**
+ * The upstream's response headers minus hop-by-hop ones and minus any header
+ * whose value contains a secret (the credential itself, its URL-encoded form,
+ * or a whole injected header value such as `Basic …`): services that echo
+ * request headers or put the API key into a Location must not hand the
+ * credential to the component.
+ */
+export function safeResponseHeaders(headers: IncomingHttpHeaders, secrets: readonly string[]): OutgoingHttpHeaders {
+  const tokens = connectionTokensOf(headers);
+  const needles = secretNeedles(secrets);
+  const out: OutgoingHttpHeaders = {};
+  for (const [name, value] of Object.entries(headers)) {
+    if (value === undefined || isConnectionScoped(name, tokens)) continue;
+    const values = Array.isArray(value) ? value : [value];
+    if (values.some((v) => needles.some((needle) => v.includes(needle)))) continue;
+    out[name] = value;
+  }
+  return out;
+}
+
+/** Secrets and their encoded forms worth searching for; very short values would match everything. */
+export function secretNeedles(secrets: readonly string[]): string[] {
+  const needles = new Set<string>();
+  for (const secret of secrets) {
+    if (secret.length < 4) continue;
+    needles.add(secret);
+    needles.add(encodeURIComponent(secret));
+    needles.add(new URLSearchParams({ v: secret }).toString().slice(2));
+  }
+  return [...needles];
+}

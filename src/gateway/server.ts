@@ -1,0 +1,269 @@
+import http from 'node:http';
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { Envelope } from '../crypto/index.js';
+import type { KubeClient } from '../kube/client.js';
+import type { DialOverride } from '../integrations/probe-types.js';
+import { validateSettings } from '../integrations/settings.js';
+import type { OperatorMetrics } from '../runtime/metrics.js';
+import type { Logger } from '../runtime/logger.js';
+import { GatewayAuthorizer } from './authorizer.js';
+import { bearerToken, GATEWAY_AUDIENCE, type Caller } from './caller.js';
+import { ConnectionDirectory } from './connection-directory.js';
+import { sendCredentialsOnce, streamCredentials } from './credentials-stream.js';
+import {
+  badRequest,
+  forbidden,
+  GatewayError,
+  GatewayErrorCode,
+  GatewayErrorMessage,
+  notFound,
+  notReady,
+  unauthorized,
+} from './errors.js';
+import { proxyRequest } from './proxy.js';
+import { parseRoute, type Route } from './routes.js';
+import { UpstreamClient } from './upstream-client.js';
+import { planUpstream } from './upstream-plan.js';
+
+export interface GatewayOptions {
+  /** The gateway's own identity: TokenReview, SubjectAccessReview, and list/watch of atoll's objects. */
+  client: KubeClient;
+  envelope: Envelope;
+  log: Logger;
+  metrics: OperatorMetrics;
+  host: string;
+  port: number;
+  /** Serve HTTPS with this certificate (recommended: tokens travel in requests). */
+  tls?: { certPem: string; keyPem: string };
+  /** Token audience required; only ever `atoll-gateway` outside tests. */
+  audience?: typeof GATEWAY_AUDIENCE;
+  /** Extra PEM CAs trusted for upstream TLS besides the system ones. */
+  upstreamCAs?: string[];
+  /** Tests and benchmarks only: connect here instead of the upstream host (egress applies to this address). */
+  dial?: (host: string, port: number) => DialOverride | undefined;
+  /** Idle time allowed while waiting for an upstream; default 30 s. */
+  upstreamTimeoutMs?: number;
+  /** How long authentication and authorization answers are reused; default 10 s. */
+  authCacheTtlMs?: number;
+  /** Credentials-stream keep-alive and re-authorization period; default 15 s. */
+  heartbeatMs?: number;
+}
+
+export interface Gateway {
+  url: string;
+  /** Caches synced and the API server answering. */
+  ready(): boolean;
+  close(): Promise<void>;
+}
+
+/** Fields of the one access-log line per request: never the token, a header, a path or a query value. */
+interface AccessEntry {
+  route: Route['kind'];
+  method: string;
+  namespace?: string;
+  serviceAccount?: string;
+  connection?: string;
+  code?: string;
+}
+
+/**
+ * `atoll gateway`: an HTTP proxy through which a workload uses a connection
+ * by name without ever seeing its credential (spec section 5). Every request
+ * is authenticated by TokenReview (audience atoll-gateway) and authorized by
+ * SubjectAccessReview (verb `use` on the connection); the namespace comes
+ * from the token only, so a connection is looked up in the caller's own
+ * namespace and nowhere else, whatever RBAC grants elsewhere.
+ */
+export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
+  const log = opts.log.child({ component: 'gateway' });
+  const directory = new ConnectionDirectory({ client: opts.client, envelope: opts.envelope, log });
+  const authorizer = new GatewayAuthorizer({ client: opts.client, audience: opts.audience ?? GATEWAY_AUDIENCE, cacheTtlMs: opts.authCacheTtlMs ?? 10_000 });
+  const upstream = new UpstreamClient({ upstreamCAs: opts.upstreamCAs, dial: opts.dial });
+  const timeoutMs = opts.upstreamTimeoutMs ?? 30_000;
+  const heartbeatMs = opts.heartbeatMs ?? 15_000;
+  await directory.start();
+
+  async function authenticate(req: http.IncomingMessage, entry: AccessEntry): Promise<{ caller: Caller; token: string }> {
+    const token = bearerToken(req.headers.authorization);
+    if (token === undefined) throw unauthorized(GatewayErrorMessage.missingToken);
+    const caller = await authorizer.authenticate(token);
+    entry.namespace = caller.namespace;
+    entry.serviceAccount = caller.serviceAccount;
+    return { caller, token };
+  }
+
+  async function authorizeConnection(caller: Caller, connection: string) {
+    if (!(await authorizer.mayUse(caller, connection))) throw forbidden();
+    const found = directory.connection(caller.namespace, connection);
+    if (found === undefined) throw notFound();
+    return found;
+  }
+
+  function requireMethod(req: http.IncomingMessage, allowed: string[]): void {
+    if (!allowed.includes(req.method ?? '')) throw new GatewayError(405, GatewayErrorCode.MethodNotAllowed, GatewayErrorMessage.methodNotAllowed);
+  }
+
+  async function catalogue(caller: Caller, res: http.ServerResponse): Promise<number> {
+    const everything = await authorizer.mayUse(caller, undefined);
+    const items = [];
+    for (const conn of directory.connections(caller.namespace)) {
+      const name = String(conn.metadata?.name);
+      if (!everything && !(await authorizer.mayUse(caller, name))) continue;
+      const type = directory.integrationType(conn.spec?.type ?? '');
+      items.push({
+        name,
+        type: conn.spec?.type,
+        displayName: conn.spec?.displayName ?? name,
+        ready: conn.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True',
+        hint: conn.status?.credentialHint ?? null,
+        proxy: type?.spec?.gateway !== undefined,
+      });
+    }
+    res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+    res.end(JSON.stringify({ namespace: caller.namespace, items }));
+    return 200;
+  }
+
+  async function proxy(caller: Caller, route: Extract<Route, { kind: 'proxy' }>, req: http.IncomingMessage, res: http.ServerResponse): Promise<number> {
+    const conn = await authorizeConnection(caller, route.connection);
+    const workspace = directory.workspace(caller.namespace);
+    if (workspace === undefined) throw notReady(GatewayErrorMessage.noWorkspace);
+    const type = directory.integrationType(conn.spec?.type ?? '');
+    const gateway = type?.spec?.gateway;
+    if (type === undefined || gateway === undefined) throw new GatewayError(400, GatewayErrorCode.NotProxyable, GatewayErrorMessage.notProxyable);
+    const credentials = await directory.credentials(caller.namespace, route.connection);
+    const settings = validateSettings({ metadata: type.metadata, spec: type.spec }, conn.spec?.settings);
+    if (!settings.ok) throw notReady(GatewayErrorMessage.invalidSettings);
+    const plan = planUpstream(gateway, { settings: settings.settings, credentials: credentials.values }, route.path, route.search);
+    return proxyRequest(req, res, plan, { client: upstream, egress: { allowCIDRs: workspace.spec?.policy?.egress?.allowCIDRs ?? [] }, timeoutMs });
+  }
+
+  async function credentials(caller: Caller, token: string, route: Extract<Route, { kind: 'credentials' }>, res: http.ServerResponse): Promise<number> {
+    await authorizeConnection(caller, route.connection);
+    const snapshot = await directory.credentials(caller.namespace, route.connection);
+    if (!route.watch) return sendCredentialsOnce(res, route.connection, snapshot);
+    return streamCredentials(res, {
+      directory,
+      namespace: caller.namespace,
+      connection: route.connection,
+      initial: snapshot,
+      heartbeatMs,
+      log,
+      stillAllowed: async () => {
+        const again = await authorizer.authenticate(token);
+        return again.username === caller.username
+          && directory.connection(caller.namespace, route.connection) !== undefined
+          && (await authorizer.mayUse(again, route.connection));
+      },
+    });
+  }
+
+  async function dispatch(route: Route, req: http.IncomingMessage, res: http.ServerResponse, entry: AccessEntry): Promise<number> {
+    if (route.kind === 'unknown') throw notFound(GatewayErrorMessage.unknownRoute);
+    if (!directory.healthy()) throw notReady(GatewayErrorMessage.notReady);
+    const { caller, token } = await authenticate(req, entry);
+    switch (route.kind) {
+      case 'catalogue':
+        requireMethod(req, ['GET']);
+        return catalogue(caller, res);
+      case 'invalid-path':
+        entry.connection = route.connection;
+        throw badRequest(GatewayErrorMessage.invalidPath);
+      case 'proxy':
+        entry.connection = route.connection;
+        return proxy(caller, route, req, res);
+      case 'credentials':
+        entry.connection = route.connection;
+        requireMethod(req, ['GET']);
+        return credentials(caller, token, route, res);
+      default:
+        throw notFound(GatewayErrorMessage.unknownRoute);
+    }
+  }
+
+  function health(route: Route, res: http.ServerResponse): boolean {
+    if (route.kind !== 'healthz' && route.kind !== 'readyz') return false;
+    const ok = route.kind === 'healthz' || directory.healthy();
+    res.writeHead(ok ? 200 : 503, { 'content-type': 'text/plain' });
+    res.end(ok ? 'ok' : 'not ready');
+    return true;
+  }
+
+  async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const route = parseRoute(req.url ?? '/');
+    if (health(route, res)) return;
+    const started = performance.now();
+    const entry: AccessEntry = { route: route.kind, method: req.method ?? '' };
+    let status = 500;
+    let cause: ReturnType<typeof describeCause>;
+    try {
+      status = await dispatch(route, req, res, entry);
+    } catch (err) {
+      const failure = err instanceof GatewayError
+        ? err
+        : new GatewayError(500, GatewayErrorCode.Internal, GatewayErrorMessage.internal, { cause: err });
+      status = failure.status;
+      entry.code = failure.code;
+      if (failure.status >= 500) cause = describeCause(failure.cause);
+      sendError(res, failure);
+    } finally {
+      const seconds = (performance.now() - started) / 1000;
+      const labels = { route: route.kind, code: String(status) };
+      opts.metrics.gatewayRequests.inc(labels);
+      opts.metrics.gatewayDuration.observe(labels, seconds);
+      const line = { ...entry, status, durationMs: Math.round(seconds * 1000), ...(cause ? { cause } : {}) };
+      if (status >= 500) log.warn(line, 'gateway request');
+      else log.info(line, 'gateway request');
+    }
+  }
+
+  const listener = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+    void handle(req, res);
+  };
+  const server = opts.tls ? https.createServer({ cert: opts.tls.certPem, key: opts.tls.keyPem }, listener) : http.createServer(listener);
+  server.keepAliveTimeout = 65_000;
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(opts.port, opts.host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+  const addr = server.address() as AddressInfo;
+  const host = addr.address.includes(':') ? `[${addr.address}]` : addr.address;
+  log.info({ address: addr.address, port: addr.port, tls: opts.tls !== undefined }, 'gateway listening');
+
+  return {
+    url: `${opts.tls ? 'https' : 'http'}://${host}:${addr.port}`,
+    ready: () => directory.healthy(),
+    close: async () => {
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeAllConnections();
+      await closed;
+      upstream.close();
+      await directory.stop();
+    },
+  };
+}
+
+function sendError(res: http.ServerResponse, err: GatewayError): void {
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  if (res.destroyed) return;
+  res.writeHead(err.status, {
+    'content-type': 'application/json',
+    'cache-control': 'no-store',
+    ...(err.status === 401 ? { 'www-authenticate': `Bearer realm="${GATEWAY_AUDIENCE}"` } : {}),
+  });
+  res.end(JSON.stringify(err.body()));
+}
+
+/** What is safe to log about a failure's cause: its class and code, never its message (it may quote input). */
+function describeCause(cause: unknown): { name?: string; code?: unknown; reason?: unknown } | undefined {
+  if (!(cause instanceof Error)) return undefined;
+  const c = cause as Error & { code?: unknown; reason?: unknown; status?: unknown };
+  return { name: c.name, code: c.code ?? c.status, reason: c.reason };
+}

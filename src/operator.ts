@@ -1,0 +1,183 @@
+import type { ExternalConnection, IntegrationType, Workspace } from './api/v1alpha1/index.js';
+import { CONNECTION_LABEL, WORKSPACE_LABEL } from './api/v1alpha1/index.js';
+import type { OperatorConfig } from './config/operator-config.js';
+import type { OperatorContext } from './controllers/context.js';
+import { ExternalConnectionReconciler, type ProbeHooks } from './controllers/externalconnection/reconciler.js';
+import { WorkspaceReconciler } from './controllers/workspace/reconciler.js';
+import { setupCrypto } from './crypto/setup.js';
+import type { DekCacheStats } from './crypto/dek-cache.js';
+import type { KubeClient, KubeObject } from './kube/client.js';
+import { EventRecorder } from './kube/events.js';
+import { ExternalConnections, IntegrationTypes, Namespaces, Workspaces } from './kube/resources.js';
+import { Controller } from './runtime/controller.js';
+import { startHealthServer } from './runtime/health-server.js';
+import { Informer, objectKey } from './runtime/informer.js';
+import { LeaderElector } from './runtime/leader-election.js';
+import type { Logger } from './runtime/logger.js';
+import { createOperatorMetrics, type OperatorMetrics } from './runtime/metrics.js';
+import { NamespacedSecretWatch } from './runtime/secret-watch.js';
+import { ensureServingCertificate } from './webhooks/certs.js';
+import { registerWebhooks } from './webhooks/registration.js';
+import { sealConnection } from './webhooks/sealing.js';
+import { startWebhookServer } from './webhooks/server.js';
+import { validateConnection, validateWorkspace } from './webhooks/validation.js';
+import { workspaceOf } from './controllers/context.js';
+
+type Ws = Workspace & KubeObject;
+type Conn = ExternalConnection & KubeObject;
+type Type = IntegrationType & KubeObject;
+
+export interface RunningOperator {
+  metrics: OperatorMetrics;
+  healthURL: string;
+  webhookPort?: number;
+  ready(): boolean;
+  stop(): Promise<void>;
+}
+
+/**
+ * Wires the controller process: informers, webhooks (served by every
+ * replica), and the two reconcilers (run by the leader only).
+ */
+export async function startOperator(opts: { client: KubeClient; config: OperatorConfig; log: Logger; probeHooks?: ProbeHooks; metrics?: OperatorMetrics }): Promise<RunningOperator> {
+  const { client, config, log } = opts;
+  const metrics = opts.metrics ?? createOperatorMetrics();
+  const crypto = await setupCrypto(config, client);
+  metrics.registry.register({ name: 'atoll_kms_requests', render: () => renderKmsStats(crypto.envelope.stats()) });
+
+  const workspaces = new Informer<Ws>(client, Workspaces, { log });
+  const connections = new Informer<Conn>(client, ExternalConnections, { log });
+  const types = new Informer<Type>(client, IntegrationTypes, { log });
+  const secrets = new NamespacedSecretWatch(client, log);
+  const ctx: OperatorContext = { client, config, metrics, events: new EventRecorder(client, 'atoll-controller', log), crypto, workspaces, connections, types, secrets };
+  for (const inf of [workspaces, connections, types]) inf.start();
+  await Promise.all([workspaces.waitForSync(), connections.waitForSync(), types.waitForSync()]);
+  metrics.connectionsReady.set({ ready: 'true' }, 0);
+
+  // Webhooks: every replica serves them, so admission never waits for a leader.
+  let webhook: Awaited<ReturnType<typeof startWebhookServer>> | undefined;
+  if (config.webhook.enabled) {
+    const service = config.webhook.serviceName;
+    const dnsNames = service ? [`${service}.${config.namespace}.svc`, `${service}.${config.namespace}.svc.cluster.local`] : ['localhost'];
+    const cert = await ensureServingCertificate(client, config.namespace, { dnsNames, ipAddresses: config.webhook.urlBase ? ['127.0.0.1'] : [] });
+    webhook = await startWebhookServer({
+      host: config.webhook.host,
+      port: config.webhook.port,
+      tls: cert,
+      log: log.child({ component: 'webhook' }),
+      handlers: {
+        mutateConnection: (req) => sealConnection(req, { crypto, workspaceOf: (ns) => workspaceOf(ctx, ns), log }),
+        validateConnection: (req) => validateConnection(req, validationDeps(ctx)),
+        validateWorkspace: (req) => validateWorkspace(req, validationDeps(ctx)),
+      },
+    });
+    const urlBase = config.webhook.urlBase?.replace(/:0$/, `:${webhook.port}`);
+    await registerWebhooks(client, urlBase ? { caPem: cert.caPem, urlBase } : { caPem: cert.caPem, service: { namespace: config.namespace, name: service!, port: 443 } });
+  }
+
+  const wsController = new Controller({ name: 'workspace', reconcile: new WorkspaceReconciler(ctx).reconcile, log, metrics });
+  let connController: Controller;
+  const connReconciler = new ExternalConnectionReconciler(ctx, (key) => connController.enqueue(key), opts.probeHooks);
+  connController = new Controller({ name: 'externalconnection', reconcile: connReconciler.reconcile, log, metrics, workers: 4 });
+
+  wsController.watch(workspaces, undefined, specChanged);
+  wsController.watch(connections, (c) => workspaceKeys(ctx, c.metadata?.namespace));
+  connController.watch(connections, undefined, specChanged);
+  connController.watch(workspaces, (w) => connectionKeys(ctx, w.metadata?.namespace));
+  connController.watch(types, (t) => ctx.connections.list().filter((c) => c.spec?.type === t.metadata?.name).map(objectKey));
+  secrets.on((_e, s, old) => {
+    if (old && old.metadata?.resourceVersion === s.metadata?.resourceVersion) return;
+    const ns = s.metadata?.namespace;
+    const owner = s.metadata?.labels?.[CONNECTION_LABEL];
+    const keys = new Set<string>(owner ? [`${ns}/${owner}`] : []);
+    for (const c of ctx.connections.list(ns)) {
+      if (Object.values(c.spec?.credentials ?? {}).some((src) => src.secretKeyRef?.name === s.metadata?.name)) keys.add(objectKey(c));
+    }
+    for (const k of keys) connController.enqueue(k);
+  });
+  workspaces.on(() => secrets.sync(new Set(workspaces.list().map((w) => w.metadata!.namespace!))));
+  secrets.sync(new Set(workspaces.list().map((w) => w.metadata!.namespace!)));
+  metrics.connectionsReady.set({ ready: 'true' }, 0);
+  const gauge = setInterval(() => {
+    const all = connections.list();
+    const ready = all.filter((c) => c.status?.conditions?.some((x) => x.type === 'Ready' && x.status === 'True')).length;
+    metrics.connectionsReady.set({ ready: 'true' }, ready);
+    metrics.connectionsReady.set({ ready: 'false' }, all.length - ready);
+  }, 5000);
+  gauge.unref();
+
+  let elector: LeaderElector | undefined;
+  let stopping = false;
+  const startControllers = () => {
+    wsController.start();
+    connController.start();
+    for (const w of workspaces.list()) wsController.enqueue(objectKey(w));
+    for (const c of connections.list()) connController.enqueue(objectKey(c));
+  };
+  if (config.leaderElection.enabled) {
+    elector = new LeaderElector({ client, namespace: config.namespace, name: 'atoll-controller', identity: config.leaderElection.identity, log });
+    void elector.run(() => {
+      if (!stopping) {
+        log.fatal('leadership lost; exiting so a fresh process can rejoin');
+        process.exit(1);
+      }
+    }).then(() => {
+      if (!stopping) startControllers();
+    });
+  } else {
+    startControllers();
+  }
+
+  const ready = () => workspaces.healthy() && connections.healthy() && types.healthy();
+  const health = await startHealthServer({ host: config.health.host, port: config.health.port, registry: metrics.registry, checks: { live: () => true, ready } });
+  log.info({ health: health.url, webhookPort: webhook?.port, leaderElection: config.leaderElection.enabled }, 'controller started');
+
+  return {
+    metrics,
+    healthURL: health.url,
+    webhookPort: webhook?.port,
+    ready,
+    async stop() {
+      stopping = true;
+      clearInterval(gauge);
+      await Promise.all([wsController.stop(), connController.stop()]);
+      await elector?.stop();
+      await webhook?.close();
+      await health.close();
+      await Promise.all([workspaces.stop(), connections.stop(), types.stop(), secrets.stop()]);
+      log.info('controller stopped');
+    },
+  };
+}
+
+/** Skip updates that touch only status: our own status writes must not loop. */
+function specChanged(obj: KubeObject, old?: KubeObject): boolean {
+  if (!old) return true;
+  const a = obj.metadata ?? {};
+  const b = old.metadata ?? {};
+  return a.generation !== b.generation || JSON.stringify(a.annotations ?? {}) !== JSON.stringify(b.annotations ?? {}) || JSON.stringify(a.labels ?? {}) !== JSON.stringify(b.labels ?? {}) || a.deletionTimestamp !== b.deletionTimestamp || JSON.stringify(a.finalizers) !== JSON.stringify(b.finalizers);
+}
+
+function workspaceKeys(ctx: OperatorContext, ns: string | undefined): string[] {
+  return ns ? ctx.workspaces.list(ns).map(objectKey) : [];
+}
+
+function connectionKeys(ctx: OperatorContext, ns: string | undefined): string[] {
+  return ns ? ctx.connections.list(ns).map(objectKey) : [];
+}
+
+function validationDeps(ctx: OperatorContext) {
+  return {
+    workspacesIn: (ns: string) => ctx.workspaces.list(ns) as Workspace[],
+    connectionsIn: (ns: string) => ctx.connections.list(ns).length,
+    integrationType: (name: string) => ctx.types.get(name) as IntegrationType | undefined,
+  };
+}
+
+function renderKmsStats(stats: DekCacheStats): string {
+  const lines = ['# HELP atoll_kms_requests KMS requests made by the envelope, by operation (cache misses only).', '# TYPE atoll_kms_requests counter'];
+  for (const [op, n] of Object.entries(stats.kmsCalls)) lines.push(`atoll_kms_requests{operation="${op}"} ${n}`);
+  lines.push('# HELP atoll_dek_cache_hits Data-key cache hits by direction.', '# TYPE atoll_dek_cache_hits counter');
+  for (const [dir, n] of Object.entries(stats.hits)) lines.push(`atoll_dek_cache_hits{direction="${dir}"} ${n}`);
+  return lines.join('\n');
+}

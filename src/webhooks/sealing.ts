@@ -1,0 +1,109 @@
+import { timingSafeEqual } from 'node:crypto';
+import type { ExternalConnection } from '../api/v1alpha1/index.js';
+import { checkPlaintext } from '../controllers/externalconnection/policy.js';
+import { workspaceIdentity } from '../controllers/workspace/identity.js';
+import type { CryptoSetup } from '../crypto/setup.js';
+import { CryptoError } from '../crypto/errors.js';
+import type { Logger } from '../runtime/logger.js';
+import { allow, deny, pointer, type AdmissionRequest, type AdmissionResponse, type JsonPatchOp } from './admission.js';
+import type { Workspace } from '../api/v1alpha1/index.js';
+
+const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
+
+export interface SealingDeps {
+  crypto: CryptoSetup;
+  workspaceOf(namespace: string): Workspace | undefined;
+  log: Logger;
+}
+
+/**
+ * Mutating admission for ExternalConnections: every `credentials.<f>.value`
+ * becomes `sealed` before the object is stored, and the plaintext is scrubbed
+ * from kubectl's last-applied annotation. Re-applying the same value keeps
+ * the stored ciphertext, so GitOps syncs and repeated applies cause no churn.
+ */
+export async function sealConnection(req: AdmissionRequest, deps: SealingDeps): Promise<AdmissionResponse> {
+  const conn = req.object as ExternalConnection;
+  const creds = conn?.spec?.credentials ?? {};
+  const plainFields = Object.entries(creds).filter(([, s]) => typeof s?.value === 'string');
+  const annotations = conn?.metadata?.annotations ?? {};
+  if (plainFields.length === 0 && !lastAppliedHasValue(annotations[LAST_APPLIED])) return allow(req.uid);
+
+  const ns = req.namespace ?? conn.metadata?.namespace ?? '';
+  const ws = deps.workspaceOf(ns);
+  if (!ws) return deny(req.uid, `namespace ${ns} has no Workspace, so credentials cannot be sealed here; ask your platform team to create a Workspace in it`);
+  const identity = workspaceIdentity(ws);
+  const key = deps.crypto.keyFor(ws.spec?.encryption?.keyId);
+  const old = req.operation === 'UPDATE' ? (req.oldObject as ExternalConnection | undefined) : undefined;
+
+  const sealedByField: Record<string, string> = {};
+  const ops: JsonPatchOp[] = [];
+  for (const [field, source] of plainFields) {
+    const problem = checkPlaintext(field, source.value!);
+    if (problem) return deny(req.uid, problem);
+    if (source.sealed !== undefined || source.secretKeyRef !== undefined) {
+      return deny(req.uid, `spec.credentials.${field}: set exactly one of value, sealed or secretKeyRef`);
+    }
+    const binding = { namespace: ns, workspace: identity, connection: conn.metadata!.name!, field };
+    try {
+      const previous = old?.spec?.credentials?.[field]?.sealed;
+      const reuse = previous ? await sameAs(deps.crypto, previous, binding, source.value!) : false;
+      sealedByField[field] = reuse ? previous! : await deps.crypto.envelope.seal(source.value!, binding, key);
+    } catch (err) {
+      deps.log.warn({ field, reason: err instanceof CryptoError ? err.reason : 'unknown' }, 'sealing failed');
+      return deny(req.uid, `spec.credentials.${field}.value could not be sealed: the KMS is unavailable; nothing was stored, try again shortly`, 503, 'ServiceUnavailable');
+    }
+    ops.push({ op: 'replace', path: `/spec/credentials/${pointer(field)}`, value: { sealed: sealedByField[field] } });
+  }
+
+  const lastApplied = annotations[LAST_APPLIED];
+  if (lastApplied !== undefined) {
+    const scrubbed = scrubLastApplied(lastApplied, sealedByField);
+    if (scrubbed !== lastApplied) {
+      ops.push(scrubbed === undefined ? { op: 'remove', path: `/metadata/annotations/${pointer(LAST_APPLIED)}` } : { op: 'replace', path: `/metadata/annotations/${pointer(LAST_APPLIED)}`, value: scrubbed });
+    }
+  }
+  return allow(req.uid, ops);
+}
+
+/** True when `sealed` opens under this binding to exactly `plaintext`. */
+async function sameAs(crypto: CryptoSetup, sealed: string, binding: Parameters<CryptoSetup['envelope']['open']>[1], plaintext: string): Promise<boolean> {
+  try {
+    const a = Buffer.from(await crypto.envelope.open(sealed, binding));
+    const b = Buffer.from(plaintext);
+    return a.length === b.length && timingSafeEqual(a, b);
+  } catch {
+    return false;
+  }
+}
+
+function lastAppliedHasValue(text: string | undefined): boolean {
+  return text !== undefined && text.includes('"value"');
+}
+
+/**
+ * Replaces every credential `value` in kubectl's last-applied JSON with the
+ * sealed value (so the next client-side apply computes a sane diff), and
+ * drops the annotation entirely if it cannot be parsed: it must never keep a
+ * plaintext.
+ */
+export function scrubLastApplied(text: string, sealedByField: Record<string, string>): string | undefined {
+  let doc: { spec?: { credentials?: Record<string, Record<string, unknown>> } };
+  try {
+    doc = JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+  const creds = doc?.spec?.credentials;
+  if (!creds || typeof creds !== 'object') return text;
+  let changed = false;
+  for (const [field, source] of Object.entries(creds)) {
+    if (source && typeof source === 'object' && 'value' in source) {
+      delete source.value;
+      const sealed = sealedByField[field];
+      if (sealed) source.sealed = sealed;
+      changed = true;
+    }
+  }
+  return changed ? JSON.stringify(doc) + '\n' : text;
+}

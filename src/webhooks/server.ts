@@ -1,0 +1,72 @@
+import https from 'node:https';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from '../runtime/logger.js';
+import { deny, type AdmissionRequest, type AdmissionResponse } from './admission.js';
+import { PATHS } from './registration.js';
+
+export type AdmissionHandler = (req: AdmissionRequest) => Promise<AdmissionResponse> | AdmissionResponse;
+
+const MAX_BODY = 3 * 1024 * 1024;
+
+/**
+ * Serves AdmissionReview v1 over TLS. The request log carries only the
+ * operation, kind, namespace, name and verdict: admission requests carry
+ * plaintext credentials on their way to being sealed.
+ */
+export async function startWebhookServer(opts: {
+  host: string;
+  port: number;
+  tls: { certPem: string; keyPem: string };
+  handlers: Partial<Record<keyof typeof PATHS, AdmissionHandler>>;
+  log: Logger;
+}): Promise<{ port: number; close(): Promise<void>; setCertificate(tls: { certPem: string; keyPem: string }): void }> {
+  const byPath = new Map<string, AdmissionHandler>();
+  for (const [name, handler] of Object.entries(opts.handlers)) byPath.set(PATHS[name as keyof typeof PATHS], handler!);
+  const server = https.createServer({ cert: opts.tls.certPem, key: opts.tls.keyPem, minVersion: 'TLSv1.2' }, (req, res) => {
+    const handler = byPath.get((req.url ?? '').split('?')[0]!);
+    if (!handler || req.method !== 'POST') {
+      res.writeHead(404).end();
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > MAX_BODY) req.destroy();
+      else chunks.push(c);
+    });
+    req.on('end', async () => {
+      let review: { apiVersion?: string; request?: AdmissionRequest };
+      try {
+        review = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+      } catch {
+        res.writeHead(400).end();
+        return;
+      }
+      const request = review.request;
+      if (!request?.uid) {
+        res.writeHead(400).end();
+        return;
+      }
+      let response: AdmissionResponse;
+      try {
+        response = await handler(request);
+      } catch (err) {
+        opts.log.error({ err: { type: (err as Error).name, message: (err as Error).message }, kind: request.kind?.kind }, 'admission handler failed');
+        response = deny(request.uid, 'atoll admission failed internally; nothing was stored, try again', 500, 'InternalError');
+      }
+      opts.log.info({ operation: request.operation, kind: request.kind?.kind, namespace: request.namespace, name: request.name, dryRun: request.dryRun, allowed: response.allowed, patched: Boolean(response.patch) }, 'admission');
+      const body = JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response });
+      res.writeHead(200, { 'Content-Type': 'application/json' }).end(body);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(opts.port, opts.host, resolve));
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () => new Promise((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    }),
+    setCertificate: (tls) => server.setSecureContext({ cert: tls.certPem, key: tls.keyPem }),
+  };
+}
