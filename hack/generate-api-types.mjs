@@ -152,7 +152,7 @@ export function renderApiTypes(crds) {
         `export interface ${kind} {\n` +
         `  apiVersion: ${literal(apiVersion)};\n` +
         `  kind: ${literal(kind)};\n` +
-        `  metadata: V1ObjectMeta;\n` +
+        `  metadata: ObjectMeta;\n` +
         `  spec${specRequired ? '' : '?'}: ${specType};\n` +
         (statusType ? `  status?: ${statusType};\n` : '') +
         `}\n\n` +
@@ -160,14 +160,14 @@ export function renderApiTypes(crds) {
         `export interface ${listKind} {\n` +
         `  apiVersion: ${literal(apiVersion)};\n` +
         `  kind: ${literal(listKind)};\n` +
-        `  metadata: V1ListMeta;\n` +
+        `  metadata: ListMeta;\n` +
         `  items: ${kind}[];\n` +
         `}\n`,
       ...[...declarations.values()].slice(firstNew),
     );
   }
 
-  return [HEADER, `import type { V1ListMeta, V1ObjectMeta } from '@kubernetes/client-node';\n`, ...chunks].join('\n');
+  return [HEADER, `import type { ListMeta, ObjectMeta } from '../../kube/client.js';\n`, ...chunks].join('\n');
 }
 
 /** Reads the CRD files below `root`, in emission order. */

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Installs the real services the probe tests run against on loopback:
-# PostgreSQL, MariaDB, Redis, Prometheus, and htpasswd (bcrypt hashes for
-# Prometheus' web config). Tests start their own instances on free ports in
+# PostgreSQL, MariaDB (server and the `mariadb` client used by
+# src/testing/databases.ts), Redis, Prometheus, htpasswd (bcrypt hashes for
+# Prometheus' web config), lua5.1 (Argo CD health check tests) and nginx (the
+# gateway benchmark). Tests start their own instances on free ports in
 # temporary directories, so the system services these packages would normally
 # start are kept from starting and disabled.
 # Idempotent: installed packages are skipped; apt-get update runs at most once.
@@ -23,6 +25,9 @@ declare -A probe_binary=(
   [redis-server]=/usr/bin/redis-server
   [prometheus]=/usr/bin/prometheus
   [apache2-utils]=/usr/bin/htpasswd
+  [mariadb-client]=/usr/bin/mariadb
+  [lua5.1]=/usr/bin/lua5.1
+  [nginx]=/usr/sbin/nginx
 )
 # package -> init scripts it may install and auto-start
 declare -A init_scripts=(
@@ -31,8 +36,11 @@ declare -A init_scripts=(
   [redis-server]=redis-server
   [prometheus]=prometheus
   [apache2-utils]=
+  [mariadb-client]=
+  [lua5.1]=
+  [nginx]=nginx
 )
-packages=(postgresql mariadb-server redis-server prometheus apache2-utils)
+packages=(postgresql mariadb-server redis-server prometheus apache2-utils mariadb-client lua5.1 nginx)
 
 is_installed() {
   [[ $(dpkg-query -W -f='${Status}' "$1" 2>/dev/null) == "install ok installed" && -e ${probe_binary[$1]} ]]
@@ -87,4 +95,4 @@ for p in "${packages[@]}"; do
   fi
 done
 pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)
-step "ready: postgres $("$pg_bin/postgres" --version | awk '{print $3}'), $(/usr/sbin/mariadbd --version | awk '{print $3}'), $(redis-server --version | awk '{print $3}'), prometheus $(prometheus --version 2>&1 | awk 'NR==1{print $3}')"
+step "ready: postgres $("$pg_bin/postgres" --version | awk '{print $3}'), $(/usr/sbin/mariadbd --version | awk '{print $3}'), $(redis-server --version | awk '{print $3}'), prometheus $(prometheus --version 2>&1 | awk 'NR==1{print $3}'), $(lua5.1 -v 2>&1 | awk '{print $1, $2}'), $(nginx -v 2>&1 | awk '{print $3}')"

@@ -21,7 +21,7 @@ import { registerWebhooks } from './webhooks/registration.js';
 import { sealConnection } from './webhooks/sealing.js';
 import { startWebhookServer } from './webhooks/server.js';
 import { validateConnection, validateWorkspace } from './webhooks/validation.js';
-import { workspaceOf } from './controllers/context.js';
+import { oldestFirst } from './controllers/context.js';
 
 type Ws = Workspace & KubeObject;
 type Conn = ExternalConnection & KubeObject;
@@ -66,7 +66,7 @@ export async function startOperator(opts: { client: KubeClient; config: Operator
       tls: cert,
       log: log.child({ component: 'webhook' }),
       handlers: {
-        mutateConnection: (req) => sealConnection(req, { crypto, workspaceOf: (ns) => workspaceOf(ctx, ns), log }),
+        mutateConnection: (req) => sealConnection(req, { crypto, workspaceOf: async (ns) => oldestFirst(await liveWorkspaces(ctx, ns))[0] as Workspace | undefined, log }),
         validateConnection: (req) => validateConnection(req, validationDeps(ctx)),
         validateWorkspace: (req) => validateWorkspace(req, validationDeps(ctx)),
       },
@@ -166,9 +166,20 @@ function connectionKeys(ctx: OperatorContext, ns: string | undefined): string[] 
   return ns ? ctx.connections.list(ns).map(objectKey) : [];
 }
 
+/**
+ * Workspaces of a namespace for admission: the cache, or the API server when
+ * the cache has none yet (a Workspace and its connections applied together).
+ */
+async function liveWorkspaces(ctx: OperatorContext, ns: string): Promise<Workspace[]> {
+  const cached = ctx.workspaces.list(ns).filter((w) => !w.metadata?.deletionTimestamp);
+  if (cached.length > 0) return cached as Workspace[];
+  const list = await ctx.client.list<Ws>(Workspaces, { namespace: ns });
+  return list.items.filter((w) => !w.metadata?.deletionTimestamp) as Workspace[];
+}
+
 function validationDeps(ctx: OperatorContext) {
   return {
-    workspacesIn: (ns: string) => ctx.workspaces.list(ns) as Workspace[],
+    workspacesIn: (ns: string) => liveWorkspaces(ctx, ns),
     connectionsIn: (ns: string) => ctx.connections.list(ns).length,
     integrationType: (name: string) => ctx.types.get(name) as IntegrationType | undefined,
   };

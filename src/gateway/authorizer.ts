@@ -19,6 +19,7 @@ export interface AuthorizerOptions {
 type TokenDecision = Caller | GatewayError;
 
 interface ReviewObject extends KubeObject {
+  spec?: Record<string, unknown>;
   status?: TokenReviewStatus & { allowed?: boolean; denied?: boolean };
 }
 

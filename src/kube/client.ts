@@ -4,26 +4,33 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { KubeApiError } from './errors.js';
 import { apiVersionOf, resourcePath, type ResourceType } from './resources.js';
 
+/** Object metadata as it travels on the wire (timestamps are RFC 3339 strings). */
+export interface ObjectMeta {
+  name?: string;
+  namespace?: string;
+  uid?: string;
+  resourceVersion?: string;
+  generation?: number;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+  finalizers?: string[];
+  ownerReferences?: Array<{ apiVersion: string; kind: string; name: string; uid: string; controller?: boolean; blockOwnerDeletion?: boolean }>;
+  deletionTimestamp?: string;
+  creationTimestamp?: string;
+  managedFields?: unknown[];
+  [k: string]: unknown;
+}
+
+export interface ListMeta {
+  resourceVersion?: string;
+  continue?: string;
+}
+
 /** Minimal shape every Kubernetes object has. */
 export interface KubeObject {
   apiVersion?: string;
   kind?: string;
-  metadata?: {
-    name?: string;
-    namespace?: string;
-    uid?: string;
-    resourceVersion?: string;
-    generation?: number;
-    labels?: Record<string, string>;
-    annotations?: Record<string, string>;
-    finalizers?: string[];
-    ownerReferences?: Array<{ apiVersion: string; kind: string; name: string; uid: string; controller?: boolean; blockOwnerDeletion?: boolean }>;
-    deletionTimestamp?: string;
-    creationTimestamp?: string;
-    managedFields?: unknown[];
-    [k: string]: unknown;
-  };
-  [k: string]: unknown;
+  metadata?: ObjectMeta;
 }
 
 export interface KubeList<T> {

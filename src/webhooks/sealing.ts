@@ -12,7 +12,7 @@ const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
 
 export interface SealingDeps {
   crypto: CryptoSetup;
-  workspaceOf(namespace: string): Workspace | undefined;
+  workspaceOf(namespace: string): Promise<Workspace | undefined>;
   log: Logger;
 }
 
@@ -30,7 +30,7 @@ export async function sealConnection(req: AdmissionRequest, deps: SealingDeps): 
   if (plainFields.length === 0 && !lastAppliedHasValue(annotations[LAST_APPLIED])) return allow(req.uid);
 
   const ns = req.namespace ?? conn.metadata?.namespace ?? '';
-  const ws = deps.workspaceOf(ns);
+  const ws = await deps.workspaceOf(ns);
   if (!ws) return deny(req.uid, `namespace ${ns} has no Workspace, so credentials cannot be sealed here; ask your platform team to create a Workspace in it`);
   const identity = workspaceIdentity(ws);
   const key = deps.crypto.keyFor(ws.spec?.encryption?.keyId);

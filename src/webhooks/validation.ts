@@ -4,19 +4,19 @@ import { checkWorkspace } from '../controllers/workspace/policy.js';
 import { allow, deny, type AdmissionRequest, type AdmissionResponse } from './admission.js';
 
 export interface ValidationDeps {
-  workspacesIn(namespace: string): Workspace[];
+  workspacesIn(namespace: string): Promise<Workspace[]>;
   connectionsIn(namespace: string): number;
   integrationType(name: string): IntegrationType | undefined;
 }
 
 /** Validating admission for ExternalConnections: workspace, type, policy, settings, fields. */
-export function validateConnection(req: AdmissionRequest, deps: ValidationDeps): AdmissionResponse {
+export async function validateConnection(req: AdmissionRequest, deps: ValidationDeps): Promise<AdmissionResponse> {
   const conn = req.object as ExternalConnection;
   const ns = req.namespace ?? conn.metadata?.namespace ?? '';
   for (const [field, source] of Object.entries(conn.spec?.credentials ?? {})) {
     if (source?.value !== undefined) return deny(req.uid, `spec.credentials.${field}.value reached validation unsealed; the sealing webhook did not run. Seal the value with atoll seal`);
   }
-  const workspaces = deps.workspacesIn(ns).filter((w) => !w.metadata.deletionTimestamp);
+  const workspaces = (await deps.workspacesIn(ns)).filter((w) => !w.metadata.deletionTimestamp);
   const ws = oldest(workspaces);
   const problems = checkConnection(conn, ws, deps.integrationType(conn.spec?.type), { creating: req.operation === 'CREATE', connectionsInNamespace: deps.connectionsIn(ns) });
   if (problems.length) return deny(req.uid, problems.map((p) => p.message).join('; '));
@@ -24,11 +24,11 @@ export function validateConnection(req: AdmissionRequest, deps: ValidationDeps):
 }
 
 /** Validating admission for Workspaces: one per namespace, members, egress policy. */
-export function validateWorkspace(req: AdmissionRequest, deps: ValidationDeps): AdmissionResponse {
+export async function validateWorkspace(req: AdmissionRequest, deps: ValidationDeps): Promise<AdmissionResponse> {
   const ws = req.object as Workspace;
   const ns = req.namespace ?? ws.metadata?.namespace ?? '';
   if (req.operation === 'CREATE') {
-    const others = deps.workspacesIn(ns).filter((w) => w.metadata.name !== ws.metadata?.name);
+    const others = (await deps.workspacesIn(ns)).filter((w) => w.metadata.name !== ws.metadata?.name);
     if (others.length > 0) {
       return deny(req.uid, `namespace ${ns} already has Workspace ${others[0]!.metadata.name}; a namespace is one workspace and holds at most one Workspace`, 409, 'AlreadyExists');
     }

@@ -1,0 +1,84 @@
+import { mkdirSync, rmSync, writeFileSync, createWriteStream } from 'node:fs';
+import path from 'node:path';
+import { loadOperatorConfig } from '../config/operator-config.js';
+import { Namespaces } from '../kube/resources.js';
+import { startOperator } from '../operator.js';
+import { createLogger } from '../runtime/logger.js';
+import { ControlPlane } from '../testing/control-plane.js';
+import { packageRoot } from '../testing/binaries.js';
+import { freePort } from '../testing/ports.js';
+import { startGatewayFromConfig } from './gateway.js';
+import { flag, type ParsedArgs } from './args.js';
+import { applyManifests, readManifests } from './install.js';
+
+/**
+ * `atoll dev`, the embedded default: a real etcd and kube-apiserver on
+ * loopback, the local KMS provider, CRDs, webhooks, built-in types, the
+ * controller and the gateway, in one process. Writes .atoll/dev/state.json.
+ */
+export async function dev(args: ParsedArgs): Promise<number> {
+  const root = packageRoot();
+  const dir = path.resolve(flag(args, 'dir') ?? path.join(root, '.atoll', 'dev'));
+  rmSync(dir, { recursive: true, force: true });
+  mkdirSync(path.join(dir, 'cluster'), { recursive: true });
+  const say = (line: string) => process.stderr.write(`[atoll dev] ${line}\n`);
+  const logFile = path.join(dir, 'atoll.log');
+  const log = createLogger({ level: process.env.ATOLL_LOG_LEVEL ?? 'info', destination: createWriteStream(logFile, { flags: 'a' }) as never });
+
+  say('building or finding control-plane binaries (first run builds them from the Go module proxy; this takes several minutes)');
+  const cp = await ControlPlane.start({ dir: path.join(dir, 'cluster'), onProgress: say });
+  const client = cp.adminClient();
+  const namespace = 'atoll-system';
+  let stopping = false;
+  try {
+    await client.apply(Namespaces, { metadata: { name: namespace } });
+    say('installing CRDs, RBAC and built-in IntegrationTypes');
+    await applyManifests(client, readManifests([path.join(root, 'crds'), path.join(root, 'config', 'rbac'), path.join(root, 'config', 'types')]), { namespace });
+
+    const webhookPort = await freePort();
+    const healthPort = await freePort();
+    const gatewayPort = await freePort();
+    const config = loadOperatorConfig(process.env, {
+      ATOLL_NAMESPACE: namespace,
+      ATOLL_WEBHOOK_HOST: '127.0.0.1',
+      ATOLL_WEBHOOK_PORT: String(webhookPort),
+      ATOLL_WEBHOOK_URL: `https://127.0.0.1:${webhookPort}`,
+      ATOLL_HEALTH_HOST: '127.0.0.1',
+      ATOLL_HEALTH_PORT: String(healthPort),
+      ATOLL_LEADER_ELECT: 'true',
+    });
+    const operator = await startOperator({ client, config, log: log.child({ component: 'controller' }) });
+    const gateway = await startGatewayFromConfig({ client, config, log: log.child({ component: 'gateway' }), host: '127.0.0.1', port: gatewayPort });
+    const state = {
+      kubeconfig: cp.adminKubeconfigPath,
+      server: cp.server,
+      etcd: { endpoints: [cp.etcdEndpoint] },
+      gateway: { url: gateway.url },
+      controller: { health: operator.healthURL, metrics: `${operator.healthURL}/metrics`, webhookPort },
+      kms: { provider: config.kms.provider, keyId: config.kms.defaultKeyId },
+      kubernetesVersion: cp.binaries.kubernetesVersion,
+      log: logFile,
+      pid: process.pid,
+    };
+    writeFileSync(path.join(dir, 'state.json'), JSON.stringify(state, null, 2) + '\n');
+    say(`ready: Kubernetes ${state.kubernetesVersion} at ${cp.server}`);
+    say(`gateway: ${gateway.url}   metrics: ${state.controller.metrics}   logs: ${logFile}`);
+    process.stdout.write(`export KUBECONFIG=${cp.adminKubeconfigPath}\n`);
+    say('then: kubectl apply -k config/samples/   (Ctrl-C stops everything)');
+
+    await new Promise<void>((resolve) => {
+      const stop = () => resolve();
+      process.once('SIGINT', stop);
+      process.once('SIGTERM', stop);
+    });
+    stopping = true;
+    say('stopping');
+    await gateway.close();
+    await operator.stop();
+  } finally {
+    if (!stopping) say('start-up failed; stopping the control plane');
+    await cp.stop();
+    rmSync(path.join(dir, 'state.json'), { force: true });
+  }
+  return 0;
+}

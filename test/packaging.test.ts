@@ -1,0 +1,429 @@
+/**
+ * The shipped packaging (charts/atoll, config/, hack/sync-manifests.sh) proven
+ * against a real kube-apiserver: the chart and the kustomize bases render,
+ * lint, and pass server-side dry-run; the RBAC they grant, really applied, is
+ * what docs/rbac.md promises, checked with SubjectAccessReviews and with
+ * impersonated writes (so `bind` without `escalate` is exercised for real).
+ */
+import { execFileSync, spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseAllDocuments } from 'yaml';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { pinnedVersions } from '../src/testing/binaries.js';
+import { ControlPlane } from '../src/testing/control-plane.js';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const NS = 'atoll-system';
+const CONTROLLER = `system:serviceaccount:${NS}:atoll-controller`;
+const GATEWAY = `system:serviceaccount:${NS}:atoll-gateway`;
+const SA_GROUPS = ['system:serviceaccounts', `system:serviceaccounts:${NS}`, 'system:authenticated'];
+const NON_DEFAULT_VALUES = [
+  'webhook.certManager.enabled=true',
+  'metrics.serviceMonitor.enabled=true',
+  'metrics.prometheusRule.enabled=true',
+  'controller.replicas=3',
+  'kms.provider=aws-kms',
+  'kms.keyId=alias/atoll',
+  'kms.aws.region=eu-west-1',
+];
+
+interface Manifest {
+  apiVersion: string;
+  kind: string;
+  metadata: { name: string; namespace?: string; labels?: Record<string, string>; annotations?: Record<string, string> };
+  [key: string]: unknown;
+}
+interface Rule {
+  apiGroups?: string[];
+  resources?: string[];
+  verbs: string[];
+  resourceNames?: string[];
+}
+interface PodSpec {
+  securityContext?: Record<string, unknown>;
+  containers: { name: string; args?: string[]; env?: { name: string; value?: string }[]; securityContext?: Record<string, unknown> }[];
+}
+
+let helm = '';
+
+function run(bin: string, args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv } = {}): SpawnSyncReturns<string> {
+  return spawnSync(bin, args, { cwd: root, encoding: 'utf8', input: opts.input, env: opts.env ?? process.env, maxBuffer: 64 * 1024 * 1024 });
+}
+
+function mustRun(bin: string, args: string[], opts: { input?: string } = {}): string {
+  const r = run(bin, args, opts);
+  if (r.status !== 0) throw new Error(`${bin} ${args.slice(0, 3).join(' ')} failed (${r.status}):\n${r.stderr}`);
+  return r.stdout;
+}
+
+function helmTemplate(sets: string[] = []): SpawnSyncReturns<string> {
+  const kubeVersion = pinnedVersions().KUBERNETES_VERSION!;
+  return run(helm, ['template', 'atoll', 'charts/atoll', '--namespace', NS, '--kube-version', kubeVersion, ...sets.flatMap((s) => ['--set', s])]);
+}
+
+function render(sets: string[] = []): string {
+  const r = helmTemplate(sets);
+  if (r.status !== 0) throw new Error(`helm template failed:\n${r.stderr}`);
+  return r.stdout;
+}
+
+function docs(yamlText: string): Manifest[] {
+  return parseAllDocuments(yamlText).map((d) => d.toJS() as Manifest | null).filter((m): m is Manifest => m !== null);
+}
+
+function find(ms: Manifest[], kind: string, name: string): Manifest {
+  const m = ms.find((x) => x.kind === kind && x.metadata.name === name);
+  if (!m) throw new Error(`${kind}/${name} is not in the rendered manifests`);
+  return m;
+}
+
+function podSpec(m: Manifest): PodSpec {
+  return (m as unknown as { spec: { template: { spec: PodSpec } } }).spec.template.spec;
+}
+
+function envOf(m: Manifest, name: string): string | undefined {
+  return podSpec(m).containers[0]!.env?.find((e) => e.name === name)?.value;
+}
+
+function rulesOf(m: Manifest): Rule[] {
+  return (m as unknown as { rules: Rule[] }).rules;
+}
+
+function grantsSecrets(m: Manifest): boolean {
+  return rulesOf(m).some((r) => (r.apiGroups ?? []).includes('') && (r.resources ?? []).some((x) => x === 'secrets' || x === '*'));
+}
+
+beforeAll(() => {
+  const out = execFileSync('bash', [path.join(root, 'hack', 'build-helm.sh')], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  helm = out.trim().split('\n').pop()!;
+}, 900_000);
+
+describe('manifest copies (hack/sync-manifests.sh)', () => {
+  it('config/crd, the chart files and the Argo CD patch match their sources', () => {
+    const r = run('bash', ['hack/sync-manifests.sh', '--check']);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+  });
+
+  it('fails, naming the copy, when a copy drifts from its source', () => {
+    const scratch = mkdtempSync(path.join(tmpdir(), 'atoll-sync-'));
+    try {
+      for (const p of ['crds', 'config/types', 'config/crd', 'config/argocd', 'charts/atoll/files', 'hack/argocd']) {
+        mkdirSync(path.dirname(path.join(scratch, p)), { recursive: true });
+        cpSync(path.join(root, p), path.join(scratch, p), { recursive: true });
+      }
+      const env = { ...process.env, ATOLL_SYNC_ROOT: scratch };
+      expect(run('bash', ['hack/sync-manifests.sh', '--check'], { env }).status).toBe(0);
+      const copy = path.join(scratch, 'charts/atoll/files/crds/atoll.dev_workspaces.yaml');
+      writeFileSync(copy, readFileSync(copy, 'utf8').replace('helm.sh/resource-policy: keep', 'helm.sh/resource-policy: delete'));
+      const r = run('bash', ['hack/sync-manifests.sh', '--check'], { env });
+      expect(r.status).toBe(1);
+      expect(r.stderr).toContain('charts/atoll/files/crds is out of date');
+      expect(r.stderr).not.toContain('config/crd is out of date');
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('helm chart', () => {
+  it('passes helm lint --strict with default and non-default values', () => {
+    const kubeVersion = pinnedVersions().KUBERNETES_VERSION!;
+    for (const sets of [[], NON_DEFAULT_VALUES]) {
+      const r = run(helm, ['lint', 'charts/atoll', '--strict', '--kube-version', kubeVersion, ...sets.flatMap((s) => ['--set', s])]);
+      expect(r.stdout + r.stderr).toContain('1 chart(s) linted, 0 chart(s) failed');
+      expect(r.status).toBe(0);
+    }
+  });
+
+  it('renders the operator with its defaults: 2 leader-electing controllers, local KMS, self-managed certificates', () => {
+    const ms = docs(render());
+    const controller = find(ms, 'Deployment', 'atoll-controller');
+    expect((controller as unknown as { spec: { replicas: number } }).spec.replicas).toBe(2);
+    expect(podSpec(controller).containers[0]!.args).toEqual(['controller']);
+    expect(envOf(controller, 'ATOLL_LEADER_ELECT')).toBe('true');
+    expect(envOf(controller, 'ATOLL_KMS_PROVIDER')).toBe('local');
+    expect(envOf(controller, 'ATOLL_KMS_KEY_ID')).toBe('local/default');
+    expect(envOf(controller, 'ATOLL_WEBHOOK_SERVICE')).toBe('atoll-webhook');
+    expect(envOf(controller, 'ATOLL_WEBHOOK_CERTS')).toBe('self');
+    expect(podSpec(find(ms, 'Deployment', 'atoll-gateway')).containers[0]!.args).toEqual(['gateway']);
+    expect(ms.filter((m) => m.kind === 'CustomResourceDefinition').map((m) => m.metadata.name).sort()).toEqual([
+      'externalconnections.atoll.dev', 'integrationtypes.atoll.dev', 'workspaces.atoll.dev',
+    ]);
+    for (const crd of ms.filter((m) => m.kind === 'CustomResourceDefinition')) {
+      expect(crd.metadata.annotations?.['helm.sh/resource-policy']).toBe('keep');
+    }
+    expect(ms.filter((m) => m.kind === 'IntegrationType').map((m) => m.metadata.name)).toEqual(expect.arrayContaining(['http-api', 'postgresql', 'datadog', 's3']));
+    const mutating = find(ms, 'MutatingWebhookConfiguration', 'atoll-mutating') as unknown as { webhooks: { clientConfig: { service: { path: string } } }[] };
+    const validating = find(ms, 'ValidatingWebhookConfiguration', 'atoll-validating') as unknown as typeof mutating;
+    expect(mutating.webhooks.map((w) => w.clientConfig.service.path)).toEqual(['/mutate-externalconnection']);
+    expect(validating.webhooks.map((w) => w.clientConfig.service.path)).toEqual(['/validate-externalconnection', '/validate-workspace']);
+    expect(ms.some((m) => m.kind === 'Certificate' || m.kind === 'ServiceMonitor' || m.kind === 'PrometheusRule')).toBe(false);
+    expect(ms.filter((m) => m.kind === 'PodDisruptionBudget')).toHaveLength(2);
+  });
+
+  it('renders non-default values: cert-manager, ServiceMonitor, PrometheusRule, 3 replicas, aws-kms', () => {
+    const ms = docs(render(NON_DEFAULT_VALUES));
+    const controller = find(ms, 'Deployment', 'atoll-controller');
+    expect((controller as unknown as { spec: { replicas: number } }).spec.replicas).toBe(3);
+    expect(envOf(controller, 'ATOLL_KMS_PROVIDER')).toBe('aws-kms');
+    expect(envOf(controller, 'ATOLL_KMS_KEY_ID')).toBe('alias/atoll');
+    expect(envOf(controller, 'AWS_REGION')).toBe('eu-west-1');
+    expect(envOf(controller, 'ATOLL_WEBHOOK_CERTS')).toBe('cert-manager');
+    const cert = find(ms, 'Certificate', 'atoll-webhook') as unknown as { spec: { secretName: string; dnsNames: string[] } };
+    expect(cert.spec.secretName).toBe('atoll-webhook-tls');
+    expect(cert.spec.dnsNames).toContain(`atoll-webhook.${NS}.svc`);
+    expect(find(ms, 'MutatingWebhookConfiguration', 'atoll-mutating').metadata.annotations?.['cert-manager.io/inject-ca-from']).toBe(`${NS}/atoll-webhook`);
+    find(ms, 'ServiceMonitor', 'atoll');
+    const rules = JSON.stringify(find(ms, 'PrometheusRule', 'atoll'));
+    expect(rules).toContain('atoll_connections{ready=\\"false\\"} > 0');
+    expect(rules).toContain('rate(atoll_kms_failures_total[5m])');
+    expect(rules).toContain('atoll_probe_total{reason!=\\"Succeeded\\"}');
+    // No local key ring with aws-kms: the gateway gets no Secret access in its namespace.
+    expect(ms.some((m) => m.kind === 'Role' && m.metadata.name === 'atoll-gateway')).toBe(false);
+  });
+
+  it('runs every pod under the restricted Pod Security Standard', () => {
+    for (const sets of [[], NON_DEFAULT_VALUES]) {
+      const deployments = docs(render(sets)).filter((m) => m.kind === 'Deployment');
+      expect(deployments).toHaveLength(2);
+      for (const d of deployments) {
+        const spec = podSpec(d);
+        expect(spec.securityContext).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } });
+        for (const c of spec.containers) {
+          expect(c.securityContext).toMatchObject({
+            allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true,
+            capabilities: { drop: ['ALL'] }, seccompProfile: { type: 'RuntimeDefault' },
+          });
+        }
+      }
+    }
+  });
+
+  it('values.schema.json rejects bad values with the offending key', () => {
+    const bad = helmTemplate(['kms.provider=foo']);
+    expect(bad.status).not.toBe(0);
+    expect(bad.stderr).toContain('/kms/provider');
+    const noRegion = helmTemplate(['kms.provider=aws-kms', 'kms.keyId=alias/atoll']);
+    expect(noRegion.status).not.toBe(0);
+    expect(noRegion.stderr).toContain('/kms/aws/region');
+    const badReplicas = helmTemplate(['controller.replicas=0']);
+    expect(badReplicas.status).not.toBe(0);
+    expect(badReplicas.stderr).toContain('/controller/replicas');
+  });
+
+  it('grants Secrets only through the two ClusterRoles that are never bound cluster-wide', () => {
+    const ms = docs(render());
+    const withSecrets = ms.filter((m) => m.kind === 'ClusterRole' && grantsSecrets(m)).map((m) => m.metadata.name).sort();
+    expect(withSecrets).toEqual(['atoll-gateway-secrets', 'atoll-operator-secrets']);
+    const boundClusterWide = ms.filter((m) => m.kind === 'ClusterRoleBinding').map((m) => (m as unknown as { roleRef: { name: string } }).roleRef.name);
+    expect(boundClusterWide).not.toContain('atoll-operator-secrets');
+    expect(boundClusterWide).not.toContain('atoll-gateway-secrets');
+    for (const m of ms.filter((x) => x.kind === 'ClusterRole')) {
+      expect(Object.keys(m.metadata.labels ?? {}).filter((l) => l.startsWith('rbac.authorization.k8s.io/aggregate-to'))).toEqual([]);
+      for (const r of rulesOf(m)) expect(r.verbs).not.toContain('escalate');
+    }
+  });
+});
+
+describe('kustomize (config/)', () => {
+  it('config/default grants exactly the RBAC the chart grants', () => {
+    const key = (m: Manifest) => `${m.kind}/${m.metadata.name}`;
+    const rbac = (ms: Manifest[]) =>
+      Object.fromEntries(ms.filter((m) => ['ClusterRole', 'Role', 'ClusterRoleBinding', 'RoleBinding'].includes(m.kind))
+        .map((m) => [key(m), { rules: (m as { rules?: unknown }).rules ?? null, roleRef: (m as { roleRef?: unknown }).roleRef ?? null, subjects: (m as { subjects?: unknown }).subjects ?? null }]));
+    const kustomized = rbac(docs(mustRun('kubectl', ['kustomize', 'config/default'])));
+    expect(Object.keys(kustomized).length).toBeGreaterThan(10);
+    expect(kustomized).toEqual(rbac(docs(render())));
+  });
+
+  it('config/default puts namespaced objects in atoll-system and leaves the cluster-scoped built-in types alone', () => {
+    const ms = docs(mustRun('kubectl', ['kustomize', 'config/default']));
+    expect(ms.filter((m) => m.kind === 'IntegrationType').every((m) => m.metadata.namespace === undefined)).toBe(true);
+    expect(find(ms, 'Deployment', 'atoll-controller').metadata.namespace).toBe(NS);
+    expect(find(ms, 'Namespace', NS).metadata.labels?.['pod-security.kubernetes.io/enforce']).toBe('restricted');
+  });
+});
+
+describe('against a real API server', () => {
+  let cp: ControlPlane;
+  let kubeconfig: string;
+  const kubectl = (args: string[], input?: string) => run('kubectl', ['--kubeconfig', kubeconfig, ...args], { input });
+  const mustKubectl = (args: string[], input?: string) => {
+    const r = kubectl(args, input);
+    if (r.status !== 0) throw new Error(`kubectl ${args.join(' ')} failed:\n${r.stderr}`);
+    return r.stdout;
+  };
+
+  /** SubjectAccessReview as the admin: may `user` (in `groups`) do `verb` on `resource`? */
+  async function can(user: string, groups: string[], verb: string, resource: string, namespace = '', opts: { group?: string; name?: string } = {}): Promise<boolean> {
+    const review = await cp.adminClient().request<{ status: { allowed: boolean } }>('POST', '/apis/authorization.k8s.io/v1/subjectaccessreviews', {
+      apiVersion: 'authorization.k8s.io/v1',
+      kind: 'SubjectAccessReview',
+      spec: { user, groups, resourceAttributes: { verb, resource, group: opts.group ?? '', namespace, name: opts.name } },
+    });
+    return review.status.allowed;
+  }
+  const atoll = { group: 'atoll.dev' };
+
+  function roleBinding(namespace: string, name: string, clusterRole: string, subject: Record<string, string>): string {
+    return JSON.stringify({
+      apiVersion: 'rbac.authorization.k8s.io/v1', kind: 'RoleBinding',
+      metadata: { name, namespace },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: clusterRole },
+      subjects: [subject],
+    });
+  }
+  const asController = ['--as', CONTROLLER, ...SA_GROUPS.flatMap((g) => ['--as-group', g])];
+
+  beforeAll(async () => {
+    cp = await ControlPlane.start({ controllerManager: false });
+    kubeconfig = cp.writeKubeconfigFor('admin', ['system:masters']);
+    // CRDs for real, so that the custom resources can be dry-run.
+    mustKubectl(['apply', '--server-side', '-f', 'crds/']);
+    mustKubectl(['apply', '--server-side', '-f', '-'], stubCrds());
+    mustKubectl(['wait', '--for=condition=Established', '--timeout=60s', 'crd', '--all']);
+    // `warn: restricted` makes the API server report Pod Security violations of workloads.
+    mustKubectl(['apply', '--server-side', '-f', '-'], JSON.stringify({
+      apiVersion: 'v1', kind: 'Namespace',
+      metadata: { name: NS, labels: { 'pod-security.kubernetes.io/enforce': 'restricted', 'pod-security.kubernetes.io/warn': 'restricted' } },
+    }));
+  }, 180_000);
+
+  afterAll(async () => {
+    await cp?.stop();
+  });
+
+  it.each([
+    ['default values', [] as string[]],
+    ['non-default values', NON_DEFAULT_VALUES],
+  ])('accepts the chart rendered with %s (server-side dry-run, no Pod Security warning)', (_label, sets) => {
+    const r = kubectl(['apply', '--server-side', '--dry-run=server', '-f', '-'], render(sets));
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain('deployment.apps/atoll-controller serverside-applied (server dry run)');
+    expect(r.stdout).toContain('integrationtype.atoll.dev/postgresql serverside-applied (server dry run)');
+  });
+
+  it('accepts kubectl kustomize config/default (server-side dry-run, no Pod Security warning)', () => {
+    const r = kubectl(['apply', '--server-side', '--dry-run=server', '-f', '-'], mustRun('kubectl', ['kustomize', 'config/default']));
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain('mutatingwebhookconfiguration.admissionregistration.k8s.io/atoll-mutating serverside-applied (server dry run)');
+  });
+
+  describe('with the rendered RBAC really applied', () => {
+    beforeAll(() => {
+      const rbacKinds = ['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding'];
+      const rbac = docs(render()).filter((m) => rbacKinds.includes(m.kind));
+      mustKubectl(['apply', '--server-side', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'List', items: rbac }));
+      for (const ns of ['tenant-a', 'tenant-b']) mustKubectl(['create', 'namespace', ns]);
+    });
+
+    it('the controller cannot read Secrets cluster-wide or in other namespaces', async () => {
+      for (const verb of ['get', 'list', 'watch']) {
+        expect(await can(CONTROLLER, SA_GROUPS, verb, 'secrets', 'default')).toBe(false);
+        expect(await can(CONTROLLER, SA_GROUPS, verb, 'secrets')).toBe(false);
+        expect(await can(CONTROLLER, SA_GROUPS, verb, 'secrets', 'tenant-a')).toBe(false);
+        expect(await can(CONTROLLER, SA_GROUPS, verb, 'secrets', 'kube-system')).toBe(false);
+      }
+    });
+
+    it('the controller reads and writes Secrets in its own namespace and holds its Lease', async () => {
+      for (const verb of ['get', 'list', 'watch', 'create', 'update', 'patch']) {
+        expect(await can(CONTROLLER, SA_GROUPS, verb, 'secrets', NS)).toBe(true);
+      }
+      expect(await can(CONTROLLER, SA_GROUPS, 'update', 'leases', NS, { group: 'coordination.k8s.io', name: 'atoll-controller' })).toBe(true);
+      expect(await can(CONTROLLER, SA_GROUPS, 'update', 'leases', NS, { group: 'coordination.k8s.io', name: 'kube-scheduler' })).toBe(false);
+      expect(await can(CONTROLLER, SA_GROUPS, 'patch', 'mutatingwebhookconfigurations', '', { group: 'admissionregistration.k8s.io', name: 'atoll-mutating' })).toBe(true);
+      expect(await can(CONTROLLER, SA_GROUPS, 'patch', 'mutatingwebhookconfigurations', '', { group: 'admissionregistration.k8s.io', name: 'other' })).toBe(false);
+    });
+
+    it('the controller can grant itself Secrets of a workspace namespace only via atoll-operator-secrets, without escalate', async () => {
+      // It really creates the RoleBinding, as the Workspace reconciler does (needs `bind`).
+      mustKubectl(['create', ...asController, '-f', '-'], roleBinding('tenant-a', 'atoll-operator-secrets', 'atoll-operator-secrets', { kind: 'ServiceAccount', name: 'atoll-controller', namespace: NS }));
+      for (const verb of ['get', 'list', 'watch', 'create', 'update', 'delete']) {
+        expect(await can(CONTROLLER, SA_GROUPS, verb, 'secrets', 'tenant-a')).toBe(true);
+      }
+      expect(await can(CONTROLLER, SA_GROUPS, 'get', 'secrets', 'tenant-b')).toBe(false);
+      expect(await can(CONTROLLER, SA_GROUPS, 'get', 'secrets')).toBe(false);
+      // Binding anything else (here the built-in admin role) is refused: no escalate.
+      const refused = kubectl(['create', ...asController, '-f', '-'], roleBinding('tenant-a', 'sneaky', 'admin', { kind: 'ServiceAccount', name: 'atoll-controller', namespace: NS }));
+      expect(refused.status).not.toBe(0);
+      expect(refused.stderr).toMatch(/forbidden/i);
+    });
+
+    it('the gateway reads only the local key ring in its namespace, and a workspace\'s Secrets once bound there', async () => {
+      expect(await can(GATEWAY, SA_GROUPS, 'get', 'secrets', NS, { name: 'atoll-local-kms' })).toBe(true);
+      expect(await can(GATEWAY, SA_GROUPS, 'get', 'secrets', NS, { name: 'atoll-webhook-tls' })).toBe(false);
+      expect(await can(GATEWAY, SA_GROUPS, 'get', 'secrets', 'tenant-a')).toBe(false);
+      expect(await can(GATEWAY, SA_GROUPS, 'create', 'tokenreviews', '', { group: 'authentication.k8s.io' })).toBe(true);
+      expect(await can(GATEWAY, SA_GROUPS, 'create', 'subjectaccessreviews', '', { group: 'authorization.k8s.io' })).toBe(true);
+      mustKubectl(['create', ...asController, '-f', '-'], roleBinding('tenant-a', 'atoll-gateway-secrets', 'atoll-gateway-secrets', { kind: 'ServiceAccount', name: 'atoll-gateway', namespace: NS }));
+      expect(await can(GATEWAY, SA_GROUPS, 'get', 'secrets', 'tenant-a')).toBe(true);
+      expect(await can(GATEWAY, SA_GROUPS, 'create', 'secrets', 'tenant-a')).toBe(false);
+      expect(await can(GATEWAY, SA_GROUPS, 'get', 'secrets', 'tenant-b')).toBe(false);
+    });
+
+    it('tenant roles, bound by the controller, never read Secrets and stay in their namespace', async () => {
+      const users = { viewer: 'vera', editor: 'ed', admin: 'ada' } as const;
+      for (const [role, user] of Object.entries(users)) {
+        mustKubectl(['create', ...asController, '-f', '-'], roleBinding('tenant-a', `atoll-${role}`, `atoll-tenant-${role}`, { apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: user }));
+      }
+      const groups = ['system:authenticated'];
+      for (const user of Object.values(users)) {
+        for (const verb of ['get', 'list', 'watch']) expect(await can(user, groups, verb, 'secrets', 'tenant-a')).toBe(false);
+        expect(await can(user, groups, 'get', 'externalconnections', 'tenant-a', atoll)).toBe(true);
+        expect(await can(user, groups, 'get', 'workspaces', 'tenant-a', atoll)).toBe(true);
+        expect(await can(user, groups, 'update', 'workspaces', 'tenant-a', atoll)).toBe(false);
+        expect(await can(user, groups, 'get', 'externalconnections', 'tenant-b', atoll)).toBe(false);
+        expect(await can(user, groups, 'use', 'externalconnections', 'tenant-a', atoll)).toBe(false);
+        expect(await can(user, groups, 'list', 'integrationtypes', '', atoll)).toBe(true);
+      }
+      expect(await can(users.viewer, groups, 'create', 'externalconnections', 'tenant-a', atoll)).toBe(false);
+      expect(await can(users.editor, groups, 'create', 'externalconnections', 'tenant-a', atoll)).toBe(true);
+      expect(await can(users.editor, groups, 'create', 'rolebindings', 'tenant-a', { group: 'rbac.authorization.k8s.io' })).toBe(false);
+
+      // The tenant admin grants a workload `use`, and nothing more.
+      const asAdmin = ['--as', users.admin, '--as-group', 'system:authenticated'];
+      mustKubectl(['create', ...asAdmin, '-f', '-'], roleBinding('tenant-a', 'app-uses-connections', 'atoll-connection-user', { kind: 'ServiceAccount', name: 'app', namespace: 'tenant-a' }));
+      const app = 'system:serviceaccount:tenant-a:app';
+      const appGroups = ['system:serviceaccounts', 'system:serviceaccounts:tenant-a', 'system:authenticated'];
+      expect(await can(app, appGroups, 'use', 'externalconnections', 'tenant-a', { ...atoll, name: 'billing-api' })).toBe(true);
+      expect(await can(app, appGroups, 'use', 'externalconnections', 'tenant-b', atoll)).toBe(false);
+      expect(await can(app, appGroups, 'get', 'secrets', 'tenant-a')).toBe(false);
+      const secretsGrab = kubectl(['create', ...asAdmin, '-f', '-'], roleBinding('tenant-a', 'grab', 'atoll-operator-secrets', { apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: users.admin }));
+      expect(secretsGrab.status).not.toBe(0);
+      expect(secretsGrab.stderr).toMatch(/forbidden/i);
+      expect(await can(users.admin, groups, 'create', 'rolebindings', 'tenant-b', { group: 'rbac.authorization.k8s.io' })).toBe(false);
+    });
+  });
+});
+
+/** Minimal stand-ins for the cert-manager and Prometheus Operator CRDs, so their objects can be dry-run. */
+function stubCrds(): string {
+  const crd = (group: string, kind: string, plural: string) => ({
+    apiVersion: 'apiextensions.k8s.io/v1',
+    kind: 'CustomResourceDefinition',
+    metadata: { name: `${plural}.${group}` },
+    spec: {
+      group,
+      scope: 'Namespaced',
+      names: { kind, plural, singular: kind.toLowerCase(), listKind: `${kind}List` },
+      versions: [{ name: 'v1', served: true, storage: true, schema: { openAPIV3Schema: { type: 'object', 'x-kubernetes-preserve-unknown-fields': true } } }],
+    },
+  });
+  return JSON.stringify({
+    apiVersion: 'v1',
+    kind: 'List',
+    items: [
+      crd('cert-manager.io', 'Certificate', 'certificates'),
+      crd('cert-manager.io', 'Issuer', 'issuers'),
+      crd('monitoring.coreos.com', 'ServiceMonitor', 'servicemonitors'),
+      crd('monitoring.coreos.com', 'PrometheusRule', 'prometheusrules'),
+    ],
+  });
+}
