@@ -50,11 +50,19 @@ interface Received {
 /** A real upstream on loopback that records what it received and echoes the API key back in a header. */
 async function recordingUpstream(tls?: { certPem: string; keyPem: string }) {
   const received: Received[] = [];
+  const releases: Array<() => void> = [];
   const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
       received.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks).toString('utf8') });
+      if (req.url?.includes('/stream')) {
+        // First chunk now, the rest only when the test says so: proves the gateway does not buffer.
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.write('first;');
+        releases.push(() => res.end('second'));
+        return;
+      }
       res.writeHead(200, { 'content-type': 'application/json', 'x-echo-key': String(req.headers['x-api-key']), 'x-upstream': 'yes' });
       res.end(JSON.stringify({ ok: true }));
     });
@@ -62,7 +70,7 @@ async function recordingUpstream(tls?: { certPem: string; keyPem: string }) {
   const server = tls ? https.createServer({ cert: tls.certPem, key: tls.keyPem }, handler) : http.createServer(handler);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;
-  return { received, url: `${tls ? 'https' : 'http'}://127.0.0.1:${port}`, close: () => new Promise<void>((r) => server.close(() => r())) };
+  return { received, releases, url: `${tls ? 'https' : 'http'}://127.0.0.1:${port}`, close: () => new Promise<void>((r) => server.close(() => r())) };
 }
 
 async function waitUntil(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
@@ -110,8 +118,8 @@ describe('atoll gateway and agent', () => {
 
   async function workspace(ns: string, allowCIDRs: string[]): Promise<void> {
     await admin.create(Namespaces, { metadata: { name: ns, labels: { [WORKSPACE_LABEL]: ns } } });
-    const ws = await admin.create<KubeObject>(Workspaces, { metadata: { name: ns, namespace: ns }, spec: { displayName: ns, policy: { egress: { allowCIDRs } } } });
-    const uid = String(ws.metadata?.uid);
+    const ws = await admin.create(Workspaces, { metadata: { name: ns, namespace: ns }, spec: { displayName: ns, policy: { egress: { allowCIDRs } } } });
+    const uid = String((ws as KubeObject).metadata?.uid);
     await admin.mergePatch(Workspaces, ns, ns, { status: { identity: uid } }, { subresource: 'status' });
     identities.set(ns, uid);
   }
@@ -272,6 +280,19 @@ describe('atoll gateway and agent', () => {
     expect(got[0]!.headers.cookie).toBeUndefined();
     expect(got[0]!.headers['x-forwarded-for']).toBeUndefined();
     expect(got[0]!.headers.host).toBe(new URL(plain.url).host);
+  });
+
+  it('streams the response body without buffering it', async () => {
+    const res = await fetch(`${gateway.url}/v1/connections/api/proxy/stream`, { headers: { authorization: `Bearer ${tokens.app}` } });
+    expect(res.status).toBe(200);
+    const reader = res.body!.getReader();
+    const first = await reader.read();
+    expect(Buffer.from(first.value!).toString()).toBe('first;');
+    expect(plain.releases).toHaveLength(1);
+    plain.releases.shift()!();
+    let rest = '';
+    for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) rest += Buffer.from(chunk.value).toString();
+    expect(rest).toBe('second');
   });
 
   it('lists in the catalogue only the connections of the caller\'s namespace it may use', async () => {

@@ -350,8 +350,8 @@ describe('against a real API server', () => {
       }
       expect(await can(CONTROLLER, SA_GROUPS, 'get', 'secrets', 'tenant-b')).toBe(false);
       expect(await can(CONTROLLER, SA_GROUPS, 'get', 'secrets')).toBe(false);
-      // Binding anything else (here the built-in admin role) is refused: no escalate.
-      const refused = kubectl(['create', ...asController, '-f', '-'], roleBinding('tenant-a', 'sneaky', 'admin', { kind: 'ServiceAccount', name: 'atoll-controller', namespace: NS }));
+      // Binding anything else (here cluster-admin, namespace-wide) is refused: no escalate.
+      const refused = kubectl(['create', ...asController, '-f', '-'], roleBinding('tenant-a', 'sneaky', 'cluster-admin', { kind: 'ServiceAccount', name: 'atoll-controller', namespace: NS }));
       expect(refused.status).not.toBe(0);
       expect(refused.stderr).toMatch(/forbidden/i);
     });

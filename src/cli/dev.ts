@@ -64,7 +64,7 @@ export async function dev(args: ParsedArgs): Promise<number> {
     say(`ready: Kubernetes ${state.kubernetesVersion} at ${cp.server}`);
     say(`gateway: ${gateway.url}   metrics: ${state.controller.metrics}   logs: ${logFile}`);
     process.stdout.write(`export KUBECONFIG=${cp.adminKubeconfigPath}\n`);
-    say('then: kubectl apply -k config/samples/   (Ctrl-C stops everything)');
+    say('then: kubectl apply -f config/samples/   (Ctrl-C stops everything)');
 
     await new Promise<void>((resolve) => {
       const stop = () => resolve();
