@@ -1,0 +1,17 @@
+/** What `atoll dev` writes to state.json, plus the directory it lives in. */
+export interface DevState {
+  dir: string;
+  kubeconfig: string;
+  server: string;
+  etcd: { endpoints: string[] };
+  gateway: { url: string };
+  controller: { health: string; metrics: string; webhookPort: number };
+  kms: { provider: string; keyId: string };
+  log: string;
+}
+
+declare module 'vitest' {
+  export interface ProvidedContext {
+    atoll: DevState;
+  }
+}
