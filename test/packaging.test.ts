@@ -5,15 +5,21 @@
  * what docs/rbac.md promises, checked with SubjectAccessReviews and with
  * impersonated writes (so `bind` without `escalate` is exercised for real).
  */
-import { execFileSync, spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFileSync, spawn, spawnSync, type SpawnSyncReturns } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { TENANT_ROLES, tenantRoleName, tenantRules } from '../src/controllers/workspace/tenant-rbac.js';
+import { loadFingerprintKey, SecretKeyRingStore } from '../src/crypto/secret-key-ring-store.js';
+import { RoleBindings, Roles } from '../src/kube/resources.js';
 import { pinnedVersions } from '../src/testing/binaries.js';
 import { ControlPlane } from '../src/testing/control-plane.js';
+import { freePort, waitFor } from '../src/testing/ports.js';
+import { ensureServingCertificate } from '../src/webhooks/certs.js';
+import { registerWebhooks } from '../src/webhooks/registration.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const NS = 'atoll-system';
@@ -90,6 +96,15 @@ function envOf(m: Manifest, name: string): string | undefined {
 
 function rulesOf(m: Manifest): Rule[] {
   return (m as unknown as { rules: Rule[] }).rules;
+}
+
+/** Rules as a sorted set of `group/resource/name:verb` grants, so that equal permissions compare equal however they are grouped. */
+function grants(rules: Rule[]): string[] {
+  const out = new Set<string>();
+  for (const r of rules) {
+    for (const g of r.apiGroups ?? []) for (const res of r.resources ?? []) for (const n of r.resourceNames ?? ['*']) for (const v of r.verbs) out.add(`${g}/${res}/${n}:${v}`);
+  }
+  return [...out].sort();
 }
 
 function grantsSecrets(m: Manifest): boolean {
@@ -182,8 +197,8 @@ describe('helm chart', () => {
     expect(rules).toContain('atoll_connections{ready=\\"false\\"} > 0');
     expect(rules).toContain('rate(atoll_kms_failures_total[5m])');
     expect(rules).toContain('atoll_probe_total{reason!=\\"Succeeded\\"}');
-    // No local key ring with aws-kms: the gateway gets no Secret access in its namespace.
-    expect(ms.some((m) => m.kind === 'Role' && m.metadata.name === 'atoll-gateway')).toBe(false);
+    // No local key ring with aws-kms: the gateway reads only the fingerprint key.
+    expect(grants(rulesOf(find(ms, 'Role', 'atoll-gateway')))).toEqual(['/secrets/atoll-fingerprint-key:get']);
   });
 
   it('runs every pod under the restricted Pod Security Standard', () => {
@@ -225,6 +240,13 @@ describe('helm chart', () => {
     for (const m of ms.filter((x) => x.kind === 'ClusterRole')) {
       expect(Object.keys(m.metadata.labels ?? {}).filter((l) => l.startsWith('rbac.authorization.k8s.io/aggregate-to'))).toEqual([]);
       for (const r of rulesOf(m)) expect(r.verbs).not.toContain('escalate');
+    }
+  });
+
+  it('ships tenant ClusterRoles with exactly the rules of the Roles the Workspace reconciler writes', () => {
+    const ms = docs(render());
+    for (const role of TENANT_ROLES) {
+      expect(grants(rulesOf(find(ms, 'ClusterRole', `atoll-tenant-${role}`)))).toEqual(grants(tenantRules(role)));
     }
   });
 });
@@ -315,6 +337,58 @@ describe('against a real API server', () => {
     expect(r.stdout).toContain('mutatingwebhookconfiguration.admissionregistration.k8s.io/atoll-mutating serverside-applied (server dry run)');
   });
 
+  it('docs/audit-policy.yaml loads, and logs an ExternalConnection request carrying a plaintext value without its body', async () => {
+    // A second kube-apiserver on the same etcd (as in HA), with the audit policy.
+    const dir = mkdtempSync(path.join(tmpdir(), 'atoll-audit-'));
+    const port = await freePort();
+    const pki = (f: string) => path.join(cp.dir, 'pki', f);
+    const auditLog = path.join(dir, 'audit.log');
+    const proc = spawn(cp.binaries.kubeApiserver, [
+      '--etcd-servers', cp.etcdEndpoint, '--bind-address', '127.0.0.1', '--advertise-address', '127.0.0.1', '--secure-port', String(port),
+      '--tls-cert-file', pki('apiserver.crt'), '--tls-private-key-file', pki('apiserver.key'), '--client-ca-file', pki('ca.crt'),
+      '--authorization-mode', 'RBAC', '--service-account-issuer', 'https://kubernetes.default.svc.cluster.local',
+      '--service-account-key-file', pki('sa.pub'), '--service-account-signing-key-file', pki('sa.key'),
+      '--service-cluster-ip-range', '10.0.0.0/24', '--endpoint-reconciler-type', 'none', '--enable-priority-and-fairness=false',
+      '--cert-dir', path.join(dir, 'certs'), '--audit-policy-file', path.join(root, 'docs', 'audit-policy.yaml'), '--audit-log-path', auditLog,
+    ], { stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    proc.stderr!.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-20_000); });
+    try {
+      const server = ['--server', `https://127.0.0.1:${port}`];
+      await waitFor('audited kube-apiserver', async () => {
+        if (proc.exitCode !== null) throw new Error(`kube-apiserver exited: ${stderr.slice(-2000)}`);
+        return kubectl([...server, 'get', '--raw', '/readyz']).status === 0;
+      }, 90_000, 500);
+      mustKubectl(['create', 'namespace', 'audit-a']);
+      const sentinel = 'plaintext-sentinel-4f1c9d2e7a';
+      const conn = {
+        apiVersion: 'atoll.dev/v1alpha1', kind: 'ExternalConnection',
+        metadata: { name: 'audited', namespace: 'audit-a' },
+        spec: { type: 'http-api', settings: { baseURL: 'https://api.example.com' }, credentials: { token: { value: sentinel } } },
+      };
+      // Rejected (no Workspace, no webhook here, and the CRD refuses a stored `value`), but audited either way.
+      kubectl([...server, 'create', '-f', '-'], JSON.stringify(conn));
+      let events: { level: string; objectRef?: { resource?: string; name?: string }; requestObject?: unknown; stage: string }[] = [];
+      await waitFor('audit event of the ExternalConnection create', async () => {
+        if (!existsSync(auditLog)) return false;
+        events = readFileSync(auditLog, 'utf8').trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as (typeof events)[number]);
+        return events.some((e) => e.objectRef?.resource === 'externalconnections' && e.stage === 'ResponseComplete');
+      }, 30_000, 250);
+      expect(readFileSync(auditLog, 'utf8')).not.toContain(sentinel);
+      const connEvents = events.filter((e) => e.objectRef?.resource === 'externalconnections');
+      expect(connEvents.length).toBeGreaterThan(0);
+      for (const e of connEvents) {
+        expect(e.level).toBe('Metadata');
+        expect(e.requestObject).toBeUndefined();
+      }
+    } finally {
+      const exited = new Promise((resolve) => proc.once('exit', resolve));
+      proc.kill('SIGTERM');
+      await exited;
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   describe('with the rendered RBAC really applied', () => {
     beforeAll(() => {
       const rbacKinds = ['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Role', 'RoleBinding'];
@@ -354,6 +428,58 @@ describe('against a real API server', () => {
       const refused = kubectl(['create', ...asController, '-f', '-'], roleBinding('tenant-a', 'sneaky', 'cluster-admin', { kind: 'ServiceAccount', name: 'atoll-controller', namespace: NS }));
       expect(refused.status).not.toBe(0);
       expect(refused.stderr).toMatch(/forbidden/i);
+    });
+
+    it('the controller writes the tenant Roles and RoleBindings as the Workspace reconciler does, without escalate', async () => {
+      const controller = cp.clientFor(CONTROLLER, SA_GROUPS);
+      for (const role of TENANT_ROLES) {
+        const name = tenantRoleName(role);
+        await controller.apply(Roles, { metadata: { name, namespace: 'tenant-b' }, rules: tenantRules(role) });
+        await controller.apply(RoleBindings, {
+          metadata: { name, namespace: 'tenant-b' },
+          roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name },
+          subjects: [{ apiGroup: 'rbac.authorization.k8s.io', kind: 'User', name: `${role}-of-b` }],
+        });
+      }
+      const groups = ['system:authenticated'];
+      expect(await can('editor-of-b', groups, 'create', 'externalconnections', 'tenant-b', atoll)).toBe(true);
+      expect(await can('admin-of-b', groups, 'get', 'secrets', 'tenant-b')).toBe(false);
+      // A Role granting what the controller lacks is refused: it cannot mint Secret access.
+      await expect(controller.apply(Roles, {
+        metadata: { name: 'mint-secrets', namespace: 'tenant-b' },
+        rules: [{ apiGroups: [''], resources: ['secrets'], verbs: ['get'] }],
+      })).rejects.toMatchObject({ status: 403 });
+    });
+
+    it('the controller and gateway, as themselves, load the fingerprint key and the local key ring', async () => {
+      const controller = cp.clientFor(CONTROLLER, SA_GROUPS);
+      const gateway = cp.clientFor(GATEWAY, SA_GROUPS);
+      const key = await loadFingerprintKey(controller, NS);
+      expect(await loadFingerprintKey(gateway, NS)).toEqual(key);
+      expect(await new SecretKeyRingStore(gateway, NS).load()).toBeUndefined();
+      // Nothing in a namespace where no RoleBinding grants it.
+      await expect(loadFingerprintKey(gateway, 'tenant-b')).rejects.toMatchObject({ status: 403 });
+    });
+
+    it('the controller declares its webhooks over the chart\'s without duplicating or changing them, and caBundle survives a re-sync', async () => {
+      const chartWebhooks = docs(render()).filter((m) => m.kind.endsWith('WebhookConfiguration'));
+      const applyChart = () => mustKubectl(['apply', '--server-side', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'List', items: chartWebhooks }));
+      applyChart();
+      try {
+        const controller = cp.clientFor(CONTROLLER, SA_GROUPS);
+        const cert = await ensureServingCertificate(controller, NS, { dnsNames: [`atoll-webhook.${NS}.svc`, `atoll-webhook.${NS}.svc.cluster.local`], ipAddresses: [] });
+        await registerWebhooks(controller, { caPem: cert.caPem, service: { namespace: NS, name: 'atoll-webhook', port: 443 } });
+        applyChart(); // what Argo CD self-heal or a helm upgrade does next
+        const caBundle = Buffer.from(cert.caPem).toString('base64');
+        for (const [kind, name] of [['mutatingwebhookconfiguration', 'atoll-mutating'], ['validatingwebhookconfiguration', 'atoll-validating']] as const) {
+          const live = JSON.parse(mustKubectl(['get', kind, name, '-o', 'json'])) as { webhooks: { clientConfig: { caBundle?: string } }[] };
+          const chart = chartWebhooks.find((m) => m.metadata.name === name) as unknown as { webhooks: unknown[] };
+          expect(live.webhooks).toMatchObject(chart.webhooks);
+          for (const w of live.webhooks) expect(w.clientConfig.caBundle).toBe(caBundle);
+        }
+      } finally {
+        mustKubectl(['delete', 'mutatingwebhookconfiguration/atoll-mutating', 'validatingwebhookconfiguration/atoll-validating']);
+      }
     });
 
     it('the gateway reads only the local key ring in its namespace, and a workspace\'s Secrets once bound there', async () => {

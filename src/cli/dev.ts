@@ -26,7 +26,7 @@ export async function dev(args: ParsedArgs): Promise<number> {
   const log = createLogger({ level: process.env.ATOLL_LOG_LEVEL ?? 'info', destination: createWriteStream(logFile, { flags: 'a' }) as never });
 
   say('building or finding control-plane binaries (first run builds them from the Go module proxy; this takes several minutes)');
-  const cp = await ControlPlane.start({ dir: path.join(dir, 'cluster'), onProgress: say });
+  const cp = await ControlPlane.start({ dir: path.join(dir, 'cluster'), onProgress: say, controllerManager: false });
   const client = cp.adminClient();
   const namespace = 'atoll-system';
   let stopping = false;
@@ -34,6 +34,8 @@ export async function dev(args: ParsedArgs): Promise<number> {
     await client.apply(Namespaces, { metadata: { name: namespace } });
     say('installing CRDs, RBAC and built-in IntegrationTypes');
     await applyManifests(client, readManifests([path.join(root, 'crds'), path.join(root, 'config', 'rbac'), path.join(root, 'config', 'types')]), { namespace });
+    // After the CRDs, so garbage collection knows ExternalConnections from the start.
+    await cp.startControllerManager();
 
     const webhookPort = await freePort();
     const healthPort = await freePort();

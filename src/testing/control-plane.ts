@@ -202,7 +202,12 @@ export class ControlPlane {
     this.apiProc = undefined;
   }
 
-  private async startControllerManager(): Promise<void> {
+  /**
+   * Starts kube-controller-manager. Its garbage collector discovers resource
+   * types every 30 s, so callers that install CRDs start it afterwards.
+   */
+  async startControllerManager(): Promise<void> {
+    if (this.kcmProc || !this.binaries.kubeControllerManager) return;
     this.progress('starting kube-controller-manager');
     this.kcmProc = this.spawnLogged('kube-controller-manager', this.binaries.kubeControllerManager!, [
       '--kubeconfig', this.adminKubeconfigPath,

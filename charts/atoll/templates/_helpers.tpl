@@ -12,6 +12,20 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end -}}
 
+{{/*
+Labels of the webhook configurations: no app.kubernetes.io/managed-by,
+because the controller server-side applies them with managed-by=atoll and
+the two would fight on every start and upgrade.
+*/}}
+{{- define "atoll.webhookLabels" -}}
+app.kubernetes.io/name: atoll
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/part-of: atoll
+app.kubernetes.io/component: webhook
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{- end -}}
+
 {{- define "atoll.selectorLabels" -}}
 app.kubernetes.io/name: atoll
 app.kubernetes.io/instance: {{ .root.Release.Name }}

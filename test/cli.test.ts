@@ -1,0 +1,125 @@
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parse, stringify } from 'yaml';
+import type { ExternalConnection } from '../src/api/v1alpha1/index.js';
+import type { KubeObject } from '../src/kube/client.js';
+import { ExternalConnections } from '../src/kube/resources.js';
+import { packageRoot } from '../src/testing/binaries.js';
+import { startHttpFixture, type HttpFixture } from '../src/testing/services.js';
+import { admin, condition, createWorkspace, devState, eventually, kubectl, randomSecret, uniqueName } from './support/cluster.js';
+
+/**
+ * The `atoll` binary as a user runs it (compiled dist/main.js, a kubeconfig
+ * flag, secrets on stdin), against the shared `atoll dev` cluster.
+ */
+
+type Conn = ExternalConnection & KubeObject;
+
+interface CliResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+function atoll(args: string[], input = ''): Promise<CliResult> {
+  return new Promise((resolve) => {
+    const child = execFile(process.execPath, [path.join(packageRoot(), 'dist', 'main.js'), ...args, '--kubeconfig', devState().kubeconfig], { timeout: 60_000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+    });
+    child.stdin?.end(input);
+  });
+}
+
+describe('atoll CLI', () => {
+  const ns = uniqueName('cli');
+  const good = 'api-good';
+  const bad = 'api-bad';
+  const goodToken = randomSecret('cligood');
+  const badToken = randomSecret('clibad');
+  let fixture: HttpFixture;
+
+  beforeAll(async () => {
+    fixture = await startHttpFixture((req, res) => {
+      res.statusCode = req.headers.authorization === `Bearer ${goodToken}` ? 200 : 401;
+      res.end();
+    });
+    await createWorkspace(ns, { policy: { egress: { allowCIDRs: ['127.0.0.0/8'] } } });
+    for (const [name, token] of [[good, goodToken], [bad, badToken]] as const) {
+      await admin().create(ExternalConnections, {
+        metadata: { name, namespace: ns },
+        spec: { type: 'http-api', settings: { baseURL: fixture.url, auth: 'bearer' }, credentials: { token: { value: token } } },
+      } as never);
+    }
+  });
+
+  afterAll(async () => {
+    await fixture?.stop();
+  });
+
+  it('`atoll test` prints the outcome and exits 0 when Ready', async () => {
+    const before = fixture.requests.length;
+    const out = await atoll(['test', good, '-n', ns]);
+    expect(out.stderr).toBe('');
+    expect(out.code).toBe(0);
+    expect(out.stdout).toContain(`${ns}/${good}: Succeeded`);
+    expect(out.stdout).toContain('Reachable=True');
+    expect(out.stdout).toContain('Authenticated=True Succeeded');
+    // It asked for a fresh probe rather than repeating an old result.
+    expect(fixture.requests.length).toBeGreaterThan(before);
+    expect(out.stdout).not.toContain(goodToken);
+  });
+
+  it('`atoll test` prints the reason and exits 1 when not Ready', async () => {
+    const out = await atoll(['test', bad, '-n', ns]);
+    expect(out.code).toBe(1);
+    expect(out.stdout).toContain(`${ns}/${bad}: AuthenticationFailed`);
+    expect(out.stdout).toContain('Authenticated=False AuthenticationFailed');
+    expect(out.stdout + out.stderr).not.toContain(badToken);
+  });
+
+  it('`atoll seal` prints sealed YAML, stores nothing, and the YAML applies as a working connection', async () => {
+    const token = randomSecret('cliseal');
+    const name = uniqueName('sealed');
+    const out = await atoll(['seal', name, '--type', 'http-api', '-n', ns, '--field', 'token', '--set', 'baseURL=https://api.example.com', '--set', 'auth=bearer'], `${token}\n`);
+    expect(out.stderr).not.toContain(token);
+    expect(out.code).toBe(0);
+    expect(out.stdout).not.toContain(token);
+    const manifest = parse(out.stdout) as Conn;
+    expect(manifest).toMatchObject({ apiVersion: 'atoll.dev/v1alpha1', kind: 'ExternalConnection', metadata: { name, namespace: ns }, spec: { type: 'http-api', settings: { baseURL: 'https://api.example.com', auth: 'bearer' } } });
+    expect(manifest.spec.credentials?.token?.sealed).toMatch(/^atoll:v1:/);
+    expect(manifest.spec.credentials?.token?.value).toBeUndefined();
+    expect(manifest.metadata).not.toHaveProperty('uid');
+    expect(manifest).not.toHaveProperty('status');
+
+    // A server-side dry run: nothing was created.
+    expect(await admin().tryGet(ExternalConnections, name, ns)).toBeUndefined();
+
+    // Settings are not part of the seal's binding, so the manifest may point at
+    // our loopback fixture (the probe must not leave this machine).
+    const forHere = stringify({ ...manifest, spec: { ...manifest.spec, settings: { ...manifest.spec.settings, baseURL: fixture.url } } });
+    const applied = await kubectl(['apply', '-f', '-'], { input: forHere });
+    expect(applied.code).toBe(0);
+    const conn = await eventually('sealed connection CredentialsSealed', () => admin().get<Conn>(ExternalConnections, name, ns),
+      (c) => condition(c, 'CredentialsSealed')?.status === 'True' && c.status?.lastProbe !== undefined, 30_000);
+    expect(condition(conn, 'CredentialsSealed')).toMatchObject({ status: 'True', reason: 'Sealed' });
+    // The ciphertext from `atoll seal` decrypts to the token: the service saw it.
+    expect(fixture.requests.some((r) => r.headers.authorization === `Bearer ${token}`)).toBe(true);
+    expect(condition(conn, 'Authenticated')?.status).toBe('False'); // the fixture only accepts goodToken
+  });
+
+  it('`atoll status` lists the workspace connections', async () => {
+    await eventually('both probed', () => admin().list<Conn>(ExternalConnections, { namespace: ns }),
+      (l) => [good, bad].every((n) => l.items.find((c) => c.metadata.name === n)?.status?.lastProbe !== undefined), 30_000);
+    const out = await atoll(['status', '-n', ns]);
+    expect(out.code).toBe(0);
+    const lines = out.stdout.trim().split('\n');
+    expect(lines[0]).toMatch(/^NAME\s+TYPE\s+READY\s+REASON\s+CREDENTIAL\s+LAST PROBE$/);
+    const row = (name: string) => lines.find((l) => l.startsWith(`${name} `))?.split(/\s+/);
+    expect(row(good)?.slice(0, 4)).toEqual([good, 'http-api', 'True', 'Succeeded']);
+    expect(row(bad)?.slice(0, 4)).toEqual([bad, 'http-api', 'False', 'AuthenticationFailed']);
+    expect(lines.filter((l) => l.includes('sealed-')).length).toBe(1);
+    expect(out.stdout).not.toContain(goodToken);
+    expect(out.stdout).not.toContain(badToken);
+  });
+});

@@ -1,0 +1,209 @@
+import { describe, expect, it, beforeAll } from 'vitest';
+import { readFileSync } from 'node:fs';
+import { stringify } from 'yaml';
+import { CoreEvents, ExternalConnections, Secrets } from '../src/kube/resources.js';
+import type { KubeObject } from '../src/kube/client.js';
+import type { ExternalConnection } from '../src/api/v1alpha1/index.js';
+import { admin, condition, createWorkspace, devState, etcdDump, eventually, kubectl, randomSecret, uniqueName } from './support/cluster.js';
+
+type Conn = ExternalConnection & KubeObject;
+type Secret = KubeObject & { data?: Record<string, string>; type?: string };
+
+function manifest(ns: string, name: string, credentials: Record<string, unknown>, settings: Record<string, unknown> = { baseURL: 'https://api.example.com', auth: 'bearer' }) {
+  return { apiVersion: 'atoll.dev/v1alpha1', kind: 'ExternalConnection', metadata: { name, namespace: ns }, spec: { type: 'http-api', settings, credentials, probe: { interval: '0' } } };
+}
+
+/** The plaintext and the base64 of it at all three alignments (as it would sit inside a larger base64 blob). */
+function forms(p: string): string[] {
+  const out = [p];
+  for (let pad = 0; pad < 3; pad++) {
+    const enc = Buffer.from('x'.repeat(pad) + p).toString('base64');
+    const skip = Math.ceil((pad * 4) / 3) + 1;
+    out.push(enc.slice(skip, skip + 24));
+  }
+  return out;
+}
+
+function expectAbsent(haystack: string, plaintext: string, where: string) {
+  for (const f of forms(plaintext)) expect(haystack.includes(f), `${where} contains a form of the plaintext`).toBe(false);
+}
+
+const sealedOf = (c: Conn, field: string) => c.spec.credentials?.[field]?.sealed;
+
+async function ready(ns: string, name: string): Promise<Conn> {
+  return eventually(`${name} sealed`, () => admin().get<Conn>(ExternalConnections, name, ns), (c) => condition(c, 'CredentialsSealed')?.status === 'True' && c.status?.observedGeneration === c.metadata.generation);
+}
+
+describe('credentials: no plaintext at rest (invariant 1)', () => {
+  const ns = uniqueName('creds');
+  beforeAll(async () => {
+    await createWorkspace(ns, { policy: { egress: { allowCIDRs: [] } } });
+  });
+
+  it('client-side apply, server-side apply and create never store the plaintext anywhere', async () => {
+    const plaintexts: string[] = [];
+    const ways: Array<[string, string[]]> = [
+      ['csa', ['apply', '-f', '-']],
+      ['ssa', ['apply', '--server-side', '-f', '-']],
+      ['create', ['create', '-f', '-']],
+    ];
+    for (const [name, args] of ways) {
+      const p = randomSecret(`p${name}`);
+      plaintexts.push(p);
+      const r = await kubectl(args, { input: stringify(manifest(ns, `leak-${name}`, { token: { value: p } })) });
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stdout + r.stderr).not.toContain(p);
+    }
+    // Re-apply the client-side one unchanged: the annotation path is exercised twice.
+    const again = await kubectl(['apply', '-f', '-'], { input: stringify(manifest(ns, 'leak-csa', { token: { value: plaintexts[0]! } })) });
+    expect(again.code, again.stderr).toBe(0);
+    for (const [name] of ways) await ready(ns, `leak-${name}`);
+
+    const objects = await admin().list<Conn>(ExternalConnections, { namespace: ns });
+    const secrets = await admin().list<Secret>(Secrets, { namespace: ns });
+    const events = await admin().list(CoreEvents, { namespace: ns });
+    const etcd = await etcdDump();
+    const metrics = await (await fetch(devState().controller.metrics)).text();
+    const log = readFileSync(devState().log, 'utf8');
+    const objectsJson = JSON.stringify(objects);
+    expect(objectsJson).toContain('kubectl.kubernetes.io/last-applied-configuration');
+    expect(objectsJson).toContain('managedFields');
+    expect(etcd).toContain(`/atoll.dev/externalconnections/${ns}/leak-csa`);
+    for (const p of plaintexts) {
+      expectAbsent(objectsJson, p, 'objects (spec, status, annotations, managedFields)');
+      expectAbsent(JSON.stringify(secrets), p, 'Secrets');
+      expectAbsent(JSON.stringify(events), p, 'Events');
+      expectAbsent(etcd, p, 'the raw etcd keyspace');
+      expectAbsent(metrics, p, 'metrics');
+      expectAbsent(log, p, 'operator logs');
+    }
+  });
+
+  it('server-side dry-run create returns the object sealed and stores nothing', async () => {
+    const p = randomSecret('dry');
+    const r = await kubectl(['create', '--dry-run=server', '-o', 'yaml', '-f', '-'], { input: stringify(manifest(ns, 'dry-run', { token: { value: p } })) });
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/sealed: atoll:v1:/);
+    expect(r.stdout).not.toContain(p);
+    expect(await admin().tryGet(ExternalConnections, 'dry-run', ns)).toBeUndefined();
+    // The sealed output is ready for Git: applying it yields a working connection.
+    const applied = await kubectl(['apply', '-f', '-'], { input: r.stdout });
+    expect(applied.code, applied.stderr).toBe(0);
+    const c = await ready(ns, 'dry-run');
+    expect(c.status?.credentials?.token?.hint).toBe(`…${p.slice(-4)}`);
+  });
+});
+
+describe('credentials: binding, hints, rotation', () => {
+  const a = uniqueName('bind-a');
+  const b = uniqueName('bind-b');
+  beforeAll(async () => {
+    await createWorkspace(a);
+    await createWorkspace(b);
+  });
+
+  it('rejects a sealed value copied to another workspace, connection or field (invariant 3)', async () => {
+    const p = randomSecret('bound');
+    await admin().create(ExternalConnections, manifest(a, 'origin', { username: { value: 'svc-user-0001' }, password: { value: p } }, { baseURL: 'https://api.example.com', auth: 'basic' }) as never);
+    const origin = await ready(a, 'origin');
+    const stolen = sealedOf(origin, 'password')!;
+    expect(stolen).toMatch(/^atoll:v1:/);
+
+    const copies: Array<[string, string, Record<string, unknown>]> = [
+      [b, 'origin', { username: { value: 'svc-user-0001' }, password: { sealed: stolen } }], // same names, other workspace
+      [a, 'other-connection', { username: { value: 'svc-user-0001' }, password: { sealed: stolen } }], // other connection
+      [a, 'other-field', { username: { sealed: stolen }, password: { value: 'another-password-01' } }], // other field
+    ];
+    for (const [ns, name, credentials] of copies) {
+      await admin().create(ExternalConnections, manifest(ns, name, credentials, { baseURL: 'https://api.example.com', auth: 'basic' }) as never);
+      const c = await eventually(`${ns}/${name} rejected`, () => admin().get<Conn>(ExternalConnections, name, ns), (x) => condition(x, 'CredentialsSealed')?.status === 'False');
+      expect(condition(c, 'CredentialsSealed')?.reason).toBe('CiphertextRejected');
+      expect(condition(c, 'Ready')).toMatchObject({ status: 'False', reason: 'CiphertextRejected' });
+      expect(condition(c, 'CredentialsSealed')?.message).toMatch(/spec\.credentials\.(password|username)\.sealed/);
+      // The owner's value is never used there: no managed Secret was written.
+      expect(await admin().tryGet(Secrets, `${name}-credentials`, ns)).toBeUndefined();
+    }
+  });
+
+  it('shows at most 4 trailing characters, none under 8 (invariant 5)', async () => {
+    const cases: Array<[string, string]> = [
+      ['short7x', ''],
+      ['abcdefgh', '…gh'],
+      ['abcdefghijkl', '…jkl'],
+      ['abcdefghijklmnopqrstuvwxyz', '…wxyz'],
+    ];
+    for (const [i, [value, hint]] of cases.entries()) {
+      await admin().create(ExternalConnections, manifest(a, `hint-${i}`, { token: { value } }) as never);
+      const c = await ready(a, `hint-${i}`);
+      expect(c.status?.credentials?.token?.hint ?? '').toBe(hint);
+      expect(c.status?.credentialHint ?? '').toBe(hint);
+    }
+  });
+
+  it('rotates immediately and keeps unchanged values without churn (invariant 6)', async () => {
+    const v1 = randomSecret('v1');
+    const v2 = randomSecret('v2');
+    const apply = (v: string) => kubectl(['apply', '-f', '-'], { input: stringify(manifest(a, 'rotating', { token: { value: v } })) });
+    expect((await apply(v1)).code).toBe(0);
+    const first = await ready(a, 'rotating');
+    expect(first.status?.credentials?.token?.version).toBe(1);
+    const s1 = await admin().get<Secret>(Secrets, 'rotating-credentials', a);
+    const ct1 = Buffer.from(s1.data!.token!, 'base64').toString();
+
+    // Re-applying the same plaintext (a GitOps sync) changes nothing.
+    expect((await apply(v1)).code).toBe(0);
+    const same = await admin().get<Conn>(ExternalConnections, 'rotating', a);
+    expect(sealedOf(same, 'token')).toBe(sealedOf(first, 'token'));
+    await new Promise((r) => setTimeout(r, 1000));
+    expect((await admin().get<Secret>(Secrets, 'rotating-credentials', a)).metadata?.resourceVersion).toBe(s1.metadata?.resourceVersion);
+
+    expect((await apply(v2)).code).toBe(0);
+    const rotated = await eventually('version 2', () => admin().get<Conn>(ExternalConnections, 'rotating', a), (c) => c.status?.credentials?.token?.version === 2);
+    expect(rotated.status?.credentials?.token?.hint).toBe(`…${v2.slice(-4)}`);
+    const s2 = await admin().get<Secret>(Secrets, 'rotating-credentials', a);
+    const ct2 = Buffer.from(s2.data!.token!, 'base64').toString();
+    expect(ct2).not.toBe(ct1);
+    expect(JSON.stringify(s2)).not.toContain(ct1);
+    expect(s2.type).toBe('atoll.dev/sealed');
+    expect(s2.metadata?.labels).toMatchObject({ 'app.kubernetes.io/managed-by': 'atoll', 'atoll.dev/connection': 'rotating' });
+    expect(s2.metadata?.ownerReferences?.[0]).toMatchObject({ kind: 'ExternalConnection', name: 'rotating', controller: true });
+    const events = await admin().list<KubeObject & { reason?: string; message?: string }>(CoreEvents, { namespace: a });
+    expect(events.items.some((e) => e.reason === 'CredentialRotated' && e.message?.includes('version 2'))).toBe(true);
+  });
+
+  it('takes secretKeyRef from this namespace only, reports a missing Secret, and treats source changes as rotations', async () => {
+    await admin().create(ExternalConnections, manifest(a, 'from-secret', { token: { secretKeyRef: { name: 'eso-made', key: 'token' } } }) as never);
+    const missing = await eventually('SecretNotFound', () => admin().get<Conn>(ExternalConnections, 'from-secret', a), (c) => condition(c, 'CredentialsSealed')?.reason === 'SecretNotFound');
+    expect(condition(missing, 'CredentialsSealed')?.message).toContain('Secret eso-made does not exist in this namespace');
+
+    const v1 = randomSecret('src1');
+    await admin().create(Secrets, { metadata: { name: 'eso-made', namespace: a }, stringData: { token: v1 } } as never);
+    const sealed = await eventually('sealed from secret', () => admin().get<Conn>(ExternalConnections, 'from-secret', a), (c) => condition(c, 'CredentialsSealed')?.status === 'True');
+    expect(sealed.status?.credentials?.token).toMatchObject({ version: 1, hint: `…${v1.slice(-4)}` });
+    const managed = await admin().get<Secret>(Secrets, 'from-secret-credentials', a);
+    expect(Buffer.from(managed.data!.token!, 'base64').toString()).toMatch(/^atoll:v1:/);
+    expect(JSON.stringify(managed)).not.toContain(Buffer.from(v1).toString('base64'));
+
+    const v2 = randomSecret('src2');
+    await admin().mergePatch(Secrets, 'eso-made', a, { stringData: { token: v2 } });
+    await eventually('source rotation', () => admin().get<Conn>(ExternalConnections, 'from-secret', a), (c) => c.status?.credentials?.token?.version === 2 && c.status?.credentials?.token?.hint === `…${v2.slice(-4)}`);
+
+    // A namespace cannot be named: the field does not exist (kubectl's strict decoding says so).
+    const r = await kubectl(['create', '-f', '-'], { input: stringify(manifest(a, 'cross-ns', { token: { secretKeyRef: { name: 'x', key: 'y', namespace: b } } })) });
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toMatch(/unknown field "spec\.credentials\.token\.secretKeyRef\.namespace"/);
+
+    // Deleting the connection removes the managed Secret but never the source.
+    await admin().delete(ExternalConnections, 'from-secret', a);
+    await eventually('managed secret collected', () => admin().tryGet(Secrets, 'from-secret-credentials', a), (s) => s === undefined);
+    expect(await admin().tryGet(Secrets, 'eso-made', a)).toBeDefined();
+  });
+
+  it('refuses oversize values and control characters at admission, naming the field', async () => {
+    const big = await admin().create(ExternalConnections, manifest(a, 'too-big', { token: { value: 'x'.repeat(9000) } }) as never).catch((e: Error) => e);
+    expect((big as Error).message).toMatch(/spec\.credentials\.token\.value/);
+    const ctl = await admin().create(ExternalConnections, manifest(a, 'ctl-chars', { token: { value: 'abcdefgh12345\n' } }) as never).catch((e: Error) => e);
+    expect((ctl as Error).message).toContain('spec.credentials.token.value contains control characters');
+    expect((ctl as Error).message).not.toContain('abcdefgh12345');
+  });
+});

@@ -1,0 +1,182 @@
+import path from 'node:path';
+import type { DestinationStream } from 'pino';
+import { loadOperatorConfig } from '../../src/config/operator-config.js';
+import type { ProbeHooks } from '../../src/controllers/externalconnection/reconciler.js';
+import { applyManifests, readManifests } from '../../src/cli/install.js';
+import type { KubeClient } from '../../src/kube/client.js';
+import { Namespaces } from '../../src/kube/resources.js';
+import { startOperator, type RunningOperator } from '../../src/operator.js';
+import { createLogger } from '../../src/runtime/logger.js';
+import { packageRoot } from '../../src/testing/binaries.js';
+import { ControlPlane } from '../../src/testing/control-plane.js';
+import { MOTO_CREDENTIALS, MOTO_REGION } from '../../src/testing/moto.js';
+
+/** The namespace the shipped RBAC (config/rbac) binds the operator in. */
+export const OPERATOR_NAMESPACE = 'atoll-system';
+
+export interface IsolatedAtollOptions {
+  /** Seal with AWS KMS (e.g. moto on loopback) instead of the local provider. */
+  kms?: { provider: 'aws-kms'; endpoint: string; keyId: string; region?: string };
+  probeHooks?: ProbeHooks;
+  /** Lease-based leader election; off by default so an API-server outage cannot make a leader exit the test process. */
+  leaderElection?: boolean;
+  /** Run kube-controller-manager (garbage collection, namespace deletion). Default true. */
+  controllerManager?: boolean;
+  /** Identity of the primary operator (its Lease holderIdentity). Default `atoll-primary`. */
+  identity?: string;
+  /** Start the primary operator before returning. Default true. */
+  startOperator?: boolean;
+}
+
+/** One operator process-equivalent: its own webhook and health ports, its own metrics. */
+export interface OperatorInstance {
+  readonly identity: string;
+  readonly operator: RunningOperator;
+  stop(): Promise<void>;
+}
+
+export interface IsolatedAtoll {
+  cp: ControlPlane;
+  /** Admin client (system:masters) of the isolated control plane. */
+  client: KubeClient;
+  /** The running primary operator; throws while it is stopped. */
+  operator(): RunningOperator;
+  /** Starts the primary operator; if one is running, stops it first and starts a fresh one. */
+  start(): Promise<void>;
+  /** Stops the primary operator gracefully (the control plane keeps running). */
+  stopOperator(): Promise<void>;
+  /** Starts another operator against the same API server (leader-election tests). */
+  startReplica(identity: string): Promise<OperatorInstance>;
+  /** Stops every operator, then the control plane. */
+  stop(): Promise<void>;
+  /** Every JSON log line the operators wrote, oldest first. */
+  logLines(): string[];
+}
+
+/**
+ * An atoll of its own for destructive tests (restart the API server, kill the
+ * controller, run two leaders) that must not disturb the shared `atoll dev`:
+ * a fresh control plane with the CRDs, RBAC and built-in types installed, and
+ * operators running in this process (the primary one started unless
+ * `startOperator: false`), each with its own webhook and health port (port 0,
+ * so instances never collide) and logs captured in memory.
+ */
+export async function startIsolatedAtoll(opts: IsolatedAtollOptions = {}): Promise<IsolatedAtoll> {
+  const lines: string[] = [];
+  const destination: DestinationStream = { write: (chunk: string) => void lines.push(chunk.trimEnd()) };
+  const log = createLogger({ level: 'debug', destination });
+  const cp = await ControlPlane.start({ controllerManager: opts.controllerManager });
+  const restoreEnv = opts.kms ? useMotoCredentialsIfUnset() : () => {};
+  const client = cp.adminClient();
+  const instances = new Set<OperatorInstance>();
+  let primary: OperatorInstance | undefined;
+
+  const launch = async (identity: string): Promise<OperatorInstance> => {
+    const config = loadOperatorConfig({}, {
+      ATOLL_NAMESPACE: OPERATOR_NAMESPACE,
+      ATOLL_WEBHOOK_HOST: '127.0.0.1',
+      ATOLL_WEBHOOK_PORT: '0',
+      ATOLL_WEBHOOK_URL: 'https://127.0.0.1:0',
+      ATOLL_HEALTH_HOST: '127.0.0.1',
+      ATOLL_HEALTH_PORT: '0',
+      ATOLL_LEADER_ELECT: String(opts.leaderElection ?? false),
+      POD_NAME: identity,
+      ...(opts.kms
+        ? { ATOLL_KMS_PROVIDER: opts.kms.provider, ATOLL_KMS_ENDPOINT: opts.kms.endpoint, ATOLL_KMS_KEY_ID: opts.kms.keyId, AWS_REGION: opts.kms.region ?? MOTO_REGION }
+        : {}),
+    });
+    const operator = await startOperator({ client, config, log: log.child({ component: 'controller', instance: identity }), ...(opts.probeHooks ? { probeHooks: opts.probeHooks } : {}) });
+    const instance: OperatorInstance = {
+      identity,
+      operator,
+      async stop() {
+        if (!instances.delete(instance)) return;
+        await operator.stop();
+      },
+    };
+    instances.add(instance);
+    return instance;
+  };
+
+  const stopOperator = async (): Promise<void> => {
+    const p = primary;
+    primary = undefined;
+    await p?.stop();
+  };
+  const start = async (): Promise<void> => {
+    await stopOperator();
+    primary = await launch(opts.identity ?? 'atoll-primary');
+  };
+  const stopAll = async (): Promise<void> => {
+    primary = undefined;
+    try {
+      for (const i of [...instances]) await i.stop();
+    } finally {
+      await cp.stop();
+      restoreEnv();
+    }
+  };
+
+  try {
+    await client.apply(Namespaces, { metadata: { name: OPERATOR_NAMESPACE } });
+    const root = packageRoot();
+    await applyManifests(client, readManifests([path.join(root, 'crds'), path.join(root, 'config', 'rbac'), path.join(root, 'config', 'types')]), { namespace: OPERATOR_NAMESPACE });
+    if (opts.startOperator !== false) await start();
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+
+  return {
+    cp,
+    client,
+    operator() {
+      if (!primary) throw new Error('the operator is not running');
+      return primary.operator;
+    },
+    start,
+    stopOperator,
+    startReplica: launch,
+    stop: stopAll,
+    logLines: () => [...lines],
+  };
+}
+
+/**
+ * The AWS SDK's default credential chain reads the environment; moto accepts
+ * any static pair. Sets it only where nothing is configured, and undoes that.
+ */
+function useMotoCredentialsIfUnset(): () => void {
+  if (process.env.AWS_ACCESS_KEY_ID || process.env.AWS_PROFILE) return () => {};
+  process.env.AWS_ACCESS_KEY_ID = MOTO_CREDENTIALS.accessKeyId;
+  process.env.AWS_SECRET_ACCESS_KEY = MOTO_CREDENTIALS.secretAccessKey;
+  return () => {
+    delete process.env.AWS_ACCESS_KEY_ID;
+    delete process.env.AWS_SECRET_ACCESS_KEY;
+  };
+}
+
+/**
+ * Sum of a Prometheus counter's series whose labels include `match`, scraped
+ * from an operator's /metrics: what the process did, observed from outside.
+ */
+export async function scrapeCounter(healthURL: string, name: string, match: Record<string, string> = {}): Promise<number> {
+  const text = await (await fetch(`${healthURL}/metrics`)).text();
+  let sum = 0;
+  for (const line of text.split('\n')) {
+    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)$/.exec(line);
+    if (!m || m[1] !== name) continue;
+    const labels = Object.fromEntries([...(m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)].map((l) => [l[1], l[2]]));
+    if (Object.entries(match).every(([k, v]) => labels[k] === v)) sum += Number(m[3]);
+  }
+  return sum;
+}
+
+/** HTTP status of an operator's /readyz (0 when it cannot be reached at all). */
+export async function readyzStatus(healthURL: string): Promise<number> {
+  try {
+    return (await fetch(`${healthURL}/readyz`)).status;
+  } catch {
+    return 0;
+  }
+}
