@@ -25,7 +25,11 @@ cleanup() {
 cd "$repo"
 if ! kind get clusters | grep -qx "$cluster"; then
   step "creating kind cluster $cluster"
-  kind create cluster --name "$cluster" --config hack/kind-config.yaml --wait 120s
+  # kind mounts docs/audit-policy.yaml into the control plane: give it an absolute path.
+  config=$(mktemp)
+  sed "s#hostPath: ./docs/audit-policy.yaml#hostPath: $repo/docs/audit-policy.yaml#" hack/kind-config.yaml > "$config"
+  kind create cluster --name "$cluster" --config "$config" --wait 120s
+  rm -f "$config"
 fi
 trap cleanup EXIT
 kubectl config use-context "kind-$cluster" >/dev/null

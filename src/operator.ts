@@ -2,7 +2,7 @@ import type { ExternalConnection, IntegrationType, Workspace } from './api/v1alp
 import { CONNECTION_LABEL, WORKSPACE_LABEL } from './api/v1alpha1/index.js';
 import type { OperatorConfig } from './config/operator-config.js';
 import type { OperatorContext } from './controllers/context.js';
-import { ExternalConnectionReconciler, type ProbeHooks } from './controllers/externalconnection/reconciler.js';
+import { ExternalConnectionReconciler, type ReconcilerHooks } from './controllers/externalconnection/reconciler.js';
 import { WorkspaceReconciler } from './controllers/workspace/reconciler.js';
 import { setupCrypto } from './crypto/setup.js';
 import type { DekCacheStats } from './crypto/dek-cache.js';
@@ -39,7 +39,7 @@ export interface RunningOperator {
  * Wires the controller process: informers, webhooks (served by every
  * replica), and the two reconcilers (run by the leader only).
  */
-export async function startOperator(opts: { client: KubeClient; config: OperatorConfig; log: Logger; probeHooks?: ProbeHooks; metrics?: OperatorMetrics }): Promise<RunningOperator> {
+export async function startOperator(opts: { client: KubeClient; config: OperatorConfig; log: Logger; probeHooks?: ReconcilerHooks; metrics?: OperatorMetrics }): Promise<RunningOperator> {
   const { client, config, log } = opts;
   const metrics = opts.metrics ?? createOperatorMetrics();
   const crypto = await setupCrypto(config, client);

@@ -1,7 +1,7 @@
 import { describe, expect, it, beforeAll } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { stringify } from 'yaml';
-import { CoreEvents, ExternalConnections, Secrets } from '../src/kube/resources.js';
+import { CoreEvents, ExternalConnections, Secrets, Workspaces } from '../src/kube/resources.js';
 import type { KubeObject } from '../src/kube/client.js';
 import type { ExternalConnection } from '../src/api/v1alpha1/index.js';
 import { admin, condition, createWorkspace, devState, etcdDump, eventually, kubectl, randomSecret, uniqueName } from './support/cluster.js';
@@ -205,5 +205,31 @@ describe('credentials: binding, hints, rotation', () => {
     const ctl = await admin().create(ExternalConnections, manifest(a, 'ctl-chars', { token: { value: 'abcdefgh12345\n' } }) as never).catch((e: Error) => e);
     expect((ctl as Error).message).toContain('spec.credentials.token.value contains control characters');
     expect((ctl as Error).message).not.toContain('abcdefgh12345');
+  });
+});
+
+describe('credentials: workspace key rotation', () => {
+  const ns = uniqueName('rekey');
+  beforeAll(async () => {
+    await createWorkspace(ns);
+  });
+
+  it('re-wraps every credential with the new key in the background, keeping versions, with progress in status', async () => {
+    const values = [randomSecret('k1'), randomSecret('k2'), randomSecret('k3')];
+    for (const [i, v] of values.entries()) await admin().create(ExternalConnections, manifest(ns, `rekey-${i}`, { token: { value: v } }) as never);
+    for (let i = 0; i < values.length; i++) await ready(ns, `rekey-${i}`);
+    const before = await admin().get<Secret>(Secrets, 'rekey-0-credentials', ns);
+
+    await admin().mergePatch(Workspaces, ns, ns, { spec: { encryption: { keyId: 'local/rotated' } } });
+    const ws = await eventually('rotation complete', () => admin().get<KubeObject & { status?: { keyId?: string; keyRotation?: { phase?: string; rewrapped?: number; total?: number } } }>(Workspaces, ns, ns), (w) => w.status?.keyRotation?.phase === 'Completed' && w.status?.keyRotation?.total === 3 && w.status?.keyId === 'local/rotated');
+    expect(ws.status?.keyRotation).toMatchObject({ targetKeyId: 'local/rotated', rewrapped: 3, total: 3 });
+    for (let i = 0; i < values.length; i++) {
+      const c = await admin().get<Conn>(ExternalConnections, `rekey-${i}`, ns);
+      expect(c.status?.credentials?.token).toMatchObject({ keyId: 'local/rotated', version: 1 });
+      const s = await admin().get<Secret>(Secrets, `rekey-${i}-credentials`, ns);
+      expect(Buffer.from(s.data!.token!, 'base64').toString()).toMatch(/^atoll:v1:local:bG9jYWwvcm90YXRlZA:/);
+    }
+    const after = await admin().get<Secret>(Secrets, 'rekey-0-credentials', ns);
+    expect(after.data?.token).not.toBe(before.data?.token);
   });
 });

@@ -411,6 +411,34 @@ describe('atoll gateway and agent', () => {
     expect(readdirSync(path.join(dir, 'api'))).toEqual(['apiKey']);
   });
 
+  it('ends a credentials stream once the caller\'s grant is revoked', async () => {
+    await serviceAccount(NS_A, 'temp');
+    await grantUse(NS_A, NS_A, 'temp');
+    const temp = await token(NS_A, 'temp');
+    const strict = await startGateway({
+      client: admin, envelope, metrics: createOperatorMetrics(), host: '127.0.0.1', port: 0, authCacheTtlMs: 100, heartbeatMs: 200,
+      log: createLogger({ level: 'silent' }),
+    });
+    try {
+      const res = await fetch(`${strict.url}/v1/connections/api/credentials?watch=1`, { headers: { authorization: `Bearer ${temp}` } });
+      expect(res.status).toBe(200);
+      expect(res.headers.get('content-type')).toBe('text/event-stream');
+      expect(res.headers.get('cache-control')).toBe('no-store');
+      const reader = res.body!.getReader();
+      const first = Buffer.from((await reader.read()).value!).toString();
+      expect(first).toContain('event: credentials');
+      await admin.delete(RoleBindings, `use-${NS_A}-temp`, NS_A);
+      const revokedAt = Date.now();
+      for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) {
+        expect(Buffer.from(chunk.value).toString()).not.toContain('event: credentials');
+      }
+      expect(Date.now() - revokedAt).toBeLessThan(3_000);
+      expect((await fetch(`${strict.url}/v1/connections/api/credentials`, { headers: { authorization: `Bearer ${temp}` } })).status).toBe(403);
+    } finally {
+      await strict.close();
+    }
+  });
+
   it('never leaks a credential or token into response headers, access logs or metrics', async () => {
     const needles = [SECRET_A1, SECRET_A2, SECRET_B, SECRET_C, SECRET_TLS, ...Object.values(tokens)];
     const exposition = metrics.registry.render();

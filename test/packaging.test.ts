@@ -330,6 +330,16 @@ describe('against a real API server', () => {
     expect(r.stdout).toContain('integrationtype.atoll.dev/postgresql serverside-applied (server dry run)');
   });
 
+  it('helm install --dry-run=server against the API server accepts the chart and prints its NOTES', () => {
+    // The CRDs exist already (applied above, not by helm), as after a kustomize install of config/crd.
+    const r = run(helm, ['install', 'atoll', 'charts/atoll', '--namespace', NS, '--kubeconfig', kubeconfig, '--dry-run=server', '--set', 'crds.install=false']);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain('NOTES:');
+    expect(r.stdout).toContain(`kubectl -n ${NS} rollout status deploy/atoll-controller`);
+    expect(r.stdout).toContain('KMS provider: local (default key local/default)');
+  });
+
   it('accepts kubectl kustomize config/default (server-side dry-run, no Pod Security warning)', () => {
     const r = kubectl(['apply', '--server-side', '--dry-run=server', '-f', '-'], mustRun('kubectl', ['kustomize', 'config/default']));
     expect(r.stderr).toBe('');

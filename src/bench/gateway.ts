@@ -209,9 +209,11 @@ async function main(): Promise<void> {
   const admin = cp.adminClient();
   const envelope = new Envelope({ providers: createProviderRegistry({ local: { store: new InMemoryKeyRingStore() } }) });
   const stopAgent = new AbortController();
+  let closeGateway: (() => Promise<void>) | undefined;
   try {
     const { identity } = await setUpCluster(admin, envelope, upstream.url);
     const gateway = await startGateway({ client: admin, envelope, log, metrics: createOperatorMetrics(), host: '127.0.0.1', port: 0 });
+    closeGateway = gateway.close;
     const tokenReq = await admin.request<{ status: { token: string } }>('POST', '/api/v1/namespaces/bench/serviceaccounts/app/token', {
       apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { audiences: ['atoll-gateway'], expirationSeconds: 3600 },
     });
@@ -274,7 +276,6 @@ async function main(): Promise<void> {
     }
     stopAgent.abort();
     await agentDone;
-    await gateway.close();
 
     const direct = results.get('direct upstream')!;
     const rows = [...results].map(([name, r]) => {
@@ -304,6 +305,7 @@ async function main(): Promise<void> {
     process.stdout.write(`${out.join('\n')}\n`);
   } finally {
     stopAgent.abort();
+    await closeGateway?.();
     nginx?.proc.kill('SIGTERM');
     await upstream.close();
     await cp.stop();

@@ -10,6 +10,8 @@ export interface OperatorConfig {
     readonly defaultKeyId: string;
     readonly awsRegion?: string;
     readonly awsEndpoint?: string;
+    /** Per-request KMS timeout; a hung KMS must fail fast so admission answers within its deadline. */
+    readonly requestTimeoutMs: number;
   };
   readonly webhook: {
     readonly enabled: boolean;
@@ -56,10 +58,11 @@ export function loadOperatorConfig(env: Env = process.env, overrides: Partial<Re
   const logLevel = e.ATOLL_LOG_LEVEL ?? 'info';
   if (!LOG_LEVELS.includes(logLevel)) problems.push(`ATOLL_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`);
   const concurrency = int(e, 'ATOLL_PROBE_CONCURRENCY', 16, 1, 1024, problems);
+  const kmsTimeout = int(e, 'ATOLL_KMS_TIMEOUT_MS', 3000, 100, 60_000, problems);
   if (problems.length) throw new ConfigError(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
   return Object.freeze({
     namespace,
-    kms: Object.freeze({ provider: provider as 'local' | 'aws-kms', defaultKeyId, awsRegion, awsEndpoint }),
+    kms: Object.freeze({ provider: provider as 'local' | 'aws-kms', defaultKeyId, awsRegion, awsEndpoint, requestTimeoutMs: kmsTimeout }),
     webhook: Object.freeze({
       enabled: (e.ATOLL_WEBHOOK_ENABLED ?? 'true') !== 'false',
       host: e.ATOLL_WEBHOOK_HOST ?? '0.0.0.0',

@@ -23,7 +23,7 @@ export interface CryptoSetup {
 export async function setupCrypto(config: OperatorConfig, client: KubeClient): Promise<CryptoSetup> {
   const providers: ProvidersConfig = { local: { store: new SecretKeyRingStore(client, config.namespace) } };
   if (config.kms.provider === 'aws-kms') {
-    providers.awsKms = { region: config.kms.awsRegion!, ...(config.kms.awsEndpoint ? { endpoint: config.kms.awsEndpoint } : {}) };
+    providers.awsKms = { region: config.kms.awsRegion!, requestTimeoutMs: config.kms.requestTimeoutMs, maxAttempts: 2, ...(config.kms.awsEndpoint ? { endpoint: config.kms.awsEndpoint } : {}) };
   }
   const envelope = new Envelope({ providers: createProviderRegistry(providers), cache: new DekCache() });
   const fingerprintKey = await loadFingerprintKey(client, config.namespace);

@@ -11,6 +11,10 @@ export interface MotoServer {
   /** `http://127.0.0.1:<port>`, usable as the endpoint of any AWS SDK client. */
   endpoint: string;
   stop(): Promise<void>;
+  /** Freezes the server (SIGSTOP): connections hang, as in a real KMS outage or partition. */
+  pause(): void;
+  /** Thaws it (SIGCONT); its state (keys) is intact. */
+  resume(): void;
 }
 
 /** The credentials and region moto accepts; nothing real. */
@@ -48,6 +52,7 @@ export async function startMoto(): Promise<MotoServer> {
   const killOnExit = () => child.kill('SIGKILL');
   process.once('exit', killOnExit);
   const stop = async () => {
+    child.kill('SIGCONT');
     await stopProcess(child);
     process.removeListener('exit', killOnExit);
   };
@@ -57,7 +62,7 @@ export async function startMoto(): Promise<MotoServer> {
     await stop();
     throw new Error(`moto_server did not start: ${stderrTail.trim().split('\n').slice(-3).join(' | ')}`, { cause: err });
   }
-  return { endpoint: `http://127.0.0.1:${port}`, stop };
+  return { endpoint: `http://127.0.0.1:${port}`, stop, pause: () => void child.kill('SIGSTOP'), resume: () => void child.kill('SIGCONT') };
 }
 
 /** Creates a symmetric KMS key on a moto endpoint and returns its ARN. */

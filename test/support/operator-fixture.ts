@@ -1,7 +1,6 @@
 import path from 'node:path';
 import type { DestinationStream } from 'pino';
 import { loadOperatorConfig } from '../../src/config/operator-config.js';
-import type { ProbeHooks } from '../../src/controllers/externalconnection/reconciler.js';
 import { applyManifests, readManifests } from '../../src/cli/install.js';
 import type { KubeClient } from '../../src/kube/client.js';
 import { Namespaces } from '../../src/kube/resources.js';
@@ -10,6 +9,9 @@ import { createLogger } from '../../src/runtime/logger.js';
 import { packageRoot } from '../../src/testing/binaries.js';
 import { ControlPlane } from '../../src/testing/control-plane.js';
 import { MOTO_CREDENTIALS, MOTO_REGION } from '../../src/testing/moto.js';
+
+/** Test seams of the reconciler (trusted CAs, dial override, fault injection), as startOperator takes them. */
+export type ProbeHooks = NonNullable<Parameters<typeof startOperator>[0]['probeHooks']>;
 
 /** The namespace the shipped RBAC (config/rbac) binds the operator in. */
 export const OPERATOR_NAMESPACE = 'atoll-system';

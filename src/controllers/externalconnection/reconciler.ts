@@ -39,11 +39,14 @@ type Conn = ExternalConnection & KubeObject;
 const DEFAULT_INTERVAL_MS = 10 * 60_000;
 const DEFAULT_TIMEOUT_MS = 10_000;
 
-/** Test hooks for probes (trusted CAs, dial override); never set in production. */
-export interface ProbeHooks {
+/** Test seams (trusted CAs, dial override, fault injection); never set in production. */
+export interface ReconcilerHooks {
   trustedCAs?: string[];
   dial?: ProbeContext['dial'];
+  /** Runs after the KMS calls and before the managed Secret write: lets tests crash the controller there. */
+  beforeSecretWrite?: (namespace: string, name: string) => Promise<void>;
 }
+
 
 /**
  * Reconciles an ExternalConnection: re-checks it against workspace and type,
@@ -54,7 +57,7 @@ export class ExternalConnectionReconciler {
   readonly probes: ProbeScheduler;
   private readonly requeue: (key: string) => void;
 
-  constructor(private readonly ctx: OperatorContext, enqueue: (key: string) => void, private readonly hooks: ProbeHooks = {}) {
+  constructor(private readonly ctx: OperatorContext, enqueue: (key: string) => void, private readonly hooks: ReconcilerHooks = {}) {
     this.requeue = enqueue;
     this.probes = new ProbeScheduler(ctx.config.probes.concurrency, enqueue);
   }
@@ -114,6 +117,7 @@ export class ExternalConnectionReconciler {
       throw err;
     }
 
+    await this.hooks.beforeSecretWrite?.(ns, req.name);
     await this.writeSecret(conn, ws!, existing, resolved, log);
     for (const r of resolved.filter((x) => x.rotated && previous[x.field])) {
       await this.ctx.events.record(ExternalConnections, conn, 'Normal', 'CredentialRotated', `credential ${r.field} rotated to version ${r.state.version}`);

@@ -44,6 +44,8 @@ export class AwsKmsProvider implements KmsProvider {
       requestHandler: {
         requestTimeout: options.requestTimeoutMs ?? 5_000,
         connectionTimeout: options.connectionTimeoutMs ?? 2_000,
+        // Without this the SDK only warns and keeps waiting: a hung KMS must fail fast (and closed).
+        throwOnRequestTimeout: true,
       },
     });
   }

@@ -1,0 +1,155 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import path from 'node:path';
+import { Writable } from 'node:stream';
+import type { ExternalConnection } from '../src/api/v1alpha1/index.js';
+import { applyManifests, readManifests } from '../src/cli/install.js';
+import { loadOperatorConfig } from '../src/config/operator-config.js';
+import { Envelope } from '../src/crypto/envelope.js';
+import { AwsKmsProvider } from '../src/crypto/providers/aws-kms.js';
+import { createProviderRegistry } from '../src/crypto/providers/index.js';
+import type { KubeClient, KubeObject } from '../src/kube/client.js';
+import { ExternalConnections, Namespaces, Secrets, Workspaces } from '../src/kube/resources.js';
+import { startOperator, type RunningOperator } from '../src/operator.js';
+import { createLogger } from '../src/runtime/logger.js';
+import { packageRoot } from '../src/testing/binaries.js';
+import { ControlPlane } from '../src/testing/control-plane.js';
+import { createKmsKey, MOTO_CREDENTIALS, MOTO_REGION, startMoto, type MotoServer } from '../src/testing/moto.js';
+import { freePort, waitFor } from '../src/testing/ports.js';
+import { condition, randomSecret } from './support/cluster.js';
+
+type Conn = ExternalConnection & KubeObject;
+type Secret = KubeObject & { data?: Record<string, string> };
+
+/**
+ * Fail closed, lose nothing (invariant 7) with the aws-kms provider against a
+ * real KMS emulator: an outage, and a controller killed between the KMS call
+ * and the Secret write.
+ */
+describe('aws-kms: outage and crash recovery', () => {
+  let cp: ControlPlane;
+  let client: KubeClient;
+  let moto: MotoServer;
+  let keyId: string;
+  let operator: RunningOperator | undefined;
+  const logs: string[] = [];
+  const ns = 'kms-tenant';
+
+  async function start(hooks: Parameters<typeof startOperator>[0]['probeHooks'] = {}) {
+    const webhookPort = await freePort();
+    const config = loadOperatorConfig({}, {
+      ATOLL_NAMESPACE: 'atoll-system', ATOLL_KMS_PROVIDER: 'aws-kms', ATOLL_KMS_KEY_ID: keyId, AWS_REGION: MOTO_REGION, ATOLL_KMS_ENDPOINT: moto.endpoint, ATOLL_KMS_TIMEOUT_MS: '800',
+      ATOLL_WEBHOOK_HOST: '127.0.0.1', ATOLL_WEBHOOK_PORT: String(webhookPort), ATOLL_WEBHOOK_URL: `https://127.0.0.1:${webhookPort}`,
+      ATOLL_HEALTH_HOST: '127.0.0.1', ATOLL_HEALTH_PORT: '0', ATOLL_LEADER_ELECT: 'false',
+    });
+    const sink = new Writable({ write(chunk, _e, cb) { logs.push(chunk.toString()); cb(); } });
+    operator = await startOperator({ client, config, log: createLogger({ level: 'debug', destination: sink as never }), probeHooks: hooks });
+  }
+
+  beforeAll(async () => {
+    process.env.AWS_ACCESS_KEY_ID = MOTO_CREDENTIALS.accessKeyId;
+    process.env.AWS_SECRET_ACCESS_KEY = MOTO_CREDENTIALS.secretAccessKey;
+    moto = await startMoto();
+    keyId = await createKmsKey(moto.endpoint);
+    cp = await ControlPlane.start({ controllerManager: false });
+    client = cp.adminClient();
+    const root = packageRoot();
+    await client.apply(Namespaces, { metadata: { name: 'atoll-system' } });
+    await applyManifests(client, readManifests([path.join(root, 'crds'), path.join(root, 'config', 'types')]), { namespace: 'atoll-system' });
+    await cp.startControllerManager();
+    await start();
+    await client.create(Namespaces, { metadata: { name: ns } });
+    await client.create(Workspaces, { metadata: { name: ns, namespace: ns }, spec: {} } as never);
+    await waitFor('workspace ready', async () => condition(await client.get(Workspaces, ns, ns), 'Ready')?.status === 'True', 30_000);
+  });
+
+  afterAll(async () => {
+    await operator?.stop();
+    await cp?.stop();
+    await moto?.stop();
+  });
+
+  const conn = (name: string, credentials: Record<string, unknown>) => ({ metadata: { name, namespace: ns }, spec: { type: 'http-api', settings: { baseURL: 'https://api.example.com', auth: 'bearer' }, credentials, probe: { interval: '0' } } });
+  const get = (name: string) => client.get<Conn>(ExternalConnections, name, ns);
+
+  it('seals with the AWS KMS key, bound by EncryptionContext', async () => {
+    const p = randomSecret('aws');
+    await client.create(ExternalConnections, conn('steady', { token: { value: p } }) as never);
+    await waitFor('steady sealed', async () => condition(await get('steady'), 'CredentialsSealed')?.status === 'True', 30_000);
+    const c = await get('steady');
+    expect(c.status?.credentials?.token?.keyId).toBe(keyId);
+    const ct = c.spec.credentials!.token!.sealed!;
+    expect(ct.startsWith('atoll:v1:aws-kms:')).toBe(true);
+    // The emulator decrypts it only under this binding (workspace identity = Workspace UID).
+    const ws = await client.get<KubeObject>(Workspaces, ns, ns);
+    const envelope = new Envelope({ providers: createProviderRegistry({ awsKms: { region: MOTO_REGION, endpoint: moto.endpoint } }) });
+    expect(await envelope.open(ct, { namespace: ns, workspace: ws.metadata!.uid!, connection: 'steady', field: 'token' })).toBe(p);
+    await expect(envelope.open(ct, { namespace: ns, workspace: ws.metadata!.uid!, connection: 'other', field: 'token' })).rejects.toMatchObject({ reason: 'CiphertextRejected' });
+    void AwsKmsProvider;
+  });
+
+  it('fails closed during a KMS outage, loses nothing, and converges when it returns', async () => {
+    const steadyBefore = await client.get<Secret>(Secrets, 'steady-credentials', ns);
+    moto.pause();
+    try {
+      // Admission cannot seal: the write is refused, nothing is stored, and the message says why.
+      const refused = await client.create(ExternalConnections, conn('during-outage', { token: { value: randomSecret('out') } }) as never).catch((e: Error) => e);
+      expect((refused as Error).message).toContain('the KMS is unavailable; nothing was stored');
+      expect(await client.tryGet(ExternalConnections, 'during-outage', ns)).toBeUndefined();
+
+      // The controller cannot seal a referenced Secret: KMSUnavailable, no managed Secret, no plaintext fallback.
+      const v = randomSecret('src');
+      await client.create(Secrets, { metadata: { name: 'eso', namespace: ns }, stringData: { token: v } } as never);
+      await client.create(ExternalConnections, conn('from-ref', { token: { secretKeyRef: { name: 'eso', key: 'token' } } }) as never);
+      await waitFor('KMSUnavailable', async () => condition(await get('from-ref'), 'CredentialsSealed')?.reason === 'KMSUnavailable', 30_000);
+      expect(condition(await get('from-ref'), 'Ready')).toMatchObject({ status: 'False', reason: 'KMSUnavailable' });
+      expect(await client.tryGet(Secrets, 'from-ref-credentials', ns)).toBeUndefined();
+      // What was stored before is untouched.
+      const steadyDuring = await client.get<Secret>(Secrets, 'steady-credentials', ns);
+      expect(steadyDuring.data).toEqual(steadyBefore.data);
+      expect(steadyDuring.metadata?.resourceVersion).toBe(steadyBefore.metadata?.resourceVersion);
+    } finally {
+      moto.resume();
+    }
+    // Reconciliation resumes by itself (backoff retry).
+    await waitFor('recovered', async () => condition(await get('from-ref'), 'CredentialsSealed')?.status === 'True', 60_000, 250);
+    const managed = await client.get<Secret>(Secrets, 'from-ref-credentials', ns);
+    expect(Buffer.from(managed.data!.token!, 'base64').toString()).toMatch(/^atoll:v1:aws-kms:/);
+    expect((await get('from-ref')).status?.credentials?.token?.version).toBe(1);
+    expect((await client.get<Secret>(Secrets, 'steady-credentials', ns)).data).toEqual(steadyBefore.data);
+  });
+
+  it('converges to exactly one correct Secret after a crash between the KMS call and the Secret write', async () => {
+    await operator!.stop();
+    let crashed = false;
+    await start({
+      beforeSecretWrite: async (_ns, name) => {
+        if (name === 'crashy') {
+          crashed = true;
+          throw new Error('simulated crash after sealing');
+        }
+      },
+    });
+    const v = randomSecret('crash');
+    await client.create(Secrets, { metadata: { name: 'crash-src', namespace: ns }, stringData: { token: v } } as never);
+    await client.create(ExternalConnections, conn('crashy', { token: { secretKeyRef: { name: 'crash-src', key: 'token' } } }) as never);
+    await waitFor('crash point reached', async () => crashed, 30_000);
+    await operator!.stop(); // the process "dies" here
+    expect(await client.tryGet(Secrets, 'crashy-credentials', ns)).toBeUndefined();
+
+    await start();
+    await waitFor('crashy sealed', async () => condition(await get('crashy'), 'CredentialsSealed')?.status === 'True', 30_000);
+    const secrets = await client.list<Secret>(Secrets, { namespace: ns, labelSelector: 'atoll.dev/connection=crashy' });
+    expect(secrets.items).toHaveLength(1);
+    expect((await get('crashy')).status?.credentials?.token?.version).toBe(1);
+    const ws = await client.get<KubeObject>(Workspaces, ns, ns);
+    const envelope = new Envelope({ providers: createProviderRegistry({ awsKms: { region: MOTO_REGION, endpoint: moto.endpoint } }) });
+    const ct = Buffer.from(secrets.items[0]!.data!.token!, 'base64').toString();
+    expect(await envelope.open(ct, { namespace: ns, workspace: ws.metadata!.uid!, connection: 'crashy', field: 'token' })).toBe(v);
+  });
+
+  it('never logged a credential', () => {
+    const all = logs.join('');
+    expect(all.length).toBeGreaterThan(0);
+    expect(all).not.toMatch(/(aws|out|src|crash)[0-9a-f]{36}/);
+  });
+});
