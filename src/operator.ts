@@ -16,7 +16,7 @@ import { LeaderElector } from './runtime/leader-election.js';
 import type { Logger } from './runtime/logger.js';
 import { createOperatorMetrics, type OperatorMetrics } from './runtime/metrics.js';
 import { NamespacedSecretWatch } from './runtime/secret-watch.js';
-import { ensureServingCertificate } from './webhooks/certs.js';
+import { ensureServingCertificate, readServingCertificate } from './webhooks/certs.js';
 import { registerWebhooks } from './webhooks/registration.js';
 import { sealConnection } from './webhooks/sealing.js';
 import { startWebhookServer } from './webhooks/server.js';
@@ -59,7 +59,10 @@ export async function startOperator(opts: { client: KubeClient; config: Operator
   if (config.webhook.enabled) {
     const service = config.webhook.serviceName;
     const dnsNames = service ? [`${service}.${config.namespace}.svc`, `${service}.${config.namespace}.svc.cluster.local`] : ['localhost'];
-    const cert = await ensureServingCertificate(client, config.namespace, { dnsNames, ipAddresses: config.webhook.urlBase ? ['127.0.0.1'] : [] });
+    const certManaged = config.webhook.certs === 'cert-manager';
+    const cert = certManaged
+      ? await readServingCertificate(client, config.namespace)
+      : await ensureServingCertificate(client, config.namespace, { dnsNames, ipAddresses: config.webhook.urlBase ? ['127.0.0.1'] : [] });
     webhook = await startWebhookServer({
       host: config.webhook.host,
       port: config.webhook.port,
@@ -72,7 +75,8 @@ export async function startOperator(opts: { client: KubeClient; config: Operator
       },
     });
     const urlBase = config.webhook.urlBase?.replace(/:0$/, `:${webhook.port}`);
-    await registerWebhooks(client, urlBase ? { caPem: cert.caPem, urlBase } : { caPem: cert.caPem, service: { namespace: config.namespace, name: service!, port: 443 } });
+    // With cert-manager, its cainjector owns caBundle and the chart owns the configurations.
+    if (!certManaged) await registerWebhooks(client, urlBase ? { caPem: cert.caPem, urlBase } : { caPem: cert.caPem, service: { namespace: config.namespace, name: service!, port: 443 } });
   }
 
   const wsController = new Controller({ name: 'workspace', reconcile: new WorkspaceReconciler(ctx).reconcile, log, metrics });

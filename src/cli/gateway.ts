@@ -10,7 +10,7 @@ import { waitForSignal } from './signals.js';
 
 /** The gateway with the operator's crypto setup (same providers, same keys). */
 export async function startGatewayFromConfig(opts: { client: KubeClient; config: OperatorConfig; log: Logger; host: string; port: number }): Promise<Gateway> {
-  const crypto = await setupCrypto(opts.config, opts.client);
+  const crypto = await setupCrypto(opts.config, opts.client, { fingerprints: false });
   return startGateway({ client: opts.client, envelope: crypto.envelope, log: opts.log, metrics: createOperatorMetrics(), host: opts.host, port: opts.port });
 }
 
@@ -20,7 +20,7 @@ export async function gatewayCommand(): Promise<number> {
   const log = createLogger({ level: config.logLevel, name: 'atoll-gateway' });
   const client = KubeClient.fromDefault();
   const metrics = createOperatorMetrics();
-  const crypto = await setupCrypto(config, client);
+  const crypto = await setupCrypto(config, client, { fingerprints: false });
   const port = Number(process.env.ATOLL_GATEWAY_PORT ?? 8443);
   const gateway = await startGateway({ client, envelope: crypto.envelope, log, metrics, host: process.env.ATOLL_GATEWAY_HOST ?? '0.0.0.0', port });
   const health = await startHealthServer({ host: config.health.host, port: config.health.port, registry: metrics.registry, checks: { live: () => true, ready: () => gateway.ready() } });

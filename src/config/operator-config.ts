@@ -20,6 +20,8 @@ export interface OperatorConfig {
     /** In-cluster: the Service fronting the webhook. Out of cluster (dev, tests): a URL base. */
     readonly serviceName?: string;
     readonly urlBase?: string;
+    /** `self`: the operator issues its serving certificate and sets caBundle; `cert-manager`: it only reads the Secret. */
+    readonly certs: 'self' | 'cert-manager';
   };
   readonly health: { readonly host: string; readonly port: number };
   readonly leaderElection: { readonly enabled: boolean; readonly identity: string };
@@ -55,6 +57,8 @@ export function loadOperatorConfig(env: Env = process.env, overrides: Partial<Re
   const healthPort = port(e, 'ATOLL_HEALTH_PORT', 8080, problems);
   const urlBase = e.ATOLL_WEBHOOK_URL || undefined;
   if (urlBase && !urlBase.startsWith('https://')) problems.push('ATOLL_WEBHOOK_URL must be an https:// URL the API server can reach');
+  const certs = e.ATOLL_WEBHOOK_CERTS ?? 'self';
+  if (certs !== 'self' && certs !== 'cert-manager') problems.push('ATOLL_WEBHOOK_CERTS must be "self" or "cert-manager"');
   const logLevel = e.ATOLL_LOG_LEVEL ?? 'info';
   if (!LOG_LEVELS.includes(logLevel)) problems.push(`ATOLL_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`);
   const concurrency = int(e, 'ATOLL_PROBE_CONCURRENCY', 16, 1, 1024, problems);
@@ -69,6 +73,7 @@ export function loadOperatorConfig(env: Env = process.env, overrides: Partial<Re
       port: webhookPort,
       serviceName: e.ATOLL_WEBHOOK_SERVICE ?? (urlBase ? undefined : 'atoll-webhook'),
       urlBase,
+      certs: certs as 'self' | 'cert-manager',
     }),
     health: Object.freeze({ host: e.ATOLL_HEALTH_HOST ?? '0.0.0.0', port: healthPort }),
     leaderElection: Object.freeze({ enabled: (e.ATOLL_LEADER_ELECT ?? 'true') !== 'false', identity: e.POD_NAME ?? `${hostname()}-${process.pid}` }),

@@ -20,13 +20,14 @@ export interface CryptoSetup {
  * registered (so `local/...` key ids keep working after a move to a real
  * KMS); aws-kms only when configured.
  */
-export async function setupCrypto(config: OperatorConfig, client: KubeClient): Promise<CryptoSetup> {
+export async function setupCrypto(config: OperatorConfig, client: KubeClient, opts: { fingerprints?: boolean } = {}): Promise<CryptoSetup> {
   const providers: ProvidersConfig = { local: { store: new SecretKeyRingStore(client, config.namespace) } };
   if (config.kms.provider === 'aws-kms') {
     providers.awsKms = { region: config.kms.awsRegion!, requestTimeoutMs: config.kms.requestTimeoutMs, maxAttempts: 2, ...(config.kms.awsEndpoint ? { endpoint: config.kms.awsEndpoint } : {}) };
   }
   const envelope = new Envelope({ providers: createProviderRegistry(providers), cache: new DekCache() });
-  const fingerprintKey = await loadFingerprintKey(client, config.namespace);
+  // The gateway only opens ciphertexts; only the controller needs (and may create) the fingerprint key.
+  const fingerprintKey = opts.fingerprints === false ? Buffer.alloc(0) : await loadFingerprintKey(client, config.namespace);
   const keyFor = (keyId: string | undefined): KeyRef => {
     const id = keyId || config.kms.defaultKeyId;
     return { provider: id.startsWith('local/') ? 'local' : 'aws-kms', keyId: id };

@@ -48,6 +48,18 @@ export async function ensureServingCertificate(client: KubeClient, namespace: st
   return { caPem: ca.certPem, certPem: leaf.certPem, keyPem: leaf.keyPem };
 }
 
+/** cert-manager mode: wait for the Secret cert-manager issues; never write it. */
+export async function readServingCertificate(client: KubeClient, namespace: string, timeoutMs = 120_000): Promise<ServingCertificate> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const s = await client.tryGet<Secret>(Secrets, WEBHOOK_TLS_SECRET, namespace);
+    const cert = s ? fromSecret(s) : undefined;
+    if (cert) return cert;
+    if (Date.now() > deadline) throw new Error(`Secret ${namespace}/${WEBHOOK_TLS_SECRET} from cert-manager did not appear; check the Certificate resource`);
+    await new Promise((r) => setTimeout(r, 2000));
+  }
+}
+
 function fromSecret(s: Secret): ServingCertificate | undefined {
   const d = s.data ?? {};
   if (!d['ca.crt'] || !d['tls.crt'] || !d['tls.key']) return undefined;
