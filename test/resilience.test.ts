@@ -74,10 +74,10 @@ describe('resilience: API-server restart and controller restart', () => {
     }
     await atoll.cp.startApiServer();
 
-    // The health server itself never went away; /readyz reports 503 only if
-    // the watchdog's silence threshold passed during the outage, else 200.
+    // The health server itself never went away, and /readyz told the truth:
+    // once the informers' list/watch failed it reported 503.
     expect(seenWhileDown.length).toBeGreaterThan(0);
-    expect(seenWhileDown.every((s) => s === 200 || s === 503)).toBe(true);
+    expect(seenWhileDown).toContain(503);
     // The informers noticed the outage (their watches failed and they retried)...
     const failures = atoll.logLines().filter((l) => l.includes('"list/watch failed, retrying"'));
     expect(failures.length).toBeGreaterThan(0);

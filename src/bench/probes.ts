@@ -242,6 +242,7 @@ async function measurePhase(client: KubeClient, fixture: Fixture, ns: string, na
   clearInterval(sampler);
   const cpu = process.cpuUsage(cpuBefore);
   const rss = process.memoryUsage().rss;
+  peakRss = Math.max(peakRss, rss);
   const arrivals = await fixture.arrivals();
 
   let inWindow = 0;

@@ -31,6 +31,7 @@ export class Informer<T extends KubeObject> {
   private readonly store = new Map<string, T>();
   private readonly handlers: InformerHandler<T>[] = [];
   private synced = false;
+  private failing = false;
   private lastContact = 0;
   private resourceVersion = '';
   private readonly relistMs: number;
@@ -65,9 +66,9 @@ export class Informer<T extends KubeObject> {
     return this.synced;
   }
 
-  /** True while the cache is synced and the API server answered recently. */
+  /** True while the cache is synced, the last list/watch worked and the API server answered recently. */
   healthy(maxSilenceMs = (this.watchTimeoutSeconds + 60) * 1000): boolean {
-    return this.synced && Date.now() - this.lastContact < maxSilenceMs;
+    return this.synced && !this.failing && Date.now() - this.lastContact < maxSilenceMs;
   }
 
   start(): void {
@@ -101,8 +102,11 @@ export class Informer<T extends KubeObject> {
       } catch (err) {
         if (this.stopped) break;
         const gone = err instanceof KubeApiError && err.status === 410;
-        if (!gone) failures++;
-        const delay = gone ? 0 : Math.min(30_000, 500 * 2 ** Math.min(failures, 6)) * (0.8 + Math.random() * 0.4);
+        if (!gone) {
+          failures++;
+          this.failing = true;
+        }
+        const delay = gone ? 0 : Math.min(8_000, 250 * 2 ** Math.min(failures, 6)) * (0.8 + Math.random() * 0.4);
         this.opts.log.warn({ resource: this.resource.plural, status: err instanceof KubeApiError ? err.status : undefined, reason: err instanceof KubeApiError ? err.reason : undefined, delayMs: Math.round(delay) }, gone ? 'watch expired, relisting' : 'list/watch failed, retrying');
         await sleep(delay, this.abort.signal);
       }
@@ -128,6 +132,7 @@ export class Informer<T extends KubeObject> {
     }
     this.resourceVersion = list.metadata.resourceVersion;
     this.synced = true;
+    this.failing = false;
   }
 
   private async watchOnce(): Promise<void> {

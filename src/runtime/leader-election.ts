@@ -72,7 +72,7 @@ export class LeaderElector {
     try {
       const lease = await this.opts.client.get<Lease>(Leases, this.opts.name, this.opts.namespace);
       if (lease.spec.holderIdentity !== this.opts.identity) return;
-      await this.opts.client.replace(Leases, { ...lease, spec: { ...lease.spec, holderIdentity: null, leaseDurationSeconds: 1, renewTime: new Date().toISOString() } } as never);
+      await this.opts.client.replace(Leases, { ...lease, spec: { ...lease.spec, holderIdentity: null, leaseDurationSeconds: 1, renewTime: micro(new Date()) } } as never);
     } catch {
       /* best effort: expiry releases it anyway */
     }

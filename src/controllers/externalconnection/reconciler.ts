@@ -169,7 +169,8 @@ export class ExternalConnectionReconciler {
       ...(current && last ? { lastProbe: { time: new Date(last.finishedAt).toISOString(), durationMs: current.durationMs, result: current.reason, message: current.message } } : conn.status?.lastProbe ? { lastProbe: conn.status.lastProbe } : {}),
     };
     await this.writeStatus(conn, status);
-    if (intervalMs > 0 && current && last) {
+    // While a probe is due it is starting or in flight, and its completion enqueues the key: no timer.
+    if (intervalMs > 0 && current && last && !due) {
       const remaining = Math.max(1000, intervalMs - (Date.now() - last.finishedAt));
       return { requeueAfterMs: remaining + Math.random() * Math.min(30_000, intervalMs * 0.1) };
     }
