@@ -82,7 +82,7 @@ export async function startOperator(opts: { client: KubeClient; config: Operator
   const wsController = new Controller({ name: 'workspace', reconcile: new WorkspaceReconciler(ctx).reconcile, log, metrics });
   let connController: Controller;
   const connReconciler = new ExternalConnectionReconciler(ctx, (key) => connController.enqueue(key), opts.probeHooks);
-  connController = new Controller({ name: 'externalconnection', reconcile: connReconciler.reconcile, log, metrics, workers: 4 });
+  connController = new Controller({ name: 'externalconnection', reconcile: connReconciler.reconcile, log, metrics, workers: 8 });
 
   wsController.watch(workspaces, undefined, specChanged);
   wsController.watch(connections, (c) => workspaceKeys(ctx, c.metadata?.namespace));

@@ -239,9 +239,11 @@ describe('ExternalConnection probes against real services, through the operator'
     const accepted = new Set<string>();
     const typeName = uniqueName('acme-status');
     const HEADER = 'x-acme-key';
+    const receivedAt = new WeakMap<object, number>();
 
     beforeAll(async () => {
       fixture = await startHttpFixture((req, res) => {
+        receivedAt.set(req, Date.now());
         const presented = req.headers[HEADER] ?? (req.headers.authorization ?? '').replace(/^Bearer /, '');
         res.statusCode = typeof presented === 'string' && accepted.has(presented) ? 200 : 401;
         res.end(res.statusCode === 200 ? '{"ok":true}' : '{"error":"unauthorized"}');
@@ -362,6 +364,22 @@ spec:
       expect(Date.parse(again.status!.lastProbe!.time!)).toBeGreaterThan(Date.parse(firstTime));
       expect(requestsWith(key).length).toBe(requestsBefore + 1);
       expectReady(again);
+    });
+
+    it('probes again every probe.interval', async () => {
+      const key = secret('periodic');
+      accepted.add(key);
+      const name = uniqueName('periodic');
+      await createConnection(ns, name, typeName, { url: fixture.url }, { apiKey: key }, { interval: '5s' }); // the CRD's minimum
+      const first = await probed(ns, name, isReady);
+      await eventually('two periodic probes after the first', async () => requestsWith(key).length, (n) => n >= 3, 20_000);
+      const later = await probed(ns, name, (c) => c.status?.lastProbe?.time !== first.status?.lastProbe?.time, 'lastProbe.time to move');
+      expectReady(later);
+      // Interval plus at most 10 % jitter, not a hot loop: no gap much shorter than the interval.
+      const times = requestsWith(key).map((r) => receivedAt.get(r)!);
+      const gaps = times.slice(1).map((t, i) => t - times[i]!);
+      expect(Math.min(...gaps)).toBeGreaterThanOrEqual(4_900);
+      expect(Math.max(...gaps)).toBeLessThan(8_000);
     });
   });
 

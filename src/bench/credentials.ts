@@ -51,12 +51,19 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
+/** Rejects after `ms`: a request stuck behind a starved connection pool must end the run, not hang it. */
+function within<T>(what: string, ms: number, work: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`timed out after ${ms / 1000} s waiting for ${what}`)), ms);
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+}
+
 async function until(what: string, timeoutMs: number, check: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await sleep(200);
-  }
+  await within(what, timeoutMs, (async () => {
+    while (!(await check())) await sleep(200);
+  })());
 }
 
 /** Runs `task` for every item with at most `limit` in flight. */
@@ -155,7 +162,10 @@ async function startFixture(): Promise<{ url: string; close(): Promise<void> }> 
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    close: () => new Promise<void>((resolve) => server.close(() => resolve())),
+    close: () => new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    }),
   };
 }
 
@@ -226,6 +236,7 @@ interface PhaseResult {
 }
 
 interface Cluster {
+  /** The bench's own client (its own connection pool), as a separate kubectl or Argo CD would be. */
   client: KubeClient;
   operator: RunningOperator;
   fixtureUrl: string;
@@ -233,12 +244,22 @@ interface Cluster {
   concurrency: number;
 }
 
+function workspaceName(phase: string, i: number): string {
+  return `bench-${phase}-ws-${String(i).padStart(3, '0')}`;
+}
+
+/** A predicate for the namespaces of a phase's workspaces. */
+function inPhase(phase: string): (ns: string | undefined) => boolean {
+  const prefix = `bench-${phase}-ws-`;
+  return (ns) => ns?.startsWith(prefix) ?? false;
+}
+
 async function createWorkspaces(cluster: Cluster, names: string[]): Promise<void> {
   const { client } = cluster;
-  await pool(names, cluster.concurrency, async (name) => {
+  await within('workspace creates', 180_000, pool(names, cluster.concurrency, async (name) => {
     await client.create(Namespaces, { metadata: { name } });
     await client.create(Workspaces, { metadata: { name, namespace: name }, spec: { policy: { egress: { allowCIDRs: ['127.0.0.0/8'] } } } } as never);
-  });
+  }));
   await until('every workspace Ready', 180_000, async () => {
     const wanted = new Set(names);
     const ready = (await client.list<Conditioned>(Workspaces)).items.filter((w) => wanted.has(w.metadata?.namespace ?? '') && isTrue(w, 'Ready'));
@@ -252,7 +273,7 @@ async function runPhase(cluster: Cluster, phase: string, workspaceCount: number,
   cluster.rss.reset();
 
   const kmsAtStart = await kmsRequests(operator.healthURL);
-  const wsNames = Array.from({ length: workspaceCount }, (_, i) => `bench-${phase}-ws-${String(i).padStart(3, '0')}`);
+  const wsNames = Array.from({ length: workspaceCount }, (_, i) => workspaceName(phase, i));
   const wsStart = performance.now();
   await createWorkspaces(cluster, wsNames);
   const workspacesReadySeconds = (performance.now() - wsStart) / 1000;
@@ -265,7 +286,7 @@ async function runPhase(cluster: Cluster, phase: string, workspaceCount: number,
   const sentAt = new Map<string, number>();
   const createMs: number[] = [];
   const start = performance.now();
-  await pool(items, cluster.concurrency, async ({ ns, name }) => {
+  await within('connection creates', 180_000, pool(items, cluster.concurrency, async ({ ns, name }) => {
     const t0 = performance.now();
     sentAt.set(`${ns}/${name}`, t0);
     await client.create(ExternalConnections, {
@@ -279,7 +300,7 @@ async function runPhase(cluster: Cluster, phase: string, workspaceCount: number,
       },
     } as never);
     createMs.push(performance.now() - t0);
-  });
+  }));
   const createdSeconds = (performance.now() - start) / 1000;
   say(`${connectionCount} creates returned in ${createdSeconds.toFixed(1)} s`);
   await until('every connection sealed', 180_000, async () => watch.sealedAt.size >= connectionCount);
@@ -311,12 +332,19 @@ async function runPhase(cluster: Cluster, phase: string, workspaceCount: number,
   };
 }
 
-/** Removes a phase's connections so the next phase measures only its own. */
-async function deleteConnections(cluster: Cluster, phase: string): Promise<void> {
+/**
+ * Removes a phase's connections and Workspaces so the next phase measures
+ * only its own (the operator then stops watching those namespaces' Secrets).
+ */
+async function deletePhase(cluster: Cluster, phase: string): Promise<void> {
   const { client } = cluster;
   const list = await client.list<Conn>(ExternalConnections, { labelSelector: `${PHASE_LABEL}=${phase}` });
   await pool(list.items, cluster.concurrency, (c) => client.delete(ExternalConnections, c.metadata!.name!, c.metadata!.namespace!));
   await until(`phase ${phase} connections deleted`, 120_000, async () => (await client.list(ExternalConnections, { labelSelector: `${PHASE_LABEL}=${phase}` })).items.length === 0);
+  const names = inPhase(phase);
+  const mine = (await client.list<KubeObject>(Workspaces)).items.filter((w) => names(w.metadata?.namespace));
+  await pool(mine, cluster.concurrency, (w) => client.delete(Workspaces, w.metadata!.name!, w.metadata!.namespace!));
+  await until(`phase ${phase} workspaces deleted`, 120_000, async () => (await client.list<KubeObject>(Workspaces)).items.filter((w) => names(w.metadata?.namespace)).length === 0);
 }
 
 // ---------------------------------------------------------------- report
@@ -355,6 +383,7 @@ async function main(): Promise<void> {
   let operator: RunningOperator | undefined;
   try {
     const client = cp.adminClient();
+    const operatorClient = cp.adminClient();
     await client.apply(Namespaces, { metadata: { name: OPERATOR_NAMESPACE } });
     await applyManifests(client, readManifests([path.join(root, 'crds'), path.join(root, 'config', 'rbac'), path.join(root, 'config', 'types')]), { namespace: OPERATOR_NAMESPACE });
     const webhookPort = await freePort();
@@ -368,12 +397,12 @@ async function main(): Promise<void> {
       ATOLL_HEALTH_PORT: String(await freePort()),
       ATOLL_LEADER_ELECT: 'false',
     });
-    operator = await startOperator({ client, config, log });
+    operator = await startOperator({ client: operatorClient, config, log });
     const startedRssMiB = rss.sample() / MiB;
     const cluster: Cluster = { client, operator, fixtureUrl: fixture.url, rss, concurrency };
 
     const base = await runPhase(cluster, 'base', baseWorkspaces, baseConnections);
-    await deleteConnections(cluster, 'base');
+    await deletePhase(cluster, 'base');
     const full = await runPhase(cluster, 'full', workspaces, connections);
     const children = childPeakRss();
 
@@ -392,8 +421,9 @@ async function main(): Promise<void> {
     process.stdout.write(`${lines.join('\n')}\n`);
   } finally {
     rss.stop();
-    await operator?.stop();
-    await fixture.close();
+    // Bounded: after a stall the operator's own requests may never complete.
+    await within('the operator to stop', 15_000, operator?.stop() ?? Promise.resolve()).catch((err: Error) => process.stderr.write(`${err.message}\n`));
+    await within('the fixture to close', 5_000, fixture.close()).catch(() => undefined);
     await cp.stop();
   }
 }

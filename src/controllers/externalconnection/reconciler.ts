@@ -66,7 +66,8 @@ export class ExternalConnectionReconciler {
     const { client } = this.ctx;
     const ns = req.namespace!;
     const key = `${ns}/${req.name}`;
-    const conn = await client.tryGet<Conn>(ExternalConnections, req.name, ns);
+    // Read from the caches (writes carry resourceVersion, so a stale read ends in a 409 and a quick requeue).
+    const conn = this.ctx.connections.get(key) ?? (await client.tryGet<Conn>(ExternalConnections, req.name, ns));
     if (!conn || conn.metadata.deletionTimestamp) {
       this.probes.forget(key);
       return; // the managed Secret is owned by the connection: garbage collection removes it
@@ -89,13 +90,13 @@ export class ExternalConnectionReconciler {
     const identity = workspaceIdentity(ws!);
     const keyRef = this.ctx.crypto.keyFor(ws!.spec?.encryption?.keyId);
     const secretName = managedSecretName(conn.metadata.name!);
-    const existing = await client.tryGet<Secret>(Secrets, secretName, ns);
+    const existing = await this.readSecret(ns, secretName);
     const previous = readState(existing);
     const resolved: ResolvedField[] = [];
     try {
       for (const [field, source] of Object.entries(conn.spec.credentials ?? {})) {
         const ct = existing?.data?.[field] ? Buffer.from(existing.data[field]!, 'base64').toString('utf8') : undefined;
-        resolved.push(await resolveField(this.ctx.crypto, field, source, { namespace: ns, workspace: identity, connection: conn.metadata.name!, field }, keyRef, { state: previous[field], ciphertext: ct }, (name) => client.tryGet<Secret>(Secrets, name, ns), now));
+        resolved.push(await resolveField(this.ctx.crypto, field, source, { namespace: ns, workspace: identity, connection: conn.metadata.name!, field }, keyRef, { state: previous[field], ciphertext: ct }, (name) => this.readSecret(ns, name), now));
       }
     } catch (err) {
       if (err instanceof CredentialProblem) {
@@ -175,6 +176,12 @@ export class ExternalConnectionReconciler {
       return { requeueAfterMs: remaining + Math.random() * Math.min(30_000, intervalMs * 0.1) };
     }
   };
+
+  /** A Secret of a workspace namespace: from its watch cache once synced, else from the API server. */
+  private async readSecret(ns: string, name: string): Promise<Secret | undefined> {
+    if (this.ctx.secrets.synced(ns)) return this.ctx.secrets.get(ns, name);
+    return this.ctx.client.tryGet<Secret>(Secrets, name, ns);
+  }
 
   private async writeSecret(conn: Conn, ws: Workspace & KubeObject, existing: Secret | undefined, resolved: ResolvedField[], log: Logger): Promise<void> {
     const ns = conn.metadata.namespace!;
