@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import type { OperatorConfig } from '../config/operator-config.js';
 import { setupCrypto } from '../crypto/setup.js';
 import { startGateway, type Gateway } from '../gateway/server.js';
@@ -22,7 +23,11 @@ export async function gatewayCommand(): Promise<number> {
   const metrics = createOperatorMetrics();
   const crypto = await setupCrypto(config, client, { fingerprints: false });
   const port = Number(process.env.ATOLL_GATEWAY_PORT ?? 8443);
-  const gateway = await startGateway({ client, envelope: crypto.envelope, log, metrics, host: process.env.ATOLL_GATEWAY_HOST ?? '0.0.0.0', port });
+  // Callers send ServiceAccount tokens: serve TLS whenever a certificate is mounted.
+  const certFile = process.env.ATOLL_GATEWAY_TLS_CERT_FILE;
+  const keyFile = process.env.ATOLL_GATEWAY_TLS_KEY_FILE;
+  const tls = certFile && keyFile ? { certPem: readFileSync(certFile, 'utf8'), keyPem: readFileSync(keyFile, 'utf8') } : undefined;
+  const gateway = await startGateway({ client, envelope: crypto.envelope, log, metrics, host: process.env.ATOLL_GATEWAY_HOST ?? '0.0.0.0', port, ...(tls ? { tls } : {}) });
   const health = await startHealthServer({ host: config.health.host, port: config.health.port, registry: metrics.registry, checks: { live: () => true, ready: () => gateway.ready() } });
   log.info({ url: gateway.url }, 'gateway started');
   await waitForSignal();

@@ -73,31 +73,9 @@ export const PROBE_USER_AGENT = 'atoll-probe/0.1';
 
 export type HttpAuthType = 'header' | 'bearer' | 'basic' | 'query' | 'none';
 
-/** Where a declarative HTTP probe puts the credential. Every string may be a template. */
-export interface HttpAuthSpec {
-  /** header|bearer|basic|query|none, or a template resolving to one (e.g. "{{settings.auth}}"). */
-  type: string;
-  headerName?: string;
-  queryParam?: string;
-  /** header|bearer|query: the credential field injected. */
-  credential?: string;
-  /** basic: a credential field name, or a template such as "{{settings.user}}". */
-  usernameField?: string;
-  /** basic: the credential field holding the password. */
-  passwordField?: string;
-}
-
-export interface HttpProbeSpec {
-  method?: 'GET' | 'HEAD' | 'POST';
-  url: string;
-  auth?: HttpAuthSpec;
-  headers?: Record<string, string>;
-  body?: string;
-  /** Defaults to [200]. */
-  successStatuses?: number[];
-  /** Defaults to [401, 403]. */
-  authFailureStatuses?: number[];
-}
+/** The HTTP probe and credential placement come from the CRD schema: one source of truth. */
+export type { CredentialPlacement as HttpAuthSpec, HttpProbe as HttpProbeSpec } from '../api/v1alpha1/generated.js';
+import type { HttpProbe as HttpProbeSpec } from '../api/v1alpha1/generated.js';
 
 /** Exactly one of http / driver. */
 export interface ProbeSpec {

@@ -98,7 +98,6 @@ export function createOperatorMetrics(registry = new Registry()) {
     reconcileErrors: registry.register(new Counter('atoll_reconcile_errors_total', 'Reconcile errors by controller.')),
     reconcileDuration: registry.register(new Histogram('atoll_reconcile_duration_seconds', 'Reconcile duration by controller.')),
     queueDepth: registry.register(new Gauge('atoll_workqueue_depth', 'Keys waiting in the work queue by controller.')),
-    kmsCalls: registry.register(new Counter('atoll_kms_calls_total', 'KMS calls by provider, operation and result.')),
     kmsFailures: registry.register(new Counter('atoll_kms_failures_total', 'KMS failures by provider and reason.')),
     probeDuration: registry.register(new Histogram('atoll_probe_duration_seconds', 'Probe duration by type and reason.')),
     probeTotal: registry.register(new Counter('atoll_probe_total', 'Probe outcomes by type and reason.')),
