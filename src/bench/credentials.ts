@@ -21,6 +21,10 @@
  * first watch event that shows `CredentialsSealed=True` for the current
  * generation. KMS calls come from the operator's own `atoll_kms_requests`
  * counter on /metrics, read before and after each phase.
+ *
+ * Every wait is bounded: if the operator stalls (docs/benchmarks.md records
+ * one such limit, around 60 workspaces), the run fails with what it was
+ * waiting for instead of hanging.
  */
 import { readdirSync, readFileSync } from 'node:fs';
 import http from 'node:http';

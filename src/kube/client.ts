@@ -73,12 +73,20 @@ const FIELD_MANAGER = 'atoll';
 export class KubeClient {
   private readonly server: URL;
   private readonly agent: https.Agent | http.Agent;
+  /**
+   * Watches hold a connection for minutes; one per workspace namespace adds
+   * up. They get their own uncapped pool so they can never starve the
+   * request pool (a capped shared pool deadlocked at ~60 namespaces).
+   */
+  private readonly watchAgent: https.Agent | http.Agent;
 
   constructor(readonly config: KubeConfig, opts: { userAgent?: string } = {}) {
     const cluster = config.getCurrentCluster();
     if (!cluster) throw new Error('kubeconfig has no current cluster');
     this.server = new URL(cluster.server);
-    this.agent = this.server.protocol === 'https:' ? new https.Agent({ keepAlive: true, maxSockets: 64 }) : new http.Agent({ keepAlive: true, maxSockets: 64 });
+    const Agent = this.server.protocol === 'https:' ? https.Agent : http.Agent;
+    this.agent = new Agent({ keepAlive: true, maxSockets: 64 });
+    this.watchAgent = new Agent({ keepAlive: false, maxSockets: Infinity });
     this.userAgent = opts.userAgent ?? 'atoll/0.1';
   }
 
@@ -189,7 +197,7 @@ export class KubeClient {
       fieldSelector: opts.fieldSelector,
       timeoutSeconds: String(opts.timeoutSeconds ?? 300),
     });
-    const res = await this.open('GET', resourcePath(t, { namespace: opts.namespace }) + q, undefined, undefined, opts.signal);
+    const res = await this.open('GET', resourcePath(t, { namespace: opts.namespace }) + q, undefined, undefined, opts.signal, this.watchAgent);
     if ((res.statusCode ?? 0) >= 300) {
       throw await toError(res);
     }
@@ -247,7 +255,7 @@ export class KubeClient {
     return readAll(res);
   }
 
-  private async open(method: string, path: string, body: unknown, contentType: string | undefined, signal?: AbortSignal): Promise<http.IncomingMessage> {
+  private async open(method: string, path: string, body: unknown, contentType: string | undefined, signal?: AbortSignal, agent: https.Agent | http.Agent = this.agent): Promise<http.IncomingMessage> {
     const auth = await this.authOptions();
     const payload = body === undefined ? undefined : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
     const lib = this.server.protocol === 'https:' ? https : http;
@@ -255,7 +263,7 @@ export class KubeClient {
       const req = lib.request(
         {
           ...auth,
-          agent: this.agent,
+          agent,
           protocol: this.server.protocol,
           hostname: this.server.hostname,
           port: this.server.port,
