@@ -1,5 +1,5 @@
 import type { ExternalConnection, IntegrationType, Workspace } from './api/v1alpha1/index.js';
-import { CONNECTION_LABEL, WORKSPACE_LABEL } from './api/v1alpha1/index.js';
+import { CONNECTION_LABEL } from './api/v1alpha1/index.js';
 import type { OperatorConfig } from './config/operator-config.js';
 import type { OperatorContext } from './controllers/context.js';
 import { ExternalConnectionReconciler, type ReconcilerHooks } from './controllers/externalconnection/reconciler.js';
@@ -8,7 +8,7 @@ import { setupCrypto } from './crypto/setup.js';
 import type { DekCacheStats } from './crypto/dek-cache.js';
 import type { KubeClient, KubeObject } from './kube/client.js';
 import { EventRecorder } from './kube/events.js';
-import { ExternalConnections, IntegrationTypes, Namespaces, Workspaces } from './kube/resources.js';
+import { ExternalConnections, IntegrationTypes, Workspaces } from './kube/resources.js';
 import { Controller } from './runtime/controller.js';
 import { startHealthServer } from './runtime/health-server.js';
 import { Informer, objectKey } from './runtime/informer.js';

@@ -171,13 +171,52 @@ describe('credentials: binding, hints, rotation', () => {
     expect(events.items.some((e) => e.reason === 'CredentialRotated' && e.message?.includes('version 2'))).toBe(true);
   });
 
+  it('accepts a value over a stored credential from every client path, without echoing it', async () => {
+    const first = randomSecret('mix0');
+    const body = (v: string) => stringify(manifest(a, 'mixed-paths', { token: { value: v } }));
+    expect((await kubectl(['apply', '--server-side', '-f', '-'], { input: body(first) })).code).toBe(0);
+    await ready(a, 'mixed-paths');
+    const steps: Array<[string, string[]]> = [
+      ['ssa again, same value', ['apply', '--server-side', '-f', '-']],
+      ['client-side after server-side', ['apply', '-f', '-']],
+      ['server-side after client-side (kubectl needs --force-conflicts to take over)', ['apply', '--server-side', '--force-conflicts', '-f', '-']],
+    ];
+    let version = 1;
+    for (const [what, args] of steps) {
+      const v = what.includes('same value') ? first : randomSecret('mix');
+      const r = await kubectl(args, { input: body(v) });
+      expect(r.code, `${what}: ${r.stderr}`).toBe(0);
+      expect(r.stdout + r.stderr).not.toContain(v);
+      if (v !== first) version++;
+      const c = await eventually(what, () => admin().get<Conn>(ExternalConnections, 'mixed-paths', a), (x) => x.status?.credentials?.token?.version === version && x.status?.observedGeneration === x.metadata.generation);
+      expect(c.spec.credentials?.token?.value).toBeUndefined();
+      expect(c.status?.credentials?.token?.hint).toBe(`…${v.slice(-4)}`);
+    }
+    // A JSON patch that adds a value beside the stored sealed value rotates it too.
+    const patched = randomSecret('jp');
+    const r = await kubectl(['patch', 'externalconnection', 'mixed-paths', '-n', a, '--type=json', '-p', JSON.stringify([{ op: 'add', path: '/spec/credentials/token/value', value: patched }])]);
+    expect(r.code, r.stderr).toBe(0);
+    await eventually('json patch rotation', () => admin().get<Conn>(ExternalConnections, 'mixed-paths', a), (x) => x.status?.credentials?.token?.hint === `…${patched.slice(-4)}`);
+    // generateName cannot be sealed to a name that does not exist yet: a clear 422, not a KMS error.
+    const gen = await admin().create(ExternalConnections, { metadata: { generateName: 'gen-', namespace: a }, spec: manifest(a, 'x', { token: { value: randomSecret() } }).spec } as never).catch((e: Error) => e);
+    expect((gen as Error).message).toContain('metadata.name is required when a credential value is supplied');
+  });
+
   it('takes secretKeyRef from this namespace only, reports a missing Secret, and treats source changes as rotations', async () => {
     await admin().create(ExternalConnections, manifest(a, 'from-secret', { token: { secretKeyRef: { name: 'eso-made', key: 'token' } } }) as never);
     const missing = await eventually('SecretNotFound', () => admin().get<Conn>(ExternalConnections, 'from-secret', a), (c) => condition(c, 'CredentialsSealed')?.reason === 'SecretNotFound');
-    expect(condition(missing, 'CredentialsSealed')?.message).toContain('Secret eso-made does not exist in this namespace');
+    expect(condition(missing, 'CredentialsSealed')?.message).toContain('Secret eso-made does not exist in this namespace or does not offer itself to this connection');
 
     const v1 = randomSecret('src1');
+    // A Secret that does not offer itself to the connection is never read, and looks missing.
     await admin().create(Secrets, { metadata: { name: 'eso-made', namespace: a }, stringData: { token: v1 } } as never);
+    await new Promise((r) => setTimeout(r, 1500));
+    const notOffered = await admin().get<Conn>(ExternalConnections, 'from-secret', a);
+    expect(condition(notOffered, 'CredentialsSealed')?.reason).toBe('SecretNotFound');
+    expect(condition(notOffered, 'CredentialsSealed')?.message).toContain('atoll.dev/allowed-connections: "from-secret"');
+    expect(notOffered.status?.credentials?.token).toBeUndefined();
+    expect(await admin().tryGet(Secrets, 'from-secret-credentials', a)).toBeUndefined();
+    await admin().mergePatch(Secrets, 'eso-made', a, { metadata: { annotations: { 'atoll.dev/allowed-connections': 'other, from-secret' } } });
     const sealed = await eventually('sealed from secret', () => admin().get<Conn>(ExternalConnections, 'from-secret', a), (c) => condition(c, 'CredentialsSealed')?.status === 'True');
     expect(sealed.status?.credentials?.token).toMatchObject({ version: 1, hint: `…${v1.slice(-4)}` });
     const managed = await admin().get<Secret>(Secrets, 'from-secret-credentials', a);

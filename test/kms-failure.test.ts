@@ -3,7 +3,7 @@ import path from 'node:path';
 import { Writable } from 'node:stream';
 import type { ExternalConnection } from '../src/api/v1alpha1/index.js';
 import { applyManifests, readManifests } from '../src/cli/install.js';
-import { loadOperatorConfig } from '../src/config/operator-config.js';
+import { installAtoll, loopbackOperatorConfig } from '../src/testing/embedded.js';
 import { Envelope } from '../src/crypto/envelope.js';
 import { AwsKmsProvider } from '../src/crypto/providers/aws-kms.js';
 import { createProviderRegistry } from '../src/crypto/providers/index.js';
@@ -35,11 +35,8 @@ describe('aws-kms: outage and crash recovery', () => {
   const ns = 'kms-tenant';
 
   async function start(hooks: Parameters<typeof startOperator>[0]['probeHooks'] = {}) {
-    const webhookPort = await freePort();
-    const config = loadOperatorConfig({}, {
-      ATOLL_NAMESPACE: 'atoll-system', ATOLL_KMS_PROVIDER: 'aws-kms', ATOLL_KMS_KEY_ID: keyId, AWS_REGION: MOTO_REGION, ATOLL_KMS_ENDPOINT: moto.endpoint, ATOLL_KMS_TIMEOUT_MS: '800',
-      ATOLL_WEBHOOK_HOST: '127.0.0.1', ATOLL_WEBHOOK_PORT: String(webhookPort), ATOLL_WEBHOOK_URL: `https://127.0.0.1:${webhookPort}`,
-      ATOLL_HEALTH_HOST: '127.0.0.1', ATOLL_HEALTH_PORT: '0', ATOLL_LEADER_ELECT: 'false',
+    const config = loopbackOperatorConfig({
+      ATOLL_KMS_PROVIDER: 'aws-kms', ATOLL_KMS_KEY_ID: keyId, AWS_REGION: MOTO_REGION, ATOLL_KMS_ENDPOINT: moto.endpoint, ATOLL_KMS_TIMEOUT_MS: '800',
     });
     const sink = new Writable({ write(chunk, _e, cb) { logs.push(chunk.toString()); cb(); } });
     operator = await startOperator({ client, config, log: createLogger({ level: 'debug', destination: sink as never }), probeHooks: hooks });
@@ -53,8 +50,7 @@ describe('aws-kms: outage and crash recovery', () => {
     cp = await ControlPlane.start({ controllerManager: false });
     client = cp.adminClient();
     const root = packageRoot();
-    await client.apply(Namespaces, { metadata: { name: 'atoll-system' } });
-    await applyManifests(client, readManifests([path.join(root, 'crds'), path.join(root, 'config', 'types')]), { namespace: 'atoll-system' });
+    await installAtoll(client, root);
     await cp.startControllerManager();
     await start();
     await client.create(Namespaces, { metadata: { name: ns } });
@@ -98,7 +94,7 @@ describe('aws-kms: outage and crash recovery', () => {
 
       // The controller cannot seal a referenced Secret: KMSUnavailable, no managed Secret, no plaintext fallback.
       const v = randomSecret('src');
-      await client.create(Secrets, { metadata: { name: 'eso', namespace: ns }, stringData: { token: v } } as never);
+      await client.create(Secrets, { metadata: { name: 'eso', namespace: ns, annotations: { 'atoll.dev/allowed-connections': 'from-ref' } }, stringData: { token: v } } as never);
       await client.create(ExternalConnections, conn('from-ref', { token: { secretKeyRef: { name: 'eso', key: 'token' } } }) as never);
       await waitFor('KMSUnavailable', async () => condition(await get('from-ref'), 'CredentialsSealed')?.reason === 'KMSUnavailable', 30_000);
       expect(condition(await get('from-ref'), 'Ready')).toMatchObject({ status: 'False', reason: 'KMSUnavailable' });
@@ -130,7 +126,7 @@ describe('aws-kms: outage and crash recovery', () => {
       },
     });
     const v = randomSecret('crash');
-    await client.create(Secrets, { metadata: { name: 'crash-src', namespace: ns }, stringData: { token: v } } as never);
+    await client.create(Secrets, { metadata: { name: 'crash-src', namespace: ns, annotations: { 'atoll.dev/allowed-connections': 'crashy' } }, stringData: { token: v } } as never);
     await client.create(ExternalConnections, conn('crashy', { token: { secretKeyRef: { name: 'crash-src', key: 'token' } } }) as never);
     await waitFor('crash point reached', async () => crashed, 30_000);
     await operator!.stop(); // the process "dies" here

@@ -32,20 +32,17 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { ExternalConnection } from '../api/v1alpha1/index.js';
-import { applyManifests, readManifests } from '../cli/install.js';
-import { loadOperatorConfig } from '../config/operator-config.js';
+import { installAtoll, loopbackOperatorConfig } from '../testing/embedded.js';
 import type { KubeClient, KubeObject } from '../kube/client.js';
 import { ExternalConnections, Namespaces, Workspaces } from '../kube/resources.js';
 import { startOperator, type RunningOperator } from '../operator.js';
 import { createLogger } from '../runtime/logger.js';
 import { packageRoot } from '../testing/binaries.js';
 import { ControlPlane } from '../testing/control-plane.js';
-import { freePort } from '../testing/ports.js';
 
 type Conn = ExternalConnection & KubeObject;
 type Conditioned = KubeObject & { status?: { conditions?: Array<{ type: string; status: string }>; observedGeneration?: number } };
 
-const OPERATOR_NAMESPACE = 'atoll-system';
 const PHASE_LABEL = 'bench.atoll.dev/phase';
 const RSS_SAMPLE_MS = 100;
 
@@ -388,19 +385,8 @@ async function main(): Promise<void> {
   try {
     const client = cp.adminClient();
     const operatorClient = cp.adminClient();
-    await client.apply(Namespaces, { metadata: { name: OPERATOR_NAMESPACE } });
-    await applyManifests(client, readManifests([path.join(root, 'crds'), path.join(root, 'config', 'rbac'), path.join(root, 'config', 'types')]), { namespace: OPERATOR_NAMESPACE });
-    const webhookPort = await freePort();
-    const config = loadOperatorConfig({}, {
-      ATOLL_NAMESPACE: OPERATOR_NAMESPACE,
-      ATOLL_KMS_PROVIDER: 'local',
-      ATOLL_WEBHOOK_HOST: '127.0.0.1',
-      ATOLL_WEBHOOK_PORT: String(webhookPort),
-      ATOLL_WEBHOOK_URL: `https://127.0.0.1:${webhookPort}`,
-      ATOLL_HEALTH_HOST: '127.0.0.1',
-      ATOLL_HEALTH_PORT: String(await freePort()),
-      ATOLL_LEADER_ELECT: 'false',
-    });
+    await installAtoll(client, root);
+    const config = loopbackOperatorConfig();
     operator = await startOperator({ client: operatorClient, config, log });
     const startedRssMiB = rss.sample() / MiB;
     const cluster: Cluster = { client, operator, fixtureUrl: fixture.url, rss, concurrency };

@@ -18,17 +18,14 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { loadOperatorConfig } from '../config/operator-config.js';
-import { applyManifests, readManifests } from '../cli/install.js';
+import { installAtoll, loopbackOperatorConfig } from '../testing/embedded.js';
 import type { KubeClient, KubeObject } from '../kube/client.js';
 import { ExternalConnections, IntegrationTypes, Namespaces, Workspaces } from '../kube/resources.js';
 import { startOperator, type RunningOperator } from '../operator.js';
 import { createLogger } from '../runtime/logger.js';
 import { packageRoot } from '../testing/binaries.js';
 import { ControlPlane } from '../testing/control-plane.js';
-import { freePort } from '../testing/ports.js';
 
 const FIXTURE_FLAG = '--fixture-child';
 const TYPE_NAME = 'bench-status-api';
@@ -309,22 +306,10 @@ async function main(): Promise<void> {
   let operator: RunningOperator | undefined;
   try {
     const client = cp.adminClient();
-    const namespace = 'atoll-system';
-    await client.apply(Namespaces, { metadata: { name: namespace } });
-    await applyManifests(client, readManifests([path.join(root, 'crds'), path.join(root, 'config', 'rbac'), path.join(root, 'config', 'types')]), { namespace });
+    await installAtoll(client, root);
     await client.create(IntegrationTypes, integrationType as never);
 
-    const webhookPort = await freePort();
-    const config = loadOperatorConfig(process.env, {
-      ATOLL_NAMESPACE: namespace,
-      ATOLL_WEBHOOK_HOST: '127.0.0.1',
-      ATOLL_WEBHOOK_PORT: String(webhookPort),
-      ATOLL_WEBHOOK_URL: `https://127.0.0.1:${webhookPort}`,
-      ATOLL_HEALTH_HOST: '127.0.0.1',
-      ATOLL_HEALTH_PORT: String(await freePort()),
-      ATOLL_LEADER_ELECT: 'false',
-      ATOLL_LOG_LEVEL: 'silent',
-    });
+    const config = loopbackOperatorConfig({ ATOLL_LOG_LEVEL: 'silent' }, process.env);
     operator = await startOperator({ client, config, log });
 
     const results: PhaseResult[] = [];

@@ -5,6 +5,7 @@ import type { KubeObject } from '../kube/client.js';
 import { flag, flags, UsageError, type ParsedArgs } from './args.js';
 import { cliClient } from './kube-context.js';
 import { promptLine, readSecret } from './prompt.js';
+import { parseDuration } from '../controllers/externalconnection/duration.js';
 
 type Conn = ExternalConnection & KubeObject;
 
@@ -17,7 +18,9 @@ export async function testConnection(args: ParsedArgs): Promise<number> {
   const before = await client.get<Conn>(ExternalConnections, name, namespace);
   const previousProbe = before.status?.lastProbe?.time;
   await client.mergePatch(ExternalConnections, name, namespace, { metadata: { annotations: { [TEST_REQUESTED_AT_ANNOTATION]: requestedAt } } });
-  const deadline = Date.now() + Number((flag(args, 'timeout') ?? '60s').replace(/s$/, '')) * 1000;
+  const timeoutMs = parseDuration(flag(args, 'timeout'), 60_000);
+  if (!(timeoutMs > 0)) throw new UsageError('--timeout must be a duration such as 30s or 2m');
+  const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     const conn = await client.get<Conn>(ExternalConnections, name, namespace);
     const probe = conn.status?.lastProbe;

@@ -1,15 +1,13 @@
 import { mkdirSync, rmSync, writeFileSync, createWriteStream } from 'node:fs';
 import path from 'node:path';
-import { loadOperatorConfig } from '../config/operator-config.js';
-import { Namespaces } from '../kube/resources.js';
 import { startOperator } from '../operator.js';
 import { createLogger } from '../runtime/logger.js';
 import { ControlPlane } from '../testing/control-plane.js';
 import { packageRoot } from '../testing/binaries.js';
 import { freePort } from '../testing/ports.js';
+import { installAtoll, loopbackOperatorConfig } from '../testing/embedded.js';
 import { startGatewayFromConfig } from './gateway.js';
 import { flag, type ParsedArgs } from './args.js';
-import { applyManifests, readManifests } from './install.js';
 
 /**
  * `atoll dev`, the embedded default: a real etcd and kube-apiserver on
@@ -28,27 +26,15 @@ export async function dev(args: ParsedArgs): Promise<number> {
   say('building or finding control-plane binaries (first run builds them from the Go module proxy; this takes several minutes)');
   const cp = await ControlPlane.start({ dir: path.join(dir, 'cluster'), onProgress: say, controllerManager: false });
   const client = cp.adminClient();
-  const namespace = 'atoll-system';
   let stopping = false;
   try {
-    await client.apply(Namespaces, { metadata: { name: namespace } });
     say('installing CRDs, RBAC and built-in IntegrationTypes');
-    await applyManifests(client, readManifests([path.join(root, 'crds'), path.join(root, 'config', 'rbac'), path.join(root, 'config', 'types')]), { namespace });
+    await installAtoll(client, root);
     // After the CRDs, so garbage collection knows ExternalConnections from the start.
     await cp.startControllerManager();
 
-    const webhookPort = await freePort();
-    const healthPort = await freePort();
     const gatewayPort = await freePort();
-    const config = loadOperatorConfig(process.env, {
-      ATOLL_NAMESPACE: namespace,
-      ATOLL_WEBHOOK_HOST: '127.0.0.1',
-      ATOLL_WEBHOOK_PORT: String(webhookPort),
-      ATOLL_WEBHOOK_URL: `https://127.0.0.1:${webhookPort}`,
-      ATOLL_HEALTH_HOST: '127.0.0.1',
-      ATOLL_HEALTH_PORT: String(healthPort),
-      ATOLL_LEADER_ELECT: 'true',
-    });
+    const config = loopbackOperatorConfig({ ATOLL_LEADER_ELECT: 'true' }, process.env);
     const operator = await startOperator({ client, config, log: log.child({ component: 'controller' }) });
     const gateway = await startGatewayFromConfig({ client, config, log: log.child({ component: 'gateway' }), host: '127.0.0.1', port: gatewayPort });
     const state = {
@@ -56,7 +42,7 @@ export async function dev(args: ParsedArgs): Promise<number> {
       server: cp.server,
       etcd: { endpoints: [cp.etcdEndpoint] },
       gateway: { url: gateway.url },
-      controller: { health: operator.healthURL, metrics: `${operator.healthURL}/metrics`, webhookPort },
+      controller: { health: operator.healthURL, metrics: `${operator.healthURL}/metrics`, webhookPort: operator.webhookPort },
       kms: { provider: config.kms.provider, keyId: config.kms.defaultKeyId },
       kubernetesVersion: cp.binaries.kubernetesVersion,
       log: logFile,

@@ -62,6 +62,7 @@ export interface WatchOptions extends ListOptions {
 }
 
 const FIELD_MANAGER = 'atoll';
+const REQUEST_TIMEOUT_MS = 30_000;
 
 /**
  * A thin REST client over the API server. We use client-node for what it is
@@ -280,6 +281,8 @@ export class KubeClient {
         resolve,
       );
       req.on('error', (err) => reject(new KubeApiError(0, 'TransportError', 'request to the API server failed', undefined, { cause: err })));
+      // A stalled connection must not hold a reconcile worker forever; watches have their own watchdog.
+      if (agent === this.agent) req.setTimeout(REQUEST_TIMEOUT_MS, () => req.destroy(new Error('API request timed out')));
       if (payload) req.write(payload);
       req.end();
     });

@@ -30,6 +30,9 @@ export async function sealConnection(req: AdmissionRequest, deps: SealingDeps): 
   if (plainFields.length === 0 && !lastAppliedHasValue(annotations[LAST_APPLIED])) return allow(req.uid);
 
   const ns = req.namespace ?? conn.metadata?.namespace ?? '';
+  if (!conn.metadata?.name) {
+    return deny(req.uid, 'metadata.name is required when a credential value is supplied: the name is part of what the value is sealed to (generateName cannot be used)');
+  }
   const ws = await deps.workspaceOf(ns);
   if (!ws) return deny(req.uid, `namespace ${ns} has no Workspace, so credentials cannot be sealed here; ask your platform team to create a Workspace in it`);
   const identity = workspaceIdentity(ws);
@@ -41,7 +44,12 @@ export async function sealConnection(req: AdmissionRequest, deps: SealingDeps): 
   for (const [field, source] of plainFields) {
     const problem = checkPlaintext(field, source.value!);
     if (problem) return deny(req.uid, problem);
-    if (source.sealed !== undefined || source.secretKeyRef !== undefined) {
+    // On UPDATE a merge (server-side apply, a JSON patch) keeps the stored source beside the new
+    // value: the value replaces it. Anything else beside a value is ambiguous input.
+    const stored = old?.spec?.credentials?.[field];
+    const staleSealed = source.sealed !== undefined && source.sealed === stored?.sealed;
+    const staleRef = source.secretKeyRef !== undefined && JSON.stringify(source.secretKeyRef) === JSON.stringify(stored?.secretKeyRef);
+    if ((source.sealed !== undefined && !staleSealed) || (source.secretKeyRef !== undefined && !staleRef)) {
       return deny(req.uid, `spec.credentials.${field}: set exactly one of value, sealed or secretKeyRef`);
     }
     const binding = { namespace: ns, workspace: identity, connection: conn.metadata!.name!, field };

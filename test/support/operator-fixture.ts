@@ -1,7 +1,6 @@
 import path from 'node:path';
 import type { DestinationStream } from 'pino';
-import { loadOperatorConfig } from '../../src/config/operator-config.js';
-import { applyManifests, readManifests } from '../../src/cli/install.js';
+import { installAtoll, loopbackOperatorConfig } from '../../src/testing/embedded.js';
 import type { KubeClient } from '../../src/kube/client.js';
 import { Namespaces } from '../../src/kube/resources.js';
 import { startOperator, type RunningOperator } from '../../src/operator.js';
@@ -14,7 +13,7 @@ import { MOTO_CREDENTIALS, MOTO_REGION } from '../../src/testing/moto.js';
 export type ProbeHooks = NonNullable<Parameters<typeof startOperator>[0]['probeHooks']>;
 
 /** The namespace the shipped RBAC (config/rbac) binds the operator in. */
-export const OPERATOR_NAMESPACE = 'atoll-system';
+export { OPERATOR_NAMESPACE } from '../../src/testing/embedded.js';
 
 export interface IsolatedAtollOptions {
   /** Seal with AWS KMS (e.g. moto on loopback) instead of the local provider. */
@@ -74,13 +73,7 @@ export async function startIsolatedAtoll(opts: IsolatedAtollOptions = {}): Promi
   let primary: OperatorInstance | undefined;
 
   const launch = async (identity: string): Promise<OperatorInstance> => {
-    const config = loadOperatorConfig({}, {
-      ATOLL_NAMESPACE: OPERATOR_NAMESPACE,
-      ATOLL_WEBHOOK_HOST: '127.0.0.1',
-      ATOLL_WEBHOOK_PORT: '0',
-      ATOLL_WEBHOOK_URL: 'https://127.0.0.1:0',
-      ATOLL_HEALTH_HOST: '127.0.0.1',
-      ATOLL_HEALTH_PORT: '0',
+    const config = loopbackOperatorConfig({
       ATOLL_LEADER_ELECT: String(opts.leaderElection ?? false),
       POD_NAME: identity,
       ...(opts.kms
@@ -120,9 +113,7 @@ export async function startIsolatedAtoll(opts: IsolatedAtollOptions = {}): Promi
   };
 
   try {
-    await client.apply(Namespaces, { metadata: { name: OPERATOR_NAMESPACE } });
-    const root = packageRoot();
-    await applyManifests(client, readManifests([path.join(root, 'crds'), path.join(root, 'config', 'rbac'), path.join(root, 'config', 'types')]), { namespace: OPERATOR_NAMESPACE });
+    await installAtoll(client);
     if (opts.startOperator !== false) await start();
   } catch (err) {
     await stopAll();

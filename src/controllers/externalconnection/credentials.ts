@@ -19,6 +19,22 @@ export interface FieldState {
 
 export const STATE_ANNOTATION = 'atoll.dev/credentials';
 
+/**
+ * A Secret made by someone else (a person, External Secrets Operator) is used
+ * only if its owner opted in by naming the connection: tenants who may edit
+ * connections must not be able to read arbitrary Secrets of their namespace
+ * through atoll (tenant roles never read Secrets).
+ */
+export const ALLOWED_CONNECTIONS_ANNOTATION = 'atoll.dev/allowed-connections';
+
+const NEVER_SOURCES = new Set(['kubernetes.io/service-account-token', 'atoll.dev/sealed']);
+
+export function offersTo(secret: Secret, connection: string): boolean {
+  if (NEVER_SOURCES.has(secret.type ?? '')) return false;
+  const list = secret.metadata?.annotations?.[ALLOWED_CONNECTIONS_ANNOTATION];
+  return list !== undefined && list.split(',').map((x) => x.trim()).some((x) => x === '*' || x === connection);
+}
+
 export type SourceReader = (name: string) => Promise<Secret | undefined>;
 
 export interface ResolvedField {
@@ -66,7 +82,7 @@ export async function resolveField(
     try {
       plaintext = await crypto.envelope.open(source.sealed, binding);
     } catch (err) {
-      if (err instanceof CryptoError && (err.reason === CryptoErrorReason.CiphertextRejected || err.reason === CryptoErrorReason.MalformedCiphertext || err.reason === CryptoErrorReason.KeyNotFound)) {
+      if (err instanceof CryptoError && (err.reason === CryptoErrorReason.CiphertextRejected || err.reason === CryptoErrorReason.MalformedCiphertext)) {
         throw new CredentialProblem(Reason.CiphertextRejected, `spec.credentials.${field}.sealed was not sealed for this workspace, connection and field and cannot be used here; seal the credential for this connection with atoll seal`);
       }
       throw err;
@@ -74,7 +90,10 @@ export async function resolveField(
   } else if (source.secretKeyRef) {
     const ref = source.secretKeyRef;
     const secret = await readSource(ref.name);
-    if (!secret) throw new CredentialProblem(Reason.SecretNotFound, `spec.credentials.${field}.secretKeyRef: Secret ${ref.name} does not exist in this namespace`);
+    // One message for "missing" and "not offered", so an editor cannot probe which Secrets exist.
+    if (!secret || !offersTo(secret, binding.connection)) {
+      throw new CredentialProblem(Reason.SecretNotFound, `spec.credentials.${field}.secretKeyRef: Secret ${ref.name} does not exist in this namespace or does not offer itself to this connection; its owner must annotate it ${ALLOWED_CONNECTIONS_ANNOTATION}: "${binding.connection}" (or "*")`);
+    }
     const raw = secret.data?.[ref.key];
     if (raw === undefined) throw new CredentialProblem(Reason.SecretKeyNotFound, `spec.credentials.${field}.secretKeyRef: Secret ${ref.name} has no key ${ref.key}`);
     plaintext = Buffer.from(raw, 'base64').toString('utf8');

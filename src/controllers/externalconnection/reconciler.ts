@@ -33,6 +33,7 @@ import { CredentialProblem, STATE_ANNOTATION, readState, resolveField, type Fiel
 import { parseDuration } from './duration.js';
 import { checkConnection } from './policy.js';
 import { ProbeScheduler } from './probe-scheduler.js';
+import { deepEqual } from '../../util/deep-equal.js';
 
 type Conn = ExternalConnection & KubeObject;
 
@@ -55,10 +56,7 @@ export interface ReconcilerHooks {
  */
 export class ExternalConnectionReconciler {
   readonly probes: ProbeScheduler;
-  private readonly requeue: (key: string) => void;
-
   constructor(private readonly ctx: OperatorContext, enqueue: (key: string) => void, private readonly hooks: ReconcilerHooks = {}) {
-    this.requeue = enqueue;
     this.probes = new ProbeScheduler(ctx.config.probes.concurrency, enqueue);
   }
 
@@ -207,7 +205,7 @@ export class ExternalConnectionReconciler {
   }
 
   private async writeStatus(conn: Conn, status: ExternalConnectionStatus): Promise<void> {
-    if (JSON.stringify(status) === JSON.stringify(conn.status ?? {})) return;
+    if (deepEqual(status, conn.status ?? {})) return;
     try {
       // A full replace at the read resourceVersion: stale writes conflict (and requeue) instead of merging.
       await this.ctx.client.replace(ExternalConnections, { ...conn, status }, { subresource: 'status' });

@@ -18,6 +18,7 @@ import { Namespaces, RoleBindings, Roles, Workspaces } from '../../kube/resource
 import type { ReconcileRequest, ReconcileResult } from '../../runtime/controller.js';
 import type { Logger } from '../../runtime/logger.js';
 import { oldestFirst, type OperatorContext } from '../context.js';
+import { deepEqual } from '../../util/deep-equal.js';
 import { workspaceIdentity } from './identity.js';
 import { TENANT_ROLES, subjectsFor, tenantRoleName, tenantRules } from './tenant-rbac.js';
 
@@ -168,7 +169,7 @@ export class WorkspaceReconciler {
   }
 
   private async writeStatus(ws: Ws, status: WorkspaceStatus): Promise<void> {
-    if (JSON.stringify(status) === JSON.stringify(ws.status ?? {})) return;
+    if (deepEqual(status, ws.status ?? {})) return;
     await this.ctx.client.mergePatch(Workspaces, ws.metadata.name!, ws.metadata.namespace, { status }, { subresource: 'status' });
   }
 }
