@@ -69,7 +69,12 @@ export async function startOperator(opts: { client: KubeClient; config: Operator
       tls: cert,
       log: log.child({ component: 'webhook' }),
       handlers: {
-        mutateConnection: (req) => sealConnection(req, { crypto, workspaceOf: async (ns) => oldestFirst(await liveWorkspaces(ctx, ns))[0] as Workspace | undefined, log }),
+        mutateConnection: (req) => sealConnection(req, {
+          crypto,
+          log,
+          workspaceOf: async (ns) => oldestFirst(await liveWorkspaces(ctx, ns))[0] as Workspace | undefined,
+          integrationType: async (name) => (ctx.types.get(name) ?? (await client.tryGet<Type>(IntegrationTypes, name))) as IntegrationType | undefined,
+        }),
         validateConnection: (req) => validateConnection(req, validationDeps(ctx)),
         validateWorkspace: (req) => validateWorkspace(req, validationDeps(ctx)),
       },

@@ -4,7 +4,7 @@ import { stringify } from 'yaml';
 import { CoreEvents, ExternalConnections, Secrets, Workspaces } from '../src/kube/resources.js';
 import type { KubeObject } from '../src/kube/client.js';
 import type { ExternalConnection } from '../src/api/v1alpha1/index.js';
-import { admin, condition, createWorkspace, devState, etcdDump, eventually, kubectl, randomSecret, uniqueName } from './support/cluster.js';
+import { admin, condition, createWorkspace, devState, etcdDump, eventually, kubectl, randomSecret, uniqueName, userClient } from './support/cluster.js';
 
 type Conn = ExternalConnection & KubeObject;
 type Secret = KubeObject & { data?: Record<string, string>; type?: string };
@@ -98,7 +98,7 @@ describe('credentials: binding, hints, rotation', () => {
   const a = uniqueName('bind-a');
   const b = uniqueName('bind-b');
   beforeAll(async () => {
-    await createWorkspace(a);
+    await createWorkspace(a, { members: [{ kind: 'Group', name: `${a}-editors`, role: 'editor' }] });
     await createWorkspace(b);
   });
 
@@ -123,6 +123,25 @@ describe('credentials: binding, hints, rotation', () => {
       // The owner's value is never used there: no managed Secret was written.
       expect(await admin().tryGet(Secrets, `${name}-credentials`, ns)).toBeUndefined();
     }
+  });
+
+  it('binds credentials to their destination: repointing a connection needs its credentials again', async () => {
+    const p = randomSecret('dest');
+    await admin().create(ExternalConnections, manifest(a, 'pointed', { token: { value: p } }) as never);
+    await ready(a, 'pointed');
+    const before = await admin().get<Secret>(Secrets, 'pointed-credentials', a);
+
+    // An editor points it at a server of their choosing without supplying the credential: refused, nothing sent, nothing lost.
+    await userClient('someone', [`${a}-editors`]).mergePatch(ExternalConnections, 'pointed', a, { spec: { settings: { baseURL: 'https://collector.attacker.example' } } });
+    const moved = await eventually('rejected after repointing', () => admin().get<Conn>(ExternalConnections, 'pointed', a), (c) => condition(c, 'CredentialsSealed')?.reason === 'CiphertextRejected' && c.status?.observedGeneration === c.metadata.generation);
+    expect(condition(moved, 'CredentialsSealed')?.message).toContain('pointing a connection at another host or port requires supplying its credentials again');
+    expect((await admin().get<Secret>(Secrets, 'pointed-credentials', a)).data).toEqual(before.data);
+
+    // Supplying the credential with the new destination in the same change is fine.
+    const q = randomSecret('dest2');
+    await admin().mergePatch(ExternalConnections, 'pointed', a, { spec: { settings: { baseURL: 'https://api2.example.com' }, credentials: { token: { value: q, sealed: null } } } });
+    const ok = await eventually('sealed for the new destination', () => admin().get<Conn>(ExternalConnections, 'pointed', a), (c) => condition(c, 'CredentialsSealed')?.status === 'True' && c.status?.observedGeneration === c.metadata.generation);
+    expect(ok.status?.credentials?.token?.hint).toBe(`…${q.slice(-4)}`);
   });
 
   it('shows at most 4 trailing characters, none under 8 (invariant 5)', async () => {

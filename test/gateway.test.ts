@@ -9,6 +9,7 @@ import { parse, parseAllDocuments } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CONNECTION_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, SEALED_SECRET_TYPE, WORKSPACE_LABEL } from '../src/api/v1alpha1/index.js';
 import { createProviderRegistry, Envelope, InMemoryKeyRingStore } from '../src/crypto/index.js';
+import { destinationDigest } from '../src/integrations/destination.js';
 import type { KubeClient, KubeObject } from '../src/kube/client.js';
 import { createCertificate, createCertificateAuthority } from '../src/kube/x509.js';
 import {
@@ -94,6 +95,15 @@ function forgedToken(sub: string, expSecondsFromNow: number): string {
   return `${body}.${sign('RSA-SHA256', Buffer.from(body), privateKey).toString('base64url')}`;
 }
 
+
+const TEST_TYPE = {
+  displayName: 'Test API', category: 'api',
+  settingsSchema: { type: 'object', required: ['baseURL'], properties: { baseURL: { type: 'string' } } },
+  credentialFields: [{ name: 'apiKey', required: true }],
+  probe: { http: { url: '{{settings.baseURL}}/health', auth: { type: 'header', headerName: 'X-API-Key', credential: 'apiKey' } } },
+  gateway: { baseURL: '{{settings.baseURL}}', auth: { type: 'header', headerName: 'X-API-Key', credential: 'apiKey' }, headers: { 'X-Source': 'atoll' } },
+};
+
 describe('atoll gateway and agent', () => {
   let cp: ControlPlane;
   let admin: KubeClient;
@@ -136,19 +146,23 @@ describe('atoll gateway and agent', () => {
     });
   }
 
+  // Sealed as the operator would: bound to the connection's destination (its baseURL) too.
+  const baseURLs = new Map<string, string>();
   async function sealedData(ns: string, connection: string, fields: Record<string, string>): Promise<Record<string, string>> {
     const data: Record<string, string> = {};
+    const destination = destinationDigest(TEST_TYPE, { baseURL: baseURLs.get(`${ns}/${connection}`) });
     for (const [field, value] of Object.entries(fields)) {
-      const sealed = await envelope.seal(value, { namespace: ns, workspace: identities.get(ns)!, connection, field }, KEY);
+      const sealed = await envelope.seal(value, { namespace: ns, workspace: identities.get(ns)!, connection, field, destination }, KEY);
       data[field] = Buffer.from(sealed).toString('base64');
     }
     return data;
   }
 
   async function connection(ns: string, name: string, baseURL: string, apiKey: string): Promise<void> {
+    baseURLs.set(`${ns}/${name}`, baseURL);
     const data = await sealedData(ns, name, { apiKey });
     const sealed = Buffer.from(data.apiKey!, 'base64').toString('utf8');
-    await admin.create(ExternalConnections, {
+    const conn = await admin.create(ExternalConnections, {
       metadata: { name, namespace: ns },
       spec: { type: 'test-api', displayName: `Test ${name}`, settings: { baseURL }, credentials: { apiKey: { sealed } } },
     });
@@ -157,6 +171,7 @@ describe('atoll gateway and agent', () => {
         name: `${name}-credentials`, namespace: ns,
         labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [CONNECTION_LABEL]: name },
         annotations: { 'atoll.dev/credentials': JSON.stringify({ apiKey: { version: 1, hint: '…0001', keyId: KEY.keyId } }) },
+        ownerReferences: [{ apiVersion: 'atoll.dev/v1alpha1', kind: 'ExternalConnection', name, uid: conn.metadata!.uid!, controller: true }],
       },
       type: SEALED_SECRET_TYPE,
       data,
@@ -213,16 +228,7 @@ describe('atoll gateway and agent', () => {
     trusted = await recordingUpstream(createCertificate({ issuer: ca, commonName: 'upstream', ipAddresses: ['127.0.0.1'], usage: 'server' }));
     untrusted = await recordingUpstream(createCertificate({ issuer: otherCa, commonName: 'upstream', ipAddresses: ['127.0.0.1'], usage: 'server' }));
 
-    await admin.create(IntegrationTypes, {
-      metadata: { name: 'test-api' },
-      spec: {
-        displayName: 'Test API', category: 'api',
-        settingsSchema: { type: 'object', required: ['baseURL'], properties: { baseURL: { type: 'string' } } },
-        credentialFields: [{ name: 'apiKey', required: true }],
-        probe: { http: { url: '{{settings.baseURL}}/health', auth: { type: 'header', headerName: 'X-API-Key', credential: 'apiKey' } } },
-        gateway: { baseURL: '{{settings.baseURL}}', auth: { type: 'header', headerName: 'X-API-Key', credential: 'apiKey' }, headers: { 'X-Source': 'atoll' } },
-      },
-    });
+    await admin.create(IntegrationTypes, { metadata: { name: 'test-api' }, spec: TEST_TYPE });
 
     await workspace(NS_A, ['127.0.0.1/32']);
     await workspace(NS_B, ['127.0.0.1/32']);

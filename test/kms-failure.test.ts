@@ -1,5 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { parse } from 'yaml';
+import { destinationDigest } from '../src/integrations/destination.js';
+import type { IntegrationTypeObject } from '../src/integrations/probe-types.js';
 import { Writable } from 'node:stream';
 import type { ExternalConnection } from '../src/api/v1alpha1/index.js';
 import { applyManifests, readManifests } from '../src/cli/install.js';
@@ -18,6 +22,10 @@ import { freePort, waitFor } from '../src/testing/ports.js';
 import { condition, randomSecret } from './support/cluster.js';
 
 type Conn = ExternalConnection & KubeObject;
+
+const HTTP_API = parse(readFileSync(path.join(packageRoot(), 'config', 'types', 'http-api.yaml'), 'utf8')) as IntegrationTypeObject;
+/** Where the connections below send their credential: part of what each value is sealed to. */
+const HTTP_API_DESTINATION = destinationDigest(HTTP_API, { baseURL: 'https://api.example.com', auth: 'bearer' });
 type Secret = KubeObject & { data?: Record<string, string> };
 
 /**
@@ -78,8 +86,8 @@ describe('aws-kms: outage and crash recovery', () => {
     // The emulator decrypts it only under this binding (workspace identity = Workspace UID).
     const ws = await client.get<KubeObject>(Workspaces, ns, ns);
     const envelope = new Envelope({ providers: createProviderRegistry({ awsKms: { region: MOTO_REGION, endpoint: moto.endpoint } }) });
-    expect(await envelope.open(ct, { namespace: ns, workspace: ws.metadata!.uid!, connection: 'steady', field: 'token' })).toBe(p);
-    await expect(envelope.open(ct, { namespace: ns, workspace: ws.metadata!.uid!, connection: 'other', field: 'token' })).rejects.toMatchObject({ reason: 'CiphertextRejected' });
+    expect(await envelope.open(ct, { namespace: ns, workspace: ws.metadata!.uid!, connection: 'steady', field: 'token', destination: HTTP_API_DESTINATION })).toBe(p);
+    await expect(envelope.open(ct, { namespace: ns, workspace: ws.metadata!.uid!, connection: 'other', field: 'token', destination: HTTP_API_DESTINATION })).rejects.toMatchObject({ reason: 'CiphertextRejected' });
     void AwsKmsProvider;
   });
 
@@ -140,7 +148,7 @@ describe('aws-kms: outage and crash recovery', () => {
     const ws = await client.get<KubeObject>(Workspaces, ns, ns);
     const envelope = new Envelope({ providers: createProviderRegistry({ awsKms: { region: MOTO_REGION, endpoint: moto.endpoint } }) });
     const ct = Buffer.from(secrets.items[0]!.data!.token!, 'base64').toString();
-    expect(await envelope.open(ct, { namespace: ns, workspace: ws.metadata!.uid!, connection: 'crashy', field: 'token' })).toBe(v);
+    expect(await envelope.open(ct, { namespace: ns, workspace: ws.metadata!.uid!, connection: 'crashy', field: 'token', destination: HTTP_API_DESTINATION })).toBe(v);
   });
 
   it('never logged a credential', () => {

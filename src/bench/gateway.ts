@@ -22,6 +22,7 @@ import { parse, parseAllDocuments } from 'yaml';
 import { CONNECTION_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, SEALED_SECRET_TYPE } from '../api/v1alpha1/index.js';
 import { createProviderRegistry, Envelope, InMemoryKeyRingStore } from '../crypto/index.js';
 import { runAgent } from '../gateway/agent.js';
+import { destinationDigest } from '../integrations/destination.js';
 import { startGateway } from '../gateway/server.js';
 import type { KubeClient, KubeObject } from '../kube/client.js';
 import { ClusterRoles, CustomResourceDefinitions, ExternalConnections, IntegrationTypes, Namespaces, RoleBindings, Secrets, ServiceAccounts, Workspaces } from '../kube/resources.js';
@@ -148,7 +149,7 @@ http {
   return undefined;
 }
 
-async function setUpCluster(admin: KubeClient, envelope: Envelope, upstream: string): Promise<{ identity: string }> {
+async function setUpCluster(admin: KubeClient, envelope: Envelope, upstream: string): Promise<{ identity: string; destination: string }> {
   const root = packageRoot();
   for (const file of readdirSync(path.join(root, 'crds'))) {
     for (const doc of parseAllDocuments(readFileSync(path.join(root, 'crds', file), 'utf8'))) {
@@ -172,24 +173,23 @@ async function setUpCluster(admin: KubeClient, envelope: Envelope, upstream: str
     roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'atoll-connection-user' },
     subjects: [{ kind: 'ServiceAccount', name: 'app', namespace: 'bench' }],
   });
-  await admin.create(IntegrationTypes, {
-    metadata: { name: 'bench-api' },
-    spec: {
-      displayName: 'Bench API', category: 'api',
-      settingsSchema: { type: 'object', properties: { baseURL: { type: 'string' } } },
-      credentialFields: [{ name: 'apiKey', required: true }],
-      probe: { http: { url: '{{settings.baseURL}}/' } },
-      gateway: { baseURL: '{{settings.baseURL}}', auth: { type: 'header', headerName: 'X-API-Key', credential: 'apiKey' } },
-    },
-  });
-  const sealed = await envelope.seal(SECRET, { namespace: 'bench', workspace: identity, connection: 'api', field: 'apiKey' }, { provider: 'local', keyId: 'local/default' });
-  await admin.create(ExternalConnections, { metadata: { name: 'api', namespace: 'bench' }, spec: { type: 'bench-api', settings: { baseURL: upstream }, credentials: { apiKey: { sealed } } } });
+  const benchType = {
+    displayName: 'Bench API', category: 'api',
+    settingsSchema: { type: 'object', properties: { baseURL: { type: 'string' } } },
+    credentialFields: [{ name: 'apiKey', required: true }],
+    probe: { http: { url: '{{settings.baseURL}}/' } },
+    gateway: { baseURL: '{{settings.baseURL}}', auth: { type: 'header', headerName: 'X-API-Key', credential: 'apiKey' } },
+  };
+  await admin.create(IntegrationTypes, { metadata: { name: 'bench-api' }, spec: benchType });
+  const destination = destinationDigest(benchType, { baseURL: upstream });
+  const sealed = await envelope.seal(SECRET, { namespace: 'bench', workspace: identity, connection: 'api', field: 'apiKey', destination }, { provider: 'local', keyId: 'local/default' });
+  const conn = await admin.create<KubeObject & { spec: unknown }>(ExternalConnections, { metadata: { name: 'api', namespace: 'bench' }, spec: { type: 'bench-api', settings: { baseURL: upstream }, credentials: { apiKey: { sealed } } } });
   await admin.create(Secrets, {
-    metadata: { name: 'api-credentials', namespace: 'bench', labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [CONNECTION_LABEL]: 'api' } },
+    metadata: { name: 'api-credentials', namespace: 'bench', labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [CONNECTION_LABEL]: 'api' }, ownerReferences: [{ apiVersion: 'atoll.dev/v1alpha1', kind: 'ExternalConnection', name: 'api', uid: conn.metadata!.uid!, controller: true }] },
     type: SEALED_SECRET_TYPE,
     data: { apiKey: Buffer.from(sealed).toString('base64') },
   });
-  return { identity };
+  return { identity, destination };
 }
 
 function fmt(n: number, digits = 2): string {
@@ -211,7 +211,7 @@ async function main(): Promise<void> {
   const stopAgent = new AbortController();
   let closeGateway: (() => Promise<void>) | undefined;
   try {
-    const { identity } = await setUpCluster(admin, envelope, upstream.url);
+    const { identity, destination } = await setUpCluster(admin, envelope, upstream.url);
     const gateway = await startGateway({ client: admin, envelope, log, metrics: createOperatorMetrics(), host: '127.0.0.1', port: 0 });
     closeGateway = gateway.close;
     const tokenReq = await admin.request<{ status: { token: string } }>('POST', '/api/v1/namespaces/bench/serviceaccounts/app/token', {
@@ -253,7 +253,7 @@ async function main(): Promise<void> {
     }
     for (let i = 0; i < rotations; i++) {
       const value = `bench-secret-rotated-${i}-${Date.now()}`;
-      const sealed = await envelope.seal(value, { namespace: 'bench', workspace: identity, connection: 'api', field: 'apiKey' }, { provider: 'local', keyId: 'local/default' });
+      const sealed = await envelope.seal(value, { namespace: 'bench', workspace: identity, connection: 'api', field: 'apiKey', destination }, { provider: 'local', keyId: 'local/default' });
       await admin.mergePatch(Secrets, 'api-credentials', 'bench', { data: { apiKey: Buffer.from(sealed).toString('base64') } });
       const t0 = performance.now();
       let proxySeen = false;

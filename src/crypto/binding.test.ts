@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { additionalData, canonicalContext, encryptionContext, type Binding } from './binding.js';
 
-const binding: Binding = { namespace: 'acme', workspace: 'acme-uid-1', connection: 'datadog-eu', field: 'apiKey' };
+const binding: Binding = { namespace: 'acme', workspace: 'acme-uid-1', connection: 'datadog-eu', field: 'apiKey', destination: 'dest-1' };
 
 describe('encryptionContext', () => {
   it('names every part of the binding under atoll.dev keys', () => {
@@ -10,11 +10,13 @@ describe('encryptionContext', () => {
       'atoll.dev/workspace': 'acme-uid-1',
       'atoll.dev/connection': 'datadog-eu',
       'atoll.dev/field': 'apiKey',
+      'atoll.dev/destination': 'dest-1',
     });
   });
 
   it('rejects an empty part instead of binding to less', () => {
     expect(() => encryptionContext({ ...binding, field: '' })).toThrow(TypeError);
+    expect(() => encryptionContext({ ...binding, destination: '' })).toThrow(TypeError);
   });
 });
 

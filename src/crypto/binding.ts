@@ -1,10 +1,11 @@
 import { CryptoErrorMessage } from './errors.js';
 
 /**
- * Where a credential lives. Every ciphertext is cryptographically bound to all
- * four parts (KMS encryption context and AES-GCM additional data), so a value
- * copied to another namespace, workspace, connection or field cannot be opened
- * there (spec invariant 3). None of these parts is secret.
+ * Where a credential lives and where it may go. Every ciphertext is
+ * cryptographically bound to all five parts (KMS encryption context and
+ * AES-GCM additional data), so a value copied to another namespace,
+ * workspace, connection or field, or a connection pointed at another
+ * destination, cannot open it (spec invariant 3). None of these parts is secret.
  */
 export interface Binding {
   namespace: string;
@@ -12,6 +13,8 @@ export interface Binding {
   workspace: string;
   connection: string;
   field: string;
+  /** Digest of the settings that decide where the credential is sent (src/integrations/destination.ts). */
+  destination: string;
 }
 
 /** The one envelope format version this code writes; part of the AAD so versions cannot be confused. */
@@ -22,13 +25,14 @@ const CONTEXT_KEY = {
   workspace: 'atoll.dev/workspace',
   connection: 'atoll.dev/connection',
   field: 'atoll.dev/field',
+  destination: 'atoll.dev/destination',
 } as const;
 
 const AAD_LABEL = 'atoll.dev/envelope';
 
 /** Rejects empty or non-string parts: an empty part would silently weaken the binding. */
 export function assertBinding(b: Binding): void {
-  for (const part of [b.namespace, b.workspace, b.connection, b.field]) {
+  for (const part of [b.namespace, b.workspace, b.connection, b.field, b.destination]) {
     if (typeof part !== 'string' || part.length === 0) throw new TypeError(CryptoErrorMessage.invalidBinding);
   }
 }
@@ -45,6 +49,7 @@ export function encryptionContext(b: Binding): Record<string, string> {
     [CONTEXT_KEY.workspace]: b.workspace,
     [CONTEXT_KEY.connection]: b.connection,
     [CONTEXT_KEY.field]: b.field,
+    [CONTEXT_KEY.destination]: b.destination,
   };
 }
 
@@ -63,6 +68,7 @@ export function additionalData(b: Binding): Buffer {
     lengthPrefixed(b.workspace),
     lengthPrefixed(b.connection),
     lengthPrefixed(b.field),
+    lengthPrefixed(b.destination),
   ]);
 }
 

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { encryptionContext } from './binding.js';
 import { DekCache } from './dek-cache.js';
 
-const context = encryptionContext({ namespace: 'acme', workspace: 'acme', connection: 'pg', field: 'password' });
+const context = encryptionContext({ namespace: 'acme', workspace: 'acme', connection: 'pg', field: 'password', destination: 'dest-1' });
 const id = { provider: 'local', keyId: 'local/default', wrapped: Buffer.from('wrapped-1'), context };
 
 /** A stand-in KMS unwrap that counts calls and returns a fresh key each time. */

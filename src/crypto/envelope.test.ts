@@ -15,7 +15,7 @@ import { ProviderRegistry } from './providers/index.js';
 import { InMemoryKeyRingStore, LocalKmsProvider } from './providers/local.js';
 import { CountingProvider } from './testing/counting-provider.js';
 
-const binding: Binding = { namespace: 'acme', workspace: 'acme-7f3c', connection: 'datadog-eu', field: 'apiKey' };
+const binding: Binding = { namespace: 'acme', workspace: 'acme-7f3c', connection: 'datadog-eu', field: 'apiKey', destination: 'dest-1' };
 const secret = 'dd-api-0123456789abcdef-🔑-ünïcødé';
 
 interface Setup {

@@ -4,7 +4,7 @@ import type { Binding } from './binding.js';
 import { fingerprint, sameFingerprint } from './fingerprint.js';
 
 const key = Buffer.alloc(32, 7);
-const binding: Binding = { namespace: 'acme', workspace: 'acme', connection: 'pg', field: 'password' };
+const binding: Binding = { namespace: 'acme', workspace: 'acme', connection: 'pg', field: 'password', destination: 'dest-1' };
 
 describe('fingerprint', () => {
   it('is stable for the same key, binding and value', () => {
@@ -16,11 +16,11 @@ describe('fingerprint', () => {
   it('is HMAC-SHA256 over the documented layout, pinned so stored annotations survive upgrades', () => {
     const lp = (s: string) => Buffer.concat([Buffer.from([0, 0, 0, Buffer.byteLength(s)]), Buffer.from(s)]);
     const message = Buffer.concat([
-      lp('atoll.dev/envelope'), Buffer.from([1]), lp('acme'), lp('acme'), lp('pg'), lp('password'), Buffer.from('hunter2hunter2'),
+      lp('atoll.dev/envelope'), Buffer.from([1]), lp('acme'), lp('acme'), lp('pg'), lp('password'), lp('dest-1'), Buffer.from('hunter2hunter2'),
     ]);
     const expected = createHmac('sha256', key).update(message).digest('base64url');
     expect(fingerprint(key, binding, 'hunter2hunter2')).toBe(expected);
-    expect(expected).toBe('R2vH_n_q5BFSP6ftDuoAO8ZIUS-bIfkOF5PqWL1L_70');
+    expect(expected).toBe('CAVCxf4ltJYJCzqNyBgpGmzaRZFotOtb7YqCYBbdA_I');
   });
 
   it('changes with the value, the binding and the key', () => {

@@ -1,4 +1,5 @@
 import type { ExternalConnection, IntegrationType, Workspace } from '../api/v1alpha1/index.js';
+import { destinationDigest } from '../integrations/destination.js';
 import { CONNECTION_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, managedSecretName, SEALED_SECRET_TYPE } from '../api/v1alpha1/index.js';
 import { workspaceIdentity } from '../controllers/workspace/identity.js';
 import type { Envelope } from '../crypto/index.js';
@@ -33,6 +34,7 @@ type TypeObject = KubeObject & Pick<IntegrationType, 'spec'>;
 interface CacheEntry {
   revision: string;
   identity: string;
+  destination: string;
   snapshot: Promise<CredentialSnapshot>;
 }
 
@@ -114,7 +116,8 @@ export class ConnectionDirectory {
 
   /**
    * The current plaintext credentials of a connection, opened with the
-   * binding {namespace, workspace identity, connection, field}. Throws a 503
+   * binding {namespace, workspace identity, connection, field, destination of
+   * the connection's current settings}. Throws a 503
    * GatewayError when the namespace is not a workspace or the credentials are
    * missing or do not open here.
    */
@@ -122,14 +125,20 @@ export class ConnectionDirectory {
     const ws = this.workspace(namespace);
     const identity = ws === undefined ? '' : workspaceIdentity(ws as Workspace);
     if (identity === '') throw notReady(GatewayErrorMessage.noWorkspace);
+    const conn = this.connection(namespace, connection);
+    const type = conn ? this.integrationType(conn.spec.type) : undefined;
+    if (conn === undefined || type === undefined) throw notReady(GatewayErrorMessage.noCredentials);
+    const destination = destinationDigest(type as IntegrationType, conn.spec.settings);
     const secret = await this.#managedSecret(namespace, connection);
     const revision = secret?.metadata?.resourceVersion;
     if (secret === undefined || revision === undefined) throw notReady(GatewayErrorMessage.noCredentials);
+    // Only the Secret written for this very connection object (not an orphan of a deleted namesake).
+    if (!secret.metadata?.ownerReferences?.some((o) => o.uid === conn.metadata?.uid)) throw notReady(GatewayErrorMessage.noCredentials);
     const key = cacheKey(namespace, connection);
     const cached = this.#cache.get(key);
-    if (cached !== undefined && cached.revision === revision && cached.identity === identity) return cached.snapshot;
+    if (cached !== undefined && cached.revision === revision && cached.identity === identity && cached.destination === destination) return cached.snapshot;
 
-    const entry: CacheEntry = { revision, identity, snapshot: this.#open(namespace, identity, connection, secret, revision) };
+    const entry: CacheEntry = { revision, identity, destination, snapshot: this.#open(namespace, identity, destination, connection, secret, revision) };
     this.#cache.set(key, entry);
     entry.snapshot.catch(() => {
       if (this.#cache.get(key) === entry) this.#cache.delete(key);
@@ -149,12 +158,12 @@ export class ConnectionDirectory {
     };
   }
 
-  async #open(namespace: string, identity: string, connection: string, secret: SecretObject, revision: string): Promise<CredentialSnapshot> {
+  async #open(namespace: string, identity: string, destination: string, connection: string, secret: SecretObject, revision: string): Promise<CredentialSnapshot> {
     const values: Record<string, string> = {};
     try {
       for (const [field, encoded] of Object.entries(secret.data ?? {})) {
         const sealed = Buffer.from(encoded, 'base64').toString('utf8');
-        values[field] = await this.#envelope.open(sealed, { namespace, workspace: identity, connection, field });
+        values[field] = await this.#envelope.open(sealed, { namespace, workspace: identity, connection, field, destination });
       }
     } catch (err) {
       this.#log.warn({ namespace, connection, err: { name: (err as Error).name, message: (err as Error).message } }, 'managed credentials could not be opened');

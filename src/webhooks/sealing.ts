@@ -6,13 +6,15 @@ import type { CryptoSetup } from '../crypto/setup.js';
 import { CryptoError } from '../crypto/errors.js';
 import type { Logger } from '../runtime/logger.js';
 import { allow, deny, pointer, type AdmissionRequest, type AdmissionResponse, type JsonPatchOp } from './admission.js';
-import type { Workspace } from '../api/v1alpha1/index.js';
+import type { IntegrationType, Workspace } from '../api/v1alpha1/index.js';
+import { destinationDigest } from '../integrations/destination.js';
 
 const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
 
 export interface SealingDeps {
   crypto: CryptoSetup;
   workspaceOf(namespace: string): Promise<Workspace | undefined>;
+  integrationType(name: string): Promise<IntegrationType | undefined>;
   log: Logger;
 }
 
@@ -36,6 +38,10 @@ export async function sealConnection(req: AdmissionRequest, deps: SealingDeps): 
   const ws = await deps.workspaceOf(ns);
   if (!ws) return deny(req.uid, `namespace ${ns} has no Workspace, so credentials cannot be sealed here; ask your platform team to create a Workspace in it`);
   const identity = workspaceIdentity(ws);
+  const type = await deps.integrationType(conn.spec?.type);
+  if (!type) return deny(req.uid, `spec.type: IntegrationType "${conn.spec?.type}" does not exist; list the available ones with kubectl get integrationtypes`);
+  // Credentials are sealed to where they go: settings pointing elsewhere cannot open them.
+  const destination = destinationDigest(type, conn.spec?.settings);
   const key = deps.crypto.keyFor(ws.spec?.encryption?.keyId);
   const old = req.operation === 'UPDATE' ? (req.oldObject as ExternalConnection | undefined) : undefined;
 
@@ -52,7 +58,7 @@ export async function sealConnection(req: AdmissionRequest, deps: SealingDeps): 
     if ((source.sealed !== undefined && !staleSealed) || (source.secretKeyRef !== undefined && !staleRef)) {
       return deny(req.uid, `spec.credentials.${field}: set exactly one of value, sealed or secretKeyRef`);
     }
-    const binding = { namespace: ns, workspace: identity, connection: conn.metadata!.name!, field };
+    const binding = { namespace: ns, workspace: identity, connection: conn.metadata!.name!, field, destination };
     try {
       const previous = old?.spec?.credentials?.[field]?.sealed;
       const reuse = previous ? await sameAs(deps.crypto, previous, binding, source.value!) : false;

@@ -83,7 +83,7 @@ export async function resolveField(
       plaintext = await crypto.envelope.open(source.sealed, binding);
     } catch (err) {
       if (err instanceof CryptoError && (err.reason === CryptoErrorReason.CiphertextRejected || err.reason === CryptoErrorReason.MalformedCiphertext)) {
-        throw new CredentialProblem(Reason.CiphertextRejected, `spec.credentials.${field}.sealed was not sealed for this workspace, connection and field and cannot be used here; seal the credential for this connection with atoll seal`);
+        throw new CredentialProblem(Reason.CiphertextRejected, `spec.credentials.${field}.sealed was not sealed for this workspace, connection, field and destination and cannot be used here (pointing a connection at another host or port requires supplying its credentials again); seal it for this connection with atoll seal`);
       }
       throw err;
     }

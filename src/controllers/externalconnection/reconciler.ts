@@ -33,6 +33,7 @@ import { CredentialProblem, STATE_ANNOTATION, readState, resolveField, type Fiel
 import { parseDuration } from './duration.js';
 import { checkConnection } from './policy.js';
 import { ProbeScheduler } from './probe-scheduler.js';
+import { destinationDigest } from '../../integrations/destination.js';
 import { deepEqual } from '../../util/deep-equal.js';
 
 type Conn = ExternalConnection & KubeObject;
@@ -90,11 +91,12 @@ export class ExternalConnectionReconciler {
     const secretName = managedSecretName(conn.metadata.name!);
     const existing = await this.readSecret(ns, secretName);
     const previous = readState(existing);
+    const destination = destinationDigest(type!, conn.spec.settings);
     const resolved: ResolvedField[] = [];
     try {
       for (const [field, source] of Object.entries(conn.spec.credentials ?? {})) {
         const ct = existing?.data?.[field] ? Buffer.from(existing.data[field]!, 'base64').toString('utf8') : undefined;
-        resolved.push(await resolveField(this.ctx.crypto, field, source, { namespace: ns, workspace: identity, connection: conn.metadata.name!, field }, keyRef, { state: previous[field], ciphertext: ct }, (name) => this.readSecret(ns, name), now));
+        resolved.push(await resolveField(this.ctx.crypto, field, source, { namespace: ns, workspace: identity, connection: conn.metadata.name!, field, destination }, keyRef, { state: previous[field], ciphertext: ct }, (name) => this.readSecret(ns, name), now));
       }
     } catch (err) {
       if (err instanceof CredentialProblem) {

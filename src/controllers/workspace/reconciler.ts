@@ -156,7 +156,7 @@ export class WorkspaceReconciler {
     const cached = this.keyChecks.get(cacheKey);
     if (cached && cached.ok && Date.now() - cached.at < KEY_CHECK_TTL_MS) return true;
     try {
-      const binding = { namespace: ns, workspace: identity, connection: 'atoll-key-check', field: 'check' };
+      const binding = { namespace: ns, workspace: identity, connection: 'atoll-key-check', field: 'check', destination: 'key-check' };
       const sealed = await this.ctx.crypto.envelope.seal('atoll-key-check', binding, key);
       await this.ctx.crypto.envelope.open(sealed, binding);
       this.keyChecks.set(cacheKey, { ok: true, at: Date.now() });

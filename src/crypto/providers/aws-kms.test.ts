@@ -21,7 +21,7 @@ import {
 } from '../errors.js';
 import { AwsKmsProvider, kmsError } from './aws-kms.js';
 
-const binding: Binding = { namespace: 'acme', workspace: 'acme-7f3c', connection: 'pg', field: 'password' };
+const binding: Binding = { namespace: 'acme', workspace: 'acme-7f3c', connection: 'pg', field: 'password', destination: 'dest-1' };
 const context = encryptionContext(binding);
 
 let moto: MotoServer;

@@ -13,7 +13,7 @@ import {
   type KeyRingStore,
 } from './local.js';
 
-const binding: Binding = { namespace: 'acme', workspace: 'acme', connection: 'pg', field: 'password' };
+const binding: Binding = { namespace: 'acme', workspace: 'acme', connection: 'pg', field: 'password', destination: 'dest-1' };
 const context = encryptionContext(binding);
 
 describe('key ring serialisation', () => {
