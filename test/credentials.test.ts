@@ -144,6 +144,27 @@ describe('credentials: binding, hints, rotation', () => {
     expect(ok.status?.credentials?.token?.hint).toBe(`…${q.slice(-4)}`);
   });
 
+  it('never overwrites a Secret it does not manage, and never inherits an orphaned one', async () => {
+    await admin().create(Secrets, { metadata: { name: 'foreign-credentials', namespace: a }, stringData: { token: 'not-atolls' } } as never);
+    await admin().create(ExternalConnections, manifest(a, 'foreign', { token: { value: randomSecret('f') } }) as never);
+    const c = await eventually('name clash reported', () => admin().get<Conn>(ExternalConnections, 'foreign', a), (x) => condition(x, 'CredentialsSealed')?.reason === 'PolicyViolation');
+    expect(condition(c, 'CredentialsSealed')?.message).toContain('Secret foreign-credentials already exists and is not managed by atoll');
+    const foreign = await admin().get<Secret>(Secrets, 'foreign-credentials', a);
+    expect(Buffer.from(foreign.data!.token!, 'base64').toString()).toBe('not-atolls');
+
+    const v1 = randomSecret('o1');
+    await admin().create(ExternalConnections, manifest(a, 'reborn', { token: { value: v1 } }) as never);
+    await ready(a, 'reborn');
+    await admin().delete(ExternalConnections, 'reborn', a, { propagationPolicy: 'Orphan' });
+    await eventually('deleted', () => admin().tryGet(ExternalConnections, 'reborn', a), (x) => x === undefined);
+    const v2 = randomSecret('o2');
+    const again = await admin().create<Conn>(ExternalConnections, manifest(a, 'reborn', { token: { value: v2 } }) as never);
+    const sealed = await eventually('rewritten for the new owner', () => admin().get<Secret>(Secrets, 'reborn-credentials', a), (x) => x.metadata?.ownerReferences?.[0]?.uid === again.metadata?.uid);
+    expect(JSON.parse(sealed.metadata!.annotations!['atoll.dev/credentials']!).token.version).toBe(1);
+    const conn = await ready(a, 'reborn');
+    expect(conn.status?.credentials?.token?.hint).toBe(`…${v2.slice(-4)}`);
+  });
+
   it('shows at most 4 trailing characters, none under 8 (invariant 5)', async () => {
     const cases: Array<[string, string]> = [
       ['short7x', ''],

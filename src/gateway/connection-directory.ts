@@ -128,6 +128,9 @@ export class ConnectionDirectory {
     const conn = this.connection(namespace, connection);
     const type = conn ? this.integrationType(conn.spec.type) : undefined;
     if (conn === undefined || type === undefined) throw notReady(GatewayErrorMessage.noCredentials);
+    // The reconciler refuses a connection whose type the policy no longer allows; so does the gateway.
+    const allowed = (ws as Workspace).spec?.policy?.allowedTypes ?? [];
+    if (allowed.length > 0 && !allowed.includes(conn.spec.type)) throw notReady(GatewayErrorMessage.typeNotAllowed);
     const destination = destinationDigest(type as IntegrationType, conn.spec.settings);
     const secret = await this.#managedSecret(namespace, connection);
     const revision = secret?.metadata?.resourceVersion;

@@ -32,6 +32,7 @@ export const GatewayErrorMessage = {
   notProxyable: 'the connection\'s type does not support the gateway',
   noWorkspace: 'the caller\'s namespace is not a workspace',
   noCredentials: 'the connection has no usable credentials yet',
+  typeNotAllowed: 'the workspace policy does not allow the connection\'s type',
   invalidSettings: 'the connection\'s settings or type do not render a valid upstream request',
   upstreamFailed: 'the connection\'s service could not be reached',
   upstreamTLS: 'the connection\'s service presented a certificate that is not trusted',

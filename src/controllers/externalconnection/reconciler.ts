@@ -90,12 +90,21 @@ export class ExternalConnectionReconciler {
     const keyRef = this.ctx.crypto.keyFor(ws!.spec?.encryption?.keyId);
     const secretName = managedSecretName(conn.metadata.name!);
     const existing = await this.readSecret(ns, secretName);
-    const previous = readState(existing);
+    if (existing && existing.metadata?.labels?.[MANAGED_BY_LABEL] !== MANAGED_BY_VALUE) {
+      // Someone else's Secret has the name we need: never overwrite it.
+      conditions = setCondition(conditions, { type: ConditionType.CredentialsSealed, status: 'False', reason: Reason.PolicyViolation, message: `Secret ${secretName} already exists and is not managed by atoll; rename that Secret or this connection`, observedGeneration: gen }, now);
+      conditions = setCondition(conditions, summarizeReady(conditions, [ConditionType.CredentialsSealed], gen), now);
+      await this.writeStatus(conn, { ...conn.status, observedGeneration: gen, conditions });
+      return;
+    }
+    // A managed Secret left by a deleted namesake (orphaned) carries nothing over: its state is ignored and it is rewritten.
+    const ours = existing?.metadata?.ownerReferences?.some((o) => o.uid === conn.metadata.uid) ?? false;
+    const previous = ours ? readState(existing) : {};
     const destination = destinationDigest(type!, conn.spec.settings);
     const resolved: ResolvedField[] = [];
     try {
       for (const [field, source] of Object.entries(conn.spec.credentials ?? {})) {
-        const ct = existing?.data?.[field] ? Buffer.from(existing.data[field]!, 'base64').toString('utf8') : undefined;
+        const ct = ours && existing?.data?.[field] ? Buffer.from(existing.data[field]!, 'base64').toString('utf8') : undefined;
         resolved.push(await resolveField(this.ctx.crypto, field, source, { namespace: ns, workspace: identity, connection: conn.metadata.name!, field, destination }, keyRef, { state: previous[field], ciphertext: ct }, (name) => this.readSecret(ns, name), now));
       }
     } catch (err) {
@@ -123,7 +132,7 @@ export class ExternalConnectionReconciler {
     for (const r of resolved.filter((x) => x.rotated && previous[x.field])) {
       await this.ctx.events.record(ExternalConnections, conn, 'Normal', 'CredentialRotated', `credential ${r.field} rotated to version ${r.state.version}`);
     }
-    conditions = setCondition(conditions, { type: ConditionType.CredentialsSealed, status: 'True', reason: Reason.Sealed ?? 'Sealed', message: `${resolved.length} credential(s) sealed with ${keyRef.keyId}`, observedGeneration: gen }, now);
+    conditions = setCondition(conditions, { type: ConditionType.CredentialsSealed, status: 'True', reason: Reason.Sealed, message: `${resolved.length} credential(s) sealed with ${keyRef.keyId}`, observedGeneration: gen }, now);
 
     // Probes: on every change of settings or credentials, on request, and every interval.
     const intervalMs = parseDuration(conn.spec.probe?.interval, DEFAULT_INTERVAL_MS);
@@ -188,7 +197,8 @@ export class ExternalConnectionReconciler {
     const data = Object.fromEntries(resolved.map((r) => [r.field, Buffer.from(r.ciphertext).toString('base64')]));
     const state: Record<string, FieldState> = Object.fromEntries(resolved.map((r) => [r.field, r.state]));
     const annotation = JSON.stringify(state);
-    if (existing && sameData(existing.data, data) && existing.metadata?.annotations?.[STATE_ANNOTATION] === annotation) return;
+    const owned = existing?.metadata?.ownerReferences?.some((o) => o.uid === conn.metadata.uid) ?? false;
+    if (existing && owned && sameData(existing.data, data) && existing.metadata?.annotations?.[STATE_ANNOTATION] === annotation) return;
     const body: Secret = {
       metadata: {
         name: managedSecretName(conn.metadata.name!),
@@ -220,7 +230,7 @@ export class ExternalConnectionReconciler {
 /** Maps a probe outcome onto Reachable/Authenticated; pending while none has run yet. */
 function applyProbe(conditions: Condition[], outcome: ProbeOutcome | undefined, gen: number | undefined, now: Date): Condition[] {
   if (!outcome) {
-    const pending = { status: 'Unknown' as const, reason: Reason.ProbePending ?? 'ProbePending', message: 'A probe is scheduled', observedGeneration: gen };
+    const pending = { status: 'Unknown' as const, reason: Reason.ProbePending, message: 'A probe is scheduled', observedGeneration: gen };
     conditions = setCondition(conditions, { type: ConditionType.Reachable, ...pending }, now);
     return setCondition(conditions, { type: ConditionType.Authenticated, ...pending }, now);
   }

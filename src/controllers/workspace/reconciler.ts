@@ -29,6 +29,7 @@ export const OPERATOR_SECRETS_ROLE = 'atoll-operator-secrets';
 export const GATEWAY_SECRETS_ROLE = 'atoll-gateway-secrets';
 
 const KEY_CHECK_TTL_MS = 10 * 60_000;
+const RBAC_RESYNC_MS = 5 * 60_000;
 
 /**
  * Makes a namespace a workspace: labels it, keeps one Role and RoleBinding
@@ -67,8 +68,16 @@ export class WorkspaceReconciler {
       return;
     }
 
-    await this.labelNamespace(ns, ws.metadata.name!);
-    await this.applyTenantRbac(ws);
+    try {
+      await this.labelNamespace(ns, ws.metadata.name!);
+      await this.applyTenantRbac(ws);
+    } catch (err) {
+      const status = (err as { status?: number }).status;
+      conditions = setCondition(conditions, { type: ConditionType.RBACReady, status: 'False', reason: Reason.RBACFailed, message: `tenant Roles and RoleBindings could not be written (API status ${status ?? 'unknown'}); check the operator's RBAC`, observedGeneration: gen }, now);
+      conditions = setCondition(conditions, summarizeReady(conditions, [ConditionType.RBACReady], gen), now);
+      await this.writeStatus(ws, { ...ws.status, observedGeneration: gen, conditions });
+      throw err;
+    }
     conditions = setCondition(conditions, { type: ConditionType.RBACReady, status: 'True', reason: Reason.Succeeded, message: 'Tenant Roles and RoleBindings are in place', observedGeneration: gen }, now);
 
     const key = this.ctx.crypto.keyFor(ws.spec?.encryption?.keyId);
@@ -98,6 +107,8 @@ export class WorkspaceReconciler {
     await this.writeStatus(ws, status);
     if (!keyOk) return { requeueAfterMs: 15_000 };
     if (findCondition(conditions, ConditionType.Ready)?.status !== 'True') return { requeueAfterMs: 30_000 };
+    // Tenant admins may edit RoleBindings in their namespace: put ours back regularly.
+    return { requeueAfterMs: RBAC_RESYNC_MS };
   };
 
   private async finalize(ws: Ws, log: Logger): Promise<void> {
