@@ -1,7 +1,7 @@
 import { execFile } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parse, stringify } from 'yaml';
+import { parse } from 'yaml';
 import type { ExternalConnection } from '../src/api/v1alpha1/index.js';
 import type { KubeObject } from '../src/kube/client.js';
 import { ExternalConnections } from '../src/kube/resources.js';
@@ -81,12 +81,13 @@ describe('atoll CLI', () => {
   it('`atoll seal` prints sealed YAML, stores nothing, and the YAML applies as a working connection', async () => {
     const token = randomSecret('cliseal');
     const name = uniqueName('sealed');
-    const out = await atoll(['seal', name, '--type', 'http-api', '-n', ns, '--field', 'token', '--set', 'baseURL=https://api.example.com', '--set', 'auth=bearer'], `${token}\n`);
+    // Sealed for its destination (our loopback fixture: the probe must not leave this machine).
+    const out = await atoll(['seal', name, '--type', 'http-api', '-n', ns, '--field', 'token', '--set', `baseURL=${fixture.url}`, '--set', 'auth=bearer'], `${token}\n`);
     expect(out.stderr).not.toContain(token);
     expect(out.code).toBe(0);
     expect(out.stdout).not.toContain(token);
     const manifest = parse(out.stdout) as Conn;
-    expect(manifest).toMatchObject({ apiVersion: 'atoll.dev/v1alpha1', kind: 'ExternalConnection', metadata: { name, namespace: ns }, spec: { type: 'http-api', settings: { baseURL: 'https://api.example.com', auth: 'bearer' } } });
+    expect(manifest).toMatchObject({ apiVersion: 'atoll.dev/v1alpha1', kind: 'ExternalConnection', metadata: { name, namespace: ns }, spec: { type: 'http-api', settings: { baseURL: fixture.url, auth: 'bearer' } } });
     expect(manifest.spec.credentials?.token?.sealed).toMatch(/^atoll:v1:/);
     expect(manifest.spec.credentials?.token?.value).toBeUndefined();
     expect(manifest.metadata).not.toHaveProperty('uid');
@@ -95,10 +96,9 @@ describe('atoll CLI', () => {
     // A server-side dry run: nothing was created.
     expect(await admin().tryGet(ExternalConnections, name, ns)).toBeUndefined();
 
-    // Settings are not part of the seal's binding, so the manifest may point at
-    // our loopback fixture (the probe must not leave this machine).
-    const forHere = stringify({ ...manifest, spec: { ...manifest.spec, settings: { ...manifest.spec.settings, baseURL: fixture.url } } });
-    const applied = await kubectl(['apply', '-f', '-'], { input: forHere });
+    // Pointing the sealed manifest elsewhere would make it unusable (the destination is bound);
+    // applied as printed, it works.
+    const applied = await kubectl(['apply', '-f', '-'], { input: out.stdout });
     expect(applied.code).toBe(0);
     const conn = await eventually('sealed connection CredentialsSealed', () => admin().get<Conn>(ExternalConnections, name, ns),
       (c) => condition(c, 'CredentialsSealed')?.status === 'True' && c.status?.lastProbe !== undefined, 30_000);

@@ -5,7 +5,7 @@ import { createLogger } from '../runtime/logger.js';
 import { ControlPlane } from '../testing/control-plane.js';
 import { packageRoot } from '../testing/binaries.js';
 import { freePort } from '../testing/ports.js';
-import { installAtoll, loopbackOperatorConfig } from '../testing/embedded.js';
+import { installAtoll, loopbackOperatorConfig, OPERATOR_NAMESPACE, precreateWebhookConfigurations } from '../testing/embedded.js';
 import { startGatewayFromConfig } from './gateway.js';
 import { flag, type ParsedArgs } from './args.js';
 
@@ -35,8 +35,13 @@ export async function dev(args: ParsedArgs): Promise<number> {
 
     const gatewayPort = await freePort();
     const config = loopbackOperatorConfig({ ATOLL_LEADER_ELECT: 'true' }, process.env);
-    const operator = await startOperator({ client, config, log: log.child({ component: 'controller' }) });
-    const gateway = await startGatewayFromConfig({ client, config, log: log.child({ component: 'gateway' }), host: '127.0.0.1', port: gatewayPort });
+    // Controller and gateway run as their own ServiceAccounts with the RBAC that
+    // ships in config/rbac, so least privilege is exercised by every dev session
+    // and integration suite, not only asserted. Only the webhook configurations
+    // are created up front (in a cluster the chart does that).
+    await precreateWebhookConfigurations(client);
+    const operator = await startOperator({ client: await cp.serviceAccountClient(OPERATOR_NAMESPACE, config.serviceAccounts.controller), config, log: log.child({ component: 'controller' }) });
+    const gateway = await startGatewayFromConfig({ client: await cp.serviceAccountClient(OPERATOR_NAMESPACE, config.serviceAccounts.gateway), config, log: log.child({ component: 'gateway' }), host: '127.0.0.1', port: gatewayPort });
     const state = {
       kubeconfig: cp.adminKubeconfigPath,
       server: cp.server,

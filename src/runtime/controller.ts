@@ -114,7 +114,7 @@ export class Controller {
       } else {
         this.opts.metrics.reconcileTotal.inc({ ...labels, result: 'error' });
         this.opts.metrics.reconcileErrors.inc(labels);
-        log.warn({ err: describeError(err), retries: this.queue.limiter.retries(key) }, 'reconcile failed, retrying with backoff');
+        log.warn({ error: describeError(err), retries: this.queue.limiter.retries(key) }, 'reconcile failed, retrying with backoff');
         this.queue.addRateLimited(key);
       }
     } finally {

@@ -127,6 +127,19 @@ export class ControlPlane {
     return new KubeClient(kc);
   }
 
+  /**
+   * A client acting as a ServiceAccount, with a token from the real
+   * TokenRequest API: runs a component with exactly the RBAC it ships with.
+   */
+  async serviceAccountClient(namespace: string, name: string, expirationSeconds = 7 * 24 * 3600): Promise<KubeClient> {
+    const review = await this.adminClient().request<{ status: { token: string } }>('POST', `/api/v1/namespaces/${namespace}/serviceaccounts/${name}/token`, {
+      apiVersion: 'authentication.k8s.io/v1',
+      kind: 'TokenRequest',
+      spec: { expirationSeconds },
+    });
+    return this.clientWithToken(review.status.token);
+  }
+
   adminClient(): KubeClient {
     return KubeClient.fromKubeconfigFile(this.adminKubeconfigPath);
   }

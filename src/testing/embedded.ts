@@ -2,7 +2,8 @@ import path from 'node:path';
 import { applyManifests, readManifests } from '../cli/install.js';
 import { loadOperatorConfig, type OperatorConfig } from '../config/operator-config.js';
 import type { KubeClient } from '../kube/client.js';
-import { Namespaces } from '../kube/resources.js';
+import { MutatingWebhookConfigurations, Namespaces, ValidatingWebhookConfigurations } from '../kube/resources.js';
+import { MUTATING_WEBHOOK, VALIDATING_WEBHOOK } from '../webhooks/registration.js';
 import { packageRoot } from './binaries.js';
 
 /** Where the operator runs in `atoll dev`, tests and benchmarks. */
@@ -12,6 +13,12 @@ export const OPERATOR_NAMESPACE = 'atoll-system';
 export async function installAtoll(client: KubeClient, root = packageRoot()): Promise<void> {
   await client.apply(Namespaces, { metadata: { name: OPERATOR_NAMESPACE } });
   await applyManifests(client, readManifests([path.join(root, 'crds'), path.join(root, 'config', 'rbac'), path.join(root, 'config', 'types')]), { namespace: OPERATOR_NAMESPACE });
+}
+
+/** Empty webhook configurations the operator then fills in (it may patch, not create, them). */
+export async function precreateWebhookConfigurations(client: KubeClient): Promise<void> {
+  await client.apply(MutatingWebhookConfigurations, { metadata: { name: MUTATING_WEBHOOK }, webhooks: [] } as never, { fieldManager: 'atoll-install' });
+  await client.apply(ValidatingWebhookConfigurations, { metadata: { name: VALIDATING_WEBHOOK }, webhooks: [] } as never, { fieldManager: 'atoll-install' });
 }
 
 /**

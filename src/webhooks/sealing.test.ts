@@ -1,0 +1,69 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import type { IntegrationType, Workspace } from '../api/v1alpha1/index.js';
+import { createProviderRegistry, Envelope, InMemoryKeyRingStore } from '../crypto/index.js';
+import type { CryptoSetup } from '../crypto/setup.js';
+import { destinationDigest } from '../integrations/destination.js';
+import { createLogger } from '../runtime/logger.js';
+import { packageRoot } from '../testing/binaries.js';
+import type { AdmissionRequest, JsonPatchOp } from './admission.js';
+import { scrubLastApplied, sealConnection } from './sealing.js';
+
+const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
+const httpApi = parse(readFileSync(path.join(packageRoot(), 'config', 'types', 'http-api.yaml'), 'utf8')) as IntegrationType;
+const settings = { baseURL: 'https://api.example.com', auth: 'bearer' };
+const ws = { apiVersion: 'atoll.dev/v1alpha1', kind: 'Workspace', metadata: { name: 'acme', namespace: 'acme', uid: 'uid-1' }, spec: {} } as Workspace;
+
+const envelope = new Envelope({ providers: createProviderRegistry({ local: { store: new InMemoryKeyRingStore() } }) });
+const crypto: CryptoSetup = { envelope, fingerprintKey: Buffer.alloc(32, 1), defaultKey: { provider: 'local', keyId: 'local/default' }, keyFor: () => ({ provider: 'local', keyId: 'local/default' }) };
+const deps = { crypto, log: createLogger({ level: 'silent' }), workspaceOf: async (ns: string) => (ns === 'acme' ? ws : undefined), integrationType: async (n: string) => (n === 'http-api' ? httpApi : undefined) };
+const binding = { namespace: 'acme', workspace: 'uid-1', connection: 'billing', field: 'token', destination: destinationDigest(httpApi, settings) };
+
+function request(op: 'CREATE' | 'UPDATE', credentials: Record<string, unknown>, extra: { oldCredentials?: Record<string, unknown>; annotations?: Record<string, string>; name?: string } = {}): AdmissionRequest {
+  const object = { metadata: { name: extra.name ?? 'billing', namespace: 'acme', annotations: extra.annotations }, spec: { type: 'http-api', settings, credentials } };
+  return { uid: 'u1', kind: { group: 'atoll.dev', version: 'v1alpha1', kind: 'ExternalConnection' }, operation: op, namespace: 'acme', name: 'billing', object, oldObject: extra.oldCredentials ? { ...object, spec: { ...object.spec, credentials: extra.oldCredentials } } : undefined };
+}
+
+const patchOf = (r: { patch?: string }) => JSON.parse(Buffer.from(r.patch ?? 'W10=', 'base64').toString()) as JsonPatchOp[];
+
+describe('sealing admission', () => {
+  it('replaces a value with a sealed value that opens only under its binding', async () => {
+    const res = await sealConnection(request('CREATE', { token: { value: 'tok-1234567890' } }), deps);
+    expect(res.allowed).toBe(true);
+    const op = patchOf(res).find((o) => o.path === '/spec/credentials/token')!;
+    const sealed = (op.value as { sealed: string }).sealed;
+    expect(await envelope.open(sealed, binding)).toBe('tok-1234567890');
+    await expect(envelope.open(sealed, { ...binding, destination: 'elsewhere' })).rejects.toMatchObject({ reason: 'CiphertextRejected' });
+  });
+
+  it('keeps the stored ciphertext when the same value is applied again', async () => {
+    const first = await envelope.seal('tok-1234567890', binding, crypto.defaultKey);
+    const res = await sealConnection(request('UPDATE', { token: { value: 'tok-1234567890', sealed: first } }, { oldCredentials: { token: { sealed: first } } }), deps);
+    expect(patchOf(res).find((o) => o.path === '/spec/credentials/token')?.value).toEqual({ sealed: first });
+  });
+
+  it('refuses ambiguous or bad input with messages that never echo the value', async () => {
+    const other = await envelope.seal('x-1234567890', binding, crypto.defaultKey);
+    const both = await sealConnection(request('CREATE', { token: { value: 'tok-1234567890', sealed: other } }), deps);
+    expect(both).toMatchObject({ allowed: false, status: { message: 'spec.credentials.token: set exactly one of value, sealed or secretKeyRef' } });
+    const ctl = await sealConnection(request('CREATE', { token: { value: 'tok-123\n' } }), deps);
+    expect(ctl.status?.message).toContain('control characters');
+    expect(ctl.status?.message).not.toContain('tok-123');
+    const gen = await sealConnection(request('CREATE', { token: { value: 'tok-1234567890' } }, { name: '' }), deps);
+    expect(gen.status?.message).toContain('metadata.name is required');
+    const noWs = await sealConnection({ ...request('CREATE', { token: { value: 'tok-1234567890' } }), namespace: 'nowhere' }, deps);
+    expect(noWs.status?.message).toContain('has no Workspace');
+  });
+
+  it('scrubs the plaintext from kubectl last-applied-configuration', async () => {
+    const annotation = JSON.stringify({ spec: { credentials: { token: { value: 'tok-1234567890' } } } });
+    const res = await sealConnection(request('CREATE', { token: { value: 'tok-1234567890' } }, { annotations: { [LAST_APPLIED]: annotation } }), deps);
+    const op = patchOf(res).find((o) => o.path.includes('last-applied'))!;
+    expect(op.op).toBe('replace');
+    expect(String(op.value)).not.toContain('tok-1234567890');
+    expect(String(op.value)).toContain('"sealed":"atoll:v1:');
+    expect(scrubLastApplied('{not json "value": "tok"', {})).toBeUndefined();
+  });
+});
