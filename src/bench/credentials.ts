@@ -39,6 +39,7 @@ import { startOperator, type RunningOperator } from '../operator.js';
 import { createLogger } from '../runtime/logger.js';
 import { packageRoot } from '../testing/binaries.js';
 import { ControlPlane } from '../testing/control-plane.js';
+import { fmt, MiB, numericFlag, percentile } from './stats.js';
 
 type Conn = ExternalConnection & KubeObject;
 type Conditioned = KubeObject & { status?: { conditions?: Array<{ type: string; status: string }>; observedGeneration?: number } };
@@ -75,24 +76,12 @@ async function pool<T>(items: T[], limit: number, task: (item: T) => Promise<voi
   }));
 }
 
-function percentile(values: number[], p: number): number {
-  if (values.length === 0) return NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
 
 function isTrue(obj: Conditioned, type: string): boolean {
   return obj.status?.conditions?.some((c) => c.type === type && c.status === 'True') ?? false;
 }
 
-function arg(name: string, fallback: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  const value = i >= 0 ? Number(process.argv[i + 1]) : fallback;
-  if (!Number.isInteger(value) || value <= 0) throw new Error(`--${name} must be a positive integer`);
-  return value;
-}
 
-const MiB = 2 ** 20;
 
 /** Peak resident memory (VmHWM) of this process's children: etcd and kube-apiserver. */
 function childPeakRss(): Array<{ name: string; peakMiB: number }> {
@@ -350,9 +339,6 @@ async function deletePhase(cluster: Cluster, phase: string): Promise<void> {
 
 // ---------------------------------------------------------------- report
 
-function fmt(n: number, digits = 1): string {
-  return Number.isFinite(n) ? n.toFixed(digits) : 'n/a';
-}
 
 function table(results: PhaseResult[]): string {
   const out = [
@@ -367,11 +353,11 @@ function table(results: PhaseResult[]): string {
 }
 
 async function main(): Promise<void> {
-  const connections = arg('connections', 1000);
-  const workspaces = arg('workspaces', 100);
-  const baseConnections = arg('baseline-connections', 100);
-  const baseWorkspaces = arg('baseline-workspaces', 10);
-  const concurrency = arg('concurrency', 16);
+  const connections = Math.round(numericFlag('connections', 1000));
+  const workspaces = Math.round(numericFlag('workspaces', 100));
+  const baseConnections = Math.round(numericFlag('baseline-connections', 100));
+  const baseWorkspaces = Math.round(numericFlag('baseline-workspaces', 10));
+  const concurrency = Math.round(numericFlag('concurrency', 16));
   const rss = new RssSampler();
   const baselineRssMiB = rss.sample() / MiB;
   const runStart = performance.now();

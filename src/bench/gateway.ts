@@ -31,6 +31,7 @@ import { createOperatorMetrics } from '../runtime/metrics.js';
 import { packageRoot } from '../testing/binaries.js';
 import { ControlPlane } from '../testing/control-plane.js';
 import { freePort } from '../testing/ports.js';
+import { fmt, numericFlag, percentile } from './stats.js';
 
 interface LoadJob {
   url: string;
@@ -88,15 +89,7 @@ function runLoad(job: LoadJob): Promise<LoadResult> {
   });
 }
 
-function percentile(values: number[], p: number): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? NaN;
-}
 
-function arg(name: string, fallback: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  return i >= 0 ? Number(process.argv[i + 1]) : fallback;
-}
 
 const SECRET = 'bench-secret-value-0001';
 
@@ -192,14 +185,11 @@ async function setUpCluster(admin: KubeClient, envelope: Envelope, upstream: str
   return { identity, destination };
 }
 
-function fmt(n: number, digits = 2): string {
-  return Number.isFinite(n) ? n.toFixed(digits) : 'n/a';
-}
 
 async function main(): Promise<void> {
-  const requests = arg('requests', 4000);
-  const concurrency = arg('concurrency', 16);
-  const rotations = arg('rotations', 20);
+  const requests = numericFlag('requests', 4000);
+  const concurrency = numericFlag('concurrency', 16);
+  const rotations = numericFlag('rotations', 20);
   const dir = mkdtempSync(path.join(tmpdir(), 'atoll-bench-gw-'));
   const log = createLogger({ level: 'silent' });
   process.stderr.write('starting control plane…\n');
@@ -289,19 +279,19 @@ async function main(): Promise<void> {
     out.push('');
     out.push('| target | req/s | p50 ms | p99 ms | added p50 ms | added p99 ms | errors |');
     out.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
-    for (const r of rows) out.push(`| ${r.name} | ${fmt(r.rps, 0)} | ${fmt(r.p50)} | ${fmt(r.p99)} | ${fmt(r.added50)} | ${fmt(r.added99)} | ${r.errors} |`);
+    for (const r of rows) out.push(`| ${r.name} | ${fmt(r.rps, 0)} | ${fmt(r.p50, 2)} | ${fmt(r.p99, 2)} | ${fmt(r.added50, 2)} | ${fmt(r.added99, 2)} | ${r.errors} |`);
     const gw = rows.find((r) => r.name === 'atoll gateway')!;
     const ng = rows.find((r) => r.name.startsWith('nginx'));
     out.push('');
-    out.push(`gateway / direct throughput: ${fmt(gw.rps / rows[0]!.rps)}`);
-    if (ng) out.push(`gateway / nginx throughput: ${fmt(gw.rps / ng.rps)}; gateway / nginx p50 latency: ${fmt(gw.p50 / ng.p50)}`);
+    out.push(`gateway / direct throughput: ${fmt(gw.rps / rows[0]!.rps, 2)}`);
+    if (ng) out.push(`gateway / nginx throughput: ${fmt(gw.rps / ng.rps, 2)}; gateway / nginx p50 latency: ${fmt(gw.p50 / ng.p50, 2)}`);
     else out.push('nginx not installed (apt-get install nginx): comparison skipped');
     out.push('');
     out.push(`rotation propagation over ${rotations} rotations (from the Secret update's response):`);
     out.push('| path | p50 ms | p99 ms | max ms |');
     out.push('| --- | ---: | ---: | ---: |');
-    out.push(`| next proxied request | ${fmt(percentile(proxyMs, 50))} | ${fmt(percentile(proxyMs, 99))} | ${fmt(Math.max(...proxyMs))} |`);
-    out.push(`| agent file | ${fmt(percentile(fileMs, 50))} | ${fmt(percentile(fileMs, 99))} | ${fmt(Math.max(...fileMs))} |`);
+    out.push(`| next proxied request | ${fmt(percentile(proxyMs, 50), 2)} | ${fmt(percentile(proxyMs, 99), 2)} | ${fmt(Math.max(...proxyMs), 2)} |`);
+    out.push(`| agent file | ${fmt(percentile(fileMs, 50), 2)} | ${fmt(percentile(fileMs, 99), 2)} | ${fmt(Math.max(...fileMs), 2)} |`);
     process.stdout.write(`${out.join('\n')}\n`);
   } finally {
     stopAgent.abort();

@@ -26,6 +26,7 @@ import { startOperator, type RunningOperator } from '../operator.js';
 import { createLogger } from '../runtime/logger.js';
 import { packageRoot } from '../testing/binaries.js';
 import { ControlPlane } from '../testing/control-plane.js';
+import { fmt, numericFlag, percentile } from './stats.js';
 
 const FIXTURE_FLAG = '--fixture-child';
 const TYPE_NAME = 'bench-status-api';
@@ -207,11 +208,6 @@ interface PhaseResult {
   peakRssMiB: number;
 }
 
-function percentile(values: number[], p: number): number {
-  if (values.length === 0) return NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
 
 /**
  * One phase: create `names`, wait until each has been probed once and one
@@ -271,16 +267,7 @@ async function measurePhase(client: KubeClient, fixture: Fixture, ns: string, na
   };
 }
 
-function arg(name: string, fallback: number): number {
-  const i = process.argv.indexOf(`--${name}`);
-  const value = i >= 0 ? Number(process.argv[i + 1]) : fallback;
-  if (!Number.isFinite(value) || value <= 0) throw new Error(`--${name} must be a positive number`);
-  return value;
-}
 
-function fmt(n: number, digits = 1): string {
-  return Number.isFinite(n) ? n.toFixed(digits) : 'n/a';
-}
 
 function table(results: PhaseResult[]): string {
   const out = [
@@ -294,9 +281,9 @@ function table(results: PhaseResult[]): string {
 }
 
 async function main(): Promise<void> {
-  const connections = Math.round(arg('connections', 1000));
-  const baseline = Math.round(arg('baseline', 100));
-  const windowMs = arg('window', 30) * 1000;
+  const connections = Math.round(numericFlag('connections', 1000));
+  const baseline = Math.round(numericFlag('baseline', 100));
+  const windowMs = numericFlag('window', 30) * 1000;
   const log = createLogger({ level: 'silent' });
   const root = packageRoot();
 
