@@ -29,6 +29,7 @@ import { ControlPlane, SERVICE_ACCOUNT_ISSUER } from '../src/testing/control-pla
 import { packageRoot } from '../src/testing/binaries.js';
 import { AgentFatalError, runAgent } from '../src/gateway/agent.js';
 import { startGateway, type Gateway } from '../src/gateway/server.js';
+import { readManifests } from '../src/cli/install.js';
 
 const KEY = { provider: 'local', keyId: 'local/default' };
 const NS_A = 'gw-a';
@@ -217,7 +218,7 @@ describe('atoll gateway and agent', () => {
       const atoll = crds.items.filter((c) => String(c.metadata?.name).endsWith('.atoll.dev'));
       return atoll.length === 3 && atoll.every((c) => c.status?.conditions?.some((k) => k.type === 'Established' && k.status === 'True'));
     }, 30_000);
-    await admin.create(ClusterRoles, parse(readFileSync(path.join(packageRoot(), 'config/rbac/connection-user-role.yaml'), 'utf8')) as KubeObject);
+    await admin.create(ClusterRoles, readManifests([path.join(packageRoot(), 'config/rbac/cluster-roles.yaml')]).find((o) => o.metadata?.name === 'atoll-connection-user')!);
     // The gateway may only ask about resources that exist: wait for discovery of the new group.
     await waitUntil('atoll API served', async () => (await admin.list(IntegrationTypes).then(() => true, () => false)), 30_000);
 

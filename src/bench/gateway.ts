@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
-import { parse, parseAllDocuments } from 'yaml';
+import { parseAllDocuments } from 'yaml';
 import { CONNECTION_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, SEALED_SECRET_TYPE } from '../api/v1alpha1/index.js';
 import { createProviderRegistry, Envelope, InMemoryKeyRingStore } from '../crypto/index.js';
 import { runAgent } from '../gateway/agent.js';
@@ -32,6 +32,7 @@ import { packageRoot } from '../testing/binaries.js';
 import { ControlPlane } from '../testing/control-plane.js';
 import { freePort } from '../testing/ports.js';
 import { fmt, numericFlag, percentile } from './stats.js';
+import { readManifests } from '../cli/install.js';
 
 interface LoadJob {
   url: string;
@@ -155,7 +156,7 @@ async function setUpCluster(admin: KubeClient, envelope: Envelope, upstream: str
     if (i > 300) throw new Error('CRDs were not established');
     await new Promise((r) => setTimeout(r, 100));
   }
-  await admin.create(ClusterRoles, parse(readFileSync(path.join(root, 'config/rbac/connection-user-role.yaml'), 'utf8')) as KubeObject);
+  await admin.create(ClusterRoles, readManifests([path.join(root, 'config/rbac/cluster-roles.yaml')]).find((o) => o.metadata?.name === 'atoll-connection-user')!);
   await admin.create(Namespaces, { metadata: { name: 'bench' } });
   const ws = await admin.create(Workspaces, { metadata: { name: 'bench', namespace: 'bench' }, spec: { policy: { egress: { allowCIDRs: ['127.0.0.1/32'] } } } });
   const identity = String((ws as KubeObject).metadata?.uid);

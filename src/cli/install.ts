@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import type { KubeClient, KubeObject } from '../kube/client.js';
@@ -15,7 +15,7 @@ export function readManifests(paths: string[]): KubeObject[] {
   const out: KubeObject[] = [];
   for (const p of paths) {
     if (!existsSync(p)) continue;
-    const files = readdirSync(p, { withFileTypes: true }).length !== undefined && !p.endsWith('.yaml')
+    const files = statSync(p).isDirectory()
       ? readdirSync(p).filter((f) => f.endsWith('.yaml') && f !== 'kustomization.yaml').sort().map((f) => path.join(p, f))
       : [p];
     for (const f of files) {
