@@ -72,7 +72,7 @@ describe('PostgresqlDriver against a real PostgreSQL without TLS', () => {
     expectNoSecret(outcome, 'wrong-Guess-77');
   });
 
-  it('logs in with MD5 and with cleartext password authentication', async () => {
+  it('logs in with MD5, and refuses to send a cleartext password over an unencrypted connection', async () => {
     const md5 = await driver.probe(
       context({ host: pg.host, port: pg.port, user: 'md5user', database: 'postgres' }, { credentials: { password: 'md5-Secret-1' } }),
     );
@@ -84,7 +84,9 @@ describe('PostgresqlDriver against a real PostgreSQL without TLS', () => {
     const clear = await driver.probe(
       context({ host: pg.host, port: pg.port, user: 'clearuser', database: 'postgres' }, { credentials: { password: 'clear-Secret-1' } }),
     );
-    expect(clear.reason).toBe('Succeeded');
+    expect(clear).toMatchObject({ reachable: 'True', reason: 'UnexpectedResponse' });
+    expect(clear.message).toContain('asked for the password in clear text over an unencrypted connection');
+    expectNoSecret(clear, 'clear-Secret-1');
   });
 
   it('names the database setting when the database does not exist', async () => {

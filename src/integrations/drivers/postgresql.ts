@@ -120,6 +120,10 @@ class PostgresLogin {
         case AUTH_OK:
           return;
         case AUTH_CLEARTEXT:
+          // Whoever answers on an unencrypted connection (the server, or anyone on the path) would read it.
+          if (!this.session.encrypted) {
+            throw new ProbeFailure('UnexpectedResponse', `${this.where} asked for the password in clear text over an unencrypted connection; atoll does not send it. Use sslmode require or verify-full, or scram-sha-256 on the server`);
+          }
           this.session.write(frontendMessage('p', cString(this.password())));
           break;
         case AUTH_MD5:
