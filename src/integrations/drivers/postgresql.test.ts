@@ -107,6 +107,12 @@ describe('PostgresqlDriver against a real PostgreSQL without TLS', () => {
     expect(outcome.message).toContain('sslmode');
   });
 
+  it('falls back to an unencrypted connection with sslmode=prefer, as libpq does', async () => {
+    const outcome = await driver.probe(context({ host: pg.host, port: pg.port, sslmode: 'prefer' }));
+    expect(outcome.reason).toBe('Succeeded');
+    expect(outcome.message).not.toContain('TLS');
+  });
+
   it('reports a closed port as Unreachable', async () => {
     const outcome = await driver.probe(context({ host: '127.0.0.1', port: await freePort() }));
     expect(outcome).toMatchObject({ reachable: 'False', reason: 'Unreachable' });
@@ -184,6 +190,15 @@ describe('PostgresqlDriver against a real PostgreSQL with TLS', () => {
       context({ host: '127.0.0.1', port: pg.port, sslmode: 'verify-full' }, { trustedCAs: [ca.certPem] }),
     );
     expect(mismatch.reason).toBe('TLSError');
+  });
+
+  it('with sslmode=verify-ca checks the chain but not the name', async () => {
+    const byAddress = await driver.probe(context({ host: '127.0.0.1', port: pg.port, sslmode: 'verify-ca' }, { trustedCAs: [ca.certPem] }));
+    expect(byAddress.reason).toBe('Succeeded');
+    const untrusted = await driver.probe(context({ host: '127.0.0.1', port: pg.port, sslmode: 'verify-ca' }, { trustedCAs: [otherCa.certPem] }));
+    expect(untrusted.reason).toBe('TLSError');
+    const prefer = await driver.probe(context({ host: pg.host, port: pg.port, sslmode: 'prefer' }));
+    expect(prefer).toMatchObject({ reason: 'Succeeded', message: expect.stringContaining('TLS') });
   });
 
   it('still refuses a wrong password over TLS', async () => {

@@ -10,13 +10,15 @@ import { enumSetting, portSetting, runWireProbe, stringSetting, withSettings, ty
  * SCRAM-SHA-256 authentication) and then says goodbye at ReadyForQuery. Written
  * on node built-ins: a probe needs the handshake, not a client library.
  *
- * sslmode follows libpq: `disable` never encrypts; `require` encrypts without
- * checking the certificate; `verify-full` checks the chain (system CAs plus
- * ctx.trustedCAs) and that the certificate names `settings.host`. A server that
- * refuses SSL under `require`/`verify-full` is a `TLSError`.
+ * sslmode follows libpq: `disable` never encrypts; `prefer` encrypts when the
+ * server offers it; `require` encrypts without checking the certificate;
+ * `verify-ca` checks the chain (system CAs plus ctx.trustedCAs); `verify-full`
+ * also checks that the certificate names `settings.host`. A server that
+ * refuses SSL under `require`/`verify-*` is a `TLSError`. A cleartext password
+ * is never sent over an unencrypted connection, whatever the mode.
  */
 
-const SSL_MODES = ['disable', 'require', 'verify-full'] as const;
+const SSL_MODES = ['disable', 'prefer', 'require', 'verify-ca', 'verify-full'] as const;
 type SslMode = (typeof SSL_MODES)[number];
 
 interface PostgresqlSettings {
@@ -94,6 +96,7 @@ class PostgresLogin {
     this.session.write(request);
     const answer = (await this.session.read(1)).toString('latin1');
     if (answer === 'N') {
+      if (this.settings.sslmode === 'prefer') return; // libpq: fall back to an unencrypted connection
       throw new ProbeFailure('TLSError', `${this.where} does not accept SSL connections but settings.sslmode is ${this.settings.sslmode}`, {
         reachable: 'True',
       });
@@ -101,7 +104,8 @@ class PostgresLogin {
     if (answer !== 'S') throw new ProbeFailure('UnexpectedResponse', `${this.where} answered the SSL request with something other than PostgreSQL`);
     await this.session.upgradeToTls({
       servername: this.settings.target.host,
-      verify: this.settings.sslmode === 'verify-full',
+      verify: this.settings.sslmode === 'verify-full' || this.settings.sslmode === 'verify-ca',
+      verifyHostname: this.settings.sslmode === 'verify-full',
       trustedCAs: this.ctx.trustedCAs,
     });
   }

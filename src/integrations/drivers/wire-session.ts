@@ -33,7 +33,10 @@ export function toProbeFailure(err: unknown, target: ProbeTarget, progress: { co
 /** TLS options for a given verification mode; `servername` is the name from the settings, never the dialled address. */
 export interface TlsUpgradeOptions {
   servername: string;
+  /** Verify the certificate chain against trusted CAs. */
   verify: boolean;
+  /** Also check that the certificate names `servername` (default: same as `verify`). */
+  verifyHostname?: boolean;
   trustedCAs?: string[];
 }
 
@@ -45,7 +48,7 @@ export function tlsConnectOptions(options: TlsUpgradeOptions): tls.ConnectionOpt
     ...(sni ? { servername: sni } : {}),
     rejectUnauthorized: options.verify,
     ...(options.trustedCAs?.length ? { ca: [...tls.rootCertificates, ...options.trustedCAs] } : {}),
-    checkServerIdentity: options.verify ? (_host, cert) => tls.checkServerIdentity(name, cert) : () => undefined,
+    checkServerIdentity: options.verify && options.verifyHostname !== false ? (_host, cert) => tls.checkServerIdentity(name, cert) : () => undefined,
   };
 }
 
