@@ -1,5 +1,5 @@
 import type { ExternalConnection, IntegrationType, Workspace } from './api/v1alpha1/index.js';
-import { CONNECTION_LABEL } from './api/v1alpha1/index.js';
+import { CONNECTION_LABEL, ConditionType, isConditionTrue } from './api/v1alpha1/index.js';
 import type { OperatorConfig } from './config/operator-config.js';
 import type { OperatorContext } from './controllers/context.js';
 import { ExternalConnectionReconciler, type ReconcilerHooks } from './controllers/externalconnection/reconciler.js';
@@ -106,10 +106,9 @@ export async function startOperator(opts: { client: KubeClient; config: Operator
   });
   workspaces.on(() => secrets.sync(new Set(workspaces.list().map((w) => w.metadata!.namespace!))));
   secrets.sync(new Set(workspaces.list().map((w) => w.metadata!.namespace!)));
-  metrics.connectionsReady.set({ ready: 'true' }, 0);
   const gauge = setInterval(() => {
     const all = connections.list();
-    const ready = all.filter((c) => c.status?.conditions?.some((x) => x.type === 'Ready' && x.status === 'True')).length;
+    const ready = all.filter((c) => isConditionTrue(c.status?.conditions, ConditionType.Ready)).length;
     metrics.connectionsReady.set({ ready: 'true' }, ready);
     metrics.connectionsReady.set({ ready: 'false' }, all.length - ready);
   }, 5000);

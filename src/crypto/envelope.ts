@@ -92,7 +92,7 @@ export class Envelope {
   }
 
   /**
-   * Whether `sealed` is already wrapped by `ref`, so background re-wrapping can
+   * Whether `sealed` is already wrapped by `ref`, so re-wrapping after a key change can
    * skip it. Knows an alias matches its ARN once this process has sealed with it.
    */
   isWrappedWith(sealed: string, ref: KeyRef): boolean {

@@ -8,9 +8,11 @@ import { ExternalConnections, IntegrationTypes, Secrets, Workspaces } from '../k
 import { Informer } from '../runtime/informer.js';
 import type { Logger } from '../runtime/logger.js';
 import { GatewayErrorMessage, notReady } from './errors.js';
+import { describeError } from '../runtime/describe-error.js';
+import { oldestFirst } from '../controllers/context.js';
+import { readState } from '../controllers/externalconnection/credentials.js';
 
 /** Annotation of a managed Secret with per-field metadata (version, hint, key id); never a value. */
-export const CREDENTIALS_ANNOTATION = 'atoll.dev/credentials';
 
 /** The decrypted credentials of one connection at one revision of its managed Secret. */
 export interface CredentialSnapshot {
@@ -96,10 +98,10 @@ export class ConnectionDirectory {
     return [this.#workspaces, this.#connections, this.#types].every((i) => i.healthy());
   }
 
-  /** The namespace's Workspace; undefined when there is none, or (admission bypassed) more than one. */
+  /** The namespace's governing Workspace (the oldest live one), or undefined. */
   workspace(namespace: string): WorkspaceObject | undefined {
-    const found = this.#workspaces.list(namespace).filter((ws) => ws.metadata?.deletionTimestamp === undefined);
-    return found.length === 1 ? found[0] : undefined;
+    // The same rule as the controller: the oldest live Workspace governs the namespace.
+    return oldestFirst(this.#workspaces.list(namespace).filter((ws) => ws.metadata?.deletionTimestamp === undefined))[0];
   }
 
   connection(namespace: string, name: string): ConnectionObject | undefined {
@@ -169,10 +171,10 @@ export class ConnectionDirectory {
         values[field] = await this.#envelope.open(sealed, { namespace, workspace: identity, connection, field, destination });
       }
     } catch (err) {
-      this.#log.warn({ namespace, connection, err: { name: (err as Error).name, message: (err as Error).message } }, 'managed credentials could not be opened');
+      this.#log.warn({ namespace, connection, error: describeError(err) }, 'managed credentials could not be opened');
       throw notReady(GatewayErrorMessage.noCredentials, { cause: err });
     }
-    return { revision, values, versions: fieldVersions(secret) };
+    return { revision, values, versions: Object.fromEntries(Object.entries(readState(secret)).map(([f, st]) => [f, st.version])) };
   }
 
   async #managedSecret(namespace: string, connection: string): Promise<SecretObject | undefined> {
@@ -239,15 +241,3 @@ function cacheKey(namespace: string, connection: string): string {
 }
 
 /** Per-field rotation counters from the managed Secret's annotation; malformed annotations give none. */
-function fieldVersions(secret: SecretObject): Record<string, number> {
-  const raw = secret.metadata?.annotations?.[CREDENTIALS_ANNOTATION];
-  if (raw === undefined) return {};
-  try {
-    const parsed = JSON.parse(raw) as Record<string, { version?: unknown }>;
-    const out: Record<string, number> = {};
-    for (const [field, meta] of Object.entries(parsed)) if (typeof meta?.version === 'number') out[field] = meta.version;
-    return out;
-  } catch {
-    return {};
-  }
-}

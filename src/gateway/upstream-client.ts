@@ -86,7 +86,13 @@ export class UpstreamClient {
     const key = `${secure ? 'https' : 'http'}|${address}|${port}|${verifiedName}`;
     let agent = this.#agents.get(key);
     if (agent === undefined) {
-      if (this.#agents.size >= MAX_AGENTS) this.close();
+      // Evict the least recently created pool, keeping its in-flight requests alive
+      // (Agent.destroy would cut them); only its idle sockets are closed.
+      if (this.#agents.size >= MAX_AGENTS) {
+        const [oldestKey, oldest] = this.#agents.entries().next().value as [string, http.Agent];
+        this.#agents.delete(oldestKey);
+        for (const sockets of Object.values(oldest.freeSockets)) for (const socket of sockets ?? []) socket.destroy();
+      }
       const options = { keepAlive: true, maxSockets: 256, maxFreeSockets: 32, timeout: 60_000 };
       agent = secure ? new https.Agent(options) : new http.Agent(options);
       this.#agents.set(key, agent);

@@ -13,6 +13,8 @@ const DRIVER_DESTINATION_SETTINGS = ['host', 'port', 'endpoint', 'url', 'bucket'
  */
 export function destinationSettings(type: IntegrationTypeSpec | IntegrationTypeObject): string[] {
   const spec = 'spec' in type ? type.spec : type;
+  const known = memo.get(spec);
+  if (known) return known;
   const names = new Set<string>();
   const templates = [spec.probe?.http?.url, spec.probe?.http?.auth?.type, (spec as { gateway?: { baseURL?: string; auth?: { type?: string } } }).gateway?.baseURL, (spec as { gateway?: { auth?: { type?: string } } }).gateway?.auth?.type];
   for (const t of templates) {
@@ -22,8 +24,13 @@ export function destinationSettings(type: IntegrationTypeSpec | IntegrationTypeO
     const declared = Object.keys((spec.settingsSchema as { properties?: Record<string, unknown> } | undefined)?.properties ?? {});
     for (const n of DRIVER_DESTINATION_SETTINGS) if (declared.includes(n)) names.add(n);
   }
-  return [...names].sort();
+  const result = [...names].sort();
+  memo.set(spec, result);
+  return result;
 }
+
+// Types come from informer caches (a new object per change), so identity is a safe memo key.
+const memo = new WeakMap<object, string[]>();
 
 /**
  * A digest of where a connection's credentials go, bound into every

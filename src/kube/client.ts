@@ -1,7 +1,7 @@
 import https from 'node:https';
 import http from 'node:http';
 import { KubeConfig } from '@kubernetes/client-node';
-import { KubeApiError } from './errors.js';
+import { KubeApiError, isNotFound } from './errors.js';
 import { apiVersionOf, resourcePath, type ResourceType } from './resources.js';
 
 /** Object metadata as it travels on the wire (timestamps are RFC 3339 strings). */
@@ -111,8 +111,7 @@ export class KubeClient {
   }
 
   private async authOptions(): Promise<https.RequestOptions> {
-    // Token-based auth (exec plugins, projected tokens) can refresh, so only
-    // cache briefly; client certificates are static anyway.
+    // Asked per request: exec plugins and projected tokens rotate, and client-node caches what is cacheable.
     const opts: https.RequestOptions = {};
     await this.config.applyToHTTPSOptions(opts);
     return opts;
@@ -127,7 +126,7 @@ export class KubeClient {
     try {
       return await this.get<T>(t, name, namespace);
     } catch (err) {
-      if (err instanceof KubeApiError && err.status === 404) return undefined;
+      if (isNotFound(err)) return undefined;
       throw err;
     }
   }

@@ -24,14 +24,6 @@ export function isConflict(err: unknown): boolean {
 export function isAlreadyExists(err: unknown): boolean {
   return err instanceof KubeApiError && err.status === 409 && err.reason === 'AlreadyExists';
 }
-export function isForbidden(err: unknown): boolean {
-  return err instanceof KubeApiError && err.status === 403;
-}
 export function isGone(err: unknown): boolean {
   return err instanceof KubeApiError && err.status === 410;
-}
-/** Errors worth retrying: transport failures, throttling and server-side faults. */
-export function isTransient(err: unknown): boolean {
-  if (err instanceof KubeApiError) return err.status === 429 || err.status >= 500 || err.status === 0;
-  return true;
 }

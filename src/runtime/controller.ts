@@ -6,6 +6,8 @@ import { objectKey } from './informer.js';
 import type { Logger } from './logger.js';
 import type { OperatorMetrics } from './metrics.js';
 import { WorkQueue } from './workqueue.js';
+import { describeError } from './describe-error.js';
+
 
 /** What a reconcile asks for next: nothing, or another look after a delay. */
 export interface ReconcileResult {
@@ -121,21 +123,4 @@ export class Controller {
       this.opts.metrics.reconcileDuration.observe(labels, (performance.now() - started) / 1000);
     }
   }
-}
-
-/**
- * What of an error is safe to log: its class, code and constant message.
- * Never stacks of request bodies, never raw API responses.
- */
-export function describeError(err: unknown): Record<string, unknown> {
-  if (err instanceof Error) {
-    const out: Record<string, unknown> = { type: err.name, message: err.message };
-    const e = err as Error & { status?: number; reason?: string; code?: string };
-    if (e.status !== undefined) out.status = e.status;
-    if (e.reason !== undefined) out.reason = e.reason;
-    if (e.code !== undefined) out.code = e.code;
-    if (err.cause instanceof Error) out.cause = { type: err.cause.name, code: (err.cause as { code?: string }).code };
-    return out;
-  }
-  return { type: typeof err };
 }

@@ -1,5 +1,5 @@
 import type { KubeClient, KubeObject } from '../kube/client.js';
-import { KubeApiError } from '../kube/errors.js';
+import { KubeApiError, isGone } from '../kube/errors.js';
 import type { ResourceType } from '../kube/resources.js';
 import type { Logger } from './logger.js';
 
@@ -29,6 +29,8 @@ export function objectKey(obj: KubeObject): string {
  */
 export class Informer<T extends KubeObject> {
   private readonly store = new Map<string, T>();
+  /** namespace → key → object: list(namespace) without scanning everything. */
+  private readonly byNamespace = new Map<string, Map<string, T>>();
   private readonly handlers: InformerHandler<T>[] = [];
   private synced = false;
   private failing = false;
@@ -58,8 +60,24 @@ export class Informer<T extends KubeObject> {
   }
 
   list(namespace?: string): T[] {
-    const all = [...this.store.values()];
-    return namespace === undefined ? all : all.filter((o) => o.metadata?.namespace === namespace);
+    if (namespace === undefined) return [...this.store.values()];
+    return [...(this.byNamespace.get(namespace)?.values() ?? [])];
+  }
+
+  private put(key: string, obj: T): void {
+    this.store.set(key, obj);
+    const ns = obj.metadata?.namespace ?? '';
+    const index = this.byNamespace.get(ns) ?? new Map<string, T>();
+    index.set(key, obj);
+    this.byNamespace.set(ns, index);
+  }
+
+  private remove(key: string, obj: T): void {
+    this.store.delete(key);
+    const ns = obj.metadata?.namespace ?? '';
+    const index = this.byNamespace.get(ns);
+    index?.delete(key);
+    if (index?.size === 0) this.byNamespace.delete(ns);
   }
 
   hasSynced(): boolean {
@@ -101,7 +119,7 @@ export class Informer<T extends KubeObject> {
         }
       } catch (err) {
         if (this.stopped) break;
-        const gone = err instanceof KubeApiError && err.status === 410;
+        const gone = isGone(err);
         if (!gone) {
           failures++;
           this.failing = true;
@@ -121,12 +139,12 @@ export class Informer<T extends KubeObject> {
       const key = objectKey(obj);
       seen.add(key);
       const old = this.store.get(key);
-      this.store.set(key, obj);
+      this.put(key, obj);
       this.emit(old ? 'update' : 'add', obj, old);
     }
     for (const [key, old] of [...this.store]) {
       if (!seen.has(key)) {
-        this.store.delete(key);
+        this.remove(key, old);
         this.emit('delete', old);
       }
     }
@@ -161,10 +179,10 @@ export class Informer<T extends KubeObject> {
           const key = objectKey(ev.object);
           const old = this.store.get(key);
           if (ev.type === 'DELETED') {
-            this.store.delete(key);
+            this.remove(key, ev.object);
             this.emit('delete', ev.object);
           } else {
-            this.store.set(key, ev.object);
+            this.put(key, ev.object);
             this.emit(old ? 'update' : 'add', ev.object, old);
           }
         },

@@ -3,6 +3,7 @@ import { isConflict, isNotFound } from '../kube/errors.js';
 import { Leases } from '../kube/resources.js';
 import { sleep } from './informer.js';
 import type { Logger } from './logger.js';
+import { describeError } from './describe-error.js';
 
 interface Lease extends KubeObject {
   spec: { holderIdentity?: string | null; leaseDurationSeconds?: number; acquireTime?: string; renewTime?: string; leaseTransitions?: number };
@@ -107,7 +108,7 @@ export class LeaderElector {
       } as never);
       return true;
     } catch (err) {
-      if (!isConflict(err) && !isNotFound(err)) this.opts.log.warn({ lease: name, err: (err as Error).message }, 'lease update failed');
+      if (!isConflict(err) && !isNotFound(err)) this.opts.log.warn({ lease: name, error: describeError(err) }, 'lease update failed');
       return false;
     }
   }

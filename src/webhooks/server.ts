@@ -1,6 +1,7 @@
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from '../runtime/logger.js';
+import { describeError } from '../runtime/describe-error.js';
 import { deny, type AdmissionRequest, type AdmissionResponse } from './admission.js';
 import { PATHS } from './registration.js';
 
@@ -52,7 +53,7 @@ export async function startWebhookServer(opts: {
       try {
         response = await handler(request);
       } catch (err) {
-        opts.log.error({ err: { type: (err as Error).name, message: (err as Error).message }, kind: request.kind?.kind }, 'admission handler failed');
+        opts.log.error({ error: describeError(err), kind: request.kind?.kind }, 'admission handler failed');
         response = deny(request.uid, 'atoll admission failed internally; nothing was stored, try again', 500, 'InternalError');
       }
       opts.log.info({ operation: request.operation, kind: request.kind?.kind, namespace: request.namespace, name: request.name, dryRun: request.dryRun, allowed: response.allowed, patched: Boolean(response.patch) }, 'admission');

@@ -1,6 +1,7 @@
 import type { ExternalConnection, IntegrationType, Workspace } from '../api/v1alpha1/index.js';
 import { checkConnection } from '../controllers/externalconnection/policy.js';
 import { checkWorkspace } from '../controllers/workspace/policy.js';
+import { oldestFirst } from '../controllers/context.js';
 import { allow, deny, type AdmissionRequest, type AdmissionResponse } from './admission.js';
 
 export interface ValidationDeps {
@@ -16,8 +17,7 @@ export async function validateConnection(req: AdmissionRequest, deps: Validation
   for (const [field, source] of Object.entries(conn.spec?.credentials ?? {})) {
     if (source?.value !== undefined) return deny(req.uid, `spec.credentials.${field}.value reached validation unsealed; the sealing webhook did not run. Seal the value with atoll seal`);
   }
-  const workspaces = (await deps.workspacesIn(ns)).filter((w) => !w.metadata.deletionTimestamp);
-  const ws = oldest(workspaces);
+  const ws = oldestFirst(await deps.workspacesIn(ns))[0];
   const problems = checkConnection(conn, ws, deps.integrationType(conn.spec?.type), { creating: req.operation === 'CREATE', connectionsInNamespace: deps.connectionsIn(ns) });
   if (problems.length) return deny(req.uid, problems.map((p) => p.message).join('; '));
   return allow(req.uid);
@@ -38,6 +38,3 @@ export async function validateWorkspace(req: AdmissionRequest, deps: ValidationD
   return allow(req.uid);
 }
 
-function oldest(ws: Workspace[]): Workspace | undefined {
-  return [...ws].sort((a, b) => String(a.metadata.creationTimestamp).localeCompare(String(b.metadata.creationTimestamp)))[0];
-}

@@ -29,8 +29,8 @@ export const CONNECTION_USER_CLUSTER_ROLE = 'atoll-connection-user';
 /** The RBAC verb a workload needs on a connection to use it through the gateway or agent. */
 export const USE_VERB = 'use';
 
-/** Prefix of every sealed credential: the versioned, self-describing envelope format. */
-export const SEALED_PREFIX = 'atoll:v1:';
+/** Annotation on a managed Secret: per-field {fingerprint, version, updatedAt, keyId, hint} (JSON). */
+export const CREDENTIALS_STATE_ANNOTATION = 'atoll.dev/credentials';
 
 /** Name of the managed Secret of a connection. Deterministic, so it is never looked up. */
 export function managedSecretName(connectionName: string): string {

@@ -17,7 +17,8 @@ export interface FieldState {
   hint: string;
 }
 
-export const STATE_ANNOTATION = 'atoll.dev/credentials';
+export { CREDENTIALS_STATE_ANNOTATION as STATE_ANNOTATION } from '../../api/v1alpha1/well-known.js';
+import { CREDENTIALS_STATE_ANNOTATION } from '../../api/v1alpha1/well-known.js';
 
 /**
  * A Secret made by someone else (a person, External Secrets Operator) is used
@@ -54,7 +55,7 @@ export class CredentialProblem extends Error {
 
 export function readState(secret: Secret | undefined): Record<string, FieldState> {
   try {
-    return JSON.parse(secret?.metadata?.annotations?.[STATE_ANNOTATION] ?? '{}') as Record<string, FieldState>;
+    return JSON.parse(secret?.metadata?.annotations?.[CREDENTIALS_STATE_ANNOTATION] ?? '{}') as Record<string, FieldState>;
   } catch {
     return {};
   }

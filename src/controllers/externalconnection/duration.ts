@@ -1,6 +1,6 @@
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
-/** Parses Go-style durations as used in the CRD ("10s", "1m30s", "0"); undefined if malformed. */
+/** Parses Go-style durations as used in the CRD ("10s", "1m30s", "0"); the fallback when absent or malformed. */
 export function parseDuration(text: string | undefined, fallbackMs: number): number {
   if (text === undefined || text === '') return fallbackMs;
   if (text === '0') return 0;

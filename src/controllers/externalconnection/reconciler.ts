@@ -92,9 +92,7 @@ export class ExternalConnectionReconciler {
     const existing = await this.readSecret(ns, secretName);
     if (existing && existing.metadata?.labels?.[MANAGED_BY_LABEL] !== MANAGED_BY_VALUE) {
       // Someone else's Secret has the name we need: never overwrite it.
-      conditions = setCondition(conditions, { type: ConditionType.CredentialsSealed, status: 'False', reason: Reason.PolicyViolation, message: `Secret ${secretName} already exists and is not managed by atoll; rename that Secret or this connection`, observedGeneration: gen }, now);
-      conditions = setCondition(conditions, summarizeReady(conditions, [ConditionType.CredentialsSealed], gen), now);
-      await this.writeStatus(conn, { ...conn.status, observedGeneration: gen, conditions });
+      await this.failSealed(conn, conditions, Reason.PolicyViolation, `Secret ${secretName} already exists and is not managed by atoll; rename that Secret or this connection`, now);
       return;
     }
     // A managed Secret left by a deleted namesake (orphaned) carries nothing over: its state is ignored and it is rewritten.
@@ -110,25 +108,21 @@ export class ExternalConnectionReconciler {
     } catch (err) {
       if (err instanceof CredentialProblem) {
         // Lose nothing: the managed Secret keeps the last good ciphertexts.
-        conditions = setCondition(conditions, { type: ConditionType.CredentialsSealed, status: 'False', reason: err.reason, message: err.message, observedGeneration: gen }, now);
-        conditions = setCondition(conditions, summarizeReady(conditions, [ConditionType.CredentialsSealed], gen), now);
         if (findCondition(conn.status?.conditions, ConditionType.CredentialsSealed)?.reason !== err.reason) {
           await this.ctx.events.record(ExternalConnections, conn, 'Warning', err.reason, err.message);
         }
-        await this.writeStatus(conn, { ...conn.status, observedGeneration: gen, conditions });
+        await this.failSealed(conn, conditions, err.reason, err.message, now);
         return;
       }
       if (err instanceof CryptoError) {
         this.ctx.metrics.kmsFailures.inc({ provider: keyRef.provider, reason: err.reason });
-        conditions = setCondition(conditions, { type: ConditionType.CredentialsSealed, status: 'False', reason: Reason.KMSUnavailable, message: `the KMS (${keyRef.provider}) could not be reached or refused the request; the stored credentials are unchanged and atoll retries with backoff`, observedGeneration: gen }, now);
-        conditions = setCondition(conditions, summarizeReady(conditions, [ConditionType.CredentialsSealed], gen), now);
-        await this.writeStatus(conn, { ...conn.status, observedGeneration: gen, conditions });
+        await this.failSealed(conn, conditions, Reason.KMSUnavailable, `the KMS (${keyRef.provider}) could not be reached or refused the request; the stored credentials are unchanged and atoll retries with backoff`, now);
       }
       throw err;
     }
 
     await this.hooks.beforeSecretWrite?.(ns, req.name);
-    await this.writeSecret(conn, ws!, existing, resolved, log);
+    await this.writeSecret(conn, ws!, secretName, ours ? existing : undefined, existing, resolved, log);
     for (const r of resolved.filter((x) => x.rotated && previous[x.field])) {
       await this.ctx.events.record(ExternalConnections, conn, 'Normal', 'CredentialRotated', `credential ${r.field} rotated to version ${r.state.version}`);
     }
@@ -192,16 +186,24 @@ export class ExternalConnectionReconciler {
     return this.ctx.client.tryGet<Secret>(Secrets, name, ns);
   }
 
-  private async writeSecret(conn: Conn, ws: Workspace & KubeObject, existing: Secret | undefined, resolved: ResolvedField[], log: Logger): Promise<void> {
+  /** CredentialsSealed=False (and Ready with it); the managed Secret stays as it was. */
+  private async failSealed(conn: Conn, conditions: Condition[], reason: string, message: string, now: Date): Promise<void> {
+    const gen = conn.metadata.generation;
+    conditions = setCondition(conditions, { type: ConditionType.CredentialsSealed, status: 'False', reason, message, observedGeneration: gen }, now);
+    conditions = setCondition(conditions, summarizeReady(conditions, [ConditionType.CredentialsSealed], gen), now);
+    await this.writeStatus(conn, { ...conn.status, observedGeneration: gen, conditions });
+  }
+
+  /** `owned` is the existing Secret when it belongs to this connection object; `existing` is whatever has the name. */
+  private async writeSecret(conn: Conn, ws: Workspace & KubeObject, name: string, owned: Secret | undefined, existing: Secret | undefined, resolved: ResolvedField[], log: Logger): Promise<void> {
     const ns = conn.metadata.namespace!;
     const data = Object.fromEntries(resolved.map((r) => [r.field, Buffer.from(r.ciphertext).toString('base64')]));
     const state: Record<string, FieldState> = Object.fromEntries(resolved.map((r) => [r.field, r.state]));
     const annotation = JSON.stringify(state);
-    const owned = existing?.metadata?.ownerReferences?.some((o) => o.uid === conn.metadata.uid) ?? false;
-    if (existing && owned && sameData(existing.data, data) && existing.metadata?.annotations?.[STATE_ANNOTATION] === annotation) return;
+    if (owned && sameData(owned.data, data) && owned.metadata?.annotations?.[STATE_ANNOTATION] === annotation) return;
     const body: Secret = {
       metadata: {
-        name: managedSecretName(conn.metadata.name!),
+        name,
         namespace: ns,
         labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [CONNECTION_LABEL]: conn.metadata.name!, [WORKSPACE_LABEL]: ws.metadata.name! },
         annotations: { [STATE_ANNOTATION]: annotation },

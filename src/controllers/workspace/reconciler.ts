@@ -1,6 +1,8 @@
 import {
   ConditionType,
   FINALIZER,
+  MANAGED_BY_LABEL,
+  MANAGED_BY_VALUE,
   Reason,
   WORKSPACE_LABEL,
   findCondition,
@@ -38,14 +40,16 @@ const RBAC_RESYNC_MS = 5 * 60_000;
  * removes all of it before the finalizer goes.
  */
 export class WorkspaceReconciler {
-  private readonly keyChecks = new Map<string, { ok: boolean; at: number }>();
+  /** When each (namespace, identity, key) last proved usable. */
+  private readonly keyChecks = new Map<string, number>();
 
   constructor(private readonly ctx: OperatorContext) {}
 
   reconcile = async (req: ReconcileRequest, log: Logger): Promise<ReconcileResult | void> => {
     const { client } = this.ctx;
     const ns = req.namespace!;
-    const ws = await client.tryGet<Ws>(Workspaces, req.name, ns);
+    // From the cache (writes are guarded by resourceVersion, so a stale read only costs a retry).
+    const ws = this.ctx.workspaces.get(`${ns}/${req.name}`) ?? (await client.tryGet<Ws>(Workspaces, req.name, ns));
     if (!ws) return;
     if (ws.metadata.deletionTimestamp) return this.finalize(ws, log);
     if (!hasFinalizer(ws, FINALIZER)) {
@@ -115,11 +119,13 @@ export class WorkspaceReconciler {
     const { client } = this.ctx;
     const ns = ws.metadata.namespace!;
     if (!hasFinalizer(ws, FINALIZER)) return;
-    const names = [...TENANT_ROLES.map(tenantRoleName), OPERATOR_SECRETS_ROLE, GATEWAY_SECRETS_ROLE];
-    for (const name of names) {
+    for (const name of TENANT_ROLES.map(tenantRoleName)) {
       await ignoreNotFound(client.delete(RoleBindings, name, ns));
       await ignoreNotFound(client.delete(Roles, name, ns));
     }
+    // These two bind ClusterRoles: there is no Role of that name to delete.
+    for (const name of [OPERATOR_SECRETS_ROLE, GATEWAY_SECRETS_ROLE]) await ignoreNotFound(client.delete(RoleBindings, name, ns));
+    for (const k of [...this.keyChecks.keys()]) if (k.startsWith(`${ns}|`)) this.keyChecks.delete(k);
     const namespace = await client.tryGet<KubeObject>(Namespaces, ns);
     if (namespace?.metadata?.labels?.[WORKSPACE_LABEL] === ws.metadata.name) {
       await client.mergePatch(Namespaces, ns, undefined, { metadata: { labels: { [WORKSPACE_LABEL]: null } } });
@@ -141,7 +147,7 @@ export class WorkspaceReconciler {
   private async applyTenantRbac(ws: Ws): Promise<void> {
     const ns = ws.metadata.namespace!;
     const owner = [ownerReference(ws)];
-    const labels = { 'app.kubernetes.io/managed-by': 'atoll', [WORKSPACE_LABEL]: ws.metadata.name! };
+    const labels = { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [WORKSPACE_LABEL]: ws.metadata.name! };
     for (const role of TENANT_ROLES) {
       const name = tenantRoleName(role);
       await this.ctx.client.apply(Roles, { metadata: { name, namespace: ns, labels, ownerReferences: owner }, rules: tenantRules(role) });
@@ -164,17 +170,17 @@ export class WorkspaceReconciler {
   /** Seals a throwaway value under the workspace binding: proves the key works, at most every 10 minutes. */
   private async checkKey(ns: string, identity: string, key: { provider: string; keyId: string }, log: Logger): Promise<boolean> {
     const cacheKey = `${ns}|${identity}|${key.provider}|${key.keyId}`;
-    const cached = this.keyChecks.get(cacheKey);
-    if (cached && cached.ok && Date.now() - cached.at < KEY_CHECK_TTL_MS) return true;
+    const lastOk = this.keyChecks.get(cacheKey);
+    if (lastOk !== undefined && Date.now() - lastOk < KEY_CHECK_TTL_MS) return true;
     try {
       const binding = { namespace: ns, workspace: identity, connection: 'atoll-key-check', field: 'check', destination: 'key-check' };
       const sealed = await this.ctx.crypto.envelope.seal('atoll-key-check', binding, key);
       await this.ctx.crypto.envelope.open(sealed, binding);
-      this.keyChecks.set(cacheKey, { ok: true, at: Date.now() });
+      this.keyChecks.set(cacheKey, Date.now());
       return true;
     } catch (err) {
       log.warn({ keyId: key.keyId, reason: (err as { reason?: string }).reason ?? (err as Error).name }, 'workspace key check failed');
-      this.keyChecks.set(cacheKey, { ok: false, at: Date.now() });
+      this.keyChecks.delete(cacheKey);
       return false;
     }
   }

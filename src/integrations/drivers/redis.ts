@@ -51,9 +51,9 @@ class ReplyReader {
 
   constructor(
     private readonly socket: Socket,
-    private readonly target: ProbeTarget,
+    target: ProbeTarget,
     private readonly limit: number,
-    private readonly timeoutMs: number,
+    timeoutMs: number,
     signal: AbortSignal,
   ) {
     socket.on('data', (chunk: Buffer) => {
