@@ -21,6 +21,8 @@ export const CoreEvents = rt('', 'v1', 'Event', 'events', true);
 export const Roles = rt('rbac.authorization.k8s.io', 'v1', 'Role', 'roles', true);
 export const RoleBindings = rt('rbac.authorization.k8s.io', 'v1', 'RoleBinding', 'rolebindings', true);
 export const ClusterRoles = rt('rbac.authorization.k8s.io', 'v1', 'ClusterRole', 'clusterroles', false);
+// Used by manifest installation (src/cli/install.ts maps every descriptor here by kind).
+export const ClusterRoleBindings = rt('rbac.authorization.k8s.io', 'v1', 'ClusterRoleBinding', 'clusterrolebindings', false);
 export const Leases = rt('coordination.k8s.io', 'v1', 'Lease', 'leases', true);
 export const CustomResourceDefinitions = rt('apiextensions.k8s.io', 'v1', 'CustomResourceDefinition', 'customresourcedefinitions', false);
 export const MutatingWebhookConfigurations = rt('admissionregistration.k8s.io', 'v1', 'MutatingWebhookConfiguration', 'mutatingwebhookconfigurations', false);
