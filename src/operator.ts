@@ -24,6 +24,8 @@ import { validateConnection, validateWorkspace } from './webhooks/validation.js'
 import { oldestFirst } from './controllers/context.js';
 
 type Ws = Workspace & KubeObject;
+
+const CERT_RELOAD_MS = 5 * 60_000;
 type Conn = ExternalConnection & KubeObject;
 type Type = IntegrationType & KubeObject;
 
@@ -56,6 +58,7 @@ export async function startOperator(opts: { client: KubeClient; config: Operator
 
   // Webhooks: every replica serves them, so admission never waits for a leader.
   let webhook: Awaited<ReturnType<typeof startWebhookServer>> | undefined;
+  let certReload: NodeJS.Timeout | undefined;
   if (config.webhook.enabled) {
     const service = config.webhook.serviceName;
     const dnsNames = service ? [`${service}.${config.namespace}.svc`, `${service}.${config.namespace}.svc.cluster.local`] : ['localhost'];
@@ -82,6 +85,19 @@ export async function startOperator(opts: { client: KubeClient; config: Operator
     const urlBase = config.webhook.urlBase?.replace(/:0$/, `:${webhook.port}`);
     // With cert-manager, its cainjector owns caBundle and the chart owns the configurations.
     if (!certManaged) await registerWebhooks(client, urlBase ? { caPem: cert.caPem, urlBase } : { caPem: cert.caPem, service: { namespace: config.namespace, name: service!, port: 443 } });
+    // cert-manager renews the Secret in place: pick the new certificate up without a restart.
+    if (certManaged) {
+      let served = cert.certPem;
+      certReload = setInterval(() => {
+        void readServingCertificate(client, config.namespace, 0).then((next) => {
+          if (next.certPem === served) return;
+          served = next.certPem;
+          webhook?.setCertificate(next);
+          log.info('webhook serving certificate reloaded');
+        }, () => undefined);
+      }, CERT_RELOAD_MS);
+      certReload.unref();
+    }
   }
 
   const wsController = new Controller({ name: 'workspace', reconcile: new WorkspaceReconciler(ctx).reconcile, log, metrics });
@@ -148,6 +164,7 @@ export async function startOperator(opts: { client: KubeClient; config: Operator
     async stop() {
       stopping = true;
       clearInterval(gauge);
+      clearInterval(certReload);
       await Promise.all([wsController.stop(), connController.stop()]);
       await elector?.stop();
       await webhook?.close();
