@@ -2,7 +2,8 @@
 # Installs the real services the probe tests run against on loopback:
 # PostgreSQL, MariaDB (server and the `mariadb` client used by
 # src/testing/databases.ts), Redis, Prometheus, htpasswd (bcrypt hashes for
-# Prometheus' web config), lua5.1 (Argo CD health check tests) and nginx (the
+# Prometheus' web config), lua5.1 (Argo CD health check tests), tmux (a real
+# terminal for the interactive CLI test) and nginx (the
 # gateway benchmark). Tests start their own instances on free ports in
 # temporary directories, so the system services these packages would normally
 # start are kept from starting and disabled.
@@ -28,6 +29,7 @@ declare -A probe_binary=(
   [mariadb-client]=/usr/bin/mariadb
   [lua5.1]=/usr/bin/lua5.1
   [nginx]=/usr/sbin/nginx
+  [tmux]=/usr/bin/tmux
 )
 # package -> init scripts it may install and auto-start
 declare -A init_scripts=(
@@ -39,8 +41,9 @@ declare -A init_scripts=(
   [mariadb-client]=
   [lua5.1]=
   [nginx]=nginx
+  [tmux]=
 )
-packages=(postgresql mariadb-server redis-server prometheus apache2-utils mariadb-client lua5.1 nginx)
+packages=(postgresql mariadb-server redis-server prometheus apache2-utils mariadb-client lua5.1 nginx tmux)
 
 is_installed() {
   [[ $(dpkg-query -W -f='${Status}' "$1" 2>/dev/null) == "install ok installed" && -e ${probe_binary[$1]} ]]

@@ -6,6 +6,7 @@ import { flag, flags, UsageError, type ParsedArgs } from './args.js';
 import { cliClient } from './kube-context.js';
 import { promptLine, readSecret } from './prompt.js';
 import { parseDuration } from '../controllers/externalconnection/duration.js';
+import { coerceSetting } from './settings-input.js';
 
 type Conn = ExternalConnection & KubeObject;
 
@@ -59,12 +60,12 @@ export async function connect(args: ParsedArgs): Promise<number> {
   if (!name || !typeName) throw new UsageError('atoll connect <connection> --type <type> [-n namespace] [--set key=value ...]');
   const { client, namespace } = cliClient(args);
   const type = await client.get<IntegrationType & KubeObject>(IntegrationTypes, typeName);
+  const schema = type.spec.settingsSchema as { properties?: Record<string, { description?: string; type?: string }>; required?: string[] } | undefined;
   const settings: Record<string, unknown> = {};
-  for (const kv of flags(args, 'set')) settings[kv.split('=')[0]!] = kv.slice(kv.indexOf('=') + 1);
-  const props = ((type.spec.settingsSchema as { properties?: Record<string, { description?: string; default?: unknown }> } | undefined)?.properties) ?? {};
-  const required = ((type.spec.settingsSchema as { required?: string[] } | undefined)?.required) ?? [];
-  for (const key of required) {
-    if (settings[key] === undefined) settings[key] = await promptLine(`${key}${props[key]?.description ? ` (${props[key]!.description})` : ''}: `);
+  for (const kv of flags(args, 'set')) settings[kv.split('=')[0]!] = coerceSetting(schema, kv.split('=')[0]!, kv.slice(kv.indexOf('=') + 1));
+  const props = schema?.properties ?? {};
+  for (const key of schema?.required ?? []) {
+    if (settings[key] === undefined) settings[key] = coerceSetting(schema, key, await promptLine(`${key}${props[key]?.description ? ` (${props[key]!.description})` : ''}: `));
   }
   const credentials: Record<string, { value: string }> = {};
   for (const f of type.spec.credentialFields ?? []) {

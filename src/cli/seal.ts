@@ -5,6 +5,7 @@ import type { KubeObject } from '../kube/client.js';
 import { flag, flags, UsageError, type ParsedArgs } from './args.js';
 import { cliClient } from './kube-context.js';
 import { readSecret } from './prompt.js';
+import { coerceSetting } from './settings-input.js';
 
 export const SEAL_USAGE = `atoll seal <connection> --type <type> [-n namespace] [--field name ...] [--set key=value ...] [--kubeconfig file]
   Reads each credential from a no-echo prompt (or stdin when piped, for a single --field),
@@ -31,8 +32,7 @@ export async function seal(args: ParsedArgs): Promise<number> {
   for (const kv of flags(args, 'set')) {
     const eq = kv.indexOf('=');
     if (eq <= 0) throw new UsageError(`--set ${kv}: expected key=value`);
-    const raw = kv.slice(eq + 1);
-    settings[kv.slice(0, eq)] = /^(true|false)$/.test(raw) ? raw === 'true' : /^\d+$/.test(raw) ? Number(raw) : raw;
+    settings[kv.slice(0, eq)] = coerceSetting(type?.spec.settingsSchema as never, kv.slice(0, eq), kv.slice(eq + 1));
   }
   const credentials: Record<string, { value: string }> = {};
   for (const f of fields) {
