@@ -122,4 +122,14 @@ describe('atoll CLI', () => {
     expect(out.stdout).not.toContain(goodToken);
     expect(out.stdout).not.toContain(badToken);
   });
+
+  it('`atoll rotate` replaces a credential from stdin: the next probe uses it and the version moves on', async () => {
+    const before = await admin().get<Conn>(ExternalConnections, bad, ns);
+    const out = await atoll(['rotate', bad, '-n', ns, '--field', 'token'], `${goodToken}\n`);
+    expect(out.code, out.stderr).toBe(0);
+    expect(out.stdout + out.stderr).not.toContain(goodToken);
+    const after = await eventually('rotated and Ready', () => admin().get<Conn>(ExternalConnections, bad, ns),
+      (c) => c.status?.credentials?.token?.version === (before.status?.credentials?.token?.version ?? 0) + 1 && condition(c, 'Ready')?.status === 'True', 30_000);
+    expect(after.status?.credentials?.token?.hint).toBe(`…${goodToken.slice(-4)}`);
+  });
 });
