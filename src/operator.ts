@@ -108,7 +108,8 @@ export async function startOperator(opts: { client: KubeClient; config: Operator
   wsController.watch(workspaces, undefined, specChanged);
   wsController.watch(connections, (c) => workspaceKeys(ctx, c.metadata?.namespace));
   connController.watch(connections, undefined, specChanged);
-  connController.watch(workspaces, (w) => connectionKeys(ctx, w.metadata?.namespace));
+  // Connections depend on the Workspace spec (policy, key, identity), not on its status counts.
+  connController.watch(workspaces, (w) => connectionKeys(ctx, w.metadata?.namespace), specChanged);
   connController.watch(types, (t) => ctx.connections.list().filter((c) => c.spec?.type === t.metadata?.name).map(objectKey));
   secrets.on((_e, s, old) => {
     if (old && old.metadata?.resourceVersion === s.metadata?.resourceVersion) return;
