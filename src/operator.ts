@@ -16,16 +16,9 @@ import { LeaderElector } from './runtime/leader-election.js';
 import type { Logger } from './runtime/logger.js';
 import { createOperatorMetrics, type OperatorMetrics } from './runtime/metrics.js';
 import { NamespacedSecretWatch } from './runtime/secret-watch.js';
-import { ensureServingCertificate, readServingCertificate } from './webhooks/certs.js';
-import { registerWebhooks } from './webhooks/registration.js';
-import { sealConnection } from './webhooks/sealing.js';
-import { startWebhookServer } from './webhooks/server.js';
-import { validateConnection, validateWorkspace } from './webhooks/validation.js';
-import { oldestFirst } from './controllers/context.js';
+import { serveWebhooks } from './webhooks/serve.js';
 
 type Ws = Workspace & KubeObject;
-
-const CERT_RELOAD_MS = 5 * 60_000;
 type Conn = ExternalConnection & KubeObject;
 type Type = IntegrationType & KubeObject;
 
@@ -56,49 +49,7 @@ export async function startOperator(opts: { client: KubeClient; config: Operator
   await Promise.all([workspaces.waitForSync(), connections.waitForSync(), types.waitForSync()]);
   metrics.connectionsReady.set({ ready: 'true' }, 0);
 
-  // Webhooks: every replica serves them, so admission never waits for a leader.
-  let webhook: Awaited<ReturnType<typeof startWebhookServer>> | undefined;
-  let certReload: NodeJS.Timeout | undefined;
-  if (config.webhook.enabled) {
-    const service = config.webhook.serviceName;
-    const dnsNames = service ? [`${service}.${config.namespace}.svc`, `${service}.${config.namespace}.svc.cluster.local`] : ['localhost'];
-    const certManaged = config.webhook.certs === 'cert-manager';
-    const cert = certManaged
-      ? await readServingCertificate(client, config.namespace)
-      : await ensureServingCertificate(client, config.namespace, { dnsNames, ipAddresses: config.webhook.urlBase ? ['127.0.0.1'] : [] });
-    webhook = await startWebhookServer({
-      host: config.webhook.host,
-      port: config.webhook.port,
-      tls: cert,
-      log: log.child({ component: 'webhook' }),
-      handlers: {
-        mutateConnection: (req) => sealConnection(req, {
-          crypto,
-          log,
-          workspaceOf: async (ns) => oldestFirst(await liveWorkspaces(ctx, ns))[0] as Workspace | undefined,
-          integrationType: async (name) => (ctx.types.get(name) ?? (await client.tryGet<Type>(IntegrationTypes, name))) as IntegrationType | undefined,
-        }),
-        validateConnection: (req) => validateConnection(req, validationDeps(ctx)),
-        validateWorkspace: (req) => validateWorkspace(req, validationDeps(ctx)),
-      },
-    });
-    const urlBase = config.webhook.urlBase?.replace(/:0$/, `:${webhook.port}`);
-    // With cert-manager, its cainjector owns caBundle and the chart owns the configurations.
-    if (!certManaged) await registerWebhooks(client, urlBase ? { caPem: cert.caPem, urlBase } : { caPem: cert.caPem, service: { namespace: config.namespace, name: service!, port: 443 } });
-    // cert-manager renews the Secret in place: pick the new certificate up without a restart.
-    if (certManaged) {
-      let served = cert.certPem;
-      certReload = setInterval(() => {
-        void readServingCertificate(client, config.namespace, 0).then((next) => {
-          if (next.certPem === served) return;
-          served = next.certPem;
-          webhook?.setCertificate(next);
-          log.info('webhook serving certificate reloaded');
-        }, () => undefined);
-      }, CERT_RELOAD_MS);
-      certReload.unref();
-    }
-  }
+  const webhook = config.webhook.enabled ? await serveWebhooks(ctx, log.child({ component: 'webhook' })) : undefined;
 
   const wsController = new Controller({ name: 'workspace', reconcile: new WorkspaceReconciler(ctx).reconcile, log, metrics });
   let connController: Controller;
@@ -165,7 +116,6 @@ export async function startOperator(opts: { client: KubeClient; config: Operator
     async stop() {
       stopping = true;
       clearInterval(gauge);
-      clearInterval(certReload);
       await Promise.all([wsController.stop(), connController.stop()]);
       await elector?.stop();
       await webhook?.close();
@@ -190,25 +140,6 @@ function workspaceKeys(ctx: OperatorContext, ns: string | undefined): string[] {
 
 function connectionKeys(ctx: OperatorContext, ns: string | undefined): string[] {
   return ns ? ctx.connections.list(ns).map(objectKey) : [];
-}
-
-/**
- * Workspaces of a namespace for admission: the cache, or the API server when
- * the cache has none yet (a Workspace and its connections applied together).
- */
-async function liveWorkspaces(ctx: OperatorContext, ns: string): Promise<Workspace[]> {
-  const cached = ctx.workspaces.list(ns).filter((w) => !w.metadata?.deletionTimestamp);
-  if (cached.length > 0) return cached as Workspace[];
-  const list = await ctx.client.list<Ws>(Workspaces, { namespace: ns });
-  return list.items.filter((w) => !w.metadata?.deletionTimestamp) as Workspace[];
-}
-
-function validationDeps(ctx: OperatorContext) {
-  return {
-    workspacesIn: (ns: string) => liveWorkspaces(ctx, ns),
-    connectionsIn: (ns: string) => ctx.connections.list(ns).length,
-    integrationType: (name: string) => ctx.types.get(name) as IntegrationType | undefined,
-  };
 }
 
 function renderKmsStats(stats: DekCacheStats): string {

@@ -1,0 +1,94 @@
+import type { IntegrationType, Workspace } from '../api/v1alpha1/index.js';
+import { oldestFirst, type OperatorContext } from '../controllers/context.js';
+import type { KubeObject } from '../kube/client.js';
+import { IntegrationTypes, Workspaces } from '../kube/resources.js';
+import type { Logger } from '../runtime/logger.js';
+import { ensureServingCertificate, readServingCertificate } from './certs.js';
+import { registerWebhooks } from './registration.js';
+import { sealConnection } from './sealing.js';
+import { startWebhookServer } from './server.js';
+import { validateConnection, validateWorkspace, type ValidationDeps } from './validation.js';
+
+const CERT_RELOAD_MS = 5 * 60_000;
+
+export interface ServedWebhooks {
+  port: number;
+  close(): Promise<void>;
+}
+
+/**
+ * Serves the admission webhooks (every replica does, so admission never
+ * waits for a leader) with a self-managed or cert-manager certificate, and
+ * declares the webhook configurations pointing at them.
+ */
+export async function serveWebhooks(ctx: OperatorContext, log: Logger): Promise<ServedWebhooks> {
+  const { client, config } = ctx;
+  const service = config.webhook.serviceName;
+  const dnsNames = service ? [`${service}.${config.namespace}.svc`, `${service}.${config.namespace}.svc.cluster.local`] : ['localhost'];
+  const certManaged = config.webhook.certs === 'cert-manager';
+  const cert = certManaged
+    ? await readServingCertificate(client, config.namespace)
+    : await ensureServingCertificate(client, config.namespace, { dnsNames, ipAddresses: config.webhook.urlBase ? ['127.0.0.1'] : [] });
+  const deps = validationDeps(ctx);
+  const server = await startWebhookServer({
+    host: config.webhook.host,
+    port: config.webhook.port,
+    tls: cert,
+    log,
+    handlers: {
+      mutateConnection: (req) => sealConnection(req, {
+        crypto: ctx.crypto,
+        log,
+        workspaceOf: async (ns) => oldestFirst(await deps.workspacesIn(ns))[0],
+        integrationType: async (name) => deps.integrationType(name) ?? ((await client.tryGet<IntegrationType & KubeObject>(IntegrationTypes, name)) as IntegrationType | undefined),
+      }),
+      validateConnection: (req) => validateConnection(req, deps),
+      validateWorkspace: (req) => validateWorkspace(req, deps),
+    },
+  });
+
+  let reload: NodeJS.Timeout | undefined;
+  if (certManaged) {
+    // cert-manager's cainjector owns caBundle and the chart owns the configurations;
+    // it renews the Secret in place, so pick the new certificate up without a restart.
+    let served = cert.certPem;
+    reload = setInterval(() => {
+      void readServingCertificate(client, config.namespace, 0).then((next) => {
+        if (next.certPem === served) return;
+        served = next.certPem;
+        server.setCertificate(next);
+        log.info('webhook serving certificate reloaded');
+      }, () => undefined);
+    }, CERT_RELOAD_MS);
+    reload.unref();
+  } else {
+    const urlBase = config.webhook.urlBase?.replace(/:0$/, `:${server.port}`);
+    await registerWebhooks(client, urlBase ? { caPem: cert.caPem, urlBase } : { caPem: cert.caPem, service: { namespace: config.namespace, name: service!, port: 443 } });
+  }
+  return {
+    port: server.port,
+    async close() {
+      clearInterval(reload);
+      await server.close();
+    },
+  };
+}
+
+function validationDeps(ctx: OperatorContext): ValidationDeps {
+  return {
+    workspacesIn: (ns) => liveWorkspaces(ctx, ns),
+    connectionsIn: (ns) => ctx.connections.list(ns).length,
+    integrationType: (name) => ctx.types.get(name) as IntegrationType | undefined,
+  };
+}
+
+/**
+ * Workspaces of a namespace for admission: the cache, or the API server when
+ * the cache has none yet (a Workspace and its connections applied together).
+ */
+async function liveWorkspaces(ctx: OperatorContext, ns: string): Promise<Workspace[]> {
+  const cached = ctx.workspaces.list(ns).filter((w) => !w.metadata?.deletionTimestamp);
+  if (cached.length > 0) return cached as Workspace[];
+  const list = await ctx.client.list<Workspace & KubeObject>(Workspaces, { namespace: ns });
+  return list.items.filter((w) => !w.metadata?.deletionTimestamp) as Workspace[];
+}
