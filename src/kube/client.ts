@@ -1,7 +1,9 @@
 import https from 'node:https';
 import http from 'node:http';
 import { KubeConfig } from '@kubernetes/client-node';
+import type { Readable } from 'node:stream';
 import { KubeApiError, isNotFound } from './errors.js';
+import { Http2WatchTransport } from './watch-transport.js';
 import { apiVersionOf, resourcePath, type ResourceType } from './resources.js';
 
 /** Object metadata as it travels on the wire (timestamps are RFC 3339 strings). */
@@ -75,11 +77,13 @@ export class KubeClient {
   private readonly server: URL;
   private readonly agent: https.Agent | http.Agent;
   /**
-   * Watches hold a connection for minutes; one per workspace namespace adds
-   * up. They get their own uncapped pool so they can never starve the
-   * request pool (a capped shared pool deadlocked at ~60 namespaces).
+   * Watches hold a stream for minutes, one per workspace namespace. Over TLS
+   * they are multiplexed on HTTP/2 connections; over plain HTTP they get an
+   * uncapped pool of their own. Either way they never starve the request pool
+   * (a capped shared pool deadlocked at ~60 namespaces).
    */
   private readonly watchAgent: https.Agent | http.Agent;
+  private readonly h2: Http2WatchTransport | undefined;
 
   constructor(readonly config: KubeConfig, opts: { userAgent?: string } = {}) {
     const cluster = config.getCurrentCluster();
@@ -88,6 +92,7 @@ export class KubeClient {
     const Agent = this.server.protocol === 'https:' ? https.Agent : http.Agent;
     this.agent = new Agent({ keepAlive: true, maxSockets: 64 });
     this.watchAgent = new Agent({ keepAlive: false, maxSockets: Infinity });
+    this.h2 = this.server.protocol === 'https:' ? new Http2WatchTransport(this.server.origin) : undefined;
     this.userAgent = opts.userAgent ?? 'atoll/0.1';
   }
 
@@ -197,9 +202,12 @@ export class KubeClient {
       fieldSelector: opts.fieldSelector,
       timeoutSeconds: String(opts.timeoutSeconds ?? 300),
     });
-    const res = await this.open('GET', resourcePath(t, { namespace: opts.namespace }) + q, undefined, undefined, opts.signal, this.watchAgent);
-    if ((res.statusCode ?? 0) >= 300) {
-      throw await toError(res);
+    const path = resourcePath(t, { namespace: opts.namespace }) + q;
+    const { status, body: res } = this.h2
+      ? await this.h2.open(this.server.pathname.replace(/\/$/, '') + path, await this.authOptions(), { accept: 'application/json', 'user-agent': this.userAgent }, opts.signal)
+      : await this.open('GET', path, undefined, undefined, opts.signal, this.watchAgent).then((r) => ({ status: r.statusCode ?? 0, body: r }));
+    if (status >= 300) {
+      throw await toError(status, res);
     }
     await new Promise<void>((resolve, reject) => {
       let buf = '';
@@ -243,7 +251,7 @@ export class KubeClient {
   /** Raw request returning parsed JSON; the single place API errors are converted. */
   async request<T>(method: string, path: string, body?: unknown, contentType = 'application/json', signal?: AbortSignal): Promise<T> {
     const res = await this.open(method, path, body, contentType, signal);
-    if ((res.statusCode ?? 0) >= 300) throw await toError(res);
+    if ((res.statusCode ?? 0) >= 300) throw await toError(res.statusCode ?? 0, res);
     const text = await readAll(res);
     return (text ? JSON.parse(text) : {}) as T;
   }
@@ -251,7 +259,7 @@ export class KubeClient {
   /** Raw request returning the body as text (health endpoints, logs). */
   async requestText(method: string, path: string): Promise<string> {
     const res = await this.open(method, path, undefined, undefined);
-    if ((res.statusCode ?? 0) >= 300) throw await toError(res);
+    if ((res.statusCode ?? 0) >= 300) throw await toError(res.statusCode ?? 0, res);
     return readAll(res);
   }
 
@@ -303,7 +311,7 @@ function query(params: Record<string, string | undefined>): string {
   return s ? `?${s}` : '';
 }
 
-function readAll(res: http.IncomingMessage): Promise<string> {
+function readAll(res: Readable): Promise<string> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     res.on('data', (c: Buffer) => chunks.push(c));
@@ -312,8 +320,7 @@ function readAll(res: http.IncomingMessage): Promise<string> {
   });
 }
 
-async function toError(res: http.IncomingMessage): Promise<KubeApiError> {
-  const status = res.statusCode ?? 0;
+async function toError(status: number, res: Readable): Promise<KubeApiError> {
   let text = '';
   try {
     text = await readAll(res);
