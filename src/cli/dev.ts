@@ -19,6 +19,9 @@ export async function dev(args: ParsedArgs): Promise<number> {
   const dir = path.resolve(flag(args, 'dir') ?? path.join(root, '.atoll', 'dev'));
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(path.join(dir, 'cluster'), { recursive: true });
+  // If whoever started us goes away (closed pipe), keep shutting down cleanly rather than die on EPIPE.
+  process.stdout.on('error', () => undefined);
+  process.stderr.on('error', () => undefined);
   const say = (line: string) => process.stderr.write(`[atoll dev] ${line}\n`);
   const logFile = path.join(dir, 'atoll.log');
   const log = createLogger({ level: process.env.ATOLL_LOG_LEVEL ?? 'info', destination: createWriteStream(logFile, { flags: 'a' }) as never });
@@ -63,11 +66,18 @@ export async function dev(args: ParsedArgs): Promise<number> {
       const stop = () => resolve();
       process.once('SIGINT', stop);
       process.once('SIGTERM', stop);
+      process.once('SIGHUP', stop);
     });
     stopping = true;
     say('stopping');
-    await gateway.close();
-    await operator.stop();
+    // Graceful, but bounded: the control plane is stopped below whatever happens.
+    await Promise.race([
+      (async () => {
+        await gateway.close();
+        await operator.stop();
+      })(),
+      new Promise((r) => setTimeout(r, 15_000).unref()),
+    ]);
   } finally {
     if (!stopping) say('start-up failed; stopping the control plane');
     await cp.stop();

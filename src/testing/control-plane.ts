@@ -146,7 +146,9 @@ export class ControlPlane {
 
   private spawnLogged(name: string, bin: string, args: string[]): ChildProcess {
     const log = createWriteStream(path.join(this.dir, `${name}.log`), { flags: 'a' });
-    const proc = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    // Own process group: a Ctrl-C in the terminal reaches only us, and we stop the
+    // control plane in order (API server before etcd) instead of all at once.
+    const proc = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
     proc.stdout?.pipe(log);
     proc.stderr?.pipe(log);
     killOnExit.add(proc);
