@@ -3,7 +3,7 @@ import type { ExternalConnection } from '../src/api/v1alpha1/index.js';
 import { TEST_REQUESTED_AT_ANNOTATION } from '../src/api/v1alpha1/index.js';
 import type { KubeObject } from '../src/kube/client.js';
 import { CoreEvents, ExternalConnections, IntegrationTypes } from '../src/kube/resources.js';
-import { signRequest, type SigV4Credentials } from '../src/integrations/drivers/sigv4.js';
+import type { SigV4Credentials } from '../src/integrations/drivers/sigv4.js';
 import { startMariadb, startPostgres, type DatabaseServer } from '../src/testing/databases.js';
 import { MOTO_CREDENTIALS, MOTO_REGION, startMoto, type MotoServer } from '../src/testing/moto.js';
 import {
@@ -18,6 +18,7 @@ import {
   type RunningService,
 } from '../src/testing/services.js';
 import { admin, condition, createWorkspace, eventually, kubectl, randomSecret, uniqueName } from './support/cluster.js';
+import { signedMotoFetch as signedFetch } from '../src/testing/moto.js';
 
 /**
  * Issue 4, end to end: real PostgreSQL, MariaDB, Redis, Prometheus and S3
@@ -79,16 +80,6 @@ function expectAuthenticationFailed(c: Conn): void {
   expect(c.status?.lastProbe?.result).toBe('AuthenticationFailed');
 }
 
-/** One request to moto signed with our own SigV4 signer (moto verifies signatures once auth is on). */
-async function signedFetch(url: URL, method: string, service: string, credentials: SigV4Credentials, body?: string): Promise<{ status: number; text: string }> {
-  const headers = signRequest(
-    { method, url, body, headers: body ? { 'content-type': 'application/x-www-form-urlencoded' } : {} },
-    { credentials, region: MOTO_REGION, service, s3: service === 's3' },
-  );
-  delete headers['host'];
-  const response = await fetch(url, { method, headers, body });
-  return { status: response.status, text: await response.text() };
-}
 
 /** An IAM user allowed s3:* with a fresh access key, then a bucket, then moto starts enforcing auth. */
 async function prepareS3(endpoint: string): Promise<SigV4Credentials> {

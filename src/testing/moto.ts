@@ -5,6 +5,7 @@ import { createServer } from 'node:net';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { CreateKeyCommand, KMSClient } from '@aws-sdk/client-kms';
+import { signRequest, type SigV4Credentials } from '../integrations/drivers/sigv4.js';
 
 /** A running moto server: an AWS emulator (KMS, S3, ...) on a loopback port. */
 export interface MotoServer {
@@ -128,4 +129,15 @@ function stopProcess(child: ChildProcess): Promise<void> {
     });
     child.kill('SIGTERM');
   });
+}
+
+/** One request to moto signed with atoll's own SigV4 signer (moto verifies signatures once auth is on). */
+export async function signedMotoFetch(url: URL, method: string, service: string, credentials: SigV4Credentials, body?: string): Promise<{ status: number; text: string }> {
+  const headers = signRequest(
+    { method, url, body, headers: body ? { 'content-type': 'application/x-www-form-urlencoded' } : {} },
+    { credentials, region: MOTO_REGION, service, s3: service === 's3' },
+  );
+  delete headers['host'];
+  const response = await fetch(url, { method, headers, body });
+  return { status: response.status, text: await response.text() };
 }

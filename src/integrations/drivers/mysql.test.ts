@@ -6,6 +6,7 @@ import { freePort } from '../../testing/ports.js';
 import { startMariadb, type DatabaseServer } from '../../testing/databases.js';
 import type { ProbeContext } from '../probe-types.js';
 import { MysqlDriver } from './mysql.js';
+import { startSilentServer } from '../../testing/services.js';
 
 const PASSWORD = 'my-Secret-8c1e';
 const driver = new MysqlDriver();
@@ -71,19 +72,14 @@ describe('MysqlDriver against a real MariaDB', () => {
   });
 
   it('refuses a target outside the egress policy before connecting', async () => {
-    let connections = 0;
-    const server = net.createServer((socket) => {
-      connections++;
-      socket.destroy();
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const server = await startSilentServer();
     try {
-      const port = (server.address() as net.AddressInfo).port;
+      const port = server.port;
       const outcome = await driver.probe(context({ host: '127.0.0.1', port }, { egress: { allowCIDRs: ['10.0.0.0/8'] } }));
       expect(outcome).toMatchObject({ reachable: 'False', reason: 'EgressDenied' });
-      expect(connections).toBe(0);
+      expect(server.connections()).toBe(0);
     } finally {
-      await new Promise((resolve) => server.close(resolve));
+      await server.stop();
     }
   });
 });

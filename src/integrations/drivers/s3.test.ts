@@ -5,21 +5,13 @@ import { MOTO_CREDENTIALS, MOTO_REGION, startMoto, type MotoServer } from '../..
 import { freePort } from '../../testing/ports.js';
 import type { ProbeContext } from '../probe-types.js';
 import { S3Driver } from './s3.js';
-import { signRequest, type SigV4Credentials } from './sigv4.js';
+import type { SigV4Credentials } from './sigv4.js';
+import { startSilentServer } from '../../testing/services.js';
+import { signedMotoFetch as signedFetch } from '../../testing/moto.js';
 
 const BUCKET = 'probe-bucket';
 const driver = new S3Driver();
 
-/** Sends one request to moto signed by our own signer (moto verifies SigV4 once auth is on). */
-async function signedFetch(url: URL, method: string, service: string, credentials: SigV4Credentials, body?: string): Promise<{ status: number; text: string }> {
-  const headers = signRequest(
-    { method, url, body, headers: body ? { 'content-type': 'application/x-www-form-urlencoded' } : {} },
-    { credentials, region: MOTO_REGION, service, s3: service === 's3' },
-  );
-  delete headers['host'];
-  const response = await fetch(url, { method, headers, body });
-  return { status: response.status, text: await response.text() };
-}
 
 /** Calls moto's IAM query API and returns the response XML. */
 async function iam(endpoint: string, params: Record<string, string>): Promise<string> {
@@ -113,19 +105,14 @@ describe('S3Driver against moto', () => {
   });
 
   it('refuses an endpoint outside the egress policy before connecting', async () => {
-    let connections = 0;
-    const server = net.createServer((socket) => {
-      connections++;
-      socket.destroy();
-    });
-    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const server = await startSilentServer();
     try {
-      const port = (server.address() as net.AddressInfo).port;
+      const port = server.port;
       const outcome = await driver.probe(context({ endpoint: `http://127.0.0.1:${port}` }, allowed, { egress: { allowCIDRs: [] } }));
       expect(outcome).toMatchObject({ reachable: 'False', reason: 'EgressDenied' });
-      expect(connections).toBe(0);
+      expect(server.connections()).toBe(0);
     } finally {
-      await new Promise((resolve) => server.close(resolve));
+      await server.stop();
     }
   });
 
