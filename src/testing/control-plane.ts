@@ -226,7 +226,7 @@ export class ControlPlane {
     this.progress('starting kube-controller-manager');
     this.kcmProc = this.spawnLogged('kube-controller-manager', this.binaries.kubeControllerManager!, [
       '--kubeconfig', this.adminKubeconfigPath,
-      '--controllers', 'garbagecollector,namespace,serviceaccount,clusterrole-aggregation',
+      '--controllers', 'garbagecollector,namespace,serviceaccount,clusterrole-aggregation,resourcequota',
       '--leader-elect=false',
       '--secure-port', '0',
       '--use-service-account-credentials=false',
