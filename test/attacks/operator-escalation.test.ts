@@ -34,9 +34,9 @@ const RBAC = 'rbac.authorization.k8s.io';
 /** The operator's ServiceAccount, impersonated (a client certificate for its user name and groups). */
 const operator = (): KubeClient => userClient(OPERATOR, SA_GROUPS);
 
-function secretsBinding(namespace: string, role: string, subject?: Record<string, string>, name = role) {
+function secretsBinding(namespace: string, role: string, subject?: Record<string, string>, name = role, labels: Record<string, string> = { 'app.kubernetes.io/managed-by': 'atoll' }) {
   return {
-    metadata: { name, namespace },
+    metadata: { name, namespace, labels },
     roleRef: { apiGroup: RBAC, kind: 'ClusterRole', name: role },
     subjects: [subject ?? { kind: 'ServiceAccount', name: role === 'atoll-operator-secrets' ? 'atoll-controller' : 'atoll-gateway', namespace: OPERATOR_NS }],
   };
@@ -98,9 +98,13 @@ describe('attack: the operator grants itself Secrets outside workspace namespace
       await eventually('the forged label is visible', () => admin().get<KubeObject>(Namespaces, plain), (n) => n.metadata?.labels?.['atoll.dev/workspace'] === 'forged');
       for (const role of SECRET_ROLES) {
         const err = await refused(operator().create(RoleBindings, secretsBinding(plain, role) as never));
-        expect(err.message).toContain('atoll-secret-role-bindings-need-workspace');
+        expect(err.message).toContain("ValidatingAdmissionPolicy 'atoll-secret-role-bindings-need-workspace'");
+        expect(err.message).toContain('no params found');
         expect(await admin().tryGet(RoleBindings, role, plain)).toBeUndefined();
       }
+      // Leaving out the label that puts it in scope of that policy does not help.
+      const unlabelled = await refused(operator().create(RoleBindings, secretsBinding(plain, 'atoll-operator-secrets', undefined, 'unlabelled', {}) as never));
+      expect(unlabelled.message).toContain('carry the label app.kubernetes.io/managed-by=atoll');
       await refused(operator().create(Workspaces, { metadata: { name: 'forged', namespace: plain }, spec: {} } as never));
       await refused(operator().get(Secrets, 'precious', plain));
     } finally {
