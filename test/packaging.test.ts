@@ -230,15 +230,6 @@ describe('helm chart', () => {
     expect(badReplicas.stderr).toContain('/controller/replicas');
   });
 
-  it('warns in NOTES only with the local provider', () => {
-    const local = run(helm, ['install', 'atoll', 'charts/atoll', '--namespace', NS, '--dry-run=client', '--kube-version', pinnedVersions().KUBERNETES_VERSION!]);
-    expect(local.stdout).toContain('WARNING: the local provider keeps the key next to the lock.');
-    const aws = run(helm, ['install', 'atoll', 'charts/atoll', '--namespace', NS, '--dry-run=client', '--kube-version', pinnedVersions().KUBERNETES_VERSION!, ...NON_DEFAULT_VALUES.flatMap((x) => ['--set', x])]);
-    expect(aws.status).toBe(0);
-    expect(aws.stdout).toContain('KMS provider: aws-kms');
-    expect(aws.stdout).not.toContain('WARNING: the local provider');
-  });
-
   it('ships the operator fence (admission policies) and the connection limit default', () => {
     const ms = docs(render());
     const policies = ms.filter((m) => m.kind === 'ValidatingAdmissionPolicy').map((m) => m.metadata.name).sort();
@@ -373,6 +364,13 @@ describe('against a real API server', () => {
     expect(r.stdout).toContain('KMS provider: local (default key local/default)');
     expect(r.stdout).toContain('WARNING: the local provider keeps the key next to the lock.');
     expect(r.stdout).toContain('anyone holding an etcd\n  snapshot or backup can decrypt');
+  });
+
+  it('warns in NOTES about the local key ring only when kms.provider is local', () => {
+    const aws = run(helm, ['install', 'atoll', 'charts/atoll', '--namespace', NS, '--kubeconfig', kubeconfig, '--dry-run=server', '--set', 'crds.install=false', ...NON_DEFAULT_VALUES.filter((v) => !v.startsWith('webhook.certManager') && !v.startsWith('metrics.')).flatMap((v) => ['--set', v])]);
+    expect(aws.stderr).toBe('');
+    expect(aws.stdout).toContain('KMS provider: aws-kms');
+    expect(aws.stdout).not.toContain('WARNING: the local provider');
   });
 
   it('accepts kubectl kustomize config/default (server-side dry-run, no Pod Security warning)', () => {
