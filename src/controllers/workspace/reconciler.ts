@@ -82,8 +82,8 @@ export class WorkspaceReconciler {
       labelled = await this.labelNamespace(ns, ws.metadata.name!);
       await this.applyTenantRbac(ws);
     } catch (err) {
-      // The policy reads the label from the API server's namespace cache, which may lag the patch by a moment.
-      if (labelled && err instanceof KubeApiError && err.status === 403) return { requeueAfterMs: 1000 };
+      // The policies read the label and the Workspace from the API server's caches, which may lag by a moment.
+      if (labelled && fencedByPolicy(err)) return { requeueAfterMs: 1000 };
       conditions = setCondition(conditions, { type: ConditionType.RBACReady, status: 'False', reason: Reason.RBACFailed, message: rbacFailure(err), observedGeneration: gen }, now);
       conditions = setCondition(conditions, summarizeReady(conditions, [ConditionType.RBACReady], gen), now);
       await this.writeStatus(ws, { ...ws.status, observedGeneration: gen, conditions });
@@ -239,9 +239,13 @@ export class WorkspaceReconciler {
  * A denial by the admission policies that fence the operator carries our own
  * constant message (no object content), so the condition may show it.
  */
+function fencedByPolicy(err: unknown): err is KubeApiError {
+  return err instanceof KubeApiError && (err.status === 403 || err.status === 422) && err.message.includes('ValidatingAdmissionPolicy');
+}
+
 function rbacFailure(err: unknown): string {
   const status = (err as { status?: number }).status;
-  if (err instanceof KubeApiError && err.status === 403 && err.message.includes('ValidatingAdmissionPolicy')) {
+  if (fencedByPolicy(err)) {
     return `tenant Roles and RoleBindings were refused by atoll's admission policy: ${err.message.slice(err.message.indexOf('ValidatingAdmissionPolicy'))}`;
   }
   return `tenant Roles and RoleBindings could not be written (API status ${status ?? 'unknown'}); check the operator's RBAC`;
