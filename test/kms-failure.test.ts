@@ -91,6 +91,11 @@ describe('aws-kms: outage and crash recovery', () => {
     const envelope = new Envelope({ providers: createProviderRegistry({ awsKms: { region: MOTO_REGION, endpoint: moto.endpoint } }) });
     expect(await envelope.open(ct, { namespace: ns, workspace: ws.metadata!.uid!, connection: 'steady', field: 'token', destination: HTTP_API_DESTINATION })).toBe(p);
     await expect(envelope.open(ct, { namespace: ns, workspace: ws.metadata!.uid!, connection: 'other', field: 'token', destination: HTTP_API_DESTINATION })).rejects.toMatchObject({ reason: 'CiphertextRejected' });
+    // A KMS key outside the cluster: no LocalKeyRing warning, and /metrics names the provider.
+    expect(condition(ws as never, 'EncryptionReady')).toMatchObject({ status: 'True', reason: 'Succeeded' });
+    const metrics = await (await fetch(`${operator!.healthURL}/metrics`)).text();
+    expect(metrics).toMatch(/^atoll_kms_provider_info\{provider="aws-kms"\} 1$/m);
+    expect(metrics).toMatch(/^atoll_local_key_ring_workspaces 0$/m);
     void AwsKmsProvider;
   });
 
