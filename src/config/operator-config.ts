@@ -40,7 +40,7 @@ type Env = Record<string, string | undefined>;
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 /** Without a limit a tenant editor could fill etcd with connections; platforms raise it per Workspace or with the chart. */
-export const DEFAULT_MAX_CONNECTIONS = 500;
+const DEFAULT_MAX_CONNECTIONS = 500;
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 export function loadOperatorConfig(env: Env = process.env, overrides: Partial<Record<string, string>> = {}): OperatorConfig {
