@@ -199,6 +199,22 @@ describe('attack: the operator grants itself Secrets outside workspace namespace
     expect((await admin().get<KubeObject>(Namespaces, ws)).metadata?.labels?.['atoll.dev/workspace']).toBe(ws);
   });
 
+  it('leaves a Workspace in the default namespace at RBACReady=False with the policy\'s message, and lets it be deleted', async () => {
+    const name = uniqueName('in-default');
+    await admin().create(Workspaces, { metadata: { name, namespace: 'default' }, spec: {} } as never);
+    try {
+      const ws = await eventually('RBACReady=False', () => admin().get<KubeObject & { status?: { conditions?: Array<{ type: string; status: string; reason: string; message: string }> } }>(Workspaces, name, 'default'), (w) => condition(w, 'RBACReady')?.status === 'False');
+      expect(condition(ws, 'RBACReady')).toMatchObject({ reason: 'RBACFailed' });
+      expect(condition(ws, 'RBACReady')?.message).toContain("refused by atoll's admission policy: ValidatingAdmissionPolicy 'atoll-operator-fence'");
+      expect(condition(ws, 'RBACReady')?.message).toContain('the atoll operator may not change namespace default');
+      expect((await admin().get<KubeObject>(Namespaces, 'default')).metadata?.labels?.['atoll.dev/workspace']).toBeUndefined();
+      for (const role of SECRET_ROLES) expect(await admin().tryGet(RoleBindings, role, 'default')).toBeUndefined();
+    } finally {
+      await admin().delete(Workspaces, name, 'default');
+      await eventually('Workspace in default gone', () => admin().tryGet(Workspaces, name, 'default'), (w) => w === undefined);
+    }
+  });
+
   describe('normal reconciliation under the fence', () => {
     let fixture: HttpFixture;
     const token = randomSecret('fence-token');
