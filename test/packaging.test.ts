@@ -233,7 +233,7 @@ describe('helm chart', () => {
   it('ships the operator fence (admission policies) and the connection limit default', () => {
     const ms = docs(render());
     const policies = ms.filter((m) => m.kind === 'ValidatingAdmissionPolicy').map((m) => m.metadata.name).sort();
-    expect(policies).toEqual(['atoll-operator-fence', 'atoll-secret-role-bindings', 'atoll-secret-role-bindings-need-workspace']);
+    expect(policies).toEqual(['atoll-operator-fence', 'atoll-secret-role-bindings', 'atoll-secret-role-bindings-need-workspace', 'atoll-webhook-fence']);
     for (const name of policies) {
       const binding = find(ms, 'ValidatingAdmissionPolicyBinding', name) as unknown as { spec: { policyName: string; validationActions: string[] } };
       expect(binding.spec).toMatchObject({ policyName: name, validationActions: ['Deny'] });
@@ -282,7 +282,7 @@ describe('kustomize (config/)', () => {
     const policyKinds = ['ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding'];
     const specs = (ms: Manifest[]) => Object.fromEntries(ms.filter((m) => policyKinds.includes(m.kind)).map((m) => [`${m.kind}/${m.metadata.name}`, { namespace: m.metadata.namespace ?? null, spec: m.spec }]));
     const kustomized = specs(docs(mustRun('kubectl', ['kustomize', 'config/default'])));
-    expect(Object.keys(kustomized)).toHaveLength(6);
+    expect(Object.keys(kustomized)).toHaveLength(8);
     expect(kustomized).toEqual(specs(docs(render())));
   });
 
