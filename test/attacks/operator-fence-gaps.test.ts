@@ -15,6 +15,10 @@
  *    or bind it to a tenant who then raises their own connection limit.
  * 3. The fence watched CREATE and UPDATE only; the operator's RBAC lets it
  *    delete any Role or RoleBinding in the cluster (kube-system included).
+ * 4. With update on Workspaces and the webhook configurations, the operator
+ *    could add an owner reference to an owner that does not exist: the
+ *    garbage collector then deletes the object at once (a Workspace was gone
+ *    within a second), though the operator holds no delete on either.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { KubeClient, KubeObject } from '../../src/kube/client.js';
@@ -209,5 +213,37 @@ describe('attack: the operator deletes Roles and RoleBindings outside workspace 
     // A change to the Workspace makes the reconciler put it back.
     await admin().mergePatch(Workspaces, ws, ws, { metadata: { annotations: { 'example.com/touch': '1' } } });
     await eventually('the reconciler restores atoll-viewer', () => admin().tryGet(RoleBindings, 'atoll-viewer', ws), (rb) => rb !== undefined, 60_000);
+  });
+});
+
+describe('attack: the operator has the garbage collector delete what it may not', () => {
+  const ws = uniqueName('gc-ws');
+  // An owner that does not exist: the garbage collector deletes the dependent at once.
+  const dangling = { apiVersion: 'atoll.dev/v1alpha1', kind: 'IntegrationType', name: 'does-not-exist', uid: '00000000-0000-4000-8000-000000000001' };
+
+  beforeAll(async () => {
+    await createWorkspace(ws, { members: [{ kind: 'User', name: 'gc-tenant', role: 'admin' }] });
+  });
+
+  it('refuses a dangling owner reference or a spec change on a Workspace (it holds no delete on Workspaces)', async () => {
+    const err = await refused(operator().mergePatch(Workspaces, ws, ws, { metadata: { ownerReferences: [dangling] } }));
+    expect(err.message).toContain('never its spec or owner references');
+    await refused(operator().mergePatch(Workspaces, ws, ws, { spec: { members: [{ kind: 'User', name: 'intruder', role: 'admin' }] } }));
+    const stored = await admin().get<KubeObject & { spec?: { members?: Array<{ name: string }> } }>(Workspaces, ws, ws);
+    expect(stored.metadata?.ownerReferences).toBeUndefined();
+    expect(stored.metadata?.deletionTimestamp).toBeUndefined();
+    expect(stored.spec?.members?.map((m) => m.name)).toEqual(['gc-tenant']);
+  });
+
+  it("refuses a dangling owner reference or a finalizer on atoll's webhook configurations", async () => {
+    for (const type of [ValidatingWebhookConfigurations, MutatingWebhookConfigurations]) {
+      const name = type === ValidatingWebhookConfigurations ? 'atoll-validating' : 'atoll-mutating';
+      const err = await refused(operator().mergePatch(type, name, undefined, { metadata: { ownerReferences: [dangling] } }));
+      expect(err.message).toContain('owner references or finalizers');
+      await refused(operator().mergePatch(type, name, undefined, { metadata: { finalizers: ['example.com/hold'] } }));
+      const stored = await admin().get<KubeObject>(type, name);
+      expect(stored.metadata?.ownerReferences).toBeUndefined();
+      expect(stored.metadata?.finalizers).toBeUndefined();
+    }
   });
 });
