@@ -9,10 +9,23 @@ import { loadOperatorConfig } from '../config/operator-config.js';
 import { startHealthServer } from '../runtime/health-server.js';
 import { waitForSignal } from './signals.js';
 
-/** The gateway with the operator's crypto setup (same providers, same keys). */
-export async function startGatewayFromConfig(opts: { client: KubeClient; config: OperatorConfig; log: Logger; host: string; port: number }): Promise<Gateway> {
+/** The gateway with the operator's crypto setup (same providers, same keys), serving HTTPS with `tls`. */
+export async function startGatewayFromConfig(opts: { client: KubeClient; config: OperatorConfig; log: Logger; host: string; port: number; tls: { certPem: string; keyPem: string } }): Promise<Gateway> {
   const crypto = await setupCrypto(opts.config, opts.client, { fingerprints: false });
-  return startGateway({ client: opts.client, envelope: crypto.envelope, log: opts.log, metrics: createOperatorMetrics(), host: opts.host, port: opts.port });
+  return startGateway({ client: opts.client, envelope: crypto.envelope, log: opts.log, metrics: createOperatorMetrics(), host: opts.host, port: opts.port, tls: opts.tls });
+}
+
+export const GatewayTLSMessage = {
+  missing: 'the gateway serves HTTPS: set ATOLL_GATEWAY_TLS_CERT_FILE and ATOLL_GATEWAY_TLS_KEY_FILE (the chart mounts Secret atoll-gateway-tls), or opt out explicitly with ATOLL_GATEWAY_INSECURE_PLAINTEXT=true',
+} as const;
+
+/** TLS material from the environment, or the explicit plaintext opt-out; anything else is a start-up error. */
+export function gatewayTLSFromEnv(env: NodeJS.ProcessEnv): { tls: { certPem: string; keyPem: string } } | { insecurePlaintext: true } {
+  const certFile = env.ATOLL_GATEWAY_TLS_CERT_FILE;
+  const keyFile = env.ATOLL_GATEWAY_TLS_KEY_FILE;
+  if (certFile && keyFile) return { tls: { certPem: readFileSync(certFile, 'utf8'), keyPem: readFileSync(keyFile, 'utf8') } };
+  if (env.ATOLL_GATEWAY_INSECURE_PLAINTEXT === 'true') return { insecurePlaintext: true };
+  throw new Error(GatewayTLSMessage.missing);
 }
 
 /** `atoll gateway`: the credential-injecting proxy, in cluster. */
@@ -23,11 +36,9 @@ export async function gatewayCommand(): Promise<number> {
   const metrics = createOperatorMetrics();
   const crypto = await setupCrypto(config, client, { fingerprints: false });
   const port = Number(process.env.ATOLL_GATEWAY_PORT ?? 8443);
-  // Callers send ServiceAccount tokens: serve TLS whenever a certificate is mounted.
-  const certFile = process.env.ATOLL_GATEWAY_TLS_CERT_FILE;
-  const keyFile = process.env.ATOLL_GATEWAY_TLS_KEY_FILE;
-  const tls = certFile && keyFile ? { certPem: readFileSync(certFile, 'utf8'), keyPem: readFileSync(keyFile, 'utf8') } : undefined;
-  const gateway = await startGateway({ client, envelope: crypto.envelope, log, metrics, host: process.env.ATOLL_GATEWAY_HOST ?? '0.0.0.0', port, ...(tls ? { tls } : {}) });
+  // Callers send ServiceAccount tokens and receive credentials: HTTPS unless explicitly opted out.
+  const serving = gatewayTLSFromEnv(process.env);
+  const gateway = await startGateway({ client, envelope: crypto.envelope, log, metrics, host: process.env.ATOLL_GATEWAY_HOST ?? '0.0.0.0', port, ...serving });
   const health = await startHealthServer({ host: config.health.host, port: config.health.port, registry: metrics.registry, checks: { live: () => true, ready: () => gateway.ready() } });
   log.info({ url: gateway.url }, 'gateway started');
   await waitForSignal();
