@@ -40,6 +40,7 @@ export const AgentErrorMessage = {
   unauthorized: 'the gateway rejected the token (HTTP 401): the token file must hold a projected ServiceAccount token with audience atoll-gateway',
   forbidden: 'the gateway refused access (HTTP 403): the pod\'s ServiceAccount needs the verb read-credentials on the connection (bind the ClusterRole atoll-connection-reader in this namespace), the connection\'s type must allow files, and the workspace must not forbid file delivery',
   plaintextGateway: 'the gateway URL is http://: the token and credentials would cross the network unencrypted; use https:// (with --ca-file for a private CA), or pass --insecure-plaintext to accept that',
+  untrustedGateway: 'the gateway\'s TLS certificate is not trusted: pass --ca-file with the CA that issued it (the chart publishes it in Secret atoll-gateway-tls, key ca.crt)',
   symlink: 'refusing to follow a symbolic link inside the credentials directory (someone planted it there); remove it, and check who can write to the volume',
 } as const;
 
@@ -109,6 +110,8 @@ async function followConnection(opts: AgentOptions, connection: string, signal: 
       });
     } catch (err) {
       if (err instanceof AgentFatalError) throw err;
+      // A certificate that does not verify is configuration, not weather: retrying cannot fix it.
+      if (isCertificateError(err)) throw new AgentFatalError(AgentErrorMessage.untrustedGateway, connection);
       if (signal.aborted) return;
       log.warn({ status: err instanceof StreamClosed ? err.status : undefined, err: { name: (err as Error).name, code: (err as { code?: unknown }).code } }, 'credentials stream interrupted, reconnecting');
     }
@@ -241,4 +244,11 @@ async function gatewayReason(res: http.IncomingMessage): Promise<string | undefi
   } catch {
     return undefined;
   }
+}
+
+const CERTIFICATE_ERROR = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ALTNAME/;
+
+function isCertificateError(err: unknown): boolean {
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'string' && CERTIFICATE_ERROR.test(code);
 }
