@@ -44,6 +44,7 @@ export class GatewayAuthorizer {
   readonly #tokens: TtlCache<TokenDecision>;
   readonly #access: TtlCache<boolean>;
   readonly #unknownTokens: SourceLimiter;
+  readonly #reviewing = new Map<string, Promise<TokenDecision>>();
 
   constructor(opts: AuthorizerOptions) {
     this.#client = opts.client;
@@ -58,30 +59,43 @@ export class GatewayAuthorizer {
   /**
    * The caller behind a bearer token, or a 401/403 GatewayError (thrown).
    * A token not in the cache costs `source` one TokenReview from its budget
-   * (429 once spent), refunded when the token is valid.
+   * (429 once spent), refunded when the token is valid. Concurrent requests
+   * with the same new token share one review (and one budget token).
    */
   async authenticate(token: string, source?: string): Promise<Caller> {
     const key = createHash('sha256').update(token).digest('base64url');
     let decision = this.#tokens.get(key);
     if (decision === undefined) {
-      if (source !== undefined) {
-        const wait = this.#unknownTokens.take(source);
-        if (wait > 0) throw tooManyUnknownTokens(wait);
+      let pending = this.#reviewing.get(key);
+      if (pending === undefined) {
+        if (source !== undefined) {
+          const wait = this.#unknownTokens.take(source);
+          if (wait > 0) throw tooManyUnknownTokens(wait);
+        }
+        pending = this.#review(key, token).finally(() => this.#reviewing.delete(key));
+        this.#reviewing.set(key, pending);
+        decision = await pending;
+        if (source !== undefined && !(decision instanceof GatewayError)) this.#unknownTokens.refund(source);
+      } else {
+        decision = await pending;
       }
-      let review: ReviewObject;
-      try {
-        review = await this.#client.review<ReviewObject>(TokenReviews, {
-          metadata: {},
-          spec: { token, audiences: [this.#audience] },
-        });
-      } catch (err) {
-        throw reviewUnavailable({ cause: err });
-      }
-      decision = callerFromTokenReview(review.status, this.#audience);
-      this.#tokens.set(key, decision, this.#cacheLifetime(token, decision));
-      if (source !== undefined && !(decision instanceof GatewayError)) this.#unknownTokens.refund(source);
     }
     if (decision instanceof GatewayError) throw decision;
+    return decision;
+  }
+
+  async #review(key: string, token: string): Promise<TokenDecision> {
+    let review: ReviewObject;
+    try {
+      review = await this.#client.review<ReviewObject>(TokenReviews, {
+        metadata: {},
+        spec: { token, audiences: [this.#audience] },
+      });
+    } catch (err) {
+      throw reviewUnavailable({ cause: err });
+    }
+    const decision = callerFromTokenReview(review.status, this.#audience);
+    this.#tokens.set(key, decision, this.#cacheLifetime(token, decision));
     return decision;
   }
 
