@@ -46,8 +46,8 @@ describe('attack: reading plaintext credentials with a proxy-only grant, type or
 
   it('a ServiceAccount with only use may proxy but not GET /credentials', async () => {
     expect((await gatewayCall('/v1/connections/mounted/proxy/ok', tokens.useOnly!)).status).toBe(200);
-    await refused('/v1/connections/mounted/credentials', tokens.useOnly!, /read-credentials/, secrets.files);
-    await refused('/v1/connections/mounted/credentials?watch=1', tokens.useOnly!, /read-credentials/, secrets.files);
+    await refused('/v1/connections/mounted/credentials', tokens.useOnly!, /needs the verb read-credentials/, secrets.files);
+    await refused('/v1/connections/mounted/credentials?watch=1', tokens.useOnly!, /needs the verb read-credentials/, secrets.files);
   });
 
   it('files are refused for a type that allows proxy delivery only, even with read-credentials', async () => {
@@ -62,7 +62,7 @@ describe('attack: reading plaintext credentials with a proxy-only grant, type or
 
   it('the agent exits with the gateway\'s reason and writes nothing for a proxy-only grant or type', async () => {
     for (const [token, connection, reason] of [
-      [tokens.useOnly!, 'mounted', /read-credentials/],
+      [tokens.useOnly!, 'mounted', /gateway says: the caller may not read this connection's credentials/],
       [tokens.reader!, 'proxied', /does not allow file delivery/],
     ] as const) {
       const run = await runAgentProcess({ token, connections: [connection] });

@@ -8,6 +8,9 @@ import { admin, condition, createWorkspace, devState, eventually, uniqueName } f
 
 type Conn = ExternalConnection & KubeObject;
 
+/** Nothing listens on port 1: the one probe of each test connection fails at once and sends nothing anywhere. */
+const CLOSED_PORT_URL = 'http://127.0.0.1:1/probe';
+
 /** A cluster-scoped IntegrationType for one suite: an API-key header injected by the gateway. */
 export async function createTestType(delivery: Array<'proxy' | 'files'>): Promise<string> {
   const name = uniqueName('attack-api');
@@ -15,9 +18,10 @@ export async function createTestType(delivery: Array<'proxy' | 'files'>): Promis
     metadata: { name },
     spec: {
       displayName: 'Attack test API', category: 'api', delivery,
-      settingsSchema: { type: 'object', required: ['baseURL'], properties: { baseURL: { type: 'string' } } },
+      settingsSchema: { type: 'object', required: ['baseURL', 'probeURL'], properties: { baseURL: { type: 'string' }, probeURL: { type: 'string' } } },
       credentialFields: [{ name: 'apiKey', required: true }],
-      probe: { http: { url: '{{settings.baseURL}}/probe', auth: { type: 'header', headerName: 'X-API-Key', credential: 'apiKey' } } },
+      // Probes go elsewhere (a closed port), so the recording upstream sees only traffic through the gateway.
+      probe: { http: { url: '{{settings.probeURL}}', auth: { type: 'header', headerName: 'X-API-Key', credential: 'apiKey' } } },
       gateway: { baseURL: '{{settings.baseURL}}', auth: { type: 'header', headerName: 'X-API-Key', credential: 'apiKey' } },
     },
   });
@@ -35,7 +39,7 @@ export async function loopbackWorkspace(prefix: string, policy: NonNullable<Work
 export async function createConnection(ns: string, name: string, type: string, baseURL: string, apiKey: string): Promise<void> {
   await admin().create(ExternalConnections, {
     metadata: { name, namespace: ns },
-    spec: { type, settings: { baseURL }, credentials: { apiKey: { value: apiKey } }, probe: { interval: '0' } },
+    spec: { type, settings: { baseURL, probeURL: CLOSED_PORT_URL }, credentials: { apiKey: { value: apiKey } }, probe: { interval: '0' } },
   } as never);
   await eventually(`${ns}/${name} sealed`, () => admin().get<Conn>(ExternalConnections, name, ns), (c) => condition(c, 'CredentialsSealed')?.status === 'True');
   await eventually(`${ns}/${name} managed Secret`, () => admin().tryGet(Secrets, `${name}-credentials`, ns), (s) => s !== undefined);
