@@ -70,12 +70,12 @@ describe('attack: request smuggling through the gateway into another workspace\'
   });
 
   it('keeps A\'s and B\'s requests to the same upstream host on different sockets (pools per connection)', async () => {
-    const seen: Record<string, number[]> = { a: [], b: [] };
+    const seen: { a: number[]; b: number[] } = { a: [], b: [] };
     for (let i = 0; i < 3; i++) {
       for (const [who, token] of [['a', tokenA], ['b', tokenB]] as const) {
         const res = await gatewayCall(`/v1/connections/api/proxy/${who}-pool-${i}`, token);
         expect(res.status).toBe(200);
-        seen[who]!.push(((await res.json()) as { connection: number }).connection);
+        seen[who].push(((await res.json()) as { connection: number }).connection);
       }
     }
     // Keep-alive works within a connection's own pool...

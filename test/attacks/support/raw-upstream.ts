@@ -110,7 +110,7 @@ function parseRequest(buf: Buffer): { request: Omit<WireRequest, 'connection' | 
   });
   const header = (name: string) => headers.find(([n]) => n === name)?.[1];
   let offset = end + 4;
-  let body = Buffer.alloc(0);
+  let body: Buffer = Buffer.alloc(0);
   if (header('transfer-encoding')?.toLowerCase() === 'chunked') {
     const parts: Buffer[] = [];
     for (;;) {
