@@ -460,6 +460,29 @@ describe('atoll gateway and agent', () => {
     }
   });
 
+  it('serves HTTPS with its certificate and switches to a renewed one without a restart', async () => {
+    const ca = createCertificateAuthority({ commonName: 'gateway-ca' });
+    const first = createCertificate({ issuer: ca, commonName: 'first', ipAddresses: ['127.0.0.1'], usage: 'server' });
+    const renewed = createCertificate({ issuer: ca, commonName: 'renewed', ipAddresses: ['127.0.0.1'], usage: 'server' });
+    const secure = await startGateway({ client: admin, envelope, metrics: createOperatorMetrics(), host: '127.0.0.1', port: 0, tls: first, log: createLogger({ level: 'silent' }) });
+    const served = () => new Promise<string>((resolve, reject) => {
+      const req = https.get(`${secure.url}/healthz`, { ca: ca.certPem, agent: false }, (res) => {
+        const cert = (res.socket as import('node:tls').TLSSocket).getPeerCertificate();
+        res.resume();
+        resolve(String(cert.subject?.CN));
+      });
+      req.on('error', reject);
+    });
+    try {
+      expect(secure.url.startsWith('https://')).toBe(true);
+      expect(await served()).toBe('first');
+      secure.updateTLS(renewed);
+      expect(await served()).toBe('renewed');
+    } finally {
+      await secure.close();
+    }
+  });
+
   it('never leaks a credential or token into response headers, access logs or metrics', async () => {
     const needles = [SECRET_A1, SECRET_A2, SECRET_B, SECRET_C, SECRET_TLS, ...Object.values(tokens)];
     const exposition = metrics.registry.render();

@@ -16,6 +16,8 @@ export async function startGatewayFromConfig(opts: { client: KubeClient; config:
   return startGateway({ client: opts.client, envelope: crypto.envelope, log: opts.log, metrics: createOperatorMetrics(), host: opts.host, port: opts.port, tls: opts.tls });
 }
 
+const TLS_RELOAD_MS = 6 * 3600_000;
+
 export const GatewayTLSMessage = {
   missing: 'the gateway serves HTTPS: set ATOLL_GATEWAY_TLS_SELF_MANAGED (a Secret name it keeps a certificate in, with ATOLL_GATEWAY_TLS_DNS_NAMES), or ATOLL_GATEWAY_TLS_CERT_FILE and ATOLL_GATEWAY_TLS_KEY_FILE, or opt out explicitly with ATOLL_GATEWAY_INSECURE_PLAINTEXT=true',
   noNames: 'ATOLL_GATEWAY_TLS_DNS_NAMES must list the names clients use for the gateway, comma-separated, e.g. atoll-gateway.atoll-system.svc',
@@ -56,7 +58,17 @@ export async function gatewayCommand(): Promise<number> {
   const gateway = await startGateway({ client, envelope: crypto.envelope, log, metrics, host: process.env.ATOLL_GATEWAY_HOST ?? '0.0.0.0', port, ...serving });
   const health = await startHealthServer({ host: config.health.host, port: config.health.port, registry: metrics.registry, checks: { live: () => true, ready: () => gateway.ready() } });
   log.info({ url: gateway.url }, 'gateway started');
+  // Pick up a renewed certificate (self-managed renewal, cert-manager rotating the mounted Secret) without a restart.
+  const reload = setInterval(() => {
+    gatewayServingFromEnv(process.env, client, config.namespace)
+      .then((next) => {
+        if ('tls' in next) gateway.updateTLS(next.tls);
+      })
+      .catch((err: unknown) => log.warn({ err: { name: (err as Error).name } }, 'reloading the gateway certificate failed; serving the current one'));
+  }, TLS_RELOAD_MS);
+  reload.unref();
   await waitForSignal();
+  clearInterval(reload);
   await gateway.close();
   await health.close();
   return 0;

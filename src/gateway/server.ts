@@ -62,6 +62,8 @@ export interface Gateway {
   url: string;
   /** Caches synced and the API server answering. */
   ready(): boolean;
+  /** Serves this certificate to new connections from now on (no-op for a plain-HTTP gateway). */
+  updateTLS(tls: { certPem: string; keyPem: string }): void;
   close(): Promise<void>;
 }
 
@@ -273,6 +275,9 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   return {
     url: `${opts.tls ? 'https' : 'http'}://${host}:${addr.port}`,
     ready: () => directory.healthy(),
+    updateTLS: (tls) => {
+      if (server instanceof https.Server) server.setSecureContext({ cert: tls.certPem, key: tls.keyPem });
+    },
     close: async () => {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
