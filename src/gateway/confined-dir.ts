@@ -1,4 +1,4 @@
-import { constants } from 'node:fs';
+import { constants, existsSync } from 'node:fs';
 import { lstat, mkdir, open, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
 
@@ -61,7 +61,10 @@ async function openNoFollow(target: string, shownAs: string): Promise<ConfinedDi
     throw err;
   }
   return {
-    path: `/proc/self/fd/${handle.fd}`,
+    // Without /proc (not Linux) the checked path is used: the link check still holds, but not against a swap racing it.
+    path: PROC_FD ? `/proc/self/fd/${handle.fd}` : target,
     close: () => handle.close(),
   };
 }
+
+const PROC_FD = existsSync('/proc/self/fd');
