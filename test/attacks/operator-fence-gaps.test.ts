@@ -171,6 +171,14 @@ describe('attack: the operator binds atoll-operator-quota where it has no busine
       subjects: [{ apiGroup: RBAC, kind: 'User', name: 'quota-tenant' }],
     } as never));
     expect(await admin().tryGet(RoleBindings, 'tenant-quota', ws)).toBeUndefined();
+    // RBAC lets the operator bind atoll-connection-reader (plaintext credentials through the gateway); the fence does not.
+    const reader = await refused(operator().create(RoleBindings, {
+      metadata: { name: 'reader-grab', namespace: ws },
+      roleRef: { apiGroup: RBAC, kind: 'ClusterRole', name: 'atoll-connection-reader' },
+      subjects: [{ kind: 'ServiceAccount', name: 'atoll-controller', namespace: OPERATOR_NS }],
+    } as never));
+    expect(reader.message).toContain("binds only the tenant Roles and atoll's own ClusterRoles");
+    expect(await admin().tryGet(RoleBindings, 'reader-grab', ws)).toBeUndefined();
     await refused(userClient('quota-tenant').mergePatch(ResourceQuotas, 'atoll-connections', ws, { spec: { hard: { 'count/externalconnections.atoll.dev': '100000' } } }));
     const q = await admin().get<KubeObject & { spec: { hard: Record<string, string> } }>(ResourceQuotas, 'atoll-connections', ws);
     expect(q.spec.hard['count/externalconnections.atoll.dev']).toBe('2');
