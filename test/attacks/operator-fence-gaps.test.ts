@@ -30,6 +30,7 @@ import {
   RoleBindings,
   Roles,
   Secrets,
+  ServiceAccounts,
   ValidatingWebhookConfigurations,
   Workspaces,
 } from '../../src/kube/resources.js';
@@ -253,5 +254,29 @@ describe('attack: the operator has the garbage collector delete what it may not'
       expect(stored.metadata?.ownerReferences).toBeUndefined();
       expect(stored.metadata?.finalizers).toBeUndefined();
     }
+  });
+});
+
+describe('attack: the operator mints a token for a ServiceAccount it may not act as', () => {
+  const ws = uniqueName('token-ws');
+
+  beforeAll(async () => {
+    await createWorkspace(ws, { members: [{ kind: 'User', name: 'token-tenant', role: 'admin' }] });
+    // A tenant's deploy ServiceAccount, with rights the operator lacks.
+    await admin().create(ServiceAccounts, { metadata: { name: 'deployer', namespace: ws } } as never);
+  });
+
+  it('refuses a Secret of type service-account-token, in a workspace namespace or its own; other Secrets still work', async () => {
+    // RBAC lets it write Secrets in both; the token controller would fill such a Secret with a token it may read.
+    for (const [namespace, sa] of [[ws, 'deployer'], [OPERATOR_NS, 'atoll-gateway']] as const) {
+      const err = await refused(operator().create(Secrets, {
+        metadata: { name: 'minted-token', namespace, annotations: { 'kubernetes.io/service-account.name': sa } },
+        type: 'kubernetes.io/service-account-token',
+      } as never));
+      expect(err.message).toContain('writes no Secret of type kubernetes.io/service-account-token');
+      expect(await admin().tryGet(Secrets, 'minted-token', namespace)).toBeUndefined();
+    }
+    await operator().create(Secrets, { metadata: { name: 'plain-secret', namespace: ws }, stringData: { k: 'v' } } as never);
+    await operator().delete(Secrets, 'plain-secret', ws);
   });
 });
