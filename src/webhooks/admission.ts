@@ -14,7 +14,7 @@ export interface AdmissionRequest {
 export interface AdmissionResponse {
   uid: string;
   allowed: boolean;
-  status?: { code: number; reason?: string; message: string };
+  status?: { code: number; reason?: string; message: string; details?: { retryAfterSeconds?: number } };
   patchType?: 'JSONPatch';
   patch?: string;
   warnings?: string[];
@@ -30,6 +30,14 @@ export function allow(uid: string, patch?: JsonPatchOp[]): AdmissionResponse {
 /** A refusal whose message is shown to the user by kubectl: it names the field and the fix. */
 export function deny(uid: string, message: string, code = 422, reason = 'Invalid'): AdmissionResponse {
   return { uid, allowed: false, status: { code, reason, message } };
+}
+
+/**
+ * A refusal for too many requests: the API server passes code, reason and
+ * details through, so the client gets HTTP 429 with a Retry-After header.
+ */
+export function tooManyRequests(uid: string, message: string, retryAfterSeconds: number): AdmissionResponse {
+  return { uid, allowed: false, status: { code: 429, reason: 'TooManyRequests', message, details: { retryAfterSeconds } } };
 }
 
 /** Escapes a JSON-pointer segment (RFC 6901). */

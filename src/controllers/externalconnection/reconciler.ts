@@ -131,10 +131,17 @@ export class ExternalConnectionReconciler {
     // Probes: on every change of settings or credentials, on request, and every interval.
     const intervalMs = parseDuration(conn.spec.probe?.interval, DEFAULT_INTERVAL_MS);
     const timeoutMs = Math.min(60_000, parseDuration(conn.spec.probe?.timeout, DEFAULT_TIMEOUT_MS));
-    const tag = probeTag(conn, type!, resolved);
+    const subject = probeSubject(conn, type!, resolved);
+    const tag = probeTag(subject, conn);
     const last = this.probes.result(key);
-    const due = !last || last.tag !== tag || (intervalMs > 0 && Date.now() - last.finishedAt >= intervalMs);
-    if (due && !this.probes.isRunning(key, tag)) {
+    const stale = !last || last.subject !== subject || (intervalMs > 0 && Date.now() - last.finishedAt >= intervalMs);
+    const testRequested = !stale && last!.tag !== tag;
+    // On-demand tests send a credentialed request to a third party: at most one per connection per window.
+    const coalesceMs = testRequested && !this.probes.isRunning(key, tag) ? this.onDemandWait(key) : 0;
+    if (coalesceMs > 0 && this.probes.noticeCoalesced(key)) {
+      await this.ctx.events.record(ExternalConnections, conn, 'Normal', Reason.TestRequestCoalesced, `on-demand tests are coalesced to at most one probe every ${this.ctx.config.probes.testMinIntervalMs / 1000}s per connection; the latest request runs in about ${Math.ceil(coalesceMs / 1000)}s`);
+    }
+    if ((stale || testRequested) && coalesceMs === 0 && !this.probes.isRunning(key, tag)) {
       const credentials = Object.fromEntries(resolved.map((r) => [r.field, r.plaintext]));
       const probeCtx: ProbeContext = {
         settings: (conn.spec.settings ?? {}) as Record<string, unknown>,
@@ -146,14 +153,15 @@ export class ExternalConnectionReconciler {
         ...(this.hooks.dial ? { dial: this.hooks.dial } : {}),
       };
       const typeName = conn.spec.type;
-      this.probes.request(key, tag, async () => {
-        const outcome = await runProbe(type!, probeCtx);
+      this.probes.request(key, { tag, subject }, async (signal) => {
+        const outcome = await runProbe(type!, { ...probeCtx, signal });
         this.ctx.metrics.probeTotal.inc({ type: typeName, reason: outcome.reason });
         this.ctx.metrics.probeDuration.observe({ type: typeName }, outcome.durationMs / 1000);
         return outcome;
       });
     }
-    const current = last && last.tag === tag ? last.outcome : undefined;
+    // An on-demand test does not invalidate what the last probe of the same settings and credentials found.
+    const current = last && last.subject === subject ? last.outcome : undefined;
     conditions = applyProbe(conditions, current, gen, now);
     conditions = setCondition(conditions, summarizeReady(conditions, [ConditionType.CredentialsSealed, ConditionType.Reachable, ConditionType.Authenticated], gen), now);
 
@@ -173,12 +181,26 @@ export class ExternalConnectionReconciler {
       ...(current && last ? { lastProbe: { time: new Date(last.finishedAt).toISOString(), durationMs: current.durationMs, result: current.reason, message: current.message } } : conn.status?.lastProbe ? { lastProbe: conn.status.lastProbe } : {}),
     };
     await this.writeStatus(conn, status);
+    // A coalesced test request runs when its window ends.
+    if (coalesceMs > 0) return { requeueAfterMs: coalesceMs };
     // While a probe is due it is starting or in flight, and its completion enqueues the key: no timer.
-    if (intervalMs > 0 && current && last && !due) {
+    if (intervalMs > 0 && current && last && !stale && !testRequested) {
       const remaining = Math.max(1000, intervalMs - (Date.now() - last.finishedAt));
       return { requeueAfterMs: remaining + Math.random() * Math.min(30_000, intervalMs * 0.1) };
     }
   };
+
+  /**
+   * How long an on-demand test must wait: until the probe in flight ends
+   * (its completion enqueues the key; the wait is re-computed then) or the
+   * window since the last probe started has passed. 0 when it may run now.
+   */
+  private onDemandWait(key: string): number {
+    const window = this.ctx.config.probes.testMinIntervalMs;
+    if (this.probes.busy(key)) return window;
+    const started = this.probes.lastStartedAt(key);
+    return started === undefined ? 0 : Math.max(0, started + window - Date.now());
+  }
 
   /** A Secret of a workspace namespace: from its watch cache once synced, else from the API server. */
   private async readSecret(ns: string, name: string): Promise<Secret | undefined> {
@@ -240,13 +262,18 @@ function applyProbe(conditions: Condition[], outcome: ProbeOutcome | undefined, 
   return setCondition(conditions, { type: ConditionType.Authenticated, status: outcome.authenticated, reason: outcome.reason, message: outcome.message, observedGeneration: gen }, now);
 }
 
-/** What a probe result depends on: settings, credential fingerprints, the type, and the test request. */
-function probeTag(conn: Conn, type: IntegrationType, resolved: ResolvedField[]): string {
+/** What a probe result is about: settings, credential fingerprints, the type and the timeout. */
+function probeSubject(conn: Conn, type: IntegrationType, resolved: ResolvedField[]): string {
   const h = createHash('sha256');
   h.update(JSON.stringify(conn.spec.settings ?? {}));
   for (const r of resolved) h.update(`${r.field}:${r.state.fingerprint}`);
-  h.update(`${type.metadata?.resourceVersion ?? ''}|${conn.metadata.annotations?.[TEST_REQUESTED_AT_ANNOTATION] ?? ''}|${conn.spec.probe?.timeout ?? ''}`);
+  h.update(`${type.metadata?.resourceVersion ?? ''}|${conn.spec.probe?.timeout ?? ''}`);
   return h.digest('base64url');
+}
+
+/** What a probe request depends on: its subject and the test request. */
+function probeTag(subject: string, conn: Conn): string {
+  return `${subject}|${conn.metadata.annotations?.[TEST_REQUESTED_AT_ANNOTATION] ?? ''}`;
 }
 
 function sameData(a: Record<string, string> | undefined, b: Record<string, string>): boolean {
