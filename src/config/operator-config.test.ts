@@ -38,6 +38,7 @@ describe('loadOperatorConfig', () => {
     const c = loadOperatorConfig({ ATOLL_SEALING_RATE_PER_MINUTE: '30', ATOLL_SEALING_BURST: '5', ATOLL_PROBE_TEST_MIN_INTERVAL_SECONDS: '60', ATOLL_WEBHOOK_CLIENT_CA_FILE: '/ca.crt', ATOLL_WEBHOOK_CLIENT_NAMES: 'a, b' });
     expect(c.webhook).toMatchObject({ sealingRate: { ratePerSecond: 0.5, burst: 5 }, clientCAFile: '/ca.crt', clientNames: ['a', 'b'] });
     expect(c.probes.testMinIntervalMs).toBe(60_000);
-    expect(() => loadOperatorConfig({ ATOLL_WEBHOOK_CLIENT_NAMES: 'a', ATOLL_SEALING_BURST: '0' })).toThrow(/ATOLL_WEBHOOK_CLIENT_NAMES needs ATOLL_WEBHOOK_CLIENT_CA_FILE[\s\S]*ATOLL_SEALING_BURST must be an integer between 1/);
+    expect(() => loadOperatorConfig({ ATOLL_WEBHOOK_CLIENT_NAMES: 'a' })).toThrow('ATOLL_WEBHOOK_CLIENT_NAMES needs ATOLL_WEBHOOK_CLIENT_CA_FILE');
+    expect(() => loadOperatorConfig({ ATOLL_SEALING_BURST: '0' })).toThrow('ATOLL_SEALING_BURST must be an integer between 1');
   });
 });
