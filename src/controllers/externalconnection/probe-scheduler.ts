@@ -57,9 +57,10 @@ export class ProbeScheduler {
     return this.pending.get(key)?.tag === tag;
   }
 
-  /** Any probe of this key queued or running. */
-  busy(key: string): boolean {
-    return this.pending.has(key);
+  /** The probe of this key that is queued or running, if any. */
+  pendingProbe(key: string): ProbeRequest | undefined {
+    const p = this.pending.get(key);
+    return p ? { tag: p.tag, subject: p.subject } : undefined;
   }
 
   /** When the key's last probe started (ms since epoch), if one did since it was last forgotten. */

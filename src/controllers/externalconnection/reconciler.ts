@@ -135,13 +135,16 @@ export class ExternalConnectionReconciler {
     const tag = probeTag(subject, conn);
     const last = this.probes.result(key);
     const stale = !last || last.subject !== subject || (intervalMs > 0 && Date.now() - last.finishedAt >= intervalMs);
-    const testRequested = !stale && last!.tag !== tag;
-    // On-demand tests send a credentialed request to a third party: at most one per connection per window.
-    const coalesceMs = testRequested && !this.probes.isRunning(key, tag) ? this.onDemandWait(key) : 0;
+    // A test request (only the annotation differs from the probe queued, running or last run of the
+    // same subject) sends a credentialed request to a third party: at most one per connection per window.
+    const pending = this.probes.pendingProbe(key);
+    const testOnly = pending ? pending.subject === subject : !stale && last!.tag !== tag;
+    const coalesceMs = pending?.tag !== tag && testOnly ? this.onDemandWait(key) : 0;
     if (coalesceMs > 0 && this.probes.noticeCoalesced(key)) {
       await this.ctx.events.record(ExternalConnections, conn, 'Normal', Reason.TestRequestCoalesced, `on-demand tests are coalesced to at most one probe every ${this.ctx.config.probes.testMinIntervalMs / 1000}s per connection; the latest request runs in about ${Math.ceil(coalesceMs / 1000)}s`);
     }
-    if ((stale || testRequested) && coalesceMs === 0 && !this.probes.isRunning(key, tag)) {
+    const start = pending?.tag !== tag && (testOnly ? coalesceMs === 0 : stale);
+    if (start) {
       const credentials = Object.fromEntries(resolved.map((r) => [r.field, r.plaintext]));
       const probeCtx: ProbeContext = {
         settings: (conn.spec.settings ?? {}) as Record<string, unknown>,
@@ -184,7 +187,7 @@ export class ExternalConnectionReconciler {
     // A coalesced test request runs when its window ends.
     if (coalesceMs > 0) return { requeueAfterMs: coalesceMs };
     // While a probe is due it is starting or in flight, and its completion enqueues the key: no timer.
-    if (intervalMs > 0 && current && last && !stale && !testRequested) {
+    if (intervalMs > 0 && current && last && !stale && !testOnly) {
       const remaining = Math.max(1000, intervalMs - (Date.now() - last.finishedAt));
       return { requeueAfterMs: remaining + Math.random() * Math.min(30_000, intervalMs * 0.1) };
     }
@@ -197,7 +200,7 @@ export class ExternalConnectionReconciler {
    */
   private onDemandWait(key: string): number {
     const window = this.ctx.config.probes.testMinIntervalMs;
-    if (this.probes.busy(key)) return window;
+    if (this.probes.pendingProbe(key)) return window;
     const started = this.probes.lastStartedAt(key);
     return started === undefined ? 0 : Math.max(0, started + window - Date.now());
   }
