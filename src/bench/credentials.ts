@@ -372,7 +372,8 @@ async function main(): Promise<void> {
     const client = cp.adminClient();
     const operatorClient = cp.adminClient();
     await installAtoll(client, root);
-    const config = loopbackOperatorConfig();
+    // Sealing throughput is what is measured: lift the per-namespace sealing budget (ADR 0009).
+    const config = loopbackOperatorConfig({ ATOLL_SEALING_RATE_PER_MINUTE: '1000000', ATOLL_SEALING_BURST: '100000' });
     operator = await startOperator({ client: operatorClient, config, log });
     const startedRssMiB = rss.sample() / MiB;
     const cluster: Cluster = { client, operator, fixtureUrl: fixture.url, rss, concurrency };

@@ -296,7 +296,8 @@ async function main(): Promise<void> {
     await installAtoll(client, root);
     await client.create(IntegrationTypes, integrationType as never);
 
-    const config = loopbackOperatorConfig({ ATOLL_LOG_LEVEL: 'silent' }, process.env);
+    // One namespace receives every connection: lift the per-namespace sealing budget (ADR 0009).
+    const config = loopbackOperatorConfig({ ATOLL_LOG_LEVEL: 'silent', ATOLL_SEALING_RATE_PER_MINUTE: '1000000', ATOLL_SEALING_BURST: '100000' }, process.env);
     operator = await startOperator({ client, config, log });
 
     const results: PhaseResult[] = [];
