@@ -79,7 +79,7 @@ export async function startWebhookServer(opts: {
       server.close(() => resolve());
       server.closeAllConnections();
     }),
-    setCertificate: (tls) => server.setSecureContext({ cert: tls.certPem, key: tls.keyPem, ...clientTls }),
+    setCertificate: (tls) => server.setSecureContext({ cert: tls.certPem, key: tls.keyPem, ...(opts.clientAuth ? { ca: opts.clientAuth.caPem } : {}) }),
   };
 }
 
