@@ -201,6 +201,21 @@ describe('helm chart', () => {
     expect(grants(rulesOf(find(ms, 'Role', 'atoll-gateway')))).toEqual(['/secrets/atoll-fingerprint-key:get']);
   });
 
+  it('renders the admission hardening: sealing budget and test window always, client-certificate authentication and webhookFrom when set', () => {
+    const plain = find(docs(render()), 'Deployment', 'atoll-controller');
+    expect(envOf(plain, 'ATOLL_SEALING_RATE_PER_MINUTE')).toBe('300');
+    expect(envOf(plain, 'ATOLL_SEALING_BURST')).toBe('50');
+    expect(envOf(plain, 'ATOLL_PROBE_TEST_MIN_INTERVAL_SECONDS')).toBe('10');
+    expect(envOf(plain, 'ATOLL_WEBHOOK_CLIENT_CA_FILE')).toBeUndefined();
+    const ms = docs(render(['webhook.clientAuth.caConfigMap=apiserver-webhook-ca', 'webhook.clientAuth.names={kube-apiserver-webhook-client}', 'networkPolicy.webhookFrom[0].ipBlock.cidr=10.0.0.0/24']));
+    const controller = find(ms, 'Deployment', 'atoll-controller');
+    expect(envOf(controller, 'ATOLL_WEBHOOK_CLIENT_CA_FILE')).toBe('/etc/atoll/webhook-client-ca/ca.crt');
+    expect(envOf(controller, 'ATOLL_WEBHOOK_CLIENT_NAMES')).toBe('kube-apiserver-webhook-client');
+    expect(JSON.stringify(podSpec(controller))).toContain('"configMap":{"name":"apiserver-webhook-ca"}');
+    const policy = find(ms, 'NetworkPolicy', 'atoll-controller') as unknown as { spec: { ingress: Array<{ from?: unknown[]; ports: Array<{ port: number }> }> } };
+    expect(policy.spec.ingress.find((r) => r.ports[0]!.port === 9443)?.from).toEqual([{ ipBlock: { cidr: '10.0.0.0/24' } }]);
+  });
+
   it('runs every pod under the restricted Pod Security Standard', () => {
     for (const sets of [[], NON_DEFAULT_VALUES]) {
       const deployments = docs(render(sets)).filter((m) => m.kind === 'Deployment');
