@@ -1,6 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { ExternalConnections } from '../../src/kube/resources.js';
-import { admin, createWorkspace, randomSecret, rawApiRequest, uniqueName, userCertificate, type RawResponse } from '../support/cluster.js';
+import { scrapeCounter } from '../support/operator-fixture.js';
+import { admin, createWorkspace, devState, randomSecret, rawApiRequest, uniqueName, userCertificate, type RawResponse } from '../support/cluster.js';
 
 /**
  * Attack (issue 9): server-side dry-run creates with fresh names cost a KMS
@@ -15,6 +16,11 @@ const IN_FLIGHT = 8;
 
 function dryRunCreate(ns: string, name: string, value: string) {
   return { apiVersion: 'atoll.dev/v1alpha1', kind: 'ExternalConnection', metadata: { name, namespace: ns }, spec: { type: 'http-api', settings: { baseURL: 'https://api.example.com', auth: 'bearer' }, credentials: { token: { value } }, probe: { interval: '0' } } };
+}
+
+/** Data keys the operator asked its KMS for (one per sealed value), from its /metrics. */
+async function dataKeysGenerated(): Promise<number> {
+  return scrapeCounter(devState().controller.health, 'atoll_kms_requests', { operation: 'generateDataKey' });
 }
 
 const createPath = (ns: string) => `/apis/atoll.dev/v1alpha1/namespaces/${ns}/externalconnections?dryRun=All`;
@@ -33,6 +39,7 @@ describe('attack: flooding the KMS through server-side dry runs', () => {
     const statuses: number[] = [];
     let refused: RawResponse | undefined;
     let sent = 0;
+    const kmsBefore = await dataKeysGenerated();
     // Fire dry-run creates with fresh names until refused (bounded: the test fails if never refused).
     const worker = async () => {
       while (!refused && sent < MAX_ATTEMPTS) {
@@ -51,8 +58,10 @@ describe('attack: flooding the KMS through server-side dry runs', () => {
     expect(status.message).toMatch(new RegExp(`too many credential values sealed in namespace ${flooded}: the limit is .+ with bursts of \\d+ \\(server-side dry runs included\\); nothing was stored, retry in \\d+s`));
     expect(Number(refused!.headers['retry-after'])).toBeGreaterThanOrEqual(1);
     expect(status.details?.retryAfterSeconds).toBe(Number(refused!.headers['retry-after']));
-    // Some dry runs were served before the limit: it is a rate, not a ban.
-    expect(statuses.filter((s) => s === 201).length).toBeGreaterThan(0);
+    // Some dry runs were served before the limit: it is a rate, not a ban. Refused ones cost no KMS call.
+    const served = statuses.filter((s) => s === 201).length;
+    expect(served).toBeGreaterThan(0);
+    expect(await dataKeysGenerated()).toBe(kmsBefore + served);
 
     // While the flood goes on, another workspace seals at once: it has its own budget.
     const neighbour = userCertificate('neighbour', [`${bystander}-editors`]);
@@ -62,9 +71,9 @@ describe('attack: flooding the KMS through server-side dry runs', () => {
       return seen;
     });
     const others = Array.from({ length: 5 }, (_, i) => rawApiRequest(neighbour, 'POST', createPath(bystander), dryRunCreate(bystander, `neighbour-${i}`, randomSecret('ok'))));
-    const [flooding, served] = await Promise.all([Promise.all(flood), Promise.all(others)]);
+    const [flooding, answers] = await Promise.all([Promise.all(flood), Promise.all(others)]);
     expect(flooding.flat()).toContain(429);
-    for (const other of served) {
+    for (const other of answers) {
       expect(other.status, other.body).toBe(201);
       expect((JSON.parse(other.body) as { spec: { credentials: { token: { sealed?: string } } } }).spec.credentials.token.sealed).toMatch(/^atoll:v1:/);
     }
