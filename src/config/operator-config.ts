@@ -42,6 +42,8 @@ export interface OperatorConfig {
     readonly testMinIntervalMs: number;
   };
   readonly serviceAccounts: { readonly controller: string; readonly gateway: string };
+  /** Connections a Workspace may hold when spec.policy.maxConnections is unset (its ResourceQuota's hard limit). */
+  readonly defaultMaxConnections: number;
   readonly logLevel: string;
 }
 
@@ -52,6 +54,8 @@ export class ConfigError extends Error {
 type Env = Record<string, string | undefined>;
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+/** Without a limit a tenant editor could fill etcd with connections; platforms raise it per Workspace or with the chart. */
+const DEFAULT_MAX_CONNECTIONS = 500;
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 export function loadOperatorConfig(env: Env = process.env, overrides: Partial<Record<string, string>> = {}): OperatorConfig {
@@ -84,6 +88,8 @@ export function loadOperatorConfig(env: Env = process.env, overrides: Partial<Re
   const clientCAFile = e.ATOLL_WEBHOOK_CLIENT_CA_FILE || undefined;
   const clientNames = (e.ATOLL_WEBHOOK_CLIENT_NAMES ?? '').split(',').map((n) => n.trim()).filter(Boolean);
   if (clientNames.length > 0 && !clientCAFile) problems.push('ATOLL_WEBHOOK_CLIENT_NAMES needs ATOLL_WEBHOOK_CLIENT_CA_FILE: set the CA that issues the API server\'s webhook client certificate');
+  // Same upper bound as spec.policy.maxConnections in the Workspace CRD.
+  const defaultMaxConnections = int(e, 'ATOLL_DEFAULT_MAX_CONNECTIONS', DEFAULT_MAX_CONNECTIONS, 1, 10_000, problems);
   if (problems.length) throw new ConfigError(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
   return Object.freeze({
     namespace,
@@ -103,6 +109,7 @@ export function loadOperatorConfig(env: Env = process.env, overrides: Partial<Re
     leaderElection: Object.freeze({ enabled: (e.ATOLL_LEADER_ELECT ?? 'true') !== 'false', identity: e.POD_NAME ?? `${hostname()}-${process.pid}` }),
     probes: Object.freeze({ concurrency, defaultTimeoutMs: 10_000, maxResponseBytes: 64 * 1024, testMinIntervalMs: testMinInterval * 1000 }),
     serviceAccounts: Object.freeze({ controller: e.ATOLL_CONTROLLER_SERVICE_ACCOUNT ?? 'atoll-controller', gateway: e.ATOLL_GATEWAY_SERVICE_ACCOUNT ?? 'atoll-gateway' }),
+    defaultMaxConnections,
     logLevel,
   });
 }
