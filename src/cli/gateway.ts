@@ -12,7 +12,7 @@ import { waitForSignal } from './signals.js';
 /** The gateway with the operator's crypto setup (same providers, same keys). */
 export async function startGatewayFromConfig(opts: { client: KubeClient; config: OperatorConfig; log: Logger; host: string; port: number }): Promise<Gateway> {
   const crypto = await setupCrypto(opts.config, opts.client, { fingerprints: false });
-  return startGateway({ client: opts.client, envelope: crypto.envelope, log: opts.log, metrics: createOperatorMetrics(), host: opts.host, port: opts.port });
+  return startGateway({ client: opts.client, envelope: crypto.envelope, log: opts.log, metrics: createOperatorMetrics(), host: opts.host, port: opts.port, usage: { flushIntervalMs: opts.config.usage.flushIntervalMs } });
 }
 
 /** `atoll gateway`: the credential-injecting proxy, in cluster. */
@@ -27,7 +27,7 @@ export async function gatewayCommand(): Promise<number> {
   const certFile = process.env.ATOLL_GATEWAY_TLS_CERT_FILE;
   const keyFile = process.env.ATOLL_GATEWAY_TLS_KEY_FILE;
   const tls = certFile && keyFile ? { certPem: readFileSync(certFile, 'utf8'), keyPem: readFileSync(keyFile, 'utf8') } : undefined;
-  const gateway = await startGateway({ client, envelope: crypto.envelope, log, metrics, host: process.env.ATOLL_GATEWAY_HOST ?? '0.0.0.0', port, ...(tls ? { tls } : {}) });
+  const gateway = await startGateway({ client, envelope: crypto.envelope, log, metrics, host: process.env.ATOLL_GATEWAY_HOST ?? '0.0.0.0', port, usage: { flushIntervalMs: config.usage.flushIntervalMs }, ...(tls ? { tls } : {}) });
   const health = await startHealthServer({ host: config.health.host, port: config.health.port, registry: metrics.registry, checks: { live: () => true, ready: () => gateway.ready() } });
   log.info({ url: gateway.url }, 'gateway started');
   await waitForSignal();

@@ -29,4 +29,10 @@ describe('loadOperatorConfig', () => {
     const c = loadOperatorConfig({ ATOLL_KMS_PROVIDER: 'aws-kms', ATOLL_KMS_KEY_ID: 'alias/atoll', AWS_REGION: 'eu-west-1' });
     expect(c.kms).toMatchObject({ provider: 'aws-kms', defaultKeyId: 'alias/atoll', awsRegion: 'eu-west-1' });
   });
+
+  it('reads the usage flush interval and the delete-protection window as durations', () => {
+    expect(loadOperatorConfig({}).usage).toEqual({ flushIntervalMs: 60_000, deleteProtectionWindowMs: 24 * 3_600_000 });
+    expect(loadOperatorConfig({ ATOLL_USAGE_FLUSH_INTERVAL: '2s', ATOLL_DELETE_PROTECTION_WINDOW: '0' }).usage).toEqual({ flushIntervalMs: 2000, deleteProtectionWindowMs: 0 });
+    expect(() => loadOperatorConfig({ ATOLL_DELETE_PROTECTION_WINDOW: 'a day' })).toThrow(/ATOLL_DELETE_PROTECTION_WINDOW must be a duration/);
+  });
 });

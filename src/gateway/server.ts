@@ -24,6 +24,7 @@ import {
 import { proxyRequest } from './proxy.js';
 import { parseRoute, type Route } from './routes.js';
 import { UpstreamClient } from './upstream-client.js';
+import { UsageRecorder } from './usage-recorder.js';
 import { planUpstream } from './upstream-plan.js';
 
 export interface GatewayOptions {
@@ -48,6 +49,8 @@ export interface GatewayOptions {
   authCacheTtlMs?: number;
   /** Credentials-stream keep-alive and re-authorization period; default 15 s. */
   heartbeatMs?: number;
+  /** status.usage recording: minimum time between writes of one connection (default 60 s) and this replica's name. */
+  usage?: { flushIntervalMs?: number; replica?: string };
 }
 
 export interface Gateway {
@@ -82,7 +85,9 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const upstream = new UpstreamClient({ upstreamCAs: opts.upstreamCAs, dial: opts.dial });
   const timeoutMs = opts.upstreamTimeoutMs ?? 30_000;
   const heartbeatMs = opts.heartbeatMs ?? 15_000;
+  const usage = new UsageRecorder({ client: opts.client, log, ...opts.usage });
   await directory.start();
+  usage.start();
 
   async function authenticate(req: http.IncomingMessage, entry: AccessEntry): Promise<{ caller: Caller; token: string }> {
     const token = bearerToken(req.headers.authorization);
@@ -127,6 +132,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
 
   async function proxy(caller: Caller, route: Extract<Route, { kind: 'proxy' }>, req: http.IncomingMessage, res: http.ServerResponse): Promise<number> {
     const conn = await authorizeConnection(caller, route.connection);
+    usage.record(caller.namespace, route.connection, conn.metadata?.uid, caller.serviceAccount, 'proxy');
     const workspace = directory.workspace(caller.namespace);
     if (workspace === undefined) throw notReady(GatewayErrorMessage.noWorkspace);
     const type = directory.integrationType(conn.spec?.type ?? '');
@@ -140,9 +146,11 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   }
 
   async function credentials(caller: Caller, token: string, route: Extract<Route, { kind: 'credentials' }>, res: http.ServerResponse): Promise<number> {
-    await authorizeConnection(caller, route.connection);
+    const conn = await authorizeConnection(caller, route.connection);
     const snapshot = await directory.credentials(caller.namespace, route.connection);
+    usage.record(caller.namespace, route.connection, conn.metadata?.uid, caller.serviceAccount, 'files');
     if (!route.watch) return sendCredentialsOnce(res, route.connection, snapshot);
+    const streamClosed = usage.streamOpened(caller.namespace, route.connection, conn.metadata?.uid, caller.serviceAccount);
     return streamCredentials(res, {
       directory,
       namespace: caller.namespace,
@@ -156,7 +164,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
           && directory.connection(caller.namespace, route.connection) !== undefined
           && (await authorizer.mayUse(again, route.connection));
       },
-    });
+    }).finally(streamClosed);
   }
 
   async function dispatch(route: Route, req: http.IncomingMessage, res: http.ServerResponse, entry: AccessEntry): Promise<number> {
@@ -241,6 +249,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
       await closed;
+      await usage.close();
       upstream.close();
       await directory.stop();
     },

@@ -218,7 +218,9 @@ export class ExternalConnectionReconciler {
     log.info({ fields: resolved.length, secret: body.metadata!.name }, 'managed secret written');
   }
 
-  private async writeStatus(conn: Conn, status: ExternalConnectionStatus): Promise<void> {
+  private async writeStatus(conn: Conn, computed: ExternalConnectionStatus): Promise<void> {
+    // status.usage belongs to the gateway: carried over as read (a newer gateway write makes this replace conflict and requeue).
+    const status = conn.status?.usage === undefined ? computed : { ...computed, usage: conn.status.usage };
     if (deepEqual(status, conn.status ?? {})) return;
     try {
       // A full replace at the read resourceVersion: stale writes conflict (and requeue) instead of merging.
