@@ -1,35 +1,61 @@
-import { randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import type { KubeClient, KubeObject } from './client.js';
+import { isAlreadyExists } from './errors.js';
 import { CoreEvents, apiVersionOf, type ResourceType } from './resources.js';
 import type { Logger } from '../runtime/logger.js';
 
+interface CoreEvent extends KubeObject {
+  message?: string;
+  count?: number;
+}
+
 /**
- * Records Kubernetes Events. Callers pass constant reasons and messages
- * built only from non-secret facts; Events are readable by tenants.
+ * Records Kubernetes Events, aggregated the way kubectl expects: one Event
+ * per (object, reason, component) under a stable name, whose count and
+ * lastTimestamp grow on repeats and whose message is the latest, instead of
+ * a new randomly named Event each time. A repeat with the very same message
+ * is not counted again (a reconcile that re-reads the same fact). Callers
+ * pass constant reasons and messages built only from non-secret facts;
+ * Events are readable by tenants.
  */
 export class EventRecorder {
-  constructor(private readonly client: KubeClient, private readonly component: string, private readonly log: Logger) {}
+  constructor(private readonly client: KubeClient, private readonly component: string, private readonly log: Logger, private readonly options: { namespaceForClusterScoped?: string } = {}) {}
 
   async record(t: ResourceType, obj: KubeObject, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
     const md = obj.metadata ?? {};
+    const namespace = md.namespace ?? this.options.namespaceForClusterScoped ?? 'default';
+    const name = eventName(String(md.name), md.uid ?? '', reason, this.component);
     const now = new Date().toISOString();
     try {
-      await this.client.create(CoreEvents, {
-        metadata: { name: `${md.name}.${randomBytes(8).toString('hex')}`, namespace: md.namespace ?? 'default' },
-        involvedObject: { apiVersion: apiVersionOf(t), kind: t.kind, name: md.name, namespace: md.namespace, uid: md.uid, resourceVersion: md.resourceVersion },
-        reason,
-        message,
-        type,
-        source: { component: this.component },
-        reportingComponent: this.component,
-        reportingInstance: this.component,
-        firstTimestamp: now,
-        lastTimestamp: now,
-        count: 1,
-      });
+      try {
+        await this.client.create(CoreEvents, {
+          metadata: { name, namespace },
+          involvedObject: { apiVersion: apiVersionOf(t), kind: t.kind, name: md.name, ...(md.namespace ? { namespace: md.namespace } : {}), ...(md.uid ? { uid: md.uid } : {}), ...(md.resourceVersion ? { resourceVersion: md.resourceVersion } : {}) },
+          reason,
+          message,
+          type,
+          source: { component: this.component },
+          reportingComponent: this.component,
+          reportingInstance: this.component,
+          firstTimestamp: now,
+          lastTimestamp: now,
+          count: 1,
+        });
+      } catch (err) {
+        if (!isAlreadyExists(err)) throw err;
+        const existing = await this.client.get<CoreEvent>(CoreEvents, name, namespace);
+        if (existing.message === message) return;
+        await this.client.mergePatch(CoreEvents, name, namespace, { count: (existing.count ?? 1) + 1, lastTimestamp: now, message, type, metadata: { resourceVersion: existing.metadata?.resourceVersion } });
+      }
     } catch (err) {
-      // Events are best effort; never fail a reconcile for one.
+      // Events are best effort; never fail a reconcile or an admission for one.
       this.log.debug({ reason, status: (err as { status?: number }).status }, 'could not record event');
     }
   }
+}
+
+/** `<object>.<hash>`: stable per object instance, reason and reporter, so repeats aggregate. */
+export function eventName(objectName: string, uid: string, reason: string, component: string): string {
+  const digest = createHash('sha256').update(`${uid}\0${reason}\0${component}`).digest('hex').slice(0, 16);
+  return `${objectName.slice(0, 200)}.${digest}`;
 }

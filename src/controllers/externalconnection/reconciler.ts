@@ -33,6 +33,7 @@ import { CredentialProblem, STATE_ANNOTATION, readState, resolveField, type Fiel
 import { parseDuration } from './duration.js';
 import { checkConnection } from './policy.js';
 import { ProbeScheduler } from './probe-scheduler.js';
+import { AuditEvents } from './audit-events.js';
 import { destinationDigest } from '../../integrations/destination.js';
 import { deepEqual } from '../../util/deep-equal.js';
 
@@ -57,8 +58,10 @@ export interface ReconcilerHooks {
  */
 export class ExternalConnectionReconciler {
   readonly probes: ProbeScheduler;
+  readonly #audit: AuditEvents;
   constructor(private readonly ctx: OperatorContext, enqueue: (key: string) => void, private readonly hooks: ReconcilerHooks = {}) {
     this.probes = new ProbeScheduler(ctx.config.probes.concurrency, enqueue);
+    this.#audit = new AuditEvents(ctx);
   }
 
   reconcile = async (req: ReconcileRequest, log: Logger): Promise<ReconcileResult | void> => {
@@ -71,6 +74,7 @@ export class ExternalConnectionReconciler {
       this.probes.forget(key);
       return; // the managed Secret is owned by the connection: garbage collection removes it
     }
+    await this.#audit.record(conn);
     const gen = conn.metadata.generation;
     const now = new Date();
     let conditions: Condition[] = conn.status?.conditions ?? [];
