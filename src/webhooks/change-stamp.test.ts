@@ -25,7 +25,7 @@ describe('last-change stamp', () => {
     const ops = patchOf(stampLastChange(req, sealed, NOW));
     const stamp = ops.find((o) => o.path === '/metadata/annotations')!;
     const change = parseLastChange(stamp.value as Record<string, string>)!;
-    expect(change).toEqual({ user: 'alice', at: '2026-12-01T12:00:00Z', operation: 'UPDATE', changed: ['spec.credentials.token'] });
+    expect(change).toEqual({ user: 'alice', at: '2026-12-01T12:00:00.000Z', operation: 'UPDATE', changed: ['spec.credentials.token'] });
     expect(JSON.stringify(ops.filter((o) => o !== ops[0]))).not.toContain('tok-plaintext');
     expect(auditGroups(change).map((g) => g.reason)).toEqual(['CredentialsRotated']);
   });

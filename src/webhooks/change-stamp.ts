@@ -1,6 +1,5 @@
 import { LAST_CHANGE_ANNOTATION, type ExternalConnection } from '../api/v1alpha1/index.js';
 import { formatLastChange } from '../domain/last-change.js';
-import { rfc3339 } from '../domain/usage.js';
 import { deepEqual } from '../util/deep-equal.js';
 import { actorOf } from './actor.js';
 import { allow, pointer, type AdmissionRequest, type AdmissionResponse, type JsonPatchOp } from './admission.js';
@@ -23,7 +22,7 @@ export function stampLastChange(req: AdmissionRequest, sealed: AdmissionResponse
   const annotations = conn.metadata?.annotations;
   const current = annotations?.[LAST_CHANGE_ANNOTATION];
   const wanted = changed.length > 0
-    ? formatLastChange({ user: actorOf(req), at: rfc3339(now), operation: req.operation, changed })
+    ? formatLastChange({ user: actorOf(req), at: new Date(now).toISOString(), operation: req.operation, changed })
     : old?.metadata?.annotations?.[LAST_CHANGE_ANNOTATION];
   if (wanted === current) return sealed;
   const path = `/metadata/annotations/${pointer(LAST_CHANGE_ANNOTATION)}`;
