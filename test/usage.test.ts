@@ -196,7 +196,7 @@ describe('usage, delete protection and the audit trail', () => {
     const after = await eventually('probe after test request', () => client.get<Conn>(ExternalConnections, conn, ns), (c) => c.status?.lastProbe?.time !== before.status?.lastProbe?.time, 30_000);
     expect(after.status?.usage).toEqual(before.status?.usage);
     const testEvent = (await events(conn)).find((e) => e.reason === 'TestRequested');
-    expect(testEvent?.message).toMatch(/^test requested by (system:admin|admin|kubernetes-admin)/);
+    expect(testEvent?.message).toMatch(/^test requested by atoll-admin at .+: metadata\.annotations\.atoll\.dev\/test-requested-at$/);
   });
 
   it('rotation by alice produces one aggregated Event naming alice and the field, never the value', async () => {
