@@ -22,7 +22,9 @@ describe('last-change stamp', () => {
   it('names the actor and the rotated field (as sealed), never a value', () => {
     const req = update(spec, { ...spec, credentials: { token: { value: 'tok-plaintext-123' } } });
     const sealed = allow('u1', [{ op: 'replace', path: '/spec/credentials/token', value: { sealed: 'atoll:v1:new' } }]);
-    const ops = patchOf(stampLastChange(req, sealed, NOW));
+    const res = stampLastChange(req, sealed, NOW);
+    expect(res.auditAnnotations).toEqual({ 'changed-fields': 'spec.credentials.token', 'audit-reasons': 'CredentialsRotated' });
+    const ops = patchOf(res);
     const stamp = ops.find((o) => o.path === '/metadata/annotations')!;
     const change = parseLastChange(stamp.value as Record<string, string>)!;
     expect(change).toEqual({ user: 'alice', at: '2026-12-01T12:00:00.000Z', operation: 'UPDATE', changed: ['spec.credentials.token'] });

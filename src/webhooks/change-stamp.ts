@@ -1,5 +1,5 @@
 import { LAST_CHANGE_ANNOTATION, type ExternalConnection } from '../api/v1alpha1/index.js';
-import { formatLastChange } from '../domain/last-change.js';
+import { auditGroups, formatLastChange } from '../domain/last-change.js';
 import { deepEqual } from '../util/deep-equal.js';
 import { actorOf } from './actor.js';
 import { allow, pointer, type AdmissionRequest, type AdmissionResponse, type JsonPatchOp } from './admission.js';
@@ -19,17 +19,22 @@ export function stampLastChange(req: AdmissionRequest, sealed: AdmissionResponse
   const conn = req.object as ExternalConnection;
   const old = req.oldObject as ExternalConnection | undefined;
   const changed = req.operation === 'CREATE' ? createdFields(conn) : changedFields(old, conn, ops);
+  // The audit log records these at Metadata level too (as seal.externalconnections.atoll.dev/changed-fields):
+  // "who rotated billing-api last week" is then one query over the audit log.
+  const audited: AdmissionResponse = changed.length > 0
+    ? { ...sealed, auditAnnotations: { ...sealed.auditAnnotations, 'changed-fields': changed.join(','), 'audit-reasons': auditGroups({ user: '', at: '', operation: req.operation, changed }).map((g) => g.reason).join(',') } }
+    : sealed;
   const annotations = conn.metadata?.annotations;
   const current = annotations?.[LAST_CHANGE_ANNOTATION];
   const wanted = changed.length > 0
     ? formatLastChange({ user: actorOf(req), at: new Date(now).toISOString(), operation: req.operation, changed })
     : old?.metadata?.annotations?.[LAST_CHANGE_ANNOTATION];
-  if (wanted === current) return sealed;
+  if (wanted === current) return audited;
   const path = `/metadata/annotations/${pointer(LAST_CHANGE_ANNOTATION)}`;
   if (wanted === undefined) ops.push({ op: 'remove', path });
   else if (annotations === undefined || annotations === null) ops.push({ op: 'add', path: '/metadata/annotations', value: { [LAST_CHANGE_ANNOTATION]: wanted } });
   else ops.push({ op: 'add', path, value: wanted });
-  return { ...allow(req.uid, ops), ...(sealed.warnings ? { warnings: sealed.warnings } : {}) };
+  return { ...audited, ...allow(req.uid, ops) };
 }
 
 /** A credential source as it will be stored: the sealing patch's value when it replaced one. */
