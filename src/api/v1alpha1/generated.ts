@@ -376,6 +376,7 @@ export interface UsageTotals {
   requestsByHour?: Record<string, number>;
 }
 
+/** Streams one gateway replica serves for one ServiceAccount. */
 export interface UsageActiveStream {
   /** The gateway replica serving the streams. */
   replica: string;
@@ -387,6 +388,7 @@ export interface UsageActiveStream {
   expiresAt: string;
 }
 
+/** One gateway replica's last applied flush. */
 export interface UsageReplica {
   /** Replica identity (pod name and a per-process suffix). */
   name: string;
