@@ -277,7 +277,7 @@ describe('usage, delete protection and the audit trail', () => {
     // …but the namespace goes, with everything in it.
     await client.delete(Namespaces, other);
     await eventually('namespace deleted', () => client.tryGet(Namespaces, other), (n) => n === undefined, 90_000);
-    const recorded = await client.list<CoreEvent>(CoreEvents, { namespace: OPERATOR_NAMESPACE });
+    const recorded = await client.list<CoreEvent>(CoreEvents, { namespace: 'default' });
     expect(recorded.items.find((e) => e.reason === 'DeletedWithNamespace' && e.involvedObject?.name === other)?.message).toContain('it was in use by serviceaccount worker');
   }, 120_000);
 

@@ -19,11 +19,12 @@ interface CoreEvent extends KubeObject {
  * Events are readable by tenants.
  */
 export class EventRecorder {
-  constructor(private readonly client: KubeClient, private readonly component: string, private readonly log: Logger, private readonly options: { namespaceForClusterScoped?: string } = {}) {}
+  constructor(private readonly client: KubeClient, private readonly component: string, private readonly log: Logger) {}
 
   async record(t: ResourceType, obj: KubeObject, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
     const md = obj.metadata ?? {};
-    const namespace = md.namespace ?? this.options.namespaceForClusterScoped ?? 'default';
+    // The API server files Events about cluster-scoped objects in `default`.
+    const namespace = md.namespace ?? 'default';
     const name = eventName(String(md.name), md.uid ?? '', reason, this.component);
     const now = new Date().toISOString();
     try {

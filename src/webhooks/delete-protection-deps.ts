@@ -10,11 +10,12 @@ const KINDS: Record<'ExternalConnection' | 'Workspace' | 'Namespace', ResourceTy
  * The operator's side of delete protection: the configured window, the
  * namespace's state from the API server (a terminating namespace is never
  * blocked), and Events recorded as atoll-webhook. Events about a namespace
- * being deleted go to the operator's namespace: nothing new can be created
- * in a terminating one.
+ * being deleted are attached to the Namespace itself and so live in
+ * `default`, as the API server requires for cluster-scoped objects (nothing
+ * new can be created in a terminating namespace anyway).
  */
 export function deleteProtectionDeps(ctx: OperatorContext, log: Logger): DeleteProtectionDeps {
-  const events = new EventRecorder(ctx.client, 'atoll-webhook', log, { namespaceForClusterScoped: ctx.config.namespace });
+  const events = new EventRecorder(ctx.client, 'atoll-webhook', log);
   return {
     windowMs: ctx.config.usage.deleteProtectionWindowMs,
     namespaceTerminating: async (ns) => {
