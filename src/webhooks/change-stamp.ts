@@ -11,10 +11,12 @@ const IGNORED_ANNOTATIONS = new Set([LAST_CHANGE_ANNOTATION, 'kubectl.kubernetes
  * answer: the actor from userInfo and the names of the fields that change
  * (credentials compared after sealing, so re-applying the same value is no
  * rotation). An update that changes nothing tracked keeps the stored
- * annotation, also when the client tried to write it: only admission sets it.
+ * annotation, also when the client tried to write it or a server-side apply
+ * dropped it: only admission sets it.
  */
 export function stampLastChange(req: AdmissionRequest, sealed: AdmissionResponse, now = Date.now()): AdmissionResponse {
-  if (!sealed.allowed || (req.operation !== 'CREATE' && req.operation !== 'UPDATE')) return sealed;
+  // A dry run changes nothing, and its output (atoll seal) goes to Git: a stamp there would fight every sync.
+  if (req.dryRun || !sealed.allowed || (req.operation !== 'CREATE' && req.operation !== 'UPDATE')) return sealed;
   const ops: JsonPatchOp[] = sealed.patch ? (JSON.parse(Buffer.from(sealed.patch, 'base64').toString('utf8')) as JsonPatchOp[]) : [];
   const conn = req.object as ExternalConnection;
   const old = req.oldObject as ExternalConnection | undefined;
