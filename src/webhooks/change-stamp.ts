@@ -23,12 +23,13 @@ export function stampLastChange(req: AdmissionRequest, sealed: AdmissionResponse
   const changed = req.operation === 'CREATE' ? createdFields(conn) : changedFields(old, conn, ops);
   // The audit log records these at Metadata level too (as seal.externalconnections.atoll.dev/changed-fields):
   // "who rotated billing-api last week" is then one query over the audit log.
-  const audited: AdmissionResponse = changed.length > 0
+  const stamp = req.operation === 'CREATE' || changed.length > 0;
+  const audited: AdmissionResponse = stamp
     ? { ...sealed, auditAnnotations: { ...sealed.auditAnnotations, 'changed-fields': changed.join(','), 'audit-reasons': auditGroups({ user: '', at: '', operation: req.operation, changed }).map((g) => g.reason).join(',') } }
     : sealed;
   const annotations = conn.metadata?.annotations;
   const current = annotations?.[LAST_CHANGE_ANNOTATION];
-  const wanted = changed.length > 0
+  const wanted = stamp
     ? formatLastChange({ user: actorOf(req), at: new Date(now).toISOString(), operation: req.operation, changed })
     : old?.metadata?.annotations?.[LAST_CHANGE_ANNOTATION];
   if (wanted === current) return audited;
