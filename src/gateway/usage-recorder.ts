@@ -149,11 +149,16 @@ export class UsageRecorder {
 
   async #flushDue(): Promise<void> {
     const now = this.#now();
-    for (const state of [...this.#states.values()]) {
+    for (const [key, state] of [...this.#states.entries()]) {
       if (this.#closed) return;
       // Open streams are renewed every interval, so their entries never expire while the agent is connected.
-      const wanted = state.dirty || state.streams.size > 0 || state.unconfirmed.length > 0;
-      if (!wanted || now - state.lastFlushAt < this.#intervalMs) continue;
+      const wanted = state.dirty || state.streams.size > 0 || state.unconfirmed.length > 0 || state.streamsStored;
+      if (!wanted) {
+        // Idle and fully written: forget it (the rate limit only needs the last interval's flush time).
+        if (now - state.lastFlushAt >= this.#intervalMs) this.#states.delete(key);
+        continue;
+      }
+      if (now - state.lastFlushAt < this.#intervalMs) continue;
       await this.#flushSafely(state);
     }
   }
