@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { KubeClient, KubeObject } from './client.js';
-import { isAlreadyExists } from './errors.js';
+import { isAlreadyExists, isConflict } from './errors.js';
 import { CoreEvents, apiVersionOf, type ResourceType } from './resources.js';
 import type { Logger } from '../runtime/logger.js';
 
@@ -44,13 +44,25 @@ export class EventRecorder {
         });
       } catch (err) {
         if (!isAlreadyExists(err)) throw err;
-        const existing = await this.client.get<CoreEvent>(CoreEvents, name, namespace);
-        if (existing.message === message) return;
-        await this.client.mergePatch(CoreEvents, name, namespace, { count: (existing.count ?? 1) + 1, lastTimestamp: now, message, type, metadata: { resourceVersion: existing.metadata?.resourceVersion } });
+        await this.#increment(name, namespace, type, message, now);
       }
     } catch (err) {
       // Events are best effort; never fail a reconcile or an admission for one.
       this.log.debug({ reason, status: (err as { status?: number }).status }, 'could not record event');
+    }
+  }
+
+  /** count + 1 at the resourceVersion read; a concurrent recorder makes it conflict, and it reads again. */
+  async #increment(name: string, namespace: string, type: string, message: string, now: string): Promise<void> {
+    for (let attempt = 0; ; attempt++) {
+      const existing = await this.client.get<CoreEvent>(CoreEvents, name, namespace);
+      if (existing.message === message) return;
+      try {
+        await this.client.mergePatch(CoreEvents, name, namespace, { count: (existing.count ?? 1) + 1, lastTimestamp: now, message, type, metadata: { resourceVersion: existing.metadata?.resourceVersion } });
+        return;
+      } catch (err) {
+        if (!isConflict(err) || attempt >= 2) throw err;
+      }
     }
   }
 }
