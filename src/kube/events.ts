@@ -13,15 +13,18 @@ interface CoreEvent extends KubeObject {
  * Records Kubernetes Events, aggregated the way kubectl expects: one Event
  * per (object, reason, component) under a stable name, whose count and
  * lastTimestamp grow on repeats and whose message is the latest, instead of
- * a new randomly named Event each time. A repeat with the very same message
- * is not counted again (a reconcile that re-reads the same fact). Callers
+ * a new randomly named Event each time. Callers
  * pass constant reasons and messages built only from non-secret facts;
  * Events are readable by tenants.
  */
 export class EventRecorder {
   constructor(private readonly client: KubeClient, private readonly component: string, private readonly log: Logger) {}
 
-  async record(t: ResourceType, obj: KubeObject, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void> {
+  /**
+   * `once`: the message names one fact (it carries its own time), so a repeat
+   * with the same message is the same fact seen again and is not counted.
+   */
+  async record(t: ResourceType, obj: KubeObject, type: 'Normal' | 'Warning', reason: string, message: string, opts: { once?: boolean } = {}): Promise<void> {
     const md = obj.metadata ?? {};
     // The API server files Events about cluster-scoped objects in `default`.
     const namespace = md.namespace ?? 'default';
@@ -44,7 +47,7 @@ export class EventRecorder {
         });
       } catch (err) {
         if (!isAlreadyExists(err)) throw err;
-        await this.#increment(name, namespace, type, message, now);
+        await this.#increment(name, namespace, type, message, now, opts.once === true);
       }
     } catch (err) {
       // Events are best effort; never fail a reconcile or an admission for one.
@@ -53,10 +56,10 @@ export class EventRecorder {
   }
 
   /** count + 1 at the resourceVersion read; a concurrent recorder makes it conflict, and it reads again. */
-  async #increment(name: string, namespace: string, type: string, message: string, now: string): Promise<void> {
+  async #increment(name: string, namespace: string, type: string, message: string, now: string, once: boolean): Promise<void> {
     for (let attempt = 0; ; attempt++) {
       const existing = await this.client.get<CoreEvent>(CoreEvents, name, namespace);
-      if (existing.message === message) return;
+      if (once && existing.message === message) return;
       try {
         await this.client.mergePatch(CoreEvents, name, namespace, { count: (existing.count ?? 1) + 1, lastTimestamp: now, message, type, metadata: { resourceVersion: existing.metadata?.resourceVersion } });
         return;
