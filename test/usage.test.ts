@@ -262,7 +262,10 @@ describe('usage, delete protection and the audit trail', () => {
     await userClient('alice').delete(ExternalConnections, conn, ns);
     await eventually('connection gone', () => client.tryGet(ExternalConnections, conn, ns), (c) => c === undefined, 30_000);
     const evs = await events(conn);
-    expect(evs.find((e) => e.reason === 'DeleteRefused')?.message).toMatch(/^delete by .+ refused: in use by serviceaccounts billing-worker/);
+    const refused = evs.find((e) => e.reason === 'DeleteRefused')?.message ?? '';
+    expect(refused).toMatch(/^delete by atoll-admin refused: in use by serviceaccounts /);
+    expect(refused).toContain('billing-worker (proxy, last used');
+    expect(refused).toContain('report-job (proxy, last used');
     expect(evs.find((e) => e.reason === 'ConnectionDeleted')?.message).toMatch(/^deleted by alice with atoll.dev\/allow-delete while in use by/);
   });
 
