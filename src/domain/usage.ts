@@ -140,7 +140,7 @@ export function mergeUsage(stored: ConnectionUsage | undefined, input: MergeInpu
   streams.sort((a, b) => Date.parse(b.expiresAt) - Date.parse(a.expiresAt));
 
   const replicas = [
-    { name: input.replica, sequence: input.sequence, flushedAt: rfc3339(nowMs) },
+    { name: input.replica, sequence: input.sequence, flushedAt: new Date(nowMs).toISOString() },
     ...(stored?.replicas ?? []).filter((r) => r.name !== input.replica && (Date.parse(r.flushedAt ?? '') || 0) > nowMs - WINDOW_HOURS * HOUR_MS),
   ].slice(0, MAX_REPLICAS);
 
