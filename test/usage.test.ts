@@ -12,6 +12,8 @@ import type { KubeClient, KubeObject } from '../src/kube/client.js';
 import { KubeApiError } from '../src/kube/errors.js';
 import { CoreEvents, ExternalConnections, Namespaces, RoleBindings, ServiceAccounts } from '../src/kube/resources.js';
 import { packageRoot } from '../src/testing/binaries.js';
+import { UsageRecorder } from '../src/gateway/usage-recorder.js';
+import { createLogger } from '../src/runtime/logger.js';
 import { freePort } from '../src/testing/ports.js';
 import { OPERATOR_NAMESPACE } from '../src/testing/embedded.js';
 import { admin, condition, createWorkspace, devState, eventually, kubectl, randomSecret, uniqueName, userClient } from './support/cluster.js';
@@ -271,6 +273,26 @@ describe('usage, delete protection and the audit trail', () => {
     expect(refused).toContain('billing-worker (proxy, last used');
     expect(refused).toContain('report-job (proxy, last used');
     expect(evs.find((e) => e.reason === 'ConnectionDeleted')?.message).toMatch(/^deleted by alice with atoll.dev\/allow-delete while in use by/);
+  });
+
+  it('an open agent stream protects the connection while it lasts (the recorder the gateway uses, against the API server)', async () => {
+    const streamed = 'orders-db';
+    await createConnection(streamed, up.url);
+    const recorder = new UsageRecorder({ client, log: createLogger({ level: 'silent' }), flushIntervalMs: 500, replica: 'stream-test' });
+    recorder.start();
+    try {
+      const uid = (await client.get<Conn>(ExternalConnections, streamed, ns)).metadata?.uid;
+      const closeStream = recorder.streamOpened(ns, streamed, uid, 'db-agent');
+      const open = await eventually('stream recorded', () => usageOf(streamed), (u) => (u?.activeStreams ?? []).some((s) => s.serviceAccount === 'db-agent' && s.streams === 1), 10_000);
+      expect(open?.consumers?.find((c) => c.serviceAccount === 'db-agent')?.via).toBe('files');
+      const refusal = await client.delete(ExternalConnections, streamed, ns).then(() => undefined, (err: unknown) => err as KubeApiError);
+      expect(refusal?.message).toContain('db-agent (files, last used');
+      expect(refusal?.message).toContain('agent streaming now');
+      closeStream();
+      await eventually('stream entry removed', () => usageOf(streamed), (u) => (u?.activeStreams ?? []).length === 0, 10_000);
+    } finally {
+      await recorder.close();
+    }
   });
 
   it('deleting the namespace is never blocked by connections in use, and is recorded', async () => {
