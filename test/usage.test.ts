@@ -8,7 +8,7 @@ import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ConnectionUsage, ExternalConnection } from '../src/api/v1alpha1/index.js';
 import { ALLOW_DELETE_ANNOTATION } from '../src/api/v1alpha1/index.js';
-import type { KubeClient, KubeObject } from '../src/kube/client.js';
+import { KubeClient, type KubeObject } from '../src/kube/client.js';
 import { KubeApiError } from '../src/kube/errors.js';
 import { CoreEvents, ExternalConnections, Namespaces, RoleBindings, ServiceAccounts } from '../src/kube/resources.js';
 import { packageRoot } from '../src/testing/binaries.js';
@@ -293,6 +293,34 @@ describe('usage, delete protection and the audit trail', () => {
     } finally {
       await recorder.close();
     }
+  });
+
+  it('a flush whose answer was lost is not counted twice (the write landed; the sequence number says so)', async () => {
+    const lossy = 'lossy-api';
+    await createConnection(lossy, up.url);
+    /** The real API server, but the first status write's answer never arrives (as on a timeout after the write). */
+    class LosingClient extends KubeClient {
+      lose = 1;
+      override async replace<T extends KubeObject>(...args: Parameters<KubeClient['replace']>): Promise<T> {
+        const written = await super.replace<T>(args[0], args[1] as T, args[2]);
+        if (this.lose-- > 0) throw new Error('socket hang up');
+        return written;
+      }
+    }
+    const recorder = new UsageRecorder({ client: new LosingClient(client.config), log: createLogger({ level: 'silent' }), flushIntervalMs: 300, replica: 'lossy-test' });
+    recorder.start();
+    try {
+      const uid = (await client.get<Conn>(ExternalConnections, lossy, ns)).metadata?.uid;
+      for (let i = 0; i < 5; i++) recorder.record(ns, lossy, uid, 'billing-worker', 'proxy');
+      await eventually('first write landed', () => usageOf(lossy), (u) => u?.totals?.requests === 5, 10_000);
+      for (let i = 0; i < 2; i++) recorder.record(ns, lossy, uid, 'billing-worker', 'proxy');
+      const usage = await eventually('second write landed', () => usageOf(lossy), (u) => (u?.replicas?.find((r) => r.name === 'lossy-test')?.sequence ?? 0) >= 2, 10_000);
+      expect(usage?.totals?.requests).toBe(7);
+      expect(consumer(usage, 'billing-worker')?.requests24h).toBe(7);
+    } finally {
+      await recorder.close();
+    }
+    expect((await usageOf(lossy))?.totals?.requests).toBe(7);
   });
 
   it('deleting the namespace is never blocked by connections in use, and is recorded', async () => {
