@@ -10,7 +10,7 @@ import type { ConnectionUsage, ExternalConnection } from '../src/api/v1alpha1/in
 import { ALLOW_DELETE_ANNOTATION } from '../src/api/v1alpha1/index.js';
 import { KubeClient, type KubeObject } from '../src/kube/client.js';
 import { KubeApiError } from '../src/kube/errors.js';
-import { CoreEvents, ExternalConnections, Namespaces, RoleBindings, ServiceAccounts } from '../src/kube/resources.js';
+import { CoreEvents, ExternalConnections, Namespaces, RoleBindings, ServiceAccounts, Workspaces } from '../src/kube/resources.js';
 import { packageRoot } from '../src/testing/binaries.js';
 import { UsageRecorder } from '../src/gateway/usage-recorder.js';
 import { createLogger } from '../src/runtime/logger.js';
@@ -331,7 +331,11 @@ describe('usage, delete protection and the audit trail', () => {
     await client.mergePatch(ExternalConnections, 'busy', other, { status: { usage: { lastUsedAt: recent, consumers: [{ serviceAccount: 'worker', via: 'proxy', lastUsedAt: recent, requests24h: 1 }] } } }, { subresource: 'status' });
     // In use: a direct delete is refused…
     await expect(client.delete(ExternalConnections, 'busy', other)).rejects.toMatchObject({ status: 403 });
-    // …but the namespace goes, with everything in it.
+    // Deleting the Workspace is the platform's decision: allowed, and recorded with the connections in use.
+    await client.delete(Workspaces, other, other);
+    const wsEvents = await eventually('workspace deletion recorded', () => client.list<CoreEvent>(CoreEvents, { namespace: other }), (l) => l.items.some((e) => e.reason === 'WorkspaceDeleted'), 30_000);
+    expect(wsEvents.items.find((e) => e.reason === 'WorkspaceDeleted')?.message).toBe(`workspace ${other} deleted by atoll-admin; connections in use: busy`);
+    // …and the namespace goes, with everything in it.
     await client.delete(Namespaces, other);
     await eventually('namespace deleted', () => client.tryGet(Namespaces, other), (n) => n === undefined, 90_000);
     const recorded = await client.list<CoreEvent>(CoreEvents, { namespace: 'default' });
