@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { activeUse, alreadyApplied, combineDeltas, hourKey, inUse, MAX_CONSUMERS, mergeUsage, recordUse, type UsageDelta } from './usage.js';
+import { activeUse, alreadyApplied, combineDeltas, hourKey, inUse, MAX_CONSUMERS, mergeUsage, onlyUsageChanged, recordUse, type UsageDelta } from './usage.js';
 
 const T0 = Date.parse('2026-12-01T12:30:00Z');
 const HOUR = 3_600_000;
@@ -64,5 +64,12 @@ describe('status.usage merge', () => {
     expect(inUse(activeUse(u, T0 + 25 * HOUR, 24 * HOUR))).toBe(false);
     expect(inUse(activeUse(u, T0, 0))).toBe(false);
     expect(inUse(activeUse(undefined, T0, 24 * HOUR))).toBe(false);
+  });
+
+  it('tells a usage-only update from any other', () => {
+    const a = { metadata: { name: 'x', resourceVersion: '1' }, spec: { type: 't' }, status: { conditions: [], usage: { lastUsedAt: 'a' } } };
+    expect(onlyUsageChanged({ ...a, metadata: { name: 'x', resourceVersion: '2' }, status: { conditions: [], usage: { lastUsedAt: 'b' } } }, a)).toBe(true);
+    expect(onlyUsageChanged({ ...a, status: { conditions: [{ type: 'Ready' }], usage: { lastUsedAt: 'b' } } }, a)).toBe(false);
+    expect(onlyUsageChanged(a, undefined)).toBe(false);
   });
 });

@@ -177,3 +177,19 @@ export function activeUse(usage: ConnectionUsage | undefined, nowMs: number, win
 export function inUse(use: ActiveUse): boolean {
   return use.recent.length > 0 || use.streaming.length > 0;
 }
+
+/**
+ * True when an update of a connection changed nothing but `status.usage`
+ * (and the bookkeeping that comes with any write): watchers that do not
+ * care about use skip it, so a gateway flush every minute per connection
+ * does not wake them.
+ */
+export function onlyUsageChanged(obj: { metadata?: object; status?: object }, old?: { metadata?: object; status?: object }): boolean {
+  if (old === undefined) return false;
+  const strip = (o: { metadata?: object; status?: object }) => {
+    const { resourceVersion: _rv, managedFields: _mf, ...metadata } = (o.metadata ?? {}) as Record<string, unknown>;
+    const { usage: _usage, ...status } = (o.status ?? {}) as Record<string, unknown>;
+    return JSON.stringify({ ...o, metadata, status });
+  };
+  return strip(obj) === strip(old);
+}
