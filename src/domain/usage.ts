@@ -31,8 +31,16 @@ export type UsageDelta = Record<string, ConsumerDelta>;
 
 /** UTC hour bucket key, `YYYY-MM-DDTHH`. */
 export function hourKey(ms: number): string {
-  return new Date(ms).toISOString().slice(0, 13);
+  const hour = Math.floor(ms / HOUR_MS);
+  // Called on every proxied request: format each hour once.
+  if (hour !== lastHour) {
+    lastHour = hour;
+    lastHourKey = new Date(hour * HOUR_MS).toISOString().slice(0, 13);
+  }
+  return lastHourKey;
 }
+let lastHour = Number.NaN;
+let lastHourKey = '';
 
 /** RFC 3339 without milliseconds, as Kubernetes writes times. */
 export function rfc3339(ms: number): string {
