@@ -35,6 +35,8 @@ export interface OperatorConfig {
     /** Webhook: a connection used within this window (or streaming) cannot be deleted without atoll.dev/allow-delete; 0 = streams only. */
     readonly deleteProtectionWindowMs: number;
   };
+  /** Connections a Workspace may hold when spec.policy.maxConnections is unset (its ResourceQuota's hard limit). */
+  readonly defaultMaxConnections: number;
   readonly logLevel: string;
 }
 
@@ -45,6 +47,8 @@ export class ConfigError extends Error {
 type Env = Record<string, string | undefined>;
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+/** Without a limit a tenant editor could fill etcd with connections; platforms raise it per Workspace or with the chart. */
+const DEFAULT_MAX_CONNECTIONS = 500;
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 export function loadOperatorConfig(env: Env = process.env, overrides: Partial<Record<string, string>> = {}): OperatorConfig {
@@ -73,6 +77,8 @@ export function loadOperatorConfig(env: Env = process.env, overrides: Partial<Re
   const kmsTimeout = int(e, 'ATOLL_KMS_TIMEOUT_MS', 3000, 100, 60_000, problems);
   const flushIntervalMs = duration(e, 'ATOLL_USAGE_FLUSH_INTERVAL', 60_000, 100, 3_600_000, problems);
   const deleteProtectionWindowMs = duration(e, 'ATOLL_DELETE_PROTECTION_WINDOW', 24 * 3_600_000, 0, 30 * 24 * 3_600_000, problems);
+  // Same upper bound as spec.policy.maxConnections in the Workspace CRD.
+  const defaultMaxConnections = int(e, 'ATOLL_DEFAULT_MAX_CONNECTIONS', DEFAULT_MAX_CONNECTIONS, 1, 10_000, problems);
   if (problems.length) throw new ConfigError(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
   return Object.freeze({
     namespace,
@@ -90,6 +96,7 @@ export function loadOperatorConfig(env: Env = process.env, overrides: Partial<Re
     probes: Object.freeze({ concurrency, defaultTimeoutMs: 10_000, maxResponseBytes: 64 * 1024 }),
     serviceAccounts: Object.freeze({ controller: e.ATOLL_CONTROLLER_SERVICE_ACCOUNT ?? 'atoll-controller', gateway: e.ATOLL_GATEWAY_SERVICE_ACCOUNT ?? 'atoll-gateway' }),
     usage: Object.freeze({ flushIntervalMs, deleteProtectionWindowMs }),
+    defaultMaxConnections,
     logLevel,
   });
 }

@@ -80,7 +80,6 @@ function validationDeps(ctx: OperatorContext, log: Logger): ValidationDeps {
   return {
     deletes: deleteProtectionDeps(ctx, log),
     workspacesIn: (ns) => liveWorkspaces(ctx, ns),
-    connectionsIn: (ns) => ctx.connections.list(ns).length,
     integrationType: (name) => ctx.types.get(name) as IntegrationType | undefined,
   };
 }
