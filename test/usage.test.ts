@@ -67,6 +67,8 @@ class GatewayProcess {
         ATOLL_HEALTH_PORT: '0',
         ATOLL_USAGE_FLUSH_INTERVAL: `${FLUSH_INTERVAL_MS}ms`,
         POD_NAME: this.replica,
+        // Loopback only, in the test: plain HTTP by the explicit opt-out (in a cluster the gateway serves HTTPS).
+        ATOLL_GATEWAY_INSECURE_PLAINTEXT: 'true',
       },
     });
     this.proc.stdout?.on('data', (c: Buffer) => (this.logs += c.toString()));
