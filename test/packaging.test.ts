@@ -341,11 +341,11 @@ describe('against a real API server', () => {
   };
 
   /** SubjectAccessReview as the admin: may `user` (in `groups`) do `verb` on `resource`? */
-  async function can(user: string, groups: string[], verb: string, resource: string, namespace = '', opts: { group?: string; name?: string } = {}): Promise<boolean> {
+  async function can(user: string, groups: string[], verb: string, resource: string, namespace = '', opts: { group?: string; name?: string; subresource?: string } = {}): Promise<boolean> {
     const review = await cp.adminClient().request<{ status: { allowed: boolean } }>('POST', '/apis/authorization.k8s.io/v1/subjectaccessreviews', {
       apiVersion: 'authorization.k8s.io/v1',
       kind: 'SubjectAccessReview',
-      spec: { user, groups, resourceAttributes: { verb, resource, group: opts.group ?? '', namespace, name: opts.name } },
+      spec: { user, groups, resourceAttributes: { verb, resource, group: opts.group ?? '', namespace, name: opts.name, subresource: opts.subresource } },
     });
     return review.status.allowed;
   }
@@ -571,6 +571,13 @@ describe('against a real API server', () => {
       expect(await can(GATEWAY, SA_GROUPS, 'get', 'secrets', 'tenant-a')).toBe(true);
       expect(await can(GATEWAY, SA_GROUPS, 'create', 'secrets', 'tenant-a')).toBe(false);
       expect(await can(GATEWAY, SA_GROUPS, 'get', 'secrets', 'tenant-b')).toBe(false);
+    });
+
+    it('the gateway may write a connection\'s status (status.usage) and nothing else of it', async () => {
+      expect(await can(GATEWAY, SA_GROUPS, 'update', 'externalconnections', 'tenant-a', { ...atoll, subresource: 'status' })).toBe(true);
+      expect(await can(GATEWAY, SA_GROUPS, 'patch', 'externalconnections', 'tenant-a', { ...atoll, subresource: 'status' })).toBe(false);
+      for (const verb of ['create', 'update', 'patch', 'delete']) expect(await can(GATEWAY, SA_GROUPS, verb, 'externalconnections', 'tenant-a', atoll)).toBe(false);
+      expect(await can(GATEWAY, SA_GROUPS, 'update', 'workspaces', 'tenant-a', { ...atoll, subresource: 'status' })).toBe(false);
     });
 
     it('tenant roles, bound by the controller, never read Secrets and stay in their namespace', async () => {

@@ -48,4 +48,10 @@ describe('loadOperatorConfig', () => {
     expect(() => loadOperatorConfig({ ATOLL_WEBHOOK_CLIENT_NAMES: 'a' })).toThrow('ATOLL_WEBHOOK_CLIENT_NAMES needs ATOLL_WEBHOOK_CLIENT_CA_FILE');
     expect(() => loadOperatorConfig({ ATOLL_SEALING_BURST: '0' })).toThrow('ATOLL_SEALING_BURST must be an integer between 1');
   });
+
+  it('reads the usage flush interval and the delete-protection window as durations', () => {
+    expect(loadOperatorConfig({}).usage).toEqual({ flushIntervalMs: 60_000, deleteProtectionWindowMs: 24 * 3_600_000 });
+    expect(loadOperatorConfig({ ATOLL_USAGE_FLUSH_INTERVAL: '2s', ATOLL_DELETE_PROTECTION_WINDOW: '0' }).usage).toEqual({ flushIntervalMs: 2000, deleteProtectionWindowMs: 0 });
+    expect(() => loadOperatorConfig({ ATOLL_DELETE_PROTECTION_WINDOW: 'a day' })).toThrow(/ATOLL_DELETE_PROTECTION_WINDOW must be a duration/);
+  });
 });

@@ -18,6 +18,8 @@ export interface AdmissionResponse {
   patchType?: 'JSONPatch';
   patch?: string;
   warnings?: string[];
+  /** Added to the API server's audit event (keys prefixed with the webhook name), at every audit level. */
+  auditAnnotations?: Record<string, string>;
 }
 
 export type JsonPatchOp = { op: 'add' | 'replace' | 'remove'; path: string; value?: unknown };

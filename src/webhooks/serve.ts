@@ -8,6 +8,8 @@ import type { Logger } from '../runtime/logger.js';
 import { ensureServingCertificate, readServingCertificate } from './certs.js';
 import { registerWebhooks } from './registration.js';
 import { sealConnection } from './sealing.js';
+import { stampLastChange } from './change-stamp.js';
+import { deleteProtectionDeps } from './delete-protection-deps.js';
 import { startWebhookServer } from './server.js';
 import { validateConnection, validateWorkspace, type ValidationDeps } from './validation.js';
 
@@ -31,7 +33,7 @@ export async function serveWebhooks(ctx: OperatorContext, log: Logger): Promise<
   const cert = certManaged
     ? await readServingCertificate(client, config.namespace)
     : await ensureServingCertificate(client, config.namespace, { dnsNames, ipAddresses: config.webhook.urlBase ? ['127.0.0.1'] : [] });
-  const deps = validationDeps(ctx);
+  const deps = validationDeps(ctx, log);
   const limiter = new KeyedTokenBucket(config.webhook.sealingRate);
   const server = await startWebhookServer({
     host: config.webhook.host,
@@ -40,13 +42,13 @@ export async function serveWebhooks(ctx: OperatorContext, log: Logger): Promise<
     ...(config.webhook.clientCAFile ? { clientAuth: { caPem: readFileSync(config.webhook.clientCAFile, 'utf8'), names: config.webhook.clientNames } } : {}),
     log,
     handlers: {
-      mutateConnection: (req) => sealConnection(req, {
+      mutateConnection: async (req) => stampLastChange(req, await sealConnection(req, {
         crypto: ctx.crypto,
         log,
         limiter,
         workspaceOf: async (ns) => oldestFirst(await deps.workspacesIn(ns))[0],
         integrationType: async (name) => deps.integrationType(name) ?? ((await client.tryGet<IntegrationType & KubeObject>(IntegrationTypes, name)) as IntegrationType | undefined),
-      }),
+      })),
       validateConnection: (req) => validateConnection(req, deps),
       validateWorkspace: (req) => validateWorkspace(req, deps),
     },
@@ -79,8 +81,9 @@ export async function serveWebhooks(ctx: OperatorContext, log: Logger): Promise<
   };
 }
 
-function validationDeps(ctx: OperatorContext): ValidationDeps {
+function validationDeps(ctx: OperatorContext, log: Logger): ValidationDeps {
   return {
+    deletes: deleteProtectionDeps(ctx, log),
     workspacesIn: (ns) => liveWorkspaces(ctx, ns),
     integrationType: (name) => ctx.types.get(name) as IntegrationType | undefined,
   };

@@ -33,6 +33,7 @@ import { CredentialProblem, STATE_ANNOTATION, readState, resolveField, type Fiel
 import { parseDuration } from './duration.js';
 import { checkConnection } from './policy.js';
 import { ProbeScheduler } from './probe-scheduler.js';
+import { AuditEvents } from './audit-events.js';
 import { destinationDigest } from '../../integrations/destination.js';
 import { deepEqual } from '../../util/deep-equal.js';
 
@@ -57,8 +58,10 @@ export interface ReconcilerHooks {
  */
 export class ExternalConnectionReconciler {
   readonly probes: ProbeScheduler;
+  readonly #audit: AuditEvents;
   constructor(private readonly ctx: OperatorContext, enqueue: (key: string) => void, private readonly hooks: ReconcilerHooks = {}) {
     this.probes = new ProbeScheduler(ctx.config.probes.concurrency, enqueue);
+    this.#audit = new AuditEvents(ctx);
   }
 
   reconcile = async (req: ReconcileRequest, log: Logger): Promise<ReconcileResult | void> => {
@@ -71,6 +74,7 @@ export class ExternalConnectionReconciler {
       this.probes.forget(key);
       return; // the managed Secret is owned by the connection: garbage collection removes it
     }
+    await this.#audit.record(conn);
     const gen = conn.metadata.generation;
     const now = new Date();
     let conditions: Condition[] = conn.status?.conditions ?? [];
@@ -243,7 +247,9 @@ export class ExternalConnectionReconciler {
     log.info({ fields: resolved.length, secret: body.metadata!.name }, 'managed secret written');
   }
 
-  private async writeStatus(conn: Conn, status: ExternalConnectionStatus): Promise<void> {
+  private async writeStatus(conn: Conn, computed: ExternalConnectionStatus): Promise<void> {
+    // status.usage belongs to the gateway: carried over as read (a newer gateway write makes this replace conflict and requeue).
+    const status = conn.status?.usage === undefined ? computed : { ...computed, usage: conn.status.usage };
     if (deepEqual(status, conn.status ?? {})) return;
     try {
       // A full replace at the read resourceVersion: stale writes conflict (and requeue) instead of merging.
