@@ -1,0 +1,116 @@
+import Form from '@rjsf/core';
+import type { RJSFSchema, UiSchema } from '@rjsf/utils';
+import validator from '@rjsf/validator-ajv8';
+import { useMemo, useState } from 'react';
+import { changedDestination } from './destination';
+import type { Connection, IntegrationType, JsonSchema } from './types';
+
+export const NAME_PATTERN = '^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$';
+
+export interface ConnectionFormValues {
+  name?: string;
+  displayName?: string;
+  settings?: Record<string, unknown>;
+  credentials?: Record<string, string | undefined>;
+}
+
+interface Props {
+  type: IntegrationType;
+  /** Set when editing: the form then has no name and credentials are optional unless the destination moves. */
+  existing?: Connection;
+  /** Names already used in the workspace, to refuse a duplicate before the API does. */
+  takenNames?: string[];
+  submitLabel: string;
+  busy: boolean;
+  onSubmit: (values: ConnectionFormValues) => void;
+  onCancel: () => void;
+}
+
+/**
+ * The form for one connection, drawn from the type's settingsSchema and
+ * credentialFields by react-jsonschema-form and validated in the browser by
+ * ajv with the same JSON Schema rules the admission webhook applies.
+ * Credential inputs are password fields; their values live only in this
+ * form's memory until they are sent, and are never shown again.
+ */
+export function ConnectionForm({ type, existing, takenNames = [], submitLabel, busy, onSubmit, onCancel }: Props) {
+  const [values, setValues] = useState<ConnectionFormValues>(() => ({
+    ...(existing ? {} : { name: '' }),
+    displayName: existing?.spec.displayName ?? '',
+    settings: structuredClone(existing?.spec.settings ?? {}),
+    credentials: {},
+  }));
+  const moved = existing ? changedDestination(type, existing.spec.settings, values.settings) : [];
+  const fields = type.spec.credentialFields ?? [];
+  const settingsProps = type.spec.settingsSchema?.properties ?? {};
+
+  const schema = useMemo<RJSFSchema>(() => {
+    const credentialRequired = existing
+      ? moved.length > 0
+        ? fields.filter((f) => existing.spec.credentials?.[f.name]).map((f) => f.name)
+        : []
+      : fields.filter((f) => f.required).map((f) => f.name);
+    const settings: JsonSchema = { ...(type.spec.settingsSchema ?? { type: 'object', properties: {} }), title: 'Settings' };
+    delete settings.$schema;
+    const properties: Record<string, JsonSchema> = {
+      ...(existing ? {} : { name: { type: 'string', title: 'Connection name', description: 'How workloads refer to it. Lowercase letters, digits and dashes.', pattern: NAME_PATTERN, maxLength: 63 } }),
+      displayName: { type: 'string', title: 'Display name', description: 'Shown in this panel, for example "Production" or "EU analytics".', maxLength: 256 },
+      settings,
+    };
+    if (fields.length > 0) {
+      properties.credentials = {
+        type: 'object',
+        title: 'Credentials',
+        description: existing ? 'Leave empty to keep the current values. Stored encrypted; never shown again.' : 'Stored encrypted; never shown again, only the last characters as a hint.',
+        required: credentialRequired,
+        properties: Object.fromEntries(fields.map((f) => [f.name, { type: 'string', title: f.displayName ?? f.name, ...(f.description ? { description: f.description } : {}), maxLength: 16384 }])),
+      };
+    }
+    return { type: 'object', required: existing ? [] : ['name'], properties } as RJSFSchema;
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+  }, [type, existing, moved.length > 0]);
+
+  const uiSchema = useMemo<UiSchema>(() => ({
+    'ui:order': ['name', 'displayName', 'settings', 'credentials'],
+    name: { 'ui:autofocus': !existing, 'ui:placeholder': `${type.metadata.name}-production`, 'ui:autocomplete': 'off' },
+    displayName: { 'ui:autocomplete': 'off', ...(existing ? { 'ui:autofocus': true } : {}) },
+    settings: Object.fromEntries(Object.keys(settingsProps).map((k) => [k, { 'ui:autocomplete': 'off' }])),
+    credentials: Object.fromEntries(fields.map((f) => [f.name, { 'ui:widget': 'password', 'ui:autocomplete': 'new-password', 'ui:placeholder': existing?.status?.credentials?.[f.name]?.hint ? `Current value ends in ${existing.status.credentials[f.name]!.hint}` : '' }])),
+    'ui:submitButtonOptions': { norender: true },
+  }), [type, existing, fields, settingsProps]);
+
+  return (
+    <Form
+      schema={schema}
+      uiSchema={uiSchema}
+      formData={values}
+      validator={validator}
+      idPrefix="conn"
+      noHtml5Validate
+      showErrorList={false}
+      focusOnFirstError
+      customValidate={(data, errors) => {
+        if (!existing && data.name && takenNames.includes(data.name)) errors.name?.addError('A connection with this name already exists in this workspace.');
+        return errors;
+      }}
+      transformErrors={(errors) => errors.map((e) => (e.name === 'pattern' && e.property === '.name' ? { ...e, message: 'Use lowercase letters, digits and dashes, starting and ending with a letter or digit.' } : e))}
+      onChange={(e) => setValues(e.formData as ConnectionFormValues)}
+      onSubmit={(e) => onSubmit(e.formData as ConnectionFormValues)}
+      className="connection-form"
+    >
+      {moved.length > 0 ? (
+        <div className="callout callout-warning" role="status">
+          <strong>Enter the credentials again.</strong> You changed {moved.map((n) => settingsProps[n]?.title ?? n).join(', ')}, which decides where the credentials are sent. Stored credentials are bound to their destination and cannot be reused for a new one.
+        </div>
+      ) : null}
+      <div className="form-actions">
+        <button type="button" className="button button-secondary" onClick={onCancel}>
+          Cancel
+        </button>
+        <button type="submit" className="button button-primary" disabled={busy}>
+          {busy ? 'Saving…' : submitLabel}
+        </button>
+      </div>
+    </Form>
+  );
+}
