@@ -5,6 +5,8 @@ export interface DevState {
   server: string;
   etcd: { endpoints: string[] };
   gateway: { url: string };
+  /** The Integrations panel; `demoWorkspace` is the namespace whose member the printed sign-in link signs in. */
+  console: { url: string; demoWorkspace: string };
   controller: { health: string; metrics: string; webhookPort: number };
   kms: { provider: string; keyId: string };
   log: string;
