@@ -11,6 +11,8 @@ import { sanitizeResponse } from './sanitize.js';
 import { readCookie, SessionStore } from './sessions.js';
 import { StaticFiles } from './static-files.js';
 import { discoverWorkspaces, whoAmI } from './workspaces.js';
+import { validatorModule } from './validators.js';
+import { FORM_VARIANTS, type FormType, type FormVariant } from '../shared/form-schemas.js';
 
 export interface ConsoleOptions {
   /** Kubernetes API server URL. */
@@ -35,14 +37,12 @@ const MAX_BODY_BYTES = 256 * 1024;
 const KUBE_PREFIX = '/api/kube';
 
 /**
- * The strictest policy the app runs under: only our own scripts and styles,
- * no inline code, no framing. 'unsafe-eval' is the one concession: the form
- * validator (ajv, via @rjsf/validator-ajv8) compiles each type's JSON Schema
- * to a function at run time; see docs/adr/0009-console.md.
+ * Only our own scripts and styles, no inline code, no eval (form validators
+ * are compiled by the backend, see validators.ts), no framing, no other origin.
  */
 export const CONTENT_SECURITY_POLICY = [
   "default-src 'none'",
-  "script-src 'self' 'unsafe-eval'",
+  "script-src 'self'",
   "style-src 'self'",
   "img-src 'self' data:",
   "font-src 'self'",
@@ -161,6 +161,23 @@ export async function startConsole(opts: ConsoleOptions): Promise<ConsoleServer>
       if (!who) throw new HttpError(401, 'Your sign-in has expired. Sign in again.');
       const known = (new URLSearchParams(url.split('?')[1] ?? '').get('known') ?? '').split(',').filter(Boolean).slice(0, 20);
       return sendJson(res, 200, { items: await discoverWorkspaces(upstream, token, who, known) });
+    }
+
+    const validator = /^\/api\/validators\/([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?)\/(add|edit|rotate)\.js$/.exec(pathname);
+    if (validator && req.method === 'GET') {
+      const token = requireToken(req);
+      const answer = await upstream.request(token, 'GET', `/apis/atoll.dev/v1alpha1/integrationtypes/${validator[1]}`);
+      if (answer.status !== 200) return sendJson(res, answer.status, sanitizeResponse(answer.body));
+      const type = answer.body as FormType & { metadata?: { resourceVersion?: string } };
+      const rv = type.metadata?.resourceVersion ?? '';
+      const wanted = new URLSearchParams(url.split('?')[1] ?? '').get('rv');
+      if (wanted && wanted !== rv) throw new HttpError(409, 'This integration type changed since the page loaded. Reload the page.');
+      const variant = validator[3] as FormVariant;
+      if (!FORM_VARIANTS.includes(variant)) throw new HttpError(404, 'Not found.');
+      const body = Buffer.from(validatorModule(validator[1]!, rv, type, variant));
+      res.writeHead(200, { 'Content-Type': 'text/javascript; charset=utf-8', 'Content-Length': body.length });
+      res.end(body);
+      return;
     }
 
     if (pathname.startsWith(`${KUBE_PREFIX}/`)) {

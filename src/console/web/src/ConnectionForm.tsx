@@ -1,11 +1,10 @@
 import Form from '@rjsf/core';
-import type { RJSFSchema, UiSchema } from '@rjsf/utils';
-import validator from '@rjsf/validator-ajv8';
-import { useMemo, useState } from 'react';
+import type { RJSFSchema, UiSchema, ValidatorType } from '@rjsf/utils';
+import { useEffect, useMemo, useState } from 'react';
+import { formSchema } from '../../shared/form-schemas';
 import { changedDestination } from './destination';
-import type { Connection, IntegrationType, JsonSchema } from './types';
-
-export const NAME_PATTERN = '^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$';
+import type { Connection, IntegrationType } from './types';
+import { formValidator } from './validation';
 
 export interface ConnectionFormValues {
   name?: string;
@@ -44,31 +43,15 @@ export function ConnectionForm({ type, existing, takenNames = [], submitLabel, b
   const fields = type.spec.credentialFields ?? [];
   const settingsProps = type.spec.settingsSchema?.properties ?? {};
 
-  const schema = useMemo<RJSFSchema>(() => {
-    const credentialRequired = existing
-      ? moved.length > 0
-        ? fields.filter((f) => existing.spec.credentials?.[f.name]).map((f) => f.name)
-        : []
-      : fields.filter((f) => f.required).map((f) => f.name);
-    const settings: JsonSchema = { ...(type.spec.settingsSchema ?? { type: 'object', properties: {} }), title: 'Settings' };
-    delete settings.$schema;
-    const properties: Record<string, JsonSchema> = {
-      ...(existing ? {} : { name: { type: 'string', title: 'Connection name', description: 'How workloads refer to it. Lowercase letters, digits and dashes.', pattern: NAME_PATTERN, maxLength: 63 } }),
-      displayName: { type: 'string', title: 'Display name', description: 'Shown in this panel, for example "Production" or "EU analytics".', maxLength: 256 },
-      settings,
-    };
-    if (fields.length > 0) {
-      properties.credentials = {
-        type: 'object',
-        title: 'Credentials',
-        description: existing ? 'Leave empty to keep the current values. Stored encrypted; never shown again.' : 'Stored encrypted; never shown again, only the last characters as a hint.',
-        required: credentialRequired,
-        properties: Object.fromEntries(fields.map((f) => [f.name, { type: 'string', title: f.displayName ?? f.name, ...(f.description ? { description: f.description } : {}), maxLength: 16384 }])),
-      };
-    }
-    return { type: 'object', required: existing ? [] : ['name'], properties } as RJSFSchema;
-    // eslint-disable-next-line react-hooks/exhaustive-deps
-  }, [type, existing, moved.length > 0]);
+  const variant = existing ? 'edit' : 'add';
+  const schema = useMemo(() => formSchema(type, variant) as RJSFSchema, [type, variant]);
+  const [validator, setValidator] = useState<ValidatorType | undefined>();
+  const [validatorError, setValidatorError] = useState<string | undefined>();
+  useEffect(() => {
+    formValidator(type, variant, schema).then(setValidator, () => setValidatorError('The form could not be loaded. Reload the page and try again.'));
+  }, [type, variant, schema]);
+  // Credentials that must be entered again because the destination moved (ciphertext is bound to it).
+  const mustReenter = existing && moved.length > 0 ? fields.filter((f) => existing.spec.credentials?.[f.name]).map((f) => f.name) : [];
 
   const uiSchema = useMemo<UiSchema>(() => ({
     'ui:order': ['name', 'displayName', 'settings', 'credentials'],
@@ -79,6 +62,8 @@ export function ConnectionForm({ type, existing, takenNames = [], submitLabel, b
     'ui:submitButtonOptions': { norender: true },
   }), [type, existing, fields, settingsProps]);
 
+  if (validatorError) return <div className="callout callout-danger" role="alert">{validatorError}</div>;
+  if (!validator) return <p className="muted" role="status">Loading the form…</p>;
   return (
     <Form
       schema={schema}
@@ -90,7 +75,10 @@ export function ConnectionForm({ type, existing, takenNames = [], submitLabel, b
       showErrorList={false}
       focusOnFirstError
       customValidate={(data, errors) => {
-        if (!existing && data.name && takenNames.includes(data.name)) errors.name?.addError('A connection with this name already exists in this workspace.');
+        if (!existing && data?.name && takenNames.includes(data.name)) errors.name?.addError('A connection with this name already exists in this workspace.');
+        for (const f of mustReenter) {
+          if (!data?.credentials?.[f]) (errors.credentials as unknown as Record<string, { addError(m: string): void } | undefined> | undefined)?.[f]?.addError('Enter this credential again for the new destination.');
+        }
         return errors;
       }}
       transformErrors={(errors) => errors.map((e) => (e.name === 'pattern' && e.property === '.name' ? { ...e, message: 'Use lowercase letters, digits and dashes, starting and ending with a letter or digit.' } : e))}

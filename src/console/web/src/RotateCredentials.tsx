@@ -1,28 +1,37 @@
 import Form from '@rjsf/core';
-import type { RJSFSchema, UiSchema } from '@rjsf/utils';
-import validator from '@rjsf/validator-ajv8';
-import { useState } from 'react';
+import type { RJSFSchema, UiSchema, ValidatorType } from '@rjsf/utils';
+import { useEffect, useMemo, useState } from 'react';
+import { formSchema } from '../../shared/form-schemas';
 import { Dialog } from './Dialog';
 import type { Connection, IntegrationType } from './types';
+import { formValidator } from './validation';
 
 /** Replace one or more credentials of a connection: sealed at admission, version + 1, the old value is never used again. */
 export function RotateCredentials(props: { connection: Connection; type: IntegrationType; busy: boolean; error?: string; onSubmit: (values: Record<string, string>) => void; onClose: () => void }) {
-  const fields = (props.type.spec.credentialFields ?? []).filter((f) => props.connection.spec.credentials?.[f.name] || f.required);
-  const shown = fields.length > 0 ? fields : props.type.spec.credentialFields ?? [];
+  const all = props.type.spec.credentialFields ?? [];
+  const present = all.filter((f) => props.connection.spec.credentials?.[f.name]);
+  const shown = present.length > 0 ? present : all;
   const [values, setValues] = useState<Record<string, string | undefined>>({});
   const status = props.connection.status?.credentials ?? {};
-  const schema: RJSFSchema = {
-    type: 'object',
-    properties: Object.fromEntries(shown.map((f) => [f.name, { type: 'string', title: `New ${(f.displayName ?? f.name).toLowerCase()}`, maxLength: 16384, ...(status[f.name]?.hint ? { description: `Current value ends in ${status[f.name]!.hint} (version ${status[f.name]!.version ?? 1}).` } : {}) }])),
-  };
+  const schema = useMemo(() => formSchema(props.type, 'rotate') as RJSFSchema, [props.type]);
+  const [validator, setValidator] = useState<ValidatorType | undefined>();
+  const [loadError, setLoadError] = useState<string | undefined>();
+  useEffect(() => {
+    formValidator(props.type, 'rotate', schema).then(setValidator, () => setLoadError('The form could not be loaded. Reload the page and try again.'));
+  }, [props.type, schema]);
+  // Fields this connection does not use stay out of the way (the schema is the type's, shared with the backend).
   const uiSchema: UiSchema = {
-    ...Object.fromEntries(shown.map((f, i) => [f.name, { 'ui:widget': 'password', 'ui:autocomplete': 'new-password', ...(i === 0 ? { 'ui:autofocus': true } : {}) }])),
+    'ui:order': [...shown.map((f) => f.name), '*'],
+    ...Object.fromEntries(all.map((f) => [f.name, shown.includes(f)
+      ? { 'ui:widget': 'password', 'ui:autocomplete': 'new-password', ...(f === shown[0] ? { 'ui:autofocus': true } : {}), ...(status[f.name]?.hint ? { 'ui:help': `Current value ends in ${status[f.name]!.hint} (version ${status[f.name]!.version ?? 1}).` } : {}) }
+      : { 'ui:widget': 'hidden' }])),
     'ui:submitButtonOptions': { norender: true },
   };
   return (
     <Dialog title={`Rotate credentials of ${props.connection.spec.displayName || props.connection.metadata.name}`} description="The new value replaces the old one everywhere at once: the gateway and mounted files use it from the next request. Leave a field empty to keep it." onClose={props.onClose}>
       {props.error ? <div className="callout callout-danger" role="alert">{props.error}</div> : null}
-      <Form
+      {loadError ? <div className="callout callout-danger" role="alert">{loadError}</div> : null}
+      {!validator ? <p className="muted" role="status">Loading the form…</p> : <Form
         schema={schema}
         uiSchema={uiSchema}
         formData={values}
@@ -47,7 +56,7 @@ export function RotateCredentials(props: { connection: Connection; type: Integra
             {props.busy ? 'Rotating…' : 'Rotate'}
           </button>
         </div>
-      </Form>
+      </Form>}
     </Dialog>
   );
 }
