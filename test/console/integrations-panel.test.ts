@@ -37,7 +37,7 @@ describe('console: the Integrations panel', () => {
   beforeAll(async () => {
     fixture = await startHttpFixture((req, res) => {
       const presented = (req.headers.authorization ?? '').replace(/^Bearer /, '');
-      res.statusCode = req.url === '/me' && accepted.has(presented) ? 200 : 401;
+      res.statusCode = req.url.startsWith('/me') && accepted.has(presented) ? 200 : 401;
       res.end(res.statusCode === 200 ? '{"ok":true}' : '{"error":"unauthorized"}');
     });
     accepted.add(right).add(rotated).add(keyboard);
@@ -131,8 +131,11 @@ describe('console: the Integrations panel', () => {
   it('"Test connection" asks for a probe and shows the outcome live', async () => {
     const { page, responses } = editor;
     const before = (await getConn('orders-api')).status?.lastProbe?.time;
-    await row(page, 'orders-api').getByRole('button', { name: /^Test connection/ }).click();
-    await page.locator('.toast').filter({ hasText: 'connection test succeeded' }).waitFor({ timeout: 30_000 });
+    const testButton = row(page, 'orders-api').getByRole('button', { name: /^Test connection/ });
+    await testButton.click();
+    await row(page, 'orders-api').getByText('Testing…').first().waitFor();
+    await row(page, 'orders-api').getByText('Ready', { exact: true }).waitFor({ timeout: 30_000 });
+    await page.locator('.toast').filter({ hasText: 'Orders API (production): connection test succeeded' }).first().waitFor();
     const after = await getConn('orders-api');
     expect(after.metadata.annotations?.['atoll.dev/test-requested-at']).toBeDefined();
     expect(after.status?.lastProbe?.time).not.toBe(before);
@@ -157,18 +160,19 @@ describe('console: the Integrations panel', () => {
     await row(page, 'orders-api-staging').getByRole('button', { name: /^Edit/ }).click();
     await page.getByLabel('Display name').fill('Orders API (staging)');
     await expect(page.getByText('Enter the credentials again.').count()).resolves.toBe(0);
-    await page.getByLabel('Base URL').fill(fixture.url.replace('127.0.0.1', 'localhost'));
+    await page.getByLabel('Probe path').fill('/me?v=2');
     await page.getByText('Enter the credentials again.').waitFor();
-    expect(await page.locator('.callout-warning').textContent()).toContain('Base URL');
+    expect(await page.locator('.callout-warning').textContent()).toContain('Probe path');
     await page.getByRole('button', { name: 'Save changes' }).click();
     // Required now: the form refuses to save without them.
-    await page.locator('#conn_credentials_token').and(page.locator(':focus')).waitFor();
+    await page.getByText('Enter this credential again for the new destination.').waitFor();
+    expect((await getConn('orders-api-staging')).spec.settings?.probePath).toBe('/me');
     await page.getByLabel('Token').fill(right);
     await page.getByRole('button', { name: 'Save changes' }).click();
     await row(page, 'orders-api-staging').getByText('Ready', { exact: true }).waitFor({ timeout: 30_000 });
     const conn = await getConn('orders-api-staging');
     expect(conn.spec.displayName).toBe('Orders API (staging)');
-    expect(conn.spec.settings?.baseURL).toContain('localhost');
+    expect(conn.spec.settings?.probePath).toBe('/me?v=2');
     await expectNowhere(page, responses, secrets);
   });
 
