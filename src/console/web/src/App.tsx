@@ -1,5 +1,6 @@
 import { useCallback, useEffect, useState } from 'react';
 import { api } from './api';
+import { PlugIcon } from './Icons';
 import { Integrations } from './Integrations';
 import type { User, Workspace } from './types';
 
@@ -94,7 +95,8 @@ export function App({ user, initialWorkspace, onSignOut }: { user: User; initial
           <ul role="list">
             <li>
               <a className="nav-link nav-link-active" href="/" aria-current="page">
-                <span className="nav-icon" aria-hidden="true">⧉</span>Integrations
+                <PlugIcon />
+                Integrations
               </a>
             </li>
           </ul>

@@ -81,7 +81,11 @@ export function ConnectionForm({ type, existing, takenNames = [], submitLabel, b
         }
         return errors;
       }}
-      transformErrors={(errors) => errors.map((e) => (e.name === 'pattern' && e.property === '.name' ? { ...e, message: 'Use lowercase letters, digits and dashes, starting and ending with a letter or digit.' } : e))}
+      transformErrors={(errors) => errors.map((e) => {
+        if (e.name === 'pattern' && e.property === '.name') return { ...e, message: 'Use lowercase letters, digits and dashes, starting and ending with a letter or digit.' };
+        if (e.name === 'required') return { ...e, message: 'This field is required.' };
+        return e;
+      })}
       onChange={(e) => setValues(e.formData as ConnectionFormValues)}
       onSubmit={(e) => onSubmit(e.formData as ConnectionFormValues)}
       className="connection-form"

@@ -43,7 +43,7 @@ export function ConnectionRow(props: {
       <div className="connection-main">
         <TypeIcon name={type?.spec.displayName ?? conn.spec.type} category={type?.spec.category} />
         <div className="connection-identity">
-          <h3 id={`conn-title-${name}`} className="connection-title">{title}</h3>
+          <h2 id={`conn-title-${name}`} className="connection-title">{title}</h2>
           <p className="connection-subtitle">
             <code>{name}</code>
             <span aria-hidden="true"> · </span>

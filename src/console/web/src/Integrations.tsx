@@ -5,6 +5,7 @@ import { ConnectionForm, type ConnectionFormValues } from './ConnectionForm';
 import { ConnectionRow } from './ConnectionRow';
 import { Dialog } from './Dialog';
 import { words } from './format';
+import { PlusIcon } from './Icons';
 import { RotateCredentials } from './RotateCredentials';
 import type { Connection, IntegrationType, Workspace } from './types';
 
@@ -141,7 +142,8 @@ export function Integrations({ workspace, onNotice }: { workspace: Workspace; on
         </div>
         {workspace.canEdit ? (
           <button type="button" className="button button-primary" onClick={() => setDialog({ kind: 'add' })} disabled={types.length === 0}>
-            <span aria-hidden="true">＋ </span>Add connection
+            <PlusIcon />
+            Add connection
           </button>
         ) : (
           <span className="chip chip-readonly" role="note">View only</span>
