@@ -77,7 +77,7 @@ export function ConnectionRow(props: {
               <ul className="hints" role="list">
                 {Object.entries(credentials).map(([f, c]) => (
                   <li key={f} data-hint-field={f}>
-                    <span className="hint-label">{fieldLabel(f)}</span> <span className="hint">{c.hint ? `••••${c.hint}` : '••••'}</span> <span className="muted">v{c.version ?? 1}</span>
+                    <span className="hint-label">{fieldLabel(f)}</span> <span className="hint">{`••••${(c.hint ?? '').replace(/^…/, '')}`}</span> <span className="muted">v{c.version ?? 1}</span>
                   </li>
                 ))}
               </ul>
