@@ -99,6 +99,7 @@ describe('console: the Integrations panel', () => {
     await page.getByLabel('Probe path').fill('/me');
     await page.getByLabel('Token').fill(right);
     expect(await page.getByLabel('Token').getAttribute('type')).toBe('password');
+    await page.locator('dialog').evaluate((d) => d.scrollTo(0, 0));
     await page.screenshot({ path: path.join(IMAGES, 'console-add-connection.png') });
     await page.getByRole('button', { name: 'Add connection', exact: true }).last().click();
 
@@ -116,6 +117,7 @@ describe('console: the Integrations panel', () => {
     await page.getByRole('button', { name: /Add connection/ }).first().click();
     await page.getByRole('button', { name: /Generic HTTP API/ }).click();
     await page.getByLabel('Connection name').fill('orders-api-staging');
+    await page.getByLabel('Display name').fill('Orders API (staging)');
     await page.getByLabel('Base URL').fill(fixture.url);
     await page.getByLabel('Probe path').fill('/me');
     await page.getByLabel('Token').fill(wrong);
@@ -158,7 +160,7 @@ describe('console: the Integrations panel', () => {
   it('editing the destination asks for the credentials again and says why', async () => {
     const { page, responses } = editor;
     await row(page, 'orders-api-staging').getByRole('button', { name: /^Edit/ }).click();
-    await page.getByLabel('Display name').fill('Orders API (staging)');
+    await page.getByLabel('Display name').fill('Orders API (staging, new path)');
     await expect(page.getByText('Enter the credentials again.').count()).resolves.toBe(0);
     await page.getByLabel('Probe path').fill('/me?v=2');
     await page.getByText('Enter the credentials again.').waitFor();
@@ -171,7 +173,7 @@ describe('console: the Integrations panel', () => {
     await page.getByRole('button', { name: 'Save changes' }).click();
     await row(page, 'orders-api-staging').getByText('Ready', { exact: true }).waitFor({ timeout: 30_000 });
     const conn = await getConn('orders-api-staging');
-    expect(conn.spec.displayName).toBe('Orders API (staging)');
+    expect(conn.spec.displayName).toBe('Orders API (staging, new path)');
     expect(conn.spec.settings?.probePath).toBe('/me?v=2');
     await expectNowhere(page, responses, secrets);
   });

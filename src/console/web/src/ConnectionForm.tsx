@@ -13,6 +13,19 @@ export interface ConnectionFormValues {
   credentials?: Record<string, string | undefined>;
 }
 
+/**
+ * The order settings appear in. The API server returns a schema's properties
+ * sorted by name, so the author's order is lost: required settings first,
+ * then choices, then the rest, each alphabetically.
+ */
+function settingsOrder(type: IntegrationType): string[] {
+  const schema = type.spec.settingsSchema;
+  const names = Object.keys(schema?.properties ?? {}).sort();
+  const required = new Set(schema?.required ?? []);
+  const rank = (n: string) => (required.has(n) ? 0 : schema?.properties?.[n]?.enum ? 1 : 2);
+  return [...names].sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
+}
+
 interface Props {
   type: IntegrationType;
   /** Set when editing: the form then has no name and credentials are optional unless the destination moves. */
@@ -57,7 +70,7 @@ export function ConnectionForm({ type, existing, takenNames = [], submitLabel, b
     'ui:order': ['name', 'displayName', 'settings', 'credentials'],
     name: { 'ui:autofocus': !existing, 'ui:placeholder': `${type.metadata.name}-production`, 'ui:autocomplete': 'off' },
     displayName: { 'ui:autocomplete': 'off', ...(existing ? { 'ui:autofocus': true } : {}) },
-    settings: Object.fromEntries(Object.keys(settingsProps).map((k) => [k, { 'ui:autocomplete': 'off' }])),
+    settings: { 'ui:order': settingsOrder(type), ...Object.fromEntries(Object.keys(settingsProps).map((k) => [k, { 'ui:autocomplete': 'off' }])) },
     credentials: Object.fromEntries(fields.map((f) => [f.name, { 'ui:widget': 'password', 'ui:autocomplete': 'new-password', 'ui:placeholder': existing?.status?.credentials?.[f.name]?.hint ? `Current value ends in ${existing.status.credentials[f.name]!.hint}` : '' }])),
     'ui:submitButtonOptions': { norender: true },
   }), [type, existing, fields, settingsProps]);
