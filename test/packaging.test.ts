@@ -202,9 +202,9 @@ describe('helm chart', () => {
   });
 
   it('runs every pod under the restricted Pod Security Standard', () => {
-    for (const sets of [[], NON_DEFAULT_VALUES]) {
+    for (const sets of [[], NON_DEFAULT_VALUES, ['console.enabled=true']]) {
       const deployments = docs(render(sets)).filter((m) => m.kind === 'Deployment');
-      expect(deployments).toHaveLength(2);
+      expect(deployments).toHaveLength(sets.includes('console.enabled=true') ? 3 : 2);
       for (const d of deployments) {
         const spec = podSpec(d);
         expect(spec.securityContext).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } });
