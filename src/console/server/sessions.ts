@@ -7,6 +7,8 @@ import { randomBytes } from 'node:crypto';
  * everyone out; behind an OIDC proxy no session is needed at all, the
  * proxy's Authorization header is used on every request.
  */
+const MAX_SESSIONS = 10_000;
+
 export class SessionStore {
   private readonly sessions = new Map<string, { token: string; expiresAt: number }>();
 
@@ -14,6 +16,8 @@ export class SessionStore {
 
   create(token: string): { id: string; maxAgeSeconds: number } {
     this.sweep();
+    // Bounded: only valid tokens get a session, but a flood of sign-ins must not grow memory without end.
+    if (this.sessions.size >= MAX_SESSIONS) this.sessions.delete(this.sessions.keys().next().value!);
     const id = randomBytes(32).toString('base64url');
     const expiresAt = Math.min(this.now() + this.maxAgeMs, tokenExpiry(token) ?? Infinity);
     this.sessions.set(id, { token, expiresAt });
