@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
 
+const MAX_SESSIONS = 10_000;
+
 /**
  * Signed-in people, kept in memory: the browser holds only an opaque session
  * id in an HttpOnly, SameSite=Strict cookie, never the token itself (which
@@ -7,8 +9,6 @@ import { randomBytes } from 'node:crypto';
  * everyone out; behind an OIDC proxy no session is needed at all, the
  * proxy's Authorization header is used on every request.
  */
-const MAX_SESSIONS = 10_000;
-
 export class SessionStore {
   private readonly sessions = new Map<string, { token: string; expiresAt: number }>();
 
