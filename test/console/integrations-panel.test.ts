@@ -257,6 +257,17 @@ describe('console: the Integrations panel', () => {
     await context.close();
   });
 
+  it('behind an OIDC-aware proxy, its Authorization header signs the person in and no session is made', async () => {
+    // What oauth2-proxy --pass-authorization-header does: the bearer token on every request, none in the page.
+    const context = await browser.newContext({ extraHTTPHeaders: { Authorization: `Bearer ${await serviceAccountToken(ns, 'viewer')}` } });
+    const page = await context.newPage();
+    await page.goto(consoleURL());
+    await row(page, 'orders-api').waitFor();
+    expect(await page.locator('.workspace-switcher select').inputValue()).toBe(ns);
+    expect(await context.cookies()).toEqual([]);
+    await context.close();
+  });
+
   it('a member of another workspace sees neither the connection nor the workspace', async () => {
     const { context, page, responses } = await recordingContext(browser);
     // Even a link naming the other workspace does not open it.
