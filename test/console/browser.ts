@@ -25,34 +25,55 @@ export async function serviceAccountToken(namespace: string, name: string): Prom
   return review.status.token;
 }
 
+/** Every response body a page received, as text, kept so a test can scan them. */
+export interface ResponseLog {
+  bodies: string[];
+  /** Resolves once the bodies of all responses seen so far have been read. */
+  settled(): Promise<void>;
+}
+
 /**
  * A browser context that remembers every response body it received, so a
  * test can prove a plaintext never came back from the server in any of them.
  */
-export async function recordingContext(browser: Browser): Promise<{ context: BrowserContext; page: Page; responses: string[] }> {
+export async function recordingContext(browser: Browser): Promise<{ context: BrowserContext; page: Page; responses: ResponseLog }> {
   const context = await browser.newContext({ viewport: { width: 1360, height: 900 }, deviceScaleFactor: 1 });
   const page = await context.newPage();
-  const responses: string[] = [];
+  const bodies: string[] = [];
+  const reading = new Map<Promise<void>, string>();
   page.on('response', (res) => {
-    void res.body().then(
-      (b) => responses.push(`${res.url()}\n${b.toString('latin1')}`),
+    const read: Promise<void> = res.body().then(
+      (b) => void bodies.push(`${res.url()}\n${b.toString('latin1')}`),
       () => undefined,
-    );
+    ).finally(() => reading.delete(read));
+    reading.set(read, res.url());
   });
-  return { context, page, responses };
+  const settled = async () => {
+    // A body that never arrives would go unscanned: fail, naming it, rather than pass without it.
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`response bodies never arrived: ${[...reading.values()].join(', ')}`)), 20_000);
+    });
+    try {
+      await Promise.race([Promise.all(reading.keys()), late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  };
+  return { context, page, responses: { bodies, settled } };
 }
 
-/** The page's DOM (with the live values of inputs), its storage and every response so far: none may hold `secret`. */
-export async function expectNowhere(page: Page, responses: string[], secrets: string[]): Promise<void> {
-  // Let in-flight response bodies arrive.
-  await page.waitForLoadState('networkidle').catch(() => undefined);
+/** The page's DOM (with the live values of inputs), its storage and every response so far: none may hold a secret. */
+export async function expectNowhere(page: Page, responses: ResponseLog, secrets: string[]): Promise<void> {
+  await responses.settled();
   const dom = await page.evaluate(() => {
     const values = [...document.querySelectorAll('input, textarea, select')].map((el) => (el as HTMLInputElement).value);
     const storage = (s: Storage) => Object.keys(s).map((k) => `${k}=${s.getItem(k)}`).join('\n');
     return [document.documentElement.outerHTML, ...values, storage(localStorage), storage(sessionStorage), document.cookie].join('\n');
   });
+  expect(responses.bodies.length).toBeGreaterThan(0);
   for (const secret of secrets) {
     expect(dom.includes(secret), 'plaintext in the DOM, storage or cookies').toBe(false);
-    expect(responses.filter((r) => r.includes(secret)), 'plaintext in a response from the console').toEqual([]);
+    expect(responses.bodies.filter((r) => r.includes(secret)), 'plaintext in a response from the console').toEqual([]);
   }
 }

@@ -9,7 +9,7 @@ import { ExternalConnections } from '../../src/kube/resources.js';
 import { packageRoot } from '../../src/testing/binaries.js';
 import { startHttpFixture, type HttpFixture } from '../../src/testing/services.js';
 import { admin, condition, createWorkspace, devState, eventually, randomSecret, uniqueName } from '../support/cluster.js';
-import { expectNowhere, launchChromium, recordingContext, serviceAccountToken } from './browser.js';
+import { expectNowhere, launchChromium, recordingContext, serviceAccountToken, type ResponseLog } from './browser.js';
 
 type Conn = ExternalConnection & KubeObject;
 
@@ -32,7 +32,7 @@ describe('console: the Integrations panel', () => {
   const rotated = randomSecret('consolerotated');
   const keyboard = randomSecret('consolekeyboard');
   const secrets = [right, wrong, rotated, keyboard];
-  let editor: { page: Page; responses: string[] };
+  let editor: { page: Page; responses: ResponseLog };
 
   beforeAll(async () => {
     fixture = await startHttpFixture((req, res) => {
@@ -249,7 +249,11 @@ describe('console: the Integrations panel', () => {
     await row(page, 'orders-api').waitFor();
     await page.getByText('View only').waitFor();
     expect(await page.getByRole('button', { name: /Add connection|Test connection|Edit|Rotate|Delete/ }).count()).toBe(0);
-    const status = await page.evaluate(async (url) => (await fetch(url, { method: 'PATCH', headers: { 'Content-Type': 'application/merge-patch+json', 'X-Atoll-Console': '1' }, body: '{"spec":{"displayName":"x"}}' })).status, `/api/kube/apis/atoll.dev/v1alpha1/namespaces/${ns}/externalconnections/orders-api`);
+    const status = await page.evaluate(async (url) => {
+      const res = await fetch(url, { method: 'PATCH', headers: { 'Content-Type': 'application/merge-patch+json', 'X-Atoll-Console': '1' }, body: '{"spec":{"displayName":"x"}}' });
+      await res.text();
+      return res.status;
+    }, `/api/kube/apis/atoll.dev/v1alpha1/namespaces/${ns}/externalconnections/orders-api`);
     expect(status).toBe(403);
     expect((await getConn('orders-api')).spec.displayName).toBe('Orders API (production)');
     expect(await new AxeBuilder({ page }).analyze().then((r) => r.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => v.id))).toEqual([]);
@@ -280,7 +284,8 @@ describe('console: the Integrations panel', () => {
     await page.getByText(`You have no access to a workspace named “${ns}”.`).waitFor();
     const html = await page.content();
     expect(html).not.toContain('orders-api');
-    expect(responses.filter((r) => r.includes('orders-api'))).toEqual([]);
+    await responses.settled();
+    expect(responses.bodies.filter((r) => r.includes('orders-api'))).toEqual([]);
     await expectNowhere(page, responses, secrets);
     await context.close();
   });
