@@ -1,4 +1,5 @@
 import { mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import AxeBuilder from '@axe-core/playwright';
 import type { Browser, Page } from 'playwright-core';
@@ -13,7 +14,11 @@ import { expectNowhere, launchChromium, recordingContext, serviceAccountToken, t
 
 type Conn = ExternalConnection & KubeObject;
 
-const IMAGES = path.join(packageRoot(), 'docs', 'images');
+/**
+ * Where the screenshots go. The README's images are refreshed with
+ * ATOLL_SCREENSHOT_DIR=docs/images; by default a run leaves the tree clean.
+ */
+const IMAGES = path.resolve(packageRoot(), process.env.ATOLL_SCREENSHOT_DIR ?? path.join(tmpdir(), 'atoll-console-screenshots'));
 
 /**
  * The Integrations panel in a real browser (Debian's chromium driven by
