@@ -190,10 +190,22 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     });
   }
 
+  /**
+   * Client connections on which a request's framing was refused. Where that
+   * request ended is unknowable, so no byte after it may be served: Node has
+   * already parsed (and emitted) whatever it read as the next requests, with
+   * its own idea of the body's end; behind a front proxy that shares one
+   * connection between clients, that "next request" may be an attacker's
+   * prefix to someone else's request (RFC 9112 §6.3: respond 400, then close).
+   */
+  const refusedConnections = new WeakSet<object>();
+
   async function dispatch(route: Route, req: http.IncomingMessage, res: http.ServerResponse, entry: AccessEntry): Promise<number> {
     // Before anything else, so an ambiguous request never reaches an upstream (nor the API server).
+    // Synchronous up to here: the mark is set before Node parses (and emits) a pipelined request.
     const framing = checkFraming(req);
     if (!framing.ok) {
+      refusedConnections.add(req.socket);
       res.shouldKeepAlive = false;
       throw ambiguousFraming(framing.message);
     }
@@ -228,6 +240,11 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   }
 
   async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    // Pipelined behind a refused request: never answered (the connection closes after the 400), never served.
+    if (refusedConnections.has(req.socket)) {
+      req.resume();
+      return;
+    }
     const route = parseRoute(req.url ?? '/');
     if (health(route, res)) return;
     const started = performance.now();
