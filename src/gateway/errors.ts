@@ -42,6 +42,7 @@ export const GatewayErrorMessage = {
   unknownRoute: 'no such route',
   invalidPath: 'the proxied path is not allowed',
   methodNotAllowed: 'method not allowed on this route',
+  traceNotForwarded: 'the gateway does not forward TRACE: the service would echo the injected credential back to the caller',
   notProxyable: 'the connection\'s type does not support the gateway',
   noWorkspace: 'the caller\'s namespace is not a workspace',
   noCredentials: 'the connection has no usable credentials yet',

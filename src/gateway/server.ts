@@ -221,6 +221,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         throw badRequest(GatewayErrorMessage.invalidPath);
       case 'proxy':
         entry.connection = route.connection;
+        // TRACE asks the service to echo the request it received, injected credential included (Apache httpd does by default).
+        if (req.method === 'TRACE') throw new GatewayError(405, GatewayErrorCode.MethodNotAllowed, GatewayErrorMessage.traceNotForwarded);
         return proxy(caller, route, req, res, framing.body);
       case 'credentials':
         entry.connection = route.connection;
