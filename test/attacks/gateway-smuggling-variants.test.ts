@@ -91,6 +91,10 @@ describe('attack: request-smuggling variants against the gateway\'s framing', ()
     { name: 'a well-formed request pipelined behind a chunked GET', raw: () => `GET ${P}/v HTTP/1.1\r\n${auth()}Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n${hidden()}`, expect: 'refused' },
     { name: 'a well-formed request pipelined behind a GET with Content-Length', raw: () => `GET ${P}/v HTTP/1.1\r\n${auth()}Content-Length: 3\r\n\r\nabc${hidden()}`, expect: 'refused' },
     { name: 'a well-formed request pipelined behind TE: gzip, chunked', raw: () => `POST ${P}/v HTTP/1.1\r\n${auth()}Transfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n${hidden()}`, expect: 'refused' },
+    // The health routes answer without authentication; their framing is no less ambiguous to a front proxy.
+    { name: 'a well-formed request pipelined behind a HTTP/1.0 chunked GET /healthz', raw: () => `GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n${hidden()}`, expect: 'refused' },
+    { name: 'a well-formed request pipelined behind GET /readyz with TE: gzip, chunked', raw: () => `GET /readyz HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n${hidden()}`, expect: 'refused' },
+    { name: 'a well-formed request pipelined behind GET /livez with a body', raw: () => `GET /livez HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc${hidden()}`, expect: 'refused' },
     { name: 'a well-formed request pipelined behind a HTTP/1.0 chunked POST', raw: () => `POST ${P}/v HTTP/1.0\r\n${auth()}Connection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n${hidden()}`, expect: 'refused' },
   ];
 
