@@ -36,6 +36,7 @@ export const GatewayErrorMessage = {
   framingCoding: 'the request\'s Transfer-Encoding must be exactly chunked (HTTP/1.1 only)',
   framingLength: 'the request must carry at most one Content-Length, a plain decimal number',
   framingFolded: 'the request has a header folded over several lines (obsolete line folding)',
+  hostMissing: 'an HTTP/1.1 request needs a Host header',
   bodyNotAllowed: 'the gateway does not forward a body with GET, HEAD, OPTIONS or TRACE; send the request without one',
   tooManyUnknownTokens: 'too many requests with tokens the gateway has not verified from this address; retry after the time in Retry-After',
   unknownConnection: 'no such connection in the caller\'s namespace',

@@ -23,7 +23,7 @@ import {
   notReady,
   unauthorized,
 } from './errors.js';
-import { checkFraming, type RequestBody } from './framing.js';
+import { checkFraming, type FramingVerdict, type RequestBody } from './framing.js';
 import { proxyRequest } from './proxy.js';
 import { sourceKey } from './source-limiter.js';
 import { parseRoute, type Route } from './routes.js';
@@ -200,12 +200,9 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
    */
   const refusedConnections = new WeakSet<object>();
 
-  async function dispatch(route: Route, req: http.IncomingMessage, res: http.ServerResponse, entry: AccessEntry): Promise<number> {
+  async function dispatch(route: Route, req: http.IncomingMessage, res: http.ServerResponse, entry: AccessEntry, framing: FramingVerdict): Promise<number> {
     // Before anything else, so an ambiguous request never reaches an upstream (nor the API server).
-    // Synchronous up to here: the mark is set before Node parses (and emits) a pipelined request.
-    const framing = checkFraming(req);
     if (!framing.ok) {
-      refusedConnections.add(req.socket);
       res.shouldKeepAlive = false;
       throw ambiguousFraming(framing.message);
     }
@@ -248,13 +245,16 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       return;
     }
     const route = parseRoute(req.url ?? '/');
-    if (health(route, res)) return;
+    // On every route, health included, and synchronously: the mark must be set before Node parses (and emits) a pipelined request.
+    const framing = checkFraming(req);
+    if (!framing.ok) refusedConnections.add(req.socket);
+    else if (health(route, res)) return;
     const started = performance.now();
     const entry: AccessEntry = { route: route.kind, method: req.method ?? '' };
     let status = 500;
     let cause: ReturnType<typeof describeCause>;
     try {
-      status = await dispatch(route, req, res, entry);
+      status = await dispatch(route, req, res, entry, framing);
     } catch (err) {
       const failure = err instanceof GatewayError
         ? err
@@ -277,7 +277,13 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const listener = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     void handle(req, res);
   };
-  const server = opts.tls ? https.createServer({ cert: opts.tls.certPem, key: opts.tls.keyPem }, listener) : http.createServer(listener);
+  // Every request reaches handle(), so the framing check (and the end of the connection after a refusal) applies
+  // to all of them: not Node's own 400 for a missing Host, nor its 417 for an unknown Expect, which keep serving what follows.
+  const serverOptions = { requireHostHeader: false };
+  const server = opts.tls
+    ? https.createServer({ ...serverOptions, cert: opts.tls.certPem, key: opts.tls.keyPem }, listener)
+    : http.createServer(serverOptions, listener);
+  server.on('checkExpectation', listener);
   server.keepAliveTimeout = 65_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
