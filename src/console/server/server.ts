@@ -23,6 +23,8 @@ export interface ConsoleOptions {
   port: number;
   tls?: { certPem: string; keyPem: string };
   log: Logger;
+  /** Most sessions kept in memory at once (each holds a token); 10 000 by default. */
+  maxSessions?: number;
   /** Directory of the built SPA; dist/console/web by default. */
   webRoot?: string;
 }
@@ -77,7 +79,7 @@ export async function startConsole(opts: ConsoleOptions): Promise<ConsoleServer>
   });
   const files = await StaticFiles.load(webRoot, ['index.html', ...assets.map((a) => `assets/${a}`)]);
   const upstream = new KubeUpstream(opts.apiServer, opts.caPem);
-  const sessions = new SessionStore();
+  const sessions = new SessionStore(undefined, undefined, opts.maxSessions);
   const secure = opts.tls !== undefined;
   const log = opts.log;
 

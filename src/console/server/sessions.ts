@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 
-const MAX_SESSIONS = 10_000;
+/** Default cap on sessions kept in memory (`atoll console --max-sessions`). */
+export const MAX_SESSIONS = 10_000;
 
 /**
  * Signed-in people, kept in memory: the browser holds only an opaque session
@@ -12,12 +13,12 @@ const MAX_SESSIONS = 10_000;
 export class SessionStore {
   private readonly sessions = new Map<string, { token: string; expiresAt: number }>();
 
-  constructor(private readonly maxAgeMs: number = 8 * 3600_000, private readonly now: () => number = Date.now) {}
+  constructor(private readonly maxAgeMs: number = 8 * 3600_000, private readonly now: () => number = Date.now, private readonly maxSessions: number = MAX_SESSIONS) {}
 
   create(token: string): { id: string; maxAgeSeconds: number } {
     this.sweep();
     // Bounded: only valid tokens get a session, but a flood of sign-ins must not grow memory without end.
-    if (this.sessions.size >= MAX_SESSIONS) this.sessions.delete(this.sessions.keys().next().value!);
+    if (this.sessions.size >= this.maxSessions) this.sessions.delete(this.sessions.keys().next().value!);
     const id = randomBytes(32).toString('base64url');
     const expiresAt = Math.min(this.now() + this.maxAgeMs, tokenExpiry(token) ?? Infinity);
     this.sessions.set(id, { token, expiresAt });
