@@ -139,7 +139,7 @@ export async function startConsole(opts: ConsoleOptions): Promise<ConsoleServer>
         if (!/^[\x21-\x7e]{16,16384}$/.test(token)) throw new HttpError(400, 'The sign-in token is missing or malformed: paste the whole token, or open the sign-in link again.');
         const who = await whoAmI(upstream, token);
         if (!who) throw new HttpError(401, 'The Kubernetes API server did not accept this token: it may have expired. Get a new sign-in link.');
-        const session = sessions.create(token);
+        const session = sessions.create(token, who.username);
         res.setHeader('Set-Cookie', `${SESSION_COOKIE}=${session.id}; Path=/api; HttpOnly; SameSite=Strict; Max-Age=${session.maxAgeSeconds}${isSecureRequest(req) ? '; Secure' : ''}`);
         return sendJson(res, 200, { user: who, via: 'session' });
       }
