@@ -35,6 +35,13 @@ export interface ConsoleServer {
 }
 
 const SESSION_COOKIE = 'atoll_session';
+/**
+ * Over HTTPS the cookie is `__Host-` prefixed: browsers accept it only from
+ * this host, Secure, Path=/ and without a Domain, so a page on a sibling
+ * subdomain (same site, so SameSite does not help) cannot toss in a session
+ * of its own (test/attacks/console-cookie-tossing.test.ts).
+ */
+const SECURE_SESSION_COOKIE = `__Host-${SESSION_COOKIE}`;
 const MAX_BODY_BYTES = 256 * 1024;
 const KUBE_PREFIX = '/api/kube';
 
@@ -96,11 +103,21 @@ export async function startConsole(opts: ConsoleOptions): Promise<ConsoleServer>
     return secure || req.headers['x-forwarded-proto'] === 'https';
   }
 
+  function sessionCookieName(req: http.IncomingMessage): string {
+    return isSecureRequest(req) ? SECURE_SESSION_COOKIE : SESSION_COOKIE;
+  }
+
+  function sessionCookie(req: http.IncomingMessage, value: string, maxAgeSeconds: number): string {
+    // Plain HTTP (loopback `atoll dev`) cannot use the prefix, which requires Secure.
+    const attributes = isSecureRequest(req) ? 'Path=/; Secure' : 'Path=/api';
+    return `${sessionCookieName(req)}=${value}; ${attributes}; HttpOnly; SameSite=Strict; Max-Age=${maxAgeSeconds}`;
+  }
+
   /** The person's token: the fronting proxy's Authorization header, or the session cookie. */
   function tokenOf(req: http.IncomingMessage): string | undefined {
     const auth = req.headers.authorization;
     if (auth?.startsWith('Bearer ')) return auth.slice('Bearer '.length).trim() || undefined;
-    return sessions.token(readCookie(req.headers.cookie, SESSION_COOKIE));
+    return sessions.token(readCookie(req.headers.cookie, sessionCookieName(req)));
   }
 
   function requireToken(req: http.IncomingMessage): string {
@@ -120,7 +137,7 @@ export async function startConsole(opts: ConsoleOptions): Promise<ConsoleServer>
     const origin = req.headers.origin;
     if (origin && origin !== 'null') {
       const host = req.headers['x-forwarded-host'] ?? req.headers.host;
-      if (new URL(origin).host !== host) throw new HttpError(403, 'Requests must come from the console itself.');
+      if (!URL.canParse(origin) || new URL(origin).host !== host) throw new HttpError(403, 'Requests must come from the console itself.');
     } else if (origin === 'null') throw new HttpError(403, 'Requests must come from the console itself.');
   }
 
@@ -140,12 +157,12 @@ export async function startConsole(opts: ConsoleOptions): Promise<ConsoleServer>
         const who = await whoAmI(upstream, token);
         if (!who) throw new HttpError(401, 'The Kubernetes API server did not accept this token: it may have expired. Get a new sign-in link.');
         const session = sessions.create(token, who.username);
-        res.setHeader('Set-Cookie', `${SESSION_COOKIE}=${session.id}; Path=/api; HttpOnly; SameSite=Strict; Max-Age=${session.maxAgeSeconds}${isSecureRequest(req) ? '; Secure' : ''}`);
+        res.setHeader('Set-Cookie', sessionCookie(req, session.id, session.maxAgeSeconds));
         return sendJson(res, 200, { user: who, via: 'session' });
       }
       if (req.method === 'DELETE') {
-        sessions.delete(readCookie(req.headers.cookie, SESSION_COOKIE));
-        res.setHeader('Set-Cookie', `${SESSION_COOKIE}=; Path=/api; HttpOnly; SameSite=Strict; Max-Age=0${isSecureRequest(req) ? '; Secure' : ''}`);
+        sessions.delete(readCookie(req.headers.cookie, sessionCookieName(req)));
+        res.setHeader('Set-Cookie', sessionCookie(req, '', 0));
         return sendJson(res, 200, {});
       }
       if (req.method === 'GET') {
