@@ -1,13 +1,13 @@
-import { mkdirSync, rmSync, writeFileSync, createWriteStream } from 'node:fs';
+import { mkdirSync, rmSync, writeFileSync, createWriteStream, existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { startOperator } from '../operator.js';
 import { createLogger } from '../runtime/logger.js';
 import { ControlPlane } from '../testing/control-plane.js';
-import { packageRoot } from '../testing/binaries.js';
+import { ensureControlPlaneBinaries, packageRoot } from '../testing/binaries.js';
 import { freePort } from '../testing/ports.js';
 import { installAtoll, loopbackOperatorConfig, OPERATOR_NAMESPACE, precreateWebhookConfigurations } from '../testing/embedded.js';
 import { startGatewayFromConfig } from './gateway.js';
-import { flag, type ParsedArgs } from './args.js';
+import { flag, UsageError, type ParsedArgs } from './args.js';
 
 /**
  * `atoll dev`, the embedded default: a real etcd and kube-apiserver on
@@ -17,8 +17,11 @@ import { flag, type ParsedArgs } from './args.js';
 export async function dev(args: ParsedArgs): Promise<number> {
   const root = packageRoot();
   const dir = path.resolve(flag(args, 'dir') ?? path.join(root, '.atoll', 'dev'));
+  refuseIfRunning(dir);
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(path.join(dir, 'cluster'), { recursive: true });
+  // Claimed before the slow start-up, so a second `atoll dev` cannot wipe a starting one either.
+  writeFileSync(path.join(dir, PID_FILE), `${process.pid}\n`);
   // If whoever started us goes away (closed pipe), keep shutting down cleanly rather than die on EPIPE.
   process.stdout.on('error', () => undefined);
   process.stderr.on('error', () => undefined);
@@ -26,7 +29,9 @@ export async function dev(args: ParsedArgs): Promise<number> {
   const logFile = path.join(dir, 'atoll.log');
   const log = createLogger({ level: process.env.ATOLL_LOG_LEVEL ?? 'info', destination: createWriteStream(logFile, { flags: 'a' }) as never });
 
-  say('building or finding control-plane binaries (first run builds them from the Go module proxy; this takes several minutes)');
+  say(controlPlaneCached()
+    ? 'starting the control plane (cached binaries)'
+    : 'building the control-plane binaries from the Go module proxy (first run only; this takes several minutes)');
   const cp = await ControlPlane.start({ dir: path.join(dir, 'cluster'), onProgress: say, controllerManager: false });
   const client = cp.adminClient();
   let stopping = false;
@@ -82,6 +87,52 @@ export async function dev(args: ParsedArgs): Promise<number> {
     if (!stopping) say('start-up failed; stopping the control plane');
     await cp.stop();
     rmSync(path.join(dir, 'state.json'), { force: true });
+    rmSync(path.join(dir, PID_FILE), { force: true });
   }
   return 0;
+}
+
+const PID_FILE = 'atoll-dev.pid';
+
+/** A live `atoll dev` owns its directory: starting over it would strand that instance without its kubeconfig. */
+function refuseIfRunning(dir: string): void {
+  const pid = runningPid(dir);
+  if (pid === undefined) return;
+  const kubeconfig = path.join(dir, 'cluster', 'admin.kubeconfig');
+  const reach = existsSync(path.join(dir, 'state.json')) ? `reach it with: export KUBECONFIG=${readState(dir)?.kubeconfig ?? kubeconfig}` : 'it is still starting';
+  throw new UsageError(`atoll dev is already running (pid ${pid}) with state in ${dir}.\n  ${reach}\n  stop it with Ctrl-C in its terminal or: kill ${pid}\n  or start another one elsewhere: atoll dev --dir <other dir>`);
+}
+
+function runningPid(dir: string): number | undefined {
+  for (const candidate of [Number(readFileOr(path.join(dir, PID_FILE))?.trim()), readState(dir)?.pid]) {
+    if (!candidate || !Number.isInteger(candidate) || candidate === process.pid) continue;
+    try {
+      process.kill(candidate, 0);
+      return candidate;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EPERM') return candidate; // alive, someone else's
+    }
+  }
+  return undefined;
+}
+
+function readState(dir: string): { pid?: number; kubeconfig?: string } | undefined {
+  try {
+    return JSON.parse(readFileOr(path.join(dir, 'state.json')) ?? 'null') ?? undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function readFileOr(file: string): string | undefined {
+  return existsSync(file) ? readFileSync(file, 'utf8') : undefined;
+}
+
+function controlPlaneCached(): boolean {
+  try {
+    ensureControlPlaneBinaries({ build: false });
+    return true;
+  } catch {
+    return false;
+  }
 }

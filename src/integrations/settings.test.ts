@@ -38,7 +38,7 @@ describe('validateSettings', () => {
     expect(byField['spec.settings.port']).toBe('spec.settings.port must be <= 65535');
     expect(byField['spec.settings.tls']).toBe('spec.settings.tls must be boolean');
     expect(byField['spec.settings.mode']).toBe('spec.settings.mode must be one of: "a", "b"');
-    expect(byField['spec.settings.extra']).toBe('spec.settings.extra is not a known setting of this type');
+    expect(byField['spec.settings.extra']).toMatch(/^spec.settings.extra is not a known setting of this type \(known settings: host, port, .*\)$/);
     expect(byField['spec.settings.url']).toBe('spec.settings.url must be a valid uri');
   });
 

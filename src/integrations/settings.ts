@@ -25,6 +25,7 @@ export const ERROR_INVALID_SCHEMA = 'the IntegrationType has an invalid settings
 export const ERROR_SETTINGS_NOT_OBJECT = 'must be an object';
 
 const MAX_CACHED_VALIDATORS = 256;
+const UNKNOWN_SETTING = 'is not a known setting of this type';
 
 /** RFC 1123 host names; IP literals are accepted too, as database and API hosts are often IPs. */
 export function isHostname(value: string): boolean {
@@ -114,7 +115,7 @@ function describe(error: ErrorObject): SettingsError {
     }
     case 'additionalProperties': {
       const field = fieldPath(error.instancePath, String(params['additionalProperty']));
-      return { field, message: `${field} is not a known setting of this type` };
+      return { field, message: `${field} ${UNKNOWN_SETTING}` };
     }
     case 'enum': {
       const field = fieldPath(error.instancePath);
@@ -153,7 +154,10 @@ export function validateSettings(type: IntegrationTypeObject | IntegrationTypeSp
     return { ok: false, settings: copy, errors: [{ field: 'spec.settingsSchema', message: ERROR_INVALID_SCHEMA }] };
   }
   if (compiled.validate(copy)) return { ok: true, settings: copy, errors: [] };
-  const errors = (compiled.validate.errors ?? []).map(describe);
+  const known = Object.keys((schema as { properties?: Record<string, unknown> }).properties ?? {});
+  const errors = (compiled.validate.errors ?? []).map(describe).map((e) =>
+    // A typo is the usual cause: list the names that would have been accepted.
+    e.message.endsWith(UNKNOWN_SETTING) && known.length > 0 && e.field.split('.').length === 3 ? { ...e, message: `${e.message} (known settings: ${known.join(', ')})` } : e);
   const unique = errors.filter((e, i) => errors.findIndex((o) => o.message === e.message) === i);
   return { ok: false, settings: copy, errors: unique };
 }
