@@ -209,9 +209,9 @@ export interface ExternalConnectionSpec {
   /**
    * Credential fields by name (the names come from the IntegrationType's credentialFields). Each
    * field gives exactly one of: value (plaintext, write-only: the atoll admission webhook seals it
-   * and it is never stored), sealed (ciphertext from atoll, safe to commit to Git), or secretKeyRef
-   * (a key of a Secret in this namespace that someone else maintains, such as External Secrets
-   * Operator).
+   * and it is never stored), sealed (ciphertext from atoll, safe to commit to Git; get it with
+   * `atoll seal`), or secretKeyRef (a key of a Secret in this namespace that someone else
+   * maintains, such as External Secrets Operator).
    */
   credentials?: Record<string, CredentialSource>;
   /**
@@ -225,8 +225,9 @@ export interface ExternalConnectionSpec {
 export interface CredentialSource {
   /**
    * Plaintext, write-only. The atoll admission webhook replaces it with sealed before the object is
-   * stored; without the webhook the object is rejected. Use it with kubectl create/apply, or with
-   * --dry-run=server -o yaml to get the sealed form for Git.
+   * stored; without the webhook the object is rejected. Use it with kubectl create/apply. For Git,
+   * run `atoll seal` (or `kubectl atoll seal`): it prints the sealed manifest without server-set
+   * metadata, so it applies cleanly again and again.
    */
   value?: string;
   /**
