@@ -63,6 +63,10 @@ step "applying the sample connections"
 kubectl apply -f config/samples/02-secret-orders-db.yaml
 kubectl apply -f config/samples/02-externalconnection-http-api.yaml -f config/samples/03-externalconnection-postgresql.yaml
 
+step "workload samples (docs/using-connections.md): ServiceAccounts and RBAC applied, workloads dry-run"
+kubectl apply -f config/samples/workloads/10-serviceaccounts.yaml -f config/samples/workloads/11-rbac.yaml
+kubectl apply --server-side --dry-run=server -f config/samples/workloads/
+
 step "waiting for Workspace acme to be Ready"
 kubectl -n acme wait workspace/acme --for=condition=Ready --timeout=3m
 step "waiting for the sample connections to be reconciled"

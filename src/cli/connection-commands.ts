@@ -110,7 +110,8 @@ export async function connect(args: ParsedArgs): Promise<number> {
   const complete = validateSettings(type, settings);
   if (!complete.ok) throw new UsageError(complete.errors.map((e) => e.message).join('\n'));
   const fields = type.spec.credentialFields ?? [];
-  const toRead = interactive ? fields : fields.filter((f) => f.required);
+  // A terminal prompt ends at the first newline: multi-line fields are added later with atoll rotate --field f < file.
+  const toRead = interactive ? fields.filter((f) => !f.format) : fields.filter((f) => f.required);
   if (!interactive && toRead.length > 1) throw new UsageError(`stdin can carry one credential but ${typeName} requires ${toRead.map((f) => f.name).join(', ')}: run in a terminal, or use atoll seal --field ... for each`);
   const credentials: Record<string, { value: string }> = {};
   for (const f of toRead) {

@@ -29,6 +29,9 @@ export async function seal(args: ParsedArgs): Promise<number> {
   for (const [key, raw] of keyValues(args, 'set')) settings[key] = coerceSetting(type?.spec.settingsSchema as never, key, raw);
   const credentials: Record<string, { value: string }> = {};
   for (const f of fields) {
+    const format = type?.spec.credentialFields?.find((x) => x.name === f)?.format;
+    // A terminal prompt ends at the first newline: a PEM or JSON value must come from a file.
+    if (format && process.stdin.isTTY) throw new UsageError(`${f} is multi-line (format ${format}): pipe it from a file, e.g. atoll seal ${name} --type ${typeName} --field ${f} < ${f}.${format === 'json' ? 'json' : 'pem'}`);
     const label = type?.spec.credentialFields?.find((x) => x.name === f)?.displayName ?? f;
     const value = await readSecret(`${label} (${f}): `);
     if (value.trim() === '') throw new UsageError(`${f}: the value is empty or only whitespace; nothing was sealed`);

@@ -66,8 +66,8 @@ const EXPECTED_CATEGORIES: Record<string, string> = {
 
 /** spec.md section 2: field names that must not drift, so manifests stay portable. */
 const SPEC_TABLE: Record<string, { settings: string[]; credentials: string[] }> = {
-  'http-api': { settings: ['baseURL', 'auth', 'headerName', 'queryParam'], credentials: ['token', 'username', 'password'] },
-  postgresql: { settings: ['host', 'port', 'database', 'user', 'sslmode'], credentials: ['password'] },
+  'http-api': { settings: ['baseURL', 'auth', 'headerName', 'queryParam'], credentials: ['token', 'username', 'password', 'clientCertificate', 'clientKey'] },
+  postgresql: { settings: ['host', 'port', 'database', 'user', 'sslmode'], credentials: ['password', 'clientCertificate', 'clientKey'] },
   mysql: { settings: ['host', 'port', 'database', 'user', 'tls'], credentials: ['password'] },
   redis: { settings: ['host', 'port', 'username', 'tls'], credentials: ['password'] },
   s3: { settings: ['endpoint', 'region', 'bucket', 'forcePathStyle'], credentials: ['accessKeyId', 'secretAccessKey'] },

@@ -245,7 +245,25 @@ export interface GuardedConnectOptions {
   tls?: boolean;
   /** ALPN protocols to offer when tls is set. */
   alpnProtocols?: string[];
+  /** A TLS client certificate and key (PEM) to present when tls is set. */
+  clientCertificate?: ClientCertificate;
   signal: AbortSignal;
+}
+
+export interface ClientCertificate {
+  cert: string;
+  key: string;
+}
+
+/**
+ * The connection's TLS client identity, from the credential fields
+ * `clientCertificate` and `clientKey` (format pem) that types such as
+ * postgresql and http-api declare. Both or neither.
+ */
+export function clientCertificateOf(credentials: Record<string, string>): ClientCertificate | undefined {
+  const cert = credentials['clientCertificate'];
+  const key = credentials['clientKey'];
+  return cert && key ? { cert, key } : undefined;
 }
 
 export interface GuardedConnection<S extends Socket = Socket> {
@@ -290,6 +308,7 @@ export async function connectGuarded(ctx: ProbeContext, opts: GuardedConnectOpti
           rejectUnauthorized: true,
           ...tlsIdentityOptions(opts.host),
           ...(opts.alpnProtocols !== undefined ? { ALPNProtocols: opts.alpnProtocols } : {}),
+          ...(opts.clientCertificate ?? {}),
         })
       : netConnect({ host: checked.address, port, family: checked.family });
     const readyEvent = opts.tls === true ? 'secureConnect' : 'connect';

@@ -9,7 +9,7 @@
  */
 import { request as httpRequest } from 'node:http';
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
-import { connectGuarded, deadlineSignal } from './egress.js';
+import { clientCertificateOf, connectGuarded, deadlineSignal } from './egress.js';
 import { ProbeFailure, classifyNetworkError, describeTarget, probeOutcome, timeoutFailure } from './probe-failure.js';
 import type { ProbeTarget } from './probe-failure.js';
 import { DEFAULT_MAX_RESPONSE_BYTES, PROBE_USER_AGENT } from './probe-types.js';
@@ -69,6 +69,7 @@ export async function sendProbeRequest(ctx: ProbeContext, req: ProbeHttpRequest,
     port: target.port,
     tls: req.url.protocol === 'https:',
     alpnProtocols: req.url.protocol === 'https:' ? ['http/1.1'] : undefined,
+    clientCertificate: clientCertificateOf(ctx.credentials),
     signal,
   });
   const limit = ctx.maxResponseBytes > 0 ? ctx.maxResponseBytes : DEFAULT_MAX_RESPONSE_BYTES;

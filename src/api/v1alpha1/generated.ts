@@ -384,6 +384,13 @@ export interface IntegrationTypeCredentialField {
   required?: boolean;
   /** Where to find or how to create the credential. */
   description?: string;
+  /**
+   * The shape of the value. Unset: one line (no newlines or other control characters). multiline:
+   * newlines and tabs allowed. pem: one or more PEM blocks (-----BEGIN ...----- to -----END
+   * ...-----), for certificates and private keys. json: a JSON object, for service-account key
+   * files. A value of only whitespace is refused whatever the format.
+   */
+  format?: 'multiline' | 'pem' | 'json';
 }
 
 /**
