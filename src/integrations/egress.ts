@@ -185,7 +185,7 @@ export function checkAddress(address: string, policy: EgressPolicy): EgressDecis
     const cidr = parseCidr(text);
     return cidr !== undefined && inCidr(bytes, unwrapCidr(cidr));
   });
-  return allowed ? { allowed: true } : { allowed: false, rule: `${restricted.label} outside the workspace egress.allowCIDRs` };
+  return allowed ? { allowed: true } : { allowed: false, rule: `${restricted.label} not in the Workspace's spec.policy.egress.allowCIDRs; add a CIDR that covers it there (platform team)` };
 }
 
 /** Entries of an allowCIDRs list that do not parse; for admission to name them. */

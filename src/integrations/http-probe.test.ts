@@ -142,13 +142,16 @@ describe('runHttpProbe: statuses', () => {
   it('a redirect is never followed', async () => {
     const before = api.requests.length;
     const outcome: ProbeOutcome = await runHttpProbe(spec({ url: `${api.url}/redirect`, auth: { type: 'bearer' } }), context({ credentials: { token: TOKEN } }));
-    expect(outcome).toMatchObject({ reason: 'UnexpectedResponse', reachable: 'True', authenticated: 'Unknown' });
+    expect(outcome).toMatchObject({ reason: 'UnexpectedResponse', reachable: 'True', authenticated: 'False' });
     expect(outcome.message).toContain('redirect');
     expect(api.requests.length).toBe(before + 1);
   });
 
   it('an unexpected status is UnexpectedResponse and custom success statuses count', async () => {
-    expect((await runHttpProbe(spec({ url: `${api.url}/broken` }), context())).message).toContain('HTTP 500');
+    const broken = await runHttpProbe(spec({ url: `${api.url}/broken` }), context());
+    // Reachable, but the credential is not confirmed: Authenticated False, so Ready is False (not Unknown).
+    expect(broken).toMatchObject({ reason: 'UnexpectedResponse', reachable: 'True', authenticated: 'False' });
+    expect(broken.message).toContain('unexpected HTTP 500 (expected 200)');
     expect((await runHttpProbe(spec({ url: `${api.url}/broken`, successStatuses: [500] }), context())).reason).toBe('Succeeded');
   });
 

@@ -80,4 +80,11 @@ describe('formats', () => {
     for (const ok of ['https://x.example/p?q=1', 'http://127.0.0.1:9090', 'redis://h:6379']) expect(isAbsoluteUri(ok)).toBe(true);
     for (const bad of ['x.example/p', '/relative', 'http://a b', 'https://']) expect(isAbsoluteUri(bad)).toBe(false);
   });
+
+  it('says what a pattern-checked setting should look like instead of printing the regular expression', () => {
+    const type = { spec: { displayName: 'x', category: 'api', probe: { driver: 'x' }, settingsSchema: { type: 'object', properties: { baseURL: { type: 'string', description: 'Scheme, host and optional path, without a trailing slash', pattern: '^https?://[^/]+(/.*[^/])?$' } } } } };
+    const result = validateSettings(type as never, { baseURL: 'https://api.example.com/' });
+    expect(result.errors[0]?.message).toBe('spec.settings.baseURL is not in the form this setting expects: Scheme, host and optional path, without a trailing slash');
+    expect(result.errors[0]?.message).not.toContain('^https');
+  });
 });

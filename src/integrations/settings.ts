@@ -47,7 +47,7 @@ export function isAbsoluteUri(value: string): boolean {
 }
 
 function createAjv(): Ajv2020 {
-  const ajv = new Ajv2020({ strict: false, useDefaults: true, allErrors: true, logger: false });
+  const ajv = new Ajv2020({ strict: false, useDefaults: true, allErrors: true, logger: false, verbose: true });
   ajv.addFormat('hostname', { type: 'string', validate: isHostname });
   ajv.addFormat('uri', { type: 'string', validate: isAbsoluteUri });
   ajv.addFormat('ipv4', { type: 'string', validate: (v: string) => isIPv4(v) });
@@ -121,6 +121,12 @@ function describe(error: ErrorObject): SettingsError {
       const field = fieldPath(error.instancePath);
       const allowed = Array.isArray(params['allowedValues']) ? params['allowedValues'].map((v) => JSON.stringify(v)).join(', ') : '';
       return { field, message: `${field} must be one of: ${allowed}` };
+    }
+    case 'pattern': {
+      // A regular expression is no help to a person: say what the setting looks like instead.
+      const field = fieldPath(error.instancePath);
+      const parent = error.parentSchema as { title?: string; description?: string } | undefined;
+      return { field, message: `${field} is not in the form this setting expects${parent?.description ? `: ${parent.description}` : parent?.title ? ` (${parent.title})` : ''}` };
     }
     case 'format': {
       const field = fieldPath(error.instancePath);

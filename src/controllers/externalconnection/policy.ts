@@ -34,7 +34,7 @@ export function checkConnection(
   const problems: PolicyProblem[] = [];
   const allowed = ws.spec?.policy?.allowedTypes ?? [];
   if (allowed.length > 0 && !allowed.includes(typeName)) {
-    problems.push({ reason: Reason.TypeNotAllowed, field: 'spec.type', message: `type "${typeName}" is not allowed in workspace ${ws.metadata.name}; allowed types: ${allowed.join(', ')}` });
+    problems.push({ reason: Reason.TypeNotAllowed, field: 'spec.type', message: `type "${typeName}" is not allowed in workspace ${ws.metadata.name} (its spec.policy.allowedTypes lists: ${allowed.join(', ')}); use one of those or ask your platform team to add it` });
   }
   const max = ws.spec?.policy?.maxConnections;
   if (opts.creating && max !== undefined && (opts.connectionsInNamespace ?? 0) >= max) {
