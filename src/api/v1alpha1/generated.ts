@@ -259,7 +259,8 @@ export interface SecretKeyRef {
 export interface ProbeSchedule {
   /**
    * Time between periodic probes, with jitter, as a duration such as 30s, 10m or 1h (5s to 24h).
-   * "0" disables periodic probes; probes still run on changes and on request.
+   * Any zero duration ("0", "0s", "0m") disables periodic probes; probes still run on changes and
+   * on request.
    * Default: `"10m"`.
    */
   interval?: string;
