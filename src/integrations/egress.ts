@@ -17,7 +17,7 @@ import { isIP, connect as netConnect } from 'node:net';
 import type { Socket } from 'node:net';
 import { checkServerIdentity, connect as tlsConnect, rootCertificates } from 'node:tls';
 import type { TLSSocket } from 'node:tls';
-import { ProbeFailure, classifyNetworkError, timeoutFailure } from './probe-failure.js';
+import { ProbeFailure, classifyNetworkError, describeTarget, timeoutFailure } from './probe-failure.js';
 import type { ProbeTarget } from './probe-failure.js';
 import type { EgressPolicy, ProbeContext } from './probe-types.js';
 
@@ -320,6 +320,11 @@ export async function connectGuarded(ctx: ProbeContext, opts: GuardedConnectOpti
     const onAbort = (): void => {
       cleanup();
       socket.destroy();
+      if (connected && opts.tls === true) {
+        // The usual cause: the server speaks plain text on this port and waits for a command.
+        reject(new ProbeFailure('TLSError', `connected to ${describeTarget(target)} but the TLS handshake got no answer within ${ctx.timeoutMs} ms; if the server does not use TLS on this port, turn TLS off in spec.settings (tls: false, or an http:// URL)`, { cause: opts.signal.reason, reachable: 'True' }));
+        return;
+      }
       reject(timeoutFailure(target, ctx.timeoutMs, connected, opts.signal.reason));
     };
     const onError = (err: Error): void => {

@@ -149,6 +149,8 @@ export interface WorkspaceConnectionCounts {
   total?: number;
   /** How many of them are Ready. */
   ready?: number;
+  /** ready/total, e.g. "2/3" (the CONNECTIONS column). */
+  summary?: string;
 }
 
 /** Progress of re-wrapping existing ciphertexts after spec.encryption.keyId changed. */

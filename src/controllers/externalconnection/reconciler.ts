@@ -131,7 +131,7 @@ export class ExternalConnectionReconciler {
     // Probes: on every change of settings or credentials, on request, and every interval.
     const intervalMs = parseDuration(conn.spec.probe?.interval, DEFAULT_INTERVAL_MS);
     const timeoutMs = Math.min(60_000, parseDuration(conn.spec.probe?.timeout, DEFAULT_TIMEOUT_MS));
-    const tag = probeTag(conn, type!, resolved);
+    const tag = probeTag(conn, type!, resolved, ws!.spec?.policy?.egress?.allowCIDRs ?? []);
     const last = this.probes.result(key);
     const due = !last || last.tag !== tag || (intervalMs > 0 && Date.now() - last.finishedAt >= intervalMs);
     if (due && !this.probes.isRunning(key, tag)) {
@@ -146,8 +146,11 @@ export class ExternalConnectionReconciler {
         ...(this.hooks.dial ? { dial: this.hooks.dial } : {}),
       };
       const typeName = conn.spec.type;
+      const previousReason = last?.outcome.reason ?? conn.status?.lastProbe?.result;
       this.probes.request(key, tag, async () => {
         const outcome = await runProbe(type!, probeCtx);
+        // Changes only: a steady state does not fill the log every interval.
+        if (outcome.reason !== previousReason) log.info({ type: typeName, reason: outcome.reason, previous: previousReason ?? null, reachable: outcome.reachable, authenticated: outcome.authenticated }, `probe outcome changed: ${outcome.message}`);
         this.ctx.metrics.probeTotal.inc({ type: typeName, reason: outcome.reason });
         this.ctx.metrics.probeDuration.observe({ type: typeName }, outcome.durationMs / 1000);
         return outcome;
@@ -241,9 +244,11 @@ function applyProbe(conditions: Condition[], outcome: ProbeOutcome | undefined, 
 }
 
 /** What a probe result depends on: settings, credential fingerprints, the type, and the test request. */
-function probeTag(conn: Conn, type: IntegrationType, resolved: ResolvedField[]): string {
+/** What a probe result depends on; a change re-probes at once (a Workspace egress change included). */
+function probeTag(conn: Conn, type: IntegrationType, resolved: ResolvedField[], allowCIDRs: readonly string[]): string {
   const h = createHash('sha256');
   h.update(JSON.stringify(conn.spec.settings ?? {}));
+  h.update(JSON.stringify(allowCIDRs));
   for (const r of resolved) h.update(`${r.field}:${r.state.fingerprint}`);
   h.update(`${type.metadata?.resourceVersion ?? ''}|${conn.metadata.annotations?.[TEST_REQUESTED_AT_ANNOTATION] ?? ''}|${conn.spec.probe?.timeout ?? ''}`);
   return h.digest('base64url');
