@@ -49,7 +49,8 @@ export async function dev(args: ParsedArgs): Promise<number> {
     // are created up front (in a cluster the chart does that).
     await precreateWebhookConfigurations(client);
     const operator = await startOperator({ client: await cp.serviceAccountClient(OPERATOR_NAMESPACE, config.serviceAccounts.controller), config, log: log.child({ component: 'controller' }) });
-    const gateway = await startGatewayFromConfig({ client: await cp.serviceAccountClient(OPERATOR_NAMESPACE, config.serviceAccounts.gateway), config, log: log.child({ component: 'gateway' }), host: '127.0.0.1', port: gatewayPort });
+    // The gateway names its own component; a second binding would print the key twice.
+    const gateway = await startGatewayFromConfig({ client: await cp.serviceAccountClient(OPERATOR_NAMESPACE, config.serviceAccounts.gateway), config, log, host: '127.0.0.1', port: gatewayPort });
     const state = {
       kubeconfig: cp.adminKubeconfigPath,
       server: cp.server,
