@@ -116,4 +116,17 @@ describe('multi-line credentials', () => {
     expect(oneLine.stderr).toContain('spec.credentials.password.value contains control characters');
     for (const name of ['bad-pem', 'blank', 'newline']) expect(await admin().tryGet(ExternalConnections, name, ns)).toBeUndefined();
   });
+
+  it('a JSON service-account key (gcp-service-account) is sealed; a broken one is refused without being quoted', async () => {
+    const keyFile = JSON.stringify({ type: 'service_account', client_email: 'probe@acme.iam.gserviceaccount.com', private_key: client.keyPem }, null, 2);
+    const gcp = (name: string, value: string) => stringify({ apiVersion: 'atoll.dev/v1alpha1', kind: 'ExternalConnection', metadata: { name, namespace: ns }, spec: { type: 'gcp-service-account', credentials: { serviceAccountKey: { value } } } });
+    const ok = await kubectl(['apply', '-f', '-'], { input: gcp('gcp', keyFile) });
+    expect(ok.code, ok.stderr).toBe(0);
+    const conn = await eventually('sealed', () => admin().get<Conn>(ExternalConnections, 'gcp', ns), (c) => condition(c, 'CredentialsSealed')?.status === 'True');
+    expect(conn.spec.credentials?.serviceAccountKey?.sealed).toMatch(/^atoll:v1:/);
+    const broken = await kubectl(['apply', '-f', '-'], { input: gcp('gcp-broken', keyFile.slice(0, -2)) });
+    expect(broken.code).not.toBe(0);
+    expect(broken.stderr).toContain('spec.credentials.serviceAccountKey.value is not valid JSON');
+    expect(broken.stderr).not.toContain('gserviceaccount');
+  });
 });

@@ -402,8 +402,9 @@ export interface IntegrationTypeCredentialField {
  */
 export interface IntegrationTypeProbe {
   /**
-   * Name of a code-backed probe driver built into atoll: postgresql, mysql, redis, s3 or
-   * prometheus. An unknown driver makes connections of this type report it in their conditions.
+   * Name of a code-backed probe driver built into atoll: postgresql, mysql, redis, s3, prometheus
+   * or gcp-service-account. An unknown driver makes connections of this type report it in their
+   * conditions.
    */
   driver?: string;
   /**
