@@ -93,7 +93,6 @@ function logRefusals(webhook: string, log: Logger, handler: (req: AdmissionReque
 function validationDeps(ctx: OperatorContext): ValidationDeps {
   return {
     workspacesIn: (ns) => liveWorkspaces(ctx, ns),
-    connectionsIn: (ns) => ctx.connections.list(ns).length,
     integrationType: (name) => ctx.types.get(name) as IntegrationType | undefined,
   };
 }
