@@ -23,7 +23,7 @@ export const COMMANDS = {
   agent: {
     name: 'agent',
     summary: "Keep connections' credentials in files, <dir>/<connection>/<field> (a sidecar; see docs/using-connections.md).",
-    details: 'Every flag can also come from the environment: ATOLL_GATEWAY_URL, ATOLL_CONNECTIONS (comma-separated),\nATOLL_CREDENTIALS_DIR, ATOLL_TOKEN_FILE, ATOLL_GATEWAY_CA_FILE.',
+    details: 'Every flag can also come from the environment: ATOLL_GATEWAY_URL, ATOLL_CONNECTIONS (comma-separated),\nATOLL_CREDENTIALS_DIR, ATOLL_TOKEN_FILE, ATOLL_GATEWAY_CA_FILE, ATOLL_AGENT_ONCE=true.',
     flags: [
       { name: 'gateway', value: 'url', description: "the gateway's URL, e.g. https://atoll-gateway.atoll-system.svc:8443" },
       { name: 'connection', value: 'name', multiple: true, description: "a connection in the pod's namespace" },
