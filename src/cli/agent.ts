@@ -17,6 +17,7 @@ export async function agentCommand(args: ParsedArgs): Promise<number> {
   process.once('SIGINT', () => controller.abort());
   const caFile = flag(args, 'ca-file') ?? process.env.ATOLL_GATEWAY_CA_FILE;
   log.info({ gateway: gatewayURL, connections, dir, tokenFile, once }, 'agent started');
-  await runAgent({ gatewayURL, tokenFile, connections, dir, log, signal: controller.signal, once, ...(caFile ? { caFile } : {}) });
+  const insecurePlaintext = (flag(args, 'insecure-plaintext') ?? process.env.ATOLL_GATEWAY_INSECURE_PLAINTEXT) === 'true';
+  await runAgent({ gatewayURL, tokenFile, connections, dir, log, signal: controller.signal, once, ...(caFile ? { caFile } : {}), ...(insecurePlaintext ? { insecurePlaintext } : {}) });
   return 0;
 }

@@ -23,7 +23,7 @@ export const COMMANDS = {
   agent: {
     name: 'agent',
     summary: "Keep connections' credentials in files, <dir>/<connection>/<field> (a sidecar; see docs/using-connections.md).",
-    details: 'Every flag can also come from the environment: ATOLL_GATEWAY_URL, ATOLL_CONNECTIONS (comma-separated),\nATOLL_CREDENTIALS_DIR, ATOLL_TOKEN_FILE, ATOLL_GATEWAY_CA_FILE, ATOLL_AGENT_ONCE=true.',
+    details: 'Every flag can also come from the environment: ATOLL_GATEWAY_URL, ATOLL_CONNECTIONS (comma-separated),\nATOLL_CREDENTIALS_DIR, ATOLL_TOKEN_FILE, ATOLL_GATEWAY_CA_FILE, ATOLL_AGENT_ONCE=true,\nATOLL_GATEWAY_INSECURE_PLAINTEXT=true.',
     flags: [
       { name: 'gateway', value: 'url', description: "the gateway's URL, e.g. https://atoll-gateway.atoll-system.svc:8443" },
       { name: 'connection', value: 'name', multiple: true, description: "a connection in the pod's namespace" },
@@ -31,6 +31,7 @@ export const COMMANDS = {
       { name: 'token-file', value: 'file', description: 'projected ServiceAccount token, audience atoll-gateway (default /var/run/secrets/atoll/token)' },
       { name: 'ca-file', value: 'file', description: "PEM bundle that verifies the gateway's certificate" },
       { name: 'once', description: 'write the files once and exit 0 (Jobs, init containers) instead of keeping them current' },
+      { name: 'insecure-plaintext', description: 'allow an http:// gateway URL (the token then crosses the network in clear; only for a mesh that encrypts pod traffic)' },
     ],
   },
   dev: {
