@@ -102,12 +102,12 @@ describe('using a connection from a workload (config/samples/workloads)', () => 
       const work = mkdtempSync(path.join(tmpdir(), 'atoll-agent-'));
       const tokenFile = path.join(work, 'token');
       writeFileSync(tokenFile, review.status.token, { mode: 0o600 });
-      // The manifest's flags, with the in-cluster addresses swapped for this machine's: the dev gateway serves plain HTTP on loopback.
+      // The manifest's flags, with the in-cluster paths and addresses swapped for this machine's (the dev gateway and its CA).
       const args: string[] = ['agent'];
+      expect(flags.has('ca-file')).toBe(true);
       for (const [k, values] of flags) {
         for (const v of values) {
-          if (k === 'ca-file' && !devState().gateway.url.startsWith('https:')) continue;
-          const local = k === 'gateway' ? devState().gateway.url : k === 'token-file' ? tokenFile : k === 'dir' ? path.join(work, 'credentials') : v;
+          const local = { gateway: devState().gateway.url, 'token-file': tokenFile, dir: path.join(work, 'credentials'), 'ca-file': devState().gateway.caFile }[k] ?? v;
           args.push(v === 'true' && k === 'once' ? `--${k}` : `--${k}=${local}`);
         }
       }
