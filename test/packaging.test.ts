@@ -230,6 +230,21 @@ describe('helm chart', () => {
     expect(envOf(plain.gateway, 'ATOLL_GATEWAY_TLS_SELF_MANAGED')).toBeUndefined();
   });
 
+  it('renders the admission hardening: sealing budget and test window always, client-certificate authentication and webhookFrom when set', () => {
+    const plain = find(docs(render()), 'Deployment', 'atoll-controller');
+    expect(envOf(plain, 'ATOLL_SEALING_RATE_PER_MINUTE')).toBe('300');
+    expect(envOf(plain, 'ATOLL_SEALING_BURST')).toBe('50');
+    expect(envOf(plain, 'ATOLL_PROBE_TEST_MIN_INTERVAL_SECONDS')).toBe('10');
+    expect(envOf(plain, 'ATOLL_WEBHOOK_CLIENT_CA_FILE')).toBeUndefined();
+    const ms = docs(render(['webhook.clientAuth.caConfigMap=apiserver-webhook-ca', 'webhook.clientAuth.names={kube-apiserver-webhook-client}', 'networkPolicy.webhookFrom[0].ipBlock.cidr=10.0.0.0/24']));
+    const controller = find(ms, 'Deployment', 'atoll-controller');
+    expect(envOf(controller, 'ATOLL_WEBHOOK_CLIENT_CA_FILE')).toBe('/etc/atoll/webhook-client-ca/ca.crt');
+    expect(envOf(controller, 'ATOLL_WEBHOOK_CLIENT_NAMES')).toBe('kube-apiserver-webhook-client');
+    expect(JSON.stringify(podSpec(controller))).toContain('"configMap":{"name":"apiserver-webhook-ca"}');
+    const policy = find(ms, 'NetworkPolicy', 'atoll-controller') as unknown as { spec: { ingress: Array<{ from?: unknown[]; ports: Array<{ port: number }> }> } };
+    expect(policy.spec.ingress.find((r) => r.ports[0]!.port === 9443)?.from).toEqual([{ ipBlock: { cidr: '10.0.0.0/24' } }]);
+  });
+
   it('runs every pod under the restricted Pod Security Standard', () => {
     for (const sets of [[], NON_DEFAULT_VALUES]) {
       const deployments = docs(render(sets)).filter((m) => m.kind === 'Deployment');
@@ -334,11 +349,11 @@ describe('against a real API server', () => {
   };
 
   /** SubjectAccessReview as the admin: may `user` (in `groups`) do `verb` on `resource`? */
-  async function can(user: string, groups: string[], verb: string, resource: string, namespace = '', opts: { group?: string; name?: string } = {}): Promise<boolean> {
+  async function can(user: string, groups: string[], verb: string, resource: string, namespace = '', opts: { group?: string; name?: string; subresource?: string } = {}): Promise<boolean> {
     const review = await cp.adminClient().request<{ status: { allowed: boolean } }>('POST', '/apis/authorization.k8s.io/v1/subjectaccessreviews', {
       apiVersion: 'authorization.k8s.io/v1',
       kind: 'SubjectAccessReview',
-      spec: { user, groups, resourceAttributes: { verb, resource, group: opts.group ?? '', namespace, name: opts.name } },
+      spec: { user, groups, resourceAttributes: { verb, resource, group: opts.group ?? '', namespace, name: opts.name, subresource: opts.subresource } },
     });
     return review.status.allowed;
   }
@@ -564,6 +579,13 @@ describe('against a real API server', () => {
       expect(await can(GATEWAY, SA_GROUPS, 'get', 'secrets', 'tenant-a')).toBe(true);
       expect(await can(GATEWAY, SA_GROUPS, 'create', 'secrets', 'tenant-a')).toBe(false);
       expect(await can(GATEWAY, SA_GROUPS, 'get', 'secrets', 'tenant-b')).toBe(false);
+    });
+
+    it('the gateway may write a connection\'s status (status.usage) and nothing else of it', async () => {
+      expect(await can(GATEWAY, SA_GROUPS, 'update', 'externalconnections', 'tenant-a', { ...atoll, subresource: 'status' })).toBe(true);
+      expect(await can(GATEWAY, SA_GROUPS, 'patch', 'externalconnections', 'tenant-a', { ...atoll, subresource: 'status' })).toBe(false);
+      for (const verb of ['create', 'update', 'patch', 'delete']) expect(await can(GATEWAY, SA_GROUPS, verb, 'externalconnections', 'tenant-a', atoll)).toBe(false);
+      expect(await can(GATEWAY, SA_GROUPS, 'update', 'workspaces', 'tenant-a', { ...atoll, subresource: 'status' })).toBe(false);
     });
 
     it('tenant roles, bound by the controller, never read Secrets and stay in their namespace', async () => {

@@ -1,4 +1,5 @@
-import type { Condition, ExternalConnection, IntegrationType } from '../api/v1alpha1/index.js';
+import type { Condition, ConnectionUsage, ExternalConnection, IntegrationType } from '../api/v1alpha1/index.js';
+import { activeUse } from '../domain/usage.js';
 import { TEST_REQUESTED_AT_ANNOTATION } from '../api/v1alpha1/index.js';
 import { ExternalConnections, IntegrationTypes, Workspaces } from '../kube/resources.js';
 import type { KubeObject } from '../kube/client.js';
@@ -124,7 +125,7 @@ export async function connect(args: ParsedArgs): Promise<number> {
   return 0;
 }
 
-/** `atoll status`: the workspace's connections, one line each, then each connection's conditions. */
+/** `atoll status`: the workspace's connections, one line each with who uses them (status.usage), then each connection's conditions. */
 export async function status(args: ParsedArgs): Promise<number> {
   const { client, namespace } = cliClient(args);
   const workspaces = await client.list<KubeObject>(Workspaces, { namespace });
@@ -133,10 +134,10 @@ export async function status(args: ParsedArgs): Promise<number> {
     return 1;
   }
   const list = await client.list<Conn>(ExternalConnections, { namespace });
-  const rows = [['NAME', 'TYPE', 'READY', 'REASON', 'CREDENTIAL', 'LAST PROBE']];
+  const rows = [['NAME', 'TYPE', 'READY', 'REASON', 'CREDENTIAL', 'LAST PROBE', 'LAST USED', 'CONSUMERS (24H REQUESTS)']];
   for (const c of list.items) {
     const ready = find(c.status?.conditions, 'Ready');
-    rows.push([c.metadata.name!, c.spec.type, ready?.status ?? 'Unknown', ready?.reason ?? '', c.status?.credentialHint ?? '', c.status?.lastProbe?.time ?? '']);
+    rows.push([c.metadata.name!, c.spec.type, ready?.status ?? 'Unknown', ready?.reason ?? '', c.status?.credentialHint ?? '', c.status?.lastProbe?.time ?? '', c.status?.usage?.lastUsedAt ?? '', describeConsumers(c.status?.usage, Date.now())]);
   }
   process.stdout.write(table(rows));
   if (list.items.length === 0) process.stdout.write(`(no connections in ${namespace}; create one with atoll connect or atoll seal)\n`);
@@ -152,6 +153,16 @@ export async function status(args: ParsedArgs): Promise<number> {
 function table(rows: string[][], indent = ''): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   return rows.map((r) => indent + r.map((v, i) => v.padEnd(widths[i]!)).join('  ').trimEnd() + '\n').join('');
+}
+
+const SHOWN_CONSUMERS = 3;
+
+/** "billing-worker/proxy(120), db-agent/files(2, streaming) +4 more"; the full list is in status.usage. */
+export function describeConsumers(usage: ConnectionUsage | undefined, nowMs: number): string {
+  const streaming = new Set(activeUse(usage, nowMs, 0).streaming);
+  const all = usage?.consumers ?? [];
+  const shown = all.slice(0, SHOWN_CONSUMERS).map((c) => `${c.serviceAccount}/${c.via}(${c.requests24h ?? 0}${c.via === 'files' && streaming.has(c.serviceAccount) ? ', streaming' : ''})`);
+  return [...shown, ...(all.length > SHOWN_CONSUMERS ? [`+${all.length - SHOWN_CONSUMERS} more`] : [])].join(', ');
 }
 
 function find(conditions: Condition[] | undefined, type: string): Condition | undefined {

@@ -2,7 +2,7 @@ import { mkdirSync, rmSync, writeFileSync, createWriteStream, existsSync, readFi
 import path from 'node:path';
 import { startOperator } from '../operator.js';
 import { createLogger } from '../runtime/logger.js';
-import { ControlPlane } from '../testing/control-plane.js';
+import { ControlPlane, WEBHOOK_CLIENT_NAME } from '../testing/control-plane.js';
 import { ensureControlPlaneBinaries, packageRoot } from '../testing/binaries.js';
 import { freePort } from '../testing/ports.js';
 import { installAtoll, loopbackOperatorConfig, OPERATOR_NAMESPACE, precreateWebhookConfigurations } from '../testing/embedded.js';
@@ -43,7 +43,8 @@ export async function dev(args: ParsedArgs): Promise<number> {
     await cp.startControllerManager();
 
     const gatewayPort = await freePort();
-    const config = loopbackOperatorConfig({ ATOLL_LEADER_ELECT: 'true' }, process.env);
+    // The webhook answers only kube-apiserver (its webhook client certificate).
+    const config = loopbackOperatorConfig({ ATOLL_LEADER_ELECT: 'true', ATOLL_WEBHOOK_CLIENT_CA_FILE: cp.webhookClientCAPath, ATOLL_WEBHOOK_CLIENT_NAMES: WEBHOOK_CLIENT_NAME }, process.env);
     // Controller and gateway run as their own ServiceAccounts with the RBAC that
     // ships in config/rbac, so least privilege is exercised by every dev session
     // and integration suite, not only asserted. Only the webhook configurations
