@@ -3,6 +3,7 @@ import { agentCommand } from './cli/agent.js';
 import { helpText, parseCommandArgs, UsageError, wantsHelp, type ParsedArgs } from './cli/args.js';
 import { COMMANDS, type CommandName } from './cli/commands.js';
 import { connect, rotate, status, testConnection } from './cli/connection-commands.js';
+import { consoleCommand } from './cli/console.js';
 import { controllerCommand } from './cli/controller.js';
 import { dev } from './cli/dev.js';
 import { gatewayCommand } from './cli/gateway.js';
@@ -14,6 +15,7 @@ const handlers: Record<CommandName, (args: ParsedArgs) => Promise<number>> = {
   controller: () => controllerCommand(),
   gateway: () => gatewayCommand(),
   agent: agentCommand,
+  console: consoleCommand,
   dev,
   seal,
   connect,

@@ -246,9 +246,9 @@ describe('helm chart', () => {
   });
 
   it('runs every pod under the restricted Pod Security Standard', () => {
-    for (const sets of [[], NON_DEFAULT_VALUES]) {
+    for (const sets of [[], NON_DEFAULT_VALUES, ['console.enabled=true']]) {
       const deployments = docs(render(sets)).filter((m) => m.kind === 'Deployment');
-      expect(deployments).toHaveLength(2);
+      expect(deployments).toHaveLength(sets.includes('console.enabled=true') ? 3 : 2);
       for (const d of deployments) {
         const spec = podSpec(d);
         expect(spec.securityContext).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } });
@@ -260,6 +260,28 @@ describe('helm chart', () => {
         }
       }
     }
+  });
+
+  it('renders the console only when enabled: no ServiceAccount token, the cluster CA only, restricted, optional Ingress', () => {
+    expect(docs(render()).some((m) => m.metadata.name === 'atoll-console')).toBe(false);
+    const ms = docs(render(['console.enabled=true', 'console.ingress.enabled=true', 'console.ingress.host=atoll.example.com']));
+    const consoleDeployment = find(ms, 'Deployment', 'atoll-console');
+    const spec = podSpec(consoleDeployment) as PodSpec & { automountServiceAccountToken?: boolean; serviceAccountName?: string; volumes?: Array<{ configMap?: { name: string }; secret?: unknown }> };
+    expect(spec.containers[0]!.args).toEqual(['console']);
+    expect(spec.automountServiceAccountToken).toBe(false);
+    expect(spec.serviceAccountName).toBeUndefined();
+    expect(spec.volumes?.some((v) => v.secret !== undefined)).toBe(false);
+    expect(spec.volumes?.some((v) => v.configMap?.name === 'kube-root-ca.crt')).toBe(true);
+    expect(spec.containers[0]!.securityContext).toMatchObject({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true, capabilities: { drop: ['ALL'] } });
+    expect(envOf(consoleDeployment, 'ATOLL_CONSOLE_CA_FILE')).toBe('/etc/atoll/kube-ca/ca.crt');
+    find(ms, 'Service', 'atoll-console');
+    find(ms, 'Ingress', 'atoll-console');
+    find(ms, 'NetworkPolicy', 'atoll-console');
+    // Nothing binds the console to a role: it has no permissions to bind.
+    expect(ms.filter((m) => m.kind.endsWith('RoleBinding')).some((m) => JSON.stringify(m).includes('atoll-console'))).toBe(false);
+    const missingHost = helmTemplate(['console.enabled=true', 'console.ingress.enabled=true']);
+    expect(missingHost.status).not.toBe(0);
+    expect(missingHost.stderr).toContain('console.ingress.host is required');
   });
 
   it('values.schema.json rejects bad values with the offending key', () => {
@@ -320,6 +342,17 @@ describe('kustomize (config/)', () => {
     const kustomized = rbac(docs(mustRun('kubectl', ['kustomize', 'config/default'])));
     expect(Object.keys(kustomized).length).toBeGreaterThan(10);
     expect(kustomized).toEqual(rbac(docs(render())));
+  });
+
+  it('config/overlays/console adds the console to config/default with no RBAC of its own', () => {
+    const base = docs(mustRun('kubectl', ['kustomize', 'config/default']));
+    const overlay = docs(mustRun('kubectl', ['kustomize', 'config/overlays/console']));
+    expect(overlay.filter((m) => !base.some((b) => b.kind === m.kind && b.metadata.name === m.metadata.name)).map((m) => `${m.kind}/${m.metadata.name}`).sort()).toEqual([
+      'Deployment/atoll-console', 'NetworkPolicy/atoll-console', 'Service/atoll-console',
+    ]);
+    const spec = podSpec(find(overlay, 'Deployment', 'atoll-console')) as PodSpec & { automountServiceAccountToken?: boolean };
+    expect(spec.automountServiceAccountToken).toBe(false);
+    expect(find(overlay, 'Deployment', 'atoll-console').metadata.namespace).toBe(NS);
   });
 
   it('config/default ships the same admission policies as the chart', () => {

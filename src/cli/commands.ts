@@ -34,9 +34,22 @@ export const COMMANDS = {
       { name: 'insecure-plaintext', description: 'allow an http:// gateway URL (the token then crosses the network in clear; only for a mesh that encrypts pod traffic)' },
     ],
   },
+  console: {
+    name: 'console',
+    summary: "Serve the Integrations panel (acts with each person's own Kubernetes token).",
+    details: 'Every flag can also come from the environment: ATOLL_CONSOLE_API_SERVER, ATOLL_CONSOLE_CA_FILE,\nATOLL_CONSOLE_TLS_CERT_FILE, ATOLL_CONSOLE_TLS_KEY_FILE, ATOLL_CONSOLE_PORT, ATOLL_CONSOLE_HOST.',
+    flags: [
+      { name: 'api-server', value: 'url', description: "the Kubernetes API server (default: in-cluster)" },
+      { name: 'ca-file', value: 'file', description: "PEM CA that verifies the API server (default: the in-cluster CA)" },
+      { name: 'tls-cert-file', value: 'file', description: 'serving certificate (PEM); with --tls-key-file the console serves HTTPS' },
+      { name: 'tls-key-file', value: 'file', description: 'serving key (PEM)' },
+      { name: 'host', value: 'address', description: 'listen address (default 127.0.0.1)' },
+      { name: 'port', value: 'port', description: 'listen port (default 8090)' },
+    ],
+  },
   dev: {
     name: 'dev',
-    summary: 'Start the embedded default on this machine: a local control plane, KMS, controller and gateway.',
+    summary: 'Start the embedded default on this machine: a local control plane, KMS, controller, gateway and console.',
     details: 'Refuses to start over a running instance using the same --dir.',
     flags: [{ name: 'dir', value: 'dir', description: 'state directory (default .atoll/dev in the package); wiped at start' }],
   },
