@@ -16,8 +16,8 @@ fail() {
 
 step() { echo "[pretest] $*"; }
 
-step "TypeScript build"
-npx tsc -p tsconfig.json || fail "the TypeScript build failed (errors above)" "fix the errors"
+step "build (TypeScript, console bundle)"
+npm run build --silent || fail "the build failed (errors above)" "fix the errors"
 
 step "test services (PostgreSQL, MariaDB, Redis, Prometheus, nginx, htpasswd, Lua, tmux)"
 bash hack/install-services.sh >/dev/null || fail "test services are missing" "sudo bash hack/install-services.sh"
