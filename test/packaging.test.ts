@@ -145,6 +145,14 @@ describe('manifest copies (hack/sync-manifests.sh)', () => {
 });
 
 describe('helm chart', () => {
+  it('helm template works without flags (the Kubernetes version is checked against the cluster at install)', () => {
+    const r = run(helm, ['template', 'atoll', 'charts/atoll']);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain('name: atoll-controller');
+    expect(readFileSync(path.join(root, 'charts/atoll/Chart.yaml'), 'utf8')).not.toMatch(/^kubeVersion:/m);
+  });
+
   it('passes helm lint --strict with default and non-default values', () => {
     const kubeVersion = pinnedVersions().KUBERNETES_VERSION!;
     for (const sets of [[], NON_DEFAULT_VALUES]) {

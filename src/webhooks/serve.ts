@@ -5,6 +5,7 @@ import type { KubeObject } from '../kube/client.js';
 import { IntegrationTypes, Workspaces } from '../kube/resources.js';
 import { KeyedTokenBucket } from '../runtime/keyed-token-bucket.js';
 import type { Logger } from '../runtime/logger.js';
+import type { AdmissionRequest, AdmissionResponse } from './admission.js';
 import { ensureServingCertificate, readServingCertificate } from './certs.js';
 import { registerWebhooks } from './registration.js';
 import { sealConnection } from './sealing.js';
@@ -42,15 +43,15 @@ export async function serveWebhooks(ctx: OperatorContext, log: Logger): Promise<
     ...(config.webhook.clientCAFile ? { clientAuth: { caPem: readFileSync(config.webhook.clientCAFile, 'utf8'), names: config.webhook.clientNames } } : {}),
     log,
     handlers: {
-      mutateConnection: async (req) => stampLastChange(req, await sealConnection(req, {
+      mutateConnection: logRefusals('seal', log, async (req) => stampLastChange(req, await sealConnection(req, {
         crypto: ctx.crypto,
         log,
         limiter,
         workspaceOf: async (ns) => oldestFirst(await deps.workspacesIn(ns))[0],
         integrationType: async (name) => deps.integrationType(name) ?? ((await client.tryGet<IntegrationType & KubeObject>(IntegrationTypes, name)) as IntegrationType | undefined),
-      })),
-      validateConnection: (req) => validateConnection(req, deps),
-      validateWorkspace: (req) => validateWorkspace(req, deps),
+      }))),
+      validateConnection: logRefusals('validate-connection', log, (req) => validateConnection(req, deps)),
+      validateWorkspace: logRefusals('validate-workspace', log, (req) => validateWorkspace(req, deps)),
     },
   });
 
@@ -78,6 +79,21 @@ export async function serveWebhooks(ctx: OperatorContext, log: Logger): Promise<
       clearInterval(reload);
       await server.close();
     },
+  };
+}
+
+/**
+ * Logs each refusal with its reason, so an operator can see why a tenant's
+ * apply failed. Refusal messages name fields and fixes, never values (the
+ * handlers' contract), and the request object itself is never logged.
+ */
+function logRefusals(webhook: string, log: Logger, handler: (req: AdmissionRequest) => Promise<AdmissionResponse>): (req: AdmissionRequest) => Promise<AdmissionResponse> {
+  return async (req) => {
+    const res = await handler(req);
+    if (!res.allowed) {
+      log.info({ webhook, operation: req.operation, kind: req.kind?.kind, namespace: req.namespace, name: req.name, dryRun: req.dryRun === true, code: res.status?.code, reason: res.status?.message }, 'admission refused');
+    }
+    return res;
   };
 }
 

@@ -167,6 +167,8 @@ export interface WorkspaceConnectionCounts {
   total?: number;
   /** How many of them are Ready. */
   ready?: number;
+  /** ready/total, e.g. "2/3" (the CONNECTIONS column). */
+  summary?: string;
 }
 
 /** Progress of re-wrapping existing ciphertexts after spec.encryption.keyId changed. */
@@ -227,9 +229,9 @@ export interface ExternalConnectionSpec {
   /**
    * Credential fields by name (the names come from the IntegrationType's credentialFields). Each
    * field gives exactly one of: value (plaintext, write-only: the atoll admission webhook seals it
-   * and it is never stored), sealed (ciphertext from atoll, safe to commit to Git), or secretKeyRef
-   * (a key of a Secret in this namespace that someone else maintains, such as External Secrets
-   * Operator).
+   * and it is never stored), sealed (ciphertext from atoll, safe to commit to Git; get it with
+   * `atoll seal`), or secretKeyRef (a key of a Secret in this namespace that someone else
+   * maintains, such as External Secrets Operator).
    */
   credentials?: Record<string, CredentialSource>;
   /**
@@ -243,8 +245,9 @@ export interface ExternalConnectionSpec {
 export interface CredentialSource {
   /**
    * Plaintext, write-only. The atoll admission webhook replaces it with sealed before the object is
-   * stored; without the webhook the object is rejected. Use it with kubectl create/apply, or with
-   * --dry-run=server -o yaml to get the sealed form for Git.
+   * stored; without the webhook the object is rejected. Use it with kubectl create/apply. For Git,
+   * run `atoll seal` (or `kubectl atoll seal`): it prints the sealed manifest without server-set
+   * metadata, so it applies cleanly again and again.
    */
   value?: string;
   /**
@@ -276,7 +279,8 @@ export interface SecretKeyRef {
 export interface ProbeSchedule {
   /**
    * Time between periodic probes, with jitter, as a duration such as 30s, 10m or 1h (5s to 24h).
-   * "0" disables periodic probes; probes still run on changes and on request.
+   * Any zero duration ("0", "0s", "0m") disables periodic probes; probes still run on changes and
+   * on request.
    * Default: `"10m"`.
    */
   interval?: string;
@@ -491,6 +495,13 @@ export interface IntegrationTypeCredentialField {
   required?: boolean;
   /** Where to find or how to create the credential. */
   description?: string;
+  /**
+   * The shape of the value. Unset: one line (no newlines or other control characters). multiline:
+   * newlines and tabs allowed. pem: one or more PEM blocks (-----BEGIN ...----- to -----END
+   * ...-----), for certificates and private keys. json: a JSON object, for service-account key
+   * files. A value of only whitespace is refused whatever the format.
+   */
+  format?: 'multiline' | 'pem' | 'json';
 }
 
 /**
@@ -499,8 +510,9 @@ export interface IntegrationTypeCredentialField {
  */
 export interface IntegrationTypeProbe {
   /**
-   * Name of a code-backed probe driver built into atoll: postgresql, mysql, redis, s3 or
-   * prometheus. An unknown driver makes connections of this type report it in their conditions.
+   * Name of a code-backed probe driver built into atoll: postgresql, mysql, redis, s3, prometheus
+   * or gcp-service-account. An unknown driver makes connections of this type report it in their
+   * conditions.
    */
   driver?: string;
   /**

@@ -135,7 +135,7 @@ export class ExternalConnectionReconciler {
     // Probes: on every change of settings or credentials, on request, and every interval.
     const intervalMs = parseDuration(conn.spec.probe?.interval, DEFAULT_INTERVAL_MS);
     const timeoutMs = Math.min(60_000, parseDuration(conn.spec.probe?.timeout, DEFAULT_TIMEOUT_MS));
-    const subject = probeSubject(conn, type!, resolved);
+    const subject = probeSubject(conn, type!, resolved, ws!.spec?.policy?.egress?.allowCIDRs ?? []);
     const tag = probeTag(subject, conn);
     const last = this.probes.result(key);
     const stale = !last || last.subject !== subject || (intervalMs > 0 && Date.now() - last.finishedAt >= intervalMs);
@@ -160,8 +160,11 @@ export class ExternalConnectionReconciler {
         ...(this.hooks.dial ? { dial: this.hooks.dial } : {}),
       };
       const typeName = conn.spec.type;
+      const previousReason = last?.outcome.reason ?? conn.status?.lastProbe?.result;
       this.probes.request(key, { tag, subject }, async (signal) => {
         const outcome = await runProbe(type!, { ...probeCtx, signal });
+        // Changes only: a steady state does not fill the log every interval.
+        if (outcome.reason !== previousReason) log.info({ type: typeName, reason: outcome.reason, previous: previousReason ?? null, reachable: outcome.reachable, authenticated: outcome.authenticated }, `probe outcome changed: ${outcome.message}`);
         this.ctx.metrics.probeTotal.inc({ type: typeName, reason: outcome.reason });
         this.ctx.metrics.probeDuration.observe({ type: typeName }, outcome.durationMs / 1000);
         return outcome;
@@ -271,10 +274,11 @@ function applyProbe(conditions: Condition[], outcome: ProbeOutcome | undefined, 
   return setCondition(conditions, { type: ConditionType.Authenticated, status: outcome.authenticated, reason: outcome.reason, message: outcome.message, observedGeneration: gen }, now);
 }
 
-/** What a probe result is about: settings, credential fingerprints, the type and the timeout. */
-function probeSubject(conn: Conn, type: IntegrationType, resolved: ResolvedField[]): string {
+/** What a probe result is about: settings, the Workspace's egress allow-list (a change re-probes at once), credential fingerprints, the type and the timeout. */
+function probeSubject(conn: Conn, type: IntegrationType, resolved: ResolvedField[], allowCIDRs: readonly string[]): string {
   const h = createHash('sha256');
   h.update(JSON.stringify(conn.spec.settings ?? {}));
+  h.update(JSON.stringify(allowCIDRs));
   for (const r of resolved) h.update(`${r.field}:${r.state.fingerprint}`);
   h.update(`${type.metadata?.resourceVersion ?? ''}|${conn.spec.probe?.timeout ?? ''}`);
   return h.digest('base64url');

@@ -131,7 +131,7 @@ export class WorkspaceReconciler {
       ...ws.status,
       observedGeneration: gen,
       conditions,
-      connections: { total: connections.length, ready },
+      connections: { total: connections.length, ready, summary: `${ready}/${connections.length}` },
       keyId: key.keyId,
       identity,
       keyRotation: { targetKeyId: key.keyId, rewrapped: wrapped, total: connections.length, phase: wrapped === connections.length ? 'Completed' : 'Rewrapping' },
