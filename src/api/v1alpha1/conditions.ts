@@ -42,6 +42,7 @@ export const Reason = {
   // credentials and encryption
   Sealed: 'Sealed',
   CiphertextRejected: 'CiphertextRejected',
+  DestinationChanged: 'DestinationChanged',
   KMSUnavailable: 'KMSUnavailable',
   KeyRotationInProgress: 'KeyRotationInProgress',
   SecretNotFound: 'SecretNotFound',
