@@ -6,6 +6,7 @@ import { controllerCommand } from './cli/controller.js';
 import { dev } from './cli/dev.js';
 import { gatewayCommand } from './cli/gateway.js';
 import { seal } from './cli/seal.js';
+import { rebind } from './cli/rebind.js';
 import { ConfigError } from './config/operator-config.js';
 import { KubeApiError } from './kube/errors.js';
 
@@ -20,6 +21,7 @@ Usage: atoll <command> [flags]
   connect      create a connection interactively (credentials never echoed)
   test         probe a connection now and print the outcome
   rotate       replace a credential
+  rebind       confirm that credentials may follow a changed destination (DestinationChanged)
   status       list the connections of a workspace`;
 
 const commands: Record<string, (args: ReturnType<typeof parseArgs>) => Promise<number>> = {
@@ -31,6 +33,7 @@ const commands: Record<string, (args: ReturnType<typeof parseArgs>) => Promise<n
   connect,
   test: testConnection,
   rotate,
+  rebind,
   status,
 };
 

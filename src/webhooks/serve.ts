@@ -6,6 +6,7 @@ import type { Logger } from '../runtime/logger.js';
 import { ensureServingCertificate, readServingCertificate } from './certs.js';
 import { registerWebhooks } from './registration.js';
 import { sealConnection } from './sealing.js';
+import { stampRebind, withPatch } from './connection-guards.js';
 import { startWebhookServer } from './server.js';
 import { validateConnection, validateWorkspace, type ValidationDeps } from './validation.js';
 
@@ -36,12 +37,12 @@ export async function serveWebhooks(ctx: OperatorContext, log: Logger): Promise<
     tls: cert,
     log,
     handlers: {
-      mutateConnection: (req) => sealConnection(req, {
+      mutateConnection: async (req) => withPatch(await sealConnection(req, {
         crypto: ctx.crypto,
         log,
         workspaceOf: async (ns) => oldestFirst(await deps.workspacesIn(ns))[0],
         integrationType: async (name) => deps.integrationType(name) ?? ((await client.tryGet<IntegrationType & KubeObject>(IntegrationTypes, name)) as IntegrationType | undefined),
-      }),
+      }), stampRebind(req)),
       validateConnection: (req) => validateConnection(req, deps),
       validateWorkspace: (req) => validateWorkspace(req, deps),
     },
@@ -79,6 +80,7 @@ function validationDeps(ctx: OperatorContext): ValidationDeps {
     workspacesIn: (ns) => liveWorkspaces(ctx, ns),
     connectionsIn: (ns) => ctx.connections.list(ns).length,
     integrationType: (name) => ctx.types.get(name) as IntegrationType | undefined,
+    kmsProviders: ctx.crypto.envelope.providerNames(),
   };
 }
 
