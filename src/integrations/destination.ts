@@ -38,7 +38,7 @@ function typeRules(spec: TypeShape['spec']): Record<string, unknown> {
   const http = spec.probe?.http as { url?: string; method?: string; auth?: unknown; headers?: unknown; body?: unknown } | undefined;
   return {
     driver: spec.probe?.driver ?? null,
-    probe: http ? { url: http.url ?? null, method: http.method ?? null, auth: http.auth ?? null, headers: http.headers ?? null, body: http.body ?? null } : null,
+    probe: http ? { url: http.url ?? null, method: http.method ?? 'GET', auth: http.auth ?? null, headers: http.headers ?? null, body: http.body ?? null } : null,
     gateway: spec.gateway ? { baseURL: spec.gateway.baseURL ?? null, auth: spec.gateway.auth ?? null, headers: spec.gateway.headers ?? null } : null,
     destination: spec.destination ?? null,
   };

@@ -144,7 +144,8 @@ export class ExternalConnectionReconciler {
     // A field waiting for a rebind keeps its copy (nothing deleted, nothing served: it no longer opens for the
     // current destination); any other problem removes the field, so the gateway and agent stop serving it.
     const kept = fieldProblems.filter((p) => p.problem.keep && previous[p.field] && existing?.data?.[p.field] !== undefined).map((p) => p.field);
-    if (ours || resolved.length > 0) await this.writeSecret(conn, ws!, secretName, ours ? existing : undefined, existing, resolved, kept, previous, log);
+    // A new connection with a problem gets no managed Secret yet; an existing one loses what may no longer be served.
+    if (ours || (resolved.length > 0 && fieldProblems.length === 0)) await this.writeSecret(conn, ws!, secretName, ours ? existing : undefined, existing, resolved, kept, previous, log);
     for (const r of resolved.filter((x) => x.rotated && previous[x.field])) {
       await this.ctx.events.record(ExternalConnections, conn, 'Normal', 'CredentialRotated', `credential ${r.field} rotated to version ${r.state.version}`);
     }
