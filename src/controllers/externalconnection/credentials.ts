@@ -183,7 +183,7 @@ async function fromSealed(ctx: FieldContext, field: string, sealed: string, prev
     if (st.destination !== ctx.destination && !confirmed) throw destinationChanged(ctx, field, st);
     const plaintext = await openManagedCopy(ctx, field, previous.ciphertext, st);
     if (plaintext !== undefined) {
-      return finish(ctx, field, { plaintext, sourceId, previous, rebound: st.destination !== ctx.destination, spec: { sealed, current: st.sealed === undefined } });
+      return finish(ctx, field, { plaintext, sourceId, previous, rebound: st.destination !== ctx.destination, verifiedCopy: true, spec: { sealed, current: st.sealed === undefined } });
     }
     // The managed copy was altered or rolled back: repair it from the source below.
   }
@@ -261,7 +261,10 @@ async function fromSecret(ctx: FieldContext, field: string, ref: { name: string;
   if (raw === undefined) throw new CredentialProblem(Reason.SecretKeyNotFound, `spec.credentials.${field}.secretKeyRef: Secret ${ref.name} has no key ${ref.key}`);
   if (pins[ctx.connection] !== ctx.destination) await ctx.writePins(ref.name, { ...pins, [ctx.connection]: ctx.destination });
   const plaintext = Buffer.from(raw, 'base64').toString('utf8');
-  return finish(ctx, field, { plaintext, sourceId, previous, rebound: false });
+  // The copy is kept only if it still opens to what was recorded (a rolled-back Secret is re-made).
+  const verifiedCopy = st?.source === sourceId && st.destination === ctx.destination && previous.ciphertext !== undefined
+    && (await openManagedCopy(ctx, field, previous.ciphertext, st)) !== undefined;
+  return finish(ctx, field, { plaintext, sourceId, previous, rebound: false, verifiedCopy });
 }
 
 interface Outcome {
@@ -269,6 +272,8 @@ interface Outcome {
   sourceId: string;
   previous: PreviousField;
   rebound: boolean;
+  /** The managed copy opened to the recorded credential in this reconcile (only then may it be kept). */
+  verifiedCopy?: boolean;
   /** For sealed sources: the spec value, and whether it is format 2 for the current destination. */
   spec?: { sealed: string; current: boolean };
 }
@@ -287,8 +292,8 @@ async function finish(ctx: FieldContext, field: string, o: Outcome): Promise<Res
   const base = Math.max(prev?.version ?? 0, o.previous.statusVersion ?? 0);
   const version = unchanged ? Math.max(base, 1) : base + 1;
   const st = pinnedState(o.previous);
-  const reuse = o.previous.ciphertext !== undefined && st !== undefined && st.source === o.sourceId && st.destination === ctx.destination && st.version === version
-    && sameFingerprint(st.fingerprint, fp) && crypto.envelope.isWrappedWith(o.previous.ciphertext, key);
+  const reuse = o.verifiedCopy === true && !o.rebound && o.previous.ciphertext !== undefined && st !== undefined && st.version === version
+    && crypto.envelope.isWrappedWith(o.previous.ciphertext, key);
   const ciphertext = reuse ? o.previous.ciphertext! : await crypto.envelope.seal(o.plaintext, managedBinding(ctx, field, ctx.destination, version), key);
 
   // Git's copy: publish a replacement when spec's value needs an old key, an old binding or an old destination.
