@@ -4,7 +4,7 @@ import { request } from 'node:http';
 import { createServer } from 'node:net';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { CreateKeyCommand, KMSClient } from '@aws-sdk/client-kms';
+import { CreateKeyCommand, DisableKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import { signRequest, type SigV4Credentials } from '../integrations/drivers/sigv4.js';
 
 /** A running moto server: an AWS emulator (KMS, S3, ...) on a loopback port. */
@@ -140,4 +140,14 @@ export async function signedMotoFetch(url: URL, method: string, service: string,
   delete headers['host'];
   const response = await fetch(url, { method, headers, body });
   return { status: response.status, text: await response.text() };
+}
+
+/** Disables a KMS key on a moto endpoint (key retirement: every later use of it fails). */
+export async function disableKmsKey(endpoint: string, keyId: string): Promise<void> {
+  const client = new KMSClient({ region: MOTO_REGION, endpoint, credentials: MOTO_CREDENTIALS });
+  try {
+    await client.send(new DisableKeyCommand({ KeyId: keyId }));
+  } finally {
+    client.destroy();
+  }
 }
