@@ -73,3 +73,23 @@ describe('destination of a connection', () => {
     expect(legacyDestinationDigest(type('http-api'), { baseURL: 'https://api.example.com' })).toBe(legacyDestinationDigest(type('http-api'), { baseURL: 'https://api.example.com', auth: 'bearer' }));
   });
 });
+
+describe('destination declared by a type', () => {
+  it('URL-valued driver settings count by scheme, host and port', () => {
+    const prom = type('prometheus');
+    const d = destinationDigest(prom, { url: 'https://prom.example.com/api' });
+    expect(destinationDigest(prom, { url: 'https://prom.example.com/other' })).toBe(d);
+    expect(destinationDigest(prom, { url: 'https://evil.example.com/api' })).not.toBe(d);
+  });
+
+  it('the built-in driver types declare what the default would be', () => {
+    for (const name of ['postgresql', 'mysql', 'redis', 's3', 'prometheus']) {
+      const t = type(name) as IntegrationTypeObject & { spec: { destination?: { settings?: string[] } } };
+      const { destination, ...undeclared } = t.spec;
+      expect(destination?.settings?.length).toBeGreaterThan(0);
+      const settings = { host: 'h.example.com', url: 'https://h.example.com' };
+      const parts = (x: IntegrationTypeObject) => Object.keys(destinationParts(x, settings)).filter((k) => k.startsWith('spec.settings.')).sort();
+      expect(parts(t)).toEqual(parts({ ...t, spec: undeclared } as IntegrationTypeObject));
+    }
+  });
+});

@@ -91,6 +91,18 @@ function urlTarget(tpl: string | undefined, settings: Record<string, unknown>, i
   }
 }
 
+/** A URL-valued setting counts by scheme, host and port (and path where declared); anything else as it is. */
+function urlOrigin(value: unknown, includePath: boolean): unknown {
+  if (typeof value !== 'string' || !/^https?:\/\//i.test(value)) return value ?? null;
+  try {
+    const url = new URL(value);
+    const port = url.port || (url.protocol === 'https:' ? '443' : '80');
+    return `${url.protocol}//${url.hostname}:${port}${includePath ? url.pathname : ''}`;
+  } catch {
+    return value;
+  }
+}
+
 /**
  * The named parts of a connection's destination (binding format 2): the
  * type's name and its rules for where and how credentials are sent, the
@@ -108,7 +120,7 @@ export function destinationParts(type: IntegrationTypeSpec | IntegrationTypeObje
     'probe URL': urlTarget((spec.probe?.http as { url?: string } | undefined)?.url, withDefaults, includePath),
     'gateway URL': urlTarget(spec.gateway?.baseURL, withDefaults, includePath),
   };
-  for (const n of wholeValueSettings(spec)) parts[`spec.settings.${n}`] = withDefaults[n] ?? null;
+  for (const n of wholeValueSettings(spec)) parts[`spec.settings.${n}`] = urlOrigin(withDefaults[n], includePath);
   return parts;
 }
 
