@@ -134,9 +134,21 @@ export function destinationParts(type: IntegrationTypeSpec | IntegrationTypeObje
  * a type cannot send a credential they never saw to a server of their choosing.
  */
 export function destinationDigest(type: IntegrationTypeSpec | IntegrationTypeObject, settings: Record<string, unknown> | undefined): string {
+  // The gateway asks on every request; types and connections come from informer caches (a new object per
+  // change), so object identity is a safe memo key.
+  const byType = memo.get(type) ?? new WeakMap<object, string>();
+  memo.set(type, byType);
+  const key = settings ?? NO_SETTINGS;
+  const known = byType.get(key);
+  if (known !== undefined) return known;
   const parts = destinationParts(type, settings);
-  return createHash('sha256').update(JSON.stringify(['atoll.dev/destination/v2', Object.entries(parts)])).digest('base64url').slice(0, 32);
+  const digest = createHash('sha256').update(JSON.stringify(['atoll.dev/destination/v2', Object.entries(parts)])).digest('base64url').slice(0, 32);
+  byType.set(key, digest);
+  return digest;
 }
+
+const memo = new WeakMap<object, WeakMap<object, string>>();
+const NO_SETTINGS = {};
 
 /** Names of the destination parts that differ between two part sets (for admission messages). */
 export function changedDestinationParts(before: Record<string, unknown>, after: Record<string, unknown>): string[] {
