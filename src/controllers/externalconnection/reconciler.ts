@@ -60,6 +60,8 @@ export interface ReconcilerHooks {
  */
 export class ExternalConnectionReconciler {
   readonly probes: ProbeScheduler;
+  /** The last credential Warning recorded per connection (uid/generation/reason). */
+  private readonly warned = new Map<string, string>();
   constructor(private readonly ctx: OperatorContext, enqueue: (key: string) => void, private readonly hooks: ReconcilerHooks = {}) {
     this.probes = new ProbeScheduler(ctx.config.probes.concurrency, enqueue);
   }
@@ -72,6 +74,7 @@ export class ExternalConnectionReconciler {
     const conn = this.ctx.connections.get(key) ?? (await client.tryGet<Conn>(ExternalConnections, req.name, ns));
     if (!conn || conn.metadata.deletionTimestamp) {
       this.probes.forget(key);
+      this.warned.delete(key);
       return; // the managed Secret is owned by the connection: garbage collection removes it
     }
     const gen = conn.metadata.generation;
@@ -161,12 +164,16 @@ export class ExternalConnectionReconciler {
     if (fieldProblems.length > 0) {
       const first = fieldProblems[0]!.problem;
       // One Event per change of reason: a terminal problem is not retried, so there is no storm to report.
-      if (findCondition(conn.status?.conditions, ConditionType.CredentialsSealed)?.reason !== first.reason) {
+      // The memo covers a reconcile that runs before the watch delivers the status just written (our own Secret write triggers it).
+      const said = `${conn.metadata.uid}/${gen}/${first.reason}`;
+      if (findCondition(conn.status?.conditions, ConditionType.CredentialsSealed)?.reason !== first.reason && this.warned.get(key) !== said) {
         await this.ctx.events.record(ExternalConnections, conn, 'Warning', first.reason, first.message);
       }
+      this.warned.set(key, said);
       await this.failSealed(conn, conditions, first.reason, fieldProblems.map((p) => p.problem.message).join('; '), now, credentialStatus(resolved));
       return;
     }
+    this.warned.delete(key);
     conditions = setCondition(conditions, { type: ConditionType.CredentialsSealed, status: 'True', reason: Reason.Sealed, message: `${resolved.length} credential(s) sealed with ${keyRef.keyId}`, observedGeneration: gen }, now);
 
     // Probes: on every change of settings or credentials, on request, and every interval.
