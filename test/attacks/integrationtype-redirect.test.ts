@@ -76,7 +76,7 @@ describe('attack: redirecting credentials by editing an IntegrationType', () => 
 
   it('atoll rebind by a workspace editor re-seals for the new destination and records who confirmed', async () => {
     // The platform fixes the type to its real new home; connections still wait for confirmation.
-    await admin().mergePatch(IntegrationTypes, typeName, undefined, { spec: { probe: { http: { url: `${successor.url}{{settings.probePath}}` } }, gateway: { baseURL: successor.url } } });
+    await admin().mergePatch(IntegrationTypes, typeName, undefined, { spec: { probe: { http: { url: `${successor.url}/probe` } }, gateway: { baseURL: successor.url } } });
     await eventually('still DestinationChanged at generation 3', get, (x) => (condition(x, 'CredentialsSealed')?.message ?? '').includes('generation 1 → 3'));
     expect(carrying(successor, token)).toHaveLength(0);
 
