@@ -93,3 +93,13 @@ describe('destination declared by a type', () => {
     }
   });
 });
+
+describe('destination digest stability', () => {
+  it('does not depend on the order of keys (the API server returns its own)', () => {
+    const api = type('http-api');
+    const reordered = structuredClone(api);
+    const auth = reordered.spec.probe.http!.auth! as Record<string, unknown>;
+    reordered.spec.probe.http!.auth = Object.fromEntries(Object.entries(auth).reverse()) as never;
+    expect(destinationDigest(reordered, { baseURL: 'https://a.example.com' })).toBe(destinationDigest(api, { baseURL: 'https://a.example.com' }));
+  });
+});

@@ -142,7 +142,7 @@ export function destinationDigest(type: IntegrationTypeSpec | IntegrationTypeObj
   const known = byType.get(key);
   if (known !== undefined) return known;
   const parts = destinationParts(type, settings);
-  const digest = createHash('sha256').update(JSON.stringify(['atoll.dev/destination/v2', Object.entries(parts)])).digest('base64url').slice(0, 32);
+  const digest = createHash('sha256').update(canonicalJson(['atoll.dev/destination/v2', parts])).digest('base64url').slice(0, 32);
   byType.set(key, digest);
   return digest;
 }
@@ -150,10 +150,23 @@ export function destinationDigest(type: IntegrationTypeSpec | IntegrationTypeObj
 const memo = new WeakMap<object, WeakMap<object, string>>();
 const NO_SETTINGS = {};
 
+/**
+ * JSON with object keys sorted at every level: the API server returns an
+ * object's keys in its own order, which must not change a digest.
+ */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.keys(value).sort().map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k] ?? null)}`);
+    return `{${entries.join(',')}}`;
+  }
+  return JSON.stringify(value ?? null);
+}
+
 /** Names of the destination parts that differ between two part sets (for admission messages). */
 export function changedDestinationParts(before: Record<string, unknown>, after: Record<string, unknown>): string[] {
   const keys = new Set([...Object.keys(before), ...Object.keys(after)]);
-  return [...keys].filter((k) => JSON.stringify(before[k] ?? null) !== JSON.stringify(after[k] ?? null)).sort();
+  return [...keys].filter((k) => canonicalJson(before[k]) !== canonicalJson(after[k])).sort();
 }
 
 /** The settings a binding format 1 digest covered (kept only to open values sealed before binding format 2). */
