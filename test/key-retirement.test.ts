@@ -12,7 +12,7 @@ import { createOperatorMetrics } from '../src/runtime/metrics.js';
 import { packageRoot } from '../src/testing/binaries.js';
 import { ControlPlane } from '../src/testing/control-plane.js';
 import { installAtoll, loopbackOperatorConfig } from '../src/testing/embedded.js';
-import { createKmsKey, disableKmsKey, MOTO_CREDENTIALS, MOTO_REGION, startMoto, type MotoServer } from '../src/testing/moto.js';
+import { createKmsKey, disableKmsKey, MOTO_CREDENTIALS, MOTO_REGION, startKmsKeyStateProxy, startMoto, type KmsKeyStateProxy, type MotoServer } from '../src/testing/moto.js';
 import { waitFor } from '../src/testing/ports.js';
 import { startHttpFixture, type HttpFixture } from '../src/testing/services.js';
 import { condition, randomSecret } from './support/cluster.js';
@@ -32,6 +32,7 @@ describe('aws-kms: a rotated-away key can be retired', () => {
   let cp: ControlPlane;
   let client: KubeClient;
   let moto: MotoServer;
+  let kms: KmsKeyStateProxy; // moto ignores a disabled key on Decrypt; this enforces it as AWS does
   let oldKey: string;
   let newKey: string;
   let operator: RunningOperator | undefined;
@@ -40,9 +41,9 @@ describe('aws-kms: a rotated-away key can be retired', () => {
   const ns = 'retire';
   const tokens = { a: randomSecret('reta'), b: randomSecret('retb') };
 
-  const awsEnvelope = () => new Envelope({ providers: createProviderRegistry({ awsKms: { region: MOTO_REGION, endpoint: moto.endpoint } }) });
+  const awsEnvelope = () => new Envelope({ providers: createProviderRegistry({ awsKms: { region: MOTO_REGION, endpoint: kms.endpoint } }) });
   async function start() {
-    const config = loopbackOperatorConfig({ ATOLL_KMS_PROVIDER: 'aws-kms', ATOLL_KMS_KEY_ID: oldKey, AWS_REGION: MOTO_REGION, ATOLL_KMS_ENDPOINT: moto.endpoint, ATOLL_KMS_TIMEOUT_MS: '800' });
+    const config = loopbackOperatorConfig({ ATOLL_KMS_PROVIDER: 'aws-kms', ATOLL_KMS_KEY_ID: oldKey, AWS_REGION: MOTO_REGION, ATOLL_KMS_ENDPOINT: kms.endpoint, ATOLL_KMS_TIMEOUT_MS: '800' });
     operator = await startOperator({ client, config, log: createLogger({ level: 'silent' }) });
   }
   const get = (name: string) => client.get<Conn>(ExternalConnections, name, ns);
@@ -51,6 +52,7 @@ describe('aws-kms: a rotated-away key can be retired', () => {
     process.env.AWS_ACCESS_KEY_ID = MOTO_CREDENTIALS.accessKeyId;
     process.env.AWS_SECRET_ACCESS_KEY = MOTO_CREDENTIALS.secretAccessKey;
     [moto, upstream] = await Promise.all([startMoto(), startHttpFixture()]);
+    kms = await startKmsKeyStateProxy(moto.endpoint);
     oldKey = await createKmsKey(moto.endpoint);
     newKey = await createKmsKey(moto.endpoint);
     cp = await ControlPlane.start({ controllerManager: false });
@@ -77,7 +79,7 @@ describe('aws-kms: a rotated-away key can be retired', () => {
     await gateway?.close();
     await operator?.stop();
     await cp?.stop();
-    await Promise.all([moto?.stop(), upstream?.stop()]);
+    await Promise.all([moto?.stop(), upstream?.stop(), kms?.stop()]);
   });
 
   it('re-wraps every managed copy, publishes the new sealed values and says the old key is retirable', async () => {
@@ -101,6 +103,7 @@ describe('aws-kms: a rotated-away key can be retired', () => {
 
   it('with the old key disabled, a fresh operator keeps every connection Ready and a fresh gateway keeps injecting', async () => {
     await disableKmsKey(moto.endpoint, oldKey);
+    kms.disable(oldKey);
     // Spec's values (old key) no longer open anywhere.
     const c = await get('a');
     const ws = await client.get<Ws>(Workspaces, ns, ns);
@@ -108,6 +111,7 @@ describe('aws-kms: a rotated-away key can be retired', () => {
     const destination = destinationDigest(type, c.spec.settings);
     await expect(awsEnvelope().open(c.spec.credentials!.token!.sealed!, { namespace: ns, workspace: ws.metadata!.uid!, connection: 'a', field: 'token', destination })).rejects.toMatchObject({ reason: 'KeyNotFound' });
 
+    const triedOldKey = kms.refused(); // our own check above
     await operator!.stop();
     const restartedAt = Date.now() - 1000;
     await start(); // no cached data keys
@@ -130,5 +134,7 @@ describe('aws-kms: a rotated-away key can be retired', () => {
       expect(res.status).toBe(200);
       expect(upstream.requests.at(-1)?.headers.authorization).toBe(`Bearer ${token}`);
     }
+    // Neither the operator nor the gateway even asked for the old key.
+    expect(kms.refused()).toBe(triedOldKey);
   });
 });
