@@ -58,6 +58,7 @@ describe('attack: redirecting credentials by editing an IntegrationType', () => 
 
   afterAll(async () => {
     await admin().delete(IntegrationTypes, typeName).catch(() => undefined);
+    await admin().delete(IntegrationTypes, `${typeName}-twin`).catch(() => undefined);
     await Promise.all([service, attacker, successor].map((f) => f?.stop()));
   });
 
@@ -107,12 +108,16 @@ describe('attack: redirecting credentials by editing an IntegrationType', () => 
       spec: { type: 'http-api', settings: { baseURL: service.url, auth: 'bearer' }, credentials: { token: { value: other } }, probe: { interval: '0' } },
     } as never);
     const sealed = (await eventually('http-api sealed', () => get('replayed'), (x) => condition(x, 'CredentialsSealed')?.status === 'True')).spec.credentials!.token!.sealed!;
+    // A twin of http-api: same settings and templates, only the name differs.
+    const twin = `${typeName}-twin`;
+    const base = parse(readFileSync(path.join(packageRoot(), 'config', 'types', 'http-api.yaml'), 'utf8')) as { spec: Record<string, unknown> };
+    await admin().create(IntegrationTypes, { apiVersion: 'atoll.dev/v1alpha1', kind: 'IntegrationType', metadata: { name: twin }, spec: base.spec } as never);
     await admin().delete(ExternalConnections, 'replayed', ns);
     await eventually('gone', () => admin().tryGet(ExternalConnections, 'replayed', ns), (x) => x === undefined);
     const sent = carrying(service, other).length;
     await admin().create(ExternalConnections, {
       metadata: { name: 'replayed', namespace: ns },
-      spec: { type: typeName, settings: { baseURL: service.url, auth: 'bearer' }, credentials: { token: { sealed } }, probe: { interval: '0' } },
+      spec: { type: twin, settings: { baseURL: service.url, auth: 'bearer' }, credentials: { token: { sealed } }, probe: { interval: '0' } },
     } as never);
     const c = await eventually('CiphertextRejected', () => get('replayed'), (x) => condition(x, 'CredentialsSealed')?.reason === 'CiphertextRejected');
     expect(condition(c, 'CredentialsSealed')?.message).toContain('spec.credentials.token.sealed was not sealed for this workspace, connection, field and destination');
