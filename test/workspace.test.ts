@@ -27,7 +27,7 @@ describe('Workspace: tenant RBAC and isolation', () => {
     const ns = await admin().get<KubeObject>(Namespaces, a);
     expect(ns.metadata?.labels?.['atoll.dev/workspace']).toBe(a);
     const ws = await admin().get<KubeObject & { status?: { conditions?: Array<{ type: string; status: string }>; identity?: string } }>(Workspaces, a, a);
-    expect(ws.status?.conditions?.filter((c) => c.status === 'True').map((c) => c.type).sort()).toEqual(['EncryptionReady', 'RBACReady', 'Ready']);
+    expect(ws.status?.conditions?.filter((c) => c.status === 'True').map((c) => c.type).sort()).toEqual(['EncryptionReady', 'QuotaReady', 'RBACReady', 'Ready']);
     expect(ws.status?.identity).toBe(ws.metadata?.uid);
   });
 

@@ -31,9 +31,9 @@ export async function dev(args: ParsedArgs): Promise<number> {
   const client = cp.adminClient();
   let stopping = false;
   try {
-    say('installing CRDs, RBAC and built-in IntegrationTypes');
+    say('installing CRDs, RBAC, the admission policies that fence the operator, and built-in IntegrationTypes');
     await installAtoll(client, root);
-    // After the CRDs, so garbage collection knows ExternalConnections from the start.
+    // After the CRDs, so garbage collection and the quota controller (connection limits) know ExternalConnections from the start.
     await cp.startControllerManager();
 
     const gatewayPort = await freePort();

@@ -7,7 +7,6 @@ import { checkDestinationChange, checkSealedValues } from './connection-guards.j
 
 export interface ValidationDeps {
   workspacesIn(namespace: string): Promise<Workspace[]>;
-  connectionsIn(namespace: string): number;
   integrationType(name: string): IntegrationType | undefined;
   /** KMS providers this operator has: a `sealed` value naming another is refused. Unchecked when absent. */
   kmsProviders?: readonly string[];
@@ -22,7 +21,7 @@ export async function validateConnection(req: AdmissionRequest, deps: Validation
   }
   const ws = oldestFirst(await deps.workspacesIn(ns))[0];
   const type = deps.integrationType(conn.spec?.type);
-  const problems = checkConnection(conn, ws, type, { creating: req.operation === 'CREATE', connectionsInNamespace: deps.connectionsIn(ns) });
+  const problems = checkConnection(conn, ws, type);
   if (problems.length) return deny(req.uid, problems.map((p) => p.message).join('; '));
   const badSealed = checkSealedValues(req, deps.kmsProviders);
   if (badSealed) return deny(req.uid, badSealed);

@@ -84,7 +84,11 @@ export interface WorkspacePolicy {
    * type.
    */
   allowedTypes?: string[];
-  /** Maximum number of ExternalConnections in the workspace. Unset means no limit. */
+  /**
+   * Maximum number of ExternalConnections in the workspace, enforced by the API server through
+   * ResourceQuota atoll-connections. Unset means the operator's default (500 unless the platform
+   * changes it).
+   */
   maxConnections?: number;
   /**
    * Private networks that probes and the gateway may reach for this workspace. Public addresses are
@@ -110,8 +114,9 @@ export interface WorkspaceStatus {
   /** The metadata.generation the status was computed from. */
   observedGeneration?: number;
   /**
-   * Current state: Ready summarises RBACReady (roles and bindings are in place) and EncryptionReady
-   * (the KMS key is usable).
+   * Current state: Ready summarises RBACReady (roles and bindings are in place), QuotaReady
+   * (ResourceQuota atoll-connections holds the connection limit) and EncryptionReady (the KMS key
+   * is usable; reason LocalKeyRing when the key sits in the cluster).
    */
   conditions?: Condition[];
   /** Count of the workspace's ExternalConnections. */
