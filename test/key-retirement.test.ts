@@ -6,16 +6,13 @@ import { createProviderRegistry } from '../src/crypto/providers/index.js';
 import { startGateway, type Gateway } from '../src/gateway/server.js';
 import type { KubeClient, KubeObject } from '../src/kube/client.js';
 import { ExternalConnections, IntegrationTypes, Namespaces, RoleBindings, ServiceAccounts, Workspaces } from '../src/kube/resources.js';
-import { startOperator, type RunningOperator } from '../src/operator.js';
-import { createLogger } from '../src/runtime/logger.js';
 import { createOperatorMetrics } from '../src/runtime/metrics.js';
-import { packageRoot } from '../src/testing/binaries.js';
-import { ControlPlane } from '../src/testing/control-plane.js';
-import { installAtoll, loopbackOperatorConfig } from '../src/testing/embedded.js';
 import { createKmsKey, disableKmsKey, MOTO_CREDENTIALS, MOTO_REGION, startKmsKeyStateProxy, startMoto, type KmsKeyStateProxy, type MotoServer } from '../src/testing/moto.js';
 import { waitFor } from '../src/testing/ports.js';
 import { startHttpFixture, type HttpFixture } from '../src/testing/services.js';
 import { condition, randomSecret } from './support/cluster.js';
+import { startIsolatedAtoll, type IsolatedAtoll } from './support/operator-fixture.js';
+import { createLogger } from '../src/runtime/logger.js';
 
 type Conn = ExternalConnection & KubeObject;
 type Ws = Workspace & KubeObject;
@@ -29,23 +26,18 @@ type Ws = Workspace & KubeObject;
  * stays Ready and is served.
  */
 describe('aws-kms: a rotated-away key can be retired', () => {
-  let cp: ControlPlane;
+  let atoll: IsolatedAtoll;
   let client: KubeClient;
   let moto: MotoServer;
   let kms: KmsKeyStateProxy; // moto ignores a disabled key on Decrypt; this enforces it as AWS does
   let oldKey: string;
   let newKey: string;
-  let operator: RunningOperator | undefined;
   let gateway: Gateway | undefined;
   let upstream: HttpFixture;
   const ns = 'retire';
   const tokens = { a: randomSecret('reta'), b: randomSecret('retb') };
 
   const awsEnvelope = () => new Envelope({ providers: createProviderRegistry({ awsKms: { region: MOTO_REGION, endpoint: kms.endpoint } }) });
-  async function start() {
-    const config = loopbackOperatorConfig({ ATOLL_KMS_PROVIDER: 'aws-kms', ATOLL_KMS_KEY_ID: oldKey, AWS_REGION: MOTO_REGION, ATOLL_KMS_ENDPOINT: kms.endpoint, ATOLL_KMS_TIMEOUT_MS: '800' });
-    operator = await startOperator({ client, config, log: createLogger({ level: 'silent' }) });
-  }
   const get = (name: string) => client.get<Conn>(ExternalConnections, name, ns);
 
   beforeAll(async () => {
@@ -55,11 +47,9 @@ describe('aws-kms: a rotated-away key can be retired', () => {
     kms = await startKmsKeyStateProxy(moto.endpoint);
     oldKey = await createKmsKey(moto.endpoint);
     newKey = await createKmsKey(moto.endpoint);
-    cp = await ControlPlane.start({ controllerManager: false });
-    client = cp.adminClient();
-    await installAtoll(client, packageRoot());
-    await cp.startControllerManager();
-    await start();
+    // The operator runs as its ServiceAccount with the shipped RBAC, in its own control plane.
+    atoll = await startIsolatedAtoll({ kms: { provider: 'aws-kms', endpoint: kms.endpoint, keyId: oldKey } });
+    client = atoll.client;
     await client.create(Namespaces, { metadata: { name: ns } });
     await client.create(Workspaces, { metadata: { name: ns, namespace: ns }, spec: { encryption: { keyId: oldKey }, policy: { egress: { allowCIDRs: ['127.0.0.0/8'] } } } } as never);
     await waitFor('workspace ready', async () => condition(await client.get(Workspaces, ns, ns), 'Ready')?.status === 'True', 30_000);
@@ -77,8 +67,7 @@ describe('aws-kms: a rotated-away key can be retired', () => {
 
   afterAll(async () => {
     await gateway?.close();
-    await operator?.stop();
-    await cp?.stop();
+    await atoll?.stop();
     await Promise.all([moto?.stop(), upstream?.stop(), kms?.stop()]);
   });
 
@@ -112,9 +101,8 @@ describe('aws-kms: a rotated-away key can be retired', () => {
     await expect(awsEnvelope().open(c.spec.credentials!.token!.sealed!, { namespace: ns, workspace: ws.metadata!.uid!, connection: 'a', field: 'token', destination })).rejects.toMatchObject({ reason: 'KeyNotFound' });
 
     const triedOldKey = kms.refused(); // our own check above
-    await operator!.stop();
     const restartedAt = Date.now() - 1000;
-    await start(); // no cached data keys
+    await atoll.start(); // a fresh operator: no cached data keys
     for (const name of Object.keys(tokens)) {
       await client.mergePatch(ExternalConnections, name, ns, { metadata: { annotations: { 'atoll.dev/test-requested-at': new Date().toISOString() } } });
     }
