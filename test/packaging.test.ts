@@ -197,8 +197,29 @@ describe('helm chart', () => {
     expect(rules).toContain('atoll_connections{ready=\\"false\\"} > 0');
     expect(rules).toContain('rate(atoll_kms_failures_total[5m])');
     expect(rules).toContain('atoll_probe_total{reason!=\\"Succeeded\\"}');
-    // No local key ring with aws-kms: the gateway reads only the fingerprint key.
-    expect(grants(rulesOf(find(ms, 'Role', 'atoll-gateway')))).toEqual(['/secrets/atoll-fingerprint-key:get']);
+    // No local key ring with aws-kms: the gateway reads only the fingerprint key, and keeps its own serving certificate.
+    expect(grants(rulesOf(find(ms, 'Role', 'atoll-gateway')))).toEqual(['/secrets/*:create', '/secrets/atoll-fingerprint-key:get', '/secrets/atoll-gateway-tls:get', '/secrets/atoll-gateway-tls:update']);
+  });
+
+  it('the gateway serves HTTPS in every mode; plain HTTP only by the explicit, warned opt-out', () => {
+    const gatewayEnv = (sets: string[]) => {
+      const ms = docs(render(sets));
+      return { ms, gateway: find(ms, 'Deployment', 'atoll-gateway') };
+    };
+    const self = gatewayEnv([]);
+    expect(envOf(self.gateway, 'ATOLL_GATEWAY_TLS_SELF_MANAGED')).toBe('atoll-gateway-tls');
+    expect(envOf(self.gateway, 'ATOLL_GATEWAY_TLS_DNS_NAMES')).toContain(`atoll-gateway.${NS}.svc`);
+    expect(envOf(self.gateway, 'ATOLL_GATEWAY_INSECURE_PLAINTEXT')).toBeUndefined();
+    const managed = gatewayEnv(['gateway.tls.mode=cert-manager']);
+    expect(envOf(managed.gateway, 'ATOLL_GATEWAY_TLS_CERT_FILE')).toBe('/etc/atoll/gateway-tls/tls.crt');
+    expect((find(managed.ms, 'Certificate', 'atoll-gateway') as unknown as { spec: { secretName: string } }).spec.secretName).toBe('atoll-gateway-tls');
+    expect(grants(rulesOf(find(managed.ms, 'Role', 'atoll-gateway'))).filter((g) => g.includes('gateway-tls') || g.includes('*:create'))).toEqual([]);
+    const own = gatewayEnv(['gateway.tls.mode=secret', 'gateway.tls.secretName=my-gateway-cert']);
+    expect(JSON.stringify(podSpec(own.gateway))).toContain('my-gateway-cert');
+    expect(helmTemplate(['gateway.tls.mode=secret']).stderr).toContain('secretName');
+    const plain = gatewayEnv(['gateway.tls.insecurePlaintext=true']);
+    expect(envOf(plain.gateway, 'ATOLL_GATEWAY_INSECURE_PLAINTEXT')).toBe('true');
+    expect(envOf(plain.gateway, 'ATOLL_GATEWAY_TLS_SELF_MANAGED')).toBeUndefined();
   });
 
   it('runs every pod under the restricted Pod Security Standard', () => {

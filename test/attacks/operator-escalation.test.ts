@@ -23,7 +23,8 @@ import {
   Workspaces,
 } from '../../src/kube/resources.js';
 import { startHttpFixture, type HttpFixture } from '../../src/testing/services.js';
-import { admin, condition, createWorkspace, devState, eventually, randomSecret, uniqueName, userClient } from '../support/cluster.js';
+import { admin, condition, createWorkspace, eventually, randomSecret, uniqueName, userClient } from '../support/cluster.js';
+import { gatewayCall } from './support/tenant.js';
 
 const OPERATOR_NS = 'atoll-system';
 const OPERATOR = `system:serviceaccount:${OPERATOR_NS}:atoll-controller`;
@@ -247,7 +248,8 @@ describe('attack: the operator grants itself Secrets outside workspace namespace
         apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { audiences: ['atoll-gateway'], expirationSeconds: 600 },
       });
       const before = fixture.requests.length;
-      const res = await fetch(`${devState().gateway.url}/v1/connections/api/proxy/through-the-gateway`, { headers: { authorization: `Bearer ${tokenReview.status.token}` } });
+      // The gateway serves HTTPS; gatewayCall verifies it with the dev CA.
+      const res = await gatewayCall('/v1/connections/api/proxy/through-the-gateway', tokenReview.status.token);
       expect(res.status).toBe(200);
       expect(await res.text()).toBe('ok');
       const proxied = fixture.requests.slice(before).find((r) => r.url === '/through-the-gateway');

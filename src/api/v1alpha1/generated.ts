@@ -90,11 +90,24 @@ export interface WorkspacePolicy {
    * changes it).
    */
   maxConnections?: number;
+  /** How this workspace's workloads may receive their connections' credentials. */
+  delivery?: WorkspaceDelivery;
   /**
    * Private networks that probes and the gateway may reach for this workspace. Public addresses are
    * always reachable; link-local and cloud metadata addresses never are.
    */
   egress?: WorkspaceEgressPolicy;
+}
+
+/** How this workspace's workloads may receive their connections' credentials. */
+export interface WorkspaceDelivery {
+  /**
+   * Whether plaintext delivery (the gateway's /credentials endpoint and the atoll agent) is allowed
+   * for connections whose type declares it. false leaves the gateway's proxy as the only way to use
+   * a connection. Default true.
+   * Default: `true`.
+   */
+  files?: boolean;
 }
 
 /**
@@ -396,6 +409,14 @@ export interface IntegrationTypeSpec {
    * region, forcePathStyle, tls, sslmode and auth where the settingsSchema declares them.
    */
   destination?: IntegrationTypeDestination;
+  /**
+   * How workloads may receive a connection of this type: proxy (calls through the gateway, which
+   * injects the credential; the workload never sees it; needs spec.gateway) and/or files (the
+   * plaintext through the gateway's /credentials endpoint and the atoll agent). Default proxy only:
+   * plaintext delivery must be declared.
+   * Default: `["proxy"]`.
+   */
+  delivery?: ('proxy' | 'files')[];
   /**
    * How the atoll gateway authenticates requests it proxies to the service (HTTP types only). Unset
    * means connections of this type cannot be used through the gateway.
