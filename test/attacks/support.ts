@@ -1,6 +1,7 @@
 import { RoleBindings, ServiceAccounts } from '../../src/kube/resources.js';
 import type { HttpFixture } from '../../src/testing/services.js';
-import { admin, devState } from '../support/cluster.js';
+import { admin } from '../support/cluster.js';
+import { gatewayCall } from './support/tenant.js';
 
 /**
  * A workload of `ns` allowed to use its connections through the real gateway
@@ -20,7 +21,8 @@ export async function gatewayWorkload(ns: string): Promise<(connection: string, 
   });
   const token = review.status.token;
   return async (connection, path = '/check') => {
-    const res = await fetch(`${devState().gateway.url}/v1/connections/${connection}/proxy${path}`, { headers: { authorization: `Bearer ${token}` } });
+    // Over HTTPS, verified against the dev CA.
+    const res = await gatewayCall(`/v1/connections/${connection}/proxy${path}`, token);
     return { status: res.status, body: await res.text() };
   };
 }
