@@ -113,7 +113,7 @@ describe('aws-kms: a rotated-away key can be retired', () => {
       }, 30_000);
     }
 
-    gateway = await startGateway({ client, envelope: awsEnvelope(), metrics: createOperatorMetrics(), host: '127.0.0.1', port: 0, upstreamTimeoutMs: 5_000, log: createLogger({ level: 'silent' }) });
+    gateway = await startGateway({ client, envelope: awsEnvelope(), metrics: createOperatorMetrics(), host: '127.0.0.1', port: 0, insecurePlaintext: true, upstreamTimeoutMs: 5_000, log: createLogger({ level: 'silent' }) }); // loopback only, as in test/gateway.test.ts
     const review = await client.request<{ status: { token: string } }>('POST', `/api/v1/namespaces/${ns}/serviceaccounts/app/token`, {
       apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { audiences: ['atoll-gateway'], expirationSeconds: 600 },
     });
