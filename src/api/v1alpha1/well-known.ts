@@ -62,3 +62,13 @@ export const REBIND_REQUESTED_BY_ANNOTATION = 'atoll.dev/rebind-requested-by';
  * re-creating a connection pointed elsewhere does not re-pin the offer.
  */
 export const OFFER_PINS_ANNOTATION = 'atoll.dev/offer-pins';
+
+/** Annotation that lets a delete of a connection in use through: `atoll.dev/allow-delete: "true"`. */
+export const ALLOW_DELETE_ANNOTATION = 'atoll.dev/allow-delete';
+
+/**
+ * Annotation the mutating webhook stamps on every change of a connection: who
+ * made it (from the admission request's userInfo) and which fields changed
+ * (names only, never values), as JSON. The controller turns it into Events.
+ */
+export const LAST_CHANGE_ANNOTATION = 'atoll.dev/last-change-by';
