@@ -8,6 +8,7 @@ import { controllerCommand } from './cli/controller.js';
 import { dev } from './cli/dev.js';
 import { gatewayCommand } from './cli/gateway.js';
 import { seal } from './cli/seal.js';
+import { rebind } from './cli/rebind.js';
 import { ConfigError } from './config/operator-config.js';
 import { KubeApiError } from './kube/errors.js';
 
@@ -21,6 +22,7 @@ const handlers: Record<CommandName, (args: ParsedArgs) => Promise<number>> = {
   connect,
   test: testConnection,
   rotate,
+  rebind,
   status,
 };
 

@@ -87,6 +87,13 @@ export const COMMANDS = {
     details: 'If Git manages the connection (Argo CD, Flux, or another field manager), prints the sealed manifest to commit:\notherwise the next sync restores the old credential.',
     flags: [{ name: 'field', value: 'name', multiple: true, description: 'a credential field to replace' }, NAMESPACE_FLAG, KUBECONFIG_FLAG],
   },
+  rebind: {
+    name: 'rebind',
+    positionals: '<connection>',
+    summary: 'Confirm that credentials may follow a changed destination (reason DestinationChanged); the operator re-seals them.',
+    details: 'Sets atoll.dev/rebind-requested; admission records who confirmed and the operator names that user in an Event.\nWaits for the outcome.',
+    flags: [{ name: 'timeout', value: 'duration', description: 'how long to wait for the operator (default 60s)' }, NAMESPACE_FLAG, KUBECONFIG_FLAG],
+  },
   status: {
     name: 'status',
     summary: "List a workspace's connections with their conditions (exit 1 when the namespace has no Workspace).",

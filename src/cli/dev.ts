@@ -1,4 +1,4 @@
-import { mkdirSync, rmSync, writeFileSync, createWriteStream, existsSync, readFileSync } from 'node:fs';
+import { mkdirSync, renameSync, rmSync, writeFileSync, createWriteStream, existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { startOperator } from '../operator.js';
 import { createLogger } from '../runtime/logger.js';
@@ -76,7 +76,9 @@ export async function dev(args: ParsedArgs): Promise<number> {
       log: logFile,
       pid: process.pid,
     };
-    writeFileSync(path.join(dir, 'state.json'), JSON.stringify(state, null, 2) + '\n');
+    // Written aside and renamed: whoever waits for state.json never reads half of it.
+    writeFileSync(path.join(dir, 'state.json.tmp'), JSON.stringify(state, null, 2) + '\n');
+    renameSync(path.join(dir, 'state.json.tmp'), path.join(dir, 'state.json'));
     say(`ready: Kubernetes ${state.kubernetesVersion} at ${cp.server}`);
     say(`gateway: ${gateway.url}   metrics: ${state.controller.metrics}   logs: ${logFile}`);
     process.stdout.write(`export KUBECONFIG=${cp.adminKubeconfigPath}\n`);

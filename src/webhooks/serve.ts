@@ -9,6 +9,7 @@ import type { AdmissionRequest, AdmissionResponse } from './admission.js';
 import { ensureServingCertificate, readServingCertificate } from './certs.js';
 import { registerWebhooks } from './registration.js';
 import { sealConnection } from './sealing.js';
+import { stampRebind, withPatch } from './connection-guards.js';
 import { stampLastChange } from './change-stamp.js';
 import { deleteProtectionDeps } from './delete-protection-deps.js';
 import { startWebhookServer } from './server.js';
@@ -43,13 +44,13 @@ export async function serveWebhooks(ctx: OperatorContext, log: Logger): Promise<
     ...(config.webhook.clientCAFile ? { clientAuth: { caPem: readFileSync(config.webhook.clientCAFile, 'utf8'), names: config.webhook.clientNames } } : {}),
     log,
     handlers: {
-      mutateConnection: logRefusals('seal', log, async (req) => stampLastChange(req, await sealConnection(req, {
+      mutateConnection: logRefusals('seal', log, async (req) => stampLastChange(req, withPatch(await sealConnection(req, {
         crypto: ctx.crypto,
         log,
         limiter,
         workspaceOf: async (ns) => oldestFirst(await deps.workspacesIn(ns))[0],
         integrationType: async (name) => deps.integrationType(name) ?? ((await client.tryGet<IntegrationType & KubeObject>(IntegrationTypes, name)) as IntegrationType | undefined),
-      }))),
+      }), stampRebind(req)))),
       validateConnection: logRefusals('validate-connection', log, (req) => validateConnection(req, deps)),
       validateWorkspace: logRefusals('validate-workspace', log, (req) => validateWorkspace(req, deps)),
     },
@@ -102,6 +103,7 @@ function validationDeps(ctx: OperatorContext, log: Logger): ValidationDeps {
     deletes: deleteProtectionDeps(ctx, log),
     workspacesIn: (ns) => liveWorkspaces(ctx, ns),
     integrationType: (name) => ctx.types.get(name) as IntegrationType | undefined,
+    kmsProviders: ctx.crypto.envelope.providerNames(),
   };
 }
 

@@ -184,6 +184,20 @@ export interface WorkspaceKeyRotation {
    * condition; retried with backoff).
    */
   phase?: 'Pending' | 'Rewrapping' | 'Completed' | 'Failed';
+  /**
+   * True when the operator no longer needs any key but targetKeyId for this workspace: every
+   * managed copy is re-wrapped. The old key may then be disabled; specValuesOnOldKeys says how many
+   * values in connection specs (and so in Git) still need it to be rebuilt from Git.
+   */
+  retirable?: boolean;
+  /** Credentials whose managed copy is still wrapped by another key (the operator needs that key). */
+  managedCopiesOnOldKeys?: number;
+  /**
+   * sealed values in connection specs still wrapped by another key. Not needed while the managed
+   * copies exist; commit status.credentials.<field>.sealed of those connections to retire the old
+   * key for rebuilds from Git too.
+   */
+  specValuesOnOldKeys?: number;
 }
 
 /**
@@ -332,6 +346,13 @@ export interface CredentialStatus {
   updatedAt?: string;
   /** KMS key id the current ciphertext is wrapped with. */
   keyId?: string;
+  /**
+   * Set when spec.credentials.<field>.sealed needs an older key, binding or destination than the
+   * operator now uses (after a key rotation or atoll rebind): the same credential sealed for the
+   * current key and destination. Commit it to Git in place of the old value so that the old KMS key
+   * is not needed to rebuild from Git; committing it is not a rotation.
+   */
+  sealed?: string;
 }
 
 /** Outcome of the most recent probe. */
@@ -465,6 +486,16 @@ export interface IntegrationTypeSpec {
    */
   probe: IntegrationTypeProbe;
   /**
+   * Which settings decide where a credential of this type is sent (its destination). Every
+   * credential is sealed to the destination: a change of it (by an edit of a connection's settings
+   * or of this type) needs the credentials supplied again or confirmed with atoll rebind. Always
+   * part of it: this type's name, its probe and gateway URL, header, query and body templates and
+   * driver, the scheme, host and port the probe and gateway URLs resolve to, and the settings used
+   * in auth and header templates. Unset adds, for drivers, host, port, endpoint, url, bucket,
+   * region, forcePathStyle, tls, sslmode and auth where the settingsSchema declares them.
+   */
+  destination?: IntegrationTypeDestination;
+  /**
    * How workloads may receive a connection of this type: proxy (calls through the gateway, which
    * injects the credential; the workload never sees it; needs spec.gateway) and/or files (the
    * plaintext through the gateway's /credentials endpoint and the atoll agent). Default proxy only:
@@ -583,6 +614,28 @@ export interface CredentialPlacement {
   usernameField?: string;
   /** Credential field holding the password (type basic). */
   passwordField?: string;
+}
+
+/**
+ * Which settings decide where a credential of this type is sent (its destination). Every credential
+ * is sealed to the destination: a change of it (by an edit of a connection's settings or of this
+ * type) needs the credentials supplied again or confirmed with atoll rebind. Always part of it:
+ * this type's name, its probe and gateway URL, header, query and body templates and driver, the
+ * scheme, host and port the probe and gateway URLs resolve to, and the settings used in auth and
+ * header templates. Unset adds, for drivers, host, port, endpoint, url, bucket, region,
+ * forcePathStyle, tls, sslmode and auth where the settingsSchema declares them.
+ */
+export interface IntegrationTypeDestination {
+  /**
+   * Settings whose whole value is part of the destination (replaces the driver default list), for
+   * example [host, port, tls].
+   */
+  settings?: string[];
+  /**
+   * Whether the path of the probe and gateway URLs is part of the destination too (for example when
+   * one host serves several tenants by path). Default false: scheme, host and port only.
+   */
+  includePath?: boolean;
 }
 
 /**

@@ -127,6 +127,9 @@ export class WorkspaceReconciler {
     const connections = this.ctx.connections.list(ns).filter((c) => !c.metadata?.deletionTimestamp);
     const ready = connections.filter((c) => isConditionTrue(c.status?.conditions, ConditionType.Ready)).length;
     const wrapped = connections.filter((c) => Object.values(c.status?.credentials ?? {}).every((s) => s.keyId === undefined || sameKey(s.keyId, key.keyId))).length;
+    // What still needs another key: managed copies not yet re-wrapped (the operator's), and spec values (Git's).
+    const managedOld = connections.reduce((n, c) => n + Object.values(c.status?.credentials ?? {}).filter((s) => s.keyId !== undefined && !sameKey(s.keyId, key.keyId)).length, 0);
+    const specOld = connections.reduce((n, c) => n + Object.values(c.spec?.credentials ?? {}).filter((src) => src.sealed !== undefined && !this.wrappedWith(src.sealed, key)).length, 0);
     const status: WorkspaceStatus = {
       ...ws.status,
       observedGeneration: gen,
@@ -134,7 +137,15 @@ export class WorkspaceReconciler {
       connections: { total: connections.length, ready, summary: `${ready}/${connections.length}` },
       keyId: key.keyId,
       identity,
-      keyRotation: { targetKeyId: key.keyId, rewrapped: wrapped, total: connections.length, phase: wrapped === connections.length ? 'Completed' : 'Rewrapping' },
+      keyRotation: {
+        targetKeyId: key.keyId,
+        rewrapped: wrapped,
+        total: connections.length,
+        phase: wrapped === connections.length ? 'Completed' : 'Rewrapping',
+        retirable: managedOld === 0,
+        managedCopiesOnOldKeys: managedOld,
+        specValuesOnOldKeys: specOld,
+      },
     };
     await this.writeStatus(ws, status);
     if (!keyOk) return { requeueAfterMs: 15_000 };
@@ -144,6 +155,16 @@ export class WorkspaceReconciler {
     // Tenant admins may edit RoleBindings in their namespace: put ours back regularly.
     return { requeueAfterMs: RBAC_RESYNC_MS };
   };
+
+  /** Whether a spec value is wrapped by `key` (a value that does not parse needs no key at all). */
+  private wrappedWith(sealed: string, key: { provider: string; keyId: string }): boolean {
+    try {
+      const named = this.ctx.crypto.envelope.describe(sealed);
+      return this.ctx.crypto.envelope.isWrappedWith(sealed, key) || (named.provider === key.provider && sameKey(named.keyId, key.keyId));
+    } catch {
+      return true;
+    }
+  }
 
   private async finalize(ws: Ws, log: Logger): Promise<void> {
     const { client } = this.ctx;
