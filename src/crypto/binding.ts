@@ -17,7 +17,7 @@ export interface Binding {
   destination: string;
   /**
    * Binding format. 2 (the default, the only one sealed) also binds the copy;
-   * 1 is the format of values sealed before ADR 0011, kept so they still open.
+   * 1 is the format of values sealed before ADR 0013, kept so they still open.
    */
   format?: 1 | 2;
   /**
@@ -25,7 +25,7 @@ export interface Binding {
    * connection's spec (what Git holds), `managed/<connection uid>/<version>`
    * for the operator's copy in the managed Secret. A value of one copy never
    * opens as another, so an old or a Git value written into the managed
-   * Secret is refused (ADR 0011).
+   * Secret is refused (ADR 0013).
    */
   copy?: string;
 }

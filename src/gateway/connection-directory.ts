@@ -172,7 +172,7 @@ export class ConnectionDirectory {
    * version below the one in the connection's status (written only by the
    * operator) is a rolled-back Secret; a value of another copy (a spec value
    * from Git, an older version, another incarnation) does not open. Either
-   * way nothing is served (ADR 0011).
+   * way nothing is served (ADR 0013).
    */
   async #open(namespace: string, identity: string, destination: string, conn: ConnectionObject, secret: SecretObject, revision: string): Promise<CredentialSnapshot> {
     const connection = conn.metadata!.name!;

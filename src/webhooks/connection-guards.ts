@@ -6,7 +6,7 @@ import { pointer, type AdmissionRequest, type AdmissionResponse, type JsonPatchO
 
 /**
  * Admission checks that keep credentials where their owner meant them to go
- * (ADR 0011). Separate from sealing and validation so each stays small; the
+ * (ADR 0013). Separate from sealing and validation so each stays small; the
  * webhook server calls them beside those.
  */
 

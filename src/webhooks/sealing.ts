@@ -25,7 +25,7 @@ export interface SealingDeps {
  * becomes `sealed` before the object is stored, and the plaintext is scrubbed
  * from kubectl's last-applied annotation.
  *
- * Admission never decrypts (ADR 0011): every value is sealed afresh, even one
+ * Admission never decrypts (ADR 0012): every value is sealed afresh, even one
  * equal to what is stored. Comparing it with the stored ciphertext would tell
  * anyone who can send a review (or an editor with a server-side dry run)
  * whether a guess is right. The controller recognises a re-applied value by

@@ -51,7 +51,7 @@ export const REBIND_REQUESTED_ANNOTATION = 'atoll.dev/rebind-requested';
 
 /**
  * Who set the rebind annotation: written by the mutating webhook from the
- * request's authenticated user, never taken from the user (ADR 0011).
+ * request's authenticated user, never taken from the user (ADR 0013).
  */
 export const REBIND_REQUESTED_BY_ANNOTATION = 'atoll.dev/rebind-requested-by';
 

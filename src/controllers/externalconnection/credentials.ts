@@ -12,7 +12,7 @@ import type { Secret } from '../context.js';
 /**
  * Per-field bookkeeping kept in the managed Secret's annotation (the source
  * of truth for versions). Since binding format 2 (`format: 2`) it also pins
- * what the managed copy was made from and for (ADR 0011).
+ * what the managed copy was made from and for (ADR 0013).
  */
 export interface FieldState {
   fingerprint: string;
