@@ -45,8 +45,21 @@ export class ProbeScheduler {
   private readonly startedAt = new Map<string, number>();
   private readonly coalesceNoticed = new Map<string, number>();
   private running = 0;
+  /** Running probes per workspace namespace (keys are `namespace/name`). */
+  private readonly runningIn = new Map<string, number>();
 
-  constructor(private readonly concurrency: number, private readonly onDone: (key: string) => void, private readonly now: () => number = Date.now) {}
+  /**
+   * `perWorkspace` bounds the slots one namespace holds at once: probes of
+   * every workspace share the pool, and a workspace aiming its connections at
+   * a host that never answers would otherwise hold all of them for the probe
+   * timeout, batch after batch, while no other workspace is probed.
+   */
+  constructor(
+    private readonly concurrency: number,
+    private readonly onDone: (key: string) => void,
+    private readonly now: () => number = Date.now,
+    private readonly perWorkspace: number = concurrency,
+  ) {}
 
   result(key: string): ProbeRecord | undefined {
     return this.results.get(key);
@@ -115,9 +128,11 @@ export class ProbeScheduler {
     if (p.started) p.abort.abort(new Error('probe cancelled: its connection was deleted or changed'));
   }
 
+  /** Starts queued probes, oldest first, skipping those whose workspace already holds its share. */
   private pump(): void {
-    while (this.running < this.concurrency && this.queue.size > 0) {
-      const key = this.queue.values().next().value as string;
+    for (const key of this.queue) {
+      if (this.running >= this.concurrency) return;
+      if ((this.runningIn.get(namespaceOf(key)) ?? 0) >= this.perWorkspace) continue;
       this.queue.delete(key);
       const p = this.pending.get(key);
       if (p?.run) this.start(key, p, p.run);
@@ -126,6 +141,8 @@ export class ProbeScheduler {
 
   private start(key: string, p: Pending, run: ProbeRun): void {
     this.running++;
+    const ns = namespaceOf(key);
+    this.runningIn.set(ns, (this.runningIn.get(ns) ?? 0) + 1);
     p.started = true;
     p.run = undefined;
     this.startedAt.set(key, this.now());
@@ -142,8 +159,16 @@ export class ProbeScheduler {
         if (outcome) this.results.set(key, { tag: p.tag, subject: p.subject, outcome, finishedAt: this.now() });
       }
       this.running--;
+      const left = (this.runningIn.get(ns) ?? 1) - 1;
+      if (left > 0) this.runningIn.set(ns, left);
+      else this.runningIn.delete(ns);
       this.pump();
       if (current) this.onDone(key);
     })();
   }
+}
+
+function namespaceOf(key: string): string {
+  const slash = key.indexOf('/');
+  return slash < 0 ? key : key.slice(0, slash);
 }

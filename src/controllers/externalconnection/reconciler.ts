@@ -60,7 +60,7 @@ export class ExternalConnectionReconciler {
   readonly probes: ProbeScheduler;
   readonly #audit: AuditEvents;
   constructor(private readonly ctx: OperatorContext, enqueue: (key: string) => void, private readonly hooks: ReconcilerHooks = {}) {
-    this.probes = new ProbeScheduler(ctx.config.probes.concurrency, enqueue);
+    this.probes = new ProbeScheduler(ctx.config.probes.concurrency, enqueue, Date.now, ctx.config.probes.perWorkspace);
     this.#audit = new AuditEvents(ctx);
   }
 
