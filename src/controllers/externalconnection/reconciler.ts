@@ -139,15 +139,18 @@ export class ExternalConnectionReconciler {
     const tag = probeTag(subject, conn);
     const last = this.probes.result(key);
     const stale = !last || last.subject !== subject || (intervalMs > 0 && Date.now() - last.finishedAt >= intervalMs);
-    // A test request (only the annotation differs from the probe queued, running or last run of the
-    // same subject) sends a credentialed request to a third party: at most one per connection per window.
+    // Every probe sends the stored credential to a third party: at most one per connection per window,
+    // whether a test request asked for it (only the annotation differs from the probe queued, running
+    // or last run of the same subject) or the subject changed. Toggling spec.probe.timeout or a setting
+    // back and forth would otherwise send one credentialed request per write. The first probe (none
+    // started since the operator started or the connection appeared) runs at once.
     const pending = this.probes.pendingProbe(key);
     const testOnly = pending ? pending.subject === subject : !stale && last!.tag !== tag;
-    const coalesceMs = pending?.tag !== tag && testOnly ? this.onDemandWait(key) : 0;
-    if (coalesceMs > 0 && this.probes.noticeCoalesced(key)) {
+    const coalesceMs = pending?.tag !== tag && (testOnly || stale) ? this.onDemandWait(key) : 0;
+    if (coalesceMs > 0 && testOnly && this.probes.noticeCoalesced(key)) {
       await this.ctx.events.record(ExternalConnections, conn, 'Normal', Reason.TestRequestCoalesced, `on-demand tests are coalesced to at most one probe every ${this.ctx.config.probes.testMinIntervalMs / 1000}s per connection; the latest request runs in about ${Math.ceil(coalesceMs / 1000)}s`);
     }
-    const start = pending?.tag !== tag && (testOnly ? coalesceMs === 0 : stale);
+    const start = pending?.tag !== tag && (testOnly || stale) && coalesceMs === 0;
     if (start) {
       const credentials = Object.fromEntries(resolved.map((r) => [r.field, r.plaintext]));
       const probeCtx: ProbeContext = {
