@@ -50,6 +50,9 @@ describe('attack: flooding a third party by toggling probe settings', () => {
       // Give each write time to reach the controller, as a slow script would.
       await new Promise((resolve) => setTimeout(resolve, 150));
     }
+    // A last write to settings never probed before: its probe must still come (the latest change is honoured).
+    const last = await rawApiRequest(editor, 'PATCH', `/apis/atoll.dev/v1alpha1/namespaces/${ns}/externalconnections/target`, { spec: { probe: { timeout: '7s' } } }, 'application/merge-patch+json');
+    expect(last.status, last.body).toBe(200);
     const end = Date.now();
     // Let whatever the burst started or scheduled finish.
     await eventually('probe of the final settings', () => admin().get<Conn>(ExternalConnections, 'target', ns), (c) => c.status?.lastProbe?.time !== undefined && Date.parse(c.status.lastProbe.time) > end, 3 * WINDOW_MS + 30_000);

@@ -40,6 +40,8 @@ describe('ProbeScheduler', () => {
     expect(s.active).toBe(0);
     expect(s.result('ns/a')).toBeUndefined();
     expect(done).toEqual([]);
+    // The window outlives the connection: one created again under the same name does not start a fresh one.
+    expect(s.lastStartedAt('ns/a')).toBeDefined();
   });
 
   it('keeps one probe per key: a newer request replaces a queued one', async () => {

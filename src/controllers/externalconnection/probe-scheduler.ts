@@ -37,6 +37,10 @@ interface Pending extends ProbeRequest {
  * gone) does the same and keeps nothing: no queued closure, and with it no
  * plaintext, outlives the connection.
  */
+/** Start times of forgotten connections are kept this long (longer than any probe window), pruned every PRUNE_EVERY forgets. */
+const FORGOTTEN_START_TTL_MS = 3_600_000;
+const PRUNE_EVERY = 256;
+
 export class ProbeScheduler {
   private readonly results = new Map<string, ProbeRecord>();
   private readonly pending = new Map<string, Pending>();
@@ -45,6 +49,7 @@ export class ProbeScheduler {
   private readonly startedAt = new Map<string, number>();
   private readonly coalesceNoticed = new Map<string, number>();
   private running = 0;
+  private forgotten = 0;
   /** Running probes per workspace namespace (keys are `namespace/name`). */
   private readonly runningIn = new Map<string, number>();
 
@@ -92,12 +97,24 @@ export class ProbeScheduler {
     return true;
   }
 
-  /** The connection is gone: drop its result, its queued probe, and abort its running one. */
+  /**
+   * The connection is gone: drop its result, its queued probe, and abort its
+   * running one. When its last probe started is kept for a while: a
+   * connection deleted and created again under the same name (its `sealed`
+   * copied, so it opens) must not get a fresh probe window on every cycle.
+   */
   forget(key: string): void {
     this.results.delete(key);
-    this.startedAt.delete(key);
     this.coalesceNoticed.delete(key);
     this.cancel(key);
+    if (++this.forgotten % PRUNE_EVERY === 0) this.pruneStarts();
+  }
+
+  private pruneStarts(): void {
+    const before = this.now() - FORGOTTEN_START_TTL_MS;
+    for (const [key, at] of this.startedAt) {
+      if (at < before && !this.results.has(key) && !this.pending.has(key)) this.startedAt.delete(key);
+    }
   }
 
   /** Queues `run` for `key` unless the same tag is already queued or running; replaces any other. */

@@ -143,10 +143,12 @@ export class ExternalConnectionReconciler {
     // whether a test request asked for it (only the annotation differs from the probe queued, running
     // or last run of the same subject) or the subject changed. Toggling spec.probe.timeout or a setting
     // back and forth would otherwise send one credentialed request per write. The first probe (none
-    // started since the operator started or the connection appeared) runs at once.
+    // started under this name within the window: a connection deleted and created again keeps its
+    // window) and a probe due by spec.probe.interval run at once.
     const pending = this.probes.pendingProbe(key);
     const testOnly = pending ? pending.subject === subject : !stale && last!.tag !== tag;
-    const coalesceMs = pending?.tag !== tag && (testOnly || stale) ? this.onDemandWait(key) : 0;
+    const subjectChanged = pending ? pending.subject !== subject : last !== undefined && last.subject !== subject;
+    const coalesceMs = pending?.tag !== tag && (testOnly || subjectChanged || !last) ? this.onDemandWait(key) : 0;
     if (coalesceMs > 0 && testOnly && this.probes.noticeCoalesced(key)) {
       await this.ctx.events.record(ExternalConnections, conn, 'Normal', Reason.TestRequestCoalesced, `on-demand tests are coalesced to at most one probe every ${this.ctx.config.probes.testMinIntervalMs / 1000}s per connection; the latest request runs in about ${Math.ceil(coalesceMs / 1000)}s`);
     }
