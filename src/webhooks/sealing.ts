@@ -64,7 +64,7 @@ export async function sealConnection(req: AdmissionRequest, deps: SealingDeps): 
     return deny(req.uid, `spec.credentials.${undeclared[0]}: type "${conn.spec?.type}" has no credential field "${undeclared[0]}"; its fields are: ${[...declared].join(', ')}`);
   }
   for (const [field, source] of plainFields) {
-    const problem = checkPlaintext(field, source.value!);
+    const problem = checkPlaintext(field, source.value!, type.spec.credentialFields?.find((f) => f.name === field)?.format);
     if (problem) return deny(req.uid, problem);
     // On UPDATE a merge (server-side apply, a JSON patch) keeps the stored source beside the new
     // value: the value replaces it. Anything else beside a value is ambiguous input.

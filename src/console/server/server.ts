@@ -23,6 +23,8 @@ export interface ConsoleOptions {
   port: number;
   tls?: { certPem: string; keyPem: string };
   log: Logger;
+  /** Most sessions kept in memory at once (each holds a token); 10 000 by default. */
+  maxSessions?: number;
   /** Directory of the built SPA; dist/console/web by default. */
   webRoot?: string;
 }
@@ -33,6 +35,13 @@ export interface ConsoleServer {
 }
 
 const SESSION_COOKIE = 'atoll_session';
+/**
+ * Over HTTPS the cookie is `__Host-` prefixed: browsers accept it only from
+ * this host, Secure, Path=/ and without a Domain, so a page on a sibling
+ * subdomain (same site, so SameSite does not help) cannot toss in a session
+ * of its own (test/attacks/console-cookie-tossing.test.ts).
+ */
+const SECURE_SESSION_COOKIE = `__Host-${SESSION_COOKIE}`;
 const MAX_BODY_BYTES = 256 * 1024;
 const KUBE_PREFIX = '/api/kube';
 
@@ -77,7 +86,7 @@ export async function startConsole(opts: ConsoleOptions): Promise<ConsoleServer>
   });
   const files = await StaticFiles.load(webRoot, ['index.html', ...assets.map((a) => `assets/${a}`)]);
   const upstream = new KubeUpstream(opts.apiServer, opts.caPem);
-  const sessions = new SessionStore();
+  const sessions = new SessionStore(undefined, undefined, opts.maxSessions);
   const secure = opts.tls !== undefined;
   const log = opts.log;
 
@@ -94,11 +103,21 @@ export async function startConsole(opts: ConsoleOptions): Promise<ConsoleServer>
     return secure || req.headers['x-forwarded-proto'] === 'https';
   }
 
+  function sessionCookieName(req: http.IncomingMessage): string {
+    return isSecureRequest(req) ? SECURE_SESSION_COOKIE : SESSION_COOKIE;
+  }
+
+  function sessionCookie(req: http.IncomingMessage, value: string, maxAgeSeconds: number): string {
+    // Plain HTTP (loopback `atoll dev`) cannot use the prefix, which requires Secure.
+    const attributes = isSecureRequest(req) ? 'Path=/; Secure' : 'Path=/api';
+    return `${sessionCookieName(req)}=${value}; ${attributes}; HttpOnly; SameSite=Strict; Max-Age=${maxAgeSeconds}`;
+  }
+
   /** The person's token: the fronting proxy's Authorization header, or the session cookie. */
   function tokenOf(req: http.IncomingMessage): string | undefined {
     const auth = req.headers.authorization;
     if (auth?.startsWith('Bearer ')) return auth.slice('Bearer '.length).trim() || undefined;
-    return sessions.token(readCookie(req.headers.cookie, SESSION_COOKIE));
+    return sessions.token(readCookie(req.headers.cookie, sessionCookieName(req)));
   }
 
   function requireToken(req: http.IncomingMessage): string {
@@ -118,7 +137,7 @@ export async function startConsole(opts: ConsoleOptions): Promise<ConsoleServer>
     const origin = req.headers.origin;
     if (origin && origin !== 'null') {
       const host = req.headers['x-forwarded-host'] ?? req.headers.host;
-      if (new URL(origin).host !== host) throw new HttpError(403, 'Requests must come from the console itself.');
+      if (!URL.canParse(origin) || new URL(origin).host !== host) throw new HttpError(403, 'Requests must come from the console itself.');
     } else if (origin === 'null') throw new HttpError(403, 'Requests must come from the console itself.');
   }
 
@@ -137,13 +156,13 @@ export async function startConsole(opts: ConsoleOptions): Promise<ConsoleServer>
         if (!/^[\x21-\x7e]{16,16384}$/.test(token)) throw new HttpError(400, 'The sign-in token is missing or malformed: paste the whole token, or open the sign-in link again.');
         const who = await whoAmI(upstream, token);
         if (!who) throw new HttpError(401, 'The Kubernetes API server did not accept this token: it may have expired. Get a new sign-in link.');
-        const session = sessions.create(token);
-        res.setHeader('Set-Cookie', `${SESSION_COOKIE}=${session.id}; Path=/api; HttpOnly; SameSite=Strict; Max-Age=${session.maxAgeSeconds}${isSecureRequest(req) ? '; Secure' : ''}`);
+        const session = sessions.create(token, who.username);
+        res.setHeader('Set-Cookie', sessionCookie(req, session.id, session.maxAgeSeconds));
         return sendJson(res, 200, { user: who, via: 'session' });
       }
       if (req.method === 'DELETE') {
-        sessions.delete(readCookie(req.headers.cookie, SESSION_COOKIE));
-        res.setHeader('Set-Cookie', `${SESSION_COOKIE}=; Path=/api; HttpOnly; SameSite=Strict; Max-Age=0${isSecureRequest(req) ? '; Secure' : ''}`);
+        sessions.delete(readCookie(req.headers.cookie, sessionCookieName(req)));
+        res.setHeader('Set-Cookie', sessionCookie(req, '', 0));
         return sendJson(res, 200, {});
       }
       if (req.method === 'GET') {
