@@ -44,7 +44,7 @@ describe('sealing admission', () => {
     const counting: CryptoSetup = { ...crypto, envelope: { seal: async (...a: Parameters<Envelope['seal']>) => { sealed++; return envelope.seal(...a); } } as unknown as Envelope };
     const credentials = Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`f${i}`, { value: 'tok-1234567890' }]));
     const res = await sealConnection(request('CREATE', { token: { value: 'tok-1234567890' }, ...credentials }), { ...deps, crypto: counting });
-    expect(res).toMatchObject({ allowed: false, status: { code: 422, message: 'spec.credentials.f0: type "http-api" has no credential field "f0"; its fields are: token, username, password' } });
+    expect(res).toMatchObject({ allowed: false, status: { code: 422, message: 'spec.credentials.f0: type "http-api" has no credential field "f0"; its fields are: token, username, password, clientCertificate, clientKey' } });
     expect(sealed).toBe(0);
   });
 
