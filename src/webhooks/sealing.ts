@@ -55,6 +55,14 @@ export async function sealConnection(req: AdmissionRequest, deps: SealingDeps): 
 
   const sealedByField: Record<string, string> = {};
   const ops: JsonPatchOp[] = [];
+  // Every field is its own binding and so its own KMS data key, and the CRD schema (at most 16
+  // fields) and validation run only after this webhook: an undeclared field is refused here, or one
+  // request with hundreds of invented fields would cost hundreds of data keys for one budget charge.
+  const declared = new Set((type.spec?.credentialFields ?? []).map((f) => f.name));
+  const undeclared = plainFields.find(([field]) => !declared.has(field));
+  if (undeclared) {
+    return deny(req.uid, `spec.credentials.${undeclared[0]}: type "${conn.spec?.type}" has no credential field "${undeclared[0]}"; its fields are: ${[...declared].join(', ')}`);
+  }
   for (const [field, source] of plainFields) {
     const problem = checkPlaintext(field, source.value!, type.spec.credentialFields?.find((f) => f.name === field)?.format);
     if (problem) return deny(req.uid, problem);

@@ -65,7 +65,7 @@ export class ExternalConnectionReconciler {
   private readonly warned = new Map<string, string>();
   readonly #audit: AuditEvents;
   constructor(private readonly ctx: OperatorContext, enqueue: (key: string) => void, private readonly hooks: ReconcilerHooks = {}) {
-    this.probes = new ProbeScheduler(ctx.config.probes.concurrency, enqueue);
+    this.probes = new ProbeScheduler(ctx.config.probes.concurrency, enqueue, Date.now, ctx.config.probes.perWorkspace);
     this.#audit = new AuditEvents(ctx);
   }
 
@@ -187,15 +187,20 @@ export class ExternalConnectionReconciler {
     const tag = probeTag(subject, conn);
     const last = this.probes.result(key);
     const stale = !last || last.subject !== subject || (intervalMs > 0 && Date.now() - last.finishedAt >= intervalMs);
-    // A test request (only the annotation differs from the probe queued, running or last run of the
-    // same subject) sends a credentialed request to a third party: at most one per connection per window.
+    // Every probe sends the stored credential to a third party: at most one per connection per window,
+    // whether a test request asked for it (only the annotation differs from the probe queued, running
+    // or last run of the same subject) or the subject changed. Toggling spec.probe.timeout or a setting
+    // back and forth would otherwise send one credentialed request per write. The first probe (none
+    // started under this name within the window: a connection deleted and created again keeps its
+    // window) and a probe due by spec.probe.interval run at once.
     const pending = this.probes.pendingProbe(key);
     const testOnly = pending ? pending.subject === subject : !stale && last!.tag !== tag;
-    const coalesceMs = pending?.tag !== tag && testOnly ? this.onDemandWait(key) : 0;
-    if (coalesceMs > 0 && this.probes.noticeCoalesced(key)) {
+    const subjectChanged = pending ? pending.subject !== subject : last !== undefined && last.subject !== subject;
+    const coalesceMs = pending?.tag !== tag && (testOnly || subjectChanged || !last) ? this.onDemandWait(key) : 0;
+    if (coalesceMs > 0 && testOnly && this.probes.noticeCoalesced(key)) {
       await this.ctx.events.record(ExternalConnections, conn, 'Normal', Reason.TestRequestCoalesced, `on-demand tests are coalesced to at most one probe every ${this.ctx.config.probes.testMinIntervalMs / 1000}s per connection; the latest request runs in about ${Math.ceil(coalesceMs / 1000)}s`);
     }
-    const start = pending?.tag !== tag && (testOnly ? coalesceMs === 0 : stale);
+    const start = pending?.tag !== tag && (testOnly || stale) && coalesceMs === 0;
     if (start) {
       const credentials = Object.fromEntries(resolved.map((r) => [r.field, r.plaintext]));
       const probeCtx: ProbeContext = {
