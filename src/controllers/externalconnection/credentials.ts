@@ -188,7 +188,11 @@ async function fromSealed(ctx: FieldContext, field: string, sealed: string, prev
     // The managed copy was altered or rolled back: repair it from the source below.
   }
   const opened = await openSpecValue(ctx, field, sealed, st, confirmed);
-  return finish(ctx, field, { plaintext: opened.plaintext, sourceId, previous, rebound: opened.rebound, spec: { sealed, current: opened.current } });
+  // Admission seals every value afresh (ADR 0012), so a re-applied value arrives as a new spec
+  // ciphertext: when it opens to the credential the verified managed copy holds, keep that copy.
+  const sameAsCopy = st?.destination === ctx.destination && !opened.rebound && previous.ciphertext !== undefined
+    && (await openManagedCopy(ctx, field, previous.ciphertext, st)) === opened.plaintext;
+  return finish(ctx, field, { plaintext: opened.plaintext, sourceId, previous, rebound: opened.rebound, verifiedCopy: sameAsCopy, spec: { sealed, current: opened.current } });
 }
 
 /** Opens the managed copy under the pinned destination and version; undefined when it is not the recorded credential. */
