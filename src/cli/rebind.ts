@@ -5,6 +5,7 @@ import { ExternalConnections } from '../kube/resources.js';
 import { flag, UsageError, type ParsedArgs } from './args.js';
 import { cliClient } from './kube-context.js';
 import { parseDuration } from '../controllers/externalconnection/duration.js';
+import { REBIND_CANNOT_CONFIRM } from '../controllers/externalconnection/credentials.js';
 
 type Conn = ExternalConnection & KubeObject;
 
@@ -28,6 +29,11 @@ export async function rebind(args: ParsedArgs): Promise<number> {
   if (sealed?.reason !== 'DestinationChanged') {
     process.stdout.write(`${namespace}/${name}: nothing to confirm (CredentialsSealed=${sealed?.status ?? 'Unknown'} ${sealed?.reason ?? ''}); rebind is for reason DestinationChanged\n`);
     return 0;
+  }
+  if (sealed.message?.includes(REBIND_CANNOT_CONFIRM)) {
+    // The connection's own settings moved: only supplying the credential again helps (ADR 0013).
+    process.stderr.write(`${namespace}/${name}: ${sealed.message}\n`);
+    return 1;
   }
   process.stdout.write(`${namespace}/${name}: ${sealed.message}\nconfirming: its credentials will be sent to the new destination\n`);
   const requestedAt = new Date().toISOString();

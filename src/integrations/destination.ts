@@ -190,3 +190,12 @@ export function legacyDestinationDigest(type: IntegrationTypeSpec | IntegrationT
   const pairs = legacyDestinationSettings(type).map((n) => [n, withDefaults[n] ?? null]);
   return createHash('sha256').update(JSON.stringify(pairs)).digest('base64url').slice(0, 32);
 }
+
+/**
+ * Digest of a connection's settings as written (every setting, canonical
+ * JSON): tells a move made by the connection itself from one made by its
+ * IntegrationType, which only a rebind may confirm (ADR 0013).
+ */
+export function settingsDigest(settings: Record<string, unknown> | undefined): string {
+  return createHash('sha256').update(canonicalJson(settings ?? {})).digest('base64url').slice(0, 32);
+}

@@ -64,15 +64,25 @@ describe('attack: an editor moves a sealed credential to its own host through a 
     await editor.mergePatch(ExternalConnections, 'victim', ns, { spec: { settings: { baseURL: attacker.url }, credentials: { token: { sealed: placeholder } } } });
     await eventually('placeholder rejected', get, (c) => condition(c, 'CredentialsSealed')?.reason === 'CiphertextRejected');
     // Step 2: the original value back (no destination change in this update).
-    await editor.mergePatch(ExternalConnections, 'victim', ns, { spec: { credentials: { token: { sealed } } } }).catch(() => undefined);
-    // Step 3: confirm. `atoll rebind` waits for the operator's answer.
+    await editor.mergePatch(ExternalConnections, 'victim', ns, { spec: { credentials: { token: { sealed } } } });
+    await eventually('original value back', get, (c) => c.status?.observedGeneration === c.metadata.generation && condition(c, 'CredentialsSealed')?.reason === 'DestinationChanged');
+
+    // Step 3a: confirm with the CLI: it refuses and says why (the connection's own settings moved).
     const r = await atoll(['rebind', 'victim', '-n', ns], userKubeconfig('mallory', [editors]));
-    const after = await get();
+    expect(r.code, r.stdout + r.stderr).toBe(1);
+    expect(r.stderr).toContain('A rebind confirms only a change of IntegrationType http-api: supply the credential again');
+
+    // Step 3b: set the annotation by hand (the operator decides, not the CLI), with a spec change so the
+    // reconcile that saw it is the one whose generation the condition reports.
+    await editor.mergePatch(ExternalConnections, 'victim', ns, { metadata: { annotations: { 'atoll.dev/rebind-requested': new Date().toISOString() } }, spec: { probe: { timeout: '7s' } } });
+    const after = await eventually('rebind request seen', get, (c) => condition(c, 'CredentialsSealed')?.observedGeneration === c.metadata.generation);
     if (condition(after, 'CredentialsSealed')?.status === 'True') {
       // Re-sealed for the editor's host: the probe that follows carries the credential there.
       await eventually('probe reached the editor host', async () => attacker.requests.length, (n) => n > 0).catch(() => undefined);
     }
     expect(carrying(attacker, token), 'requests carrying the credential to the editor-chosen host').toHaveLength(0);
-    expect(condition(after, 'CredentialsSealed')?.reason, `atoll rebind said: ${r.stdout}`).not.toBe('Sealed');
+    expect(condition(after, 'CredentialsSealed')?.reason).toBe('DestinationChanged');
+    expect(condition(after, 'CredentialsSealed')?.message).toContain('supply the credential again');
+    expect(JSON.stringify(after)).not.toContain(token);
   });
 });

@@ -13,7 +13,7 @@ const place = { namespace: 'acme', workspace: 'uid-ws', connection: 'billing' };
 
 function context(over: Partial<FieldContext> = {}): FieldContext {
   return {
-    crypto, ...place, uid: 'uid-conn', destination: 'dest-A', legacyDestination: 'legacy-A', typeName: 'http-api', typeGeneration: 1, key: KEY,
+    crypto, ...place, uid: 'uid-conn', destination: 'dest-A', legacyDestination: 'legacy-A', settings: 'settings-A', typeName: 'http-api', typeGeneration: 1, key: KEY,
     readSource: async () => undefined, writePins: async () => undefined, now: new Date('2026-01-01T00:00:00Z'), ...over,
   };
 }
@@ -70,6 +70,18 @@ describe('resolveField', () => {
     expect(await envelope.open(rebound.state.sealed!, { ...place, field: 'token', destination: 'dest-B' })).toBe('tok-cccccccccccc');
     // A confirmation is spent: the same annotation value does not confirm a later change.
     const p2 = await problem(resolveField(context({ destination: 'dest-C', rebind: 't1' }), 'token', { sealed }, previousOf(rebound)));
+    expect(p2.reason).toBe('DestinationChanged');
+  });
+
+  it('a rebind does not confirm a move made by the connection\'s own settings (only a type change)', async () => {
+    const sealed = await spec('tok-gggggggggggg');
+    const first = await resolveField(context(), 'token', { sealed }, {});
+    // The editor pointed the connection elsewhere (settings changed) and asks for a rebind.
+    const p = await problem(resolveField(context({ destination: 'dest-evil', settings: 'settings-evil', rebind: 't9' }), 'token', { sealed }, previousOf(first)));
+    expect(p).toMatchObject({ reason: 'DestinationChanged', keep: true });
+    expect(p.message).toContain('A rebind confirms only a change of IntegrationType http-api: supply the credential again');
+    // Also when the managed copy is gone (a placeholder value in between removed it) and the original value is back.
+    const p2 = await problem(resolveField(context({ destination: 'dest-evil', settings: 'settings-evil', rebind: 't9' }), 'token', { sealed }, { state: first.state }));
     expect(p2.reason).toBe('DestinationChanged');
   });
 

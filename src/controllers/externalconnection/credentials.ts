@@ -32,6 +32,8 @@ export interface FieldState {
   sealed?: string;
   /** The `atoll.dev/rebind-requested` value last acted on. */
   rebind?: string;
+  /** Digest of the connection's own settings when the copy was pinned: a rebind confirms only a move made by the type. */
+  settings?: string;
 }
 
 export { CREDENTIALS_STATE_ANNOTATION as STATE_ANNOTATION } from '../../api/v1alpha1/well-known.js';
@@ -128,6 +130,8 @@ export interface FieldContext {
   destination: string;
   /** Binding format 1 digest, to open values sealed before format 2. */
   legacyDestination: string;
+  /** Digest of the connection's settings as written (see settingsDigest). */
+  settings: string;
   typeName: string;
   typeGeneration?: number;
   key: KeyRef;
@@ -144,6 +148,23 @@ export interface PreviousField {
   ciphertext?: string;
   /** `status.credentials.<f>.version`: the operator wrote it, no tenant can lower it. */
   statusVersion?: number;
+}
+
+/** Said in a DestinationChanged message that no rebind can resolve (`atoll rebind` recognises it). */
+export const REBIND_CANNOT_CONFIRM = 'A rebind confirms only a change of IntegrationType';
+
+/**
+ * Whether a rebind request confirms the move away from the pinned destination.
+ * `atoll rebind` exists for moves made by an IntegrationType edit (spec 3.3);
+ * a move made by the connection's own settings must come with the credential
+ * supplied again, or an editor who never knew it could send it anywhere
+ * (admission alone can be walked around: a placeholder `sealed` with the new
+ * settings, then the original value back). States pinned before the settings
+ * digest was recorded cannot tell and accept the confirmation.
+ */
+function rebindConfirms(ctx: FieldContext, st: FieldState | undefined): boolean {
+  if (ctx.rebind === undefined || ctx.rebind === st?.rebind) return false;
+  return st?.settings === undefined || st.settings === ctx.settings;
 }
 
 function sha256(text: string): string {
@@ -178,7 +199,7 @@ function pinnedState(previous: PreviousField): FieldState | undefined {
 async function fromSealed(ctx: FieldContext, field: string, sealed: string, previous: PreviousField): Promise<ResolvedField> {
   const st = pinnedState(previous);
   const sourceId = `sealed:${sha256(sealed)}`;
-  const confirmed = ctx.rebind !== undefined && ctx.rebind !== st?.rebind;
+  const confirmed = rebindConfirms(ctx, st);
   if (st?.source === sourceId && st.destination && previous.ciphertext) {
     if (st.destination !== ctx.destination && !confirmed) throw destinationChanged(ctx, field, st);
     const plaintext = await openManagedCopy(ctx, field, previous.ciphertext, st);
@@ -320,11 +341,19 @@ async function finish(ctx: FieldContext, field: string, o: Outcome): Promise<Res
     ...(published !== undefined ? { sealed: published } : {}),
     // Every value seen is spent: a confirmation given before a change never confirms a later one.
     ...(ctx.rebind !== undefined ? { rebind: ctx.rebind } : {}),
+    settings: ctx.settings,
   };
   return { field, plaintext: o.plaintext, ciphertext, state, rotated: !unchanged, rebound: o.rebound };
 }
 
 function destinationChanged(ctx: FieldContext, field: string, st: FieldState): CredentialProblem {
+  if (st.settings !== undefined && st.settings !== ctx.settings) {
+    return new CredentialProblem(
+      Reason.DestinationChanged,
+      `spec.settings of this connection changed where its credentials go; spec.credentials.${field} is bound to the previous destination and is not used. ${REBIND_CANNOT_CONFIRM} ${ctx.typeName}: supply the credential again for the new settings (set spec.credentials.${field}.value, or a value made by atoll seal), or restore the previous settings`,
+      true,
+    );
+  }
   const typeChange = st.typeGeneration !== undefined && ctx.typeGeneration !== undefined && st.typeGeneration !== ctx.typeGeneration
     ? `IntegrationType ${ctx.typeName} changed (generation ${st.typeGeneration} → ${ctx.typeGeneration}) where or how its credentials are sent`
     : `the destination of this connection changed (its settings or IntegrationType ${ctx.typeName})`;

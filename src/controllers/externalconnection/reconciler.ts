@@ -36,7 +36,7 @@ import { CredentialProblem, STATE_ANNOTATION, readState, resolveField, type Fiel
 import { parseDuration } from './duration.js';
 import { checkConnection } from './policy.js';
 import { ProbeScheduler } from './probe-scheduler.js';
-import { destinationDigest, legacyDestinationDigest } from '../../integrations/destination.js';
+import { destinationDigest, legacyDestinationDigest, settingsDigest } from '../../integrations/destination.js';
 import { AuditEvents } from './audit-events.js';
 import { deepEqual } from '../../util/deep-equal.js';
 
@@ -116,6 +116,7 @@ export class ExternalConnectionReconciler {
       uid: conn.metadata.uid!,
       destination: destinationDigest(type!, conn.spec.settings),
       legacyDestination: legacyDestinationDigest(type!, conn.spec.settings),
+      settings: settingsDigest(conn.spec.settings),
       typeName: conn.spec.type,
       ...(type!.metadata?.generation !== undefined ? { typeGeneration: type!.metadata.generation } : {}),
       key: keyRef,
