@@ -37,7 +37,7 @@ export const COMMANDS = {
   console: {
     name: 'console',
     summary: "Serve the Integrations panel (acts with each person's own Kubernetes token).",
-    details: 'Every flag can also come from the environment: ATOLL_CONSOLE_API_SERVER, ATOLL_CONSOLE_CA_FILE,\nATOLL_CONSOLE_TLS_CERT_FILE, ATOLL_CONSOLE_TLS_KEY_FILE, ATOLL_CONSOLE_PORT, ATOLL_CONSOLE_HOST.',
+    details: 'Every flag can also come from the environment: ATOLL_CONSOLE_API_SERVER, ATOLL_CONSOLE_CA_FILE,\nATOLL_CONSOLE_TLS_CERT_FILE, ATOLL_CONSOLE_TLS_KEY_FILE, ATOLL_CONSOLE_PORT, ATOLL_CONSOLE_HOST,\nATOLL_CONSOLE_MAX_SESSIONS.',
     flags: [
       { name: 'api-server', value: 'url', description: "the Kubernetes API server (default: in-cluster)" },
       { name: 'ca-file', value: 'file', description: "PEM CA that verifies the API server (default: the in-cluster CA)" },
@@ -45,6 +45,7 @@ export const COMMANDS = {
       { name: 'tls-key-file', value: 'file', description: 'serving key (PEM)' },
       { name: 'host', value: 'address', description: 'listen address (default 127.0.0.1)' },
       { name: 'port', value: 'port', description: 'listen port (default 8090)' },
+      { name: 'max-sessions', value: 'n', description: 'sessions kept in memory at most (default 10000; each person keeps at most 16)' },
     ],
   },
   dev: {
