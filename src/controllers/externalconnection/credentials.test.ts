@@ -121,6 +121,15 @@ describe('resolveField', () => {
     }
   });
 
+  it('a connection named after an Object.prototype member (constructor) has no pin until one is written', async () => {
+    const secret: Secret = { metadata: { name: 'src', annotations: { 'atoll.dev/allowed-connections': 'constructor' } }, data: { token: Buffer.from('tok-hhhhhhhhhhhh').toString('base64') } };
+    const pins: Array<Record<string, string>> = [];
+    const ctx = context({ connection: 'constructor', readSource: async () => secret, writePins: async (_n, p) => void pins.push(p) });
+    const r = await resolveField(ctx, 'token', { secretKeyRef: { name: 'src', key: 'token' } }, {});
+    expect(r.state.destination).toBe('dest-A');
+    expect(JSON.parse(JSON.stringify(pins.at(-1)))).toEqual({ constructor: 'dest-A' });
+  });
+
   it('pins an offered Secret to its first destination; only an explicit approval moves it', async () => {
     let secret: Secret = { metadata: { name: 'src', annotations: { 'atoll.dev/allowed-connections': 'billing' } }, data: { token: Buffer.from('tok-ffffffffffff').toString('base64') } };
     const pins: Array<Record<string, string>> = [];

@@ -77,9 +77,11 @@ export function offersTo(secret: Secret, connection: string): boolean {
 export function offerPins(secret: Secret): Record<string, string> {
   try {
     const pins = JSON.parse(secret.metadata?.annotations?.[OFFER_PINS_ANNOTATION] ?? '{}') as unknown;
-    return pins && typeof pins === 'object' ? (pins as Record<string, string>) : {};
+    // Own string entries only, without a prototype: a connection named `constructor` has no pin until one is written.
+    const entries = pins && typeof pins === 'object' && !Array.isArray(pins) ? Object.entries(pins).filter(([, v]) => typeof v === 'string') : [];
+    return Object.assign(Object.create(null) as Record<string, string>, Object.fromEntries(entries));
   } catch {
-    return {};
+    return Object.create(null) as Record<string, string>;
   }
 }
 
