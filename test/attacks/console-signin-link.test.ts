@@ -65,9 +65,11 @@ describe('attack: a sign-in link from someone else (login CSRF)', () => {
   });
 
   it('the victim opens the attacker’s link, sees the attacker’s name, cancels, and stays signed in as themself', async () => {
-    const page = await signedInVictim();
-    await expect.poll(() => page.locator('.workspace-switcher select').inputValue()).toBe(victimNs);
+    const victimTab = await signedInVictim();
+    await expect.poll(() => victimTab.locator('.workspace-switcher select').inputValue()).toBe(victimNs);
 
+    // The link opens in a new tab of the victim's browser (a full page load).
+    const page = await victimTab.context().newPage();
     await page.goto(link(attackerToken, attackerNs));
     await dialog(page).waitFor();
     expect(page.url()).not.toContain('token');
@@ -82,7 +84,7 @@ describe('attack: a sign-in link from someone else (login CSRF)', () => {
     await expect.poll(() => page.locator('.workspace-switcher select').inputValue()).toBe(victimNs);
     expect(await page.evaluate(() => localStorage.getItem('atoll.console.knownWorkspaces') ?? '')).not.toContain(attackerNs);
 
-    // Escape (keyboard) is a Cancel too.
+    // Followed again in the open tab (only the fragment changes, no reload); Escape (keyboard) is a Cancel too.
     await page.goto(link(attackerToken, attackerNs));
     await dialog(page).waitFor();
     await page.keyboard.press('Escape');

@@ -28,6 +28,13 @@ function takeFragment(): { token?: string; workspace?: string } {
 
 const fragment = takeFragment();
 
+/** A link followed while the page is open changes only the fragment: no reload, so it is read here. */
+function onLinkFollowed(handle: (f: { token?: string; workspace?: string }) => void): () => void {
+  const listener = () => handle(takeFragment());
+  window.addEventListener('hashchange', listener);
+  return () => window.removeEventListener('hashchange', listener);
+}
+
 /** A sign-in link waiting for the person's answer. */
 type PendingLink = { token: string; username: string; workspace?: string } | { error: string };
 
@@ -112,11 +119,15 @@ function Root() {
         if (err instanceof ApiError && err.status !== 401) setMessage(err.message);
         setUser(null);
       });
-    if (token) {
-      api<{ username: string }>('POST', '/api/session/preview', { token })
-        .then((r) => setLink({ token, username: r.username, ...(fragment.workspace ? { workspace: fragment.workspace } : {}) }))
+    const preview = (f: { token?: string; workspace?: string }) => {
+      if (!f.token) return;
+      const linkToken = f.token;
+      api<{ username: string }>('POST', '/api/session/preview', { token: linkToken })
+        .then((r) => setLink({ token: linkToken, username: r.username, ...(f.workspace ? { workspace: f.workspace } : {}) }))
         .catch((err: Error) => setLink({ error: err.message }));
-    }
+    };
+    preview({ ...(token ? { token } : {}), ...(fragment.workspace ? { workspace: fragment.workspace } : {}) });
+    return onLinkFollowed(preview);
   }, []);
 
   const accept = (pending: PendingLink) => {
