@@ -1,5 +1,6 @@
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { demoMemberToken, signInLink } from '../../src/console/server/demo-member.js';
 import { ExternalConnections } from '../../src/kube/resources.js';
 import { admin, createWorkspace, devState, uniqueName } from '../support/cluster.js';
 import { launchChromium, recordingContext, serviceAccountToken } from '../console/browser.js';
@@ -103,6 +104,17 @@ describe('attack: a sign-in link from someone else (login CSRF)', () => {
     await dialog(page).getByRole('button', { name: 'Cancel' }).click();
     await page.getByRole('heading', { name: 'Sign in to Integrations' }).waitFor();
     expect(await sessionUser(page)).toBe('HTTP 401');
+    await page.context().close();
+  });
+
+  it('the link `atoll dev` prints still signs in, with one click on Continue', async () => {
+    const demo = await demoMemberToken(admin(), 600);
+    const { page } = await recordingContext(browser);
+    await page.goto(signInLink(consoleURL(), demo.token, demo.namespace));
+    await dialog(page).getByText(`This link signs you in as system:serviceaccount:${devState().console.demoWorkspace}:`).waitFor();
+    await dialog(page).getByRole('button', { name: 'Continue' }).click();
+    await page.getByRole('heading', { name: 'Integrations', level: 1 }).waitFor();
+    await expect.poll(() => page.locator('.workspace-switcher select').inputValue()).toBe(devState().console.demoWorkspace);
     await page.context().close();
   });
 
