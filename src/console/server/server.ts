@@ -10,7 +10,7 @@ import { allowKubeRequest } from './routes.js';
 import { sanitizeResponse } from './sanitize.js';
 import { readCookie, SessionStore } from './sessions.js';
 import { StaticFiles } from './static-files.js';
-import { discoverWorkspaces, whoAmI } from './workspaces.js';
+import { discoverWorkspaces, whoAmI, type Identity } from './workspaces.js';
 import { validatorModule } from './validators.js';
 import { FORM_VARIANTS, type FormType, type FormVariant } from '../shared/form-schemas.js';
 
@@ -141,6 +141,16 @@ export async function startConsole(opts: ConsoleOptions): Promise<ConsoleServer>
     } else if (origin === 'null') throw new HttpError(403, 'Requests must come from the console itself.');
   }
 
+  /** The token in a sign-in body and who the API server says it is (SelfSubjectReview). */
+  async function identify(req: http.IncomingMessage): Promise<{ token: string; who: Identity }> {
+    const body = parseJson(await readBody(req)) as { token?: unknown };
+    const token = typeof body.token === 'string' ? body.token.trim() : '';
+    if (!/^[\x21-\x7e]{16,16384}$/.test(token)) throw new HttpError(400, 'The sign-in token is missing or malformed: paste the whole token, or open the sign-in link again.');
+    const who = await whoAmI(upstream, token);
+    if (!who) throw new HttpError(401, 'The Kubernetes API server did not accept this token: it may have expired. Get a new sign-in link.');
+    return { token, who };
+  }
+
   async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const url = req.url ?? '/';
     const pathname = url.split('?')[0]!;
@@ -149,13 +159,17 @@ export async function startConsole(opts: ConsoleOptions): Promise<ConsoleServer>
     res.setHeader('Cache-Control', 'no-store');
     checkSameOrigin(req);
 
+    if (pathname === '/api/session/preview') {
+      // Whom a sign-in link would sign in as, so the page can ask before it
+      // replaces anyone's session (login CSRF): no session, no cookie.
+      if (req.method !== 'POST') throw new HttpError(405, 'Method not allowed.');
+      const { who } = await identify(req);
+      return sendJson(res, 200, { username: who.username });
+    }
+
     if (pathname === '/api/session') {
       if (req.method === 'POST') {
-        const body = parseJson(await readBody(req)) as { token?: unknown };
-        const token = typeof body.token === 'string' ? body.token.trim() : '';
-        if (!/^[\x21-\x7e]{16,16384}$/.test(token)) throw new HttpError(400, 'The sign-in token is missing or malformed: paste the whole token, or open the sign-in link again.');
-        const who = await whoAmI(upstream, token);
-        if (!who) throw new HttpError(401, 'The Kubernetes API server did not accept this token: it may have expired. Get a new sign-in link.');
+        const { token, who } = await identify(req);
         const session = sessions.create(token, who.username);
         res.setHeader('Set-Cookie', sessionCookie(req, session.id, session.maxAgeSeconds));
         return sendJson(res, 200, { user: who, via: 'session' });
