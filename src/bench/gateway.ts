@@ -4,23 +4,25 @@
  * same header, all on loopback in one run, plus how fast a rotation reaches
  * the next proxied request and the agent's files.
  *
- *   npm run build && node dist/bench/gateway.js [--requests 4000] [--concurrency 16] [--rotations 20]
+ *   npm run build && node dist/bench/gateway.js [--requests 4000] [--concurrency 16] [--rotations 20] [--rounds 3] [--json]
+ *
+ * --json adds one JSON object with the inputs and figures as the last line of stdout.
  *
  * The load generator runs in a worker thread so it does not share the
  * gateway's event loop. nginx (Debian package `nginx`) is optional: without
  * it that row is skipped.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { fork, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { parseAllDocuments } from 'yaml';
-import { CONNECTION_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, SEALED_SECRET_TYPE } from '../api/v1alpha1/index.js';
-import { createProviderRegistry, Envelope, InMemoryKeyRingStore } from '../crypto/index.js';
+import { CONNECTION_LABEL, CREDENTIALS_STATE_ANNOTATION, MANAGED_BY_LABEL, MANAGED_BY_VALUE, SEALED_SECRET_TYPE } from '../api/v1alpha1/index.js';
+import { createProviderRegistry, Envelope, InMemoryKeyRingStore, managedCopy } from '../crypto/index.js';
 import { runAgent } from '../gateway/agent.js';
 import { checkFraming } from '../gateway/framing.js';
 import { destinationDigest } from '../integrations/destination.js';
@@ -95,16 +97,43 @@ function runLoad(job: LoadJob): Promise<LoadResult> {
 
 const SECRET = 'bench-secret-value-0001';
 
-async function upstreamServer(): Promise<{ url: string; lastKey: () => string; close(): Promise<void> }> {
-  let last = '';
+const UPSTREAM_FLAG = '--upstream-child';
+
+/**
+ * The upstream service, in a child process of its own as a real service
+ * would be: in the bench's process it would share the gateway's event loop,
+ * and every row would measure both. 200 for the bench key (401 otherwise);
+ * `/rot` answers with the key it received, so the rotation phase can tell
+ * which credential a proxied request carried.
+ */
+function runUpstream(): void {
   const server = http.createServer((req, res) => {
-    last = String(req.headers['x-api-key']);
-    res.writeHead(last.startsWith('bench-secret') ? 200 : 401, { 'content-type': 'application/json' });
-    res.end('{"ok":true}');
+    const key = String(req.headers['x-api-key']);
+    res.writeHead(key.startsWith('bench-secret') ? 200 : 401, { 'content-type': 'application/json' });
+    res.end(req.url === '/rot' ? JSON.stringify({ key }) : '{"ok":true}');
   });
   server.keepAliveTimeout = 65_000;
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, lastKey: () => last, close: () => new Promise((r) => server.close(() => r())) };
+  process.on('disconnect', () => process.exit(0));
+  server.listen(0, '127.0.0.1', () => process.send?.({ port: (server.address() as AddressInfo).port }));
+}
+
+async function upstreamServer(): Promise<{ url: string; close(): Promise<void> }> {
+  const child = fork(fileURLToPath(import.meta.url), [UPSTREAM_FLAG], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const port = await new Promise<number>((resolve, reject) => {
+    child.once('error', reject);
+    child.once('exit', (code) => reject(new Error(`upstream exited (${code})`)));
+    child.once('message', (m: { port: number }) => resolve(m.port));
+  });
+  child.removeAllListeners('exit');
+  return {
+    url: `http://127.0.0.1:${port}`,
+    close: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        child.once('exit', () => resolve());
+        child.kill('SIGTERM');
+      }),
+  };
 }
 
 async function startNginx(upstream: string, dir: string): Promise<{ url: string; proc: ChildProcess } | undefined> {
@@ -144,7 +173,7 @@ http {
   return undefined;
 }
 
-async function setUpCluster(admin: KubeClient, envelope: Envelope, upstream: string): Promise<{ identity: string; destination: string }> {
+async function setUpCluster(admin: KubeClient, envelope: Envelope, upstream: string): Promise<{ identity: string; destination: string; uid: string }> {
   const root = packageRoot();
   for (const file of readdirSync(path.join(root, 'crds'))) {
     for (const doc of parseAllDocuments(readFileSync(path.join(root, 'crds', file), 'utf8'))) {
@@ -184,15 +213,34 @@ async function setUpCluster(admin: KubeClient, envelope: Envelope, upstream: str
     delivery: ['proxy', 'files'],
   };
   await admin.create(IntegrationTypes, { metadata: { name: 'bench-api' }, spec: benchType });
-  const destination = destinationDigest(benchType, { baseURL: upstream });
-  const sealed = await envelope.seal(SECRET, { namespace: 'bench', workspace: identity, connection: 'api', field: 'apiKey', destination }, { provider: 'local', keyId: 'local/default' });
-  const conn = await admin.create<KubeObject & { spec: unknown }>(ExternalConnections, { metadata: { name: 'api', namespace: 'bench' }, spec: { type: 'bench-api', settings: { baseURL: upstream }, credentials: { apiKey: { sealed } } } });
+  const destination = destinationDigest({ metadata: { name: 'bench-api' }, spec: benchType } as never, { baseURL: upstream });
+  const specSealed = await envelope.seal(SECRET, { namespace: 'bench', workspace: identity, connection: 'api', field: 'apiKey', destination }, KEY);
+  const conn = await admin.create<KubeObject & { spec: unknown }>(ExternalConnections, { metadata: { name: 'api', namespace: 'bench' }, spec: { type: 'bench-api', settings: { baseURL: upstream }, credentials: { apiKey: { sealed: specSealed } } } });
+  const uid = conn.metadata!.uid!;
+  // The managed Secret as the operator writes it (binding format 2, ADR 0013): a copy bound to this connection object and version.
   await admin.create(Secrets, {
-    metadata: { name: 'api-credentials', namespace: 'bench', labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [CONNECTION_LABEL]: 'api' }, ownerReferences: [{ apiVersion: 'atoll.dev/v1alpha1', kind: 'ExternalConnection', name: 'api', uid: conn.metadata!.uid!, controller: true }] },
+    metadata: {
+      name: 'api-credentials', namespace: 'bench',
+      labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [CONNECTION_LABEL]: 'api' },
+      annotations: { [CREDENTIALS_STATE_ANNOTATION]: stateAnnotation(1) },
+      ownerReferences: [{ apiVersion: 'atoll.dev/v1alpha1', kind: 'ExternalConnection', name: 'api', uid, controller: true }],
+    },
     type: SEALED_SECRET_TYPE,
-    data: { apiKey: Buffer.from(sealed).toString('base64') },
+    data: await managedData(envelope, { identity, destination, uid }, SECRET, 1),
   });
-  return { identity, destination };
+  return { identity, destination, uid };
+}
+
+const KEY = { provider: 'local', keyId: 'local/default' };
+
+function stateAnnotation(version: number): string {
+  return JSON.stringify({ apiKey: { version, hint: '…0001', keyId: KEY.keyId, format: 2 } });
+}
+
+/** The managed Secret's data: the value sealed as the operator's copy for this connection object (uid) at `version`. */
+async function managedData(envelope: Envelope, at: { identity: string; destination: string; uid: string }, value: string, version: number): Promise<Record<string, string>> {
+  const sealed = await envelope.seal(value, { namespace: 'bench', workspace: at.identity, connection: 'api', field: 'apiKey', destination: at.destination, copy: managedCopy(at.uid, version) }, KEY);
+  return { apiKey: Buffer.from(sealed).toString('base64') };
 }
 
 
@@ -200,6 +248,8 @@ async function main(): Promise<void> {
   const requests = numericFlag('requests', 4000);
   const concurrency = numericFlag('concurrency', 16);
   const rotations = numericFlag('rotations', 20);
+  const rounds = Math.round(numericFlag('rounds', 3));
+  const json = process.argv.includes('--json');
   const dir = mkdtempSync(path.join(tmpdir(), 'atoll-bench-gw-'));
   const log = createLogger({ level: 'silent' });
   process.stderr.write('starting control plane…\n');
@@ -211,7 +261,7 @@ async function main(): Promise<void> {
   const stopAgent = new AbortController();
   let closeGateway: (() => Promise<void>) | undefined;
   try {
-    const { identity, destination } = await setUpCluster(admin, envelope, upstream.url);
+    const cluster = await setUpCluster(admin, envelope, upstream.url);
     // Plain HTTP like the direct upstream and nginx rows, so the rows compare the proxying alone.
     const gateway = await startGateway({ client: admin, envelope, log, metrics: createOperatorMetrics(), host: '127.0.0.1', port: 0, insecurePlaintext: true });
     closeGateway = gateway.close;
@@ -225,11 +275,20 @@ async function main(): Promise<void> {
       ['atoll gateway', { url: `${gateway.url}/v1/connections/api/proxy/bench`, headers: { authorization: `Bearer ${token}` }, requests, concurrency }],
       ...(nginx ? [['nginx (header injection)', { url: `${nginx.url}/bench`, headers: {}, requests, concurrency }] as [string, LoadJob]] : []),
     ];
+    for (const [, job] of targets) await runLoad({ ...job, requests: Math.min(200, requests) }); // warm-up: pools, caches, JIT
+    // The machine is shared: targets take turns in rounds, so a burst of someone else's load hits all of them alike.
     const results = new Map<string, LoadResult>();
-    for (const [name, job] of targets) {
-      await runLoad({ ...job, requests: Math.min(200, requests) }); // warm-up: pools, caches, JIT
-      process.stderr.write(`load: ${name}…\n`);
-      results.set(name, await runLoad(job));
+    for (let round = 0; round < rounds; round++) {
+      for (const [name, job] of targets) {
+        process.stderr.write(`load: ${name}, round ${round + 1}/${rounds}…\n`);
+        const r = await runLoad({ ...job, requests: Math.ceil(requests / rounds) });
+        const sum = results.get(name);
+        results.set(name, sum === undefined ? r : { requests: sum.requests + r.requests, seconds: sum.seconds + r.seconds, latenciesMs: sum.latenciesMs.concat(r.latenciesMs), errors: sum.errors + r.errors });
+      }
+    }
+    for (const [name, r] of results) {
+      // A target answering errors measures its error path, not proxying (how a broken set-up once went unnoticed).
+      if (r.errors > 0) throw new Error(`${name} answered ${r.errors} of ${r.requests} requests with an error: the figures would not measure proxying`);
     }
 
     // Rotation propagation: time from the Secret update's response to (a) the first proxied request
@@ -254,16 +313,17 @@ async function main(): Promise<void> {
     }
     for (let i = 0; i < rotations; i++) {
       const value = `bench-secret-rotated-${i}-${Date.now()}`;
-      const sealed = await envelope.seal(value, { namespace: 'bench', workspace: identity, connection: 'api', field: 'apiKey', destination }, { provider: 'local', keyId: 'local/default' });
-      await admin.mergePatch(Secrets, 'api-credentials', 'bench', { data: { apiKey: Buffer.from(sealed).toString('base64') } });
+      const version = i + 2;
+      const data = await managedData(envelope, cluster, value, version);
+      await admin.mergePatch(Secrets, 'api-credentials', 'bench', { metadata: { annotations: { [CREDENTIALS_STATE_ANNOTATION]: stateAnnotation(version) } }, data });
       const t0 = performance.now();
       let proxySeen = false;
       let fileSeen = false;
       while (!proxySeen || !fileSeen) {
         if (performance.now() - t0 > 10_000) throw new Error('rotation did not propagate');
         if (!proxySeen) {
-          await fetch(`${gateway.url}/v1/connections/api/proxy/rot`, { headers: { authorization: `Bearer ${token}` } }).then((r) => r.arrayBuffer());
-          if (upstream.lastKey() === value) {
+          const seen = await fetch(`${gateway.url}/v1/connections/api/proxy/rot`, { headers: { authorization: `Bearer ${token}` } }).then((r) => r.json() as Promise<{ key?: string }>, () => ({ key: undefined }));
+          if (seen.key === value) {
             proxySeen = true;
             proxyMs.push(performance.now() - t0);
           }
@@ -286,7 +346,7 @@ async function main(): Promise<void> {
       return { name, rps, p50, p99, added50: p50 - percentile(direct.latenciesMs, 50), added99: p99 - percentile(direct.latenciesMs, 99), errors: r.errors };
     });
     const out: string[] = [];
-    out.push(`gateway benchmark: ${requests} requests per target, concurrency ${concurrency}, loopback, Node ${process.version}`);
+    out.push(`gateway benchmark: ${requests} requests per target in ${rounds} alternating rounds, concurrency ${concurrency}, loopback, Node ${process.version}, ${availableParallelism()} CPUs (load generator, gateway, upstream and nginx share them)`);
     out.push('');
     out.push('| target | req/s | p50 ms | p99 ms | added p50 ms | added p99 ms | errors |');
     out.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
@@ -306,6 +366,25 @@ async function main(): Promise<void> {
     const framing = framingCost();
     out.push('');
     out.push(`framing check: ${fmt(framing.microseconds, 2)} µs per request (${framing.headers} header lines), at most ${fmt(framing.microseconds * gw.rps / 1e6 * 100, 3)}% of the gateway's throughput (its share of the ${fmt(1e6 / gw.rps, 0)} µs of event-loop time each proxied request takes)`);
+    if (json) {
+      const summary = {
+        bench: 'gateway',
+        requests, concurrency, rounds, rotations, node: process.version, cpus: availableParallelism(),
+        direct_rps: round2(rows[0]!.rps),
+        gateway_rps: round2(gw.rps),
+        nginx_rps: ng ? round2(ng.rps) : null,
+        ratio_vs_nginx: ng ? round2(gw.rps / ng.rps) : null,
+        ratio_vs_direct: round2(gw.rps / rows[0]!.rps),
+        gateway_p50_ms: round2(gw.p50), gateway_p99_ms: round2(gw.p99),
+        added_p50_ms: round2(gw.added50),
+        added_p99_ms: round2(gw.added99),
+        nginx_added_p99_ms: ng ? round2(ng.added99) : null,
+        rotation_proxy_p99_ms: round2(percentile(proxyMs, 99)),
+        rotation_file_p99_ms: round2(percentile(fileMs, 99)),
+        framing_us: round2(framing.microseconds),
+      };
+      out.push(JSON.stringify(summary));
+    }
     process.stdout.write(`${out.join('\n')}\n`);
   } finally {
     stopAgent.abort();
@@ -317,13 +396,19 @@ async function main(): Promise<void> {
   }
 }
 
-if (isMainThread) {
+if (process.argv.includes(UPSTREAM_FLAG)) {
+  runUpstream();
+} else if (isMainThread) {
   main().catch((err: unknown) => {
     process.stderr.write(`gateway benchmark failed: ${err instanceof Error ? err.message : String(err)}\n`);
     process.exitCode = 1;
   });
 } else {
   void generateLoad(workerData as LoadJob).then((r) => parentPort?.postMessage(r));
+}
+
+function round2(n: number): number {
+  return Math.round(n * 100) / 100;
 }
 
 /** What the framing check (src/gateway/framing.ts) costs on a typical request's raw headers. */

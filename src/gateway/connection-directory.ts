@@ -29,9 +29,9 @@ interface SecretObject extends KubeObject {
   data?: Record<string, string>;
 }
 
-type WorkspaceObject = KubeObject & Pick<Workspace, 'spec' | 'status'>;
-type ConnectionObject = KubeObject & Pick<ExternalConnection, 'spec' | 'status'>;
-type TypeObject = KubeObject & Pick<IntegrationType, 'spec'>;
+export type WorkspaceObject = KubeObject & Pick<Workspace, 'spec' | 'status'>;
+export type ConnectionObject = KubeObject & Pick<ExternalConnection, 'spec' | 'status'>;
+export type TypeObject = KubeObject & Pick<IntegrationType, 'spec'>;
 
 interface CacheEntry {
   revision: string;
@@ -69,6 +69,7 @@ export class ConnectionDirectory {
   readonly #secrets = new Map<string, Informer<SecretObject>>();
   readonly #cache = new Map<string, CacheEntry>();
   readonly #listeners = new Map<string, Set<CredentialsListener>>();
+  readonly #derivedOf = new WeakMap<ConnectionObject, { type: TypeObject; destination: string; floors: string }>();
   #stopped = false;
 
   constructor(opts: { client: KubeClient; envelope: Envelope; log: Logger; relistMs?: number }) {
@@ -135,7 +136,7 @@ export class ConnectionDirectory {
     // The reconciler refuses a connection whose type the policy no longer allows; so does the gateway.
     const allowed = (ws as Workspace).spec?.policy?.allowedTypes ?? [];
     if (allowed.length > 0 && !allowed.includes(conn.spec.type)) throw notReady(GatewayErrorMessage.typeNotAllowed);
-    const destination = destinationDigest(type as IntegrationType, conn.spec.settings);
+    const { destination, floors } = this.#derived(conn, type);
     const secret = await this.#managedSecret(namespace, connection);
     const revision = secret?.metadata?.resourceVersion;
     if (secret === undefined || revision === undefined) throw notReady(GatewayErrorMessage.noCredentials);
@@ -143,7 +144,6 @@ export class ConnectionDirectory {
     if (!secret.metadata?.ownerReferences?.some((o) => o.uid === conn.metadata?.uid)) throw notReady(GatewayErrorMessage.noCredentials);
     const key = cacheKey(namespace, connection);
     const cached = this.#cache.get(key);
-    const floors = statusVersions(conn);
     if (cached !== undefined && cached.revision === revision && cached.identity === identity && cached.destination === destination && cached.floors === floors) return cached.snapshot;
 
     const entry: CacheEntry = { revision, identity, destination, floors, snapshot: this.#open(namespace, identity, destination, conn, secret, revision) };
@@ -152,6 +152,21 @@ export class ConnectionDirectory {
       if (this.#cache.get(key) === entry) this.#cache.delete(key);
     });
     return entry.snapshot;
+  }
+
+  /**
+   * The destination digest and status versions of a connection object under a
+   * type object, computed once per pair: informers replace objects on every
+   * change, so identity says whether anything they derive from changed
+   * (the digest validates the settings and hashes the type's rules: far
+   * more than a request should pay each time).
+   */
+  #derived(conn: ConnectionObject, type: TypeObject): { destination: string; floors: string } {
+    const known = this.#derivedOf.get(conn);
+    if (known !== undefined && known.type === type) return known;
+    const derived = { type, destination: destinationDigest(type as IntegrationType, conn.spec.settings), floors: statusVersions(conn) };
+    this.#derivedOf.set(conn, derived);
+    return derived;
   }
 
   /** Calls `listener` whenever the connection's managed Secret (or its workspace) changes; returns an unsubscribe. */

@@ -72,8 +72,13 @@ export function safeResponseHeaders(headers: IncomingHttpHeaders, secrets: reado
   return out;
 }
 
+/** Needles per secrets list: a connection's plan hands every request the same list, so they are derived once. */
+const needlesOf = new WeakMap<readonly string[], string[]>();
+
 /** Secrets and their encoded forms worth searching for; very short values would match everything. */
 export function secretNeedles(secrets: readonly string[]): string[] {
+  const known = needlesOf.get(secrets);
+  if (known !== undefined) return known;
   const needles = new Set<string>();
   for (const secret of secrets) {
     if (secret.length < 4) continue;
@@ -81,5 +86,7 @@ export function secretNeedles(secrets: readonly string[]): string[] {
     needles.add(encodeURIComponent(secret));
     needles.add(new URLSearchParams({ v: secret }).toString().slice(2));
   }
-  return [...needles];
+  const list = [...needles];
+  needlesOf.set(secrets, list);
+  return list;
 }
