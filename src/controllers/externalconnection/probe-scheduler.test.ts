@@ -73,6 +73,23 @@ describe('ProbeScheduler', () => {
     expect(s.active).toBe(3);
   });
 
+  it('takes workspaces in turn: a backlog in one does not hold another\'s probe behind it', async () => {
+    const log: string[] = [];
+    const s = new ProbeScheduler(2, () => undefined, Date.now, 2);
+    const held = ['a', 'b', 'c', 'd', 'e'].map((n) => heldProbe(log, `busy/${n}`));
+    held.forEach((h, i) => s.request(`busy/${'abcde'[i]}`, { tag: 't', subject: 's' }, h.run));
+    s.request('quiet/x', { tag: 't', subject: 's' }, heldProbe(log, 'quiet/x').run);
+    expect(s.queued).toBe(4);
+    held[0]!.release();
+    await tick();
+    // busy/c..e were queued first, but the quiet workspace's turn comes before busy's next one.
+    expect(log).toEqual(['start busy/a', 'start busy/b', 'start quiet/x']);
+    held[1]!.release();
+    await tick();
+    expect(log.at(-1)).toBe('start busy/c');
+    expect(s.queued).toBe(2);
+  });
+
   it('reports a coalesced request once per window', async () => {
     let now = 1000;
     const s = new ProbeScheduler(1, () => undefined, () => now);

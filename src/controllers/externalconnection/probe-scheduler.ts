@@ -44,8 +44,17 @@ const PRUNE_EVERY = 256;
 export class ProbeScheduler {
   private readonly results = new Map<string, ProbeRecord>();
   private readonly pending = new Map<string, Pending>();
-  /** Keys waiting for a slot, oldest first (a Set keeps insertion order). */
-  private readonly queue = new Set<string>();
+  /** Keys waiting for a slot, per workspace namespace, oldest first (a Set keeps insertion order). */
+  private readonly queues = new Map<string, Set<string>>();
+  /**
+   * Namespaces whose turn may come: exactly those with a queued key and
+   * fewer running probes than their share, in round-robin order (a namespace
+   * goes to the back after each start). Starting a probe is O(1) however
+   * many keys a namespace at its share has queued, and a workspace with
+   * thousands of due probes delays another's next probe by at most one turn.
+   */
+  private readonly turns = new Set<string>();
+  private queuedCount = 0;
   private readonly startedAt = new Map<string, number>();
   private readonly coalesceNoticed = new Map<string, number>();
   private running = 0;
@@ -122,7 +131,7 @@ export class ProbeScheduler {
     if (this.pending.get(key)?.tag === req.tag) return;
     this.cancel(key);
     this.pending.set(key, { ...req, abort: new AbortController(), run, started: false });
-    this.queue.add(key);
+    this.enqueue(key);
     this.pump();
   }
 
@@ -133,26 +142,54 @@ export class ProbeScheduler {
 
   /** Probes waiting for a slot. */
   get queued(): number {
-    return this.queue.size;
+    return this.queuedCount;
   }
 
   private cancel(key: string): void {
     const p = this.pending.get(key);
     if (!p) return;
     this.pending.delete(key);
-    this.queue.delete(key);
+    if (!p.started) this.dequeue(key);
     p.run = undefined;
     if (p.started) p.abort.abort(new Error('probe cancelled: its connection was deleted or changed'));
   }
 
-  /** Starts queued probes, oldest first, skipping those whose workspace already holds its share. */
+  private enqueue(key: string): void {
+    const ns = namespaceOf(key);
+    let queue = this.queues.get(ns);
+    if (queue === undefined) this.queues.set(ns, (queue = new Set()));
+    queue.add(key);
+    this.queuedCount++;
+    this.offerTurn(ns);
+  }
+
+  private dequeue(key: string): void {
+    const ns = namespaceOf(key);
+    const queue = this.queues.get(ns);
+    if (queue?.delete(key) !== true) return;
+    this.queuedCount--;
+    if (queue.size === 0) {
+      this.queues.delete(ns);
+      this.turns.delete(ns);
+    }
+  }
+
+  /** Puts `ns` in line (at the back, if not in line already) when it has queued keys and a free share. */
+  private offerTurn(ns: string): void {
+    if (this.queues.has(ns) && (this.runningIn.get(ns) ?? 0) < this.perWorkspace) this.turns.add(ns);
+  }
+
+  /** Starts queued probes while slots are free: one per namespace in turn, each namespace's oldest first. */
   private pump(): void {
-    for (const key of this.queue) {
-      if (this.running >= this.concurrency) return;
-      if ((this.runningIn.get(namespaceOf(key)) ?? 0) >= this.perWorkspace) continue;
-      this.queue.delete(key);
+    while (this.running < this.concurrency) {
+      const ns = this.turns.values().next().value;
+      if (ns === undefined) return;
+      this.turns.delete(ns);
+      const key = this.queues.get(ns)!.values().next().value as string;
+      this.dequeue(key);
       const p = this.pending.get(key);
       if (p?.run) this.start(key, p, p.run);
+      this.offerTurn(ns);
     }
   }
 
@@ -179,6 +216,7 @@ export class ProbeScheduler {
       const left = (this.runningIn.get(ns) ?? 1) - 1;
       if (left > 0) this.runningIn.set(ns, left);
       else this.runningIn.delete(ns);
+      this.offerTurn(ns);
       this.pump();
       if (current) this.onDone(key);
     })();
