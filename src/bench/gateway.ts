@@ -45,6 +45,8 @@ interface LoadJob {
 }
 
 interface LoadResult {
+  /** CPU time (ms) the proxying process or thread spent during the load, when measured. */
+  cpuMs?: number;
   requests: number;
   seconds: number;
   latenciesMs: number[];
@@ -142,6 +144,8 @@ async function startNginx(upstream: string, dir: string): Promise<{ url: string;
   const upstreamPort = new URL(upstream).port;
   writeFileSync(path.join(dir, 'nginx.conf'), `
 worker_processes 1;
+# One process serves (no master): its CPU time is nginx's whole cost.
+master_process off;
 daemon off;
 pid ${dir}/nginx.pid;
 error_log ${dir}/nginx-error.log warn;
@@ -275,15 +279,25 @@ async function main(): Promise<void> {
       ['atoll gateway', { url: `${gateway.url}/v1/connections/api/proxy/bench`, headers: { authorization: `Bearer ${token}` }, requests, concurrency }],
       ...(nginx ? [['nginx (header injection)', { url: `${nginx.url}/bench`, headers: {}, requests, concurrency }] as [string, LoadJob]] : []),
     ];
+    // CPU time of what does the proxying: the gateway (this process's main thread; the load comes from a worker
+    // thread, the upstream from a child process) and nginx's one process. On a crowded machine req/s says how much
+    // CPU the kernel gave each; CPU time per request says what each needs, whoever else runs.
+    const cpuOf: Record<string, () => number> = {
+      'atoll gateway': () => cpuMsOf('/proc/thread-self/stat'),
+      ...(nginx?.proc.pid !== undefined ? { 'nginx (header injection)': () => cpuMsOf(`/proc/${nginx.proc.pid}/stat`) } : {}),
+    };
     for (const [, job] of targets) await runLoad({ ...job, requests: Math.min(200, requests) }); // warm-up: pools, caches, JIT
     // The machine is shared: targets take turns in rounds, so a burst of someone else's load hits all of them alike.
     const results = new Map<string, LoadResult>();
     for (let round = 0; round < rounds; round++) {
       for (const [name, job] of targets) {
         process.stderr.write(`load: ${name}, round ${round + 1}/${rounds}…\n`);
+        const cpu = cpuOf[name];
+        const before = cpu?.();
         const r = await runLoad({ ...job, requests: Math.ceil(requests / rounds) });
+        if (cpu !== undefined) r.cpuMs = cpu() - before!;
         const sum = results.get(name);
-        results.set(name, sum === undefined ? r : { requests: sum.requests + r.requests, seconds: sum.seconds + r.seconds, latenciesMs: sum.latenciesMs.concat(r.latenciesMs), errors: sum.errors + r.errors });
+        results.set(name, sum === undefined ? r : { requests: sum.requests + r.requests, seconds: sum.seconds + r.seconds, latenciesMs: sum.latenciesMs.concat(r.latenciesMs), errors: sum.errors + r.errors, cpuMs: (sum.cpuMs ?? 0) + (r.cpuMs ?? 0) });
       }
     }
     for (const [name, r] of results) {
@@ -343,19 +357,20 @@ async function main(): Promise<void> {
       const rps = r.requests / r.seconds;
       const p50 = percentile(r.latenciesMs, 50);
       const p99 = percentile(r.latenciesMs, 99);
-      return { name, rps, p50, p99, added50: p50 - percentile(direct.latenciesMs, 50), added99: p99 - percentile(direct.latenciesMs, 99), errors: r.errors };
+      const cpuUs = r.cpuMs === undefined ? NaN : (r.cpuMs * 1000) / r.requests;
+      return { name, rps, p50, p99, added50: p50 - percentile(direct.latenciesMs, 50), added99: p99 - percentile(direct.latenciesMs, 99), errors: r.errors, cpuUs };
     });
     const out: string[] = [];
     out.push(`gateway benchmark: ${requests} requests per target in ${rounds} alternating rounds, concurrency ${concurrency}, loopback, Node ${process.version}, ${availableParallelism()} CPUs (load generator, gateway, upstream and nginx share them)`);
     out.push('');
-    out.push('| target | req/s | p50 ms | p99 ms | added p50 ms | added p99 ms | errors |');
-    out.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: |');
-    for (const r of rows) out.push(`| ${r.name} | ${fmt(r.rps, 0)} | ${fmt(r.p50, 2)} | ${fmt(r.p99, 2)} | ${fmt(r.added50, 2)} | ${fmt(r.added99, 2)} | ${r.errors} |`);
+    out.push('| target | req/s | p50 ms | p99 ms | added p50 ms | added p99 ms | errors | proxy CPU µs/req |');
+    out.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
+    for (const r of rows) out.push(`| ${r.name} | ${fmt(r.rps, 0)} | ${fmt(r.p50, 2)} | ${fmt(r.p99, 2)} | ${fmt(r.added50, 2)} | ${fmt(r.added99, 2)} | ${r.errors} | ${fmt(r.cpuUs, 0)} |`);
     const gw = rows.find((r) => r.name === 'atoll gateway')!;
     const ng = rows.find((r) => r.name.startsWith('nginx'));
     out.push('');
     out.push(`gateway / direct throughput: ${fmt(gw.rps / rows[0]!.rps, 2)}`);
-    if (ng) out.push(`gateway / nginx throughput: ${fmt(gw.rps / ng.rps, 2)}; gateway / nginx p50 latency: ${fmt(gw.p50 / ng.p50, 2)}`);
+    if (ng) out.push(`gateway / nginx throughput: ${fmt(gw.rps / ng.rps, 2)}; gateway / nginx p50 latency: ${fmt(gw.p50 / ng.p50, 2)}; nginx / gateway CPU per request (the throughput ratio on equal cores): ${fmt(ng.cpuUs / gw.cpuUs, 2)}`);
     else out.push('nginx not installed (apt-get install nginx): comparison skipped');
     out.push('');
     out.push(`rotation propagation over ${rotations} rotations (from the Secret update's response):`);
@@ -379,6 +394,9 @@ async function main(): Promise<void> {
         added_p50_ms: round2(gw.added50),
         added_p99_ms: round2(gw.added99),
         nginx_added_p99_ms: ng ? round2(ng.added99) : null,
+        gateway_cpu_us_per_req: round2(gw.cpuUs),
+        nginx_cpu_us_per_req: ng ? round2(ng.cpuUs) : null,
+        cpu_ratio_vs_nginx: ng ? round2(ng.cpuUs / gw.cpuUs) : null,
         rotation_proxy_p99_ms: round2(percentile(proxyMs, 99)),
         rotation_file_p99_ms: round2(percentile(fileMs, 99)),
         framing_us: round2(framing.microseconds),
@@ -406,6 +424,16 @@ if (process.argv.includes(UPSTREAM_FLAG)) {
 } else {
   void generateLoad(workerData as LoadJob).then((r) => parentPort?.postMessage(r));
 }
+
+/** User + system CPU time (ms) of a process or thread, from its /proc stat line (Linux). */
+function cpuMsOf(statPath: string): number {
+  const stat = readFileSync(statPath, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  // Fields 14 and 15 of stat(5) (utime, stime), in clock ticks; the list here starts at field 3.
+  return ((Number(fields[11]) + Number(fields[12])) * 1000) / CLOCK_TICKS;
+}
+
+const CLOCK_TICKS = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 
 function round2(n: number): number {
   return Math.round(n * 100) / 100;

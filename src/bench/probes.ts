@@ -4,7 +4,16 @@
  * the controller in CPU and memory, at a baseline of 100 connections and at N
  * (default 1,000) in the same run.
  *
- *   npm run build && node dist/bench/probes.js [--connections 1000] [--baseline 100] [--window 30]
+ *   npm run build && node dist/bench/probes.js [--connections 1000] [--workspaces 10] [--baseline 100] [--window 30]
+ *       [--slow 1000] [--quiet 50] [--slow-ms 3000] [--json]
+ *
+ * Three phases in one run: a baseline (100 connections, one workspace), the
+ * throughput phase (N connections over W workspaces), and a fairness phase:
+ * one workspace whose `--slow` connections all probe a service that answers
+ * after `--slow-ms` (a backlog far beyond its share of the probe pool) beside
+ * a quiet workspace of `--quiet` connections, whose lag is what is measured.
+ * `--slow 0` skips it. `--json` adds one JSON object with the inputs and
+ * figures as the last line of stdout.
  *
  * Everything is real and on loopback: a fresh control plane, CRDs and built-in
  * types, the webhook sealing every credential, and the operator running in
@@ -18,6 +27,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { installAtoll, loopbackOperatorConfig, OPERATOR_NAMESPACE, precreateWebhookConfigurations } from '../testing/embedded.js';
 import type { KubeClient, KubeObject } from '../kube/client.js';
@@ -46,9 +56,11 @@ type FixtureMessage = { kind: 'listening'; port: number } | { kind: 'arrivals'; 
 /** The probed service: answers 200 to the bench key, 401 otherwise, and remembers when each connection probed. */
 function runFixture(): void {
   const arrivals = new Map<string, number[]>();
+  const slowMs = Number(process.argv[process.argv.indexOf(FIXTURE_FLAG) + 1]);
   const server = http.createServer((req, res) => {
     const at = Date.now();
-    const id = /^\/probe\/([a-z0-9-]+)$/.exec(req.url ?? '')?.[1];
+    const match = /^(\/slow)?\/probe\/([a-z0-9-]+)$/.exec(req.url ?? '');
+    const id = match?.[2];
     if (id !== undefined) {
       const list = arrivals.get(id) ?? [];
       list.push(at);
@@ -56,7 +68,9 @@ function runFixture(): void {
     }
     req.resume();
     res.statusCode = req.headers[HEADER] === BENCH_KEY ? 200 : 401;
-    res.end('{}');
+    // `/slow/...`: a service that takes its time, for the fairness phase.
+    if (match?.[1] !== undefined) setTimeout(() => res.end('{}'), slowMs);
+    else res.end('{}');
   });
   server.keepAliveTimeout = 30_000;
   process.on('message', (msg: { kind: string }) => {
@@ -69,12 +83,14 @@ function runFixture(): void {
 
 interface Fixture {
   url: string;
+  /** Probes of connections pointed here are answered after the slow delay. */
+  slowUrl: string;
   arrivals(): Promise<Arrivals>;
   stop(): Promise<void>;
 }
 
-async function startFixture(): Promise<Fixture> {
-  const child: ChildProcess = fork(fileURLToPath(import.meta.url), [FIXTURE_FLAG], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+async function startFixture(slowMs: number): Promise<Fixture> {
+  const child: ChildProcess = fork(fileURLToPath(import.meta.url), [FIXTURE_FLAG, String(slowMs)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
   const port = await new Promise<number>((resolve, reject) => {
     child.once('error', reject);
     child.once('exit', (code) => reject(new Error(`fixture exited (${code})`)));
@@ -83,6 +99,7 @@ async function startFixture(): Promise<Fixture> {
   child.removeAllListeners('exit');
   return {
     url: `http://127.0.0.1:${port}`,
+    slowUrl: `http://127.0.0.1:${port}/slow`,
     arrivals: () =>
       new Promise((resolve) => {
         child.once('message', (m: FixtureMessage) => resolve(m.kind === 'arrivals' ? m.arrivals : {}));
@@ -147,23 +164,35 @@ function connectionNames(prefix: string, n: number): string[] {
   return Array.from({ length: n }, (_, i) => `${prefix}-${String(i).padStart(5, '0')}`);
 }
 
+/** Connections of one workspace namespace, all probing `url`. */
+interface Group {
+  ns: string;
+  names: string[];
+  url: string;
+}
+
 /**
- * Creates the connections paced evenly over one interval, so their probe
- * phases are spread the way a long-running cluster's are; created all at
- * once they would probe in lockstep and a window count would be biased.
+ * Creates the groups' connections interleaved and paced evenly over one
+ * interval, so their probe phases are spread the way a long-running
+ * cluster's are; created all at once they would probe in lockstep and a
+ * window count would be biased.
  */
-async function createConnections(client: KubeClient, ns: string, names: string[], fixtureUrl: string): Promise<void> {
+async function createConnections(client: KubeClient, groups: Group[]): Promise<void> {
+  const items: Array<{ ns: string; name: string; url: string }> = [];
+  for (let i = 0; items.length < groups.reduce((n, g) => n + g.names.length, 0); i++) {
+    for (const g of groups) if (i < g.names.length) items.push({ ns: g.ns, name: g.names[i]!, url: g.url });
+  }
   const started = Date.now();
-  const spacingMs = INTERVAL_MS / names.length;
+  const spacingMs = INTERVAL_MS / items.length;
   let index = 0;
-  await pool(names, CREATE_CONCURRENCY, async (name) => {
+  await pool(items, CREATE_CONCURRENCY, async ({ ns, name, url }) => {
     const wait = started + index++ * spacingMs - Date.now();
     if (wait > 0) await sleep(wait);
     await client.create(ExternalConnections, {
       metadata: { name, namespace: ns },
       spec: {
         type: TYPE_NAME,
-        settings: { url: fixtureUrl, id: name },
+        settings: { url, id: name },
         credentials: { apiKey: { value: BENCH_KEY } },
         probe: { interval: `${INTERVAL_MS / 1000}s`, timeout: '5s' },
       },
@@ -171,8 +200,8 @@ async function createConnections(client: KubeClient, ns: string, names: string[]
   });
 }
 
-async function deleteConnections(client: KubeClient, ns: string, names: string[]): Promise<void> {
-  await pool(names, CREATE_CONCURRENCY, (name) => client.delete(ExternalConnections, name, ns));
+async function deleteConnections(client: KubeClient, groups: Group[]): Promise<void> {
+  await pool(groups.flatMap((g) => g.names.map((name) => ({ ns: g.ns, name }))), CREATE_CONCURRENCY, ({ ns, name }) => client.delete(ExternalConnections, name, ns));
 }
 
 async function until(what: string, timeoutMs: number, check: () => Promise<boolean>): Promise<void> {
@@ -190,7 +219,15 @@ function sleep(ms: number): Promise<void> {
 // ---------------------------------------------------------------- measurement
 
 interface PhaseResult {
+  /** Connections created in the phase, measured or not. */
   connections: number;
+  workspaces: number;
+  /** The connections the figures below are about. */
+  measured: number;
+  /** Probes of the other (unmeasured) connections per second during the window. */
+  otherProbesPerSecond: number;
+  /** Gaps of measured connections longer than two intervals: a probe delayed beyond its interval. */
+  late: number;
   /** Probes the fixture received per second during the window. */
   probesPerSecond: number;
   /** Cross-check independent of phase alignment: connections / mean gap between a connection's probes. */
@@ -210,19 +247,21 @@ interface PhaseResult {
 
 
 /**
- * One phase: create `names`, wait until each has been probed once and one
- * more interval has passed (steady state), then measure for `windowMs`.
+ * One phase: create the groups' connections, wait until each measured one
+ * has been probed once and one more interval has passed (steady state), then
+ * measure for `windowMs`. `measured` defaults to every connection.
  */
-async function measurePhase(client: KubeClient, fixture: Fixture, ns: string, names: string[], windowMs: number): Promise<PhaseResult> {
-  const say = (line: string) => process.stderr.write(`[${names.length}] ${line}\n`);
+async function measurePhase(client: KubeClient, fixture: Fixture, label: string, groups: Group[], windowMs: number, measured = groups.flatMap((g) => g.names)): Promise<PhaseResult> {
+  const total = groups.reduce((n, g) => n + g.names.length, 0);
+  const say = (line: string) => process.stderr.write(`[${label}] ${line}\n`);
   const created = performance.now();
-  await createConnections(client, ns, names, fixture.url);
-  say(`created ${names.length} connections (paced over one interval) in ${((performance.now() - created) / 1000).toFixed(1)} s`);
-  await until('every connection probed once', 120_000, async () => {
+  await createConnections(client, groups);
+  say(`created ${total} connections in ${groups.length} workspaces (paced over one interval) in ${((performance.now() - created) / 1000).toFixed(1)} s`);
+  await until('every measured connection probed once', 300_000, async () => {
     const arrivals = await fixture.arrivals();
-    return names.every((n) => (arrivals[n]?.length ?? 0) > 0);
+    return measured.every((n) => (arrivals[n]?.length ?? 0) > 0);
   });
-  say(`all probed once after ${((performance.now() - created) / 1000).toFixed(1)} s; settling for one interval`);
+  say(`all measured connections probed once after ${((performance.now() - created) / 1000).toFixed(1)} s; settling for one interval`);
   await sleep(INTERVAL_MS + 2_000);
 
   say(`measuring for ${windowMs / 1000} s`);
@@ -238,25 +277,37 @@ async function measurePhase(client: KubeClient, fixture: Fixture, ns: string, na
   peakRss = Math.max(peakRss, rss);
   const arrivals = await fixture.arrivals();
 
+  const seconds = (end - start) / 1000;
+  const inWindowOf = (name: string) => (arrivals[name] ?? []).filter((t) => t >= start && t < end).length;
+  const measuredSet = new Set(measured);
+  let others = 0;
+  for (const g of groups) for (const name of g.names) if (!measuredSet.has(name)) others += inWindowOf(name);
   let inWindow = 0;
   let missed = 0;
+  let late = 0;
   const lags: number[] = [];
-  for (const name of names) {
+  for (const name of measured) {
     const times = arrivals[name] ?? [];
-    const here = times.filter((t) => t >= start && t < end);
-    inWindow += here.length;
-    if (here.length === 0) missed++;
+    const here = inWindowOf(name);
+    inWindow += here;
+    if (here === 0) missed++;
     for (let i = 1; i < times.length; i++) {
-      if (times[i]! >= start && times[i]! < end) lags.push(times[i]! - times[i - 1]! - INTERVAL_MS);
+      if (times[i]! < start || times[i]! >= end) continue;
+      const lag = times[i]! - times[i - 1]! - INTERVAL_MS;
+      lags.push(lag);
+      if (lag > INTERVAL_MS) late++;
     }
   }
-  const seconds = (end - start) / 1000;
   const meanGapMs = INTERVAL_MS + lags.reduce((a, b) => a + b, 0) / Math.max(1, lags.length);
   return {
-    connections: names.length,
+    connections: total,
+    workspaces: groups.length,
+    measured: measured.length,
+    otherProbesPerSecond: others / seconds,
+    late,
     probesPerSecond: inWindow / seconds,
-    gapRatePerSecond: names.length / (meanGapMs / 1000),
-    expectedPerSecond: names.length / (INTERVAL_MS / 1000),
+    gapRatePerSecond: measured.length / (meanGapMs / 1000),
+    expectedPerSecond: measured.length / (INTERVAL_MS / 1000),
     lagP50Ms: percentile(lags, 50),
     lagP99Ms: percentile(lags, 99),
     lagMaxMs: lags.length ? Math.max(...lags) : NaN,
@@ -267,29 +318,51 @@ async function measurePhase(client: KubeClient, fixture: Fixture, ns: string, na
   };
 }
 
-
-
-function table(results: PhaseResult[]): string {
+function table(results: Array<[string, PhaseResult]>): string {
   const out = [
-    '| connections | probes/s | N / mean gap | expected/s | lag p50 ms | lag p99 ms | lag max ms | missed | controller CPU % | RSS MiB | peak RSS MiB |',
-    '| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
+    '| phase | workspaces | connections | measured | probes/s | N / mean gap | expected/s | lag p50 ms | lag p99 ms | lag max ms | missed | late | other probes/s | controller CPU % | RSS MiB | peak RSS MiB |',
+    '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   ];
-  for (const r of results) {
-    out.push(`| ${r.connections} | ${fmt(r.probesPerSecond)} | ${fmt(r.gapRatePerSecond)} | ${fmt(r.expectedPerSecond)} | ${fmt(r.lagP50Ms, 0)} | ${fmt(r.lagP99Ms, 0)} | ${fmt(r.lagMaxMs, 0)} | ${r.missed} | ${fmt(r.cpuPercent)} | ${fmt(r.rssMiB)} | ${fmt(r.peakRssMiB)} |`);
+  for (const [label, r] of results) {
+    out.push(`| ${label} | ${r.workspaces} | ${r.connections} | ${r.measured} | ${fmt(r.probesPerSecond)} | ${fmt(r.gapRatePerSecond)} | ${fmt(r.expectedPerSecond)} | ${fmt(r.lagP50Ms, 0)} | ${fmt(r.lagP99Ms, 0)} | ${fmt(r.lagMaxMs, 0)} | ${r.missed} | ${r.late} | ${fmt(r.otherProbesPerSecond)} | ${fmt(r.cpuPercent)} | ${fmt(r.rssMiB)} | ${fmt(r.peakRssMiB)} |`);
   }
   return out.join('\n');
 }
 
+/** A non-negative integer `--name value` flag (0 allowed: turns a phase off). */
+function countFlag(name: string, fallback: number): number {
+  const i = process.argv.indexOf(`--${name}`);
+  const value = i >= 0 ? Number(process.argv[i + 1]) : fallback;
+  if (!Number.isInteger(value) || value < 0) throw new Error(`--${name} must be a whole number, 0 or more`);
+  return value;
+}
+
+function names(prefix: string, n: number): string[] {
+  return connectionNames(prefix, n);
+}
+
+/** `n` connections spread evenly over `workspaces` namespaces called `<prefix>-<i>`. */
+function spread(prefix: string, n: number, workspaces: number, url: string): Group[] {
+  const all = names(prefix, n);
+  const per = Math.ceil(n / workspaces);
+  return Array.from({ length: workspaces }, (_, w) => ({ ns: `${prefix}-${w}`, names: all.slice(w * per, (w + 1) * per), url })).filter((g) => g.names.length > 0);
+}
+
 async function main(): Promise<void> {
   const connections = Math.round(numericFlag('connections', 1000));
+  const workspaces = Math.round(numericFlag('workspaces', 10));
   const baseline = Math.round(numericFlag('baseline', 100));
   const windowMs = numericFlag('window', 30) * 1000;
+  const slow = countFlag('slow', 1000);
+  const quiet = Math.round(numericFlag('quiet', 50));
+  const slowMs = numericFlag('slow-ms', 3000);
+  const json = process.argv.includes('--json');
   const log = createLogger({ level: 'silent' });
   const root = packageRoot();
 
   process.stderr.write('starting control plane…\n');
   const cp = await ControlPlane.start({ controllerManager: false });
-  const fixture = await startFixture();
+  const fixture = await startFixture(slowMs);
   let operator: RunningOperator | undefined;
   try {
     const client = cp.adminClient();
@@ -299,39 +372,72 @@ async function main(): Promise<void> {
     await precreateWebhookConfigurations(client);
     // The quota controller computes each workspace's connection quota (as in any cluster).
     await cp.startControllerManager(['resourcequota']);
-    // One namespace receives every connection: lift the per-namespace sealing budget (ADR 0012) and
-    // let it use the whole probe pool (ADR 0017), so the figures measure the pool, not one share.
-    const defaults = loopbackOperatorConfig({}, process.env);
-    const config = loopbackOperatorConfig({ ATOLL_LOG_LEVEL: 'silent', ATOLL_SEALING_RATE_PER_MINUTE: '1000000', ATOLL_SEALING_BURST: '100000', ATOLL_PROBE_CONCURRENCY_PER_WORKSPACE: String(defaults.probes.concurrency) }, process.env);
+    // Lift the per-namespace sealing budget (ADR 0012): the bench creates connections far faster than a tenant may.
+    // The probe pool and each workspace's share of it (ADR 0017) keep their defaults: the fairness phase measures them.
+    const config = loopbackOperatorConfig({ ATOLL_LOG_LEVEL: 'silent', ATOLL_SEALING_RATE_PER_MINUTE: '1000000', ATOLL_SEALING_BURST: '100000' }, process.env);
     operator = await startOperator({ client: await cp.serviceAccountClient(OPERATOR_NAMESPACE, config.serviceAccounts.controller), config, log });
 
-    const results: PhaseResult[] = [];
-    for (const [i, n] of [baseline, connections].entries()) {
-      const ns = `bench-${i}-${n}`;
-      await createWorkspace(client, ns);
-      const names = connectionNames(`c${i}`, n);
-      results.push(await measurePhase(client, fixture, ns, names, windowMs));
+    const phases: Array<{ label: string; groups: Group[]; measured?: string[] }> = [
+      { label: 'baseline', groups: spread('base', baseline, 1, fixture.url) },
+      { label: 'throughput', groups: spread('load', connections, workspaces, fixture.url) },
+    ];
+    if (slow > 0) {
+      // One workspace whose services answer slowly, with a backlog far beyond its share of the pool, beside a quiet one.
+      const quietGroup = { ns: 'quiet', names: names('quiet', quiet), url: fixture.url };
+      phases.push({ label: 'fairness', groups: [{ ns: 'slow', names: names('slow', slow), url: fixture.slowUrl }, quietGroup], measured: quietGroup.names });
+    }
+    const results: Array<[string, PhaseResult]> = [];
+    for (const phase of phases) {
+      for (const g of phase.groups) await createWorkspace(client, g.ns);
+      results.push([phase.label, await measurePhase(client, fixture, phase.label, phase.groups, windowMs, phase.measured)]);
       // The next phase measures its own connections only.
-      if (i === 0) await deleteConnections(client, ns, names);
+      if (phase !== phases.at(-1)) await deleteConnections(client, phase.groups);
     }
 
-    const [base, full] = results as [PhaseResult, PhaseResult];
+    const base = results[0]![1];
+    const full = results[1]![1];
+    const fair = results[2]?.[1];
     const lines = [
-      `probe scheduling benchmark: interval ${INTERVAL_MS / 1000} s, probe concurrency ${config.probes.concurrency}, window ${windowMs / 1000} s, loopback, Node ${process.version}`,
+      `probe scheduling benchmark: interval ${INTERVAL_MS / 1000} s, probe concurrency ${config.probes.concurrency} (${config.probes.perWorkspace} per workspace), window ${windowMs / 1000} s, loopback, Node ${process.version}, ${availableParallelism()} CPUs shared with the control plane`,
       '',
       table(results),
       '',
       `ratio ${full.connections} / ${base.connections} connections (x${fmt(full.connections / base.connections, 0)}):`,
       `  probes/s x${fmt(full.probesPerSecond / base.probesPerSecond, 2)}   lag p99 x${fmt(full.lagP99Ms / base.lagP99Ms, 2)}   CPU x${fmt(full.cpuPercent / base.cpuPercent, 2)}   RSS x${fmt(full.rssMiB / base.rssMiB, 2)}`,
       `  sustained / expected probes/s: ${fmt(base.probesPerSecond / base.expectedPerSecond, 2)} at ${base.connections}, ${fmt(full.probesPerSecond / full.expectedPerSecond, 2)} at ${full.connections}`,
-      '  lag = gap between consecutive probes of a connection minus the interval (includes up to 1 s of designed jitter)',
+      ...(fair ? [`fairness: ${quiet} quiet connections beside ${slow} whose service answers after ${slowMs / 1000} s: quiet lag p99 ${fmt(fair.lagP99Ms, 0)} ms, ${fair.late} probes delayed beyond their interval, ${fair.missed} missed`] : []),
+      '  lag = gap between consecutive probes of a connection minus the interval (includes up to 1 s of designed jitter); late = lag above one interval',
     ];
+    if (json) {
+      lines.push(JSON.stringify({
+        bench: 'probes',
+        interval_s: INTERVAL_MS / 1000, window_s: windowMs / 1000, baseline, connections, workspaces, slow, quiet, slow_ms: slowMs,
+        probe_concurrency: config.probes.concurrency, probe_concurrency_per_workspace: config.probes.perWorkspace,
+        node: process.version, cpus: availableParallelism(),
+        probes_per_s: round2(full.probesPerSecond),
+        expected_per_s: round2(full.expectedPerSecond),
+        lag_p50_ms: round2(full.lagP50Ms),
+        lag_p99_ms: round2(full.lagP99Ms),
+        missed: full.missed,
+        controller_cpu_percent: round2(full.cpuPercent),
+        baseline_probes_per_s: round2(base.probesPerSecond),
+        baseline_lag_p99_ms: round2(base.lagP99Ms),
+        fair_lag_p99_ms: fair ? round2(fair.lagP99Ms) : null,
+        fair_late: fair ? fair.late : null,
+        fair_missed: fair ? fair.missed : null,
+        slow_probes_per_s: fair ? round2(fair.otherProbesPerSecond) : null,
+      }));
+    }
     process.stdout.write(`${lines.join('\n')}\n`);
   } finally {
     await operator?.stop();
     await fixture.stop();
     await cp.stop();
   }
+}
+
+function round2(n: number): number {
+  return Number.isFinite(n) ? Math.round(n * 100) / 100 : n;
 }
 
 if (process.argv.includes(FIXTURE_FLAG)) {
