@@ -20,6 +20,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import { Pool, type Dispatcher } from 'undici';
 import { parseAllDocuments } from 'yaml';
 import { CONNECTION_LABEL, CREDENTIALS_STATE_ANNOTATION, MANAGED_BY_LABEL, MANAGED_BY_VALUE, SEALED_SECRET_TYPE } from '../api/v1alpha1/index.js';
 import { createProviderRegistry, Envelope, InMemoryKeyRingStore, managedCopy } from '../crypto/index.js';
@@ -135,6 +136,42 @@ async function upstreamServer(): Promise<{ url: string; close(): Promise<void> }
         child.once('exit', () => resolve());
         child.kill('SIGTERM');
       }),
+  };
+}
+
+/**
+ * The floor of a proxy in Node: the same HTTP server and undici pool the
+ * gateway uses, injecting the same header, and nothing else (no token, no
+ * authorization, no framing or egress check, no plan). Runs in this process's
+ * main thread like the gateway, so the two rows split the gateway's cost into
+ * Node's HTTP stack and atoll's own per-request work.
+ */
+async function bareNodeProxy(upstream: string): Promise<{ url: string; close(): Promise<void> }> {
+  const pool = new Pool(upstream, { connections: 256, pipelining: 1 });
+  const server = http.createServer((req, res) => {
+    const headers = { ...req.headers, 'x-api-key': SECRET, host: new URL(upstream).host };
+    delete headers.connection;
+    pool.request({ method: req.method as Dispatcher.HttpMethod, path: req.url ?? '/', headers, body: null }).then(
+      (answer) => {
+        const out = { ...answer.headers };
+        for (const h of ['connection', 'keep-alive', 'transfer-encoding']) delete out[h];
+        res.writeHead(answer.statusCode, out as http.OutgoingHttpHeaders);
+        answer.body.pipe(res);
+      },
+      () => {
+        res.statusCode = 502;
+        res.end();
+      },
+    );
+  });
+  server.keepAliveTimeout = 65_000;
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    close: async () => {
+      await new Promise((r) => { server.close(r); server.closeAllConnections(); });
+      await pool.destroy();
+    },
   };
 }
 
@@ -260,6 +297,7 @@ async function main(): Promise<void> {
   const cp = await ControlPlane.start({ controllerManager: false });
   const upstream = await upstreamServer();
   const nginx = await startNginx(upstream.url, dir);
+  const bare = await bareNodeProxy(upstream.url);
   const admin = cp.adminClient();
   const envelope = new Envelope({ providers: createProviderRegistry({ local: { store: new InMemoryKeyRingStore() } }) });
   const stopAgent = new AbortController();
@@ -277,6 +315,7 @@ async function main(): Promise<void> {
     const targets: Array<[string, LoadJob]> = [
       ['direct upstream', { url: `${upstream.url}/bench`, headers: { 'x-api-key': SECRET }, requests, concurrency }],
       ['atoll gateway', { url: `${gateway.url}/v1/connections/api/proxy/bench`, headers: { authorization: `Bearer ${token}` }, requests, concurrency }],
+      ['bare Node proxy (floor)', { url: `${bare.url}/bench`, headers: {}, requests, concurrency }],
       ...(nginx ? [['nginx (header injection)', { url: `${nginx.url}/bench`, headers: {}, requests, concurrency }] as [string, LoadJob]] : []),
     ];
     // CPU time of what does the proxying: the gateway (this process's main thread; the load comes from a worker
@@ -284,6 +323,7 @@ async function main(): Promise<void> {
     // CPU the kernel gave each; CPU time per request says what each needs, whoever else runs.
     const cpuOf: Record<string, () => number> = {
       'atoll gateway': () => cpuMsOf('/proc/thread-self/stat'),
+      'bare Node proxy (floor)': () => cpuMsOf('/proc/thread-self/stat'),
       ...(nginx?.proc.pid !== undefined ? { 'nginx (header injection)': () => cpuMsOf(`/proc/${nginx.proc.pid}/stat`) } : {}),
     };
     for (const [, job] of targets) await runLoad({ ...job, requests: Math.min(200, requests) }); // warm-up: pools, caches, JIT
@@ -368,8 +408,10 @@ async function main(): Promise<void> {
     for (const r of rows) out.push(`| ${r.name} | ${fmt(r.rps, 0)} | ${fmt(r.p50, 2)} | ${fmt(r.p99, 2)} | ${fmt(r.added50, 2)} | ${fmt(r.added99, 2)} | ${r.errors} | ${fmt(r.cpuUs, 0)} |`);
     const gw = rows.find((r) => r.name === 'atoll gateway')!;
     const ng = rows.find((r) => r.name.startsWith('nginx'));
+    const floor = rows.find((r) => r.name.startsWith('bare Node'))!;
     out.push('');
     out.push(`gateway / direct throughput: ${fmt(gw.rps / rows[0]!.rps, 2)}`);
+    out.push(`gateway / bare Node proxy: throughput ${fmt(gw.rps / floor.rps, 2)}, CPU per request ${fmt(gw.cpuUs / floor.cpuUs, 2)} (atoll's own checks cost ${fmt(gw.cpuUs - floor.cpuUs, 0)} µs of the gateway's ${fmt(gw.cpuUs, 0)})`);
     if (ng) out.push(`gateway / nginx throughput: ${fmt(gw.rps / ng.rps, 2)}; gateway / nginx p50 latency: ${fmt(gw.p50 / ng.p50, 2)}; nginx / gateway CPU per request (the throughput ratio on equal cores): ${fmt(ng.cpuUs / gw.cpuUs, 2)}`);
     else out.push('nginx not installed (apt-get install nginx): comparison skipped');
     out.push('');
@@ -395,6 +437,9 @@ async function main(): Promise<void> {
         added_p99_ms: round2(gw.added99),
         nginx_added_p99_ms: ng ? round2(ng.added99) : null,
         gateway_cpu_us_per_req: round2(gw.cpuUs),
+        floor_rps: round2(floor.rps),
+        floor_cpu_us_per_req: round2(floor.cpuUs),
+        ratio_vs_floor: round2(gw.rps / floor.rps),
         nginx_cpu_us_per_req: ng ? round2(ng.cpuUs) : null,
         cpu_ratio_vs_nginx: ng ? round2(ng.cpuUs / gw.cpuUs) : null,
         rotation_proxy_p99_ms: round2(percentile(proxyMs, 99)),
@@ -408,6 +453,7 @@ async function main(): Promise<void> {
     stopAgent.abort();
     await closeGateway?.();
     nginx?.proc.kill('SIGTERM');
+    await bare.close();
     await upstream.close();
     await cp.stop();
     rmSync(dir, { recursive: true, force: true });
