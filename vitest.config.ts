@@ -1,15 +1,16 @@
-import { defineConfig } from 'vitest/config';
+import { configDefaults, defineConfig } from 'vitest/config';
 
-// Unit tests sit beside the code; integration suites in test/ share one real
-// control plane started by the global setup, and run one file at a time so a
-// 2-core machine stays deterministic.
+// Unit tests sit beside the code (and beside the test helpers in
+// test/support/); integration suites in test/ share one real control plane
+// started by the global setup, and run one file at a time so a 2-core machine
+// stays deterministic.
 export default defineConfig({
   test: {
     projects: [
       {
         test: {
           name: 'unit',
-          include: ['src/**/*.test.ts'],
+          include: ['src/**/*.test.ts', 'test/support/**/*.test.ts'],
           testTimeout: 60_000,
           hookTimeout: 120_000,
         },
@@ -18,6 +19,7 @@ export default defineConfig({
         test: {
           name: 'integration',
           include: ['test/**/*.test.ts'],
+          exclude: [...configDefaults.exclude, 'test/support/**'],
           globalSetup: ['test/support/global-setup.ts'],
           fileParallelism: false,
           testTimeout: 120_000,
