@@ -188,7 +188,7 @@ async function createConnections(client: KubeClient, groups: Group[]): Promise<v
   await pool(items, CREATE_CONCURRENCY, async ({ ns, name, url }) => {
     const wait = started + index++ * spacingMs - Date.now();
     if (wait > 0) await sleep(wait);
-    await client.create(ExternalConnections, {
+    const connection = {
       metadata: { name, namespace: ns },
       spec: {
         type: TYPE_NAME,
@@ -196,7 +196,20 @@ async function createConnections(client: KubeClient, groups: Group[]): Promise<v
         credentials: { apiKey: { value: BENCH_KEY } },
         probe: { interval: `${INTERVAL_MS / 1000}s`, timeout: '5s' },
       },
-    } as never);
+    };
+    // On a crowded machine the API server's call to the sealing webhook can fail transiently (a reset keep-alive
+    // socket, a timeout): retry like a client would, rather than lose the run.
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await client.create(ExternalConnections, connection as never);
+        return;
+      } catch (err) {
+        const message = String((err as Error).message);
+        if (attempt > 1 && /already exists/i.test(message)) return; // an earlier attempt got through after all
+        if (attempt >= 5 || !/webhook|timeout|reset|EOF/i.test(message)) throw err;
+        await sleep(500 * attempt);
+      }
+    }
   });
 }
 
