@@ -197,24 +197,33 @@ async function createConnections(client: KubeClient, groups: Group[]): Promise<v
         probe: { interval: `${INTERVAL_MS / 1000}s`, timeout: '5s' },
       },
     };
-    // On a crowded machine the API server's call to the sealing webhook can fail transiently (a reset keep-alive
-    // socket, a timeout): retry like a client would, rather than lose the run.
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await client.create(ExternalConnections, connection as never);
-        return;
-      } catch (err) {
-        const message = String((err as Error).message);
-        if (attempt > 1 && /already exists/i.test(message)) return; // an earlier attempt got through after all
-        if (attempt >= 5 || !/webhook|timeout|reset|EOF/i.test(message)) throw err;
-        await sleep(500 * attempt);
-      }
-    }
+    // An earlier attempt may have got through after all.
+    await retried(() => client.create(ExternalConnections, connection as never), /already exists/i);
   });
 }
 
 async function deleteConnections(client: KubeClient, groups: Group[]): Promise<void> {
-  await pool(groups.flatMap((g) => g.names.map((name) => ({ ns: g.ns, name }))), CREATE_CONCURRENCY, ({ ns, name }) => client.delete(ExternalConnections, name, ns));
+  await pool(groups.flatMap((g) => g.names.map((name) => ({ ns: g.ns, name }))), CREATE_CONCURRENCY, ({ ns, name }) => retried(() => client.delete(ExternalConnections, name, ns), /not found/i));
+}
+
+/**
+ * On a crowded machine the API server's call to the operator's webhooks can
+ * fail transiently (a reset keep-alive socket, a timeout): retry like a
+ * client would, rather than lose the run. `done` matches the error of a retry
+ * whose earlier attempt got through after all.
+ */
+async function retried(call: () => Promise<unknown>, done: RegExp): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await call();
+      return;
+    } catch (err) {
+      const message = String((err as Error).message);
+      if (attempt > 1 && done.test(message)) return;
+      if (attempt >= 5 || !/webhook|timeout|reset|broken pipe|EOF/i.test(message)) throw err;
+      await sleep(500 * attempt);
+    }
+  }
 }
 
 async function until(what: string, timeoutMs: number, check: () => Promise<boolean>): Promise<void> {
@@ -403,6 +412,7 @@ async function main(): Promise<void> {
     for (const phase of phases) {
       for (const g of phase.groups) await createWorkspace(client, g.ns);
       results.push([phase.label, await measurePhase(client, fixture, phase.label, phase.groups, windowMs, phase.measured)]);
+      process.stderr.write(`${table(results.slice(-1))}\n`); // each phase's row as soon as it is measured
       // The next phase measures its own connections only.
       if (phase !== phases.at(-1)) await deleteConnections(client, phase.groups);
     }
