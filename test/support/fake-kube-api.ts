@@ -19,6 +19,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { KubeClient, type KubeClientOptions, type KubeObject } from '../../src/kube/client.js';
 import { apiVersionOf, resourcePath, type ResourceType } from '../../src/kube/resources.js';
 import { createCertificate, createCertificateAuthority } from '../../src/kube/x509.js';
+import { createLogger, type Logger } from '../../src/runtime/logger.js';
 
 type Req = http.IncomingMessage | http2.Http2ServerRequest;
 export type FakeResponse = http.ServerResponse | http2.Http2ServerResponse;
@@ -132,7 +133,7 @@ export class FakeKubeApi {
   client(opts: KubeClientOptions = {}): KubeClient {
     const kc = new KubeConfig();
     kc.loadFromOptions({
-      clusters: [{ name: 'fake', server: this.url, ...(this.caPem ? { caData: Buffer.from(this.caPem).toString('base64') } : {}) }],
+      clusters: [{ name: 'fake', server: this.url, ...(this.caPem ? { caData: Buffer.from(this.caPem).toString('base64') } : { skipTLSVerify: true }) }],
       users: [{ name: 'fake', token: this.token }],
       contexts: [{ name: 'fake', cluster: 'fake', user: 'fake' }],
       currentContext: 'fake',
@@ -401,4 +402,19 @@ function json(res: FakeResponse, code: number, body: unknown, headers: Record<st
 
 function status(res: FakeResponse, code: number, reason: string, message: string, headers: Record<string, string> = {}): void {
   json(res, code, { kind: 'Status', apiVersion: 'v1', status: 'Failure', reason, message, code }, headers);
+}
+
+/** A real (pino) logger whose lines are kept, so a test can check that no credential was ever logged. */
+export function capturedLogger(): { log: Logger; lines: string[] } {
+  const lines: string[] = [];
+  return { log: createLogger({ level: 'debug', destination: { write: (line: string) => void lines.push(line) } }), lines };
+}
+
+/** Polls until `predicate` holds; the deadline only turns a hang into a failure, it is not what a test asserts. */
+export async function until(what: string, predicate: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await predicate())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
 }
