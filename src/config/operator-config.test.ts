@@ -54,4 +54,11 @@ describe('loadOperatorConfig', () => {
     expect(loadOperatorConfig({ ATOLL_USAGE_FLUSH_INTERVAL: '2s', ATOLL_DELETE_PROTECTION_WINDOW: '0' }).usage).toEqual({ flushIntervalMs: 2000, deleteProtectionWindowMs: 0 });
     expect(() => loadOperatorConfig({ ATOLL_DELETE_PROTECTION_WINDOW: 'a day' })).toThrow(/ATOLL_DELETE_PROTECTION_WINDOW must be a duration/);
   });
+
+  it('reads leader-election durations (client-go defaults) and refuses a renew deadline that could allow two leaders', () => {
+    expect(loadOperatorConfig({}).leaderElection).toMatchObject({ leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000 });
+    expect(loadOperatorConfig({ ATOLL_LEADER_ELECT_LEASE_DURATION: '4s', ATOLL_LEADER_ELECT_RENEW_DEADLINE: '2s', ATOLL_LEADER_ELECT_RETRY_PERIOD: '500ms' }).leaderElection).toMatchObject({ leaseDurationMs: 4_000, renewDeadlineMs: 2_000, retryPeriodMs: 500 });
+    expect(() => loadOperatorConfig({ ATOLL_LEADER_ELECT_RENEW_DEADLINE: '15s' })).toThrow(/ATOLL_LEADER_ELECT_RENEW_DEADLINE must be shorter than ATOLL_LEADER_ELECT_LEASE_DURATION/);
+    expect(() => loadOperatorConfig({ ATOLL_LEADER_ELECT_RETRY_PERIOD: '9s' })).toThrow(/ATOLL_LEADER_ELECT_RENEW_DEADLINE must be longer than 1.2 × ATOLL_LEADER_ELECT_RETRY_PERIOD/);
+  });
 });

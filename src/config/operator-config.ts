@@ -35,7 +35,8 @@ export interface OperatorConfig {
     readonly sealingRate: { readonly ratePerSecond: number; readonly burst: number };
   };
   readonly health: { readonly host: string; readonly port: number };
-  readonly leaderElection: { readonly enabled: boolean; readonly identity: string };
+  /** Durations as client-go's flags (--leader-elect-lease-duration, -renew-deadline, -retry-period); ADR 0020. */
+  readonly leaderElection: { readonly enabled: boolean; readonly identity: string; readonly leaseDurationMs: number; readonly renewDeadlineMs: number; readonly retryPeriodMs: number };
   readonly probes: {
     readonly concurrency: number;
     /** Probe slots one workspace may hold at once, so one whose hosts never answer cannot starve the others. */
@@ -105,6 +106,11 @@ export function loadOperatorConfig(env: Env = process.env, overrides: Partial<Re
   const deleteProtectionWindowMs = duration(e, 'ATOLL_DELETE_PROTECTION_WINDOW', 24 * 3_600_000, 0, 30 * 24 * 3_600_000, problems);
   // Same upper bound as spec.policy.maxConnections in the Workspace CRD.
   const defaultMaxConnections = int(e, 'ATOLL_DEFAULT_MAX_CONNECTIONS', DEFAULT_MAX_CONNECTIONS, 1, 10_000, problems);
+  const leaseDurationMs = duration(e, 'ATOLL_LEADER_ELECT_LEASE_DURATION', 15_000, 1_000, 600_000, problems);
+  const renewDeadlineMs = duration(e, 'ATOLL_LEADER_ELECT_RENEW_DEADLINE', 10_000, 100, 600_000, problems);
+  const retryPeriodMs = duration(e, 'ATOLL_LEADER_ELECT_RETRY_PERIOD', 2_000, 50, 600_000, problems);
+  if (renewDeadlineMs >= leaseDurationMs) problems.push('ATOLL_LEADER_ELECT_RENEW_DEADLINE must be shorter than ATOLL_LEADER_ELECT_LEASE_DURATION, or a leader that stopped renewing could still act after another took over');
+  if (renewDeadlineMs <= retryPeriodMs * 1.2) problems.push('ATOLL_LEADER_ELECT_RENEW_DEADLINE must be longer than 1.2 × ATOLL_LEADER_ELECT_RETRY_PERIOD, so a renewal can be retried before the deadline');
   if (problems.length) throw new ConfigError(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
   return Object.freeze({
     namespace,
@@ -121,7 +127,7 @@ export function loadOperatorConfig(env: Env = process.env, overrides: Partial<Re
       sealingRate: Object.freeze({ ratePerSecond: sealingPerMinute / 60, burst: sealingBurst }),
     }),
     health: Object.freeze({ host: e.ATOLL_HEALTH_HOST ?? '0.0.0.0', port: healthPort }),
-    leaderElection: Object.freeze({ enabled: (e.ATOLL_LEADER_ELECT ?? 'true') !== 'false', identity: e.POD_NAME ?? `${hostname()}-${process.pid}` }),
+    leaderElection: Object.freeze({ enabled: (e.ATOLL_LEADER_ELECT ?? 'true') !== 'false', identity: e.POD_NAME ?? `${hostname()}-${process.pid}`, leaseDurationMs, renewDeadlineMs, retryPeriodMs }),
     probes: Object.freeze({ concurrency, perWorkspace, defaultTimeoutMs: 10_000, maxResponseBytes: 64 * 1024, testMinIntervalMs: testMinInterval * 1000 }),
     serviceAccounts: Object.freeze({ controller: e.ATOLL_CONTROLLER_SERVICE_ACCOUNT ?? 'atoll-controller', gateway: e.ATOLL_GATEWAY_SERVICE_ACCOUNT ?? 'atoll-gateway' }),
     usage: Object.freeze({ flushIntervalMs, deleteProtectionWindowMs }),
