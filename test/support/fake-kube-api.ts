@@ -392,7 +392,8 @@ function storeKey(prefix: string, plural: string, namespace: string, name: strin
 }
 
 function send(res: FakeResponse, ev: unknown): void {
-  if (!res.writableEnded) res.write(JSON.stringify(ev) + '\n');
+  // Both response types write strings; their union's overloads do not combine.
+  if (!res.writableEnded) (res as http.ServerResponse).write(JSON.stringify(ev) + '\n');
 }
 
 function json(res: FakeResponse, code: number, body: unknown, headers: Record<string, string> = {}): void {
