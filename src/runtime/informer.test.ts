@@ -99,4 +99,18 @@ describe('Informer', () => {
     [50, 100, 200, 200].forEach((min, i) => expect(at[i + 1]! - at[i]!).toBeGreaterThanOrEqual(min - SLACK_MS));
     expect(lines.filter((l) => l.includes('"list/watch failed, retrying"'))).toHaveLength(4);
   });
+
+  it('waits out a 429 with Retry-After on the watch itself: no failure, no relist', async () => {
+    const { api, informer, lines } = await started();
+    api.script((r) => r.watch, reply(429, 'TooManyRequests', { 'retry-after': '1' }), 1);
+    informer.start();
+    await informer.waitForSync();
+    await until('watching after the wait', () => api.openWatches === 1);
+    const watches = api.watchRequests();
+    expect(watches).toHaveLength(2);
+    expect(watches[1]!.at - watches[0]!.at).toBeGreaterThanOrEqual(1000 - SLACK_MS);
+    expect(lists(api)).toHaveLength(1);
+    expect(lines.some((l) => l.includes('list/watch failed'))).toBe(false);
+    expect(informer.healthy()).toBe(true);
+  });
 });
