@@ -36,13 +36,36 @@ mkdir -p "$bin_dir" "$mod"
 export GOFLAGS="-mod=mod -buildvcs=false"
 export CGO_ENABLED=0
 
+# The published version standing in for a submodule vault builds from its own
+# tree: the newer of the version vault's go.mod requires and the newest one
+# published before this vault release. The second matters because some
+# requires are placeholders (api/auth/approle v0.1.0, from 2021) whose old
+# module graphs drag in a pre-split envoyproxy/go-control-plane and make
+# grpc's imports ambiguous. Deterministic for a pinned VAULT_VERSION.
+version_time() { (cd "$mod" && go list -m -json "$1@$2" | sed -n 's/.*"Time": "\(.*\)".*/\1/p'); }
+submodule_version() {
+  local m=$1 required best released
+  required=$(grep -E "^\s+$m v" "$gomod" | awk '{print $2}' | head -1)
+  [[ -n "$required" ]] || { echo "[vault] vault's go.mod replaces $m but requires no version of it" >&2; exit 1; }
+  best=$required
+  for v in $(cd "$mod" && go list -m -versions "$m" | cut -d' ' -f2- | tr ' ' '\n' | sort -rV); do
+    released=$(version_time "$m" "$v")
+    if [[ -n "$released" && "$released" < "$vault_time" ]]; then best=$v; break; fi
+  done
+  printf '%s\n%s\n' "$required" "$best" | sort -V | tail -1
+}
+
 step "reading github.com/hashicorp/vault@v$VAULT_VERSION go.mod"
-[[ -f "$mod/go.mod" ]] || printf 'module atoll.local/build-vault\n\ngo 1.25\n' > "$mod/go.mod"
+printf 'module atoll.local/build-vault\n\ngo 1.25\n' > "$mod/go.mod"
 gomod=$(cd "$mod" && go mod download -json "github.com/hashicorp/vault@v$VAULT_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
 [[ -f "$gomod" ]] || { echo "[vault] could not download github.com/hashicorp/vault@v$VAULT_VERSION from the Go module proxy" >&2; exit 1; }
 go_line=$(grep -E '^go [0-9]' "$gomod" | head -1)
+vault_time=$(version_time github.com/hashicorp/vault "v$VAULT_VERSION")
 # Local replaces ("github.com/hashicorp/vault/x => ./x"): the modules they name.
 mapfile -t local_mods < <(grep -E '^replace github\.com/hashicorp/vault/[^ ]+ => \./' "$gomod" | awk '{print $2}')
+pinned=()
+for m in "${local_mods[@]}"; do pinned+=("$m $(submodule_version "$m")"); done
+# Written in one go after every `go list` above, which read the module in $mod.
 {
   echo "module atoll.local/build-vault"
   echo
@@ -50,17 +73,13 @@ mapfile -t local_mods < <(grep -E '^replace github\.com/hashicorp/vault/[^ ]+ =>
   echo
   echo "require ("
   echo "	github.com/hashicorp/vault v$VAULT_VERSION"
-  for m in "${local_mods[@]}"; do
-    # The version vault's own require block names for the submodule (direct or indirect).
-    v=$(grep -E "^\s+$m v" "$gomod" | awk '{print $2}' | head -1)
-    [[ -n "$v" ]] || { echo "[vault] vault's go.mod replaces $m but requires no version of it" >&2; exit 1; }
-    echo "	$m $v"
-  done
+  printf '\t%s\n' "${pinned[@]}"
   echo ")"
   echo
   # Non-local replaces are kept as they are: Go honours them only in the main module.
   grep -E '^replace ' "$gomod" | grep -v ' => \./' || true
-} > "$mod/go.mod"
+} > "$mod/go.mod.new"
+mv "$mod/go.mod.new" "$mod/go.mod"
 step "wrapper module: ${#local_mods[@]} submodules required at published versions, $(grep -c '^replace ' "$mod/go.mod" || true) replace directives mirrored"
 
 pkg="github.com/hashicorp/vault/version"

@@ -1,0 +1,219 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
+import path from 'node:path';
+import { Agent, request } from 'undici';
+import { packageRoot, pinnedVersions } from './binaries.js';
+import { freeLoopbackPort } from './moto.js';
+
+/** A Vault server on a loopback port, started and stopped by a test. */
+export interface VaultServer {
+  /** `https://127.0.0.1:<port>` (dev mode, TLS by Vault's own dev CA) or `http://...` (persistent mode). */
+  address: string;
+  /** PEM of the CA that signed the dev server's certificate (dev mode). */
+  caPem?: string;
+  rootToken: string;
+  /** An authenticated call to Vault's HTTP API as root (or `token`); throws on a non-2xx answer. */
+  api<T = Record<string, unknown>>(method: string, apiPath: string, body?: unknown, token?: string): Promise<T>;
+  /** A call that returns Vault's status and `errors` instead of throwing (for asserting refusals). */
+  raw(method: string, apiPath: string, body?: unknown, token?: string): Promise<{ status: number; body: { data?: Record<string, unknown>; errors?: string[] } }>;
+  /** Kills the server process (an outage). */
+  stop(): Promise<void>;
+  /** Starts it again on the same port (persistent mode keeps its data and comes back sealed). */
+  start(): Promise<void>;
+  seal(): Promise<void>;
+  unseal(): Promise<void>;
+  /** Stops it and removes its files. */
+  destroy(): Promise<void>;
+}
+
+const STARTUP_TIMEOUT_MS = 30_000;
+const STOP_GRACE_MS = 3_000;
+
+/**
+ * Path of the vault binary: VAULT_BINARY, else the version-stamped cache that
+ * hack/build-vault.sh fills (building it now when `build` is not false).
+ */
+export function vaultBinary(opts: { build?: boolean } = {}): string {
+  const fromEnv = process.env.VAULT_BINARY;
+  if (fromEnv) {
+    if (!existsSync(fromEnv)) throw new Error(`VAULT_BINARY=${fromEnv} does not exist`);
+    return fromEnv;
+  }
+  const cache = process.env.ATOLL_CACHE_DIR ?? path.join(homedir(), '.cache', 'atoll');
+  const binary = path.join(cache, 'bin', `vault-v${pinnedVersions().VAULT_VERSION}`, 'vault');
+  if (existsSync(binary)) return binary;
+  if (opts.build === false) throw new Error('the vault binary is missing: run `bash hack/build-vault.sh`');
+  const r = spawnSync('bash', [path.join(packageRoot(), 'hack', 'build-vault.sh')], { stdio: ['ignore', 'ignore', 'inherit'] });
+  if (r.status !== 0 || !existsSync(binary)) throw new Error('building vault failed (see output above)');
+  return binary;
+}
+
+/**
+ * Starts `vault server` on 127.0.0.1. `dev` (the default) is `vault server
+ * -dev -dev-tls`: in-memory, unsealed, TLS with a throw-away CA, a random root
+ * token. `persistent` runs a real server with file storage (initialised with
+ * one unseal key, then unsealed), so a stop and start keeps the Transit keys,
+ * as a production Vault does, and comes back sealed.
+ */
+export async function startVault(opts: { mode?: 'dev' | 'persistent' } = {}): Promise<VaultServer> {
+  const binary = vaultBinary();
+  const mode = opts.mode ?? 'dev';
+  const dir = mkdtempSync(path.join(tmpdir(), 'atoll-vault-'));
+  const port = await freeLoopbackPort();
+  let rootToken = `root-${randomBytes(12).toString('hex')}`;
+  let unsealKey = '';
+  let child: ChildProcess | undefined;
+  let stderrTail = '';
+  let stdout = '';
+  const scheme = mode === 'dev' ? 'https' : 'http';
+  const address = `${scheme}://127.0.0.1:${port}`;
+
+  let args: string[];
+  if (mode === 'dev') {
+    args = ['server', '-dev', `-dev-listen-address=127.0.0.1:${port}`, `-dev-root-token-id=${rootToken}`, '-dev-tls', `-dev-tls-cert-dir=${dir}`, '-dev-no-store-token'];
+  } else {
+    mkdirSync(path.join(dir, 'data'));
+    writeFileSync(
+      path.join(dir, 'vault.hcl'),
+      `storage "file" {\n  path = "${path.join(dir, 'data')}"\n}\nlistener "tcp" {\n  address = "127.0.0.1:${port}"\n  tls_disable = true\n}\ndisable_mlock = true\napi_addr = "${address}"\nui = false\n`,
+    );
+    args = ['server', `-config=${path.join(dir, 'vault.hcl')}`];
+  }
+  const killOnExit = () => child?.kill('SIGKILL');
+  process.once('exit', killOnExit);
+
+  let agent = new Agent();
+  const raw: VaultServer['raw'] = async (method, apiPath, body, token = rootToken) => {
+    const res = await request(`${address}/v1/${apiPath.replace(/^\//, '')}`, {
+      method: method as 'GET',
+      headers: { 'x-vault-token': token, 'content-type': 'application/json' },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+      dispatcher: agent,
+      signal: AbortSignal.timeout(10_000),
+    });
+    const text = await res.body.text();
+    return { status: res.statusCode, body: text ? (JSON.parse(text) as { data?: Record<string, unknown>; errors?: string[] }) : {} };
+  };
+  const api: VaultServer['api'] = async <T,>(method: string, apiPath: string, body?: unknown, token?: string) => {
+    const res = await raw(method, apiPath, body, token);
+    if (res.status < 200 || res.status >= 300) throw new Error(`vault ${method} ${apiPath}: ${res.status} ${(res.body.errors ?? []).join('; ')}`);
+    return res.body as T;
+  };
+
+  const start = async () => {
+    stdout = '';
+    child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HOME: dir, VAULT_ADDR: address } });
+    child.stdout?.on('data', (c: Buffer) => (stdout = (stdout + c.toString()).slice(-20_000)));
+    child.stderr?.on('data', (c: Buffer) => (stderrTail = (stderrTail + c.toString()).slice(-2000)));
+    const deadline = Date.now() + STARTUP_TIMEOUT_MS;
+    for (;;) {
+      if (child.exitCode !== null) throw new Error(`vault exited: ${stderrTail.trim().split('\n').slice(-3).join(' | ')}`);
+      if (Date.now() > deadline) throw new Error('vault did not answer in time');
+      if (mode === 'dev' && !agent.closed && existsSync(path.join(dir, 'vault-ca.pem'))) {
+        await agent.close();
+        agent = new Agent({ connect: { ca: readFileSync(path.join(dir, 'vault-ca.pem'), 'utf8') } });
+      }
+      // Dev mode: the health endpoint answers 200 only once Transit and friends are mounted.
+      const status = await raw('GET', 'sys/health?standbyok=true&sealedcode=299&uninitcode=298').then((r) => r.status, () => 0);
+      if (status === 200 || (mode === 'persistent' && (status === 298 || status === 299))) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    if (mode === 'dev') unsealKey ||= /Unseal Key: (\S+)/.exec(stdout)?.[1] ?? '';
+  };
+  const stop = async () => {
+    const proc = child;
+    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
+    await new Promise<void>((resolve) => {
+      const killer = setTimeout(() => proc.kill('SIGKILL'), STOP_GRACE_MS);
+      proc.once('exit', () => {
+        clearTimeout(killer);
+        resolve();
+      });
+      proc.kill('SIGTERM');
+    });
+  };
+  const unseal = async () => {
+    await api('PUT', 'sys/unseal', { key: unsealKey }, '');
+  };
+
+  try {
+    await start();
+    if (mode === 'persistent') {
+      const init = await api<{ keys_base64: string[]; root_token: string }>('PUT', 'sys/init', { secret_shares: 1, secret_threshold: 1 }, '');
+      unsealKey = init.keys_base64[0]!;
+      rootToken = init.root_token;
+      await unseal();
+      await waitActive(raw);
+    }
+  } catch (err) {
+    await stop();
+    rmSync(dir, { recursive: true, force: true });
+    throw err;
+  }
+  const caPath = path.join(dir, 'vault-ca.pem');
+  return {
+    address,
+    ...(mode === 'dev' ? { caPem: readFileSync(caPath, 'utf8') } : {}),
+    get rootToken() {
+      return rootToken;
+    },
+    api,
+    raw,
+    stop,
+    async start() {
+      if (mode === 'dev') throw new Error('a dev-mode Vault keeps nothing across a restart; use mode persistent');
+      await start();
+    },
+    async seal() {
+      await api('PUT', 'sys/seal');
+    },
+    async unseal() {
+      await unseal();
+      await waitActive(raw);
+    },
+    async destroy() {
+      await stop();
+      await agent.close();
+      process.removeListener('exit', killOnExit);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+async function waitActive(raw: VaultServer['raw']): Promise<void> {
+  const deadline = Date.now() + STARTUP_TIMEOUT_MS;
+  while ((await raw('GET', 'sys/health').then((r) => r.status, () => 0)) !== 200) {
+    if (Date.now() > deadline) throw new Error('vault did not become active after unseal');
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+/** Mounts Transit at `mount` (if needed) and creates a derived AES-256-GCM key. */
+export async function createTransitKey(vault: VaultServer, key: string, opts: { mount?: string; derived?: boolean } = {}): Promise<string> {
+  const mount = opts.mount ?? 'transit';
+  const mounts = await vault.api<Record<string, unknown>>('GET', 'sys/mounts');
+  if (!(`${mount}/` in ((mounts.data as Record<string, unknown> | undefined) ?? mounts))) await vault.api('POST', `sys/mounts/${mount}`, { type: 'transit' });
+  await vault.api('POST', `${mount}/keys/${key}`, { type: 'aes256-gcm96', derived: opts.derived ?? true });
+  return `${mount}/keys/${key}`;
+}
+
+/**
+ * The least-privilege policy of docs/reference/kms-vault-transit.md: the
+ * controller wraps, unwraps and re-wraps; the gateway only unwraps.
+ */
+export function transitPolicy(keyId: string, component: 'controller' | 'gateway' = 'controller'): string {
+  const [mount, key] = keyId.split('/keys/') as [string, string];
+  const paths = component === 'controller' ? [`${mount}/datakey/plaintext/${key}`, `${mount}/decrypt/${key}`, `${mount}/rewrap/${key}`] : [`${mount}/decrypt/${key}`];
+  return paths.map((p) => `path "${p}" {\n  capabilities = ["update"]\n}\n`).join('');
+}
+
+/** Writes a policy and returns a token holding only it (written to a fresh file for token auth). */
+export async function tokenWithPolicy(vault: VaultServer, policy: string, hcl: string, opts: { ttl?: string } = {}): Promise<{ token: string; file: string }> {
+  await vault.api('PUT', `sys/policies/acl/${policy}`, { policy: hcl });
+  const out = await vault.api<{ auth: { client_token: string } }>('POST', 'auth/token/create', { policies: [policy], no_default_policy: true, ttl: opts.ttl ?? '1h' });
+  const file = path.join(mkdtempSync(path.join(tmpdir(), 'atoll-vault-token-')), 'token');
+  writeFileSync(file, out.auth.client_token, { mode: 0o600 });
+  return { token: out.auth.client_token, file };
+}
