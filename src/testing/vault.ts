@@ -4,20 +4,28 @@ import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync
 import { homedir, tmpdir } from 'node:os';
 import path from 'node:path';
 import { Agent, request } from 'undici';
+import type { KubeClient } from '../kube/client.js';
+import { ClusterRoleBindings, Namespaces, ServiceAccounts } from '../kube/resources.js';
 import { packageRoot, pinnedVersions } from './binaries.js';
+import { SERVICE_ACCOUNT_ISSUER } from './control-plane.js';
 import { freeLoopbackPort } from './moto.js';
 
 /** A Vault server on a loopback port, started and stopped by a test. */
 export interface VaultServer {
   /** `https://127.0.0.1:<port>` (dev mode, TLS by Vault's own dev CA) or `http://...` (persistent mode). */
   address: string;
-  /** PEM of the CA that signed the dev server's certificate (dev mode). */
+  /** PEM of the CA that signed the dev server's certificate (dev mode), and the file holding it. */
   caPem?: string;
+  caFile?: string;
   rootToken: string;
   /** An authenticated call to Vault's HTTP API as root (or `token`); throws on a non-2xx answer. */
   api<T = Record<string, unknown>>(method: string, apiPath: string, body?: unknown, token?: string): Promise<T>;
   /** A call that returns Vault's status and `errors` instead of throwing (for asserting refusals). */
   raw(method: string, apiPath: string, body?: unknown, token?: string): Promise<{ status: number; body: { data?: Record<string, unknown>; errors?: string[] } }>;
+  /** Freezes the server (SIGSTOP): connections hang, as in a network partition; state is kept. */
+  pause(): void;
+  /** Thaws it (SIGCONT). */
+  resume(): void;
   /** Kills the server process (an outage). */
   stop(): Promise<void>;
   /** Starts it again on the same port (persistent mode keeps its data and comes back sealed). */
@@ -125,6 +133,7 @@ export async function startVault(opts: { mode?: 'dev' | 'persistent' } = {}): Pr
   const stop = async () => {
     const proc = child;
     if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
+    proc.kill('SIGCONT');
     await new Promise<void>((resolve) => {
       const killer = setTimeout(() => proc.kill('SIGKILL'), STOP_GRACE_MS);
       proc.once('exit', () => {
@@ -155,13 +164,15 @@ export async function startVault(opts: { mode?: 'dev' | 'persistent' } = {}): Pr
   const caPath = path.join(dir, 'vault-ca.pem');
   return {
     address,
-    ...(mode === 'dev' ? { caPem: readFileSync(caPath, 'utf8') } : {}),
+    ...(mode === 'dev' ? { caPem: readFileSync(caPath, 'utf8'), caFile: caPath } : {}),
     get rootToken() {
       return rootToken;
     },
     api,
     raw,
     stop,
+    pause: () => void child?.kill('SIGSTOP'),
+    resume: () => void child?.kill('SIGCONT'),
     async start() {
       if (mode === 'dev') throw new Error('a dev-mode Vault keeps nothing across a restart; use mode persistent');
       await start();
@@ -216,4 +227,48 @@ export async function tokenWithPolicy(vault: VaultServer, policy: string, hcl: s
   const file = path.join(mkdtempSync(path.join(tmpdir(), 'atoll-vault-token-')), 'token');
   writeFileSync(file, out.auth.client_token, { mode: 0o600 });
   return { token: out.auth.client_token, file };
+}
+
+/** A ServiceAccount token from the real TokenRequest API, with `audience`, written to a fresh file. */
+export async function serviceAccountTokenFile(client: KubeClient, namespace: string, name: string, audience: string, expirationSeconds = 3600): Promise<string> {
+  const review = await client.request<{ status: { token: string } }>('POST', `/api/v1/namespaces/${namespace}/serviceaccounts/${name}/token`, {
+    apiVersion: 'authentication.k8s.io/v1',
+    kind: 'TokenRequest',
+    spec: { audiences: [audience], expirationSeconds },
+  });
+  const file = path.join(mkdtempSync(path.join(tmpdir(), 'atoll-sa-token-')), 'token');
+  writeFileSync(file, review.status.token, { mode: 0o600 });
+  return file;
+}
+
+/**
+ * Enables Vault's Kubernetes auth method against a real API server, as a
+ * platform team does: a token-reviewer ServiceAccount bound to
+ * system:auth-delegator (so Vault may call TokenReview), the API server's
+ * URL and CA, and no local-pod JWT.
+ */
+export async function enableKubernetesAuth(vault: VaultServer, client: KubeClient, apiServer: { url: string; caPem: string }): Promise<void> {
+  const ns = 'vault-auth';
+  await client.apply(Namespaces, { metadata: { name: ns } });
+  await client.apply(ServiceAccounts, { metadata: { name: 'vault-token-reviewer', namespace: ns } });
+  await client.apply(ClusterRoleBindings, {
+    metadata: { name: 'vault-token-reviewer' },
+    roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'system:auth-delegator' },
+    subjects: [{ kind: 'ServiceAccount', name: 'vault-token-reviewer', namespace: ns }],
+  } as never);
+  const reviewer = readFileSync(await serviceAccountTokenFile(client, ns, 'vault-token-reviewer', SERVICE_ACCOUNT_ISSUER, 24 * 3600), 'utf8');
+  await vault.api('POST', 'sys/auth/kubernetes', { type: 'kubernetes' });
+  await vault.api('POST', 'auth/kubernetes/config', { kubernetes_host: apiServer.url, kubernetes_ca_cert: apiServer.caPem, token_reviewer_jwt: reviewer, disable_local_ca_jwt: true });
+}
+
+/** A Kubernetes auth role: this ServiceAccount, this audience, these policies. */
+export async function kubernetesRole(vault: VaultServer, role: string, opts: { namespace: string; serviceAccount: string; audience: string; policies: string[]; ttl?: string }): Promise<void> {
+  await vault.api('POST', `auth/kubernetes/role/${role}`, {
+    bound_service_account_names: [opts.serviceAccount],
+    bound_service_account_namespaces: [opts.namespace],
+    audience: opts.audience,
+    token_policies: opts.policies,
+    token_no_default_policy: true,
+    token_ttl: opts.ttl ?? '1h',
+  });
 }
