@@ -107,7 +107,7 @@ describe('vault-transit: operator and gateway against a real Vault with Kubernet
 
     await client.create(Namespaces, { metadata: { name: ns } });
     await client.create(Workspaces, { metadata: { name: ns, namespace: ns }, spec: { policy: { egress: { allowCIDRs: ['127.0.0.1/32'] } } } } as never);
-    await waitFor('workspace ready', async () => condition(await client.get(Workspaces, ns, ns), 'Ready')?.status === 'True', 30_000);
+    await waitFor('workspace ready', async () => condition(await client.get(Workspaces, ns, ns) as never, 'Ready')?.status === 'True', 30_000);
   });
 
   afterAll(async () => {
