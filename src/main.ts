@@ -16,6 +16,7 @@ Usage: atoll <command> [flags]
   gateway      run the credential-injecting HTTP gateway
   agent        keep a connection's credentials in files (sidecar)
   dev          start the embedded default: local control plane, KMS, controller and gateway
+               (--kms vault-transit: seal with a Vault dev server's Transit engine)
   seal         seal credentials for Git through a server-side dry run
   connect      create a connection interactively (credentials never echoed)
   test         probe a connection now and print the outcome

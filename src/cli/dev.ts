@@ -7,15 +7,19 @@ import { packageRoot } from '../testing/binaries.js';
 import { freePort } from '../testing/ports.js';
 import { installAtoll, loopbackOperatorConfig, OPERATOR_NAMESPACE, precreateWebhookConfigurations } from '../testing/embedded.js';
 import { startGatewayFromConfig } from './gateway.js';
-import { flag, type ParsedArgs } from './args.js';
+import { flag, UsageError, type ParsedArgs } from './args.js';
+import { startDevVault, type DevVault } from './dev-vault.js';
 
 /**
  * `atoll dev`, the embedded default: a real etcd and kube-apiserver on
- * loopback, the local KMS provider, CRDs, webhooks, built-in types, the
+ * loopback, the local KMS provider (or, with `--kms vault-transit`, a Vault
+ * dev server's Transit engine), CRDs, webhooks, built-in types, the
  * controller and the gateway, in one process. Writes .atoll/dev/state.json.
  */
 export async function dev(args: ParsedArgs): Promise<number> {
   const root = packageRoot();
+  const kms = flag(args, 'kms') ?? 'local';
+  if (kms !== 'local' && kms !== 'vault-transit') throw new UsageError('atoll dev --kms must be local or vault-transit');
   const dir = path.resolve(flag(args, 'dir') ?? path.join(root, '.atoll', 'dev'));
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(path.join(dir, 'cluster'), { recursive: true });
@@ -30,6 +34,7 @@ export async function dev(args: ParsedArgs): Promise<number> {
   const cp = await ControlPlane.start({ dir: path.join(dir, 'cluster'), onProgress: say, controllerManager: false });
   const client = cp.adminClient();
   let stopping = false;
+  let vault: DevVault | undefined;
   try {
     say('installing CRDs, RBAC and built-in IntegrationTypes');
     await installAtoll(client, root);
@@ -37,21 +42,23 @@ export async function dev(args: ParsedArgs): Promise<number> {
     await cp.startControllerManager();
 
     const gatewayPort = await freePort();
-    const config = loopbackOperatorConfig({ ATOLL_LEADER_ELECT: 'true' }, process.env);
+    if (kms === 'vault-transit') vault = await startDevVault(cp, client, dir, say);
+    const config = loopbackOperatorConfig({ ATOLL_LEADER_ELECT: 'true', ...vault?.env('controller') }, process.env);
+    const gatewayConfig = vault ? loopbackOperatorConfig({ ATOLL_LEADER_ELECT: 'true', ...vault.env('gateway') }, process.env) : config;
     // Controller and gateway run as their own ServiceAccounts with the RBAC that
     // ships in config/rbac, so least privilege is exercised by every dev session
     // and integration suite, not only asserted. Only the webhook configurations
     // are created up front (in a cluster the chart does that).
     await precreateWebhookConfigurations(client);
     const operator = await startOperator({ client: await cp.serviceAccountClient(OPERATOR_NAMESPACE, config.serviceAccounts.controller), config, log: log.child({ component: 'controller' }) });
-    const gateway = await startGatewayFromConfig({ client: await cp.serviceAccountClient(OPERATOR_NAMESPACE, config.serviceAccounts.gateway), config, log: log.child({ component: 'gateway' }), host: '127.0.0.1', port: gatewayPort });
+    const gateway = await startGatewayFromConfig({ client: await cp.serviceAccountClient(OPERATOR_NAMESPACE, config.serviceAccounts.gateway), config: gatewayConfig, log: log.child({ component: 'gateway' }), host: '127.0.0.1', port: gatewayPort });
     const state = {
       kubeconfig: cp.adminKubeconfigPath,
       server: cp.server,
       etcd: { endpoints: [cp.etcdEndpoint] },
       gateway: { url: gateway.url },
       controller: { health: operator.healthURL, metrics: `${operator.healthURL}/metrics`, webhookPort: operator.webhookPort },
-      kms: { provider: config.kms.provider, keyId: config.kms.defaultKeyId },
+      kms: { provider: config.kms.provider, keyId: config.kms.defaultKeyId, ...(vault ? { vault: { address: vault.server.address, caFile: vault.server.caFile, rootTokenFile: path.join(dir, 'vault-root-token') } } : {}) },
       kubernetesVersion: cp.binaries.kubernetesVersion,
       log: logFile,
       pid: process.pid,
@@ -80,6 +87,7 @@ export async function dev(args: ParsedArgs): Promise<number> {
     ]);
   } finally {
     if (!stopping) say('start-up failed; stopping the control plane');
+    await vault?.server.destroy();
     await cp.stop();
     rmSync(path.join(dir, 'state.json'), { force: true });
   }

@@ -230,15 +230,15 @@ export async function tokenWithPolicy(vault: VaultServer, policy: string, hcl: s
 }
 
 /** A ServiceAccount token from the real TokenRequest API, with `audience`, written to a fresh file. */
-export async function serviceAccountTokenFile(client: KubeClient, namespace: string, name: string, audience: string, expirationSeconds = 3600): Promise<string> {
+export async function serviceAccountTokenFile(client: KubeClient, namespace: string, name: string, audience: string, expirationSeconds = 3600, file?: string): Promise<string> {
   const review = await client.request<{ status: { token: string } }>('POST', `/api/v1/namespaces/${namespace}/serviceaccounts/${name}/token`, {
     apiVersion: 'authentication.k8s.io/v1',
     kind: 'TokenRequest',
     spec: { audiences: [audience], expirationSeconds },
   });
-  const file = path.join(mkdtempSync(path.join(tmpdir(), 'atoll-sa-token-')), 'token');
-  writeFileSync(file, review.status.token, { mode: 0o600 });
-  return file;
+  const target = file ?? path.join(mkdtempSync(path.join(tmpdir(), 'atoll-sa-token-')), 'token');
+  writeFileSync(target, review.status.token, { mode: 0o600 });
+  return target;
 }
 
 /**
