@@ -211,13 +211,15 @@ export async function createTransitKey(vault: VaultServer, key: string, opts: { 
 }
 
 /**
- * The least-privilege policy of docs/reference/kms-vault-transit.md: the
- * controller wraps, unwraps and re-wraps; the gateway only unwraps.
+ * The least-privilege policies of docs/reference/kms-vault-transit.md, one
+ * per caller: the controller wraps and unwraps (datakey/plaintext, decrypt),
+ * the gateway only unwraps, and whoever re-wraps after a Transit rotation
+ * (`rewrapEnvelope`) needs rewrap. Only `update` (Transit's POST endpoints).
  */
-export function transitPolicy(keyId: string, component: 'controller' | 'gateway' = 'controller'): string {
+export function transitPolicy(keyId: string, component: 'controller' | 'gateway' | 'rewrap' = 'controller'): string {
   const [mount, key] = keyId.split('/keys/') as [string, string];
-  const paths = component === 'controller' ? [`${mount}/datakey/plaintext/${key}`, `${mount}/decrypt/${key}`, `${mount}/rewrap/${key}`] : [`${mount}/decrypt/${key}`];
-  return paths.map((p) => `path "${p}" {\n  capabilities = ["update"]\n}\n`).join('');
+  const endpoints = { controller: ['datakey/plaintext', 'decrypt'], gateway: ['decrypt'], rewrap: ['rewrap'] }[component];
+  return endpoints.map((e) => `path "${mount}/${e}/${key}" {\n  capabilities = ["update"]\n}\n`).join('');
 }
 
 /** Writes a policy and returns a token holding only it (written to a fresh file for token auth). */

@@ -86,9 +86,9 @@ describe('VaultTransitProvider against a real Vault dev server (TLS, least-privi
 
   it('decrypt is pinned to the recorded key: another Transit key cannot unwrap it', async () => {
     const other = await createTransitKey(vault, 'other');
-    const root = await tokenWithPolicy(vault, 'root-like', transitPolicy(other));
+    const onOther = await tokenWithPolicy(vault, 'other-key', transitPolicy(other));
     const { wrapped } = await kms.generateDataKey(keyId, context);
-    const err = await provider({ auth: { method: 'token', tokenFile: root.file } }).decryptDataKey(other, wrapped, context).catch((e: unknown) => e);
+    const err = await provider({ auth: { method: 'token', tokenFile: onOther.file } }).decryptDataKey(other, wrapped, context).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(CiphertextRejectedError);
   });
 
@@ -110,7 +110,7 @@ describe('VaultTransitProvider against a real Vault dev server (TLS, least-privi
 
   it('key rotation: new seals use the new Transit version; rewrap moves old ones without the value; retirement refuses the rest', async () => {
     const key = await createTransitKey(vault, 'rotating');
-    const t = await tokenWithPolicy(vault, 'rotating', transitPolicy(key));
+    const t = await tokenWithPolicy(vault, 'rotating', transitPolicy(key) + transitPolicy(key, 'rewrap'));
     const p = provider({ auth: { method: 'token', tokenFile: t.file } });
     const ref = { provider: 'vault-transit', keyId: key };
     const v1a = await envelopeWith(p).seal('value-a', binding, ref);
@@ -141,7 +141,8 @@ describe('VaultTransitProvider against a real Vault dev server (TLS, least-privi
     expect((err as Error).message).toBe(VaultTransitMessage.retiredVersion);
   });
 
-  it('the gateway policy (decrypt only) can open but not seal', async () => {
+  it('the controller policy cannot re-wrap, and the gateway policy (decrypt only) can open but not seal', async () => {
+    await expect(rewrapEnvelope(kms, await envelopeWith(kms).seal('x', binding, { provider: 'vault-transit', keyId }), binding)).rejects.toBeInstanceOf(KmsAccessDeniedError);
     const sealed = await envelopeWith(kms).seal('for-the-gateway', binding, { provider: 'vault-transit', keyId });
     const g = await tokenWithPolicy(vault, 'atoll-gateway', transitPolicy(keyId, 'gateway'));
     const gateway = provider({ auth: { method: 'token', tokenFile: g.file } });
