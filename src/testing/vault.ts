@@ -93,6 +93,7 @@ export async function startVault(opts: { mode?: 'dev' | 'persistent' } = {}): Pr
   process.once('exit', killOnExit);
 
   let agent = new Agent();
+  let trustsDevCa = false;
   const raw: VaultServer['raw'] = async (method, apiPath, body, token = rootToken) => {
     const res = await request(`${address}/v1/${apiPath.replace(/^\//, '')}`, {
       method: method as 'GET',
@@ -119,9 +120,10 @@ export async function startVault(opts: { mode?: 'dev' | 'persistent' } = {}): Pr
     for (;;) {
       if (child.exitCode !== null) throw new Error(`vault exited: ${stderrTail.trim().split('\n').slice(-3).join(' | ')}`);
       if (Date.now() > deadline) throw new Error('vault did not answer in time');
-      if (mode === 'dev' && !agent.closed && existsSync(path.join(dir, 'vault-ca.pem'))) {
+      if (mode === 'dev' && !trustsDevCa && existsSync(path.join(dir, 'vault-ca.pem'))) {
         await agent.close();
         agent = new Agent({ connect: { ca: readFileSync(path.join(dir, 'vault-ca.pem'), 'utf8') } });
+        trustsDevCa = true;
       }
       // Dev mode: the health endpoint answers 200 only once Transit and friends are mounted.
       const status = await raw('GET', 'sys/health?standbyok=true&sealedcode=299&uninitcode=298').then((r) => r.status, () => 0);
