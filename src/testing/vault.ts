@@ -114,8 +114,12 @@ export async function startVault(opts: { mode?: 'dev' | 'persistent' } = {}): Pr
   const start = async () => {
     stdout = '';
     child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HOME: dir, VAULT_ADDR: address } });
-    child.stdout?.on('data', (c: Buffer) => (stdout = (stdout + c.toString()).slice(-20_000)));
-    child.stderr?.on('data', (c: Buffer) => (stderrTail = (stderrTail + c.toString()).slice(-2000)));
+    // The dev banner (with the unseal key) goes to stderr; keep both streams' start for it.
+    child.stdout?.on('data', (c: Buffer) => (stdout = (stdout + c.toString()).slice(0, 50_000)));
+    child.stderr?.on('data', (c: Buffer) => {
+      stdout = (stdout + c.toString()).slice(0, 50_000);
+      stderrTail = (stderrTail + c.toString()).slice(-2000);
+    });
     const deadline = Date.now() + STARTUP_TIMEOUT_MS;
     for (;;) {
       if (child.exitCode !== null) throw new Error(`vault exited: ${stderrTail.trim().split('\n').slice(-3).join(' | ')}`);
