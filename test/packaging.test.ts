@@ -210,7 +210,7 @@ describe('helm chart', () => {
   it('renders vault-transit: per-component Vault roles, a projected token for the Vault audience, the CA as a ConfigMap', () => {
     const caFile = path.join(mkdtempSync(path.join(tmpdir(), 'atoll-vault-ca-')), 'ca.crt');
     writeFileSync(caFile, '-----BEGIN CERTIFICATE-----\nMIIBdummy\n-----END CERTIFICATE-----\n');
-    const r = run(helm, ['template', 'atoll', 'charts/atoll', '--namespace', NS, ...VAULT_VALUES.flatMap((s) => ['--set', s]), '--set-file', `kms.vault.caCert=${caFile}`]);
+    const r = run(helm, ['template', 'atoll', 'charts/atoll', '--namespace', NS, '--kube-version', pinnedVersions().KUBERNETES_VERSION!, ...VAULT_VALUES.flatMap((s) => ['--set', s]), '--set-file', `kms.vault.caCert=${caFile}`]);
     expect(r.stderr).toBe('');
     const ms = docs(r.stdout);
     for (const [name, role] of [['atoll-controller', 'atoll-controller'], ['atoll-gateway', 'atoll-gateway']] as const) {

@@ -4,6 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import type { IntegrationType, Workspace } from '../api/v1alpha1/index.js';
 import { createProviderRegistry, Envelope, InMemoryKeyRingStore } from '../crypto/index.js';
+import { KeyedTokenBucket } from '../runtime/keyed-token-bucket.js';
 import type { CryptoSetup } from '../crypto/setup.js';
 import { destinationDigest } from '../integrations/destination.js';
 import { createLogger } from '../runtime/logger.js';
@@ -38,10 +39,39 @@ describe('sealing admission', () => {
     await expect(envelope.open(sealed, { ...binding, destination: 'elsewhere' })).rejects.toMatchObject({ reason: 'CiphertextRejected' });
   });
 
-  it('keeps the stored ciphertext when the same value is applied again', async () => {
-    const first = await envelope.seal('tok-1234567890', binding, crypto.defaultKey);
-    const res = await sealConnection(request('UPDATE', { token: { value: 'tok-1234567890', sealed: first } }, { oldCredentials: { token: { sealed: first } } }), deps);
-    expect(patchOf(res).find((o) => o.path === '/spec/credentials/token')?.value).toEqual({ sealed: first });
+  it('never opens the stored ciphertext: the same value is sealed afresh, exactly as a wrong guess is', async () => {
+    const stored = await envelope.seal('tok-1234567890', binding, crypto.defaultKey);
+    const opened: string[] = [];
+    const spy = { seal: envelope.seal.bind(envelope), open: async (sealed: string) => void opened.push(sealed) };
+    const watching: CryptoSetup = { ...crypto, envelope: spy as unknown as Envelope };
+    const answer = async (guess: string) => {
+      const res = await sealConnection(request('UPDATE', { token: { value: guess, sealed: stored } }, { oldCredentials: { token: { sealed: stored } } }), { ...deps, crypto: watching });
+      return { res, sealed: (patchOf(res).find((o) => o.path === '/spec/credentials/token')!.value as { sealed: string }).sealed };
+    };
+    const right = await answer('tok-1234567890');
+    const wrong = await answer('tok-0000000000');
+    expect(opened).toEqual([]);
+    for (const a of [right, wrong]) {
+      expect(a.sealed).not.toBe(stored);
+      expect(a.res).toMatchObject({ allowed: true, patchType: 'JSONPatch' });
+    }
+    expect(await envelope.open(right.sealed, binding)).toBe('tok-1234567890');
+  });
+
+  it('limits sealing per namespace with a 429 that names the limit and when to retry', async () => {
+    let t = 0;
+    const limiter = new KeyedTokenBucket({ ratePerSecond: 0.5, burst: 2 }, () => t);
+    const limited = { ...deps, limiter };
+    const create = () => sealConnection(request('CREATE', { token: { value: 'tok-1234567890' } }), limited);
+    expect((await create()).allowed).toBe(true);
+    expect((await create()).allowed).toBe(true);
+    const refused = await create();
+    expect(refused).toMatchObject({ allowed: false, status: { code: 429, reason: 'TooManyRequests', details: { retryAfterSeconds: 2 } } });
+    expect(refused.status?.message).toBe('too many credential values sealed in namespace acme: the limit is 30 per minute with bursts of 2 (server-side dry runs included); nothing was stored, retry in 2s');
+    // Another namespace has its own budget.
+    expect(limiter.take('other').allowed).toBe(true);
+    t += 2000;
+    expect((await create()).allowed).toBe(true);
   });
 
   it('refuses ambiguous or bad input with messages that never echo the value', async () => {
