@@ -21,6 +21,10 @@ k8s_dir="$cache/bin/kubernetes-v$KUBERNETES_VERSION"
 etcd_dir="$cache/bin/etcd-v$ETCD_VERSION"
 work="$cache/build"
 mkdir -p "$k8s_dir" "$etcd_dir" "$work"
+# One build at a time: two concurrent runs (npm test and .ci/run, two
+# checkouts) would otherwise race on the same temporary outputs.
+exec 9>"$cache/.build-control-plane.lock"
+flock 9
 export GOFLAGS="-mod=mod -buildvcs=false"
 export CGO_ENABLED=0
 

@@ -26,6 +26,10 @@ if [[ -x "$helm" ]]; then step "helm v$HELM_VERSION cached in $bin_dir"; echo "$
 
 mod="$cache/build/helm-v$HELM_VERSION"
 mkdir -p "$bin_dir" "$mod"
+# One build at a time; a concurrent run may have finished it while we waited.
+exec 9>"$cache/.build-helm.lock"
+flock 9
+if [[ -x "$helm" ]]; then step "helm v$HELM_VERSION cached in $bin_dir"; echo "$helm"; exit 0; fi
 export GOFLAGS="-mod=mod -buildvcs=false"
 export CGO_ENABLED=0
 printf 'module atoll.local/build-helm\n\ngo 1.26\n\nrequire helm.sh/helm/v3 v%s\n' "$HELM_VERSION" > "$mod/go.mod"
