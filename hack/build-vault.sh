@@ -33,6 +33,10 @@ if [[ -x "$vault" ]]; then step "vault v$VAULT_VERSION cached in $bin_dir"; echo
 
 mod="$cache/build/vault-v$VAULT_VERSION"
 mkdir -p "$bin_dir" "$mod"
+# One build at a time; a concurrent run may have finished it while we waited.
+exec 9>"$cache/.build-vault.lock"
+flock 9
+if [[ -x "$vault" ]]; then step "vault v$VAULT_VERSION cached in $bin_dir"; echo "$vault"; exit 0; fi
 export GOFLAGS="-mod=mod -buildvcs=false"
 export CGO_ENABLED=0
 
