@@ -82,8 +82,6 @@ for m in "${local_mods[@]}"; do pinned+=("$m $(submodule_version "$m")"); done
   echo
   # Non-local replaces are kept as they are: Go honours them only in the main module.
   grep -E '^replace ' "$gomod" | grep -v ' => \./' || true
-  # The sdk vault's release branch really builds with (see versions.env).
-  echo "replace github.com/hashicorp/vault/sdk => github.com/hashicorp/vault/sdk v$VAULT_SDK_VERSION"
 } > "$mod/go.mod.new"
 mv "$mod/go.mod.new" "$mod/go.mod"
 step "wrapper module: ${#local_mods[@]} submodules required at published versions, $(grep -c '^replace ' "$mod/go.mod" || true) replace directives mirrored"
