@@ -14,7 +14,7 @@ import { startHealthServer } from './runtime/health-server.js';
 import { Informer, objectKey } from './runtime/informer.js';
 import { LeaderElector } from './runtime/leader-election.js';
 import type { Logger } from './runtime/logger.js';
-import { createOperatorMetrics, type OperatorMetrics } from './runtime/metrics.js';
+import { createOperatorMetrics, Gauge, type OperatorMetrics } from './runtime/metrics.js';
 import { NamespacedSecretWatch } from './runtime/secret-watch.js';
 import { serveWebhooks } from './webhooks/serve.js';
 
@@ -44,6 +44,11 @@ export async function startOperator(opts: { client: KubeClient; config: Operator
   const connections = new Informer<Conn>(client, ExternalConnections, { log });
   const types = new Informer<Type>(client, IntegrationTypes, { log });
   const secrets = new NamespacedSecretWatch(client, log);
+  // The local provider keeps its key in the cluster: say so where operators look (docs/threat-model.md).
+  metrics.registry.register(new Gauge('atoll_kms_provider_info', 'Default KMS provider (value 1); provider="local" means the key-encryption key sits in the cluster.', (g) => g.set({ provider: config.kms.provider }, 1)));
+  metrics.registry.register(new Gauge('atoll_local_key_ring_workspaces', 'Workspaces whose key is a local key, kept in Secret atoll-local-kms of the operator namespace.', (g) => {
+    g.set({}, workspaces.list().filter((w) => crypto.keyFor(w.spec?.encryption?.keyId).provider === 'local').length);
+  }));
   const ctx: OperatorContext = { client, config, metrics, events: new EventRecorder(client, 'atoll-controller', log), crypto, workspaces, connections, types, secrets };
   for (const inf of [workspaces, connections, types]) inf.start();
   await Promise.all([workspaces.waitForSync(), connections.waitForSync(), types.waitForSync()]);

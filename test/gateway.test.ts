@@ -103,6 +103,7 @@ const TEST_TYPE = {
   credentialFields: [{ name: 'apiKey', required: true }],
   probe: { http: { url: '{{settings.baseURL}}/health', auth: { type: 'header', headerName: 'X-API-Key', credential: 'apiKey' } } },
   gateway: { baseURL: '{{settings.baseURL}}', auth: { type: 'header', headerName: 'X-API-Key', credential: 'apiKey' }, headers: { 'X-Source': 'atoll' } },
+  delivery: ['proxy', 'files'],
 };
 
 describe('atoll gateway and agent', () => {
@@ -143,6 +144,15 @@ describe('atoll gateway and agent', () => {
     await admin.create(RoleBindings, {
       metadata: { name: `use-${saNamespace}-${sa}`, namespace: ns },
       roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'atoll-connection-user' },
+      subjects: [{ kind: 'ServiceAccount', name: sa, namespace: saNamespace }],
+    });
+  }
+
+  /** `read-credentials` (plaintext delivery) is a separate grant from `use`. */
+  async function grantRead(ns: string, saNamespace: string, sa: string): Promise<void> {
+    await admin.create(RoleBindings, {
+      metadata: { name: `read-${saNamespace}-${sa}`, namespace: ns },
+      roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'atoll-connection-reader' },
       subjects: [{ kind: 'ServiceAccount', name: sa, namespace: saNamespace }],
     });
   }
@@ -218,7 +228,9 @@ describe('atoll gateway and agent', () => {
       const atoll = crds.items.filter((c) => String(c.metadata?.name).endsWith('.atoll.dev'));
       return atoll.length === 3 && atoll.every((c) => c.status?.conditions?.some((k) => k.type === 'Established' && k.status === 'True'));
     }, 30_000);
-    await admin.create(ClusterRoles, readManifests([path.join(packageRoot(), 'config/rbac/cluster-roles.yaml')]).find((o) => o.metadata?.name === 'atoll-connection-user')!);
+    for (const role of ['atoll-connection-user', 'atoll-connection-reader']) {
+      await admin.create(ClusterRoles, readManifests([path.join(packageRoot(), 'config/rbac/cluster-roles.yaml')]).find((o) => o.metadata?.name === role)!);
+    }
     // The gateway may only ask about resources that exist: wait for discovery of the new group.
     await waitUntil('atoll API served', async () => (await admin.list(IntegrationTypes).then(() => true, () => false)), 30_000);
 
@@ -236,8 +248,10 @@ describe('atoll gateway and agent', () => {
     await workspace(NS_C, []);
     for (const [ns, sa] of [[NS_A, 'app'], [NS_A, 'nouse'], [NS_B, 'intruder'], [NS_B, 'b-app'], [NS_C, 'c-app']] as const) await serviceAccount(ns, sa);
     await grantUse(NS_A, NS_A, 'app');
+    await grantRead(NS_A, NS_A, 'app');
     // A RoleBinding in A that grants B's ServiceAccount `use`: the gateway must still refuse it.
     await grantUse(NS_A, NS_B, 'intruder');
+    await grantRead(NS_A, NS_B, 'intruder');
     await grantUse(NS_B, NS_B, 'b-app');
     await grantUse(NS_C, NS_C, 'c-app');
     await connection(NS_A, 'api', `${plain.url}/base`, SECRET_A1);
@@ -254,7 +268,7 @@ describe('atoll gateway and agent', () => {
     tokens.wrongAudience = await token(NS_A, 'app', [SERVICE_ACCOUNT_ISSUER]);
 
     gateway = await startGateway({
-      client: admin, envelope, metrics, host: '127.0.0.1', port: 0, upstreamCAs: [ca.certPem], upstreamTimeoutMs: 5_000, heartbeatMs: 500,
+      client: admin, envelope, metrics, host: '127.0.0.1', port: 0, insecurePlaintext: true, upstreamCAs: [ca.certPem], upstreamTimeoutMs: 5_000, heartbeatMs: 500,
       log: createLogger({ level: 'debug', destination: { write: (line: string) => void logLines.push(line) } }),
     });
   });
@@ -360,11 +374,11 @@ describe('atoll gateway and agent', () => {
     expect(untrusted.received).toHaveLength(0);
   });
 
-  it('the agent refuses to run without use (403) or with a token for another audience (401)', async () => {
+  it('the agent refuses to run without read-credentials (403) or with a token for another audience (401)', async () => {
     const run = async (tok: string) => {
       const tokenFile = path.join(workDir, `token-${Math.random()}`);
       writeFileSync(tokenFile, tok);
-      return runAgent({ gatewayURL: gateway.url, tokenFile, connections: ['api'], dir: path.join(workDir, 'refused'), log: createLogger({ level: 'silent' }) });
+      return runAgent({ gatewayURL: gateway.url, tokenFile, connections: ['api'], dir: path.join(workDir, 'refused'), log: createLogger({ level: 'silent' }), insecurePlaintext: true });
     };
     await expect(run(tokens.nouse!)).rejects.toMatchObject({ name: 'AgentFatalError', status: 403 });
     await expect(run(tokens.wrongAudience!)).rejects.toBeInstanceOf(AgentFatalError);
@@ -377,7 +391,7 @@ describe('atoll gateway and agent', () => {
     const dir = path.join(workDir, 'mounted');
     const stop = new AbortController();
     const updates: string[] = [];
-    const agent = runAgent({ gatewayURL: gateway.url, tokenFile, connections: ['api'], dir, log: createLogger({ level: 'silent' }), signal: stop.signal, onUpdate: (_c, rev) => updates.push(rev) });
+    const agent = runAgent({ gatewayURL: gateway.url, tokenFile, connections: ['api'], dir, log: createLogger({ level: 'silent' }), insecurePlaintext: true, signal: stop.signal, onUpdate: (_c, rev) => updates.push(rev) });
     const file = path.join(dir, 'api', 'apiKey');
     await waitUntil('agent wrote the first value', () => updates.length > 0);
     expect(readFileSync(file, 'utf8')).toBe(SECRET_A1);
@@ -420,10 +434,10 @@ describe('atoll gateway and agent', () => {
 
   it('ends a credentials stream once the caller\'s grant is revoked', async () => {
     await serviceAccount(NS_A, 'temp');
-    await grantUse(NS_A, NS_A, 'temp');
+    await grantRead(NS_A, NS_A, 'temp');
     const temp = await token(NS_A, 'temp');
     const strict = await startGateway({
-      client: admin, envelope, metrics: createOperatorMetrics(), host: '127.0.0.1', port: 0, authCacheTtlMs: 100, heartbeatMs: 200,
+      client: admin, envelope, metrics: createOperatorMetrics(), host: '127.0.0.1', port: 0, insecurePlaintext: true, authCacheTtlMs: 100, heartbeatMs: 200,
       log: createLogger({ level: 'silent' }),
     });
     try {
@@ -434,7 +448,7 @@ describe('atoll gateway and agent', () => {
       const reader = res.body!.getReader();
       const first = Buffer.from((await reader.read()).value!).toString();
       expect(first).toContain('event: credentials');
-      await admin.delete(RoleBindings, `use-${NS_A}-temp`, NS_A);
+      await admin.delete(RoleBindings, `read-${NS_A}-temp`, NS_A);
       const revokedAt = Date.now();
       for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) {
         expect(Buffer.from(chunk.value).toString()).not.toContain('event: credentials');
@@ -443,6 +457,29 @@ describe('atoll gateway and agent', () => {
       expect((await fetch(`${strict.url}/v1/connections/api/credentials`, { headers: { authorization: `Bearer ${temp}` } })).status).toBe(403);
     } finally {
       await strict.close();
+    }
+  });
+
+  it('serves HTTPS with its certificate and switches to a renewed one without a restart', async () => {
+    const ca = createCertificateAuthority({ commonName: 'gateway-ca' });
+    const first = createCertificate({ issuer: ca, commonName: 'first', ipAddresses: ['127.0.0.1'], usage: 'server' });
+    const renewed = createCertificate({ issuer: ca, commonName: 'renewed', ipAddresses: ['127.0.0.1'], usage: 'server' });
+    const secure = await startGateway({ client: admin, envelope, metrics: createOperatorMetrics(), host: '127.0.0.1', port: 0, tls: first, log: createLogger({ level: 'silent' }) });
+    const served = () => new Promise<string>((resolve, reject) => {
+      const req = https.get(`${secure.url}/healthz`, { ca: ca.certPem, agent: false }, (res) => {
+        const cert = (res.socket as import('node:tls').TLSSocket).getPeerCertificate();
+        res.resume();
+        resolve(String(cert.subject?.CN));
+      });
+      req.on('error', reject);
+    });
+    try {
+      expect(secure.url.startsWith('https://')).toBe(true);
+      expect(await served()).toBe('first');
+      secure.updateTLS(renewed);
+      expect(await served()).toBe('renewed');
+    } finally {
+      await secure.close();
     }
   });
 

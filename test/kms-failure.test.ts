@@ -7,7 +7,7 @@ import type { IntegrationTypeObject } from '../src/integrations/probe-types.js';
 import { Writable } from 'node:stream';
 import type { ExternalConnection } from '../src/api/v1alpha1/index.js';
 import { applyManifests, readManifests } from '../src/cli/install.js';
-import { installAtoll, loopbackOperatorConfig } from '../src/testing/embedded.js';
+import { installAtoll, loopbackOperatorConfig, OPERATOR_NAMESPACE, precreateWebhookConfigurations } from '../src/testing/embedded.js';
 import { Envelope } from '../src/crypto/envelope.js';
 import { AwsKmsProvider } from '../src/crypto/providers/aws-kms.js';
 import { createProviderRegistry } from '../src/crypto/providers/index.js';
@@ -47,7 +47,9 @@ describe('aws-kms: outage and crash recovery', () => {
       ATOLL_KMS_PROVIDER: 'aws-kms', ATOLL_KMS_KEY_ID: keyId, AWS_REGION: MOTO_REGION, ATOLL_KMS_ENDPOINT: moto.endpoint, ATOLL_KMS_TIMEOUT_MS: '800',
     });
     const sink = new Writable({ write(chunk, _e, cb) { logs.push(chunk.toString()); cb(); } });
-    operator = await startOperator({ client, config, log: createLogger({ level: 'debug', destination: sink as never }), probeHooks: hooks });
+    // As its own ServiceAccount, as in a cluster (the admission policies fence exactly that identity).
+    const operatorClient = await cp.serviceAccountClient(OPERATOR_NAMESPACE, config.serviceAccounts.controller);
+    operator = await startOperator({ client: operatorClient, config, log: createLogger({ level: 'debug', destination: sink as never }), probeHooks: hooks });
   }
 
   beforeAll(async () => {
@@ -59,6 +61,7 @@ describe('aws-kms: outage and crash recovery', () => {
     client = cp.adminClient();
     const root = packageRoot();
     await installAtoll(client, root);
+    await precreateWebhookConfigurations(client);
     await cp.startControllerManager();
     await start();
     await client.create(Namespaces, { metadata: { name: ns } });
@@ -88,6 +91,11 @@ describe('aws-kms: outage and crash recovery', () => {
     const envelope = new Envelope({ providers: createProviderRegistry({ awsKms: { region: MOTO_REGION, endpoint: moto.endpoint } }) });
     expect(await envelope.open(ct, { namespace: ns, workspace: ws.metadata!.uid!, connection: 'steady', field: 'token', destination: HTTP_API_DESTINATION })).toBe(p);
     await expect(envelope.open(ct, { namespace: ns, workspace: ws.metadata!.uid!, connection: 'other', field: 'token', destination: HTTP_API_DESTINATION })).rejects.toMatchObject({ reason: 'CiphertextRejected' });
+    // A KMS key outside the cluster: no LocalKeyRing warning, and /metrics names the provider.
+    expect(condition(ws as never, 'EncryptionReady')).toMatchObject({ status: 'True', reason: 'Succeeded' });
+    const metrics = await (await fetch(`${operator!.healthURL}/metrics`)).text();
+    expect(metrics).toMatch(/^atoll_kms_provider_info\{provider="aws-kms"\} 1$/m);
+    expect(metrics).toMatch(/^atoll_local_key_ring_workspaces 0$/m);
     void AwsKmsProvider;
   });
 

@@ -203,8 +203,29 @@ describe('helm chart', () => {
     expect(rules).toContain('atoll_connections{ready=\\"false\\"} > 0');
     expect(rules).toContain('rate(atoll_kms_failures_total[5m])');
     expect(rules).toContain('atoll_probe_total{reason!=\\"Succeeded\\"}');
-    // No local key ring with aws-kms: the gateway reads only the fingerprint key.
-    expect(grants(rulesOf(find(ms, 'Role', 'atoll-gateway')))).toEqual(['/secrets/atoll-fingerprint-key:get']);
+    // No local key ring with aws-kms: the gateway reads only the fingerprint key, and keeps its own serving certificate.
+    expect(grants(rulesOf(find(ms, 'Role', 'atoll-gateway')))).toEqual(['/secrets/*:create', '/secrets/atoll-fingerprint-key:get', '/secrets/atoll-gateway-tls:get', '/secrets/atoll-gateway-tls:update']);
+  });
+
+  it('the gateway serves HTTPS in every mode; plain HTTP only by the explicit, warned opt-out', () => {
+    const gatewayEnv = (sets: string[]) => {
+      const ms = docs(render(sets));
+      return { ms, gateway: find(ms, 'Deployment', 'atoll-gateway') };
+    };
+    const self = gatewayEnv([]);
+    expect(envOf(self.gateway, 'ATOLL_GATEWAY_TLS_SELF_MANAGED')).toBe('atoll-gateway-tls');
+    expect(envOf(self.gateway, 'ATOLL_GATEWAY_TLS_DNS_NAMES')).toContain(`atoll-gateway.${NS}.svc`);
+    expect(envOf(self.gateway, 'ATOLL_GATEWAY_INSECURE_PLAINTEXT')).toBeUndefined();
+    const managed = gatewayEnv(['gateway.tls.mode=cert-manager']);
+    expect(envOf(managed.gateway, 'ATOLL_GATEWAY_TLS_CERT_FILE')).toBe('/etc/atoll/gateway-tls/tls.crt');
+    expect((find(managed.ms, 'Certificate', 'atoll-gateway') as unknown as { spec: { secretName: string } }).spec.secretName).toBe('atoll-gateway-tls');
+    expect(grants(rulesOf(find(managed.ms, 'Role', 'atoll-gateway'))).filter((g) => g.includes('gateway-tls') || g.includes('*:create'))).toEqual([]);
+    const own = gatewayEnv(['gateway.tls.mode=secret', 'gateway.tls.secretName=my-gateway-cert']);
+    expect(JSON.stringify(podSpec(own.gateway))).toContain('my-gateway-cert');
+    expect(helmTemplate(['gateway.tls.mode=secret']).stderr).toContain('secretName');
+    const plain = gatewayEnv(['gateway.tls.insecurePlaintext=true']);
+    expect(envOf(plain.gateway, 'ATOLL_GATEWAY_INSECURE_PLAINTEXT')).toBe('true');
+    expect(envOf(plain.gateway, 'ATOLL_GATEWAY_TLS_SELF_MANAGED')).toBeUndefined();
   });
 
   it('renders vault-transit: per-component Vault roles, a projected token for the Vault audience, the CA as a ConfigMap', () => {
@@ -269,6 +290,21 @@ describe('helm chart', () => {
     expect(badReplicas.stderr).toContain('/controller/replicas');
   });
 
+  it('ships the operator fence (admission policies) and the connection limit default', () => {
+    const ms = docs(render());
+    const policies = ms.filter((m) => m.kind === 'ValidatingAdmissionPolicy').map((m) => m.metadata.name).sort();
+    expect(policies).toEqual(['atoll-operator-fence', 'atoll-secret-role-bindings', 'atoll-secret-role-bindings-need-workspace']);
+    for (const name of policies) {
+      const binding = find(ms, 'ValidatingAdmissionPolicyBinding', name) as unknown as { spec: { policyName: string; validationActions: string[] } };
+      expect(binding.spec).toMatchObject({ policyName: name, validationActions: ['Deny'] });
+      expect((find(ms, 'ValidatingAdmissionPolicy', name) as unknown as { spec: { failurePolicy: string } }).spec.failurePolicy).toBe('Fail');
+    }
+    expect(JSON.stringify(find(ms, 'ValidatingAdmissionPolicy', 'atoll-operator-fence'))).toContain(`system:serviceaccount:${NS}:atoll-controller`);
+    expect(envOf(find(ms, 'Deployment', 'atoll-controller'), 'ATOLL_DEFAULT_MAX_CONNECTIONS')).toBe('500');
+    expect(envOf(find(docs(render(['workspaces.defaultMaxConnections=2000'])), 'Deployment', 'atoll-controller'), 'ATOLL_DEFAULT_MAX_CONNECTIONS')).toBe('2000');
+    expect(helmTemplate(['workspaces.defaultMaxConnections=0']).stderr).toContain('/workspaces/defaultMaxConnections');
+  });
+
   it('grants Secrets only through the two ClusterRoles that are never bound cluster-wide', () => {
     const ms = docs(render());
     const withSecrets = ms.filter((m) => m.kind === 'ClusterRole' && grantsSecrets(m)).map((m) => m.metadata.name).sort();
@@ -276,6 +312,7 @@ describe('helm chart', () => {
     const boundClusterWide = ms.filter((m) => m.kind === 'ClusterRoleBinding').map((m) => (m as unknown as { roleRef: { name: string } }).roleRef.name);
     expect(boundClusterWide).not.toContain('atoll-operator-secrets');
     expect(boundClusterWide).not.toContain('atoll-gateway-secrets');
+    expect(boundClusterWide).not.toContain('atoll-operator-quota');
     for (const m of ms.filter((x) => x.kind === 'ClusterRole')) {
       expect(Object.keys(m.metadata.labels ?? {}).filter((l) => l.startsWith('rbac.authorization.k8s.io/aggregate-to'))).toEqual([]);
       for (const r of rulesOf(m)) expect(r.verbs).not.toContain('escalate');
@@ -299,6 +336,14 @@ describe('kustomize (config/)', () => {
     const kustomized = rbac(docs(mustRun('kubectl', ['kustomize', 'config/default'])));
     expect(Object.keys(kustomized).length).toBeGreaterThan(10);
     expect(kustomized).toEqual(rbac(docs(render())));
+  });
+
+  it('config/default ships the same admission policies as the chart', () => {
+    const policyKinds = ['ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding'];
+    const specs = (ms: Manifest[]) => Object.fromEntries(ms.filter((m) => policyKinds.includes(m.kind)).map((m) => [`${m.kind}/${m.metadata.name}`, { namespace: m.metadata.namespace ?? null, spec: m.spec }]));
+    const kustomized = specs(docs(mustRun('kubectl', ['kustomize', 'config/default'])));
+    expect(Object.keys(kustomized)).toHaveLength(6);
+    expect(kustomized).toEqual(specs(docs(render())));
   });
 
   it('config/default puts namespaced objects in atoll-system and leaves the cluster-scoped built-in types alone', () => {
@@ -378,6 +423,15 @@ describe('against a real API server', () => {
     expect(r.stdout).toContain('NOTES:');
     expect(r.stdout).toContain(`kubectl -n ${NS} rollout status deploy/atoll-controller`);
     expect(r.stdout).toContain('KMS provider: local (default key local/default)');
+    expect(r.stdout).toContain('WARNING: the local provider keeps the key next to the lock.');
+    expect(r.stdout).toContain('anyone holding an etcd\n  snapshot or backup can decrypt');
+  });
+
+  it('warns in NOTES about the local key ring only when kms.provider is local', () => {
+    const aws = run(helm, ['install', 'atoll', 'charts/atoll', '--namespace', NS, '--kubeconfig', kubeconfig, '--dry-run=server', '--set', 'crds.install=false', ...NON_DEFAULT_VALUES.filter((v) => !v.startsWith('webhook.certManager') && !v.startsWith('metrics.')).flatMap((v) => ['--set', v])]);
+    expect(aws.stderr).toBe('');
+    expect(aws.stdout).toContain('KMS provider: aws-kms');
+    expect(aws.stdout).not.toContain('WARNING: the local provider');
   });
 
   it('accepts kubectl kustomize config/default (server-side dry-run, no Pod Security warning)', () => {

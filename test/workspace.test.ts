@@ -27,7 +27,7 @@ describe('Workspace: tenant RBAC and isolation', () => {
     const ns = await admin().get<KubeObject>(Namespaces, a);
     expect(ns.metadata?.labels?.['atoll.dev/workspace']).toBe(a);
     const ws = await admin().get<KubeObject & { status?: { conditions?: Array<{ type: string; status: string }>; identity?: string } }>(Workspaces, a, a);
-    expect(ws.status?.conditions?.filter((c) => c.status === 'True').map((c) => c.type).sort()).toEqual(['EncryptionReady', 'RBACReady', 'Ready']);
+    expect(ws.status?.conditions?.filter((c) => c.status === 'True').map((c) => c.type).sort()).toEqual(['EncryptionReady', 'QuotaReady', 'RBACReady', 'Ready']);
     expect(ws.status?.identity).toBe(ws.metadata?.uid);
   });
 
@@ -44,6 +44,8 @@ describe('Workspace: tenant RBAC and isolation', () => {
 
     const adm = userClient('admin-a');
     await expect(adm.create(RoleBindings, { metadata: { name: 'app-uses-connections', namespace: a }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'atoll-connection-user' }, subjects: [{ kind: 'ServiceAccount', name: 'app', namespace: a }] } as never)).resolves.toBeDefined();
+    // Plaintext delivery is a separate grant the admin may also give.
+    await expect(adm.create(RoleBindings, { metadata: { name: 'app-reads-credentials', namespace: a }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'atoll-connection-reader' }, subjects: [{ kind: 'ServiceAccount', name: 'app', namespace: a }] } as never)).resolves.toBeDefined();
     // ... but cannot bind anything more powerful.
     await expect(adm.create(RoleBindings, { metadata: { name: 'escalate', namespace: a }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'cluster-admin' }, subjects: [{ kind: 'User', name: 'admin-a' }] } as never)).rejects.toMatchObject({ status: 403 });
     // Tenants read their Workspace but never write it.

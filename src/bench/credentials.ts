@@ -32,7 +32,7 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { ExternalConnection } from '../api/v1alpha1/index.js';
-import { installAtoll, loopbackOperatorConfig } from '../testing/embedded.js';
+import { installAtoll, loopbackOperatorConfig, OPERATOR_NAMESPACE, precreateWebhookConfigurations } from '../testing/embedded.js';
 import type { KubeClient, KubeObject } from '../kube/client.js';
 import { ExternalConnections, Namespaces, Workspaces } from '../kube/resources.js';
 import { startOperator, type RunningOperator } from '../operator.js';
@@ -370,9 +370,12 @@ async function main(): Promise<void> {
   let operator: RunningOperator | undefined;
   try {
     const client = cp.adminClient();
-    const operatorClient = cp.adminClient();
     await installAtoll(client, root);
+    await precreateWebhookConfigurations(client);
+    // The quota controller computes each workspace's connection quota (as in any cluster).
+    await cp.startControllerManager(['resourcequota']);
     const config = loopbackOperatorConfig();
+    const operatorClient = await cp.serviceAccountClient(OPERATOR_NAMESPACE, config.serviceAccounts.controller);
     operator = await startOperator({ client: operatorClient, config, log });
     const startedRssMiB = rss.sample() / MiB;
     const cluster: Cluster = { client, operator, fixtureUrl: fixture.url, rss, concurrency };

@@ -19,7 +19,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { installAtoll, loopbackOperatorConfig } from '../testing/embedded.js';
+import { installAtoll, loopbackOperatorConfig, OPERATOR_NAMESPACE, precreateWebhookConfigurations } from '../testing/embedded.js';
 import type { KubeClient, KubeObject } from '../kube/client.js';
 import { ExternalConnections, IntegrationTypes, Namespaces, Workspaces } from '../kube/resources.js';
 import { startOperator, type RunningOperator } from '../operator.js';
@@ -296,8 +296,11 @@ async function main(): Promise<void> {
     await installAtoll(client, root);
     await client.create(IntegrationTypes, integrationType as never);
 
+    await precreateWebhookConfigurations(client);
+    // The quota controller computes each workspace's connection quota (as in any cluster).
+    await cp.startControllerManager(['resourcequota']);
     const config = loopbackOperatorConfig({ ATOLL_LOG_LEVEL: 'silent' }, process.env);
-    operator = await startOperator({ client, config, log });
+    operator = await startOperator({ client: await cp.serviceAccountClient(OPERATOR_NAMESPACE, config.serviceAccounts.controller), config, log });
 
     const results: PhaseResult[] = [];
     for (const [i, n] of [baseline, connections].entries()) {

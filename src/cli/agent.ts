@@ -8,12 +8,13 @@ export async function agentCommand(args: ParsedArgs): Promise<number> {
   const connections = [...flags(args, 'connection'), ...(process.env.ATOLL_CONNECTIONS?.split(',').filter(Boolean) ?? [])];
   const dir = flag(args, 'dir') ?? process.env.ATOLL_CREDENTIALS_DIR ?? '/var/run/atoll/credentials';
   const tokenFile = flag(args, 'token-file') ?? process.env.ATOLL_TOKEN_FILE ?? '/var/run/secrets/atoll/token';
-  if (!gatewayURL) throw new UsageError('atoll agent --gateway <url> --connection <name> [--connection ...] [--dir dir] [--token-file file] [--ca-file file]');
+  if (!gatewayURL) throw new UsageError('atoll agent --gateway <url> --connection <name> [--connection ...] [--dir dir] [--token-file file] [--ca-file file] [--insecure-plaintext]');
   const log = createLogger({ name: 'atoll-agent' });
   const controller = new AbortController();
   process.once('SIGTERM', () => controller.abort());
   process.once('SIGINT', () => controller.abort());
   const caFile = flag(args, 'ca-file') ?? process.env.ATOLL_GATEWAY_CA_FILE;
-  await runAgent({ gatewayURL, tokenFile, connections, dir, log, signal: controller.signal, ...(caFile ? { caFile } : {}) });
+  const insecurePlaintext = (flag(args, 'insecure-plaintext') ?? process.env.ATOLL_GATEWAY_INSECURE_PLAINTEXT) === 'true';
+  await runAgent({ gatewayURL, tokenFile, connections, dir, log, signal: controller.signal, ...(caFile ? { caFile } : {}), ...(insecurePlaintext ? { insecurePlaintext } : {}) });
   return 0;
 }

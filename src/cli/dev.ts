@@ -6,6 +6,7 @@ import { ControlPlane } from '../testing/control-plane.js';
 import { packageRoot } from '../testing/binaries.js';
 import { freePort } from '../testing/ports.js';
 import { installAtoll, loopbackOperatorConfig, OPERATOR_NAMESPACE, precreateWebhookConfigurations } from '../testing/embedded.js';
+import { createCertificate, createCertificateAuthority } from '../kube/x509.js';
 import { startGatewayFromConfig } from './gateway.js';
 import { flag, UsageError, type ParsedArgs } from './args.js';
 import { startDevVault, type DevVault } from './dev-vault.js';
@@ -36,9 +37,9 @@ export async function dev(args: ParsedArgs): Promise<number> {
   let stopping = false;
   let vault: DevVault | undefined;
   try {
-    say('installing CRDs, RBAC and built-in IntegrationTypes');
+    say('installing CRDs, RBAC, the admission policies that fence the operator, and built-in IntegrationTypes');
     await installAtoll(client, root);
-    // After the CRDs, so garbage collection knows ExternalConnections from the start.
+    // After the CRDs, so garbage collection and the quota controller (connection limits) know ExternalConnections from the start.
     await cp.startControllerManager();
 
     const gatewayPort = await freePort();
@@ -51,12 +52,17 @@ export async function dev(args: ParsedArgs): Promise<number> {
     // are created up front (in a cluster the chart does that).
     await precreateWebhookConfigurations(client);
     const operator = await startOperator({ client: await cp.serviceAccountClient(OPERATOR_NAMESPACE, config.serviceAccounts.controller), config, log: log.child({ component: 'controller' }) });
-    const gateway = await startGatewayFromConfig({ client: await cp.serviceAccountClient(OPERATOR_NAMESPACE, config.serviceAccounts.gateway), config: gatewayConfig, log: log.child({ component: 'gateway' }), host: '127.0.0.1', port: gatewayPort });
+    // The gateway serves HTTPS here too, from a CA made for this session; clients trust gateway-ca.crt.
+    const gatewayCA = createCertificateAuthority({ commonName: 'atoll-dev-gateway-ca' });
+    const gatewayCert = createCertificate({ issuer: gatewayCA, commonName: 'localhost', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'], usage: 'server' });
+    const gatewayCAFile = path.join(dir, 'gateway-ca.crt');
+    writeFileSync(gatewayCAFile, gatewayCA.certPem);
+    const gateway = await startGatewayFromConfig({ client: await cp.serviceAccountClient(OPERATOR_NAMESPACE, config.serviceAccounts.gateway), config: gatewayConfig, log: log.child({ component: 'gateway' }), host: '127.0.0.1', port: gatewayPort, tls: gatewayCert });
     const state = {
       kubeconfig: cp.adminKubeconfigPath,
       server: cp.server,
       etcd: { endpoints: [cp.etcdEndpoint] },
-      gateway: { url: gateway.url },
+      gateway: { url: gateway.url, caFile: gatewayCAFile },
       controller: { health: operator.healthURL, metrics: `${operator.healthURL}/metrics`, webhookPort: operator.webhookPort },
       kms: { provider: config.kms.provider, keyId: config.kms.defaultKeyId, ...(vault ? { vault: { address: vault.server.address, caFile: vault.server.caFile, rootTokenFile: path.join(dir, 'vault-root-token') } } : {}) },
       kubernetesVersion: cp.binaries.kubernetesVersion,

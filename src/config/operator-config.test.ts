@@ -9,6 +9,13 @@ describe('loadOperatorConfig', () => {
     expect(Object.isFrozen(c)).toBe(true);
   });
 
+  it('limits Workspaces to 500 connections unless told otherwise, within the CRD\'s bounds', () => {
+    expect(loadOperatorConfig({}).defaultMaxConnections).toBe(500);
+    expect(loadOperatorConfig({ ATOLL_DEFAULT_MAX_CONNECTIONS: '2000' }).defaultMaxConnections).toBe(2000);
+    expect(() => loadOperatorConfig({ ATOLL_DEFAULT_MAX_CONNECTIONS: '0' })).toThrow('ATOLL_DEFAULT_MAX_CONNECTIONS must be an integer between 1 and 10000');
+    expect(() => loadOperatorConfig({ ATOLL_DEFAULT_MAX_CONNECTIONS: '10001' })).toThrow('ATOLL_DEFAULT_MAX_CONNECTIONS must be an integer between 1 and 10000');
+  });
+
   it('names every bad variable and the fix in one error', () => {
     const err = (() => {
       try {

@@ -29,6 +29,8 @@ export interface OperatorConfig {
   readonly leaderElection: { readonly enabled: boolean; readonly identity: string };
   readonly probes: { readonly concurrency: number; readonly defaultTimeoutMs: number; readonly maxResponseBytes: number };
   readonly serviceAccounts: { readonly controller: string; readonly gateway: string };
+  /** Connections a Workspace may hold when spec.policy.maxConnections is unset (its ResourceQuota's hard limit). */
+  readonly defaultMaxConnections: number;
   readonly logLevel: string;
 }
 
@@ -58,6 +60,8 @@ export class ConfigError extends Error {
 type Env = Record<string, string | undefined>;
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+/** Without a limit a tenant editor could fill etcd with connections; platforms raise it per Workspace or with the chart. */
+const DEFAULT_MAX_CONNECTIONS = 500;
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
 export function loadOperatorConfig(env: Env = process.env, overrides: Partial<Record<string, string>> = {}): OperatorConfig {
@@ -86,6 +90,8 @@ export function loadOperatorConfig(env: Env = process.env, overrides: Partial<Re
   if (!LOG_LEVELS.includes(logLevel)) problems.push(`ATOLL_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`);
   const concurrency = int(e, 'ATOLL_PROBE_CONCURRENCY', 16, 1, 1024, problems);
   const kmsTimeout = int(e, 'ATOLL_KMS_TIMEOUT_MS', 3000, 100, 60_000, problems);
+  // Same upper bound as spec.policy.maxConnections in the Workspace CRD.
+  const defaultMaxConnections = int(e, 'ATOLL_DEFAULT_MAX_CONNECTIONS', DEFAULT_MAX_CONNECTIONS, 1, 10_000, problems);
   if (problems.length) throw new ConfigError(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
   return Object.freeze({
     namespace,
@@ -102,6 +108,7 @@ export function loadOperatorConfig(env: Env = process.env, overrides: Partial<Re
     leaderElection: Object.freeze({ enabled: (e.ATOLL_LEADER_ELECT ?? 'true') !== 'false', identity: e.POD_NAME ?? `${hostname()}-${process.pid}` }),
     probes: Object.freeze({ concurrency, defaultTimeoutMs: 10_000, maxResponseBytes: 64 * 1024 }),
     serviceAccounts: Object.freeze({ controller: e.ATOLL_CONTROLLER_SERVICE_ACCOUNT ?? 'atoll-controller', gateway: e.ATOLL_GATEWAY_SERVICE_ACCOUNT ?? 'atoll-gateway' }),
+    defaultMaxConnections,
     logLevel,
   });
 }

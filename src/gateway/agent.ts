@@ -1,9 +1,10 @@
-import { mkdir, readdir, readFile, unlink } from 'node:fs/promises';
+import { readdir, readFile, unlink } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
 import path from 'node:path';
 import type { Logger } from '../runtime/logger.js';
 import { writeFileAtomic } from './atomic-file.js';
+import { openConfinedChild, openConfinedRoot, SymlinkRefused } from './confined-dir.js';
 import { CREDENTIALS_EVENT, type CredentialsMessage } from './credentials-stream.js';
 import { SseParser } from './sse.js';
 
@@ -16,8 +17,10 @@ export interface AgentOptions {
   connections: string[];
   /** Where files go: `<dir>/<connection>/<field>`; an in-memory (emptyDir medium: Memory) volume. */
   dir: string;
-  /** PEM bundle to verify the gateway's certificate. */
+  /** PEM bundle to verify the gateway's certificate (system CAs otherwise; verification is never off). */
   caFile?: string;
+  /** Accept an http:// gateway URL: the token and the credentials then cross the network unencrypted. */
+  insecurePlaintext?: boolean;
   log: Logger;
   /** Stops the agent (it then resolves). */
   signal?: AbortSignal;
@@ -35,7 +38,10 @@ export const AgentErrorMessage = {
   invalidConnection: 'connection names must be DNS labels (lower-case letters, digits and -)',
   noConnections: 'at least one connection must be given',
   unauthorized: 'the gateway rejected the token (HTTP 401): the token file must hold a projected ServiceAccount token with audience atoll-gateway',
-  forbidden: 'the gateway refused access (HTTP 403): the pod\'s ServiceAccount needs the verb use on the connection (bind the ClusterRole atoll-connection-user in this namespace)',
+  forbidden: 'the gateway refused access (HTTP 403): the pod\'s ServiceAccount needs the verb read-credentials on the connection (bind the ClusterRole atoll-connection-reader in this namespace), the connection\'s type must allow files, and the workspace must not forbid file delivery',
+  plaintextGateway: 'the gateway URL is http://: the token and credentials would cross the network unencrypted; use https:// (with --ca-file for a private CA), or pass --insecure-plaintext to accept that',
+  untrustedGateway: 'the gateway\'s TLS certificate is not trusted: pass --ca-file with the CA that issued it (the chart publishes it in Secret atoll-gateway-tls, key ca.crt)',
+  symlink: 'refusing to follow a symbolic link inside the credentials directory (someone planted it there); remove it, and check who can write to the volume',
 } as const;
 
 /**
@@ -44,8 +50,9 @@ export const AgentErrorMessage = {
  * message and exits non-zero, so the pod's status says what is wrong.
  */
 export class AgentFatalError extends Error {
-  constructor(message: (typeof AgentErrorMessage)[keyof typeof AgentErrorMessage], readonly connection?: string, readonly status?: number) {
-    super(connection === undefined ? message : `${message} (connection ${connection})`);
+  /** `reason` is the gateway's own error message (constant text naming the missing permission or policy). */
+  constructor(message: (typeof AgentErrorMessage)[keyof typeof AgentErrorMessage], readonly connection?: string, readonly status?: number, readonly reason?: string) {
+    super(`${message}${connection === undefined ? '' : ` (connection ${connection})`}${reason === undefined ? '' : `: the gateway says: ${reason}`}`);
     this.name = 'AgentFatalError';
   }
 }
@@ -72,6 +79,7 @@ export async function runAgent(opts: AgentOptions): Promise<void> {
   for (const name of opts.connections) {
     if (!CONNECTION_NAME.test(name)) throw new AgentFatalError(AgentErrorMessage.invalidConnection);
   }
+  if (new URL(opts.gatewayURL).protocol !== 'https:' && opts.insecurePlaintext !== true) throw new AgentFatalError(AgentErrorMessage.plaintextGateway);
   const stop = new AbortController();
   const onOuterAbort = (): void => stop.abort();
   opts.signal?.addEventListener('abort', onOuterAbort, { once: true });
@@ -102,6 +110,8 @@ async function followConnection(opts: AgentOptions, connection: string, signal: 
       });
     } catch (err) {
       if (err instanceof AgentFatalError) throw err;
+      // A certificate that does not verify is configuration, not weather: retrying cannot fix it.
+      if (isCertificateError(err)) throw new AgentFatalError(AgentErrorMessage.untrustedGateway, connection);
       if (signal.aborted) return;
       log.warn({ status: err instanceof StreamClosed ? err.status : undefined, err: { name: (err as Error).name, code: (err as { code?: unknown }).code } }, 'credentials stream interrupted, reconnecting');
     }
@@ -130,9 +140,12 @@ async function subscribe(opts: AgentOptions, connection: string, signal: AbortSi
     req.on('error', (err) => (signal.aborted ? resolve() : reject(err)));
     req.on('response', (res) => {
       const status = res.statusCode ?? 0;
-      if (status !== 200) res.resume();
+      if (status !== 200 && status !== 403) res.resume();
       if (status === 401) return reject(new AgentFatalError(AgentErrorMessage.unauthorized, connection, status));
-      if (status === 403) return reject(new AgentFatalError(AgentErrorMessage.forbidden, connection, status));
+      if (status === 403) {
+        void gatewayReason(res).then((reason) => reject(new AgentFatalError(AgentErrorMessage.forbidden, connection, status, reason)));
+        return;
+      }
       if (status !== 200) return reject(new StreamClosed(status));
       const parser = new SseParser();
       let writing: Promise<void> = Promise.resolve();
@@ -146,6 +159,12 @@ async function subscribe(opts: AgentOptions, connection: string, signal: AbortSi
             onEvent();
             opts.onUpdate?.(connection, msg.revision);
           }).catch((err: unknown) => {
+            if (err instanceof SymlinkRefused) {
+              log.error({ component: err.component }, 'refusing to follow a symbolic link in the credentials directory');
+              reject(new AgentFatalError(AgentErrorMessage.symlink, connection));
+              req.destroy();
+              return;
+            }
             log.error({ err: { name: (err as Error).name, code: (err as { code?: unknown }).code } }, 'writing credential files failed');
             req.destroy(new StreamClosed(undefined));
           });
@@ -160,10 +179,27 @@ async function subscribe(opts: AgentOptions, connection: string, signal: AbortSi
   });
 }
 
-/** Brings `<dir>/<connection>/` to exactly the message's fields. */
+/**
+ * Brings `<dir>/<connection>/` to exactly the message's fields, through
+ * descriptors opened without following links (a planted link at
+ * `<dir>/<connection>` throws SymlinkRefused; one at a field is replaced,
+ * never written through).
+ */
 async function writeConnection(opts: AgentOptions, connection: string, msg: CredentialsMessage, log: Logger): Promise<void> {
-  const dir = path.join(opts.dir, connection);
-  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const root = await openConfinedRoot(opts.dir);
+  try {
+    const target = await openConfinedChild(root, connection, path.join(opts.dir, connection));
+    try {
+      await syncFields(opts, target.path, msg, log);
+    } finally {
+      await target.close();
+    }
+  } finally {
+    await root.close();
+  }
+}
+
+async function syncFields(opts: AgentOptions, dir: string, msg: CredentialsMessage, log: Logger): Promise<void> {
   const mode = opts.fileMode ?? 0o400;
   const written: string[] = [];
   for (const [field, value] of Object.entries(msg.fields)) {
@@ -193,4 +229,26 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
     }
     signal.addEventListener('abort', done, { once: true });
   });
+}
+
+/** The `error.message` of a gateway error body (a constant text), if there is one. */
+async function gatewayReason(res: http.IncomingMessage): Promise<string | undefined> {
+  const chunks: Buffer[] = [];
+  try {
+    for await (const chunk of res) {
+      chunks.push(chunk as Buffer);
+      if (chunks.reduce((n, c) => n + c.length, 0) > 4096) break;
+    }
+    const body = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { error?: { message?: unknown } };
+    return typeof body.error?.message === 'string' ? body.error.message.slice(0, 300) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+const CERTIFICATE_ERROR = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ALTNAME/;
+
+function isCertificateError(err: unknown): boolean {
+  const code = (err as { code?: unknown }).code;
+  return typeof code === 'string' && CERTIFICATE_ERROR.test(code);
 }

@@ -1,9 +1,10 @@
 import { createHash } from 'node:crypto';
 import type { KubeClient, KubeObject } from '../kube/client.js';
 import { SubjectAccessReviews, TokenReviews } from '../kube/resources.js';
-import { GROUP, EXTERNAL_CONNECTION, USE_VERB } from '../api/v1alpha1/index.js';
+import { GROUP, EXTERNAL_CONNECTION } from '../api/v1alpha1/index.js';
 import { callerFromTokenReview, GATEWAY_AUDIENCE, unverifiedExpiry, type Caller, type TokenReviewStatus } from './caller.js';
-import { GatewayError, reviewUnavailable } from './errors.js';
+import { GatewayError, reviewUnavailable, tooManyUnknownTokens } from './errors.js';
+import { SourceLimiter } from './source-limiter.js';
 import { TtlCache } from './ttl-cache.js';
 
 export interface AuthorizerOptions {
@@ -13,10 +14,15 @@ export interface AuthorizerOptions {
   cacheTtlMs?: number;
   /** Upper bound of cached decisions of each kind. */
   cacheSize?: number;
+  /** TokenReviews of tokens not in the cache, per source address; default burst 30, 3 per second. */
+  unknownTokens?: { burst: number; perSecond: number };
   now?: () => number;
 }
 
 type TokenDecision = Caller | GatewayError;
+
+/** The RBAC verbs the gateway checks on an ExternalConnection. */
+export type ConnectionVerb = 'use' | 'read-credentials';
 
 interface ReviewObject extends KubeObject {
   spec?: Record<string, unknown>;
@@ -25,7 +31,7 @@ interface ReviewObject extends KubeObject {
 
 /**
  * Authentication (TokenReview with the gateway's audience) and authorization
- * (SubjectAccessReview for the verb `use` on one ExternalConnection) against
+ * (SubjectAccessReview for a verb on one ExternalConnection) against
  * the real API server, so RBAC stays the single source of truth. Answers are
  * cached for a few seconds, keyed by a hash of the token (never the token),
  * which bounds how long a revoked grant keeps working.
@@ -37,6 +43,8 @@ export class GatewayAuthorizer {
   readonly #now: () => number;
   readonly #tokens: TtlCache<TokenDecision>;
   readonly #access: TtlCache<boolean>;
+  readonly #unknownTokens: SourceLimiter;
+  readonly #reviewing = new Map<string, Promise<TokenDecision>>();
 
   constructor(opts: AuthorizerOptions) {
     this.#client = opts.client;
@@ -45,37 +53,61 @@ export class GatewayAuthorizer {
     this.#now = opts.now ?? Date.now;
     this.#tokens = new TtlCache(opts.cacheSize ?? 10_000, this.#now);
     this.#access = new TtlCache(opts.cacheSize ?? 10_000, this.#now);
+    this.#unknownTokens = new SourceLimiter({ ...(opts.unknownTokens ?? { burst: 30, perSecond: 3 }), now: this.#now });
   }
 
-  /** The caller behind a bearer token, or a 401/403 GatewayError (thrown). */
-  async authenticate(token: string): Promise<Caller> {
+  /**
+   * The caller behind a bearer token, or a 401/403 GatewayError (thrown).
+   * A token not in the cache costs `source` one TokenReview from its budget
+   * (429 once spent), refunded when the token is valid. Concurrent requests
+   * with the same new token share one review (and one budget token).
+   */
+  async authenticate(token: string, source?: string): Promise<Caller> {
     const key = createHash('sha256').update(token).digest('base64url');
     let decision = this.#tokens.get(key);
     if (decision === undefined) {
-      let review: ReviewObject;
-      try {
-        review = await this.#client.review<ReviewObject>(TokenReviews, {
-          metadata: {},
-          spec: { token, audiences: [this.#audience] },
-        });
-      } catch (err) {
-        throw reviewUnavailable({ cause: err });
+      let pending = this.#reviewing.get(key);
+      if (pending === undefined) {
+        if (source !== undefined) {
+          const wait = this.#unknownTokens.take(source);
+          if (wait > 0) throw tooManyUnknownTokens(wait);
+        }
+        pending = this.#review(key, token).finally(() => this.#reviewing.delete(key));
+        this.#reviewing.set(key, pending);
+        decision = await pending;
+        if (source !== undefined && !(decision instanceof GatewayError)) this.#unknownTokens.refund(source);
+      } else {
+        decision = await pending;
       }
-      decision = callerFromTokenReview(review.status, this.#audience);
-      this.#tokens.set(key, decision, this.#cacheLifetime(token, decision));
     }
     if (decision instanceof GatewayError) throw decision;
     return decision;
   }
 
+  async #review(key: string, token: string): Promise<TokenDecision> {
+    let review: ReviewObject;
+    try {
+      review = await this.#client.review<ReviewObject>(TokenReviews, {
+        metadata: {},
+        spec: { token, audiences: [this.#audience] },
+      });
+    } catch (err) {
+      throw reviewUnavailable({ cause: err });
+    }
+    const decision = callerFromTokenReview(review.status, this.#audience);
+    this.#tokens.set(key, decision, this.#cacheLifetime(token, decision));
+    return decision;
+  }
+
   /**
-   * Whether the caller may `use` the connection `name` in ITS OWN namespace.
+   * Whether the caller holds `verb` (`use` to proxy, `read-credentials` for
+   * plaintext delivery) on the connection `name` in ITS OWN namespace.
    * There is deliberately no namespace parameter: whatever RBAC grants in
    * other namespaces, the gateway only ever asks about the token's one.
    * `name` undefined asks about every connection of the namespace at once.
    */
-  async mayUse(caller: Caller, name: string | undefined): Promise<boolean> {
-    const key = JSON.stringify([caller.username, caller.uid, caller.groups, caller.namespace, name ?? '']);
+  async may(caller: Caller, verb: ConnectionVerb, name: string | undefined): Promise<boolean> {
+    const key = JSON.stringify([caller.username, caller.uid, caller.groups, caller.namespace, verb, name ?? '']);
     const cached = this.#access.get(key);
     if (cached !== undefined) return cached;
     let review: ReviewObject;
@@ -90,7 +122,7 @@ export class GatewayAuthorizer {
           resourceAttributes: {
             group: GROUP,
             resource: EXTERNAL_CONNECTION.plural,
-            verb: USE_VERB,
+            verb,
             namespace: caller.namespace,
             ...(name === undefined ? {} : { name }),
           },

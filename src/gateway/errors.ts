@@ -16,6 +16,9 @@ export const GatewayErrorCode = {
   EgressDenied: 'EgressDenied',
   GatewayTimeout: 'GatewayTimeout',
   Unavailable: 'Unavailable',
+  AmbiguousFraming: 'AmbiguousFraming',
+  DeliveryNotAllowed: 'DeliveryNotAllowed',
+  TooManyRequests: 'TooManyRequests',
   Internal: 'Internal',
 } as const;
 export type GatewayErrorCode = (typeof GatewayErrorCode)[keyof typeof GatewayErrorCode];
@@ -24,7 +27,17 @@ export const GatewayErrorMessage = {
   missingToken: 'a bearer token with audience atoll-gateway is required',
   invalidToken: 'the token is invalid, expired or not meant for atoll-gateway',
   notServiceAccount: 'only ServiceAccount tokens may use the gateway',
-  notAllowed: 'the caller may not use this connection',
+  notAllowed: 'the caller may not use this connection: proxying needs the verb use on it (ClusterRole atoll-connection-user)',
+  readCredentialsNotAllowed: 'the caller may not read this connection\'s credentials: that needs the verb read-credentials on it (ClusterRole atoll-connection-reader); use alone allows proxying only',
+  filesNotAllowedByType: 'the connection\'s type does not allow file delivery (its spec.delivery lacks files): use the gateway\'s proxy instead',
+  filesNotAllowedByWorkspace: 'the workspace policy forbids file delivery (spec.policy.delivery.files is false): use the gateway\'s proxy instead',
+  proxyNotAllowedByType: 'the connection\'s type does not allow proxy delivery (its spec.delivery lacks proxy)',
+  framingBoth: 'the request has both Transfer-Encoding and Content-Length; send exactly one',
+  framingCoding: 'the request\'s Transfer-Encoding must be exactly chunked (HTTP/1.1 only)',
+  framingLength: 'the request must carry at most one Content-Length, a plain decimal number',
+  framingFolded: 'the request has a header folded over several lines (obsolete line folding)',
+  bodyNotAllowed: 'the gateway does not forward a body with GET, HEAD, OPTIONS or TRACE; send the request without one',
+  tooManyUnknownTokens: 'too many requests with tokens the gateway has not verified from this address; retry after the time in Retry-After',
   unknownConnection: 'no such connection in the caller\'s namespace',
   unknownRoute: 'no such route',
   invalidPath: 'the proxied path is not allowed',
@@ -50,11 +63,15 @@ export class GatewayError extends Error {
     readonly status: number,
     readonly code: GatewayErrorCode,
     message: GatewayErrorMessage,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; retryAfterSeconds?: number },
   ) {
     super(message, options);
     this.name = 'GatewayError';
+    this.retryAfterSeconds = options?.retryAfterSeconds;
   }
+
+  /** Sent as Retry-After (429). */
+  readonly retryAfterSeconds: number | undefined;
 
   /** The JSON body sent to the caller. */
   body(): { error: { code: GatewayErrorCode; message: string } } {
@@ -69,6 +86,10 @@ export const forbidden = (message: GatewayErrorMessage = GatewayErrorMessage.not
 export const notFound = (message: GatewayErrorMessage = GatewayErrorMessage.unknownConnection) =>
   new GatewayError(404, GatewayErrorCode.NotFound, message);
 export const badRequest = (message: GatewayErrorMessage) => new GatewayError(400, GatewayErrorCode.BadRequest, message);
+export const ambiguousFraming = (message: GatewayErrorMessage) => new GatewayError(400, GatewayErrorCode.AmbiguousFraming, message);
+export const deliveryNotAllowed = (message: GatewayErrorMessage) => new GatewayError(403, GatewayErrorCode.DeliveryNotAllowed, message);
+export const tooManyUnknownTokens = (retryAfterSeconds: number) =>
+  new GatewayError(429, GatewayErrorCode.TooManyRequests, GatewayErrorMessage.tooManyUnknownTokens, { retryAfterSeconds });
 export const notReady = (message: GatewayErrorMessage, options?: { cause?: unknown }) =>
   new GatewayError(503, GatewayErrorCode.NotReady, message, options);
 export const reviewUnavailable = (options?: { cause?: unknown }) =>

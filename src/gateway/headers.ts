@@ -14,9 +14,11 @@ const HOP_BY_HOP = new Set([
 /**
  * Request headers the caller may not pass on: its own credentials (the
  * gateway token, cookies), anything a proxy or load balancer would claim
- * about the client, and `host`, which names the gateway rather than the service.
+ * about the client, `host`, which names the gateway rather than the service,
+ * and `expect` (the gateway's own server already answered 100-continue; the
+ * upstream request carries its body with explicit framing).
  */
-const CALLER_ONLY = new Set(['authorization', 'cookie', 'forwarded', 'host', 'x-real-ip', 'via']);
+const CALLER_ONLY = new Set(['authorization', 'cookie', 'forwarded', 'host', 'x-real-ip', 'via', 'expect']);
 
 function isConnectionScoped(name: string, connectionTokens: Set<string>): boolean {
   return HOP_BY_HOP.has(name) || connectionTokens.has(name) || name.startsWith('proxy-');

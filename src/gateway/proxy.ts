@@ -1,25 +1,22 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import { errors as undiciErrors, type Dispatcher } from 'undici';
 import type { EgressPolicy } from '../integrations/probe-types.js';
 import { GatewayError, GatewayErrorCode, GatewayErrorMessage } from './errors.js';
+import type { RequestBody } from './framing.js';
 import { forwardableRequestHeaders, safeResponseHeaders } from './headers.js';
-import type { UpstreamClient } from './upstream-client.js';
+import type { PoolOwner, UpstreamClient } from './upstream-client.js';
 import type { UpstreamPlan } from './upstream-plan.js';
 
 export const GATEWAY_USER_AGENT = 'atoll-gateway/0.1';
-
-class UpstreamTimeoutError extends Error {
-  override readonly name = 'UpstreamTimeoutError';
-  constructor() {
-    super(GatewayErrorMessage.upstreamTimeout);
-  }
-}
 
 const TLS_FAILURE = /CERT|SSL|TLS|SIGNATURE|ALTNAME/;
 
 /** Maps a failure before the upstream answered to the gateway's 502/504 answers. */
 function upstreamFailure(err: unknown): GatewayError {
   if (err instanceof GatewayError) return err;
-  if (err instanceof UpstreamTimeoutError) return new GatewayError(504, GatewayErrorCode.GatewayTimeout, GatewayErrorMessage.upstreamTimeout, { cause: err });
+  if (err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.BodyTimeoutError || err instanceof undiciErrors.ConnectTimeoutError) {
+    return new GatewayError(504, GatewayErrorCode.GatewayTimeout, GatewayErrorMessage.upstreamTimeout, { cause: err });
+  }
   const code = (err as { code?: unknown }).code;
   if (typeof code === 'string' && TLS_FAILURE.test(code)) {
     return new GatewayError(502, GatewayErrorCode.BadGateway, GatewayErrorMessage.upstreamTLS, { cause: err });
@@ -30,58 +27,63 @@ function upstreamFailure(err: unknown): GatewayError {
 export interface ProxyOptions {
   client: UpstreamClient;
   egress: EgressPolicy;
-  /** Idle time allowed while waiting for the upstream (headers or the next body chunk). */
-  timeoutMs: number;
+  /** Whose credentials the request carries: picks the connection's own keep-alive pool. */
+  owner: PoolOwner;
+  /** The request body as the framing check found it. */
+  body: RequestBody;
 }
 
 /**
  * Sends the caller's request to the planned upstream URL and streams both
- * bodies (piped, never buffered). The caller's credentials and proxy headers
- * are removed, the plan's headers (the injected credential) set, and response
- * headers that echo a secret dropped. Redirects are passed back, not
- * followed. Resolves with the status sent to the caller once the response is
- * done; throws a GatewayError if the upstream failed before answering (the
- * caller has then received nothing yet).
+ * bodies (never buffered). The caller's credentials and proxy headers are
+ * removed, the plan's headers (the injected credential) set, and response
+ * headers that echo a secret dropped. A body is forwarded with explicit
+ * framing (its Content-Length, or chunked); none is sent when the caller sent
+ * none. Redirects are passed back, not followed. Resolves with the status
+ * sent to the caller once the response is done; throws a GatewayError if the
+ * upstream failed before answering (the caller has then received nothing).
+ * If the caller goes away first, the upstream request is aborted, which
+ * destroys its socket rather than returning it to the pool.
  */
 export async function proxyRequest(req: IncomingMessage, res: ServerResponse, plan: UpstreamPlan, opts: ProxyOptions): Promise<number> {
-  const target = await opts.client.target(plan.url, opts.egress);
-  const headers = {
-    ...forwardableRequestHeaders(req.headers, Object.keys(plan.headers)),
+  const pool = await opts.client.pool(plan.url, opts.egress, opts.owner);
+  const headers: Record<string, string | string[]> = {
+    ...(forwardableRequestHeaders(req.headers, Object.keys(plan.headers)) as Record<string, string | string[]>),
     'user-agent': req.headers['user-agent'] ?? GATEWAY_USER_AGENT,
     ...plan.headers,
     host: plan.url.host,
   };
+  delete headers['content-length'];
+  if (opts.body.kind === 'length') headers['content-length'] = String(opts.body.length);
 
-  return new Promise<number>((resolve, reject) => {
-    let answered = false;
-    const upstream = target.request({ method: req.method, path: `${plan.url.pathname}${plan.url.search}`, headers });
-    upstream.setTimeout(opts.timeoutMs, () => upstream.destroy(new UpstreamTimeoutError()));
+  const abort = new AbortController();
+  const onCallerGone = (): void => {
+    if (!res.writableFinished) abort.abort();
+  };
+  res.once('close', onCallerGone);
 
-    const onCallerGone = (): void => {
-      if (!res.writableFinished) upstream.destroy();
-    };
-    res.once('close', onCallerGone);
-
-    upstream.on('error', (err) => {
-      if (!answered) {
-        answered = true;
-        req.unpipe(upstream);
-        reject(upstreamFailure(err));
-        return;
-      }
-      // Headers already went out: all we can do is cut the response short.
-      res.destroy();
+  let answer: Dispatcher.ResponseData;
+  try {
+    answer = await pool.request({
+      method: req.method as Dispatcher.HttpMethod,
+      path: `${plan.url.pathname}${plan.url.search}`,
+      headers,
+      body: opts.body.kind === 'none' ? null : req,
+      signal: abort.signal,
     });
+  } catch (err) {
+    res.off('close', onCallerGone);
+    throw upstreamFailure(err);
+  }
 
-    upstream.on('response', (upstreamRes) => {
-      answered = true;
-      const status = upstreamRes.statusCode ?? 502;
-      res.writeHead(status, safeResponseHeaders(upstreamRes.headers, plan.secrets));
-      upstreamRes.pipe(res);
-      upstreamRes.on('error', () => res.destroy());
-      res.once('close', () => resolve(status));
+  res.writeHead(answer.statusCode, safeResponseHeaders(answer.headers, plan.secrets));
+  return new Promise<number>((resolve) => {
+    answer.body.on('error', () => res.destroy());
+    answer.body.pipe(res);
+    res.once('close', () => {
+      // Anything left unread (caller gone, upstream cut short) is destroyed, never pooled.
+      if (!answer.body.readableEnded) answer.body.destroy();
+      resolve(answer.statusCode);
     });
-
-    req.pipe(upstream);
   });
 }

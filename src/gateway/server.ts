@@ -7,12 +7,14 @@ import type { DialOverride } from '../integrations/probe-types.js';
 import { validateSettings } from '../integrations/settings.js';
 import type { OperatorMetrics } from '../runtime/metrics.js';
 import type { Logger } from '../runtime/logger.js';
-import { GatewayAuthorizer } from './authorizer.js';
+import { GatewayAuthorizer, type ConnectionVerb } from './authorizer.js';
 import { bearerToken, GATEWAY_AUDIENCE, type Caller } from './caller.js';
 import { ConnectionDirectory } from './connection-directory.js';
 import { sendCredentialsOnce, streamCredentials } from './credentials-stream.js';
 import {
+  ambiguousFraming,
   badRequest,
+  deliveryNotAllowed,
   forbidden,
   GatewayError,
   GatewayErrorCode,
@@ -21,7 +23,9 @@ import {
   notReady,
   unauthorized,
 } from './errors.js';
+import { checkFraming, type RequestBody } from './framing.js';
 import { proxyRequest } from './proxy.js';
+import { sourceKey } from './source-limiter.js';
 import { parseRoute, type Route } from './routes.js';
 import { UpstreamClient } from './upstream-client.js';
 import { planUpstream } from './upstream-plan.js';
@@ -34,8 +38,12 @@ export interface GatewayOptions {
   metrics: OperatorMetrics;
   host: string;
   port: number;
-  /** Serve HTTPS with this certificate (recommended: tokens travel in requests). */
+  /** Serve HTTPS with this certificate. Required unless `insecurePlaintext` (tokens and plaintext credentials travel in requests). */
   tls?: { certPem: string; keyPem: string };
+  /** Serve plain HTTP: an explicit, logged opt-out for a network that already encrypts (a mesh) or tests. */
+  insecurePlaintext?: boolean;
+  /** TokenReviews of unverified tokens per source address; default burst 30, 3 per second. */
+  unknownTokens?: { burst: number; perSecond: number };
   /** Token audience required; only ever `atoll-gateway` outside tests. */
   audience?: typeof GATEWAY_AUDIENCE;
   /** Extra PEM CAs trusted for upstream TLS besides the system ones. */
@@ -54,6 +62,8 @@ export interface Gateway {
   url: string;
   /** Caches synced and the API server answering. */
   ready(): boolean;
+  /** Serves this certificate to new connections from now on (no-op for a plain-HTTP gateway). */
+  updateTLS(tls: { certPem: string; keyPem: string }): void;
   close(): Promise<void>;
 }
 
@@ -77,24 +87,33 @@ interface AccessEntry {
  */
 export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const log = opts.log.child({ component: 'gateway' });
+  if (opts.tls === undefined && opts.insecurePlaintext !== true) {
+    throw new Error('the gateway serves HTTPS: give it a certificate (tls), or opt out explicitly with insecurePlaintext');
+  }
   const directory = new ConnectionDirectory({ client: opts.client, envelope: opts.envelope, log });
-  const authorizer = new GatewayAuthorizer({ client: opts.client, audience: opts.audience ?? GATEWAY_AUDIENCE, cacheTtlMs: opts.authCacheTtlMs ?? 10_000 });
-  const upstream = new UpstreamClient({ upstreamCAs: opts.upstreamCAs, dial: opts.dial });
-  const timeoutMs = opts.upstreamTimeoutMs ?? 30_000;
+  const authorizer = new GatewayAuthorizer({
+    client: opts.client,
+    audience: opts.audience ?? GATEWAY_AUDIENCE,
+    cacheTtlMs: opts.authCacheTtlMs ?? 10_000,
+    ...(opts.unknownTokens ? { unknownTokens: opts.unknownTokens } : {}),
+  });
+  const upstream = new UpstreamClient({ upstreamCAs: opts.upstreamCAs, dial: opts.dial, timeoutMs: opts.upstreamTimeoutMs ?? 30_000 });
   const heartbeatMs = opts.heartbeatMs ?? 15_000;
   await directory.start();
 
   async function authenticate(req: http.IncomingMessage, entry: AccessEntry): Promise<{ caller: Caller; token: string }> {
     const token = bearerToken(req.headers.authorization);
     if (token === undefined) throw unauthorized(GatewayErrorMessage.missingToken);
-    const caller = await authorizer.authenticate(token);
+    const caller = await authorizer.authenticate(token, sourceKey(req.socket.remoteAddress));
     entry.namespace = caller.namespace;
     entry.serviceAccount = caller.serviceAccount;
     return { caller, token };
   }
 
-  async function authorizeConnection(caller: Caller, connection: string) {
-    if (!(await authorizer.mayUse(caller, connection))) throw forbidden();
+  async function authorizeConnection(caller: Caller, connection: string, verb: ConnectionVerb) {
+    if (!(await authorizer.may(caller, verb, connection))) {
+      throw forbidden(verb === 'use' ? GatewayErrorMessage.notAllowed : GatewayErrorMessage.readCredentialsNotAllowed);
+    }
     const found = directory.connection(caller.namespace, connection);
     if (found === undefined) throw notFound();
     return found;
@@ -105,11 +124,11 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   }
 
   async function catalogue(caller: Caller, res: http.ServerResponse): Promise<number> {
-    const everything = await authorizer.mayUse(caller, undefined);
+    const everything = await authorizer.may(caller, 'use', undefined);
     const items = [];
     for (const conn of directory.connections(caller.namespace)) {
       const name = String(conn.metadata?.name);
-      if (!everything && !(await authorizer.mayUse(caller, name))) continue;
+      if (!everything && !(await authorizer.may(caller, 'use', name))) continue;
       const type = directory.integrationType(conn.spec?.type ?? '');
       items.push({
         name,
@@ -117,7 +136,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         displayName: conn.spec?.displayName ?? name,
         ready: conn.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True',
         hint: conn.status?.credentialHint ?? null,
-        proxy: type?.spec?.gateway !== undefined,
+        proxy: type?.spec?.gateway !== undefined && deliveries(type?.spec?.delivery).includes('proxy'),
       });
     }
     res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-store' });
@@ -125,22 +144,34 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     return 200;
   }
 
-  async function proxy(caller: Caller, route: Extract<Route, { kind: 'proxy' }>, req: http.IncomingMessage, res: http.ServerResponse): Promise<number> {
-    const conn = await authorizeConnection(caller, route.connection);
+  async function proxy(caller: Caller, route: Extract<Route, { kind: 'proxy' }>, req: http.IncomingMessage, res: http.ServerResponse, body: RequestBody): Promise<number> {
+    const conn = await authorizeConnection(caller, route.connection, 'use');
     const workspace = directory.workspace(caller.namespace);
     if (workspace === undefined) throw notReady(GatewayErrorMessage.noWorkspace);
     const type = directory.integrationType(conn.spec?.type ?? '');
     const gateway = type?.spec?.gateway;
     if (type === undefined || gateway === undefined) throw new GatewayError(400, GatewayErrorCode.NotProxyable, GatewayErrorMessage.notProxyable);
+    if (!deliveries(type.spec?.delivery).includes('proxy')) throw deliveryNotAllowed(GatewayErrorMessage.proxyNotAllowedByType);
     const credentials = await directory.credentials(caller.namespace, route.connection);
     const settings = validateSettings({ metadata: type.metadata, spec: type.spec }, conn.spec?.settings);
     if (!settings.ok) throw notReady(GatewayErrorMessage.invalidSettings);
     const plan = planUpstream(gateway, { settings: settings.settings, credentials: credentials.values }, route.path, route.search);
-    return proxyRequest(req, res, plan, { client: upstream, egress: { allowCIDRs: workspace.spec?.policy?.egress?.allowCIDRs ?? [] }, timeoutMs });
+    const owner = { namespace: caller.namespace, name: route.connection, uid: String(conn.metadata?.uid), credentialVersion: JSON.stringify(credentials.versions) };
+    return proxyRequest(req, res, plan, { client: upstream, egress: { allowCIDRs: workspace.spec?.policy?.egress?.allowCIDRs ?? [] }, owner, body });
+  }
+
+  /** Plaintext delivery needs read-credentials, a type that declares files, and a workspace that allows them. */
+  async function authorizeFiles(caller: Caller, connection: string): Promise<void> {
+    const conn = await authorizeConnection(caller, connection, 'read-credentials');
+    const type = directory.integrationType(conn.spec?.type ?? '');
+    if (!deliveries(type?.spec?.delivery).includes('files')) throw deliveryNotAllowed(GatewayErrorMessage.filesNotAllowedByType);
+    const workspace = directory.workspace(caller.namespace);
+    if (workspace === undefined) throw notReady(GatewayErrorMessage.noWorkspace);
+    if (workspace.spec?.policy?.delivery?.files === false) throw deliveryNotAllowed(GatewayErrorMessage.filesNotAllowedByWorkspace);
   }
 
   async function credentials(caller: Caller, token: string, route: Extract<Route, { kind: 'credentials' }>, res: http.ServerResponse): Promise<number> {
-    await authorizeConnection(caller, route.connection);
+    await authorizeFiles(caller, route.connection);
     const snapshot = await directory.credentials(caller.namespace, route.connection);
     if (!route.watch) return sendCredentialsOnce(res, route.connection, snapshot);
     return streamCredentials(res, {
@@ -152,14 +183,20 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       log,
       stillAllowed: async () => {
         const again = await authorizer.authenticate(token);
-        return again.username === caller.username
-          && directory.connection(caller.namespace, route.connection) !== undefined
-          && (await authorizer.mayUse(again, route.connection));
+        if (again.username !== caller.username) return false;
+        // Losing the grant, the connection, the type's files delivery or the workspace's permission ends the stream.
+        return authorizeFiles(again, route.connection).then(() => true, () => false);
       },
     });
   }
 
   async function dispatch(route: Route, req: http.IncomingMessage, res: http.ServerResponse, entry: AccessEntry): Promise<number> {
+    // Before anything else, so an ambiguous request never reaches an upstream (nor the API server).
+    const framing = checkFraming(req);
+    if (!framing.ok) {
+      res.shouldKeepAlive = false;
+      throw ambiguousFraming(framing.message);
+    }
     if (route.kind === 'unknown') throw notFound(GatewayErrorMessage.unknownRoute);
     if (!directory.healthy()) throw notReady(GatewayErrorMessage.notReady);
     const { caller, token } = await authenticate(req, entry);
@@ -172,7 +209,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         throw badRequest(GatewayErrorMessage.invalidPath);
       case 'proxy':
         entry.connection = route.connection;
-        return proxy(caller, route, req, res);
+        return proxy(caller, route, req, res, framing.body);
       case 'credentials':
         entry.connection = route.connection;
         requireMethod(req, ['GET']);
@@ -233,15 +270,19 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const addr = server.address() as AddressInfo;
   const host = addr.address.includes(':') ? `[${addr.address}]` : addr.address;
   log.info({ address: addr.address, port: addr.port, tls: opts.tls !== undefined }, 'gateway listening');
+  if (opts.tls === undefined) log.warn('gateway serves plain HTTP (insecure plaintext opt-out): tokens and credentials cross the network unencrypted');
 
   return {
     url: `${opts.tls ? 'https' : 'http'}://${host}:${addr.port}`,
     ready: () => directory.healthy(),
+    updateTLS: (tls) => {
+      if (server instanceof https.Server) server.setSecureContext({ cert: tls.certPem, key: tls.keyPem });
+    },
     close: async () => {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
       await closed;
-      upstream.close();
+      await upstream.close();
       await directory.stop();
     },
   };
@@ -257,6 +298,7 @@ function sendError(res: http.ServerResponse, err: GatewayError): void {
     'content-type': 'application/json',
     'cache-control': 'no-store',
     ...(err.status === 401 ? { 'www-authenticate': `Bearer realm="${GATEWAY_AUDIENCE}"` } : {}),
+    ...(err.retryAfterSeconds !== undefined ? { 'retry-after': String(err.retryAfterSeconds) } : {}),
   });
   res.end(JSON.stringify(err.body()));
 }
@@ -266,4 +308,9 @@ function describeCause(cause: unknown): { name?: string; code?: unknown; reason?
   if (!(cause instanceof Error)) return undefined;
   const c = cause as Error & { code?: unknown; reason?: unknown; status?: unknown };
   return { name: c.name, code: c.code ?? c.status, reason: c.reason };
+}
+
+/** A type's allowed deliveries; the CRD defaults an unset list to proxy only. */
+function deliveries(declared: readonly string[] | undefined): readonly string[] {
+  return declared ?? ['proxy'];
 }

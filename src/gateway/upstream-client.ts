@@ -1,7 +1,6 @@
-import http from 'node:http';
-import https from 'node:https';
 import { isIP } from 'node:net';
 import { checkServerIdentity, createSecureContext, rootCertificates, type SecureContext } from 'node:tls';
+import { buildConnector, Pool } from 'undici';
 import { resolveEgress, type Resolver } from '../integrations/egress.js';
 import { ProbeFailure } from '../integrations/probe-failure.js';
 import type { DialOverride, EgressPolicy } from '../integrations/probe-types.js';
@@ -13,29 +12,45 @@ export interface UpstreamClientOptions {
   /** Tests and benchmarks only: connect here instead (the egress check applies to this address). */
   dial?: (host: string, port: number) => DialOverride | undefined;
   resolver?: Resolver;
+  /** Idle time allowed for upstream headers and between body chunks. */
+  timeoutMs?: number;
 }
-
-/** Where one upstream request connects: an address the egress guard checked, and how to verify it. */
-export interface UpstreamTarget {
-  request(options: http.RequestOptions): http.ClientRequest;
-}
-
-const MAX_AGENTS = 1_000;
 
 /**
- * Opens upstream requests through the egress guard. The upstream host is
- * resolved once per request and every address checked against the
- * workspace's allowCIDRs; the request then connects to exactly that address
- * (so DNS rebinding cannot slip in between), with TLS SNI and certificate
- * verification for the configured host name. Connections are kept alive in
- * pools keyed by (checked address, port, verified name), so a pooled socket
- * is only ever reused for the same checked destination.
+ * Which connection's credentials a pool's requests carry. Pools are never
+ * shared between two keys, so a socket that ever carried one connection's
+ * credential only ever carries that connection's requests (same namespace,
+ * same object, same credential versions).
+ */
+export interface PoolOwner {
+  namespace: string;
+  name: string;
+  uid: string;
+  /** Credential versions (any rotation yields a new pool; the old one is closed). */
+  credentialVersion: string;
+}
+
+const MAX_POOLS = 1_000;
+
+/**
+ * Opens upstream requests through the egress guard, with undici (strict
+ * HTTP/1.1 framing both ways). The upstream host is resolved once per request
+ * and every address checked against the workspace's allowCIDRs; the request
+ * then connects to exactly that address (so DNS rebinding cannot slip in
+ * between), with TLS SNI and certificate verification for the configured host
+ * name. Keep-alive pools are keyed by the owning connection AND the checked
+ * destination: never shared across connections or workspaces. undici destroys
+ * (never reuses) a socket whose exchange ended abnormally: the upstream closed
+ * early, the response was not read to its end, or the request was aborted.
  */
 export class UpstreamClient {
-  readonly #agents = new Map<string, http.Agent>();
+  readonly #pools = new Map<string, Pool>();
+  /** Pool keys per connection identity, to close a connection's pools when its credentials change. */
+  readonly #byConnection = new Map<string, Set<string>>();
   readonly #secureContext: SecureContext | undefined;
   readonly #dial: UpstreamClientOptions['dial'];
   readonly #resolver: Resolver | undefined;
+  readonly #timeoutMs: number;
 
   constructor(opts: UpstreamClientOptions = {}) {
     this.#secureContext = opts.upstreamCAs !== undefined && opts.upstreamCAs.length > 0
@@ -43,10 +58,11 @@ export class UpstreamClient {
       : undefined;
     this.#dial = opts.dial;
     this.#resolver = opts.resolver;
+    this.#timeoutMs = opts.timeoutMs ?? 30_000;
   }
 
-  /** Resolves and checks the URL's host; throws a GatewayError (502) when egress is denied or DNS fails. */
-  async target(url: URL, egress: EgressPolicy): Promise<UpstreamTarget> {
+  /** Resolves and checks the URL's host, then returns the owner's pool for it; throws a GatewayError (502) when egress is denied or DNS fails. */
+  async pool(url: URL, egress: EgressPolicy, owner: PoolOwner): Promise<Pool> {
     const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
     const secure = url.protocol === 'https:';
     const port = url.port !== '' ? Number(url.port) : secure ? 443 : 80;
@@ -61,42 +77,72 @@ export class UpstreamClient {
       throw new GatewayError(502, GatewayErrorCode.BadGateway, GatewayErrorMessage.upstreamFailed, { cause: err });
     }
     const connectPort = override?.port ?? port;
-    const agent = this.#agent(secure, address, connectPort, host);
-    const tlsOptions: https.RequestOptions = secure
-      ? {
-          ...(isIP(host) === 0 ? { servername: host } : {}),
-          checkServerIdentity: (_name, cert) => checkServerIdentity(host, cert),
-          rejectUnauthorized: true,
-          ...(this.#secureContext ? { secureContext: this.#secureContext } : {}),
-        }
-      : {};
-    const lib = secure ? https : http;
-    return {
-      request: (options) => lib.request({ ...options, ...tlsOptions, host: address, port: connectPort, agent, setHost: false }),
-    };
-  }
-
-  /** Closes every pooled connection. */
-  close(): void {
-    for (const agent of this.#agents.values()) agent.destroy();
-    this.#agents.clear();
-  }
-
-  #agent(secure: boolean, address: string, port: number, verifiedName: string): http.Agent {
-    const key = `${secure ? 'https' : 'http'}|${address}|${port}|${verifiedName}`;
-    let agent = this.#agents.get(key);
-    if (agent === undefined) {
-      // Evict the least recently created pool, keeping its in-flight requests alive
-      // (Agent.destroy would cut them); only its idle sockets are closed.
-      if (this.#agents.size >= MAX_AGENTS) {
-        const [oldestKey, oldest] = this.#agents.entries().next().value as [string, http.Agent];
-        this.#agents.delete(oldestKey);
-        for (const sockets of Object.values(oldest.freeSockets)) for (const socket of sockets ?? []) socket.destroy();
-      }
-      const options = { keepAlive: true, maxSockets: 256, maxFreeSockets: 32, timeout: 60_000 };
-      agent = secure ? new https.Agent(options) : new http.Agent(options);
-      this.#agents.set(key, agent);
+    const identity = JSON.stringify([owner.namespace, owner.name, owner.uid]);
+    const key = JSON.stringify([identity, owner.credentialVersion, secure, address, connectPort, host]);
+    let pool = this.#pools.get(key);
+    if (pool !== undefined) {
+      // Most recently used last, so eviction takes the coldest pool.
+      this.#pools.delete(key);
+      this.#pools.set(key, pool);
+      return pool;
     }
-    return agent;
+    this.#retireStaleVersions(identity, owner.credentialVersion);
+    if (this.#pools.size >= MAX_POOLS) this.#retire(this.#pools.keys().next().value as string);
+    pool = this.#newPool(url.origin, secure, address, connectPort, host);
+    this.#pools.set(key, pool);
+    let keys = this.#byConnection.get(identity);
+    if (keys === undefined) this.#byConnection.set(identity, (keys = new Set()));
+    keys.add(key);
+    return pool;
+  }
+
+  /** Closes every pool, cutting in-flight requests. */
+  async close(): Promise<void> {
+    const pools = [...this.#pools.values()];
+    this.#pools.clear();
+    this.#byConnection.clear();
+    await Promise.all(pools.map((p) => p.destroy().catch(() => undefined)));
+  }
+
+  #newPool(origin: string, secure: boolean, address: string, port: number, verifiedName: string): Pool {
+    const base = buildConnector({
+      timeout: 10_000,
+      ...(secure
+        ? {
+            rejectUnauthorized: true,
+            checkServerIdentity: (_name: string, cert: Parameters<typeof checkServerIdentity>[1]) => checkServerIdentity(verifiedName, cert),
+            ...(this.#secureContext ? { secureContext: this.#secureContext } : {}),
+          }
+        : {}),
+    });
+    const servername = secure && isIP(verifiedName) === 0 ? verifiedName : undefined;
+    return new Pool(origin, {
+      // Dial exactly the address the egress guard checked, whatever the origin's name resolves to now.
+      connect: (options, callback) => base({ ...options, hostname: address, port: String(port), ...(servername ? { servername } : {}) }, callback),
+      connections: 256,
+      pipelining: 1,
+      keepAliveTimeout: 30_000,
+      keepAliveMaxTimeout: 60_000,
+      headersTimeout: this.#timeoutMs,
+      bodyTimeout: this.#timeoutMs,
+      maxResponseSize: -1,
+    });
+  }
+
+  /** A connection whose credentials changed gets fresh pools; the old ones finish their requests and close. */
+  #retireStaleVersions(identity: string, version: string): void {
+    for (const key of this.#byConnection.get(identity) ?? []) {
+      if ((JSON.parse(key) as unknown[])[1] !== version) this.#retire(key);
+    }
+  }
+
+  #retire(key: string): void {
+    const pool = this.#pools.get(key);
+    this.#pools.delete(key);
+    const identity = (JSON.parse(key) as unknown[])[0] as string;
+    const keys = this.#byConnection.get(identity);
+    keys?.delete(key);
+    if (keys?.size === 0) this.#byConnection.delete(identity);
+    void pool?.close().catch(() => undefined);
   }
 }

@@ -27,6 +27,10 @@ export const Leases = rt('coordination.k8s.io', 'v1', 'Lease', 'leases', true);
 export const CustomResourceDefinitions = rt('apiextensions.k8s.io', 'v1', 'CustomResourceDefinition', 'customresourcedefinitions', false);
 export const MutatingWebhookConfigurations = rt('admissionregistration.k8s.io', 'v1', 'MutatingWebhookConfiguration', 'mutatingwebhookconfigurations', false);
 export const ValidatingWebhookConfigurations = rt('admissionregistration.k8s.io', 'v1', 'ValidatingWebhookConfiguration', 'validatingwebhookconfigurations', false);
+// The operator fence (config/policy), installed by `atoll dev` through src/cli/install.ts.
+export const ValidatingAdmissionPolicies = rt('admissionregistration.k8s.io', 'v1', 'ValidatingAdmissionPolicy', 'validatingadmissionpolicies', false);
+export const ValidatingAdmissionPolicyBindings = rt('admissionregistration.k8s.io', 'v1', 'ValidatingAdmissionPolicyBinding', 'validatingadmissionpolicybindings', false);
+export const ResourceQuotas = rt('', 'v1', 'ResourceQuota', 'resourcequotas', true);
 export const TokenReviews = rt('authentication.k8s.io', 'v1', 'TokenReview', 'tokenreviews', false);
 export const SubjectAccessReviews = rt('authorization.k8s.io', 'v1', 'SubjectAccessReview', 'subjectaccessreviews', false);
 export const SelfSubjectAccessReviews = rt('authorization.k8s.io', 'v1', 'SelfSubjectAccessReview', 'selfsubjectaccessreviews', false);

@@ -220,13 +220,16 @@ export class ControlPlane {
   /**
    * Starts kube-controller-manager. Its garbage collector discovers resource
    * types every 30 s, so callers that install CRDs start it afterwards.
+   * `controllers` narrows what it runs; atoll always needs `resourcequota`
+   * (usage of each workspace's connection quota; without it the API server
+   * refuses every new connection).
    */
-  async startControllerManager(): Promise<void> {
+  async startControllerManager(controllers = ['garbagecollector', 'namespace', 'serviceaccount', 'clusterrole-aggregation', 'resourcequota']): Promise<void> {
     if (this.kcmProc || !this.binaries.kubeControllerManager) return;
     this.progress('starting kube-controller-manager');
     this.kcmProc = this.spawnLogged('kube-controller-manager', this.binaries.kubeControllerManager!, [
       '--kubeconfig', this.adminKubeconfigPath,
-      '--controllers', 'garbagecollector,namespace,serviceaccount,clusterrole-aggregation',
+      '--controllers', controllers.join(','),
       '--leader-elect=false',
       '--secure-port', '0',
       '--use-service-account-credentials=false',

@@ -9,10 +9,13 @@ import { packageRoot } from './binaries.js';
 /** Where the operator runs in `atoll dev`, tests and benchmarks. */
 export const OPERATOR_NAMESPACE = 'atoll-system';
 
-/** Installs what must exist before the operator starts: its namespace, the CRDs, RBAC and built-in types. */
+/**
+ * Installs what must exist before the operator starts: its namespace, the
+ * CRDs, RBAC, the admission policies that fence the operator, and built-in types.
+ */
 export async function installAtoll(client: KubeClient, root = packageRoot()): Promise<void> {
   await client.apply(Namespaces, { metadata: { name: OPERATOR_NAMESPACE } });
-  await applyManifests(client, readManifests([path.join(root, 'crds'), path.join(root, 'config', 'rbac'), path.join(root, 'config', 'types')]), { namespace: OPERATOR_NAMESPACE });
+  await applyManifests(client, readManifests([path.join(root, 'crds'), path.join(root, 'config', 'rbac'), path.join(root, 'config', 'policy'), path.join(root, 'config', 'types')]), { namespace: OPERATOR_NAMESPACE });
 }
 
 /** Empty webhook configurations the operator then fills in (it may patch, not create, them). */

@@ -22,17 +22,23 @@ const RENEW_BEFORE_MS = 30 * 24 * 3600_000;
  * Secret of the operator's namespace so every replica serves the same one,
  * renewed 30 days before expiry or when the wanted names change.
  */
-export async function ensureServingCertificate(client: KubeClient, namespace: string, names: { dnsNames: string[]; ipAddresses: string[] }): Promise<ServingCertificate> {
-  const existing = await client.tryGet<Secret>(Secrets, WEBHOOK_TLS_SECRET, namespace);
+export async function ensureServingCertificate(
+  client: KubeClient,
+  namespace: string,
+  names: { dnsNames: string[]; ipAddresses: string[] },
+  // The gateway keeps its own certificate the same way, in its own Secret.
+  { secretName = WEBHOOK_TLS_SECRET, caName = 'atoll-webhook-ca' }: { secretName?: string; caName?: string } = {},
+): Promise<ServingCertificate> {
+  const existing = await client.tryGet<Secret>(Secrets, secretName, namespace);
   const current = existing ? fromSecret(existing) : undefined;
   const wanted = JSON.stringify(names);
   if (current && existing?.metadata?.annotations?.['atoll.dev/names'] === wanted && certificateExpiresAt(current.certPem).getTime() - Date.now() > RENEW_BEFORE_MS) {
     return current;
   }
-  const ca = createCertificateAuthority({ commonName: 'atoll-webhook-ca', validDays: 3650 });
+  const ca = createCertificateAuthority({ commonName: caName, validDays: 3650 });
   const leaf = createCertificate({ issuer: ca, commonName: names.dnsNames[0] ?? 'atoll-webhook', dnsNames: names.dnsNames, ipAddresses: names.ipAddresses, usage: 'server', validDays: 365 });
   const body: Secret = {
-    metadata: { name: WEBHOOK_TLS_SECRET, namespace, labels: { 'app.kubernetes.io/managed-by': 'atoll' }, annotations: { 'atoll.dev/names': wanted }, ...(existing ? { resourceVersion: existing.metadata?.resourceVersion } : {}) },
+    metadata: { name: secretName, namespace, labels: { 'app.kubernetes.io/managed-by': 'atoll' }, annotations: { 'atoll.dev/names': wanted }, ...(existing ? { resourceVersion: existing.metadata?.resourceVersion } : {}) },
     type: 'kubernetes.io/tls',
     data: { 'ca.crt': b64(ca.certPem), 'tls.crt': b64(leaf.certPem), 'tls.key': b64(leaf.keyPem) },
   };
@@ -42,7 +48,7 @@ export async function ensureServingCertificate(client: KubeClient, namespace: st
   } catch (err) {
     // Another replica won the race: use its certificate.
     if (!isAlreadyExists(err) && (err as { status?: number }).status !== 409) throw err;
-    const winner = await client.get<Secret>(Secrets, WEBHOOK_TLS_SECRET, namespace);
+    const winner = await client.get<Secret>(Secrets, secretName, namespace);
     return fromSecret(winner)!;
   }
   return { caPem: ca.certPem, certPem: leaf.certPem, keyPem: leaf.keyPem };

@@ -77,7 +77,6 @@ export async function serveWebhooks(ctx: OperatorContext, log: Logger): Promise<
 function validationDeps(ctx: OperatorContext): ValidationDeps {
   return {
     workspacesIn: (ns) => liveWorkspaces(ctx, ns),
-    connectionsIn: (ns) => ctx.connections.list(ns).length,
     integrationType: (name) => ctx.types.get(name) as IntegrationType | undefined,
   };
 }

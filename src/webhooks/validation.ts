@@ -6,7 +6,6 @@ import { allow, deny, type AdmissionRequest, type AdmissionResponse } from './ad
 
 export interface ValidationDeps {
   workspacesIn(namespace: string): Promise<Workspace[]>;
-  connectionsIn(namespace: string): number;
   integrationType(name: string): IntegrationType | undefined;
 }
 
@@ -18,7 +17,7 @@ export async function validateConnection(req: AdmissionRequest, deps: Validation
     if (source?.value !== undefined) return deny(req.uid, `spec.credentials.${field}.value reached validation unsealed; the sealing webhook did not run. Seal the value with atoll seal`);
   }
   const ws = oldestFirst(await deps.workspacesIn(ns))[0];
-  const problems = checkConnection(conn, ws, deps.integrationType(conn.spec?.type), { creating: req.operation === 'CREATE', connectionsInNamespace: deps.connectionsIn(ns) });
+  const problems = checkConnection(conn, ws, deps.integrationType(conn.spec?.type));
   if (problems.length) return deny(req.uid, problems.map((p) => p.message).join('; '));
   return allow(req.uid);
 }

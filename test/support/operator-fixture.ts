@@ -1,6 +1,6 @@
 import path from 'node:path';
 import type { DestinationStream } from 'pino';
-import { installAtoll, loopbackOperatorConfig } from '../../src/testing/embedded.js';
+import { installAtoll, loopbackOperatorConfig, OPERATOR_NAMESPACE, precreateWebhookConfigurations } from '../../src/testing/embedded.js';
 import type { KubeClient } from '../../src/kube/client.js';
 import { Namespaces } from '../../src/kube/resources.js';
 import { startOperator, type RunningOperator } from '../../src/operator.js';
@@ -21,7 +21,11 @@ export interface IsolatedAtollOptions {
   probeHooks?: ProbeHooks;
   /** Lease-based leader election; off by default so an API-server outage cannot make a leader exit the test process. */
   leaderElection?: boolean;
-  /** Run kube-controller-manager (garbage collection, namespace deletion). Default true. */
+  /**
+   * Run kube-controller-manager's garbage collection and namespace deletion.
+   * Default true. Its `resourcequota` controller always runs: the connection
+   * quota of every workspace needs it, as in a real cluster.
+   */
   controllerManager?: boolean;
   /** Identity of the primary operator (its Lease holderIdentity). Default `atoll-primary`. */
   identity?: string;
@@ -66,7 +70,8 @@ export async function startIsolatedAtoll(opts: IsolatedAtollOptions = {}): Promi
   const lines: string[] = [];
   const destination: DestinationStream = { write: (chunk: string) => void lines.push(chunk.trimEnd()) };
   const log = createLogger({ level: 'debug', destination });
-  const cp = await ControlPlane.start({ controllerManager: opts.controllerManager });
+  // kube-controller-manager starts after the CRDs (below), so its quota and GC controllers know them.
+  const cp = await ControlPlane.start({ controllerManager: false });
   const restoreEnv = opts.kms ? useMotoCredentialsIfUnset() : () => {};
   const client = cp.adminClient();
   const instances = new Set<OperatorInstance>();
@@ -80,7 +85,9 @@ export async function startIsolatedAtoll(opts: IsolatedAtollOptions = {}): Promi
         ? { ATOLL_KMS_PROVIDER: opts.kms.provider, ATOLL_KMS_ENDPOINT: opts.kms.endpoint, ATOLL_KMS_KEY_ID: opts.kms.keyId, AWS_REGION: opts.kms.region ?? MOTO_REGION }
         : {}),
     });
-    const operator = await startOperator({ client, config, log: log.child({ component: 'controller', instance: identity }), ...(opts.probeHooks ? { probeHooks: opts.probeHooks } : {}) });
+    // As its own ServiceAccount with the shipped RBAC, as in a cluster: the admission policies fence exactly that identity.
+    const operatorClient = await cp.serviceAccountClient(OPERATOR_NAMESPACE, config.serviceAccounts.controller);
+    const operator = await startOperator({ client: operatorClient, config, log: log.child({ component: 'controller', instance: identity }), ...(opts.probeHooks ? { probeHooks: opts.probeHooks } : {}) });
     const instance: OperatorInstance = {
       identity,
       operator,
@@ -114,6 +121,8 @@ export async function startIsolatedAtoll(opts: IsolatedAtollOptions = {}): Promi
 
   try {
     await installAtoll(client);
+    await precreateWebhookConfigurations(client);
+    await cp.startControllerManager(opts.controllerManager === false ? ['resourcequota'] : undefined);
     if (opts.startOperator !== false) await start();
   } catch (err) {
     await stopAll();

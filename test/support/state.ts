@@ -4,7 +4,8 @@ export interface DevState {
   kubeconfig: string;
   server: string;
   etcd: { endpoints: string[] };
-  gateway: { url: string };
+  /** The gateway serves HTTPS; caFile is the PEM CA that issued its certificate. */
+  gateway: { url: string; caFile: string };
   controller: { health: string; metrics: string; webhookPort: number };
   kms: { provider: string; keyId: string };
   log: string;

@@ -198,3 +198,9 @@ annotations:
   cert-manager.io/inject-ca-from: {{ .Release.Namespace }}/atoll-webhook
 {{- end }}
 {{- end }}
+
+{{/* Non-empty when the gateway reads its certificate from a mounted Secret (modes secret and cert-manager). */}}
+{{- define "atoll.gatewayTLSMounted" -}}
+{{- $t := .Values.gateway.tls -}}
+{{- if and (not $t.insecurePlaintext) (ne $t.mode "self-managed") -}}true{{- end -}}
+{{- end }}

@@ -16,6 +16,8 @@ export const ConditionType = {
   RBACReady: 'RBACReady',
   /** Workspace: the KMS key can wrap and unwrap data keys. */
   EncryptionReady: 'EncryptionReady',
+  /** Workspace: ResourceQuota atoll-connections holds the connection limit and the API server enforces it. */
+  QuotaReady: 'QuotaReady',
   /** ExternalConnection: every credential is stored as ciphertext that decrypts in this workspace. */
   CredentialsSealed: 'CredentialsSealed',
   /** ExternalConnection: the service answered the last probe. */
@@ -55,6 +57,10 @@ export const Reason = {
   DuplicateWorkspace: 'DuplicateWorkspace',
   PolicyViolation: 'PolicyViolation',
   RBACFailed: 'RBACFailed',
+  QuotaPending: 'QuotaPending',
+  QuotaFailed: 'QuotaFailed',
+  /** EncryptionReady=True, but the key-encryption key sits in the cluster (provider `local`). */
+  LocalKeyRing: 'LocalKeyRing',
   // lifecycle
   Reconciling: 'Reconciling',
   Deleting: 'Deleting',

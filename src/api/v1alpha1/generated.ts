@@ -84,13 +84,30 @@ export interface WorkspacePolicy {
    * type.
    */
   allowedTypes?: string[];
-  /** Maximum number of ExternalConnections in the workspace. Unset means no limit. */
+  /**
+   * Maximum number of ExternalConnections in the workspace, enforced by the API server through
+   * ResourceQuota atoll-connections. Unset means the operator's default (500 unless the platform
+   * changes it).
+   */
   maxConnections?: number;
+  /** How this workspace's workloads may receive their connections' credentials. */
+  delivery?: WorkspaceDelivery;
   /**
    * Private networks that probes and the gateway may reach for this workspace. Public addresses are
    * always reachable; link-local and cloud metadata addresses never are.
    */
   egress?: WorkspaceEgressPolicy;
+}
+
+/** How this workspace's workloads may receive their connections' credentials. */
+export interface WorkspaceDelivery {
+  /**
+   * Whether plaintext delivery (the gateway's /credentials endpoint and the atoll agent) is allowed
+   * for connections whose type declares it. false leaves the gateway's proxy as the only way to use
+   * a connection. Default true.
+   * Default: `true`.
+   */
+  files?: boolean;
 }
 
 /**
@@ -110,8 +127,9 @@ export interface WorkspaceStatus {
   /** The metadata.generation the status was computed from. */
   observedGeneration?: number;
   /**
-   * Current state: Ready summarises RBACReady (roles and bindings are in place) and EncryptionReady
-   * (the KMS key is usable).
+   * Current state: Ready summarises RBACReady (roles and bindings are in place), QuotaReady
+   * (ResourceQuota atoll-connections holds the connection limit) and EncryptionReady (the KMS key
+   * is usable; reason LocalKeyRing when the key sits in the cluster).
    */
   conditions?: Condition[];
   /** Count of the workspace's ExternalConnections. */
@@ -360,6 +378,14 @@ export interface IntegrationTypeSpec {
    * (driver). Exactly one of them.
    */
   probe: IntegrationTypeProbe;
+  /**
+   * How workloads may receive a connection of this type: proxy (calls through the gateway, which
+   * injects the credential; the workload never sees it; needs spec.gateway) and/or files (the
+   * plaintext through the gateway's /credentials endpoint and the atoll agent). Default proxy only:
+   * plaintext delivery must be declared.
+   * Default: `["proxy"]`.
+   */
+  delivery?: ('proxy' | 'files')[];
   /**
    * How the atoll gateway authenticates requests it proxies to the service (HTTP types only). Unset
    * means connections of this type cannot be used through the gateway.

@@ -21,7 +21,6 @@ export function checkConnection(
   conn: Pick<ExternalConnection, 'spec' | 'metadata'>,
   ws: Workspace | undefined,
   type: IntegrationType | undefined,
-  opts: { connectionsInNamespace?: number; creating?: boolean } = {},
 ): PolicyProblem[] {
   const ns = conn.metadata.namespace;
   if (!ws) {
@@ -36,10 +35,9 @@ export function checkConnection(
   if (allowed.length > 0 && !allowed.includes(typeName)) {
     problems.push({ reason: Reason.TypeNotAllowed, field: 'spec.type', message: `type "${typeName}" is not allowed in workspace ${ws.metadata.name}; allowed types: ${allowed.join(', ')}` });
   }
-  const max = ws.spec?.policy?.maxConnections;
-  if (opts.creating && max !== undefined && (opts.connectionsInNamespace ?? 0) >= max) {
-    problems.push({ reason: Reason.PolicyViolation, field: 'metadata.name', message: `workspace ${ws.metadata.name} allows at most ${max} connections (spec.policy.maxConnections); delete one or ask for a higher limit` });
-  }
+  // spec.policy.maxConnections is not counted here: a count from a cache lets a
+  // parallel burst through. The Workspace reconciler keeps ResourceQuota
+  // atoll-connections, which the API server enforces exactly.
   const settings = validateSettings(type, conn.spec?.settings ?? {});
   if (!settings.ok) {
     for (const e of settings.errors) problems.push({ reason: Reason.InvalidSettings, field: e.field, message: `${e.field}: ${e.message}` });

@@ -14,13 +14,14 @@ import {
   type WorkspaceStatus,
 } from '../../api/v1alpha1/index.js';
 import type { KubeObject } from '../../kube/client.js';
-import { isNotFound } from '../../kube/errors.js';
+import { isNotFound, KubeApiError } from '../../kube/errors.js';
 import { hasFinalizer, ownerReference } from '../../kube/owner.js';
-import { Namespaces, RoleBindings, Roles, Workspaces } from '../../kube/resources.js';
+import { Namespaces, ResourceQuotas, RoleBindings, Roles, Workspaces } from '../../kube/resources.js';
 import type { ReconcileRequest, ReconcileResult } from '../../runtime/controller.js';
 import type { Logger } from '../../runtime/logger.js';
 import { oldestFirst, type OperatorContext } from '../context.js';
 import { deepEqual } from '../../util/deep-equal.js';
+import { CONNECTION_QUOTA, connectionLimit, connectionQuota, quotaInForce, type ResourceQuota } from './connection-quota.js';
 import { workspaceIdentity } from './identity.js';
 import { TENANT_ROLES, subjectsFor, tenantRoleName, tenantRules } from './tenant-rbac.js';
 
@@ -29,6 +30,8 @@ type Ws = Workspace & KubeObject;
 /** ClusterRoles bound per workspace namespace to the operator's own ServiceAccounts. */
 export const OPERATOR_SECRETS_ROLE = 'atoll-operator-secrets';
 export const GATEWAY_SECRETS_ROLE = 'atoll-gateway-secrets';
+/** ClusterRole bound per workspace namespace so the controller can keep the connection quota. */
+export const OPERATOR_QUOTA_ROLE = 'atoll-operator-quota';
 
 const KEY_CHECK_TTL_MS = 10 * 60_000;
 const RBAC_RESYNC_MS = 5 * 60_000;
@@ -72,29 +75,41 @@ export class WorkspaceReconciler {
       return;
     }
 
+    // Label first, then RoleBindings: the admission policy atoll-operator-fence
+    // lets the operator write RBAC only in namespaces labelled as workspaces.
+    let labelled = false;
     try {
-      await this.labelNamespace(ns, ws.metadata.name!);
+      labelled = await this.labelNamespace(ns, ws.metadata.name!);
       await this.applyTenantRbac(ws);
     } catch (err) {
-      const status = (err as { status?: number }).status;
-      conditions = setCondition(conditions, { type: ConditionType.RBACReady, status: 'False', reason: Reason.RBACFailed, message: `tenant Roles and RoleBindings could not be written (API status ${status ?? 'unknown'}); check the operator's RBAC`, observedGeneration: gen }, now);
+      // The policies read the label and the Workspace from the API server's caches, which may lag by a moment.
+      if (labelled && fencedByPolicy(err)) return { requeueAfterMs: 1000 };
+      conditions = setCondition(conditions, { type: ConditionType.RBACReady, status: 'False', reason: Reason.RBACFailed, message: rbacFailure(err), observedGeneration: gen }, now);
       conditions = setCondition(conditions, summarizeReady(conditions, [ConditionType.RBACReady], gen), now);
       await this.writeStatus(ws, { ...ws.status, observedGeneration: gen, conditions });
       throw err;
     }
     conditions = setCondition(conditions, { type: ConditionType.RBACReady, status: 'True', reason: Reason.Succeeded, message: 'Tenant Roles and RoleBindings are in place', observedGeneration: gen }, now);
+    const quota = await this.applyConnectionQuota(ws);
+    conditions = setCondition(conditions, { ...quota, type: ConditionType.QuotaReady, observedGeneration: gen }, now);
 
     const key = this.ctx.crypto.keyFor(ws.spec?.encryption?.keyId);
     const identity = workspaceIdentity(ws);
     const keyOk = await this.checkKey(ns, identity, key, log);
+    const wasLocal = findCondition(conditions, ConditionType.EncryptionReady)?.reason === Reason.LocalKeyRing;
     conditions = setCondition(
       conditions,
-      keyOk
-        ? { type: ConditionType.EncryptionReady, status: 'True', reason: Reason.Succeeded, message: `Key ${key.keyId} is usable`, observedGeneration: gen }
-        : { type: ConditionType.EncryptionReady, status: 'False', reason: Reason.KMSUnavailable, message: `Key ${key.keyId} could not be used; check the KMS and the operator's access to the key`, observedGeneration: gen },
+      !keyOk
+        ? { type: ConditionType.EncryptionReady, status: 'False', reason: Reason.KMSUnavailable, message: `Key ${key.keyId} could not be used; check the KMS and the operator's access to the key`, observedGeneration: gen }
+        : key.provider === 'local'
+          ? { type: ConditionType.EncryptionReady, status: 'True', reason: Reason.LocalKeyRing, message: localKeyRingMessage(key.keyId, this.ctx.config.namespace), observedGeneration: gen }
+          : { type: ConditionType.EncryptionReady, status: 'True', reason: Reason.Succeeded, message: `Key ${key.keyId} is usable`, observedGeneration: gen },
       now,
     );
-    conditions = setCondition(conditions, summarizeReady(conditions, [ConditionType.RBACReady, ConditionType.EncryptionReady], gen), now);
+    if (keyOk && key.provider === 'local' && !wasLocal) {
+      await this.ctx.events.record(Workspaces, ws, 'Warning', Reason.LocalKeyRing, localKeyRingMessage(key.keyId, this.ctx.config.namespace));
+    }
+    conditions = setCondition(conditions, summarizeReady(conditions, [ConditionType.RBACReady, ConditionType.QuotaReady, ConditionType.EncryptionReady], gen), now);
 
     const connections = this.ctx.connections.list(ns).filter((c) => !c.metadata?.deletionTimestamp);
     const ready = connections.filter((c) => isConditionTrue(c.status?.conditions, ConditionType.Ready)).length;
@@ -110,6 +125,8 @@ export class WorkspaceReconciler {
     };
     await this.writeStatus(ws, status);
     if (!keyOk) return { requeueAfterMs: 15_000 };
+    // The quota controller fills in the quota's status within moments; the RoleBinding takes effect as fast.
+    if (quota.status !== 'True') return { requeueAfterMs: 1000 };
     if (findCondition(conditions, ConditionType.Ready)?.status !== 'True') return { requeueAfterMs: 30_000 };
     // Tenant admins may edit RoleBindings in their namespace: put ours back regularly.
     return { requeueAfterMs: RBAC_RESYNC_MS };
@@ -123,8 +140,10 @@ export class WorkspaceReconciler {
       await ignoreNotFound(client.delete(RoleBindings, name, ns));
       await ignoreNotFound(client.delete(Roles, name, ns));
     }
-    // These two bind ClusterRoles: there is no Role of that name to delete.
-    for (const name of [OPERATOR_SECRETS_ROLE, GATEWAY_SECRETS_ROLE]) await ignoreNotFound(client.delete(RoleBindings, name, ns));
+    // The owner reference lets the garbage collector remove the quota too; this is only quicker.
+    await ignoreNotFoundOrForbidden(client.delete(ResourceQuotas, CONNECTION_QUOTA, ns));
+    // These bind ClusterRoles: there is no Role of that name to delete.
+    for (const name of [OPERATOR_SECRETS_ROLE, GATEWAY_SECRETS_ROLE, OPERATOR_QUOTA_ROLE]) await ignoreNotFound(client.delete(RoleBindings, name, ns));
     for (const k of [...this.keyChecks.keys()]) if (k.startsWith(`${ns}|`)) this.keyChecks.delete(k);
     const namespace = await client.tryGet<KubeObject>(Namespaces, ns);
     if (namespace?.metadata?.labels?.[WORKSPACE_LABEL] === ws.metadata.name) {
@@ -138,10 +157,34 @@ export class WorkspaceReconciler {
     log.info('workspace cleaned up');
   }
 
-  private async labelNamespace(ns: string, name: string): Promise<void> {
+  /** True when it had to label the namespace now. */
+  private async labelNamespace(ns: string, name: string): Promise<boolean> {
     const namespace = await this.ctx.client.get<KubeObject>(Namespaces, ns);
-    if (namespace.metadata?.labels?.[WORKSPACE_LABEL] === name) return;
+    if (namespace.metadata?.labels?.[WORKSPACE_LABEL] === name) return false;
     await this.ctx.client.mergePatch(Namespaces, ns, undefined, { metadata: { labels: { [WORKSPACE_LABEL]: name } } });
+    return true;
+  }
+
+  /**
+   * Keeps ResourceQuota atoll-connections at the workspace's connection limit:
+   * the API server then refuses the connection over the limit however many
+   * creates race, with a message that names the quota.
+   */
+  private async applyConnectionQuota(ws: Ws): Promise<Pick<Condition, 'status' | 'reason' | 'message'>> {
+    const ns = ws.metadata.namespace!;
+    const { limit, source } = connectionLimit(ws, this.ctx.config.defaultMaxConnections);
+    const labels = { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [WORKSPACE_LABEL]: ws.metadata.name! };
+    let quota: ResourceQuota;
+    try {
+      quota = await this.ctx.client.apply(ResourceQuotas, connectionQuota(ns, limit, { labels, ownerReferences: [ownerReference(ws)] }));
+    } catch (err) {
+      const status = (err as { status?: number }).status;
+      return { status: 'False', reason: Reason.QuotaFailed, message: `ResourceQuota ${CONNECTION_QUOTA} could not be written (API status ${status ?? 'unknown'}); the RoleBinding ${OPERATOR_QUOTA_ROLE} grants it, check the operator's RBAC if this persists` };
+    }
+    if (!quotaInForce(quota, limit)) {
+      return { status: 'False', reason: Reason.QuotaPending, message: `waiting for kube-controller-manager to take up ResourceQuota ${CONNECTION_QUOTA} (limit ${limit}); until then the API server refuses new connections` };
+    }
+    return { status: 'True', reason: Reason.Succeeded, message: `ResourceQuota ${CONNECTION_QUOTA} limits the workspace to ${limit} connections (${source})` };
   }
 
   private async applyTenantRbac(ws: Ws): Promise<void> {
@@ -157,8 +200,9 @@ export class WorkspaceReconciler {
         subjects: subjectsFor(ws.spec?.members, role, ns),
       });
     }
-    // Secret access for the operator and gateway exists only in workspace namespaces.
-    for (const [name, sa] of [[OPERATOR_SECRETS_ROLE, this.ctx.config.serviceAccounts.controller], [GATEWAY_SECRETS_ROLE, this.ctx.config.serviceAccounts.gateway]] as const) {
+    // Secret access for the operator and gateway, and the operator's hold on the quota, exist only in workspace namespaces.
+    const { controller, gateway } = this.ctx.config.serviceAccounts;
+    for (const [name, sa] of [[OPERATOR_SECRETS_ROLE, controller], [GATEWAY_SECRETS_ROLE, gateway], [OPERATOR_QUOTA_ROLE, controller]] as const) {
       await this.ctx.client.apply(RoleBindings, {
         metadata: { name, namespace: ns, labels, ownerReferences: owner },
         roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name },
@@ -191,8 +235,36 @@ export class WorkspaceReconciler {
   }
 }
 
+/**
+ * A denial by the admission policies that fence the operator carries our own
+ * constant message (no object content), so the condition may show it.
+ */
+function fencedByPolicy(err: unknown): err is KubeApiError {
+  return err instanceof KubeApiError && (err.status === 403 || err.status === 422) && err.message.includes('ValidatingAdmissionPolicy');
+}
+
+function rbacFailure(err: unknown): string {
+  const status = (err as { status?: number }).status;
+  if (fencedByPolicy(err)) {
+    return `tenant Roles and RoleBindings were refused by atoll's admission policy: ${err.message.slice(err.message.indexOf('ValidatingAdmissionPolicy'))}`;
+  }
+  return `tenant Roles and RoleBindings could not be written (API status ${status ?? 'unknown'}); check the operator's RBAC`;
+}
+
+function localKeyRingMessage(keyId: string, operatorNamespace: string): string {
+  return `Key ${keyId} is usable, but it is a local key: its key-encryption key sits in Secret atoll-local-kms of namespace ${operatorNamespace}, so anyone who can read that Secret, or holds an etcd snapshot or backup of the cluster, can decrypt this workspace's credentials. Use a KMS provider (aws-kms) in production; see docs/threat-model.md`;
+}
+
 function sameKey(a: string, b: string): boolean {
   return a === b || a.endsWith(`/${b}`) || a.endsWith(`:${b}`);
+}
+
+async function ignoreNotFoundOrForbidden(p: Promise<unknown>): Promise<void> {
+  try {
+    await p;
+  } catch (err) {
+    if (!isNotFound(err) && !(err instanceof KubeApiError && err.status === 403)) throw err;
+  }
 }
 
 async function ignoreNotFound(p: Promise<unknown>): Promise<void> {

@@ -1,4 +1,4 @@
-import { CONNECTION_USER_CLUSTER_ROLE } from '../../api/v1alpha1/index.js';
+import { CONNECTION_READER_CLUSTER_ROLE, CONNECTION_USER_CLUSTER_ROLE } from '../../api/v1alpha1/index.js';
 import type { WorkspaceMember } from '../../api/v1alpha1/index.js';
 
 export type TenantRole = 'viewer' | 'editor' | 'admin';
@@ -33,8 +33,8 @@ export function tenantRules(role: TenantRole): PolicyRule[] {
   return [
     ...editor,
     { apiGroups: [RBAC], resources: ['rolebindings'], verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'] },
-    // Admins may bind exactly one ClusterRole: `use` on connections, for their workloads.
-    { apiGroups: [RBAC], resources: ['clusterroles'], verbs: ['bind'], resourceNames: [CONNECTION_USER_CLUSTER_ROLE] },
+    // Admins may bind exactly two ClusterRoles for their workloads: `use` (proxy) and `read-credentials` (plaintext).
+    { apiGroups: [RBAC], resources: ['clusterroles'], verbs: ['bind'], resourceNames: [CONNECTION_USER_CLUSTER_ROLE, CONNECTION_READER_CLUSTER_ROLE] },
   ];
 }
 
