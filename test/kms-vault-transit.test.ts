@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Writable } from 'node:stream';
+import { Agent, request } from 'undici';
 import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ExternalConnection } from '../src/api/v1alpha1/index.js';
@@ -15,6 +16,7 @@ import type { Gateway } from '../src/gateway/server.js';
 import { destinationDigest } from '../src/integrations/destination.js';
 import type { IntegrationTypeObject } from '../src/integrations/probe-types.js';
 import type { KubeClient, KubeObject } from '../src/kube/client.js';
+import { createCertificate, createCertificateAuthority } from '../src/kube/x509.js';
 import { ExternalConnections, Namespaces, RoleBindings, Secrets, ServiceAccounts, Workspaces } from '../src/kube/resources.js';
 import { startOperator, type RunningOperator } from '../src/operator.js';
 import { createLogger } from '../src/runtime/logger.js';
@@ -55,6 +57,7 @@ describe('vault-transit: operator and gateway against a real Vault with Kubernet
   let keyId: string;
   let operator: RunningOperator | undefined;
   let gateway: Gateway | undefined;
+  let gatewayTrust: Agent | undefined;
   let upstream: { url: string; received: http.IncomingHttpHeaders[]; close(): Promise<void> };
   let controllerJwt: string;
   let gatewayJwt: string;
@@ -94,7 +97,10 @@ describe('vault-transit: operator and gateway against a real Vault with Kubernet
     gatewayJwt = await serviceAccountTokenFile(client, OPERATOR_NAMESPACE, 'atoll-gateway', VAULT_AUDIENCE);
 
     operator = await startOperator({ client, config: loopbackOperatorConfig(vaultEnv('atoll-controller', controllerJwt)), log: log.child({ component: 'controller' }) });
-    gateway = await startGatewayFromConfig({ client, config: loopbackOperatorConfig(vaultEnv('atoll-gateway', gatewayJwt)), log: log.child({ component: 'gateway' }), host: '127.0.0.1', port: 0 });
+    const gatewayCA = createCertificateAuthority({ commonName: 'vault-suite-gateway-ca' });
+    gatewayTrust = new Agent({ connect: { ca: gatewayCA.certPem } });
+    const tls = createCertificate({ issuer: gatewayCA, commonName: 'localhost', ipAddresses: ['127.0.0.1'], usage: 'server' });
+    gateway = await startGatewayFromConfig({ client, config: loopbackOperatorConfig(vaultEnv('atoll-gateway', gatewayJwt)), log: log.child({ component: 'gateway' }), host: '127.0.0.1', port: 0, tls });
 
     const received: http.IncomingHttpHeaders[] = [];
     const server = http.createServer((req, res) => {
@@ -112,6 +118,7 @@ describe('vault-transit: operator and gateway against a real Vault with Kubernet
 
   afterAll(async () => {
     await gateway?.close();
+    await gatewayTrust?.close();
     await operator?.stop();
     await upstream?.close();
     await cp?.stop();
@@ -173,7 +180,9 @@ describe('vault-transit: operator and gateway against a real Vault with Kubernet
     const before = upstream.received.length;
     let status = 0;
     await waitFor('gateway serves the connection', async () => {
-      status = (await fetch(`${gateway!.url}/v1/connections/steady/proxy/items`, { headers: { authorization: `Bearer ${token}` } })).status;
+      const res = await request(`${gateway!.url}/v1/connections/steady/proxy/items`, { headers: { authorization: `Bearer ${token}` }, dispatcher: gatewayTrust });
+      await res.body.dump();
+      status = res.statusCode;
       return status === 200;
     }, 30_000, 250);
     const got = upstream.received.slice(before).filter((h) => h.authorization);
