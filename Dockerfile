@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
 # atoll: one image, one binary. The chart runs it as
-#   node /app/dist/main.js <controller|gateway|agent|seal|test|dev>
+#   node /app/dist/main.js <controller|gateway|agent|console|seal|test|dev>
 # Build:  docker build -t ghcr.io/atoll-dev/atoll:dev .
 
 ARG NODE_VERSION=22
@@ -16,6 +16,7 @@ COPY package.json package-lock.json ./
 RUN --mount=type=cache,target=/root/.npm npm ci
 COPY tsconfig.json ./
 COPY src ./src
+# (the console's React app is built by vite from src/console/web into dist/console/web)
 RUN npm run build && npm prune --omit=dev
 
 # --- runtime: distroless Node 22, no shell, no package manager, non-root -----
@@ -31,7 +32,7 @@ COPY --from=build /app/dist ./dist
 COPY crds ./crds
 COPY config/types ./config/types
 USER 65532:65532
-# 8080 health/metrics, 8443 gateway, 9443 admission webhooks
-EXPOSE 8080 8443 9443
+# 8080 health/metrics, 8443 gateway, 9443 admission webhooks, 8090 console
+EXPOSE 8080 8443 9443 8090
 ENTRYPOINT ["/nodejs/bin/node", "/app/dist/main.js"]
 CMD ["controller"]

@@ -3,8 +3,9 @@
 # PostgreSQL, MariaDB (server and the `mariadb` client used by
 # src/testing/databases.ts), Redis, Prometheus, htpasswd (bcrypt hashes for
 # Prometheus' web config), lua5.1 (Argo CD health check tests), tmux (a real
-# terminal for the interactive CLI test) and nginx (the
-# gateway benchmark). Tests start their own instances on free ports in
+# terminal for the interactive CLI test), nginx (the
+# gateway benchmark) and chromium (the console's browser tests drive it with
+# playwright-core; no browser download). Tests start their own instances on free ports in
 # temporary directories, so the system services these packages would normally
 # start are kept from starting and disabled.
 # Idempotent: installed packages are skipped; apt-get update runs at most once.
@@ -30,6 +31,7 @@ declare -A probe_binary=(
   [lua5.1]=/usr/bin/lua5.1
   [nginx]=/usr/sbin/nginx
   [tmux]=/usr/bin/tmux
+  [chromium]=/usr/bin/chromium
 )
 # package -> init scripts it may install and auto-start
 declare -A init_scripts=(
@@ -42,8 +44,9 @@ declare -A init_scripts=(
   [lua5.1]=
   [nginx]=nginx
   [tmux]=
+  [chromium]=
 )
-packages=(postgresql mariadb-server redis-server prometheus apache2-utils mariadb-client lua5.1 nginx tmux)
+packages=(postgresql mariadb-server redis-server prometheus apache2-utils mariadb-client lua5.1 nginx tmux chromium)
 
 is_installed() {
   [[ $(dpkg-query -W -f='${Status}' "$1" 2>/dev/null) == "install ok installed" && -e ${probe_binary[$1]} ]]
@@ -98,4 +101,4 @@ for p in "${packages[@]}"; do
   fi
 done
 pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)
-step "ready: postgres $("$pg_bin/postgres" --version | awk '{print $3}'), $(/usr/sbin/mariadbd --version | awk '{print $3}'), $(redis-server --version | awk '{print $3}'), prometheus $(prometheus --version 2>&1 | awk 'NR==1{print $3}'), $(lua5.1 -v 2>&1 | awk '{print $1, $2}'), $(nginx -v 2>&1 | awk '{print $3}')"
+step "ready: postgres $("$pg_bin/postgres" --version | awk '{print $3}'), $(/usr/sbin/mariadbd --version | awk '{print $3}'), $(redis-server --version | awk '{print $3}'), prometheus $(prometheus --version 2>&1 | awk 'NR==1{print $3}'), $(lua5.1 -v 2>&1 | awk '{print $1, $2}'), $(nginx -v 2>&1 | awk '{print $3}'), $(chromium --version 2>/dev/null | awk '{print $1, $2}')"

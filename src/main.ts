@@ -2,6 +2,7 @@
 import { agentCommand } from './cli/agent.js';
 import { parseArgs, UsageError } from './cli/args.js';
 import { connect, rotate, status, testConnection } from './cli/connection-commands.js';
+import { consoleCommand } from './cli/console.js';
 import { controllerCommand } from './cli/controller.js';
 import { dev } from './cli/dev.js';
 import { gatewayCommand } from './cli/gateway.js';
@@ -15,7 +16,8 @@ Usage: atoll <command> [flags]
   controller   run the operator (reconcilers, admission webhooks)
   gateway      run the credential-injecting HTTP gateway
   agent        keep a connection's credentials in files (sidecar)
-  dev          start the embedded default: local control plane, KMS, controller and gateway
+  console      serve the Integrations panel (acts with each person's own Kubernetes token)
+  dev          start the embedded default: local control plane, KMS, controller, gateway and console
                (--kms vault-transit: seal with a Vault dev server's Transit engine)
   seal         seal credentials for Git through a server-side dry run
   connect      create a connection interactively (credentials never echoed)
@@ -27,6 +29,7 @@ const commands: Record<string, (args: ReturnType<typeof parseArgs>) => Promise<n
   controller: () => controllerCommand(),
   gateway: () => gatewayCommand(),
   agent: agentCommand,
+  console: consoleCommand,
   dev,
   seal,
   connect,

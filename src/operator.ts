@@ -17,6 +17,7 @@ import type { Logger } from './runtime/logger.js';
 import { createOperatorMetrics, Gauge, type OperatorMetrics } from './runtime/metrics.js';
 import { NamespacedSecretWatch } from './runtime/secret-watch.js';
 import { serveWebhooks } from './webhooks/serve.js';
+import { onlyUsageChanged } from './domain/usage.js';
 
 type Ws = Workspace & KubeObject;
 type Conn = ExternalConnection & KubeObject;
@@ -62,7 +63,8 @@ export async function startOperator(opts: { client: KubeClient; config: Operator
   connController = new Controller({ name: 'externalconnection', reconcile: connReconciler.reconcile, log, metrics, workers: 8 });
 
   wsController.watch(workspaces, undefined, specChanged);
-  wsController.watch(connections, (c) => workspaceKeys(ctx, c.metadata?.namespace));
+  // Workspace status counts connections by readiness: their use (status.usage, flushed by the gateway) is no reason to recount.
+  wsController.watch(connections, (c) => workspaceKeys(ctx, c.metadata?.namespace), (c, old) => !onlyUsageChanged(c, old));
   connController.watch(connections, undefined, specChanged);
   // Connections depend on the Workspace spec (policy, key, identity), not on its status counts.
   connController.watch(workspaces, (w) => connectionKeys(ctx, w.metadata?.namespace), specChanged);

@@ -114,7 +114,7 @@ describe('atoll CLI', () => {
     const out = await atoll(['status', '-n', ns]);
     expect(out.code).toBe(0);
     const lines = out.stdout.trim().split('\n');
-    expect(lines[0]).toMatch(/^NAME\s+TYPE\s+READY\s+REASON\s+CREDENTIAL\s+LAST PROBE$/);
+    expect(lines[0]).toMatch(/^NAME\s+TYPE\s+READY\s+REASON\s+CREDENTIAL\s+LAST PROBE\s+LAST USED\s+CONSUMERS \(24H REQUESTS\)$/);
     const row = (name: string) => lines.find((l) => l.startsWith(`${name} `))?.split(/\s+/);
     expect(row(good)?.slice(0, 4)).toEqual([good, 'http-api', 'True', 'Succeeded']);
     expect(row(bad)?.slice(0, 4)).toEqual([bad, 'http-api', 'False', 'AuthenticationFailed']);

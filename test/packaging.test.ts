@@ -252,10 +252,25 @@ describe('helm chart', () => {
     expect(grants(rulesOf(find(ms, 'Role', 'atoll-gateway')))).toEqual(['/secrets/atoll-fingerprint-key:get']);
   });
 
+  it('renders the admission hardening: sealing budget and test window always, client-certificate authentication and webhookFrom when set', () => {
+    const plain = find(docs(render()), 'Deployment', 'atoll-controller');
+    expect(envOf(plain, 'ATOLL_SEALING_RATE_PER_MINUTE')).toBe('300');
+    expect(envOf(plain, 'ATOLL_SEALING_BURST')).toBe('50');
+    expect(envOf(plain, 'ATOLL_PROBE_TEST_MIN_INTERVAL_SECONDS')).toBe('10');
+    expect(envOf(plain, 'ATOLL_WEBHOOK_CLIENT_CA_FILE')).toBeUndefined();
+    const ms = docs(render(['webhook.clientAuth.caConfigMap=apiserver-webhook-ca', 'webhook.clientAuth.names={kube-apiserver-webhook-client}', 'networkPolicy.webhookFrom[0].ipBlock.cidr=10.0.0.0/24']));
+    const controller = find(ms, 'Deployment', 'atoll-controller');
+    expect(envOf(controller, 'ATOLL_WEBHOOK_CLIENT_CA_FILE')).toBe('/etc/atoll/webhook-client-ca/ca.crt');
+    expect(envOf(controller, 'ATOLL_WEBHOOK_CLIENT_NAMES')).toBe('kube-apiserver-webhook-client');
+    expect(JSON.stringify(podSpec(controller))).toContain('"configMap":{"name":"apiserver-webhook-ca"}');
+    const policy = find(ms, 'NetworkPolicy', 'atoll-controller') as unknown as { spec: { ingress: Array<{ from?: unknown[]; ports: Array<{ port: number }> }> } };
+    expect(policy.spec.ingress.find((r) => r.ports[0]!.port === 9443)?.from).toEqual([{ ipBlock: { cidr: '10.0.0.0/24' } }]);
+  });
+
   it('runs every pod under the restricted Pod Security Standard', () => {
-    for (const sets of [[], NON_DEFAULT_VALUES, VAULT_VALUES]) {
+    for (const sets of [[], NON_DEFAULT_VALUES, ['console.enabled=true']]) {
       const deployments = docs(render(sets)).filter((m) => m.kind === 'Deployment');
-      expect(deployments).toHaveLength(2);
+      expect(deployments).toHaveLength(sets.includes('console.enabled=true') ? 3 : 2);
       for (const d of deployments) {
         const spec = podSpec(d);
         expect(spec.securityContext).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } });
@@ -267,6 +282,28 @@ describe('helm chart', () => {
         }
       }
     }
+  });
+
+  it('renders the console only when enabled: no ServiceAccount token, the cluster CA only, restricted, optional Ingress', () => {
+    expect(docs(render()).some((m) => m.metadata.name === 'atoll-console')).toBe(false);
+    const ms = docs(render(['console.enabled=true', 'console.ingress.enabled=true', 'console.ingress.host=atoll.example.com']));
+    const consoleDeployment = find(ms, 'Deployment', 'atoll-console');
+    const spec = podSpec(consoleDeployment) as PodSpec & { automountServiceAccountToken?: boolean; serviceAccountName?: string; volumes?: Array<{ configMap?: { name: string }; secret?: unknown }> };
+    expect(spec.containers[0]!.args).toEqual(['console']);
+    expect(spec.automountServiceAccountToken).toBe(false);
+    expect(spec.serviceAccountName).toBeUndefined();
+    expect(spec.volumes?.some((v) => v.secret !== undefined)).toBe(false);
+    expect(spec.volumes?.some((v) => v.configMap?.name === 'kube-root-ca.crt')).toBe(true);
+    expect(spec.containers[0]!.securityContext).toMatchObject({ allowPrivilegeEscalation: false, readOnlyRootFilesystem: true, runAsNonRoot: true, capabilities: { drop: ['ALL'] } });
+    expect(envOf(consoleDeployment, 'ATOLL_CONSOLE_CA_FILE')).toBe('/etc/atoll/kube-ca/ca.crt');
+    find(ms, 'Service', 'atoll-console');
+    find(ms, 'Ingress', 'atoll-console');
+    find(ms, 'NetworkPolicy', 'atoll-console');
+    // Nothing binds the console to a role: it has no permissions to bind.
+    expect(ms.filter((m) => m.kind.endsWith('RoleBinding')).some((m) => JSON.stringify(m).includes('atoll-console'))).toBe(false);
+    const missingHost = helmTemplate(['console.enabled=true', 'console.ingress.enabled=true']);
+    expect(missingHost.status).not.toBe(0);
+    expect(missingHost.stderr).toContain('console.ingress.host is required');
   });
 
   it('values.schema.json rejects bad values with the offending key', () => {
@@ -338,6 +375,17 @@ describe('kustomize (config/)', () => {
     expect(kustomized).toEqual(rbac(docs(render())));
   });
 
+  it('config/overlays/console adds the console to config/default with no RBAC of its own', () => {
+    const base = docs(mustRun('kubectl', ['kustomize', 'config/default']));
+    const overlay = docs(mustRun('kubectl', ['kustomize', 'config/overlays/console']));
+    expect(overlay.filter((m) => !base.some((b) => b.kind === m.kind && b.metadata.name === m.metadata.name)).map((m) => `${m.kind}/${m.metadata.name}`).sort()).toEqual([
+      'Deployment/atoll-console', 'NetworkPolicy/atoll-console', 'Service/atoll-console',
+    ]);
+    const spec = podSpec(find(overlay, 'Deployment', 'atoll-console')) as PodSpec & { automountServiceAccountToken?: boolean };
+    expect(spec.automountServiceAccountToken).toBe(false);
+    expect(find(overlay, 'Deployment', 'atoll-console').metadata.namespace).toBe(NS);
+  });
+
   it('config/default ships the same admission policies as the chart', () => {
     const policyKinds = ['ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding'];
     const specs = (ms: Manifest[]) => Object.fromEntries(ms.filter((m) => policyKinds.includes(m.kind)).map((m) => [`${m.kind}/${m.metadata.name}`, { namespace: m.metadata.namespace ?? null, spec: m.spec }]));
@@ -365,11 +413,11 @@ describe('against a real API server', () => {
   };
 
   /** SubjectAccessReview as the admin: may `user` (in `groups`) do `verb` on `resource`? */
-  async function can(user: string, groups: string[], verb: string, resource: string, namespace = '', opts: { group?: string; name?: string } = {}): Promise<boolean> {
+  async function can(user: string, groups: string[], verb: string, resource: string, namespace = '', opts: { group?: string; name?: string; subresource?: string } = {}): Promise<boolean> {
     const review = await cp.adminClient().request<{ status: { allowed: boolean } }>('POST', '/apis/authorization.k8s.io/v1/subjectaccessreviews', {
       apiVersion: 'authorization.k8s.io/v1',
       kind: 'SubjectAccessReview',
-      spec: { user, groups, resourceAttributes: { verb, resource, group: opts.group ?? '', namespace, name: opts.name } },
+      spec: { user, groups, resourceAttributes: { verb, resource, group: opts.group ?? '', namespace, name: opts.name, subresource: opts.subresource } },
     });
     return review.status.allowed;
   }
@@ -596,6 +644,13 @@ describe('against a real API server', () => {
       expect(await can(GATEWAY, SA_GROUPS, 'get', 'secrets', 'tenant-a')).toBe(true);
       expect(await can(GATEWAY, SA_GROUPS, 'create', 'secrets', 'tenant-a')).toBe(false);
       expect(await can(GATEWAY, SA_GROUPS, 'get', 'secrets', 'tenant-b')).toBe(false);
+    });
+
+    it('the gateway may write a connection\'s status (status.usage) and nothing else of it', async () => {
+      expect(await can(GATEWAY, SA_GROUPS, 'update', 'externalconnections', 'tenant-a', { ...atoll, subresource: 'status' })).toBe(true);
+      expect(await can(GATEWAY, SA_GROUPS, 'patch', 'externalconnections', 'tenant-a', { ...atoll, subresource: 'status' })).toBe(false);
+      for (const verb of ['create', 'update', 'patch', 'delete']) expect(await can(GATEWAY, SA_GROUPS, verb, 'externalconnections', 'tenant-a', atoll)).toBe(false);
+      expect(await can(GATEWAY, SA_GROUPS, 'update', 'workspaces', 'tenant-a', { ...atoll, subresource: 'status' })).toBe(false);
     });
 
     it('tenant roles, bound by the controller, never read Secrets and stay in their namespace', async () => {

@@ -299,7 +299,8 @@ async function main(): Promise<void> {
     await precreateWebhookConfigurations(client);
     // The quota controller computes each workspace's connection quota (as in any cluster).
     await cp.startControllerManager(['resourcequota']);
-    const config = loopbackOperatorConfig({ ATOLL_LOG_LEVEL: 'silent' }, process.env);
+    // One namespace receives every connection: lift the per-namespace sealing budget (ADR 0011).
+    const config = loopbackOperatorConfig({ ATOLL_LOG_LEVEL: 'silent', ATOLL_SEALING_RATE_PER_MINUTE: '1000000', ATOLL_SEALING_BURST: '100000' }, process.env);
     operator = await startOperator({ client: await cp.serviceAccountClient(OPERATOR_NAMESPACE, config.serviceAccounts.controller), config, log });
 
     const results: PhaseResult[] = [];

@@ -1,4 +1,5 @@
-import type { Condition, ExternalConnection, IntegrationType } from '../api/v1alpha1/index.js';
+import type { Condition, ConnectionUsage, ExternalConnection, IntegrationType } from '../api/v1alpha1/index.js';
+import { activeUse } from '../domain/usage.js';
 import { TEST_REQUESTED_AT_ANNOTATION } from '../api/v1alpha1/index.js';
 import { ExternalConnections, IntegrationTypes } from '../kube/resources.js';
 import type { KubeObject } from '../kube/client.js';
@@ -77,18 +78,28 @@ export async function connect(args: ParsedArgs): Promise<number> {
   return 0;
 }
 
-/** `atoll status`: the workspace's connections, one line each. */
+/** `atoll status`: the workspace's connections, one line each, with who uses them (status.usage). */
 export async function status(args: ParsedArgs): Promise<number> {
   const { client, namespace } = cliClient(args);
   const list = await client.list<Conn>(ExternalConnections, { namespace });
-  const rows = [['NAME', 'TYPE', 'READY', 'REASON', 'CREDENTIAL', 'LAST PROBE']];
+  const rows = [['NAME', 'TYPE', 'READY', 'REASON', 'CREDENTIAL', 'LAST PROBE', 'LAST USED', 'CONSUMERS (24H REQUESTS)']];
   for (const c of list.items) {
     const ready = find(c.status?.conditions, 'Ready');
-    rows.push([c.metadata.name!, c.spec.type, ready?.status ?? 'Unknown', ready?.reason ?? '', c.status?.credentialHint ?? '', c.status?.lastProbe?.time ?? '']);
+    rows.push([c.metadata.name!, c.spec.type, ready?.status ?? 'Unknown', ready?.reason ?? '', c.status?.credentialHint ?? '', c.status?.lastProbe?.time ?? '', c.status?.usage?.lastUsedAt ?? '', describeConsumers(c.status?.usage, Date.now())]);
   }
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   for (const r of rows) process.stdout.write(r.map((v, i) => v.padEnd(widths[i]!)).join('  ').trimEnd() + '\n');
   return 0;
+}
+
+const SHOWN_CONSUMERS = 3;
+
+/** "billing-worker/proxy(120), db-agent/files(2, streaming) +4 more"; the full list is in status.usage. */
+export function describeConsumers(usage: ConnectionUsage | undefined, nowMs: number): string {
+  const streaming = new Set(activeUse(usage, nowMs, 0).streaming);
+  const all = usage?.consumers ?? [];
+  const shown = all.slice(0, SHOWN_CONSUMERS).map((c) => `${c.serviceAccount}/${c.via}(${c.requests24h ?? 0}${c.via === 'files' && streaming.has(c.serviceAccount) ? ', streaming' : ''})`);
+  return [...shown, ...(all.length > SHOWN_CONSUMERS ? [`+${all.length - SHOWN_CONSUMERS} more`] : [])].join(', ');
 }
 
 function find(conditions: Condition[] | undefined, type: string): Condition | undefined {

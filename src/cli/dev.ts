@@ -2,12 +2,14 @@ import { mkdirSync, rmSync, writeFileSync, createWriteStream } from 'node:fs';
 import path from 'node:path';
 import { startOperator } from '../operator.js';
 import { createLogger } from '../runtime/logger.js';
-import { ControlPlane } from '../testing/control-plane.js';
+import { ControlPlane, WEBHOOK_CLIENT_NAME } from '../testing/control-plane.js';
 import { packageRoot } from '../testing/binaries.js';
 import { freePort } from '../testing/ports.js';
 import { installAtoll, loopbackOperatorConfig, OPERATOR_NAMESPACE, precreateWebhookConfigurations } from '../testing/embedded.js';
 import { createCertificate, createCertificateAuthority } from '../kube/x509.js';
 import { startGatewayFromConfig } from './gateway.js';
+import { startConsole } from '../console/server/server.js';
+import { demoMemberToken, signInLink } from '../console/server/demo-member.js';
 import { flag, UsageError, type ParsedArgs } from './args.js';
 import { startDevVault, type DevVault } from './dev-vault.js';
 
@@ -15,7 +17,8 @@ import { startDevVault, type DevVault } from './dev-vault.js';
  * `atoll dev`, the embedded default: a real etcd and kube-apiserver on
  * loopback, the local KMS provider (or, with `--kms vault-transit`, a Vault
  * dev server's Transit engine), CRDs, webhooks, built-in types, the
- * controller and the gateway, in one process. Writes .atoll/dev/state.json.
+ * controller, the gateway and the console, in one process. Writes
+ * .atoll/dev/state.json.
  */
 export async function dev(args: ParsedArgs): Promise<number> {
   const root = packageRoot();
@@ -44,8 +47,10 @@ export async function dev(args: ParsedArgs): Promise<number> {
 
     const gatewayPort = await freePort();
     if (kms === 'vault-transit') vault = await startDevVault(cp, client, dir, say);
-    const config = loopbackOperatorConfig({ ATOLL_LEADER_ELECT: 'true', ...vault?.env('controller') }, process.env);
-    const gatewayConfig = vault ? loopbackOperatorConfig({ ATOLL_LEADER_ELECT: 'true', ...vault.env('gateway') }, process.env) : config;
+    // The webhook answers only kube-apiserver (its webhook client certificate).
+    const webhookClient = { ATOLL_WEBHOOK_CLIENT_CA_FILE: cp.webhookClientCAPath, ATOLL_WEBHOOK_CLIENT_NAMES: WEBHOOK_CLIENT_NAME };
+    const config = loopbackOperatorConfig({ ATOLL_LEADER_ELECT: 'true', ...webhookClient, ...vault?.env('controller') }, process.env);
+    const gatewayConfig = vault ? loopbackOperatorConfig({ ATOLL_LEADER_ELECT: 'true', ...webhookClient, ...vault.env('gateway') }, process.env) : config;
     // Controller and gateway run as their own ServiceAccounts with the RBAC that
     // ships in config/rbac, so least privilege is exercised by every dev session
     // and integration suite, not only asserted. Only the webhook configurations
@@ -58,11 +63,15 @@ export async function dev(args: ParsedArgs): Promise<number> {
     const gatewayCAFile = path.join(dir, 'gateway-ca.crt');
     writeFileSync(gatewayCAFile, gatewayCA.certPem);
     const gateway = await startGatewayFromConfig({ client: await cp.serviceAccountClient(OPERATOR_NAMESPACE, config.serviceAccounts.gateway), config: gatewayConfig, log: log.child({ component: 'gateway' }), host: '127.0.0.1', port: gatewayPort, tls: gatewayCert });
+    // The console gets the API server's address and CA, nothing else: it acts with each person's token.
+    const consoleServer = await startConsole({ apiServer: cp.server, caPem: cp.ca.certPem, host: '127.0.0.1', port: await freePort(), log: log.child({ component: 'console' }) });
+    const demo = await demoMemberToken(client);
     const state = {
       kubeconfig: cp.adminKubeconfigPath,
       server: cp.server,
       etcd: { endpoints: [cp.etcdEndpoint] },
       gateway: { url: gateway.url, caFile: gatewayCAFile },
+      console: { url: consoleServer.url, demoWorkspace: demo.namespace },
       controller: { health: operator.healthURL, metrics: `${operator.healthURL}/metrics`, webhookPort: operator.webhookPort },
       kms: { provider: config.kms.provider, keyId: config.kms.defaultKeyId, ...(vault ? { vault: { address: vault.server.address, caFile: vault.server.caFile, rootTokenFile: path.join(dir, 'vault-root-token') } } : {}) },
       kubernetesVersion: cp.binaries.kubernetesVersion,
@@ -73,6 +82,9 @@ export async function dev(args: ParsedArgs): Promise<number> {
     say(`ready: Kubernetes ${state.kubernetesVersion} at ${cp.server}`);
     say(`gateway: ${gateway.url}   metrics: ${state.controller.metrics}   logs: ${logFile}`);
     process.stdout.write(`export KUBECONFIG=${cp.adminKubeconfigPath}\n`);
+    say(`console: ${consoleServer.url}`);
+    say(`sign in to the console as a member of the "${demo.namespace}" workspace (link valid 12 hours):`);
+    process.stderr.write(`\n    ${signInLink(consoleServer.url, demo.token, demo.namespace)}\n\n`);
     say('then: kubectl apply -f config/samples/   (Ctrl-C stops everything)');
 
     await new Promise<void>((resolve) => {
@@ -86,6 +98,7 @@ export async function dev(args: ParsedArgs): Promise<number> {
     // Graceful, but bounded: the control plane is stopped below whatever happens.
     await Promise.race([
       (async () => {
+        await consoleServer.close();
         await gateway.close();
         await operator.stop();
       })(),

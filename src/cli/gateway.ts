@@ -13,7 +13,7 @@ import { ensureServingCertificate } from '../webhooks/certs.js';
 /** The gateway with the operator's crypto setup (same providers, same keys), serving HTTPS with `tls`. */
 export async function startGatewayFromConfig(opts: { client: KubeClient; config: OperatorConfig; log: Logger; host: string; port: number; tls: { certPem: string; keyPem: string } }): Promise<Gateway> {
   const crypto = await setupCrypto(opts.config, opts.client, { fingerprints: false });
-  return startGateway({ client: opts.client, envelope: crypto.envelope, log: opts.log, metrics: createOperatorMetrics(), host: opts.host, port: opts.port, tls: opts.tls });
+  return startGateway({ client: opts.client, envelope: crypto.envelope, log: opts.log, metrics: createOperatorMetrics(), host: opts.host, port: opts.port, tls: opts.tls, usage: { flushIntervalMs: opts.config.usage.flushIntervalMs } });
 }
 
 const TLS_RELOAD_MS = 6 * 3600_000;
@@ -55,7 +55,7 @@ export async function gatewayCommand(): Promise<number> {
   const port = Number(process.env.ATOLL_GATEWAY_PORT ?? 8443);
   // Callers send ServiceAccount tokens and receive credentials: HTTPS unless explicitly opted out.
   const serving = await gatewayServingFromEnv(process.env, client, config.namespace);
-  const gateway = await startGateway({ client, envelope: crypto.envelope, log, metrics, host: process.env.ATOLL_GATEWAY_HOST ?? '0.0.0.0', port, ...serving });
+  const gateway = await startGateway({ client, envelope: crypto.envelope, log, metrics, host: process.env.ATOLL_GATEWAY_HOST ?? '0.0.0.0', port, usage: { flushIntervalMs: config.usage.flushIntervalMs }, ...serving });
   const health = await startHealthServer({ host: config.health.host, port: config.health.port, registry: metrics.registry, checks: { live: () => true, ready: () => gateway.ready() } });
   log.info({ url: gateway.url }, 'gateway started');
   // Pick up a renewed certificate (self-managed renewal, cert-manager rotating the mounted Secret) without a restart.

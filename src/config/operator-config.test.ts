@@ -66,4 +66,22 @@ describe('loadOperatorConfig', () => {
     expect(message({ ATOLL_KMS_KEY_ID: 'transit/keys/a', ATOLL_VAULT_ADDR: 'https://v', ATOLL_VAULT_AUTH: 'token' })).toContain('ATOLL_VAULT_TOKEN_FILE is required');
     expect(message({ ATOLL_KMS_KEY_ID: 'transit/keys/a', ATOLL_VAULT_ADDR: 'https://v', ATOLL_VAULT_AUTH: 'approle' })).toContain('ATOLL_VAULT_AUTH must be "kubernetes" or "token"');
   });
+
+  it('reads the sealing budget, the test window and webhook client authentication', () => {
+    const d = loadOperatorConfig({});
+    expect(d.webhook.sealingRate).toEqual({ ratePerSecond: 5, burst: 50 });
+    expect(d.webhook.clientCAFile).toBeUndefined();
+    expect(d.probes.testMinIntervalMs).toBe(10_000);
+    const c = loadOperatorConfig({ ATOLL_SEALING_RATE_PER_MINUTE: '30', ATOLL_SEALING_BURST: '5', ATOLL_PROBE_TEST_MIN_INTERVAL_SECONDS: '60', ATOLL_WEBHOOK_CLIENT_CA_FILE: '/ca.crt', ATOLL_WEBHOOK_CLIENT_NAMES: 'a, b' });
+    expect(c.webhook).toMatchObject({ sealingRate: { ratePerSecond: 0.5, burst: 5 }, clientCAFile: '/ca.crt', clientNames: ['a', 'b'] });
+    expect(c.probes.testMinIntervalMs).toBe(60_000);
+    expect(() => loadOperatorConfig({ ATOLL_WEBHOOK_CLIENT_NAMES: 'a' })).toThrow('ATOLL_WEBHOOK_CLIENT_NAMES needs ATOLL_WEBHOOK_CLIENT_CA_FILE');
+    expect(() => loadOperatorConfig({ ATOLL_SEALING_BURST: '0' })).toThrow('ATOLL_SEALING_BURST must be an integer between 1');
+  });
+
+  it('reads the usage flush interval and the delete-protection window as durations', () => {
+    expect(loadOperatorConfig({}).usage).toEqual({ flushIntervalMs: 60_000, deleteProtectionWindowMs: 24 * 3_600_000 });
+    expect(loadOperatorConfig({ ATOLL_USAGE_FLUSH_INTERVAL: '2s', ATOLL_DELETE_PROTECTION_WINDOW: '0' }).usage).toEqual({ flushIntervalMs: 2000, deleteProtectionWindowMs: 0 });
+    expect(() => loadOperatorConfig({ ATOLL_DELETE_PROTECTION_WINDOW: 'a day' })).toThrow(/ATOLL_DELETE_PROTECTION_WINDOW must be a duration/);
+  });
 });

@@ -1,3 +1,5 @@
+import { parseDuration } from '../controllers/externalconnection/duration.js';
+
 /**
  * Operator configuration, read once from the environment, validated with
  * errors that name the variable and the fix, then frozen. Nothing else reads
@@ -24,11 +26,32 @@ export interface OperatorConfig {
     readonly urlBase?: string;
     /** `self`: the operator issues its serving certificate and sets caBundle; `cert-manager`: it only reads the Secret. */
     readonly certs: 'self' | 'cert-manager';
+    /**
+     * API-server authentication: when set, the webhook demands a client
+     * certificate issued by this CA (PEM file), so nobody else can send it
+     * AdmissionReviews. `clientNames`, when not empty, also pins its common name.
+     */
+    readonly clientCAFile?: string;
+    readonly clientNames: readonly string[];
+    /** Values sealed per namespace (dry runs included): each costs a KMS data key. */
+    readonly sealingRate: { readonly ratePerSecond: number; readonly burst: number };
   };
   readonly health: { readonly host: string; readonly port: number };
   readonly leaderElection: { readonly enabled: boolean; readonly identity: string };
-  readonly probes: { readonly concurrency: number; readonly defaultTimeoutMs: number; readonly maxResponseBytes: number };
+  readonly probes: {
+    readonly concurrency: number;
+    readonly defaultTimeoutMs: number;
+    readonly maxResponseBytes: number;
+    /** On-demand tests (the test-requested-at annotation) start at most one probe per connection per this interval; extra requests are coalesced. */
+    readonly testMinIntervalMs: number;
+  };
   readonly serviceAccounts: { readonly controller: string; readonly gateway: string };
+  readonly usage: {
+    /** Gateway: minimum time between two status.usage writes of one connection by one replica. */
+    readonly flushIntervalMs: number;
+    /** Webhook: a connection used within this window (or streaming) cannot be deleted without atoll.dev/allow-delete; 0 = streams only. */
+    readonly deleteProtectionWindowMs: number;
+  };
   /** Connections a Workspace may hold when spec.policy.maxConnections is unset (its ResourceQuota's hard limit). */
   readonly defaultMaxConnections: number;
   readonly logLevel: string;
@@ -90,6 +113,14 @@ export function loadOperatorConfig(env: Env = process.env, overrides: Partial<Re
   if (!LOG_LEVELS.includes(logLevel)) problems.push(`ATOLL_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`);
   const concurrency = int(e, 'ATOLL_PROBE_CONCURRENCY', 16, 1, 1024, problems);
   const kmsTimeout = int(e, 'ATOLL_KMS_TIMEOUT_MS', 3000, 100, 60_000, problems);
+  const sealingPerMinute = int(e, 'ATOLL_SEALING_RATE_PER_MINUTE', 300, 1, 1_000_000, problems);
+  const sealingBurst = int(e, 'ATOLL_SEALING_BURST', 50, 1, 100_000, problems);
+  const testMinInterval = int(e, 'ATOLL_PROBE_TEST_MIN_INTERVAL_SECONDS', 10, 1, 3600, problems);
+  const clientCAFile = e.ATOLL_WEBHOOK_CLIENT_CA_FILE || undefined;
+  const clientNames = (e.ATOLL_WEBHOOK_CLIENT_NAMES ?? '').split(',').map((n) => n.trim()).filter(Boolean);
+  if (clientNames.length > 0 && !clientCAFile) problems.push('ATOLL_WEBHOOK_CLIENT_NAMES needs ATOLL_WEBHOOK_CLIENT_CA_FILE: set the CA that issues the API server\'s webhook client certificate');
+  const flushIntervalMs = duration(e, 'ATOLL_USAGE_FLUSH_INTERVAL', 60_000, 100, 3_600_000, problems);
+  const deleteProtectionWindowMs = duration(e, 'ATOLL_DELETE_PROTECTION_WINDOW', 24 * 3_600_000, 0, 30 * 24 * 3_600_000, problems);
   // Same upper bound as spec.policy.maxConnections in the Workspace CRD.
   const defaultMaxConnections = int(e, 'ATOLL_DEFAULT_MAX_CONNECTIONS', DEFAULT_MAX_CONNECTIONS, 1, 10_000, problems);
   if (problems.length) throw new ConfigError(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
@@ -103,11 +134,15 @@ export function loadOperatorConfig(env: Env = process.env, overrides: Partial<Re
       serviceName: e.ATOLL_WEBHOOK_SERVICE ?? (urlBase ? undefined : 'atoll-webhook'),
       urlBase,
       certs: certs as 'self' | 'cert-manager',
+      clientCAFile,
+      clientNames: Object.freeze(clientNames),
+      sealingRate: Object.freeze({ ratePerSecond: sealingPerMinute / 60, burst: sealingBurst }),
     }),
     health: Object.freeze({ host: e.ATOLL_HEALTH_HOST ?? '0.0.0.0', port: healthPort }),
     leaderElection: Object.freeze({ enabled: (e.ATOLL_LEADER_ELECT ?? 'true') !== 'false', identity: e.POD_NAME ?? `${hostname()}-${process.pid}` }),
-    probes: Object.freeze({ concurrency, defaultTimeoutMs: 10_000, maxResponseBytes: 64 * 1024 }),
+    probes: Object.freeze({ concurrency, defaultTimeoutMs: 10_000, maxResponseBytes: 64 * 1024, testMinIntervalMs: testMinInterval * 1000 }),
     serviceAccounts: Object.freeze({ controller: e.ATOLL_CONTROLLER_SERVICE_ACCOUNT ?? 'atoll-controller', gateway: e.ATOLL_GATEWAY_SERVICE_ACCOUNT ?? 'atoll-gateway' }),
+    usage: Object.freeze({ flushIntervalMs, deleteProtectionWindowMs }),
     defaultMaxConnections,
     logLevel,
   });
@@ -138,6 +173,20 @@ function vaultConfig(e: Env, problems: string[]): VaultConfig | undefined {
     namespace: e.ATOLL_VAULT_NAMESPACE || undefined,
     auth: Object.freeze(auth),
   });
+}
+
+const DURATION = /^(\d+(\.\d+)?(ms|s|m|h))+$/;
+
+/** A Go-style duration ("60s", "24h", "1h30m", "0") within [min, max] milliseconds. */
+function duration(e: Env, name: string, dflt: number, min: number, max: number, problems: string[]): number {
+  const raw = e[name];
+  if (raw === undefined || raw === '') return dflt;
+  const ms = raw === '0' ? 0 : DURATION.test(raw) ? parseDuration(raw, Number.NaN) : Number.NaN;
+  if (!Number.isFinite(ms) || ms < min || ms > max) {
+    problems.push(`${name} must be a duration such as "60s" or "24h" between ${min}ms and ${max / 3_600_000}h`);
+    return dflt;
+  }
+  return ms;
 }
 
 function port(e: Env, name: string, dflt: number, problems: string[]): number {

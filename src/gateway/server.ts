@@ -28,6 +28,7 @@ import { proxyRequest } from './proxy.js';
 import { sourceKey } from './source-limiter.js';
 import { parseRoute, type Route } from './routes.js';
 import { UpstreamClient } from './upstream-client.js';
+import { UsageRecorder } from './usage-recorder.js';
 import { planUpstream } from './upstream-plan.js';
 
 export interface GatewayOptions {
@@ -56,6 +57,8 @@ export interface GatewayOptions {
   authCacheTtlMs?: number;
   /** Credentials-stream keep-alive and re-authorization period; default 15 s. */
   heartbeatMs?: number;
+  /** status.usage recording: minimum time between writes of one connection (default 60 s) and this replica's name. */
+  usage?: { flushIntervalMs?: number; replica?: string };
 }
 
 export interface Gateway {
@@ -99,7 +102,9 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   });
   const upstream = new UpstreamClient({ upstreamCAs: opts.upstreamCAs, dial: opts.dial, timeoutMs: opts.upstreamTimeoutMs ?? 30_000 });
   const heartbeatMs = opts.heartbeatMs ?? 15_000;
+  const usage = new UsageRecorder({ client: opts.client, log, ...opts.usage });
   await directory.start();
+  usage.start();
 
   async function authenticate(req: http.IncomingMessage, entry: AccessEntry): Promise<{ caller: Caller; token: string }> {
     const token = bearerToken(req.headers.authorization);
@@ -146,6 +151,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
 
   async function proxy(caller: Caller, route: Extract<Route, { kind: 'proxy' }>, req: http.IncomingMessage, res: http.ServerResponse, body: RequestBody): Promise<number> {
     const conn = await authorizeConnection(caller, route.connection, 'use');
+    usage.record(caller.namespace, route.connection, conn.metadata?.uid, caller.serviceAccount, 'proxy');
     const workspace = directory.workspace(caller.namespace);
     if (workspace === undefined) throw notReady(GatewayErrorMessage.noWorkspace);
     const type = directory.integrationType(conn.spec?.type ?? '');
@@ -173,7 +179,10 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   async function credentials(caller: Caller, token: string, route: Extract<Route, { kind: 'credentials' }>, res: http.ServerResponse): Promise<number> {
     await authorizeFiles(caller, route.connection);
     const snapshot = await directory.credentials(caller.namespace, route.connection);
+    const uid = directory.connection(caller.namespace, route.connection)?.metadata?.uid;
+    usage.record(caller.namespace, route.connection, uid, caller.serviceAccount, 'files');
     if (!route.watch) return sendCredentialsOnce(res, route.connection, snapshot);
+    const streamClosed = usage.streamOpened(caller.namespace, route.connection, uid, caller.serviceAccount);
     return streamCredentials(res, {
       directory,
       namespace: caller.namespace,
@@ -187,7 +196,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         // Losing the grant, the connection, the type's files delivery or the workspace's permission ends the stream.
         return authorizeFiles(again, route.connection).then(() => true, () => false);
       },
-    });
+    }).finally(streamClosed);
   }
 
   async function dispatch(route: Route, req: http.IncomingMessage, res: http.ServerResponse, entry: AccessEntry): Promise<number> {
@@ -282,6 +291,7 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
       await closed;
+      await usage.close();
       await upstream.close();
       await directory.stop();
     },

@@ -42,6 +42,13 @@ describe('checkAddress', () => {
     ['169.254.169.254', 'cloud metadata endpoint'],
     ['100.100.100.200', 'cloud metadata endpoint'],
     ['fd00:ec2::254', 'cloud metadata endpoint'],
+    ['168.63.129.16', 'cloud metadata endpoint'],
+    ['fd20:ce::254', 'cloud metadata endpoint'],
+    ['64:ff9b::169.254.169.254', 'cloud metadata endpoint'],
+    ['64:ff9b:1::a9fe:a9fe', 'cloud metadata endpoint'],
+    ['::169.254.169.254', 'cloud metadata endpoint'],
+    ['::a83f:8110', 'cloud metadata endpoint'],
+    ['2002:a9fe:a9fe::1', 'cloud metadata endpoint'],
     ['169.254.1.1', 'link-local address'],
     ['fe80::1', 'link-local address'],
     ['febf::1', 'link-local address'],
@@ -100,6 +107,28 @@ describe('checkAddress', () => {
     expect(checkAddress('64:ff9b::10.0.0.1', none).allowed).toBe(false);
     expect(checkAddress('64:ff9b::8.8.8.8', none).allowed).toBe(true);
     expect(checkAddress('::ffff:8.8.8.8', none).allowed).toBe(true);
+  });
+
+  it('judges every IPv6 form that reaches an IPv4 host as that host', () => {
+    // NAT64 local-use prefix 64:ff9b:1::/48: the IPv4 address may sit where any RFC 6052 layout puts it.
+    const loopbackAt96 = '64:ff9b:1::7f00:1';
+    const loopbackAt48 = '64:ff9b:1:7f00:0:100::'; // bytes 6-7 and 9-10 (byte 8 is the u octet)
+    const loopbackAt64 = '64:ff9b:1:0:7f:0:100::';
+    for (const a of [loopbackAt96, loopbackAt48, loopbackAt64]) {
+      const d = checkAddress(a, none);
+      expect(d.allowed).toBe(false);
+      expect(d.allowed === false && d.rule).toContain('reaches the IPv4 host 127.0.0.1');
+    }
+    expect(checkAddress('64:ff9b:1::8.8.8.8', none).allowed).toBe(true);
+    // IPv4-compatible ::a.b.c.d, but :: and ::1 keep their own meaning.
+    expect(checkAddress('::10.0.0.1', none)).toMatchObject({ allowed: false, rule: expect.stringContaining('10.0.0.1') });
+    expect(checkAddress('::10.0.0.1', { allowCIDRs: ['10.0.0.0/8'] }).allowed).toBe(true);
+    expect(checkAddress('::8.8.8.8', none).allowed).toBe(true);
+    expect(checkAddress('::1', none)).toMatchObject({ allowed: false, rule: expect.stringContaining('loopback') });
+    expect(checkAddress('::1', { allowCIDRs: ['::1/128'] }).allowed).toBe(true);
+    // 6to4 2002:AABB:CCDD::/48 relays to AA.BB.CC.DD.
+    expect(checkAddress('2002:7f00:1::1', none)).toMatchObject({ allowed: false, rule: expect.stringContaining('127.0.0.1') });
+    expect(checkAddress('2002:808:808::1', none).allowed).toBe(true);
   });
 });
 

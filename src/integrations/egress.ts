@@ -9,8 +9,9 @@
  * Rules: link-local, cloud metadata, "this network" (0/8), multicast,
  * broadcast/reserved and unspecified addresses are never reachable; loopback
  * and private ranges only inside the workspace's allowCIDRs; public addresses
- * always. IPv4-mapped (::ffff:a.b.c.d) and NAT64 (64:ff9b::a.b.c.d) IPv6
- * addresses are unwrapped and judged as the IPv4 address they carry.
+ * always. IPv6 addresses that reach an IPv4 host (IPv4-mapped ::ffff:0:0/96,
+ * NAT64 64:ff9b::/96 and 64:ff9b:1::/48, IPv4-compatible ::/96, 6to4
+ * 2002::/16) are judged as the IPv4 address they carry.
  */
 import { lookup as dnsLookup } from 'node:dns/promises';
 import { isIP, connect as netConnect } from 'node:net';
@@ -101,16 +102,60 @@ export function parseAddress(text: string): AddressBytes | undefined {
   return undefined;
 }
 
-const IPV4_MAPPED_PREFIX = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff];
-const NAT64_PREFIX = [0x00, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0];
+const IPV4_MAPPED = [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff];
+const NAT64_WELL_KNOWN = [0x00, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0];
 
-/** IPv4-mapped and NAT64 addresses reach an IPv4 host: judge them as that host. */
+/** Where an IPv6 address carries an IPv4 one (byte offsets), and which bytes that layout requires to be zero. */
+interface Layout {
+  ipv4: number[];
+  zero: number[];
+}
+
+const LAST_32_BITS: Layout = { ipv4: [12, 13, 14, 15], zero: [] };
+
+/**
+ * IPv6 forms that reach an IPv4 host. A prefix inside the local-use NAT64
+ * range may have any of RFC 6052's lengths (/48, /56, /64, /96; byte 8 is
+ * the zero "u" octet, the suffix is zero): every layout the address fits is
+ * judged, and the strictest answer wins.
+ */
+const IPV4_CARRIERS: Array<{ prefix: number[]; layouts: Layout[]; excluded?: (bytes: AddressBytes) => boolean }> = [
+  // IPv4-mapped ::ffff:0:0/96
+  { prefix: IPV4_MAPPED, layouts: [LAST_32_BITS] },
+  // NAT64 well-known prefix 64:ff9b::/96 (RFC 6052)
+  { prefix: NAT64_WELL_KNOWN, layouts: [LAST_32_BITS] },
+  // NAT64 local-use prefix 64:ff9b:1::/48 (RFC 8215)
+  {
+    prefix: [0x00, 0x64, 0xff, 0x9b, 0x00, 0x01],
+    layouts: [
+      { ipv4: [6, 7, 9, 10], zero: [8, 11, 12, 13, 14, 15] },
+      { ipv4: [7, 9, 10, 11], zero: [8, 12, 13, 14, 15] },
+      { ipv4: [9, 10, 11, 12], zero: [8, 13, 14, 15] },
+      LAST_32_BITS,
+    ],
+  },
+  // IPv4-compatible ::/96 (deprecated, still routed by some stacks); :: and ::1 keep their own meaning
+  { prefix: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], layouts: [LAST_32_BITS], excluded: (b) => b[12] === 0 && b[13] === 0 && b[14] === 0 && (b[15] ?? 0) <= 1 },
+  // 6to4 2002::/16 (RFC 3056): the relay forwards to the embedded IPv4 host
+  { prefix: [0x20, 0x02], layouts: [{ ipv4: [2, 3, 4, 5], zero: [] }] },
+];
+
+/** The IPv4 addresses an IPv6 address may reach through translation or tunnelling; the address itself otherwise. */
+function judgedAs(bytes: AddressBytes): AddressBytes[] {
+  if (bytes.length !== 16) return [bytes];
+  const carrier = IPV4_CARRIERS.find((c) => c.prefix.every((b, i) => bytes[i] === b) && !c.excluded?.(bytes));
+  if (!carrier) return [bytes];
+  const fits = carrier.layouts.filter((l) => l.zero.every((i) => bytes[i] === 0)).map((l) => Uint8Array.from(l.ipv4, (i) => bytes[i] ?? 0));
+  if (carrier.layouts.length === 1) return fits;
+  // With several layouts, an all-zero field is one where nothing is embedded; none left is 0.0.0.0 (denied).
+  const embedded = fits.filter((v4) => v4.some((b) => b !== 0));
+  return embedded.length > 0 ? embedded : [new Uint8Array(4)];
+}
+
+/** An address in ::ffff:0:0/96 or 64:ff9b::/96 as the IPv4 address it carries (for allowCIDRs such as ::ffff:10.0.0.0/104). */
 function unwrapIPv4(bytes: AddressBytes): AddressBytes {
   if (bytes.length !== 16) return bytes;
-  for (const prefix of [IPV4_MAPPED_PREFIX, NAT64_PREFIX]) {
-    if (prefix.every((b, i) => bytes[i] === b)) return bytes.slice(12);
-  }
-  return bytes;
+  return [IPV4_MAPPED, NAT64_WELL_KNOWN].some((prefix) => prefix.every((b, i) => bytes[i] === b)) ? bytes.slice(12) : bytes;
 }
 
 /** Parses "10.0.0.0/8", "fc00::/7" or a bare address (a host route). */
@@ -153,7 +198,8 @@ function ranges(label: string, cidrs: string[]): LabelledRange[] {
 
 /** Checked first: no policy can open these. */
 const NEVER_ALLOWED: LabelledRange[] = [
-  ...ranges('cloud metadata endpoint', ['169.254.169.254/32', '100.100.100.200/32', 'fd00:ec2::254/128']),
+  // AWS, GCP, Azure, Oracle (169.254.169.254), Azure wireserver, Alibaba, AWS IPv6, GCP IPv6
+  ...ranges('cloud metadata endpoint', ['169.254.169.254/32', '168.63.129.16/32', '100.100.100.200/32', 'fd00:ec2::254/128', 'fd20:ce::254/128']),
   ...ranges('link-local address', ['169.254.0.0/16', 'fe80::/10']),
   ...ranges('unspecified address', ['0.0.0.0/8', '::/128']),
   ...ranges('broadcast address', ['255.255.255.255/32']),
@@ -176,7 +222,14 @@ export type EgressDecision = { allowed: true } | { allowed: false; rule: string 
 export function checkAddress(address: string, policy: EgressPolicy): EgressDecision {
   const parsed = parseAddress(address);
   if (parsed === undefined) return { allowed: false, rule: 'not an IP address' };
-  const bytes = unwrapIPv4(parsed);
+  for (const bytes of judgedAs(parsed)) {
+    const decision = checkBytes(bytes, policy);
+    if (!decision.allowed) return bytes.length === parsed.length ? decision : { allowed: false, rule: `${decision.rule} (it reaches the IPv4 host ${bytes.join('.')})` };
+  }
+  return { allowed: true };
+}
+
+function checkBytes(bytes: AddressBytes, policy: EgressPolicy): EgressDecision {
   const never = NEVER_ALLOWED.find((r) => inCidr(bytes, r.cidr));
   if (never !== undefined) return { allowed: false, rule: `${never.label}s are never allowed` };
   const restricted = PRIVATE.find((r) => inCidr(bytes, r.cidr));

@@ -21,6 +21,9 @@ export interface ControlPlaneOptions {
 
 export const SERVICE_ACCOUNT_ISSUER = 'https://kubernetes.default.svc.cluster.local';
 
+/** Common name of the client certificate kube-apiserver presents to admission webhooks. */
+export const WEBHOOK_CLIENT_NAME = 'kube-apiserver-webhook-client';
+
 /**
  * A real control plane on loopback: etcd, kube-apiserver with secure serving,
  * RBAC, client-certificate auth from a generated CA and a service-account
@@ -31,6 +34,11 @@ export class ControlPlane {
   readonly etcdEndpoint: string;
   readonly server: string;
   readonly adminKubeconfigPath: string;
+  /**
+   * CA of the client certificate kube-apiserver presents to webhooks (its own
+   * CA, not the one that signs users: no tenant holds a certificate from it).
+   */
+  readonly webhookClientCAPath: string;
   private etcdProc: ChildProcess | undefined;
   private apiProc: ChildProcess | undefined;
   private kcmProc: ChildProcess | undefined;
@@ -48,6 +56,7 @@ export class ControlPlane {
     this.etcdEndpoint = `http://127.0.0.1:${ports.etcd}`;
     this.server = `https://127.0.0.1:${ports.api}`;
     this.adminKubeconfigPath = path.join(dir, 'admin.kubeconfig');
+    this.webhookClientCAPath = path.join(dir, 'pki', 'webhook-client-ca.crt');
   }
 
   static async start(opts: ControlPlaneOptions = {}): Promise<ControlPlane> {
@@ -85,6 +94,35 @@ export class ControlPlane {
     writeFileSync(this.pki('sa.key'), sa.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, { mode: 0o600 });
     writeFileSync(this.pki('sa.pub'), sa.publicKey.export({ type: 'spki', format: 'pem' }) as string);
     writeFileSync(this.adminKubeconfigPath, this.kubeconfigFor('atoll-admin', ['system:masters']), { mode: 0o600 });
+    this.writeWebhookClientAuth();
+  }
+
+  /**
+   * kube-apiserver authenticates to admission webhooks with a client
+   * certificate ("Authenticate apiservers" in the Kubernetes docs): an
+   * AdmissionConfiguration points both webhook plugins at a kubeconfig whose
+   * `*` user holds the certificate.
+   */
+  private writeWebhookClientAuth(): void {
+    const ca = createCertificateAuthority({ commonName: 'atoll-webhook-client-ca' });
+    const client = createCertificate({ issuer: ca, commonName: WEBHOOK_CLIENT_NAME, usage: 'client' });
+    writeFileSync(this.webhookClientCAPath, ca.certPem);
+    writeFileSync(this.pki('webhook-client.crt'), client.certPem);
+    writeFileSync(this.pki('webhook-client.key'), client.keyPem, { mode: 0o600 });
+    writeFileSync(this.pki('webhook-client.kubeconfig'), stringify({
+      apiVersion: 'v1',
+      kind: 'Config',
+      users: [{ name: '*', user: { 'client-certificate': this.pki('webhook-client.crt'), 'client-key': this.pki('webhook-client.key') } }],
+    }), { mode: 0o600 });
+    const webhookConfig = { apiVersion: 'apiserver.config.k8s.io/v1', kind: 'WebhookAdmissionConfiguration', kubeConfigFile: this.pki('webhook-client.kubeconfig') };
+    writeFileSync(this.pki('admission-config.yaml'), stringify({
+      apiVersion: 'apiserver.config.k8s.io/v1',
+      kind: 'AdmissionConfiguration',
+      plugins: [
+        { name: 'ValidatingAdmissionWebhook', configuration: webhookConfig },
+        { name: 'MutatingAdmissionWebhook', configuration: webhookConfig },
+      ],
+    }));
   }
 
   /** A kubeconfig (YAML) authenticating as `user` in `groups` with a client certificate. */
@@ -176,6 +214,7 @@ export class ControlPlane {
       '--bind-address', '127.0.0.1', '--advertise-address', '127.0.0.1', '--secure-port', String(this.ports.api),
       '--tls-cert-file', this.pki('apiserver.crt'), '--tls-private-key-file', this.pki('apiserver.key'),
       '--client-ca-file', this.pki('ca.crt'),
+      '--admission-control-config-file', this.pki('admission-config.yaml'),
       '--authorization-mode', 'RBAC',
       '--service-account-issuer', SERVICE_ACCOUNT_ISSUER,
       '--service-account-key-file', this.pki('sa.pub'), '--service-account-signing-key-file', this.pki('sa.key'),

@@ -25,6 +25,8 @@ function clientConfig(ep: WebhookEndpoint, path: string) {
 }
 
 const CONNECTION_RULE = { apiGroups: ['atoll.dev'], apiVersions: ['v1alpha1'], resources: ['externalconnections'], operations: ['CREATE', 'UPDATE'], scope: 'Namespaced' };
+/** Validation also sees deletes: a connection in use is protected, and every delete is recorded with its actor. */
+const CONNECTION_VALIDATION_RULE = { ...CONNECTION_RULE, operations: ['CREATE', 'UPDATE', 'DELETE'] };
 
 /**
  * Declares both webhook configurations with server-side apply. Fail closed:
@@ -42,12 +44,14 @@ export async function registerWebhooks(client: KubeClient, ep: WebhookEndpoint):
   await client.apply(ValidatingWebhookConfigurations, {
     metadata: { name: VALIDATING_WEBHOOK, labels: { 'app.kubernetes.io/managed-by': 'atoll' } },
     webhooks: [
-      { name: 'validate.externalconnections.atoll.dev', clientConfig: clientConfig(ep, PATHS.validateConnection), rules: [CONNECTION_RULE], ...common },
+      // Validation records audit Events (never on a dry run): NoneOnDryRun.
+      { name: 'validate.externalconnections.atoll.dev', clientConfig: clientConfig(ep, PATHS.validateConnection), rules: [CONNECTION_VALIDATION_RULE], ...common, sideEffects: 'NoneOnDryRun' },
       {
         name: 'validate.workspaces.atoll.dev',
         clientConfig: clientConfig(ep, PATHS.validateWorkspace),
-        rules: [{ apiGroups: ['atoll.dev'], apiVersions: ['v1alpha1'], resources: ['workspaces'], operations: ['CREATE', 'UPDATE'], scope: 'Namespaced' }],
+        rules: [{ apiGroups: ['atoll.dev'], apiVersions: ['v1alpha1'], resources: ['workspaces'], operations: ['CREATE', 'UPDATE', 'DELETE'], scope: 'Namespaced' }],
         ...common,
+        sideEffects: 'NoneOnDryRun',
       },
     ],
   });

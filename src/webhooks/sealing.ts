@@ -1,11 +1,11 @@
-import { timingSafeEqual } from 'node:crypto';
 import type { ExternalConnection } from '../api/v1alpha1/index.js';
 import { checkPlaintext } from '../controllers/externalconnection/policy.js';
 import { workspaceIdentity } from '../controllers/workspace/identity.js';
 import type { CryptoSetup } from '../crypto/setup.js';
 import { CryptoError } from '../crypto/errors.js';
+import type { KeyedTokenBucket } from '../runtime/keyed-token-bucket.js';
 import type { Logger } from '../runtime/logger.js';
-import { allow, deny, pointer, type AdmissionRequest, type AdmissionResponse, type JsonPatchOp } from './admission.js';
+import { allow, deny, pointer, tooManyRequests, type AdmissionRequest, type AdmissionResponse, type JsonPatchOp } from './admission.js';
 import type { IntegrationType, Workspace } from '../api/v1alpha1/index.js';
 import { destinationDigest } from '../integrations/destination.js';
 
@@ -16,13 +16,21 @@ export interface SealingDeps {
   workspaceOf(namespace: string): Promise<Workspace | undefined>;
   integrationType(name: string): Promise<IntegrationType | undefined>;
   log: Logger;
+  /** Sealing budget per namespace (dry runs included): each sealed field costs a KMS data key. */
+  limiter?: KeyedTokenBucket;
 }
 
 /**
  * Mutating admission for ExternalConnections: every `credentials.<f>.value`
  * becomes `sealed` before the object is stored, and the plaintext is scrubbed
- * from kubectl's last-applied annotation. Re-applying the same value keeps
- * the stored ciphertext, so GitOps syncs and repeated applies cause no churn.
+ * from kubectl's last-applied annotation.
+ *
+ * Admission never decrypts (ADR 0011): every value is sealed afresh, even one
+ * equal to what is stored. Comparing it with the stored ciphertext would tell
+ * anyone who can send a review (or an editor with a server-side dry run)
+ * whether a guess is right. The controller recognises a re-applied value by
+ * its keyed fingerprint instead, so the version, hint and managed Secret do
+ * not change.
  */
 export async function sealConnection(req: AdmissionRequest, deps: SealingDeps): Promise<AdmissionResponse> {
   const conn = req.object as ExternalConnection;
@@ -58,11 +66,20 @@ export async function sealConnection(req: AdmissionRequest, deps: SealingDeps): 
     if ((source.sealed !== undefined && !staleSealed) || (source.secretKeyRef !== undefined && !staleRef)) {
       return deny(req.uid, `spec.credentials.${field}: set exactly one of value, sealed or secretKeyRef`);
     }
+  }
+
+  // Charged only for requests that would reach the KMS, before they do.
+  const budget = plainFields.length > 0 ? deps.limiter?.take(ns, plainFields.length) : undefined;
+  if (budget && !budget.allowed) {
+    deps.log.warn({ namespace: ns, fields: plainFields.length, dryRun: req.dryRun }, 'sealing rate limit reached');
+    const { ratePerSecond, burst } = deps.limiter!.limits;
+    return tooManyRequests(req.uid, `too many credential values sealed in namespace ${ns}: the limit is ${formatRate(ratePerSecond)} with bursts of ${burst} (server-side dry runs included); nothing was stored, retry in ${budget.retryAfterSeconds}s`, budget.retryAfterSeconds);
+  }
+
+  for (const [field, source] of plainFields) {
     const binding = { namespace: ns, workspace: identity, connection: conn.metadata!.name!, field, destination };
     try {
-      const previous = old?.spec?.credentials?.[field]?.sealed;
-      const reuse = previous ? await sameAs(deps.crypto, previous, binding, source.value!) : false;
-      sealedByField[field] = reuse ? previous! : await deps.crypto.envelope.seal(source.value!, binding, key);
+      sealedByField[field] = await deps.crypto.envelope.seal(source.value!, binding, key);
     } catch (err) {
       deps.log.warn({ field, reason: err instanceof CryptoError ? err.reason : 'unknown' }, 'sealing failed');
       return deny(req.uid, `spec.credentials.${field}.value could not be sealed: the KMS is unavailable; nothing was stored, try again shortly`, 503, 'ServiceUnavailable');
@@ -80,15 +97,8 @@ export async function sealConnection(req: AdmissionRequest, deps: SealingDeps): 
   return allow(req.uid, ops);
 }
 
-/** True when `sealed` opens under this binding to exactly `plaintext`. */
-async function sameAs(crypto: CryptoSetup, sealed: string, binding: Parameters<CryptoSetup['envelope']['open']>[1], plaintext: string): Promise<boolean> {
-  try {
-    const a = Buffer.from(await crypto.envelope.open(sealed, binding));
-    const b = Buffer.from(plaintext);
-    return a.length === b.length && timingSafeEqual(a, b);
-  } catch {
-    return false;
-  }
+function formatRate(perSecond: number): string {
+  return perSecond >= 1 ? `${Number(perSecond.toFixed(2))} per second` : `${Number((perSecond * 60).toFixed(2))} per minute`;
 }
 
 function lastAppliedHasValue(text: string | undefined): boolean {

@@ -1,11 +1,15 @@
+import { readFileSync } from 'node:fs';
 import type { IntegrationType, Workspace } from '../api/v1alpha1/index.js';
 import { oldestFirst, type OperatorContext } from '../controllers/context.js';
 import type { KubeObject } from '../kube/client.js';
 import { IntegrationTypes, Workspaces } from '../kube/resources.js';
+import { KeyedTokenBucket } from '../runtime/keyed-token-bucket.js';
 import type { Logger } from '../runtime/logger.js';
 import { ensureServingCertificate, readServingCertificate } from './certs.js';
 import { registerWebhooks } from './registration.js';
 import { sealConnection } from './sealing.js';
+import { stampLastChange } from './change-stamp.js';
+import { deleteProtectionDeps } from './delete-protection-deps.js';
 import { startWebhookServer } from './server.js';
 import { validateConnection, validateWorkspace, type ValidationDeps } from './validation.js';
 
@@ -29,19 +33,22 @@ export async function serveWebhooks(ctx: OperatorContext, log: Logger): Promise<
   const cert = certManaged
     ? await readServingCertificate(client, config.namespace)
     : await ensureServingCertificate(client, config.namespace, { dnsNames, ipAddresses: config.webhook.urlBase ? ['127.0.0.1'] : [] });
-  const deps = validationDeps(ctx);
+  const deps = validationDeps(ctx, log);
+  const limiter = new KeyedTokenBucket(config.webhook.sealingRate);
   const server = await startWebhookServer({
     host: config.webhook.host,
     port: config.webhook.port,
     tls: cert,
+    ...(config.webhook.clientCAFile ? { clientAuth: { caPem: readFileSync(config.webhook.clientCAFile, 'utf8'), names: config.webhook.clientNames } } : {}),
     log,
     handlers: {
-      mutateConnection: (req) => sealConnection(req, {
+      mutateConnection: async (req) => stampLastChange(req, await sealConnection(req, {
         crypto: ctx.crypto,
         log,
+        limiter,
         workspaceOf: async (ns) => oldestFirst(await deps.workspacesIn(ns))[0],
         integrationType: async (name) => deps.integrationType(name) ?? ((await client.tryGet<IntegrationType & KubeObject>(IntegrationTypes, name)) as IntegrationType | undefined),
-      }),
+      })),
       validateConnection: (req) => validateConnection(req, deps),
       validateWorkspace: (req) => validateWorkspace(req, deps),
     },
@@ -74,8 +81,9 @@ export async function serveWebhooks(ctx: OperatorContext, log: Logger): Promise<
   };
 }
 
-function validationDeps(ctx: OperatorContext): ValidationDeps {
+function validationDeps(ctx: OperatorContext, log: Logger): ValidationDeps {
   return {
+    deletes: deleteProtectionDeps(ctx, log),
     workspacesIn: (ns) => liveWorkspaces(ctx, ns),
     integrationType: (name) => ctx.types.get(name) as IntegrationType | undefined,
   };

@@ -1,5 +1,6 @@
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import type { Logger } from '../runtime/logger.js';
 import { describeError } from '../runtime/describe-error.js';
 import { deny, type AdmissionRequest, type AdmissionResponse } from './admission.js';
@@ -18,12 +19,20 @@ export async function startWebhookServer(opts: {
   host: string;
   port: number;
   tls: { certPem: string; keyPem: string };
+  /** API-server authentication: only clients with a certificate from this CA (and, if given, one of these common names) get an answer. */
+  clientAuth?: ClientAuth;
   handlers: Partial<Record<keyof typeof PATHS, AdmissionHandler>>;
   log: Logger;
 }): Promise<{ port: number; close(): Promise<void>; setCertificate(tls: { certPem: string; keyPem: string }): void }> {
   const byPath = new Map<string, AdmissionHandler>();
   for (const [name, handler] of Object.entries(opts.handlers)) byPath.set(PATHS[name as keyof typeof PATHS], handler!);
-  const server = https.createServer({ cert: opts.tls.certPem, key: opts.tls.keyPem, minVersion: 'TLSv1.2' }, (req, res) => {
+  const clientTls = opts.clientAuth ? { requestCert: true, rejectUnauthorized: true, ca: opts.clientAuth.caPem } : {};
+  const server = https.createServer({ cert: opts.tls.certPem, key: opts.tls.keyPem, minVersion: 'TLSv1.2', ...clientTls }, (req, res) => {
+    if (opts.clientAuth && !allowedClient(req.socket as TLSSocket, opts.clientAuth)) {
+      opts.log.warn({ remote: req.socket.remoteAddress }, 'admission request from a client certificate not allowed to send reviews');
+      res.writeHead(403).end();
+      return;
+    }
     const handler = byPath.get((req.url ?? '').split('?')[0]!);
     if (!handler || req.method !== 'POST') {
       res.writeHead(404).end();
@@ -61,6 +70,8 @@ export async function startWebhookServer(opts: {
       res.writeHead(200, { 'Content-Type': 'application/json' }).end(body);
     });
   });
+  // A refused handshake (no or foreign client certificate) is expected noise, not an error.
+  server.on('tlsClientError', () => undefined);
   await new Promise<void>((resolve) => server.listen(opts.port, opts.host, resolve));
   return {
     port: (server.address() as AddressInfo).port,
@@ -68,6 +79,20 @@ export async function startWebhookServer(opts: {
       server.close(() => resolve());
       server.closeAllConnections();
     }),
-    setCertificate: (tls) => server.setSecureContext({ cert: tls.certPem, key: tls.keyPem }),
+    setCertificate: (tls) => server.setSecureContext({ cert: tls.certPem, key: tls.keyPem, ...(opts.clientAuth ? { ca: opts.clientAuth.caPem } : {}) }),
   };
+}
+
+export interface ClientAuth {
+  caPem: string;
+  /** Accepted certificate common names; empty accepts any certificate the CA issued. */
+  names: readonly string[];
+}
+
+/** The TLS layer already verified the chain; a shared CA (one that also signs users) is narrowed by name. */
+function allowedClient(socket: TLSSocket, auth: ClientAuth): boolean {
+  if (!socket.authorized) return false;
+  if (auth.names.length === 0) return true;
+  const cn = socket.getPeerCertificate().subject?.CN;
+  return typeof cn === 'string' && auth.names.includes(cn);
 }

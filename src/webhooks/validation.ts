@@ -3,14 +3,17 @@ import { checkConnection } from '../controllers/externalconnection/policy.js';
 import { checkWorkspace } from '../controllers/workspace/policy.js';
 import { oldestFirst } from '../controllers/context.js';
 import { allow, deny, type AdmissionRequest, type AdmissionResponse } from './admission.js';
+import { checkConnectionDelete, recordWorkspaceDelete, type DeleteProtectionDeps } from './delete-protection.js';
 
 export interface ValidationDeps {
   workspacesIn(namespace: string): Promise<Workspace[]>;
   integrationType(name: string): IntegrationType | undefined;
+  deletes: DeleteProtectionDeps;
 }
 
 /** Validating admission for ExternalConnections: workspace, type, policy, settings, fields. */
 export async function validateConnection(req: AdmissionRequest, deps: ValidationDeps): Promise<AdmissionResponse> {
+  if (req.operation === 'DELETE') return checkConnectionDelete(req, deps.deletes);
   const conn = req.object as ExternalConnection;
   const ns = req.namespace ?? conn.metadata?.namespace ?? '';
   for (const [field, source] of Object.entries(conn.spec?.credentials ?? {})) {
@@ -24,6 +27,7 @@ export async function validateConnection(req: AdmissionRequest, deps: Validation
 
 /** Validating admission for Workspaces: one per namespace, members, egress policy. */
 export async function validateWorkspace(req: AdmissionRequest, deps: ValidationDeps): Promise<AdmissionResponse> {
+  if (req.operation === 'DELETE') return recordWorkspaceDelete(req, deps.deletes);
   const ws = req.object as Workspace;
   const ns = req.namespace ?? ws.metadata?.namespace ?? '';
   if (req.operation === 'CREATE') {

@@ -3,6 +3,8 @@ import { readFileSync, writeFileSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { execFile } from 'node:child_process';
+import type { IncomingHttpHeaders } from 'node:http';
+import { request as httpsRequest } from 'node:https';
 import { promisify } from 'node:util';
 import { KubeConfig } from '@kubernetes/client-node';
 import { inject } from 'vitest';
@@ -25,10 +27,43 @@ export function admin(): KubeClient {
   return KubeClient.fromKubeconfigFile(devState().kubeconfig);
 }
 
-function kubeconfigYaml(state: DevState, user: string, groups: string[]): string {
-  const pki = path.join(path.dirname(state.kubeconfig), 'pki');
+/** The dev control plane's PKI directory (the API server CA, the webhook client certificate). */
+export function devPki(state: DevState = devState()): string {
+  return path.join(path.dirname(state.kubeconfig), 'pki');
+}
+
+/** A client certificate for `user` in `groups`, and the CA that verifies the API server. */
+export function userCertificate(user: string, groups: string[] = [], state: DevState = devState()): { certPem: string; keyPem: string; caPem: string } {
+  const pki = devPki(state);
   const ca = { certPem: readFileSync(path.join(pki, 'ca.crt'), 'utf8'), keyPem: readFileSync(path.join(pki, 'ca.key'), 'utf8') };
-  const cert = createCertificate({ issuer: ca, commonName: user, organizations: groups, usage: 'client' });
+  return { ...createCertificate({ issuer: ca, commonName: user, organizations: groups, usage: 'client' }), caPem: ca.certPem };
+}
+
+export interface RawResponse {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: string;
+}
+
+/** One request to the API server as `user`, with status and headers as sent (what kubectl would see). */
+export function rawApiRequest(user: { certPem: string; keyPem: string; caPem: string }, method: string, apiPath: string, body?: unknown, contentType = 'application/json'): Promise<RawResponse> {
+  const url = new URL(apiPath, devState().server);
+  const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+  return new Promise((resolve, reject) => {
+    const req = httpsRequest(url, { method, cert: user.certPem, key: user.keyPem, ca: user.caPem, headers: { Accept: 'application/json', ...(payload ? { 'Content-Type': contentType, 'Content-Length': payload.length } : {}) } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(payload);
+  });
+}
+
+function kubeconfigYaml(state: DevState, user: string, groups: string[]): string {
+  const { caPem, ...cert } = userCertificate(user, groups, state);
+  const ca = { certPem: caPem };
   const b64 = (s: string) => Buffer.from(s).toString('base64');
   return stringify({
     apiVersion: 'v1', kind: 'Config',

@@ -6,7 +6,7 @@ import { Namespaces } from '../../src/kube/resources.js';
 import { startOperator, type RunningOperator } from '../../src/operator.js';
 import { createLogger } from '../../src/runtime/logger.js';
 import { packageRoot } from '../../src/testing/binaries.js';
-import { ControlPlane } from '../../src/testing/control-plane.js';
+import { ControlPlane, WEBHOOK_CLIENT_NAME } from '../../src/testing/control-plane.js';
 import { MOTO_CREDENTIALS, MOTO_REGION } from '../../src/testing/moto.js';
 
 /** Test seams of the reconciler (trusted CAs, dial override, fault injection), as startOperator takes them. */
@@ -81,6 +81,8 @@ export async function startIsolatedAtoll(opts: IsolatedAtollOptions = {}): Promi
     const config = loopbackOperatorConfig({
       ATOLL_LEADER_ELECT: String(opts.leaderElection ?? false),
       POD_NAME: identity,
+      ATOLL_WEBHOOK_CLIENT_CA_FILE: cp.webhookClientCAPath,
+      ATOLL_WEBHOOK_CLIENT_NAMES: WEBHOOK_CLIENT_NAME,
       ...(opts.kms
         ? { ATOLL_KMS_PROVIDER: opts.kms.provider, ATOLL_KMS_ENDPOINT: opts.kms.endpoint, ATOLL_KMS_KEY_ID: opts.kms.keyId, AWS_REGION: opts.kms.region ?? MOTO_REGION }
         : {}),

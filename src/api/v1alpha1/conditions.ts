@@ -41,6 +41,8 @@ export const Reason = {
   InvalidSettings: 'InvalidSettings',
   CredentialsMissing: 'CredentialsMissing',
   ProbePending: 'ProbePending',
+  /** An Event reason: extra on-demand test requests were folded into one probe. */
+  TestRequestCoalesced: 'TestRequestCoalesced',
   // credentials and encryption
   Sealed: 'Sealed',
   CiphertextRejected: 'CiphertextRejected',

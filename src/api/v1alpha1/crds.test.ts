@@ -112,13 +112,14 @@ describe('printer columns', () => {
     expect(columns('Workspace').map(([n]) => n)).toEqual(['DISPLAY NAME', 'READY', 'REASON', 'CONNECTIONS', 'KEY', 'AGE']);
   });
 
-  it('ExternalConnection shows TYPE, READY, REASON, CREDENTIAL (the hint), LAST PROBE, AGE', () => {
+  it('ExternalConnection shows TYPE, READY, REASON, CREDENTIAL (the hint), LAST PROBE, LAST USED, AGE', () => {
     expect(columns('ExternalConnection')).toEqual([
       ['TYPE', '.spec.type'],
       ['READY', '.status.conditions[?(@.type=="Ready")].status'],
       ['REASON', '.status.conditions[?(@.type=="Ready")].reason'],
       ['CREDENTIAL', '.status.credentialHint'],
       ['LAST PROBE', '.status.lastProbe.time'],
+      ['LAST USED', '.status.usage.lastUsedAt'],
       ['AGE', '.metadata.creationTimestamp'],
     ]);
   });

@@ -305,6 +305,14 @@ export interface ExternalConnectionStatus {
   secretName?: string;
   /** Outcome of the most recent probe. */
   lastProbe?: ProbeResult;
+  /**
+   * Who uses the connection, written by the gateway (at most once per connection per minute per
+   * gateway replica; replicas merge rather than overwrite). Only callers that passed authentication
+   * and the "use" authorization are recorded. Deleting a connection used within the operator's
+   * delete-protection window, or with an agent streaming, is refused unless it carries the
+   * annotation atoll.dev/allow-delete: "true".
+   */
+  usage?: ConnectionUsage;
 }
 
 /** The stored state of one credential field. */
@@ -332,6 +340,80 @@ export interface ProbeResult {
   result?: string;
   /** Details (host, port, HTTP status). Never contains a credential or a response body. */
   message?: string;
+}
+
+/**
+ * Who uses the connection, written by the gateway (at most once per connection per minute per
+ * gateway replica; replicas merge rather than overwrite). Only callers that passed authentication
+ * and the "use" authorization are recorded. Deleting a connection used within the operator's
+ * delete-protection window, or with an agent streaming, is refused unless it carries the annotation
+ * atoll.dev/allow-delete: "true".
+ */
+export interface ConnectionUsage {
+  /** The most recent use by any consumer. */
+  lastUsedAt?: string;
+  /** The most recently active consumers (at most 20), most recent first. */
+  consumers?: UsageConsumer[];
+  /** Counts over every consumer, including those no longer listed. */
+  totals?: UsageTotals;
+  /**
+   * Open agent credential streams, per gateway replica. An entry counts until expiresAt; the
+   * replica renews it at every flush while the stream is open and removes it on close.
+   */
+  activeStreams?: UsageActiveStream[];
+  /**
+   * Bookkeeping that makes every gateway replica's counts land exactly once: the sequence number of
+   * each replica's last applied flush (at most 16, most recent first).
+   */
+  replicas?: UsageReplica[];
+}
+
+/** One ServiceAccount of this namespace using the connection one way. */
+export interface UsageConsumer {
+  /** Name of the ServiceAccount (always in the connection's namespace). */
+  serviceAccount: string;
+  /** proxy (requests through the gateway) or files (credentials delivered to atoll agent). */
+  via: 'proxy' | 'files';
+  /** Its most recent use (an open agent stream counts as use at every flush). */
+  lastUsedAt: string;
+  /** Requests (proxied requests or credential deliveries) over the last 24 hours. */
+  requests24h?: number;
+  /** Request counts by UTC hour (key YYYY-MM-DDTHH), last 24 hours only; what requests24h sums. */
+  requestsByHour?: Record<string, number>;
+}
+
+/** Counts over every consumer, including those no longer listed. */
+export interface UsageTotals {
+  /** Requests since usage was first recorded. */
+  requests?: number;
+  /** Requests over the last 24 hours. */
+  requests24h?: number;
+  /** Number of consumers listed. */
+  consumers?: number;
+  /** Request counts by UTC hour (key YYYY-MM-DDTHH), last 24 hours only. */
+  requestsByHour?: Record<string, number>;
+}
+
+/** Streams one gateway replica serves for one ServiceAccount. */
+export interface UsageActiveStream {
+  /** The gateway replica serving the streams. */
+  replica: string;
+  /** Name of the ServiceAccount streaming. */
+  serviceAccount: string;
+  /** Number of open streams. */
+  streams: number;
+  /** When the entry stops counting unless renewed. */
+  expiresAt: string;
+}
+
+/** One gateway replica's last applied flush. */
+export interface UsageReplica {
+  /** Replica identity (pod name and a per-process suffix). */
+  name: string;
+  /** Sequence number of the replica's last applied flush. */
+  sequence: number;
+  /** When that flush was written. */
+  flushedAt?: string;
 }
 
 /**

@@ -42,3 +42,13 @@ export const CREDENTIALS_STATE_ANNOTATION = 'atoll.dev/credentials';
 export function managedSecretName(connectionName: string): string {
   return `${connectionName}-credentials`;
 }
+
+/** Annotation that lets a delete of a connection in use through: `atoll.dev/allow-delete: "true"`. */
+export const ALLOW_DELETE_ANNOTATION = 'atoll.dev/allow-delete';
+
+/**
+ * Annotation the mutating webhook stamps on every change of a connection: who
+ * made it (from the admission request's userInfo) and which fields changed
+ * (names only, never values), as JSON. The controller turns it into Events.
+ */
+export const LAST_CHANGE_ANNOTATION = 'atoll.dev/last-change-by';

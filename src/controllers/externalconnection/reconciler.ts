@@ -33,6 +33,7 @@ import { CredentialProblem, STATE_ANNOTATION, readState, resolveField, type Fiel
 import { parseDuration } from './duration.js';
 import { checkConnection } from './policy.js';
 import { ProbeScheduler } from './probe-scheduler.js';
+import { AuditEvents } from './audit-events.js';
 import { destinationDigest } from '../../integrations/destination.js';
 import { deepEqual } from '../../util/deep-equal.js';
 
@@ -57,8 +58,10 @@ export interface ReconcilerHooks {
  */
 export class ExternalConnectionReconciler {
   readonly probes: ProbeScheduler;
+  readonly #audit: AuditEvents;
   constructor(private readonly ctx: OperatorContext, enqueue: (key: string) => void, private readonly hooks: ReconcilerHooks = {}) {
     this.probes = new ProbeScheduler(ctx.config.probes.concurrency, enqueue);
+    this.#audit = new AuditEvents(ctx);
   }
 
   reconcile = async (req: ReconcileRequest, log: Logger): Promise<ReconcileResult | void> => {
@@ -71,6 +74,7 @@ export class ExternalConnectionReconciler {
       this.probes.forget(key);
       return; // the managed Secret is owned by the connection: garbage collection removes it
     }
+    await this.#audit.record(conn);
     const gen = conn.metadata.generation;
     const now = new Date();
     let conditions: Condition[] = conn.status?.conditions ?? [];
@@ -131,10 +135,20 @@ export class ExternalConnectionReconciler {
     // Probes: on every change of settings or credentials, on request, and every interval.
     const intervalMs = parseDuration(conn.spec.probe?.interval, DEFAULT_INTERVAL_MS);
     const timeoutMs = Math.min(60_000, parseDuration(conn.spec.probe?.timeout, DEFAULT_TIMEOUT_MS));
-    const tag = probeTag(conn, type!, resolved);
+    const subject = probeSubject(conn, type!, resolved);
+    const tag = probeTag(subject, conn);
     const last = this.probes.result(key);
-    const due = !last || last.tag !== tag || (intervalMs > 0 && Date.now() - last.finishedAt >= intervalMs);
-    if (due && !this.probes.isRunning(key, tag)) {
+    const stale = !last || last.subject !== subject || (intervalMs > 0 && Date.now() - last.finishedAt >= intervalMs);
+    // A test request (only the annotation differs from the probe queued, running or last run of the
+    // same subject) sends a credentialed request to a third party: at most one per connection per window.
+    const pending = this.probes.pendingProbe(key);
+    const testOnly = pending ? pending.subject === subject : !stale && last!.tag !== tag;
+    const coalesceMs = pending?.tag !== tag && testOnly ? this.onDemandWait(key) : 0;
+    if (coalesceMs > 0 && this.probes.noticeCoalesced(key)) {
+      await this.ctx.events.record(ExternalConnections, conn, 'Normal', Reason.TestRequestCoalesced, `on-demand tests are coalesced to at most one probe every ${this.ctx.config.probes.testMinIntervalMs / 1000}s per connection; the latest request runs in about ${Math.ceil(coalesceMs / 1000)}s`);
+    }
+    const start = pending?.tag !== tag && (testOnly ? coalesceMs === 0 : stale);
+    if (start) {
       const credentials = Object.fromEntries(resolved.map((r) => [r.field, r.plaintext]));
       const probeCtx: ProbeContext = {
         settings: (conn.spec.settings ?? {}) as Record<string, unknown>,
@@ -146,14 +160,15 @@ export class ExternalConnectionReconciler {
         ...(this.hooks.dial ? { dial: this.hooks.dial } : {}),
       };
       const typeName = conn.spec.type;
-      this.probes.request(key, tag, async () => {
-        const outcome = await runProbe(type!, probeCtx);
+      this.probes.request(key, { tag, subject }, async (signal) => {
+        const outcome = await runProbe(type!, { ...probeCtx, signal });
         this.ctx.metrics.probeTotal.inc({ type: typeName, reason: outcome.reason });
         this.ctx.metrics.probeDuration.observe({ type: typeName }, outcome.durationMs / 1000);
         return outcome;
       });
     }
-    const current = last && last.tag === tag ? last.outcome : undefined;
+    // An on-demand test does not invalidate what the last probe of the same settings and credentials found.
+    const current = last && last.subject === subject ? last.outcome : undefined;
     conditions = applyProbe(conditions, current, gen, now);
     conditions = setCondition(conditions, summarizeReady(conditions, [ConditionType.CredentialsSealed, ConditionType.Reachable, ConditionType.Authenticated], gen), now);
 
@@ -173,12 +188,26 @@ export class ExternalConnectionReconciler {
       ...(current && last ? { lastProbe: { time: new Date(last.finishedAt).toISOString(), durationMs: current.durationMs, result: current.reason, message: current.message } } : conn.status?.lastProbe ? { lastProbe: conn.status.lastProbe } : {}),
     };
     await this.writeStatus(conn, status);
+    // A coalesced test request runs when its window ends.
+    if (coalesceMs > 0) return { requeueAfterMs: coalesceMs };
     // While a probe is due it is starting or in flight, and its completion enqueues the key: no timer.
-    if (intervalMs > 0 && current && last && !due) {
+    if (intervalMs > 0 && current && last && !stale && !testOnly) {
       const remaining = Math.max(1000, intervalMs - (Date.now() - last.finishedAt));
       return { requeueAfterMs: remaining + Math.random() * Math.min(30_000, intervalMs * 0.1) };
     }
   };
+
+  /**
+   * How long an on-demand test must wait: until the probe in flight ends
+   * (its completion enqueues the key; the wait is re-computed then) or the
+   * window since the last probe started has passed. 0 when it may run now.
+   */
+  private onDemandWait(key: string): number {
+    const window = this.ctx.config.probes.testMinIntervalMs;
+    if (this.probes.pendingProbe(key)) return window;
+    const started = this.probes.lastStartedAt(key);
+    return started === undefined ? 0 : Math.max(0, started + window - Date.now());
+  }
 
   /** A Secret of a workspace namespace: from its watch cache once synced, else from the API server. */
   private async readSecret(ns: string, name: string): Promise<Secret | undefined> {
@@ -218,7 +247,9 @@ export class ExternalConnectionReconciler {
     log.info({ fields: resolved.length, secret: body.metadata!.name }, 'managed secret written');
   }
 
-  private async writeStatus(conn: Conn, status: ExternalConnectionStatus): Promise<void> {
+  private async writeStatus(conn: Conn, computed: ExternalConnectionStatus): Promise<void> {
+    // status.usage belongs to the gateway: carried over as read (a newer gateway write makes this replace conflict and requeue).
+    const status = conn.status?.usage === undefined ? computed : { ...computed, usage: conn.status.usage };
     if (deepEqual(status, conn.status ?? {})) return;
     try {
       // A full replace at the read resourceVersion: stale writes conflict (and requeue) instead of merging.
@@ -240,13 +271,18 @@ function applyProbe(conditions: Condition[], outcome: ProbeOutcome | undefined, 
   return setCondition(conditions, { type: ConditionType.Authenticated, status: outcome.authenticated, reason: outcome.reason, message: outcome.message, observedGeneration: gen }, now);
 }
 
-/** What a probe result depends on: settings, credential fingerprints, the type, and the test request. */
-function probeTag(conn: Conn, type: IntegrationType, resolved: ResolvedField[]): string {
+/** What a probe result is about: settings, credential fingerprints, the type and the timeout. */
+function probeSubject(conn: Conn, type: IntegrationType, resolved: ResolvedField[]): string {
   const h = createHash('sha256');
   h.update(JSON.stringify(conn.spec.settings ?? {}));
   for (const r of resolved) h.update(`${r.field}:${r.state.fingerprint}`);
-  h.update(`${type.metadata?.resourceVersion ?? ''}|${conn.metadata.annotations?.[TEST_REQUESTED_AT_ANNOTATION] ?? ''}|${conn.spec.probe?.timeout ?? ''}`);
+  h.update(`${type.metadata?.resourceVersion ?? ''}|${conn.spec.probe?.timeout ?? ''}`);
   return h.digest('base64url');
+}
+
+/** What a probe request depends on: its subject and the test request. */
+function probeTag(subject: string, conn: Conn): string {
+  return `${subject}|${conn.metadata.annotations?.[TEST_REQUESTED_AT_ANNOTATION] ?? ''}`;
 }
 
 function sameData(a: Record<string, string> | undefined, b: Record<string, string>): boolean {

@@ -1,4 +1,5 @@
-import { constants, createHash, generateKeyPairSync, privateDecrypt, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, generateKeyPairSync, randomBytes, timingSafeEqual } from 'node:crypto';
+import { TLSSocket, createSecureContext } from 'node:tls';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCertificate, createCertificateAuthority } from '../../kube/x509.js';
@@ -91,49 +92,67 @@ describe('MysqlDriver against a real MariaDB', () => {
  * account's plugin does), switches to caching_sha2_password, and checks the
  * scramble the way the server does: XOR with SHA256(stored || nonce) must yield a
  * value whose SHA256 is the stored SHA256(SHA256(password)). With `cached: false`
- * it demands full authentication and decrypts the RSA-OAEP password.
+ * it demands full authentication: the cleartext password over TLS, or (without
+ * TLS) it offers its RSA public key to a client that asks for it and records that
+ * it was asked.
  */
-async function cachingSha2Server(password: string, cached: boolean): Promise<{ port: number; close: () => Promise<void>; logins: string[] }> {
-  const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+async function cachingSha2Server(password: string, cached: boolean, tls?: { certPem: string; keyPem: string }): Promise<{ port: number; close: () => Promise<void>; logins: string[]; keyRequests: () => number }> {
+  const { publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const stored = sha256(sha256(Buffer.from(password)));
   const logins: string[] = [];
+  let keyRequests = 0;
   const sockets = new Set<net.Socket>();
-  const server = net.createServer((socket) => {
-    sockets.add(socket);
-    const packets = packetReader(socket);
+  const server = net.createServer((raw) => {
+    sockets.add(raw);
+    let socket: net.Socket = raw;
+    let packets = packetReader(socket);
     const send = (seq: number, payload: Buffer) => socket.write(Buffer.concat([header(payload.length, seq), payload]));
     const ok = (seq: number) => send(seq, Buffer.from([0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00]));
     const denied = (seq: number) => send(seq, Buffer.concat([Buffer.from([0xff, 0x15, 0x04]), Buffer.from('#28000Access denied')]));
     void (async () => {
       const greetingNonce = randomBytes(20);
-      send(0, greeting(greetingNonce));
+      send(0, greeting(greetingNonce, tls !== undefined));
+      let seq = 1;
+      if (tls) {
+        await packets.next(); // SSLRequest
+        // The ClientHello may have arrived with it: hand those bytes to the TLS layer.
+        raw.pause();
+        raw.removeAllListeners('data');
+        const early = packets.rest();
+        if (early.length > 0) raw.unshift(early);
+        socket = new TLSSocket(raw, { isServer: true, secureContext: createSecureContext({ cert: tls.certPem, key: tls.keyPem }) });
+        packets = packetReader(socket);
+        seq = 2;
+      }
       await packets.next(); // HandshakeResponse41 answered with the native scramble
       const nonce = randomBytes(20);
-      send(2, Buffer.concat([Buffer.from([0xfe]), Buffer.from('caching_sha2_password\0'), nonce, Buffer.from([0])]));
+      send(seq + 1, Buffer.concat([Buffer.from([0xfe]), Buffer.from('caching_sha2_password\0'), nonce, Buffer.from([0])]));
       const scramble = (await packets.next()).payload;
       const stage1 = xor(scramble, sha256(Buffer.concat([stored, nonce])));
       const matches = scramble.length === 32 && timingSafeEqual(sha256(stage1), stored);
-      if (!matches) return denied(4);
+      if (!matches) return denied(seq + 3);
       if (cached) {
-        send(4, Buffer.from([0x01, 0x03]));
+        send(seq + 3, Buffer.from([0x01, 0x03]));
         logins.push('fast');
-        return ok(5);
+        return ok(seq + 4);
       }
-      send(4, Buffer.from([0x01, 0x04]));
-      const request = await packets.next();
-      if (request.payload[0] !== 0x02) return denied(6);
-      send(6, Buffer.concat([Buffer.from([0x01]), Buffer.from(publicKey.export({ type: 'spki', format: 'pem' }))]));
-      const encrypted = (await packets.next()).payload;
-      const plain = xor(privateDecrypt({ key: privateKey, padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha1' }, encrypted), nonce, true);
-      if (plain.toString() !== `${password}\0`) return denied(8);
+      send(seq + 3, Buffer.from([0x01, 0x04]));
+      const next = (await packets.next()).payload;
+      if (next[0] === 0x02 && next.length === 1) {
+        keyRequests++;
+        send(seq + 5, Buffer.concat([Buffer.from([0x01]), Buffer.from(publicKey.export({ type: 'spki', format: 'pem' }))]));
+        return;
+      }
+      if (!tls || next.toString() !== `${password}\0`) return denied(seq + 5);
       logins.push('full');
-      return ok(8);
+      return ok(seq + 5);
     })().catch(() => socket.destroy());
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     port: (server.address() as net.AddressInfo).port,
     logins,
+    keyRequests: () => keyRequests,
     close: () => {
       for (const socket of sockets) socket.destroy();
       return new Promise((resolve) => server.close(() => resolve()));
@@ -141,8 +160,8 @@ async function cachingSha2Server(password: string, cached: boolean): Promise<{ p
   };
 }
 
-function greeting(nonce: Buffer): Buffer {
-  const capabilities = 0x0000_0200 | 0x0000_8000 | 0x0008_0000 | 0x0020_0000 | 0x8 | 0x1 | 0x4;
+function greeting(nonce: Buffer, tls: boolean): Buffer {
+  const capabilities = 0x0000_0200 | 0x0000_8000 | 0x0008_0000 | 0x0020_0000 | 0x8 | 0x1 | 0x4 | (tls ? 0x800 : 0);
   const fixed = Buffer.alloc(4 + 8 + 1 + 2 + 1 + 2 + 2 + 1 + 10);
   let o = 4; // connection id 0
   nonce.copy(fixed, o, 0, 8);
@@ -154,7 +173,7 @@ function greeting(nonce: Buffer): Buffer {
   return Buffer.concat([Buffer.from([10]), Buffer.from('8.0.36-fixture\0'), fixed, nonce.subarray(8), Buffer.from([0]), Buffer.from('mysql_native_password\0')]);
 }
 
-function packetReader(socket: net.Socket): { next: () => Promise<{ seq: number; payload: Buffer }> } {
+function packetReader(socket: net.Socket): { next: () => Promise<{ seq: number; payload: Buffer }>; rest: () => Buffer } {
   let buffer = Buffer.alloc(0);
   const waiting: Array<() => void> = [];
   socket.on('data', (chunk) => {
@@ -162,6 +181,11 @@ function packetReader(socket: net.Socket): { next: () => Promise<{ seq: number; 
     waiting.splice(0).forEach((wake) => wake());
   });
   return {
+    rest() {
+      const left = buffer;
+      buffer = Buffer.alloc(0);
+      return left;
+    },
     async next() {
       for (;;) {
         if (buffer.length >= 4) {
@@ -189,25 +213,54 @@ function sha256(data: Buffer): Buffer {
   return createHash('sha256').update(data).digest();
 }
 
-function xor(a: Buffer, b: Buffer, repeat = false): Buffer {
-  return Buffer.from(a.map((byte, i) => byte ^ (repeat ? b[i % b.length]! : b[i]!)));
+function xor(a: Buffer, b: Buffer): Buffer {
+  return Buffer.from(a.map((byte, i) => byte ^ b[i]!));
 }
 
 describe('MysqlDriver against a caching_sha2_password contract fixture', () => {
-  for (const cached of [true, false]) {
-    const path = cached ? 'fast' : 'full';
-    it(`follows the auth switch and completes ${path} authentication`, async () => {
-      const fixture = await cachingSha2Server(PASSWORD, cached);
-      try {
-        const outcome = await driver.probe(context({ host: '127.0.0.1', port: fixture.port }));
-        expect(outcome.reason).toBe('Succeeded');
-        expect(fixture.logins).toEqual([path]);
-        const wrong = await driver.probe(context({ host: '127.0.0.1', port: fixture.port }, { credentials: { password: 'nope' } }));
-        expect(wrong).toMatchObject({ reason: 'AuthenticationFailed', authenticated: 'False' });
-        expect(fixture.logins).toEqual([path]);
-      } finally {
-        await fixture.close();
-      }
-    });
-  }
+  const ca = createCertificateAuthority({ commonName: 'atoll test CA' });
+  const serverCert = createCertificate({ issuer: ca, commonName: 'db.test', dnsNames: ['db.test'], usage: 'server' });
+  const overTls = (port: number, overrides: Partial<ProbeContext> = {}) =>
+    context({ host: 'db.test', port: 3306, tls: true }, { trustedCAs: [ca.certPem], dial: () => ({ host: '127.0.0.1', port }), ...overrides });
+
+  it('follows the auth switch and completes fast authentication', async () => {
+    const fixture = await cachingSha2Server(PASSWORD, true);
+    try {
+      const outcome = await driver.probe(context({ host: '127.0.0.1', port: fixture.port }));
+      expect(outcome.reason).toBe('Succeeded');
+      expect(fixture.logins).toEqual(['fast']);
+      const wrong = await driver.probe(context({ host: '127.0.0.1', port: fixture.port }, { credentials: { password: 'nope' } }));
+      expect(wrong).toMatchObject({ reason: 'AuthenticationFailed', authenticated: 'False' });
+      expect(fixture.logins).toEqual(['fast']);
+    } finally {
+      await fixture.close();
+    }
+  });
+
+  it('completes full authentication over TLS, sending the password only inside it', async () => {
+    const fixture = await cachingSha2Server(PASSWORD, false, serverCert);
+    try {
+      const outcome = await driver.probe(overTls(fixture.port));
+      expect(outcome).toMatchObject({ reason: 'Succeeded' });
+      expect(outcome.message).toContain('over TLS');
+      expect(fixture.logins).toEqual(['full']);
+      expect(fixture.keyRequests()).toBe(0);
+    } finally {
+      await fixture.close();
+    }
+  });
+
+  it('never asks for the server RSA key without TLS: it stops and names settings.tls', async () => {
+    const fixture = await cachingSha2Server(PASSWORD, false);
+    try {
+      const outcome = await driver.probe(context({ host: '127.0.0.1', port: fixture.port }));
+      expect(outcome).toMatchObject({ reason: 'TLSError', reachable: 'True' });
+      expect(outcome.message).toContain('set settings.tls to true');
+      expect(outcome.message).not.toContain(PASSWORD);
+      expect(fixture.keyRequests()).toBe(0);
+      expect(fixture.logins).toEqual([]);
+    } finally {
+      await fixture.close();
+    }
+  });
 });

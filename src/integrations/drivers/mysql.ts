@@ -1,4 +1,4 @@
-import { constants, createHash, publicEncrypt } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { ProbeFailure, describeTarget, type ProbeTarget } from '../probe-failure.js';
 import type { ProbeContext, ProbeDriver, ProbeOutcome } from '../probe-types.js';
 import { booleanSetting, portSetting, runWireProbe, stringSetting, withSettings, type WireSession } from './wire-session.js';
@@ -6,8 +6,9 @@ import { booleanSetting, portSetting, runWireProbe, stringSetting, withSettings,
 /**
  * Probes a MySQL or MariaDB server with the client/server protocol's login only:
  * initial handshake v10, optional TLS upgrade, then mysql_native_password or
- * caching_sha2_password (fast path, and the full path: cleartext over TLS, or
- * RSA-OAEP with the server's public key without TLS), following AuthSwitchRequest.
+ * caching_sha2_password (fast path, and the full path over TLS only: without TLS
+ * the server's RSA key could come from anyone in between, so the probe refuses
+ * to fetch it and says to enable TLS), following AuthSwitchRequest.
  * It ends with COM_QUIT. Written on node built-ins: a probe needs the handshake only.
  *
  * `tls: true` verifies the certificate chain (system CAs plus ctx.trustedCAs) and
@@ -42,7 +43,10 @@ const CLEAR_PASSWORD = 'mysql_clear_password';
 
 const FAST_AUTH_SUCCESS = 0x03;
 const PERFORM_FULL_AUTHENTICATION = 0x04;
-const REQUEST_PUBLIC_KEY = 0x02;
+
+/** Exported for tests: the message names the setting that fixes it. */
+export const ERROR_FULL_AUTH_NEEDS_TLS = (where: string): string =>
+  `${where} asks for caching_sha2_password full authentication, which sends the password; atoll sends it only over TLS and never fetches the server's RSA key over an unencrypted connection: set settings.tls to true (or log in once over TLS so the server caches the account)`;
 
 const ER_DBACCESS_DENIED_ERROR = 1044;
 const ER_ACCESS_DENIED_ERROR = 1045;
@@ -134,7 +138,7 @@ class MysqlLogin {
         }
         case 0x01:
           if (plugin !== CACHING_SHA2_PASSWORD) throw this.unexpected();
-          await this.continueCachingSha2(packet, scramble);
+          this.continueCachingSha2(packet);
           break;
         default:
           throw this.unexpected();
@@ -143,7 +147,7 @@ class MysqlLogin {
   }
 
   /** caching_sha2_password's AuthMoreData: fast-auth success, or the full exchange. */
-  private async continueCachingSha2(packet: Buffer, scramble: Buffer): Promise<void> {
+  private continueCachingSha2(packet: Buffer): void {
     if (packet[1] === FAST_AUTH_SUCCESS) return;
     if (packet[1] !== PERFORM_FULL_AUTHENTICATION) throw this.unexpected();
     const password = Buffer.concat([Buffer.from(this.password(), 'utf8'), Buffer.from([0])]);
@@ -151,22 +155,10 @@ class MysqlLogin {
       this.writePacket(password);
       return;
     }
-    this.writePacket(Buffer.from([REQUEST_PUBLIC_KEY]));
-    const keyPacket = await this.readPacket();
-    if (keyPacket[0] === 0xff) throw this.failureFromError(keyPacket);
-    if (keyPacket[0] !== 0x01) throw this.unexpected();
-    const obfuscated = Buffer.alloc(password.length);
-    for (let i = 0; i < password.length; i++) obfuscated[i] = password[i]! ^ scramble[i % scramble.length]!;
-    let encrypted: Buffer;
-    try {
-      encrypted = publicEncrypt(
-        { key: keyPacket.subarray(1).toString('latin1'), padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: 'sha1' },
-        obfuscated,
-      );
-    } catch (err) {
-      throw new ProbeFailure('UnexpectedResponse', `${this.where} sent an unusable RSA public key`, { cause: err });
-    }
-    this.writePacket(encrypted);
+    // Without TLS the only way on is to ask the server for its RSA key and encrypt the password
+    // to it; over an unauthenticated channel whoever sits in between answers with their own key
+    // and reads the password. So the probe stops here instead of asking.
+    throw new ProbeFailure('TLSError', ERROR_FULL_AUTH_NEEDS_TLS(this.where), { reachable: 'True' });
   }
 
   private authResponse(plugin: string, scramble: Buffer): Buffer {

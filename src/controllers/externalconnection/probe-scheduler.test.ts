@@ -1,0 +1,72 @@
+import { describe, expect, it } from 'vitest';
+import type { ProbeOutcome } from '../../integrations/probe-types.js';
+import { ProbeScheduler, type ProbeRun } from './probe-scheduler.js';
+
+const outcome: ProbeOutcome = { reason: 'Succeeded', reachable: 'True', authenticated: 'True', message: 'ok', durationMs: 1 };
+
+/** A probe that runs until released or aborted, recording what happened to it. */
+function heldProbe(log: string[], name: string): { run: ProbeRun; release: () => void } {
+  let release = () => {};
+  const run: ProbeRun = (signal) => {
+    log.push(`start ${name}`);
+    return new Promise((resolve) => {
+      release = () => resolve(outcome);
+      signal.addEventListener('abort', () => {
+        log.push(`abort ${name}`);
+        resolve({ ...outcome, reason: 'Timeout' });
+      });
+    });
+  };
+  return { run, release: () => release() };
+}
+
+const tick = () => new Promise((r) => setImmediate(r));
+
+describe('ProbeScheduler', () => {
+  it('drops a forgotten key\'s queued probe without running it, and aborts its running one', async () => {
+    const log: string[] = [];
+    const done: string[] = [];
+    const s = new ProbeScheduler(1, (k) => done.push(k));
+    const a = heldProbe(log, 'a');
+    const b = heldProbe(log, 'b');
+    s.request('ns/a', { tag: 't', subject: 't' }, a.run);
+    s.request('ns/b', { tag: 't', subject: 't' }, b.run);
+    expect(s.queued).toBe(1);
+    s.forget('ns/b');
+    expect(s.queued).toBe(0);
+    s.forget('ns/a');
+    await tick();
+    expect(log).toEqual(['start a', 'abort a']);
+    expect(s.active).toBe(0);
+    expect(s.result('ns/a')).toBeUndefined();
+    expect(done).toEqual([]);
+  });
+
+  it('keeps one probe per key: a newer request replaces a queued one', async () => {
+    const log: string[] = [];
+    const s = new ProbeScheduler(1, () => undefined);
+    const first = heldProbe(log, 'x');
+    s.request('ns/x', { tag: 't', subject: 's' }, first.run);
+    s.request('ns/y', { tag: 'old', subject: 's' }, heldProbe(log, 'y-old').run);
+    s.request('ns/y', { tag: 'new', subject: 's' }, heldProbe(log, 'y-new').run);
+    expect(s.queued).toBe(1);
+    first.release();
+    await tick();
+    expect(log).toEqual(['start x', 'start y-new']);
+    expect(s.result('ns/x')).toMatchObject({ tag: 't', subject: 's' });
+    expect(s.isRunning('ns/y', 'new')).toBe(true);
+  });
+
+  it('reports a coalesced request once per window', async () => {
+    let now = 1000;
+    const s = new ProbeScheduler(1, () => undefined, () => now);
+    s.request('ns/a', { tag: 't', subject: 's' }, async () => outcome);
+    expect(s.lastStartedAt('ns/a')).toBe(1000);
+    expect(s.noticeCoalesced('ns/a')).toBe(true);
+    expect(s.noticeCoalesced('ns/a')).toBe(false);
+    await tick();
+    now = 2000;
+    s.request('ns/a', { tag: 't2', subject: 's' }, async () => outcome);
+    expect(s.noticeCoalesced('ns/a')).toBe(true);
+  });
+});
