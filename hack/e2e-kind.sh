@@ -49,19 +49,23 @@ kubectl -n atoll-system rollout status deploy/atoll-controller --timeout=3m
 kubectl -n atoll-system rollout status deploy/atoll-gateway --timeout=3m
 
 step "applying the sample Namespace and Workspace"
-kubectl apply -f config/samples/namespace.yaml
-kubectl apply -f config/samples/workspace.yaml
+kubectl apply -f config/samples/00-namespace.yaml
+kubectl apply -f config/samples/01-workspace.yaml
 
 step "waiting for the sealing webhook to answer (caBundle patched by the controller)"
 for i in $(seq 1 60); do
-  kubectl create --dry-run=server -o name -f config/samples/externalconnection-http-api.yaml >/dev/null 2>&1 && break
+  kubectl create --dry-run=server -o name -f config/samples/02-externalconnection-http-api.yaml >/dev/null 2>&1 && break
   [[ $i == 60 ]] && { echo "[e2e-kind] the webhook never answered" >&2; kubectl -n atoll-system logs deploy/atoll-controller --tail=50 >&2; exit 1; }
   sleep 2
 done
 
 step "applying the sample connections"
-kubectl -n acme create secret generic orders-db --from-literal=password=not-a-real-password --dry-run=client -o yaml | kubectl apply -f -
-kubectl apply -f config/samples/externalconnection-http-api.yaml -f config/samples/externalconnection-postgresql.yaml
+kubectl apply -f config/samples/02-secret-orders-db.yaml
+kubectl apply -f config/samples/02-externalconnection-http-api.yaml -f config/samples/03-externalconnection-postgresql.yaml
+
+step "workload samples (docs/using-connections.md): ServiceAccounts and RBAC applied, workloads dry-run"
+kubectl apply -f config/samples/workloads/10-serviceaccounts.yaml -f config/samples/workloads/11-rbac.yaml
+kubectl apply --server-side --dry-run=server -f config/samples/workloads/
 
 step "waiting for Workspace acme to be Ready"
 kubectl -n acme wait workspace/acme --for=condition=Ready --timeout=3m

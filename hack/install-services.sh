@@ -9,16 +9,11 @@
 # temporary directories, so the system services these packages would normally
 # start are kept from starting and disabled.
 # Idempotent: installed packages are skipped; apt-get update runs at most once.
-# Must run as root (Debian/Ubuntu). Waits for the dpkg lock when another
+# Installing must run as root (Debian/Ubuntu); checking does not. Waits for the dpkg lock when another
 # install is running.
 set -euo pipefail
 
 step() { echo "[services] $(date +%H:%M:%S) $*"; }
-
-if [[ $(id -u) -ne 0 ]]; then
-  echo "[services] must run as root (apt-get install)" >&2
-  exit 1
-fi
 
 # package -> the binary that proves it usable
 declare -A probe_binary=(
@@ -56,6 +51,16 @@ missing=()
 for p in "${packages[@]}"; do
   if is_installed "$p"; then step "$p already installed"; else missing+=("$p"); fi
 done
+
+# Checked before anything else, so a warm machine needs neither root nor apt-get update.
+if [[ ${#missing[@]} -eq 0 && $(id -u) -ne 0 ]]; then
+  step "all test services installed"
+  exit 0
+fi
+if [[ $(id -u) -ne 0 ]]; then
+  echo "[services] missing: ${missing[*]}. Install them as root: sudo bash hack/install-services.sh" >&2
+  exit 1
+fi
 
 # Keep maintainer scripts from starting services during install. An existing
 # policy (containers usually ship one that exits 101) is left untouched.

@@ -55,7 +55,7 @@ export async function startOperator(opts: { client: KubeClient; config: Operator
   await Promise.all([workspaces.waitForSync(), connections.waitForSync(), types.waitForSync()]);
   metrics.connectionsReady.set({ ready: 'true' }, 0);
 
-  const webhook = config.webhook.enabled ? await serveWebhooks(ctx, log.child({ component: 'webhook' })) : undefined;
+  const webhook = config.webhook.enabled ? await serveWebhooks(ctx, log.child({ subsystem: 'webhook' })) : undefined;
 
   const wsController = new Controller({ name: 'workspace', reconcile: new WorkspaceReconciler(ctx).reconcile, log, metrics });
   let connController: Controller;

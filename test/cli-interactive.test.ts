@@ -54,4 +54,21 @@ describe('atoll connect (interactive terminal)', () => {
     expect(conn.spec.credentials?.password?.sealed).toMatch(/^atoll:v1:/);
     expect(conn.status?.credentials?.password?.hint).toBe(`…${password.slice(-4)}`);
   });
+
+  it('a mistyped --set is refused before any prompt, in a terminal too', async () => {
+    const typo = uniqueName('atoll-typo');
+    const cmd = [process.execPath, path.join(packageRoot(), 'dist', 'main.js'), 'connect', 'typo', '--type', 'postgresql', '--set', 'hots=db.internal', '-n', ns, '--kubeconfig', devState().kubeconfig].map((a) => `'${a}'`).join(' ');
+    const t = (...args: string[]) => execFileSync('tmux', ['-L', typo, ...args], { encoding: 'utf8' });
+    t('new-session', '-d', '-s', typo, '-x', '200', '-y', '50', `${cmd}; echo EXIT=$?; sleep 30`);
+    try {
+      const shown = await eventually('exit', async () => t('capture-pane', '-p', '-t', typo), (s) => s.includes('EXIT='), 20_000);
+      expect(shown).toMatch(/spec.settings.hots is not a known setting of this type \(known settings: [a-z, ]*host/);
+      expect(shown).toContain('EXIT=64');
+      expect(shown).not.toContain('Password');
+      expect(shown).not.toMatch(/^host/m);
+      expect(await admin().tryGet(ExternalConnections, 'typo', ns)).toBeUndefined();
+    } finally {
+      t('kill-server');
+    }
+  });
 });

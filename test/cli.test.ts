@@ -118,7 +118,12 @@ describe('atoll CLI', () => {
     const row = (name: string) => lines.find((l) => l.startsWith(`${name} `))?.split(/\s+/);
     expect(row(good)?.slice(0, 4)).toEqual([good, 'http-api', 'True', 'Succeeded']);
     expect(row(bad)?.slice(0, 4)).toEqual([bad, 'http-api', 'False', 'AuthenticationFailed']);
-    expect(lines.filter((l) => l.includes('sealed-')).length).toBe(1);
+    expect(lines.filter((l) => /^sealed-\S+\s/.test(l)).length).toBe(1);
+    // Each connection's conditions follow the table.
+    const section = out.stdout.slice(out.stdout.indexOf(`Conditions of ${bad}:`));
+    expect(section.split('\n')[1]).toMatch(/^\s+TYPE\s+STATUS\s+REASON\s+MESSAGE$/);
+    expect(section).toMatch(/\n\s+Authenticated\s+False\s+AuthenticationFailed\s+\S/);
+    expect(section).toMatch(/\n\s+Reachable\s+True\s/);
     expect(out.stdout).not.toContain(goodToken);
     expect(out.stdout).not.toContain(badToken);
   });

@@ -123,7 +123,7 @@ describe('CRD validation without the webhook (testdata/crd-validation-cases.yaml
     expect(res.code).not.toBe(0);
     expect(res.stderr).toContain('spec.credentials.token.value is write-only plaintext and is never stored');
     expect(res.stderr).toContain('atoll seal');
-    expect(res.stderr).toContain('kubectl create --dry-run=server -o yaml');
+    expect(res.stderr).toContain('kubectl atoll seal');
     expect(res.stderr + res.stdout).not.toContain(plaintext);
     expect(await client.tryGet(ExternalConnections, 'kubectl-plaintext', NAMESPACE)).toBeUndefined();
   });

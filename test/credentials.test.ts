@@ -131,11 +131,19 @@ describe('credentials: binding, hints, rotation', () => {
     await ready(a, 'pointed');
     const before = await admin().get<Secret>(Secrets, 'pointed-credentials', a);
 
-    // An editor points it at a server of their choosing without supplying the credential: refused, nothing sent, nothing lost.
-    await userClient('someone', [`${a}-editors`]).mergePatch(ExternalConnections, 'pointed', a, { spec: { settings: { baseURL: 'https://collector.attacker.example' } } });
-    const moved = await eventually('rejected after repointing', () => admin().get<Conn>(ExternalConnections, 'pointed', a), (c) => condition(c, 'CredentialsSealed')?.reason === 'CiphertextRejected' && c.status?.observedGeneration === c.metadata.generation);
-    expect(condition(moved, 'CredentialsSealed')?.message).toContain('pointing a connection at another host or port requires supplying its credentials again');
+    // An editor points it at a server of their choosing without supplying the credential: refused at admission, naming what changed and the fix.
+    const editor = userClient('someone', [`${a}-editors`]);
+    const refused = await editor.mergePatch(ExternalConnections, 'pointed', a, { spec: { settings: { baseURL: 'https://collector.attacker.example' } } }).catch((e: Error) => e);
+    expect((refused as Error).message).toContain('spec.settings.baseURL changes where this connection sends its credentials');
+    expect((refused as Error).message).toContain('spec.credentials.token is sealed for the previous destination');
+    expect((refused as Error).message).toContain('set spec.credentials.<field>.value beside the new settings');
+    expect((await admin().get<Conn>(ExternalConnections, 'pointed', a)).spec.settings?.baseURL).toBe('https://api.example.com');
     expect((await admin().get<Secret>(Secrets, 'pointed-credentials', a)).data).toEqual(before.data);
+
+    // Only scheme, host and port are the destination of http-api: a path-only change breaks nothing (issue 17.2).
+    await editor.mergePatch(ExternalConnections, 'pointed', a, { spec: { settings: { baseURL: 'https://api.example.com/v2' } } });
+    const moved = await eventually('still sealed after a path change', () => admin().get<Conn>(ExternalConnections, 'pointed', a), (c) => c.status?.observedGeneration === c.metadata.generation && condition(c, 'CredentialsSealed')?.status === 'True');
+    expect(moved.status?.credentials?.token?.version).toBe(1);
 
     // Supplying the credential with the new destination in the same change is fine.
     const q = randomSecret('dest2');
@@ -199,7 +207,8 @@ describe('credentials: binding, hints, rotation', () => {
     const same = await ready(a, 'rotating');
     expect(same.metadata.generation).toBeGreaterThan(first.metadata.generation!);
     expect(same.status?.credentials?.token).toEqual(first.status?.credentials?.token);
-    expect((await admin().get<Secret>(Secrets, 'rotating-credentials', a)).metadata?.resourceVersion).toBe(s1.metadata?.resourceVersion);
+    // The managed copy is kept (same ciphertext); only its bookkeeping notes the new spec value.
+    expect((await admin().get<Secret>(Secrets, 'rotating-credentials', a)).data?.token).toBe(s1.data?.token);
     const noRotation = await admin().list<KubeObject & { reason?: string; involvedObject?: { name?: string } }>(CoreEvents, { namespace: a });
     expect(noRotation.items.filter((e) => e.reason === 'CredentialRotated' && e.involvedObject?.name === 'rotating')).toEqual([]);
 

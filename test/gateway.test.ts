@@ -8,7 +8,7 @@ import path from 'node:path';
 import { parse, parseAllDocuments } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CONNECTION_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, SEALED_SECRET_TYPE, WORKSPACE_LABEL } from '../src/api/v1alpha1/index.js';
-import { createProviderRegistry, Envelope, InMemoryKeyRingStore } from '../src/crypto/index.js';
+import { createProviderRegistry, Envelope, InMemoryKeyRingStore, managedCopy } from '../src/crypto/index.js';
 import { destinationDigest } from '../src/integrations/destination.js';
 import type { KubeClient, KubeObject } from '../src/kube/client.js';
 import { createCertificate, createCertificateAuthority } from '../src/kube/x509.js';
@@ -157,31 +157,35 @@ describe('atoll gateway and agent', () => {
     });
   }
 
-  // Sealed as the operator would: bound to the connection's destination (its baseURL) too.
+  // Sealed as the operator would: a managed copy of this connection object (uid) at a version, bound to its destination too.
   const baseURLs = new Map<string, string>();
-  async function sealedData(ns: string, connection: string, fields: Record<string, string>): Promise<Record<string, string>> {
+  const uids = new Map<string, string>();
+  async function sealedData(ns: string, connection: string, fields: Record<string, string>, version = 1): Promise<Record<string, string>> {
     const data: Record<string, string> = {};
-    const destination = destinationDigest(TEST_TYPE, { baseURL: baseURLs.get(`${ns}/${connection}`) });
+    const destination = destinationDigest({ metadata: { name: 'test-api' }, spec: TEST_TYPE } as never, { baseURL: baseURLs.get(`${ns}/${connection}`) });
     for (const [field, value] of Object.entries(fields)) {
-      const sealed = await envelope.seal(value, { namespace: ns, workspace: identities.get(ns)!, connection, field, destination }, KEY);
+      const sealed = await envelope.seal(value, { namespace: ns, workspace: identities.get(ns)!, connection, field, destination, copy: managedCopy(uids.get(`${ns}/${connection}`)!, version) }, KEY);
       data[field] = Buffer.from(sealed).toString('base64');
     }
     return data;
   }
+  const stateAnnotation = (version: number) => JSON.stringify({ apiKey: { version, hint: '…0001', keyId: KEY.keyId, format: 2 } });
 
   async function connection(ns: string, name: string, baseURL: string, apiKey: string): Promise<void> {
     baseURLs.set(`${ns}/${name}`, baseURL);
-    const data = await sealedData(ns, name, { apiKey });
-    const sealed = Buffer.from(data.apiKey!, 'base64').toString('utf8');
+    const destination = destinationDigest({ metadata: { name: 'test-api' }, spec: TEST_TYPE } as never, { baseURL });
+    const sealed = await envelope.seal(apiKey, { namespace: ns, workspace: identities.get(ns)!, connection: name, field: 'apiKey', destination }, KEY);
     const conn = await admin.create(ExternalConnections, {
       metadata: { name, namespace: ns },
       spec: { type: 'test-api', displayName: `Test ${name}`, settings: { baseURL }, credentials: { apiKey: { sealed } } },
     });
+    uids.set(`${ns}/${name}`, conn.metadata!.uid!);
+    const data = await sealedData(ns, name, { apiKey });
     await admin.create(Secrets, {
       metadata: {
         name: `${name}-credentials`, namespace: ns,
         labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [CONNECTION_LABEL]: name },
-        annotations: { 'atoll.dev/credentials': JSON.stringify({ apiKey: { version: 1, hint: '…0001', keyId: KEY.keyId } }) },
+        annotations: { 'atoll.dev/credentials': stateAnnotation(1) },
         ownerReferences: [{ apiVersion: 'atoll.dev/v1alpha1', kind: 'ExternalConnection', name, uid: conn.metadata!.uid!, controller: true }],
       },
       type: SEALED_SECRET_TYPE,
@@ -410,7 +414,7 @@ describe('atoll gateway and agent', () => {
     await waitUntil('traffic before rotation', () => seen.length >= 3);
 
     const rotatedAt = Date.now();
-    await admin.mergePatch(Secrets, 'api-credentials', NS_A, { data: await sealedData(NS_A, 'api', { apiKey: SECRET_A2 }) });
+    await admin.mergePatch(Secrets, 'api-credentials', NS_A, { metadata: { annotations: { 'atoll.dev/credentials': stateAnnotation(2) } }, data: await sealedData(NS_A, 'api', { apiKey: SECRET_A2 }, 2) });
     await waitUntil('agent file rotated', () => readFileSync(file, 'utf8') === SECRET_A2, 1_000);
     const fileLatency = Date.now() - rotatedAt;
     // The agent has seen the change, so the gateway has too: the very next request uses the new value.

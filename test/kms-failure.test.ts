@@ -3,6 +3,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { parse } from 'yaml';
 import { destinationDigest } from '../src/integrations/destination.js';
+import { managedCopy } from '../src/crypto/binding.js';
 import type { IntegrationTypeObject } from '../src/integrations/probe-types.js';
 import { Writable } from 'node:stream';
 import type { ExternalConnection } from '../src/api/v1alpha1/index.js';
@@ -156,7 +157,10 @@ describe('aws-kms: outage and crash recovery', () => {
     const ws = await client.get<KubeObject>(Workspaces, ns, ns);
     const envelope = new Envelope({ providers: createProviderRegistry({ awsKms: { region: MOTO_REGION, endpoint: moto.endpoint } }) });
     const ct = Buffer.from(secrets.items[0]!.data!.token!, 'base64').toString();
-    expect(await envelope.open(ct, { namespace: ns, workspace: ws.metadata!.uid!, connection: 'crashy', field: 'token', destination: HTTP_API_DESTINATION })).toBe(v);
+    // The managed Secret holds the operator's copy: bound to this connection object and version 1 (ADR 0013).
+    const managed = { namespace: ns, workspace: ws.metadata!.uid!, connection: 'crashy', field: 'token', destination: HTTP_API_DESTINATION };
+    expect(await envelope.open(ct, { ...managed, copy: managedCopy((await get('crashy')).metadata.uid!, 1) })).toBe(v);
+    await expect(envelope.open(ct, managed)).rejects.toMatchObject({ reason: 'CiphertextRejected' });
   });
 
   it('never logged a credential', () => {

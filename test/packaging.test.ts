@@ -151,6 +151,14 @@ describe('manifest copies (hack/sync-manifests.sh)', () => {
 });
 
 describe('helm chart', () => {
+  it('helm template works without flags (the Kubernetes version is checked against the cluster at install)', () => {
+    const r = run(helm, ['template', 'atoll', 'charts/atoll']);
+    expect(r.stderr).toBe('');
+    expect(r.status).toBe(0);
+    expect(r.stdout).toContain('name: atoll-controller');
+    expect(readFileSync(path.join(root, 'charts/atoll/Chart.yaml'), 'utf8')).not.toMatch(/^kubeVersion:/m);
+  });
+
   it('passes helm lint --strict with default and non-default values', () => {
     const kubeVersion = pinnedVersions().KUBERNETES_VERSION!;
     for (const sets of [[], NON_DEFAULT_VALUES]) {
@@ -330,7 +338,7 @@ describe('helm chart', () => {
   it('ships the operator fence (admission policies) and the connection limit default', () => {
     const ms = docs(render());
     const policies = ms.filter((m) => m.kind === 'ValidatingAdmissionPolicy').map((m) => m.metadata.name).sort();
-    expect(policies).toEqual(['atoll-operator-fence', 'atoll-secret-role-bindings', 'atoll-secret-role-bindings-need-workspace']);
+    expect(policies).toEqual(['atoll-operator-fence', 'atoll-secret-role-bindings', 'atoll-secret-role-bindings-need-workspace', 'atoll-webhook-fence']);
     for (const name of policies) {
       const binding = find(ms, 'ValidatingAdmissionPolicyBinding', name) as unknown as { spec: { policyName: string; validationActions: string[] } };
       expect(binding.spec).toMatchObject({ policyName: name, validationActions: ['Deny'] });
@@ -390,7 +398,7 @@ describe('kustomize (config/)', () => {
     const policyKinds = ['ValidatingAdmissionPolicy', 'ValidatingAdmissionPolicyBinding'];
     const specs = (ms: Manifest[]) => Object.fromEntries(ms.filter((m) => policyKinds.includes(m.kind)).map((m) => [`${m.kind}/${m.metadata.name}`, { namespace: m.metadata.namespace ?? null, spec: m.spec }]));
     const kustomized = specs(docs(mustRun('kubectl', ['kustomize', 'config/default'])));
-    expect(Object.keys(kustomized)).toHaveLength(6);
+    expect(Object.keys(kustomized)).toHaveLength(8);
     expect(kustomized).toEqual(specs(docs(render())));
   });
 

@@ -250,10 +250,11 @@ describe('usage, delete protection and the audit trail', () => {
     console.log(`burst: ${total} requests in ${sentIn} ms (${Math.round((total / sentIn) * 1000)}/s); ${writes.length} usage writes in ${elapsed} ms`);
     stop.abort();
     await watching;
-    // Every request counted exactly once, in at most one write per interval (plus the first one, which is not delayed).
+    // Every request counted exactly once, in at most one write per interval (plus the first one, which is not
+    // delayed, and one for the jitter between the API server's write and the watch event that the test times).
     expect(usage?.totals?.requests).toBe(total);
     expect(writes.length).toBeGreaterThan(0);
-    expect(writes.length).toBeLessThanOrEqual(Math.floor(elapsed / FLUSH_INTERVAL_MS) + 1);
+    expect(writes.length).toBeLessThanOrEqual(Math.floor(elapsed / FLUSH_INTERVAL_MS) + 2);
     for (let i = 1; i < writes.length; i++) expect(writes[i]! - writes[i - 1]!).toBeGreaterThan(FLUSH_INTERVAL_MS / 2);
   }, 120_000);
 

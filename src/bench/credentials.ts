@@ -374,7 +374,7 @@ async function main(): Promise<void> {
     await precreateWebhookConfigurations(client);
     // The quota controller computes each workspace's connection quota (as in any cluster).
     await cp.startControllerManager(['resourcequota']);
-    // Sealing throughput is what is measured: lift the per-namespace sealing budget (ADR 0011).
+    // Sealing throughput is what is measured: lift the per-namespace sealing budget (ADR 0012).
     const config = loopbackOperatorConfig({ ATOLL_SEALING_RATE_PER_MINUTE: '1000000', ATOLL_SEALING_BURST: '100000' });
     const operatorClient = await cp.serviceAccountClient(OPERATOR_NAMESPACE, config.serviceAccounts.controller);
     operator = await startOperator({ client: operatorClient, config, log });

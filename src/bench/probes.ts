@@ -299,8 +299,10 @@ async function main(): Promise<void> {
     await precreateWebhookConfigurations(client);
     // The quota controller computes each workspace's connection quota (as in any cluster).
     await cp.startControllerManager(['resourcequota']);
-    // One namespace receives every connection: lift the per-namespace sealing budget (ADR 0011).
-    const config = loopbackOperatorConfig({ ATOLL_LOG_LEVEL: 'silent', ATOLL_SEALING_RATE_PER_MINUTE: '1000000', ATOLL_SEALING_BURST: '100000' }, process.env);
+    // One namespace receives every connection: lift the per-namespace sealing budget (ADR 0012) and
+    // let it use the whole probe pool (ADR 0017), so the figures measure the pool, not one share.
+    const defaults = loopbackOperatorConfig({}, process.env);
+    const config = loopbackOperatorConfig({ ATOLL_LOG_LEVEL: 'silent', ATOLL_SEALING_RATE_PER_MINUTE: '1000000', ATOLL_SEALING_BURST: '100000', ATOLL_PROBE_CONCURRENCY_PER_WORKSPACE: String(defaults.probes.concurrency) }, process.env);
     operator = await startOperator({ client: await cp.serviceAccountClient(OPERATOR_NAMESPACE, config.serviceAccounts.controller), config, log });
 
     const results: PhaseResult[] = [];

@@ -22,6 +22,8 @@ export async function consoleCommand(args: ParsedArgs): Promise<number> {
   if (Boolean(certFile) !== Boolean(keyFile)) throw new UsageError('atoll console: --tls-cert-file and --tls-key-file go together');
   const port = Number(flag(args, 'port') ?? env.ATOLL_CONSOLE_PORT ?? 8090);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError('atoll console: --port must be a port number such as 8090');
+  const maxSessions = Number(flag(args, 'max-sessions') ?? env.ATOLL_CONSOLE_MAX_SESSIONS ?? 10_000);
+  if (!Number.isInteger(maxSessions) || maxSessions < 1) throw new UsageError('atoll console: --max-sessions must be a positive whole number such as 10000');
   const log = createLogger({ level: env.ATOLL_LOG_LEVEL ?? 'info', name: 'atoll-console' });
   const server = await startConsole({
     apiServer,
@@ -29,6 +31,7 @@ export async function consoleCommand(args: ParsedArgs): Promise<number> {
     host: flag(args, 'host') ?? env.ATOLL_CONSOLE_HOST ?? '127.0.0.1',
     port,
     ...(certFile && keyFile ? { tls: { certPem: readFileSync(certFile, 'utf8'), keyPem: readFileSync(keyFile, 'utf8') } } : {}),
+    maxSessions,
     log,
   });
   log.info({ url: server.url }, 'console started');

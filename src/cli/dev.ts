@@ -1,9 +1,9 @@
-import { mkdirSync, rmSync, writeFileSync, createWriteStream } from 'node:fs';
+import { mkdirSync, renameSync, rmSync, writeFileSync, createWriteStream, existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { startOperator } from '../operator.js';
 import { createLogger } from '../runtime/logger.js';
 import { ControlPlane, WEBHOOK_CLIENT_NAME } from '../testing/control-plane.js';
-import { packageRoot } from '../testing/binaries.js';
+import { ensureControlPlaneBinaries, packageRoot } from '../testing/binaries.js';
 import { freePort } from '../testing/ports.js';
 import { installAtoll, loopbackOperatorConfig, OPERATOR_NAMESPACE, precreateWebhookConfigurations } from '../testing/embedded.js';
 import { createCertificate, createCertificateAuthority } from '../kube/x509.js';
@@ -25,8 +25,11 @@ export async function dev(args: ParsedArgs): Promise<number> {
   const kms = flag(args, 'kms') ?? 'local';
   if (kms !== 'local' && kms !== 'vault-transit') throw new UsageError('atoll dev --kms must be local or vault-transit');
   const dir = path.resolve(flag(args, 'dir') ?? path.join(root, '.atoll', 'dev'));
+  refuseIfRunning(dir);
   rmSync(dir, { recursive: true, force: true });
   mkdirSync(path.join(dir, 'cluster'), { recursive: true });
+  // Claimed before the slow start-up, so a second `atoll dev` cannot wipe a starting one either.
+  writeFileSync(path.join(dir, PID_FILE), `${process.pid}\n`);
   // If whoever started us goes away (closed pipe), keep shutting down cleanly rather than die on EPIPE.
   process.stdout.on('error', () => undefined);
   process.stderr.on('error', () => undefined);
@@ -34,7 +37,9 @@ export async function dev(args: ParsedArgs): Promise<number> {
   const logFile = path.join(dir, 'atoll.log');
   const log = createLogger({ level: process.env.ATOLL_LOG_LEVEL ?? 'info', destination: createWriteStream(logFile, { flags: 'a' }) as never });
 
-  say('building or finding control-plane binaries (first run builds them from the Go module proxy; this takes several minutes)');
+  say(controlPlaneCached()
+    ? 'starting the control plane (cached binaries)'
+    : 'building the control-plane binaries from the Go module proxy (first run only; this takes several minutes)');
   const cp = await ControlPlane.start({ dir: path.join(dir, 'cluster'), onProgress: say, controllerManager: false });
   const client = cp.adminClient();
   let stopping = false;
@@ -57,12 +62,13 @@ export async function dev(args: ParsedArgs): Promise<number> {
     // are created up front (in a cluster the chart does that).
     await precreateWebhookConfigurations(client);
     const operator = await startOperator({ client: await cp.serviceAccountClient(OPERATOR_NAMESPACE, config.serviceAccounts.controller), config, log: log.child({ component: 'controller' }) });
+    // The gateway names its own component (log below has none: a second binding would print the key twice).
     // The gateway serves HTTPS here too, from a CA made for this session; clients trust gateway-ca.crt.
     const gatewayCA = createCertificateAuthority({ commonName: 'atoll-dev-gateway-ca' });
     const gatewayCert = createCertificate({ issuer: gatewayCA, commonName: 'localhost', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'], usage: 'server' });
     const gatewayCAFile = path.join(dir, 'gateway-ca.crt');
     writeFileSync(gatewayCAFile, gatewayCA.certPem);
-    const gateway = await startGatewayFromConfig({ client: await cp.serviceAccountClient(OPERATOR_NAMESPACE, config.serviceAccounts.gateway), config: gatewayConfig, log: log.child({ component: 'gateway' }), host: '127.0.0.1', port: gatewayPort, tls: gatewayCert });
+    const gateway = await startGatewayFromConfig({ client: await cp.serviceAccountClient(OPERATOR_NAMESPACE, config.serviceAccounts.gateway), config: gatewayConfig, log, host: '127.0.0.1', port: gatewayPort, tls: gatewayCert });
     // The console gets the API server's address and CA, nothing else: it acts with each person's token.
     const consoleServer = await startConsole({ apiServer: cp.server, caPem: cp.ca.certPem, host: '127.0.0.1', port: await freePort(), log: log.child({ component: 'console' }) });
     const demo = await demoMemberToken(client);
@@ -78,7 +84,9 @@ export async function dev(args: ParsedArgs): Promise<number> {
       log: logFile,
       pid: process.pid,
     };
-    writeFileSync(path.join(dir, 'state.json'), JSON.stringify(state, null, 2) + '\n');
+    // Written aside and renamed: whoever waits for state.json never reads half of it.
+    writeFileSync(path.join(dir, 'state.json.tmp'), JSON.stringify(state, null, 2) + '\n');
+    renameSync(path.join(dir, 'state.json.tmp'), path.join(dir, 'state.json'));
     say(`ready: Kubernetes ${state.kubernetesVersion} at ${cp.server}`);
     say(`gateway: ${gateway.url}   metrics: ${state.controller.metrics}   logs: ${logFile}`);
     process.stdout.write(`export KUBECONFIG=${cp.adminKubeconfigPath}\n`);
@@ -109,6 +117,52 @@ export async function dev(args: ParsedArgs): Promise<number> {
     await vault?.server.destroy();
     await cp.stop();
     rmSync(path.join(dir, 'state.json'), { force: true });
+    rmSync(path.join(dir, PID_FILE), { force: true });
   }
   return 0;
+}
+
+const PID_FILE = 'atoll-dev.pid';
+
+/** A live `atoll dev` owns its directory: starting over it would strand that instance without its kubeconfig. */
+function refuseIfRunning(dir: string): void {
+  const pid = runningPid(dir);
+  if (pid === undefined) return;
+  const kubeconfig = path.join(dir, 'cluster', 'admin.kubeconfig');
+  const reach = existsSync(path.join(dir, 'state.json')) ? `reach it with: export KUBECONFIG=${readState(dir)?.kubeconfig ?? kubeconfig}` : 'it is still starting';
+  throw new UsageError(`atoll dev is already running (pid ${pid}) with state in ${dir}.\n  ${reach}\n  stop it with Ctrl-C in its terminal or: kill ${pid}\n  or start another one elsewhere: atoll dev --dir <other dir>`);
+}
+
+function runningPid(dir: string): number | undefined {
+  for (const candidate of [Number(readFileOr(path.join(dir, PID_FILE))?.trim()), readState(dir)?.pid]) {
+    if (!candidate || !Number.isInteger(candidate) || candidate === process.pid) continue;
+    try {
+      process.kill(candidate, 0);
+      return candidate;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'EPERM') return candidate; // alive, someone else's
+    }
+  }
+  return undefined;
+}
+
+function readState(dir: string): { pid?: number; kubeconfig?: string } | undefined {
+  try {
+    return JSON.parse(readFileOr(path.join(dir, 'state.json')) ?? 'null') ?? undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function readFileOr(file: string): string | undefined {
+  return existsSync(file) ? readFileSync(file, 'utf8') : undefined;
+}
+
+function controlPlaneCached(): boolean {
+  try {
+    ensureControlPlaneBinaries({ build: false });
+    return true;
+  } catch {
+    return false;
+  }
 }

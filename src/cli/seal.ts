@@ -2,15 +2,12 @@ import { stringify } from 'yaml';
 import type { ExternalConnection, IntegrationType } from '../api/v1alpha1/index.js';
 import { ExternalConnections, IntegrationTypes } from '../kube/resources.js';
 import type { KubeObject } from '../kube/client.js';
-import { flag, flags, UsageError, type ParsedArgs } from './args.js';
+import { flag, flags, keyValues, UsageError, type ParsedArgs } from './args.js';
 import { cliClient } from './kube-context.js';
 import { readSecret } from './prompt.js';
 import { coerceSetting } from './settings-input.js';
 
-export const SEAL_USAGE = `atoll seal <connection> --type <type> [-n namespace] [--field name ...] [--set key=value ...] [--kubeconfig file]
-  Reads each credential from a no-echo prompt (or stdin when piped, for a single --field),
-  asks the API server to seal it (server-side dry run: nothing is stored and no KMS
-  credentials are needed here) and prints an ExternalConnection manifest ready for Git.`;
+export const SEAL_USAGE = 'atoll seal <connection> --type <type> [-n namespace] [--field name ...] [--set key=value ...]; see atoll seal --help';
 
 /**
  * `atoll seal`: sealing without KMS access on the user's machine. The
@@ -29,15 +26,16 @@ export async function seal(args: ParsedArgs): Promise<number> {
   if (fields.length === 0) throw new UsageError('name the credential fields to seal with --field');
   if (!process.stdin.isTTY && fields.length > 1) throw new UsageError('stdin can carry one credential: pass a single --field, or run in a terminal to be prompted for each');
   const settings: Record<string, unknown> = {};
-  for (const kv of flags(args, 'set')) {
-    const eq = kv.indexOf('=');
-    if (eq <= 0) throw new UsageError(`--set ${kv}: expected key=value`);
-    settings[kv.slice(0, eq)] = coerceSetting(type?.spec.settingsSchema as never, kv.slice(0, eq), kv.slice(eq + 1));
-  }
+  for (const [key, raw] of keyValues(args, 'set')) settings[key] = coerceSetting(type?.spec.settingsSchema as never, key, raw);
   const credentials: Record<string, { value: string }> = {};
   for (const f of fields) {
+    const format = type?.spec.credentialFields?.find((x) => x.name === f)?.format;
+    // A terminal prompt ends at the first newline: a PEM or JSON value must come from a file.
+    if (format && process.stdin.isTTY) throw new UsageError(`${f} is multi-line (format ${format}): pipe it from a file, e.g. atoll seal ${name} --type ${typeName} --field ${f} < ${f}.${format === 'json' ? 'json' : 'pem'}`);
     const label = type?.spec.credentialFields?.find((x) => x.name === f)?.displayName ?? f;
-    credentials[f] = { value: await readSecret(`${label} (${f}): `) };
+    const value = await readSecret(`${label} (${f}): `);
+    if (value.trim() === '') throw new UsageError(`${f}: the value is empty or only whitespace; nothing was sealed`);
+    credentials[f] = { value };
   }
   const obj: ExternalConnection = {
     apiVersion: 'atoll.dev/v1alpha1',

@@ -40,6 +40,8 @@ export interface OperatorConfig {
   readonly leaderElection: { readonly enabled: boolean; readonly identity: string };
   readonly probes: {
     readonly concurrency: number;
+    /** Probe slots one workspace may hold at once, so one whose hosts never answer cannot starve the others. */
+    readonly perWorkspace: number;
     readonly defaultTimeoutMs: number;
     readonly maxResponseBytes: number;
     /** On-demand tests (the test-requested-at annotation) start at most one probe per connection per this interval; extra requests are coalesced. */
@@ -112,6 +114,9 @@ export function loadOperatorConfig(env: Env = process.env, overrides: Partial<Re
   const logLevel = e.ATOLL_LOG_LEVEL ?? 'info';
   if (!LOG_LEVELS.includes(logLevel)) problems.push(`ATOLL_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`);
   const concurrency = int(e, 'ATOLL_PROBE_CONCURRENCY', 16, 1, 1024, problems);
+  // A quarter of the pool by default: a workspace whose hosts never answer still leaves three quarters to the others.
+  const perWorkspace = int(e, 'ATOLL_PROBE_CONCURRENCY_PER_WORKSPACE', Math.max(1, Math.floor(concurrency / 4)), 1, 1024, problems);
+  if (perWorkspace > concurrency) problems.push('ATOLL_PROBE_CONCURRENCY_PER_WORKSPACE must be at most ATOLL_PROBE_CONCURRENCY');
   const kmsTimeout = int(e, 'ATOLL_KMS_TIMEOUT_MS', 3000, 100, 60_000, problems);
   const sealingPerMinute = int(e, 'ATOLL_SEALING_RATE_PER_MINUTE', 300, 1, 1_000_000, problems);
   const sealingBurst = int(e, 'ATOLL_SEALING_BURST', 50, 1, 100_000, problems);
@@ -140,7 +145,7 @@ export function loadOperatorConfig(env: Env = process.env, overrides: Partial<Re
     }),
     health: Object.freeze({ host: e.ATOLL_HEALTH_HOST ?? '0.0.0.0', port: healthPort }),
     leaderElection: Object.freeze({ enabled: (e.ATOLL_LEADER_ELECT ?? 'true') !== 'false', identity: e.POD_NAME ?? `${hostname()}-${process.pid}` }),
-    probes: Object.freeze({ concurrency, defaultTimeoutMs: 10_000, maxResponseBytes: 64 * 1024, testMinIntervalMs: testMinInterval * 1000 }),
+    probes: Object.freeze({ concurrency, perWorkspace, defaultTimeoutMs: 10_000, maxResponseBytes: 64 * 1024, testMinIntervalMs: testMinInterval * 1000 }),
     serviceAccounts: Object.freeze({ controller: e.ATOLL_CONTROLLER_SERVICE_ACCOUNT ?? 'atoll-controller', gateway: e.ATOLL_GATEWAY_SERVICE_ACCOUNT ?? 'atoll-gateway' }),
     usage: Object.freeze({ flushIntervalMs, deleteProtectionWindowMs }),
     defaultMaxConnections,

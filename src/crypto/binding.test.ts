@@ -1,11 +1,23 @@
 import { describe, expect, it } from 'vitest';
-import { additionalData, canonicalContext, encryptionContext, type Binding } from './binding.js';
+import { additionalData, canonicalContext, encryptionContext, managedCopy, type Binding } from './binding.js';
 
 const binding: Binding = { namespace: 'acme', workspace: 'acme-uid-1', connection: 'datadog-eu', field: 'apiKey', destination: 'dest-1' };
 
 describe('encryptionContext', () => {
   it('names every part of the binding under atoll.dev keys', () => {
     expect(encryptionContext(binding)).toEqual({
+      'atoll.dev/namespace': 'acme',
+      'atoll.dev/workspace': 'acme-uid-1',
+      'atoll.dev/connection': 'datadog-eu',
+      'atoll.dev/field': 'apiKey',
+      'atoll.dev/destination': 'dest-1',
+      'atoll.dev/binding': '2',
+      'atoll.dev/copy': 'spec',
+    });
+  });
+
+  it('keeps the format 1 context unchanged, so values sealed before binding format 2 still open', () => {
+    expect(encryptionContext({ ...binding, format: 1 })).toEqual({
       'atoll.dev/namespace': 'acme',
       'atoll.dev/workspace': 'acme-uid-1',
       'atoll.dev/connection': 'datadog-eu',
@@ -35,18 +47,32 @@ describe('additionalData', () => {
 
   it('differs when any single part differs, including swapped parts', () => {
     const base = additionalData(binding);
-    for (const part of ['namespace', 'workspace', 'connection', 'field'] as const) {
+    for (const part of ['namespace', 'workspace', 'connection', 'field', 'destination'] as const) {
       expect(additionalData({ ...binding, [part]: binding[part] + 'x' }).equals(base)).toBe(false);
     }
     const swapped = additionalData({ ...binding, namespace: binding.workspace, workspace: binding.namespace });
     expect(swapped.equals(base)).toBe(false);
   });
 
-  it('carries the format version right after the label', () => {
+  it('separates the spec copy from every managed copy, and managed copies by connection uid and version', () => {
+    const spec = additionalData(binding);
+    const v1 = additionalData({ ...binding, copy: managedCopy('uid-1', 1) });
+    const v2 = additionalData({ ...binding, copy: managedCopy('uid-1', 2) });
+    const otherUid = additionalData({ ...binding, copy: managedCopy('uid-2', 1) });
+    expect(new Set([spec, v1, v2, otherUid].map((b) => b.toString('hex'))).size).toBe(4);
+    expect(encryptionContext({ ...binding, copy: managedCopy('uid-1', 3) })['atoll.dev/copy']).toBe('managed/uid-1/3');
+  });
+
+  it('never lets a format 1 value open as format 2 (the format byte and the copy differ)', () => {
+    expect(additionalData({ ...binding, format: 1 }).equals(additionalData(binding))).toBe(false);
+  });
+
+  it('carries the binding format right after the label', () => {
     const aad = additionalData(binding);
     const labelLength = aad.readUInt32BE(0);
     expect(aad.subarray(4, 4 + labelLength).toString()).toBe('atoll.dev/envelope');
-    expect(aad[4 + labelLength]).toBe(1);
+    expect(aad[4 + labelLength]).toBe(2);
+    expect(additionalData({ ...binding, format: 1 })[4 + labelLength]).toBe(1);
   });
 });
 

@@ -2,10 +2,10 @@ import { CryptoErrorMessage } from './errors.js';
 
 /**
  * Where a credential lives and where it may go. Every ciphertext is
- * cryptographically bound to all five parts (KMS encryption context and
- * AES-GCM additional data), so a value copied to another namespace,
- * workspace, connection or field, or a connection pointed at another
- * destination, cannot open it (spec invariant 3). None of these parts is secret.
+ * cryptographically bound to all of it (KMS encryption context and AES-GCM
+ * additional data), so a value copied to another namespace, workspace,
+ * connection or field, or a connection pointed at another destination or
+ * type, cannot open it (spec invariant 3). None of these parts is secret.
  */
 export interface Binding {
   namespace: string;
@@ -13,12 +13,33 @@ export interface Binding {
   workspace: string;
   connection: string;
   field: string;
-  /** Digest of the settings that decide where the credential is sent (src/integrations/destination.ts). */
+  /** Digest of the type and settings that decide where and how the credential is sent (src/integrations/destination.ts). */
   destination: string;
+  /**
+   * Binding format. 2 (the default, the only one sealed) also binds the copy;
+   * 1 is the format of values sealed before ADR 0013, kept so they still open.
+   */
+  format?: 1 | 2;
+  /**
+   * Which copy of the credential this is (format 2): `spec` for a value in a
+   * connection's spec (what Git holds), `managed/<connection uid>/<version>`
+   * for the operator's copy in the managed Secret. A value of one copy never
+   * opens as another, so an old or a Git value written into the managed
+   * Secret is refused (ADR 0013).
+   */
+  copy?: string;
 }
 
-/** The one envelope format version this code writes; part of the AAD so versions cannot be confused. */
+/** The one envelope text format version this code writes (`atoll:v1:`); binding formats are separate. */
 export const ENVELOPE_VERSION = 1;
+/** The binding format this code seals with. */
+export const BINDING_FORMAT = 2;
+export const SPEC_COPY = 'spec';
+
+/** The copy name of the managed Secret's value of one incarnation (uid) of a connection at one version. */
+export function managedCopy(connectionUid: string, version: number): string {
+  return `managed/${connectionUid}/${version}`;
+}
 
 const CONTEXT_KEY = {
   namespace: 'atoll.dev/namespace',
@@ -26,15 +47,27 @@ const CONTEXT_KEY = {
   connection: 'atoll.dev/connection',
   field: 'atoll.dev/field',
   destination: 'atoll.dev/destination',
+  binding: 'atoll.dev/binding',
+  copy: 'atoll.dev/copy',
 } as const;
 
 const AAD_LABEL = 'atoll.dev/envelope';
 
 /** Rejects empty or non-string parts: an empty part would silently weaken the binding. */
 export function assertBinding(b: Binding): void {
-  for (const part of [b.namespace, b.workspace, b.connection, b.field, b.destination]) {
+  const parts = [b.namespace, b.workspace, b.connection, b.field, b.destination];
+  if (formatOf(b) === 2) parts.push(copyOf(b));
+  for (const part of parts) {
     if (typeof part !== 'string' || part.length === 0) throw new TypeError(CryptoErrorMessage.invalidBinding);
   }
+}
+
+function formatOf(b: Binding): 1 | 2 {
+  return b.format ?? 2;
+}
+
+function copyOf(b: Binding): string {
+  return b.copy ?? SPEC_COPY;
 }
 
 /**
@@ -44,32 +77,41 @@ export function assertBinding(b: Binding): void {
  */
 export function encryptionContext(b: Binding): Record<string, string> {
   assertBinding(b);
-  return {
+  const context: Record<string, string> = {
     [CONTEXT_KEY.namespace]: b.namespace,
     [CONTEXT_KEY.workspace]: b.workspace,
     [CONTEXT_KEY.connection]: b.connection,
     [CONTEXT_KEY.field]: b.field,
     [CONTEXT_KEY.destination]: b.destination,
   };
+  if (formatOf(b) === 2) {
+    context[CONTEXT_KEY.binding] = '2';
+    context[CONTEXT_KEY.copy] = copyOf(b);
+  }
+  return context;
 }
 
 /**
- * Canonical AES-GCM additional data for a binding: a label, the format
- * version, then each part as a 4-byte big-endian length and its UTF-8 bytes,
+ * Canonical AES-GCM additional data for a binding: a label, the binding
+ * format, then each part as a 4-byte big-endian length and its UTF-8 bytes,
  * in a fixed order. Length prefixes make it unambiguous: ("a:b", "c") and
- * ("a", "b:c") never produce the same bytes.
+ * ("a", "b:c") never produce the same bytes. Format 1 (byte 0x01) has five
+ * parts; format 2 (byte 0x02) adds the copy.
  */
 export function additionalData(b: Binding): Buffer {
   assertBinding(b);
-  return Buffer.concat([
+  const format = formatOf(b);
+  const parts = [
     lengthPrefixed(AAD_LABEL),
-    Buffer.from([ENVELOPE_VERSION]),
+    Buffer.from([format]),
     lengthPrefixed(b.namespace),
     lengthPrefixed(b.workspace),
     lengthPrefixed(b.connection),
     lengthPrefixed(b.field),
     lengthPrefixed(b.destination),
-  ]);
+  ];
+  if (format === 2) parts.push(lengthPrefixed(copyOf(b)));
+  return Buffer.concat(parts);
 }
 
 /**

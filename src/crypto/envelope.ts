@@ -106,6 +106,11 @@ export class Envelope {
     return this.seal(await this.open(sealed, binding), binding, to);
   }
 
+  /** Names of the registered KMS providers (admission refuses envelopes naming another). */
+  providerNames(): string[] {
+    return this.#providers.names();
+  }
+
   /** The cache's counters, for metrics. */
   stats() {
     return this.#cache.stats();

@@ -1,5 +1,5 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { additionalData, type Binding } from './binding.js';
+import { additionalData, lengthPrefixed, type Binding } from './binding.js';
 
 /** Shorter keys would make the fingerprint of a weak password brute-forceable offline. */
 export const MIN_FINGERPRINT_KEY_BYTES = 32;
@@ -22,4 +22,24 @@ export function sameFingerprint(a: string, b: string): boolean {
   const left = Buffer.from(a, 'utf8');
   const right = Buffer.from(b, 'utf8');
   return left.length === right.length && timingSafeEqual(left, right);
+}
+
+/** Where a credential lives, without its destination: what fingerprints since binding format 2 cover. */
+export interface CredentialPlace {
+  namespace: string;
+  workspace: string;
+  connection: string;
+  field: string;
+}
+
+/**
+ * Keyed fingerprint since binding format 2: HMAC-SHA256 over a label, the
+ * place (length-prefixed) and the plaintext. The destination is left out on
+ * purpose: confirming a new destination (`atoll rebind`) is not a rotation.
+ */
+export function placeFingerprint(key: Buffer, place: CredentialPlace, plaintext: string): string {
+  if (key.length < MIN_FINGERPRINT_KEY_BYTES) throw new RangeError('fingerprint key too short');
+  const h = createHmac('sha256', key).update(lengthPrefixed('atoll.dev/fingerprint/v2'));
+  for (const part of [place.namespace, place.workspace, place.connection, place.field]) h.update(lengthPrefixed(part));
+  return h.update(plaintext, 'utf8').digest('base64url');
 }

@@ -4,7 +4,7 @@ import type { ConnectionUsage, UsageActiveStream, UsageConsumer } from '../api/v
  * `status.usage` of an ExternalConnection: pure rules shared by the gateway
  * (which records and merges), the webhook (which refuses deleting a
  * connection in use) and the CLI (which shows it). See
- * docs/adr/0009-usage-merge.md for why counts travel as per-replica deltas.
+ * docs/adr/0015-usage-merge.md for why counts travel as per-replica deltas.
  */
 
 export type Via = UsageConsumer['via'];

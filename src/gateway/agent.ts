@@ -30,6 +30,8 @@ export interface AgentOptions {
   idleTimeoutMs?: number;
   /** Reconnect backoff bounds; default 500 ms to 30 s. */
   backoff?: { initialMs: number; maxMs: number };
+  /** Write each connection's files once, then resolve (Jobs, init containers). */
+  once?: boolean;
   /** Called after a connection's files were brought up to date (metrics, tests). */
   onUpdate?: (connection: string, revision: string) => void;
 }
@@ -97,8 +99,23 @@ export async function runAgent(opts: AgentOptions): Promise<void> {
   }
 }
 
-async function followConnection(opts: AgentOptions, connection: string, signal: AbortSignal): Promise<void> {
-  const log = opts.log.child({ component: 'agent', connection });
+async function followConnection(opts: AgentOptions, connection: string, outer: AbortSignal): Promise<void> {
+  const log = opts.log.child({ connection });
+  // In --once mode the first complete write ends this connection's stream.
+  const local = new AbortController();
+  const signal = local.signal;
+  const onOuterAbort = (): void => local.abort();
+  outer.addEventListener('abort', onOuterAbort, { once: true });
+  try {
+    await followUntilAborted(opts, connection, signal, log, () => {
+      if (opts.once) local.abort();
+    });
+  } finally {
+    outer.removeEventListener('abort', onOuterAbort);
+  }
+}
+
+async function followUntilAborted(opts: AgentOptions, connection: string, signal: AbortSignal, log: Logger, onWritten: () => void): Promise<void> {
   const initialMs = opts.backoff?.initialMs ?? 500;
   const maxMs = opts.backoff?.maxMs ?? 30_000;
   let delay = initialMs;
@@ -107,13 +124,14 @@ async function followConnection(opts: AgentOptions, connection: string, signal: 
     try {
       await subscribe(opts, connection, signal, log, () => {
         received = true;
+        onWritten();
       });
     } catch (err) {
       if (err instanceof AgentFatalError) throw err;
       // A certificate that does not verify is configuration, not weather: retrying cannot fix it.
       if (isCertificateError(err)) throw new AgentFatalError(AgentErrorMessage.untrustedGateway, connection);
       if (signal.aborted) return;
-      log.warn({ status: err instanceof StreamClosed ? err.status : undefined, err: { name: (err as Error).name, code: (err as { code?: unknown }).code } }, 'credentials stream interrupted, reconnecting');
+      log.warn({ status: err instanceof StreamClosed ? err.status : undefined, gateway: opts.gatewayURL, err: { name: (err as Error).name, code: (err as { code?: unknown }).code } }, `credentials stream for connection ${connection} interrupted, reconnecting`);
     }
     if (received) delay = initialMs;
     await sleep(delay * (0.8 + Math.random() * 0.4), signal);
@@ -123,7 +141,11 @@ async function followConnection(opts: AgentOptions, connection: string, signal: 
 
 /** One subscription: resolves or rejects when the stream ends; `onEvent` marks progress (resets backoff). */
 async function subscribe(opts: AgentOptions, connection: string, signal: AbortSignal, log: Logger, onEvent: () => void): Promise<void> {
-  const token = (await readFile(opts.tokenFile, 'utf8')).trim();
+  const token = await readFile(opts.tokenFile, 'utf8').then((t) => t.trim(), (err: NodeJS.ErrnoException) => {
+    // Retried (the kubelet may not have projected it yet), but the log says which file.
+    log.error({ tokenFile: opts.tokenFile, code: err.code }, `cannot read the ServiceAccount token file ${opts.tokenFile} (a projected token with audience atoll-gateway)`);
+    throw err;
+  });
   const ca = opts.caFile === undefined ? undefined : await readFile(opts.caFile, 'utf8');
   const url = new URL(`v1/connections/${connection}/credentials?watch=1`, opts.gatewayURL.endsWith('/') ? opts.gatewayURL : `${opts.gatewayURL}/`);
   const lib = url.protocol === 'https:' ? https : http;
@@ -160,12 +182,12 @@ async function subscribe(opts: AgentOptions, connection: string, signal: AbortSi
             opts.onUpdate?.(connection, msg.revision);
           }).catch((err: unknown) => {
             if (err instanceof SymlinkRefused) {
-              log.error({ component: err.component }, 'refusing to follow a symbolic link in the credentials directory');
+              log.error({ pathComponent: err.component }, 'refusing to follow a symbolic link in the credentials directory');
               reject(new AgentFatalError(AgentErrorMessage.symlink, connection));
               req.destroy();
               return;
             }
-            log.error({ err: { name: (err as Error).name, code: (err as { code?: unknown }).code } }, 'writing credential files failed');
+            log.error({ dir: opts.dir, err: { name: (err as Error).name, code: (err as { code?: unknown }).code } }, `writing credential files for connection ${connection} under ${opts.dir} failed`);
             req.destroy(new StreamClosed(undefined));
           });
         }

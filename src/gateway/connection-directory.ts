@@ -2,7 +2,7 @@ import type { ExternalConnection, IntegrationType, Workspace } from '../api/v1al
 import { destinationDigest } from '../integrations/destination.js';
 import { CONNECTION_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, managedSecretName, SEALED_SECRET_TYPE } from '../api/v1alpha1/index.js';
 import { workspaceIdentity } from '../controllers/workspace/identity.js';
-import type { Envelope } from '../crypto/index.js';
+import { CiphertextRejectedError, managedCopy, type Envelope } from '../crypto/index.js';
 import type { KubeClient, KubeObject } from '../kube/client.js';
 import { ExternalConnections, IntegrationTypes, Secrets, Workspaces } from '../kube/resources.js';
 import { Informer } from '../runtime/informer.js';
@@ -37,6 +37,8 @@ interface CacheEntry {
   revision: string;
   identity: string;
   destination: string;
+  /** The connection's status versions the snapshot was checked against. */
+  floors: string;
   snapshot: Promise<CredentialSnapshot>;
 }
 
@@ -141,9 +143,10 @@ export class ConnectionDirectory {
     if (!secret.metadata?.ownerReferences?.some((o) => o.uid === conn.metadata?.uid)) throw notReady(GatewayErrorMessage.noCredentials);
     const key = cacheKey(namespace, connection);
     const cached = this.#cache.get(key);
-    if (cached !== undefined && cached.revision === revision && cached.identity === identity && cached.destination === destination) return cached.snapshot;
+    const floors = statusVersions(conn);
+    if (cached !== undefined && cached.revision === revision && cached.identity === identity && cached.destination === destination && cached.floors === floors) return cached.snapshot;
 
-    const entry: CacheEntry = { revision, identity, destination, snapshot: this.#open(namespace, identity, destination, connection, secret, revision) };
+    const entry: CacheEntry = { revision, identity, destination, floors, snapshot: this.#open(namespace, identity, destination, conn, secret, revision) };
     this.#cache.set(key, entry);
     entry.snapshot.catch(() => {
       if (this.#cache.get(key) === entry) this.#cache.delete(key);
@@ -163,12 +166,25 @@ export class ConnectionDirectory {
     };
   }
 
-  async #open(namespace: string, identity: string, destination: string, connection: string, secret: SecretObject, revision: string): Promise<CredentialSnapshot> {
+  /**
+   * Opens the managed copies (binding format 2) for this connection object
+   * (uid), the current destination and the version recorded beside each. A
+   * version below the one in the connection's status (written only by the
+   * operator) is a rolled-back Secret; a value of another copy (a spec value
+   * from Git, an older version, another incarnation) does not open. Either
+   * way nothing is served (ADR 0013).
+   */
+  async #open(namespace: string, identity: string, destination: string, conn: ConnectionObject, secret: SecretObject, revision: string): Promise<CredentialSnapshot> {
+    const connection = conn.metadata!.name!;
     const values: Record<string, string> = {};
+    const state = readState(secret);
     try {
       for (const [field, encoded] of Object.entries(secret.data ?? {})) {
+        const version = state[field]?.format === 2 ? state[field]!.version : undefined;
+        const floor = conn.status?.credentials?.[field]?.version ?? 0;
+        if (version === undefined || !Number.isSafeInteger(version) || version < floor) throw new CiphertextRejectedError();
         const sealed = Buffer.from(encoded, 'base64').toString('utf8');
-        values[field] = await this.#envelope.open(sealed, { namespace, workspace: identity, connection, field, destination });
+        values[field] = await this.#envelope.open(sealed, { namespace, workspace: identity, connection, field, destination, copy: managedCopy(conn.metadata!.uid!, version) });
       }
     } catch (err) {
       this.#log.warn({ namespace, connection, error: describeError(err) }, 'managed credentials could not be opened');
@@ -234,6 +250,11 @@ export class ConnectionDirectory {
       }
     }
   }
+}
+
+/** The status versions of a connection's fields, as one comparable string. */
+function statusVersions(conn: ConnectionObject): string {
+  return JSON.stringify(Object.entries(conn.status?.credentials ?? {}).map(([f, c]) => [f, c.version ?? 0]).sort());
 }
 
 function cacheKey(namespace: string, connection: string): string {

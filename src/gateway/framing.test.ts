@@ -7,10 +7,11 @@ const req = (method: string, rawHeaders: string[], httpVersion = '1.1') => ({ me
 describe('checkFraming', () => {
   it.each([
     ['no body', req('GET', ['Host', 'x']), { kind: 'none' }],
-    ['Content-Length: 0 on GET', req('GET', ['Content-Length', '0']), { kind: 'none' }],
-    ['a sized POST body', req('POST', ['Content-Length', '12']), { kind: 'length', length: 12 }],
-    ['a chunked PUT body (any case)', req('PUT', ['transfer-encoding', 'Chunked']), { kind: 'chunked' }],
-    ['a DELETE body, framed', req('DELETE', ['Content-Length', '3']), { kind: 'length', length: 3 }],
+    ['Content-Length: 0 on GET', req('GET', ['Host', 'x', 'Content-Length', '0']), { kind: 'none' }],
+    ['a sized POST body', req('POST', ['Host', 'x', 'Content-Length', '12']), { kind: 'length', length: 12 }],
+    ['a chunked PUT body (any case)', req('PUT', ['Host', 'x', 'transfer-encoding', 'Chunked']), { kind: 'chunked' }],
+    ['a DELETE body, framed', req('DELETE', ['Host', 'x', 'Content-Length', '3']), { kind: 'length', length: 3 }],
+    ['HTTP/1.0 without Host', req('GET', [], '1.0'), { kind: 'none' }],
   ])('accepts %s', (_name, r, body) => {
     expect(checkFraming(r)).toEqual({ ok: true, body });
   });
@@ -29,6 +30,7 @@ describe('checkFraming', () => {
     ['a chunked GET', req('GET', ['Transfer-Encoding', 'chunked']), GatewayErrorMessage.bodyNotAllowed],
     ['a sized HEAD', req('HEAD', ['Content-Length', '4']), GatewayErrorMessage.bodyNotAllowed],
     ['an OPTIONS body', req('OPTIONS', ['Content-Length', '1']), GatewayErrorMessage.bodyNotAllowed],
+    ['HTTP/1.1 without Host', req('GET', []), GatewayErrorMessage.hostMissing],
   ])('refuses %s', (_name, r, message) => {
     expect(checkFraming(r)).toEqual({ ok: false, message });
   });

@@ -27,11 +27,16 @@ const DIGITS = /^[0-9]{1,15}$/;
  * - Transfer-Encoding on HTTP/1.0;
  * - more than one Content-Length, or one that is not a plain number;
  * - a header value with line folding (CR or LF) left in it;
- * - a body on a method in BODYLESS_METHODS.
+ * - a body on a method in BODYLESS_METHODS;
+ * - an HTTP/1.1 request without a Host header (RFC 9112 §3.2). Node would
+ *   answer that one itself, before the gateway sees it, and go on serving
+ *   what follows on the connection; the gateway answers it so that nothing
+ *   after a refused request is ever served.
  */
 export function checkFraming(req: Pick<IncomingMessage, 'method' | 'rawHeaders' | 'httpVersion'>): FramingVerdict {
   const transferEncodings: string[] = [];
   const contentLengths: string[] = [];
+  let hosts = 0;
   const raw = req.rawHeaders;
   for (let i = 0; i + 1 < raw.length; i += 2) {
     const name = (raw[i] as string).toLowerCase();
@@ -39,6 +44,7 @@ export function checkFraming(req: Pick<IncomingMessage, 'method' | 'rawHeaders' 
     if (/[\r\n]/.test(value)) return refuse(GatewayErrorMessage.framingFolded);
     if (name === 'transfer-encoding') transferEncodings.push(value);
     else if (name === 'content-length') contentLengths.push(value);
+    else if (name === 'host') hosts++;
   }
 
   let body: RequestBody = { kind: 'none' };
@@ -57,6 +63,7 @@ export function checkFraming(req: Pick<IncomingMessage, 'method' | 'rawHeaders' 
   }
 
   if (body.kind !== 'none' && BODYLESS_METHODS.has(req.method ?? '')) return refuse(GatewayErrorMessage.bodyNotAllowed);
+  if (req.httpVersion === '1.1' && hosts === 0) return refuse(GatewayErrorMessage.hostMissing);
   return { ok: true, body };
 }
 

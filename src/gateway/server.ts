@@ -23,7 +23,7 @@ import {
   notReady,
   unauthorized,
 } from './errors.js';
-import { checkFraming, type RequestBody } from './framing.js';
+import { checkFraming, type FramingVerdict, type RequestBody } from './framing.js';
 import { proxyRequest } from './proxy.js';
 import { sourceKey } from './source-limiter.js';
 import { parseRoute, type Route } from './routes.js';
@@ -199,9 +199,18 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
     }).finally(streamClosed);
   }
 
-  async function dispatch(route: Route, req: http.IncomingMessage, res: http.ServerResponse, entry: AccessEntry): Promise<number> {
+  /**
+   * Client connections on which a request's framing was refused. Where that
+   * request ended is unknowable, so no byte after it may be served: Node has
+   * already parsed (and emitted) whatever it read as the next requests, with
+   * its own idea of the body's end; behind a front proxy that shares one
+   * connection between clients, that "next request" may be an attacker's
+   * prefix to someone else's request (RFC 9112 §6.3: respond 400, then close).
+   */
+  const refusedConnections = new WeakSet<object>();
+
+  async function dispatch(route: Route, req: http.IncomingMessage, res: http.ServerResponse, entry: AccessEntry, framing: FramingVerdict): Promise<number> {
     // Before anything else, so an ambiguous request never reaches an upstream (nor the API server).
-    const framing = checkFraming(req);
     if (!framing.ok) {
       res.shouldKeepAlive = false;
       throw ambiguousFraming(framing.message);
@@ -218,6 +227,8 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
         throw badRequest(GatewayErrorMessage.invalidPath);
       case 'proxy':
         entry.connection = route.connection;
+        // TRACE asks the service to echo the request it received, injected credential included (Apache httpd does by default).
+        if (req.method === 'TRACE') throw new GatewayError(405, GatewayErrorCode.MethodNotAllowed, GatewayErrorMessage.traceNotForwarded);
         return proxy(caller, route, req, res, framing.body);
       case 'credentials':
         entry.connection = route.connection;
@@ -237,14 +248,22 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   }
 
   async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    // Pipelined behind a refused request: never answered (the connection closes after the 400), never served.
+    if (refusedConnections.has(req.socket)) {
+      req.resume();
+      return;
+    }
     const route = parseRoute(req.url ?? '/');
-    if (health(route, res)) return;
+    // On every route, health included, and synchronously: the mark must be set before Node parses (and emits) a pipelined request.
+    const framing = checkFraming(req);
+    if (!framing.ok) refusedConnections.add(req.socket);
+    else if (health(route, res)) return;
     const started = performance.now();
     const entry: AccessEntry = { route: route.kind, method: req.method ?? '' };
     let status = 500;
     let cause: ReturnType<typeof describeCause>;
     try {
-      status = await dispatch(route, req, res, entry);
+      status = await dispatch(route, req, res, entry, framing);
     } catch (err) {
       const failure = err instanceof GatewayError
         ? err
@@ -267,7 +286,13 @@ export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   const listener = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     void handle(req, res);
   };
-  const server = opts.tls ? https.createServer({ cert: opts.tls.certPem, key: opts.tls.keyPem }, listener) : http.createServer(listener);
+  // Every request reaches handle(), so the framing check (and the end of the connection after a refusal) applies
+  // to all of them: not Node's own 400 for a missing Host, nor its 417 for an unknown Expect, which keep serving what follows.
+  const serverOptions = { requireHostHeader: false };
+  const server = opts.tls
+    ? https.createServer({ ...serverOptions, cert: opts.tls.certPem, key: opts.tls.keyPem }, listener)
+    : http.createServer(serverOptions, listener);
+  server.on('checkExpectation', listener);
   server.keepAliveTimeout = 65_000;
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);

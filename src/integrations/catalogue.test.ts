@@ -62,12 +62,13 @@ const EXPECTED_CATEGORIES: Record<string, string> = {
   postgresql: 'database', mysql: 'database', redis: 'database',
   s3: 'storage',
   'http-api': 'api',
+  'gcp-service-account': 'other',
 };
 
 /** spec.md section 2: field names that must not drift, so manifests stay portable. */
 const SPEC_TABLE: Record<string, { settings: string[]; credentials: string[] }> = {
-  'http-api': { settings: ['baseURL', 'auth', 'headerName', 'queryParam'], credentials: ['token', 'username', 'password'] },
-  postgresql: { settings: ['host', 'port', 'database', 'user', 'sslmode'], credentials: ['password'] },
+  'http-api': { settings: ['baseURL', 'auth', 'headerName', 'queryParam'], credentials: ['token', 'username', 'password', 'clientCertificate', 'clientKey'] },
+  postgresql: { settings: ['host', 'port', 'database', 'user', 'sslmode'], credentials: ['password', 'clientCertificate', 'clientKey'] },
   mysql: { settings: ['host', 'port', 'database', 'user', 'tls'], credentials: ['password'] },
   redis: { settings: ['host', 'port', 'username', 'tls'], credentials: ['password'] },
   s3: { settings: ['endpoint', 'region', 'bucket', 'forcePathStyle'], credentials: ['accessKeyId', 'secretAccessKey'] },
@@ -76,7 +77,7 @@ const SPEC_TABLE: Record<string, { settings: string[]; credentials: string[] }> 
 };
 
 const DRIVER_TYPES: Record<string, string> = {
-  postgresql: 'postgresql', mysql: 'mysql', redis: 'redis', s3: 's3', prometheus: 'prometheus',
+  postgresql: 'postgresql', mysql: 'mysql', redis: 'redis', s3: 's3', prometheus: 'prometheus', 'gcp-service-account': 'gcp-service-account',
 };
 
 /** Realistic settings per type, as a tenant would write them; each must pass its schema. */
@@ -95,6 +96,7 @@ const EXAMPLE_SETTINGS: Record<string, Record<string, unknown>> = {
   redis: { host: 'cache.acme.example', username: 'worker' },
   s3: { endpoint: 'https://minio.acme.example:9000', region: 'us-east-1', bucket: 'acme-exports', forcePathStyle: true },
   'http-api': { baseURL: 'https://api.acme.example/v2', auth: 'header', headerName: 'X-Api-Token', probePath: '/me' },
+  'gcp-service-account': { scope: 'https://www.googleapis.com/auth/devstorage.read_only' },
 };
 
 /** Settings that would move a request to another host, or smuggle one in, or are just wrong. */

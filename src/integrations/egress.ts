@@ -18,7 +18,7 @@ import { isIP, connect as netConnect } from 'node:net';
 import type { Socket } from 'node:net';
 import { checkServerIdentity, connect as tlsConnect, rootCertificates } from 'node:tls';
 import type { TLSSocket } from 'node:tls';
-import { ProbeFailure, classifyNetworkError, timeoutFailure } from './probe-failure.js';
+import { ProbeFailure, classifyNetworkError, describeTarget, timeoutFailure } from './probe-failure.js';
 import type { ProbeTarget } from './probe-failure.js';
 import type { EgressPolicy, ProbeContext } from './probe-types.js';
 
@@ -238,7 +238,7 @@ function checkBytes(bytes: AddressBytes, policy: EgressPolicy): EgressDecision {
     const cidr = parseCidr(text);
     return cidr !== undefined && inCidr(bytes, unwrapCidr(cidr));
   });
-  return allowed ? { allowed: true } : { allowed: false, rule: `${restricted.label} outside the workspace egress.allowCIDRs` };
+  return allowed ? { allowed: true } : { allowed: false, rule: `${restricted.label} not in the Workspace's spec.policy.egress.allowCIDRs; add a CIDR that covers it there (platform team)` };
 }
 
 /** Entries of an allowCIDRs list that do not parse; for admission to name them. */
@@ -298,7 +298,25 @@ export interface GuardedConnectOptions {
   tls?: boolean;
   /** ALPN protocols to offer when tls is set. */
   alpnProtocols?: string[];
+  /** A TLS client certificate and key (PEM) to present when tls is set. */
+  clientCertificate?: ClientCertificate;
   signal: AbortSignal;
+}
+
+export interface ClientCertificate {
+  cert: string;
+  key: string;
+}
+
+/**
+ * The connection's TLS client identity, from the credential fields
+ * `clientCertificate` and `clientKey` (format pem) that types such as
+ * postgresql and http-api declare. Both or neither.
+ */
+export function clientCertificateOf(credentials: Record<string, string>): ClientCertificate | undefined {
+  const cert = credentials['clientCertificate'];
+  const key = credentials['clientKey'];
+  return cert && key ? { cert, key } : undefined;
 }
 
 export interface GuardedConnection<S extends Socket = Socket> {
@@ -343,6 +361,7 @@ export async function connectGuarded(ctx: ProbeContext, opts: GuardedConnectOpti
           rejectUnauthorized: true,
           ...tlsIdentityOptions(opts.host),
           ...(opts.alpnProtocols !== undefined ? { ALPNProtocols: opts.alpnProtocols } : {}),
+          ...(opts.clientCertificate ?? {}),
         })
       : netConnect({ host: checked.address, port, family: checked.family });
     const readyEvent = opts.tls === true ? 'secureConnect' : 'connect';
@@ -354,6 +373,11 @@ export async function connectGuarded(ctx: ProbeContext, opts: GuardedConnectOpti
     const onAbort = (): void => {
       cleanup();
       socket.destroy();
+      if (connected && opts.tls === true) {
+        // The usual cause: the server speaks plain text on this port and waits for a command.
+        reject(new ProbeFailure('TLSError', `connected to ${describeTarget(target)} but the TLS handshake got no answer within ${ctx.timeoutMs} ms; if the server does not use TLS on this port, turn TLS off in spec.settings (tls: false, or an http:// URL)`, { cause: opts.signal.reason, reachable: 'True' }));
+        return;
+      }
       reject(timeoutFailure(target, ctx.timeoutMs, connected, opts.signal.reason));
     };
     const onError = (err: Error): void => {

@@ -1,4 +1,7 @@
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createCertificate } from '../kube/x509.js';
 import { createTestPki, startHttpFixture, startSilentServer, startTlsMismatchServer } from '../testing/services.js';
 import type { HttpFixture } from '../testing/services.js';
 import { runHttpProbe, sendProbeRequest } from './http-probe.js';
@@ -139,13 +142,16 @@ describe('runHttpProbe: statuses', () => {
   it('a redirect is never followed', async () => {
     const before = api.requests.length;
     const outcome: ProbeOutcome = await runHttpProbe(spec({ url: `${api.url}/redirect`, auth: { type: 'bearer' } }), context({ credentials: { token: TOKEN } }));
-    expect(outcome).toMatchObject({ reason: 'UnexpectedResponse', reachable: 'True', authenticated: 'Unknown' });
+    expect(outcome).toMatchObject({ reason: 'UnexpectedResponse', reachable: 'True', authenticated: 'False' });
     expect(outcome.message).toContain('redirect');
     expect(api.requests.length).toBe(before + 1);
   });
 
   it('an unexpected status is UnexpectedResponse and custom success statuses count', async () => {
-    expect((await runHttpProbe(spec({ url: `${api.url}/broken` }), context())).message).toContain('HTTP 500');
+    const broken = await runHttpProbe(spec({ url: `${api.url}/broken` }), context());
+    // Reachable, but the credential is not confirmed: Authenticated False, so Ready is False (not Unknown).
+    expect(broken).toMatchObject({ reason: 'UnexpectedResponse', reachable: 'True', authenticated: 'False' });
+    expect(broken.message).toContain('unexpected HTTP 500 (expected 200)');
     expect((await runHttpProbe(spec({ url: `${api.url}/broken`, successStatuses: [500] }), context())).reason).toBe('Succeeded');
   });
 
@@ -202,6 +208,30 @@ describe('runHttpProbe: refusals and network failures', () => {
 });
 
 describe('runHttpProbe: TLS', () => {
+  it('presents the connection\'s client certificate (clientCertificate + clientKey) to a server that requires one', async () => {
+    const pki = createTestPki('mtls');
+    const client = createCertificate({ issuer: pki.ca, commonName: 'orders-app', usage: 'client' });
+    const seen: Array<string | undefined> = [];
+    const server = createHttpsServer({ cert: pki.server.certPem, key: pki.server.keyPem, ca: [pki.ca.certPem], requestCert: true, rejectUnauthorized: true }, (req, res) => {
+      const peer = (req.socket as import('node:tls').TLSSocket).getPeerCertificate();
+      seen.push(peer.subject?.CN);
+      res.end('ok');
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    const port = (server.address() as AddressInfo).port;
+    try {
+      const withCert = await runHttpProbe({ url: `https://127.0.0.1:${port}/` }, context({ trustedCAs: [pki.ca.certPem], credentials: { clientCertificate: client.certPem, clientKey: client.keyPem } }));
+      expect(withCert.reason).toBe('Succeeded');
+      expect(seen).toEqual(['orders-app']);
+      // Without it the server refuses the handshake: the probe fails and the server saw no request.
+      const without = await runHttpProbe({ url: `https://127.0.0.1:${port}/` }, context({ trustedCAs: [pki.ca.certPem] })).then((o) => o.reason, (e: unknown) => (e as ProbeFailure).reason);
+      expect(without).not.toBe('Succeeded');
+      expect(seen).toEqual(['orders-app']);
+    } finally {
+      await new Promise((r) => server.close(r));
+    }
+  });
+
   it('verifies against trustedCAs, keeps the name for SNI and Host via the dial override', async () => {
     const pki = createTestPki('http-probe');
     const tlsApi = await startHttpFixture(undefined, { tls: pki.server });

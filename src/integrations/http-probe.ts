@@ -9,7 +9,7 @@
  */
 import { request as httpRequest } from 'node:http';
 import type { IncomingHttpHeaders, OutgoingHttpHeaders } from 'node:http';
-import { connectGuarded, deadlineSignal } from './egress.js';
+import { clientCertificateOf, connectGuarded, deadlineSignal } from './egress.js';
 import { ProbeFailure, classifyNetworkError, describeTarget, probeOutcome, timeoutFailure } from './probe-failure.js';
 import type { ProbeTarget } from './probe-failure.js';
 import { DEFAULT_MAX_RESPONSE_BYTES, PROBE_USER_AGENT } from './probe-types.js';
@@ -69,6 +69,7 @@ export async function sendProbeRequest(ctx: ProbeContext, req: ProbeHttpRequest,
     port: target.port,
     tls: req.url.protocol === 'https:',
     alpnProtocols: req.url.protocol === 'https:' ? ['http/1.1'] : undefined,
+    clientCertificate: clientCertificateOf(ctx.credentials),
     signal,
   });
   const limit = ctx.maxResponseBytes > 0 ? ctx.maxResponseBytes : DEFAULT_MAX_RESPONSE_BYTES;
@@ -221,9 +222,12 @@ export function outcomeForStatus(spec: Pick<HttpProbeSpec, 'successStatuses' | '
     return probeOutcome('AuthenticationFailed', `${where} refused the credentials (HTTP ${status})`);
   }
   if (status >= 300 && status < 400) {
-    return probeOutcome('UnexpectedResponse', `${where} answered with a redirect (HTTP ${status}); redirects are not followed`);
+    return { ...probeOutcome('UnexpectedResponse', `${where} answered with a redirect (HTTP ${status}); redirects are not followed`), authenticated: 'False' };
   }
-  return probeOutcome('UnexpectedResponse', `${where} answered with unexpected HTTP ${status}`);
+  // An answer the type does not expect (404 from a wrong path, 500) cannot confirm the credential:
+  // the service is reachable but the connection is not usable, so Authenticated (and Ready) is False.
+  const expected = (spec.successStatuses ?? [200]).join(', ');
+  return { ...probeOutcome('UnexpectedResponse', `${where} answered with unexpected HTTP ${status} (expected ${expected}); check the URL settings (base URL, probe path)`), authenticated: 'False' };
 }
 
 /** Runs a type's declarative HTTP probe. Throws ProbeFailure for anything but an HTTP answer. */

@@ -38,7 +38,7 @@ describe('validateSettings', () => {
     expect(byField['spec.settings.port']).toBe('spec.settings.port must be <= 65535');
     expect(byField['spec.settings.tls']).toBe('spec.settings.tls must be boolean');
     expect(byField['spec.settings.mode']).toBe('spec.settings.mode must be one of: "a", "b"');
-    expect(byField['spec.settings.extra']).toBe('spec.settings.extra is not a known setting of this type');
+    expect(byField['spec.settings.extra']).toMatch(/^spec.settings.extra is not a known setting of this type \(known settings: host, port, .*\)$/);
     expect(byField['spec.settings.url']).toBe('spec.settings.url must be a valid uri');
   });
 
@@ -79,5 +79,12 @@ describe('formats', () => {
   it('uri: absolute with a scheme', () => {
     for (const ok of ['https://x.example/p?q=1', 'http://127.0.0.1:9090', 'redis://h:6379']) expect(isAbsoluteUri(ok)).toBe(true);
     for (const bad of ['x.example/p', '/relative', 'http://a b', 'https://']) expect(isAbsoluteUri(bad)).toBe(false);
+  });
+
+  it('says what a pattern-checked setting should look like instead of printing the regular expression', () => {
+    const type = { spec: { displayName: 'x', category: 'api', probe: { driver: 'x' }, settingsSchema: { type: 'object', properties: { baseURL: { type: 'string', description: 'Scheme, host and optional path, without a trailing slash', pattern: '^https?://[^/]+(/.*[^/])?$' } } } } };
+    const result = validateSettings(type as never, { baseURL: 'https://api.example.com/' });
+    expect(result.errors[0]?.message).toBe('spec.settings.baseURL is not in the form this setting expects: Scheme, host and optional path, without a trailing slash');
+    expect(result.errors[0]?.message).not.toContain('^https');
   });
 });

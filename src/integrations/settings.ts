@@ -25,6 +25,7 @@ export const ERROR_INVALID_SCHEMA = 'the IntegrationType has an invalid settings
 export const ERROR_SETTINGS_NOT_OBJECT = 'must be an object';
 
 const MAX_CACHED_VALIDATORS = 256;
+const UNKNOWN_SETTING = 'is not a known setting of this type';
 
 /** RFC 1123 host names; IP literals are accepted too, as database and API hosts are often IPs. */
 export function isHostname(value: string): boolean {
@@ -46,7 +47,7 @@ export function isAbsoluteUri(value: string): boolean {
 }
 
 function createAjv(): Ajv2020 {
-  const ajv = new Ajv2020({ strict: false, useDefaults: true, allErrors: true, logger: false });
+  const ajv = new Ajv2020({ strict: false, useDefaults: true, allErrors: true, logger: false, verbose: true });
   ajv.addFormat('hostname', { type: 'string', validate: isHostname });
   ajv.addFormat('uri', { type: 'string', validate: isAbsoluteUri });
   ajv.addFormat('ipv4', { type: 'string', validate: (v: string) => isIPv4(v) });
@@ -114,12 +115,18 @@ function describe(error: ErrorObject): SettingsError {
     }
     case 'additionalProperties': {
       const field = fieldPath(error.instancePath, String(params['additionalProperty']));
-      return { field, message: `${field} is not a known setting of this type` };
+      return { field, message: `${field} ${UNKNOWN_SETTING}` };
     }
     case 'enum': {
       const field = fieldPath(error.instancePath);
       const allowed = Array.isArray(params['allowedValues']) ? params['allowedValues'].map((v) => JSON.stringify(v)).join(', ') : '';
       return { field, message: `${field} must be one of: ${allowed}` };
+    }
+    case 'pattern': {
+      // A regular expression is no help to a person: say what the setting looks like instead.
+      const field = fieldPath(error.instancePath);
+      const parent = error.parentSchema as { title?: string; description?: string } | undefined;
+      return { field, message: `${field} is not in the form this setting expects${parent?.description ? `: ${parent.description}` : parent?.title ? ` (${parent.title})` : ''}` };
     }
     case 'format': {
       const field = fieldPath(error.instancePath);
@@ -153,7 +160,10 @@ export function validateSettings(type: IntegrationTypeObject | IntegrationTypeSp
     return { ok: false, settings: copy, errors: [{ field: 'spec.settingsSchema', message: ERROR_INVALID_SCHEMA }] };
   }
   if (compiled.validate(copy)) return { ok: true, settings: copy, errors: [] };
-  const errors = (compiled.validate.errors ?? []).map(describe);
+  const known = Object.keys((schema as { properties?: Record<string, unknown> }).properties ?? {});
+  const errors = (compiled.validate.errors ?? []).map(describe).map((e) =>
+    // A typo is the usual cause: list the names that would have been accepted.
+    e.message.endsWith(UNKNOWN_SETTING) && known.length > 0 && e.field.split('.').length === 3 ? { ...e, message: `${e.message} (known settings: ${known.join(', ')})` } : e);
   const unique = errors.filter((e, i) => errors.findIndex((o) => o.message === e.message) === i);
   return { ok: false, settings: copy, errors: unique };
 }

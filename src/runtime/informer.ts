@@ -3,6 +3,9 @@ import { KubeApiError, isGone } from '../kube/errors.js';
 import type { ResourceType } from '../kube/resources.js';
 import type { Logger } from './logger.js';
 
+
+/** How long a namespaced informer's 403s count as the usual race with its new RoleBinding (debug) before they are a warning. */
+const FORBIDDEN_GRACE_MS = 15_000;
 export type InformerEvent = 'add' | 'update' | 'delete';
 export type InformerHandler<T> = (event: InformerEvent, obj: T, old?: T) => void;
 
@@ -109,10 +112,12 @@ export class Informer<T extends KubeObject> {
 
   private async run(): Promise<void> {
     let failures = 0;
+    let forbiddenSince: number | undefined;
     while (!this.stopped) {
       try {
         await this.relist();
         failures = 0;
+        forbiddenSince = undefined;
         const relistAt = Date.now() + this.relistMs;
         while (!this.stopped && Date.now() < relistAt) {
           await this.watchOnce();
@@ -125,7 +130,16 @@ export class Informer<T extends KubeObject> {
           this.failing = true;
         }
         const delay = gone ? 0 : Math.min(8_000, 250 * 2 ** Math.min(failures, 6)) * (0.8 + Math.random() * 0.4);
-        this.opts.log.warn({ resource: this.resource.plural, status: err instanceof KubeApiError ? err.status : undefined, reason: err instanceof KubeApiError ? err.reason : undefined, delayMs: Math.round(delay) }, gone ? 'watch expired, relisting' : 'list/watch failed, retrying');
+        const status = err instanceof KubeApiError ? err.status : undefined;
+        const fields = { resource: this.resource.plural, namespace: this.opts.namespace, status, reason: err instanceof KubeApiError ? err.reason : undefined, delayMs: Math.round(delay) };
+        // A namespaced informer started for a new Workspace usually races the RoleBinding
+        // that grants it: 403s for a short while are expected, only lasting ones are worth a warning.
+        if (status === 403) forbiddenSince ??= Date.now();
+        else forbiddenSince = undefined;
+        const expected = gone || (status === 403 && this.opts.namespace !== undefined && Date.now() - forbiddenSince! < FORBIDDEN_GRACE_MS);
+        const message = gone ? 'watch expired, relisting' : status === 403 ? `list/watch of ${this.resource.plural} in namespace ${this.opts.namespace ?? '(all)'} forbidden, retrying` : 'list/watch failed, retrying';
+        if (expected) this.opts.log.debug(fields, message);
+        else this.opts.log.warn(fields, message);
         await sleep(delay, this.abort.signal);
       }
     }

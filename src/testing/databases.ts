@@ -1,9 +1,9 @@
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { INSTALL_SERVICES, requireTool, runTool } from './tools.js';
 import { chown, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { freePort, waitFor } from './ports.js';
 
 /**
@@ -13,7 +13,7 @@ import { freePort, waitFor } from './ports.js';
  * protocol mistake fails the way it would against production.
  */
 
-const run = promisify(execFile);
+const run = runTool;
 
 /** A running throwaway database server. */
 export interface DatabaseServer {
@@ -51,7 +51,7 @@ async function postgresBinDir(): Promise<string> {
     const dir = `/usr/lib/postgresql/${version}/bin`;
     if (existsSync(join(dir, 'initdb'))) return dir;
   }
-  throw new Error('PostgreSQL server binaries not found: run hack/install-services.sh');
+  throw new Error(`PostgreSQL server binaries not found: run \`${INSTALL_SERVICES}\``);
 }
 
 async function postgresUid(): Promise<{ uid: number; gid: number }> {
@@ -173,6 +173,7 @@ export async function startMariadb(options: DatabaseOptions): Promise<DatabaseSe
       serverArgs.push(`--ssl-cert=${join(dir, 'server.crt')}`, `--ssl-key=${join(dir, 'server.key')}`);
     }
     const port = await freePort();
+    requireTool('mariadbd');
     child = spawn('mariadbd', [...serverArgs, `--port=${port}`], { stdio: 'ignore' });
 
     const exec = async (sql: string): Promise<string> =>

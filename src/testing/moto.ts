@@ -1,10 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { request } from 'node:http';
+import { createServer as createHttpServer, request, request as httpRequest } from 'node:http';
 import { createServer } from 'node:net';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { CreateKeyCommand, KMSClient } from '@aws-sdk/client-kms';
+import { CreateKeyCommand, DisableKeyCommand, KMSClient } from '@aws-sdk/client-kms';
 import { signRequest, type SigV4Credentials } from '../integrations/drivers/sigv4.js';
 
 /** A running moto server: an AWS emulator (KMS, S3, ...) on a loopback port. */
@@ -140,4 +140,71 @@ export async function signedMotoFetch(url: URL, method: string, service: string,
   delete headers['host'];
   const response = await fetch(url, { method, headers, body });
   return { status: response.status, text: await response.text() };
+}
+
+/** Disables a KMS key on a moto endpoint (key retirement: every later use of it fails). */
+export async function disableKmsKey(endpoint: string, keyId: string): Promise<void> {
+  const client = new KMSClient({ region: MOTO_REGION, endpoint, credentials: MOTO_CREDENTIALS });
+  try {
+    // moto answers an ARN here with an HTML error page: pass the bare key id.
+    await client.send(new DisableKeyCommand({ KeyId: keyId.slice(keyId.lastIndexOf('/') + 1) }));
+  } finally {
+    client.destroy();
+  }
+}
+
+export interface KmsKeyStateProxy {
+  /** Endpoint to give atoll instead of moto's. */
+  endpoint: string;
+  /** Answers every later request naming this key (ARN or id) as AWS answers for a disabled key. */
+  disable(keyArn: string): void;
+  /** Requests refused so far because they named a disabled key. */
+  refused(): number;
+  stop(): Promise<void>;
+}
+
+/**
+ * moto records DisableKey but still decrypts under a disabled key; AWS
+ * refuses (DisabledException). This loopback proxy in front of moto enforces
+ * the key state the way AWS does, so a test can show the old key is truly no
+ * longer needed. Everything else is forwarded to moto unchanged.
+ */
+export async function startKmsKeyStateProxy(motoEndpoint: string): Promise<KmsKeyStateProxy> {
+  const upstream = new URL(motoEndpoint);
+  const disabled = new Set<string>();
+  let refused = 0;
+  const server = createHttpServer((req, res) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      const body = Buffer.concat(chunks);
+      const text = body.toString('utf8');
+      if ([...disabled].some((k) => text.includes(k))) {
+        refused++;
+        res.writeHead(400, { 'content-type': 'application/x-amz-json-1.1', 'x-amzn-errortype': 'DisabledException' });
+        res.end(JSON.stringify({ __type: 'DisabledException', message: 'key is disabled' }));
+        return;
+      }
+      const forward = httpRequest({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers }, (up) => {
+        res.writeHead(up.statusCode ?? 502, up.headers);
+        up.pipe(res);
+      });
+      forward.on('error', () => res.destroy());
+      forward.end(body);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const port = (server.address() as { port: number }).port;
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    disable: (keyArn) => {
+      disabled.add(keyArn);
+      disabled.add(keyArn.slice(keyArn.lastIndexOf('/') + 1));
+    },
+    refused: () => refused,
+    stop: () => new Promise<void>((resolve) => {
+      server.closeAllConnections();
+      server.close(() => resolve());
+    }),
+  };
 }

@@ -1,4 +1,5 @@
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import { requireTool, runTool } from './tools.js';
 import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer as createHttpServer } from 'node:http';
@@ -9,7 +10,6 @@ import type { AddressInfo, Server, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer as createTlsServer } from 'node:tls';
-import { promisify } from 'node:util';
 import { createCertificate, createCertificateAuthority } from '../kube/x509.js';
 import type { KeyPairPem } from '../kube/x509.js';
 import { freePort, waitFor } from './ports.js';
@@ -22,7 +22,7 @@ import { freePort, waitFor } from './ports.js';
  * TLS) and for asserting what an HTTP probe actually sent.
  */
 
-const run = promisify(execFile);
+const run = runTool;
 const LOOPBACK = '127.0.0.1';
 
 /** Something listening (or deliberately not) on loopback. */
@@ -172,6 +172,7 @@ function tcpAccepts(port: number): Promise<boolean> {
 
 /** Spawns a server process and fails fast (with its output) if it exits while we wait for it. */
 function spawnServer(command: string, args: string[]): { child: ChildProcess; output: () => string } {
+  requireTool(command);
   const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   const keep = (chunk: Buffer): void => {

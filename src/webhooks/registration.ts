@@ -33,7 +33,7 @@ const CONNECTION_VALIDATION_RULE = { ...CONNECTION_RULE, operations: ['CREATE', 
  * with the webhook down a connection cannot be written at all, and the CRD's
  * own rule still refuses a plaintext `value` if the configuration is deleted.
  * Sealing has no side effect beyond a KMS data-key request, so dry-run works
- * (`kubectl create --dry-run=server -o yaml` returns the sealed manifest).
+ * (`atoll seal` is a server-side dry run that returns the sealed manifest).
  */
 export async function registerWebhooks(client: KubeClient, ep: WebhookEndpoint): Promise<void> {
   const common = { admissionReviewVersions: ['v1'], sideEffects: 'None', failurePolicy: 'Fail', timeoutSeconds: 10, matchPolicy: 'Equivalent' };

@@ -39,6 +39,15 @@ describe('sealing admission', () => {
     await expect(envelope.open(sealed, { ...binding, destination: 'elsewhere' })).rejects.toMatchObject({ reason: 'CiphertextRejected' });
   });
 
+  it('refuses a field the type does not declare before sealing anything (each field would cost a KMS data key)', async () => {
+    let sealed = 0;
+    const counting: CryptoSetup = { ...crypto, envelope: { seal: async (...a: Parameters<Envelope['seal']>) => { sealed++; return envelope.seal(...a); } } as unknown as Envelope };
+    const credentials = Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`f${i}`, { value: 'tok-1234567890' }]));
+    const res = await sealConnection(request('CREATE', { token: { value: 'tok-1234567890' }, ...credentials }), { ...deps, crypto: counting });
+    expect(res).toMatchObject({ allowed: false, status: { code: 422, message: 'spec.credentials.f0: type "http-api" has no credential field "f0"; its fields are: token, username, password, clientCertificate, clientKey' } });
+    expect(sealed).toBe(0);
+  });
+
   it('never opens the stored ciphertext: the same value is sealed afresh, exactly as a wrong guess is', async () => {
     const stored = await envelope.seal('tok-1234567890', binding, crypto.defaultKey);
     const opened: string[] = [];

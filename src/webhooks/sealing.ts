@@ -25,7 +25,7 @@ export interface SealingDeps {
  * becomes `sealed` before the object is stored, and the plaintext is scrubbed
  * from kubectl's last-applied annotation.
  *
- * Admission never decrypts (ADR 0011): every value is sealed afresh, even one
+ * Admission never decrypts (ADR 0012): every value is sealed afresh, even one
  * equal to what is stored. Comparing it with the stored ciphertext would tell
  * anyone who can send a review (or an editor with a server-side dry run)
  * whether a guess is right. The controller recognises a re-applied value by
@@ -55,8 +55,16 @@ export async function sealConnection(req: AdmissionRequest, deps: SealingDeps): 
 
   const sealedByField: Record<string, string> = {};
   const ops: JsonPatchOp[] = [];
+  // Every field is its own binding and so its own KMS data key, and the CRD schema (at most 16
+  // fields) and validation run only after this webhook: an undeclared field is refused here, or one
+  // request with hundreds of invented fields would cost hundreds of data keys for one budget charge.
+  const declared = new Set((type.spec?.credentialFields ?? []).map((f) => f.name));
+  const undeclared = plainFields.find(([field]) => !declared.has(field));
+  if (undeclared) {
+    return deny(req.uid, `spec.credentials.${undeclared[0]}: type "${conn.spec?.type}" has no credential field "${undeclared[0]}"; its fields are: ${[...declared].join(', ')}`);
+  }
   for (const [field, source] of plainFields) {
-    const problem = checkPlaintext(field, source.value!);
+    const problem = checkPlaintext(field, source.value!, type.spec.credentialFields?.find((f) => f.name === field)?.format);
     if (problem) return deny(req.uid, problem);
     // On UPDATE a merge (server-side apply, a JSON patch) keeps the stored source beside the new
     // value: the value replaces it. Anything else beside a value is ambiguous input.

@@ -5,9 +5,11 @@ import type { KubeObject } from '../kube/client.js';
 import { IntegrationTypes, Workspaces } from '../kube/resources.js';
 import { KeyedTokenBucket } from '../runtime/keyed-token-bucket.js';
 import type { Logger } from '../runtime/logger.js';
+import type { AdmissionRequest, AdmissionResponse } from './admission.js';
 import { ensureServingCertificate, readServingCertificate } from './certs.js';
 import { registerWebhooks } from './registration.js';
 import { sealConnection } from './sealing.js';
+import { stampRebind, withPatch } from './connection-guards.js';
 import { stampLastChange } from './change-stamp.js';
 import { deleteProtectionDeps } from './delete-protection-deps.js';
 import { startWebhookServer } from './server.js';
@@ -42,15 +44,15 @@ export async function serveWebhooks(ctx: OperatorContext, log: Logger): Promise<
     ...(config.webhook.clientCAFile ? { clientAuth: { caPem: readFileSync(config.webhook.clientCAFile, 'utf8'), names: config.webhook.clientNames } } : {}),
     log,
     handlers: {
-      mutateConnection: async (req) => stampLastChange(req, await sealConnection(req, {
+      mutateConnection: logRefusals('seal', log, async (req) => stampLastChange(req, withPatch(await sealConnection(req, {
         crypto: ctx.crypto,
         log,
         limiter,
         workspaceOf: async (ns) => oldestFirst(await deps.workspacesIn(ns))[0],
         integrationType: async (name) => deps.integrationType(name) ?? ((await client.tryGet<IntegrationType & KubeObject>(IntegrationTypes, name)) as IntegrationType | undefined),
-      })),
-      validateConnection: (req) => validateConnection(req, deps),
-      validateWorkspace: (req) => validateWorkspace(req, deps),
+      }), stampRebind(req)))),
+      validateConnection: logRefusals('validate-connection', log, (req) => validateConnection(req, deps)),
+      validateWorkspace: logRefusals('validate-workspace', log, (req) => validateWorkspace(req, deps)),
     },
   });
 
@@ -81,11 +83,27 @@ export async function serveWebhooks(ctx: OperatorContext, log: Logger): Promise<
   };
 }
 
+/**
+ * Logs each refusal with its reason, so an operator can see why a tenant's
+ * apply failed. Refusal messages name fields and fixes, never values (the
+ * handlers' contract), and the request object itself is never logged.
+ */
+function logRefusals(webhook: string, log: Logger, handler: (req: AdmissionRequest) => Promise<AdmissionResponse>): (req: AdmissionRequest) => Promise<AdmissionResponse> {
+  return async (req) => {
+    const res = await handler(req);
+    if (!res.allowed) {
+      log.info({ webhook, operation: req.operation, kind: req.kind?.kind, namespace: req.namespace, name: req.name, dryRun: req.dryRun === true, code: res.status?.code, reason: res.status?.message }, 'admission refused');
+    }
+    return res;
+  };
+}
+
 function validationDeps(ctx: OperatorContext, log: Logger): ValidationDeps {
   return {
     deletes: deleteProtectionDeps(ctx, log),
     workspacesIn: (ns) => liveWorkspaces(ctx, ns),
     integrationType: (name) => ctx.types.get(name) as IntegrationType | undefined,
+    kmsProviders: ctx.crypto.envelope.providerNames(),
   };
 }
 

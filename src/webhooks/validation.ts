@@ -3,11 +3,14 @@ import { checkConnection } from '../controllers/externalconnection/policy.js';
 import { checkWorkspace } from '../controllers/workspace/policy.js';
 import { oldestFirst } from '../controllers/context.js';
 import { allow, deny, type AdmissionRequest, type AdmissionResponse } from './admission.js';
+import { checkDestinationChange, checkSealedValues } from './connection-guards.js';
 import { checkConnectionDelete, recordWorkspaceDelete, type DeleteProtectionDeps } from './delete-protection.js';
 
 export interface ValidationDeps {
   workspacesIn(namespace: string): Promise<Workspace[]>;
   integrationType(name: string): IntegrationType | undefined;
+  /** KMS providers this operator has: a `sealed` value naming another is refused. Unchecked when absent. */
+  kmsProviders?: readonly string[];
   deletes: DeleteProtectionDeps;
 }
 
@@ -20,9 +23,14 @@ export async function validateConnection(req: AdmissionRequest, deps: Validation
     if (source?.value !== undefined) return deny(req.uid, `spec.credentials.${field}.value reached validation unsealed; the sealing webhook did not run. Seal the value with atoll seal`);
   }
   const ws = oldestFirst(await deps.workspacesIn(ns))[0];
-  const problems = checkConnection(conn, ws, deps.integrationType(conn.spec?.type));
+  const type = deps.integrationType(conn.spec?.type);
+  const problems = checkConnection(conn, ws, type);
   if (problems.length) return deny(req.uid, problems.map((p) => p.message).join('; '));
-  return allow(req.uid);
+  const badSealed = checkSealedValues(req, deps.kmsProviders);
+  if (badSealed) return deny(req.uid, badSealed);
+  const destination = checkDestinationChange(req, type);
+  if (destination.deny) return deny(req.uid, destination.deny);
+  return destination.warnings.length ? { ...allow(req.uid), warnings: destination.warnings } : allow(req.uid);
 }
 
 /** Validating admission for Workspaces: one per namespace, members, egress policy. */

@@ -18,7 +18,8 @@ import { admin, condition, createWorkspace, eventually, randomSecret, uniqueName
 
 type Conn = ExternalConnection & KubeObject;
 
-const CONCURRENCY = loadOperatorConfig({}).probes.concurrency;
+// One workspace holds at most its share of the probe pool: filling that queues the rest of its probes.
+const CONCURRENCY = loadOperatorConfig({}).probes.perWorkspace;
 
 /** An upstream that never answers: each probe to it holds a probe slot until aborted. */
 async function startHoldingServer(): Promise<{ url: string; held: () => number; abandoned: () => number; stop: () => Promise<void> }> {
@@ -62,7 +63,7 @@ describe('attack: a deleted connection\'s queued probe still sends its credentia
     admin().create(ExternalConnections, { metadata: { name, namespace: ns }, spec: { type: 'http-api', settings: { baseURL, auth: 'bearer' }, credentials: { token: { value: token } }, probe: { interval: '0', timeout: '60s' } } } as never);
 
   it('never runs the probe of a connection deleted while it waited, and aborts the running ones', async () => {
-    // Fill every probe slot with probes that do not finish on their own.
+    // Fill every probe slot this workspace may hold with probes that do not finish on their own.
     const holders = Array.from({ length: CONCURRENCY }, (_, i) => `holder-${i}`);
     for (const name of holders) await create(name, hold.url, randomSecret('holder'));
     await eventually('every probe slot held', async () => hold.held(), (n) => n === CONCURRENCY, 60_000);

@@ -48,7 +48,7 @@ describe('attack: SSRF to metadata services through translated addresses', () =>
       const c = await eventually(`${name} probed`, () => admin().get<Conn>(ExternalConnections, name, ns), (x) => x.status?.lastProbe !== undefined);
       expect(c.status?.lastProbe?.result, `${name}: ${c.status?.lastProbe?.message}`).toBe('EgressDenied');
       expect(condition(c, 'Reachable')).toMatchObject({ status: 'False', reason: 'EgressDenied' });
-      const expected = name.endsWith('loopback') ? 'outside the workspace egress.allowCIDRs' : 'cloud metadata endpoints are never allowed';
+      const expected = name.endsWith('loopback') ? "the Workspace's spec.policy.egress.allowCIDRs" : 'cloud metadata endpoints are never allowed';
       expect(c.status?.lastProbe?.message).toContain(expected);
       expect(JSON.stringify(c.status)).not.toContain(token);
     }

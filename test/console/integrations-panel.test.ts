@@ -70,6 +70,8 @@ describe('console: the Integrations panel', () => {
 
   async function signIn(page: Page, token: string, workspace?: string): Promise<void> {
     await page.goto(`${consoleURL()}/#${new URLSearchParams({ token, ...(workspace ? { workspace } : {}) })}`);
+    // A link never signs in by itself (test/attacks/console-signin-link.test.ts): confirm it.
+    await page.getByRole('dialog', { name: 'Sign in with this link?' }).getByRole('button', { name: 'Continue' }).click();
     await page.getByRole('heading', { name: 'Integrations', level: 1 }).waitFor();
     // The token travelled in the fragment only, and is gone from the address bar.
     expect(page.url()).not.toContain('token');

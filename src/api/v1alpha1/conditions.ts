@@ -46,6 +46,7 @@ export const Reason = {
   // credentials and encryption
   Sealed: 'Sealed',
   CiphertextRejected: 'CiphertextRejected',
+  DestinationChanged: 'DestinationChanged',
   KMSUnavailable: 'KMSUnavailable',
   KeyRotationInProgress: 'KeyRotationInProgress',
   SecretNotFound: 'SecretNotFound',

@@ -167,6 +167,8 @@ export interface WorkspaceConnectionCounts {
   total?: number;
   /** How many of them are Ready. */
   ready?: number;
+  /** ready/total, e.g. "2/3" (the CONNECTIONS column). */
+  summary?: string;
 }
 
 /** Progress of re-wrapping existing ciphertexts after spec.encryption.keyId changed. */
@@ -182,6 +184,20 @@ export interface WorkspaceKeyRotation {
    * condition; retried with backoff).
    */
   phase?: 'Pending' | 'Rewrapping' | 'Completed' | 'Failed';
+  /**
+   * True when the operator no longer needs any key but targetKeyId for this workspace: every
+   * managed copy is re-wrapped. The old key may then be disabled; specValuesOnOldKeys says how many
+   * values in connection specs (and so in Git) still need it to be rebuilt from Git.
+   */
+  retirable?: boolean;
+  /** Credentials whose managed copy is still wrapped by another key (the operator needs that key). */
+  managedCopiesOnOldKeys?: number;
+  /**
+   * sealed values in connection specs still wrapped by another key. Not needed while the managed
+   * copies exist; commit status.credentials.<field>.sealed of those connections to retire the old
+   * key for rebuilds from Git too.
+   */
+  specValuesOnOldKeys?: number;
 }
 
 /**
@@ -227,9 +243,9 @@ export interface ExternalConnectionSpec {
   /**
    * Credential fields by name (the names come from the IntegrationType's credentialFields). Each
    * field gives exactly one of: value (plaintext, write-only: the atoll admission webhook seals it
-   * and it is never stored), sealed (ciphertext from atoll, safe to commit to Git), or secretKeyRef
-   * (a key of a Secret in this namespace that someone else maintains, such as External Secrets
-   * Operator).
+   * and it is never stored), sealed (ciphertext from atoll, safe to commit to Git; get it with
+   * `atoll seal`), or secretKeyRef (a key of a Secret in this namespace that someone else
+   * maintains, such as External Secrets Operator).
    */
   credentials?: Record<string, CredentialSource>;
   /**
@@ -243,8 +259,9 @@ export interface ExternalConnectionSpec {
 export interface CredentialSource {
   /**
    * Plaintext, write-only. The atoll admission webhook replaces it with sealed before the object is
-   * stored; without the webhook the object is rejected. Use it with kubectl create/apply, or with
-   * --dry-run=server -o yaml to get the sealed form for Git.
+   * stored; without the webhook the object is rejected. Use it with kubectl create/apply. For Git,
+   * run `atoll seal` (or `kubectl atoll seal`): it prints the sealed manifest without server-set
+   * metadata, so it applies cleanly again and again.
    */
   value?: string;
   /**
@@ -276,7 +293,8 @@ export interface SecretKeyRef {
 export interface ProbeSchedule {
   /**
    * Time between periodic probes, with jitter, as a duration such as 30s, 10m or 1h (5s to 24h).
-   * "0" disables periodic probes; probes still run on changes and on request.
+   * Any zero duration ("0", "0s", "0m") disables periodic probes; probes still run on changes and
+   * on request.
    * Default: `"10m"`.
    */
   interval?: string;
@@ -328,6 +346,13 @@ export interface CredentialStatus {
   updatedAt?: string;
   /** KMS key id the current ciphertext is wrapped with. */
   keyId?: string;
+  /**
+   * Set when spec.credentials.<field>.sealed needs an older key, binding or destination than the
+   * operator now uses (after a key rotation or atoll rebind): the same credential sealed for the
+   * current key and destination. Commit it to Git in place of the old value so that the old KMS key
+   * is not needed to rebuild from Git; committing it is not a rotation.
+   */
+  sealed?: string;
 }
 
 /** Outcome of the most recent probe. */
@@ -461,6 +486,16 @@ export interface IntegrationTypeSpec {
    */
   probe: IntegrationTypeProbe;
   /**
+   * Which settings decide where a credential of this type is sent (its destination). Every
+   * credential is sealed to the destination: a change of it (by an edit of a connection's settings
+   * or of this type) needs the credentials supplied again or confirmed with atoll rebind. Always
+   * part of it: this type's name, its probe and gateway URL, header, query and body templates and
+   * driver, the scheme, host and port the probe and gateway URLs resolve to, and the settings used
+   * in auth and header templates. Unset adds, for drivers, host, port, endpoint, url, bucket,
+   * region, forcePathStyle, tls, sslmode and auth where the settingsSchema declares them.
+   */
+  destination?: IntegrationTypeDestination;
+  /**
    * How workloads may receive a connection of this type: proxy (calls through the gateway, which
    * injects the credential; the workload never sees it; needs spec.gateway) and/or files (the
    * plaintext through the gateway's /credentials endpoint and the atoll agent). Default proxy only:
@@ -491,6 +526,13 @@ export interface IntegrationTypeCredentialField {
   required?: boolean;
   /** Where to find or how to create the credential. */
   description?: string;
+  /**
+   * The shape of the value. Unset: one line (no newlines or other control characters). multiline:
+   * newlines and tabs allowed. pem: one or more PEM blocks (-----BEGIN ...----- to -----END
+   * ...-----), for certificates and private keys. json: a JSON object, for service-account key
+   * files. A value of only whitespace is refused whatever the format.
+   */
+  format?: 'multiline' | 'pem' | 'json';
 }
 
 /**
@@ -499,8 +541,9 @@ export interface IntegrationTypeCredentialField {
  */
 export interface IntegrationTypeProbe {
   /**
-   * Name of a code-backed probe driver built into atoll: postgresql, mysql, redis, s3 or
-   * prometheus. An unknown driver makes connections of this type report it in their conditions.
+   * Name of a code-backed probe driver built into atoll: postgresql, mysql, redis, s3, prometheus
+   * or gcp-service-account. An unknown driver makes connections of this type report it in their
+   * conditions.
    */
   driver?: string;
   /**
@@ -571,6 +614,28 @@ export interface CredentialPlacement {
   usernameField?: string;
   /** Credential field holding the password (type basic). */
   passwordField?: string;
+}
+
+/**
+ * Which settings decide where a credential of this type is sent (its destination). Every credential
+ * is sealed to the destination: a change of it (by an edit of a connection's settings or of this
+ * type) needs the credentials supplied again or confirmed with atoll rebind. Always part of it:
+ * this type's name, its probe and gateway URL, header, query and body templates and driver, the
+ * scheme, host and port the probe and gateway URLs resolve to, and the settings used in auth and
+ * header templates. Unset adds, for drivers, host, port, endpoint, url, bucket, region,
+ * forcePathStyle, tls, sslmode and auth where the settingsSchema declares them.
+ */
+export interface IntegrationTypeDestination {
+  /**
+   * Settings whose whole value is part of the destination (replaces the driver default list), for
+   * example [host, port, tls].
+   */
+  settings?: string[];
+  /**
+   * Whether the path of the probe and gateway URLs is part of the destination too (for example when
+   * one host serves several tenants by path). Default false: scheme, host and port only.
+   */
+  includePath?: boolean;
 }
 
 /**

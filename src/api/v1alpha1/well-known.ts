@@ -43,6 +43,26 @@ export function managedSecretName(connectionName: string): string {
   return `${connectionName}-credentials`;
 }
 
+/**
+ * Annotation on an ExternalConnection whose every new value confirms that its
+ * credentials may follow a changed destination (`atoll rebind`). Editors set it.
+ */
+export const REBIND_REQUESTED_ANNOTATION = 'atoll.dev/rebind-requested';
+
+/**
+ * Who set the rebind annotation: written by the mutating webhook from the
+ * request's authenticated user, never taken from the user (ADR 0013).
+ */
+export const REBIND_REQUESTED_BY_ANNOTATION = 'atoll.dev/rebind-requested-by';
+
+/**
+ * Annotation on a `secretKeyRef` source Secret, written by the operator: the
+ * destination digest each connection was first allowed to send it to
+ * (JSON `{connection: digest}`). It outlives the connection, so deleting and
+ * re-creating a connection pointed elsewhere does not re-pin the offer.
+ */
+export const OFFER_PINS_ANNOTATION = 'atoll.dev/offer-pins';
+
 /** Annotation that lets a delete of a connection in use through: `atoll.dev/allow-delete: "true"`. */
 export const ALLOW_DELETE_ANNOTATION = 'atoll.dev/allow-delete';
 

@@ -34,9 +34,10 @@ export async function demoMemberToken(admin: KubeClient, expirationSeconds = 12 
 }
 
 /**
- * The one-click sign-in link: the token travels in the URL fragment, which
- * browsers never send to a server; the app moves it into a session at once
- * and removes it from the address bar and history.
+ * The sign-in link: the token travels in the URL fragment, which browsers
+ * never send to a server; the app removes it from the address bar and
+ * history at once, names whom it signs in as, and makes a session only when
+ * the person clicks Continue (a link can come from anyone: login CSRF).
  */
 export function signInLink(consoleURL: string, token: string, workspace?: string): string {
   const params = new URLSearchParams({ token, ...(workspace ? { workspace } : {}) });

@@ -10,7 +10,7 @@ import { allowKubeRequest } from './routes.js';
 import { sanitizeResponse } from './sanitize.js';
 import { readCookie, SessionStore } from './sessions.js';
 import { StaticFiles } from './static-files.js';
-import { discoverWorkspaces, whoAmI } from './workspaces.js';
+import { discoverWorkspaces, whoAmI, type Identity } from './workspaces.js';
 import { validatorModule } from './validators.js';
 import { FORM_VARIANTS, type FormType, type FormVariant } from '../shared/form-schemas.js';
 
@@ -23,6 +23,8 @@ export interface ConsoleOptions {
   port: number;
   tls?: { certPem: string; keyPem: string };
   log: Logger;
+  /** Most sessions kept in memory at once (each holds a token); 10 000 by default. */
+  maxSessions?: number;
   /** Directory of the built SPA; dist/console/web by default. */
   webRoot?: string;
 }
@@ -33,6 +35,13 @@ export interface ConsoleServer {
 }
 
 const SESSION_COOKIE = 'atoll_session';
+/**
+ * Over HTTPS the cookie is `__Host-` prefixed: browsers accept it only from
+ * this host, Secure, Path=/ and without a Domain, so a page on a sibling
+ * subdomain (same site, so SameSite does not help) cannot toss in a session
+ * of its own (test/attacks/console-cookie-tossing.test.ts).
+ */
+const SECURE_SESSION_COOKIE = `__Host-${SESSION_COOKIE}`;
 const MAX_BODY_BYTES = 256 * 1024;
 const KUBE_PREFIX = '/api/kube';
 
@@ -77,7 +86,7 @@ export async function startConsole(opts: ConsoleOptions): Promise<ConsoleServer>
   });
   const files = await StaticFiles.load(webRoot, ['index.html', ...assets.map((a) => `assets/${a}`)]);
   const upstream = new KubeUpstream(opts.apiServer, opts.caPem);
-  const sessions = new SessionStore();
+  const sessions = new SessionStore(undefined, undefined, opts.maxSessions);
   const secure = opts.tls !== undefined;
   const log = opts.log;
 
@@ -94,11 +103,21 @@ export async function startConsole(opts: ConsoleOptions): Promise<ConsoleServer>
     return secure || req.headers['x-forwarded-proto'] === 'https';
   }
 
+  function sessionCookieName(req: http.IncomingMessage): string {
+    return isSecureRequest(req) ? SECURE_SESSION_COOKIE : SESSION_COOKIE;
+  }
+
+  function sessionCookie(req: http.IncomingMessage, value: string, maxAgeSeconds: number): string {
+    // Plain HTTP (loopback `atoll dev`) cannot use the prefix, which requires Secure.
+    const attributes = isSecureRequest(req) ? 'Path=/; Secure' : 'Path=/api';
+    return `${sessionCookieName(req)}=${value}; ${attributes}; HttpOnly; SameSite=Strict; Max-Age=${maxAgeSeconds}`;
+  }
+
   /** The person's token: the fronting proxy's Authorization header, or the session cookie. */
   function tokenOf(req: http.IncomingMessage): string | undefined {
     const auth = req.headers.authorization;
     if (auth?.startsWith('Bearer ')) return auth.slice('Bearer '.length).trim() || undefined;
-    return sessions.token(readCookie(req.headers.cookie, SESSION_COOKIE));
+    return sessions.token(readCookie(req.headers.cookie, sessionCookieName(req)));
   }
 
   function requireToken(req: http.IncomingMessage): string {
@@ -118,8 +137,18 @@ export async function startConsole(opts: ConsoleOptions): Promise<ConsoleServer>
     const origin = req.headers.origin;
     if (origin && origin !== 'null') {
       const host = req.headers['x-forwarded-host'] ?? req.headers.host;
-      if (new URL(origin).host !== host) throw new HttpError(403, 'Requests must come from the console itself.');
+      if (!URL.canParse(origin) || new URL(origin).host !== host) throw new HttpError(403, 'Requests must come from the console itself.');
     } else if (origin === 'null') throw new HttpError(403, 'Requests must come from the console itself.');
+  }
+
+  /** The token in a sign-in body and who the API server says it is (SelfSubjectReview). */
+  async function identify(req: http.IncomingMessage): Promise<{ token: string; who: Identity }> {
+    const body = parseJson(await readBody(req)) as { token?: unknown };
+    const token = typeof body.token === 'string' ? body.token.trim() : '';
+    if (!/^[\x21-\x7e]{16,16384}$/.test(token)) throw new HttpError(400, 'The sign-in token is missing or malformed: paste the whole token, or open the sign-in link again.');
+    const who = await whoAmI(upstream, token);
+    if (!who) throw new HttpError(401, 'The Kubernetes API server did not accept this token: it may have expired. Get a new sign-in link.');
+    return { token, who };
   }
 
   async function handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
@@ -130,20 +159,24 @@ export async function startConsole(opts: ConsoleOptions): Promise<ConsoleServer>
     res.setHeader('Cache-Control', 'no-store');
     checkSameOrigin(req);
 
+    if (pathname === '/api/session/preview') {
+      // Whom a sign-in link would sign in as, so the page can ask before it
+      // replaces anyone's session (login CSRF): no session, no cookie.
+      if (req.method !== 'POST') throw new HttpError(405, 'Method not allowed.');
+      const { who } = await identify(req);
+      return sendJson(res, 200, { username: who.username });
+    }
+
     if (pathname === '/api/session') {
       if (req.method === 'POST') {
-        const body = parseJson(await readBody(req)) as { token?: unknown };
-        const token = typeof body.token === 'string' ? body.token.trim() : '';
-        if (!/^[\x21-\x7e]{16,16384}$/.test(token)) throw new HttpError(400, 'The sign-in token is missing or malformed: paste the whole token, or open the sign-in link again.');
-        const who = await whoAmI(upstream, token);
-        if (!who) throw new HttpError(401, 'The Kubernetes API server did not accept this token: it may have expired. Get a new sign-in link.');
-        const session = sessions.create(token);
-        res.setHeader('Set-Cookie', `${SESSION_COOKIE}=${session.id}; Path=/api; HttpOnly; SameSite=Strict; Max-Age=${session.maxAgeSeconds}${isSecureRequest(req) ? '; Secure' : ''}`);
+        const { token, who } = await identify(req);
+        const session = sessions.create(token, who.username);
+        res.setHeader('Set-Cookie', sessionCookie(req, session.id, session.maxAgeSeconds));
         return sendJson(res, 200, { user: who, via: 'session' });
       }
       if (req.method === 'DELETE') {
-        sessions.delete(readCookie(req.headers.cookie, SESSION_COOKIE));
-        res.setHeader('Set-Cookie', `${SESSION_COOKIE}=; Path=/api; HttpOnly; SameSite=Strict; Max-Age=0${isSecureRequest(req) ? '; Secure' : ''}`);
+        sessions.delete(readCookie(req.headers.cookie, sessionCookieName(req)));
+        res.setHeader('Set-Cookie', sessionCookie(req, '', 0));
         return sendJson(res, 200, {});
       }
       if (req.method === 'GET') {

@@ -1,6 +1,9 @@
 import { randomBytes } from 'node:crypto';
 
-const MAX_SESSIONS = 10_000;
+/** Default cap on sessions kept in memory (`atoll console --max-sessions`). */
+export const MAX_SESSIONS = 10_000;
+/** Enough for a person's browsers and devices; more sign-ins replace that person's own oldest session. */
+export const MAX_SESSIONS_PER_PERSON = 16;
 
 /**
  * Signed-in people, kept in memory: the browser holds only an opaque session
@@ -10,17 +13,22 @@ const MAX_SESSIONS = 10_000;
  * proxy's Authorization header is used on every request.
  */
 export class SessionStore {
-  private readonly sessions = new Map<string, { token: string; expiresAt: number }>();
+  private readonly sessions = new Map<string, { token: string; owner: string; expiresAt: number }>();
 
-  constructor(private readonly maxAgeMs: number = 8 * 3600_000, private readonly now: () => number = Date.now) {}
+  constructor(private readonly maxAgeMs: number = 8 * 3600_000, private readonly now: () => number = Date.now, private readonly maxSessions: number = MAX_SESSIONS) {}
 
-  create(token: string): { id: string; maxAgeSeconds: number } {
+  /** `owner`: who the API server says the token belongs to (the SelfSubjectReview username). */
+  create(token: string, owner: string): { id: string; maxAgeSeconds: number } {
     this.sweep();
     // Bounded: only valid tokens get a session, but a flood of sign-ins must not grow memory without end.
-    if (this.sessions.size >= MAX_SESSIONS) this.sessions.delete(this.sessions.keys().next().value!);
+    // A person's sign-ins displace only their own older sessions: evicting the globally oldest would let
+    // anyone with a valid token sign everyone else out (test/attacks/console-session-flood.test.ts).
+    const own = [...this.sessions].filter(([, s]) => s.owner === owner).map(([id]) => id);
+    for (const id of own.slice(0, Math.max(0, own.length - MAX_SESSIONS_PER_PERSON + 1))) this.sessions.delete(id);
+    if (this.sessions.size >= this.maxSessions) this.sessions.delete(this.sessions.keys().next().value!);
     const id = randomBytes(32).toString('base64url');
     const expiresAt = Math.min(this.now() + this.maxAgeMs, tokenExpiry(token) ?? Infinity);
-    this.sessions.set(id, { token, expiresAt });
+    this.sessions.set(id, { token, owner, expiresAt });
     return { id, maxAgeSeconds: Math.max(0, Math.floor((expiresAt - this.now()) / 1000)) };
   }
 

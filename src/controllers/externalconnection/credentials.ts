@@ -1,54 +1,113 @@
+import { createHash } from 'node:crypto';
 import type { CredentialSource } from '../../api/v1alpha1/index.js';
 import { Reason } from '../../api/v1alpha1/index.js';
-import type { Binding } from '../../crypto/binding.js';
-import { CryptoError, CryptoErrorReason } from '../../crypto/errors.js';
-import { fingerprint, sameFingerprint } from '../../crypto/fingerprint.js';
+import { managedCopy, SPEC_COPY, type Binding } from '../../crypto/binding.js';
+import { CryptoError, CryptoErrorMessage, CryptoErrorReason } from '../../crypto/errors.js';
+import { fingerprint, placeFingerprint, sameFingerprint } from '../../crypto/fingerprint.js';
 import { credentialHint } from '../../crypto/hint.js';
 import type { KeyRef } from '../../crypto/kms-provider.js';
 import type { CryptoSetup } from '../../crypto/setup.js';
 import type { Secret } from '../context.js';
 
-/** Per-field bookkeeping kept in the managed Secret's annotation (the source of truth for versions). */
+/**
+ * Per-field bookkeeping kept in the managed Secret's annotation (the source
+ * of truth for versions). Since binding format 2 (`format: 2`) it also pins
+ * what the managed copy was made from and for (ADR 0013).
+ */
 export interface FieldState {
   fingerprint: string;
   version: number;
   updatedAt: string;
   keyId: string;
   hint: string;
+  /** 2: the data is a managed copy (binding format 2) and the fingerprint leaves out the destination. */
+  format?: 2;
+  /** Destination digest the managed copy is bound to: where the credential may go. */
+  destination?: string;
+  /** What the copy was made from: `sealed:<sha-256 of spec's sealed value>` or `secret:<name>/<key>`. */
+  source?: string;
+  /** Generation of the IntegrationType when the destination was pinned (names a type change in messages). */
+  typeGeneration?: number;
+  /** A spec-form value under the current key and destination, published in status for Git (when spec's is older). */
+  sealed?: string;
+  /** The `atoll.dev/rebind-requested` value last acted on. */
+  rebind?: string;
+  /** Digest of the connection's own settings when the copy was pinned: a rebind confirms only a move made by the type. */
+  settings?: string;
 }
 
 export { CREDENTIALS_STATE_ANNOTATION as STATE_ANNOTATION } from '../../api/v1alpha1/well-known.js';
-import { CREDENTIALS_STATE_ANNOTATION } from '../../api/v1alpha1/well-known.js';
+import { CREDENTIALS_STATE_ANNOTATION, OFFER_PINS_ANNOTATION } from '../../api/v1alpha1/well-known.js';
 
 /**
  * A Secret made by someone else (a person, External Secrets Operator) is used
  * only if its owner opted in by naming the connection: tenants who may edit
  * connections must not be able to read arbitrary Secrets of their namespace
- * through atoll (tenant roles never read Secrets).
+ * through atoll (tenant roles never read Secrets). An entry `<connection>@<digest
+ * prefix>` approves one destination explicitly (re-approval after a move).
  */
 export const ALLOWED_CONNECTIONS_ANNOTATION = 'atoll.dev/allowed-connections';
 
 const NEVER_SOURCES = new Set(['kubernetes.io/service-account-token', 'atoll.dev/sealed']);
+/** Characters of a destination digest an owner writes to approve it. */
+export const APPROVAL_PREFIX_CHARS = 12;
+
+/** How a Secret offers itself to a connection: not at all, to whatever destination is pinned, or to one destination. */
+export type Offer = { kind: 'none' } | { kind: 'open' } | { kind: 'destination'; prefix: string };
+
+export function offerTo(secret: Secret, connection: string): Offer {
+  if (NEVER_SOURCES.has(secret.type ?? '')) return { kind: 'none' };
+  const list = secret.metadata?.annotations?.[ALLOWED_CONNECTIONS_ANNOTATION];
+  if (list === undefined) return { kind: 'none' };
+  let offer: Offer = { kind: 'none' };
+  for (const entry of list.split(',').map((x) => x.trim())) {
+    const [name, prefix] = entry.split('@', 2) as [string, string | undefined];
+    if (name !== '*' && name !== connection) continue;
+    if (prefix !== undefined && prefix.length > 0) return { kind: 'destination', prefix };
+    offer = { kind: 'open' };
+  }
+  return offer;
+}
 
 export function offersTo(secret: Secret, connection: string): boolean {
-  if (NEVER_SOURCES.has(secret.type ?? '')) return false;
-  const list = secret.metadata?.annotations?.[ALLOWED_CONNECTIONS_ANNOTATION];
-  return list !== undefined && list.split(',').map((x) => x.trim()).some((x) => x === '*' || x === connection);
+  return offerTo(secret, connection).kind !== 'none';
+}
+
+/** The destination each connection was first allowed to send this Secret to (written by the operator). */
+export function offerPins(secret: Secret): Record<string, string> {
+  try {
+    const pins = JSON.parse(secret.metadata?.annotations?.[OFFER_PINS_ANNOTATION] ?? '{}') as unknown;
+    // Own string entries only, without a prototype: a connection named `constructor` has no pin until one is written.
+    const entries = pins && typeof pins === 'object' && !Array.isArray(pins) ? Object.entries(pins).filter(([, v]) => typeof v === 'string') : [];
+    return Object.assign(Object.create(null) as Record<string, string>, Object.fromEntries(entries));
+  } catch {
+    return Object.create(null) as Record<string, string>;
+  }
 }
 
 export type SourceReader = (name: string) => Promise<Secret | undefined>;
+/** Records on a source Secret that `connection` may send it to `destination` (a merge patch by the operator). */
+export type PinWriter = (secretName: string, pins: Record<string, string>) => Promise<void>;
 
 export interface ResolvedField {
   field: string;
   plaintext: string;
+  /** The managed copy (binding format 2, copy managed/<uid>/<version>). */
   ciphertext: string;
   state: FieldState;
   rotated: boolean;
+  /** The destination moved and a rebind confirmed it. */
+  rebound: boolean;
 }
 
-/** A credential problem the user must fix; KMS outages are thrown instead, to be retried. */
+/**
+ * A credential problem the user must fix; KMS outages are thrown instead, to
+ * be retried. `keep` problems leave the field's managed copy in place (a
+ * destination change waiting for confirmation: nothing is deleted, nothing
+ * is served); the others remove it, so the gateway and agent stop serving it.
+ */
 export class CredentialProblem extends Error {
-  constructor(readonly reason: string, message: string) {
+  constructor(readonly reason: string, message: string, readonly keep = false) {
     super(message);
   }
 }
@@ -61,60 +120,282 @@ export function readState(secret: Secret | undefined): Record<string, FieldState
   }
 }
 
-/**
- * Turns one credential source into the ciphertext the managed Secret holds.
- * An unchanged credential (same keyed fingerprint) still wrapped with the
- * workspace's key keeps its ciphertext and version: no KMS call, no write.
- * A changed one is a rotation (version + 1); a key change re-wraps without a
- * new version.
- */
-export async function resolveField(
-  crypto: CryptoSetup,
-  field: string,
-  source: CredentialSource,
-  binding: Binding,
-  key: KeyRef,
-  previous: { state?: FieldState; ciphertext?: string },
-  readSource: SourceReader,
-  now: Date,
-): Promise<ResolvedField> {
-  let plaintext: string;
-  if (source.sealed !== undefined) {
-    try {
-      plaintext = await crypto.envelope.open(source.sealed, binding);
-    } catch (err) {
-      if (err instanceof CryptoError && (err.reason === CryptoErrorReason.CiphertextRejected || err.reason === CryptoErrorReason.MalformedCiphertext)) {
-        throw new CredentialProblem(Reason.CiphertextRejected, `spec.credentials.${field}.sealed was not sealed for this workspace, connection, field and destination and cannot be used here (pointing a connection at another host or port requires supplying its credentials again); seal it for this connection with atoll seal`);
-      }
-      throw err;
-    }
-  } else if (source.secretKeyRef) {
-    const ref = source.secretKeyRef;
-    const secret = await readSource(ref.name);
-    // One message for "missing" and "not offered", so an editor cannot probe which Secrets exist.
-    if (!secret || !offersTo(secret, binding.connection)) {
-      throw new CredentialProblem(Reason.SecretNotFound, `spec.credentials.${field}.secretKeyRef: Secret ${ref.name} does not exist in this namespace or does not offer itself to this connection; its owner must annotate it ${ALLOWED_CONNECTIONS_ANNOTATION}: "${binding.connection}" (or "*")`);
-    }
-    const raw = secret.data?.[ref.key];
-    if (raw === undefined) throw new CredentialProblem(Reason.SecretKeyNotFound, `spec.credentials.${field}.secretKeyRef: Secret ${ref.name} has no key ${ref.key}`);
-    plaintext = Buffer.from(raw, 'base64').toString('utf8');
-  } else {
-    throw new CredentialProblem(Reason.CredentialsMissing, `spec.credentials.${field} has no sealed value or secretKeyRef`);
-  }
+/** Everything about a connection that every field's resolution needs. */
+export interface FieldContext {
+  crypto: CryptoSetup;
+  namespace: string;
+  workspace: string;
+  connection: string;
+  /** The connection object's uid: managed copies of one incarnation never open in another. */
+  uid: string;
+  /** Binding format 2 digest of the current type and settings. */
+  destination: string;
+  /** Binding format 1 digest, to open values sealed before format 2. */
+  legacyDestination: string;
+  /** Digest of the connection's settings as written (see settingsDigest). */
+  settings: string;
+  typeName: string;
+  typeGeneration?: number;
+  key: KeyRef;
+  /** Current value of `atoll.dev/rebind-requested`, if any. */
+  rebind?: string;
+  readSource: SourceReader;
+  writePins: PinWriter;
+  now: Date;
+}
 
-  const fp = fingerprint(crypto.fingerprintKey, binding, plaintext);
-  const prev = previous.state;
-  const unchanged = prev !== undefined && sameFingerprint(prev.fingerprint, fp);
-  if (unchanged && previous.ciphertext && crypto.envelope.isWrappedWith(previous.ciphertext, key)) {
-    return { field, plaintext, ciphertext: previous.ciphertext, state: prev, rotated: false };
+export interface PreviousField {
+  state?: FieldState;
+  /** The managed Secret's ciphertext of this field. */
+  ciphertext?: string;
+  /** `status.credentials.<f>.version`: the operator wrote it, no tenant can lower it. */
+  statusVersion?: number;
+}
+
+/** Said in a DestinationChanged message that no rebind can resolve (`atoll rebind` recognises it). */
+export const REBIND_CANNOT_CONFIRM = 'A rebind confirms only a change of IntegrationType';
+
+/**
+ * Whether a rebind request confirms the move away from the pinned destination.
+ * `atoll rebind` exists for moves made by an IntegrationType edit (spec 3.3);
+ * a move made by the connection's own settings must come with the credential
+ * supplied again, or an editor who never knew it could send it anywhere
+ * (admission alone can be walked around: a placeholder `sealed` with the new
+ * settings, then the original value back). States pinned before the settings
+ * digest was recorded cannot tell and accept the confirmation.
+ */
+function rebindConfirms(ctx: FieldContext, st: FieldState | undefined): boolean {
+  if (ctx.rebind === undefined || ctx.rebind === st?.rebind) return false;
+  return st?.settings === undefined || st.settings === ctx.settings;
+}
+
+function sha256(text: string): string {
+  return createHash('sha256').update(text).digest('base64url');
+}
+
+/**
+ * Turns one credential source into the managed copy the managed Secret
+ * holds. An unchanged source whose managed copy opens to the recorded
+ * fingerprint keeps its copy and version (the spec's value is not opened,
+ * so a retired key is never needed); a changed credential is a rotation
+ * (version + 1); a key change re-wraps the copy without a new version.
+ */
+export async function resolveField(ctx: FieldContext, field: string, source: CredentialSource, previous: PreviousField): Promise<ResolvedField> {
+  if (source.sealed !== undefined) return fromSealed(ctx, field, source.sealed, previous);
+  if (source.secretKeyRef) return fromSecret(ctx, field, source.secretKeyRef, previous);
+  throw new CredentialProblem(Reason.CredentialsMissing, `spec.credentials.${field} has no sealed value or secretKeyRef`);
+}
+
+function specBinding(ctx: FieldContext, field: string, destination: string): Binding {
+  return { namespace: ctx.namespace, workspace: ctx.workspace, connection: ctx.connection, field, destination, copy: SPEC_COPY };
+}
+
+function managedBinding(ctx: FieldContext, field: string, destination: string, version: number): Binding {
+  return { namespace: ctx.namespace, workspace: ctx.workspace, connection: ctx.connection, field, destination, copy: managedCopy(ctx.uid, version) };
+}
+
+function pinnedState(previous: PreviousField): FieldState | undefined {
+  return previous.state?.format === 2 ? previous.state : undefined;
+}
+
+async function fromSealed(ctx: FieldContext, field: string, sealed: string, previous: PreviousField): Promise<ResolvedField> {
+  const st = pinnedState(previous);
+  const sourceId = `sealed:${sha256(sealed)}`;
+  const confirmed = rebindConfirms(ctx, st);
+  if (st?.source === sourceId && st.destination && previous.ciphertext) {
+    if (st.destination !== ctx.destination && !confirmed) throw destinationChanged(ctx, field, st);
+    const plaintext = await openManagedCopy(ctx, field, previous.ciphertext, st);
+    if (plaintext !== undefined) {
+      return finish(ctx, field, { plaintext, sourceId, previous, rebound: st.destination !== ctx.destination, verifiedCopy: true, spec: { sealed, current: st.sealed === undefined } });
+    }
+    // The managed copy was altered or rolled back: repair it from the source below.
   }
-  const ciphertext = source.sealed !== undefined && crypto.envelope.isWrappedWith(source.sealed, key) ? source.sealed : await crypto.envelope.seal(plaintext, binding, key);
+  const opened = await openSpecValue(ctx, field, sealed, st, confirmed);
+  // Admission seals every value afresh (ADR 0012), so a re-applied value arrives as a new spec
+  // ciphertext: when it opens to the credential the verified managed copy holds, keep that copy.
+  const sameAsCopy = st?.destination === ctx.destination && !opened.rebound && previous.ciphertext !== undefined
+    && (await openManagedCopy(ctx, field, previous.ciphertext, st)) === opened.plaintext;
+  return finish(ctx, field, { plaintext: opened.plaintext, sourceId, previous, rebound: opened.rebound, verifiedCopy: sameAsCopy, spec: { sealed, current: opened.current } });
+}
+
+/** Opens the managed copy under the pinned destination and version; undefined when it is not the recorded credential. */
+async function openManagedCopy(ctx: FieldContext, field: string, ciphertext: string, st: FieldState): Promise<string | undefined> {
+  try {
+    const plaintext = await ctx.crypto.envelope.open(ciphertext, managedBinding(ctx, field, st.destination!, st.version));
+    const place = { namespace: ctx.namespace, workspace: ctx.workspace, connection: ctx.connection, field };
+    return sameFingerprint(st.fingerprint, placeFingerprint(ctx.crypto.fingerprintKey, place, plaintext)) ? plaintext : undefined;
+  } catch (err) {
+    if (isRetryable(err)) throw err;
+    return undefined;
+  }
+}
+
+/**
+ * Opens a value of the spec: sealed for the current destination (format 2),
+ * or, where no pin says otherwise, a value sealed before format 2. A value
+ * sealed for the pinned previous destination opens only once a rebind confirms.
+ */
+async function openSpecValue(ctx: FieldContext, field: string, sealed: string, st: FieldState | undefined, confirmed: boolean): Promise<{ plaintext: string; current: boolean; rebound: boolean }> {
+  const { envelope } = ctx.crypto;
+  let first: unknown;
+  try {
+    return { plaintext: await envelope.open(sealed, specBinding(ctx, field, ctx.destination)), current: true, rebound: false };
+  } catch (err) {
+    if (isRetryable(err)) throw err;
+    if (!(err instanceof CryptoError) && !isKeyIdShapeError(err)) throw err;
+    if (!isBindingMismatch(err)) throw ciphertextRejected(ctx, field, sealed, err);
+    first = err;
+  }
+  if (!st?.destination || st.destination === ctx.destination) {
+    const legacy: Binding = { namespace: ctx.namespace, workspace: ctx.workspace, connection: ctx.connection, field, destination: ctx.legacyDestination, format: 1 };
+    try {
+      return { plaintext: await envelope.open(sealed, legacy), current: false, rebound: false };
+    } catch (err) {
+      if (isRetryable(err)) throw err;
+    }
+  }
+  if (st?.destination && st.destination !== ctx.destination) {
+    let plaintext: string | undefined;
+    try {
+      plaintext = await envelope.open(sealed, specBinding(ctx, field, st.destination));
+    } catch (err) {
+      if (isRetryable(err)) throw err;
+    }
+    if (plaintext !== undefined) {
+      if (!confirmed) throw destinationChanged(ctx, field, st);
+      return { plaintext, current: false, rebound: true };
+    }
+  }
+  throw ciphertextRejected(ctx, field, sealed, first);
+}
+
+async function fromSecret(ctx: FieldContext, field: string, ref: { name: string; key: string }, previous: PreviousField): Promise<ResolvedField> {
+  const secret = await ctx.readSource(ref.name);
+  const offer = secret ? offerTo(secret, ctx.connection) : ({ kind: 'none' } as Offer);
+  // One message for "missing" and "not offered", so an editor cannot probe which Secrets exist.
+  if (!secret || offer.kind === 'none') {
+    throw new CredentialProblem(Reason.SecretNotFound, `spec.credentials.${field}.secretKeyRef: Secret ${ref.name} does not exist in this namespace or does not offer itself to this connection; its owner must annotate it ${ALLOWED_CONNECTIONS_ANNOTATION}: "${ctx.connection}" (or "*")`);
+  }
+  const approve = `${ctx.connection}@${ctx.destination.slice(0, APPROVAL_PREFIX_CHARS)}`;
+  const sourceId = `secret:${ref.name}/${ref.key}`;
+  const st = pinnedState(previous);
+  const pins = offerPins(secret);
+  const pinned = pins[ctx.connection] ?? (st?.source === sourceId ? st.destination : undefined);
+  if (offer.kind === 'destination' ? !ctx.destination.startsWith(offer.prefix) : pinned !== undefined && pinned !== ctx.destination) {
+    throw new CredentialProblem(Reason.DestinationChanged, `spec.credentials.${field}.secretKeyRef: Secret ${ref.name} was offered to this connection for another destination (the connection's settings or its IntegrationType ${ctx.typeName} changed where credentials go); it is not used until the Secret's owner approves the new destination by setting the entry for this connection in ${ALLOWED_CONNECTIONS_ANNOTATION} to "${approve}"`);
+  }
+  const raw = secret.data?.[ref.key];
+  if (raw === undefined) throw new CredentialProblem(Reason.SecretKeyNotFound, `spec.credentials.${field}.secretKeyRef: Secret ${ref.name} has no key ${ref.key}`);
+  if (pins[ctx.connection] !== ctx.destination) await ctx.writePins(ref.name, { ...pins, [ctx.connection]: ctx.destination });
+  const plaintext = Buffer.from(raw, 'base64').toString('utf8');
+  // The copy is kept only if it still opens to what was recorded (a rolled-back Secret is re-made).
+  const verifiedCopy = st?.source === sourceId && st.destination === ctx.destination && previous.ciphertext !== undefined
+    && (await openManagedCopy(ctx, field, previous.ciphertext, st)) !== undefined;
+  return finish(ctx, field, { plaintext, sourceId, previous, rebound: false, verifiedCopy });
+}
+
+interface Outcome {
+  plaintext: string;
+  sourceId: string;
+  previous: PreviousField;
+  rebound: boolean;
+  /** The managed copy opened to the recorded credential in this reconcile (only then may it be kept). */
+  verifiedCopy?: boolean;
+  /** For sealed sources: the spec value, and whether it is format 2 for the current destination. */
+  spec?: { sealed: string; current: boolean };
+}
+
+async function finish(ctx: FieldContext, field: string, o: Outcome): Promise<ResolvedField> {
+  const { crypto, key } = ctx;
+  const place = { namespace: ctx.namespace, workspace: ctx.workspace, connection: ctx.connection, field };
+  const fp = placeFingerprint(crypto.fingerprintKey, place, o.plaintext);
+  const prev = o.previous.state;
+  const unchanged = prev === undefined
+    ? false
+    : prev.format === 2
+      ? sameFingerprint(prev.fingerprint, fp)
+      : sameFingerprint(prev.fingerprint, fingerprint(crypto.fingerprintKey, { ...place, destination: ctx.legacyDestination, format: 1 }, o.plaintext));
+  // The status version (operator-written) keeps a rolled-back annotation from lowering the version.
+  const base = Math.max(prev?.version ?? 0, o.previous.statusVersion ?? 0);
+  const version = unchanged ? Math.max(base, 1) : base + 1;
+  const st = pinnedState(o.previous);
+  const reuse = o.verifiedCopy === true && !o.rebound && o.previous.ciphertext !== undefined && st !== undefined && st.version === version
+    && crypto.envelope.isWrappedWith(o.previous.ciphertext, key);
+  const ciphertext = reuse ? o.previous.ciphertext! : await crypto.envelope.seal(o.plaintext, managedBinding(ctx, field, ctx.destination, version), key);
+
+  // Git's copy: publish a replacement when spec's value needs an old key, an old binding or an old destination.
+  let published: string | undefined;
+  if (o.spec) {
+    const stale = o.rebound || !o.spec.current || !crypto.envelope.isWrappedWith(o.spec.sealed, key);
+    const kept = st?.sealed !== undefined && !o.rebound && st.destination === ctx.destination && crypto.envelope.isWrappedWith(st.sealed, key) && sameFingerprint(st.fingerprint, fp);
+    if (stale) published = kept ? st!.sealed : await crypto.envelope.seal(o.plaintext, specBinding(ctx, field, ctx.destination), key);
+  }
   const state: FieldState = {
     fingerprint: fp,
-    version: (prev?.version ?? 0) + (unchanged ? 0 : 1),
-    updatedAt: unchanged ? prev!.updatedAt : now.toISOString(),
+    version,
+    updatedAt: unchanged && prev ? prev.updatedAt : ctx.now.toISOString(),
     keyId: crypto.envelope.describe(ciphertext).keyId,
-    hint: credentialHint(plaintext),
+    hint: credentialHint(o.plaintext),
+    format: 2,
+    destination: ctx.destination,
+    source: o.sourceId,
+    ...(ctx.typeGeneration !== undefined ? { typeGeneration: ctx.typeGeneration } : {}),
+    ...(published !== undefined ? { sealed: published } : {}),
+    // Every value seen is spent: a confirmation given before a change never confirms a later one.
+    ...(ctx.rebind !== undefined ? { rebind: ctx.rebind } : {}),
+    settings: ctx.settings,
   };
-  return { field, plaintext, ciphertext, state, rotated: !unchanged };
+  return { field, plaintext: o.plaintext, ciphertext, state, rotated: !unchanged, rebound: o.rebound };
+}
+
+function destinationChanged(ctx: FieldContext, field: string, st: FieldState): CredentialProblem {
+  if (st.settings !== undefined && st.settings !== ctx.settings) {
+    return new CredentialProblem(
+      Reason.DestinationChanged,
+      `spec.settings of this connection changed where its credentials go; spec.credentials.${field} is bound to the previous destination and is not used. ${REBIND_CANNOT_CONFIRM} ${ctx.typeName}: supply the credential again for the new settings (set spec.credentials.${field}.value, or a value made by atoll seal), or restore the previous settings`,
+      true,
+    );
+  }
+  const typeChange = st.typeGeneration !== undefined && ctx.typeGeneration !== undefined && st.typeGeneration !== ctx.typeGeneration
+    ? `IntegrationType ${ctx.typeName} changed (generation ${st.typeGeneration} → ${ctx.typeGeneration}) where or how its credentials are sent`
+    : `the destination of this connection changed (its settings or IntegrationType ${ctx.typeName})`;
+  return new CredentialProblem(
+    Reason.DestinationChanged,
+    `${typeChange}; spec.credentials.${field} is bound to the previous destination and is not used. Review the change (kubectl get integrationtype ${ctx.typeName} -o yaml), then confirm with atoll rebind ${ctx.connection} -n ${ctx.namespace}, or supply the credential again`,
+    true,
+  );
+}
+
+/** Errors that say the value is fine but was sealed for another binding (worth trying the legacy format). */
+function isBindingMismatch(err: unknown): boolean {
+  return err instanceof CryptoError && err.reason === CryptoErrorReason.CiphertextRejected;
+}
+
+function isRetryable(err: unknown): boolean {
+  return err instanceof CryptoError && err.retryable;
+}
+
+const KEY_ID_SHAPE_ERRORS = new Set<string>([CryptoErrorMessage.invalidLocalKeyId]);
+
+function isKeyIdShapeError(err: unknown): boolean {
+  return err instanceof TypeError && KEY_ID_SHAPE_ERRORS.has(err.message);
+}
+
+/** A terminal failure that comes from the ciphertext itself, said plainly with the fix. */
+function ciphertextRejected(ctx: FieldContext, field: string, sealed: string, err: unknown): CredentialProblem {
+  const at = `spec.credentials.${field}.sealed`;
+  const fix = `seal it again for this connection with atoll seal (or supply value)`;
+  let named: { provider: string; keyId: string } | undefined;
+  try {
+    named = ctx.crypto.envelope.describe(sealed);
+  } catch {
+    named = undefined;
+  }
+  let why: string;
+  if (!named || (err instanceof CryptoError && err.reason === CryptoErrorReason.MalformedCiphertext)) why = 'is not an atoll ciphertext';
+  else if (err instanceof CryptoError && err.reason === CryptoErrorReason.ProviderNotRegistered) why = `names KMS provider "${named.provider}", which this operator is not configured with`;
+  else if (err instanceof CryptoError && err.reason === CryptoErrorReason.KeyNotFound) why = `is wrapped by key ${named.keyId}, which does not exist or is disabled`;
+  else if (isKeyIdShapeError(err)) why = `names a key id that is not a ${named.provider} key id`;
+  else why = 'was not sealed for this workspace, connection, field and destination (pointing a connection at another host, port or type requires supplying its credentials again)';
+  return new CredentialProblem(Reason.CiphertextRejected, `${at} ${why} and cannot be used here; ${fix}`);
 }

@@ -40,6 +40,8 @@ describe('ProbeScheduler', () => {
     expect(s.active).toBe(0);
     expect(s.result('ns/a')).toBeUndefined();
     expect(done).toEqual([]);
+    // The window outlives the connection: one created again under the same name does not start a fresh one.
+    expect(s.lastStartedAt('ns/a')).toBeDefined();
   });
 
   it('keeps one probe per key: a newer request replaces a queued one', async () => {
@@ -55,6 +57,20 @@ describe('ProbeScheduler', () => {
     expect(log).toEqual(['start x', 'start y-new']);
     expect(s.result('ns/x')).toMatchObject({ tag: 't', subject: 's' });
     expect(s.isRunning('ns/y', 'new')).toBe(true);
+  });
+
+  it('gives one workspace at most its share of the slots: another workspace runs past its queue', async () => {
+    const log: string[] = [];
+    const s = new ProbeScheduler(4, () => undefined, Date.now, 2);
+    const held = ['a', 'b', 'c', 'd'].map((n) => heldProbe(log, `greedy/${n}`));
+    held.forEach((h, i) => s.request(`greedy/${'abcd'[i]}`, { tag: 't', subject: 's' }, h.run));
+    s.request('other/x', { tag: 't', subject: 's' }, heldProbe(log, 'other/x').run);
+    expect(log).toEqual(['start greedy/a', 'start greedy/b', 'start other/x']);
+    expect(s.queued).toBe(2);
+    held[0]!.release();
+    await tick();
+    expect(log.at(-1)).toBe('start greedy/c');
+    expect(s.active).toBe(3);
   });
 
   it('reports a coalesced request once per window', async () => {

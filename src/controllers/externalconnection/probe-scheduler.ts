@@ -37,6 +37,10 @@ interface Pending extends ProbeRequest {
  * gone) does the same and keeps nothing: no queued closure, and with it no
  * plaintext, outlives the connection.
  */
+/** Start times of forgotten connections are kept this long (longer than any probe window), pruned every PRUNE_EVERY forgets. */
+const FORGOTTEN_START_TTL_MS = 3_600_000;
+const PRUNE_EVERY = 256;
+
 export class ProbeScheduler {
   private readonly results = new Map<string, ProbeRecord>();
   private readonly pending = new Map<string, Pending>();
@@ -45,8 +49,22 @@ export class ProbeScheduler {
   private readonly startedAt = new Map<string, number>();
   private readonly coalesceNoticed = new Map<string, number>();
   private running = 0;
+  private forgotten = 0;
+  /** Running probes per workspace namespace (keys are `namespace/name`). */
+  private readonly runningIn = new Map<string, number>();
 
-  constructor(private readonly concurrency: number, private readonly onDone: (key: string) => void, private readonly now: () => number = Date.now) {}
+  /**
+   * `perWorkspace` bounds the slots one namespace holds at once: probes of
+   * every workspace share the pool, and a workspace aiming its connections at
+   * a host that never answers would otherwise hold all of them for the probe
+   * timeout, batch after batch, while no other workspace is probed.
+   */
+  constructor(
+    private readonly concurrency: number,
+    private readonly onDone: (key: string) => void,
+    private readonly now: () => number = Date.now,
+    private readonly perWorkspace: number = concurrency,
+  ) {}
 
   result(key: string): ProbeRecord | undefined {
     return this.results.get(key);
@@ -79,12 +97,24 @@ export class ProbeScheduler {
     return true;
   }
 
-  /** The connection is gone: drop its result, its queued probe, and abort its running one. */
+  /**
+   * The connection is gone: drop its result, its queued probe, and abort its
+   * running one. When its last probe started is kept for a while: a
+   * connection deleted and created again under the same name (its `sealed`
+   * copied, so it opens) must not get a fresh probe window on every cycle.
+   */
   forget(key: string): void {
     this.results.delete(key);
-    this.startedAt.delete(key);
     this.coalesceNoticed.delete(key);
     this.cancel(key);
+    if (++this.forgotten % PRUNE_EVERY === 0) this.pruneStarts();
+  }
+
+  private pruneStarts(): void {
+    const before = this.now() - FORGOTTEN_START_TTL_MS;
+    for (const [key, at] of this.startedAt) {
+      if (at < before && !this.results.has(key) && !this.pending.has(key)) this.startedAt.delete(key);
+    }
   }
 
   /** Queues `run` for `key` unless the same tag is already queued or running; replaces any other. */
@@ -115,9 +145,11 @@ export class ProbeScheduler {
     if (p.started) p.abort.abort(new Error('probe cancelled: its connection was deleted or changed'));
   }
 
+  /** Starts queued probes, oldest first, skipping those whose workspace already holds its share. */
   private pump(): void {
-    while (this.running < this.concurrency && this.queue.size > 0) {
-      const key = this.queue.values().next().value as string;
+    for (const key of this.queue) {
+      if (this.running >= this.concurrency) return;
+      if ((this.runningIn.get(namespaceOf(key)) ?? 0) >= this.perWorkspace) continue;
       this.queue.delete(key);
       const p = this.pending.get(key);
       if (p?.run) this.start(key, p, p.run);
@@ -126,6 +158,8 @@ export class ProbeScheduler {
 
   private start(key: string, p: Pending, run: ProbeRun): void {
     this.running++;
+    const ns = namespaceOf(key);
+    this.runningIn.set(ns, (this.runningIn.get(ns) ?? 0) + 1);
     p.started = true;
     p.run = undefined;
     this.startedAt.set(key, this.now());
@@ -142,8 +176,16 @@ export class ProbeScheduler {
         if (outcome) this.results.set(key, { tag: p.tag, subject: p.subject, outcome, finishedAt: this.now() });
       }
       this.running--;
+      const left = (this.runningIn.get(ns) ?? 1) - 1;
+      if (left > 0) this.runningIn.set(ns, left);
+      else this.runningIn.delete(ns);
       this.pump();
       if (current) this.onDone(key);
     })();
   }
+}
+
+function namespaceOf(key: string): string {
+  const slash = key.indexOf('/');
+  return slash < 0 ? key : key.slice(0, slash);
 }

@@ -4,6 +4,9 @@ import {
   ConditionType,
   MANAGED_BY_LABEL,
   MANAGED_BY_VALUE,
+  OFFER_PINS_ANNOTATION,
+  REBIND_REQUESTED_ANNOTATION,
+  REBIND_REQUESTED_BY_ANNOTATION,
   Reason,
   SEALED_SECRET_TYPE,
   TEST_REQUESTED_AT_ANNOTATION,
@@ -29,12 +32,12 @@ import type { ReconcileRequest, ReconcileResult } from '../../runtime/controller
 import type { Logger } from '../../runtime/logger.js';
 import { workspaceIdentity } from '../workspace/identity.js';
 import { workspaceOf, type OperatorContext, type Secret } from '../context.js';
-import { CredentialProblem, STATE_ANNOTATION, readState, resolveField, type FieldState, type ResolvedField } from './credentials.js';
+import { CredentialProblem, STATE_ANNOTATION, readState, resolveField, type FieldContext, type FieldState, type ResolvedField } from './credentials.js';
 import { parseDuration } from './duration.js';
 import { checkConnection } from './policy.js';
 import { ProbeScheduler } from './probe-scheduler.js';
+import { destinationDigest, legacyDestinationDigest, settingsDigest } from '../../integrations/destination.js';
 import { AuditEvents } from './audit-events.js';
-import { destinationDigest } from '../../integrations/destination.js';
 import { deepEqual } from '../../util/deep-equal.js';
 
 type Conn = ExternalConnection & KubeObject;
@@ -58,9 +61,11 @@ export interface ReconcilerHooks {
  */
 export class ExternalConnectionReconciler {
   readonly probes: ProbeScheduler;
+  /** The last credential Warning recorded per connection (uid/generation/reason). */
+  private readonly warned = new Map<string, string>();
   readonly #audit: AuditEvents;
   constructor(private readonly ctx: OperatorContext, enqueue: (key: string) => void, private readonly hooks: ReconcilerHooks = {}) {
-    this.probes = new ProbeScheduler(ctx.config.probes.concurrency, enqueue);
+    this.probes = new ProbeScheduler(ctx.config.probes.concurrency, enqueue, Date.now, ctx.config.probes.perWorkspace);
     this.#audit = new AuditEvents(ctx);
   }
 
@@ -72,6 +77,7 @@ export class ExternalConnectionReconciler {
     const conn = this.ctx.connections.get(key) ?? (await client.tryGet<Conn>(ExternalConnections, req.name, ns));
     if (!conn || conn.metadata.deletionTimestamp) {
       this.probes.forget(key);
+      this.warned.delete(key);
       return; // the managed Secret is owned by the connection: garbage collection removes it
     }
     await this.#audit.record(conn);
@@ -102,22 +108,39 @@ export class ExternalConnectionReconciler {
     // A managed Secret left by a deleted namesake (orphaned) carries nothing over: its state is ignored and it is rewritten.
     const ours = existing?.metadata?.ownerReferences?.some((o) => o.uid === conn.metadata.uid) ?? false;
     const previous = ours ? readState(existing) : {};
-    const destination = destinationDigest(type!, conn.spec.settings);
+    const fields: FieldContext = {
+      crypto: this.ctx.crypto,
+      namespace: ns,
+      workspace: identity,
+      connection: conn.metadata.name!,
+      uid: conn.metadata.uid!,
+      destination: destinationDigest(type!, conn.spec.settings),
+      legacyDestination: legacyDestinationDigest(type!, conn.spec.settings),
+      settings: settingsDigest(conn.spec.settings),
+      typeName: conn.spec.type,
+      ...(type!.metadata?.generation !== undefined ? { typeGeneration: type!.metadata.generation } : {}),
+      key: keyRef,
+      ...(conn.metadata.annotations?.[REBIND_REQUESTED_ANNOTATION] !== undefined ? { rebind: conn.metadata.annotations[REBIND_REQUESTED_ANNOTATION] } : {}),
+      readSource: (name) => this.readSecret(ns, name),
+      writePins: async (name, pins) => {
+        await client.mergePatch(Secrets, name, ns, { metadata: { annotations: { [OFFER_PINS_ANNOTATION]: JSON.stringify(pins) } } });
+      },
+      now,
+    };
     const resolved: ResolvedField[] = [];
+    const fieldProblems: Array<{ field: string; problem: CredentialProblem }> = [];
     try {
       for (const [field, source] of Object.entries(conn.spec.credentials ?? {})) {
         const ct = ours && existing?.data?.[field] ? Buffer.from(existing.data[field]!, 'base64').toString('utf8') : undefined;
-        resolved.push(await resolveField(this.ctx.crypto, field, source, { namespace: ns, workspace: identity, connection: conn.metadata.name!, field, destination }, keyRef, { state: previous[field], ciphertext: ct }, (name) => this.readSecret(ns, name), now));
+        try {
+          resolved.push(await resolveField(fields, field, source, { state: previous[field], ciphertext: ct, statusVersion: conn.status?.credentials?.[field]?.version }));
+        } catch (err) {
+          if (!(err instanceof CredentialProblem)) throw err;
+          fieldProblems.push({ field, problem: err });
+        }
       }
     } catch (err) {
-      if (err instanceof CredentialProblem) {
-        // Lose nothing: the managed Secret keeps the last good ciphertexts.
-        if (findCondition(conn.status?.conditions, ConditionType.CredentialsSealed)?.reason !== err.reason) {
-          await this.ctx.events.record(ExternalConnections, conn, 'Warning', err.reason, err.message);
-        }
-        await this.failSealed(conn, conditions, err.reason, err.message, now);
-        return;
-      }
+      // Only a KMS that does not answer (or refuses the operator) gets here: problems of a ciphertext are CredentialProblems.
       if (err instanceof CryptoError) {
         this.ctx.metrics.kmsFailures.inc({ provider: keyRef.provider, reason: err.reason });
         await this.failSealed(conn, conditions, Reason.KMSUnavailable, `the KMS (${keyRef.provider}) could not be reached or refused the request; the stored credentials are unchanged and atoll retries with backoff`, now);
@@ -126,28 +149,59 @@ export class ExternalConnectionReconciler {
     }
 
     await this.hooks.beforeSecretWrite?.(ns, req.name);
-    await this.writeSecret(conn, ws!, secretName, ours ? existing : undefined, existing, resolved, log);
+    // A field waiting for a rebind keeps its copy (nothing deleted, nothing served: it no longer opens for the
+    // current destination); any other problem removes the field, so the gateway and agent stop serving it.
+    const kept = fieldProblems.filter((p) => p.problem.keep && previous[p.field] && existing?.data?.[p.field] !== undefined).map((p) => p.field);
+    // A new connection with a problem gets no managed Secret yet; an existing one loses what may no longer be served.
+    if (ours || (resolved.length > 0 && fieldProblems.length === 0)) await this.writeSecret(conn, ws!, secretName, ours ? existing : undefined, existing, resolved, kept, previous, log);
     for (const r of resolved.filter((x) => x.rotated && previous[x.field])) {
       await this.ctx.events.record(ExternalConnections, conn, 'Normal', 'CredentialRotated', `credential ${r.field} rotated to version ${r.state.version}`);
     }
+    const rebound = resolved.filter((r) => r.rebound).map((r) => r.field);
+    if (rebound.length > 0) {
+      const by = conn.metadata.annotations?.[REBIND_REQUESTED_BY_ANNOTATION] ?? 'an unknown user';
+      await this.ctx.events.record(ExternalConnections, conn, 'Normal', 'CredentialsRebound', `credential(s) ${rebound.join(', ')} re-sealed for the current destination of IntegrationType ${conn.spec.type}; confirmed by ${by}`);
+    }
+    const credentialStatus = (list: ResolvedField[]) => ({
+      ...Object.fromEntries(kept.map((f) => [f, conn.status?.credentials?.[f] ?? {}])),
+      ...Object.fromEntries(list.map((r) => [r.field, { hint: r.state.hint, version: r.state.version, updatedAt: r.state.updatedAt, keyId: r.state.keyId, ...(r.state.sealed ? { sealed: r.state.sealed } : {}) }])),
+    });
+    if (fieldProblems.length > 0) {
+      const first = fieldProblems[0]!.problem;
+      // One Event per change of reason: a terminal problem is not retried, so there is no storm to report.
+      // The memo covers a reconcile that runs before the watch delivers the status just written (our own Secret write triggers it).
+      const said = `${conn.metadata.uid}/${gen}/${first.reason}`;
+      if (findCondition(conn.status?.conditions, ConditionType.CredentialsSealed)?.reason !== first.reason && this.warned.get(key) !== said) {
+        await this.ctx.events.record(ExternalConnections, conn, 'Warning', first.reason, first.message);
+      }
+      this.warned.set(key, said);
+      await this.failSealed(conn, conditions, first.reason, fieldProblems.map((p) => p.problem.message).join('; '), now, credentialStatus(resolved));
+      return;
+    }
+    this.warned.delete(key);
     conditions = setCondition(conditions, { type: ConditionType.CredentialsSealed, status: 'True', reason: Reason.Sealed, message: `${resolved.length} credential(s) sealed with ${keyRef.keyId}`, observedGeneration: gen }, now);
 
     // Probes: on every change of settings or credentials, on request, and every interval.
     const intervalMs = parseDuration(conn.spec.probe?.interval, DEFAULT_INTERVAL_MS);
     const timeoutMs = Math.min(60_000, parseDuration(conn.spec.probe?.timeout, DEFAULT_TIMEOUT_MS));
-    const subject = probeSubject(conn, type!, resolved);
+    const subject = probeSubject(conn, type!, resolved, ws!.spec?.policy?.egress?.allowCIDRs ?? []);
     const tag = probeTag(subject, conn);
     const last = this.probes.result(key);
     const stale = !last || last.subject !== subject || (intervalMs > 0 && Date.now() - last.finishedAt >= intervalMs);
-    // A test request (only the annotation differs from the probe queued, running or last run of the
-    // same subject) sends a credentialed request to a third party: at most one per connection per window.
+    // Every probe sends the stored credential to a third party: at most one per connection per window,
+    // whether a test request asked for it (only the annotation differs from the probe queued, running
+    // or last run of the same subject) or the subject changed. Toggling spec.probe.timeout or a setting
+    // back and forth would otherwise send one credentialed request per write. The first probe (none
+    // started under this name within the window: a connection deleted and created again keeps its
+    // window) and a probe due by spec.probe.interval run at once.
     const pending = this.probes.pendingProbe(key);
     const testOnly = pending ? pending.subject === subject : !stale && last!.tag !== tag;
-    const coalesceMs = pending?.tag !== tag && testOnly ? this.onDemandWait(key) : 0;
-    if (coalesceMs > 0 && this.probes.noticeCoalesced(key)) {
+    const subjectChanged = pending ? pending.subject !== subject : last !== undefined && last.subject !== subject;
+    const coalesceMs = pending?.tag !== tag && (testOnly || subjectChanged || !last) ? this.onDemandWait(key) : 0;
+    if (coalesceMs > 0 && testOnly && this.probes.noticeCoalesced(key)) {
       await this.ctx.events.record(ExternalConnections, conn, 'Normal', Reason.TestRequestCoalesced, `on-demand tests are coalesced to at most one probe every ${this.ctx.config.probes.testMinIntervalMs / 1000}s per connection; the latest request runs in about ${Math.ceil(coalesceMs / 1000)}s`);
     }
-    const start = pending?.tag !== tag && (testOnly ? coalesceMs === 0 : stale);
+    const start = pending?.tag !== tag && (testOnly || stale) && coalesceMs === 0;
     if (start) {
       const credentials = Object.fromEntries(resolved.map((r) => [r.field, r.plaintext]));
       const probeCtx: ProbeContext = {
@@ -160,8 +214,11 @@ export class ExternalConnectionReconciler {
         ...(this.hooks.dial ? { dial: this.hooks.dial } : {}),
       };
       const typeName = conn.spec.type;
+      const previousReason = last?.outcome.reason ?? conn.status?.lastProbe?.result;
       this.probes.request(key, { tag, subject }, async (signal) => {
         const outcome = await runProbe(type!, { ...probeCtx, signal });
+        // Changes only: a steady state does not fill the log every interval.
+        if (outcome.reason !== previousReason) log.info({ type: typeName, reason: outcome.reason, previous: previousReason ?? null, reachable: outcome.reachable, authenticated: outcome.authenticated }, `probe outcome changed: ${outcome.message}`);
         this.ctx.metrics.probeTotal.inc({ type: typeName, reason: outcome.reason });
         this.ctx.metrics.probeDuration.observe({ type: typeName }, outcome.durationMs / 1000);
         return outcome;
@@ -182,7 +239,7 @@ export class ExternalConnectionReconciler {
     const status: ExternalConnectionStatus = {
       observedGeneration: gen,
       conditions,
-      credentials: Object.fromEntries(resolved.map((r) => [r.field, { hint: r.state.hint, version: r.state.version, updatedAt: r.state.updatedAt, keyId: r.state.keyId }])),
+      credentials: credentialStatus(resolved),
       credentialHint: first?.state.hint ?? '',
       secretName,
       ...(current && last ? { lastProbe: { time: new Date(last.finishedAt).toISOString(), durationMs: current.durationMs, result: current.reason, message: current.message } } : conn.status?.lastProbe ? { lastProbe: conn.status.lastProbe } : {}),
@@ -216,18 +273,21 @@ export class ExternalConnectionReconciler {
   }
 
   /** CredentialsSealed=False (and Ready with it); the managed Secret stays as it was. */
-  private async failSealed(conn: Conn, conditions: Condition[], reason: string, message: string, now: Date): Promise<void> {
+  private async failSealed(conn: Conn, conditions: Condition[], reason: string, message: string, now: Date, credentials?: ExternalConnectionStatus['credentials']): Promise<void> {
     const gen = conn.metadata.generation;
     conditions = setCondition(conditions, { type: ConditionType.CredentialsSealed, status: 'False', reason, message, observedGeneration: gen }, now);
     conditions = setCondition(conditions, summarizeReady(conditions, [ConditionType.CredentialsSealed], gen), now);
-    await this.writeStatus(conn, { ...conn.status, observedGeneration: gen, conditions });
+    await this.writeStatus(conn, { ...conn.status, observedGeneration: gen, conditions, ...(credentials ? { credentials } : {}) });
   }
 
   /** `owned` is the existing Secret when it belongs to this connection object; `existing` is whatever has the name. */
-  private async writeSecret(conn: Conn, ws: Workspace & KubeObject, name: string, owned: Secret | undefined, existing: Secret | undefined, resolved: ResolvedField[], log: Logger): Promise<void> {
+  private async writeSecret(conn: Conn, ws: Workspace & KubeObject, name: string, owned: Secret | undefined, existing: Secret | undefined, resolved: ResolvedField[], kept: string[], previous: Record<string, FieldState>, log: Logger): Promise<void> {
     const ns = conn.metadata.namespace!;
-    const data = Object.fromEntries(resolved.map((r) => [r.field, Buffer.from(r.ciphertext).toString('base64')]));
-    const state: Record<string, FieldState> = Object.fromEntries(resolved.map((r) => [r.field, r.state]));
+    const data: Record<string, string> = Object.fromEntries(kept.map((f) => [f, owned!.data![f]!]));
+    for (const r of resolved) data[r.field] = Buffer.from(r.ciphertext).toString('base64');
+    // Removed fields keep their state (not their data): versions never restart, so an old copy never fits again.
+    const state: Record<string, FieldState> = { ...previous };
+    for (const r of resolved) state[r.field] = r.state;
     const annotation = JSON.stringify(state);
     if (owned && sameData(owned.data, data) && owned.metadata?.annotations?.[STATE_ANNOTATION] === annotation) return;
     const body: Secret = {
@@ -271,10 +331,11 @@ function applyProbe(conditions: Condition[], outcome: ProbeOutcome | undefined, 
   return setCondition(conditions, { type: ConditionType.Authenticated, status: outcome.authenticated, reason: outcome.reason, message: outcome.message, observedGeneration: gen }, now);
 }
 
-/** What a probe result is about: settings, credential fingerprints, the type and the timeout. */
-function probeSubject(conn: Conn, type: IntegrationType, resolved: ResolvedField[]): string {
+/** What a probe result is about: settings, the Workspace's egress allow-list (a change re-probes at once), credential fingerprints, the type and the timeout. */
+function probeSubject(conn: Conn, type: IntegrationType, resolved: ResolvedField[], allowCIDRs: readonly string[]): string {
   const h = createHash('sha256');
   h.update(JSON.stringify(conn.spec.settings ?? {}));
+  h.update(JSON.stringify(allowCIDRs));
   for (const r of resolved) h.update(`${r.field}:${r.state.fingerprint}`);
   h.update(`${type.metadata?.resourceVersion ?? ''}|${conn.spec.probe?.timeout ?? ''}`);
   return h.digest('base64url');

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { CONNECTION_COUNT, connectionLimit, connectionQuota, quotaInForce } from './connection-quota.js';
+import { CONNECTION_COUNT, connectionLimit, connectionQuota, quotaEnforcing, quotaInForce } from './connection-quota.js';
 
 describe('connection quota', () => {
   it('takes spec.policy.maxConnections, else the operator default (0 is a limit, not unset)', () => {
@@ -17,5 +17,13 @@ describe('connection quota', () => {
     expect(quotaInForce(q, 3)).toBe(false);
     expect(quotaInForce({ ...q, status: { hard: { [CONNECTION_COUNT]: '2' }, used: { [CONNECTION_COUNT]: '0' } } }, 3)).toBe(false);
     expect(quotaInForce({ ...q, status: { hard: { [CONNECTION_COUNT]: '3' }, used: { [CONNECTION_COUNT]: '0' } } }, 3)).toBe(true);
+  });
+
+  it('is enforcing, at some limit, only once the quota controller has written a hard limit and a usage', () => {
+    const q = connectionQuota('acme', 3, {});
+    expect(quotaEnforcing(undefined)).toBe(false);
+    expect(quotaEnforcing(q)).toBe(false);
+    expect(quotaEnforcing({ ...q, status: { hard: { [CONNECTION_COUNT]: '2' } } })).toBe(false);
+    expect(quotaEnforcing({ ...q, status: { hard: { [CONNECTION_COUNT]: '2' }, used: { [CONNECTION_COUNT]: '0' } } })).toBe(true);
   });
 });

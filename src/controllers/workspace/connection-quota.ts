@@ -31,10 +31,19 @@ export function connectionQuota(namespace: string, limit: number, metadata: Pick
 }
 
 /**
- * True once kube-controller-manager has taken the limit into the quota's
- * status: until then the API server refuses every new connection ("status
- * unknown for quota"), so the workspace is not Ready yet.
+ * True once kube-controller-manager has taken this limit into the quota's
+ * status: until then the API server applies the previous limit, or none (see
+ * quotaEnforcing), so the workspace is not Ready yet.
  */
 export function quotaInForce(quota: ResourceQuota | undefined, limit: number): boolean {
   return quota?.status?.hard?.[CONNECTION_COUNT] === String(limit) && quota.status.used?.[CONNECTION_COUNT] !== undefined;
+}
+
+/**
+ * True when quota admission counts connections against this quota now: it
+ * matches a quota only by the resources in status.hard, so a quota the
+ * controller has not taken up yet limits nothing.
+ */
+export function quotaEnforcing(quota: ResourceQuota | undefined): boolean {
+  return quota?.status?.hard?.[CONNECTION_COUNT] !== undefined && quota.status.used?.[CONNECTION_COUNT] !== undefined;
 }

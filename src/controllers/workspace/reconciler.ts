@@ -21,7 +21,7 @@ import type { ReconcileRequest, ReconcileResult } from '../../runtime/controller
 import type { Logger } from '../../runtime/logger.js';
 import { oldestFirst, type OperatorContext } from '../context.js';
 import { deepEqual } from '../../util/deep-equal.js';
-import { CONNECTION_QUOTA, connectionLimit, connectionQuota, quotaInForce, type ResourceQuota } from './connection-quota.js';
+import { CONNECTION_QUOTA, connectionLimit, connectionQuota, quotaEnforcing, quotaInForce, type ResourceQuota } from './connection-quota.js';
 import { workspaceIdentity } from './identity.js';
 import { TENANT_ROLES, subjectsFor, tenantRoleName, tenantRules } from './tenant-rbac.js';
 
@@ -32,6 +32,12 @@ export const OPERATOR_SECRETS_ROLE = 'atoll-operator-secrets';
 export const GATEWAY_SECRETS_ROLE = 'atoll-gateway-secrets';
 /** ClusterRole bound per workspace namespace so the controller can keep the connection quota. */
 export const OPERATOR_QUOTA_ROLE = 'atoll-operator-quota';
+
+/** QuotaReady, and whether quota admission limits connections now (perhaps at a previous limit). */
+interface QuotaOutcome {
+  enforced: boolean;
+  condition: Pick<Condition, 'status' | 'reason' | 'message'>;
+}
 
 const KEY_CHECK_TTL_MS = 10 * 60_000;
 const RBAC_RESYNC_MS = 5 * 60_000;
@@ -77,10 +83,16 @@ export class WorkspaceReconciler {
 
     // Label first, then RoleBindings: the admission policy atoll-operator-fence
     // lets the operator write RBAC only in namespaces labelled as workspaces.
+    // Tenants get their roles only once the connection quota is in force: quota
+    // admission limits nothing until kube-controller-manager has filled in the
+    // quota's status, so tenant access before that would let a burst through.
     let labelled = false;
+    let quota: QuotaOutcome;
     try {
       labelled = await this.labelNamespace(ns, ws.metadata.name!);
-      await this.applyTenantRbac(ws);
+      await this.applyOperatorBindings(ws);
+      quota = await this.applyConnectionQuota(ws);
+      if (quota.enforced) await this.applyTenantRbac(ws);
     } catch (err) {
       // The policies read the label and the Workspace from the API server's caches, which may lag by a moment.
       if (labelled && fencedByPolicy(err)) return { requeueAfterMs: 1000 };
@@ -89,9 +101,10 @@ export class WorkspaceReconciler {
       await this.writeStatus(ws, { ...ws.status, observedGeneration: gen, conditions });
       throw err;
     }
-    conditions = setCondition(conditions, { type: ConditionType.RBACReady, status: 'True', reason: Reason.Succeeded, message: 'Tenant Roles and RoleBindings are in place', observedGeneration: gen }, now);
-    const quota = await this.applyConnectionQuota(ws);
-    conditions = setCondition(conditions, { ...quota, type: ConditionType.QuotaReady, observedGeneration: gen }, now);
+    conditions = setCondition(conditions, quota.enforced
+      ? { type: ConditionType.RBACReady, status: 'True', reason: Reason.Succeeded, message: 'Tenant Roles and RoleBindings are in place', observedGeneration: gen }
+      : { type: ConditionType.RBACReady, status: 'False', reason: quota.condition.reason, message: `tenant Roles and RoleBindings wait for ResourceQuota ${CONNECTION_QUOTA} to be in force: ${quota.condition.message}`, observedGeneration: gen }, now);
+    conditions = setCondition(conditions, { ...quota.condition, type: ConditionType.QuotaReady, observedGeneration: gen }, now);
 
     const key = this.ctx.crypto.keyFor(ws.spec?.encryption?.keyId);
     const identity = workspaceIdentity(ws);
@@ -114,23 +127,44 @@ export class WorkspaceReconciler {
     const connections = this.ctx.connections.list(ns).filter((c) => !c.metadata?.deletionTimestamp);
     const ready = connections.filter((c) => isConditionTrue(c.status?.conditions, ConditionType.Ready)).length;
     const wrapped = connections.filter((c) => Object.values(c.status?.credentials ?? {}).every((s) => s.keyId === undefined || sameKey(s.keyId, key.keyId))).length;
+    // What still needs another key: managed copies not yet re-wrapped (the operator's), and spec values (Git's).
+    const managedOld = connections.reduce((n, c) => n + Object.values(c.status?.credentials ?? {}).filter((s) => s.keyId !== undefined && !sameKey(s.keyId, key.keyId)).length, 0);
+    const specOld = connections.reduce((n, c) => n + Object.values(c.spec?.credentials ?? {}).filter((src) => src.sealed !== undefined && !this.wrappedWith(src.sealed, key)).length, 0);
     const status: WorkspaceStatus = {
       ...ws.status,
       observedGeneration: gen,
       conditions,
-      connections: { total: connections.length, ready },
+      connections: { total: connections.length, ready, summary: `${ready}/${connections.length}` },
       keyId: key.keyId,
       identity,
-      keyRotation: { targetKeyId: key.keyId, rewrapped: wrapped, total: connections.length, phase: wrapped === connections.length ? 'Completed' : 'Rewrapping' },
+      keyRotation: {
+        targetKeyId: key.keyId,
+        rewrapped: wrapped,
+        total: connections.length,
+        phase: wrapped === connections.length ? 'Completed' : 'Rewrapping',
+        retirable: managedOld === 0,
+        managedCopiesOnOldKeys: managedOld,
+        specValuesOnOldKeys: specOld,
+      },
     };
     await this.writeStatus(ws, status);
     if (!keyOk) return { requeueAfterMs: 15_000 };
     // The quota controller fills in the quota's status within moments; the RoleBinding takes effect as fast.
-    if (quota.status !== 'True') return { requeueAfterMs: 1000 };
+    if (quota.condition.status !== 'True') return { requeueAfterMs: 1000 };
     if (findCondition(conditions, ConditionType.Ready)?.status !== 'True') return { requeueAfterMs: 30_000 };
     // Tenant admins may edit RoleBindings in their namespace: put ours back regularly.
     return { requeueAfterMs: RBAC_RESYNC_MS };
   };
+
+  /** Whether a spec value is wrapped by `key` (a value that does not parse needs no key at all). */
+  private wrappedWith(sealed: string, key: { provider: string; keyId: string }): boolean {
+    try {
+      const named = this.ctx.crypto.envelope.describe(sealed);
+      return this.ctx.crypto.envelope.isWrappedWith(sealed, key) || (named.provider === key.provider && sameKey(named.keyId, key.keyId));
+    } catch {
+      return true;
+    }
+  }
 
   private async finalize(ws: Ws, log: Logger): Promise<void> {
     const { client } = this.ctx;
@@ -170,7 +204,7 @@ export class WorkspaceReconciler {
    * the API server then refuses the connection over the limit however many
    * creates race, with a message that names the quota.
    */
-  private async applyConnectionQuota(ws: Ws): Promise<Pick<Condition, 'status' | 'reason' | 'message'>> {
+  private async applyConnectionQuota(ws: Ws): Promise<QuotaOutcome> {
     const ns = ws.metadata.namespace!;
     const { limit, source } = connectionLimit(ws, this.ctx.config.defaultMaxConnections);
     const labels = { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [WORKSPACE_LABEL]: ws.metadata.name! };
@@ -179,12 +213,14 @@ export class WorkspaceReconciler {
       quota = await this.ctx.client.apply(ResourceQuotas, connectionQuota(ns, limit, { labels, ownerReferences: [ownerReference(ws)] }));
     } catch (err) {
       const status = (err as { status?: number }).status;
-      return { status: 'False', reason: Reason.QuotaFailed, message: `ResourceQuota ${CONNECTION_QUOTA} could not be written (API status ${status ?? 'unknown'}); the RoleBinding ${OPERATOR_QUOTA_ROLE} grants it, check the operator's RBAC if this persists` };
+      // A quota written earlier may still be in force (tenants keep their roles then); a new workspace waits.
+      const existing = await this.ctx.client.tryGet<ResourceQuota>(ResourceQuotas, CONNECTION_QUOTA, ns).catch(() => undefined);
+      return { enforced: quotaEnforcing(existing), condition: { status: 'False', reason: Reason.QuotaFailed, message: `ResourceQuota ${CONNECTION_QUOTA} could not be written (API status ${status ?? 'unknown'}); the RoleBinding ${OPERATOR_QUOTA_ROLE} grants it, check the operator's RBAC if this persists` } };
     }
     if (!quotaInForce(quota, limit)) {
-      return { status: 'False', reason: Reason.QuotaPending, message: `waiting for kube-controller-manager to take up ResourceQuota ${CONNECTION_QUOTA} (limit ${limit}); until then the API server refuses new connections` };
+      return { enforced: quotaEnforcing(quota), condition: { status: 'False', reason: Reason.QuotaPending, message: `waiting for kube-controller-manager to take up ResourceQuota ${CONNECTION_QUOTA} (limit ${limit})` } };
     }
-    return { status: 'True', reason: Reason.Succeeded, message: `ResourceQuota ${CONNECTION_QUOTA} limits the workspace to ${limit} connections (${source})` };
+    return { enforced: true, condition: { status: 'True', reason: Reason.Succeeded, message: `ResourceQuota ${CONNECTION_QUOTA} limits the workspace to ${limit} connections (${source})` } };
   }
 
   private async applyTenantRbac(ws: Ws): Promise<void> {
@@ -200,6 +236,12 @@ export class WorkspaceReconciler {
         subjects: subjectsFor(ws.spec?.members, role, ns),
       });
     }
+  }
+
+  private async applyOperatorBindings(ws: Ws): Promise<void> {
+    const ns = ws.metadata.namespace!;
+    const owner = [ownerReference(ws)];
+    const labels = { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [WORKSPACE_LABEL]: ws.metadata.name! };
     // Secret access for the operator and gateway, and the operator's hold on the quota, exist only in workspace namespaces.
     const { controller, gateway } = this.ctx.config.serviceAccounts;
     for (const [name, sa] of [[OPERATOR_SECRETS_ROLE, controller], [GATEWAY_SECRETS_ROLE, gateway], [OPERATOR_QUOTA_ROLE, controller]] as const) {

@@ -5,6 +5,7 @@
  * in one place; registering a name twice is a programming error and throws.
  */
 import type { ProbeDriver } from '../probe-types.js';
+import { GcpServiceAccountDriver } from './gcp-service-account.js';
 import { MysqlDriver } from './mysql.js';
 import { PostgresqlDriver } from './postgresql.js';
 import { PrometheusDriver } from './prometheus.js';
@@ -44,6 +45,7 @@ register(new MysqlDriver());
 register(new RedisDriver());
 register(new S3Driver());
 register(new PrometheusDriver());
+register(new GcpServiceAccountDriver());
 
 /** The registered driver called `name`, if any. */
 export function getDriver(name: string): ProbeDriver | undefined {

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { clientCertificateOf } from '../egress.js';
 import { ProbeFailure, describeTarget, type ProbeTarget } from '../probe-failure.js';
 import type { ProbeContext, ProbeDriver, ProbeOutcome } from '../probe-types.js';
 import { ScramClient, ScramError } from './scram-sha-256.js';
@@ -107,6 +108,7 @@ class PostgresLogin {
       verify: this.settings.sslmode === 'verify-full' || this.settings.sslmode === 'verify-ca',
       verifyHostname: this.settings.sslmode === 'verify-full',
       trustedCAs: this.ctx.trustedCAs,
+      clientCertificate: clientCertificateOf(this.ctx.credentials),
     });
   }
 

@@ -47,6 +47,14 @@ describe('RedisDriver against a real redis-server', () => {
     await Promise.all([redis?.stop(), acl?.stop()]);
   });
 
+  it('tls: true against a plain-text server: the handshake gets no answer, and the message suggests tls: false', async () => {
+    const outcome = await probe(context({ host: redis.host, port: redis.port, tls: true }, { timeoutMs: 1_000 }));
+    // redis-server reads the ClientHello as an unfinished inline command and waits.
+    expect(outcome).toMatchObject({ reason: 'TLSError', reachable: 'True' });
+    expect(outcome.message).toContain('TLS handshake got no answer');
+    expect(outcome.message).toContain('tls: false');
+  });
+
   it('right password: Succeeded', async () => {
     expect(await probe(context({ host: redis.host, port: redis.port }))).toMatchObject({ reason: 'Succeeded', reachable: 'True', authenticated: 'True' });
   });

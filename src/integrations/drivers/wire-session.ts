@@ -38,6 +38,8 @@ export interface TlsUpgradeOptions {
   /** Also check that the certificate names `servername` (default: same as `verify`). */
   verifyHostname?: boolean;
   trustedCAs?: string[];
+  /** A TLS client certificate and key (PEM) to present. */
+  clientCertificate?: { cert: string; key: string };
 }
 
 /** Builds node's TLS options: system CAs plus the context's extra CAs, hostname checked only when verifying. */
@@ -48,6 +50,7 @@ export function tlsConnectOptions(options: TlsUpgradeOptions): tls.ConnectionOpt
     ...(sni ? { servername: sni } : {}),
     rejectUnauthorized: options.verify,
     ...(options.trustedCAs?.length ? { ca: [...tls.rootCertificates, ...options.trustedCAs] } : {}),
+    ...(options.clientCertificate ?? {}),
     checkServerIdentity: options.verify && options.verifyHostname !== false ? (_host, cert) => tls.checkServerIdentity(name, cert) : () => undefined,
   };
 }

@@ -2,15 +2,19 @@ import { StrictMode, useEffect, useState } from 'react';
 import { createRoot } from 'react-dom/client';
 import { api, ApiError } from './api';
 import { App } from './App';
+import { Dialog } from './Dialog';
 import type { User } from './types';
 import './styles.css';
 
 /**
  * Sign-in: a link carries the token in the URL fragment, which the browser
- * never sends to any server. It is posted once to /api/session (which keeps
- * it server-side behind an HttpOnly, SameSite=Strict cookie) and removed
- * from the address bar and history at once. Behind an OIDC proxy the
- * proxy's Authorization header signs the person in and no token is handled here.
+ * never sends to any server; it is removed from the address bar and history
+ * at once. A link can come from anyone, so it never signs in by itself: the
+ * backend says whom it would sign in as (/api/session/preview, no session
+ * made) and the person confirms before /api/session replaces their own
+ * session (login CSRF, test/attacks/console-signin-link.test.ts). Behind an
+ * OIDC proxy the proxy's Authorization header signs the person in and no
+ * token is handled here.
  */
 function takeFragment(): { token?: string; workspace?: string } {
   const hash = window.location.hash.replace(/^#/, '');
@@ -23,6 +27,40 @@ function takeFragment(): { token?: string; workspace?: string } {
 }
 
 const fragment = takeFragment();
+
+/** A link followed while the page is open changes only the fragment: no reload, so it is read here. */
+function onLinkFollowed(handle: (f: { token?: string; workspace?: string }) => void): () => void {
+  const listener = () => handle(takeFragment());
+  window.addEventListener('hashchange', listener);
+  return () => window.removeEventListener('hashchange', listener);
+}
+
+/** A sign-in link waiting for the person's answer. */
+type PendingLink = { token: string; username: string; workspace?: string } | { error: string };
+
+function ConfirmLink({ link, current, busy, onContinue, onCancel }: { link: PendingLink; current?: User; busy: boolean; onContinue: () => void; onCancel: () => void }) {
+  if ('error' in link) {
+    return (
+      <Dialog title="This sign-in link did not work" onClose={onCancel}>
+        <div className="callout callout-danger" role="alert">{link.error}</div>
+        <div className="form-actions">
+          <button type="button" className="button button-primary" onClick={onCancel}>Close</button>
+        </div>
+      </Dialog>
+    );
+  }
+  return (
+    <Dialog title="Sign in with this link?" onClose={onCancel}>
+      <p data-testid="link-user">This link signs you in as <strong>{link.username}</strong>.</p>
+      {current ? <p data-testid="current-user">You are signed in as <strong>{current.username}</strong>. Continue only if you expected to switch.</p> : null}
+      <p className="muted">Continue only if you asked for this link. A link from someone else can sign you in to their workspace, where what you enter is theirs to read.</p>
+      <div className="form-actions">
+        <button type="button" className="button button-secondary" onClick={onCancel}>Cancel</button>
+        <button type="button" className="button button-primary" onClick={onContinue} disabled={busy}>{busy ? 'Signing in…' : 'Continue'}</button>
+      </div>
+    </Dialog>
+  );
+}
 
 function SignIn({ message, onSignedIn }: { message?: string; onSignedIn: (u: User) => void }) {
   const [token, setToken] = useState('');
@@ -67,30 +105,70 @@ function SignIn({ message, onSignedIn }: { message?: string; onSignedIn: (u: Use
 function Root() {
   const [user, setUser] = useState<User | null | undefined>();
   const [message, setMessage] = useState<string | undefined>();
+  const [link, setLink] = useState<PendingLink | undefined>();
+  const [busy, setBusy] = useState(false);
+  // The workspace a link names is used only once the person accepts the link.
+  const [workspace, setWorkspace] = useState<string | undefined>(fragment.token ? undefined : fragment.workspace);
+  const [generation, setGeneration] = useState(0);
   useEffect(() => {
-    const start = fragment.token ? api<{ user: User }>('POST', '/api/session', { token: fragment.token }) : api<{ user: User }>('GET', '/api/session');
+    const token = fragment.token;
     delete fragment.token;
-    start
+    api<{ user: User }>('GET', '/api/session')
       .then((r) => setUser(r.user))
       .catch((err: unknown) => {
         if (err instanceof ApiError && err.status !== 401) setMessage(err.message);
-        else if (err instanceof ApiError && fragment.workspace) setMessage(err.message);
         setUser(null);
       });
+    const preview = (f: { token?: string; workspace?: string }) => {
+      if (!f.token) return;
+      const linkToken = f.token;
+      api<{ username: string }>('POST', '/api/session/preview', { token: linkToken })
+        .then((r) => setLink({ token: linkToken, username: r.username, ...(f.workspace ? { workspace: f.workspace } : {}) }))
+        .catch((err: Error) => setLink({ error: err.message }));
+    };
+    preview({ ...(token ? { token } : {}), ...(fragment.workspace ? { workspace: fragment.workspace } : {}) });
+    return onLinkFollowed(preview);
   }, []);
+
+  const accept = (pending: PendingLink) => {
+    if ('error' in pending) return;
+    setBusy(true);
+    api<{ user: User }>('POST', '/api/session', { token: pending.token })
+      .then((r) => {
+        setWorkspace(pending.workspace);
+        setGeneration((g) => g + 1);
+        setUser(r.user);
+        setLink(undefined);
+      })
+      .catch((err: Error) => setLink({ error: err.message }))
+      .finally(() => setBusy(false));
+  };
+  const confirm = link && user !== undefined ? <ConfirmLink link={link} {...(user ? { current: user } : {})} busy={busy} onContinue={() => accept(link)} onCancel={() => setLink(undefined)} /> : null;
+
   if (user === undefined) return <p className="muted boot" role="status">Loading…</p>;
-  if (user === null) return <SignIn {...(message ? { message } : {})} onSignedIn={setUser} />;
+  if (user === null) {
+    return (
+      <>
+        <SignIn {...(message ? { message } : {})} onSignedIn={(u) => { setGeneration((g) => g + 1); setUser(u); }} />
+        {confirm}
+      </>
+    );
+  }
   return (
-    <App
-      user={user}
-      {...(fragment.workspace ? { initialWorkspace: fragment.workspace } : {})}
-      onSignOut={() => {
-        void api('DELETE', '/api/session').finally(() => {
-          setUser(null);
-          setMessage(undefined);
-        });
-      }}
-    />
+    <>
+      <App
+        key={generation}
+        user={user}
+        {...(workspace ? { initialWorkspace: workspace } : {})}
+        onSignOut={() => {
+          void api('DELETE', '/api/session').finally(() => {
+            setUser(null);
+            setMessage(undefined);
+          });
+        }}
+      />
+      {confirm}
+    </>
   );
 }
 
