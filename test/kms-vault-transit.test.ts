@@ -20,10 +20,10 @@ import { createCertificate, createCertificateAuthority } from '../src/kube/x509.
 import { ExternalConnections, Namespaces, RoleBindings, Secrets, ServiceAccounts, Workspaces } from '../src/kube/resources.js';
 import { startOperator, type RunningOperator } from '../src/operator.js';
 import { createLogger } from '../src/runtime/logger.js';
-import { packageRoot } from '../src/testing/binaries.js';
-import { ControlPlane } from '../src/testing/control-plane.js';
-import { installAtoll, loopbackOperatorConfig, OPERATOR_NAMESPACE } from '../src/testing/embedded.js';
-import { waitFor } from '../src/testing/ports.js';
+import { packageRoot } from '../src/dev/binaries.js';
+import { ControlPlane } from '../src/dev/control-plane.js';
+import { installAtoll, loopbackOperatorConfig, OPERATOR_NAMESPACE } from '../src/dev/embedded.js';
+import { waitFor } from '../src/dev/ports.js';
 import {
   createTransitKey,
   enableKubernetesAuth,
@@ -33,7 +33,7 @@ import {
   tokenWithPolicy,
   transitPolicy,
   type VaultServer,
-} from '../src/testing/vault.js';
+} from '../src/dev/vault.js';
 import { condition, randomSecret } from './support/cluster.js';
 import { scrapeCounter } from './support/operator-fixture.js';
 

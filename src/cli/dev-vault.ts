@@ -1,8 +1,8 @@
 import path from 'node:path';
 import { writeFileSync } from 'node:fs';
 import type { KubeClient } from '../kube/client.js';
-import type { ControlPlane } from '../testing/control-plane.js';
-import { OPERATOR_NAMESPACE } from '../testing/embedded.js';
+import type { ControlPlane } from '../dev/control-plane.js';
+import { OPERATOR_NAMESPACE } from '../dev/embedded.js';
 import {
   createTransitKey,
   enableKubernetesAuth,
@@ -12,7 +12,7 @@ import {
   transitPolicy,
   vaultBinary,
   type VaultServer,
-} from '../testing/vault.js';
+} from '../dev/vault.js';
 import { UsageError } from './args.js';
 
 /** What `atoll dev --kms vault-transit` runs beside the control plane. */

@@ -8,7 +8,7 @@ import type { KubeClient } from '../kube/client.js';
 import { ClusterRoleBindings, Namespaces, ServiceAccounts } from '../kube/resources.js';
 import { packageRoot, pinnedVersions } from './binaries.js';
 import { SERVICE_ACCOUNT_ISSUER } from './control-plane.js';
-import { freeLoopbackPort } from './moto.js';
+import { freePort } from './ports.js';
 
 /** A Vault server on a loopback port, started and stopped by a test. */
 export interface VaultServer {
@@ -69,7 +69,7 @@ export async function startVault(opts: { mode?: 'dev' | 'persistent' } = {}): Pr
   const binary = vaultBinary();
   const mode = opts.mode ?? 'dev';
   const dir = mkdtempSync(path.join(tmpdir(), 'atoll-vault-'));
-  const port = await freeLoopbackPort();
+  const port = await freePort();
   let rootToken = `root-${randomBytes(12).toString('hex')}`;
   let unsealKey = '';
   let child: ChildProcess | undefined;

@@ -1,7 +1,7 @@
 import { writeFileSync } from 'node:fs';
 import { inspect } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTransitKey, startVault, tokenWithPolicy, transitPolicy, type VaultServer } from '../../testing/vault.js';
+import { createTransitKey, startVault, tokenWithPolicy, transitPolicy, type VaultServer } from '../../dev/vault.js';
 import { encryptionContext, type Binding } from '../binding.js';
 import { DekCache } from '../dek-cache.js';
 import { Envelope, parseEnvelope } from '../envelope.js';
