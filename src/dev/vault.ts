@@ -134,7 +134,6 @@ export async function startVault(opts: { mode?: 'dev' | 'persistent' } = {}): Pr
       if (status === 200 || (mode === 'persistent' && (status === 298 || status === 299))) break;
       await new Promise((r) => setTimeout(r, 100));
     }
-    if (mode === 'dev') unsealKey ||= /Unseal Key: (\S+)/.exec(stdout)?.[1] ?? '';
   };
   const stop = async () => {
     const proc = child;
@@ -150,6 +149,9 @@ export async function startVault(opts: { mode?: 'dev' | 'persistent' } = {}): Pr
     });
   };
   const unseal = async () => {
+    // A dev server prints its banner (with the unseal key) on stdout a moment after it answers health checks.
+    if (mode === 'dev') unsealKey ||= /Unseal Key: (\S+)/.exec(stdout)?.[1] ?? '';
+    if (!unsealKey) throw new Error('the vault dev server printed no unseal key');
     await api('PUT', 'sys/unseal', { key: unsealKey }, '');
   };
 
