@@ -21,8 +21,8 @@ import { ExternalConnections, Namespaces, RoleBindings, Secrets, ServiceAccounts
 import { startOperator, type RunningOperator } from '../src/operator.js';
 import { createLogger } from '../src/runtime/logger.js';
 import { packageRoot } from '../src/dev/binaries.js';
-import { ControlPlane } from '../src/dev/control-plane.js';
-import { installAtoll, loopbackOperatorConfig, OPERATOR_NAMESPACE } from '../src/dev/embedded.js';
+import { ControlPlane, WEBHOOK_CLIENT_NAME } from '../src/dev/control-plane.js';
+import { installAtoll, loopbackOperatorConfig, OPERATOR_NAMESPACE, precreateWebhookConfigurations } from '../src/dev/embedded.js';
 import { waitFor } from '../src/dev/ports.js';
 import {
   createTransitKey,
@@ -74,6 +74,9 @@ describe('vault-transit: operator and gateway against a real Vault with Kubernet
     ATOLL_VAULT_AUTH: 'kubernetes',
     ATOLL_VAULT_ROLE: role,
     ATOLL_VAULT_JWT_FILE: jwtFile,
+    // The API server authenticates to the webhook with its client certificate, as `atoll dev` sets it up.
+    ATOLL_WEBHOOK_CLIENT_CA_FILE: cp.webhookClientCAPath,
+    ATOLL_WEBHOOK_CLIENT_NAMES: WEBHOOK_CLIENT_NAME,
   });
   const sink = new Writable({ write(chunk, _e, cb) { logs.push(chunk.toString()); cb(); } });
   const log = createLogger({ level: 'debug', destination: sink as never });
@@ -84,6 +87,7 @@ describe('vault-transit: operator and gateway against a real Vault with Kubernet
     cp = await ControlPlane.start({ controllerManager: false });
     client = cp.adminClient();
     await installAtoll(client);
+    await precreateWebhookConfigurations(client);
     await cp.startControllerManager();
 
     // Vault side, as a platform team sets it up: Transit, least-privilege policies, Kubernetes auth, one role per component.
@@ -96,11 +100,12 @@ describe('vault-transit: operator and gateway against a real Vault with Kubernet
     controllerJwt = await serviceAccountTokenFile(client, OPERATOR_NAMESPACE, 'atoll-controller', VAULT_AUDIENCE);
     gatewayJwt = await serviceAccountTokenFile(client, OPERATOR_NAMESPACE, 'atoll-gateway', VAULT_AUDIENCE);
 
-    operator = await startOperator({ client, config: loopbackOperatorConfig(vaultEnv('atoll-controller', controllerJwt)), log: log.child({ component: 'controller' }) });
+    // Each component as its own ServiceAccount, as installed (atoll's admission policies fence what the operator may do).
+    operator = await startOperator({ client: await cp.serviceAccountClient(OPERATOR_NAMESPACE, 'atoll-controller'), config: loopbackOperatorConfig(vaultEnv('atoll-controller', controllerJwt)), log: log.child({ component: 'controller' }) });
     const gatewayCA = createCertificateAuthority({ commonName: 'vault-suite-gateway-ca' });
     gatewayTrust = new Agent({ connect: { ca: gatewayCA.certPem } });
     const tls = createCertificate({ issuer: gatewayCA, commonName: 'localhost', ipAddresses: ['127.0.0.1'], usage: 'server' });
-    gateway = await startGatewayFromConfig({ client, config: loopbackOperatorConfig(vaultEnv('atoll-gateway', gatewayJwt)), log: log.child({ component: 'gateway' }), host: '127.0.0.1', port: 0, tls });
+    gateway = await startGatewayFromConfig({ client: await cp.serviceAccountClient(OPERATOR_NAMESPACE, 'atoll-gateway'), config: loopbackOperatorConfig(vaultEnv('atoll-gateway', gatewayJwt)), log: log.child({ component: 'gateway' }), host: '127.0.0.1', port: 0, tls });
 
     const received: http.IncomingHttpHeaders[] = [];
     const server = http.createServer((req, res) => {
@@ -113,7 +118,10 @@ describe('vault-transit: operator and gateway against a real Vault with Kubernet
 
     await client.create(Namespaces, { metadata: { name: ns } });
     await client.create(Workspaces, { metadata: { name: ns, namespace: ns }, spec: { policy: { egress: { allowCIDRs: ['127.0.0.1/32'] } } } } as never);
-    await waitFor('workspace ready', async () => condition(await client.get(Workspaces, ns, ns) as never, 'Ready')?.status === 'True', 30_000);
+    await waitFor('workspace ready', async () => condition(await client.get(Workspaces, ns, ns) as never, 'Ready')?.status === 'True', 60_000).catch(async (err: Error) => {
+      const ws = (await client.get(Workspaces, ns, ns)) as { status?: unknown };
+      throw new Error(`${err.message}: ${JSON.stringify(ws.status)}`);
+    });
   });
 
   afterAll(async () => {
