@@ -256,8 +256,8 @@ describe('helm chart', () => {
       expect(volumes.find((v) => v.name === 'vault-auth')?.projected?.sources[0]?.serviceAccountToken).toMatchObject({ audience: 'vault', path: 'token' });
     }
     expect(JSON.stringify(find(ms, 'ConfigMap', 'atoll-vault-ca'))).toContain('MIIBdummy');
-    // No local key ring with vault-transit either.
-    expect(grants(rulesOf(find(ms, 'Role', 'atoll-gateway')))).toEqual(['/secrets/atoll-fingerprint-key:get']);
+    // No local key ring with vault-transit either (the gateway keeps only its fingerprint key and its self-managed TLS Secret).
+    expect(grants(rulesOf(find(ms, 'Role', 'atoll-gateway')))).toEqual(['/secrets/*:create', '/secrets/atoll-fingerprint-key:get', '/secrets/atoll-gateway-tls:get', '/secrets/atoll-gateway-tls:update']);
   });
 
   it('renders the admission hardening: sealing budget and test window always, client-certificate authentication and webhookFrom when set', () => {
