@@ -445,11 +445,17 @@ export interface PinnedDialer {
   readonly target: ProbeTarget;
   /** A new socket whose connect() (with any or no arguments) goes to the checked address. */
   socket(): Socket;
+  /** The same, already connecting (for libraries that take a connected stream). */
+  open(): Socket;
   /** Whether a socket reached the server, and whether the server sent anything: for classifying failures. */
   readonly connected: boolean;
   readonly responded: boolean;
   /** Set when the response cap cut the connection. */
   readonly overflow: ProbeFailure | undefined;
+  /** The checked address and port, for a library that opens its own socket (it must connect to exactly this). */
+  readonly address: { host: string; port: number; family: 4 | 6 };
+  /** Progress reported by such a library, since its sockets are not seen here. */
+  markConnected(): void;
   destroyAll(): void;
 }
 
@@ -487,6 +493,7 @@ export async function pinnedDialer(ctx: ProbeContext, target: ProbeTarget): Prom
   return {
     target,
     socket: () => new PinnedSocket(),
+    open: () => new PinnedSocket().connect(),
     get connected() {
       return state.connected;
     },
@@ -495,6 +502,10 @@ export async function pinnedDialer(ctx: ProbeContext, target: ProbeTarget): Prom
     },
     get overflow() {
       return state.overflow;
+    },
+    address: pin,
+    markConnected: () => {
+      state.connected = true;
     },
     destroyAll: () => {
       for (const socket of sockets) socket.destroy();

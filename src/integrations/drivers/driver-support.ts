@@ -59,18 +59,26 @@ export function elapsedSince(startedAt: number): number {
   return Math.round(performance.now() - startedAt);
 }
 
+/** How a driver refines the shared failure mapping. */
+export interface ProbeHooks {
+  /** A library error as a probe failure; undefined leaves it to the shared network rules. */
+  classify?: (err: unknown, dialer: PinnedDialer) => ProbeFailure | undefined;
+  /** The failure to report when the deadline passes; undefined for the shared timeout rule. */
+  timeout?: (dialer: PinnedDialer) => ProbeFailure | undefined;
+}
+
 /**
  * Runs `converse` with a dialer pinned to the egress-checked address of `target`
  * (see pinnedDialer) under the probe's deadline, and turns its result or failure
  * into a ProbeOutcome. `converse` returns the success message and throws a
- * ProbeFailure (or a library error, classified by `classify` and then the shared
- * network rules). Every socket is destroyed when the probe settles.
+ * ProbeFailure (or a library error, classified by `hooks.classify` and then the
+ * shared network rules). Every socket is destroyed when the probe settles.
  */
 export async function runPinnedProbe(
   ctx: ProbeContext,
   target: ProbeTarget,
   converse: (dialer: PinnedDialer, signal: AbortSignal) => Promise<string>,
-  classify: (err: unknown, dialer: PinnedDialer) => ProbeFailure | undefined = () => undefined,
+  hooks: ProbeHooks = {},
 ): Promise<ProbeOutcome> {
   const startedAt = performance.now();
   const signal = deadlineSignal(ctx);
@@ -80,7 +88,7 @@ export async function runPinnedProbe(
     dialer = await pinnedDialer(ctx, target);
     const pinned = dialer;
     const stalled = new Promise<never>((_resolve, reject) => {
-      onAbort = () => reject(timeoutFailure(target, ctx.timeoutMs, pinned.connected, signal.reason));
+      onAbort = () => reject(hooks.timeout?.(pinned) ?? timeoutFailure(target, ctx.timeoutMs, pinned.connected, signal.reason));
       if (signal.aborted) onAbort();
       else signal.addEventListener('abort', onAbort, { once: true });
     });
@@ -90,7 +98,7 @@ export async function runPinnedProbe(
   } catch (err) {
     const failure = err instanceof ProbeFailure
       ? err
-      : (dialer?.overflow ?? (dialer ? classify(err, dialer) : undefined)
+      : (dialer?.overflow ?? (dialer ? hooks.classify?.(err, dialer) : undefined)
         ?? toProbeFailure(err, target, { connected: dialer?.connected ?? false, responded: dialer?.responded ?? false }));
     return failure.toOutcome(elapsedSince(startedAt));
   } finally {

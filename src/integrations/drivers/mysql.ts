@@ -55,7 +55,7 @@ export class MysqlDriver implements ProbeDriver {
 
   probe(ctx: ProbeContext): Promise<ProbeOutcome> {
     return withSettings(ctx, readSettings, (settings) =>
-      runPinnedProbe(ctx, settings.target, (dialer) => login(ctx, settings, dialer), (err, dialer) => classify(err, settings, dialer)),
+      runPinnedProbe(ctx, settings.target, (dialer) => login(ctx, settings, dialer), { classify: (err, dialer) => classify(err, settings, dialer) }),
     );
   }
 }
@@ -68,7 +68,7 @@ async function login(ctx: ProbeContext, settings: MysqlSettings, dialer: PinnedD
     user: settings.user,
     password: ctx.credentials['password'] ?? '',
     ...(settings.database !== undefined ? { database: settings.database } : {}),
-    stream: () => dialer.socket().connect(settings.target.port), // the pinned socket ignores where
+    stream: () => dialer.open(),
     connectTimeout: Math.max(1, ctx.timeoutMs),
     connectAttributes: { program_name: 'atoll-probe' },
     // A fresh object per probe: mysql2 keys its TLS session cache on it, so no probe resumes another's verified session.

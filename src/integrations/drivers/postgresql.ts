@@ -67,7 +67,7 @@ export class PostgresqlDriver implements ProbeDriver {
             throw err;
           }
         },
-        (err, dialer) => classify(err, settings, dialer),
+        { classify: (err, dialer) => classify(err, settings, dialer) },
       ),
     );
   }
