@@ -27,11 +27,18 @@ describe('operator metrics on prom-client', () => {
   it('copies the data-key cache tallies at scrape time', async () => {
     const metrics = createOperatorMetrics();
     let generated = 1;
-    registerKmsStats(metrics.registry, () => ({ kmsCalls: { generateDataKey: generated, decryptDataKey: 0 }, hits: { encrypt: 4, decrypt: 0 } }));
+    registerKmsStats(metrics.registry, () => ({
+      kmsCalls: { generateDataKey: generated, decryptDataKey: 0 },
+      hits: { encrypt: 4, decrypt: 0 },
+      misses: { encrypt: 1, decrypt: 2 },
+      entries: { encrypt: 1, decrypt: 5 },
+    }));
     expect(await metrics.registry.metrics()).toMatch(/^atoll_kms_requests\{operation="generateDataKey"\} 1$/m);
     generated = 3;
     const text = await metrics.registry.metrics();
     expect(text).toMatch(/^atoll_kms_requests\{operation="generateDataKey"\} 3$/m);
     expect(text).toMatch(/^atoll_dek_cache_hits\{direction="encrypt"\} 4$/m);
+    expect(text).toMatch(/^atoll_dek_cache_misses\{direction="decrypt"\} 2$/m);
+    expect(text).toMatch(/^atoll_dek_cache_entries\{direction="decrypt"\} 5$/m);
   });
 });

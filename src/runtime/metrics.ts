@@ -58,4 +58,23 @@ export function registerKmsStats(registry: Registry, stats: () => DekCacheStats)
       for (const [direction, n] of Object.entries(stats().hits)) this.inc({ direction }, n);
     },
   });
+  new Counter({
+    name: 'atoll_dek_cache_misses',
+    help: 'Data-key cache misses by direction.',
+    labelNames: ['direction'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [direction, n] of Object.entries(stats().misses)) this.inc({ direction }, n);
+    },
+  });
+  new Gauge({
+    name: 'atoll_dek_cache_entries',
+    help: 'Data keys held in the cache by direction.',
+    labelNames: ['direction'] as const,
+    registers: [registry],
+    collect() {
+      for (const [direction, n] of Object.entries(stats().entries)) this.set({ direction }, n);
+    },
+  });
 }
