@@ -16,7 +16,6 @@
 import { lookup as dnsLookup } from 'node:dns/promises';
 import { Socket, isIP, connect as netConnect } from 'node:net';
 import { checkServerIdentity, connect as tlsConnect, rootCertificates } from 'node:tls';
-import type { TLSSocket } from 'node:tls';
 import { ProbeFailure, classifyNetworkError, describeTarget, timeoutFailure } from './probe-failure.js';
 import type { ProbeTarget } from './probe-failure.js';
 import type { EgressPolicy, ProbeContext } from './probe-types.js';
@@ -394,41 +393,6 @@ export async function connectGuarded(ctx: ProbeContext, opts: GuardedConnectOpti
     socket.on('error', onError);
     socket.once(readyEvent, onReady);
     opts.signal.addEventListener('abort', onAbort, { once: true });
-  });
-}
-
-/**
- * Upgrades an established connection to TLS in-band (PostgreSQL SSLRequest,
- * MySQL SSL packet), with the same verification as connectGuarded.
- */
-export async function upgradeToTls(ctx: ProbeContext, conn: GuardedConnection, signal: AbortSignal): Promise<GuardedConnection<TLSSocket>> {
-  return new Promise<GuardedConnection<TLSSocket>>((resolve, reject) => {
-    const socket = tlsConnect({
-      socket: conn.socket,
-      ca: trustStore(ctx),
-      rejectUnauthorized: true,
-      ...tlsIdentityOptions(conn.target.host),
-    });
-    const cleanup = (): void => {
-      signal.removeEventListener('abort', onAbort);
-      socket.off('error', onError);
-    };
-    const onAbort = (): void => {
-      cleanup();
-      socket.destroy();
-      reject(timeoutFailure(conn.target, ctx.timeoutMs, true, signal.reason));
-    };
-    const onError = (err: Error): void => {
-      cleanup();
-      socket.destroy();
-      reject(classifyNetworkError(err, conn.target, true));
-    };
-    socket.on('error', onError);
-    socket.once('secureConnect', () => {
-      cleanup();
-      resolve({ socket, target: conn.target });
-    });
-    signal.addEventListener('abort', onAbort, { once: true });
   });
 }
 

@@ -1,6 +1,6 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Registry } from './metrics.js';
+import type { Registry } from 'prom-client';
 
 export interface HealthChecks {
   /** Process is alive and its loops are turning. */

@@ -8,8 +8,6 @@
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { DekCacheStats } from '../crypto/dek-cache.js';
 
-export { Counter, Gauge, Histogram, Registry };
-
 /** Seconds; reconciles and probes range from milliseconds to the 30 s probe ceiling. */
 const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 

@@ -20,7 +20,7 @@ import type { ProbeContext, ProbeOutcome } from '../probe-types.js';
  * already answered mean it hung up on us mid-protocol, which is a response, not
  * unreachability; everything else is classified by the shared network rules.
  */
-export function toProbeFailure(err: unknown, target: ProbeTarget, progress: { connected: boolean; responded: boolean }): ProbeFailure {
+function toProbeFailure(err: unknown, target: ProbeTarget, progress: { connected: boolean; responded: boolean }): ProbeFailure {
   if (err instanceof ProbeFailure) return err;
   const code = (err as NodeJS.ErrnoException | null)?.code;
   if (progress.responded && (code === 'ECONNRESET' || code === 'EPIPE')) {
@@ -30,7 +30,7 @@ export function toProbeFailure(err: unknown, target: ProbeTarget, progress: { co
 }
 
 /** TLS options for a given verification mode; `servername` is the name from the settings, never the dialled address. */
-export interface TlsVerification {
+interface TlsVerification {
   servername: string;
   /** Verify the certificate chain against trusted CAs. */
   verify: boolean;
@@ -60,7 +60,7 @@ export function elapsedSince(startedAt: number): number {
 }
 
 /** How a driver refines the shared failure mapping. */
-export interface ProbeHooks {
+interface ProbeHooks {
   /** A library error as a probe failure; undefined leaves it to the shared network rules. */
   classify?: (err: unknown, dialer: PinnedDialer) => ProbeFailure | undefined;
   /** The failure to report when the deadline passes; undefined for the shared timeout rule. */

@@ -32,8 +32,8 @@ interface MysqlSettings {
 /** caching_sha2_password's AuthMoreData asking for the password itself (the account is not in the server's cache). */
 const PERFORM_FULL_AUTHENTICATION = Buffer.from([0x04]);
 
-/** Exported for tests: the message names the setting that fixes it. */
-export const ERROR_FULL_AUTH_NEEDS_TLS = (where: string): string =>
+/** The message names the setting that fixes it. */
+const ERROR_FULL_AUTH_NEEDS_TLS = (where: string): string =>
   `${where} asks for caching_sha2_password full authentication, which sends the password; atoll sends it only over TLS and never fetches the server's RSA key over an unencrypted connection: set settings.tls to true (or log in once over TLS so the server caches the account)`;
 
 const ER_DBACCESS_DENIED_ERROR = 1044;

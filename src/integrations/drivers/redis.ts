@@ -14,7 +14,7 @@ import { ProbeFailure, describeTarget, type ProbeTarget } from '../probe-failure
 import type { ProbeContext, ProbeDriver, ProbeOutcome } from '../probe-types.js';
 import { booleanSetting, portSetting, runPinnedProbe, stringSetting, tlsConnectOptions, withSettings } from './driver-support.js';
 
-export const DEFAULT_REDIS_PORT = 6379;
+const DEFAULT_REDIS_PORT = 6379;
 
 interface RedisSettings {
   target: ProbeTarget;
