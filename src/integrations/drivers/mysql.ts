@@ -69,7 +69,7 @@ async function login(ctx: ProbeContext, settings: MysqlSettings, dialer: PinnedD
     password: ctx.credentials['password'] ?? '',
     ...(settings.database !== undefined ? { database: settings.database } : {}),
     stream: () => dialer.open(),
-    connectTimeout: Math.max(1, ctx.timeoutMs),
+    connectTimeout: ctx.timeoutMs + 1_000, // the probe's own deadline fires first and says what stalled
     connectAttributes: { program_name: 'atoll-probe' },
     // A fresh object per probe: mysql2 keys its TLS session cache on it, so no probe resumes another's verified session.
     ...(settings.tls ? { ssl: sslOptions(ctx, settings) } : {}),
