@@ -77,6 +77,17 @@ describe('MysqlDriver against a real MariaDB', () => {
     expect(outcome).toMatchObject({ reachable: 'False', reason: 'Unreachable' });
   });
 
+  it('times out on a server that accepts but never greets, with Reachable Unknown', async () => {
+    const server = await startSilentServer();
+    try {
+      const outcome = await driver.probe(context({ host: '127.0.0.1', port: server.port }, { timeoutMs: 300 }));
+      expect(outcome).toMatchObject({ reason: 'Timeout', reachable: 'Unknown' });
+      expect(server.connections()).toBe(1);
+    } finally {
+      await server.stop();
+    }
+  });
+
   it('refuses a target outside the egress policy before connecting', async () => {
     const server = await startSilentServer();
     try {
