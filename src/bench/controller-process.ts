@@ -26,7 +26,10 @@ async function main(): Promise<void> {
     void operator.stop().finally(() => process.exit(0));
   });
   // The bench went away (crashed or killed): do not outlive it.
-  process.on('disconnect', () => process.exit(1));
+  process.on('disconnect', () => {
+    process.stderr.write('controller process: the benchmark went away, exiting\n');
+    process.exit(1);
+  });
   process.send({ healthURL: operator.healthURL, webhookPort: operator.webhookPort });
 }
 

@@ -218,6 +218,10 @@ async function startControllerProcess(cp: ControlPlane, admin: KubeClient, servi
     child.once('exit', (code) => reject(new Error(`controller process exited with ${code}`)));
   }));
   const pid = child.pid!;
+  let stopping = false;
+  child.on('exit', (code, signal) => {
+    if (!stopping) say(`controller process ${pid} exited unexpectedly (code ${code}, signal ${signal}): the figures that follow are not valid`);
+  });
   let peak = 0;
   const sampler = setInterval(() => {
     peak = Math.max(peak, memoryOf(pid).rssMiB || 0);
@@ -233,7 +237,8 @@ async function startControllerProcess(cp: ControlPlane, admin: KubeClient, servi
     memory: () => memoryOf(pid),
     async stop() {
       clearInterval(sampler);
-      if (child.exitCode !== null) return;
+      stopping = true;
+      if (child.exitCode !== null || child.signalCode !== null) return;
       const exited = new Promise((r) => child.once('exit', r));
       child.send('stop');
       await within('the controller process to stop', 20_000, exited).catch(() => child.kill('SIGKILL'));
@@ -330,7 +335,7 @@ async function writeFloor(cluster: Cluster, apiserverPid: number | undefined, wo
   const start = performance.now();
   await within('floor writes', 600_000, pool(items, cluster.concurrency, async ({ ns, name }) => {
     // A ciphertext-sized value: the bytes the API server stores are what costs.
-    const sealed = `atoll:v2:${randomBytes(300).toString('base64')}`;
+    const sealed = `atoll:v1:${randomBytes(300).toString('base64')}`;
     const conn = await client.create<Conn>(ExternalConnections, { metadata: { name, namespace: ns, labels }, spec: connectionSpec(cluster, { sealed }) } as never);
     await client.create(Secrets, {
       metadata: {
@@ -340,7 +345,7 @@ async function writeFloor(cluster: Cluster, apiserverPid: number | undefined, wo
         ownerReferences: [{ apiVersion: 'atoll.dev/v1alpha1', kind: 'ExternalConnection', name, uid: conn.metadata!.uid!, controller: true }],
       },
       type: SEALED_SECRET_TYPE,
-      data: { token: Buffer.from(`atoll:v2:${randomBytes(300).toString('base64')}`).toString('base64') },
+      data: { token: Buffer.from(`atoll:v1:${randomBytes(300).toString('base64')}`).toString('base64') },
     });
     const at = new Date().toISOString();
     const condition = (type: string, reason: string) => ({ type, status: 'True', reason, message: 'bench write floor', lastTransitionTime: at, observedGeneration: 1 });
