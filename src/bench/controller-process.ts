@@ -10,7 +10,7 @@
 import { KubeClient } from '../kube/client.js';
 import { startOperator } from '../operator.js';
 import { createLogger } from '../runtime/logger.js';
-import { loopbackOperatorConfig } from '../testing/embedded.js';
+import { loopbackOperatorConfig } from '../dev/embedded.js';
 
 async function main(): Promise<void> {
   const kubeconfig = process.env.ATOLL_BENCH_KUBECONFIG;

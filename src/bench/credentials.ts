@@ -54,9 +54,9 @@ import type { KubeClient, KubeObject } from '../kube/client.js';
 import { ExternalConnections, IntegrationTypes, Namespaces, RoleBindings, Secrets, ServiceAccounts, Workspaces } from '../kube/resources.js';
 import { createLogger } from '../runtime/logger.js';
 import { createOperatorMetrics } from '../runtime/metrics.js';
-import { packageRoot } from '../testing/binaries.js';
-import { ControlPlane } from '../testing/control-plane.js';
-import { installAtoll, loopbackOperatorConfig, OPERATOR_NAMESPACE, precreateWebhookConfigurations } from '../testing/embedded.js';
+import { packageRoot } from '../dev/binaries.js';
+import { ControlPlane } from '../dev/control-plane.js';
+import { installAtoll, loopbackOperatorConfig, OPERATOR_NAMESPACE, precreateWebhookConfigurations } from '../dev/embedded.js';
 import { fmt, MiB, numericFlag, percentile } from './stats.js';
 
 type Conn = ExternalConnection & KubeObject;
