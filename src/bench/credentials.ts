@@ -4,7 +4,7 @@
  * of its own, its KMS calls in steady state, and rotation end to end.
  *
  *   npm run build && node dist/bench/credentials.js [--connections 1000] [--workspaces 100]
- *       [--concurrency 16] [--reconcile-period 30] [--rotations 50] [--json]
+ *       [--concurrency 16] [--reconcile-period 60] [--rotations 50] [--json]
  *
  * Everything is real and on loopback: a fresh control plane (etcd +
  * kube-apiserver), the CRDs, RBAC and built-in types, and the operator
@@ -212,7 +212,9 @@ async function startControllerProcess(cp: ControlPlane, admin: KubeClient, servi
   writeFileSync(file, stringify(kubeconfig), { mode: 0o600 });
 
   const script = path.join(path.dirname(fileURLToPath(import.meta.url)), 'controller-process.js');
-  const child: ChildProcess = fork(script, [], { execArgv: nodeOptions, env: { ...process.env, ...env, ATOLL_BENCH_KUBECONFIG: file }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child: ChildProcess = fork(script, [], { execArgv: nodeOptions, env: { ...process.env, ...env, ATOLL_BENCH_KUBECONFIG: file }, stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
+  // Its log lines go to stderr: stdout ends with the --json summary.
+  child.stdout?.pipe(process.stderr);
   const started = await within('the controller process to start', 120_000, new Promise<{ healthURL: string }>((resolve, reject) => {
     child.once('message', (m) => resolve(m as { healthURL: string }));
     child.once('exit', (code) => reject(new Error(`controller process exited with ${code}`)));
@@ -558,7 +560,7 @@ async function main(): Promise<void> {
   const connections = Math.round(numericFlag('connections', 1000));
   const workspaces = Math.round(numericFlag('workspaces', 100));
   const concurrency = Math.round(numericFlag('concurrency', 16));
-  const periodSeconds = numericFlag('reconcile-period', 30);
+  const periodSeconds = numericFlag('reconcile-period', 60);
   const rotations = Math.round(numericFlag('rotations', 50));
   const json = process.argv.includes('--json');
   // e.g. --controller-node-options "--max-semi-space-size=2": V8 flags for the controller process alone.
