@@ -25,7 +25,7 @@ export async function setupCrypto(config: OperatorConfig, client: KubeClient, op
   if (config.kms.provider === 'aws-kms') {
     providers.awsKms = { region: config.kms.awsRegion!, requestTimeoutMs: config.kms.requestTimeoutMs, maxAttempts: 2, ...(config.kms.awsEndpoint ? { endpoint: config.kms.awsEndpoint } : {}) };
   }
-  const envelope = new Envelope({ providers: createProviderRegistry(providers), cache: new DekCache() });
+  const envelope = new Envelope({ providers: createProviderRegistry(providers), cache: new DekCache({ maxAgeMs: config.kms.dekCacheMaxAgeMs }) });
   // The gateway only opens ciphertexts; only the controller needs (and may create) the fingerprint key.
   const fingerprintKey = opts.fingerprints === false ? Buffer.alloc(0) : await loadFingerprintKey(client, config.namespace);
   const keyFor = (keyId: string | undefined): KeyRef => {
