@@ -9,7 +9,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ExternalConnection } from '../src/api/v1alpha1/index.js';
 import type { KubeObject } from '../src/kube/client.js';
-import { CoreEvents, ExternalConnections } from '../src/kube/resources.js';
+import { CoreEvents, ExternalConnections, IntegrationTypes } from '../src/kube/resources.js';
 import { createKmsKey, startMoto, type MotoServer } from '../src/testing/moto.js';
 import { startHttpFixture, type HttpFixture } from '../src/testing/services.js';
 import { condition, createWorkspace, eventually, randomSecret, uniqueName } from './support/cluster.js';
@@ -17,6 +17,9 @@ import { scrapeCounter, startIsolatedAtoll, type IsolatedAtoll } from './support
 
 type Conn = ExternalConnection & KubeObject;
 type Event = KubeObject & { involvedObject: { name: string }; reason: string; count?: number };
+type Type = KubeObject & { spec: Record<string, unknown> };
+/** A copy of http-api used by one connection only: editing it changes that connection's probe inputs alone. */
+const OWN_TYPE = 'persist-http';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const readySince = (c: Conn) => c.status?.conditions?.find((x) => x.type === 'Ready')?.lastTransitionTime;
@@ -55,12 +58,12 @@ describe('persisted probe results, write budget and steady-state KMS calls', () 
       .map((e) => `${e.metadata?.name}@${e.metadata?.resourceVersion}`)
       .sort();
 
-  async function create(name: string): Promise<void> {
+  async function create(name: string, type = 'http-api'): Promise<void> {
     const token = randomSecret('persist');
     tokens.set(name, token);
     await atoll.client.create(ExternalConnections, {
       metadata: { name, namespace: ns },
-      spec: { type: 'http-api', settings: { baseURL: upstream.url, auth: 'bearer' }, credentials: { token: { value: token } }, probe: { interval: '1h' } },
+      spec: { type, settings: { baseURL: upstream.url, auth: 'bearer' }, credentials: { token: { value: token } }, probe: { interval: '1h' } },
     } as never);
   }
 
@@ -94,16 +97,18 @@ describe('persisted probe results, write budget and steady-state KMS calls', () 
 
   it('a restarted operator resumes from persisted results: nothing written for unchanged connections, a changed one re-probed', async () => {
     const names = ['keep-0', 'keep-1', 'keep-2', 'keep-3', 'changed'];
-    for (const name of names) await create(name);
+    const httpApi = await atoll.client.get<Type>(IntegrationTypes, 'http-api');
+    await atoll.client.create(IntegrationTypes, { apiVersion: httpApi.apiVersion, kind: httpApi.kind, metadata: { name: OWN_TYPE }, spec: httpApi.spec } as never);
+    for (const name of names) await create(name, name === 'changed' ? OWN_TYPE : 'http-api');
     for (const name of names) await eventually(`${name} Ready`, () => get(name), isReady);
     await drained();
 
     await atoll.stopOperator();
     const before = new Map<string, { conn: Conn; events: string[]; probes: number }>();
     for (const name of [...names, 'fresh']) before.set(name, { conn: await get(name), events: await eventsOf(name), probes: probesOf(name) });
-    // While no operator runs, one connection's probe inputs change (the probe timeout is part of them).
-    const changed = before.get('changed')!.conn;
-    await atoll.client.replace(ExternalConnections, { ...changed, spec: { ...changed.spec, probe: { interval: '1h', timeout: '5s' } } } as never);
+    // While no operator (and so no admission webhook for connections) runs, one connection's probe inputs
+    // change: its IntegrationType's spec (a new generation; the description is not part of the destination).
+    await atoll.client.mergePatch(IntegrationTypes, OWN_TYPE, undefined, { spec: { description: 'A copy of http-api whose edits reach one connection only.' } });
 
     const restartedAt = Date.now();
     await atoll.start();
