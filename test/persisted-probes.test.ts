@@ -35,7 +35,8 @@ describe('persisted probe results, write budget and steady-state KMS calls', () 
     [moto, upstream] = await Promise.all([startMoto(), startHttpFixture()]);
     const keyId = await createKmsKey(moto.endpoint);
     // A data-key cache far shorter than the windows below: only skipping the open can keep KMS quiet.
-    atoll = await startIsolatedAtoll({ controllerManager: false, kms: { provider: 'aws-kms', endpoint: moto.endpoint, keyId }, env: { ATOLL_DEK_CACHE_MAX_AGE: '1s' } });
+    // A short probe window: the re-probe after the restart is not held back by the window of the probe before it.
+    atoll = await startIsolatedAtoll({ controllerManager: false, kms: { provider: 'aws-kms', endpoint: moto.endpoint, keyId }, env: { ATOLL_DEK_CACHE_MAX_AGE: '1s', ATOLL_PROBE_TEST_MIN_INTERVAL_SECONDS: '1' } });
     ns = uniqueName('persist');
     await createWorkspace(ns, { encryption: { keyId }, policy: { egress: { allowCIDRs: ['127.0.0.0/8'] } } }, atoll.client);
   }, 180_000);

@@ -54,4 +54,10 @@ describe('loadOperatorConfig', () => {
     expect(loadOperatorConfig({ ATOLL_USAGE_FLUSH_INTERVAL: '2s', ATOLL_DELETE_PROTECTION_WINDOW: '0' }).usage).toEqual({ flushIntervalMs: 2000, deleteProtectionWindowMs: 0 });
     expect(() => loadOperatorConfig({ ATOLL_DELETE_PROTECTION_WINDOW: 'a day' })).toThrow(/ATOLL_DELETE_PROTECTION_WINDOW must be a duration/);
   });
+
+  it('reads the data-key cache age as a duration (default 5m, at least 1s)', () => {
+    expect(loadOperatorConfig({}).kms.dekCacheMaxAgeMs).toBe(300_000);
+    expect(loadOperatorConfig({ ATOLL_DEK_CACHE_MAX_AGE: '10m' }).kms.dekCacheMaxAgeMs).toBe(600_000);
+    expect(() => loadOperatorConfig({ ATOLL_DEK_CACHE_MAX_AGE: '0' })).toThrow(/ATOLL_DEK_CACHE_MAX_AGE must be a duration/);
+  });
 });
