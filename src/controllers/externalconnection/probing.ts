@@ -61,7 +61,7 @@ export interface ProbeInputs {
  * probing (and flipping Ready) again.
  */
 export class ConnectionProber {
-  readonly scheduler: ProbeScheduler;
+  private readonly scheduler: ProbeScheduler;
   /** When the probe of each key's current inputs was requested (see ProbeView.awaitingSince). */
   readonly #requested = new Map<string, { subject: string; at: number }>();
 

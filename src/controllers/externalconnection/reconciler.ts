@@ -7,7 +7,6 @@ import { workspaceOf, type OperatorContext } from '../context.js';
 import { AuditEvents } from './audit-events.js';
 import { checkConnection } from './policy.js';
 import { ConnectionProber, type ProbeHooks, type ProbeView } from './probing.js';
-import type { ProbeScheduler } from './probe-scheduler.js';
 import { CredentialSealer, type BeforeSecretWrite } from './sealing.js';
 import { ConnectionStatus } from './status.js';
 
@@ -44,10 +43,6 @@ export class ExternalConnectionReconciler {
     this.#status = new ConnectionStatus(ctx);
     this.#sealer = new CredentialSealer(ctx, this.#status, hooks.beforeSecretWrite);
     this.#prober = new ConnectionProber(ctx, enqueue, hooks);
-  }
-
-  get probes(): ProbeScheduler {
-    return this.#prober.scheduler;
   }
 
   reconcile = async (req: ReconcileRequest, log: Logger): Promise<ReconcileResult | void> => {
