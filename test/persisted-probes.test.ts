@@ -10,8 +10,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ExternalConnection } from '../src/api/v1alpha1/index.js';
 import type { KubeObject } from '../src/kube/client.js';
 import { CoreEvents, ExternalConnections, IntegrationTypes } from '../src/kube/resources.js';
-import { createKmsKey, startMoto, type MotoServer } from '../src/testing/moto.js';
-import { startHttpFixture, type HttpFixture } from '../src/testing/services.js';
+import { createKmsKey, startMoto, type MotoServer } from './support/moto.js';
+import { startHttpFixture, type HttpFixture } from './support/services.js';
 import { condition, createWorkspace, eventually, randomSecret, uniqueName } from './support/cluster.js';
 import { scrapeCounter, startIsolatedAtoll, type IsolatedAtoll } from './support/operator-fixture.js';
 

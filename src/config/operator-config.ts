@@ -1,4 +1,4 @@
-import { parseDuration } from '../controllers/externalconnection/duration.js';
+import { parseDuration } from '../domain/duration.js';
 import { DEK_CACHE_DEFAULTS } from '../crypto/dek-cache.js';
 
 /**

@@ -16,7 +16,7 @@ import type { ProbeContext, ProbeOutcome, ProbeReason } from '../../integrations
 import type { Logger } from '../../runtime/logger.js';
 import type { OperatorContext } from '../context.js';
 import type { ResolvedField } from './credentials.js';
-import { parseDuration } from './duration.js';
+import { parseDuration } from '../../domain/duration.js';
 import { ProbeScheduler, type ProbeRecord } from './probe-scheduler.js';
 
 type Conn = ExternalConnection & KubeObject;

@@ -5,7 +5,7 @@ import type { ReconcileRequest, ReconcileResult } from '../../runtime/controller
 import type { Logger } from '../../runtime/logger.js';
 import { workspaceOf, type OperatorContext } from '../context.js';
 import { AuditEvents } from './audit-events.js';
-import { checkConnection } from './policy.js';
+import { checkConnection } from '../../domain/connection-policy.js';
 import { ConnectionProber, type ProbeHooks, type ProbeView } from './probing.js';
 import { CredentialSealer, type BeforeSecretWrite } from './sealing.js';
 import { ConnectionStatus } from './status.js';

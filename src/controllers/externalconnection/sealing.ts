@@ -22,7 +22,7 @@ import { ownerReference } from '../../kube/owner.js';
 import { ExternalConnections, Secrets } from '../../kube/resources.js';
 import { destinationDigest, legacyDestinationDigest, settingsDigest } from '../../integrations/destination.js';
 import type { Logger } from '../../runtime/logger.js';
-import { workspaceIdentity } from '../workspace/identity.js';
+import { workspaceIdentity } from '../../domain/workspace-identity.js';
 import type { OperatorContext, Secret } from '../context.js';
 import { CredentialProblem, STATE_ANNOTATION, readState, resolveField, type FieldContext, type FieldState, type ResolvedField } from './credentials.js';
 import type { ConnectionStatus } from './status.js';
