@@ -45,7 +45,7 @@ export interface ProbeView {
 }
 
 /** The parts of a connection a probe depends on. */
-export interface ProbeInputs {
+interface ProbeInputs {
   key: string;
   conn: Conn;
   type: IntegrationType & KubeObject;
@@ -158,7 +158,7 @@ export class ConnectionProber {
  * the credentials' keyed fingerprints, the IntegrationType's spec and the timeout. Published in status as
  * lastProbe.inputs: a SHA-256 over keyed fingerprints tells nobody anything about a credential.
  */
-export function probeSubject({ conn, type, ws, resolved }: Pick<ProbeInputs, 'conn' | 'type' | 'ws' | 'resolved'>): string {
+function probeSubject({ conn, type, ws, resolved }: Pick<ProbeInputs, 'conn' | 'type' | 'ws' | 'resolved'>): string {
   const h = createHash('sha256');
   h.update(JSON.stringify(conn.spec.settings ?? {}));
   h.update(JSON.stringify(ws.spec?.policy?.egress?.allowCIDRs ?? []));

@@ -19,7 +19,7 @@ type Conn = ExternalConnection & KubeObject;
  * True → Unknown → True on a rotation); a slower one finds the pending
  * status written when it ends.
  */
-export const FIRST_PROBE_GRACE_MS = 3_000;
+const FIRST_PROBE_GRACE_MS = 3_000;
 
 /** Test seams (trusted CAs, dial override, fault injection); never set in production. */
 export interface ReconcilerHooks extends ProbeHooks {

@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto';
 import { lengthPrefixed } from '../../crypto/binding.js';
 
 /** What a managed copy was checked under: the binding it opened with and the state it matched. */
-export interface CopyPlace {
+interface CopyPlace {
   namespace: string;
   workspace: string;
   connection: string;
