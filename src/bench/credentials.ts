@@ -128,7 +128,7 @@ function childPid(name: string): number | undefined {
 async function kmsRequests(healthURL: string): Promise<Record<string, number>> {
   const text = await (await fetch(`${healthURL}/metrics`)).text();
   const out: Record<string, number> = {};
-  for (const m of text.matchAll(/^atoll_kms_requests\{operation="([^"]+)"\}\s+(\S+)$/gm)) out[m[1]!] = (out[m[1]!] ?? 0) + Number(m[2]);
+  for (const m of text.matchAll(/^atoll_kms_requests(?:_total)?\{operation="([^"]+)"\}\s+(\S+)$/gm)) out[m[1]!] = (out[m[1]!] ?? 0) + Number(m[2]);
   return out;
 }
 
