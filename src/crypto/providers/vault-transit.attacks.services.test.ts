@@ -1,0 +1,121 @@
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { loadOperatorConfig } from '../../config/operator-config.js';
+import { createTransitKey, startVault, tokenWithPolicy, transitPolicy, type VaultServer } from '../../dev/vault.js';
+import { checkSealedValues } from '../../webhooks/connection-guards.js';
+import type { AdmissionRequest } from '../../webhooks/admission.js';
+import { encryptionContext, managedCopy, type Binding } from '../binding.js';
+import { DekCache } from '../dek-cache.js';
+import { Envelope } from '../envelope.js';
+import { formatEnvelope, parseEnvelope } from '../envelope-format.js';
+import { CiphertextRejectedError, KeyNotFoundError, KmsAccessDeniedError } from '../errors.js';
+import { VaultTransitMessage, VaultTransitProvider } from './vault-transit.js';
+
+/**
+ * Red team (issue 15): what a tenant who writes `spec.credentials.*.sealed`
+ * (and so picks the envelope's key id), or a network attacker between the
+ * operator and Vault, can make the vault-transit provider do. Each case
+ * asserts the attack fails and what Vault itself received (its audit log).
+ */
+const binding: Binding = { namespace: 'acme', workspace: 'acme-7f3c', connection: 'pg', field: 'password', destination: 'dest-1' };
+const context = encryptionContext(binding);
+
+let vault: VaultServer;
+let keyId: string;
+let tokenFile: string;
+let auditDir: string;
+const providers: VaultTransitProvider[] = [];
+
+function provider(): VaultTransitProvider {
+  const p = new VaultTransitProvider({ address: vault.address, caPem: vault.caPem!, auth: { method: 'token', tokenFile }, requestTimeoutMs: 2_000 });
+  providers.push(p);
+  return p;
+}
+
+/** Requests Vault received on a path, from its file audit device (paths are logged in clear, tokens HMAC'd). */
+function auditedRequests(apiPath: string): number {
+  return readFileSync(path.join(auditDir, 'audit.log'), 'utf8')
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as { type: string; request?: { path?: string } })
+    .filter((e) => e.type === 'request' && e.request?.path === apiPath).length;
+}
+
+beforeAll(async () => {
+  vault = await startVault();
+  auditDir = mkdtempSync(path.join(tmpdir(), 'atoll-vault-audit-'));
+  await vault.api('PUT', 'sys/audit/file', { type: 'file', options: { file_path: path.join(auditDir, 'audit.log') } });
+  keyId = await createTransitKey(vault, 'atoll');
+  await createTransitKey(vault, 'other');
+  ({ file: tokenFile } = await tokenWithPolicy(vault, 'atoll-controller', transitPolicy(keyId)));
+});
+
+afterAll(async () => {
+  for (const p of providers) await p.close();
+  await vault?.destroy();
+  if (auditDir) rmSync(auditDir, { recursive: true, force: true });
+});
+
+describe('attack: a tenant-chosen key id in a sealed value', () => {
+  it('a key outside the operator policy is denied without a login per attempt (BROKE: every 403 forced a new login)', async () => {
+    const p = provider();
+    const { wrapped } = await p.generateDataKey(keyId, context);
+    const before = auditedRequests('transit/decrypt/other');
+    for (let i = 0; i < 5; i++) {
+      await expect(p.decryptDataKey('transit/keys/other', wrapped, context)).rejects.toBeInstanceOf(KmsAccessDeniedError);
+    }
+    // The token file did not change, so a denial is final: one request per attempt, not two.
+    expect(auditedRequests('transit/decrypt/other') - before).toBe(5);
+    // The operator's own key still works with the token it holds.
+    expect((await p.decryptDataKey(keyId, wrapped, context)).length).toBe(32);
+  });
+
+  it('key ids naming another Vault path never reach Vault (held)', async () => {
+    const p = provider();
+    const { wrapped } = await p.generateDataKey(keyId, context);
+    for (const id of ['transit/keys/..', '../transit/keys/atoll', 'transit/./keys/atoll', 'transit/keys/atoll/../other', 'transit/keys/%2e%2e', 'transit/keys/atoll?x=1', 'transit/keys/atoll#', '/transit/keys/atoll']) {
+      const err = await p.decryptDataKey(id, wrapped, context).catch((e: unknown) => e);
+      expect(err, id).toBeInstanceOf(KeyNotFoundError);
+      expect((err as Error).message).toBe(VaultTransitMessage.invalidKeyId);
+    }
+    expect(auditedRequests('sys/decrypt/atoll') + auditedRequests('transit/decrypt/..')).toBe(0);
+  });
+
+  it('admission refuses a vault-transit key id of the wrong shape, naming the field (BROKE: any text was admitted)', async () => {
+    const envelope = new Envelope({ providers: new Map([['vault-transit', provider()]]), cache: new DekCache() });
+    const sealed = await envelope.seal('x', binding, { provider: 'vault-transit', keyId });
+    const withKeyId = (id: string) => formatEnvelope({ ...parseEnvelope(sealed), keyId: id });
+    const admit = (value: string) =>
+      checkSealedValues({ operation: 'CREATE', object: { spec: { credentials: { token: { sealed: value } } } } } as unknown as AdmissionRequest, ['local', 'vault-transit']);
+    expect(admit(sealed)).toBeUndefined();
+    expect(admit(withKeyId('other-transit/keys/atoll'))).toBeUndefined();
+    for (const id of ['../../sys/keys/x', 'transit/keys/..', 'transit/keys/a\nInjected: condition text', 'arn:aws:kms:us-east-1:123456789012:key/1']) {
+      expect(admit(withKeyId(id)), id).toBe('spec.credentials.token.sealed names a key id that is not a vault-transit key id; seal the value in this cluster with atoll seal');
+    }
+  });
+
+  it('a wrapped key replayed into another copy (spec -> managed, or an older managed version) is refused by Vault (held)', async () => {
+    const p = provider();
+    const spec = { ...binding, copy: 'spec' };
+    const managedV1 = { ...binding, copy: managedCopy('uid-1', 1) };
+    const { wrapped } = await p.generateDataKey(keyId, encryptionContext(managedV1));
+    for (const other of [spec, { ...binding, copy: managedCopy('uid-1', 2) }, { ...binding, copy: managedCopy('uid-2', 1) }, { ...binding, format: 1 as const }]) {
+      await expect(p.decryptDataKey(keyId, wrapped, encryptionContext(other))).rejects.toBeInstanceOf(CiphertextRejectedError);
+    }
+  });
+});
+
+describe('attack: a network attacker between the operator and Vault', () => {
+  const base = { ATOLL_KMS_PROVIDER: 'vault-transit', ATOLL_KMS_KEY_ID: 'transit/keys/atoll', ATOLL_VAULT_ROLE: 'atoll-controller' };
+
+  it('a plain http:// Vault address off loopback is refused at startup, naming the variable (BROKE: accepted silently)', () => {
+    for (const address of ['http://vault.vault.svc:8200', 'http://10.0.0.7:8200', 'HTTP://vault:8200']) {
+      expect(() => loadOperatorConfig({ ...base, ATOLL_VAULT_ADDR: address }), address).toThrow(/ATOLL_VAULT_ADDR must be an https:\/\/ URL/);
+    }
+    for (const address of ['https://vault.vault.svc:8200', 'http://127.0.0.1:8200', 'http://localhost:8200', 'http://[::1]:8200']) {
+      expect(loadOperatorConfig({ ...base, ATOLL_VAULT_ADDR: address }).kms.vault?.address, address).toBe(address);
+    }
+  });
+});
