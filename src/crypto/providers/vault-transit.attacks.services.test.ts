@@ -1,4 +1,7 @@
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { inspect } from 'node:util';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -10,7 +13,7 @@ import { encryptionContext, managedCopy, type Binding } from '../binding.js';
 import { DekCache } from '../dek-cache.js';
 import { Envelope } from '../envelope.js';
 import { formatEnvelope, parseEnvelope } from '../envelope-format.js';
-import { CiphertextRejectedError, KeyNotFoundError, KmsAccessDeniedError } from '../errors.js';
+import { CiphertextRejectedError, KeyNotFoundError, KmsAccessDeniedError, KmsUnavailableError } from '../errors.js';
 import { VaultTransitMessage, VaultTransitProvider } from './vault-transit.js';
 
 /**
@@ -116,6 +119,75 @@ describe('attack: a network attacker between the operator and Vault', () => {
     }
     for (const address of ['https://vault.vault.svc:8200', 'http://127.0.0.1:8200', 'http://localhost:8200', 'http://[::1]:8200']) {
       expect(loadOperatorConfig({ ...base, ATOLL_VAULT_ADDR: address }).kms.vault?.address, address).toBe(address);
+    }
+  });
+
+  /** A loopback HTTP server standing in for what sits between the operator and Vault; records what it received. */
+  async function listen(handler: http.RequestListener): Promise<{ url: string; received: { url: string; headers: http.IncomingHttpHeaders; body: string }[]; close(): Promise<void> }> {
+    const received: { url: string; headers: http.IncomingHttpHeaders; body: string }[] = [];
+    const server = http.createServer((req, res) => {
+      let body = '';
+      req.on('data', (c: Buffer) => (body += c.toString()));
+      req.on('end', () => {
+        received.push({ url: req.url ?? '', headers: req.headers, body });
+        handler(req, res);
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+    return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, received, close: () => new Promise((r) => server.close(() => r())) };
+  }
+
+  it('a redirect (a standby or a hijacked proxy) is not followed: the token goes nowhere else (held)', async () => {
+    const elsewhere = await listen((_req, res) => res.end('{}'));
+    const redirector = await listen((req, res) => {
+      res.writeHead(307, { location: `${elsewhere.url}${req.url}` });
+      res.end();
+    });
+    const token = `hvs.${'R'.repeat(24)}`;
+    const file = path.join(mkdtempSync(path.join(tmpdir(), 'atoll-vault-token-')), 'token');
+    writeFileSync(file, token);
+    const p = new VaultTransitProvider({ address: redirector.url, auth: { method: 'token', tokenFile: file }, requestTimeoutMs: 2_000 });
+    providers.push(p);
+    try {
+      const err = await p.generateDataKey('transit/keys/atoll', context).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(KmsUnavailableError);
+      expect(redirector.received).toHaveLength(1);
+      expect(elsewhere.received).toHaveLength(0);
+      expect(inspect(err, { depth: 10 })).not.toContain(token);
+    } finally {
+      await redirector.close();
+      await elsewhere.close();
+    }
+  });
+
+  it('a proxy echoing the Vault token or the ServiceAccount JWT in its error body does not put it in our errors (BROKE: copied into the message)', async () => {
+    const echo = await listen((req, res) => {
+      res.writeHead(400, { 'content-type': 'application/json' });
+      const sent = req.headers['x-vault-token'] ?? '';
+      res.end(JSON.stringify({ errors: [`bad request header x-vault-token=${String(sent)}`, `body was ${echo.received.at(-1)?.body ?? ''}`] }));
+    });
+    const dir = mkdtempSync(path.join(tmpdir(), 'atoll-vault-token-'));
+    const token = `hvs.${'T'.repeat(24)}`;
+    const jwt = `eyJhbGciOiJSUzI1NiJ9.${'J'.repeat(40)}.${'S'.repeat(40)}`;
+    writeFileSync(path.join(dir, 'token'), token);
+    writeFileSync(path.join(dir, 'jwt'), jwt);
+    const byToken = new VaultTransitProvider({ address: echo.url, auth: { method: 'token', tokenFile: path.join(dir, 'token') }, requestTimeoutMs: 2_000 });
+    const byJwt = new VaultTransitProvider({ address: echo.url, auth: { method: 'kubernetes', role: 'atoll-controller', jwtFile: path.join(dir, 'jwt') }, requestTimeoutMs: 2_000 });
+    providers.push(byToken, byJwt);
+    try {
+      const errs = [await byToken.generateDataKey('transit/keys/atoll', context).catch((e: unknown) => e), await byJwt.generateDataKey('transit/keys/atoll', context).catch((e: unknown) => e)];
+      // The echo really carried both secrets back.
+      expect(echo.received.some((r) => r.headers['x-vault-token'] === token)).toBe(true);
+      expect(echo.received.some((r) => r.body.includes(jwt))).toBe(true);
+      for (const err of errs) {
+        expect(err).toBeInstanceOf(Error);
+        for (const text of [inspect(err, { depth: 10 }), JSON.stringify(err), String(err)]) {
+          expect(text).not.toContain(token);
+          expect(text).not.toContain(jwt);
+        }
+      }
+    } finally {
+      await echo.close();
     }
   });
 });

@@ -275,7 +275,11 @@ export class VaultTransitProvider implements KmsProvider {
       } catch {
         /* an empty or non-JSON body (a proxy's error page): the status decides */
       }
-      const errors = Array.isArray(parsed?.errors) ? parsed.errors.filter((e): e is string => typeof e === 'string') : [];
+      // Vault never echoes a token, but a proxy in front of it may: our errors (and logs) must not carry it.
+      const secrets = [token, typeof body.jwt === 'string' ? body.jwt : undefined].filter((x): x is string => !!x);
+      const errors = (Array.isArray(parsed?.errors) ? parsed.errors.filter((e): e is string => typeof e === 'string') : []).map((e) =>
+        secrets.reduce((text, secret) => text.split(secret).join('[redacted]'), e),
+      );
       const data = parsed?.data && typeof parsed.data === 'object' ? (parsed.data as Record<string, unknown>) : {};
       return { status: res.statusCode, data, auth: parsed?.auth, errors };
     } catch (err) {
