@@ -45,9 +45,9 @@ describe(`chaos (${size.name} size)`, () => {
   }, 300_000);
 
   afterAll(async () => {
-    await observer?.stop();
+    await Promise.race([observer?.stop(), sleep(5_000)]);
     await world?.stop();
-  }, 120_000);
+  }, 240_000);
 
   it('loses nothing, corrupts nothing, never has two leaders, and converges within 30 s of the last fault', async () => {
     const w = world!;
@@ -81,13 +81,20 @@ describe(`chaos (${size.name} size)`, () => {
       while (!(await ledger.rotate(w.admin, ref))) await sleep(500);
     }
 
+    // Re-check what is still behind until everything is delivered or 30 s have passed since the last fault;
+    // a connection counts as converged from the start of the check that found it right.
     const caller = workload.caller;
+    let passStarted = Date.now();
     let left = await problems(w, ledger, caller);
+    let convergedAt = passStarted;
     while (left.size > 0 && Date.now() - faults.lastFaultEndedAt < CONVERGENCE_MS) {
-      await sleep(1_000);
-      left = await problems(w, ledger, caller, refsOf(w, left));
+      await sleep(500);
+      passStarted = Date.now();
+      const still = await problems(w, ledger, caller, refsOf(w, left));
+      if (still.size < left.size) convergedAt = passStarted;
+      left = still;
     }
-    const convergedInS = (Date.now() - faults.lastFaultEndedAt) / 1000;
+    const convergedInS = Math.max(0, (convergedAt - faults.lastFaultEndedAt) / 1000);
     // One last look at everything (not only what was behind), now settled.
     const final = left.size > 0 ? left : await problems(w, ledger, caller);
     const corrupted = countCorrupted(workload.corruptions, final);

@@ -106,9 +106,12 @@ export async function runFaults(world: ChaosWorld, plan: FaultPlan, leaderIndex:
         const leader = leaderIndex();
         const target = f.leader && leader !== undefined ? leader : leader !== undefined ? 1 - leader : random.int(0, 1);
         const proc = world.controllers[target]!;
+        // Killed a moment ago (or crash-looping while the API server is away): kill it once it is back.
+        const upBy = Date.now() + 30_000;
+        while (!proc.current && Date.now() < upBy) await sleep(200);
         const inc = proc.current;
         if (!inc) {
-          note(`kill skipped: ${proc.name} is restarting`);
+          note(`kill skipped: ${proc.name} did not come back within 30s`);
           continue;
         }
         await proc.kill();

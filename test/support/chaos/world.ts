@@ -95,13 +95,18 @@ async function recordingUpstream(): Promise<{ url: string; received: Received[];
  */
 async function webhookService(backends: number[]): Promise<{ port: number; close(): Promise<void> }> {
   let next = 0;
+  const open = new Set<net.Socket>();
   const server = net.createServer((client) => {
+    open.add(client);
+    client.once('close', () => open.delete(client));
     client.pause();
     const order = backends.map((_, i) => backends[(next + i) % backends.length]!);
     next++;
     const tryNext = (i: number) => {
       if (i >= order.length) return void client.destroy();
       const upstream = net.connect(order[i]!, '127.0.0.1');
+      open.add(upstream);
+      upstream.once('close', () => open.delete(upstream));
       upstream.once('error', () => tryNext(i + 1));
       upstream.once('connect', () => {
         upstream.removeAllListeners('error');
@@ -114,7 +119,13 @@ async function webhookService(backends: number[]): Promise<{ port: number; close
     tryNext(0);
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return { port: (server.address() as AddressInfo).port, close: () => new Promise<void>((r) => server.close(() => r())) };
+  return {
+    port: (server.address() as AddressInfo).port,
+    close: () => new Promise<void>((r) => {
+      server.close(() => r());
+      for (const s of open) s.destroy();
+    }),
+  };
 }
 
 async function serviceAccountToken(admin: KubeClient, namespace: string, name: string, audiences?: string[]): Promise<string> {
@@ -153,15 +164,21 @@ export interface WorldOptions {
 export async function startChaosWorld(opts: WorldOptions): Promise<ChaosWorld> {
   const dir = mkdtempSync(path.join(tmpdir(), 'atoll-chaos-'));
   const say = opts.progress;
-  const cleanups: Array<() => Promise<void>> = [];
+  const cleanups: Array<{ what: string; run: () => Promise<unknown> }> = [];
+  const cleanup = (what: string, run: () => Promise<unknown>) => void cleanups.push({ what, run });
+  // Each step bounded: a process that ignores SIGTERM must not hold the suite (they are SIGKILLed on exit anyway).
   const stop = async () => {
-    for (const c of cleanups.reverse()) await c().catch(() => undefined);
+    for (const c of cleanups.reverse()) {
+      const began = Date.now();
+      await Promise.race([c.run().catch(() => undefined), new Promise((r) => setTimeout(r, 20_000).unref())]);
+      if (Date.now() - began > 5_000) say(`stopping ${c.what} took ${Math.round((Date.now() - began) / 1000)}s`);
+    }
     if (!process.env.ATOLL_KEEP_CHAOS_STATE) rmSync(dir, { recursive: true, force: true });
   };
   try {
     say(`state in ${dir}`);
     const cp = await ControlPlane.start({ dir: path.join(dir, 'cluster'), controllerManager: false, onProgress: say });
-    cleanups.push(() => cp.stop());
+    cleanup('controlPlane', () => cp.stop());
     const admin = cp.adminClient();
     await installAtoll(admin);
     await precreateWebhookConfigurations(admin);
@@ -169,16 +186,16 @@ export async function startChaosWorld(opts: WorldOptions): Promise<ChaosWorld> {
     await admin.create(IntegrationTypes, { metadata: { name: 'chaos-api' }, spec: CHAOS_TYPE } as never);
 
     const moto = await startMoto();
-    cleanups.push(() => moto.stop());
+    cleanup('moto', () => moto.stop());
     const keyArn = await createKmsKey(moto.endpoint);
 
     const toxiproxy = await Toxiproxy.start(path.join(dir, 'toxiproxy.log'));
-    cleanups.push(() => toxiproxy.stop());
+    cleanup('toxiproxy', () => toxiproxy.stop());
     const kubeApi = await toxiproxy.proxy('kube-api', new URL(cp.server).host);
     const kms = await toxiproxy.proxy('kms', new URL(moto.endpoint).host);
 
     const upstream = await recordingUpstream();
-    cleanups.push(() => upstream.close());
+    cleanup('upstream', () => upstream.close());
 
     // Controller and gateway reach the API server and the KMS only through toxiproxy, with the shipped RBAC.
     const caPem = cp.ca.certPem;
@@ -204,7 +221,7 @@ export async function startChaosWorld(opts: WorldOptions): Promise<ChaosWorld> {
 
     const replicaPorts = [await freePort(), await freePort()];
     const webhook = await webhookService(replicaPorts);
-    cleanups.push(() => webhook.close());
+    cleanup('webhookService', () => webhook.close());
     const controllers = ['a', 'b'].map((id, i) => new SupervisedProcess(`controller-${id}`, ['controller'], {
       ...common,
       KUBECONFIG: controllerKubeconfig,
@@ -216,9 +233,7 @@ export async function startChaosWorld(opts: WorldOptions): Promise<ChaosWorld> {
       ATOLL_WEBHOOK_CLIENT_CA_FILE: cp.webhookClientCAPath,
       ATOLL_WEBHOOK_CLIENT_NAMES: WEBHOOK_CLIENT_NAME,
     }, dir));
-    cleanups.push(async () => {
-      await Promise.all(controllers.map((c) => c.stop()));
-    });
+    cleanup('controllers', () => Promise.all(controllers.map((c) => c.stop())));
     say('starting two controller replicas');
     for (const c of controllers) c.start();
     await waitFor('a controller leads and the webhook answers', async () => {
@@ -240,7 +255,7 @@ export async function startChaosWorld(opts: WorldOptions): Promise<ChaosWorld> {
       ATOLL_GATEWAY_TLS_CERT_FILE: path.join(dir, 'gateway.crt'),
       ATOLL_GATEWAY_TLS_KEY_FILE: path.join(dir, 'gateway.key'),
     }, dir);
-    cleanups.push(() => gatewayProcess.stop());
+    cleanup('gateway', () => gatewayProcess.stop());
     gatewayProcess.start();
 
     say(`creating ${opts.workspaces} workspaces with ${opts.connectionsPerWorkspace} connections each`);
@@ -248,9 +263,7 @@ export async function startChaosWorld(opts: WorldOptions): Promise<ChaosWorld> {
     const tokens = new Map<string, string>();
     const agentsDir = path.join(dir, 'agents');
     const agents: SupervisedProcess[] = [];
-    cleanups.push(async () => {
-      await Promise.all(agents.map((a) => a.stop()));
-    });
+    cleanup('agents', () => Promise.all(agents.map((a) => a.stop())));
     for (let w = 0; w < opts.workspaces; w++) {
       const ns = `chaos-${w}`;
       await admin.create(Namespaces, { metadata: { name: ns } });
