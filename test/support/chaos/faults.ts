@@ -82,7 +82,7 @@ export async function runFaults(world: ChaosWorld, plan: FaultPlan, leaderIndex:
   const log: FaultLog = { kills: 0, leaderKills: 0, apiserverRestarts: 0, etcdRestarts: 0, networkFaults: 0, kmsOutageMs: 0, lastFaultEndedAt: Date.now(), lines: [] };
   const t0 = Date.now();
   const note = (line: string) => {
-    const entry = `+${((Date.now() - t0) / 1000).toFixed(1)}s ${line}`;
+    const entry = `+${((Date.now() - t0) / 1000).toFixed(1)}s (${new Date().toISOString().slice(11, 23)}) ${line}`;
     log.lines.push(entry);
     say(entry);
   };

@@ -31,7 +31,8 @@ export class Toxiproxy {
     const bin = build.stdout.trim().split('\n').pop();
     if (build.status !== 0 || !bin) throw new Error('toxiproxy-server could not be built: run `bash hack/build-toxiproxy.sh` (needs Go and the Go module proxy)');
     const port = await freePort();
-    const proc = spawn(bin, ['-host', '127.0.0.1', '-port', String(port)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // Its default level traces every byte it forwards; connection-level events are enough.
+    const proc = spawn(bin, ['-host', '127.0.0.1', '-port', String(port)], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOG_LEVEL: 'info' } });
     const log = createWriteStream(logFile, { flags: 'a' });
     proc.stdout?.pipe(log);
     proc.stderr?.pipe(log);
