@@ -2,7 +2,7 @@ import type { KubeClient, KubeObject } from '../../../src/kube/client.js';
 import { Leases } from '../../../src/kube/resources.js';
 import { Informer } from '../../../src/runtime/informer.js';
 import { createLogger } from '../../../src/runtime/logger.js';
-import { OPERATOR_NAMESPACE } from '../../../src/testing/embedded.js';
+import { OPERATOR_NAMESPACE } from '../../../src/dev/embedded.js';
 import type { Incarnation, SupervisedProcess } from './processes.js';
 
 type Lease = KubeObject & { spec: { holderIdentity?: string | null; leaseDurationSeconds?: number; acquireTime?: string; renewTime?: string; leaseTransitions?: number } };

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, readFileSync, existsSync } from 'node:fs';
 import path from 'node:path';
-import { packageRoot } from '../../../src/testing/binaries.js';
+import { packageRoot } from '../../../src/dev/binaries.js';
 
 /** One run of a process, from spawn to exit, with its own log file. */
 export interface Incarnation {

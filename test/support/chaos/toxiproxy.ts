@@ -1,8 +1,8 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { createWriteStream } from 'node:fs';
 import path from 'node:path';
-import { packageRoot } from '../../../src/testing/binaries.js';
-import { freePort, waitFor } from '../../../src/testing/ports.js';
+import { packageRoot } from '../../../src/dev/binaries.js';
+import { freePort, waitFor } from '../../../src/dev/ports.js';
 
 /** A toxic as Toxiproxy's HTTP API takes it (https://github.com/Shopify/toxiproxy#toxics). */
 export interface Toxic {

@@ -8,10 +8,10 @@ import { stringify } from 'yaml';
 import type { KubeClient, KubeObject } from '../../../src/kube/client.js';
 import { ExternalConnections, IntegrationTypes, Leases, Namespaces, RoleBindings, ServiceAccounts, Workspaces } from '../../../src/kube/resources.js';
 import { createCertificate, createCertificateAuthority } from '../../../src/kube/x509.js';
-import { ControlPlane, WEBHOOK_CLIENT_NAME } from '../../../src/testing/control-plane.js';
-import { installAtoll, OPERATOR_NAMESPACE, precreateWebhookConfigurations } from '../../../src/testing/embedded.js';
-import { createKmsKey, MOTO_CREDENTIALS, MOTO_REGION, startMoto, type MotoServer } from '../../../src/testing/moto.js';
-import { freePort, waitFor } from '../../../src/testing/ports.js';
+import { ControlPlane, WEBHOOK_CLIENT_NAME } from '../../../src/dev/control-plane.js';
+import { installAtoll, OPERATOR_NAMESPACE, precreateWebhookConfigurations } from '../../../src/dev/embedded.js';
+import { createKmsKey, MOTO_CREDENTIALS, MOTO_REGION, startMoto, type MotoServer } from '../moto.js';
+import { freePort, waitFor } from '../../../src/dev/ports.js';
 import { SupervisedProcess } from './processes.js';
 import { Toxiproxy } from './toxiproxy.js';
 
