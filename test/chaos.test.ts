@@ -16,7 +16,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { planFaults, runFaults, type FaultLog } from './support/chaos/faults.js';
 import { analyseLeadership, LeaseObserver, type LeadershipReport } from './support/chaos/leadership.js';
-import { plaintextInEtcd, problems } from './support/chaos/checks.js';
+import { problems, valuesInEtcd } from './support/chaos/checks.js';
 import { Random } from './support/chaos/random.js';
 import { chaosSize } from './support/chaos/sizes.js';
 import { GatewayCaller, Ledger, runWorkload, type Corruption } from './support/chaos/workload.js';
@@ -101,7 +101,12 @@ describe(`chaos (${size.name} size)`, () => {
     const lost = [...final.values()].filter((p) => !p.includes('never written')).length;
 
     const leadership: LeadershipReport = analyseLeadership(w.controllers, observer!.history);
-    const plaintext = await plaintextInEtcd(w, ledger.allValues());
+    // A canary stored in plaintext on purpose (a ConfigMap) shows the etcd scan finds what is there.
+    const canary = ledger.newValue();
+    const canaryNs = w.connections[0]!.namespace;
+    await w.admin.request('POST', `/api/v1/namespaces/${canaryNs}/configmaps`, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'chaos-canary' }, data: { canary } });
+    const inEtcd = await valuesInEtcd(w, new Set([...ledger.allValues(), canary]));
+    const plaintext = { keyspace: inEtcd.keyspace.filter((f) => f.value !== canary), files: inEtcd.files.filter((f) => f.value !== canary) };
 
     say(`leadership: ${leadership.intervals.length} terms, ${leadership.writes} writes checked, ${observer!.history.length} Lease versions observed`);
     // The one summary line issue #13 asks for.
@@ -115,6 +120,8 @@ describe(`chaos (${size.name} size)`, () => {
     expect(leadership.writesOutsideLeadership, context).toEqual([]);
     expect(leadership.earlyTakeovers, context).toEqual([]);
     expect(plaintext, context).toEqual({ keyspace: [], files: [] });
+    expect(inEtcd.keyspace.filter((f) => f.value === canary).map((f) => f.where)).toEqual([`/registry/configmaps/${canaryNs}/chaos-canary`]);
+    expect(inEtcd.files.some((f) => f.value === canary)).toBe(true);
     // The plan ran in full, and the faults hit what they were meant to.
     expect(faults.kills + faults.apiserverRestarts + faults.etcdRestarts + faults.networkFaults).toBe(plan.faults.length - skippedKills(faults));
     expect(faults.leaderKills).toBeGreaterThan(0);

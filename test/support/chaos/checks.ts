@@ -38,6 +38,12 @@ export async function problems(world: ChaosWorld, ledger: Ledger, caller: Gatewa
   return out;
 }
 
+/** Where a workload value was found in etcd: a key of the current keyspace, or a data file (any revision). */
+export interface EtcdFinding {
+  where: string;
+  value: string;
+}
+
 /**
  * Workload values found in etcd: in the current keyspace (a range over every
  * key through etcd's v3 JSON gateway, as test/support/cluster.ts's etcdDump)
@@ -45,20 +51,20 @@ export async function problems(world: ChaosWorld, ledger: Ledger, caller: Gatewa
  * write-ahead log, read as bytes), so a plaintext that was stored and later
  * overwritten is found too.
  */
-export async function plaintextInEtcd(world: ChaosWorld, ours: Set<string>): Promise<{ keyspace: string[]; files: string[] }> {
+export async function valuesInEtcd(world: ChaosWorld, ours: Set<string>): Promise<{ keyspace: EtcdFinding[]; files: EtcdFinding[] }> {
   const res = await fetch(`${world.cp.etcdEndpoint}/v3/kv/range`, { method: 'POST', body: JSON.stringify({ key: Buffer.from('\0').toString('base64'), range_end: Buffer.from('\0').toString('base64') }) });
   const body = (await res.json()) as { kvs?: Array<{ key: string; value?: string }> };
-  const keyspace: string[] = [];
+  const keyspace: EtcdFinding[] = [];
   for (const kv of body.kvs ?? []) {
     const text = Buffer.from(kv.value ?? '', 'base64').toString('latin1');
-    for (const m of text.matchAll(VALUE_PATTERN)) if (ours.has(m[0])) keyspace.push(Buffer.from(kv.key, 'base64').toString('latin1'));
+    for (const m of text.matchAll(VALUE_PATTERN)) if (ours.has(m[0])) keyspace.push({ where: Buffer.from(kv.key, 'base64').toString('latin1'), value: m[0] });
   }
-  const files: string[] = [];
+  const files: EtcdFinding[] = [];
   const walk = (dir: string) => {
     for (const entry of readdirSync(dir)) {
       const p = path.join(dir, entry);
       if (statSync(p).isDirectory()) walk(p);
-      else if ([...readFileSync(p).toString('latin1').matchAll(VALUE_PATTERN)].some((m) => ours.has(m[0]))) files.push(path.relative(world.dir, p));
+      else for (const value of new Set([...readFileSync(p).toString('latin1').matchAll(VALUE_PATTERN)].map((m) => m[0]).filter((v) => ours.has(v)))) files.push({ where: path.relative(world.dir, p), value });
     }
   };
   walk(path.join(world.cp.dir, 'etcd'));
