@@ -42,7 +42,7 @@ describe(`chaos (${size.name} size)`, () => {
       progress: say,
     });
     observer = new LeaseObserver(world.admin);
-  }, 300_000);
+  }, size.setupTimeoutMs);
 
   afterAll(async () => {
     await Promise.race([observer?.stop(), sleep(5_000)]);

@@ -17,18 +17,20 @@ export interface ChaosSize {
   kmsOutageSeconds: number;
   /** Length of the fault window; the faults are spread over it. */
   chaosSeconds: number;
-  /** Bound on the whole test (start-up, chaos, convergence, checks). */
+  /** Bound on start-up (control plane, workspaces, connections, processes). */
+  setupTimeoutMs: number;
+  /** Bound on the test itself (baseline, faults, convergence, checks). */
   timeoutMs: number;
 }
 
 export const SIZES: Record<ChaosSize['name'], ChaosSize> = {
   ci: {
     name: 'ci', workspaces: 5, connectionsPerWorkspace: 8, kills: 8, leaderKillShare: 0.75, apiserverRestarts: 2, etcdRestarts: 1, networkFaults: 6,
-    kmsOutageSeconds: 30, chaosSeconds: 120, timeoutMs: 330_000,
+    kmsOutageSeconds: 30, chaosSeconds: 120, setupTimeoutMs: 300_000, timeoutMs: 330_000,
   },
   full: {
     name: 'full', workspaces: 20, connectionsPerWorkspace: 10, kills: 50, leaderKillShare: 0.75, apiserverRestarts: 10, etcdRestarts: 3, networkFaults: 30,
-    kmsOutageSeconds: 300, chaosSeconds: 900, timeoutMs: 1_800_000,
+    kmsOutageSeconds: 300, chaosSeconds: 900, setupTimeoutMs: 900_000, timeoutMs: 2_400_000,
   },
 };
 
