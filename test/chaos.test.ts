@@ -56,7 +56,7 @@ describe(`chaos (${size.name} size)`, () => {
     const baseline = new GatewayCaller(w);
     const start = Date.now();
     for (let left = await problems(w, ledger, baseline); left.size > 0; left = await problems(w, ledger, baseline, refsOf(w, left))) {
-      if (Date.now() - start > 120_000) throw new Error(`the initial connections were not delivered before any fault: ${explain(left)}`);
+      if (Date.now() - start > size.baselineTimeoutMs) throw new Error(`the initial connections were not delivered before any fault: ${explain(left)}`);
       await sleep(1_000);
     }
     await baseline.close();

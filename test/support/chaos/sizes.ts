@@ -19,6 +19,8 @@ export interface ChaosSize {
   chaosSeconds: number;
   /** Bound on start-up (control plane, workspaces, connections, processes). */
   setupTimeoutMs: number;
+  /** Bound on delivering every initial value before the first fault (not under test: a loaded machine only needs longer). */
+  baselineTimeoutMs: number;
   /** Bound on the test itself (baseline, faults, convergence, checks). */
   timeoutMs: number;
 }
@@ -26,11 +28,11 @@ export interface ChaosSize {
 export const SIZES: Record<ChaosSize['name'], ChaosSize> = {
   ci: {
     name: 'ci', workspaces: 5, connectionsPerWorkspace: 8, kills: 8, leaderKillShare: 0.75, apiserverRestarts: 2, etcdRestarts: 1, networkFaults: 6,
-    kmsOutageSeconds: 30, chaosSeconds: 120, setupTimeoutMs: 300_000, timeoutMs: 330_000,
+    kmsOutageSeconds: 30, chaosSeconds: 120, setupTimeoutMs: 300_000, baselineTimeoutMs: 120_000, timeoutMs: 330_000,
   },
   full: {
     name: 'full', workspaces: 20, connectionsPerWorkspace: 10, kills: 50, leaderKillShare: 0.75, apiserverRestarts: 10, etcdRestarts: 3, networkFaults: 30,
-    kmsOutageSeconds: 300, chaosSeconds: 900, setupTimeoutMs: 900_000, timeoutMs: 2_400_000,
+    kmsOutageSeconds: 300, chaosSeconds: 900, setupTimeoutMs: 900_000, baselineTimeoutMs: 600_000, timeoutMs: 2_400_000,
   },
 };
 

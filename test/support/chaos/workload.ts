@@ -81,7 +81,7 @@ export class GatewayCaller {
   counts = { ok: 0, failed: 0 };
 
   constructor(private readonly world: ChaosWorld) {
-    this.dispatcher = new Agent({ connect: { ca: world.gateway.caPem }, headersTimeout: 10_000, bodyTimeout: 10_000, connectTimeout: 5_000 });
+    this.dispatcher = new Agent({ connect: { ca: world.gateway.caPem }, headersTimeout: 20_000, bodyTimeout: 20_000, connectTimeout: 5_000 });
   }
 
   /** Calls the connection's API through the gateway; resolves to the call id the upstream recorded (or undefined on failure). */
