@@ -73,7 +73,7 @@ describe(`chaos (${size.name} size)`, () => {
     } finally {
       await workload.stop();
     }
-    say(`faults over; ${workload.stats()}`);
+    say(`faults over; ${workload.stats()}; ${ledger.unsettled.size} connections to write once more`);
 
     // A write whose answer was lost may or may not have landed: write those connections once more, now that nothing fails.
     for (const key of [...ledger.unsettled]) {
@@ -81,20 +81,23 @@ describe(`chaos (${size.name} size)`, () => {
       while (!(await ledger.rotate(w.admin, ref))) await sleep(500);
     }
 
-    // Re-check what is still behind until everything is delivered or 30 s have passed since the last fault;
-    // a connection counts as converged from the start of the check that found it right.
+    // Re-check what is still behind until everything is delivered or 30 s have passed since the last fault
+    // (or the last write, if the workload's final writes came later); a connection counts as converged
+    // from the start of the check that found it right.
     const caller = workload.caller;
+    const since = Math.max(faults.lastFaultEndedAt, ledger.lastConfirmedAt);
+    say(`last fault lifted ${iso(faults.lastFaultEndedAt)}, last write confirmed ${iso(ledger.lastConfirmedAt)}: converging`);
     let passStarted = Date.now();
     let left = await problems(w, ledger, caller);
     let convergedAt = passStarted;
-    while (left.size > 0 && Date.now() - faults.lastFaultEndedAt < CONVERGENCE_MS) {
+    while (left.size > 0 && Date.now() - since < CONVERGENCE_MS) {
       await sleep(500);
       passStarted = Date.now();
       const still = await problems(w, ledger, caller, refsOf(w, left));
       if (still.size < left.size) convergedAt = passStarted;
       left = still;
     }
-    const convergedInS = Math.max(0, (convergedAt - faults.lastFaultEndedAt) / 1000);
+    const convergedInS = Math.max(0, (convergedAt - since) / 1000);
     // One last look at everything (not only what was behind), now settled.
     const final = left.size > 0 ? left : await problems(w, ledger, caller);
     const corrupted = countCorrupted(workload.corruptions, final);
@@ -145,6 +148,10 @@ function countCorrupted(seen: Corruption[], final: Map<string, string>): number 
 
 function skippedKills(faults: FaultLog): number {
   return faults.lines.filter((l) => l.includes('kill skipped')).length;
+}
+
+function iso(ms: number): string {
+  return new Date(ms).toISOString().slice(11, 23);
 }
 
 function sleep(ms: number) {

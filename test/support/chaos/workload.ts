@@ -25,6 +25,8 @@ export class Ledger {
   readonly confirmed = new Map<string, string>();
   readonly unsettled = new Set<string>();
   counts = { confirmed: 0, failed: 0 };
+  /** When the API server last confirmed a write (epoch ms). */
+  lastConfirmedAt = 0;
 
   constructor(private readonly random: Random) {}
 
@@ -61,6 +63,7 @@ export class Ledger {
         spec: { credentials: { apiKey: { value, sealed: null } } },
       });
       this.confirmed.set(ref.key, value);
+      this.lastConfirmedAt = Date.now();
       this.unsettled.delete(ref.key);
       this.counts.confirmed++;
       return true;
