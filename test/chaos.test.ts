@@ -76,10 +76,12 @@ describe(`chaos (${size.name} size)`, () => {
     say(`faults over; ${workload.stats()}; ${ledger.unsettled.size} connections to write once more`);
 
     // A write whose answer was lost may or may not have landed: write those connections once more, now that nothing fails.
-    for (const key of [...ledger.unsettled]) {
-      const ref = w.connections.find((c) => c.key === key)!;
-      while (!(await ledger.rotate(w.admin, ref))) await sleep(500);
-    }
+    const unsettled = w.connections.filter((c) => ledger.unsettled.has(c.key));
+    await Promise.all(Array.from({ length: 8 }, async () => {
+      for (let ref = unsettled.shift(); ref; ref = unsettled.shift()) {
+        while (!(await ledger.rotate(w.admin, ref))) await sleep(500);
+      }
+    }));
 
     // Re-check what is still behind until everything is delivered or 30 s have passed since the last fault
     // (or the last write, if the workload's final writes came later); a connection counts as converged
