@@ -58,9 +58,8 @@ export async function startOperator(opts: { client: KubeClient; config: Operator
   const webhook = config.webhook.enabled ? await serveWebhooks(ctx, log.child({ subsystem: 'webhook' })) : undefined;
 
   const wsController = new Controller({ name: 'workspace', reconcile: new WorkspaceReconciler(ctx).reconcile, log, metrics });
-  let connController: Controller;
   const connReconciler = new ExternalConnectionReconciler(ctx, (key) => connController.enqueue(key), opts.probeHooks);
-  connController = new Controller({ name: 'externalconnection', reconcile: connReconciler.reconcile, log, metrics, workers: 8 });
+  const connController = new Controller({ name: 'externalconnection', reconcile: connReconciler.reconcile, log, metrics, workers: 8 });
 
   wsController.watch(workspaces, undefined, specChanged);
   // Workspace status counts connections by readiness: their use (status.usage, flushed by the gateway) is no reason to recount.

@@ -139,7 +139,7 @@ function runningPid(dir: string): number | undefined {
 
 function readState(dir: string): { pid?: number; kubeconfig?: string } | undefined {
   try {
-    return JSON.parse(readFileOr(path.join(dir, 'state.json')) ?? 'null') ?? undefined;
+    return (JSON.parse(readFileOr(path.join(dir, 'state.json')) ?? 'null') as { pid?: number; kubeconfig?: string } | null) ?? undefined;
   } catch {
     return undefined;
   }

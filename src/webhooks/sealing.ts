@@ -122,7 +122,7 @@ function lastAppliedHasValue(text: string | undefined): boolean {
 export function scrubLastApplied(text: string, sealedByField: Record<string, string>): string | undefined {
   let doc: { spec?: { credentials?: Record<string, Record<string, unknown>> } };
   try {
-    doc = JSON.parse(text);
+    doc = JSON.parse(text) as typeof doc;
   } catch {
     return undefined;
   }
