@@ -1,15 +1,30 @@
-import { defineConfig } from 'vitest/config';
+import { configDefaults, defineConfig } from 'vitest/config';
 
-// Unit tests sit beside the code; integration suites in test/ share one real
-// control plane started by the global setup, and run one file at a time so a
-// 2-core machine stays deterministic.
+// Three projects:
+// - unit: tests beside the code (and beside the test helpers in test/support/);
+//   they start no external process (no database, no emulator, no API server).
+// - services: tests beside the code named *.services.test.ts, which start a
+//   real server (PostgreSQL, MariaDB, Redis, Prometheus, moto) from
+//   test/support/ for the code under test.
+// - integration: suites in test/ sharing one real control plane started by the
+//   global setup, one file at a time so a 2-core machine stays deterministic.
+const SERVICES = 'src/**/*.services.test.ts';
 export default defineConfig({
   test: {
     projects: [
       {
         test: {
           name: 'unit',
-          include: ['src/**/*.test.ts'],
+          include: ['src/**/*.test.ts', 'test/support/**/*.test.ts'],
+          exclude: [...configDefaults.exclude, SERVICES],
+          testTimeout: 60_000,
+          hookTimeout: 120_000,
+        },
+      },
+      {
+        test: {
+          name: 'services',
+          include: [SERVICES],
           testTimeout: 60_000,
           hookTimeout: 120_000,
         },
@@ -18,6 +33,7 @@ export default defineConfig({
         test: {
           name: 'integration',
           include: ['test/**/*.test.ts'],
+          exclude: [...configDefaults.exclude, 'test/support/**'],
           globalSetup: ['test/support/global-setup.ts'],
           fileParallelism: false,
           testTimeout: 120_000,

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real services the probe tests run against on loopback:
 # PostgreSQL, MariaDB (server and the `mariadb` client used by
-# src/testing/databases.ts), Redis, Prometheus, htpasswd (bcrypt hashes for
+# test/support/databases.ts), Redis, Prometheus, htpasswd (bcrypt hashes for
 # Prometheus' web config), lua5.1 (Argo CD health check tests), tmux (a real
 # terminal for the interactive CLI test), nginx (the
 # gateway benchmark) and chromium (the console's browser tests drive it with

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { COMMANDS } from '../src/cli/commands.js';
 import { ExternalConnections, Namespaces } from '../src/kube/resources.js';
-import { packageRoot } from '../src/testing/binaries.js';
+import { packageRoot } from '../src/dev/binaries.js';
 import { admin, createWorkspace, devState, kubectl, randomSecret, uniqueName } from './support/cluster.js';
 
 /**

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ExternalConnection } from '../src/api/v1alpha1/index.js';
 import type { KubeObject } from '../src/kube/client.js';
 import { ExternalConnections } from '../src/kube/resources.js';
-import { packageRoot } from '../src/testing/binaries.js';
+import { packageRoot } from '../src/dev/binaries.js';
 import { admin, condition, createWorkspace, devState, eventually, randomSecret, uniqueName } from './support/cluster.js';
 
 type Conn = ExternalConnection & KubeObject;

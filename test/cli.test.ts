@@ -5,8 +5,8 @@ import { parse } from 'yaml';
 import type { ExternalConnection } from '../src/api/v1alpha1/index.js';
 import type { KubeObject } from '../src/kube/client.js';
 import { ExternalConnections } from '../src/kube/resources.js';
-import { packageRoot } from '../src/testing/binaries.js';
-import { startHttpFixture, type HttpFixture } from '../src/testing/services.js';
+import { packageRoot } from '../src/dev/binaries.js';
+import { startHttpFixture, type HttpFixture } from './support/services.js';
 import { admin, condition, createWorkspace, devState, eventually, kubectl, randomSecret, uniqueName } from './support/cluster.js';
 
 /**

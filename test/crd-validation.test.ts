@@ -16,8 +16,8 @@ import { applyManifests, readManifests } from '../src/cli/install.js';
 import type { KubeClient, KubeObject } from '../src/kube/client.js';
 import { KubeApiError } from '../src/kube/errors.js';
 import { ExternalConnections, IntegrationTypes, Namespaces, Workspaces, resourcePath, type ResourceType } from '../src/kube/resources.js';
-import { packageRoot } from '../src/testing/binaries.js';
-import { ControlPlane } from '../src/testing/control-plane.js';
+import { packageRoot } from '../src/dev/binaries.js';
+import { ControlPlane } from '../src/dev/control-plane.js';
 import { kubectl, randomSecret } from './support/cluster.js';
 
 interface CaseObject extends KubeObject {

@@ -25,8 +25,8 @@ import {
 } from '../src/kube/resources.js';
 import { createLogger } from '../src/runtime/logger.js';
 import { createOperatorMetrics } from '../src/runtime/metrics.js';
-import { ControlPlane, SERVICE_ACCOUNT_ISSUER } from '../src/testing/control-plane.js';
-import { packageRoot } from '../src/testing/binaries.js';
+import { ControlPlane, SERVICE_ACCOUNT_ISSUER } from '../src/dev/control-plane.js';
+import { packageRoot } from '../src/dev/binaries.js';
 import { AgentFatalError, runAgent } from '../src/gateway/agent.js';
 import { startGateway, type Gateway } from '../src/gateway/server.js';
 import { readManifests } from '../src/cli/install.js';

@@ -1,7 +1,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { packageRoot } from '../src/testing/binaries.js';
+import { packageRoot } from '../src/dev/binaries.js';
 
 /** Recipes that name repository files break silently when a file is renamed: check every name. */
 describe('hack/e2e-kind.sh', () => {

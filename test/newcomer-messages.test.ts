@@ -4,7 +4,7 @@ import type { ExternalConnection, Workspace } from '../src/api/v1alpha1/index.js
 import type { KubeObject } from '../src/kube/client.js';
 import { createCertificate, createCertificateAuthority } from '../src/kube/x509.js';
 import { ExternalConnections, Workspaces } from '../src/kube/resources.js';
-import { startHttpFixture, type HttpFixture } from '../src/testing/services.js';
+import { startHttpFixture, type HttpFixture } from './support/services.js';
 import { admin, condition, createWorkspace, eventually, kubectl, randomSecret, uniqueName } from './support/cluster.js';
 
 /**

@@ -15,9 +15,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { TENANT_ROLES, tenantRoleName, tenantRules } from '../src/controllers/workspace/tenant-rbac.js';
 import { loadFingerprintKey, SecretKeyRingStore } from '../src/crypto/secret-key-ring-store.js';
 import { RoleBindings, Roles } from '../src/kube/resources.js';
-import { pinnedVersions } from '../src/testing/binaries.js';
-import { ControlPlane } from '../src/testing/control-plane.js';
-import { freePort, waitFor } from '../src/testing/ports.js';
+import { pinnedVersions } from '../src/dev/binaries.js';
+import { ControlPlane } from '../src/dev/control-plane.js';
+import { freePort, waitFor } from '../src/dev/ports.js';
 import { ensureServingCertificate } from '../src/webhooks/certs.js';
 import { registerWebhooks } from '../src/webhooks/registration.js';
 

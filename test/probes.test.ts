@@ -4,8 +4,8 @@ import { TEST_REQUESTED_AT_ANNOTATION } from '../src/api/v1alpha1/index.js';
 import type { KubeObject } from '../src/kube/client.js';
 import { CoreEvents, ExternalConnections, IntegrationTypes } from '../src/kube/resources.js';
 import type { SigV4Credentials } from '../src/integrations/drivers/sigv4.js';
-import { startMariadb, startPostgres, type DatabaseServer } from '../src/testing/databases.js';
-import { MOTO_CREDENTIALS, MOTO_REGION, startMoto, type MotoServer } from '../src/testing/moto.js';
+import { startMariadb, startPostgres, type DatabaseServer } from './support/databases.js';
+import { MOTO_CREDENTIALS, MOTO_REGION, startMoto, type MotoServer } from './support/moto.js';
 import {
   closedPort,
   startHttpFixture,
@@ -16,9 +16,9 @@ import {
   type CountingService,
   type HttpFixture,
   type RunningService,
-} from '../src/testing/services.js';
+} from './support/services.js';
 import { admin, condition, createWorkspace, eventually, kubectl, randomSecret, uniqueName } from './support/cluster.js';
-import { signedMotoFetch as signedFetch } from '../src/testing/moto.js';
+import { signedMotoFetch as signedFetch } from './support/moto.js';
 
 /**
  * Issue 4, end to end: real PostgreSQL, MariaDB, Redis, Prometheus and S3

@@ -11,11 +11,11 @@ import { ALLOW_DELETE_ANNOTATION } from '../src/api/v1alpha1/index.js';
 import { KubeClient, type KubeObject } from '../src/kube/client.js';
 import { KubeApiError } from '../src/kube/errors.js';
 import { CoreEvents, ExternalConnections, Namespaces, RoleBindings, ServiceAccounts, Workspaces } from '../src/kube/resources.js';
-import { packageRoot } from '../src/testing/binaries.js';
+import { packageRoot } from '../src/dev/binaries.js';
 import { UsageRecorder } from '../src/gateway/usage-recorder.js';
 import { createLogger } from '../src/runtime/logger.js';
-import { freePort } from '../src/testing/ports.js';
-import { OPERATOR_NAMESPACE } from '../src/testing/embedded.js';
+import { freePort } from '../src/dev/ports.js';
+import { OPERATOR_NAMESPACE } from '../src/dev/embedded.js';
 import { admin, condition, createWorkspace, devState, eventually, kubectl, randomSecret, uniqueName, userClient } from './support/cluster.js';
 
 type Conn = ExternalConnection & KubeObject;

@@ -7,7 +7,7 @@ import { parseAllDocuments, stringify } from 'yaml';
 import type { ExternalConnection } from '../src/api/v1alpha1/index.js';
 import type { KubeObject } from '../src/kube/client.js';
 import { ExternalConnections, RoleBindings, Roles, ServiceAccounts } from '../src/kube/resources.js';
-import { packageRoot } from '../src/testing/binaries.js';
+import { packageRoot } from '../src/dev/binaries.js';
 import { admin, condition, createWorkspace, devState, eventually, kubectl, randomSecret, uniqueName } from './support/cluster.js';
 
 /**

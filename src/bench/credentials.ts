@@ -32,13 +32,13 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import type { ExternalConnection } from '../api/v1alpha1/index.js';
-import { installAtoll, loopbackOperatorConfig, OPERATOR_NAMESPACE, precreateWebhookConfigurations } from '../testing/embedded.js';
+import { installAtoll, loopbackOperatorConfig, OPERATOR_NAMESPACE, precreateWebhookConfigurations } from '../dev/embedded.js';
 import type { KubeClient, KubeObject } from '../kube/client.js';
 import { ExternalConnections, Namespaces, Workspaces } from '../kube/resources.js';
 import { startOperator, type RunningOperator } from '../operator.js';
 import { createLogger } from '../runtime/logger.js';
-import { packageRoot } from '../testing/binaries.js';
-import { ControlPlane } from '../testing/control-plane.js';
+import { packageRoot } from '../dev/binaries.js';
+import { ControlPlane } from '../dev/control-plane.js';
 import { fmt, MiB, numericFlag, percentile } from './stats.js';
 
 type Conn = ExternalConnection & KubeObject;

@@ -29,9 +29,9 @@ import type { KubeClient, KubeObject } from '../kube/client.js';
 import { ClusterRoles, CustomResourceDefinitions, ExternalConnections, IntegrationTypes, Namespaces, RoleBindings, Secrets, ServiceAccounts, Workspaces } from '../kube/resources.js';
 import { createLogger } from '../runtime/logger.js';
 import { createOperatorMetrics } from '../runtime/metrics.js';
-import { packageRoot } from '../testing/binaries.js';
-import { ControlPlane } from '../testing/control-plane.js';
-import { freePort } from '../testing/ports.js';
+import { packageRoot } from '../dev/binaries.js';
+import { ControlPlane } from '../dev/control-plane.js';
+import { freePort } from '../dev/ports.js';
 import { fmt, numericFlag, percentile } from './stats.js';
 import { readManifests } from '../cli/install.js';
 

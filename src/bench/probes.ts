@@ -19,13 +19,13 @@ import { fork, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { installAtoll, loopbackOperatorConfig, OPERATOR_NAMESPACE, precreateWebhookConfigurations } from '../testing/embedded.js';
+import { installAtoll, loopbackOperatorConfig, OPERATOR_NAMESPACE, precreateWebhookConfigurations } from '../dev/embedded.js';
 import type { KubeClient, KubeObject } from '../kube/client.js';
 import { ExternalConnections, IntegrationTypes, Namespaces, Workspaces } from '../kube/resources.js';
 import { startOperator, type RunningOperator } from '../operator.js';
 import { createLogger } from '../runtime/logger.js';
-import { packageRoot } from '../testing/binaries.js';
-import { ControlPlane } from '../testing/control-plane.js';
+import { packageRoot } from '../dev/binaries.js';
+import { ControlPlane } from '../dev/control-plane.js';
 import { fmt, numericFlag, percentile } from './stats.js';
 
 const FIXTURE_FLAG = '--fixture-child';

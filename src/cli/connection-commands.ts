@@ -9,7 +9,7 @@ import { flag, flags, keyValues, UsageError, type ParsedArgs } from './args.js';
 import { forGit } from './seal.js';
 import { cliClient } from './kube-context.js';
 import { promptLine, readSecret } from './prompt.js';
-import { parseDuration } from '../controllers/externalconnection/duration.js';
+import { parseDuration } from '../domain/duration.js';
 import { coerceSetting } from './settings-input.js';
 
 type Conn = ExternalConnection & KubeObject;

@@ -2,10 +2,10 @@ import { mkdirSync, renameSync, rmSync, writeFileSync, createWriteStream, exists
 import path from 'node:path';
 import { startOperator } from '../operator.js';
 import { createLogger } from '../runtime/logger.js';
-import { ControlPlane, WEBHOOK_CLIENT_NAME } from '../testing/control-plane.js';
-import { ensureControlPlaneBinaries, packageRoot } from '../testing/binaries.js';
-import { freePort } from '../testing/ports.js';
-import { installAtoll, loopbackOperatorConfig, OPERATOR_NAMESPACE, precreateWebhookConfigurations } from '../testing/embedded.js';
+import { ControlPlane, WEBHOOK_CLIENT_NAME } from '../dev/control-plane.js';
+import { ensureControlPlaneBinaries, packageRoot } from '../dev/binaries.js';
+import { freePort } from '../dev/ports.js';
+import { installAtoll, loopbackOperatorConfig, OPERATOR_NAMESPACE, precreateWebhookConfigurations } from '../dev/embedded.js';
 import { createCertificate, createCertificateAuthority } from '../kube/x509.js';
 import { startGatewayFromConfig } from './gateway.js';
 import { startConsole } from '../console/server/server.js';

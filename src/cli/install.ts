@@ -4,7 +4,7 @@ import { parseAllDocuments } from 'yaml';
 import type { KubeClient, KubeObject } from '../kube/client.js';
 import * as R from '../kube/resources.js';
 import type { ResourceType } from '../kube/resources.js';
-import { waitFor } from '../testing/ports.js';
+import { waitFor } from '../dev/ports.js';
 
 const BY_KIND: Record<string, ResourceType> = Object.fromEntries(
   Object.values(R).filter((v): v is ResourceType => typeof v === 'object' && v !== null && 'plural' in v).map((t) => [`${R.apiVersionOf(t)}/${t.kind}`, t]),

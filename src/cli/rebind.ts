@@ -4,8 +4,8 @@ import type { KubeObject } from '../kube/client.js';
 import { ExternalConnections } from '../kube/resources.js';
 import { flag, UsageError, type ParsedArgs } from './args.js';
 import { cliClient } from './kube-context.js';
-import { parseDuration } from '../controllers/externalconnection/duration.js';
-import { REBIND_CANNOT_CONFIRM } from '../controllers/externalconnection/credentials.js';
+import { parseDuration } from '../domain/duration.js';
+import { REBIND_CANNOT_CONFIRM } from '../domain/credentials-state.js';
 
 type Conn = ExternalConnection & KubeObject;
 

@@ -1,4 +1,4 @@
-import { parseDuration } from '../controllers/externalconnection/duration.js';
+import { parseDuration } from '../domain/duration.js';
 
 /**
  * Operator configuration, read once from the environment, validated with

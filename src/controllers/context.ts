@@ -31,17 +31,5 @@ export interface OperatorContext {
   secrets: SecretCaches;
 }
 
-/** The Workspace governing a namespace, if there is exactly one valid one. */
-export function workspaceOf(ctx: Pick<OperatorContext, 'workspaces'>, namespace: string): (Workspace & KubeObject) | undefined {
-  const all = ctx.workspaces.list(namespace).filter((w) => !w.metadata?.deletionTimestamp);
-  return oldestFirst(all)[0];
-}
-
-/** Oldest first, name as tie-breaker: the first Workspace in a namespace wins. */
-export function oldestFirst<T extends KubeObject>(items: T[]): T[] {
-  return [...items].sort((a, b) => {
-    const ta = a.metadata?.creationTimestamp ?? '';
-    const tb = b.metadata?.creationTimestamp ?? '';
-    return ta === tb ? String(a.metadata?.name).localeCompare(String(b.metadata?.name)) : ta.localeCompare(tb);
-  });
-}
+// The governing-Workspace rule lives in src/domain/ (webhooks and gateway apply it too); re-exported for the reconcilers.
+export { workspaceOf } from '../domain/governing-workspace.js';

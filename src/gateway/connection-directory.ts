@@ -1,7 +1,7 @@
 import type { ExternalConnection, IntegrationType, Workspace } from '../api/v1alpha1/index.js';
 import { destinationDigest } from '../integrations/destination.js';
 import { CONNECTION_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, managedSecretName, SEALED_SECRET_TYPE } from '../api/v1alpha1/index.js';
-import { workspaceIdentity } from '../controllers/workspace/identity.js';
+import { workspaceIdentity } from '../domain/workspace-identity.js';
 import { CiphertextRejectedError, managedCopy, type Envelope } from '../crypto/index.js';
 import type { KubeClient, KubeObject } from '../kube/client.js';
 import { ExternalConnections, IntegrationTypes, Secrets, Workspaces } from '../kube/resources.js';
@@ -9,8 +9,8 @@ import { Informer } from '../runtime/informer.js';
 import type { Logger } from '../runtime/logger.js';
 import { GatewayErrorMessage, notReady } from './errors.js';
 import { describeError } from '../runtime/describe-error.js';
-import { oldestFirst } from '../controllers/context.js';
-import { readState } from '../controllers/externalconnection/credentials.js';
+import { oldestFirst } from '../domain/governing-workspace.js';
+import { readState } from '../domain/credentials-state.js';
 
 /** Annotation of a managed Secret with per-field metadata (version, hint, key id); never a value. */
 

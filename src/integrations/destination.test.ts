@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { packageRoot } from '../testing/binaries.js';
+import { packageRoot } from '../dev/binaries.js';
 import { changedDestinationParts, destinationDigest, destinationParts, legacyDestinationDigest, legacyDestinationSettings } from './destination.js';
 import type { IntegrationTypeObject } from './probe-types.js';
 

@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import type { IntegrationType } from '../api/v1alpha1/index.js';
 import { createProviderRegistry, Envelope, InMemoryKeyRingStore } from '../crypto/index.js';
-import { packageRoot } from '../testing/binaries.js';
+import { packageRoot } from '../dev/binaries.js';
 import type { AdmissionRequest } from './admission.js';
 import { checkDestinationChange, checkSealedValues, stampRebind, withPatch } from './connection-guards.js';
 

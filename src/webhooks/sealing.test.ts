@@ -8,7 +8,7 @@ import { KeyedTokenBucket } from '../runtime/keyed-token-bucket.js';
 import type { CryptoSetup } from '../crypto/setup.js';
 import { destinationDigest } from '../integrations/destination.js';
 import { createLogger } from '../runtime/logger.js';
-import { packageRoot } from '../testing/binaries.js';
+import { packageRoot } from '../dev/binaries.js';
 import type { AdmissionRequest, JsonPatchOp } from './admission.js';
 import { scrubLastApplied, sealConnection } from './sealing.js';
 

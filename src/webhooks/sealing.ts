@@ -1,6 +1,6 @@
 import type { ExternalConnection } from '../api/v1alpha1/index.js';
-import { checkPlaintext } from '../controllers/externalconnection/policy.js';
-import { workspaceIdentity } from '../controllers/workspace/identity.js';
+import { checkPlaintext } from '../domain/connection-policy.js';
+import { workspaceIdentity } from '../domain/workspace-identity.js';
 import type { CryptoSetup } from '../crypto/setup.js';
 import { CryptoError } from '../crypto/errors.js';
 import type { KeyedTokenBucket } from '../runtime/keyed-token-bucket.js';

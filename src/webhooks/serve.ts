@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { IntegrationType, Workspace } from '../api/v1alpha1/index.js';
-import { oldestFirst, type OperatorContext } from '../controllers/context.js';
+import type { OperatorContext } from '../controllers/context.js';
+import { oldestFirst } from '../domain/governing-workspace.js';
 import type { KubeObject } from '../kube/client.js';
 import { IntegrationTypes, Workspaces } from '../kube/resources.js';
 import { KeyedTokenBucket } from '../runtime/keyed-token-bucket.js';

@@ -1,7 +1,7 @@
 import type { ExternalConnection, IntegrationType, Workspace } from '../api/v1alpha1/index.js';
-import { checkConnection } from '../controllers/externalconnection/policy.js';
-import { checkWorkspace } from '../controllers/workspace/policy.js';
-import { oldestFirst } from '../controllers/context.js';
+import { checkConnection } from '../domain/connection-policy.js';
+import { checkWorkspace } from '../domain/workspace-policy.js';
+import { oldestFirst } from '../domain/governing-workspace.js';
 import { allow, deny, type AdmissionRequest, type AdmissionResponse } from './admission.js';
 import { checkDestinationChange, checkSealedValues } from './connection-guards.js';
 import { checkConnectionDelete, recordWorkspaceDelete, type DeleteProtectionDeps } from './delete-protection.js';

@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ExternalConnection } from '../../src/api/v1alpha1/index.js';
 import type { KubeObject } from '../../src/kube/client.js';
 import { CoreEvents, ExternalConnections, Secrets } from '../../src/kube/resources.js';
-import { startHttpFixture, type HttpFixture } from '../../src/testing/services.js';
+import { startHttpFixture, type HttpFixture } from '../support/services.js';
 import { admin, condition, createWorkspace, devState, eventually, randomSecret, uniqueName, userClient } from '../support/cluster.js';
 import { bearers, gatewayWorkload, LOOPBACK_EGRESS } from './support.js';
 

@@ -4,8 +4,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ExternalConnection } from '../../src/api/v1alpha1/index.js';
 import type { KubeObject } from '../../src/kube/client.js';
 import { ExternalConnections } from '../../src/kube/resources.js';
-import { packageRoot } from '../../src/testing/binaries.js';
-import { startHttpFixture, type HttpFixture } from '../../src/testing/services.js';
+import { packageRoot } from '../../src/dev/binaries.js';
+import { startHttpFixture, type HttpFixture } from '../support/services.js';
 import { admin, condition, createWorkspace, eventually, randomSecret, uniqueName, userClient, userKubeconfig } from '../support/cluster.js';
 import { carrying, LOOPBACK_EGRESS } from './support.js';
 

@@ -6,8 +6,8 @@ import { parse } from 'yaml';
 import type { ExternalConnection } from '../../src/api/v1alpha1/index.js';
 import type { KubeObject } from '../../src/kube/client.js';
 import { CoreEvents, ExternalConnections, IntegrationTypes, Secrets } from '../../src/kube/resources.js';
-import { packageRoot } from '../../src/testing/binaries.js';
-import { startHttpFixture, type HttpFixture } from '../../src/testing/services.js';
+import { packageRoot } from '../../src/dev/binaries.js';
+import { startHttpFixture, type HttpFixture } from '../support/services.js';
 import { admin, condition, createWorkspace, eventually, randomSecret, uniqueName, userClient, userKubeconfig } from '../support/cluster.js';
 import { carrying, gatewayWorkload, LOOPBACK_EGRESS } from './support.js';
 

@@ -22,7 +22,7 @@ import {
   SubjectAccessReviews,
   Workspaces,
 } from '../../src/kube/resources.js';
-import { startHttpFixture, type HttpFixture } from '../../src/testing/services.js';
+import { startHttpFixture, type HttpFixture } from '../support/services.js';
 import { admin, condition, createWorkspace, eventually, randomSecret, uniqueName, userClient } from '../support/cluster.js';
 import { gatewayCall } from './support/tenant.js';
 

@@ -35,7 +35,7 @@ import {
   Workspaces,
 } from '../../src/kube/resources.js';
 import { createCertificate, createCertificateAuthority } from '../../src/kube/x509.js';
-import { startHttpFixture, type HttpFixture } from '../../src/testing/services.js';
+import { startHttpFixture, type HttpFixture } from '../support/services.js';
 import { admin, createWorkspace, eventually, randomSecret, uniqueName, userClient } from '../support/cluster.js';
 
 const OPERATOR_NS = 'atoll-system';

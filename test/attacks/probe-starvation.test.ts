@@ -5,7 +5,7 @@ import type { ExternalConnection } from '../../src/api/v1alpha1/index.js';
 import { loadOperatorConfig } from '../../src/config/operator-config.js';
 import type { KubeObject } from '../../src/kube/client.js';
 import { ExternalConnections } from '../../src/kube/resources.js';
-import { startHttpFixture, type HttpFixture } from '../../src/testing/services.js';
+import { startHttpFixture, type HttpFixture } from '../support/services.js';
 import { admin, createWorkspace, eventually, randomSecret, uniqueName } from '../support/cluster.js';
 
 /**

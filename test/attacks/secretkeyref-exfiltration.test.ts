@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ExternalConnection } from '../../src/api/v1alpha1/index.js';
 import type { KubeObject } from '../../src/kube/client.js';
 import { ExternalConnections, Secrets } from '../../src/kube/resources.js';
-import { startHttpFixture, type HttpFixture } from '../../src/testing/services.js';
+import { startHttpFixture, type HttpFixture } from '../support/services.js';
 import { admin, condition, createWorkspace, eventually, randomSecret, uniqueName, userClient } from '../support/cluster.js';
 import { carrying, gatewayWorkload, LOOPBACK_EGRESS } from './support.js';
 

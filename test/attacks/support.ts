@@ -1,5 +1,5 @@
 import { RoleBindings, ServiceAccounts } from '../../src/kube/resources.js';
-import type { HttpFixture } from '../../src/testing/services.js';
+import type { HttpFixture } from '../support/services.js';
 import { admin } from '../support/cluster.js';
 import { gatewayCall } from './support/tenant.js';
 

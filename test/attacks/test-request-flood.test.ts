@@ -4,7 +4,7 @@ import { TEST_REQUESTED_AT_ANNOTATION } from '../../src/api/v1alpha1/index.js';
 import { loadOperatorConfig } from '../../src/config/operator-config.js';
 import type { KubeObject } from '../../src/kube/client.js';
 import { CoreEvents, ExternalConnections } from '../../src/kube/resources.js';
-import { startHttpFixture, type HttpFixture } from '../../src/testing/services.js';
+import { startHttpFixture, type HttpFixture } from '../support/services.js';
 import { admin, createWorkspace, eventually, randomSecret, rawApiRequest, uniqueName, userCertificate } from '../support/cluster.js';
 
 /**

@@ -1,8 +1,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { packageRoot } from '../../src/testing/binaries.js';
-import { freePort, waitFor } from '../../src/testing/ports.js';
+import { packageRoot } from '../../src/dev/binaries.js';
+import { freePort, waitFor } from '../../src/dev/ports.js';
 import { createWorkspace, devState, uniqueName } from '../support/cluster.js';
 import { serviceAccountToken } from './browser.js';
 

@@ -12,7 +12,7 @@ import { stringify } from 'yaml';
 import { KubeClient, type KubeObject } from '../../src/kube/client.js';
 import { Namespaces, Workspaces } from '../../src/kube/resources.js';
 import { createCertificate } from '../../src/kube/x509.js';
-import { waitFor } from '../../src/testing/ports.js';
+import { waitFor } from '../../src/dev/ports.js';
 import type { Workspace } from '../../src/api/v1alpha1/index.js';
 import type { DevState } from './state.js';
 

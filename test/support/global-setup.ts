@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { TestProject } from 'vitest/node';
-import { ensureControlPlaneBinaries, packageRoot } from '../../src/testing/binaries.js';
+import { ensureControlPlaneBinaries, packageRoot } from '../../src/dev/binaries.js';
 import type { DevState } from './state.js';
 
 let proc: ChildProcess | undefined;

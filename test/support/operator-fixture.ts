@@ -1,19 +1,19 @@
 import path from 'node:path';
 import type { DestinationStream } from 'pino';
-import { installAtoll, loopbackOperatorConfig, OPERATOR_NAMESPACE, precreateWebhookConfigurations } from '../../src/testing/embedded.js';
+import { installAtoll, loopbackOperatorConfig, OPERATOR_NAMESPACE, precreateWebhookConfigurations } from '../../src/dev/embedded.js';
 import type { KubeClient } from '../../src/kube/client.js';
 import { Namespaces } from '../../src/kube/resources.js';
 import { startOperator, type RunningOperator } from '../../src/operator.js';
 import { createLogger } from '../../src/runtime/logger.js';
-import { packageRoot } from '../../src/testing/binaries.js';
-import { ControlPlane, WEBHOOK_CLIENT_NAME } from '../../src/testing/control-plane.js';
-import { MOTO_CREDENTIALS, MOTO_REGION } from '../../src/testing/moto.js';
+import { packageRoot } from '../../src/dev/binaries.js';
+import { ControlPlane, WEBHOOK_CLIENT_NAME } from '../../src/dev/control-plane.js';
+import { MOTO_CREDENTIALS, MOTO_REGION } from './moto.js';
 
 /** Test seams of the reconciler (trusted CAs, dial override, fault injection), as startOperator takes them. */
 export type ProbeHooks = NonNullable<Parameters<typeof startOperator>[0]['probeHooks']>;
 
 /** The namespace the shipped RBAC (config/rbac) binds the operator in. */
-export { OPERATOR_NAMESPACE } from '../../src/testing/embedded.js';
+export { OPERATOR_NAMESPACE } from '../../src/dev/embedded.js';
 
 export interface IsolatedAtollOptions {
   /** Seal with AWS KMS (e.g. moto on loopback) instead of the local provider. */

@@ -6,7 +6,7 @@ import { pathToFileURL } from 'node:url';
 import createPrecompiledValidator from '@rjsf/validator-ajv8/lib/createPrecompiledValidator.js';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { packageRoot } from '../../testing/binaries.js';
+import { packageRoot } from '../../dev/binaries.js';
 import { formSchema, FORM_VARIANTS, type FormType, type FormVariant } from '../shared/form-schemas.js';
 import { validatorModule } from './validators.js';
 

@@ -9,35 +9,11 @@ import type { KeyRef } from '../../crypto/kms-provider.js';
 import type { CryptoSetup } from '../../crypto/setup.js';
 import type { Secret } from '../context.js';
 
-/**
- * Per-field bookkeeping kept in the managed Secret's annotation (the source
- * of truth for versions). Since binding format 2 (`format: 2`) it also pins
- * what the managed copy was made from and for (ADR 0013).
- */
-export interface FieldState {
-  fingerprint: string;
-  version: number;
-  updatedAt: string;
-  keyId: string;
-  hint: string;
-  /** 2: the data is a managed copy (binding format 2) and the fingerprint leaves out the destination. */
-  format?: 2;
-  /** Destination digest the managed copy is bound to: where the credential may go. */
-  destination?: string;
-  /** What the copy was made from: `sealed:<sha-256 of spec's sealed value>` or `secret:<name>/<key>`. */
-  source?: string;
-  /** Generation of the IntegrationType when the destination was pinned (names a type change in messages). */
-  typeGeneration?: number;
-  /** A spec-form value under the current key and destination, published in status for Git (when spec's is older). */
-  sealed?: string;
-  /** The `atoll.dev/rebind-requested` value last acted on. */
-  rebind?: string;
-  /** Digest of the connection's own settings when the copy was pinned: a rebind confirms only a move made by the type. */
-  settings?: string;
-}
+import { OFFER_PINS_ANNOTATION } from '../../api/v1alpha1/well-known.js';
+import { REBIND_CANNOT_CONFIRM, type FieldState } from '../../domain/credentials-state.js';
 
-export { CREDENTIALS_STATE_ANNOTATION as STATE_ANNOTATION } from '../../api/v1alpha1/well-known.js';
-import { CREDENTIALS_STATE_ANNOTATION, OFFER_PINS_ANNOTATION } from '../../api/v1alpha1/well-known.js';
+// The credentials-state rules live in src/domain/ (the gateway reads them too); re-exported for the reconciler.
+export { readState, STATE_ANNOTATION, type FieldState } from '../../domain/credentials-state.js';
 
 /**
  * A Secret made by someone else (a person, External Secrets Operator) is used
@@ -112,14 +88,6 @@ export class CredentialProblem extends Error {
   }
 }
 
-export function readState(secret: Secret | undefined): Record<string, FieldState> {
-  try {
-    return JSON.parse(secret?.metadata?.annotations?.[CREDENTIALS_STATE_ANNOTATION] ?? '{}') as Record<string, FieldState>;
-  } catch {
-    return {};
-  }
-}
-
 /** Everything about a connection that every field's resolution needs. */
 export interface FieldContext {
   crypto: CryptoSetup;
@@ -151,9 +119,6 @@ export interface PreviousField {
   /** `status.credentials.<f>.version`: the operator wrote it, no tenant can lower it. */
   statusVersion?: number;
 }
-
-/** Said in a DestinationChanged message that no rebind can resolve (`atoll rebind` recognises it). */
-export const REBIND_CANNOT_CONFIRM = 'A rebind confirms only a change of IntegrationType';
 
 /**
  * Whether a rebind request confirms the move away from the pinned destination.

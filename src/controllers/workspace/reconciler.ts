@@ -19,10 +19,11 @@ import { hasFinalizer, ownerReference } from '../../kube/owner.js';
 import { Namespaces, ResourceQuotas, RoleBindings, Roles, Workspaces } from '../../kube/resources.js';
 import type { ReconcileRequest, ReconcileResult } from '../../runtime/controller.js';
 import type { Logger } from '../../runtime/logger.js';
-import { oldestFirst, type OperatorContext } from '../context.js';
+import { oldestFirst } from '../../domain/governing-workspace.js';
+import type { OperatorContext } from '../context.js';
 import { deepEqual } from '../../util/deep-equal.js';
 import { CONNECTION_QUOTA, connectionLimit, connectionQuota, quotaEnforcing, quotaInForce, type ResourceQuota } from './connection-quota.js';
-import { workspaceIdentity } from './identity.js';
+import { workspaceIdentity } from '../../domain/workspace-identity.js';
 import { TENANT_ROLES, subjectsFor, tenantRoleName, tenantRules } from './tenant-rbac.js';
 
 type Ws = Workspace & KubeObject;

@@ -2,7 +2,7 @@ import { createVerify, generateKeyPairSync } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCertificate } from '../../kube/x509.js';
 import { ProbeFailure } from '../probe-failure.js';
-import { createTestPki, startHttpFixture, type HttpFixture } from '../../testing/services.js';
+import { createTestPki, startHttpFixture, type HttpFixture } from '../../../test/support/services.js';
 import type { ProbeContext } from '../probe-types.js';
 import { GcpServiceAccountDriver } from './gcp-service-account.js';
 

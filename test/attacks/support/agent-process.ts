@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { packageRoot } from '../../../src/testing/binaries.js';
+import { packageRoot } from '../../../src/dev/binaries.js';
 import { devState } from '../../support/cluster.js';
 
 export interface AgentRun {

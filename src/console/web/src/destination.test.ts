@@ -3,7 +3,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { changedDestinationParts, destinationParts } from '../../../integrations/destination.js';
-import { packageRoot } from '../../../testing/binaries.js';
+import { packageRoot } from '../../../dev/binaries.js';
 import { changedDestination } from './destination';
 import type { IntegrationType } from './types';
 

@@ -1,4 +1,4 @@
-import type { GeneratedDataKey, KmsProvider } from '../kms-provider.js';
+import type { GeneratedDataKey, KmsProvider } from '../../src/crypto/kms-provider.js';
 
 /**
  * Wraps a real provider and counts the calls that reach it, so tests can

@@ -1,7 +1,7 @@
-import type { ExternalConnection, IntegrationType, Workspace } from '../../api/v1alpha1/index.js';
-import { Reason } from '../../api/v1alpha1/index.js';
-import { looksSealed } from '../../crypto/envelope-format.js';
-import { validateSettings } from '../../integrations/settings.js';
+import type { ExternalConnection, IntegrationType, Workspace } from '../api/v1alpha1/index.js';
+import { Reason } from '../api/v1alpha1/index.js';
+import { looksSealed } from '../crypto/envelope-format.js';
+import { validateSettings } from '../integrations/settings.js';
 
 /** Largest plaintext credential accepted (bytes of UTF-8). */
 export const MAX_CREDENTIAL_BYTES = 8192;

@@ -1,4 +1,4 @@
-import type { Workspace } from '../../api/v1alpha1/index.js';
+import type { Workspace } from '../api/v1alpha1/index.js';
 
 /**
  * The workspace identity bound into every ciphertext. A platform-chosen

@@ -3,11 +3,11 @@ import { TLSSocket, createSecureContext } from 'node:tls';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCertificate, createCertificateAuthority } from '../../kube/x509.js';
-import { freePort } from '../../testing/ports.js';
-import { startMariadb, type DatabaseServer } from '../../testing/databases.js';
+import { freePort } from '../../dev/ports.js';
+import { startMariadb, type DatabaseServer } from '../../../test/support/databases.js';
 import type { ProbeContext } from '../probe-types.js';
 import { MysqlDriver } from './mysql.js';
-import { startSilentServer } from '../../testing/services.js';
+import { startSilentServer } from '../../../test/support/services.js';
 
 const PASSWORD = 'my-Secret-8c1e';
 const driver = new MysqlDriver();

@@ -8,7 +8,7 @@ import {
   NotFoundException,
 } from '@aws-sdk/client-kms';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createKmsKey, MOTO_CREDENTIALS, MOTO_REGION, startMoto, type MotoServer } from '../../testing/moto.js';
+import { createKmsKey, MOTO_CREDENTIALS, MOTO_REGION, startMoto, type MotoServer } from '../../../test/support/moto.js';
 import { encryptionContext, type Binding } from '../binding.js';
 import { DekCache } from '../dek-cache.js';
 import { Envelope } from '../envelope.js';

@@ -10,9 +10,9 @@ import type { AddressInfo, Server, Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createServer as createTlsServer } from 'node:tls';
-import { createCertificate, createCertificateAuthority } from '../kube/x509.js';
-import type { KeyPairPem } from '../kube/x509.js';
-import { freePort, waitFor } from './ports.js';
+import { createCertificate, createCertificateAuthority } from '../../src/kube/x509.js';
+import type { KeyPairPem } from '../../src/kube/x509.js';
+import { freePort, waitFor } from '../../src/dev/ports.js';
 
 /**
  * Real services and network fixtures for probe tests, all on 127.0.0.1 at free

@@ -1,5 +1,5 @@
-import type { Workspace } from '../../api/v1alpha1/index.js';
-import { checkAddress, parseCidr } from '../../integrations/egress.js';
+import type { Workspace } from '../api/v1alpha1/index.js';
+import { checkAddress, parseCidr } from '../integrations/egress.js';
 
 /**
  * Workspace checks beyond the CRD schema. Egress CIDRs may open private or

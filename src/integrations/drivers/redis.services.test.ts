@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { closedPort, createTestPki, startRedis, startSilentServer, startTlsMismatchServer } from '../../testing/services.js';
-import type { RunningService } from '../../testing/services.js';
+import { closedPort, createTestPki, startRedis, startSilentServer, startTlsMismatchServer } from '../../../test/support/services.js';
+import type { RunningService } from '../../../test/support/services.js';
 import { ProbeFailure } from '../probe-failure.js';
 import type { ProbeContext, ProbeOutcome } from '../probe-types.js';
 import { RedisDriver, encodeCommand, parseReplyLine } from './redis.js';

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createKmsKey, MOTO_CREDENTIALS, MOTO_REGION, startMoto, type MotoServer } from '../testing/moto.js';
+import { createKmsKey, MOTO_CREDENTIALS, MOTO_REGION, startMoto, type MotoServer } from '../../test/support/moto.js';
 import type { Binding } from './binding.js';
 import { DekCache } from './dek-cache.js';
 import { Envelope, parseEnvelope } from './envelope.js';
@@ -13,7 +13,7 @@ import type { KeyRef, KmsProvider } from './kms-provider.js';
 import { AwsKmsProvider } from './providers/aws-kms.js';
 import { ProviderRegistry } from './providers/index.js';
 import { InMemoryKeyRingStore, LocalKmsProvider } from './providers/local.js';
-import { CountingProvider } from './testing/counting-provider.js';
+import { CountingProvider } from '../../test/support/counting-provider.js';
 
 const binding: Binding = { namespace: 'acme', workspace: 'acme-7f3c', connection: 'datadog-eu', field: 'apiKey', destination: 'dest-1' };
 const secret = 'dd-api-0123456789abcdef-🔑-ünïcødé';

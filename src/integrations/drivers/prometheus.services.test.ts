@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startHttpFixture, startPrometheus } from '../../testing/services.js';
-import type { RunningService } from '../../testing/services.js';
+import { startHttpFixture, startPrometheus } from '../../../test/support/services.js';
+import type { RunningService } from '../../../test/support/services.js';
 import { ProbeFailure } from '../probe-failure.js';
 import type { ProbeContext, ProbeOutcome } from '../probe-types.js';
 import { PrometheusDriver, buildinfoUrl } from './prometheus.js';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { createCertificateAuthority } from '../../kube/x509.js';
-import { checkPlaintext } from './policy.js';
+import { createCertificateAuthority } from '../kube/x509.js';
+import { checkPlaintext } from './connection-policy.js';
 
 describe('checkPlaintext', () => {
   const ca = createCertificateAuthority({ commonName: 'atoll test' });

@@ -1,8 +1,8 @@
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCertificate, createCertificateAuthority } from '../../kube/x509.js';
-import { freePort } from '../../testing/ports.js';
-import { startPostgres, type DatabaseServer } from '../../testing/databases.js';
+import { freePort } from '../../dev/ports.js';
+import { startPostgres, type DatabaseServer } from '../../../test/support/databases.js';
 import type { ProbeContext, ProbeOutcome } from '../probe-types.js';
 import { PostgresqlDriver } from './postgresql.js';
 

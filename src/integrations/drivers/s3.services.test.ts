@@ -1,13 +1,13 @@
 import http from 'node:http';
 import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MOTO_CREDENTIALS, MOTO_REGION, startMoto, type MotoServer } from '../../testing/moto.js';
-import { freePort } from '../../testing/ports.js';
+import { MOTO_CREDENTIALS, MOTO_REGION, startMoto, type MotoServer } from '../../../test/support/moto.js';
+import { freePort } from '../../dev/ports.js';
 import type { ProbeContext } from '../probe-types.js';
 import { S3Driver } from './s3.js';
 import type { SigV4Credentials } from './sigv4.js';
-import { startSilentServer } from '../../testing/services.js';
-import { signedMotoFetch as signedFetch } from '../../testing/moto.js';
+import { startSilentServer } from '../../../test/support/services.js';
+import { signedMotoFetch as signedFetch } from '../../../test/support/moto.js';
 
 const BUCKET = 'probe-bucket';
 const driver = new S3Driver();

@@ -5,7 +5,7 @@ import { createServer } from 'node:net';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { CreateKeyCommand, DisableKeyCommand, KMSClient } from '@aws-sdk/client-kms';
-import { signRequest, type SigV4Credentials } from '../integrations/drivers/sigv4.js';
+import { signRequest, type SigV4Credentials } from '../../src/integrations/drivers/sigv4.js';
 
 /** A running moto server: an AWS emulator (KMS, S3, ...) on a loopback port. */
 export interface MotoServer {

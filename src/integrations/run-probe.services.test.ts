@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { closedPort, startHttpFixture, startRedis, startSilentServer, startTlsMismatchServer } from '../testing/services.js';
-import type { CountingService, HttpFixture, RunningService } from '../testing/services.js';
+import { closedPort, startHttpFixture, startRedis, startSilentServer, startTlsMismatchServer } from '../../test/support/services.js';
+import type { CountingService, HttpFixture, RunningService } from '../../test/support/services.js';
 import type { IntegrationTypeObject, IntegrationTypeSpec, ProbeContext, ProbeOutcome } from './probe-types.js';
 import { runProbe } from './run-probe.js';
 

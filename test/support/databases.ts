@@ -4,7 +4,7 @@ import { chown, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promis
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort, waitFor } from './ports.js';
+import { freePort, waitFor } from '../../src/dev/ports.js';
 
 /**
  * Real PostgreSQL and MariaDB servers for tests, each in a throwaway directory,

@@ -1,0 +1,22 @@
+import type { Workspace } from '../api/v1alpha1/index.js';
+import type { KubeObject } from '../kube/client.js';
+
+/** Anything that lists a namespace's Workspaces (the operator's informer, the gateway's cache). */
+export interface WorkspaceLister {
+  list(namespace: string): Array<Workspace & KubeObject>;
+}
+
+/** The Workspace governing a namespace: the oldest one not being deleted. */
+export function workspaceOf(ctx: { workspaces: WorkspaceLister }, namespace: string): (Workspace & KubeObject) | undefined {
+  const all = ctx.workspaces.list(namespace).filter((w) => !w.metadata?.deletionTimestamp);
+  return oldestFirst(all)[0];
+}
+
+/** Oldest first, name as tie-breaker: the first Workspace in a namespace wins. */
+export function oldestFirst<T extends KubeObject>(items: T[]): T[] {
+  return [...items].sort((a, b) => {
+    const ta = a.metadata?.creationTimestamp ?? '';
+    const tb = b.metadata?.creationTimestamp ?? '';
+    return ta === tb ? String(a.metadata?.name).localeCompare(String(b.metadata?.name)) : ta.localeCompare(tb);
+  });
+}
