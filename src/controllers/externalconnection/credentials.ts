@@ -45,10 +45,6 @@ export function offerTo(secret: Secret, connection: string): Offer {
   return offer;
 }
 
-export function offersTo(secret: Secret, connection: string): boolean {
-  return offerTo(secret, connection).kind !== 'none';
-}
-
 /** The destination each connection was first allowed to send this Secret to (written by the operator). */
 export function offerPins(secret: Secret): Record<string, string> {
   try {

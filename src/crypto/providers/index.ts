@@ -3,8 +3,6 @@ import { AwsKmsProvider, type AwsKmsProviderOptions } from './aws-kms.js';
 import { LocalKmsProvider, type LocalKmsProviderOptions } from './local.js';
 
 export { ProviderRegistry } from '../provider-registry.js';
-export { AWS_KMS_PROVIDER_NAME, AwsKmsProvider, type AwsKmsProviderOptions } from './aws-kms.js';
-export { LOCAL_PROVIDER_NAME, LocalKmsProvider, type LocalKmsProviderOptions } from './local.js';
 
 /** Which providers to enable; each one present is registered. */
 export interface ProvidersConfig {
