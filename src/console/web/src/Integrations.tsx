@@ -82,6 +82,7 @@ export function Integrations({ workspace, onNotice }: { workspace: Workspace; on
 
   // A workspace change remounts this component (App keys it by namespace), so state starts afresh.
   useEffect(() => {
+    // eslint-disable-next-line react-hooks/set-state-in-effect -- refresh sets state only once its request has answered
     void refresh();
     api<{ items: IntegrationType[] }>('GET', paths.types())
       .then((l) => setTypes(l.items.sort((a, b) => a.spec.displayName.localeCompare(b.spec.displayName))))
