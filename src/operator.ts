@@ -78,8 +78,8 @@ export async function startOperator(opts: { client: KubeClient; config: Operator
     }
     for (const k of keys) connController.enqueue(k);
   });
-  workspaces.on(() => secrets.sync(new Set(workspaces.list().map((w) => w.metadata!.namespace!))));
-  secrets.sync(new Set(workspaces.list().map((w) => w.metadata!.namespace!)));
+  workspaces.on(() => secrets.sync(new Set(workspaces.list().map((w) => w.metadata.namespace!))));
+  secrets.sync(new Set(workspaces.list().map((w) => w.metadata.namespace!)));
   const gauge = setInterval(() => {
     const all = connections.list();
     const ready = all.filter((c) => isConditionTrue(c.status?.conditions, ConditionType.Ready)).length;

@@ -163,7 +163,7 @@ describe('atoll gateway and agent', () => {
   const uids = new Map<string, string>();
   async function sealedData(ns: string, connection: string, fields: Record<string, string>, version = 1): Promise<Record<string, string>> {
     const data: Record<string, string> = {};
-    const destination = destinationDigest({ metadata: { name: 'test-api' }, spec: TEST_TYPE } as never, { baseURL: baseURLs.get(`${ns}/${connection}`) });
+    const destination = destinationDigest({ metadata: { name: 'test-api' }, spec: TEST_TYPE }, { baseURL: baseURLs.get(`${ns}/${connection}`) });
     for (const [field, value] of Object.entries(fields)) {
       const sealed = await envelope.seal(value, { namespace: ns, workspace: identities.get(ns)!, connection, field, destination, copy: managedCopy(uids.get(`${ns}/${connection}`)!, version) }, KEY);
       data[field] = Buffer.from(sealed).toString('base64');
@@ -174,7 +174,7 @@ describe('atoll gateway and agent', () => {
 
   async function connection(ns: string, name: string, baseURL: string, apiKey: string): Promise<void> {
     baseURLs.set(`${ns}/${name}`, baseURL);
-    const destination = destinationDigest({ metadata: { name: 'test-api' }, spec: TEST_TYPE } as never, { baseURL });
+    const destination = destinationDigest({ metadata: { name: 'test-api' }, spec: TEST_TYPE }, { baseURL });
     const sealed = await envelope.seal(apiKey, { namespace: ns, workspace: identities.get(ns)!, connection: name, field: 'apiKey', destination }, KEY);
     const conn = await admin.create<KubeObject>(ExternalConnections, {
       metadata: { name, namespace: ns },

@@ -49,7 +49,7 @@ describe('aws-kms: outage and crash recovery', () => {
     const sink = new Writable({ write(chunk: Buffer, _e, cb) { logs.push(chunk.toString()); cb(); } });
     // As its own ServiceAccount, as in a cluster (the admission policies fence exactly that identity).
     const operatorClient = await cp.serviceAccountClient(OPERATOR_NAMESPACE, config.serviceAccounts.controller);
-    operator = await startOperator({ client: operatorClient, config, log: createLogger({ level: 'debug', destination: sink as never }), probeHooks: hooks });
+    operator = await startOperator({ client: operatorClient, config, log: createLogger({ level: 'debug', destination: sink }), probeHooks: hooks });
   }
 
   beforeAll(async () => {
@@ -105,7 +105,7 @@ describe('aws-kms: outage and crash recovery', () => {
     try {
       // Admission cannot seal: the write is refused, nothing is stored, and the message says why.
       const refused = await client.create(ExternalConnections, conn('during-outage', { token: { value: randomSecret('out') } }) as never).catch((e: Error) => e);
-      expect((refused as Error).message).toContain('the KMS is unavailable; nothing was stored');
+      expect((refused).message).toContain('the KMS is unavailable; nothing was stored');
       expect(await client.tryGet(ExternalConnections, 'during-outage', ns)).toBeUndefined();
 
       // The controller cannot seal a referenced Secret: KMSUnavailable, no managed Secret, no plaintext fallback.

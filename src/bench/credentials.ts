@@ -187,8 +187,8 @@ class SealedWatch {
             const now = performance.now();
             const key = `${ev.object.metadata?.namespace}/${ev.object.metadata?.name}`;
             const current = ev.object.status?.observedGeneration === ev.object.metadata?.generation;
-            if (current && isTrue(ev.object as Conditioned, 'CredentialsSealed') && !this.sealedAt.has(key)) this.sealedAt.set(key, now);
-            if (current && isTrue(ev.object as Conditioned, 'Ready') && !this.readyAt.has(key)) this.readyAt.set(key, now);
+            if (current && isTrue(ev.object, 'CredentialsSealed') && !this.sealedAt.has(key)) this.sealedAt.set(key, now);
+            if (current && isTrue(ev.object, 'Ready') && !this.readyAt.has(key)) this.readyAt.set(key, now);
           });
         } catch {
           if (!this.#abort.signal.aborted) await sleep(200);
@@ -329,11 +329,11 @@ async function runPhase(cluster: Cluster, phase: string, workspaceCount: number,
 async function deletePhase(cluster: Cluster, phase: string): Promise<void> {
   const { client } = cluster;
   const list = await client.list<Conn>(ExternalConnections, { labelSelector: `${PHASE_LABEL}=${phase}` });
-  await pool(list.items, cluster.concurrency, (c) => client.delete(ExternalConnections, c.metadata!.name!, c.metadata!.namespace!));
+  await pool(list.items, cluster.concurrency, (c) => client.delete(ExternalConnections, c.metadata.name!, c.metadata.namespace));
   await until(`phase ${phase} connections deleted`, 120_000, async () => (await client.list(ExternalConnections, { labelSelector: `${PHASE_LABEL}=${phase}` })).items.length === 0);
   const names = inPhase(phase);
   const mine = (await client.list<KubeObject>(Workspaces)).items.filter((w) => names(w.metadata?.namespace));
-  await pool(mine, cluster.concurrency, (w) => client.delete(Workspaces, w.metadata!.name!, w.metadata!.namespace!));
+  await pool(mine, cluster.concurrency, (w) => client.delete(Workspaces, w.metadata!.name!, w.metadata!.namespace));
   await until(`phase ${phase} workspaces deleted`, 120_000, async () => (await client.list<KubeObject>(Workspaces)).items.filter((w) => names(w.metadata?.namespace)).length === 0);
 }
 

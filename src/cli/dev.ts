@@ -31,7 +31,7 @@ export async function dev(args: ParsedArgs): Promise<number> {
   process.stderr.on('error', () => undefined);
   const say = (line: string) => process.stderr.write(`[atoll dev] ${line}\n`);
   const logFile = path.join(dir, 'atoll.log');
-  const log = createLogger({ level: process.env.ATOLL_LOG_LEVEL ?? 'info', destination: createWriteStream(logFile, { flags: 'a' }) as never });
+  const log = createLogger({ level: process.env.ATOLL_LOG_LEVEL ?? 'info', destination: createWriteStream(logFile, { flags: 'a' }) });
 
   say(controlPlaneCached()
     ? 'starting the control plane (cached binaries)'

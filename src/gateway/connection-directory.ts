@@ -135,7 +135,7 @@ export class ConnectionDirectory {
     // The reconciler refuses a connection whose type the policy no longer allows; so does the gateway.
     const allowed = (ws as Workspace).spec?.policy?.allowedTypes ?? [];
     if (allowed.length > 0 && !allowed.includes(conn.spec.type)) throw notReady(GatewayErrorMessage.typeNotAllowed);
-    const destination = destinationDigest(type as IntegrationType, conn.spec.settings);
+    const destination = destinationDigest(type, conn.spec.settings);
     const secret = await this.#managedSecret(namespace, connection);
     const revision = secret?.metadata?.resourceVersion;
     if (secret === undefined || revision === undefined) throw notReady(GatewayErrorMessage.noCredentials);
@@ -180,7 +180,7 @@ export class ConnectionDirectory {
     const state = readState(secret);
     try {
       for (const [field, encoded] of Object.entries(secret.data ?? {})) {
-        const version = state[field]?.format === 2 ? state[field]!.version : undefined;
+        const version = state[field]?.format === 2 ? state[field].version : undefined;
         const floor = conn.status?.credentials?.[field]?.version ?? 0;
         if (version === undefined || !Number.isSafeInteger(version) || version < floor) throw new CiphertextRejectedError();
         const sealed = Buffer.from(encoded, 'base64').toString('utf8');

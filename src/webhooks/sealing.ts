@@ -85,7 +85,7 @@ export async function sealConnection(req: AdmissionRequest, deps: SealingDeps): 
   }
 
   for (const [field, source] of plainFields) {
-    const binding = { namespace: ns, workspace: identity, connection: conn.metadata!.name!, field, destination };
+    const binding = { namespace: ns, workspace: identity, connection: conn.metadata.name, field, destination };
     try {
       sealedByField[field] = await deps.crypto.envelope.seal(source.value!, binding, key);
     } catch (err) {

@@ -25,7 +25,7 @@ export async function startWebhookServer(opts: {
   log: Logger;
 }): Promise<{ port: number; close(): Promise<void>; setCertificate(tls: { certPem: string; keyPem: string }): void }> {
   const byPath = new Map<string, AdmissionHandler>();
-  for (const [name, handler] of Object.entries(opts.handlers)) byPath.set(PATHS[name as keyof typeof PATHS], handler!);
+  for (const [name, handler] of Object.entries(opts.handlers)) byPath.set(PATHS[name as keyof typeof PATHS], handler);
   const clientTls = opts.clientAuth ? { requestCert: true, rejectUnauthorized: true, ca: opts.clientAuth.caPem } : {};
   const server = https.createServer({ cert: opts.tls.certPem, key: opts.tls.keyPem, minVersion: 'TLSv1.2', ...clientTls }, (req, res) => {
     if (opts.clientAuth && !allowedClient(req.socket as TLSSocket, opts.clientAuth)) {

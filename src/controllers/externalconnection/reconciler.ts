@@ -84,8 +84,8 @@ export class ExternalConnectionReconciler {
     const gen = conn.metadata.generation;
     const now = new Date();
     let conditions: Condition[] = conn.status?.conditions ?? [];
-    const ws = workspaceOf(this.ctx, ns) as (Workspace & KubeObject) | undefined;
-    const type = this.ctx.types.get(conn.spec.type) as IntegrationType | undefined;
+    const ws = workspaceOf(this.ctx, ns);
+    const type = this.ctx.types.get(conn.spec.type);
 
     // Admission checked all of this; check again in case it was bypassed.
     const problems = checkConnection(conn, ws, type);
@@ -131,7 +131,7 @@ export class ExternalConnectionReconciler {
     const fieldProblems: Array<{ field: string; problem: CredentialProblem }> = [];
     try {
       for (const [field, source] of Object.entries(conn.spec.credentials ?? {})) {
-        const ct = ours && existing?.data?.[field] ? Buffer.from(existing.data[field]!, 'base64').toString('utf8') : undefined;
+        const ct = ours && existing?.data?.[field] ? Buffer.from(existing.data[field], 'base64').toString('utf8') : undefined;
         try {
           resolved.push(await resolveField(fields, field, source, { state: previous[field], ciphertext: ct, statusVersion: conn.status?.credentials?.[field]?.version }));
         } catch (err) {
@@ -195,7 +195,7 @@ export class ExternalConnectionReconciler {
     // started under this name within the window: a connection deleted and created again keeps its
     // window) and a probe due by spec.probe.interval run at once.
     const pending = this.probes.pendingProbe(key);
-    const testOnly = pending ? pending.subject === subject : !stale && last!.tag !== tag;
+    const testOnly = pending ? pending.subject === subject : !stale && last.tag !== tag;
     const subjectChanged = pending ? pending.subject !== subject : last !== undefined && last.subject !== subject;
     const coalesceMs = pending?.tag !== tag && (testOnly || subjectChanged || !last) ? this.onDemandWait(key) : 0;
     if (coalesceMs > 0 && testOnly && this.probes.noticeCoalesced(key)) {
@@ -205,7 +205,7 @@ export class ExternalConnectionReconciler {
     if (start) {
       const credentials = Object.fromEntries(resolved.map((r) => [r.field, r.plaintext]));
       const probeCtx: ProbeContext = {
-        settings: (conn.spec.settings ?? {}) as Record<string, unknown>,
+        settings: (conn.spec.settings ?? {}),
         credentials,
         timeoutMs,
         egress: { allowCIDRs: ws!.spec?.policy?.egress?.allowCIDRs ?? [] },
