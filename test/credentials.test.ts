@@ -131,7 +131,8 @@ describe('credentials: binding, hints, rotation', () => {
     await ready(a, 'pointed');
     const before = await admin().get<Secret>(Secrets, 'pointed-credentials', a);
 
-    // An editor points it at a server of their choosing without supplying the credential: refused at admission, naming what changed and the fix.
+    // An editor points it at a server of their choosing without supplying the credential: refused at
+    // admission, naming what changed and the fix.
     const editor = userClient('someone', [`${a}-editors`]);
     const refused = await editor.mergePatch(ExternalConnections, 'pointed', a, { spec: { settings: { baseURL: 'https://collector.attacker.example' } } }).catch((e: Error) => e);
     expect((refused as Error).message).toContain('spec.settings.baseURL changes where this connection sends its credentials');

@@ -331,7 +331,10 @@ function applyProbe(conditions: Condition[], outcome: ProbeOutcome | undefined, 
   return setCondition(conditions, { type: ConditionType.Authenticated, status: outcome.authenticated, reason: outcome.reason, message: outcome.message, observedGeneration: gen }, now);
 }
 
-/** What a probe result is about: settings, the Workspace's egress allow-list (a change re-probes at once), credential fingerprints, the type and the timeout. */
+/**
+ * What a probe result is about: settings, the Workspace's egress allow-list (a change re-probes at once),
+ * credential fingerprints, the type and the timeout.
+ */
 function probeSubject(conn: Conn, type: IntegrationType, resolved: ResolvedField[], allowCIDRs: readonly string[]): string {
   const h = createHash('sha256');
   h.update(JSON.stringify(conn.spec.settings ?? {}));
