@@ -337,7 +337,7 @@ async function finish(ctx: FieldContext, field: string, o: Outcome): Promise<Res
   if (o.spec) {
     const stale = o.rebound || !o.spec.current || !crypto.envelope.isWrappedWith(o.spec.sealed, key);
     const kept = st?.sealed !== undefined && !o.rebound && st.destination === ctx.destination && crypto.envelope.isWrappedWith(st.sealed, key) && sameFingerprint(st.fingerprint, fp);
-    if (stale) published = kept ? st!.sealed : await crypto.envelope.seal(await reveal(), specBinding(ctx, field, ctx.destination), key);
+    if (stale) published = kept ? st.sealed : await crypto.envelope.seal(await reveal(), specBinding(ctx, field, ctx.destination), key);
   }
   const state: FieldState = {
     fingerprint: fp,
