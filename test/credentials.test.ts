@@ -131,7 +131,8 @@ describe('credentials: binding, hints, rotation', () => {
     await ready(a, 'pointed');
     const before = await admin().get<Secret>(Secrets, 'pointed-credentials', a);
 
-    // An editor points it at a server of their choosing without supplying the credential: refused at admission, naming what changed and the fix.
+    // An editor points it at a server of their choosing without supplying the credential: refused at
+    // admission, naming what changed and the fix.
     const editor = userClient('someone', [`${a}-editors`]);
     const refused = await editor.mergePatch(ExternalConnections, 'pointed', a, { spec: { settings: { baseURL: 'https://collector.attacker.example' } } }).catch((e: Error) => e);
     expect((refused as Error).message).toContain('spec.settings.baseURL changes where this connection sends its credentials');
@@ -254,7 +255,7 @@ describe('credentials: binding, hints, rotation', () => {
     await eventually('json patch rotation', () => admin().get<Conn>(ExternalConnections, 'mixed-paths', a), (x) => x.status?.credentials?.token?.hint === `…${patched.slice(-4)}`);
     // generateName cannot be sealed to a name that does not exist yet: a clear 422, not a KMS error.
     const gen = await admin().create(ExternalConnections, { metadata: { generateName: 'gen-', namespace: a }, spec: manifest(a, 'x', { token: { value: randomSecret() } }).spec } as never).catch((e: Error) => e);
-    expect((gen as Error).message).toContain('metadata.name is required when a credential value is supplied');
+    expect((gen).message).toContain('metadata.name is required when a credential value is supplied');
   });
 
   it('takes secretKeyRef from this namespace only, reports a missing Secret, and treats source changes as rotations', async () => {
@@ -295,10 +296,10 @@ describe('credentials: binding, hints, rotation', () => {
 
   it('refuses oversize values and control characters at admission, naming the field', async () => {
     const big = await admin().create(ExternalConnections, manifest(a, 'too-big', { token: { value: 'x'.repeat(9000) } }) as never).catch((e: Error) => e);
-    expect((big as Error).message).toMatch(/spec\.credentials\.token\.value/);
+    expect((big).message).toMatch(/spec\.credentials\.token\.value/);
     const ctl = await admin().create(ExternalConnections, manifest(a, 'ctl-chars', { token: { value: 'abcdefgh12345\n' } }) as never).catch((e: Error) => e);
-    expect((ctl as Error).message).toContain('spec.credentials.token.value contains control characters');
-    expect((ctl as Error).message).not.toContain('abcdefgh12345');
+    expect((ctl).message).toContain('spec.credentials.token.value contains control characters');
+    expect((ctl).message).not.toContain('abcdefgh12345');
   });
 });
 

@@ -42,7 +42,7 @@ async function sealForGit(ns: string, plaintext: string, kubeconfig?: string): P
   expect(r.stdout).not.toContain(plaintext);
   const dry = parse(r.stdout) as Conn;
   expect(dry.spec.credentials?.token?.sealed).toMatch(/^atoll:v1:local:/);
-  return stringify({ apiVersion: dry.apiVersion, kind: dry.kind, metadata: { name: dry.metadata!.name, namespace: dry.metadata!.namespace }, spec: dry.spec });
+  return stringify({ apiVersion: dry.apiVersion, kind: dry.kind, metadata: { name: dry.metadata.name, namespace: dry.metadata.namespace }, spec: dry.spec });
 }
 
 async function applyFromGit(git: string, kubeconfig?: string): Promise<void> {
@@ -164,10 +164,10 @@ describe('disaster recovery: who may choose the identity', () => {
     const ws = await createWorkspace(other);
     const refused = await admin().mergePatch(Workspaces, other, other, { spec: { encryption: { identity: 'brand-new-identity' } } }).catch((e: unknown) => e);
     expect(refused).toMatchObject({ status: 422 });
-    expect((refused as Error).message).toContain(`can only be set to the identity this workspace already uses ("${ws.metadata!.uid}")`);
+    expect((refused as Error).message).toContain(`can only be set to the identity this workspace already uses ("${ws.metadata.uid}")`);
     // Pinning the UID it already uses keeps every existing ciphertext valid, and is allowed.
-    const pinned = await admin().mergePatch<Ws>(Workspaces, other, other, { spec: { encryption: { identity: ws.metadata!.uid } } });
-    expect(pinned.spec.encryption?.identity).toBe(ws.metadata!.uid);
+    const pinned = await admin().mergePatch<Ws>(Workspaces, other, other, { spec: { encryption: { identity: ws.metadata.uid } } });
+    expect(pinned.spec.encryption?.identity).toBe(ws.metadata.uid);
   });
 });
 

@@ -3,9 +3,10 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync
 import http from 'node:http';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { parse, parseAllDocuments } from 'yaml';
+import { parseAllDocuments } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CONNECTION_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, SEALED_SECRET_TYPE, WORKSPACE_LABEL } from '../src/api/v1alpha1/index.js';
 import { createProviderRegistry, Envelope, InMemoryKeyRingStore, managedCopy } from '../src/crypto/index.js';
@@ -162,7 +163,7 @@ describe('atoll gateway and agent', () => {
   const uids = new Map<string, string>();
   async function sealedData(ns: string, connection: string, fields: Record<string, string>, version = 1): Promise<Record<string, string>> {
     const data: Record<string, string> = {};
-    const destination = destinationDigest({ metadata: { name: 'test-api' }, spec: TEST_TYPE } as never, { baseURL: baseURLs.get(`${ns}/${connection}`) });
+    const destination = destinationDigest({ metadata: { name: 'test-api' }, spec: TEST_TYPE }, { baseURL: baseURLs.get(`${ns}/${connection}`) });
     for (const [field, value] of Object.entries(fields)) {
       const sealed = await envelope.seal(value, { namespace: ns, workspace: identities.get(ns)!, connection, field, destination, copy: managedCopy(uids.get(`${ns}/${connection}`)!, version) }, KEY);
       data[field] = Buffer.from(sealed).toString('base64');
@@ -173,9 +174,9 @@ describe('atoll gateway and agent', () => {
 
   async function connection(ns: string, name: string, baseURL: string, apiKey: string): Promise<void> {
     baseURLs.set(`${ns}/${name}`, baseURL);
-    const destination = destinationDigest({ metadata: { name: 'test-api' }, spec: TEST_TYPE } as never, { baseURL });
+    const destination = destinationDigest({ metadata: { name: 'test-api' }, spec: TEST_TYPE }, { baseURL });
     const sealed = await envelope.seal(apiKey, { namespace: ns, workspace: identities.get(ns)!, connection: name, field: 'apiKey', destination }, KEY);
-    const conn = await admin.create(ExternalConnections, {
+    const conn = await admin.create<KubeObject>(ExternalConnections, {
       metadata: { name, namespace: ns },
       spec: { type: 'test-api', displayName: `Test ${name}`, settings: { baseURL }, credentials: { apiKey: { sealed } } },
     });
@@ -471,7 +472,7 @@ describe('atoll gateway and agent', () => {
     const secure = await startGateway({ client: admin, envelope, metrics: createOperatorMetrics(), host: '127.0.0.1', port: 0, tls: first, log: createLogger({ level: 'silent' }) });
     const served = () => new Promise<string>((resolve, reject) => {
       const req = https.get(`${secure.url}/healthz`, { ca: ca.certPem, agent: false }, (res) => {
-        const cert = (res.socket as import('node:tls').TLSSocket).getPeerCertificate();
+        const cert = (res.socket as TLSSocket).getPeerCertificate();
         res.resume();
         resolve(String(cert.subject?.CN));
       });

@@ -97,7 +97,7 @@ describe('atoll rotate on a connection Git manages', () => {
         return { yaml: out.stdout };
       })();
       const committed = parse(yaml) as Conn;
-      committed.metadata = { ...committed.metadata, ...metadata } as never;
+      committed.metadata = { ...committed.metadata, ...metadata };
       expect((await kubectl(['apply', '--server-side', '--field-manager', 'gitops-controller', '-f', '-'], { input: JSON.stringify(committed) })).code).toBe(0);
 
       const fresh = randomSecret('new');

@@ -98,7 +98,7 @@ describe('aws-kms: a rotated-away key can be retired', () => {
     const ws = await client.get<Ws>(Workspaces, ns, ns);
     const type = await client.get<IntegrationType & KubeObject>(IntegrationTypes, 'http-api');
     const destination = destinationDigest(type, c.spec.settings);
-    await expect(awsEnvelope().open(c.spec.credentials!.token!.sealed!, { namespace: ns, workspace: ws.metadata!.uid!, connection: 'a', field: 'token', destination })).rejects.toMatchObject({ reason: 'KeyNotFound' });
+    await expect(awsEnvelope().open(c.spec.credentials!.token!.sealed!, { namespace: ns, workspace: ws.metadata.uid!, connection: 'a', field: 'token', destination })).rejects.toMatchObject({ reason: 'KeyNotFound' });
 
     const triedOldKey = kms.refused(); // our own check above
     const restartedAt = Date.now() - 1000;

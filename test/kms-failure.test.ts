@@ -7,7 +7,6 @@ import { managedCopy } from '../src/crypto/binding.js';
 import type { IntegrationTypeObject } from '../src/integrations/probe-types.js';
 import { Writable } from 'node:stream';
 import type { ExternalConnection } from '../src/api/v1alpha1/index.js';
-import { applyManifests, readManifests } from '../src/cli/install.js';
 import { installAtoll, loopbackOperatorConfig, OPERATOR_NAMESPACE, precreateWebhookConfigurations } from '../src/dev/embedded.js';
 import { Envelope } from '../src/crypto/envelope.js';
 import { AwsKmsProvider } from '../src/crypto/providers/aws-kms.js';
@@ -19,7 +18,7 @@ import { createLogger } from '../src/runtime/logger.js';
 import { packageRoot } from '../src/dev/binaries.js';
 import { ControlPlane } from '../src/dev/control-plane.js';
 import { createKmsKey, MOTO_CREDENTIALS, MOTO_REGION, startMoto, type MotoServer } from './support/moto.js';
-import { freePort, waitFor } from '../src/dev/ports.js';
+import { waitFor } from '../src/dev/ports.js';
 import { condition, randomSecret } from './support/cluster.js';
 
 type Conn = ExternalConnection & KubeObject;
@@ -47,10 +46,10 @@ describe('aws-kms: outage and crash recovery', () => {
     const config = loopbackOperatorConfig({
       ATOLL_KMS_PROVIDER: 'aws-kms', ATOLL_KMS_KEY_ID: keyId, AWS_REGION: MOTO_REGION, ATOLL_KMS_ENDPOINT: moto.endpoint, ATOLL_KMS_TIMEOUT_MS: '800',
     });
-    const sink = new Writable({ write(chunk, _e, cb) { logs.push(chunk.toString()); cb(); } });
+    const sink = new Writable({ write(chunk: Buffer, _e, cb) { logs.push(chunk.toString()); cb(); } });
     // As its own ServiceAccount, as in a cluster (the admission policies fence exactly that identity).
     const operatorClient = await cp.serviceAccountClient(OPERATOR_NAMESPACE, config.serviceAccounts.controller);
-    operator = await startOperator({ client: operatorClient, config, log: createLogger({ level: 'debug', destination: sink as never }), probeHooks: hooks });
+    operator = await startOperator({ client: operatorClient, config, log: createLogger({ level: 'debug', destination: sink }), probeHooks: hooks });
   }
 
   beforeAll(async () => {
@@ -106,7 +105,7 @@ describe('aws-kms: outage and crash recovery', () => {
     try {
       // Admission cannot seal: the write is refused, nothing is stored, and the message says why.
       const refused = await client.create(ExternalConnections, conn('during-outage', { token: { value: randomSecret('out') } }) as never).catch((e: Error) => e);
-      expect((refused as Error).message).toContain('the KMS is unavailable; nothing was stored');
+      expect((refused).message).toContain('the KMS is unavailable; nothing was stored');
       expect(await client.tryGet(ExternalConnections, 'during-outage', ns)).toBeUndefined();
 
       // The controller cannot seal a referenced Secret: KMSUnavailable, no managed Secret, no plaintext fallback.

@@ -6,7 +6,7 @@ import { Writable } from 'node:stream';
 import { Agent, request } from 'undici';
 import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { ExternalConnection } from '../src/api/v1alpha1/index.js';
+import type { ExternalConnection, Workspace } from '../src/api/v1alpha1/index.js';
 import { startGatewayFromConfig } from '../src/cli/gateway.js';
 import { encryptionContext } from '../src/crypto/binding.js';
 import { Envelope, parseEnvelope } from '../src/crypto/envelope.js';
@@ -78,8 +78,8 @@ describe('vault-transit: operator and gateway against a real Vault with Kubernet
     ATOLL_WEBHOOK_CLIENT_CA_FILE: cp.webhookClientCAPath,
     ATOLL_WEBHOOK_CLIENT_NAMES: WEBHOOK_CLIENT_NAME,
   });
-  const sink = new Writable({ write(chunk, _e, cb) { logs.push(chunk.toString()); cb(); } });
-  const log = createLogger({ level: 'debug', destination: sink as never });
+  const sink = new Writable({ write(chunk: Buffer, _e, cb) { logs.push(chunk.toString()); cb(); } });
+  const log = createLogger({ level: 'debug', destination: sink });
 
   beforeAll(async () => {
     vault = await startVault();
@@ -118,7 +118,7 @@ describe('vault-transit: operator and gateway against a real Vault with Kubernet
 
     await client.create(Namespaces, { metadata: { name: ns } });
     await client.create(Workspaces, { metadata: { name: ns, namespace: ns }, spec: { policy: { egress: { allowCIDRs: ['127.0.0.1/32'] } } } } as never);
-    await waitFor('workspace ready', async () => condition(await client.get(Workspaces, ns, ns) as never, 'Ready')?.status === 'True', 60_000).catch(async (err: Error) => {
+    await waitFor('workspace ready', async () => condition(await client.get<Workspace & KubeObject>(Workspaces, ns, ns), 'Ready')?.status === 'True', 60_000).catch(async (err: Error) => {
       const ws = (await client.get(Workspaces, ns, ns)) as { status?: unknown };
       throw new Error(`${err.message}: ${JSON.stringify(ws.status)}`);
     });
@@ -202,7 +202,7 @@ describe('vault-transit: operator and gateway against a real Vault with Kubernet
     vault.pause();
     try {
       const refused = await client.create(ExternalConnections, conn('during-outage', { token: { value: randomSecret('out') } }) as never).catch((e: Error) => e);
-      expect((refused as Error).message).toContain('the KMS is unavailable; nothing was stored');
+      expect((refused).message).toContain('the KMS is unavailable; nothing was stored');
       expect(await client.tryGet(ExternalConnections, 'during-outage', ns)).toBeUndefined();
 
       const v = randomSecret('src');
@@ -237,7 +237,7 @@ describe('vault-transit: operator and gateway against a real Vault with Kubernet
     await vault.api('DELETE', 'sys/policies/acl/atoll-controller');
     try {
       const refused = await client.create(ExternalConnections, conn('no-policy', { token: { value: randomSecret('pol') } }) as never).catch((e: Error) => e);
-      expect((refused as Error).message).toContain('nothing was stored');
+      expect((refused).message).toContain('nothing was stored');
       expect(await client.tryGet(ExternalConnections, 'no-policy', ns)).toBeUndefined();
 
       const v = randomSecret('pref');

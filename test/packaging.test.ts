@@ -513,7 +513,7 @@ describe('against a real API server', () => {
       '--cert-dir', path.join(dir, 'certs'), '--audit-policy-file', path.join(root, 'docs', 'audit-policy.yaml'), '--audit-log-path', auditLog,
     ], { stdio: ['ignore', 'ignore', 'pipe'] });
     let stderr = '';
-    proc.stderr!.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-20_000); });
+    proc.stderr.on('data', (d: Buffer) => { stderr = (stderr + d.toString()).slice(-20_000); });
     try {
       const server = ['--server', `https://127.0.0.1:${port}`];
       await waitFor('audited kube-apiserver', async () => {

@@ -120,11 +120,11 @@ describe('ExternalConnection probes against real services, through the operator'
 
   beforeAll(async () => {
     const started = await Promise.allSettled([
-      startPostgres({ user: 'atoll', password: pgPassword, database: 'app' }).then((s) => (stops.push(s.stop), (pg = s))),
-      startMariadb({ user: 'atoll', password: mariaPassword, database: 'app' }).then((s) => (stops.push(s.stop), (maria = s))),
-      startRedis({ password: redisPassword }).then((s) => (stops.push(s.stop), (redis = s))),
-      startPrometheus({ username: 'reader', password: promPassword }).then((s) => (stops.push(s.stop), (prom = s))),
-      startMoto().then(async (s) => (stops.push(s.stop), (moto = s), (s3 = await prepareS3(s.endpoint)))),
+      startPostgres({ user: 'atoll', password: pgPassword, database: 'app' }).then((s) => (stops.push(() => s.stop()), (pg = s))),
+      startMariadb({ user: 'atoll', password: mariaPassword, database: 'app' }).then((s) => (stops.push(() => s.stop()), (maria = s))),
+      startRedis({ password: redisPassword }).then((s) => (stops.push(() => s.stop()), (redis = s))),
+      startPrometheus({ username: 'reader', password: promPassword }).then((s) => (stops.push(() => s.stop()), (prom = s))),
+      startMoto().then(async (s) => (stops.push(() => s.stop()), (moto = s), (s3 = await prepareS3(s.endpoint)))),
       createWorkspace(ns, { policy: LOOPBACK_ONLY }),
       createWorkspace(closedNs, {}),
     ]);

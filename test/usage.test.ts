@@ -225,7 +225,7 @@ describe('usage, delete protection and the audit trail', () => {
     const writes: number[] = [];
     const stop = new AbortController();
     let lastFlush = '';
-    const watching = client.watch<Conn>(ExternalConnections, { namespace: ns, fieldSelector: `metadata.name=${burstConn}`, resourceVersion: start.metadata!.resourceVersion!, signal: stop.signal }, (ev) => {
+    const watching = client.watch<Conn>(ExternalConnections, { namespace: ns, fieldSelector: `metadata.name=${burstConn}`, resourceVersion: start.metadata.resourceVersion!, signal: stop.signal }, (ev) => {
       // A gateway write is one that moved a replica's sequence; its own flushedAt says when (watch delivery can batch).
       const replicas = ev.object.status?.usage?.replicas ?? [];
       const mine = JSON.stringify(replicas);

@@ -91,7 +91,7 @@ describe('using a connection from a workload (config/samples/workloads)', () => 
 
   for (const [kind, name, once] of [['Job', 'orders-report', true], ['Deployment', 'orders-worker', false]] as const) {
     it(`the agent with the ${kind}'s flags writes orders-db's password${once ? ' once and exits 0' : ' and keeps running'}`, async () => {
-      const pod = (workload(objects, kind, name) as Workload).spec.template.spec;
+      const pod = (workload(objects, kind, name)).spec.template.spec;
       const flags = agentFlags(pod);
       expect(flags.has('once')).toBe(once);
       expect(tokenAudience(pod, flags.get('token-file')![0]!)).toBe('atoll-gateway');

@@ -37,7 +37,7 @@ describe('Workspace: tenant RBAC and isolation', () => {
     await expect(viewer.create(ExternalConnections, conn('by-viewer', a) as never)).rejects.toMatchObject({ status: 403 });
 
     const editor = userClient('someone', ['editors-a']);
-    const created = await editor.create<KubeObject & { spec: { credentials: Record<string, { sealed?: string; value?: string }> } }>(ExternalConnections, conn('by-editor', a) as never);
+    const created = await editor.create<KubeObject & { spec: { credentials: Record<string, { sealed?: string; value?: string }> } }>(ExternalConnections, conn('by-editor', a));
     expect(created.spec.credentials.token?.value).toBeUndefined();
     expect(created.spec.credentials.token?.sealed).toMatch(/^atoll:v1:/);
     await expect(editor.create(RoleBindings, { metadata: { name: 'x', namespace: a }, roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'atoll-connection-user' }, subjects: [{ kind: 'ServiceAccount', name: 'app', namespace: a }] } as never)).rejects.toMatchObject({ status: 403 });
@@ -76,16 +76,16 @@ describe('Workspace: tenant RBAC and isolation', () => {
   it('refuses a second Workspace in a namespace with a clear message', async () => {
     const err = await admin().create(Workspaces, { metadata: { name: 'second', namespace: a }, spec: {} } as never).catch((e: Error) => e);
     expect(err).toMatchObject({ status: 409 });
-    expect((err as Error).message).toContain(`namespace ${a} already has Workspace ${a}`);
+    expect((err).message).toContain(`namespace ${a} already has Workspace ${a}`);
   });
 
   it('refuses malformed resources with messages that name the field', async () => {
     const bad = await admin().create(Workspaces, { metadata: { name: 'bad', namespace: b }, spec: { members: [{ kind: 'Robot', name: 'r2', role: 'viewer' }] } } as never).catch((e: Error) => e);
-    expect((bad as Error).message).toMatch(/spec\.members\[0\]\.kind/);
+    expect((bad).message).toMatch(/spec\.members\[0\]\.kind/);
     const badConn = await admin().create(ExternalConnections, { metadata: { name: 'bad-settings', namespace: a }, spec: { type: 'http-api', settings: { baseURL: 'not a url', auth: 'bearer' }, credentials: { token: { value: 'tok-1234567890abcdef' } } } } as never).catch((e: Error) => e);
-    expect((badConn as Error).message).toMatch(/spec\.settings\.baseURL/);
+    expect((badConn).message).toMatch(/spec\.settings\.baseURL/);
     const badType = await admin().create(ExternalConnections, { metadata: { name: 'bad-type', namespace: a }, spec: { type: 'no-such-type', credentials: {} } } as never).catch((e: Error) => e);
-    expect((badType as Error).message).toContain('IntegrationType "no-such-type" does not exist');
+    expect((badType).message).toContain('IntegrationType "no-such-type" does not exist');
   });
 
   it('removes its RBAC and namespace label when the Workspace is deleted', async () => {

@@ -306,7 +306,7 @@ async function main(): Promise<void> {
     const cluster = await setUpCluster(admin, envelope, upstream.url);
     // Plain HTTP like the direct upstream and nginx rows, so the rows compare the proxying alone.
     const gateway = await startGateway({ client: admin, envelope, log, metrics: createOperatorMetrics(), host: '127.0.0.1', port: 0, insecurePlaintext: true });
-    closeGateway = gateway.close;
+    closeGateway = () => gateway.close();
     const tokenReq = await admin.request<{ status: { token: string } }>('POST', '/api/v1/namespaces/bench/serviceaccounts/app/token', {
       apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { audiences: ['atoll-gateway'], expirationSeconds: 3600 },
     });

@@ -107,7 +107,7 @@ export async function connect(args: ParsedArgs): Promise<number> {
   const missing = (schema?.required ?? []).filter((k) => settings[k] === undefined);
   const interactive = process.stdin.isTTY === true;
   if (!interactive && missing.length) throw new UsageError(`stdin is not a terminal: give the required settings with --set (missing: ${missing.join(', ')})`);
-  for (const key of missing) settings[key] = coerceSetting(schema, key, await promptLine(`${key}${props[key]?.description ? ` (${props[key]!.description})` : ''}: `));
+  for (const key of missing) settings[key] = coerceSetting(schema, key, await promptLine(`${key}${props[key]?.description ? ` (${props[key].description})` : ''}: `));
   const complete = validateSettings(type, settings);
   if (!complete.ok) throw new UsageError(complete.errors.map((e) => e.message).join('\n'));
   const fields = type.spec.credentialFields ?? [];

@@ -35,7 +35,7 @@ export async function dev(args: ParsedArgs): Promise<number> {
   process.stderr.on('error', () => undefined);
   const say = (line: string) => process.stderr.write(`[atoll dev] ${line}\n`);
   const logFile = path.join(dir, 'atoll.log');
-  const log = createLogger({ level: process.env.ATOLL_LOG_LEVEL ?? 'info', destination: createWriteStream(logFile, { flags: 'a' }) as never });
+  const log = createLogger({ level: process.env.ATOLL_LOG_LEVEL ?? 'info', destination: createWriteStream(logFile, { flags: 'a' }) });
 
   say(controlPlaneCached()
     ? 'starting the control plane (cached binaries)'
@@ -148,7 +148,7 @@ function runningPid(dir: string): number | undefined {
 
 function readState(dir: string): { pid?: number; kubeconfig?: string } | undefined {
   try {
-    return JSON.parse(readFileOr(path.join(dir, 'state.json')) ?? 'null') ?? undefined;
+    return (JSON.parse(readFileOr(path.join(dir, 'state.json')) ?? 'null') as { pid?: number; kubeconfig?: string } | null) ?? undefined;
   } catch {
     return undefined;
   }

@@ -15,7 +15,7 @@ export async function readStdin(): Promise<string> {
 export async function promptSecret(question: string): Promise<string> {
   let muted = false;
   const out = new Writable({
-    write(chunk, _enc, cb) {
+    write(chunk: Buffer, _enc, cb) {
       if (!muted) process.stderr.write(chunk);
       cb();
     },

@@ -26,7 +26,7 @@ export async function seal(args: ParsedArgs): Promise<number> {
   if (fields.length === 0) throw new UsageError('name the credential fields to seal with --field');
   if (!process.stdin.isTTY && fields.length > 1) throw new UsageError('stdin can carry one credential: pass a single --field, or run in a terminal to be prompted for each');
   const settings: Record<string, unknown> = {};
-  for (const [key, raw] of keyValues(args, 'set')) settings[key] = coerceSetting(type?.spec.settingsSchema as never, key, raw);
+  for (const [key, raw] of keyValues(args, 'set')) settings[key] = coerceSetting(type?.spec.settingsSchema, key, raw);
   const credentials: Record<string, { value: string }> = {};
   for (const f of fields) {
     const format = type?.spec.credentialFields?.find((x) => x.name === f)?.format;
@@ -43,8 +43,8 @@ export async function seal(args: ParsedArgs): Promise<number> {
     metadata: { name, namespace },
     spec: { type: typeName, ...(flag(args, 'display-name') ? { displayName: flag(args, 'display-name') } : {}), ...(Object.keys(settings).length ? { settings } : {}), credentials },
   };
-  const sealed = await client.apply<ExternalConnection & KubeObject>(ExternalConnections, obj as never, { dryRun: true, fieldManager: 'atoll-seal' });
-  process.stdout.write(stringify(forGit(sealed as ExternalConnection)));
+  const sealed = await client.apply<ExternalConnection & KubeObject>(ExternalConnections, obj, { dryRun: true, fieldManager: 'atoll-seal' });
+  process.stdout.write(stringify(forGit(sealed)));
   return 0;
 }
 

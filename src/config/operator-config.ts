@@ -48,7 +48,10 @@ export interface OperatorConfig {
     readonly perWorkspace: number;
     readonly defaultTimeoutMs: number;
     readonly maxResponseBytes: number;
-    /** On-demand tests (the test-requested-at annotation) start at most one probe per connection per this interval; extra requests are coalesced. */
+    /**
+     * On-demand tests (the test-requested-at annotation) start at most one probe per connection per this
+     * interval; extra requests are coalesced.
+     */
     readonly testMinIntervalMs: number;
   };
   readonly serviceAccounts: { readonly controller: string; readonly gateway: string };

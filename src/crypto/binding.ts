@@ -30,10 +30,6 @@ export interface Binding {
   copy?: string;
 }
 
-/** The one envelope text format version this code writes (`atoll:v1:`); binding formats are separate. */
-export const ENVELOPE_VERSION = 1;
-/** The binding format this code seals with. */
-export const BINDING_FORMAT = 2;
 export const SPEC_COPY = 'spec';
 
 /** The copy name of the managed Secret's value of one incarnation (uid) of a connection at one version. */

@@ -6,7 +6,7 @@ import { CiphertextRejectedError, CryptoErrorMessage } from './errors.js';
 import type { KeyRef, KmsProvider } from './kms-provider.js';
 import { ProviderRegistry } from './provider-registry.js';
 
-export { looksSealed, parseEnvelope, type ParsedEnvelope } from './envelope-format.js';
+export { parseEnvelope } from './envelope-format.js';
 
 export interface EnvelopeOptions {
   providers: Map<string, KmsProvider> | ProviderRegistry;

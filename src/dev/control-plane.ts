@@ -91,8 +91,8 @@ export class ControlPlane {
     writeFileSync(this.pki('apiserver.crt'), serving.certPem);
     writeFileSync(this.pki('apiserver.key'), serving.keyPem, { mode: 0o600 });
     const sa = generateKeyPairSync('rsa', { modulusLength: 2048 });
-    writeFileSync(this.pki('sa.key'), sa.privateKey.export({ type: 'pkcs8', format: 'pem' }) as string, { mode: 0o600 });
-    writeFileSync(this.pki('sa.pub'), sa.publicKey.export({ type: 'spki', format: 'pem' }) as string);
+    writeFileSync(this.pki('sa.key'), sa.privateKey.export({ type: 'pkcs8', format: 'pem' }), { mode: 0o600 });
+    writeFileSync(this.pki('sa.pub'), sa.publicKey.export({ type: 'spki', format: 'pem' }));
     writeFileSync(this.adminKubeconfigPath, this.kubeconfigFor('atoll-admin', ['system:masters']), { mode: 0o600 });
     this.writeWebhookClientAuth();
   }
@@ -277,7 +277,7 @@ export class ControlPlane {
   async startControllerManager(controllers = ['garbagecollector', 'namespace', 'serviceaccount', 'clusterrole-aggregation', 'resourcequota']): Promise<void> {
     if (this.kcmProc || !this.binaries.kubeControllerManager) return;
     this.progress('starting kube-controller-manager');
-    this.kcmProc = this.spawnLogged('kube-controller-manager', this.binaries.kubeControllerManager!, [
+    this.kcmProc = this.spawnLogged('kube-controller-manager', this.binaries.kubeControllerManager, [
       '--kubeconfig', this.adminKubeconfigPath,
       '--controllers', controllers.join(','),
       '--leader-elect=false',

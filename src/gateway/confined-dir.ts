@@ -42,12 +42,6 @@ export async function openConfinedChild(parent: ConfinedDirectory, name: string,
   return openNoFollow(target, shownAs);
 }
 
-/** Whether `file` (a name inside a confined directory) is a regular file; a link or anything else counts as absent. */
-export async function isRegularFile(file: string): Promise<boolean> {
-  const st = await lstat(file).catch(() => undefined);
-  return st?.isFile() === true;
-}
-
 async function openNoFollow(target: string, shownAs: string): Promise<ConfinedDirectory> {
   let handle: FileHandle;
   try {

@@ -61,7 +61,10 @@ export class UpstreamClient {
     this.#timeoutMs = opts.timeoutMs ?? 30_000;
   }
 
-  /** Resolves and checks the URL's host, then returns the owner's pool for it; throws a GatewayError (502) when egress is denied or DNS fails. */
+  /**
+   * Resolves and checks the URL's host, then returns the owner's pool for it; throws a GatewayError (502)
+   * when egress is denied or DNS fails.
+   */
   async pool(url: URL, egress: EgressPolicy, owner: PoolOwner): Promise<Pool> {
     const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
     const secure = url.protocol === 'https:';

@@ -429,7 +429,7 @@ describe('SaaS probes against the vendor contracts', () => {
       egress: { allowCIDRs: ['127.0.0.1/32'] },
       maxResponseBytes: 64 * 1024,
       trustedCAs: [fixture.caPem],
-      dial: fixture.dial,
+      dial: (host, port) => fixture.dial(host, port),
     };
   }
 

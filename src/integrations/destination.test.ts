@@ -89,7 +89,7 @@ describe('destination declared by a type', () => {
       expect(destination?.settings?.length).toBeGreaterThan(0);
       const settings = { host: 'h.example.com', url: 'https://h.example.com' };
       const parts = (x: IntegrationTypeObject) => Object.keys(destinationParts(x, settings)).filter((k) => k.startsWith('spec.settings.')).sort();
-      expect(parts(t)).toEqual(parts({ ...t, spec: undeclared } as IntegrationTypeObject));
+      expect(parts(t)).toEqual(parts({ ...t, spec: undeclared }));
     }
   });
 });

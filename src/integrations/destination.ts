@@ -28,7 +28,7 @@ interface TypeShape {
 
 function shape(type: IntegrationTypeSpec | IntegrationTypeObject): TypeShape {
   if ('spec' in type && typeof type.spec === 'object' && type.spec !== null) {
-    return { name: (type as IntegrationTypeObject).metadata?.name ?? '', spec: (type as IntegrationTypeObject).spec as TypeShape['spec'] };
+    return { name: (type).metadata?.name ?? '', spec: (type).spec };
   }
   return { name: '', spec: type as TypeShape['spec'] };
 }

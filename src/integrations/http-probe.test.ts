@@ -1,5 +1,6 @@
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCertificate } from '../kube/x509.js';
 import { createTestPki, startHttpFixture, startSilentServer, startTlsMismatchServer } from '../../test/support/services.js';
@@ -213,7 +214,7 @@ describe('runHttpProbe: TLS', () => {
     const client = createCertificate({ issuer: pki.ca, commonName: 'orders-app', usage: 'client' });
     const seen: Array<string | undefined> = [];
     const server = createHttpsServer({ cert: pki.server.certPem, key: pki.server.keyPem, ca: [pki.ca.certPem], requestCert: true, rejectUnauthorized: true }, (req, res) => {
-      const peer = (req.socket as import('node:tls').TLSSocket).getPeerCertificate();
+      const peer = (req.socket as TLSSocket).getPeerCertificate();
       seen.push(peer.subject?.CN);
       res.end('ok');
     });

@@ -22,7 +22,7 @@ const DEADLINE_GRACE_MS = 1_000;
 const MIN_SCRUBBED_LENGTH = 4;
 
 function specOf(type: IntegrationTypeSpec | IntegrationTypeObject): IntegrationTypeSpec {
-  return 'spec' in type && typeof type.spec === 'object' && type.spec !== null ? (type as IntegrationTypeObject).spec : (type as IntegrationTypeSpec);
+  return 'spec' in type && typeof type.spec === 'object' && type.spec !== null ? (type).spec : (type as IntegrationTypeSpec);
 }
 
 function missingCredentials(spec: IntegrationTypeSpec, credentials: Record<string, string>): string[] {

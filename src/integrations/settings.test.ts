@@ -83,7 +83,7 @@ describe('formats', () => {
 
   it('says what a pattern-checked setting should look like instead of printing the regular expression', () => {
     const type = { spec: { displayName: 'x', category: 'api', probe: { driver: 'x' }, settingsSchema: { type: 'object', properties: { baseURL: { type: 'string', description: 'Scheme, host and optional path, without a trailing slash', pattern: '^https?://[^/]+(/.*[^/])?$' } } } } };
-    const result = validateSettings(type as never, { baseURL: 'https://api.example.com/' });
+    const result = validateSettings(type, { baseURL: 'https://api.example.com/' });
     expect(result.errors[0]?.message).toBe('spec.settings.baseURL is not in the form this setting expects: Scheme, host and optional path, without a trailing slash');
     expect(result.errors[0]?.message).not.toContain('^https');
   });

@@ -145,7 +145,7 @@ function describe(error: ErrorObject): SettingsError {
  */
 export function validateSettings(type: IntegrationTypeObject | IntegrationTypeSpec, settings: unknown): SettingsValidation {
   const object: IntegrationTypeObject = 'spec' in type && typeof type.spec === 'object' && type.spec !== null
-    ? (type as IntegrationTypeObject)
+    ? (type)
     : { spec: type as IntegrationTypeSpec };
   const input = settings === undefined || settings === null ? {} : settings;
   if (typeof input !== 'object' || Array.isArray(input)) {

@@ -274,7 +274,7 @@ export class KubeClient {
             onEvent(ev);
           } catch (err) {
             res.destroy();
-            reject(err);
+            reject(err instanceof Error ? err : new Error('watch event handler failed', { cause: err }));
             return;
           }
         }

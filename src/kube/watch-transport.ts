@@ -81,9 +81,9 @@ export class Http2WatchTransport {
       this.release(pooled);
     });
     return new Promise((resolve, reject) => {
-      stream.once('response', (h) => {
-        const retryAfter = h['retry-after'];
-        resolve({ status: Number(h[':status'] ?? 0), retryAfter: Array.isArray(retryAfter) ? retryAfter[0] : retryAfter, body: stream });
+      stream.once('response', (h: http2.IncomingHttpHeaders & http2.IncomingHttpStatusHeader) => {
+        const retryAfter: string | string[] | undefined = h['retry-after'];
+        resolve({ status: Number(h[':status'] ?? 0), retryAfter: typeof retryAfter === 'string' ? retryAfter : retryAfter?.[0], body: stream });
       });
       stream.once('error', reject);
       // A stream closed before any response (session destroyed) would otherwise leave this pending.

@@ -101,7 +101,7 @@ export class Controller {
     const started = performance.now();
     const labels = { controller: this.opts.name };
     try {
-      const result = await this.opts.reconcile({ namespace, name: name! }, log);
+      const result = await this.opts.reconcile({ namespace, name: name }, log);
       this.queue.forget(key);
       this.opts.metrics.reconcileTotal.inc({ ...labels, result: result?.requeueAfterMs ? 'requeue_after' : 'success' });
       if (result?.requeueAfterMs) this.queue.addAfter(key, result.requeueAfterMs);

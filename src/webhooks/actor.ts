@@ -11,7 +11,6 @@ const MAX_ACTOR = 256;
  */
 export function actorOf(req: Pick<AdmissionRequest, 'userInfo'>): string {
   const username = req.userInfo?.username ?? '';
-  // eslint-disable-next-line no-control-regex
   const clean = username.replace(/[\u0000-\u001f\u007f]/g, '').trim().slice(0, MAX_ACTOR);
   return clean === '' ? 'unknown user' : clean;
 }

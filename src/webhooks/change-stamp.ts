@@ -49,7 +49,7 @@ function storedSource(conn: ExternalConnection, ops: JsonPatchOp[], field: strin
 function createdFields(conn: ExternalConnection): string[] {
   return [
     ...Object.keys(conn.spec?.credentials ?? {}).map((f) => `spec.credentials.${f}`),
-    ...Object.keys((conn.spec?.settings ?? {}) as Record<string, unknown>).map((k) => `spec.settings.${k}`),
+    ...Object.keys((conn.spec?.settings ?? {})).map((k) => `spec.settings.${k}`),
   ].sort();
 }
 
@@ -59,8 +59,8 @@ function changedFields(old: ExternalConnection | undefined, conn: ExternalConnec
   for (const field of new Set([...Object.keys(oldCreds), ...Object.keys(conn.spec?.credentials ?? {})])) {
     if (!deepEqual(storedSource(conn, ops, field) ?? null, oldCreds[field] ?? null)) out.push(`spec.credentials.${field}`);
   }
-  const oldSettings = (old?.spec?.settings ?? {}) as Record<string, unknown>;
-  const newSettings = (conn.spec?.settings ?? {}) as Record<string, unknown>;
+  const oldSettings = (old?.spec?.settings ?? {});
+  const newSettings = (conn.spec?.settings ?? {});
   for (const key of new Set([...Object.keys(oldSettings), ...Object.keys(newSettings)])) {
     if (!deepEqual(oldSettings[key] ?? null, newSettings[key] ?? null)) out.push(`spec.settings.${key}`);
   }

@@ -74,9 +74,9 @@ export function checkDestinationChange(req: AdmissionRequest, type: IntegrationT
   const what = `${settings.length ? settings.map((s) => `spec.settings.${s}`).join(', ') : 'spec.settings'} changes where this connection sends its credentials (${changed.join(', ')})`;
   const unchanged = (field: string) => JSON.stringify(conn.spec?.credentials?.[field]) === JSON.stringify(old.spec?.credentials?.[field]);
   const fields = Object.keys(conn.spec?.credentials ?? {}).filter(unchanged);
-  const sealed = fields.filter((f) => conn.spec!.credentials![f]!.sealed !== undefined);
-  const referenced = fields.filter((f) => conn.spec!.credentials![f]!.secretKeyRef !== undefined);
-  const warnings = referenced.map((f) => `${what}: spec.credentials.${f}.secretKeyRef stops being used until the owner of Secret ${conn.spec!.credentials![f]!.secretKeyRef!.name} approves the new destination (the connection's status says how)`);
+  const sealed = fields.filter((f) => conn.spec.credentials![f]!.sealed !== undefined);
+  const referenced = fields.filter((f) => conn.spec.credentials![f]!.secretKeyRef !== undefined);
+  const warnings = referenced.map((f) => `${what}: spec.credentials.${f}.secretKeyRef stops being used until the owner of Secret ${conn.spec.credentials![f]!.secretKeyRef!.name} approves the new destination (the connection's status says how)`);
   if (sealed.length === 0) return { warnings };
   const name = conn.metadata?.name ?? '<connection>';
   const list = sealed.map((f) => `spec.credentials.${f}`).join(', ');

@@ -85,7 +85,7 @@ export async function sealConnection(req: AdmissionRequest, deps: SealingDeps): 
   }
 
   for (const [field, source] of plainFields) {
-    const binding = { namespace: ns, workspace: identity, connection: conn.metadata!.name!, field, destination };
+    const binding = { namespace: ns, workspace: identity, connection: conn.metadata.name, field, destination };
     try {
       sealedByField[field] = await deps.crypto.envelope.seal(source.value!, binding, key);
     } catch (err) {
@@ -122,7 +122,7 @@ function lastAppliedHasValue(text: string | undefined): boolean {
 export function scrubLastApplied(text: string, sealedByField: Record<string, string>): string | undefined {
   let doc: { spec?: { credentials?: Record<string, Record<string, unknown>> } };
   try {
-    doc = JSON.parse(text);
+    doc = JSON.parse(text) as typeof doc;
   } catch {
     return undefined;
   }

@@ -50,7 +50,7 @@ export async function serveWebhooks(ctx: OperatorContext, log: Logger): Promise<
         log,
         limiter,
         workspaceOf: async (ns) => oldestFirst(await deps.workspacesIn(ns))[0],
-        integrationType: async (name) => deps.integrationType(name) ?? ((await client.tryGet<IntegrationType & KubeObject>(IntegrationTypes, name)) as IntegrationType | undefined),
+        integrationType: async (name) => deps.integrationType(name) ?? ((await client.tryGet<IntegrationType & KubeObject>(IntegrationTypes, name))),
       }), stampRebind(req)))),
       validateConnection: logRefusals('validate-connection', log, (req) => validateConnection(req, deps)),
       validateWorkspace: logRefusals('validate-workspace', log, (req) => validateWorkspace(req, deps)),
@@ -103,7 +103,7 @@ function validationDeps(ctx: OperatorContext, log: Logger): ValidationDeps {
   return {
     deletes: deleteProtectionDeps(ctx, log),
     workspacesIn: (ns) => liveWorkspaces(ctx, ns),
-    integrationType: (name) => ctx.types.get(name) as IntegrationType | undefined,
+    integrationType: (name) => ctx.types.get(name),
     kmsProviders: ctx.crypto.envelope.providerNames(),
   };
 }
@@ -114,7 +114,7 @@ function validationDeps(ctx: OperatorContext, log: Logger): ValidationDeps {
  */
 async function liveWorkspaces(ctx: OperatorContext, ns: string): Promise<Workspace[]> {
   const cached = ctx.workspaces.list(ns).filter((w) => !w.metadata?.deletionTimestamp);
-  if (cached.length > 0) return cached as Workspace[];
+  if (cached.length > 0) return cached;
   const list = await ctx.client.list<Workspace & KubeObject>(Workspaces, { namespace: ns });
-  return list.items.filter((w) => !w.metadata?.deletionTimestamp) as Workspace[];
+  return list.items.filter((w) => !w.metadata?.deletionTimestamp);
 }

@@ -25,7 +25,7 @@ export async function startWebhookServer(opts: {
   log: Logger;
 }): Promise<{ port: number; close(): Promise<void>; setCertificate(tls: { certPem: string; keyPem: string }): void }> {
   const byPath = new Map<string, AdmissionHandler>();
-  for (const [name, handler] of Object.entries(opts.handlers)) byPath.set(PATHS[name as keyof typeof PATHS], handler!);
+  for (const [name, handler] of Object.entries(opts.handlers)) byPath.set(PATHS[name as keyof typeof PATHS], handler);
   const clientTls = opts.clientAuth ? { requestCert: true, rejectUnauthorized: true, ca: opts.clientAuth.caPem } : {};
   const server = https.createServer({ cert: opts.tls.certPem, key: opts.tls.keyPem, minVersion: 'TLSv1.2', ...clientTls }, (req, res) => {
     if (opts.clientAuth && !allowedClient(req.socket as TLSSocket, opts.clientAuth)) {
@@ -45,10 +45,10 @@ export async function startWebhookServer(opts: {
       if (size > MAX_BODY) req.destroy();
       else chunks.push(c);
     });
-    req.on('end', async () => {
+    const answer = async (): Promise<void> => {
       let review: { apiVersion?: string; request?: AdmissionRequest };
       try {
-        review = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+        review = JSON.parse(Buffer.concat(chunks).toString('utf8')) as typeof review;
       } catch {
         res.writeHead(400).end();
         return;
@@ -68,6 +68,13 @@ export async function startWebhookServer(opts: {
       opts.log.info({ operation: request.operation, kind: request.kind?.kind, namespace: request.namespace, name: request.name, dryRun: request.dryRun, allowed: response.allowed, patched: Boolean(response.patch) }, 'admission');
       const body = JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response });
       res.writeHead(200, { 'Content-Type': 'application/json' }).end(body);
+    };
+    // A failure after the handler (a closed socket, say) must not become an unhandled rejection.
+    req.on('end', () => {
+      answer().catch((err: unknown) => {
+        opts.log.error({ error: describeError(err) }, 'admission response failed');
+        res.destroy();
+      });
     });
   });
   // A refused handshake (no or foreign client certificate) is expected noise, not an error.

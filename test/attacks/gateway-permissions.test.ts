@@ -45,7 +45,7 @@ describe('attack: reading plaintext credentials with a proxy-only grant, type or
   }
 
   it('a ServiceAccount with only use may proxy but not GET /credentials', async () => {
-    expect((await gatewayCall('/v1/connections/mounted/proxy/ok', tokens.useOnly!)).status).toBe(200);
+    expect((await gatewayCall('/v1/connections/mounted/proxy/ok', tokens.useOnly)).status).toBe(200);
     await refused('/v1/connections/mounted/credentials', tokens.useOnly!, /needs the verb read-credentials/, secrets.files);
     await refused('/v1/connections/mounted/credentials?watch=1', tokens.useOnly!, /needs the verb read-credentials/, secrets.files);
   });
@@ -57,7 +57,7 @@ describe('attack: reading plaintext credentials with a proxy-only grant, type or
   it('files are refused when the workspace policy forbids them, even with read-credentials and a files type', async () => {
     await refused('/v1/connections/mounted/credentials', tokens.readerInForbidding!, /workspace policy forbids file delivery/, secrets.forbidden);
     // Proxying stays allowed there.
-    expect((await gatewayCall('/v1/connections/mounted/proxy/ok', tokens.readerInForbidding!)).status).toBe(200);
+    expect((await gatewayCall('/v1/connections/mounted/proxy/ok', tokens.readerInForbidding)).status).toBe(200);
   });
 
   it('the agent exits with the gateway\'s reason and writes nothing for a proxy-only grant or type', async () => {
@@ -75,7 +75,7 @@ describe('attack: reading plaintext credentials with a proxy-only grant, type or
   });
 
   it('with read-credentials, a files type and a permitting workspace, the plaintext is delivered (the refusals above are specific)', async () => {
-    const res = await gatewayCall('/v1/connections/mounted/credentials', tokens.reader!);
+    const res = await gatewayCall('/v1/connections/mounted/credentials', tokens.reader);
     expect(res.status).toBe(200);
     expect(await res.text()).toContain(secrets.files);
   });

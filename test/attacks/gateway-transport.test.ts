@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { devState, randomSecret } from '../support/cluster.js';
 import { runAgentProcess } from './support/agent-process.js';
 import { startRawUpstream, type RawUpstream } from './support/raw-upstream.js';
-import { createConnection, createTestType, gatewayCall, loopbackWorkspace, rawGatewayExchange, statuses, workload } from './support/tenant.js';
+import { createConnection, createTestType, loopbackWorkspace, rawGatewayExchange, statuses, workload } from './support/tenant.js';
 
 /**
  * Issue 9, item 4: tokens and plaintext must not cross the network in the
@@ -53,7 +53,7 @@ describe('attack: eavesdropping on the gateway and flooding it with unknown toke
         socket.destroy();
         resolve(undefined);
       });
-      socket.on('error', (err) => resolve(err));
+      socket.on('error', (err: NodeJS.ErrnoException) => resolve(err));
     });
     expect(error?.code).toMatch(/CERT|SELF_SIGNED|UNABLE_TO_VERIFY/);
   });

@@ -65,7 +65,7 @@ describe('attack: the vault-transit chart', () => {
     const r = template([...VAULT, 'kms.vault.auth.kubernetes.audience=vault']);
     expect(r.status).toBe(0);
     for (const name of ['atoll-controller', 'atoll-gateway']) {
-      const d = parseAllDocuments(r.stdout).map((doc) => doc.toJSON() as Deployment & { spec: { template: { spec: { volumes: { name: string; projected?: { sources: { serviceAccountToken?: { audience: string } }[] } }[] } } } }).find((m) => m?.kind === 'Deployment' && m.metadata.name === name)!;
+      const d = parseAllDocuments(r.stdout).map((doc) => doc.toJSON() as { kind: string; metadata: { name: string } } & { spec: { template: { spec: { volumes: { name: string; projected?: { sources: { serviceAccountToken?: { audience: string } }[] } }[] } } } }).find((m) => m?.kind === 'Deployment' && m.metadata.name === name)!;
       const sources = d.spec.template.spec.volumes.find((v) => v.name === 'vault-auth')?.projected?.sources ?? [];
       expect(sources.map((s) => s.serviceAccountToken?.audience)).toEqual(['vault']);
     }

@@ -1,11 +1,8 @@
-import path from 'node:path';
 import type { DestinationStream } from 'pino';
 import { installAtoll, loopbackOperatorConfig, OPERATOR_NAMESPACE, precreateWebhookConfigurations } from '../../src/dev/embedded.js';
 import type { KubeClient } from '../../src/kube/client.js';
-import { Namespaces } from '../../src/kube/resources.js';
 import { startOperator, type RunningOperator } from '../../src/operator.js';
 import { createLogger } from '../../src/runtime/logger.js';
-import { packageRoot } from '../../src/dev/binaries.js';
 import { ControlPlane, WEBHOOK_CLIENT_NAME } from '../../src/dev/control-plane.js';
 import { MOTO_CREDENTIALS, MOTO_REGION } from './moto.js';
 

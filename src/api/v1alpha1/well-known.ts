@@ -26,12 +26,6 @@ export const SEALED_SECRET_TYPE = 'atoll.dev/sealed';
 /** ClusterRole granting the verb `use` on externalconnections; tenant admins bind it for their workloads. */
 export const CONNECTION_USER_CLUSTER_ROLE = 'atoll-connection-user';
 
-/** The RBAC verb a workload needs on a connection to call it through the gateway's proxy (never plaintext). */
-export const USE_VERB = 'use';
-
-/** The RBAC verb a workload needs to receive a connection's plaintext (`/credentials`, the agent). */
-export const READ_CREDENTIALS_VERB = 'read-credentials';
-
 /** ClusterRole granting `read-credentials` on externalconnections; tenant admins bind it for workloads that need files. */
 export const CONNECTION_READER_CLUSTER_ROLE = 'atoll-connection-reader';
 

@@ -37,7 +37,7 @@ function sanitizeObject(obj: Json): Json {
 export function sanitizeResponse(body: unknown): unknown {
   if (!isObject(body)) return body;
   if (Array.isArray(body.items)) {
-    body.items = body.items.map((item) => (isObject(item) ? sanitizeObject(item) : item));
+    body.items = (body.items as unknown[]).map((item) => (isObject(item) ? sanitizeObject(item) : item));
     delete (body.metadata as Json | undefined)?.selfLink;
     return body;
   }

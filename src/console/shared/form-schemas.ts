@@ -29,7 +29,10 @@ function credentialProperties(type: FormType, titlePrefix: string): Record<strin
   }));
 }
 
-/** The form schema of one variant: add (name, display name, settings, credentials), edit (no name; credentials optional), rotate (credentials only). */
+/**
+ * The form schema of one variant: add (name, display name, settings, credentials), edit (no name; credentials
+ * optional), rotate (credentials only).
+ */
 export function formSchema(type: FormType, variant: FormVariant): Schema {
   const fields = type.spec.credentialFields ?? [];
   if (variant === 'rotate') return { type: 'object', properties: credentialProperties(type, 'New') };

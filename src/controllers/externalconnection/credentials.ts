@@ -46,10 +46,6 @@ export function offerTo(secret: Secret, connection: string): Offer {
   return offer;
 }
 
-export function offersTo(secret: Secret, connection: string): boolean {
-  return offerTo(secret, connection).kind !== 'none';
-}
-
 /** The destination each connection was first allowed to send this Secret to (written by the operator). */
 export function offerPins(secret: Secret): Record<string, string> {
   try {
@@ -341,7 +337,7 @@ async function finish(ctx: FieldContext, field: string, o: Outcome): Promise<Res
   if (o.spec) {
     const stale = o.rebound || !o.spec.current || !crypto.envelope.isWrappedWith(o.spec.sealed, key);
     const kept = st?.sealed !== undefined && !o.rebound && st.destination === ctx.destination && crypto.envelope.isWrappedWith(st.sealed, key) && sameFingerprint(st.fingerprint, fp);
-    if (stale) published = kept ? st!.sealed : await crypto.envelope.seal(await reveal(), specBinding(ctx, field, ctx.destination), key);
+    if (stale) published = kept ? st.sealed : await crypto.envelope.seal(await reveal(), specBinding(ctx, field, ctx.destination), key);
   }
   const state: FieldState = {
     fingerprint: fp,

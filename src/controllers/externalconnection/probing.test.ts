@@ -19,7 +19,7 @@ function conn(lastProbe: Record<string, unknown> | undefined, authenticatedReaso
       ],
       ...(lastProbe ? { lastProbe } : {}),
     },
-  } as Conn;
+  };
 }
 
 describe('persistedProbe', () => {

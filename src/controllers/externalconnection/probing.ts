@@ -90,7 +90,7 @@ export class ConnectionProber {
     // started under this name within the window: a connection deleted and created again keeps its
     // window) and a probe due by spec.probe.interval run at once.
     const pending = this.scheduler.pendingProbe(key);
-    const testOnly = pending ? pending.subject === subject : !stale && last!.tag !== tag;
+    const testOnly = pending ? pending.subject === subject : !stale && last.tag !== tag;
     const subjectChanged = pending ? pending.subject !== subject : last !== undefined && last.subject !== subject;
     const coalesceMs = pending?.tag !== tag && (testOnly || subjectChanged || !last) ? this.onDemandWait(key) : 0;
     if (coalesceMs > 0 && testOnly && this.scheduler.noticeCoalesced(key)) {
@@ -119,7 +119,7 @@ export class ConnectionProber {
   private async start({ key, conn, type, ws, resolved }: ProbeInputs, request: { tag: string; subject: string }, last: ProbeRecord | undefined, log: Logger): Promise<void> {
     const credentials = Object.fromEntries(await Promise.all(resolved.map(async (r) => [r.field, await r.reveal()] as const)));
     const probeCtx: ProbeContext = {
-      settings: (conn.spec.settings ?? {}) as Record<string, unknown>,
+      settings: (conn.spec.settings ?? {}),
       credentials,
       timeoutMs: Math.min(60_000, parseDuration(conn.spec.probe?.timeout, DEFAULT_TIMEOUT_MS)),
       egress: { allowCIDRs: ws.spec?.policy?.egress?.allowCIDRs ?? [] },

@@ -81,7 +81,7 @@ export class CredentialSealer {
     const problems: Array<{ field: string; problem: CredentialProblem }> = [];
     try {
       for (const [field, source] of Object.entries(conn.spec.credentials ?? {})) {
-        const ct = ours && existing?.data?.[field] ? Buffer.from(existing.data[field]!, 'base64').toString('utf8') : undefined;
+        const ct = ours && existing?.data?.[field] ? Buffer.from(existing.data[field], 'base64').toString('utf8') : undefined;
         try {
           resolved.push(await resolveField(fields, field, source, { state: previous[field], ciphertext: ct, statusVersion: conn.status?.credentials?.[field]?.version }));
         } catch (err) {

@@ -43,7 +43,10 @@ export class ConnectionStatus {
     await this.write(conn, { ...conn.status, observedGeneration: gen, conditions, ...(credentials ? { credentials } : {}) });
   }
 
-  /** Sealed, with the probe's view of it: conditions, credential bookkeeping and lastProbe; one Event when Ready flips on a probe result. */
+  /**
+   * Sealed, with the probe's view of it: conditions, credential bookkeeping and lastProbe; one Event when Ready
+   * flips on a probe result.
+   */
   async report(conn: Conn, sealed: Sealed, probe: ProbeView, now: Date): Promise<void> {
     const gen = conn.metadata.generation;
     let conditions: Condition[] = setCondition(conn.status?.conditions, { type: ConditionType.CredentialsSealed, status: 'True', reason: Reason.Sealed, message: sealed.message, observedGeneration: gen }, now);

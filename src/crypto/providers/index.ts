@@ -4,9 +4,6 @@ import { LocalKmsProvider, type LocalKmsProviderOptions } from './local.js';
 import { VaultTransitProvider, type VaultTransitProviderOptions } from './vault-transit.js';
 
 export { ProviderRegistry } from '../provider-registry.js';
-export { AWS_KMS_PROVIDER_NAME, AwsKmsProvider, type AwsKmsProviderOptions } from './aws-kms.js';
-export { LOCAL_PROVIDER_NAME, LocalKmsProvider, type LocalKmsProviderOptions } from './local.js';
-export { rewrapEnvelope, transitKeyVersion, VAULT_TRANSIT_PROVIDER_NAME, VaultTransitProvider, type VaultTransitProviderOptions } from './vault-transit.js';
 
 /** Which providers to enable; each one present is registered. */
 export interface ProvidersConfig {

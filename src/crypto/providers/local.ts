@@ -12,17 +12,13 @@ import { ensureLocalKey, localKeyId, localKeyName, rotateLocalKey, type KeyRing,
 
 export {
   emptyKeyRing,
-  ensureLocalKey,
   InMemoryKeyRingStore,
   keyRingFromSecretData,
   keyRingToSecretData,
-  localKeyId,
-  localKeyName,
   rotateLocalKey,
   withNewKeyVersion,
   type KeyRing,
   type KeyRingStore,
-  type LocalKey,
 } from './local-key-ring.js';
 
 export const LOCAL_PROVIDER_NAME = 'local';

@@ -1,5 +1,5 @@
 import http from 'node:http';
-import net from 'node:net';
+import type net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MOTO_CREDENTIALS, MOTO_REGION, startMoto, type MotoServer } from '../../../test/support/moto.js';
 import { freePort } from '../../dev/ports.js';

@@ -50,6 +50,7 @@ export function App({ user, initialWorkspace, onSignOut }: { user: User; initial
   }, [initialWorkspace]);
 
   useEffect(() => {
+    // eslint-disable-next-line react-hooks/set-state-in-effect -- discover sets state only once its request has answered
     discover().catch((err: Error) => setError(err.message));
   }, [discover]);
 

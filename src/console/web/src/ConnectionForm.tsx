@@ -53,12 +53,12 @@ export function ConnectionForm({ type, existing, takenNames = [], submitLabel, b
     credentials: {},
   }));
   const moved = existing ? changedDestination(type, existing.spec.settings, values.settings) : [];
-  const fields = type.spec.credentialFields ?? [];
-  const settingsProps = type.spec.settingsSchema?.properties ?? {};
+  const fields = useMemo(() => type.spec.credentialFields ?? [], [type]);
+  const settingsProps = useMemo(() => type.spec.settingsSchema?.properties ?? {}, [type]);
 
   const variant = existing ? 'edit' : 'add';
   const schema = useMemo(() => formSchema(type, variant) as RJSFSchema, [type, variant]);
-  const [validator, setValidator] = useState<ValidatorType | undefined>();
+  const [validator, setValidator] = useState<ValidatorType<ConnectionFormValues> | undefined>();
   const [validatorError, setValidatorError] = useState<string | undefined>();
   useEffect(() => {
     formValidator(type, variant, schema).then(setValidator, () => setValidatorError('The form could not be loaded. Reload the page and try again.'));
@@ -66,7 +66,7 @@ export function ConnectionForm({ type, existing, takenNames = [], submitLabel, b
   // Credentials that must be entered again because the destination moved (ciphertext is bound to it).
   const mustReenter = existing && moved.length > 0 ? fields.filter((f) => existing.spec.credentials?.[f.name]).map((f) => f.name) : [];
 
-  const uiSchema = useMemo<UiSchema>(() => ({
+  const uiSchema = useMemo<UiSchema<ConnectionFormValues>>(() => ({
     'ui:order': ['name', 'displayName', 'settings', 'credentials'],
     name: { 'ui:autofocus': !existing, 'ui:placeholder': `${type.metadata.name}-production`, 'ui:autocomplete': 'off' },
     displayName: { 'ui:autocomplete': 'off', ...(existing ? { 'ui:autofocus': true } : {}) },
@@ -78,7 +78,7 @@ export function ConnectionForm({ type, existing, takenNames = [], submitLabel, b
   if (validatorError) return <div className="callout callout-danger" role="alert">{validatorError}</div>;
   if (!validator) return <p className="muted" role="status">Loading the form…</p>;
   return (
-    <Form
+    <Form<ConnectionFormValues>
       schema={schema}
       uiSchema={uiSchema}
       formData={values}

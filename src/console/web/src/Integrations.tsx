@@ -43,7 +43,9 @@ export function Integrations({ workspace, onNotice }: { workspace: Workspace; on
   const [dialogError, setDialogError] = useState<string | undefined>();
   const [pending, setPending] = useState<Record<string, PendingTest>>({});
   const pendingRef = useRef(pending);
-  pendingRef.current = pending;
+  useEffect(() => {
+    pendingRef.current = pending;
+  }, [pending]);
 
   const typeByName = useMemo(() => new Map(types.map((t) => [t.metadata.name, t])), [types]);
 
@@ -78,9 +80,9 @@ export function Integrations({ workspace, onNotice }: { workspace: Workspace; on
     }
   }, [ns, onNotice]);
 
+  // A workspace change remounts this component (App keys it by namespace), so state starts afresh.
   useEffect(() => {
-    setConnections(undefined);
-    setPending({});
+    // eslint-disable-next-line react-hooks/set-state-in-effect -- refresh sets state only once its request has answered
     void refresh();
     api<{ items: IntegrationType[] }>('GET', paths.types())
       .then((l) => setTypes(l.items.sort((a, b) => a.spec.displayName.localeCompare(b.spec.displayName))))

@@ -14,13 +14,13 @@ export function RotateCredentials(props: { connection: Connection; type: Integra
   const [values, setValues] = useState<Record<string, string | undefined>>({});
   const status = props.connection.status?.credentials ?? {};
   const schema = useMemo(() => formSchema(props.type, 'rotate') as RJSFSchema, [props.type]);
-  const [validator, setValidator] = useState<ValidatorType | undefined>();
+  const [validator, setValidator] = useState<ValidatorType<Record<string, string | undefined>> | undefined>();
   const [loadError, setLoadError] = useState<string | undefined>();
   useEffect(() => {
     formValidator(props.type, 'rotate', schema).then(setValidator, () => setLoadError('The form could not be loaded. Reload the page and try again.'));
   }, [props.type, schema]);
   // Fields this connection does not use stay out of the way (the schema is the type's, shared with the backend).
-  const uiSchema: UiSchema = {
+  const uiSchema: UiSchema<Record<string, string | undefined>> = {
     'ui:order': [...shown.map((f) => f.name), '*'],
     ...Object.fromEntries(all.map((f) => [f.name, shown.includes(f)
       ? { 'ui:widget': 'password', 'ui:autocomplete': 'new-password', ...(f === shown[0] ? { 'ui:autofocus': true } : {}), ...(status[f.name]?.hint ? { 'ui:help': `Current value ends in ${status[f.name]!.hint} (version ${status[f.name]!.version ?? 1}).` } : {}) }
@@ -31,7 +31,7 @@ export function RotateCredentials(props: { connection: Connection; type: Integra
     <Dialog title={`Rotate credentials of ${props.connection.spec.displayName || props.connection.metadata.name}`} description="The new value replaces the old one everywhere at once: the gateway and mounted files use it from the next request. Leave a field empty to keep it." onClose={props.onClose}>
       {props.error ? <div className="callout callout-danger" role="alert">{props.error}</div> : null}
       {loadError ? <div className="callout callout-danger" role="alert">{loadError}</div> : null}
-      {!validator ? <p className="muted" role="status">Loading the form…</p> : <Form
+      {!validator ? <p className="muted" role="status">Loading the form…</p> : <Form<Record<string, string | undefined>>
         schema={schema}
         uiSchema={uiSchema}
         formData={values}
