@@ -1,7 +1,7 @@
 // ESLint: typescript-eslint's type-checked rules over everything TypeScript in
 // the repository (sources, unit tests, integration suites, benches, the
 // console). Formatting is Prettier's job; the rules here are about bugs.
-// Why each choice: docs/adr/0022-lint-and-format.md.
+// Why each choice: docs/adr/0027-lint-and-format.md.
 import js from '@eslint/js';
 import stylistic from '@stylistic/eslint-plugin';
 import reactHooks from 'eslint-plugin-react-hooks';
