@@ -246,7 +246,7 @@ export class ConnectionDirectory {
       try {
         listener();
       } catch (err) {
-        this.#log.error({ err }, 'credentials listener failed');
+        this.#log.error({ error: describeError(err) }, 'credentials listener failed');
       }
     }
   }

@@ -18,6 +18,7 @@ import { isNotFound, KubeApiError } from '../../kube/errors.js';
 import { hasFinalizer, ownerReference } from '../../kube/owner.js';
 import { Namespaces, ResourceQuotas, RoleBindings, Roles, Workspaces } from '../../kube/resources.js';
 import type { ReconcileRequest, ReconcileResult } from '../../runtime/controller.js';
+import { describeError } from '../../runtime/describe-error.js';
 import type { Logger } from '../../runtime/logger.js';
 import { oldestFirst } from '../../domain/governing-workspace.js';
 import type { OperatorContext } from '../context.js';
@@ -266,7 +267,7 @@ export class WorkspaceReconciler {
       this.keyChecks.set(cacheKey, Date.now());
       return true;
     } catch (err) {
-      log.warn({ keyId: key.keyId, reason: (err as { reason?: string }).reason ?? (err as Error).name }, 'workspace key check failed');
+      log.warn({ keyId: key.keyId, error: describeError(err) }, 'workspace key check failed');
       this.keyChecks.delete(cacheKey);
       return false;
     }
