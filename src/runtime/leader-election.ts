@@ -37,10 +37,6 @@ export class LeaderElector {
     this.retryMs = opts.retryPeriodMs ?? 2000;
   }
 
-  isLeader(): boolean {
-    return this.leading;
-  }
-
   /** Resolves once this instance leads; then keeps renewing until stop(). */
   async run(onLost: () => void): Promise<void> {
     while (!this.stopped && !(await this.tryAcquireOrRenew())) await sleep(this.retryMs * (0.8 + Math.random() * 0.4));
