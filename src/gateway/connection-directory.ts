@@ -9,7 +9,7 @@ import { Informer } from '../runtime/informer.js';
 import type { Logger } from '../runtime/logger.js';
 import { GatewayErrorMessage, notReady } from './errors.js';
 import { describeError } from '../runtime/describe-error.js';
-import { oldestFirst } from '../domain/governing-workspace.js';
+import { governingWorkspace } from '../domain/governing-workspace.js';
 import { readState } from '../domain/credentials-state.js';
 
 /** Annotation of a managed Secret with per-field metadata (version, hint, key id); never a value. */
@@ -102,8 +102,7 @@ export class ConnectionDirectory {
 
   /** The namespace's governing Workspace (the oldest live one), or undefined. */
   workspace(namespace: string): WorkspaceObject | undefined {
-    // The same rule as the controller: the oldest live Workspace governs the namespace.
-    return oldestFirst(this.#workspaces.list(namespace).filter((ws) => ws.metadata?.deletionTimestamp === undefined))[0];
+    return governingWorkspace(this.#workspaces.list(namespace));
   }
 
   connection(namespace: string, name: string): ConnectionObject | undefined {
