@@ -31,5 +31,8 @@ bash hack/build-control-plane.sh || fail "the control-plane binaries could not b
 step "helm"
 bash hack/build-helm.sh >/dev/null 2>&1 || fail "helm could not be built" "bash hack/build-helm.sh (needs Go and the Go module proxy)"
 
+step "vault (for the vault-transit KMS provider; first build takes a long while)"
+bash hack/build-vault.sh >/dev/null || fail "vault could not be built" "bash hack/build-vault.sh (needs Go and the Go module proxy)"
+
 command -v kubectl >/dev/null || fail "kubectl is not on PATH" "install kubectl (https://kubernetes.io/docs/tasks/tools/)"
 step "ready"

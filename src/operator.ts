@@ -98,9 +98,11 @@ export async function startOperator(opts: { client: KubeClient; config: Operator
     for (const c of connections.list()) connController.enqueue(objectKey(c));
   };
   if (config.leaderElection.enabled) {
-    elector = new LeaderElector({ client, namespace: config.namespace, name: 'atoll-controller', identity: config.leaderElection.identity, log });
+    const { identity, leaseDurationMs, renewDeadlineMs, retryPeriodMs } = config.leaderElection;
+    elector = new LeaderElector({ client, namespace: config.namespace, name: 'atoll-controller', identity, leaseDurationMs, renewDeadlineMs, retryPeriodMs, log });
     void elector.run(() => {
       if (!stopping) {
+        // Exit at once (client-go: klog.Fatal): an in-flight reconcile must not write after the renew deadline.
         log.fatal('leadership lost; exiting so a fresh process can rejoin');
         process.exit(1);
       }

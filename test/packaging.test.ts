@@ -35,6 +35,12 @@ const NON_DEFAULT_VALUES = [
   'kms.keyId=alias/atoll',
   'kms.aws.region=eu-west-1',
 ];
+const VAULT_VALUES = [
+  'kms.provider=vault-transit',
+  'kms.keyId=transit/keys/atoll',
+  'kms.vault.address=https://vault.vault.svc:8200',
+  'kms.vault.namespace=team-a',
+];
 
 interface Manifest {
   apiVersion: string;
@@ -230,6 +236,30 @@ describe('helm chart', () => {
     expect(envOf(plain.gateway, 'ATOLL_GATEWAY_TLS_SELF_MANAGED')).toBeUndefined();
   });
 
+  it('renders vault-transit: per-component Vault roles, a projected token for the Vault audience, the CA as a ConfigMap', () => {
+    const caFile = path.join(mkdtempSync(path.join(tmpdir(), 'atoll-vault-ca-')), 'ca.crt');
+    writeFileSync(caFile, '-----BEGIN CERTIFICATE-----\nMIIBdummy\n-----END CERTIFICATE-----\n');
+    const r = run(helm, ['template', 'atoll', 'charts/atoll', '--namespace', NS, '--kube-version', pinnedVersions().KUBERNETES_VERSION!, ...VAULT_VALUES.flatMap((s) => ['--set', s]), '--set-file', `kms.vault.caCert=${caFile}`]);
+    expect(r.stderr).toBe('');
+    const ms = docs(r.stdout);
+    for (const [name, role] of [['atoll-controller', 'atoll-controller'], ['atoll-gateway', 'atoll-gateway']] as const) {
+      const d = find(ms, 'Deployment', name);
+      expect(envOf(d, 'ATOLL_KMS_PROVIDER')).toBe('vault-transit');
+      expect(envOf(d, 'ATOLL_KMS_KEY_ID')).toBe('transit/keys/atoll');
+      expect(envOf(d, 'ATOLL_VAULT_ADDR')).toBe('https://vault.vault.svc:8200');
+      expect(envOf(d, 'ATOLL_VAULT_NAMESPACE')).toBe('team-a');
+      expect(envOf(d, 'ATOLL_VAULT_AUTH')).toBe('kubernetes');
+      expect(envOf(d, 'ATOLL_VAULT_ROLE')).toBe(role);
+      expect(envOf(d, 'ATOLL_VAULT_JWT_FILE')).toBe('/var/run/secrets/atoll/vault/token');
+      expect(envOf(d, 'ATOLL_VAULT_CACERT')).toBe('/etc/atoll/vault-ca/ca.crt');
+      const volumes = (podSpec(d) as unknown as { volumes: Array<{ name: string; projected?: { sources: Array<{ serviceAccountToken?: { audience: string; path: string } }> } }> }).volumes;
+      expect(volumes.find((v) => v.name === 'vault-auth')?.projected?.sources[0]?.serviceAccountToken).toMatchObject({ audience: 'vault', path: 'token' });
+    }
+    expect(JSON.stringify(find(ms, 'ConfigMap', 'atoll-vault-ca'))).toContain('MIIBdummy');
+    // No local key ring with vault-transit either (the gateway keeps only its fingerprint key and its self-managed TLS Secret).
+    expect(grants(rulesOf(find(ms, 'Role', 'atoll-gateway')))).toEqual(['/secrets/*:create', '/secrets/atoll-fingerprint-key:get', '/secrets/atoll-gateway-tls:get', '/secrets/atoll-gateway-tls:update']);
+  });
+
   it('renders the admission hardening: sealing budget and test window always, client-certificate authentication and webhookFrom when set', () => {
     const plain = find(docs(render()), 'Deployment', 'atoll-controller');
     expect(envOf(plain, 'ATOLL_SEALING_RATE_PER_MINUTE')).toBe('300');
@@ -291,6 +321,15 @@ describe('helm chart', () => {
     const noRegion = helmTemplate(['kms.provider=aws-kms', 'kms.keyId=alias/atoll']);
     expect(noRegion.status).not.toBe(0);
     expect(noRegion.stderr).toContain('/kms/aws/region');
+    const vaultKey = helmTemplate(['kms.provider=vault-transit', 'kms.keyId=alias/atoll', 'kms.vault.address=https://vault:8200']);
+    expect(vaultKey.status).not.toBe(0);
+    expect(vaultKey.stderr).toContain('/kms/keyId');
+    const vaultAddress = helmTemplate(['kms.provider=vault-transit', 'kms.keyId=transit/keys/atoll']);
+    expect(vaultAddress.status).not.toBe(0);
+    expect(vaultAddress.stderr).toContain('/kms/vault');
+    const tokenSecret = helmTemplate([...VAULT_VALUES, 'kms.vault.auth.method=token']);
+    expect(tokenSecret.status).not.toBe(0);
+    expect(tokenSecret.stderr).toContain('/kms/vault/auth/token');
     const badReplicas = helmTemplate(['controller.replicas=0']);
     expect(badReplicas.status).not.toBe(0);
     expect(badReplicas.stderr).toContain('/controller/replicas');
@@ -423,6 +462,7 @@ describe('against a real API server', () => {
   it.each([
     ['default values', [] as string[]],
     ['non-default values', NON_DEFAULT_VALUES],
+    ['vault-transit values', VAULT_VALUES],
   ])('accepts the chart rendered with %s (server-side dry-run, no Pod Security warning)', (_label, sets) => {
     const r = kubectl(['apply', '--server-side', '--dry-run=server', '-f', '-'], render(sets));
     expect(r.stderr).toBe('');

@@ -52,7 +52,10 @@ export const COMMANDS = {
     name: 'dev',
     summary: 'Start the embedded default on this machine: a local control plane, KMS, controller, gateway and console.',
     details: 'Refuses to start over a running instance using the same --dir.',
-    flags: [{ name: 'dir', value: 'dir', description: 'state directory (default .atoll/dev in the package); wiped at start' }],
+    flags: [
+      { name: 'dir', value: 'dir', description: 'state directory (default .atoll/dev in the package); wiped at start' },
+      { name: 'kms', value: 'provider', description: 'local (default) or vault-transit (a Vault dev server\'s Transit engine; needs hack/build-vault.sh)' },
+    ],
   },
   seal: {
     name: 'seal',

@@ -11,15 +11,19 @@ import { startGatewayFromConfig } from './gateway.js';
 import { startConsole } from '../console/server/server.js';
 import { demoMemberToken, signInLink } from '../console/server/demo-member.js';
 import { flag, UsageError, type ParsedArgs } from './args.js';
+import { startDevVault, type DevVault } from './dev-vault.js';
 
 /**
  * `atoll dev`, the embedded default: a real etcd and kube-apiserver on
- * loopback, the local KMS provider, CRDs, webhooks, built-in types, the
+ * loopback, the local KMS provider (or, with `--kms vault-transit`, a Vault
+ * dev server's Transit engine), CRDs, webhooks, built-in types, the
  * controller, the gateway and the console, in one process. Writes
  * .atoll/dev/state.json.
  */
 export async function dev(args: ParsedArgs): Promise<number> {
   const root = packageRoot();
+  const kms = flag(args, 'kms') ?? 'local';
+  if (kms !== 'local' && kms !== 'vault-transit') throw new UsageError('atoll dev --kms must be local or vault-transit');
   const dir = path.resolve(flag(args, 'dir') ?? path.join(root, '.atoll', 'dev'));
   refuseIfRunning(dir);
   rmSync(dir, { recursive: true, force: true });
@@ -39,6 +43,7 @@ export async function dev(args: ParsedArgs): Promise<number> {
   const cp = await ControlPlane.start({ dir: path.join(dir, 'cluster'), onProgress: say, controllerManager: false });
   const client = cp.adminClient();
   let stopping = false;
+  let vault: DevVault | undefined;
   try {
     say('installing CRDs, RBAC, the admission policies that fence the operator, and built-in IntegrationTypes');
     await installAtoll(client, root);
@@ -46,8 +51,11 @@ export async function dev(args: ParsedArgs): Promise<number> {
     await cp.startControllerManager();
 
     const gatewayPort = await freePort();
+    if (kms === 'vault-transit') vault = await startDevVault(cp, client, dir, say);
     // The webhook answers only kube-apiserver (its webhook client certificate).
-    const config = loopbackOperatorConfig({ ATOLL_LEADER_ELECT: 'true', ATOLL_WEBHOOK_CLIENT_CA_FILE: cp.webhookClientCAPath, ATOLL_WEBHOOK_CLIENT_NAMES: WEBHOOK_CLIENT_NAME }, process.env);
+    const webhookClient = { ATOLL_WEBHOOK_CLIENT_CA_FILE: cp.webhookClientCAPath, ATOLL_WEBHOOK_CLIENT_NAMES: WEBHOOK_CLIENT_NAME };
+    const config = loopbackOperatorConfig({ ATOLL_LEADER_ELECT: 'true', ...webhookClient, ...vault?.env('controller') }, process.env);
+    const gatewayConfig = vault ? loopbackOperatorConfig({ ATOLL_LEADER_ELECT: 'true', ...webhookClient, ...vault.env('gateway') }, process.env) : config;
     // Controller and gateway run as their own ServiceAccounts with the RBAC that
     // ships in config/rbac, so least privilege is exercised by every dev session
     // and integration suite, not only asserted. Only the webhook configurations
@@ -60,7 +68,7 @@ export async function dev(args: ParsedArgs): Promise<number> {
     const gatewayCert = createCertificate({ issuer: gatewayCA, commonName: 'localhost', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'], usage: 'server' });
     const gatewayCAFile = path.join(dir, 'gateway-ca.crt');
     writeFileSync(gatewayCAFile, gatewayCA.certPem);
-    const gateway = await startGatewayFromConfig({ client: await cp.serviceAccountClient(OPERATOR_NAMESPACE, config.serviceAccounts.gateway), config, log, host: '127.0.0.1', port: gatewayPort, tls: gatewayCert });
+    const gateway = await startGatewayFromConfig({ client: await cp.serviceAccountClient(OPERATOR_NAMESPACE, config.serviceAccounts.gateway), config: gatewayConfig, log, host: '127.0.0.1', port: gatewayPort, tls: gatewayCert });
     // The console gets the API server's address and CA, nothing else: it acts with each person's token.
     const consoleServer = await startConsole({ apiServer: cp.server, caPem: cp.ca.certPem, host: '127.0.0.1', port: await freePort(), log: log.child({ component: 'console' }) });
     const demo = await demoMemberToken(client);
@@ -71,7 +79,7 @@ export async function dev(args: ParsedArgs): Promise<number> {
       gateway: { url: gateway.url, caFile: gatewayCAFile },
       console: { url: consoleServer.url, demoWorkspace: demo.namespace },
       controller: { health: operator.healthURL, metrics: `${operator.healthURL}/metrics`, webhookPort: operator.webhookPort },
-      kms: { provider: config.kms.provider, keyId: config.kms.defaultKeyId },
+      kms: { provider: config.kms.provider, keyId: config.kms.defaultKeyId, ...(vault ? { vault: { address: vault.server.address, caFile: vault.server.caFile, rootTokenFile: path.join(dir, 'vault-root-token') } } : {}) },
       kubernetesVersion: cp.binaries.kubernetesVersion,
       log: logFile,
       pid: process.pid,
@@ -106,6 +114,7 @@ export async function dev(args: ParsedArgs): Promise<number> {
     ]);
   } finally {
     if (!stopping) say('start-up failed; stopping the control plane');
+    await vault?.server.destroy();
     await cp.stop();
     rmSync(path.join(dir, 'state.json'), { force: true });
     rmSync(path.join(dir, PID_FILE), { force: true });

@@ -37,6 +37,36 @@ describe('loadOperatorConfig', () => {
     expect(c.kms).toMatchObject({ provider: 'aws-kms', defaultKeyId: 'alias/atoll', awsRegion: 'eu-west-1' });
   });
 
+  it('accepts vault-transit with Kubernetes auth, defaulting the mount and the projected token path', () => {
+    const c = loadOperatorConfig({ ATOLL_KMS_PROVIDER: 'vault-transit', ATOLL_KMS_KEY_ID: 'kms/transit/keys/atoll', ATOLL_VAULT_ADDR: 'https://vault:8200', ATOLL_VAULT_ROLE: 'atoll-controller', ATOLL_VAULT_NAMESPACE: 'team-a' });
+    expect(c.kms).toMatchObject({
+      provider: 'vault-transit',
+      defaultKeyId: 'kms/transit/keys/atoll',
+      vault: { address: 'https://vault:8200', namespace: 'team-a', auth: { method: 'kubernetes', role: 'atoll-controller', mount: 'kubernetes', jwtFile: '/var/run/secrets/atoll/vault/token' } },
+    });
+    const t = loadOperatorConfig({ ATOLL_KMS_PROVIDER: 'vault-transit', ATOLL_KMS_KEY_ID: 'transit/keys/atoll', ATOLL_VAULT_ADDR: 'https://vault:8200', ATOLL_VAULT_AUTH: 'token', ATOLL_VAULT_TOKEN_FILE: '/vault/token' });
+    expect(t.kms.vault?.auth).toEqual({ method: 'token', tokenFile: '/vault/token' });
+  });
+
+  it('names each missing or bad vault-transit setting and its fix', () => {
+    const message = (env: Record<string, string>) => {
+      try {
+        loadOperatorConfig({ ATOLL_KMS_PROVIDER: 'vault-transit', ...env });
+      } catch (e) {
+        expect(e).toBeInstanceOf(ConfigError);
+        return (e as Error).message;
+      }
+      throw new Error('expected a ConfigError');
+    };
+    const none = message({});
+    expect(none).toContain('ATOLL_KMS_KEY_ID with ATOLL_KMS_PROVIDER=vault-transit must name a Transit key as <mount>/keys/<name>');
+    expect(none).toContain('ATOLL_VAULT_ADDR is required');
+    expect(none).toContain('ATOLL_VAULT_ROLE is required');
+    expect(message({ ATOLL_KMS_KEY_ID: 'alias/atoll', ATOLL_VAULT_ADDR: 'https://v', ATOLL_VAULT_ROLE: 'r' })).toContain('<mount>/keys/<name>');
+    expect(message({ ATOLL_KMS_KEY_ID: 'transit/keys/a', ATOLL_VAULT_ADDR: 'https://v', ATOLL_VAULT_AUTH: 'token' })).toContain('ATOLL_VAULT_TOKEN_FILE is required');
+    expect(message({ ATOLL_KMS_KEY_ID: 'transit/keys/a', ATOLL_VAULT_ADDR: 'https://v', ATOLL_VAULT_AUTH: 'approle' })).toContain('ATOLL_VAULT_AUTH must be "kubernetes" or "token"');
+  });
+
   it('reads the sealing budget, the test window and webhook client authentication', () => {
     const d = loadOperatorConfig({});
     expect(d.webhook.sealingRate).toEqual({ ratePerSecond: 5, burst: 50 });
@@ -53,5 +83,12 @@ describe('loadOperatorConfig', () => {
     expect(loadOperatorConfig({}).usage).toEqual({ flushIntervalMs: 60_000, deleteProtectionWindowMs: 24 * 3_600_000 });
     expect(loadOperatorConfig({ ATOLL_USAGE_FLUSH_INTERVAL: '2s', ATOLL_DELETE_PROTECTION_WINDOW: '0' }).usage).toEqual({ flushIntervalMs: 2000, deleteProtectionWindowMs: 0 });
     expect(() => loadOperatorConfig({ ATOLL_DELETE_PROTECTION_WINDOW: 'a day' })).toThrow(/ATOLL_DELETE_PROTECTION_WINDOW must be a duration/);
+  });
+
+  it('reads leader-election durations (client-go defaults) and refuses a renew deadline that could allow two leaders', () => {
+    expect(loadOperatorConfig({}).leaderElection).toMatchObject({ leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000 });
+    expect(loadOperatorConfig({ ATOLL_LEADER_ELECT_LEASE_DURATION: '4s', ATOLL_LEADER_ELECT_RENEW_DEADLINE: '2s', ATOLL_LEADER_ELECT_RETRY_PERIOD: '500ms' }).leaderElection).toMatchObject({ leaseDurationMs: 4_000, renewDeadlineMs: 2_000, retryPeriodMs: 500 });
+    expect(() => loadOperatorConfig({ ATOLL_LEADER_ELECT_RENEW_DEADLINE: '15s' })).toThrow(/ATOLL_LEADER_ELECT_RENEW_DEADLINE must be shorter than ATOLL_LEADER_ELECT_LEASE_DURATION/);
+    expect(() => loadOperatorConfig({ ATOLL_LEADER_ELECT_RETRY_PERIOD: '9s' })).toThrow(/ATOLL_LEADER_ELECT_RENEW_DEADLINE must be longer than 1.2 × ATOLL_LEADER_ELECT_RETRY_PERIOD/);
   });
 });

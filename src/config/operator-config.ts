@@ -8,10 +8,12 @@ import { parseDuration } from '../domain/duration.js';
 export interface OperatorConfig {
   readonly namespace: string;
   readonly kms: {
-    readonly provider: 'local' | 'aws-kms';
+    readonly provider: KmsProviderName;
     readonly defaultKeyId: string;
     readonly awsRegion?: string;
     readonly awsEndpoint?: string;
+    /** With provider vault-transit. */
+    readonly vault?: VaultConfig;
     /** Per-request KMS timeout; a hung KMS must fail fast so admission answers within its deadline. */
     readonly requestTimeoutMs: number;
   };
@@ -35,7 +37,8 @@ export interface OperatorConfig {
     readonly sealingRate: { readonly ratePerSecond: number; readonly burst: number };
   };
   readonly health: { readonly host: string; readonly port: number };
-  readonly leaderElection: { readonly enabled: boolean; readonly identity: string };
+  /** Durations as client-go's flags (--leader-elect-lease-duration, -renew-deadline, -retry-period); ADR 0020. */
+  readonly leaderElection: { readonly enabled: boolean; readonly identity: string; readonly leaseDurationMs: number; readonly renewDeadlineMs: number; readonly retryPeriodMs: number };
   readonly probes: {
     readonly concurrency: number;
     /** Probe slots one workspace may hold at once, so one whose hosts never answer cannot starve the others. */
@@ -57,6 +60,25 @@ export interface OperatorConfig {
   readonly logLevel: string;
 }
 
+export type KmsProviderName = 'local' | 'aws-kms' | 'vault-transit';
+const KMS_PROVIDERS: readonly string[] = ['local', 'aws-kms', 'vault-transit'];
+
+/** How the operator reaches and authenticates to Vault Transit (ATOLL_VAULT_*). */
+export interface VaultConfig {
+  readonly address: string;
+  /** File holding the PEM CA bundle for Vault's serving certificate; system roots when unset. */
+  readonly caFile?: string;
+  /** Vault Enterprise / OpenBao namespace (X-Vault-Namespace). */
+  readonly namespace?: string;
+  readonly auth:
+    | { readonly method: 'kubernetes'; readonly role: string; readonly mount: string; readonly jwtFile: string }
+    | { readonly method: 'token'; readonly tokenFile: string };
+}
+
+/** Where the chart mounts the projected ServiceAccount token whose audience Vault's role checks. */
+export const DEFAULT_VAULT_JWT_FILE = '/var/run/secrets/atoll/vault/token';
+const VAULT_KEY_ID = /^((?:[A-Za-z0-9_.-]+\/)*[A-Za-z0-9_.-]+)\/keys\/([A-Za-z0-9_.-]+)$/;
+
 export class ConfigError extends Error {
   override readonly name = 'ConfigError';
 }
@@ -74,9 +96,11 @@ export function loadOperatorConfig(env: Env = process.env, overrides: Partial<Re
   const namespace = e.ATOLL_NAMESPACE ?? 'atoll-system';
   if (!DNS_LABEL.test(namespace)) problems.push('ATOLL_NAMESPACE must be a DNS-1123 label (the namespace atoll runs in), e.g. atoll-system');
   const provider = e.ATOLL_KMS_PROVIDER ?? 'local';
-  if (provider !== 'local' && provider !== 'aws-kms') problems.push(`ATOLL_KMS_PROVIDER must be "local" or "aws-kms"`);
+  if (!KMS_PROVIDERS.includes(provider)) problems.push(`ATOLL_KMS_PROVIDER must be "local", "aws-kms" or "vault-transit"`);
   const defaultKeyId = e.ATOLL_KMS_KEY_ID ?? (provider === 'local' ? 'local/default' : '');
-  if (!defaultKeyId) problems.push('ATOLL_KMS_KEY_ID is required with ATOLL_KMS_PROVIDER=aws-kms: set it to a KMS key ARN or alias (alias/atoll)');
+  if (!defaultKeyId && provider === 'aws-kms') problems.push('ATOLL_KMS_KEY_ID is required with ATOLL_KMS_PROVIDER=aws-kms: set it to a KMS key ARN or alias (alias/atoll)');
+  if (provider === 'vault-transit' && !VAULT_KEY_ID.test(defaultKeyId)) problems.push('ATOLL_KMS_KEY_ID with ATOLL_KMS_PROVIDER=vault-transit must name a Transit key as <mount>/keys/<name>, e.g. transit/keys/atoll');
+  const vault = provider === 'vault-transit' ? vaultConfig(e, problems) : undefined;
   if (provider === 'local' && !defaultKeyId.startsWith('local/')) problems.push('ATOLL_KMS_KEY_ID for the local provider must look like local/<name>');
   const awsRegion = e.AWS_REGION ?? e.AWS_DEFAULT_REGION;
   if (provider === 'aws-kms' && !awsRegion) problems.push('AWS_REGION is required with ATOLL_KMS_PROVIDER=aws-kms');
@@ -105,10 +129,15 @@ export function loadOperatorConfig(env: Env = process.env, overrides: Partial<Re
   const deleteProtectionWindowMs = duration(e, 'ATOLL_DELETE_PROTECTION_WINDOW', 24 * 3_600_000, 0, 30 * 24 * 3_600_000, problems);
   // Same upper bound as spec.policy.maxConnections in the Workspace CRD.
   const defaultMaxConnections = int(e, 'ATOLL_DEFAULT_MAX_CONNECTIONS', DEFAULT_MAX_CONNECTIONS, 1, 10_000, problems);
+  const leaseDurationMs = duration(e, 'ATOLL_LEADER_ELECT_LEASE_DURATION', 15_000, 1_000, 600_000, problems);
+  const renewDeadlineMs = duration(e, 'ATOLL_LEADER_ELECT_RENEW_DEADLINE', 10_000, 100, 600_000, problems);
+  const retryPeriodMs = duration(e, 'ATOLL_LEADER_ELECT_RETRY_PERIOD', 2_000, 50, 600_000, problems);
+  if (renewDeadlineMs >= leaseDurationMs) problems.push('ATOLL_LEADER_ELECT_RENEW_DEADLINE must be shorter than ATOLL_LEADER_ELECT_LEASE_DURATION, or a leader that stopped renewing could still act after another took over');
+  if (renewDeadlineMs <= retryPeriodMs * 1.2) problems.push('ATOLL_LEADER_ELECT_RENEW_DEADLINE must be longer than 1.2 × ATOLL_LEADER_ELECT_RETRY_PERIOD, so a renewal can be retried before the deadline');
   if (problems.length) throw new ConfigError(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
   return Object.freeze({
     namespace,
-    kms: Object.freeze({ provider: provider as 'local' | 'aws-kms', defaultKeyId, awsRegion, awsEndpoint, requestTimeoutMs: kmsTimeout }),
+    kms: Object.freeze({ provider: provider as KmsProviderName, defaultKeyId, awsRegion, awsEndpoint, vault, requestTimeoutMs: kmsTimeout }),
     webhook: Object.freeze({
       enabled: (e.ATOLL_WEBHOOK_ENABLED ?? 'true') !== 'false',
       host: e.ATOLL_WEBHOOK_HOST ?? '0.0.0.0',
@@ -121,12 +150,39 @@ export function loadOperatorConfig(env: Env = process.env, overrides: Partial<Re
       sealingRate: Object.freeze({ ratePerSecond: sealingPerMinute / 60, burst: sealingBurst }),
     }),
     health: Object.freeze({ host: e.ATOLL_HEALTH_HOST ?? '0.0.0.0', port: healthPort }),
-    leaderElection: Object.freeze({ enabled: (e.ATOLL_LEADER_ELECT ?? 'true') !== 'false', identity: e.POD_NAME ?? `${hostname()}-${process.pid}` }),
+    leaderElection: Object.freeze({ enabled: (e.ATOLL_LEADER_ELECT ?? 'true') !== 'false', identity: e.POD_NAME ?? `${hostname()}-${process.pid}`, leaseDurationMs, renewDeadlineMs, retryPeriodMs }),
     probes: Object.freeze({ concurrency, perWorkspace, defaultTimeoutMs: 10_000, maxResponseBytes: 64 * 1024, testMinIntervalMs: testMinInterval * 1000 }),
     serviceAccounts: Object.freeze({ controller: e.ATOLL_CONTROLLER_SERVICE_ACCOUNT ?? 'atoll-controller', gateway: e.ATOLL_GATEWAY_SERVICE_ACCOUNT ?? 'atoll-gateway' }),
     usage: Object.freeze({ flushIntervalMs, deleteProtectionWindowMs }),
     defaultMaxConnections,
     logLevel,
+  });
+}
+
+function vaultConfig(e: Env, problems: string[]): VaultConfig | undefined {
+  const address = e.ATOLL_VAULT_ADDR ?? '';
+  if (!isUrl(address)) problems.push('ATOLL_VAULT_ADDR is required with ATOLL_KMS_PROVIDER=vault-transit: set it to Vault\'s https:// URL, e.g. https://vault.vault.svc:8200');
+  const method = e.ATOLL_VAULT_AUTH ?? 'kubernetes';
+  let auth: VaultConfig['auth'] | undefined;
+  if (method === 'kubernetes') {
+    const role = e.ATOLL_VAULT_ROLE ?? '';
+    if (!role) problems.push('ATOLL_VAULT_ROLE is required with ATOLL_VAULT_AUTH=kubernetes: the Vault role bound to this ServiceAccount');
+    const mount = e.ATOLL_VAULT_AUTH_MOUNT || 'kubernetes';
+    if (!/^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*$/.test(mount)) problems.push('ATOLL_VAULT_AUTH_MOUNT must be the auth method\'s mount path, e.g. kubernetes');
+    auth = { method, role, mount, jwtFile: e.ATOLL_VAULT_JWT_FILE || DEFAULT_VAULT_JWT_FILE };
+  } else if (method === 'token') {
+    const tokenFile = e.ATOLL_VAULT_TOKEN_FILE ?? '';
+    if (!tokenFile) problems.push('ATOLL_VAULT_TOKEN_FILE is required with ATOLL_VAULT_AUTH=token: a file holding a Vault token (e.g. written by Vault Agent)');
+    auth = { method, tokenFile };
+  } else {
+    problems.push('ATOLL_VAULT_AUTH must be "kubernetes" or "token"');
+  }
+  if (!auth) return undefined;
+  return Object.freeze({
+    address,
+    caFile: e.ATOLL_VAULT_CACERT || undefined,
+    namespace: e.ATOLL_VAULT_NAMESPACE || undefined,
+    auth: Object.freeze(auth),
   });
 }
 

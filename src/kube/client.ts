@@ -3,7 +3,7 @@ import http from 'node:http';
 import { KubeConfig } from '@kubernetes/client-node';
 import type { Readable } from 'node:stream';
 import { KubeApiError, isNotFound } from './errors.js';
-import { Http2WatchTransport } from './watch-transport.js';
+import { Http2WatchTransport, type Http2TransportOptions } from './watch-transport.js';
 import { apiVersionOf, resourcePath, type ResourceType } from './resources.js';
 
 /** Object metadata as it travels on the wire (timestamps are RFC 3339 strings). */
@@ -50,6 +50,11 @@ export interface ListOptions {
 export interface WriteOptions {
   dryRun?: boolean;
   fieldManager?: string;
+  signal?: AbortSignal;
+}
+
+export interface ReadOptions {
+  signal?: AbortSignal;
 }
 
 export interface WatchEvent<T> {
@@ -65,6 +70,24 @@ export interface WatchOptions extends ListOptions {
 
 const FIELD_MANAGER = 'atoll';
 const REQUEST_TIMEOUT_MS = 30_000;
+/**
+ * client-go retries a response that carries `Retry-After` with 429 or a 5xx
+ * status (API Priority and Fairness, an etcd leader election) up to 10 times.
+ * We retry fewer times and cap each wait, so a reconcile worker is held at
+ * most about a minute; the caller's signal cuts the wait short.
+ */
+export const RETRY_AFTER_MAX_RETRIES = 5;
+export const RETRY_AFTER_MAX_WAIT_MS = 10_000;
+
+export interface KubeClientOptions {
+  userAgent?: string;
+  /** Idle timeout of a non-watch request. */
+  requestTimeoutMs?: number;
+  /** HTTP/2 PING interval and acknowledgement timeout of the watch transport. */
+  http2?: Http2TransportOptions;
+  /** Bounds on honouring `Retry-After`. */
+  retry?: { maxRetries?: number; maxWaitMs?: number };
+}
 
 /**
  * A thin REST client over the API server. We use client-node for what it is
@@ -85,15 +108,22 @@ export class KubeClient {
   private readonly watchAgent: https.Agent | http.Agent;
   private readonly h2: Http2WatchTransport | undefined;
 
-  constructor(readonly config: KubeConfig, opts: { userAgent?: string } = {}) {
+  private readonly requestTimeoutMs: number;
+  private readonly maxRetries: number;
+  private readonly maxRetryWaitMs: number;
+
+  constructor(readonly config: KubeConfig, opts: KubeClientOptions = {}) {
     const cluster = config.getCurrentCluster();
     if (!cluster) throw new Error('kubeconfig has no current cluster');
     this.server = new URL(cluster.server);
     const Agent = this.server.protocol === 'https:' ? https.Agent : http.Agent;
     this.agent = new Agent({ keepAlive: true, maxSockets: 64 });
     this.watchAgent = new Agent({ keepAlive: false, maxSockets: Infinity });
-    this.h2 = this.server.protocol === 'https:' ? new Http2WatchTransport(this.server.origin) : undefined;
+    this.h2 = this.server.protocol === 'https:' ? new Http2WatchTransport(this.server.origin, opts.http2) : undefined;
     this.userAgent = opts.userAgent ?? 'atoll/0.1';
+    this.requestTimeoutMs = opts.requestTimeoutMs ?? REQUEST_TIMEOUT_MS;
+    this.maxRetries = opts.retry?.maxRetries ?? RETRY_AFTER_MAX_RETRIES;
+    this.maxRetryWaitMs = opts.retry?.maxWaitMs ?? RETRY_AFTER_MAX_WAIT_MS;
   }
 
   private readonly userAgent: string;
@@ -122,14 +152,14 @@ export class KubeClient {
     return opts;
   }
 
-  async get<T extends KubeObject>(t: ResourceType, name: string, namespace?: string): Promise<T> {
-    return this.request<T>('GET', resourcePath(t, { namespace, name }));
+  async get<T extends KubeObject>(t: ResourceType, name: string, namespace?: string, opts: ReadOptions = {}): Promise<T> {
+    return this.request<T>('GET', resourcePath(t, { namespace, name }), undefined, undefined, opts.signal);
   }
 
   /** Like get, but a missing object is `undefined` rather than an error. */
-  async tryGet<T extends KubeObject>(t: ResourceType, name: string, namespace?: string): Promise<T | undefined> {
+  async tryGet<T extends KubeObject>(t: ResourceType, name: string, namespace?: string, opts: ReadOptions = {}): Promise<T | undefined> {
     try {
-      return await this.get<T>(t, name, namespace);
+      return await this.get<T>(t, name, namespace, opts);
     } catch (err) {
       if (isNotFound(err)) return undefined;
       throw err;
@@ -152,12 +182,12 @@ export class KubeClient {
 
   async create<T extends KubeObject>(t: ResourceType, obj: T, opts: WriteOptions = {}): Promise<T> {
     const ns = obj.metadata?.namespace;
-    return this.request<T>('POST', resourcePath(t, { namespace: ns }) + writeQuery(opts), withType(t, obj));
+    return this.request<T>('POST', resourcePath(t, { namespace: ns }) + writeQuery(opts), withType(t, obj), undefined, opts.signal);
   }
 
   async replace<T extends KubeObject>(t: ResourceType, obj: T, opts: WriteOptions & { subresource?: string } = {}): Promise<T> {
     const md = obj.metadata ?? {};
-    return this.request<T>('PUT', resourcePath(t, { namespace: md.namespace, name: md.name, subresource: opts.subresource }) + writeQuery(opts), withType(t, obj));
+    return this.request<T>('PUT', resourcePath(t, { namespace: md.namespace, name: md.name, subresource: opts.subresource }) + writeQuery(opts), withType(t, obj), undefined, opts.signal);
   }
 
   /** JSON merge patch (RFC 7386); custom resources reject strategic merge. */
@@ -203,9 +233,16 @@ export class KubeClient {
       timeoutSeconds: String(opts.timeoutSeconds ?? 300),
     });
     const path = resourcePath(t, { namespace: opts.namespace }) + q;
-    const { status, body: res } = this.h2
-      ? await this.h2.open(this.server.pathname.replace(/\/$/, '') + path, await this.authOptions(), { accept: 'application/json', 'user-agent': this.userAgent }, opts.signal)
-      : await this.open('GET', path, undefined, undefined, opts.signal, this.watchAgent).then((r) => ({ status: r.statusCode ?? 0, body: r }));
+    const { status, body: res } = await this.withRetryAfter(opts.signal, async () => {
+      if (this.h2) {
+        const auth = await this.authOptions();
+        return this.h2.open(this.server.pathname.replace(/\/$/, '') + path, auth, { accept: 'application/json', 'user-agent': this.userAgent }, opts.signal).catch((err: unknown) => {
+          throw new KubeApiError(0, 'TransportError', 'watch request to the API server failed', undefined, { cause: err });
+        });
+      }
+      const r = await this.open('GET', path, undefined, undefined, opts.signal, this.watchAgent);
+      return { status: r.statusCode ?? 0, retryAfter: header(r, 'retry-after'), body: r };
+    });
     if (status >= 300) {
       throw await toError(status, res);
     }
@@ -244,23 +281,47 @@ export class KubeClient {
       });
       res.on('end', () => resolve());
       res.on('error', (err) => reject(new KubeApiError(0, 'WatchStreamError', 'watch stream failed', undefined, { cause: err })));
-      res.on('close', () => resolve());
+      // Closed without an end (connection destroyed, stream reset, aborted): not a normal end of the watch.
+      res.on('close', () => (res.readableEnded ? resolve() : reject(new KubeApiError(0, 'WatchStreamError', 'watch stream closed before it ended'))));
     });
   }
 
   /** Raw request returning parsed JSON; the single place API errors are converted. */
   async request<T>(method: string, path: string, body?: unknown, contentType = 'application/json', signal?: AbortSignal): Promise<T> {
-    const res = await this.open(method, path, body, contentType, signal);
-    if ((res.statusCode ?? 0) >= 300) throw await toError(res.statusCode ?? 0, res);
+    const { status, body: res } = await this.send(method, path, body, contentType, signal);
+    if (status >= 300) throw await toError(status, res);
     const text = await readAll(res);
     return (text ? JSON.parse(text) : {}) as T;
   }
 
   /** Raw request returning the body as text (health endpoints, logs). */
   async requestText(method: string, path: string): Promise<string> {
-    const res = await this.open(method, path, undefined, undefined);
-    if ((res.statusCode ?? 0) >= 300) throw await toError(res.statusCode ?? 0, res);
+    const { status, body: res } = await this.send(method, path, undefined, undefined);
+    if (status >= 300) throw await toError(status, res);
     return readAll(res);
+  }
+
+  private send(method: string, path: string, body: unknown, contentType: string | undefined, signal?: AbortSignal): Promise<{ status: number; body: Readable }> {
+    return this.withRetryAfter(signal, async () => {
+      const r = await this.open(method, path, body, contentType, signal);
+      return { status: r.statusCode ?? 0, retryAfter: header(r, 'retry-after'), body: r };
+    });
+  }
+
+  /**
+   * Sends again after the wait a 429 or 5xx response asks for in
+   * `Retry-After` (the server did not act on the request, so this is safe
+   * for every verb), within the client's bounds. Without `Retry-After` the
+   * response is the caller's to handle, as in client-go.
+   */
+  private async withRetryAfter<R extends { status: number; retryAfter?: string; body: Readable }>(signal: AbortSignal | undefined, attempt: () => Promise<R>): Promise<R> {
+    for (let retries = 0; ; retries++) {
+      const res = await attempt();
+      const waitMs = retryAfterMs(res.status, res.retryAfter);
+      if (waitMs === undefined || retries >= this.maxRetries) return res;
+      res.body.resume(); // discard the body; the connection goes back to the pool
+      await abortableSleep(Math.min(waitMs, this.maxRetryWaitMs), signal);
+    }
   }
 
   private async open(method: string, path: string, body: unknown, contentType: string | undefined, signal?: AbortSignal, agent: https.Agent | http.Agent = this.agent): Promise<http.IncomingMessage> {
@@ -289,11 +350,39 @@ export class KubeClient {
       );
       req.on('error', (err) => reject(new KubeApiError(0, 'TransportError', 'request to the API server failed', undefined, { cause: err })));
       // A stalled connection must not hold a reconcile worker forever; watches have their own watchdog.
-      if (agent === this.agent) req.setTimeout(REQUEST_TIMEOUT_MS, () => req.destroy(new Error('API request timed out')));
+      if (agent === this.agent) req.setTimeout(this.requestTimeoutMs, () => req.destroy(new Error('API request timed out')));
       if (payload) req.write(payload);
       req.end();
     });
   }
+}
+
+function header(res: http.IncomingMessage, name: string): string | undefined {
+  const v = res.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+/** `Retry-After` in delta-seconds (what the API server sends) on a 429 or 5xx; undefined when the response is not to be retried. */
+export function retryAfterMs(status: number, retryAfter: string | undefined): number | undefined {
+  if (status !== 429 && (status < 500 || status > 599)) return undefined;
+  if (retryAfter === undefined || !/^\d+$/.test(retryAfter.trim())) return undefined;
+  return Number(retryAfter.trim()) * 1000;
+}
+
+function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const aborted = () => new KubeApiError(0, 'Aborted', 'request aborted while waiting to retry');
+    if (signal?.aborted) return reject(aborted());
+    const onAbort = () => {
+      clearTimeout(t);
+      reject(aborted());
+    };
+    const t = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    signal?.addEventListener('abort', onAbort, { once: true });
+  });
 }
 
 function withType<T extends KubeObject>(t: ResourceType, obj: T): T {

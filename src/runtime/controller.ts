@@ -32,8 +32,9 @@ export interface ControllerOptions {
 
 /**
  * The controller-runtime contract: level-triggered keys, one reconciler per
- * root kind, a rate-limited queue, conflicts requeued quickly and quietly,
- * failures retried with per-key backoff that is forgotten only on success.
+ * root kind, a rate-limited queue, conflicts requeued quickly and quietly
+ * (with their own per-key backoff, so a 409 storm does not spin), failures
+ * retried with per-key backoff; both are forgotten only on success.
  */
 export class Controller {
   readonly queue: WorkQueue;
@@ -99,7 +100,7 @@ export class Controller {
       if (isConflict(err)) {
         this.opts.metrics.reconcileTotal.inc({ ...labels, result: 'conflict' });
         log.debug('conflict, requeueing');
-        this.queue.addAfter(key, 100 + Math.random() * 200);
+        this.queue.addConflicted(key);
       } else {
         this.opts.metrics.reconcileTotal.inc({ ...labels, result: 'error' });
         this.opts.metrics.reconcileErrors.inc(labels);

@@ -1,11 +1,15 @@
 import type { KubeClient, KubeObject } from '../kube/client.js';
 import { KubeApiError, isGone } from '../kube/errors.js';
 import type { ResourceType } from '../kube/resources.js';
+import { StalledStreamError } from '../kube/watch-transport.js';
+import { RestartBackoff } from './restart-backoff.js';
 import type { Logger } from './logger.js';
-
 
 /** How long a namespaced informer's 403s count as the usual race with its new RoleBinding (debug) before they are a warning. */
 const FORBIDDEN_GRACE_MS = 15_000;
+/** A watch that ends sooner than this without one event is a failure (client-go's "very short watch"), not a normal end. */
+const SHORT_WATCH_MS = 1_000;
+const STALL_GRACE_MS = 30_000;
 export type InformerEvent = 'add' | 'update' | 'delete';
 export type InformerHandler<T> = (event: InformerEvent, obj: T, old?: T) => void;
 
@@ -16,6 +20,10 @@ export interface InformerOptions {
   relistMs?: number;
   /** Server-side watch timeout; a stream open longer than this plus a grace period is stalled. */
   watchTimeoutSeconds?: number;
+  /** The grace period past watchTimeoutSeconds (default 30 s). */
+  stallGraceMs?: number;
+  /** Wait between restarts after a failure, a 410 or a very short watch (default 800 ms doubling to 30 s, jittered). */
+  restartBackoff?: { initialMs?: number; maxMs?: number };
   log: Logger;
 }
 
@@ -41,6 +49,8 @@ export class Informer<T extends KubeObject> {
   private resourceVersion = '';
   private readonly relistMs: number;
   private readonly watchTimeoutSeconds: number;
+  private readonly stallGraceMs: number;
+  private readonly backoff: RestartBackoff;
   private abort = new AbortController();
   private stopped = false;
   private loop: Promise<void> | undefined;
@@ -52,6 +62,8 @@ export class Informer<T extends KubeObject> {
   ) {
     this.relistMs = opts.relistMs ?? 10 * 60_000;
     this.watchTimeoutSeconds = opts.watchTimeoutSeconds ?? 240;
+    this.stallGraceMs = opts.stallGraceMs ?? STALL_GRACE_MS;
+    this.backoff = new RestartBackoff(opts.restartBackoff);
   }
 
   on(handler: InformerHandler<T>): void {
@@ -110,13 +122,18 @@ export class Informer<T extends KubeObject> {
     await this.loop;
   }
 
+  /**
+   * The reflector loop of client-go: list, then watch from the list's
+   * resourceVersion, re-watching from the last seen one whenever a stream
+   * ends normally. Anything else - an error, 410 Gone, a stall, a stream
+   * the server closes at once - restarts from a fresh list after a backoff,
+   * so a server that keeps failing is never hammered in a hot loop.
+   */
   private async run(): Promise<void> {
-    let failures = 0;
     let forbiddenSince: number | undefined;
     while (!this.stopped) {
       try {
         await this.relist();
-        failures = 0;
         forbiddenSince = undefined;
         const relistAt = Date.now() + this.relistMs;
         while (!this.stopped && Date.now() < relistAt) {
@@ -125,13 +142,11 @@ export class Informer<T extends KubeObject> {
       } catch (err) {
         if (this.stopped) break;
         const gone = isGone(err);
-        if (!gone) {
-          failures++;
-          this.failing = true;
-        }
-        const delay = gone ? 0 : Math.min(8_000, 250 * 2 ** Math.min(failures, 6)) * (0.8 + Math.random() * 0.4);
+        if (!gone) this.failing = true;
+        const delay = this.backoff.next();
         const status = err instanceof KubeApiError ? err.status : undefined;
-        const fields = { resource: this.resource.plural, namespace: this.opts.namespace, status, reason: err instanceof KubeApiError ? err.reason : undefined, delayMs: Math.round(delay) };
+        const reason = err instanceof KubeApiError ? err.reason : undefined;
+        const fields = { resource: this.resource.plural, namespace: this.opts.namespace, status, reason, delayMs: Math.round(delay) };
         // A namespaced informer started for a new Workspace usually races the RoleBinding
         // that grants it: 403s for a short while are expected, only lasting ones are worth a warning.
         if (status === 403) forbiddenSince ??= Date.now();
@@ -172,9 +187,12 @@ export class Informer<T extends KubeObject> {
     const onStop = () => streamAbort.abort();
     this.abort.signal.addEventListener('abort', onStop, { once: true });
     // Watchdog: the server closes the stream after timeoutSeconds; if it has
-    // not by then plus a grace period, the connection is silently dead.
-    const watchdog = setTimeout(() => streamAbort.abort(), (this.watchTimeoutSeconds + 30) * 1000);
+    // not by then plus a grace period, the connection is silently dead (the
+    // transport then drops the whole connection, not just this stream).
+    const watchdog = setTimeout(() => streamAbort.abort(new StalledStreamError()), this.watchTimeoutSeconds * 1000 + this.stallGraceMs);
     watchdog.unref();
+    const startedAt = Date.now();
+    let events = 0;
     try {
       await this.client.watch<T>(
         this.resource,
@@ -186,6 +204,7 @@ export class Informer<T extends KubeObject> {
           signal: streamAbort.signal,
         },
         (ev) => {
+          events++;
           this.lastContact = Date.now();
           const rv = ev.object?.metadata?.resourceVersion;
           if (rv) this.resourceVersion = rv;
@@ -202,6 +221,9 @@ export class Informer<T extends KubeObject> {
         },
       );
       this.lastContact = Date.now();
+      if (!this.stopped && events === 0 && Date.now() - startedAt < SHORT_WATCH_MS) {
+        throw new KubeApiError(0, 'ShortWatch', 'watch closed at once without events');
+      }
     } catch (err) {
       if (streamAbort.signal.aborted && !this.stopped) {
         throw new KubeApiError(0, 'WatchStalled', 'watch stream stalled', undefined, { cause: err });

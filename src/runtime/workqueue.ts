@@ -49,6 +49,11 @@ export class WorkQueue {
     this.addAfter(key, this.limiter.when(key));
   }
 
+  /** Requeues after a conflict, on the limiter's per-key conflict backoff. */
+  addConflicted(key: string): void {
+    this.addAfter(key, this.limiter.whenConflict(key));
+  }
+
   forget(key: string): void {
     this.limiter.forget(key);
   }

@@ -46,7 +46,7 @@ app.kubernetes.io/component: {{ .component }}
 {{- else if eq .Values.kms.provider "local" -}}
 local/default
 {{- else -}}
-{{ fail "kms.keyId is required with kms.provider=aws-kms (a key ARN, id or alias such as alias/atoll)" }}
+{{ fail "kms.keyId is required with kms.provider=aws-kms (a key ARN, id or alias such as alias/atoll) and with kms.provider=vault-transit (<mount>/keys/<name>, e.g. transit/keys/atoll)" }}
 {{- end -}}
 {{- end -}}
 
@@ -75,8 +75,92 @@ local/default
   value: {{ .Values.kms.aws.endpoint | quote }}
 {{- end }}
 {{- end }}
+{{- if eq .Values.kms.provider "vault-transit" }}
+{{- $v := .Values.kms.vault }}
+{{- if not $v.address }}
+{{- fail "kms.vault.address is required with kms.provider=vault-transit" }}
+{{- end }}
+- name: ATOLL_VAULT_ADDR
+  value: {{ $v.address | quote }}
+- name: ATOLL_VAULT_AUTH
+  value: {{ $v.auth.method | quote }}
+{{- if $v.caCert }}
+- name: ATOLL_VAULT_CACERT
+  value: /etc/atoll/vault-ca/ca.crt
+{{- end }}
+{{- if $v.namespace }}
+- name: ATOLL_VAULT_NAMESPACE
+  value: {{ $v.namespace | quote }}
+{{- end }}
+{{- if eq $v.auth.method "kubernetes" }}
+- name: ATOLL_VAULT_AUTH_MOUNT
+  value: {{ $v.auth.kubernetes.mount | quote }}
+- name: ATOLL_VAULT_JWT_FILE
+  value: /var/run/secrets/atoll/vault/token
+{{- else }}
+- name: ATOLL_VAULT_TOKEN_FILE
+  value: /var/run/secrets/atoll/vault/token
+{{- end }}
+{{- end }}
 - name: ATOLL_LOG_LEVEL
   value: {{ .Values.logLevel | quote }}
+{{- end -}}
+
+{{/*
+Vault role of one component (dict "root" . "component" "controller"|"gateway"):
+each ServiceAccount logs in with its own role, so the gateway's Vault token can
+only unwrap.
+*/}}
+{{- define "atoll.vaultRoleEnv" -}}
+{{- $v := .root.Values.kms.vault }}
+{{- if and (eq .root.Values.kms.provider "vault-transit") (eq $v.auth.method "kubernetes") }}
+- name: ATOLL_VAULT_ROLE
+  value: {{ ternary $v.auth.kubernetes.gatewayRole $v.auth.kubernetes.role (eq .component "gateway") | quote }}
+{{- end }}
+{{- end -}}
+
+{{- define "atoll.vaultVolumeMounts" -}}
+{{- if eq .Values.kms.provider "vault-transit" }}
+- name: vault-auth
+  mountPath: /var/run/secrets/atoll/vault
+  readOnly: true
+{{- if .Values.kms.vault.caCert }}
+- name: vault-ca
+  mountPath: /etc/atoll/vault-ca
+  readOnly: true
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/*
+With Kubernetes auth: the pod's own ServiceAccount token, projected for the
+Vault audience (not the API server's) and rotated by the kubelet. With token
+auth: the Secret holding the Vault token.
+*/}}
+{{- define "atoll.vaultVolumes" -}}
+{{- $v := .Values.kms.vault }}
+{{- if eq .Values.kms.provider "vault-transit" }}
+- name: vault-auth
+{{- if eq $v.auth.method "kubernetes" }}
+  projected:
+    sources:
+      - serviceAccountToken:
+          path: token
+          audience: {{ $v.auth.kubernetes.audience | quote }}
+          expirationSeconds: {{ $v.auth.kubernetes.tokenExpirationSeconds }}
+{{- else }}
+  secret:
+    secretName: {{ required "kms.vault.auth.token.secretName is required with kms.vault.auth.method=token" $v.auth.token.secretName }}
+    items:
+      - key: {{ $v.auth.token.secretKey }}
+        path: token
+{{- end }}
+{{- if $v.caCert }}
+- name: vault-ca
+  configMap:
+    name: atoll-vault-ca
+{{- end }}
+{{- end }}
 {{- end -}}
 
 {{/* The restricted Pod Security Standard, for every atoll pod. */}}
