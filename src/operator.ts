@@ -5,7 +5,6 @@ import type { OperatorContext } from './controllers/context.js';
 import { ExternalConnectionReconciler, type ReconcilerHooks } from './controllers/externalconnection/reconciler.js';
 import { WorkspaceReconciler } from './controllers/workspace/reconciler.js';
 import { setupCrypto } from './crypto/setup.js';
-import type { DekCacheStats } from './crypto/dek-cache.js';
 import type { KubeClient, KubeObject } from './kube/client.js';
 import { EventRecorder } from './kube/events.js';
 import { ExternalConnections, IntegrationTypes, Workspaces } from './kube/resources.js';
@@ -14,7 +13,8 @@ import { startHealthServer } from './runtime/health-server.js';
 import { Informer, objectKey } from './runtime/informer.js';
 import { LeaderElector } from './runtime/leader-election.js';
 import type { Logger } from './runtime/logger.js';
-import { createOperatorMetrics, Gauge, type OperatorMetrics } from './runtime/metrics.js';
+import { Gauge } from 'prom-client';
+import { createOperatorMetrics, registerKmsStats, type OperatorMetrics } from './runtime/metrics.js';
 import { NamespacedSecretWatch } from './runtime/secret-watch.js';
 import { serveWebhooks } from './webhooks/serve.js';
 import { onlyUsageChanged } from './domain/usage.js';
@@ -39,17 +39,30 @@ export async function startOperator(opts: { client: KubeClient; config: Operator
   const { client, config, log } = opts;
   const metrics = opts.metrics ?? createOperatorMetrics();
   const crypto = await setupCrypto(config, client);
-  metrics.registry.register({ name: 'atoll_kms_requests', render: () => renderKmsStats(crypto.envelope.stats()) });
+  registerKmsStats(metrics.registry, () => crypto.envelope.stats());
 
   const workspaces = new Informer<Ws>(client, Workspaces, { log });
   const connections = new Informer<Conn>(client, ExternalConnections, { log });
   const types = new Informer<Type>(client, IntegrationTypes, { log });
   const secrets = new NamespacedSecretWatch(client, log);
   // The local provider keeps its key in the cluster: say so where operators look (docs/threat-model.md).
-  metrics.registry.register(new Gauge('atoll_kms_provider_info', 'Default KMS provider (value 1); provider="local" means the key-encryption key sits in the cluster.', (g) => g.set({ provider: config.kms.provider }, 1)));
-  metrics.registry.register(new Gauge('atoll_local_key_ring_workspaces', 'Workspaces whose key is a local key, kept in Secret atoll-local-kms of the operator namespace.', (g) => {
-    g.set({}, workspaces.list().filter((w) => crypto.keyFor(w.spec?.encryption?.keyId).provider === 'local').length);
-  }));
+  new Gauge({
+    name: 'atoll_kms_provider_info',
+    help: 'Default KMS provider (value 1); provider="local" means the key-encryption key sits in the cluster.',
+    labelNames: ['provider'] as const,
+    registers: [metrics.registry],
+    collect() {
+      this.set({ provider: config.kms.provider }, 1);
+    },
+  });
+  new Gauge({
+    name: 'atoll_local_key_ring_workspaces',
+    help: 'Workspaces whose key is a local key, kept in Secret atoll-local-kms of the operator namespace.',
+    registers: [metrics.registry],
+    collect() {
+      this.set(workspaces.list().filter((w) => crypto.keyFor(w.spec?.encryption?.keyId).provider === 'local').length);
+    },
+  });
   const ctx: OperatorContext = { client, config, metrics, events: new EventRecorder(client, 'atoll-controller', log), crypto, workspaces, connections, types, secrets };
   for (const inf of [workspaces, connections, types]) inf.start();
   await Promise.all([workspaces.waitForSync(), connections.waitForSync(), types.waitForSync()]);
@@ -149,12 +162,4 @@ function workspaceKeys(ctx: OperatorContext, ns: string | undefined): string[] {
 
 function connectionKeys(ctx: OperatorContext, ns: string | undefined): string[] {
   return ns ? ctx.connections.list(ns).map(objectKey) : [];
-}
-
-function renderKmsStats(stats: DekCacheStats): string {
-  const lines = ['# HELP atoll_kms_requests KMS requests made by the envelope, by operation (cache misses only).', '# TYPE atoll_kms_requests counter'];
-  for (const [op, n] of Object.entries(stats.kmsCalls)) lines.push(`atoll_kms_requests{operation="${op}"} ${n}`);
-  lines.push('# HELP atoll_dek_cache_hits Data-key cache hits by direction.', '# TYPE atoll_dek_cache_hits counter');
-  for (const [dir, n] of Object.entries(stats.hits)) lines.push(`atoll_dek_cache_hits{direction="${dir}"} ${n}`);
-  return lines.join('\n');
 }

@@ -489,7 +489,7 @@ describe('atoll gateway and agent', () => {
 
   it('never leaks a credential or token into response headers, access logs or metrics', async () => {
     const needles = [SECRET_A1, SECRET_A2, SECRET_B, SECRET_C, SECRET_TLS, ...Object.values(tokens)];
-    const exposition = metrics.registry.render();
+    const exposition = await metrics.registry.metrics();
     expect(exposition).toContain('atoll_gateway_requests_total');
     const accessLines = logLines.filter((l) => l.includes('"gateway request"'));
     expect(accessLines.length).toBeGreaterThan(10);

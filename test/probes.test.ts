@@ -3,7 +3,7 @@ import type { ExternalConnection } from '../src/api/v1alpha1/index.js';
 import { TEST_REQUESTED_AT_ANNOTATION } from '../src/api/v1alpha1/index.js';
 import type { KubeObject } from '../src/kube/client.js';
 import { CoreEvents, ExternalConnections, IntegrationTypes } from '../src/kube/resources.js';
-import type { SigV4Credentials } from '../src/integrations/drivers/sigv4.js';
+import type { SigV4Credentials } from './support/moto.js';
 import { startMariadb, startPostgres, type DatabaseServer } from './support/databases.js';
 import { MOTO_CREDENTIALS, MOTO_REGION, startMoto, type MotoServer } from './support/moto.js';
 import {

@@ -1,5 +1,7 @@
+import net from 'node:net';
+import { once } from 'node:events';
 import { describe, expect, it } from 'vitest';
-import { checkAddress, invalidCIDRs, parseAddress, parseCidr, resolveEgress } from './egress.js';
+import { checkAddress, invalidCIDRs, parseAddress, parseCidr, pinnedDialer, resolveEgress } from './egress.js';
 import type { Resolver } from './egress.js';
 import { ProbeFailure } from './probe-failure.js';
 
@@ -172,5 +174,74 @@ describe('resolveEgress', () => {
     const err = await resolveEgress('localhost', none).catch((e: unknown) => e);
     expect((err as ProbeFailure).reason).toBe('EgressDenied');
     await expect(resolveEgress('localhost', loopbackAllowed)).resolves.toMatchObject({ address: expect.stringMatching(/^(127\.|::1$)/) });
+  });
+});
+
+/** A loopback listener that records each connection and optionally sends `greeting`. */
+async function recordingServer(greeting?: Buffer): Promise<{ port: number; connections: () => number; close: () => Promise<void> }> {
+  let count = 0;
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    count++;
+    sockets.add(socket);
+    socket.on('error', () => undefined);
+    if (greeting) socket.write(greeting);
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  return {
+    port: (server.address() as net.AddressInfo).port,
+    connections: () => count,
+    close: () => {
+      for (const socket of sockets) socket.destroy();
+      return new Promise((resolve) => server.close(() => resolve()));
+    },
+  };
+}
+
+describe('pinnedDialer (the socket source of the pg, mysql2 and node-redis probes)', () => {
+  const ctx = (over: Record<string, unknown> = {}) => ({ settings: {}, credentials: {}, timeoutMs: 2_000, egress: loopbackAllowed, maxResponseBytes: 1024, ...over });
+
+  it('connects every socket to the checked address, whatever host and port the library asks for', async () => {
+    const server = await recordingServer();
+    const dialer = await pinnedDialer(ctx(), { host: '127.0.0.1', port: server.port });
+    try {
+      // A library that re-resolved the name (DNS rebinding) or took another port would land elsewhere.
+      const socket = dialer.socket().connect(9, '198.51.100.7');
+      await once(socket, 'connect');
+      expect(socket.remoteAddress).toBe('127.0.0.1');
+      expect(socket.remotePort).toBe(server.port);
+      expect(server.connections()).toBe(1);
+      expect(dialer.connected).toBe(true);
+    } finally {
+      dialer.destroyAll();
+      await server.close();
+    }
+  });
+
+  it('checks the address before any socket exists: a denied target gets no connection', async () => {
+    const server = await recordingServer();
+    try {
+      await expect(pinnedDialer(ctx({ egress: none }), { host: '127.0.0.1', port: server.port })).rejects.toMatchObject({ reason: 'EgressDenied' });
+      expect(server.connections()).toBe(0);
+    } finally {
+      await server.close();
+    }
+  });
+
+  it('cuts a connection whose server sends more than maxResponseBytes', async () => {
+    const server = await recordingServer(Buffer.alloc(4096, 0x41));
+    const dialer = await pinnedDialer(ctx(), { host: '127.0.0.1', port: server.port });
+    try {
+      const socket = dialer.open();
+      socket.on('data', () => undefined);
+      const [err] = (await once(socket, 'error')) as [Error];
+      expect(err).toBeInstanceOf(ProbeFailure);
+      expect(dialer.overflow).toMatchObject({ reason: 'UnexpectedResponse' });
+      expect(dialer.overflow?.message).toContain('more than 1024 bytes');
+    } finally {
+      dialer.destroyAll();
+      await server.close();
+    }
   });
 });

@@ -14,10 +14,8 @@
  * 2002::/16) are judged as the IPv4 address they carry.
  */
 import { lookup as dnsLookup } from 'node:dns/promises';
-import { isIP, connect as netConnect } from 'node:net';
-import type { Socket } from 'node:net';
+import { Socket, isIP, connect as netConnect } from 'node:net';
 import { checkServerIdentity, connect as tlsConnect, rootCertificates } from 'node:tls';
-import type { TLSSocket } from 'node:tls';
 import { ProbeFailure, classifyNetworkError, describeTarget, timeoutFailure } from './probe-failure.js';
 import type { ProbeTarget } from './probe-failure.js';
 import type { EgressPolicy, ProbeContext } from './probe-types.js';
@@ -399,36 +397,82 @@ export async function connectGuarded(ctx: ProbeContext, opts: GuardedConnectOpti
 }
 
 /**
- * Upgrades an established connection to TLS in-band (PostgreSQL SSLRequest,
- * MySQL SSL packet), with the same verification as connectGuarded.
+ * A socket source for client libraries (pg, mysql2): the host is resolved and
+ * checked once, up front, and every socket made here connects to that checked
+ * address, whatever host and port the library hands to connect(). The library
+ * keeps the configured name for TLS (SNI, certificate checks), so a name that
+ * re-resolves elsewhere (DNS rebinding) is never dialled. Bytes received are
+ * capped at ctx.maxResponseBytes.
  */
-export async function upgradeToTls(ctx: ProbeContext, conn: GuardedConnection, signal: AbortSignal): Promise<GuardedConnection<TLSSocket>> {
-  return new Promise<GuardedConnection<TLSSocket>>((resolve, reject) => {
-    const socket = tlsConnect({
-      socket: conn.socket,
-      ca: trustStore(ctx),
-      rejectUnauthorized: true,
-      ...tlsIdentityOptions(conn.target.host),
-    });
-    const cleanup = (): void => {
-      signal.removeEventListener('abort', onAbort);
-      socket.off('error', onError);
-    };
-    const onAbort = (): void => {
-      cleanup();
-      socket.destroy();
-      reject(timeoutFailure(conn.target, ctx.timeoutMs, true, signal.reason));
-    };
-    const onError = (err: Error): void => {
-      cleanup();
-      socket.destroy();
-      reject(classifyNetworkError(err, conn.target, true));
-    };
-    socket.on('error', onError);
-    socket.once('secureConnect', () => {
-      cleanup();
-      resolve({ socket, target: conn.target });
-    });
-    signal.addEventListener('abort', onAbort, { once: true });
-  });
+export interface PinnedDialer {
+  /** Host and port as configured, for messages. */
+  readonly target: ProbeTarget;
+  /** A new socket whose connect() (with any or no arguments) goes to the checked address. */
+  socket(): Socket;
+  /** The same, already connecting (for libraries that take a connected stream). */
+  open(): Socket;
+  /** Whether a socket reached the server, and whether the server sent anything: for classifying failures. */
+  readonly connected: boolean;
+  readonly responded: boolean;
+  /** Set when the response cap cut the connection. */
+  readonly overflow: ProbeFailure | undefined;
+  /** The checked address and port, for a library that opens its own socket (it must connect to exactly this). */
+  readonly address: { host: string; port: number; family: 4 | 6 };
+  /** Progress reported by such a library, since its sockets are not seen here. */
+  markConnected(): void;
+  destroyAll(): void;
+}
+
+/** Resolves and checks `host` (after the ctx.dial override) and returns a dialer pinned to the result. */
+export async function pinnedDialer(ctx: ProbeContext, target: ProbeTarget): Promise<PinnedDialer> {
+  const override = ctx.dial?.(target.host, target.port);
+  const checked = await resolveEgress(override?.host ?? target.host, ctx.egress);
+  const pin = { host: checked.address.replace(/^\[(.*)\]$/, '$1'), port: override?.port ?? target.port, family: checked.family };
+  const limit = ctx.maxResponseBytes > 0 ? ctx.maxResponseBytes : 64 * 1024;
+  const sockets = new Set<Socket>();
+  const state = { connected: false, received: 0, overflow: undefined as ProbeFailure | undefined };
+
+  class PinnedSocket extends Socket {
+    constructor() {
+      super();
+      sockets.add(this);
+      this.once('connect', () => {
+        state.connected = true;
+      });
+      this.on('data', (chunk: Buffer) => {
+        state.received += chunk.length;
+        if (state.received > limit && state.overflow === undefined) {
+          state.overflow = new ProbeFailure('UnexpectedResponse', `${describeTarget(target)} sent more than ${limit} bytes`);
+          this.destroy(state.overflow);
+        }
+      });
+    }
+
+    // The library's idea of where to connect is ignored on purpose.
+    override connect(): this {
+      return super.connect({ host: pin.host, port: pin.port, family: pin.family });
+    }
+  }
+
+  return {
+    target,
+    socket: () => new PinnedSocket(),
+    open: () => new PinnedSocket().connect(),
+    get connected() {
+      return state.connected;
+    },
+    get responded() {
+      return state.received > 0;
+    },
+    get overflow() {
+      return state.overflow;
+    },
+    address: pin,
+    markConnected: () => {
+      state.connected = true;
+    },
+    destroyAll: () => {
+      for (const socket of sockets) socket.destroy();
+    },
+  };
 }

@@ -1,18 +1,24 @@
 /**
- * Dependency-free X.509 certificate issuance. The dev/test control plane needs
- * a CA, an apiserver serving certificate and client certificates (CN = user,
- * O = groups), and the admission webhook rotates its own serving certificate
- * in-cluster; Node's crypto can make keys and sign but cannot build
- * certificates, and we want neither openssl at runtime nor another npm package.
- * Keys are ECDSA P-256 signed with ecdsa-with-SHA256.
+ * X.509 certificate issuance. The dev/test control plane needs a CA, an
+ * apiserver serving certificate and client certificates (CN = user, O =
+ * groups), and the admission webhook rotates its own serving certificate
+ * in-cluster. The certificate structures and their DER encoding come from
+ * @peculiar/asn1-x509 (the ASN.1 layer of @peculiar/x509); Node's crypto makes
+ * the keys and signs, synchronously, so issuance stays a plain function call
+ * (docs/adr/0018-libraries-over-protocols.md says why not @peculiar/x509's
+ * async builder). Keys are ECDSA P-256 signed with ecdsa-with-SHA256.
  */
 import { X509Certificate, createHash, createPrivateKey, generateKeyPairSync, randomBytes, sign } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import { isIP } from 'node:net';
+import { AsnConvert, OctetString } from '@peculiar/asn1-schema';
 import {
-  bitString, booleanTrue, explicit, implicitPrimitive, objectIdentifier, octetString,
-  readElement, sequence, set, unsignedInteger, utf8String, x509Time,
-} from './asn1.js';
+  AlgorithmIdentifier, AttributeTypeAndValue, AttributeValue, AuthorityKeyIdentifier, BasicConstraints, Certificate,
+  ExtendedKeyUsage, Extension, Extensions, GeneralName, KeyIdentifier, KeyUsage, KeyUsageFlags, Name,
+  RelativeDistinguishedName, SubjectAlternativeName, SubjectKeyIdentifier, SubjectPublicKeyInfo, TBSCertificate, Validity,
+  Version, id_ce_authorityKeyIdentifier, id_ce_basicConstraints, id_ce_extKeyUsage, id_ce_keyUsage, id_ce_subjectAltName,
+  id_ce_subjectKeyIdentifier, id_kp_clientAuth, id_kp_serverAuth,
+} from '@peculiar/asn1-x509';
 
 /** A certificate and its PKCS#8 private key, both PEM-encoded. */
 export interface KeyPairPem {
@@ -56,18 +62,7 @@ const OID = {
   commonName: '2.5.4.3',
   organization: '2.5.4.10',
   ecdsaWithSha256: '1.2.840.10045.4.3.2',
-  subjectKeyIdentifier: '2.5.29.14',
-  keyUsage: '2.5.29.15',
-  subjectAltName: '2.5.29.17',
-  basicConstraints: '2.5.29.19',
-  authorityKeyIdentifier: '2.5.29.35',
-  extendedKeyUsage: '2.5.29.37',
-  serverAuth: '1.3.6.1.5.5.7.3.1',
-  clientAuth: '1.3.6.1.5.5.7.3.2',
 } as const;
-
-/** KeyUsage bit positions (RFC 5280 §4.2.1.3). */
-const KEY_USAGE_BIT = { digitalSignature: 0, keyEncipherment: 2, keyCertSign: 5, cRLSign: 6 } as const;
 
 const MS_PER_DAY = 86_400_000;
 /** Tolerates clocks on other machines being slightly behind ours. */
@@ -82,10 +77,10 @@ export function createCertificateAuthority(opts: CertificateAuthorityOptions): K
     issuerName: name, subjectName: name, subjectKey: publicKey, signingKey: privateKey,
     validDays: opts.validDays ?? 3650,
     extensions: [
-      extension(OID.subjectKeyIdentifier, false, octetString(keyId)),
-      extension(OID.authorityKeyIdentifier, false, sequence(implicitPrimitive(0, keyId))),
-      extension(OID.basicConstraints, true, sequence(booleanTrue(), unsignedInteger(Buffer.from([0])))),
-      extension(OID.keyUsage, true, keyUsage([KEY_USAGE_BIT.keyCertSign, KEY_USAGE_BIT.cRLSign])),
+      extension(id_ce_subjectKeyIdentifier, false, new SubjectKeyIdentifier(keyId)),
+      extension(id_ce_authorityKeyIdentifier, false, new AuthorityKeyIdentifier({ keyIdentifier: new KeyIdentifier(keyId) })),
+      extension(id_ce_basicConstraints, true, new BasicConstraints({ cA: true, pathLenConstraint: 0 })),
+      extension(id_ce_keyUsage, true, new KeyUsage(KeyUsageFlags.keyCertSign | KeyUsageFlags.cRLSign)),
     ],
   });
   return { certPem, keyPem: exportKey(privateKey) };
@@ -103,26 +98,26 @@ export function createCertificate(opts: CertificateOptions): KeyPairPem {
 
   const { privateKey, publicKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
   const extendedUsages = {
-    server: [OID.serverAuth],
-    client: [OID.clientAuth],
-    'server-and-client': [OID.serverAuth, OID.clientAuth],
+    server: [id_kp_serverAuth],
+    client: [id_kp_clientAuth],
+    'server-and-client': [id_kp_serverAuth, id_kp_clientAuth],
   }[opts.usage];
   const altNames = [
-    ...(opts.dnsNames ?? []).map((dns) => implicitPrimitive(2, dnsNameBytes(dns))),
-    ...(opts.ipAddresses ?? []).map((ip) => implicitPrimitive(7, ipAddressBytes(ip))),
+    ...(opts.dnsNames ?? []).map((dns) => new GeneralName({ dNSName: dnsName(dns) })),
+    ...(opts.ipAddresses ?? []).map((ip) => new GeneralName({ iPAddress: ipAddress(ip) })),
   ];
   const extensions = [
-    extension(OID.subjectKeyIdentifier, false, octetString(subjectKeyIdentifier(publicKey))),
-    extension(OID.authorityKeyIdentifier, false,
-      sequence(implicitPrimitive(0, subjectKeyIdentifier(issuerCert.publicKey)))),
-    extension(OID.basicConstraints, true, sequence()),
-    extension(OID.keyUsage, true, keyUsage([KEY_USAGE_BIT.digitalSignature, KEY_USAGE_BIT.keyEncipherment])),
-    extension(OID.extendedKeyUsage, false, sequence(...extendedUsages.map(objectIdentifier))),
+    extension(id_ce_subjectKeyIdentifier, false, new SubjectKeyIdentifier(subjectKeyIdentifier(publicKey))),
+    extension(id_ce_authorityKeyIdentifier, false, new AuthorityKeyIdentifier({ keyIdentifier: new KeyIdentifier(subjectKeyIdentifier(issuerCert.publicKey)) })),
+    extension(id_ce_basicConstraints, true, new BasicConstraints()),
+    extension(id_ce_keyUsage, true, new KeyUsage(KeyUsageFlags.digitalSignature | KeyUsageFlags.keyEncipherment)),
+    extension(id_ce_extKeyUsage, false, new ExtendedKeyUsage(extendedUsages)),
   ];
-  if (altNames.length > 0) extensions.push(extension(OID.subjectAltName, false, sequence(...altNames)));
+  if (altNames.length > 0) extensions.push(extension(id_ce_subjectAltName, false, new SubjectAlternativeName(altNames)));
 
   const certPem = signCertificate({
-    issuerName: subjectNameDer(issuerCert.raw),
+    // The issuer's subject as its certificate carries it, so chains match.
+    issuerName: AsnConvert.parse(issuerCert.raw, Certificate).tbsCertificate.subject,
     subjectName: distinguishedName(opts.commonName, opts.organizations ?? []),
     subjectKey: publicKey, signingKey: issuerKey,
     validDays: opts.validDays ?? 365,
@@ -137,91 +132,83 @@ export function certificateExpiresAt(certPem: string): Date {
 }
 
 interface UnsignedCertificate {
-  issuerName: Buffer;
-  subjectName: Buffer;
+  issuerName: Name;
+  subjectName: Name;
   subjectKey: KeyObject;
   signingKey: KeyObject;
   validDays: number;
-  extensions: Buffer[];
+  extensions: Extension[];
 }
 
 function signCertificate(cert: UnsignedCertificate): string {
   if (!Number.isFinite(cert.validDays) || cert.validDays <= 0) throw new Error(ERROR_INVALID_VALIDITY);
   const now = Date.now();
-  const signatureAlgorithm = sequence(objectIdentifier(OID.ecdsaWithSha256));
-  const tbsCertificate = sequence(
-    explicit(0, unsignedInteger(Buffer.from([2]))), // v3
-    unsignedInteger(randomBytes(16)),
-    signatureAlgorithm,
-    cert.issuerName,
-    sequence(x509Time(new Date(now - CLOCK_SKEW_MS)), x509Time(new Date(now + cert.validDays * MS_PER_DAY))),
-    cert.subjectName,
-    cert.subjectKey.export({ type: 'spki', format: 'der' }),
-    explicit(3, sequence(...cert.extensions)),
-  );
-  const signature = sign('sha256', tbsCertificate, { key: cert.signingKey, dsaEncoding: 'der' });
-  const der = sequence(tbsCertificate, signatureAlgorithm, bitString(signature));
+  const signatureAlgorithm = new AlgorithmIdentifier({ algorithm: OID.ecdsaWithSha256 });
+  const tbsCertificate = new TBSCertificate({
+    version: Version.v3,
+    serialNumber: positiveSerial(),
+    signature: signatureAlgorithm,
+    issuer: cert.issuerName,
+    validity: new Validity({ notBefore: new Date(now - CLOCK_SKEW_MS), notAfter: new Date(now + cert.validDays * MS_PER_DAY) }),
+    subject: cert.subjectName,
+    subjectPublicKeyInfo: AsnConvert.parse(cert.subjectKey.export({ type: 'spki', format: 'der' }), SubjectPublicKeyInfo),
+    extensions: new Extensions(cert.extensions),
+  });
+  const tbsDer = Buffer.from(AsnConvert.serialize(tbsCertificate));
+  const signature = sign('sha256', tbsDer, { key: cert.signingKey, dsaEncoding: 'der' });
+  const der = Buffer.from(AsnConvert.serialize(new Certificate({ tbsCertificate, signatureAlgorithm, signatureValue: toArrayBuffer(signature) })));
   const body = der.toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '');
   return `-----BEGIN CERTIFICATE-----\n${body}\n-----END CERTIFICATE-----\n`;
 }
 
+/** 16 random bytes with the top bit clear: a positive INTEGER without a padding byte. */
+function positiveSerial(): ArrayBuffer {
+  const bytes = randomBytes(16);
+  bytes[0] = (bytes[0]! & 0x7f) | 0x01;
+  return toArrayBuffer(bytes);
+}
+
 /** Name: one RDN per O= entry, then CN, each a UTF8String. */
-function distinguishedName(commonName: string, organizations: string[]): Buffer {
+function distinguishedName(commonName: string, organizations: string[]): Name {
   if (commonName.length === 0) throw new Error(ERROR_EMPTY_COMMON_NAME);
-  const rdn = (oid: string, value: string): Buffer => set(sequence(objectIdentifier(oid), utf8String(value)));
-  return sequence(...organizations.map((o) => rdn(OID.organization, o)), rdn(OID.commonName, commonName));
+  const rdn = (type: string, value: string): RelativeDistinguishedName =>
+    new RelativeDistinguishedName([new AttributeTypeAndValue({ type, value: new AttributeValue({ utf8String: value }) })]);
+  return new Name([...organizations.map((o) => rdn(OID.organization, o)), rdn(OID.commonName, commonName)]);
 }
 
-/** The issuer's subject exactly as encoded in its certificate, so chains match byte for byte. */
-function subjectNameDer(certificateDer: Buffer): Buffer {
-  const tbs = readElement(certificateDer, readElement(certificateDer, 0).contentStart);
-  let field = readElement(certificateDer, tbs.contentStart);
-  if (field.tag === 0xa0) field = readElement(certificateDer, field.end); // version
-  for (let skip = 0; skip < 4; skip++) field = readElement(certificateDer, field.end); // serial, alg, issuer, validity
-  return certificateDer.subarray(field.start, field.end);
-}
-
-function extension(oid: string, critical: boolean, value: Buffer): Buffer {
-  return sequence(objectIdentifier(oid), ...(critical ? [booleanTrue()] : []), octetString(value));
-}
-
-/** KeyUsage BIT STRING in DER form: trailing zero bits dropped and counted as unused. */
-function keyUsage(bits: number[]): Buffer {
-  const highest = Math.max(...bits);
-  const bytes = Buffer.alloc(Math.floor(highest / 8) + 1);
-  for (const bit of bits) bytes[bit >> 3]! |= 0x80 >> (bit & 7);
-  return bitString(bytes, 7 - (highest & 7));
+function extension(extnID: string, critical: boolean, value: object): Extension {
+  return new Extension({ extnID, critical, extnValue: new OctetString(AsnConvert.serialize(value)) });
 }
 
 /** RFC 5280 method 1: SHA-1 of the subjectPublicKey bits (the uncompressed EC point). */
-function subjectKeyIdentifier(publicKey: KeyObject): Buffer {
+function subjectKeyIdentifier(publicKey: KeyObject): ArrayBuffer {
   const jwk = publicKey.export({ format: 'jwk' });
   const point = Buffer.concat([Buffer.from([4]), Buffer.from(jwk.x ?? '', 'base64url'), Buffer.from(jwk.y ?? '', 'base64url')]);
-  return createHash('sha1').update(point).digest();
+  return toArrayBuffer(createHash('sha1').update(point).digest());
 }
 
-function dnsNameBytes(name: string): Buffer {
+function toArrayBuffer(bytes: Buffer): ArrayBuffer {
+  return bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer;
+}
+
+function dnsName(name: string): string {
   if (!/^[\x21-\x7e]+$/.test(name)) throw new Error(ERROR_INVALID_DNS_NAME);
-  return Buffer.from(name, 'ascii');
+  return name;
 }
 
-function ipAddressBytes(address: string): Buffer {
+/**
+ * The library encodes the address; the check here keeps zones and non-literals
+ * out with our own message. An IPv6 address with a dotted IPv4 tail
+ * (::ffff:10.0.0.1) is rewritten to hex groups first: asn1-x509 2.x encodes
+ * that form wrongly (measured: ::ffff:10.0.0.1 came out as ::ffff:10 and lost the 10.0.0.1 SAN).
+ */
+function ipAddress(address: string): string {
   const family = isIP(address);
-  if (family === 4) return Buffer.from(address.split('.').map(Number));
-  if (family !== 6 || address.includes('%')) throw new Error(ERROR_INVALID_IP_ADDRESS);
-  let text = address;
-  const tail = text.slice(text.lastIndexOf(':') + 1);
-  if (tail.includes('.')) {
-    const [a = 0, b = 0, c = 0, d = 0] = tail.split('.').map(Number);
-    text = `${text.slice(0, text.length - tail.length)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
-  }
-  const [head = '', rest] = text.split('::');
-  const headGroups = head ? head.split(':') : [];
-  const tailGroups = rest ? rest.split(':') : [];
-  const zeros = rest === undefined ? [] : Array<string>(8 - headGroups.length - tailGroups.length).fill('0');
-  const bytes = Buffer.alloc(16);
-  [...headGroups, ...zeros, ...tailGroups].forEach((group, i) => bytes.writeUInt16BE(parseInt(group, 16), i * 2));
-  return bytes;
+  if (family === 0 || address.includes('%')) throw new Error(ERROR_INVALID_IP_ADDRESS);
+  const tail = address.slice(address.lastIndexOf(':') + 1);
+  if (family === 4 || !tail.includes('.')) return address;
+  const [a = 0, b = 0, c = 0, d = 0] = tail.split('.').map(Number);
+  return `${address.slice(0, address.length - tail.length)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
 }
 
 function parseCertificate(certPem: string): X509Certificate {

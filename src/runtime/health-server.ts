@@ -1,6 +1,6 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import type { Registry } from './metrics.js';
+import type { Registry } from 'prom-client';
 
 export interface HealthChecks {
   /** Process is alive and its loops are turning. */
@@ -16,8 +16,10 @@ export async function startHealthServer(opts: { host: string; port: number; chec
     if (path === '/healthz' || path === '/livez') return reply(res, opts.checks.live());
     if (path === '/readyz') return reply(res, opts.checks.ready());
     if (path === '/metrics') {
-      res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4' });
-      res.end(opts.registry.render());
+      opts.registry.metrics().then(
+        (text) => res.writeHead(200, { 'Content-Type': opts.registry.contentType }).end(text),
+        () => res.writeHead(500).end(),
+      );
       return;
     }
     res.writeHead(404).end();

@@ -1,109 +1,78 @@
 /**
- * A small Prometheus registry (counters, gauges, histograms with labels) and
- * the text exposition format. Label values are for bounded, non-secret facts
- * only (controller, type, reason): never names of credentials, never values.
+ * The operator's Prometheus metrics, on prom-client. Label values are for
+ * bounded, non-secret facts only (controller, type, reason, route, code):
+ * never names of credentials, never values. Each metric declares its label
+ * names, so a call with an unexpected label fails loudly instead of exporting
+ * a series nobody queries.
  */
-type Labels = Record<string, string>;
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import type { DekCacheStats } from '../crypto/dek-cache.js';
 
-abstract class Metric {
-  protected readonly series = new Map<string, { labels: Labels; value: number }>();
-  constructor(readonly name: string, readonly help: string, readonly type: 'counter' | 'gauge') {}
-  protected key(labels: Labels): string {
-    return JSON.stringify(Object.entries(labels).sort());
-  }
-  render(): string {
-    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} ${this.type}`];
-    for (const { labels, value } of this.series.values()) lines.push(`${this.name}${fmt(labels)} ${value}`);
-    return lines.join('\n');
-  }
-  get(labels: Labels = {}): number {
-    return this.series.get(this.key(labels))?.value ?? 0;
-  }
-}
-
-export class Counter extends Metric {
-  constructor(name: string, help: string) {
-    super(name, help, 'counter');
-  }
-  inc(labels: Labels = {}, by = 1): void {
-    const k = this.key(labels);
-    const s = this.series.get(k) ?? { labels, value: 0 };
-    s.value += by;
-    this.series.set(k, s);
-  }
-}
-
-export class Gauge extends Metric {
-  private readonly collectors: Array<() => void> = [];
-  constructor(name: string, help: string, collect?: (g: Gauge) => void) {
-    super(name, help, 'gauge');
-    if (collect) this.collectors.push(() => collect(this));
-  }
-  set(labels: Labels, value: number): void {
-    this.series.set(this.key(labels), { labels, value });
-  }
-  override render(): string {
-    for (const c of this.collectors) c();
-    return super.render();
-  }
-}
-
-export class Histogram {
-  private readonly series = new Map<string, { labels: Labels; counts: number[]; sum: number; count: number }>();
-  constructor(readonly name: string, readonly help: string, readonly buckets: number[] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30]) {}
-  observe(labels: Labels, seconds: number): void {
-    const k = JSON.stringify(Object.entries(labels).sort());
-    const s = this.series.get(k) ?? { labels, counts: this.buckets.map(() => 0), sum: 0, count: 0 };
-    this.buckets.forEach((b, i) => {
-      if (seconds <= b) s.counts[i] = (s.counts[i] ?? 0) + 1;
-    });
-    s.sum += seconds;
-    s.count += 1;
-    this.series.set(k, s);
-  }
-  render(): string {
-    const lines = [`# HELP ${this.name} ${this.help}`, `# TYPE ${this.name} histogram`];
-    for (const s of this.series.values()) {
-      this.buckets.forEach((b, i) => lines.push(`${this.name}_bucket${fmt({ ...s.labels, le: String(b) })} ${s.counts[i]}`));
-      lines.push(`${this.name}_bucket${fmt({ ...s.labels, le: '+Inf' })} ${s.count}`);
-      lines.push(`${this.name}_sum${fmt(s.labels)} ${s.sum}`);
-      lines.push(`${this.name}_count${fmt(s.labels)} ${s.count}`);
-    }
-    return lines.join('\n');
-  }
-}
-
-function fmt(labels: Labels): string {
-  const parts = Object.entries(labels).map(([k, v]) => `${k}="${v.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`);
-  return parts.length ? `{${parts.join(',')}}` : '';
-}
-
-export class Registry {
-  private readonly metrics = new Map<string, { render(): string }>();
-  register<M extends { name: string; render(): string }>(m: M): M {
-    if (this.metrics.has(m.name)) throw new Error(`metric ${m.name} registered twice`);
-    this.metrics.set(m.name, m);
-    return m;
-  }
-  render(): string {
-    return [...this.metrics.values()].map((m) => m.render()).join('\n') + '\n';
-  }
-}
+/** Seconds; reconciles and probes range from milliseconds to the 30 s probe ceiling. */
+const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
 /** The operator's metrics, shared by every component in the process. */
 export function createOperatorMetrics(registry = new Registry()) {
+  const registers = [registry];
   return {
     registry,
-    reconcileTotal: registry.register(new Counter('atoll_reconcile_total', 'Reconciles by controller and result.')),
-    reconcileErrors: registry.register(new Counter('atoll_reconcile_errors_total', 'Reconcile errors by controller.')),
-    reconcileDuration: registry.register(new Histogram('atoll_reconcile_duration_seconds', 'Reconcile duration by controller.')),
-    queueDepth: registry.register(new Gauge('atoll_workqueue_depth', 'Keys waiting in the work queue by controller.')),
-    kmsFailures: registry.register(new Counter('atoll_kms_failures_total', 'KMS failures by provider and reason.')),
-    probeDuration: registry.register(new Histogram('atoll_probe_duration_seconds', 'Probe duration by type and reason.')),
-    probeTotal: registry.register(new Counter('atoll_probe_total', 'Probe outcomes by type and reason.')),
-    connectionsReady: registry.register(new Gauge('atoll_connections', 'Connections by readiness (ready=true|false).')),
-    gatewayRequests: registry.register(new Counter('atoll_gateway_requests_total', 'Gateway requests by outcome code.')),
-    gatewayDuration: registry.register(new Histogram('atoll_gateway_request_duration_seconds', 'Gateway request duration by outcome code.')),
+    reconcileTotal: new Counter({ name: 'atoll_reconcile_total', help: 'Reconciles by controller and result.', labelNames: ['controller', 'result'] as const, registers }),
+    reconcileErrors: new Counter({ name: 'atoll_reconcile_errors_total', help: 'Reconcile errors by controller.', labelNames: ['controller'] as const, registers }),
+    reconcileDuration: new Histogram({ name: 'atoll_reconcile_duration_seconds', help: 'Reconcile duration by controller.', labelNames: ['controller'] as const, buckets: DURATION_BUCKETS, registers }),
+    queueDepth: new Gauge({ name: 'atoll_workqueue_depth', help: 'Keys waiting in the work queue by controller.', labelNames: ['controller'] as const, registers }),
+    kmsFailures: new Counter({ name: 'atoll_kms_failures_total', help: 'KMS failures by provider and reason.', labelNames: ['provider', 'reason'] as const, registers }),
+    probeDuration: new Histogram({ name: 'atoll_probe_duration_seconds', help: 'Probe duration by type and reason.', labelNames: ['type', 'reason'] as const, buckets: DURATION_BUCKETS, registers }),
+    probeTotal: new Counter({ name: 'atoll_probe_total', help: 'Probe outcomes by type and reason.', labelNames: ['type', 'reason'] as const, registers }),
+    connectionsReady: new Gauge({ name: 'atoll_connections', help: 'Connections by readiness (ready=true|false).', labelNames: ['ready'] as const, registers }),
+    gatewayRequests: new Counter({ name: 'atoll_gateway_requests_total', help: 'Gateway requests by outcome code.', labelNames: ['route', 'code'] as const, registers }),
+    gatewayDuration: new Histogram({ name: 'atoll_gateway_request_duration_seconds', help: 'Gateway request duration by outcome code.', labelNames: ['route', 'code'] as const, buckets: DURATION_BUCKETS, registers }),
   };
 }
 export type OperatorMetrics = ReturnType<typeof createOperatorMetrics>;
+
+/**
+ * Counters read from the envelope's data-key cache at scrape time: the cache
+ * keeps its own tallies (it is shared by the operator and the gateway), so
+ * each scrape copies them instead of counting twice.
+ */
+export function registerKmsStats(registry: Registry, stats: () => DekCacheStats): void {
+  new Counter({
+    name: 'atoll_kms_requests',
+    help: 'KMS requests made by the envelope, by operation (cache misses only).',
+    labelNames: ['operation'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [operation, n] of Object.entries(stats().kmsCalls)) this.inc({ operation }, n);
+    },
+  });
+  new Counter({
+    name: 'atoll_dek_cache_hits',
+    help: 'Data-key cache hits by direction.',
+    labelNames: ['direction'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [direction, n] of Object.entries(stats().hits)) this.inc({ direction }, n);
+    },
+  });
+  new Counter({
+    name: 'atoll_dek_cache_misses',
+    help: 'Data-key cache misses by direction.',
+    labelNames: ['direction'] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [direction, n] of Object.entries(stats().misses)) this.inc({ direction }, n);
+    },
+  });
+  new Gauge({
+    name: 'atoll_dek_cache_entries',
+    help: 'Data keys held in the cache by direction.',
+    labelNames: ['direction'] as const,
+    registers: [registry],
+    collect() {
+      for (const [direction, n] of Object.entries(stats().entries)) this.set({ direction }, n);
+    },
+  });
+}

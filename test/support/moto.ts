@@ -5,7 +5,33 @@ import { createServer } from 'node:net';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { CreateKeyCommand, DisableKeyCommand, KMSClient } from '@aws-sdk/client-kms';
-import { signRequest, type SigV4Credentials } from '../../src/integrations/drivers/sigv4.js';
+import { createHash, createHmac, type Hash, type Hmac } from 'node:crypto';
+import { SignatureV4 } from '@smithy/signature-v4';
+
+/** An AWS access key pair, as moto's IAM hands it out. */
+export interface SigV4Credentials {
+  accessKeyId: string;
+  secretAccessKey: string;
+}
+
+function bytes(data: string | ArrayBuffer | ArrayBufferView): string | Uint8Array {
+  if (typeof data === 'string') return data;
+  return ArrayBuffer.isView(data) ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : new Uint8Array(data);
+}
+
+/** The SHA-256 (HMAC when given a secret) the SDK's SigV4 signer expects. */
+class NodeSha256 {
+  private readonly hash: Hash | Hmac;
+  constructor(secret?: string | ArrayBuffer | ArrayBufferView) {
+    this.hash = secret === undefined ? createHash('sha256') : createHmac('sha256', bytes(secret));
+  }
+  update(data: string | ArrayBuffer | ArrayBufferView): void {
+    this.hash.update(bytes(data));
+  }
+  digest(): Promise<Uint8Array> {
+    return Promise.resolve(new Uint8Array(this.hash.digest()));
+  }
+}
 
 /** A running moto server: an AWS emulator (KMS, S3, ...) on a loopback port. */
 export interface MotoServer {
@@ -131,13 +157,20 @@ function stopProcess(child: ChildProcess): Promise<void> {
   });
 }
 
-/** One request to moto signed with atoll's own SigV4 signer (moto verifies signatures once auth is on). */
+/** One request to moto signed with the AWS SDK's SigV4 signer (moto verifies signatures once auth is on). */
 export async function signedMotoFetch(url: URL, method: string, service: string, credentials: SigV4Credentials, body?: string): Promise<{ status: number; text: string }> {
-  const headers = signRequest(
-    { method, url, body, headers: body ? { 'content-type': 'application/x-www-form-urlencoded' } : {} },
-    { credentials, region: MOTO_REGION, service, s3: service === 's3' },
-  );
-  delete headers['host'];
+  const signer = new SignatureV4({ credentials, region: MOTO_REGION, service, sha256: NodeSha256, uriEscapePath: service !== 's3', applyChecksum: service === 's3' });
+  const signed = await signer.sign({
+    method,
+    protocol: url.protocol,
+    hostname: url.hostname,
+    port: url.port === '' ? undefined : Number(url.port),
+    path: url.pathname,
+    query: Object.fromEntries(url.searchParams),
+    headers: { host: url.host, ...(body ? { 'content-type': 'application/x-www-form-urlencoded' } : {}) },
+    body,
+  });
+  const { host: _host, ...headers } = signed.headers;
   const response = await fetch(url, { method, headers, body });
   return { status: response.status, text: await response.text() };
 }

@@ -67,9 +67,25 @@ describe('MysqlDriver against a real MariaDB', () => {
     expect(outcome.reason).toBe('TLSError');
   });
 
+  it('checks an IP address host against the certificate too (it names db.test, not 127.0.0.1)', async () => {
+    const outcome = await driver.probe(context({ host: '127.0.0.1', port: db.port, tls: true }, { trustedCAs: [ca.certPem] }));
+    expect(outcome).toMatchObject({ reason: 'TLSError' });
+  });
+
   it('reports a closed port as Unreachable', async () => {
     const outcome = await driver.probe(context({ host: '127.0.0.1', port: await freePort() }));
     expect(outcome).toMatchObject({ reachable: 'False', reason: 'Unreachable' });
+  });
+
+  it('times out on a server that accepts but never greets, with Reachable Unknown', async () => {
+    const server = await startSilentServer();
+    try {
+      const outcome = await driver.probe(context({ host: '127.0.0.1', port: server.port }, { timeoutMs: 300 }));
+      expect(outcome).toMatchObject({ reason: 'Timeout', reachable: 'Unknown' });
+      expect(server.connections()).toBe(1);
+    } finally {
+      await server.stop();
+    }
   });
 
   it('refuses a target outside the egress policy before connecting', async () => {

@@ -1,15 +1,21 @@
-import { createHash } from 'node:crypto';
+import mysql from 'mysql2';
+import mysqlPromise from 'mysql2/promise';
+import type { AuthPlugin } from 'mysql2';
+import type { PinnedDialer } from '../egress.js';
 import { ProbeFailure, describeTarget, type ProbeTarget } from '../probe-failure.js';
 import type { ProbeContext, ProbeDriver, ProbeOutcome } from '../probe-types.js';
-import { booleanSetting, portSetting, runWireProbe, stringSetting, withSettings, type WireSession } from './wire-session.js';
+import { booleanSetting, portSetting, runPinnedProbe, stringSetting, tlsConnectOptions, withSettings } from './driver-support.js';
 
 /**
- * Probes a MySQL or MariaDB server with the client/server protocol's login only:
- * initial handshake v10, optional TLS upgrade, then mysql_native_password or
- * caching_sha2_password (fast path, and the full path over TLS only: without TLS
- * the server's RSA key could come from anyone in between, so the probe refuses
- * to fetch it and says to enable TLS), following AuthSwitchRequest.
- * It ends with COM_QUIT. Written on node built-ins: a probe needs the handshake only.
+ * Probes a MySQL or MariaDB server by logging in with `mysql2` (handshake v10,
+ * optional TLS, mysql_native_password or caching_sha2_password, following
+ * AuthSwitchRequest) and ending with COM_QUIT. The socket comes from the egress
+ * guard's pinned dialer, so `mysql2` only ever reaches the address that was checked.
+ *
+ * The password-sending plugins are wrapped: caching_sha2_password's full
+ * authentication and sha256_password send the password only over TLS; without
+ * TLS the server's RSA key could come from anyone in between, so the probe never
+ * asks for it and says to enable TLS. mysql_clear_password likewise needs TLS.
  *
  * `tls: true` verifies the certificate chain (system CAs plus ctx.trustedCAs) and
  * that it names `settings.host`, like a browser would; a server that does not offer
@@ -23,29 +29,11 @@ interface MysqlSettings {
   tls: boolean;
 }
 
-const CLIENT_LONG_PASSWORD = 0x1;
-const CLIENT_LONG_FLAG = 0x4;
-const CLIENT_CONNECT_WITH_DB = 0x8;
-const CLIENT_PROTOCOL_41 = 0x200;
-const CLIENT_SSL = 0x800;
-const CLIENT_TRANSACTIONS = 0x2000;
-const CLIENT_SECURE_CONNECTION = 0x8000;
-const CLIENT_PLUGIN_AUTH = 0x80000;
-const CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA = 0x200000;
+/** caching_sha2_password's AuthMoreData asking for the password itself (the account is not in the server's cache). */
+const PERFORM_FULL_AUTHENTICATION = Buffer.from([0x04]);
 
-const MAX_PACKET_SIZE = 16 * 1024 * 1024;
-const CHARSET_UTF8MB4_GENERAL_CI = 45;
-const COM_QUIT = 0x01;
-
-const NATIVE_PASSWORD = 'mysql_native_password';
-const CACHING_SHA2_PASSWORD = 'caching_sha2_password';
-const CLEAR_PASSWORD = 'mysql_clear_password';
-
-const FAST_AUTH_SUCCESS = 0x03;
-const PERFORM_FULL_AUTHENTICATION = 0x04;
-
-/** Exported for tests: the message names the setting that fixes it. */
-export const ERROR_FULL_AUTH_NEEDS_TLS = (where: string): string =>
+/** The message names the setting that fixes it. */
+const ERROR_FULL_AUTH_NEEDS_TLS = (where: string): string =>
   `${where} asks for caching_sha2_password full authentication, which sends the password; atoll sends it only over TLS and never fetches the server's RSA key over an unencrypted connection: set settings.tls to true (or log in once over TLS so the server caches the account)`;
 
 const ER_DBACCESS_DENIED_ERROR = 1044;
@@ -67,246 +55,98 @@ export class MysqlDriver implements ProbeDriver {
 
   probe(ctx: ProbeContext): Promise<ProbeOutcome> {
     return withSettings(ctx, readSettings, (settings) =>
-      runWireProbe(ctx, settings.target, (session) => new MysqlLogin(session, ctx, settings).run()),
+      runPinnedProbe(ctx, settings.target, (dialer) => login(ctx, settings, dialer), { classify: (err, dialer) => classify(err, settings, dialer) }),
     );
   }
 }
 
-interface Handshake {
-  capabilities: number;
-  scramble: Buffer;
-  plugin: string;
+async function login(ctx: ProbeContext, settings: MysqlSettings, dialer: PinnedDialer): Promise<string> {
+  const where = describeTarget(settings.target);
+  const connection = await mysqlPromise.createConnection({
+    host: settings.target.host,
+    port: settings.target.port,
+    user: settings.user,
+    password: ctx.credentials['password'] ?? '',
+    ...(settings.database !== undefined ? { database: settings.database } : {}),
+    stream: () => dialer.open(),
+    connectTimeout: ctx.timeoutMs + 1_000, // the probe's own deadline fires first and says what stalled
+    connectAttributes: { program_name: 'atoll-probe' },
+    // A fresh object per probe: mysql2 keys its TLS session cache on it, so no probe resumes another's verified session.
+    ...(settings.tls ? { ssl: sslOptions(ctx, settings) } : {}),
+    authPlugins: passwordPlugins(ctx, settings, where),
+  });
+  connection.on('error', () => undefined); // the outcome is decided; late socket errors do not matter
+  await connection.end();
+  return `logged in to ${where} as ${settings.user}${settings.tls ? ' over TLS' : ''}`;
 }
 
-/** One login conversation; each method is one step of the protocol. */
-class MysqlLogin {
-  private readonly where: string;
-  private sequence = 0;
+/** mysql2's ssl options: its own names for Node's (verifyIdentity checks the certificate names settings.host). */
+function sslOptions(ctx: ProbeContext, settings: MysqlSettings): mysql.SslOptions {
+  const { ca } = tlsConnectOptions({ servername: settings.target.host, verify: true, trustedCAs: ctx.trustedCAs });
+  return { ...(ca !== undefined ? { ca: ca as string[] } : {}), rejectUnauthorized: true, verifyIdentity: true };
+}
 
-  constructor(
-    private readonly session: WireSession,
-    private readonly ctx: ProbeContext,
-    private readonly settings: MysqlSettings,
-  ) {
-    this.where = describeTarget(settings.target);
-  }
-
-  async run(): Promise<string> {
-    const handshake = this.parseHandshake(await this.readPacket());
-    let capabilities = CLIENT_LONG_PASSWORD | CLIENT_LONG_FLAG | CLIENT_PROTOCOL_41 | CLIENT_TRANSACTIONS
-      | CLIENT_SECURE_CONNECTION | CLIENT_PLUGIN_AUTH | CLIENT_PLUGIN_AUTH_LENENC_CLIENT_DATA;
-    if (this.settings.database !== undefined) capabilities |= CLIENT_CONNECT_WITH_DB;
-    capabilities &= handshake.capabilities | CLIENT_CONNECT_WITH_DB;
-
-    if (this.settings.tls) {
-      if ((handshake.capabilities & CLIENT_SSL) === 0) {
-        throw new ProbeFailure('TLSError', `${this.where} does not offer TLS but settings.tls is true`, { reachable: 'True' });
-      }
-      capabilities |= CLIENT_SSL;
-      this.writePacket(clientPreamble(capabilities));
-      await this.session.upgradeToTls({ servername: this.settings.target.host, verify: true, trustedCAs: this.ctx.trustedCAs });
+/**
+ * The plugins that would send the password, wrapped so that they do it only over
+ * TLS (mysql2 requires TLS whenever ssl is set, so settings.tls means encrypted).
+ */
+function passwordPlugins(ctx: ProbeContext, settings: MysqlSettings, where: string): Record<string, AuthPlugin> {
+  const password = (): string => {
+    const value = ctx.credentials['password'];
+    if (value === undefined || value === '') {
+      throw new ProbeFailure('CredentialsMissing', `${where} asks for a password but credentials.password is not set`, { reachable: 'True' });
     }
-
-    let plugin = handshake.plugin;
-    let scramble = handshake.scramble;
-    this.writePacket(
-      Buffer.concat([
-        clientPreamble(capabilities),
-        cString(this.settings.user),
-        lengthEncoded(this.authResponse(plugin, scramble)),
-        this.settings.database !== undefined ? cString(this.settings.database) : Buffer.alloc(0),
-        cString(plugin),
-      ]),
-    );
-
-    for (;;) {
-      const packet = await this.readPacket();
-      switch (packet[0]) {
-        case 0x00:
-          this.sequence = 0;
-          this.session.close(this.packet(Buffer.from([COM_QUIT])));
-          return `logged in to ${this.where} as ${this.settings.user}${this.session.encrypted ? ' over TLS' : ''}`;
-        case 0xff:
-          throw this.failureFromError(packet);
-        case 0xfe: {
-          const end = packet.indexOf(0, 1);
-          if (end < 0) throw this.unexpected();
-          plugin = packet.toString('utf8', 1, end);
-          scramble = stripTrailingNul(packet.subarray(end + 1));
-          this.writePacket(this.authResponse(plugin, scramble));
-          break;
+    return value;
+  };
+  const cachingSha2 = mysql.authPlugins.caching_sha2_password({});
+  return {
+    caching_sha2_password: (metadata) => {
+      const step = cachingSha2(metadata);
+      return (data) => {
+        if (PERFORM_FULL_AUTHENTICATION.equals(data)) {
+          // Without TLS the only way on is to ask the server for its RSA key and encrypt the password to it;
+          // over an unauthenticated channel whoever sits in between answers with their own key.
+          if (!settings.tls) throw new ProbeFailure('TLSError', ERROR_FULL_AUTH_NEEDS_TLS(where), { reachable: 'True' });
+          password();
         }
-        case 0x01:
-          if (plugin !== CACHING_SHA2_PASSWORD) throw this.unexpected();
-          this.continueCachingSha2(packet);
-          break;
-        default:
-          throw this.unexpected();
-      }
-    }
-  }
+        return step(data);
+      };
+    },
+    sha256_password: () => () => {
+      if (!settings.tls) throw new ProbeFailure('TLSError', `${where} asks for sha256_password, which sends the password; atoll sends it only over TLS: set settings.tls to true`, { reachable: 'True' });
+      return Buffer.from(`${password()}\0`, 'utf8');
+    },
+    mysql_clear_password: () => () => {
+      if (!settings.tls) throw new ProbeFailure('UnexpectedResponse', `${where} asks for the password in cleartext; set settings.tls to true`);
+      return Buffer.from(`${password()}\0`, 'utf8');
+    },
+  };
+}
 
-  /** caching_sha2_password's AuthMoreData: fast-auth success, or the full exchange. */
-  private continueCachingSha2(packet: Buffer): void {
-    if (packet[1] === FAST_AUTH_SUCCESS) return;
-    if (packet[1] !== PERFORM_FULL_AUTHENTICATION) throw this.unexpected();
-    const password = Buffer.concat([Buffer.from(this.password(), 'utf8'), Buffer.from([0])]);
-    if (this.session.encrypted) {
-      this.writePacket(password);
-      return;
-    }
-    // Without TLS the only way on is to ask the server for its RSA key and encrypt the password
-    // to it; over an unauthenticated channel whoever sits in between answers with their own key
-    // and reads the password. So the probe stops here instead of asking.
-    throw new ProbeFailure('TLSError', ERROR_FULL_AUTH_NEEDS_TLS(this.where), { reachable: 'True' });
-  }
-
-  private authResponse(plugin: string, scramble: Buffer): Buffer {
-    switch (plugin) {
-      case NATIVE_PASSWORD:
-        return nativePasswordScramble(this.optionalPassword(), scramble);
-      case CACHING_SHA2_PASSWORD:
-        return cachingSha2Scramble(this.optionalPassword(), scramble);
-      case CLEAR_PASSWORD:
-        if (!this.session.encrypted) {
-          throw new ProbeFailure('UnexpectedResponse', `${this.where} asks for the password in cleartext; set settings.tls to true`);
-        }
-        return Buffer.concat([Buffer.from(this.password(), 'utf8'), Buffer.from([0])]);
-      default:
-        throw new ProbeFailure('UnexpectedResponse', `${this.where} asks for an unsupported authentication plugin (${printable(plugin)})`);
-    }
-  }
-
-  private parseHandshake(packet: Buffer): Handshake {
-    if (packet[0] === 0xff) throw this.failureFromError(packet);
-    if (packet[0] !== 10) throw new ProbeFailure('UnexpectedResponse', `${this.where} does not speak the MySQL protocol`);
-    let offset = packet.indexOf(0, 1) + 1; // after server_version
-    if (offset === 0 || packet.length < offset + 31) throw this.unexpected();
-    offset += 4; // connection id
-    const part1 = packet.subarray(offset, offset + 8);
-    offset += 9; // auth-plugin-data-part-1 and filler
-    const lower = packet.readUInt16LE(offset);
-    offset += 2 + 1 + 2; // capability flags (lower), character set, status flags
-    const capabilities = (packet.readUInt16LE(offset) << 16 | lower) >>> 0;
-    offset += 2;
-    const dataLength = packet[offset]!;
-    offset += 1 + 10; // auth-plugin-data length and reserved
-    if ((capabilities & CLIENT_PROTOCOL_41) === 0 || (capabilities & CLIENT_SECURE_CONNECTION) === 0) {
-      throw new ProbeFailure('UnexpectedResponse', `${this.where} runs a MySQL version too old to probe (no protocol 4.1)`);
-    }
-    const part2Length = Math.max(13, dataLength - 8);
-    const part2 = packet.subarray(offset, offset + part2Length);
-    offset += part2Length;
-    let plugin = NATIVE_PASSWORD;
-    if ((capabilities & CLIENT_PLUGIN_AUTH) !== 0 && offset < packet.length) {
-      const end = packet.indexOf(0, offset);
-      plugin = packet.toString('utf8', offset, end < 0 ? packet.length : end);
-    }
-    return { capabilities, scramble: Buffer.concat([part1, stripTrailingNul(part2)]), plugin };
-  }
-
-  private failureFromError(packet: Buffer): ProbeFailure {
-    const code = packet.length >= 3 ? packet.readUInt16LE(1) : 0;
-    switch (code) {
+/** mysql2's errors as probe reasons: the server's error number, never its message text. */
+function classify(err: unknown, settings: MysqlSettings, dialer: PinnedDialer): ProbeFailure | undefined {
+  const where = describeTarget(settings.target);
+  const { errno, sqlState, code } = (err ?? {}) as { errno?: unknown; sqlState?: unknown; code?: unknown };
+  if (typeof errno === 'number' && typeof sqlState === 'string') {
+    switch (errno) {
       case ER_ACCESS_DENIED_ERROR:
-        return new ProbeFailure('AuthenticationFailed', `${this.where} refused the login of ${this.settings.user} (error ${code})`);
+        return new ProbeFailure('AuthenticationFailed', `${where} refused the login of ${settings.user} (error ${errno})`);
       case ER_BAD_DB_ERROR:
-        return new ProbeFailure('UnexpectedResponse', `database named by settings.database does not exist on ${this.where} (error ${code})`);
+        return new ProbeFailure('UnexpectedResponse', `database named by settings.database does not exist on ${where} (error ${errno})`);
       case ER_DBACCESS_DENIED_ERROR:
-        return new ProbeFailure('UnexpectedResponse', `${this.settings.user} may not use the database named by settings.database on ${this.where} (error ${code})`);
+        return new ProbeFailure('UnexpectedResponse', `${settings.user} may not use the database named by settings.database on ${where} (error ${errno})`);
       default:
-        return new ProbeFailure('UnexpectedResponse', `${this.where} refused the connection (error ${code})`);
+        return new ProbeFailure('UnexpectedResponse', `${where} refused the connection (error ${errno})`);
     }
   }
-
-  private unexpected(): ProbeFailure {
-    return new ProbeFailure('UnexpectedResponse', `${this.where} sent an unexpected packet during login`);
+  if (code === 'HANDSHAKE_NO_SSL_SUPPORT') {
+    return new ProbeFailure('TLSError', `${where} does not offer TLS but settings.tls is true`, { reachable: 'True' });
   }
-
-  private optionalPassword(): string {
-    return this.ctx.credentials['password'] ?? '';
-  }
-
-  private password(): string {
-    const password = this.ctx.credentials['password'];
-    if (password === undefined || password === '') {
-      throw new ProbeFailure('CredentialsMissing', `${this.where} asks for a password but credentials.password is not set`, { reachable: 'True' });
-    }
-    return password;
-  }
-
-  private async readPacket(): Promise<Buffer> {
-    const header = await this.session.read(4);
-    const length = header.readUIntLE(0, 3);
-    this.sequence = (header[3]! + 1) & 0xff;
-    return this.session.read(length);
-  }
-
-  private packet(payload: Buffer): Buffer {
-    const header = Buffer.alloc(4);
-    header.writeUIntLE(payload.length, 0, 3);
-    header[3] = this.sequence;
-    this.sequence = (this.sequence + 1) & 0xff;
-    return Buffer.concat([header, payload]);
-  }
-
-  private writePacket(payload: Buffer): void {
-    this.session.write(this.packet(payload));
-  }
-}
-
-/** The fixed 32-byte start of both SSLRequest and HandshakeResponse41. */
-function clientPreamble(capabilities: number): Buffer {
-  const buf = Buffer.alloc(32);
-  buf.writeUInt32LE(capabilities >>> 0, 0);
-  buf.writeUInt32LE(MAX_PACKET_SIZE, 4);
-  buf[8] = CHARSET_UTF8MB4_GENERAL_CI;
-  return buf;
-}
-
-/** mysql_native_password: SHA1(password) XOR SHA1(scramble + SHA1(SHA1(password))); empty for no password. */
-export function nativePasswordScramble(password: string, scramble: Buffer): Buffer {
-  if (password === '') return Buffer.alloc(0);
-  const stage1 = sha('sha1', Buffer.from(password, 'utf8'));
-  const stage2 = sha('sha1', Buffer.concat([scramble, sha('sha1', stage1)]));
-  return xor(stage1, stage2);
-}
-
-/** caching_sha2_password: SHA256(password) XOR SHA256(SHA256(SHA256(password)) + scramble). */
-export function cachingSha2Scramble(password: string, scramble: Buffer): Buffer {
-  if (password === '') return Buffer.alloc(0);
-  const stage1 = sha('sha256', Buffer.from(password, 'utf8'));
-  const stage2 = sha('sha256', Buffer.concat([sha('sha256', stage1), scramble]));
-  return xor(stage1, stage2);
-}
-
-function sha(algorithm: 'sha1' | 'sha256', data: Buffer): Buffer {
-  return createHash(algorithm).update(data).digest();
-}
-
-function xor(a: Buffer, b: Buffer): Buffer {
-  const out = Buffer.alloc(a.length);
-  for (let i = 0; i < a.length; i++) out[i] = a[i]! ^ b[i]!;
-  return out;
-}
-
-function stripTrailingNul(data: Buffer): Buffer {
-  return data.length > 0 && data[data.length - 1] === 0 ? data.subarray(0, -1) : data;
-}
-
-function cString(value: string): Buffer {
-  return Buffer.concat([Buffer.from(value, 'utf8'), Buffer.from([0])]);
-}
-
-function lengthEncoded(data: Buffer): Buffer {
-  if (data.length < 251) return Buffer.concat([Buffer.from([data.length]), data]);
-  const prefix = Buffer.alloc(3);
-  prefix[0] = 0xfc;
-  prefix.writeUInt16LE(data.length, 1);
-  return Buffer.concat([prefix, data]);
-}
-
-/** Plugin names come from the server: show them only if they look like identifiers. */
-function printable(name: string): string {
-  return /^[A-Za-z0-9_.-]{1,64}$/.test(name) ? name : 'unknown';
+  // mysql2 replaces the TLS error's own code (certificate untrusted, name mismatch, ...) with this one.
+  if (code === 'HANDSHAKE_SSL_ERROR') return new ProbeFailure('TLSError', `TLS handshake with ${where} failed (certificate not trusted or not issued for settings.host)`, { cause: err });
+  // mysql2's own protocol errors (PROTOCOL_*, unknown plugins, malformed packets): something answered, but not MySQL as expected.
+  const protocolError = typeof code !== 'string' || code.startsWith('PROTOCOL_') || code === 'AUTH_SWITCH_PLUGIN_ERROR';
+  return protocolError && dialer.responded
+    ? new ProbeFailure('UnexpectedResponse', `${where} did not complete the MySQL login`, { cause: err })
+    : undefined;
 }

@@ -1,15 +1,14 @@
-import { createHash } from 'node:crypto';
-import { clientCertificateOf } from '../egress.js';
+import pg from 'pg';
+import { clientCertificateOf, type PinnedDialer } from '../egress.js';
 import { ProbeFailure, describeTarget, type ProbeTarget } from '../probe-failure.js';
 import type { ProbeContext, ProbeDriver, ProbeOutcome } from '../probe-types.js';
-import { ScramClient, ScramError } from './scram-sha-256.js';
-import { enumSetting, portSetting, runWireProbe, stringSetting, withSettings, type WireSession } from './wire-session.js';
+import { enumSetting, portSetting, runPinnedProbe, stringSetting, tlsConnectOptions, withSettings } from './driver-support.js';
 
 /**
- * Probes a PostgreSQL server by speaking just enough of the v3 frontend/backend
- * protocol to log in (startup, optional SSLRequest, cleartext / MD5 /
- * SCRAM-SHA-256 authentication) and then says goodbye at ReadyForQuery. Written
- * on node built-ins: a probe needs the handshake, not a client library.
+ * Probes a PostgreSQL server by logging in with `pg` (startup, optional
+ * SSLRequest, cleartext / MD5 / SCRAM-SHA-256) and ending the session at
+ * ReadyForQuery. The socket comes from the egress guard's pinned dialer, so
+ * `pg` only ever reaches the address that was checked.
  *
  * sslmode follows libpq: `disable` never encrypts; `prefer` encrypts when the
  * server offers it; `require` encrypts without checking the certificate;
@@ -29,22 +28,15 @@ interface PostgresqlSettings {
   sslmode: SslMode;
 }
 
-const PROTOCOL_VERSION_3 = 196608;
-const SSL_REQUEST_CODE = 80877103;
 const APPLICATION_NAME = 'atoll-probe';
-/** Frontend messages are tiny; a backend message larger than this during login is not PostgreSQL. */
-const MAX_MESSAGE_BYTES = 16 * 1024;
-
-const AUTH_OK = 0;
-const AUTH_CLEARTEXT = 3;
-const AUTH_MD5 = 5;
-const AUTH_SASL = 10;
-const AUTH_SASL_CONTINUE = 11;
-const AUTH_SASL_FINAL = 12;
 
 const SQLSTATE_INVALID_PASSWORD = '28P01';
 const SQLSTATE_INVALID_AUTHORIZATION = '28000';
 const SQLSTATE_INVALID_CATALOG = '3D000';
+
+/** What pg says, as an Error message of its own (not the server's), when the server answers the SSLRequest with 'N'. */
+const PG_SSL_REFUSED = 'The server does not support SSL connections';
+const PG_SSL_GARBLED = 'There was an error establishing an SSL connection';
 
 function readSettings(settings: Record<string, unknown>): PostgresqlSettings {
   const user = stringSetting(settings, 'user');
@@ -63,203 +55,101 @@ export class PostgresqlDriver implements ProbeDriver {
 
   probe(ctx: ProbeContext): Promise<ProbeOutcome> {
     return withSettings(ctx, readSettings, (settings) =>
-      runWireProbe(ctx, settings.target, (session) => new PostgresLogin(session, ctx, settings).run()),
+      runPinnedProbe(
+        ctx,
+        settings.target,
+        async (dialer) => {
+          try {
+            return await login(ctx, settings, dialer, settings.sslmode !== 'disable');
+          } catch (err) {
+            // libpq's prefer: a server without SSL gets an unencrypted login instead.
+            if (settings.sslmode === 'prefer' && err instanceof Error && err.message === PG_SSL_REFUSED) return login(ctx, settings, dialer, false);
+            throw err;
+          }
+        },
+        { classify: (err, dialer) => classify(err, settings, dialer) },
+      ),
     );
   }
 }
 
-/** One login conversation; each method is one step of the protocol. */
-class PostgresLogin {
-  private readonly where: string;
-
-  constructor(
-    private readonly session: WireSession,
-    private readonly ctx: ProbeContext,
-    private readonly settings: PostgresqlSettings,
-  ) {
-    this.where = describeTarget(settings.target);
-  }
-
-  async run(): Promise<string> {
-    if (this.settings.sslmode !== 'disable') await this.negotiateSsl();
-    this.session.write(startupMessage(this.settings.user, this.settings.database));
-    await this.authenticate();
-    await this.awaitReadyForQuery();
-    this.session.close(frontendMessage('X', Buffer.alloc(0)));
-    const tls = this.session.encrypted ? ' over TLS' : '';
-    return `logged in to ${this.where} as ${this.settings.user}${tls}`;
-  }
-
-  private async negotiateSsl(): Promise<void> {
-    const request = Buffer.alloc(8);
-    request.writeInt32BE(8, 0);
-    request.writeInt32BE(SSL_REQUEST_CODE, 4);
-    this.session.write(request);
-    const answer = (await this.session.read(1)).toString('latin1');
-    if (answer === 'N') {
-      if (this.settings.sslmode === 'prefer') return; // libpq: fall back to an unencrypted connection
-      throw new ProbeFailure('TLSError', `${this.where} does not accept SSL connections but settings.sslmode is ${this.settings.sslmode}`, {
-        reachable: 'True',
-      });
-    }
-    if (answer !== 'S') throw new ProbeFailure('UnexpectedResponse', `${this.where} answered the SSL request with something other than PostgreSQL`);
-    await this.session.upgradeToTls({
-      servername: this.settings.target.host,
-      verify: this.settings.sslmode === 'verify-full' || this.settings.sslmode === 'verify-ca',
-      verifyHostname: this.settings.sslmode === 'verify-full',
-      trustedCAs: this.ctx.trustedCAs,
-      clientCertificate: clientCertificateOf(this.ctx.credentials),
-    });
-  }
-
-  private async authenticate(): Promise<void> {
-    let scram: ScramClient | undefined;
-    for (;;) {
-      const message = await this.readMessage();
-      if (message.type !== 'R') {
-        this.unexpected(message);
-        continue;
+/** One login with pg; resolves with the success message. */
+async function login(ctx: ProbeContext, settings: PostgresqlSettings, dialer: PinnedDialer, ssl: boolean): Promise<string> {
+  const where = describeTarget(settings.target);
+  let encrypted = false;
+  let cleartextRequested = false;
+  const client = new pg.Client({
+    host: settings.target.host,
+    port: settings.target.port,
+    user: settings.user,
+    database: settings.database,
+    application_name: APPLICATION_NAME,
+    stream: () => dialer.socket(),
+    ssl: ssl ? sslOptions(ctx, settings) : false,
+    // Asked for only when the server wants a password, so a missing one is reported only then.
+    password: () => {
+      // Whoever answers on an unencrypted connection (the server, or anyone on the path) would read it.
+      if (cleartextRequested && !encrypted) {
+        throw new ProbeFailure('UnexpectedResponse', `${where} asked for the password in clear text over an unencrypted connection; atoll does not send it. Use sslmode require or verify-full, or scram-sha-256 on the server`);
       }
-      const code = message.body.readInt32BE(0);
-      const data = message.body.subarray(4);
-      switch (code) {
-        case AUTH_OK:
-          return;
-        case AUTH_CLEARTEXT:
-          // Whoever answers on an unencrypted connection (the server, or anyone on the path) would read it.
-          if (!this.session.encrypted) {
-            throw new ProbeFailure('UnexpectedResponse', `${this.where} asked for the password in clear text over an unencrypted connection; atoll does not send it. Use sslmode require or verify-full, or scram-sha-256 on the server`);
-          }
-          this.session.write(frontendMessage('p', cString(this.password())));
-          break;
-        case AUTH_MD5:
-          this.session.write(frontendMessage('p', cString(md5Password(this.password(), this.settings.user, data.subarray(0, 4)))));
-          break;
-        case AUTH_SASL: {
-          const mechanisms = data.toString('utf8').split('\0').filter(Boolean);
-          if (!mechanisms.includes('SCRAM-SHA-256')) {
-            throw new ProbeFailure('UnexpectedResponse', `${this.where} offers no supported SASL mechanism`);
-          }
-          scram = new ScramClient(this.password());
-          const first = Buffer.from(scram.clientFirstMessage, 'utf8');
-          this.session.write(frontendMessage('p', Buffer.concat([cString('SCRAM-SHA-256'), int32(first.length), first])));
-          break;
-        }
-        case AUTH_SASL_CONTINUE:
-          if (!scram) throw new ProbeFailure('UnexpectedResponse', `${this.where} continued a SASL exchange that was not started`);
-          this.session.write(frontendMessage('p', Buffer.from(await this.scramStep(() => scram!.respond(data.toString('utf8'))), 'utf8')));
-          break;
-        case AUTH_SASL_FINAL:
-          if (!scram) throw new ProbeFailure('UnexpectedResponse', `${this.where} finished a SASL exchange that was not started`);
-          await this.scramStep(async () => scram!.verify(data.toString('utf8')));
-          break;
-        default:
-          throw new ProbeFailure('UnexpectedResponse', `${this.where} asks for an unsupported authentication method (code ${code})`);
+      const password = ctx.credentials['password'];
+      if (password === undefined || password === '') {
+        throw new ProbeFailure('CredentialsMissing', `${where} asks for a password but credentials.password is not set`, { reachable: 'True' });
       }
-    }
-  }
+      return password;
+    },
+  });
+  client.on('error', () => undefined); // failures arrive through connect(); later ones do not matter
+  // Registered before pg's own handlers (attached in connect), so these run first.
+  client.connection.on('sslconnect', () => {
+    encrypted = true;
+  });
+  client.connection.on('authenticationCleartextPassword', () => {
+    cleartextRequested = true;
+  });
+  await client.connect();
+  await client.end();
+  return `logged in to ${where} as ${settings.user}${encrypted ? ' over TLS' : ''}`;
+}
 
-  private async scramStep<T>(step: () => Promise<T>): Promise<T> {
-    try {
-      return await step();
-    } catch (err) {
-      if (err instanceof ScramError) throw new ProbeFailure('UnexpectedResponse', `SCRAM with ${this.where} failed: ${err.message}`, { cause: err });
-      throw err;
-    }
-  }
+function sslOptions(ctx: ProbeContext, settings: PostgresqlSettings): pg.ClientConfig['ssl'] {
+  const verify = settings.sslmode === 'verify-full' || settings.sslmode === 'verify-ca';
+  return tlsConnectOptions({
+    servername: settings.target.host,
+    verify,
+    verifyHostname: settings.sslmode === 'verify-full',
+    trustedCAs: ctx.trustedCAs,
+    clientCertificate: clientCertificateOf(ctx.credentials),
+  });
+}
 
-  private async awaitReadyForQuery(): Promise<void> {
-    for (;;) {
-      const message = await this.readMessage();
-      if (message.type === 'Z') return;
-      this.unexpected(message);
-    }
-  }
-
-  /** ParameterStatus, BackendKeyData, notices and protocol negotiation are skipped; errors end the probe. */
-  private unexpected(message: BackendMessage): void {
-    if (message.type === 'E') throw this.failureFromError(message.body);
-    if (!'SKNv'.includes(message.type)) {
-      throw new ProbeFailure('UnexpectedResponse', `${this.where} sent an unexpected message during login`);
-    }
-  }
-
-  private failureFromError(body: Buffer): ProbeFailure {
-    const code = errorFields(body).get('C') ?? '';
-    const sqlstate = /^[0-9A-Z]{5}$/.test(code) ? code : 'unknown';
+/** pg's errors as probe reasons: the SQLSTATE and pg's own SSL answers; a server's message text is never shown. */
+function classify(err: unknown, settings: PostgresqlSettings, dialer: PinnedDialer): ProbeFailure | undefined {
+  const where = describeTarget(settings.target);
+  if (err instanceof pg.DatabaseError) {
+    const sqlstate = /^[0-9A-Z]{5}$/.test(err.code ?? '') ? (err.code as string) : 'unknown';
     switch (sqlstate) {
       case SQLSTATE_INVALID_PASSWORD:
       case SQLSTATE_INVALID_AUTHORIZATION:
-        return new ProbeFailure('AuthenticationFailed', `${this.where} refused the login of ${this.settings.user} (SQLSTATE ${sqlstate})`);
+        return new ProbeFailure('AuthenticationFailed', `${where} refused the login of ${settings.user} (SQLSTATE ${sqlstate})`);
       case SQLSTATE_INVALID_CATALOG:
-        return new ProbeFailure('UnexpectedResponse', `database named by settings.database does not exist on ${this.where} (SQLSTATE ${sqlstate})`);
+        return new ProbeFailure('UnexpectedResponse', `database named by settings.database does not exist on ${where} (SQLSTATE ${sqlstate})`);
       default:
-        return new ProbeFailure('UnexpectedResponse', `${this.where} refused the connection (SQLSTATE ${sqlstate})`);
+        return new ProbeFailure('UnexpectedResponse', `${where} refused the connection (SQLSTATE ${sqlstate})`);
     }
   }
-
-  private password(): string {
-    const password = this.ctx.credentials['password'];
-    if (password === undefined || password === '') {
-      throw new ProbeFailure('CredentialsMissing', `${this.where} asks for a password but credentials.password is not set`, { reachable: 'True' });
-    }
-    return password;
+  if (!(err instanceof Error) || 'code' in err) return undefined; // socket and TLS errors: the shared rules
+  if (err.message === PG_SSL_REFUSED) {
+    return new ProbeFailure('TLSError', `${where} does not accept SSL connections but settings.sslmode is ${settings.sslmode}`, { reachable: 'True' });
   }
-
-  private async readMessage(): Promise<BackendMessage> {
-    const header = await this.session.read(5);
-    const type = String.fromCharCode(header[0]!);
-    const length = header.readInt32BE(1);
-    if (length < 4 || length > MAX_MESSAGE_BYTES) {
-      throw new ProbeFailure('UnexpectedResponse', `${this.where} does not speak the PostgreSQL protocol`);
-    }
-    return { type, body: await this.session.read(length - 4) };
+  if (err.message === PG_SSL_GARBLED) {
+    return new ProbeFailure('UnexpectedResponse', `${where} answered the SSL request with something other than PostgreSQL`, { cause: err });
   }
-}
-
-interface BackendMessage {
-  type: string;
-  body: Buffer;
-}
-
-function startupMessage(user: string, database: string): Buffer {
-  const params = Buffer.concat(
-    [['user', user], ['database', database], ['application_name', APPLICATION_NAME]].flatMap(([k, v]) => [cString(k!), cString(v!)]),
-  );
-  const body = Buffer.concat([int32(PROTOCOL_VERSION_3), params, Buffer.from([0])]);
-  return Buffer.concat([int32(body.length + 4), body]);
-}
-
-function frontendMessage(type: string, body: Buffer): Buffer {
-  return Buffer.concat([Buffer.from(type, 'latin1'), int32(body.length + 4), body]);
-}
-
-/** PostgreSQL's MD5 scheme: "md5" + md5(md5(password + user) + salt). */
-function md5Password(password: string, user: string, salt: Buffer): string {
-  const inner = createHash('md5').update(password + user, 'utf8').digest('hex');
-  return 'md5' + createHash('md5').update(Buffer.concat([Buffer.from(inner, 'latin1'), salt])).digest('hex');
-}
-
-/** ErrorResponse fields by their one-letter code; only the SQLSTATE ('C') is ever shown. */
-function errorFields(body: Buffer): Map<string, string> {
-  const fields = new Map<string, string>();
-  let offset = 0;
-  while (offset < body.length && body[offset] !== 0) {
-    const code = String.fromCharCode(body[offset]!);
-    const end = body.indexOf(0, offset + 1);
-    if (end < 0) break;
-    fields.set(code, body.toString('utf8', offset + 1, end));
-    offset = end + 1;
+  if (err.message.startsWith('SASL:')) {
+    return new ProbeFailure('UnexpectedResponse', `SCRAM with ${where} failed`, { cause: err });
   }
-  return fields;
-}
-
-function cString(value: string): Buffer {
-  return Buffer.concat([Buffer.from(value, 'utf8'), Buffer.from([0])]);
-}
-
-function int32(value: number): Buffer {
-  const buf = Buffer.alloc(4);
-  buf.writeInt32BE(value, 0);
-  return buf;
+  // pg's own protocol errors ("Connection terminated unexpectedly", ...): something answered, but not PostgreSQL as expected.
+  return dialer.responded
+    ? new ProbeFailure('UnexpectedResponse', `${where} does not speak the PostgreSQL protocol`, { cause: err })
+    : undefined;
 }

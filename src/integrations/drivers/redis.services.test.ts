@@ -3,7 +3,7 @@ import { closedPort, createTestPki, startRedis, startSilentServer, startTlsMisma
 import type { RunningService } from '../../../test/support/services.js';
 import { ProbeFailure } from '../probe-failure.js';
 import type { ProbeContext, ProbeOutcome } from '../probe-types.js';
-import { RedisDriver, encodeCommand, parseReplyLine } from './redis.js';
+import { RedisDriver, errorCode } from './redis.js';
 
 const PASSWORD = 'redis-pw-8d2f61';
 const driver = new RedisDriver();
@@ -26,14 +26,13 @@ async function probe(ctx: ProbeContext): Promise<ProbeOutcome | ProbeFailure> {
   });
 }
 
-describe('RESP encoding', () => {
-  it('encodes commands as arrays of bulk strings and parses reply lines', () => {
-    expect(encodeCommand(['AUTH', 'pä']).toString()).toBe('*2\r\n$4\r\nAUTH\r\n$3\r\npä\r\n');
-    expect(parseReplyLine('+PONG')).toEqual({ kind: 'simple', text: 'PONG' });
-    expect(parseReplyLine('-WRONGPASS invalid username-password pair')).toEqual({ kind: 'error', code: 'WRONGPASS' });
-    expect(parseReplyLine('-ERR invalid password')).toEqual({ kind: 'error', code: 'WRONGPASS' });
-    expect(parseReplyLine('-something odd')).toEqual({ kind: 'error', code: 'ERR' });
-    expect(parseReplyLine('HTTP/1.1 400 Bad Request')).toEqual({ kind: 'other' });
+describe('Redis error codes', () => {
+  it('keeps only the leading code of an error reply, and maps the pre-6 password refusals', () => {
+    expect(errorCode('WRONGPASS invalid username-password pair')).toBe('WRONGPASS');
+    expect(errorCode('ERR invalid password')).toBe('WRONGPASS');
+    expect(errorCode('ERR AUTH <password> called without any password configured for the default user')).toBe('NOPASSWORDSET');
+    expect(errorCode('something odd')).toBe('ERR');
+    expect(errorCode('NOAUTH Authentication required.')).toBe('NOAUTH');
   });
 });
 

@@ -1,176 +1,133 @@
 /**
- * The Redis probe driver: speaks just enough RESP to authenticate and PING.
- * `AUTH password` (or `AUTH username password`, the ACL form, when the
- * `username` setting is set), then `PING`, over TCP or TLS through the egress
- * guard. Server error texts are never copied into messages; only their
- * leading error code (WRONGPASS, NOAUTH, ...) is.
+ * The Redis probe driver, on node-redis (@redis/client): `AUTH password` (or
+ * `AUTH username password`, the ACL form, when the `username` setting is set)
+ * as the client's handshake, then `PING`, over TCP or TLS to the egress
+ * guard's checked address. Server error texts are never copied into messages;
+ * only their leading error code (WRONGPASS, NOAUTH, ...) is.
  *
  * Settings: host, port (6379), username (optional), tls (false).
  * Credentials: password (optional: a server without auth is probed with PING alone).
  */
-import type { Socket } from 'node:net';
-import { connectGuarded, deadlineSignal } from '../egress.js';
-import { ProbeFailure, classifyNetworkError, describeTarget, probeOutcome, timeoutFailure } from '../probe-failure.js';
-import type { ProbeTarget } from '../probe-failure.js';
-import { DEFAULT_MAX_RESPONSE_BYTES } from '../probe-types.js';
+import { createClient, ErrorReply } from '@redis/client';
+import type { PinnedDialer } from '../egress.js';
+import { ProbeFailure, describeTarget, type ProbeTarget } from '../probe-failure.js';
 import type { ProbeContext, ProbeDriver, ProbeOutcome } from '../probe-types.js';
+import { booleanSetting, portSetting, runPinnedProbe, stringSetting, tlsConnectOptions, withSettings } from './driver-support.js';
 
-export const DEFAULT_REDIS_PORT = 6379;
-export const ERROR_HOST_REQUIRED = 'setting host is required';
-
-/** One RESP reply line: a simple string (+), an error (-) or something this probe does not expect. */
-type RespReply = { kind: 'simple'; text: string } | { kind: 'error'; code: string } | { kind: 'other' };
-
-/** Encodes a command as a RESP array of bulk strings. */
-export function encodeCommand(args: string[]): Buffer {
-  const parts = [`*${args.length}\r\n`];
-  for (const arg of args) parts.push(`$${Buffer.byteLength(arg)}\r\n${arg}\r\n`);
-  return Buffer.from(parts.join(''), 'utf8');
-}
-
-/** Parses one reply line (without CRLF). Error codes are kept only when they look like RESP codes. */
-export function parseReplyLine(line: string): RespReply {
-  if (line.startsWith('+')) return { kind: 'simple', text: line.slice(1) };
-  if (line.startsWith('-')) {
-    const word = line.slice(1).split(' ', 1)[0] ?? '';
-    const code = /^[A-Z]{2,32}$/.test(word) ? word : 'ERR';
-    // "-ERR invalid password" is how Redis before 6 refuses a password.
-    if (code === 'ERR' && /^-ERR invalid (username-)?password/i.test(line)) return { kind: 'error', code: 'WRONGPASS' };
-    if (code === 'ERR' && /without any password configured/i.test(line)) return { kind: 'error', code: 'NOPASSWORDSET' };
-    return { kind: 'error', code };
-  }
-  return { kind: 'other' };
-}
-
-/** Reads CRLF-terminated reply lines under the probe's deadline and response cap. */
-class ReplyReader {
-  private buffer = Buffer.alloc(0);
-  private received = 0;
-  private waiting: { resolve: (line: string) => void; reject: (err: Error) => void } | undefined;
-  private failure: Error | undefined;
-
-  constructor(
-    private readonly socket: Socket,
-    target: ProbeTarget,
-    private readonly limit: number,
-    timeoutMs: number,
-    signal: AbortSignal,
-  ) {
-    socket.on('data', (chunk: Buffer) => {
-      this.received += chunk.length;
-      if (this.received > this.limit) {
-        this.fail(new ProbeFailure('UnexpectedResponse', `${describeTarget(target)} sent more than ${limit} bytes`));
-        return;
-      }
-      this.buffer = Buffer.concat([this.buffer, chunk]);
-      this.deliver();
-    });
-    socket.on('error', (err) => this.fail(classifyNetworkError(err, target, true)));
-    socket.on('close', () =>
-      this.fail(new ProbeFailure('UnexpectedResponse', `${describeTarget(target)} closed the connection without answering`)),
-    );
-    signal.addEventListener('abort', () => this.fail(timeoutFailure(target, timeoutMs, true, signal.reason)), { once: true });
-  }
-
-  private fail(err: Error): void {
-    this.failure ??= err;
-    this.socket.destroy();
-    const waiting = this.waiting;
-    this.waiting = undefined;
-    waiting?.reject(this.failure);
-  }
-
-  private deliver(): void {
-    if (this.waiting === undefined) return;
-    const end = this.buffer.indexOf('\r\n');
-    if (end < 0) return;
-    const line = this.buffer.subarray(0, end).toString('utf8');
-    this.buffer = this.buffer.subarray(end + 2);
-    const waiting = this.waiting;
-    this.waiting = undefined;
-    waiting.resolve(line);
-  }
-
-  /** The next reply line; rejects with a ProbeFailure on close, error, overflow or deadline. */
-  next(): Promise<RespReply> {
-    return new Promise<string>((resolve, reject) => {
-      this.waiting = { resolve, reject };
-      this.deliver();
-      if (this.waiting !== undefined && this.failure !== undefined) this.fail(this.failure);
-    }).then(parseReplyLine);
-  }
-}
+const DEFAULT_REDIS_PORT = 6379;
 
 interface RedisSettings {
-  host: string;
-  port: number;
+  target: ProbeTarget;
   username?: string;
   tls: boolean;
 }
 
 function readSettings(settings: Record<string, unknown>): RedisSettings {
-  const { host, port, username, tls } = settings;
-  if (typeof host !== 'string' || host === '') throw new ProbeFailure('InvalidSettings', ERROR_HOST_REQUIRED);
-  const portNumber = port === undefined ? DEFAULT_REDIS_PORT : Number(port);
-  if (!Number.isInteger(portNumber) || portNumber < 1 || portNumber > 65535) {
-    throw new ProbeFailure('InvalidSettings', 'setting port must be an integer between 1 and 65535');
-  }
+  const username = settings['username'];
   return {
-    host,
-    port: portNumber,
+    target: { host: stringSetting(settings, 'host'), port: portSetting(settings, 'port', DEFAULT_REDIS_PORT) },
     ...(typeof username === 'string' && username !== '' ? { username } : {}),
-    tls: tls === true,
+    tls: booleanSetting(settings, 'tls', false),
   };
 }
 
-function authReplyOutcome(reply: RespReply, where: string): ProbeOutcome | undefined {
-  if (reply.kind === 'simple' && reply.text === 'OK') return undefined;
-  if (reply.kind === 'error' && reply.code === 'WRONGPASS') return probeOutcome('AuthenticationFailed', `${where} refused the username or password (WRONGPASS)`);
-  if (reply.kind === 'error' && reply.code === 'NOPASSWORDSET') {
-    return probeOutcome('AuthenticationFailed', `${where} refused the password: the server has no password configured for this user`);
-  }
-  if (reply.kind === 'error') return probeOutcome('UnexpectedResponse', `${where} answered AUTH with error ${reply.code}`);
-  return probeOutcome('UnexpectedResponse', `${where} did not answer AUTH like a Redis server`);
+/**
+ * The error code of a Redis error reply, kept only when it looks like one.
+ * Redis before 6 refuses a password with "ERR invalid password", and a server
+ * without any password with "ERR ... without any password configured".
+ */
+export function errorCode(message: string): string {
+  const word = message.split(' ', 1)[0] ?? '';
+  const code = /^[A-Z]{2,32}$/.test(word) ? word : 'ERR';
+  if (code === 'ERR' && /^ERR invalid (username-)?password/i.test(message)) return 'WRONGPASS';
+  if (code === 'ERR' && /without any password configured/i.test(message)) return 'NOPASSWORDSET';
+  return code;
 }
 
-function pingReplyOutcome(reply: RespReply, where: string, authenticated: boolean): ProbeOutcome {
-  if (reply.kind === 'simple' && reply.text === 'PONG') {
-    return probeOutcome('Succeeded', authenticated ? `${where} accepted the credentials` : `${where} answered PING without authentication`);
+/** The phase a reply error came from decides what it means. */
+class ReplyFailure extends Error {
+  constructor(readonly phase: 'AUTH' | 'PING', readonly code: string) {
+    super(`${phase} answered ${code}`);
   }
-  if (reply.kind === 'error' && reply.code === 'NOAUTH') return probeOutcome('AuthenticationFailed', `${where} requires a password (NOAUTH)`);
-  if (reply.kind === 'error' && reply.code === 'WRONGPASS') return probeOutcome('AuthenticationFailed', `${where} refused the username or password (WRONGPASS)`);
-  if (reply.kind === 'error') {
-    return { ...probeOutcome('UnexpectedResponse', `${where} answered PING with error ${reply.code}`), authenticated: authenticated ? 'True' : 'Unknown' };
-  }
-  return probeOutcome('UnexpectedResponse', `${where} did not answer PING like a Redis server`);
+}
+
+function replyFailure(reply: ReplyFailure, where: string, authenticated: boolean): ProbeFailure {
+  if (reply.code === 'WRONGPASS') return new ProbeFailure('AuthenticationFailed', `${where} refused the username or password (WRONGPASS)`);
+  if (reply.code === 'NOPASSWORDSET') return new ProbeFailure('AuthenticationFailed', `${where} refused the password: the server has no password configured for this user`);
+  if (reply.code === 'NOAUTH') return new ProbeFailure('AuthenticationFailed', `${where} requires a password (NOAUTH)`);
+  return new ProbeFailure('UnexpectedResponse', `${where} answered ${reply.phase} with error ${reply.code}`, {
+    authenticated: reply.phase === 'PING' && authenticated ? 'True' : 'Unknown',
+  });
 }
 
 /** Probes a Redis server: authenticate if a password is given, then PING. */
 export class RedisDriver implements ProbeDriver {
   readonly name = 'redis';
 
-  async probe(ctx: ProbeContext): Promise<ProbeOutcome> {
-    const started = performance.now();
-    const settings = readSettings(ctx.settings);
-    const signal = deadlineSignal(ctx);
-    const { socket, target } = await connectGuarded(ctx, { host: settings.host, port: settings.port, tls: settings.tls, signal });
-    const where = describeTarget(target);
-    const limit = ctx.maxResponseBytes > 0 ? ctx.maxResponseBytes : DEFAULT_MAX_RESPONSE_BYTES;
-    const replies = new ReplyReader(socket, target, limit, ctx.timeoutMs, signal);
-    try {
+  probe(ctx: ProbeContext): Promise<ProbeOutcome> {
+    return withSettings(ctx, readSettings, (settings) => {
+      const where = describeTarget(settings.target);
       const password = ctx.credentials['password'];
       const authenticate = password !== undefined && password !== '';
-      if (authenticate) {
-        const args = settings.username !== undefined ? ['AUTH', settings.username, password] : ['AUTH', password];
-        socket.write(encodeCommand(args));
-        const refused = authReplyOutcome(await replies.next(), where);
-        if (refused !== undefined) return { ...refused, durationMs: Math.round(performance.now() - started) };
-      }
-      socket.write(encodeCommand(['PING']));
-      const outcome = pingReplyOutcome(await replies.next(), where, authenticate);
-      return { ...outcome, durationMs: Math.round(performance.now() - started) };
-    } finally {
-      socket.destroy();
-    }
+      let secured = false;
+      return runPinnedProbe(
+        ctx,
+        settings.target,
+        async (dialer, signal) => {
+          const client = createClient({
+            RESP: 2,
+            // No CLIENT SETINFO: a probe sends AUTH and PING, nothing the server could refuse for other reasons.
+            disableClientInfo: true,
+            ...(authenticate ? { password, ...(settings.username !== undefined ? { username: settings.username } : {}) } : {}),
+            socket: socketOptions(ctx, settings, dialer),
+          });
+          client.on('error', () => undefined); // failures arrive through the awaited calls
+          client.on('connect', () => {
+            dialer.markConnected();
+            secured = settings.tls;
+          });
+          const stop = (): void => void client.destroy();
+          signal.addEventListener('abort', stop, { once: true });
+          try {
+            await client.connect().catch((err: unknown) => {
+              throw err instanceof ErrorReply ? new ReplyFailure('AUTH', errorCode(err.message)) : err;
+            });
+            const pong = await client.ping().catch((err: unknown) => {
+              throw err instanceof ErrorReply ? new ReplyFailure('PING', errorCode(err.message)) : err;
+            });
+            if (pong !== 'PONG') throw new ProbeFailure('UnexpectedResponse', `${where} did not answer PING like a Redis server`);
+            return authenticate ? `${where} accepted the credentials` : `${where} answered PING without authentication`;
+          } finally {
+            signal.removeEventListener('abort', stop);
+            client.destroy();
+          }
+        },
+        {
+          classify: (err, dialer) => {
+            if (err instanceof ReplyFailure) return replyFailure(err, where, authenticate);
+            const code = (err as { code?: unknown } | null)?.code;
+            // node-redis's own errors (socket closed, unparsable reply) carry no code: something answered, but not Redis.
+            return typeof code !== 'string' && dialer.connected
+              ? new ProbeFailure('UnexpectedResponse', `${where} did not answer like a Redis server`, { cause: err })
+              : undefined;
+          },
+          timeout: (dialer) =>
+            settings.tls && dialer.connected && !secured
+              ? new ProbeFailure('TLSError', `connected to ${where} but the TLS handshake got no answer within ${ctx.timeoutMs} ms; if the server does not use TLS on this port, turn TLS off in spec.settings (tls: false)`, { reachable: 'True' })
+              : undefined,
+        },
+      );
+    });
   }
+}
+
+/**
+ * Where node-redis connects. Plain TCP: the checked address itself (an IP, so
+ * no lookup happens). TLS: a socket from the pinned dialer, which node-redis
+ * wraps, verified against settings.host.
+ */
+function socketOptions(ctx: ProbeContext, settings: RedisSettings, dialer: PinnedDialer) {
+  const common = { reconnectStrategy: false as const, connectTimeout: ctx.timeoutMs + 1_000 };
+  if (!settings.tls) return { ...common, host: dialer.address.host, port: dialer.address.port, family: dialer.address.family };
+  return { ...common, tls: true as const, socket: dialer.open(), ...tlsConnectOptions({ servername: settings.target.host, verify: true, trustedCAs: ctx.trustedCAs }) };
 }

@@ -5,7 +5,7 @@ import { MOTO_CREDENTIALS, MOTO_REGION, startMoto, type MotoServer } from '../..
 import { freePort } from '../../dev/ports.js';
 import type { ProbeContext } from '../probe-types.js';
 import { S3Driver } from './s3.js';
-import type { SigV4Credentials } from './sigv4.js';
+import type { SigV4Credentials } from '../../../test/support/moto.js';
 import { startSilentServer } from '../../../test/support/services.js';
 import { signedMotoFetch as signedFetch } from '../../../test/support/moto.js';
 
