@@ -13,7 +13,7 @@ import { condition, createWorkspace, eventually, randomSecret, uniqueName } from
 import { OPERATOR_NAMESPACE, readyzStatus, scrapeCounter, startIsolatedAtoll, type IsolatedAtoll } from './support/operator-fixture.js';
 
 type Conditions = Array<{ type: string; status: string; reason: string; message: string }>;
-type Connection = KubeObject & { status?: { conditions?: Conditions; credentials?: Record<string, { version: number; keyId: string; hint: string; updatedAt: string }> } };
+type Connection = KubeObject & { status?: { conditions?: Conditions; credentials?: Record<string, { version: number; keyId: string; hint: string; updatedAt: string }>; lastProbe?: { inputs?: string } } };
 type Lease = KubeObject & { spec: { holderIdentity?: string | null } };
 
 /** An http-api connection whose probe target is refused by egress policy, so no probe leaves loopback. */
@@ -168,6 +168,10 @@ describe('resilience: leader election', () => {
     // The follower is ready (caches synced, serving admission) while it waits.
     expect(await readyzStatus(follower.operator.healthURL)).toBe(200);
 
+    // Settled (probe result included), as the new leader will find it.
+    await eventually('first probed', () => atoll.client.get<Connection>(ExternalConnections, 'first', ns), (c) => c.status?.lastProbe?.inputs !== undefined);
+    await eventually('leader queue drained', () => scrapeCounter(leader.healthURL, 'atoll_workqueue_depth', { controller: 'externalconnection' }), (n) => n === 0, 30_000);
+    const settled = await atoll.client.get<Connection>(ExternalConnections, 'first', ns);
     const stoppedAt = Date.now();
     await atoll.stopOperator();
     await eventually('atoll-b takes the Lease', () => leaseHolder(atoll.client), (h) => h === 'atoll-b', 5_000);
@@ -178,5 +182,11 @@ describe('resilience: leader election', () => {
     expect(second.status?.credentials?.token?.version).toBe(1);
     expect(await completedReconciles(follower.operator.healthURL, 'externalconnection')).toBeGreaterThan(0);
     expect(atoll.logLines().some((l) => l.includes('"became leader"') && l.includes('"instance":"atoll-b"'))).toBe(true);
+    // The new leader reconciled 'first' too, and resumed from its persisted probe result: not one write (ADR 0021).
+    await eventually('atoll-b reconciled both connections', () => completedReconciles(follower.operator.healthURL, 'externalconnection'), (n) => n >= 2, 30_000);
+    await eventually('atoll-b queue drained', () => scrapeCounter(follower.operator.healthURL, 'atoll_workqueue_depth', { controller: 'externalconnection' }), (n) => n === 0, 30_000);
+    const after = await atoll.client.get<Connection>(ExternalConnections, 'first', ns);
+    expect(after.metadata?.resourceVersion).toBe(settled.metadata?.resourceVersion);
+    expect(after.status).toEqual(settled.status);
   }, 180_000);
 });

@@ -85,6 +85,12 @@ describe('loadOperatorConfig', () => {
     expect(() => loadOperatorConfig({ ATOLL_DELETE_PROTECTION_WINDOW: 'a day' })).toThrow(/ATOLL_DELETE_PROTECTION_WINDOW must be a duration/);
   });
 
+  it('reads the data-key cache age as a duration (default 5m, at least 1s)', () => {
+    expect(loadOperatorConfig({}).kms.dekCacheMaxAgeMs).toBe(300_000);
+    expect(loadOperatorConfig({ ATOLL_DEK_CACHE_MAX_AGE: '10m' }).kms.dekCacheMaxAgeMs).toBe(600_000);
+    expect(() => loadOperatorConfig({ ATOLL_DEK_CACHE_MAX_AGE: '0' })).toThrow(/ATOLL_DEK_CACHE_MAX_AGE must be a duration/);
+  });
+
   it('reads leader-election durations (client-go defaults) and refuses a renew deadline that could allow two leaders', () => {
     expect(loadOperatorConfig({}).leaderElection).toMatchObject({ leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000 });
     expect(loadOperatorConfig({ ATOLL_LEADER_ELECT_LEASE_DURATION: '4s', ATOLL_LEADER_ELECT_RENEW_DEADLINE: '2s', ATOLL_LEADER_ELECT_RETRY_PERIOD: '500ms' }).leaderElection).toMatchObject({ leaseDurationMs: 4_000, renewDeadlineMs: 2_000, retryPeriodMs: 500 });

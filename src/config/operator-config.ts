@@ -1,4 +1,5 @@
 import { parseDuration } from '../domain/duration.js';
+import { DEK_CACHE_DEFAULTS } from '../crypto/dek-cache.js';
 
 /**
  * Operator configuration, read once from the environment, validated with
@@ -16,6 +17,8 @@ export interface OperatorConfig {
     readonly vault?: VaultConfig;
     /** Per-request KMS timeout; a hung KMS must fail fast so admission answers within its deadline. */
     readonly requestTimeoutMs: number;
+    /** How long an unwrapped data key stays cached (bounds how long a DEK lives in memory). */
+    readonly dekCacheMaxAgeMs: number;
   };
   readonly webhook: {
     readonly enabled: boolean;
@@ -119,6 +122,7 @@ export function loadOperatorConfig(env: Env = process.env, overrides: Partial<Re
   const perWorkspace = int(e, 'ATOLL_PROBE_CONCURRENCY_PER_WORKSPACE', Math.max(1, Math.floor(concurrency / 4)), 1, 1024, problems);
   if (perWorkspace > concurrency) problems.push('ATOLL_PROBE_CONCURRENCY_PER_WORKSPACE must be at most ATOLL_PROBE_CONCURRENCY');
   const kmsTimeout = int(e, 'ATOLL_KMS_TIMEOUT_MS', 3000, 100, 60_000, problems);
+  const dekCacheMaxAgeMs = duration(e, 'ATOLL_DEK_CACHE_MAX_AGE', DEK_CACHE_DEFAULTS.maxAgeMs, 1000, 24 * 3_600_000, problems);
   const sealingPerMinute = int(e, 'ATOLL_SEALING_RATE_PER_MINUTE', 300, 1, 1_000_000, problems);
   const sealingBurst = int(e, 'ATOLL_SEALING_BURST', 50, 1, 100_000, problems);
   const testMinInterval = int(e, 'ATOLL_PROBE_TEST_MIN_INTERVAL_SECONDS', 10, 1, 3600, problems);
@@ -137,7 +141,7 @@ export function loadOperatorConfig(env: Env = process.env, overrides: Partial<Re
   if (problems.length) throw new ConfigError(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
   return Object.freeze({
     namespace,
-    kms: Object.freeze({ provider: provider as KmsProviderName, defaultKeyId, awsRegion, awsEndpoint, vault, requestTimeoutMs: kmsTimeout }),
+    kms: Object.freeze({ provider: provider as KmsProviderName, defaultKeyId, awsRegion, awsEndpoint, vault, requestTimeoutMs: kmsTimeout, dekCacheMaxAgeMs }),
     webhook: Object.freeze({
       enabled: (e.ATOLL_WEBHOOK_ENABLED ?? 'true') !== 'false',
       host: e.ATOLL_WEBHOOK_HOST ?? '0.0.0.0',

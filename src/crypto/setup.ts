@@ -36,7 +36,7 @@ export async function setupCrypto(config: OperatorConfig, client: KubeClient, op
       ...(vault.namespace ? { namespace: vault.namespace } : {}),
     };
   }
-  const envelope = new Envelope({ providers: createProviderRegistry(providers), cache: new DekCache() });
+  const envelope = new Envelope({ providers: createProviderRegistry(providers), cache: new DekCache({ maxAgeMs: config.kms.dekCacheMaxAgeMs }) });
   // The gateway only opens ciphertexts; only the controller needs (and may create) the fingerprint key.
   const fingerprintKey = opts.fingerprints === false ? Buffer.alloc(0) : await loadFingerprintKey(client, config.namespace);
   const keyFor = (keyId: string | undefined): KeyRef => {

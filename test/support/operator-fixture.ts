@@ -31,6 +31,8 @@ export interface IsolatedAtollOptions {
   identity?: string;
   /** Start the primary operator before returning. Default true. */
   startOperator?: boolean;
+  /** Further operator settings (ATOLL_* variables), e.g. a short ATOLL_DEK_CACHE_MAX_AGE. */
+  env?: Record<string, string>;
 }
 
 /** One operator process-equivalent: its own webhook and health ports, its own metrics. */
@@ -86,6 +88,7 @@ export async function startIsolatedAtoll(opts: IsolatedAtollOptions = {}): Promi
       ...(opts.kms
         ? { ATOLL_KMS_PROVIDER: opts.kms.provider, ATOLL_KMS_ENDPOINT: opts.kms.endpoint, ATOLL_KMS_KEY_ID: opts.kms.keyId, AWS_REGION: opts.kms.region ?? MOTO_REGION }
         : {}),
+      ...opts.env,
     });
     // As its own ServiceAccount with the shipped RBAC, as in a cluster: the admission policies fence exactly that identity.
     const operatorClient = await cp.serviceAccountClient(OPERATOR_NAMESPACE, config.serviceAccounts.controller);

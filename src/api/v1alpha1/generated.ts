@@ -365,6 +365,15 @@ export interface ProbeResult {
   result?: string;
   /** Details (host, port, HTTP status). Never contains a credential or a response body. */
   message?: string;
+  /**
+   * Digest of what the probe depended on (settings, the Workspace's egress allow-list, the
+   * IntegrationType's generation, the probe timeout and the keyed fingerprints of the credentials):
+   * a restarted operator or a new leader reuses this result while the digest still matches, and
+   * probes again when it does not. Reveals nothing about a credential.
+   */
+  inputs?: string;
+  /** The atoll.dev/test-requested-at value this probe answered (empty when none). */
+  testRequest?: string;
 }
 
 /**

@@ -4,6 +4,8 @@ import { createProviderRegistry, Envelope, fingerprint, InMemoryKeyRingStore } f
 import type { CryptoSetup } from '../../crypto/setup.js';
 import type { Secret } from '../context.js';
 import { CredentialProblem, resolveField, type FieldContext, type PreviousField, type ResolvedField } from './credentials.js';
+import { DekCache } from '../../crypto/dek-cache.js';
+import { VerifiedCopies } from './verified-copies.js';
 
 const envelope = new Envelope({ providers: createProviderRegistry({ local: { store: new InMemoryKeyRingStore() } }) });
 const KEY = { provider: 'local', keyId: 'local/default' };
@@ -146,5 +148,47 @@ describe('resolveField', () => {
     const approved = await resolveField(ctx('dest-B-123456789'), 'token', { secretKeyRef: { name: 'src', key: 'token' } }, previousOf(first));
     expect(approved.state.destination).toBe('dest-B-123456789');
     expect(pins.at(-1)).toEqual({ billing: 'dest-B-123456789' });
+  });
+
+  describe('verified managed copies (issue #12.3)', () => {
+    // A data-key cache that forgets at once: every open would be a KMS call.
+    const cache = new DekCache({ maxAgeMs: 1 });
+    const uncached = new Envelope({ providers: createProviderRegistry({ local: { store: new InMemoryKeyRingStore() } }), cache });
+    const kmsCalls = () => cache.stats().kmsCalls.decryptDataKey + cache.stats().kmsCalls.generateDataKey;
+    const ctxOf = (verified: VerifiedCopies, over: Partial<FieldContext> = {}) => context({ crypto: { ...crypto, envelope: uncached }, verified, ...over });
+    const sealedFor = (value: string) => uncached.seal(value, { ...place, field: 'token', destination: 'dest-A' }, KEY);
+
+    it('opens an unchanged copy once per process: later reconciles make no KMS call until a probe reveals it', async () => {
+      const verified = new VerifiedCopies();
+      const sealed = await sealedFor('tok-steady-000001');
+      const first = await resolveField(ctxOf(verified), 'token', { sealed }, {});
+      const opened = await resolveField(ctxOf(verified), 'token', { sealed }, previousOf(first));
+      expect(opened.ciphertext).toBe(first.ciphertext);
+      const before = kmsCalls();
+      for (let i = 0; i < 5; i++) {
+        const again = await resolveField(ctxOf(verified), 'token', { sealed }, previousOf(opened));
+        expect(again).toMatchObject({ ciphertext: first.ciphertext, rotated: false, state: opened.state });
+      }
+      expect(kmsCalls() - before).toBe(0);
+      // The credential is still there for a probe: opened on demand.
+      const last = await resolveField(ctxOf(verified), 'token', { sealed }, previousOf(opened));
+      expect(await last.reveal()).toBe('tok-steady-000001');
+      expect(kmsCalls() - before).toBe(1);
+    });
+
+    it('still opens (and repairs) a copy whose bytes changed, and a copy of another connection object', async () => {
+      const verified = new VerifiedCopies();
+      const sealed = await sealedFor('tok-steady-000002');
+      const first = await resolveField(ctxOf(verified), 'token', { sealed }, {});
+      await resolveField(ctxOf(verified), 'token', { sealed }, previousOf(first));
+      // A rolled-back/foreign copy under the same state: not the verified bytes, so it is opened, fails, and is re-made.
+      const repaired = await resolveField(ctxOf(verified), 'token', { sealed }, { state: first.state, ciphertext: sealed });
+      expect(repaired.ciphertext).not.toBe(sealed);
+      // The same bytes for a connection object with another uid are not taken as verified.
+      const before = kmsCalls();
+      const other = await resolveField(ctxOf(verified, { uid: 'uid-other' }), 'token', { sealed }, previousOf(first));
+      expect(kmsCalls() - before).toBeGreaterThan(0);
+      expect(other.ciphertext).not.toBe(first.ciphertext);
+    });
   });
 });

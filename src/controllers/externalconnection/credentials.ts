@@ -8,6 +8,7 @@ import { credentialHint } from '../../crypto/hint.js';
 import type { KeyRef } from '../../crypto/kms-provider.js';
 import type { CryptoSetup } from '../../crypto/setup.js';
 import type { Secret } from '../context.js';
+import type { VerifiedCopies } from './verified-copies.js';
 
 import { OFFER_PINS_ANNOTATION } from '../../api/v1alpha1/well-known.js';
 import { REBIND_CANNOT_CONFIRM, type FieldState } from '../../domain/credentials-state.js';
@@ -67,7 +68,11 @@ export type PinWriter = (secretName: string, pins: Record<string, string>) => Pr
 
 export interface ResolvedField {
   field: string;
-  plaintext: string;
+  /**
+   * The credential, opened only when something needs it (a probe): a managed
+   * copy already verified by this process is not opened again (no KMS call).
+   */
+  reveal: () => Promise<string>;
   /** The managed copy (binding format 2, copy managed/<uid>/<version>). */
   ciphertext: string;
   state: FieldState;
@@ -110,6 +115,8 @@ export interface FieldContext {
   readSource: SourceReader;
   writePins: PinWriter;
   now: Date;
+  /** Managed copies this process has opened and checked: unchanged bytes are not opened again. */
+  verified?: VerifiedCopies;
 }
 
 export interface PreviousField {
@@ -169,30 +176,67 @@ async function fromSealed(ctx: FieldContext, field: string, sealed: string, prev
   const confirmed = rebindConfirms(ctx, st);
   if (st?.source === sourceId && st.destination && previous.ciphertext) {
     if (st.destination !== ctx.destination && !confirmed) throw destinationChanged(ctx, field, st);
-    const plaintext = await openManagedCopy(ctx, field, previous.ciphertext, st);
-    if (plaintext !== undefined) {
-      return finish(ctx, field, { plaintext, sourceId, previous, rebound: st.destination !== ctx.destination, verifiedCopy: true, spec: { sealed, current: st.sealed === undefined } });
+    const copy = await verifyCopy(ctx, field, previous.ciphertext, st);
+    if (copy !== undefined) {
+      return finish(ctx, field, { plaintext: copy, sourceId, previous, rebound: st.destination !== ctx.destination, verifiedCopy: true, spec: { sealed, current: st.sealed === undefined } });
     }
     // The managed copy was altered or rolled back: repair it from the source below.
   }
   const opened = await openSpecValue(ctx, field, sealed, st, confirmed);
   // Admission seals every value afresh (ADR 0012), so a re-applied value arrives as a new spec
-  // ciphertext: when it opens to the credential the verified managed copy holds, keep that copy.
+  // ciphertext: when it opens to the credential the verified managed copy holds (same keyed
+  // fingerprint), keep that copy.
   const sameAsCopy = st?.destination === ctx.destination && !opened.rebound && previous.ciphertext !== undefined
-    && (await openManagedCopy(ctx, field, previous.ciphertext, st)) === opened.plaintext;
+    && sameFingerprint(st.fingerprint, placeFingerprint(ctx.crypto.fingerprintKey, placeOf(ctx, field), opened.plaintext))
+    && (await verifyCopy(ctx, field, previous.ciphertext, st)) !== undefined;
   return finish(ctx, field, { plaintext: opened.plaintext, sourceId, previous, rebound: opened.rebound, verifiedCopy: sameAsCopy, spec: { sealed, current: opened.current } });
+}
+
+function placeOf(ctx: FieldContext, field: string) {
+  return { namespace: ctx.namespace, workspace: ctx.workspace, connection: ctx.connection, field };
+}
+
+/** A credential known only by its verified managed copy: fingerprint and hint as recorded, opened on demand. */
+interface KnownCopy {
+  fingerprint: string;
+  hint: string;
+  /** Set when this reconcile opened the copy anyway (first sight since the process started). */
+  plaintext?: string;
+  reveal: () => Promise<string>;
+}
+
+/**
+ * Whether the managed copy opens to the recorded credential (undefined when
+ * not). Exactly these bytes, already checked by this process under the same
+ * binding and state, are not opened again: a steady-state reconcile makes no
+ * KMS call however short the data-key cache. Any change to the Secret's data
+ * or state annotation changes the bytes compared, so a rolled-back or altered
+ * copy is still opened, found out and repaired.
+ */
+async function verifyCopy(ctx: FieldContext, field: string, ciphertext: string, st: FieldState): Promise<KnownCopy | undefined> {
+  const reveal = async () => {
+    const plaintext = await openManagedCopy(ctx, field, ciphertext, st);
+    if (plaintext === undefined) throw new Error(`the managed copy of ${field} no longer opens to the recorded credential; it is re-made on the next reconcile`);
+    return plaintext;
+  };
+  const known = { fingerprint: st.fingerprint, hint: st.hint, reveal };
+  if (ctx.verified?.has(ctx, field, ciphertext, st)) return known;
+  const plaintext = await openManagedCopy(ctx, field, ciphertext, st);
+  if (plaintext === undefined) return undefined;
+  ctx.verified?.remember(ctx, field, ciphertext, st);
+  return { ...known, plaintext };
 }
 
 /** Opens the managed copy under the pinned destination and version; undefined when it is not the recorded credential. */
 async function openManagedCopy(ctx: FieldContext, field: string, ciphertext: string, st: FieldState): Promise<string | undefined> {
   try {
     const plaintext = await ctx.crypto.envelope.open(ciphertext, managedBinding(ctx, field, st.destination!, st.version));
-    const place = { namespace: ctx.namespace, workspace: ctx.workspace, connection: ctx.connection, field };
-    return sameFingerprint(st.fingerprint, placeFingerprint(ctx.crypto.fingerprintKey, place, plaintext)) ? plaintext : undefined;
+    if (sameFingerprint(st.fingerprint, placeFingerprint(ctx.crypto.fingerprintKey, placeOf(ctx, field), plaintext))) return plaintext;
   } catch (err) {
     if (isRetryable(err)) throw err;
-    return undefined;
   }
+  ctx.verified?.forget(ctx, field);
+  return undefined;
 }
 
 /**
@@ -255,12 +299,13 @@ async function fromSecret(ctx: FieldContext, field: string, ref: { name: string;
   const plaintext = Buffer.from(raw, 'base64').toString('utf8');
   // The copy is kept only if it still opens to what was recorded (a rolled-back Secret is re-made).
   const verifiedCopy = st?.source === sourceId && st.destination === ctx.destination && previous.ciphertext !== undefined
-    && (await openManagedCopy(ctx, field, previous.ciphertext, st)) !== undefined;
+    && (await verifyCopy(ctx, field, previous.ciphertext, st)) !== undefined;
   return finish(ctx, field, { plaintext, sourceId, previous, rebound: false, verifiedCopy });
 }
 
 interface Outcome {
-  plaintext: string;
+  /** The credential as opened, or a verified managed copy known by its fingerprint. */
+  plaintext: string | KnownCopy;
   sourceId: string;
   previous: PreviousField;
   rebound: boolean;
@@ -272,35 +317,38 @@ interface Outcome {
 
 async function finish(ctx: FieldContext, field: string, o: Outcome): Promise<ResolvedField> {
   const { crypto, key } = ctx;
-  const place = { namespace: ctx.namespace, workspace: ctx.workspace, connection: ctx.connection, field };
-  const fp = placeFingerprint(crypto.fingerprintKey, place, o.plaintext);
+  const place = placeOf(ctx, field);
+  const opened = typeof o.plaintext === 'string' ? o.plaintext : o.plaintext.plaintext;
+  const fp = opened !== undefined ? placeFingerprint(crypto.fingerprintKey, place, opened) : (o.plaintext as KnownCopy).fingerprint;
+  const reveal = opened !== undefined ? () => Promise.resolve(opened) : (o.plaintext as KnownCopy).reveal;
   const prev = o.previous.state;
+  // A known copy always comes with a format 2 state (it was pinned), so the legacy branch has the plaintext.
   const unchanged = prev === undefined
     ? false
     : prev.format === 2
       ? sameFingerprint(prev.fingerprint, fp)
-      : sameFingerprint(prev.fingerprint, fingerprint(crypto.fingerprintKey, { ...place, destination: ctx.legacyDestination, format: 1 }, o.plaintext));
+      : opened !== undefined && sameFingerprint(prev.fingerprint, fingerprint(crypto.fingerprintKey, { ...place, destination: ctx.legacyDestination, format: 1 }, opened));
   // The status version (operator-written) keeps a rolled-back annotation from lowering the version.
   const base = Math.max(prev?.version ?? 0, o.previous.statusVersion ?? 0);
   const version = unchanged ? Math.max(base, 1) : base + 1;
   const st = pinnedState(o.previous);
   const reuse = o.verifiedCopy === true && !o.rebound && o.previous.ciphertext !== undefined && st !== undefined && st.version === version
     && crypto.envelope.isWrappedWith(o.previous.ciphertext, key);
-  const ciphertext = reuse ? o.previous.ciphertext! : await crypto.envelope.seal(o.plaintext, managedBinding(ctx, field, ctx.destination, version), key);
+  const ciphertext = reuse ? o.previous.ciphertext! : await crypto.envelope.seal(await reveal(), managedBinding(ctx, field, ctx.destination, version), key);
 
   // Git's copy: publish a replacement when spec's value needs an old key, an old binding or an old destination.
   let published: string | undefined;
   if (o.spec) {
     const stale = o.rebound || !o.spec.current || !crypto.envelope.isWrappedWith(o.spec.sealed, key);
     const kept = st?.sealed !== undefined && !o.rebound && st.destination === ctx.destination && crypto.envelope.isWrappedWith(st.sealed, key) && sameFingerprint(st.fingerprint, fp);
-    if (stale) published = kept ? st!.sealed : await crypto.envelope.seal(o.plaintext, specBinding(ctx, field, ctx.destination), key);
+    if (stale) published = kept ? st!.sealed : await crypto.envelope.seal(await reveal(), specBinding(ctx, field, ctx.destination), key);
   }
   const state: FieldState = {
     fingerprint: fp,
     version,
     updatedAt: unchanged && prev ? prev.updatedAt : ctx.now.toISOString(),
     keyId: crypto.envelope.describe(ciphertext).keyId,
-    hint: credentialHint(o.plaintext),
+    hint: opened !== undefined ? credentialHint(opened) : (o.plaintext as KnownCopy).hint,
     format: 2,
     destination: ctx.destination,
     source: o.sourceId,
@@ -310,7 +358,7 @@ async function finish(ctx: FieldContext, field: string, o: Outcome): Promise<Res
     ...(ctx.rebind !== undefined ? { rebind: ctx.rebind } : {}),
     settings: ctx.settings,
   };
-  return { field, plaintext: o.plaintext, ciphertext, state, rotated: !unchanged, rebound: o.rebound };
+  return { field, reveal, ciphertext, state, rotated: !unchanged, rebound: o.rebound };
 }
 
 function destinationChanged(ctx: FieldContext, field: string, st: FieldState): CredentialProblem {

@@ -29,8 +29,9 @@ interface Pending extends ProbeRequest {
  * slow service never holds a reconcile worker. A reconcile asks for a probe
  * tagged with what it depends on (settings, credential fingerprints, the
  * test-request annotation); when it finishes, the key is enqueued again and
- * the next reconcile writes the outcome into status. Level-triggered: a
- * restart simply probes again.
+ * the next reconcile writes the outcome into status. The outcome persists in
+ * status with a digest of its inputs; a restarted process seeds itself from
+ * there (`seed`) and probes only what is due or changed.
  *
  * At most one probe per connection is queued or running. A newer request
  * replaces a queued one and aborts a running one; `forget` (the connection is
@@ -68,6 +69,17 @@ export class ProbeScheduler {
 
   result(key: string): ProbeRecord | undefined {
     return this.results.get(key);
+  }
+
+  /**
+   * Adopts a result persisted in status (a restarted process, a new leader)
+   * while this process has none of its own, so the next probe is due from the
+   * persisted time and an on-demand window from when that probe started.
+   */
+  seed(key: string, record: ProbeRecord): void {
+    if (this.results.has(key) || this.pending.has(key)) return;
+    this.results.set(key, record);
+    if (!this.startedAt.has(key)) this.startedAt.set(key, record.finishedAt - record.outcome.durationMs);
   }
 
   /** True while a probe with exactly this tag is queued or running. */

@@ -1,0 +1,42 @@
+import { describe, expect, it } from 'vitest';
+import type { ExternalConnection } from '../../api/v1alpha1/index.js';
+import type { KubeObject } from '../../kube/client.js';
+import { persistedProbe } from './probing.js';
+
+type Conn = ExternalConnection & KubeObject;
+
+const at = '2026-12-01T10:00:00.000Z';
+function conn(lastProbe: Record<string, unknown> | undefined, authenticatedReason = 'Succeeded'): Conn {
+  return {
+    apiVersion: 'atoll.dev/v1alpha1',
+    kind: 'ExternalConnection',
+    metadata: { name: 'c', namespace: 'ns', generation: 2 },
+    spec: { type: 'http-api' },
+    status: {
+      conditions: [
+        { type: 'Reachable', status: 'True', reason: 'Succeeded', message: 'HTTP 200 from 127.0.0.1:80', lastTransitionTime: at },
+        { type: 'Authenticated', status: 'True', reason: authenticatedReason, message: 'HTTP 200 from 127.0.0.1:80', lastTransitionTime: at },
+      ],
+      ...(lastProbe ? { lastProbe } : {}),
+    },
+  } as Conn;
+}
+
+describe('persistedProbe', () => {
+  it('rebuilds the result a previous process wrote, inputs and answered test request included', () => {
+    const record = persistedProbe(conn({ time: at, durationMs: 12, result: 'Succeeded', message: 'HTTP 200 from 127.0.0.1:80', inputs: 'digest', testRequest: 't1' }));
+    expect(record).toEqual({
+      subject: 'digest',
+      tag: 'digest|t1',
+      finishedAt: Date.parse(at),
+      outcome: { reachable: 'True', authenticated: 'True', reason: 'Succeeded', message: 'HTTP 200 from 127.0.0.1:80', durationMs: 12 },
+    });
+  });
+
+  it('adopts nothing written without inputs (an older operator), or whose conditions no longer say what it found', () => {
+    expect(persistedProbe(conn({ time: at, durationMs: 12, result: 'Succeeded', message: 'ok' }))).toBeUndefined();
+    expect(persistedProbe(conn(undefined))).toBeUndefined();
+    expect(persistedProbe(conn({ time: at, result: 'Succeeded', inputs: 'digest' }, 'AuthenticationFailed'))).toBeUndefined();
+    expect(persistedProbe(conn({ time: 'yesterday', result: 'Succeeded', inputs: 'digest' }))).toBeUndefined();
+  });
+});
