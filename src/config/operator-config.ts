@@ -166,6 +166,8 @@ export function loadOperatorConfig(env: Env = process.env, overrides: Partial<Re
 function vaultConfig(e: Env, problems: string[]): VaultConfig | undefined {
   const address = e.ATOLL_VAULT_ADDR ?? '';
   if (!isUrl(address)) problems.push('ATOLL_VAULT_ADDR is required with ATOLL_KMS_PROVIDER=vault-transit: set it to Vault\'s https:// URL, e.g. https://vault.vault.svc:8200');
+  // The Vault token and the ServiceAccount JWT travel in every request: plain http only where no network sees them.
+  else if (!isHttpsOrLoopback(address)) problems.push('ATOLL_VAULT_ADDR must be an https:// URL (plain http would send the Vault token and the ServiceAccount token in clear text; http is accepted only for a loopback address such as http://127.0.0.1:8200)');
   const method = e.ATOLL_VAULT_AUTH ?? 'kubernetes';
   let auth: VaultConfig['auth'] | undefined;
   if (method === 'kubernetes') {
@@ -217,6 +219,11 @@ function int(e: Env, name: string, dflt: number, min: number, max: number, probl
     return dflt;
   }
   return n;
+}
+
+function isHttpsOrLoopback(s: string): boolean {
+  const u = new URL(s);
+  return u.protocol === 'https:' || u.hostname === 'localhost' || u.hostname === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(u.hostname);
 }
 
 function isUrl(s: string): boolean {

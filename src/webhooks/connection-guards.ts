@@ -14,6 +14,8 @@ import { pointer, type AdmissionRequest, type AdmissionResponse, type JsonPatchO
 const KEY_ID_SHAPES: Record<string, RegExp> = {
   local: /^local\/[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/,
   'aws-kms': /^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:key\/[A-Za-z0-9-]{1,128}$/,
+  // <mount>/keys/<name>, no `.` or `..` segment (they would name another Vault path).
+  'vault-transit': /^(?!.*(?:^|\/)\.{1,2}(?:\/|$))(?:[A-Za-z0-9_.-]+\/)*[A-Za-z0-9_.-]+\/keys\/[A-Za-z0-9_.-]+$/,
 };
 
 /**

@@ -135,11 +135,11 @@ only unwrap.
 {{/*
 With Kubernetes auth: the pod's own ServiceAccount token, projected for the
 Vault audience (not the API server's) and rotated by the kubelet. With token
-auth: the Secret holding the Vault token.
+auth: the Secret holding this component's own Vault token (the gateway's may only unwrap).
 */}}
 {{- define "atoll.vaultVolumes" -}}
-{{- $v := .Values.kms.vault }}
-{{- if eq .Values.kms.provider "vault-transit" }}
+{{- $v := .root.Values.kms.vault }}
+{{- if eq .root.Values.kms.provider "vault-transit" }}
 - name: vault-auth
 {{- if eq $v.auth.method "kubernetes" }}
   projected:
@@ -149,8 +149,13 @@ auth: the Secret holding the Vault token.
           audience: {{ $v.auth.kubernetes.audience | quote }}
           expirationSeconds: {{ $v.auth.kubernetes.tokenExpirationSeconds }}
 {{- else }}
+{{- $secretName := required "kms.vault.auth.token.secretName is required with kms.vault.auth.method=token" $v.auth.token.secretName }}
+{{- $gatewaySecretName := required "kms.vault.auth.token.gatewaySecretName is required with kms.vault.auth.method=token: a Secret holding the gateway's own Vault token (policy atoll-gateway, decrypt only)" $v.auth.token.gatewaySecretName }}
+{{- if eq $secretName $gatewaySecretName }}
+{{- fail "kms.vault.auth.token.gatewaySecretName must differ from secretName: the gateway's Vault token may only unwrap (policy atoll-gateway), the controller's may also create data keys" }}
+{{- end }}
   secret:
-    secretName: {{ required "kms.vault.auth.token.secretName is required with kms.vault.auth.method=token" $v.auth.token.secretName }}
+    secretName: {{ ternary $gatewaySecretName $secretName (eq .component "gateway") }}
     items:
       - key: {{ $v.auth.token.secretKey }}
         path: token

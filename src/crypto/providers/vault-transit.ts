@@ -80,6 +80,8 @@ interface Token {
 const TRANSIT_CIPHERTEXT = /^vault:v([1-9][0-9]{0,9}):[A-Za-z0-9+/]+={0,2}$/;
 const KEY_ID = /^((?:[A-Za-z0-9_.-]+\/)*[A-Za-z0-9_.-]+)\/keys\/([A-Za-z0-9_.-]+)$/;
 const DERIVATION_CHECK = 'atoll.dev/derivation-check';
+/** Least time between two logins forced by a 403 (an expired or revoked token is renewed by the first). */
+const FORCED_LOGIN_INTERVAL_MS = 10_000;
 
 /**
  * HashiCorp Vault (or OpenBao) Transit: data keys from `datakey/plaintext`
@@ -106,6 +108,7 @@ export class VaultTransitProvider implements KmsProvider {
   readonly #now: () => number;
   #token: Token | undefined;
   #login: Promise<Token> | undefined;
+  #lastForcedLogin = -Infinity;
   /** Keys proven derived: a context change makes Vault refuse (checked once per key per process). */
   readonly #derived = new Set<string>();
 
@@ -197,13 +200,30 @@ export class VaultTransitProvider implements KmsProvider {
     for (let attempt = 0; ; attempt++) {
       const token = await this.#currentToken();
       const res = await this.#request(path, body, token.value);
-      if (res.status === 403 && attempt === 0) {
+      if (res.status === 403 && attempt === 0 && (await this.#mayLogInAgain(token))) {
         if (this.#token === token) this.#token = undefined;
         continue;
       }
       if (res.status >= 200 && res.status < 300) return res.data;
       throw vaultError(res.status, res.errors);
     }
+  }
+
+  /**
+   * A 403 is also what a key outside the policy answers, and a tenant picks
+   * the key id of a sealed value: so a 403 retries only with a token that can
+   * differ, a changed token file, or a Kubernetes login at most once per
+   * interval. Such values then cannot make every open cost a login (and a
+   * TokenReview) nor drop the token the other calls share.
+   */
+  async #mayLogInAgain(token: Token): Promise<boolean> {
+    if (this.#auth.method === 'token') {
+      const current = await readFile(this.#auth.tokenFile, 'utf8').then((t) => t.trim(), () => '');
+      return current !== '' && current !== token.value;
+    }
+    if (this.#now() - this.#lastForcedLogin < FORCED_LOGIN_INTERVAL_MS) return false;
+    this.#lastForcedLogin = this.#now();
+    return true;
   }
 
   async #currentToken(): Promise<Token> {
@@ -255,7 +275,11 @@ export class VaultTransitProvider implements KmsProvider {
       } catch {
         /* an empty or non-JSON body (a proxy's error page): the status decides */
       }
-      const errors = Array.isArray(parsed?.errors) ? parsed.errors.filter((e): e is string => typeof e === 'string') : [];
+      // Vault never echoes a token, but a proxy in front of it may: our errors (and logs) must not carry it.
+      const secrets = [token, typeof body.jwt === 'string' ? body.jwt : undefined].filter((x): x is string => !!x);
+      const errors = (Array.isArray(parsed?.errors) ? parsed.errors.filter((e): e is string => typeof e === 'string') : []).map((e) =>
+        secrets.reduce((text, secret) => text.split(secret).join('[redacted]'), e),
+      );
       const data = parsed?.data && typeof parsed.data === 'object' ? (parsed.data as Record<string, unknown>) : {};
       return { status: res.statusCode, data, auth: parsed?.auth, errors };
     } catch (err) {
