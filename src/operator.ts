@@ -10,12 +10,12 @@ import { EventRecorder } from './kube/events.js';
 import { ExternalConnections, IntegrationTypes, Workspaces } from './kube/resources.js';
 import { Controller } from './runtime/controller.js';
 import { startHealthServer } from './runtime/health-server.js';
-import { Informer, objectKey } from './runtime/informer.js';
+import { Informer, objectKey, stripForCache } from './runtime/informer.js';
 import { LeaderElector } from './runtime/leader-election.js';
 import type { Logger } from './runtime/logger.js';
 import { Gauge } from 'prom-client';
 import { createOperatorMetrics, registerKmsStats, type OperatorMetrics } from './runtime/metrics.js';
-import { NamespacedSecretWatch } from './runtime/secret-watch.js';
+import { SecretWatch } from './runtime/secret-watch.js';
 import { serveWebhooks } from './webhooks/serve.js';
 import { onlyUsageChanged } from './domain/usage.js';
 
@@ -41,10 +41,11 @@ export async function startOperator(opts: { client: KubeClient; config: Operator
   const crypto = await setupCrypto(config, client);
   registerKmsStats(metrics.registry, () => crypto.envelope.stats());
 
-  const workspaces = new Informer<Ws>(client, Workspaces, { log });
-  const connections = new Informer<Conn>(client, ExternalConnections, { log });
-  const types = new Informer<Type>(client, IntegrationTypes, { log });
-  const secrets = new NamespacedSecretWatch(client, log);
+  // Caches keep what reconciles read: no managedFields, no kubectl last-applied copies (ADR 0022).
+  const workspaces = new Informer<Ws>(client, Workspaces, { log, transform: stripForCache });
+  const connections = new Informer<Conn>(client, ExternalConnections, { log, transform: stripForCache });
+  const types = new Informer<Type>(client, IntegrationTypes, { log, transform: stripForCache });
+  const secrets = new SecretWatch(client, log);
   // The local provider keeps its key in the cluster: say so where operators look (docs/threat-model.md).
   new Gauge({
     name: 'atoll_kms_provider_info',
@@ -92,6 +93,9 @@ export async function startOperator(opts: { client: KubeClient; config: Operator
     }
     for (const k of keys) connController.enqueue(k);
   });
+  // Tenant Secrets named in a secretKeyRef get a narrow watch each, for as long as a connection names them.
+  connections.on((event, c) => secrets.setReferences(objectKey(c), event === 'delete' ? [] : referencedSecrets(c)));
+  for (const c of connections.list()) secrets.setReferences(objectKey(c), referencedSecrets(c));
   workspaces.on(() => secrets.sync(new Set(workspaces.list().map((w) => w.metadata!.namespace!))));
   secrets.sync(new Set(workspaces.list().map((w) => w.metadata!.namespace!)));
   const gauge = setInterval(() => {
@@ -146,6 +150,12 @@ export async function startOperator(opts: { client: KubeClient; config: Operator
       log.info('controller stopped');
     },
   };
+}
+
+/** `namespace/name` of every Secret a connection's credentials name in a secretKeyRef. */
+function referencedSecrets(c: Conn): string[] {
+  const ns = c.metadata?.namespace;
+  return Object.values(c.spec?.credentials ?? {}).flatMap((src) => (src.secretKeyRef?.name && ns ? [`${ns}/${src.secretKeyRef.name}`] : []));
 }
 
 /** Skip updates that touch only status: our own status writes must not loop. */

@@ -11,11 +11,11 @@ export interface Secret extends KubeObject {
   data?: Record<string, string>;
 }
 
-/** Per-namespace Secret caches: the operator holds no cluster-wide Secret access. */
+/** Secret caches of workspace namespaces (runtime/secret-watch.ts): the operator holds no cluster-wide Secret access. */
 export interface SecretCaches {
   get(namespace: string, name: string): Secret | undefined;
-  /** True once the namespace's cache is synced (before that, fall back to GET). */
-  synced(namespace: string): boolean;
+  /** True when `get` answers for this Secret as the API server would; otherwise read it with a GET. */
+  synced(namespace: string, name: string): boolean;
 }
 
 /** Everything a reconciler may use; built once by the operator. */

@@ -1,11 +1,12 @@
 import type { ExternalConnection, IntegrationType, Workspace } from '../api/v1alpha1/index.js';
 import { destinationDigest } from '../integrations/destination.js';
-import { CONNECTION_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, managedSecretName, SEALED_SECRET_TYPE } from '../api/v1alpha1/index.js';
+import { CONNECTION_LABEL, managedSecretName, SEALED_SECRET_TYPE } from '../api/v1alpha1/index.js';
 import { workspaceIdentity } from '../domain/workspace-identity.js';
 import { CiphertextRejectedError, managedCopy, type Envelope } from '../crypto/index.js';
 import type { KubeClient, KubeObject } from '../kube/client.js';
-import { ExternalConnections, IntegrationTypes, Secrets, Workspaces } from '../kube/resources.js';
-import { Informer } from '../runtime/informer.js';
+import { ExternalConnections, IntegrationTypes, Workspaces } from '../kube/resources.js';
+import { Informer, stripForCache } from '../runtime/informer.js';
+import { SecretWatch } from '../runtime/secret-watch.js';
 import type { Logger } from '../runtime/logger.js';
 import { GatewayErrorMessage, notReady } from './errors.js';
 import { describeError } from '../runtime/describe-error.js';
@@ -44,7 +45,6 @@ interface CacheEntry {
 
 export type CredentialsListener = () => void;
 
-const SECRET_SELECTOR = `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`;
 const SECRET_SYNC_WAIT_MS = 5_000;
 
 /**
@@ -60,26 +60,26 @@ const SECRET_SYNC_WAIT_MS = 5_000;
  * ciphertext and the old plaintext is never used again.
  */
 export class ConnectionDirectory {
-  readonly #client: KubeClient;
   readonly #envelope: Envelope;
   readonly #log: Logger;
   readonly #workspaces: Informer<WorkspaceObject>;
   readonly #connections: Informer<ConnectionObject>;
   readonly #types: Informer<TypeObject>;
-  readonly #secrets = new Map<string, Informer<SecretObject>>();
+  readonly #secrets: SecretWatch;
   readonly #cache = new Map<string, CacheEntry>();
   readonly #listeners = new Map<string, Set<CredentialsListener>>();
   #stopped = false;
 
   constructor(opts: { client: KubeClient; envelope: Envelope; log: Logger; relistMs?: number }) {
-    this.#client = opts.client;
     this.#envelope = opts.envelope;
     this.#log = opts.log;
-    const common = { log: opts.log, ...(opts.relistMs === undefined ? {} : { relistMs: opts.relistMs }) };
-    this.#workspaces = new Informer(opts.client, Workspaces, common);
-    this.#connections = new Informer(opts.client, ExternalConnections, common);
-    this.#types = new Informer(opts.client, IntegrationTypes, common);
+    const common = { log: opts.log, transform: stripForCache, ...(opts.relistMs === undefined ? {} : { relistMs: opts.relistMs }) };
+    this.#workspaces = new Informer<WorkspaceObject>(opts.client, Workspaces, common);
+    this.#connections = new Informer<ConnectionObject>(opts.client, ExternalConnections, common);
+    this.#types = new Informer<TypeObject>(opts.client, IntegrationTypes, common);
     this.#workspaces.on((event, ws, old) => this.#onWorkspace(event, ws, old));
+    this.#secrets = new SecretWatch(opts.client, opts.log, opts.relistMs === undefined ? {} : { relistMs: opts.relistMs });
+    this.#secrets.on((_event, secret, old) => this.#onSecret(secret, old));
   }
 
   async start(timeoutMs = 60_000): Promise<void> {
@@ -89,10 +89,8 @@ export class ConnectionDirectory {
 
   async stop(): Promise<void> {
     this.#stopped = true;
-    const all = [this.#workspaces, this.#connections, this.#types, ...this.#secrets.values()];
-    this.#secrets.clear();
     this.#cache.clear();
-    await Promise.all(all.map((i) => i.stop()));
+    await Promise.all([this.#workspaces, this.#connections, this.#types, this.#secrets].map((i) => i.stop()));
   }
 
   /** Synced and recently in contact with the API server (feeds /readyz). */
@@ -193,10 +191,8 @@ export class ConnectionDirectory {
   }
 
   async #managedSecret(namespace: string, connection: string): Promise<SecretObject | undefined> {
-    const informer = this.#secrets.get(namespace);
-    if (informer === undefined) return undefined;
-    if (!informer.hasSynced()) await informer.waitForSync(SECRET_SYNC_WAIT_MS).catch(() => undefined);
-    const secret = informer.get(`${namespace}/${managedSecretName(connection)}`);
+    if (!(await this.#secrets.waitForSync(namespace, SECRET_SYNC_WAIT_MS))) return undefined;
+    const secret = this.#secrets.get(namespace, managedSecretName(connection));
     // Only a Secret atoll wrote for exactly this connection counts.
     if (secret?.type !== SEALED_SECRET_TYPE || secret.metadata?.labels?.[CONNECTION_LABEL] !== connection) return undefined;
     return secret;
@@ -207,30 +203,28 @@ export class ConnectionDirectory {
     if (namespace === undefined || this.#stopped) return;
     // The informer updated its store before calling us: this is the namespace's state now.
     const present = this.#workspaces.list(namespace).length > 0;
-    if (present && !this.#secrets.has(namespace)) this.#watchSecrets(namespace);
-    if (!present && this.#secrets.has(namespace)) this.#unwatchSecrets(namespace);
+    if (present && !this.#secrets.watching(namespace)) this.#watchSecrets(namespace);
+    if (!present && this.#secrets.watching(namespace)) this.#unwatchSecrets(namespace);
     const identityChanged = old !== undefined && workspaceIdentity(old as Workspace) !== workspaceIdentity(ws as Workspace);
     if (event === 'delete' || identityChanged) this.#notifyNamespace(namespace);
   }
 
   #watchSecrets(namespace: string): void {
-    const informer = new Informer<SecretObject>(this.#client, Secrets, { namespace, labelSelector: SECRET_SELECTOR, log: this.#log });
-    informer.on((_event, secret, old) => {
-      if (old !== undefined && old.metadata?.resourceVersion === secret.metadata?.resourceVersion) return;
-      const connection = secret.metadata?.labels?.[CONNECTION_LABEL];
-      if (connection === undefined || secret.metadata?.name !== managedSecretName(connection)) return;
-      this.#cache.delete(cacheKey(namespace, connection));
-      this.#notify(cacheKey(namespace, connection));
-    });
-    this.#secrets.set(namespace, informer);
-    informer.start();
+    this.#secrets.watch(namespace);
     this.#log.info({ namespace }, 'watching managed secrets of workspace');
   }
 
+  #onSecret(secret: SecretObject, old: SecretObject | undefined): void {
+    if (old !== undefined && old.metadata?.resourceVersion === secret.metadata?.resourceVersion) return;
+    const namespace = secret.metadata?.namespace;
+    const connection = secret.metadata?.labels?.[CONNECTION_LABEL];
+    if (namespace === undefined || connection === undefined || secret.metadata?.name !== managedSecretName(connection)) return;
+    this.#cache.delete(cacheKey(namespace, connection));
+    this.#notify(cacheKey(namespace, connection));
+  }
+
   #unwatchSecrets(namespace: string): void {
-    const informer = this.#secrets.get(namespace);
-    this.#secrets.delete(namespace);
-    void informer?.stop();
+    this.#secrets.unwatch(namespace);
     for (const key of [...this.#cache.keys()]) if (key.startsWith(`${namespace}/`)) this.#cache.delete(key);
     this.#log.info({ namespace }, 'stopped watching managed secrets of workspace');
   }

@@ -14,9 +14,16 @@ const STALL_GRACE_MS = 30_000;
 export type InformerEvent = 'add' | 'update' | 'delete';
 export type InformerHandler<T> = (event: InformerEvent, obj: T, old?: T) => void;
 
-export interface InformerOptions {
+export interface InformerOptions<T extends KubeObject = KubeObject> {
   namespace?: string;
   labelSelector?: string;
+  fieldSelector?: string;
+  /**
+   * Applied to every object before it is cached and handed to handlers: keep
+   * only what readers need (e.g. `stripForCache`), since caches are most of a
+   * controller's memory at scale.
+   */
+  transform?: (obj: T) => T;
   /** Full relist interval: a safety net for anything a watch missed. */
   relistMs?: number;
   /** Server-side watch timeout; a stream open longer than this plus a grace period is stalled. */
@@ -59,7 +66,7 @@ export class Informer<T extends KubeObject> {
   constructor(
     private readonly client: KubeClient,
     readonly resource: ResourceType,
-    private readonly opts: InformerOptions,
+    private readonly opts: InformerOptions<T>,
   ) {
     this.relistMs = opts.relistMs ?? 10 * 60_000;
     this.watchTimeoutSeconds = opts.watchTimeoutSeconds ?? 240;
@@ -80,12 +87,15 @@ export class Informer<T extends KubeObject> {
     return [...(this.byNamespace.get(namespace)?.values() ?? [])];
   }
 
-  private put(key: string, obj: T): void {
+  /** Caches `obj` (transformed) and returns what was cached. */
+  private put(key: string, received: T): T {
+    const obj = this.opts.transform ? this.opts.transform(received) : received;
     this.store.set(key, obj);
     const ns = obj.metadata?.namespace ?? '';
     const index = this.byNamespace.get(ns) ?? new Map<string, T>();
     index.set(key, obj);
     this.byNamespace.set(ns, index);
+    return obj;
   }
 
   private remove(key: string, obj: T): void {
@@ -162,15 +172,14 @@ export class Informer<T extends KubeObject> {
   }
 
   private async relist(): Promise<void> {
-    const list = await this.client.list<T>(this.resource, { namespace: this.opts.namespace, labelSelector: this.opts.labelSelector });
+    const list = await this.client.list<T>(this.resource, { namespace: this.opts.namespace, labelSelector: this.opts.labelSelector, fieldSelector: this.opts.fieldSelector });
     this.lastContact = Date.now();
     const seen = new Set<string>();
     for (const obj of list.items) {
       const key = objectKey(obj);
       seen.add(key);
       const old = this.store.get(key);
-      this.put(key, obj);
-      this.emit(old ? 'update' : 'add', obj, old);
+      this.emit(old ? 'update' : 'add', this.put(key, obj), old);
     }
     for (const [key, old] of [...this.store]) {
       if (!seen.has(key)) {
@@ -200,6 +209,7 @@ export class Informer<T extends KubeObject> {
         {
           namespace: this.opts.namespace,
           labelSelector: this.opts.labelSelector,
+          fieldSelector: this.opts.fieldSelector,
           resourceVersion: this.resourceVersion,
           timeoutSeconds: this.watchTimeoutSeconds,
           signal: streamAbort.signal,
@@ -216,8 +226,7 @@ export class Informer<T extends KubeObject> {
             this.remove(key, ev.object);
             this.emit('delete', ev.object);
           } else {
-            this.put(key, ev.object);
-            this.emit(old ? 'update' : 'add', ev.object, old);
+            this.emit(old ? 'update' : 'add', this.put(key, ev.object), old);
           }
         },
       );
@@ -245,6 +254,26 @@ export class Informer<T extends KubeObject> {
       }
     }
   }
+}
+
+/** Annotation kubectl writes on apply: a full copy of the object, read by nothing in atoll. */
+const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
+
+/**
+ * The informer transform the operator and gateway use: drops `managedFields`
+ * and kubectl's last-applied copy, which nothing reads and which are often
+ * larger than the rest of the object. A write built from a cached object
+ * still works: the API server keeps managedFields a request omits.
+ */
+export function stripForCache<T extends KubeObject>(obj: T): T {
+  const md = obj.metadata;
+  if (!md || (md.managedFields === undefined && md.annotations?.[LAST_APPLIED] === undefined)) return obj;
+  const { managedFields: _dropped, ...metadata } = md;
+  if (metadata.annotations?.[LAST_APPLIED] !== undefined) {
+    const { [LAST_APPLIED]: _copy, ...annotations } = metadata.annotations;
+    metadata.annotations = annotations;
+  }
+  return { ...obj, metadata };
 }
 
 export function sleep(ms: number, signal?: AbortSignal): Promise<void> {

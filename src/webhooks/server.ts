@@ -72,6 +72,10 @@ export async function startWebhookServer(opts: {
   });
   // A refused handshake (no or foreign client certificate) is expected noise, not an error.
   server.on('tlsClientError', () => undefined);
+  // The API server keeps idle connections to a webhook for up to 90 s and does not retry a POST whose
+  // connection the webhook closed under it ("connection reset by peer", the create fails): outlive its idle timeout.
+  server.keepAliveTimeout = 120_000;
+  server.headersTimeout = 125_000;
   await new Promise<void>((resolve) => server.listen(opts.port, opts.host, resolve));
   return {
     port: (server.address() as AddressInfo).port,

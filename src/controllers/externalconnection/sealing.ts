@@ -172,7 +172,7 @@ export class CredentialSealer {
 
   /** A Secret of a workspace namespace: from its watch cache once synced, else from the API server. */
   private async readSecret(ns: string, name: string): Promise<Secret | undefined> {
-    if (this.ctx.secrets.synced(ns)) return this.ctx.secrets.get(ns, name);
+    if (this.ctx.secrets.synced(ns, name)) return this.ctx.secrets.get(ns, name);
     return this.ctx.client.tryGet<Secret>(Secrets, name, ns);
   }
 

@@ -36,7 +36,21 @@ export function connectionQuota(namespace: string, limit: number, metadata: Pick
  * quotaEnforcing), so the workspace is not Ready yet.
  */
 export function quotaInForce(quota: ResourceQuota | undefined, limit: number): boolean {
-  return quota?.status?.hard?.[CONNECTION_COUNT] === String(limit) && quota.status.used?.[CONNECTION_COUNT] !== undefined;
+  return countOf(quota?.status?.hard?.[CONNECTION_COUNT]) === limit && quota?.status?.used?.[CONNECTION_COUNT] !== undefined;
+}
+
+const DECIMAL_SUFFIX: Record<string, number> = { '': 1, k: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15, E: 1e18 };
+
+/**
+ * The value of an object-count quantity as the API server writes it back: in
+ * canonical form, so 1000 comes back as "1k" and 10000 as "10k" (a string
+ * comparison with "10000" never matched, and such a Workspace stayed
+ * QuotaPending). Undefined for anything that is not a whole count.
+ */
+export function countOf(quantity: string | undefined): number | undefined {
+  const m = quantity === undefined ? null : /^(\d+)(?:([kMGTPE])|e(\d+))?$/.exec(quantity);
+  if (!m) return undefined;
+  return Number(m[1]) * (m[3] !== undefined ? 10 ** Number(m[3]) : DECIMAL_SUFFIX[m[2] ?? '']!);
 }
 
 /**
