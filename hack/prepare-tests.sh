@@ -28,6 +28,9 @@ bash hack/install-python-tools.sh >/dev/null || fail "moto could not be installe
 step "control-plane binaries (first build takes several minutes)"
 bash hack/build-control-plane.sh || fail "the control-plane binaries could not be built" "bash hack/build-control-plane.sh (needs Go and the Go module proxy)"
 
+step "toxiproxy (network faults of the chaos suite)"
+bash hack/build-toxiproxy.sh >/dev/null || fail "toxiproxy could not be built" "bash hack/build-toxiproxy.sh (needs Go and the Go module proxy)"
+
 step "helm"
 bash hack/build-helm.sh >/dev/null 2>&1 || fail "helm could not be built" "bash hack/build-helm.sh (needs Go and the Go module proxy)"
 

@@ -194,7 +194,8 @@ export class ControlPlane {
     return proc;
   }
 
-  private async startEtcd(): Promise<void> {
+  /** Starts (or restarts, on its data and ports) etcd. */
+  async startEtcd(): Promise<void> {
     this.progress(`starting etcd on ${this.etcdEndpoint}`);
     const peer = `http://127.0.0.1:${this.ports.etcdPeer}`;
     this.etcdProc = this.spawnLogged('etcd', this.binaries.etcd, [
@@ -248,6 +249,16 @@ export class ControlPlane {
     } catch {
       return '';
     }
+  }
+
+  /** Kills etcd (SIGKILL: no clean shutdown), keeping its data dir, for recovery tests. */
+  async killEtcd(): Promise<void> {
+    const proc = this.etcdProc;
+    this.etcdProc = undefined;
+    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
+    const exited = new Promise<void>((resolve) => proc.once('exit', () => resolve()));
+    proc.kill('SIGKILL');
+    await exited;
   }
 
   /** Stops kube-apiserver only (tests of recovery); etcd keeps its data. */

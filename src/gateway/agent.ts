@@ -29,7 +29,12 @@ export interface AgentOptions {
   fileMode?: number;
   /** A stream silent for this long (no event, no keep-alive) is reconnected; default 60 s. */
   idleTimeoutMs?: number;
-  /** Reconnect backoff bounds; default 500 ms to 30 s. */
+  /**
+   * Reconnect backoff bounds; default 500 ms to 8 s. The cap bounds how long
+   * files lag behind a gateway that is back: at 30 s an agent that kept
+   * failing through an outage caught up only 30-36 s later (the chaos suite,
+   * docs/reliability.md). A refused reconnect costs the gateway little.
+   */
   backoff?: { initialMs: number; maxMs: number };
   /** Write each connection's files once, then resolve (Jobs, init containers). */
   once?: boolean;
@@ -118,7 +123,7 @@ async function followConnection(opts: AgentOptions, connection: string, outer: A
 
 async function followUntilAborted(opts: AgentOptions, connection: string, signal: AbortSignal, log: Logger, onWritten: () => void): Promise<void> {
   const initialMs = opts.backoff?.initialMs ?? 500;
-  const maxMs = opts.backoff?.maxMs ?? 30_000;
+  const maxMs = opts.backoff?.maxMs ?? 8_000;
   let delay = initialMs;
   while (!signal.aborted) {
     let received = false;

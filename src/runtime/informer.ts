@@ -11,6 +11,8 @@ const FORBIDDEN_GRACE_MS = 15_000;
 /** A watch that ends sooner than this without one event is a failure (client-go's "very short watch"), not a normal end. */
 const SHORT_WATCH_MS = 1_000;
 const STALL_GRACE_MS = 30_000;
+/** Cap of the restart backoff; with its jitter a restart waits at most twice this. */
+const MAX_RESTART_BACKOFF_MS = 10_000;
 export type InformerEvent = 'add' | 'update' | 'delete';
 export type InformerHandler<T> = (event: InformerEvent, obj: T, old?: T) => void;
 
@@ -71,7 +73,9 @@ export class Informer<T extends KubeObject> {
     this.relistMs = opts.relistMs ?? 10 * 60_000;
     this.watchTimeoutSeconds = opts.watchTimeoutSeconds ?? 240;
     this.stallGraceMs = opts.stallGraceMs ?? STALL_GRACE_MS;
-    this.backoff = new RestartBackoff(opts.restartBackoff);
+    // client-go's reflector caps at 30 s, stretched up to 60 s: after an outage the gateway then served
+    // 503 for up to a minute once the API server was back (the chaos suite, docs/reliability.md).
+    this.backoff = new RestartBackoff({ maxMs: MAX_RESTART_BACKOFF_MS, ...opts.restartBackoff });
   }
 
   on(handler: InformerHandler<T>): void {
