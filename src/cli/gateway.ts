@@ -3,6 +3,7 @@ import type { OperatorConfig } from '../config/operator-config.js';
 import { setupCrypto } from '../crypto/setup.js';
 import { startGateway, type Gateway } from '../gateway/server.js';
 import { KubeClient } from '../kube/client.js';
+import { describeError } from '../runtime/describe-error.js';
 import { createLogger, type Logger } from '../runtime/logger.js';
 import { createOperatorMetrics } from '../runtime/metrics.js';
 import { loadOperatorConfig } from '../config/operator-config.js';
@@ -64,7 +65,7 @@ export async function gatewayCommand(): Promise<number> {
       .then((next) => {
         if ('tls' in next) gateway.updateTLS(next.tls);
       })
-      .catch((err: unknown) => log.warn({ err: { name: (err as Error).name } }, 'reloading the gateway certificate failed; serving the current one'));
+      .catch((err: unknown) => log.warn({ error: describeError(err) }, 'reloading the gateway certificate failed; serving the current one'));
   }, TLS_RELOAD_MS);
   reload.unref();
   await waitForSignal();

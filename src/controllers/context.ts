@@ -30,6 +30,3 @@ export interface OperatorContext {
   types: Informer<IntegrationType & KubeObject>;
   secrets: SecretCaches;
 }
-
-// The governing-Workspace rule lives in src/domain/ (webhooks and gateway apply it too); re-exported for the reconcilers.
-export { workspaceOf } from '../domain/governing-workspace.js';

@@ -288,11 +288,6 @@ export class ControlPlane {
     ]);
   }
 
-  /** Connection facts for state files and tests. */
-  describe(): { kubeconfig: string; server: string; etcd: { endpoints: string[] }; kubernetesVersion: string } {
-    return { kubeconfig: this.adminKubeconfigPath, server: this.server, etcd: { endpoints: [this.etcdEndpoint] }, kubernetesVersion: this.binaries.kubernetesVersion };
-  }
-
   async stop(): Promise<void> {
     await stopProcess(this.kcmProc);
     await stopProcess(this.apiProc);

@@ -2,6 +2,7 @@ import { readdir, readFile, unlink } from 'node:fs/promises';
 import http from 'node:http';
 import https from 'node:https';
 import path from 'node:path';
+import { describeError } from '../runtime/describe-error.js';
 import type { Logger } from '../runtime/logger.js';
 import { writeFileAtomic } from './atomic-file.js';
 import { openConfinedChild, openConfinedRoot, SymlinkRefused } from './confined-dir.js';
@@ -136,7 +137,7 @@ async function followUntilAborted(opts: AgentOptions, connection: string, signal
       // A certificate that does not verify is configuration, not weather: retrying cannot fix it.
       if (isCertificateError(err)) throw new AgentFatalError(AgentErrorMessage.untrustedGateway, connection);
       if (signal.aborted) return;
-      log.warn({ status: err instanceof StreamClosed ? err.status : undefined, gateway: opts.gatewayURL, err: { name: (err as Error).name, code: (err as { code?: unknown }).code } }, `credentials stream for connection ${connection} interrupted, reconnecting`);
+      log.warn({ status: err instanceof StreamClosed ? err.status : undefined, gateway: opts.gatewayURL, error: describeError(err) }, `credentials stream for connection ${connection} interrupted, reconnecting`);
     }
     if (received) delay = initialMs;
     await sleep(delay * (0.8 + Math.random() * 0.4), signal);
@@ -192,7 +193,7 @@ async function subscribe(opts: AgentOptions, connection: string, signal: AbortSi
               req.destroy();
               return;
             }
-            log.error({ dir: opts.dir, err: { name: (err as Error).name, code: (err as { code?: unknown }).code } }, `writing credential files for connection ${connection} under ${opts.dir} failed`);
+            log.error({ dir: opts.dir, error: describeError(err) }, `writing credential files for connection ${connection} under ${opts.dir} failed`);
             req.destroy(new StreamClosed(undefined));
           });
         }

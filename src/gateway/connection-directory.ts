@@ -10,7 +10,7 @@ import { SecretWatch } from '../runtime/secret-watch.js';
 import type { Logger } from '../runtime/logger.js';
 import { GatewayErrorMessage, notReady } from './errors.js';
 import { describeError } from '../runtime/describe-error.js';
-import { oldestFirst } from '../domain/governing-workspace.js';
+import { governingWorkspace } from '../domain/governing-workspace.js';
 import { readState } from '../domain/credentials-state.js';
 
 /** Annotation of a managed Secret with per-field metadata (version, hint, key id); never a value. */
@@ -101,8 +101,7 @@ export class ConnectionDirectory {
 
   /** The namespace's governing Workspace (the oldest live one), or undefined. */
   workspace(namespace: string): WorkspaceObject | undefined {
-    // The same rule as the controller: the oldest live Workspace governs the namespace.
-    return oldestFirst(this.#workspaces.list(namespace).filter((ws) => ws.metadata?.deletionTimestamp === undefined))[0];
+    return governingWorkspace(this.#workspaces.list(namespace));
   }
 
   connection(namespace: string, name: string): ConnectionObject | undefined {
@@ -255,7 +254,7 @@ export class ConnectionDirectory {
       try {
         listener();
       } catch (err) {
-        this.#log.error({ err }, 'credentials listener failed');
+        this.#log.error({ error: describeError(err) }, 'credentials listener failed');
       }
     }
   }

@@ -12,14 +12,13 @@ import { ProbeFailure, probeOutcome } from './probe-failure.js';
 import { DEFAULT_MAX_RESPONSE_BYTES, DEFAULT_PROBE_TIMEOUT_MS } from './probe-types.js';
 import type { IntegrationTypeObject, IntegrationTypeSpec, ProbeContext, ProbeOutcome } from './probe-types.js';
 import { validateSettings } from './settings.js';
+import { redactSecrets } from '../util/redact.js';
 
 export const ERROR_NO_PROBE = 'the IntegrationType declares no probe';
 export const ERROR_UNKNOWN_DRIVER = 'the IntegrationType names a probe driver that does not exist';
 export const ERROR_INTERNAL = 'the probe failed unexpectedly';
 /** How long past its deadline a driver may take to notice before the engine stops waiting. */
 const DEADLINE_GRACE_MS = 1_000;
-/** Shorter values are not scrubbed from messages: they would mangle ordinary words and protect nothing. */
-const MIN_SCRUBBED_LENGTH = 4;
 
 function specOf(type: IntegrationTypeSpec | IntegrationTypeObject): IntegrationTypeSpec {
   return 'spec' in type && typeof type.spec === 'object' && type.spec !== null ? (type).spec : (type as IntegrationTypeSpec);
@@ -34,11 +33,7 @@ function missingCredentials(spec: IntegrationTypeSpec, credentials: Record<strin
 
 /** Replaces any credential value that slipped into a message. */
 function scrub(message: string, credentials: Record<string, string>): string {
-  let clean = message;
-  for (const value of Object.values(credentials)) {
-    if (value.length >= MIN_SCRUBBED_LENGTH) clean = clean.split(value).join('[redacted]');
-  }
-  return clean;
+  return redactSecrets(message, Object.values(credentials));
 }
 
 /** Drivers throw ProbeFailures; anything else is a bug, reported without its (possibly secret-bearing) text. */

@@ -96,15 +96,6 @@ export class Http2WatchTransport {
     return this.pool.length;
   }
 
-  close(): void {
-    for (const p of this.pool.splice(0)) {
-      clearTimeout(p.idle);
-      clearInterval(p.pinger);
-      clearTimeout(p.pingDeadline);
-      p.session.close();
-    }
-  }
-
   private acquire(auth: https.RequestOptions): PooledSession {
     let pooled = this.pool.find((p) => !p.session.closed && !p.session.destroyed && p.streams < STREAMS_PER_SESSION);
     if (!pooled) {

@@ -19,15 +19,6 @@ export interface ReconcileRequest {
   name: string;
 }
 
-/**
- * An error the reconciler has already reported in the object's conditions
- * and that retrying cannot fix (bad input). It is not retried with backoff;
- * the object's next change triggers a new reconcile.
- */
-export class TerminalError extends Error {
-  override readonly name = 'TerminalError';
-}
-
 export type Reconcile = (req: ReconcileRequest, log: Logger) => Promise<ReconcileResult | void>;
 
 export interface ControllerOptions {
@@ -106,11 +97,7 @@ export class Controller {
       this.opts.metrics.reconcileTotal.inc({ ...labels, result: result?.requeueAfterMs ? 'requeue_after' : 'success' });
       if (result?.requeueAfterMs) this.queue.addAfter(key, result.requeueAfterMs);
     } catch (err) {
-      if (err instanceof TerminalError) {
-        this.queue.forget(key);
-        this.opts.metrics.reconcileTotal.inc({ ...labels, result: 'terminal' });
-        log.info({ reason: err.message }, 'reconcile stopped on invalid input');
-      } else if (isConflict(err)) {
+      if (isConflict(err)) {
         this.opts.metrics.reconcileTotal.inc({ ...labels, result: 'conflict' });
         log.debug('conflict, requeueing');
         this.queue.addConflicted(key);

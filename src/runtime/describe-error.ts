@@ -7,7 +7,9 @@ const FOREIGN = new Set(['Error', 'TypeError', 'RangeError', 'SyntaxError', 'Abo
  * What of an error is safe to log: its class, status, reason and code, and
  * its message only when atoll wrote it (our error classes carry constant
  * messages). API-server and library texts are never logged: they can quote
- * request content.
+ * request content. This is the one place that decides it: log an error as
+ * `{ error: describeError(err) }`, never as the error itself (pino would
+ * print its message and stack).
  */
 export function describeError(err: unknown): Record<string, unknown> {
   if (!(err instanceof Error)) return { type: typeof err };

@@ -2,6 +2,7 @@ import type { KubeClient, KubeObject } from '../kube/client.js';
 import { KubeApiError, isGone } from '../kube/errors.js';
 import type { ResourceType } from '../kube/resources.js';
 import { StalledStreamError } from '../kube/watch-transport.js';
+import { describeError } from './describe-error.js';
 import { RestartBackoff } from './restart-backoff.js';
 import type { Logger } from './logger.js';
 
@@ -253,7 +254,7 @@ export class Informer<T extends KubeObject> {
       try {
         h(event, obj, old);
       } catch (err) {
-        this.opts.log.error({ err, resource: this.resource.plural }, 'informer handler failed');
+        this.opts.log.error({ error: describeError(err), resource: this.resource.plural }, 'informer handler failed');
       }
     }
   }

@@ -2,7 +2,7 @@ import type { ExternalConnection } from '../api/v1alpha1/index.js';
 import { checkPlaintext } from '../domain/connection-policy.js';
 import { workspaceIdentity } from '../domain/workspace-identity.js';
 import type { CryptoSetup } from '../crypto/setup.js';
-import { CryptoError } from '../crypto/errors.js';
+import { describeError } from '../runtime/describe-error.js';
 import type { KeyedTokenBucket } from '../runtime/keyed-token-bucket.js';
 import type { Logger } from '../runtime/logger.js';
 import { allow, deny, pointer, tooManyRequests, type AdmissionRequest, type AdmissionResponse, type JsonPatchOp } from './admission.js';
@@ -89,7 +89,7 @@ export async function sealConnection(req: AdmissionRequest, deps: SealingDeps): 
     try {
       sealedByField[field] = await deps.crypto.envelope.seal(source.value!, binding, key);
     } catch (err) {
-      deps.log.warn({ field, reason: err instanceof CryptoError ? err.reason : 'unknown' }, 'sealing failed');
+      deps.log.warn({ field, error: describeError(err) }, 'sealing failed');
       return deny(req.uid, `spec.credentials.${field}.value could not be sealed: the KMS is unavailable; nothing was stored, try again shortly`, 503, 'ServiceUnavailable');
     }
     ops.push({ op: 'replace', path: `/spec/credentials/${pointer(field)}`, value: { sealed: sealedByField[field] } });

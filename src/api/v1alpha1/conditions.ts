@@ -48,14 +48,11 @@ export const Reason = {
   CiphertextRejected: 'CiphertextRejected',
   DestinationChanged: 'DestinationChanged',
   KMSUnavailable: 'KMSUnavailable',
-  KeyRotationInProgress: 'KeyRotationInProgress',
   SecretNotFound: 'SecretNotFound',
   SecretKeyNotFound: 'SecretKeyNotFound',
-  PlaintextRejected: 'PlaintextRejected',
   // types, workspaces and policy
   TypeNotFound: 'TypeNotFound',
   TypeNotAllowed: 'TypeNotAllowed',
-  InvalidSpec: 'InvalidSpec',
   WorkspaceNotFound: 'WorkspaceNotFound',
   DuplicateWorkspace: 'DuplicateWorkspace',
   PolicyViolation: 'PolicyViolation',
@@ -66,7 +63,6 @@ export const Reason = {
   LocalKeyRing: 'LocalKeyRing',
   // lifecycle
   Reconciling: 'Reconciling',
-  Deleting: 'Deleting',
 } as const;
 export type Reason = (typeof Reason)[keyof typeof Reason];
 

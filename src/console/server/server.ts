@@ -4,6 +4,7 @@ import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { describeError } from '../../runtime/describe-error.js';
 import type { Logger } from '../../runtime/logger.js';
 import { KubeUpstream } from './kube-upstream.js';
 import { allowKubeRequest } from './routes.js';
@@ -94,7 +95,7 @@ export async function startConsole(opts: ConsoleOptions): Promise<ConsoleServer>
     for (const [k, v] of Object.entries(SECURITY_HEADERS)) res.setHeader(k, v);
     handle(req, res).catch((err: unknown) => {
       const status = err instanceof HttpError ? err.status : 502;
-      if (!(err instanceof HttpError)) log.warn({ err: { name: (err as Error)?.name, message: (err as Error)?.message }, method: req.method }, 'console request failed');
+      if (!(err instanceof HttpError)) log.warn({ error: describeError(err), method: req.method }, 'console request failed');
       sendJson(res, status, { kind: 'Status', status: 'Failure', code: status, message: err instanceof HttpError ? err.message : 'The Kubernetes API server could not be reached. Try again in a moment.' });
     });
   };

@@ -9,12 +9,8 @@ import type { KeyRef } from '../../crypto/kms-provider.js';
 import type { CryptoSetup } from '../../crypto/setup.js';
 import type { Secret } from '../context.js';
 import type { VerifiedCopies } from './verified-copies.js';
-
 import { OFFER_PINS_ANNOTATION } from '../../api/v1alpha1/well-known.js';
 import { REBIND_CANNOT_CONFIRM, type FieldState } from '../../domain/credentials-state.js';
-
-// The credentials-state rules live in src/domain/ (the gateway reads them too); re-exported for the reconciler.
-export { readState, STATE_ANNOTATION, type FieldState } from '../../domain/credentials-state.js';
 
 /**
  * A Secret made by someone else (a person, External Secrets Operator) is used

@@ -24,7 +24,8 @@ import { destinationDigest, legacyDestinationDigest, settingsDigest } from '../.
 import type { Logger } from '../../runtime/logger.js';
 import { workspaceIdentity } from '../../domain/workspace-identity.js';
 import type { OperatorContext, Secret } from '../context.js';
-import { CredentialProblem, STATE_ANNOTATION, readState, resolveField, type FieldContext, type FieldState, type ResolvedField } from './credentials.js';
+import { readState, STATE_ANNOTATION, type FieldState } from '../../domain/credentials-state.js';
+import { CredentialProblem, resolveField, type FieldContext, type ResolvedField } from './credentials.js';
 import type { ConnectionStatus } from './status.js';
 import { VerifiedCopies } from './verified-copies.js';
 

@@ -18,8 +18,9 @@ import { isNotFound, KubeApiError } from '../../kube/errors.js';
 import { hasFinalizer, ownerReference } from '../../kube/owner.js';
 import { Namespaces, ResourceQuotas, RoleBindings, Roles, Workspaces } from '../../kube/resources.js';
 import type { ReconcileRequest, ReconcileResult } from '../../runtime/controller.js';
+import { describeError } from '../../runtime/describe-error.js';
 import type { Logger } from '../../runtime/logger.js';
-import { oldestFirst } from '../../domain/governing-workspace.js';
+import { governingWorkspace } from '../../domain/governing-workspace.js';
 import type { OperatorContext } from '../context.js';
 import { deepEqual } from '../../util/deep-equal.js';
 import { CONNECTION_QUOTA, connectionLimit, connectionQuota, quotaEnforcing, quotaInForce, type ResourceQuota } from './connection-quota.js';
@@ -75,7 +76,7 @@ export class WorkspaceReconciler {
     let conditions: Condition[] = ws.status?.conditions ?? [];
 
     // Admission refuses a second Workspace; this catches a bypassed webhook.
-    const first = oldestFirst(this.ctx.workspaces.list(ns).filter((w) => !w.metadata?.deletionTimestamp))[0];
+    const first = governingWorkspace(this.ctx.workspaces.list(ns));
     if (first && first.metadata?.name !== ws.metadata.name) {
       conditions = setCondition(conditions, { type: ConditionType.Ready, status: 'False', reason: Reason.DuplicateWorkspace, message: `namespace ${ns} already has Workspace ${first.metadata?.name}; a namespace holds at most one Workspace. Delete this one.`, observedGeneration: gen }, now);
       await this.writeStatus(ws, { ...ws.status, observedGeneration: gen, conditions });
@@ -266,7 +267,7 @@ export class WorkspaceReconciler {
       this.keyChecks.set(cacheKey, Date.now());
       return true;
     } catch (err) {
-      log.warn({ keyId: key.keyId, reason: (err as { reason?: string }).reason ?? (err as Error).name }, 'workspace key check failed');
+      log.warn({ keyId: key.keyId, error: describeError(err) }, 'workspace key check failed');
       this.keyChecks.delete(cacheKey);
       return false;
     }

@@ -122,7 +122,8 @@ export function keyRingFromSecretData(data: Record<string, string>, revision?: s
 /**
  * Adds a new primary version of local key `name` (creating the key if it does
  * not exist) with optimistic concurrency, retrying on conflicts. Old versions
- * keep unwrapping; providers pick the new primary up on their next refresh.
+ * keep unwrapping; other replicas' providers pick the new primary up when
+ * they next re-read the ring (`refreshIntervalMs`, or an unknown version).
  * Returns the new version number.
  */
 export async function rotateLocalKey(store: KeyRingStore, name: string): Promise<number> {

@@ -102,11 +102,6 @@ export class LocalKmsProvider implements KmsProvider {
     return version;
   }
 
-  /** Re-reads the ring now (e.g. after another replica rotated a key). */
-  async refresh(): Promise<void> {
-    await this.#currentRing(true);
-  }
-
   async #createKey(name: string): Promise<KeyRing> {
     const ring = await this.#guardStore(() => ensureLocalKey(this.#store, name));
     this.#remember(ring);

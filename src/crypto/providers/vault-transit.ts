@@ -12,6 +12,7 @@ import {
   type CryptoError,
 } from '../errors.js';
 import { DATA_KEY_BYTES, type GeneratedDataKey, type KmsProvider } from '../kms-provider.js';
+import { redactSecrets } from '../../util/redact.js';
 
 export const VAULT_TRANSIT_PROVIDER_NAME = 'vault-transit';
 
@@ -276,10 +277,8 @@ export class VaultTransitProvider implements KmsProvider {
         /* an empty or non-JSON body (a proxy's error page): the status decides */
       }
       // Vault never echoes a token, but a proxy in front of it may: our errors (and logs) must not carry it.
-      const secrets = [token, typeof body.jwt === 'string' ? body.jwt : undefined].filter((x): x is string => !!x);
-      const errors = (Array.isArray(parsed?.errors) ? parsed.errors.filter((e): e is string => typeof e === 'string') : []).map((e) =>
-        secrets.reduce((text, secret) => text.split(secret).join('[redacted]'), e),
-      );
+      const secrets = [token, typeof body.jwt === 'string' ? body.jwt : undefined];
+      const errors = (Array.isArray(parsed?.errors) ? parsed.errors.filter((e): e is string => typeof e === 'string') : []).map((e) => redactSecrets(e, secrets));
       const data = parsed?.data && typeof parsed.data === 'object' ? (parsed.data as Record<string, unknown>) : {};
       return { status: res.statusCode, data, auth: parsed?.auth, errors };
     } catch (err) {
