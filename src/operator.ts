@@ -96,8 +96,8 @@ export async function startOperator(opts: { client: KubeClient; config: Operator
   // Tenant Secrets named in a secretKeyRef get a narrow watch each, for as long as a connection names them.
   connections.on((event, c) => secrets.setReferences(objectKey(c), event === 'delete' ? [] : referencedSecrets(c)));
   for (const c of connections.list()) secrets.setReferences(objectKey(c), referencedSecrets(c));
-  workspaces.on(() => secrets.sync(new Set(workspaces.list().map((w) => w.metadata!.namespace!))));
-  secrets.sync(new Set(workspaces.list().map((w) => w.metadata!.namespace!)));
+  workspaces.on(() => secrets.sync(new Set(workspaces.list().map((w) => w.metadata.namespace!))));
+  secrets.sync(new Set(workspaces.list().map((w) => w.metadata.namespace!)));
   const gauge = setInterval(() => {
     const all = connections.list();
     const ready = all.filter((c) => isConditionTrue(c.status?.conditions, ConditionType.Ready)).length;

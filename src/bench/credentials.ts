@@ -276,8 +276,8 @@ class ReadyWatch {
             const now = performance.now();
             const key = `${ev.object.metadata?.namespace}/${ev.object.metadata?.name}`;
             const current = ev.object.status?.observedGeneration === ev.object.metadata?.generation;
-            if (current && isTrue(ev.object as Conditioned, 'CredentialsSealed') && !this.sealedAt.has(key)) this.sealedAt.set(key, now);
-            if (current && isTrue(ev.object as Conditioned, 'Ready') && !this.readyAt.has(key)) this.readyAt.set(key, now);
+            if (current && isTrue(ev.object, 'CredentialsSealed') && !this.sealedAt.has(key)) this.sealedAt.set(key, now);
+            if (current && isTrue(ev.object, 'Ready') && !this.readyAt.has(key)) this.readyAt.set(key, now);
           });
         } catch {
           if (!this.#abort.signal.aborted) await sleep(200);
@@ -344,7 +344,7 @@ async function writeFloor(cluster: Cluster, apiserverPid: number | undefined, wo
         name: managedSecretName(name), namespace: ns,
         labels: { ...labels, [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [CONNECTION_LABEL]: name },
         annotations: { [CREDENTIALS_STATE_ANNOTATION]: JSON.stringify({ token: { version: 1, hint: '…abcd', keyId: 'local/default' } }) },
-        ownerReferences: [{ apiVersion: 'atoll.dev/v1alpha1', kind: 'ExternalConnection', name, uid: conn.metadata!.uid!, controller: true }],
+        ownerReferences: [{ apiVersion: 'atoll.dev/v1alpha1', kind: 'ExternalConnection', name, uid: conn.metadata.uid!, controller: true }],
       },
       type: SEALED_SECRET_TYPE,
       data: { token: Buffer.from(`atoll:v1:${randomBytes(300).toString('base64')}`).toString('base64') },

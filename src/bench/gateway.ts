@@ -254,7 +254,7 @@ async function setUpCluster(admin: KubeClient, envelope: Envelope, upstream: str
     delivery: ['proxy', 'files'],
   };
   await admin.create(IntegrationTypes, { metadata: { name: 'bench-api' }, spec: benchType });
-  const destination = destinationDigest({ metadata: { name: 'bench-api' }, spec: benchType } as never, { baseURL: upstream });
+  const destination = destinationDigest({ metadata: { name: 'bench-api' }, spec: benchType }, { baseURL: upstream });
   const specSealed = await envelope.seal(SECRET, { namespace: 'bench', workspace: identity, connection: 'api', field: 'apiKey', destination }, KEY);
   const conn = await admin.create<KubeObject & { spec: unknown }>(ExternalConnections, { metadata: { name: 'api', namespace: 'bench' }, spec: { type: 'bench-api', settings: { baseURL: upstream }, credentials: { apiKey: { sealed: specSealed } } } });
   const uid = conn.metadata!.uid!;

@@ -9,7 +9,7 @@ function ws(name: string, created: string, deleting = false): Workspace & KubeOb
     kind: 'Workspace',
     metadata: { name, namespace: 'acme', creationTimestamp: created, ...(deleting ? { deletionTimestamp: '2026-12-01T10:00:00Z' } : {}) },
     spec: {},
-  } as Workspace & KubeObject;
+  };
 }
 
 describe('the governing Workspace', () => {

@@ -161,7 +161,7 @@ export class ConnectionDirectory {
   #derived(conn: ConnectionObject, type: TypeObject): { destination: string; floors: string } {
     const known = this.#derivedOf.get(conn);
     if (known !== undefined && known.type === type) return known;
-    const derived = { type, destination: destinationDigest(type as IntegrationType, conn.spec.settings), floors: statusVersions(conn) };
+    const derived = { type, destination: destinationDigest(type, conn.spec.settings), floors: statusVersions(conn) };
     this.#derivedOf.set(conn, derived);
     return derived;
   }
@@ -192,7 +192,7 @@ export class ConnectionDirectory {
     const state = readState(secret);
     try {
       for (const [field, encoded] of Object.entries(secret.data ?? {})) {
-        const version = state[field]?.format === 2 ? state[field]!.version : undefined;
+        const version = state[field]?.format === 2 ? state[field].version : undefined;
         const floor = conn.status?.credentials?.[field]?.version ?? 0;
         if (version === undefined || !Number.isSafeInteger(version) || version < floor) throw new CiphertextRejectedError();
         const sealed = Buffer.from(encoded, 'base64').toString('utf8');

@@ -12,8 +12,8 @@ const type = (rv: string, schema: Record<string, unknown> = { type: 'object', pr
       gateway: { baseURL: '{{settings.base}}', auth: { type: 'query', queryParam: 'key', credential: 'token' } },
     },
   }) as never;
-const connection = (base: unknown): ConnectionObject => ({ metadata: { name: 'c', namespace: 'ns', uid: 'uid-1' }, spec: { type: 'api', settings: { base } } }) as never;
-const workspace = (cidrs: string[]): WorkspaceObject => ({ metadata: { name: 'ws', namespace: 'ns' }, spec: { policy: { egress: { allowCIDRs: cidrs } } } }) as never;
+const connection = (base: unknown): ConnectionObject => ({ metadata: { name: 'c', namespace: 'ns', uid: 'uid-1' }, spec: { type: 'api', settings: { base } } });
+const workspace = (cidrs: string[]): WorkspaceObject => ({ metadata: { name: 'ws', namespace: 'ns' }, spec: { policy: { egress: { allowCIDRs: cidrs } } } });
 const snapshot = (token: string, version: number): CredentialSnapshot => ({ revision: String(version), values: { token }, versions: { token: version } });
 
 describe('ConnectionPlans', () => {

@@ -45,7 +45,7 @@ export class ConnectionPlans {
     if (cached !== undefined && cached.type === type && cached.workspace === workspace && cached.snapshot === snapshot) return cached.plan;
     const settings = validateSettings({ metadata: type.metadata, spec: type.spec }, conn.spec?.settings);
     if (!settings.ok) throw notReady(GatewayErrorMessage.invalidSettings);
-    const target = planConnection(type.spec!.gateway!, { settings: settings.settings, credentials: snapshot.values });
+    const target = planConnection(type.spec.gateway!, { settings: settings.settings, credentials: snapshot.values });
     const plan: ConnectionPlan = {
       target,
       egress: { allowCIDRs: workspace.spec?.policy?.egress?.allowCIDRs ?? [] },

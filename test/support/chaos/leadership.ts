@@ -27,7 +27,7 @@ export class LeaseObserver {
   private readonly informer: Informer<Lease>;
 
   constructor(admin: KubeClient) {
-    const quiet = createLogger({ level: 'fatal', destination: { write: () => undefined } as never });
+    const quiet = createLogger({ level: 'fatal', destination: { write: () => undefined } });
     this.informer = new Informer<Lease>(admin, Leases, { log: quiet, namespace: OPERATOR_NAMESPACE });
     this.informer.on((_event, lease) => {
       if (lease.metadata?.name !== LEASE_NAME) return;
