@@ -148,7 +148,9 @@ export function renderApiTypes(crds) {
     };
 
     const specType = typeOf(root.properties.spec, `${kind}.spec`, `${kind}Spec`);
-    const statusType = root.properties.status ? typeOf(root.properties.status, `${kind}.status`, `${kind}Status`) : null;
+    const statusType = root.properties.status
+      ? typeOf(root.properties.status, `${kind}.status`, `${kind}Status`)
+      : null;
     const apiVersion = `${group}/${version.name}`;
     const specRequired = (root.required ?? []).includes('spec');
     const listKind = names.listKind ?? `${kind}List`;

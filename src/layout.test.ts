@@ -20,18 +20,26 @@ function sources(dir: string): string[] {
 /** Every relative import of a file, as a path relative to the package root. */
 function importsOf(file: string): string[] {
   const text = readFileSync(file, 'utf8');
-  return [...text.matchAll(/(?:from|import)\s*\(?\s*'(\.{1,2}\/[^']+)'/g)].map((m) => path.relative(packageRoot(), path.resolve(path.dirname(file), m[1]!)));
+  return [...text.matchAll(/(?:from|import)\s*\(?\s*'(\.{1,2}\/[^']+)'/g)].map((m) =>
+    path.relative(packageRoot(), path.resolve(path.dirname(file), m[1]!)),
+  );
 }
 
 function violations(files: string[], forbidden: RegExp): string[] {
-  return files.flatMap((f) => importsOf(f).filter((i) => forbidden.test(i)).map((i) => `${path.relative(packageRoot(), f)} imports ${i}`));
+  return files.flatMap((f) =>
+    importsOf(f)
+      .filter((i) => forbidden.test(i))
+      .map((i) => `${path.relative(packageRoot(), f)} imports ${i}`),
+  );
 }
 
 describe('source layout', () => {
   it('domain rules depend on no component that applies them', () => {
     const domain = sources(path.join(SRC, 'domain'));
     expect(domain.length).toBeGreaterThan(5);
-    expect(violations(domain, /^src\/(controllers|gateway|webhooks|cli|console|dev|bench|runtime)\/|^src\/operator/)).toEqual([]);
+    expect(
+      violations(domain, /^src\/(controllers|gateway|webhooks|cli|console|dev|bench|runtime)\/|^src\/operator/),
+    ).toEqual([]);
   });
 
   it('the gateway takes shared rules from src/domain, never from the controllers', () => {

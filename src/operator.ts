@@ -35,7 +35,13 @@ export interface RunningOperator {
  * Wires the controller process: informers, webhooks (served by every
  * replica), and the two reconcilers (run by the leader only).
  */
-export async function startOperator(opts: { client: KubeClient; config: OperatorConfig; log: Logger; probeHooks?: ReconcilerHooks; metrics?: OperatorMetrics }): Promise<RunningOperator> {
+export async function startOperator(opts: {
+  client: KubeClient;
+  config: OperatorConfig;
+  log: Logger;
+  probeHooks?: ReconcilerHooks;
+  metrics?: OperatorMetrics;
+}): Promise<RunningOperator> {
   const { client, config, log } = opts;
   const metrics = opts.metrics ?? createOperatorMetrics();
   const crypto = await setupCrypto(config, client);
@@ -64,32 +70,63 @@ export async function startOperator(opts: { client: KubeClient; config: Operator
       this.set(workspaces.list().filter((w) => crypto.keyFor(w.spec?.encryption?.keyId).provider === 'local').length);
     },
   });
-  const ctx: OperatorContext = { client, config, metrics, events: new EventRecorder(client, 'atoll-controller', log), crypto, workspaces, connections, types, secrets };
+  const ctx: OperatorContext = {
+    client,
+    config,
+    metrics,
+    events: new EventRecorder(client, 'atoll-controller', log),
+    crypto,
+    workspaces,
+    connections,
+    types,
+    secrets,
+  };
   for (const inf of [workspaces, connections, types]) inf.start();
   await Promise.all([workspaces.waitForSync(), connections.waitForSync(), types.waitForSync()]);
   metrics.connectionsReady.set({ ready: 'true' }, 0);
 
   const webhook = config.webhook.enabled ? await serveWebhooks(ctx, log.child({ subsystem: 'webhook' })) : undefined;
 
-  const wsController = new Controller({ name: 'workspace', reconcile: new WorkspaceReconciler(ctx).reconcile, log, metrics });
+  const wsController = new Controller({
+    name: 'workspace',
+    reconcile: new WorkspaceReconciler(ctx).reconcile,
+    log,
+    metrics,
+  });
   let connController: Controller;
   const connReconciler = new ExternalConnectionReconciler(ctx, (key) => connController.enqueue(key), opts.probeHooks);
-  connController = new Controller({ name: 'externalconnection', reconcile: connReconciler.reconcile, log, metrics, workers: 8 });
+  connController = new Controller({
+    name: 'externalconnection',
+    reconcile: connReconciler.reconcile,
+    log,
+    metrics,
+    workers: 8,
+  });
 
   wsController.watch(workspaces, undefined, specChanged);
   // Workspace status counts connections by readiness: their use (status.usage, flushed by the gateway) is no reason to recount.
-  wsController.watch(connections, (c) => workspaceKeys(ctx, c.metadata?.namespace), (c, old) => !onlyUsageChanged(c, old));
+  wsController.watch(
+    connections,
+    (c) => workspaceKeys(ctx, c.metadata?.namespace),
+    (c, old) => !onlyUsageChanged(c, old),
+  );
   connController.watch(connections, undefined, specChanged);
   // Connections depend on the Workspace spec (policy, key, identity), not on its status counts.
   connController.watch(workspaces, (w) => connectionKeys(ctx, w.metadata?.namespace), specChanged);
-  connController.watch(types, (t) => ctx.connections.list().filter((c) => c.spec?.type === t.metadata?.name).map(objectKey));
+  connController.watch(types, (t) =>
+    ctx.connections
+      .list()
+      .filter((c) => c.spec?.type === t.metadata?.name)
+      .map(objectKey),
+  );
   secrets.on((_e, s, old) => {
     if (old && old.metadata?.resourceVersion === s.metadata?.resourceVersion) return;
     const ns = s.metadata?.namespace;
     const owner = s.metadata?.labels?.[CONNECTION_LABEL];
     const keys = new Set<string>(owner ? [`${ns}/${owner}`] : []);
     for (const c of ctx.connections.list(ns)) {
-      if (Object.values(c.spec?.credentials ?? {}).some((src) => src.secretKeyRef?.name === s.metadata?.name)) keys.add(objectKey(c));
+      if (Object.values(c.spec?.credentials ?? {}).some((src) => src.secretKeyRef?.name === s.metadata?.name))
+        keys.add(objectKey(c));
     }
     for (const k of keys) connController.enqueue(k);
   });
@@ -116,23 +153,42 @@ export async function startOperator(opts: { client: KubeClient; config: Operator
   };
   if (config.leaderElection.enabled) {
     const { identity, leaseDurationMs, renewDeadlineMs, retryPeriodMs } = config.leaderElection;
-    elector = new LeaderElector({ client, namespace: config.namespace, name: 'atoll-controller', identity, leaseDurationMs, renewDeadlineMs, retryPeriodMs, log });
-    void elector.run(() => {
-      if (!stopping) {
-        // Exit at once (client-go: klog.Fatal): an in-flight reconcile must not write after the renew deadline.
-        log.fatal('leadership lost; exiting so a fresh process can rejoin');
-        process.exit(1);
-      }
-    }).then(() => {
-      if (!stopping) startControllers();
+    elector = new LeaderElector({
+      client,
+      namespace: config.namespace,
+      name: 'atoll-controller',
+      identity,
+      leaseDurationMs,
+      renewDeadlineMs,
+      retryPeriodMs,
+      log,
     });
+    void elector
+      .run(() => {
+        if (!stopping) {
+          // Exit at once (client-go: klog.Fatal): an in-flight reconcile must not write after the renew deadline.
+          log.fatal('leadership lost; exiting so a fresh process can rejoin');
+          process.exit(1);
+        }
+      })
+      .then(() => {
+        if (!stopping) startControllers();
+      });
   } else {
     startControllers();
   }
 
   const ready = () => workspaces.healthy() && connections.healthy() && types.healthy();
-  const health = await startHealthServer({ host: config.health.host, port: config.health.port, registry: metrics.registry, checks: { live: () => true, ready } });
-  log.info({ health: health.url, webhookPort: webhook?.port, leaderElection: config.leaderElection.enabled }, 'controller started');
+  const health = await startHealthServer({
+    host: config.health.host,
+    port: config.health.port,
+    registry: metrics.registry,
+    checks: { live: () => true, ready },
+  });
+  log.info(
+    { health: health.url, webhookPort: webhook?.port, leaderElection: config.leaderElection.enabled },
+    'controller started',
+  );
 
   return {
     metrics,
@@ -155,7 +211,9 @@ export async function startOperator(opts: { client: KubeClient; config: Operator
 /** `namespace/name` of every Secret a connection's credentials name in a secretKeyRef. */
 function referencedSecrets(c: Conn): string[] {
   const ns = c.metadata?.namespace;
-  return Object.values(c.spec?.credentials ?? {}).flatMap((src) => (src.secretKeyRef?.name && ns ? [`${ns}/${src.secretKeyRef.name}`] : []));
+  return Object.values(c.spec?.credentials ?? {}).flatMap((src) =>
+    src.secretKeyRef?.name && ns ? [`${ns}/${src.secretKeyRef.name}`] : [],
+  );
 }
 
 /** Skip updates that touch only status: our own status writes must not loop. */
@@ -163,7 +221,13 @@ function specChanged(obj: KubeObject, old?: KubeObject): boolean {
   if (!old) return true;
   const a = obj.metadata ?? {};
   const b = old.metadata ?? {};
-  return a.generation !== b.generation || JSON.stringify(a.annotations ?? {}) !== JSON.stringify(b.annotations ?? {}) || JSON.stringify(a.labels ?? {}) !== JSON.stringify(b.labels ?? {}) || a.deletionTimestamp !== b.deletionTimestamp || JSON.stringify(a.finalizers) !== JSON.stringify(b.finalizers);
+  return (
+    a.generation !== b.generation ||
+    JSON.stringify(a.annotations ?? {}) !== JSON.stringify(b.annotations ?? {}) ||
+    JSON.stringify(a.labels ?? {}) !== JSON.stringify(b.labels ?? {}) ||
+    a.deletionTimestamp !== b.deletionTimestamp ||
+    JSON.stringify(a.finalizers) !== JSON.stringify(b.finalizers)
+  );
 }
 
 function workspaceKeys(ctx: OperatorContext, ns: string | undefined): string[] {

@@ -25,7 +25,9 @@ function toLua(value: Json): string {
   }
   if (typeof value === 'string') return luaString(value);
   if (Array.isArray(value)) return `{${value.map(toLua).join(', ')}}`;
-  return `{${Object.entries(value).map(([k, v]) => `[${luaString(k)}] = ${toLua(v)}`).join(', ')}}`;
+  return `{${Object.entries(value)
+    .map(([k, v]) => `[${luaString(k)}] = ${toLua(v)}`)
+    .join(', ')}}`;
 }
 
 /** A double-quoted Lua string; every byte outside printable ASCII becomes a decimal escape. */
@@ -99,7 +101,10 @@ beforeAll(() => {
 describe('JSON to Lua table conversion', () => {
   it('round-trips strings with quotes, backslashes, newlines and non-ASCII through Lua', () => {
     const tricky = 'say "hi" \\ then\nnew line, tab\t, ümlaut, 🔑, ]] [[';
-    const obj = resource('Workspace', 1, { observedGeneration: 1, conditions: [condition('Ready', 'True', 'Succeeded', tricky)] });
+    const obj = resource('Workspace', 1, {
+      observedGeneration: 1,
+      conditions: [condition('Ready', 'True', 'Succeeded', tricky)],
+    });
     expect(runHealth('health-workspace.lua', obj)).toEqual({ status: 'Healthy', message: tricky });
   });
 
@@ -113,7 +118,10 @@ for (const k of kinds) {
     const allTrue = (generation: number, observed: number): Json =>
       resource(k.kind, generation, {
         observedGeneration: observed,
-        conditions: [condition('Ready', 'True', 'Succeeded', 'All checks passed'), ...k.specific.map((t) => condition(t, 'True', 'Succeeded'))],
+        conditions: [
+          condition('Ready', 'True', 'Succeeded', 'All checks passed'),
+          ...k.specific.map((t) => condition(t, 'True', 'Succeeded')),
+        ],
       });
 
     it('is Healthy when Ready=True for the current generation', () => {
@@ -134,7 +142,10 @@ for (const k of kinds) {
     it('is Progressing while not Ready for a reason that retrying can fix', () => {
       const obj = resource(k.kind, 2, {
         observedGeneration: 2,
-        conditions: [condition('Ready', 'False', k.transient, 'waiting'), condition(k.specific[0], 'False', k.transient, 'waiting')],
+        conditions: [
+          condition('Ready', 'False', k.transient, 'waiting'),
+          condition(k.specific[0], 'False', k.transient, 'waiting'),
+        ],
       });
       expect(runHealth(k.script, obj)).toEqual({ status: 'Progressing', message: `${k.transient}: waiting` });
     });
@@ -142,7 +153,10 @@ for (const k of kinds) {
     it('is Degraded on a terminal reason, naming it', () => {
       const obj = resource(k.kind, 2, {
         observedGeneration: 2,
-        conditions: [condition('Ready', 'False', k.terminal, 'fix the spec'), condition(k.specific[0], 'False', k.terminal, 'fix the spec')],
+        conditions: [
+          condition('Ready', 'False', k.terminal, 'fix the spec'),
+          condition(k.specific[0], 'False', k.terminal, 'fix the spec'),
+        ],
       });
       expect(runHealth(k.script, obj)).toEqual({ status: 'Degraded', message: `${k.terminal}: fix the spec` });
     });
@@ -150,25 +164,38 @@ for (const k of kinds) {
     it('is Degraded when only a specific condition carries the terminal reason', () => {
       const obj = resource(k.kind, 2, {
         observedGeneration: 2,
-        conditions: [condition('Ready', 'False', 'Reconciling', 'see conditions'), condition(k.specific[0], 'False', 'PolicyViolation', 'not allowed')],
+        conditions: [
+          condition('Ready', 'False', 'Reconciling', 'see conditions'),
+          condition(k.specific[0], 'False', 'PolicyViolation', 'not allowed'),
+        ],
       });
       expect(runHealth(k.script, obj)).toEqual({ status: 'Degraded', message: 'PolicyViolation: not allowed' });
     });
 
     it('is Progressing, not Degraded, when a terminal reason belongs to an older generation', () => {
-      const obj = resource(k.kind, 5, { observedGeneration: 4, conditions: [condition('Ready', 'False', k.terminal, 'old')] });
+      const obj = resource(k.kind, 5, {
+        observedGeneration: 4,
+        conditions: [condition('Ready', 'False', k.terminal, 'old')],
+      });
       expect(runHealth(k.script, obj).status).toBe('Progressing');
     });
 
     it('is Progressing while being deleted', () => {
       const obj = allTrue(3, 3) as { metadata: { [key: string]: Json } };
       obj.metadata.deletionTimestamp = '2025-01-01T00:00:00Z';
-      expect(runHealth(k.script, obj as unknown as Json)).toEqual({ status: 'Progressing', message: `${k.kind} is being deleted` });
+      expect(runHealth(k.script, obj as unknown as Json)).toEqual({
+        status: 'Progressing',
+        message: `${k.kind} is being deleted`,
+      });
     });
 
     it('is what config/argocd/argocd-cm-patch.yaml installs into Argo CD', () => {
-      const patch = parse(readFileSync(path.join(root, 'config', 'argocd', 'argocd-cm-patch.yaml'), 'utf8')) as { data: Record<string, string> };
-      expect(patch.data[`resource.customizations.health.atoll.dev_${k.kind}`]).toBe(readFileSync(path.join(root, 'hack', 'argocd', k.script), 'utf8'));
+      const patch = parse(readFileSync(path.join(root, 'config', 'argocd', 'argocd-cm-patch.yaml'), 'utf8')) as {
+        data: Record<string, string>;
+      };
+      expect(patch.data[`resource.customizations.health.atoll.dev_${k.kind}`]).toBe(
+        readFileSync(path.join(root, 'hack', 'argocd', k.script), 'utf8'),
+      );
     });
   });
 }

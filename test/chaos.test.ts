@@ -49,89 +49,122 @@ describe(`chaos (${size.name} size)`, () => {
     await world?.stop();
   }, 240_000);
 
-  it('loses nothing, corrupts nothing, never has two leaders, and converges within 30 s of the last fault', async () => {
-    const w = world!;
-    const identities = w.controllers.map((_, i) => `atoll-controller-${'ab'[i]}`);
-    // Everything delivered before the first fault: the baseline is sound.
-    const baseline = new GatewayCaller(w);
-    const start = Date.now();
-    for (let left = await problems(w, ledger, baseline); left.size > 0; left = await problems(w, ledger, baseline, refsOf(w, left))) {
-      if (Date.now() - start > size.baselineTimeoutMs) throw new Error(`the initial connections were not delivered before any fault: ${explain(left)}`);
-      await sleep(1_000);
-    }
-    await baseline.close();
-    say(`baseline: ${w.connections.length} connections delivered; faults begin`);
-
-    const plan = planFaults(size, random.fork('faults'));
-    const workload = runWorkload(w, ledger, random.fork('workload'));
-    let faults: FaultLog;
-    try {
-      faults = await runFaults(w, plan, () => {
-        const i = identities.indexOf(observer!.holder() ?? '');
-        return i < 0 ? undefined : i;
-      }, random.fork('targets'), say);
-    } finally {
-      await workload.stop();
-    }
-    say(`faults over; ${workload.stats()}; ${ledger.unsettled.size} connections to write once more`);
-
-    // A write whose answer was lost may or may not have landed: write those connections once more, now that nothing fails.
-    const unsettled = w.connections.filter((c) => ledger.unsettled.has(c.key));
-    await Promise.all(Array.from({ length: 8 }, async () => {
-      for (let ref = unsettled.shift(); ref; ref = unsettled.shift()) {
-        while (!(await ledger.rotate(w.admin, ref))) await sleep(500);
+  it(
+    'loses nothing, corrupts nothing, never has two leaders, and converges within 30 s of the last fault',
+    async () => {
+      const w = world!;
+      const identities = w.controllers.map((_, i) => `atoll-controller-${'ab'[i]}`);
+      // Everything delivered before the first fault: the baseline is sound.
+      const baseline = new GatewayCaller(w);
+      const start = Date.now();
+      for (
+        let left = await problems(w, ledger, baseline);
+        left.size > 0;
+        left = await problems(w, ledger, baseline, refsOf(w, left))
+      ) {
+        if (Date.now() - start > size.baselineTimeoutMs)
+          throw new Error(`the initial connections were not delivered before any fault: ${explain(left)}`);
+        await sleep(1_000);
       }
-    }));
+      await baseline.close();
+      say(`baseline: ${w.connections.length} connections delivered; faults begin`);
 
-    // Re-check what is still behind until everything is delivered or 30 s have passed since the last fault
-    // (or the last write, if the workload's final writes came later); a connection counts as converged
-    // from the start of the check that found it right.
-    const caller = workload.caller;
-    const since = Math.max(faults.lastFaultEndedAt, ledger.lastConfirmedAt);
-    say(`last fault lifted ${iso(faults.lastFaultEndedAt)}, last write confirmed ${iso(ledger.lastConfirmedAt)}: converging`);
-    let passStarted = Date.now();
-    let left = await problems(w, ledger, caller);
-    let convergedAt = passStarted;
-    while (left.size > 0 && Date.now() - since < CONVERGENCE_MS) {
-      await sleep(500);
-      passStarted = Date.now();
-      const still = await problems(w, ledger, caller, refsOf(w, left));
-      if (still.size < left.size) convergedAt = passStarted;
-      left = still;
-    }
-    const convergedInS = Math.max(0, (convergedAt - since) / 1000);
-    // One last look at everything (not only what was behind), now settled.
-    const final = left.size > 0 ? left : await problems(w, ledger, caller);
-    const corrupted = countCorrupted(workload.corruptions, final);
-    const lost = [...final.values()].filter((p) => !p.includes('never written')).length;
+      const plan = planFaults(size, random.fork('faults'));
+      const workload = runWorkload(w, ledger, random.fork('workload'));
+      let faults: FaultLog;
+      try {
+        faults = await runFaults(
+          w,
+          plan,
+          () => {
+            const i = identities.indexOf(observer!.holder() ?? '');
+            return i < 0 ? undefined : i;
+          },
+          random.fork('targets'),
+          say,
+        );
+      } finally {
+        await workload.stop();
+      }
+      say(`faults over; ${workload.stats()}; ${ledger.unsettled.size} connections to write once more`);
 
-    const leadership: LeadershipReport = analyseLeadership(w.controllers, observer!.history);
-    // A canary stored in plaintext on purpose (a ConfigMap) shows the etcd scan finds what is there.
-    const canary = ledger.newValue();
-    const canaryNs = w.connections[0]!.namespace;
-    await w.admin.request('POST', `/api/v1/namespaces/${canaryNs}/configmaps`, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'chaos-canary' }, data: { canary } });
-    const inEtcd = await valuesInEtcd(w, new Set([...ledger.allValues(), canary]));
-    const plaintext = { keyspace: inEtcd.keyspace.filter((f) => f.value !== canary), files: inEtcd.files.filter((f) => f.value !== canary) };
+      // A write whose answer was lost may or may not have landed: write those connections once more, now that nothing fails.
+      const unsettled = w.connections.filter((c) => ledger.unsettled.has(c.key));
+      await Promise.all(
+        Array.from({ length: 8 }, async () => {
+          for (let ref = unsettled.shift(); ref; ref = unsettled.shift()) {
+            while (!(await ledger.rotate(w.admin, ref))) await sleep(500);
+          }
+        }),
+      );
 
-    say(`leadership: ${leadership.intervals.length} terms, ${leadership.writes} writes checked, ${observer!.history.length} Lease versions observed`);
-    // The one summary line issue #13 asks for.
-    const summary = `chaos: ${faults.kills} kills, ${faults.apiserverRestarts} apiserver restarts, ${faults.etcdRestarts} etcd restarts, ${faults.networkFaults} network faults, KMS outage ${Math.round(faults.kmsOutageMs / 1000)}s, ${lost} lost, ${corrupted} corrupted, converged in ${final.size === 0 ? convergedInS.toFixed(1) : `>${CONVERGENCE_MS / 1000}`}s`;
-    process.stdout.write(`${summary}\n`);
+      // Re-check what is still behind until everything is delivered or 30 s have passed since the last fault
+      // (or the last write, if the workload's final writes came later); a connection counts as converged
+      // from the start of the check that found it right.
+      const caller = workload.caller;
+      const since = Math.max(faults.lastFaultEndedAt, ledger.lastConfirmedAt);
+      say(
+        `last fault lifted ${iso(faults.lastFaultEndedAt)}, last write confirmed ${iso(ledger.lastConfirmedAt)}: converging`,
+      );
+      let passStarted = Date.now();
+      let left = await problems(w, ledger, caller);
+      let convergedAt = passStarted;
+      while (left.size > 0 && Date.now() - since < CONVERGENCE_MS) {
+        await sleep(500);
+        passStarted = Date.now();
+        const still = await problems(w, ledger, caller, refsOf(w, left));
+        if (still.size < left.size) convergedAt = passStarted;
+        left = still;
+      }
+      const convergedInS = Math.max(0, (convergedAt - since) / 1000);
+      // One last look at everything (not only what was behind), now settled.
+      const final = left.size > 0 ? left : await problems(w, ledger, caller);
+      const corrupted = countCorrupted(workload.corruptions, final);
+      const lost = [...final.values()].filter((p) => !p.includes('never written')).length;
 
-    const context = `seed ${random.seed}; ${summary}\nfaults:\n  ${faults.lines.join('\n  ')}\nstate: ${w.dir} (kept with ATOLL_KEEP_CHAOS_STATE=1)`;
-    expect(explain(final), context).toBe('');
-    expect(workload.corruptions, context).toEqual([]);
-    expect(leadership.overlaps, context).toEqual([]);
-    expect(leadership.writesOutsideLeadership, context).toEqual([]);
-    expect(leadership.earlyTakeovers, context).toEqual([]);
-    expect(plaintext, context).toEqual({ keyspace: [], files: [] });
-    expect(inEtcd.keyspace.filter((f) => f.value === canary).map((f) => f.where)).toEqual([`/registry/configmaps/${canaryNs}/chaos-canary`]);
-    expect(inEtcd.files.some((f) => f.value === canary)).toBe(true);
-    // The plan ran in full, and the faults hit what they were meant to.
-    expect(faults.kills + faults.apiserverRestarts + faults.etcdRestarts + faults.networkFaults).toBe(plan.faults.length - skippedKills(faults));
-    expect(faults.leaderKills).toBeGreaterThan(0);
-    expect(leadership.writes).toBeGreaterThan(0);
-  }, size.timeoutMs);
+      const leadership: LeadershipReport = analyseLeadership(w.controllers, observer!.history);
+      // A canary stored in plaintext on purpose (a ConfigMap) shows the etcd scan finds what is there.
+      const canary = ledger.newValue();
+      const canaryNs = w.connections[0]!.namespace;
+      await w.admin.request('POST', `/api/v1/namespaces/${canaryNs}/configmaps`, {
+        apiVersion: 'v1',
+        kind: 'ConfigMap',
+        metadata: { name: 'chaos-canary' },
+        data: { canary },
+      });
+      const inEtcd = await valuesInEtcd(w, new Set([...ledger.allValues(), canary]));
+      const plaintext = {
+        keyspace: inEtcd.keyspace.filter((f) => f.value !== canary),
+        files: inEtcd.files.filter((f) => f.value !== canary),
+      };
+
+      say(
+        `leadership: ${leadership.intervals.length} terms, ${leadership.writes} writes checked, ${observer!.history.length} Lease versions observed`,
+      );
+      // The one summary line issue #13 asks for.
+      const summary = `chaos: ${faults.kills} kills, ${faults.apiserverRestarts} apiserver restarts, ${faults.etcdRestarts} etcd restarts, ${faults.networkFaults} network faults, KMS outage ${Math.round(faults.kmsOutageMs / 1000)}s, ${lost} lost, ${corrupted} corrupted, converged in ${final.size === 0 ? convergedInS.toFixed(1) : `>${CONVERGENCE_MS / 1000}`}s`;
+      process.stdout.write(`${summary}\n`);
+
+      const context = `seed ${random.seed}; ${summary}\nfaults:\n  ${faults.lines.join('\n  ')}\nstate: ${w.dir} (kept with ATOLL_KEEP_CHAOS_STATE=1)`;
+      expect(explain(final), context).toBe('');
+      expect(workload.corruptions, context).toEqual([]);
+      expect(leadership.overlaps, context).toEqual([]);
+      expect(leadership.writesOutsideLeadership, context).toEqual([]);
+      expect(leadership.earlyTakeovers, context).toEqual([]);
+      expect(plaintext, context).toEqual({ keyspace: [], files: [] });
+      expect(inEtcd.keyspace.filter((f) => f.value === canary).map((f) => f.where)).toEqual([
+        `/registry/configmaps/${canaryNs}/chaos-canary`,
+      ]);
+      expect(inEtcd.files.some((f) => f.value === canary)).toBe(true);
+      // The plan ran in full, and the faults hit what they were meant to.
+      expect(faults.kills + faults.apiserverRestarts + faults.etcdRestarts + faults.networkFaults).toBe(
+        plan.faults.length - skippedKills(faults),
+      );
+      expect(faults.leaderKills).toBeGreaterThan(0);
+      expect(leadership.writes).toBeGreaterThan(0);
+    },
+    size.timeoutMs,
+  );
 });
 
 function refsOf(w: ChaosWorld, left: Map<string, string>) {

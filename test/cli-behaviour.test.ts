@@ -20,11 +20,19 @@ interface CliResult {
   stderr: string;
 }
 
-function atoll(args: string[], opts: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<CliResult> {
+function atoll(
+  args: string[],
+  opts: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+): Promise<CliResult> {
   return new Promise((resolve) => {
-    const child = execFile(process.execPath, [path.join(packageRoot(), 'dist', 'main.js'), ...args], { timeout: opts.timeoutMs ?? 60_000, env: opts.env ?? process.env }, (err, stdout, stderr) => {
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
+    const child = execFile(
+      process.execPath,
+      [path.join(packageRoot(), 'dist', 'main.js'), ...args],
+      { timeout: opts.timeoutMs ?? 60_000, env: opts.env ?? process.env },
+      (err, stdout, stderr) => {
+        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+      },
+    );
     child.stdin?.end(opts.input ?? '');
   });
 }
@@ -38,7 +46,9 @@ describe('atoll <command> --help', () => {
     it(`atoll ${spec.name} --help and -h print usage and every flag, and do nothing else`, async () => {
       for (const help of ['--help', '-h']) {
         // Given the running instance's state dir and kubeconfig, a command that ignored --help would act on it.
-        const out = await atoll([spec.name, help, '--dir', devState().dir, '--kubeconfig', devState().kubeconfig], { timeoutMs: 15_000 });
+        const out = await atoll([spec.name, help, '--dir', devState().dir, '--kubeconfig', devState().kubeconfig], {
+          timeoutMs: 15_000,
+        });
         expect(out.code, out.stderr).toBe(0);
         expect(out.stderr).toBe('');
         expect(out.stdout).toContain(`Usage: atoll ${spec.name}`);
@@ -97,7 +107,23 @@ describe('atoll connect without a terminal', () => {
 
   it('refuses a mistyped --set before reading anything, listing the known settings', async () => {
     const password = randomSecret('piped');
-    const out = await atoll(['connect', 'typo', '--type', 'postgresql', '-n', ns, '--set', 'hots=db.internal', '--set', 'user=app', '--kubeconfig', devState().kubeconfig], { input: `${password}\n` });
+    const out = await atoll(
+      [
+        'connect',
+        'typo',
+        '--type',
+        'postgresql',
+        '-n',
+        ns,
+        '--set',
+        'hots=db.internal',
+        '--set',
+        'user=app',
+        '--kubeconfig',
+        devState().kubeconfig,
+      ],
+      { input: `${password}\n` },
+    );
     expect(out.code).not.toBe(0);
     expect(out.stderr).toContain('spec.settings.hots is not a known setting');
     expect(out.stderr).toMatch(/known settings: .*host/);
@@ -106,14 +132,33 @@ describe('atoll connect without a terminal', () => {
   });
 
   it('never exits 0 without creating: missing settings on piped input are named', async () => {
-    const out = await atoll(['connect', 'piped', '--type', 'postgresql', '-n', ns, '--kubeconfig', devState().kubeconfig], { input: 'db.internal\napp\nsecret\n' });
+    const out = await atoll(
+      ['connect', 'piped', '--type', 'postgresql', '-n', ns, '--kubeconfig', devState().kubeconfig],
+      { input: 'db.internal\napp\nsecret\n' },
+    );
     expect(out.code).not.toBe(0);
     expect(out.stderr).toContain('missing: host, user');
     expect(await admin().tryGet(ExternalConnections, 'piped', ns)).toBeUndefined();
   });
 
   it('creates with every setting given and the credential on stdin', async () => {
-    const out = await atoll(['connect', 'piped-ok', '--type', 'postgresql', '-n', ns, '--set', 'host=db.internal', '--set', 'user=app', '--kubeconfig', devState().kubeconfig], { input: `${randomSecret('pg')}\n` });
+    const out = await atoll(
+      [
+        'connect',
+        'piped-ok',
+        '--type',
+        'postgresql',
+        '-n',
+        ns,
+        '--set',
+        'host=db.internal',
+        '--set',
+        'user=app',
+        '--kubeconfig',
+        devState().kubeconfig,
+      ],
+      { input: `${randomSecret('pg')}\n` },
+    );
     expect(out.code, out.stderr).toBe(0);
     expect(await admin().tryGet(ExternalConnections, 'piped-ok', ns)).toBeDefined();
   });

@@ -5,7 +5,15 @@ import type { ExternalConnection } from '../src/api/v1alpha1/index.js';
 import type { KubeObject } from '../src/kube/client.js';
 import { ExternalConnections } from '../src/kube/resources.js';
 import { packageRoot } from '../src/dev/binaries.js';
-import { admin, condition, createWorkspace, devState, eventually, randomSecret, uniqueName } from './support/cluster.js';
+import {
+  admin,
+  condition,
+  createWorkspace,
+  devState,
+  eventually,
+  randomSecret,
+  uniqueName,
+} from './support/cluster.js';
 
 type Conn = ExternalConnection & KubeObject;
 
@@ -21,12 +29,30 @@ describe('atoll connect (interactive terminal)', () => {
   const screen = () => tmux('capture-pane', '-p', '-S', '-200', '-t', session);
 
   async function waitForScreen(text: string): Promise<string> {
-    return eventually(`prompt "${text}"`, async () => screen(), (s) => s.includes(text), 20_000);
+    return eventually(
+      `prompt "${text}"`,
+      async () => screen(),
+      (s) => s.includes(text),
+      20_000,
+    );
   }
 
   beforeAll(async () => {
     await createWorkspace(ns);
-    const cmd = [process.execPath, path.join(packageRoot(), 'dist', 'main.js'), 'connect', 'typed-in', '--type', 'postgresql', '-n', ns, '--kubeconfig', devState().kubeconfig].map((a) => `'${a}'`).join(' ');
+    const cmd = [
+      process.execPath,
+      path.join(packageRoot(), 'dist', 'main.js'),
+      'connect',
+      'typed-in',
+      '--type',
+      'postgresql',
+      '-n',
+      ns,
+      '--kubeconfig',
+      devState().kubeconfig,
+    ]
+      .map((a) => `'${a}'`)
+      .join(' ');
     tmux('new-session', '-d', '-s', session, '-x', '200', '-y', '50', `${cmd}; sleep 30`);
   });
 
@@ -49,7 +75,11 @@ describe('atoll connect (interactive terminal)', () => {
     const done = await waitForScreen(`created ${ns}/typed-in`);
     expect(done).not.toContain(password);
 
-    const conn = await eventually('sealed', () => admin().get<Conn>(ExternalConnections, 'typed-in', ns), (c) => condition(c, 'CredentialsSealed')?.status === 'True');
+    const conn = await eventually(
+      'sealed',
+      () => admin().get<Conn>(ExternalConnections, 'typed-in', ns),
+      (c) => condition(c, 'CredentialsSealed')?.status === 'True',
+    );
     expect(conn.spec.settings).toMatchObject({ host: 'db.internal.example', user: 'orders_app' });
     expect(conn.spec.credentials?.password?.sealed).toMatch(/^atoll:v1:/);
     expect(conn.status?.credentials?.password?.hint).toBe(`…${password.slice(-4)}`);
@@ -57,11 +87,31 @@ describe('atoll connect (interactive terminal)', () => {
 
   it('a mistyped --set is refused before any prompt, in a terminal too', async () => {
     const typo = uniqueName('atoll-typo');
-    const cmd = [process.execPath, path.join(packageRoot(), 'dist', 'main.js'), 'connect', 'typo', '--type', 'postgresql', '--set', 'hots=db.internal', '-n', ns, '--kubeconfig', devState().kubeconfig].map((a) => `'${a}'`).join(' ');
+    const cmd = [
+      process.execPath,
+      path.join(packageRoot(), 'dist', 'main.js'),
+      'connect',
+      'typo',
+      '--type',
+      'postgresql',
+      '--set',
+      'hots=db.internal',
+      '-n',
+      ns,
+      '--kubeconfig',
+      devState().kubeconfig,
+    ]
+      .map((a) => `'${a}'`)
+      .join(' ');
     const t = (...args: string[]) => execFileSync('tmux', ['-L', typo, ...args], { encoding: 'utf8' });
     t('new-session', '-d', '-s', typo, '-x', '200', '-y', '50', `${cmd}; echo EXIT=$?; sleep 30`);
     try {
-      const shown = await eventually('exit', async () => t('capture-pane', '-p', '-t', typo), (s) => s.includes('EXIT='), 20_000);
+      const shown = await eventually(
+        'exit',
+        async () => t('capture-pane', '-p', '-t', typo),
+        (s) => s.includes('EXIT='),
+        20_000,
+      );
       expect(shown).toMatch(/spec.settings.hots is not a known setting of this type \(known settings: [a-z, ]*host/);
       expect(shown).toContain('EXIT=64');
       expect(shown).not.toContain('Password');

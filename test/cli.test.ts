@@ -7,7 +7,16 @@ import type { KubeObject } from '../src/kube/client.js';
 import { ExternalConnections } from '../src/kube/resources.js';
 import { packageRoot } from '../src/dev/binaries.js';
 import { startHttpFixture, type HttpFixture } from './support/services.js';
-import { admin, condition, createWorkspace, devState, eventually, kubectl, randomSecret, uniqueName } from './support/cluster.js';
+import {
+  admin,
+  condition,
+  createWorkspace,
+  devState,
+  eventually,
+  kubectl,
+  randomSecret,
+  uniqueName,
+} from './support/cluster.js';
 
 /**
  * The `atoll` binary as a user runs it (compiled dist/main.js, a kubeconfig
@@ -24,9 +33,14 @@ interface CliResult {
 
 function atoll(args: string[], input = ''): Promise<CliResult> {
   return new Promise((resolve) => {
-    const child = execFile(process.execPath, [path.join(packageRoot(), 'dist', 'main.js'), ...args, '--kubeconfig', devState().kubeconfig], { timeout: 60_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
+    const child = execFile(
+      process.execPath,
+      [path.join(packageRoot(), 'dist', 'main.js'), ...args, '--kubeconfig', devState().kubeconfig],
+      { timeout: 60_000 },
+      (err, stdout, stderr) => {
+        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+      },
+    );
     child.stdin?.end(input);
   });
 }
@@ -45,10 +59,17 @@ describe('atoll CLI', () => {
       res.end();
     });
     await createWorkspace(ns, { policy: { egress: { allowCIDRs: ['127.0.0.0/8'] } } });
-    for (const [name, token] of [[good, goodToken], [bad, badToken]] as const) {
+    for (const [name, token] of [
+      [good, goodToken],
+      [bad, badToken],
+    ] as const) {
       await admin().create(ExternalConnections, {
         metadata: { name, namespace: ns },
-        spec: { type: 'http-api', settings: { baseURL: fixture.url, auth: 'bearer' }, credentials: { token: { value: token } } },
+        spec: {
+          type: 'http-api',
+          settings: { baseURL: fixture.url, auth: 'bearer' },
+          credentials: { token: { value: token } },
+        },
       } as never);
     }
   });
@@ -82,12 +103,33 @@ describe('atoll CLI', () => {
     const token = randomSecret('cliseal');
     const name = uniqueName('sealed');
     // Sealed for its destination (our loopback fixture: the probe must not leave this machine).
-    const out = await atoll(['seal', name, '--type', 'http-api', '-n', ns, '--field', 'token', '--set', `baseURL=${fixture.url}`, '--set', 'auth=bearer'], `${token}\n`);
+    const out = await atoll(
+      [
+        'seal',
+        name,
+        '--type',
+        'http-api',
+        '-n',
+        ns,
+        '--field',
+        'token',
+        '--set',
+        `baseURL=${fixture.url}`,
+        '--set',
+        'auth=bearer',
+      ],
+      `${token}\n`,
+    );
     expect(out.stderr).not.toContain(token);
     expect(out.code).toBe(0);
     expect(out.stdout).not.toContain(token);
     const manifest = parse(out.stdout) as Conn;
-    expect(manifest).toMatchObject({ apiVersion: 'atoll.dev/v1alpha1', kind: 'ExternalConnection', metadata: { name, namespace: ns }, spec: { type: 'http-api', settings: { baseURL: fixture.url, auth: 'bearer' } } });
+    expect(manifest).toMatchObject({
+      apiVersion: 'atoll.dev/v1alpha1',
+      kind: 'ExternalConnection',
+      metadata: { name, namespace: ns },
+      spec: { type: 'http-api', settings: { baseURL: fixture.url, auth: 'bearer' } },
+    });
     expect(manifest.spec.credentials?.token?.sealed).toMatch(/^atoll:v1:/);
     expect(manifest.spec.credentials?.token?.value).toBeUndefined();
     expect(manifest.metadata).not.toHaveProperty('uid');
@@ -100,8 +142,12 @@ describe('atoll CLI', () => {
     // applied as printed, it works.
     const applied = await kubectl(['apply', '-f', '-'], { input: out.stdout });
     expect(applied.code).toBe(0);
-    const conn = await eventually('sealed connection CredentialsSealed', () => admin().get<Conn>(ExternalConnections, name, ns),
-      (c) => condition(c, 'CredentialsSealed')?.status === 'True' && c.status?.lastProbe !== undefined, 30_000);
+    const conn = await eventually(
+      'sealed connection CredentialsSealed',
+      () => admin().get<Conn>(ExternalConnections, name, ns),
+      (c) => condition(c, 'CredentialsSealed')?.status === 'True' && c.status?.lastProbe !== undefined,
+      30_000,
+    );
     expect(condition(conn, 'CredentialsSealed')).toMatchObject({ status: 'True', reason: 'Sealed' });
     // The ciphertext from `atoll seal` decrypts to the token: the service saw it.
     expect(fixture.requests.some((r) => r.headers.authorization === `Bearer ${token}`)).toBe(true);
@@ -109,12 +155,18 @@ describe('atoll CLI', () => {
   });
 
   it('`atoll status` lists the workspace connections', async () => {
-    await eventually('both probed', () => admin().list<Conn>(ExternalConnections, { namespace: ns }),
-      (l) => [good, bad].every((n) => l.items.find((c) => c.metadata.name === n)?.status?.lastProbe !== undefined), 30_000);
+    await eventually(
+      'both probed',
+      () => admin().list<Conn>(ExternalConnections, { namespace: ns }),
+      (l) => [good, bad].every((n) => l.items.find((c) => c.metadata.name === n)?.status?.lastProbe !== undefined),
+      30_000,
+    );
     const out = await atoll(['status', '-n', ns]);
     expect(out.code).toBe(0);
     const lines = out.stdout.trim().split('\n');
-    expect(lines[0]).toMatch(/^NAME\s+TYPE\s+READY\s+REASON\s+CREDENTIAL\s+LAST PROBE\s+LAST USED\s+CONSUMERS \(24H REQUESTS\)$/);
+    expect(lines[0]).toMatch(
+      /^NAME\s+TYPE\s+READY\s+REASON\s+CREDENTIAL\s+LAST PROBE\s+LAST USED\s+CONSUMERS \(24H REQUESTS\)$/,
+    );
     const row = (name: string) => lines.find((l) => l.startsWith(`${name} `))?.split(/\s+/);
     expect(row(good)?.slice(0, 4)).toEqual([good, 'http-api', 'True', 'Succeeded']);
     expect(row(bad)?.slice(0, 4)).toEqual([bad, 'http-api', 'False', 'AuthenticationFailed']);
@@ -133,8 +185,14 @@ describe('atoll CLI', () => {
     const out = await atoll(['rotate', bad, '-n', ns, '--field', 'token'], `${goodToken}\n`);
     expect(out.code, out.stderr).toBe(0);
     expect(out.stdout + out.stderr).not.toContain(goodToken);
-    const after = await eventually('rotated and Ready', () => admin().get<Conn>(ExternalConnections, bad, ns),
-      (c) => c.status?.credentials?.token?.version === (before.status?.credentials?.token?.version ?? 0) + 1 && condition(c, 'Ready')?.status === 'True', 30_000);
+    const after = await eventually(
+      'rotated and Ready',
+      () => admin().get<Conn>(ExternalConnections, bad, ns),
+      (c) =>
+        c.status?.credentials?.token?.version === (before.status?.credentials?.token?.version ?? 0) + 1 &&
+        condition(c, 'Ready')?.status === 'True',
+      30_000,
+    );
     expect(after.status?.credentials?.token?.hint).toBe(`…${goodToken.slice(-4)}`);
   });
 });

@@ -15,7 +15,14 @@ import { API_VERSION } from '../src/api/v1alpha1/index.js';
 import { applyManifests, readManifests } from '../src/cli/install.js';
 import type { KubeClient, KubeObject } from '../src/kube/client.js';
 import { KubeApiError } from '../src/kube/errors.js';
-import { ExternalConnections, IntegrationTypes, Namespaces, Workspaces, resourcePath, type ResourceType } from '../src/kube/resources.js';
+import {
+  ExternalConnections,
+  IntegrationTypes,
+  Namespaces,
+  Workspaces,
+  resourcePath,
+  type ResourceType,
+} from '../src/kube/resources.js';
 import { packageRoot } from '../src/dev/binaries.js';
 import { ControlPlane } from '../src/dev/control-plane.js';
 import { kubectl, randomSecret } from './support/cluster.js';
@@ -39,30 +46,52 @@ interface ValidationCase {
 }
 
 const NAMESPACE = 'acme';
-const RESOURCES: Record<CaseObject['kind'], ResourceType> = { Workspace: Workspaces, ExternalConnection: ExternalConnections, IntegrationType: IntegrationTypes };
+const RESOURCES: Record<CaseObject['kind'], ResourceType> = {
+  Workspace: Workspaces,
+  ExternalConnection: ExternalConnections,
+  IntegrationType: IntegrationTypes,
+};
 const root = packageRoot();
-const cases = parse(readFileSync(path.join(root, 'src/api/v1alpha1/testdata/crd-validation-cases.yaml'), 'utf8')) as ValidationCase[];
+const cases = parse(
+  readFileSync(path.join(root, 'src/api/v1alpha1/testdata/crd-validation-cases.yaml'), 'utf8'),
+) as ValidationCase[];
 
 /** The object as a client would send it: apiVersion, and the namespace for namespaced kinds. */
 function wire(obj: CaseObject, extra: Record<string, unknown> = {}): CaseObject {
   const t = RESOURCES[obj.kind];
-  return { apiVersion: API_VERSION, ...obj, metadata: { ...obj.metadata, ...(t.namespaced ? { namespace: NAMESPACE } : {}), ...extra } };
+  return {
+    apiVersion: API_VERSION,
+    ...obj,
+    metadata: { ...obj.metadata, ...(t.namespaced ? { namespace: NAMESPACE } : {}), ...extra },
+  };
 }
 
 /** Strict field validation, as kubectl sends it: unknown fields are errors, not warnings. */
 async function create(client: KubeClient, obj: CaseObject): Promise<KubeObject & { spec?: Record<string, unknown> }> {
   const t = RESOURCES[obj.kind];
-  return client.request('POST', `${resourcePath(t, { namespace: t.namespaced ? NAMESPACE : undefined })}?fieldValidation=Strict`, wire(obj));
+  return client.request(
+    'POST',
+    `${resourcePath(t, { namespace: t.namespaced ? NAMESPACE : undefined })}?fieldValidation=Strict`,
+    wire(obj),
+  );
 }
 
 async function replace(client: KubeClient, obj: CaseObject, resourceVersion: string): Promise<KubeObject> {
   const t = RESOURCES[obj.kind];
-  return client.request('PUT', `${resourcePath(t, { namespace: t.namespaced ? NAMESPACE : undefined, name: obj.metadata.name })}?fieldValidation=Strict`, wire(obj, { resourceVersion }));
+  return client.request(
+    'PUT',
+    `${resourcePath(t, { namespace: t.namespaced ? NAMESPACE : undefined, name: obj.metadata.name })}?fieldValidation=Strict`,
+    wire(obj, { resourceVersion }),
+  );
 }
 
 async function failure(p: Promise<unknown>): Promise<KubeApiError> {
-  const err = await p.then(() => undefined, (e: unknown) => e);
-  if (!(err instanceof KubeApiError)) throw new Error('expected the API server to refuse the request, but it was accepted', { cause: err });
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  if (!(err instanceof KubeApiError))
+    throw new Error('expected the API server to refuse the request, but it was accepted', { cause: err });
   return err;
 }
 
@@ -96,7 +125,11 @@ describe('CRD validation without the webhook (testdata/crd-validation-cases.yaml
 
     if (!c.rejects) {
       await attempt;
-      const stored = await client.get<KubeObject & { spec?: Record<string, unknown> }>(t, c.object.metadata.name, namespace);
+      const stored = await client.get<KubeObject & { spec?: Record<string, unknown> }>(
+        t,
+        c.object.metadata.name,
+        namespace,
+      );
       expect(stored.spec).toMatchObject((c.update ?? c.object).spec ?? {});
       if (c.expectSpec) expect(stored.spec).toMatchObject(c.expectSpec);
       return;
@@ -116,7 +149,11 @@ describe('CRD validation without the webhook (testdata/crd-validation-cases.yaml
       apiVersion: API_VERSION,
       kind: 'ExternalConnection',
       metadata: { name: 'kubectl-plaintext', namespace: NAMESPACE },
-      spec: { type: 'http-api', settings: { baseURL: 'https://127.0.0.1:9' }, credentials: { token: { value: plaintext } } },
+      spec: {
+        type: 'http-api',
+        settings: { baseURL: 'https://127.0.0.1:9' },
+        credentials: { token: { value: plaintext } },
+      },
     });
     const kubeconfig = cp.writeKubeconfigFor('admin', ['system:masters']);
     const res = await kubectl(['create', '-f', '-'], { kubeconfig, input: manifest });

@@ -4,13 +4,34 @@ import { stringify } from 'yaml';
 import { CoreEvents, ExternalConnections, Secrets, Workspaces } from '../src/kube/resources.js';
 import type { KubeObject } from '../src/kube/client.js';
 import type { ExternalConnection } from '../src/api/v1alpha1/index.js';
-import { admin, condition, createWorkspace, devState, etcdDump, eventually, kubectl, randomSecret, uniqueName, userClient } from './support/cluster.js';
+import {
+  admin,
+  condition,
+  createWorkspace,
+  devState,
+  etcdDump,
+  eventually,
+  kubectl,
+  randomSecret,
+  uniqueName,
+  userClient,
+} from './support/cluster.js';
 
 type Conn = ExternalConnection & KubeObject;
 type Secret = KubeObject & { data?: Record<string, string>; type?: string };
 
-function manifest(ns: string, name: string, credentials: Record<string, unknown>, settings: Record<string, unknown> = { baseURL: 'https://api.example.com', auth: 'bearer' }) {
-  return { apiVersion: 'atoll.dev/v1alpha1', kind: 'ExternalConnection', metadata: { name, namespace: ns }, spec: { type: 'http-api', settings, credentials, probe: { interval: '0' } } };
+function manifest(
+  ns: string,
+  name: string,
+  credentials: Record<string, unknown>,
+  settings: Record<string, unknown> = { baseURL: 'https://api.example.com', auth: 'bearer' },
+) {
+  return {
+    apiVersion: 'atoll.dev/v1alpha1',
+    kind: 'ExternalConnection',
+    metadata: { name, namespace: ns },
+    spec: { type: 'http-api', settings, credentials, probe: { interval: '0' } },
+  };
 }
 
 /** The plaintext and the base64 of it at all three alignments (as it would sit inside a larger base64 blob). */
@@ -25,13 +46,19 @@ function forms(p: string): string[] {
 }
 
 function expectAbsent(haystack: string, plaintext: string, where: string) {
-  for (const f of forms(plaintext)) expect(haystack.includes(f), `${where} contains a form of the plaintext`).toBe(false);
+  for (const f of forms(plaintext))
+    expect(haystack.includes(f), `${where} contains a form of the plaintext`).toBe(false);
 }
 
 const sealedOf = (c: Conn, field: string) => c.spec.credentials?.[field]?.sealed;
 
 async function ready(ns: string, name: string): Promise<Conn> {
-  return eventually(`${name} sealed`, () => admin().get<Conn>(ExternalConnections, name, ns), (c) => condition(c, 'CredentialsSealed')?.status === 'True' && c.status?.observedGeneration === c.metadata.generation);
+  return eventually(
+    `${name} sealed`,
+    () => admin().get<Conn>(ExternalConnections, name, ns),
+    (c) =>
+      condition(c, 'CredentialsSealed')?.status === 'True' && c.status?.observedGeneration === c.metadata.generation,
+  );
 }
 
 describe('credentials: no plaintext at rest (invariant 1)', () => {
@@ -55,7 +82,9 @@ describe('credentials: no plaintext at rest (invariant 1)', () => {
       expect(r.stdout + r.stderr).not.toContain(p);
     }
     // Re-apply the client-side one unchanged: the annotation path is exercised twice.
-    const again = await kubectl(['apply', '-f', '-'], { input: stringify(manifest(ns, 'leak-csa', { token: { value: plaintexts[0]! } })) });
+    const again = await kubectl(['apply', '-f', '-'], {
+      input: stringify(manifest(ns, 'leak-csa', { token: { value: plaintexts[0]! } })),
+    });
     expect(again.code, again.stderr).toBe(0);
     for (const [name] of ways) await ready(ns, `leak-${name}`);
 
@@ -81,7 +110,9 @@ describe('credentials: no plaintext at rest (invariant 1)', () => {
 
   it('server-side dry-run create returns the object sealed and stores nothing', async () => {
     const p = randomSecret('dry');
-    const r = await kubectl(['create', '--dry-run=server', '-o', 'yaml', '-f', '-'], { input: stringify(manifest(ns, 'dry-run', { token: { value: p } })) });
+    const r = await kubectl(['create', '--dry-run=server', '-o', 'yaml', '-f', '-'], {
+      input: stringify(manifest(ns, 'dry-run', { token: { value: p } })),
+    });
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/sealed: atoll:v1:/);
     expect(r.stdout).not.toContain(p);
@@ -104,7 +135,15 @@ describe('credentials: binding, hints, rotation', () => {
 
   it('rejects a sealed value copied to another workspace, connection or field (invariant 3)', async () => {
     const p = randomSecret('bound');
-    await admin().create(ExternalConnections, manifest(a, 'origin', { username: { value: 'svc-user-0001' }, password: { value: p } }, { baseURL: 'https://api.example.com', auth: 'basic' }) as never);
+    await admin().create(
+      ExternalConnections,
+      manifest(
+        a,
+        'origin',
+        { username: { value: 'svc-user-0001' }, password: { value: p } },
+        { baseURL: 'https://api.example.com', auth: 'basic' },
+      ) as never,
+    );
     const origin = await ready(a, 'origin');
     const stolen = sealedOf(origin, 'password')!;
     expect(stolen).toMatch(/^atoll:v1:/);
@@ -115,8 +154,15 @@ describe('credentials: binding, hints, rotation', () => {
       [a, 'other-field', { username: { sealed: stolen }, password: { value: 'another-password-01' } }], // other field
     ];
     for (const [ns, name, credentials] of copies) {
-      await admin().create(ExternalConnections, manifest(ns, name, credentials, { baseURL: 'https://api.example.com', auth: 'basic' }) as never);
-      const c = await eventually(`${ns}/${name} rejected`, () => admin().get<Conn>(ExternalConnections, name, ns), (x) => condition(x, 'CredentialsSealed')?.status === 'False');
+      await admin().create(
+        ExternalConnections,
+        manifest(ns, name, credentials, { baseURL: 'https://api.example.com', auth: 'basic' }) as never,
+      );
+      const c = await eventually(
+        `${ns}/${name} rejected`,
+        () => admin().get<Conn>(ExternalConnections, name, ns),
+        (x) => condition(x, 'CredentialsSealed')?.status === 'False',
+      );
       expect(condition(c, 'CredentialsSealed')?.reason).toBe('CiphertextRejected');
       expect(condition(c, 'Ready')).toMatchObject({ status: 'False', reason: 'CiphertextRejected' });
       expect(condition(c, 'CredentialsSealed')?.message).toMatch(/spec\.credentials\.(password|username)\.sealed/);
@@ -134,30 +180,61 @@ describe('credentials: binding, hints, rotation', () => {
     // An editor points it at a server of their choosing without supplying the credential: refused at
     // admission, naming what changed and the fix.
     const editor = userClient('someone', [`${a}-editors`]);
-    const refused = await editor.mergePatch(ExternalConnections, 'pointed', a, { spec: { settings: { baseURL: 'https://collector.attacker.example' } } }).catch((e: Error) => e);
-    expect((refused as Error).message).toContain('spec.settings.baseURL changes where this connection sends its credentials');
+    const refused = await editor
+      .mergePatch(ExternalConnections, 'pointed', a, {
+        spec: { settings: { baseURL: 'https://collector.attacker.example' } },
+      })
+      .catch((e: Error) => e);
+    expect((refused as Error).message).toContain(
+      'spec.settings.baseURL changes where this connection sends its credentials',
+    );
     expect((refused as Error).message).toContain('spec.credentials.token is sealed for the previous destination');
     expect((refused as Error).message).toContain('set spec.credentials.<field>.value beside the new settings');
-    expect((await admin().get<Conn>(ExternalConnections, 'pointed', a)).spec.settings?.baseURL).toBe('https://api.example.com');
+    expect((await admin().get<Conn>(ExternalConnections, 'pointed', a)).spec.settings?.baseURL).toBe(
+      'https://api.example.com',
+    );
     expect((await admin().get<Secret>(Secrets, 'pointed-credentials', a)).data).toEqual(before.data);
 
     // Only scheme, host and port are the destination of http-api: a path-only change breaks nothing (issue 17.2).
-    await editor.mergePatch(ExternalConnections, 'pointed', a, { spec: { settings: { baseURL: 'https://api.example.com/v2' } } });
-    const moved = await eventually('still sealed after a path change', () => admin().get<Conn>(ExternalConnections, 'pointed', a), (c) => c.status?.observedGeneration === c.metadata.generation && condition(c, 'CredentialsSealed')?.status === 'True');
+    await editor.mergePatch(ExternalConnections, 'pointed', a, {
+      spec: { settings: { baseURL: 'https://api.example.com/v2' } },
+    });
+    const moved = await eventually(
+      'still sealed after a path change',
+      () => admin().get<Conn>(ExternalConnections, 'pointed', a),
+      (c) =>
+        c.status?.observedGeneration === c.metadata.generation && condition(c, 'CredentialsSealed')?.status === 'True',
+    );
     expect(moved.status?.credentials?.token?.version).toBe(1);
 
     // Supplying the credential with the new destination in the same change is fine.
     const q = randomSecret('dest2');
-    await admin().mergePatch(ExternalConnections, 'pointed', a, { spec: { settings: { baseURL: 'https://api2.example.com' }, credentials: { token: { value: q, sealed: null } } } });
-    const ok = await eventually('sealed for the new destination', () => admin().get<Conn>(ExternalConnections, 'pointed', a), (c) => condition(c, 'CredentialsSealed')?.status === 'True' && c.status?.observedGeneration === c.metadata.generation);
+    await admin().mergePatch(ExternalConnections, 'pointed', a, {
+      spec: { settings: { baseURL: 'https://api2.example.com' }, credentials: { token: { value: q, sealed: null } } },
+    });
+    const ok = await eventually(
+      'sealed for the new destination',
+      () => admin().get<Conn>(ExternalConnections, 'pointed', a),
+      (c) =>
+        condition(c, 'CredentialsSealed')?.status === 'True' && c.status?.observedGeneration === c.metadata.generation,
+    );
     expect(ok.status?.credentials?.token?.hint).toBe(`…${q.slice(-4)}`);
   });
 
   it('never overwrites a Secret it does not manage, and never inherits an orphaned one', async () => {
-    await admin().create(Secrets, { metadata: { name: 'foreign-credentials', namespace: a }, stringData: { token: 'not-atolls' } } as never);
+    await admin().create(Secrets, {
+      metadata: { name: 'foreign-credentials', namespace: a },
+      stringData: { token: 'not-atolls' },
+    } as never);
     await admin().create(ExternalConnections, manifest(a, 'foreign', { token: { value: randomSecret('f') } }) as never);
-    const c = await eventually('name clash reported', () => admin().get<Conn>(ExternalConnections, 'foreign', a), (x) => condition(x, 'CredentialsSealed')?.reason === 'PolicyViolation');
-    expect(condition(c, 'CredentialsSealed')?.message).toContain('Secret foreign-credentials already exists and is not managed by atoll');
+    const c = await eventually(
+      'name clash reported',
+      () => admin().get<Conn>(ExternalConnections, 'foreign', a),
+      (x) => condition(x, 'CredentialsSealed')?.reason === 'PolicyViolation',
+    );
+    expect(condition(c, 'CredentialsSealed')?.message).toContain(
+      'Secret foreign-credentials already exists and is not managed by atoll',
+    );
     const foreign = await admin().get<Secret>(Secrets, 'foreign-credentials', a);
     expect(Buffer.from(foreign.data!.token!, 'base64').toString()).toBe('not-atolls');
 
@@ -165,10 +242,21 @@ describe('credentials: binding, hints, rotation', () => {
     await admin().create(ExternalConnections, manifest(a, 'reborn', { token: { value: v1 } }) as never);
     await ready(a, 'reborn');
     await admin().delete(ExternalConnections, 'reborn', a, { propagationPolicy: 'Orphan' });
-    await eventually('deleted', () => admin().tryGet(ExternalConnections, 'reborn', a), (x) => x === undefined);
+    await eventually(
+      'deleted',
+      () => admin().tryGet(ExternalConnections, 'reborn', a),
+      (x) => x === undefined,
+    );
     const v2 = randomSecret('o2');
-    const again = await admin().create<Conn>(ExternalConnections, manifest(a, 'reborn', { token: { value: v2 } }) as never);
-    const sealed = await eventually('rewritten for the new owner', () => admin().get<Secret>(Secrets, 'reborn-credentials', a), (x) => x.metadata?.ownerReferences?.[0]?.uid === again.metadata?.uid);
+    const again = await admin().create<Conn>(
+      ExternalConnections,
+      manifest(a, 'reborn', { token: { value: v2 } }) as never,
+    );
+    const sealed = await eventually(
+      'rewritten for the new owner',
+      () => admin().get<Secret>(Secrets, 'reborn-credentials', a),
+      (x) => x.metadata?.ownerReferences?.[0]?.uid === again.metadata?.uid,
+    );
     expect(JSON.parse(sealed.metadata!.annotations!['atoll.dev/credentials']!).token.version).toBe(1);
     const conn = await ready(a, 'reborn');
     expect(conn.status?.credentials?.token?.hint).toBe(`…${v2.slice(-4)}`);
@@ -192,7 +280,8 @@ describe('credentials: binding, hints, rotation', () => {
   it('rotates immediately and keeps unchanged values without churn (invariant 6)', async () => {
     const v1 = randomSecret('v1');
     const v2 = randomSecret('v2');
-    const apply = (v: string) => kubectl(['apply', '-f', '-'], { input: stringify(manifest(a, 'rotating', { token: { value: v } })) });
+    const apply = (v: string) =>
+      kubectl(['apply', '-f', '-'], { input: stringify(manifest(a, 'rotating', { token: { value: v } })) });
     expect((await apply(v1)).code).toBe(0);
     const first = await ready(a, 'rotating');
     expect(first.status?.credentials?.token?.version).toBe(1);
@@ -210,19 +299,35 @@ describe('credentials: binding, hints, rotation', () => {
     expect(same.status?.credentials?.token).toEqual(first.status?.credentials?.token);
     // The managed copy is kept (same ciphertext); only its bookkeeping notes the new spec value.
     expect((await admin().get<Secret>(Secrets, 'rotating-credentials', a)).data?.token).toBe(s1.data?.token);
-    const noRotation = await admin().list<KubeObject & { reason?: string; involvedObject?: { name?: string } }>(CoreEvents, { namespace: a });
-    expect(noRotation.items.filter((e) => e.reason === 'CredentialRotated' && e.involvedObject?.name === 'rotating')).toEqual([]);
+    const noRotation = await admin().list<KubeObject & { reason?: string; involvedObject?: { name?: string } }>(
+      CoreEvents,
+      { namespace: a },
+    );
+    expect(
+      noRotation.items.filter((e) => e.reason === 'CredentialRotated' && e.involvedObject?.name === 'rotating'),
+    ).toEqual([]);
 
     expect((await apply(v2)).code).toBe(0);
-    const rotated = await eventually('version 2', () => admin().get<Conn>(ExternalConnections, 'rotating', a), (c) => c.status?.credentials?.token?.version === 2);
+    const rotated = await eventually(
+      'version 2',
+      () => admin().get<Conn>(ExternalConnections, 'rotating', a),
+      (c) => c.status?.credentials?.token?.version === 2,
+    );
     expect(rotated.status?.credentials?.token?.hint).toBe(`…${v2.slice(-4)}`);
     const s2 = await admin().get<Secret>(Secrets, 'rotating-credentials', a);
     const ct2 = Buffer.from(s2.data!.token!, 'base64').toString();
     expect(ct2).not.toBe(ct1);
     expect(JSON.stringify(s2)).not.toContain(ct1);
     expect(s2.type).toBe('atoll.dev/sealed');
-    expect(s2.metadata?.labels).toMatchObject({ 'app.kubernetes.io/managed-by': 'atoll', 'atoll.dev/connection': 'rotating' });
-    expect(s2.metadata?.ownerReferences?.[0]).toMatchObject({ kind: 'ExternalConnection', name: 'rotating', controller: true });
+    expect(s2.metadata?.labels).toMatchObject({
+      'app.kubernetes.io/managed-by': 'atoll',
+      'atoll.dev/connection': 'rotating',
+    });
+    expect(s2.metadata?.ownerReferences?.[0]).toMatchObject({
+      kind: 'ExternalConnection',
+      name: 'rotating',
+      controller: true,
+    });
     const events = await admin().list<KubeObject & { reason?: string; message?: string }>(CoreEvents, { namespace: a });
     expect(events.items.some((e) => e.reason === 'CredentialRotated' && e.message?.includes('version 2'))).toBe(true);
   });
@@ -235,7 +340,10 @@ describe('credentials: binding, hints, rotation', () => {
     const steps: Array<[string, string[]]> = [
       ['ssa again, same value', ['apply', '--server-side', '-f', '-']],
       ['client-side after server-side', ['apply', '-f', '-']],
-      ['server-side after client-side (kubectl needs --force-conflicts to take over)', ['apply', '--server-side', '--force-conflicts', '-f', '-']],
+      [
+        'server-side after client-side (kubectl needs --force-conflicts to take over)',
+        ['apply', '--server-side', '--force-conflicts', '-f', '-'],
+      ],
     ];
     let version = 1;
     for (const [what, args] of steps) {
@@ -244,24 +352,56 @@ describe('credentials: binding, hints, rotation', () => {
       expect(r.code, `${what}: ${r.stderr}`).toBe(0);
       expect(r.stdout + r.stderr).not.toContain(v);
       if (v !== first) version++;
-      const c = await eventually(what, () => admin().get<Conn>(ExternalConnections, 'mixed-paths', a), (x) => x.status?.credentials?.token?.version === version && x.status?.observedGeneration === x.metadata.generation);
+      const c = await eventually(
+        what,
+        () => admin().get<Conn>(ExternalConnections, 'mixed-paths', a),
+        (x) =>
+          x.status?.credentials?.token?.version === version && x.status?.observedGeneration === x.metadata.generation,
+      );
       expect(c.spec.credentials?.token?.value).toBeUndefined();
       expect(c.status?.credentials?.token?.hint).toBe(`…${v.slice(-4)}`);
     }
     // A JSON patch that adds a value beside the stored sealed value rotates it too.
     const patched = randomSecret('jp');
-    const r = await kubectl(['patch', 'externalconnection', 'mixed-paths', '-n', a, '--type=json', '-p', JSON.stringify([{ op: 'add', path: '/spec/credentials/token/value', value: patched }])]);
+    const r = await kubectl([
+      'patch',
+      'externalconnection',
+      'mixed-paths',
+      '-n',
+      a,
+      '--type=json',
+      '-p',
+      JSON.stringify([{ op: 'add', path: '/spec/credentials/token/value', value: patched }]),
+    ]);
     expect(r.code, r.stderr).toBe(0);
-    await eventually('json patch rotation', () => admin().get<Conn>(ExternalConnections, 'mixed-paths', a), (x) => x.status?.credentials?.token?.hint === `…${patched.slice(-4)}`);
+    await eventually(
+      'json patch rotation',
+      () => admin().get<Conn>(ExternalConnections, 'mixed-paths', a),
+      (x) => x.status?.credentials?.token?.hint === `…${patched.slice(-4)}`,
+    );
     // generateName cannot be sealed to a name that does not exist yet: a clear 422, not a KMS error.
-    const gen = await admin().create(ExternalConnections, { metadata: { generateName: 'gen-', namespace: a }, spec: manifest(a, 'x', { token: { value: randomSecret() } }).spec } as never).catch((e: Error) => e);
-    expect((gen).message).toContain('metadata.name is required when a credential value is supplied');
+    const gen = await admin()
+      .create(ExternalConnections, {
+        metadata: { generateName: 'gen-', namespace: a },
+        spec: manifest(a, 'x', { token: { value: randomSecret() } }).spec,
+      } as never)
+      .catch((e: Error) => e);
+    expect(gen.message).toContain('metadata.name is required when a credential value is supplied');
   });
 
   it('takes secretKeyRef from this namespace only, reports a missing Secret, and treats source changes as rotations', async () => {
-    await admin().create(ExternalConnections, manifest(a, 'from-secret', { token: { secretKeyRef: { name: 'eso-made', key: 'token' } } }) as never);
-    const missing = await eventually('SecretNotFound', () => admin().get<Conn>(ExternalConnections, 'from-secret', a), (c) => condition(c, 'CredentialsSealed')?.reason === 'SecretNotFound');
-    expect(condition(missing, 'CredentialsSealed')?.message).toContain('Secret eso-made does not exist in this namespace or does not offer itself to this connection');
+    await admin().create(
+      ExternalConnections,
+      manifest(a, 'from-secret', { token: { secretKeyRef: { name: 'eso-made', key: 'token' } } }) as never,
+    );
+    const missing = await eventually(
+      'SecretNotFound',
+      () => admin().get<Conn>(ExternalConnections, 'from-secret', a),
+      (c) => condition(c, 'CredentialsSealed')?.reason === 'SecretNotFound',
+    );
+    expect(condition(missing, 'CredentialsSealed')?.message).toContain(
+      'Secret eso-made does not exist in this namespace or does not offer itself to this connection',
+    );
 
     const v1 = randomSecret('src1');
     // A Secret that does not offer itself to the connection is never read, and looks missing.
@@ -269,11 +409,19 @@ describe('credentials: binding, hints, rotation', () => {
     await new Promise((r) => setTimeout(r, 1500));
     const notOffered = await admin().get<Conn>(ExternalConnections, 'from-secret', a);
     expect(condition(notOffered, 'CredentialsSealed')?.reason).toBe('SecretNotFound');
-    expect(condition(notOffered, 'CredentialsSealed')?.message).toContain('atoll.dev/allowed-connections: "from-secret"');
+    expect(condition(notOffered, 'CredentialsSealed')?.message).toContain(
+      'atoll.dev/allowed-connections: "from-secret"',
+    );
     expect(notOffered.status?.credentials?.token).toBeUndefined();
     expect(await admin().tryGet(Secrets, 'from-secret-credentials', a)).toBeUndefined();
-    await admin().mergePatch(Secrets, 'eso-made', a, { metadata: { annotations: { 'atoll.dev/allowed-connections': 'other, from-secret' } } });
-    const sealed = await eventually('sealed from secret', () => admin().get<Conn>(ExternalConnections, 'from-secret', a), (c) => condition(c, 'CredentialsSealed')?.status === 'True');
+    await admin().mergePatch(Secrets, 'eso-made', a, {
+      metadata: { annotations: { 'atoll.dev/allowed-connections': 'other, from-secret' } },
+    });
+    const sealed = await eventually(
+      'sealed from secret',
+      () => admin().get<Conn>(ExternalConnections, 'from-secret', a),
+      (c) => condition(c, 'CredentialsSealed')?.status === 'True',
+    );
     expect(sealed.status?.credentials?.token).toMatchObject({ version: 1, hint: `…${v1.slice(-4)}` });
     const managed = await admin().get<Secret>(Secrets, 'from-secret-credentials', a);
     expect(Buffer.from(managed.data!.token!, 'base64').toString()).toMatch(/^atoll:v1:/);
@@ -281,25 +429,39 @@ describe('credentials: binding, hints, rotation', () => {
 
     const v2 = randomSecret('src2');
     await admin().mergePatch(Secrets, 'eso-made', a, { stringData: { token: v2 } });
-    await eventually('source rotation', () => admin().get<Conn>(ExternalConnections, 'from-secret', a), (c) => c.status?.credentials?.token?.version === 2 && c.status?.credentials?.token?.hint === `…${v2.slice(-4)}`);
+    await eventually(
+      'source rotation',
+      () => admin().get<Conn>(ExternalConnections, 'from-secret', a),
+      (c) => c.status?.credentials?.token?.version === 2 && c.status?.credentials?.token?.hint === `…${v2.slice(-4)}`,
+    );
 
     // A namespace cannot be named: the field does not exist (kubectl's strict decoding says so).
-    const r = await kubectl(['create', '-f', '-'], { input: stringify(manifest(a, 'cross-ns', { token: { secretKeyRef: { name: 'x', key: 'y', namespace: b } } })) });
+    const r = await kubectl(['create', '-f', '-'], {
+      input: stringify(manifest(a, 'cross-ns', { token: { secretKeyRef: { name: 'x', key: 'y', namespace: b } } })),
+    });
     expect(r.code).not.toBe(0);
     expect(r.stderr).toMatch(/unknown field "spec\.credentials\.token\.secretKeyRef\.namespace"/);
 
     // Deleting the connection removes the managed Secret but never the source.
     await admin().delete(ExternalConnections, 'from-secret', a);
-    await eventually('managed secret collected', () => admin().tryGet(Secrets, 'from-secret-credentials', a), (s) => s === undefined);
+    await eventually(
+      'managed secret collected',
+      () => admin().tryGet(Secrets, 'from-secret-credentials', a),
+      (s) => s === undefined,
+    );
     expect(await admin().tryGet(Secrets, 'eso-made', a)).toBeDefined();
   });
 
   it('refuses oversize values and control characters at admission, naming the field', async () => {
-    const big = await admin().create(ExternalConnections, manifest(a, 'too-big', { token: { value: 'x'.repeat(9000) } }) as never).catch((e: Error) => e);
-    expect((big).message).toMatch(/spec\.credentials\.token\.value/);
-    const ctl = await admin().create(ExternalConnections, manifest(a, 'ctl-chars', { token: { value: 'abcdefgh12345\n' } }) as never).catch((e: Error) => e);
-    expect((ctl).message).toContain('spec.credentials.token.value contains control characters');
-    expect((ctl).message).not.toContain('abcdefgh12345');
+    const big = await admin()
+      .create(ExternalConnections, manifest(a, 'too-big', { token: { value: 'x'.repeat(9000) } }) as never)
+      .catch((e: Error) => e);
+    expect(big.message).toMatch(/spec\.credentials\.token\.value/);
+    const ctl = await admin()
+      .create(ExternalConnections, manifest(a, 'ctl-chars', { token: { value: 'abcdefgh12345\n' } }) as never)
+      .catch((e: Error) => e);
+    expect(ctl.message).toContain('spec.credentials.token.value contains control characters');
+    expect(ctl.message).not.toContain('abcdefgh12345');
   });
 });
 
@@ -311,12 +473,25 @@ describe('credentials: workspace key rotation', () => {
 
   it('re-wraps every credential with the new key in the background, keeping versions, with progress in status', async () => {
     const values = [randomSecret('k1'), randomSecret('k2'), randomSecret('k3')];
-    for (const [i, v] of values.entries()) await admin().create(ExternalConnections, manifest(ns, `rekey-${i}`, { token: { value: v } }) as never);
+    for (const [i, v] of values.entries())
+      await admin().create(ExternalConnections, manifest(ns, `rekey-${i}`, { token: { value: v } }) as never);
     for (let i = 0; i < values.length; i++) await ready(ns, `rekey-${i}`);
     const before = await admin().get<Secret>(Secrets, 'rekey-0-credentials', ns);
 
     await admin().mergePatch(Workspaces, ns, ns, { spec: { encryption: { keyId: 'local/rotated' } } });
-    const ws = await eventually('rotation complete', () => admin().get<KubeObject & { status?: { keyId?: string; keyRotation?: { phase?: string; rewrapped?: number; total?: number } } }>(Workspaces, ns, ns), (w) => w.status?.keyRotation?.phase === 'Completed' && w.status?.keyRotation?.total === 3 && w.status?.keyId === 'local/rotated');
+    const ws = await eventually(
+      'rotation complete',
+      () =>
+        admin().get<
+          KubeObject & {
+            status?: { keyId?: string; keyRotation?: { phase?: string; rewrapped?: number; total?: number } };
+          }
+        >(Workspaces, ns, ns),
+      (w) =>
+        w.status?.keyRotation?.phase === 'Completed' &&
+        w.status?.keyRotation?.total === 3 &&
+        w.status?.keyId === 'local/rotated',
+    );
     expect(ws.status?.keyRotation).toMatchObject({ targetKeyId: 'local/rotated', rewrapped: 3, total: 3 });
     for (let i = 0; i < values.length; i++) {
       const c = await admin().get<Conn>(ExternalConnections, `rekey-${i}`, ns);

@@ -7,7 +7,16 @@ import type { ExternalConnection, Workspace } from '../src/api/v1alpha1/index.js
 import type { KubeClient, KubeObject } from '../src/kube/client.js';
 import { ExternalConnections, Namespaces, Secrets, Workspaces } from '../src/kube/resources.js';
 import { FINGERPRINT_SECRET, KEY_RING_SECRET } from '../src/crypto/secret-key-ring-store.js';
-import { admin, condition, createWorkspace, eventually, kubectl, randomSecret, uniqueName, userClient } from './support/cluster.js';
+import {
+  admin,
+  condition,
+  createWorkspace,
+  eventually,
+  kubectl,
+  randomSecret,
+  uniqueName,
+  userClient,
+} from './support/cluster.js';
 import { OPERATOR_NAMESPACE, startIsolatedAtoll, type IsolatedAtoll } from './support/operator-fixture.js';
 
 type Conn = ExternalConnection & KubeObject;
@@ -28,7 +37,12 @@ function connectionWithValue(ns: string, value: string) {
     apiVersion: 'atoll.dev/v1alpha1',
     kind: 'ExternalConnection',
     metadata: { name: CONNECTION, namespace: ns },
-    spec: { type: 'http-api', settings: { baseURL: 'https://api.example.com', auth: 'bearer' }, credentials: { token: { value } }, probe: { interval: '0' } },
+    spec: {
+      type: 'http-api',
+      settings: { baseURL: 'https://api.example.com', auth: 'bearer' },
+      credentials: { token: { value } },
+      probe: { interval: '0' },
+    },
   };
 }
 
@@ -37,12 +51,20 @@ function connectionWithValue(ns: string, value: string) {
  * what a user commits: no uid, timestamps or status from this cluster.
  */
 async function sealForGit(ns: string, plaintext: string, kubeconfig?: string): Promise<string> {
-  const r = await kubectl(['create', '--dry-run=server', '-o', 'yaml', '-f', '-'], { input: stringify(connectionWithValue(ns, plaintext)), ...(kubeconfig ? { kubeconfig } : {}) });
+  const r = await kubectl(['create', '--dry-run=server', '-o', 'yaml', '-f', '-'], {
+    input: stringify(connectionWithValue(ns, plaintext)),
+    ...(kubeconfig ? { kubeconfig } : {}),
+  });
   expect(r.code, r.stderr).toBe(0);
   expect(r.stdout).not.toContain(plaintext);
   const dry = parse(r.stdout) as Conn;
   expect(dry.spec.credentials?.token?.sealed).toMatch(/^atoll:v1:local:/);
-  return stringify({ apiVersion: dry.apiVersion, kind: dry.kind, metadata: { name: dry.metadata.name, namespace: dry.metadata.namespace }, spec: dry.spec });
+  return stringify({
+    apiVersion: dry.apiVersion,
+    kind: dry.kind,
+    metadata: { name: dry.metadata.name, namespace: dry.metadata.namespace },
+    spec: dry.spec,
+  });
 }
 
 async function applyFromGit(git: string, kubeconfig?: string): Promise<void> {
@@ -55,7 +77,9 @@ function judged(client: KubeClient, ns: string, timeoutMs = 30_000): Promise<Con
   return eventually(
     `${ns}/${CONNECTION} reconciled`,
     () => client.get<Conn>(ExternalConnections, CONNECTION, ns),
-    (c) => c.status?.observedGeneration === c.metadata?.generation && ['True', 'False'].includes(condition(c, 'CredentialsSealed')?.status ?? ''),
+    (c) =>
+      c.status?.observedGeneration === c.metadata?.generation &&
+      ['True', 'False'].includes(condition(c, 'CredentialsSealed')?.status ?? ''),
     timeoutMs,
   );
 }
@@ -136,24 +160,41 @@ describe('disaster recovery: who may choose the identity', () => {
   const ns = uniqueName('dr-rbac');
   const identity = uniqueName('acme-ops');
   beforeAll(async () => {
-    await createWorkspace(ns, { encryption: { identity }, members: [{ kind: 'Group', name: `${ns}-editors`, role: 'editor' }, { kind: 'User', name: `${ns}-admin`, role: 'admin' }] });
+    await createWorkspace(ns, {
+      encryption: { identity },
+      members: [
+        { kind: 'Group', name: `${ns}-editors`, role: 'editor' },
+        { kind: 'User', name: `${ns}-admin`, role: 'admin' },
+      ],
+    });
   });
 
   it('tenants cannot set or change the identity: they cannot write Workspaces at all', async () => {
     for (const tenant of [userClient('someone', [`${ns}-editors`]), userClient(`${ns}-admin`)]) {
-      await expect(tenant.mergePatch(Workspaces, ns, ns, { spec: { encryption: { identity: 'stolen-identity' } } })).rejects.toMatchObject({ status: 403 });
-      await expect(tenant.create(Workspaces, { metadata: { name: 'second', namespace: ns }, spec: { encryption: { identity: 'stolen-identity' } } } as never)).rejects.toMatchObject({ status: 403 });
+      await expect(
+        tenant.mergePatch(Workspaces, ns, ns, { spec: { encryption: { identity: 'stolen-identity' } } }),
+      ).rejects.toMatchObject({ status: 403 });
+      await expect(
+        tenant.create(Workspaces, {
+          metadata: { name: 'second', namespace: ns },
+          spec: { encryption: { identity: 'stolen-identity' } },
+        } as never),
+      ).rejects.toMatchObject({ status: 403 });
     }
     expect((await admin().get<Ws>(Workspaces, ns, ns)).spec.encryption?.identity).toBe(identity);
   });
 
   it('the CRD refuses changing or removing an identity once set, saying why', async () => {
-    const changed = await admin().mergePatch(Workspaces, ns, ns, { spec: { encryption: { identity: 'another-identity' } } }).catch((e: unknown) => e);
+    const changed = await admin()
+      .mergePatch(Workspaces, ns, ns, { spec: { encryption: { identity: 'another-identity' } } })
+      .catch((e: unknown) => e);
     expect(changed).toMatchObject({ status: 422 });
     expect((changed as Error).message).toContain('spec.encryption.identity is immutable once set');
     expect((changed as Error).message).toContain('would no longer decrypt');
 
-    const removed = await admin().mergePatch(Workspaces, ns, ns, { spec: { encryption: { identity: null } } }).catch((e: unknown) => e);
+    const removed = await admin()
+      .mergePatch(Workspaces, ns, ns, { spec: { encryption: { identity: null } } })
+      .catch((e: unknown) => e);
     expect(removed).toMatchObject({ status: 422 });
     expect((removed as Error).message).toContain('spec.encryption.identity is immutable once set');
     expect((await admin().get<Ws>(Workspaces, ns, ns)).spec.encryption?.identity).toBe(identity);
@@ -162,11 +203,17 @@ describe('disaster recovery: who may choose the identity', () => {
   it('a UID-bound workspace may pin only the identity it already uses', async () => {
     const other = uniqueName('dr-pin');
     const ws = await createWorkspace(other);
-    const refused = await admin().mergePatch(Workspaces, other, other, { spec: { encryption: { identity: 'brand-new-identity' } } }).catch((e: unknown) => e);
+    const refused = await admin()
+      .mergePatch(Workspaces, other, other, { spec: { encryption: { identity: 'brand-new-identity' } } })
+      .catch((e: unknown) => e);
     expect(refused).toMatchObject({ status: 422 });
-    expect((refused as Error).message).toContain(`can only be set to the identity this workspace already uses ("${ws.metadata.uid}")`);
+    expect((refused as Error).message).toContain(
+      `can only be set to the identity this workspace already uses ("${ws.metadata.uid}")`,
+    );
     // Pinning the UID it already uses keeps every existing ciphertext valid, and is allowed.
-    const pinned = await admin().mergePatch<Ws>(Workspaces, other, other, { spec: { encryption: { identity: ws.metadata.uid } } });
+    const pinned = await admin().mergePatch<Ws>(Workspaces, other, other, {
+      spec: { encryption: { identity: ws.metadata.uid } },
+    });
     expect(pinned.spec.encryption?.identity).toBe(ws.metadata.uid);
   });
 });
@@ -219,7 +266,13 @@ describe('disaster recovery: rebuilding the whole cluster (local KMS provider)',
     await second!.stopOperator();
     // Restore as documented: strip cluster-specific metadata, replace the Secret, (re)start the operator.
     const saved = parse(keyRingBackup) as Secret;
-    const restore = stringify({ apiVersion: 'v1', kind: 'Secret', metadata: { name: KEY_RING_SECRET, namespace: OPERATOR_NAMESPACE, labels: saved.metadata?.labels }, type: saved.type, data: saved.data });
+    const restore = stringify({
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: KEY_RING_SECRET, namespace: OPERATOR_NAMESPACE, labels: saved.metadata?.labels },
+      type: saved.type,
+      data: saved.data,
+    });
     const file = path.join(mkdtempSync(path.join(tmpdir(), 'atoll-dr-')), 'atoll-local-kms.yaml');
     writeFileSync(file, restore, { mode: 0o600 });
     const replaced = await kubectl(['replace', '--force', '-f', file], { kubeconfig: kubeconfig2 });
@@ -228,7 +281,12 @@ describe('disaster recovery: rebuilding the whole cluster (local KMS provider)',
     await second!.start();
 
     // The very object that was refused (never re-applied, never edited) now decrypts.
-    const c = await eventually(`${ns}/${CONNECTION} sealed after restore`, () => client.get<Conn>(ExternalConnections, CONNECTION, ns), (x) => condition(x, 'CredentialsSealed')?.status === 'True', 60_000);
+    const c = await eventually(
+      `${ns}/${CONNECTION} sealed after restore`,
+      () => client.get<Conn>(ExternalConnections, CONNECTION, ns),
+      (x) => condition(x, 'CredentialsSealed')?.status === 'True',
+      60_000,
+    );
     expect(c.status?.credentials?.token?.hint).toBe(`…${plaintext.slice(-4)}`);
     expect(c.status?.credentials?.token?.version).toBe(1);
     const managed = await client.get<Secret>(Secrets, `${CONNECTION}-credentials`, ns);

@@ -8,7 +8,13 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CONNECTION_LABEL, MANAGED_BY_LABEL, MANAGED_BY_VALUE, SEALED_SECRET_TYPE, WORKSPACE_LABEL } from '../src/api/v1alpha1/index.js';
+import {
+  CONNECTION_LABEL,
+  MANAGED_BY_LABEL,
+  MANAGED_BY_VALUE,
+  SEALED_SECRET_TYPE,
+  WORKSPACE_LABEL,
+} from '../src/api/v1alpha1/index.js';
 import { createProviderRegistry, Envelope, InMemoryKeyRingStore, managedCopy } from '../src/crypto/index.js';
 import { destinationDigest } from '../src/integrations/destination.js';
 import type { KubeClient, KubeObject } from '../src/kube/client.js';
@@ -58,7 +64,12 @@ async function recordingUpstream(tls?: { certPem: string; keyPem: string }) {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      received.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks).toString('utf8') });
+      received.push({
+        method: req.method ?? '',
+        url: req.url ?? '',
+        headers: req.headers,
+        body: Buffer.concat(chunks).toString('utf8'),
+      });
       if (req.url?.includes('/stream')) {
         // First chunk now, the rest only when the test says so: proves the gateway does not buffer.
         res.writeHead(200, { 'content-type': 'text/plain' });
@@ -66,14 +77,23 @@ async function recordingUpstream(tls?: { certPem: string; keyPem: string }) {
         releases.push(() => res.end('second'));
         return;
       }
-      res.writeHead(200, { 'content-type': 'application/json', 'x-echo-key': String(req.headers['x-api-key']), 'x-upstream': 'yes' });
+      res.writeHead(200, {
+        'content-type': 'application/json',
+        'x-echo-key': String(req.headers['x-api-key']),
+        'x-upstream': 'yes',
+      });
       res.end(JSON.stringify({ ok: true }));
     });
   };
   const server = tls ? https.createServer({ cert: tls.certPem, key: tls.keyPem }, handler) : http.createServer(handler);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const port = (server.address() as AddressInfo).port;
-  return { received, releases, url: `${tls ? 'https' : 'http'}://127.0.0.1:${port}`, close: () => new Promise<void>((r) => server.close(() => r())) };
+  return {
+    received,
+    releases,
+    url: `${tls ? 'https' : 'http'}://127.0.0.1:${port}`,
+    close: () => new Promise<void>((r) => server.close(() => r())),
+  };
 }
 
 async function waitUntil(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 10_000): Promise<void> {
@@ -91,19 +111,33 @@ function forgedToken(sub: string, expSecondsFromNow: number): string {
   const enc = (o: unknown) => Buffer.from(JSON.stringify(o)).toString('base64url');
   const [, ns, sa] = sub.split(':').slice(1);
   const body = `${enc({ alg: 'RS256', kid: 'forged' })}.${enc({
-    iss: SERVICE_ACCOUNT_ISSUER, aud: ['atoll-gateway'], sub, iat: now - 700, nbf: now - 700, exp: now + expSecondsFromNow,
+    iss: SERVICE_ACCOUNT_ISSUER,
+    aud: ['atoll-gateway'],
+    sub,
+    iat: now - 700,
+    nbf: now - 700,
+    exp: now + expSecondsFromNow,
     'kubernetes.io': { namespace: ns, serviceaccount: { name: sa, uid: '00000000-0000-0000-0000-000000000000' } },
   })}`;
   return `${body}.${sign('RSA-SHA256', Buffer.from(body), privateKey).toString('base64url')}`;
 }
 
-
 const TEST_TYPE = {
-  displayName: 'Test API', category: 'api',
+  displayName: 'Test API',
+  category: 'api',
   settingsSchema: { type: 'object', required: ['baseURL'], properties: { baseURL: { type: 'string' } } },
   credentialFields: [{ name: 'apiKey', required: true }],
-  probe: { http: { url: '{{settings.baseURL}}/health', auth: { type: 'header', headerName: 'X-API-Key', credential: 'apiKey' } } },
-  gateway: { baseURL: '{{settings.baseURL}}', auth: { type: 'header', headerName: 'X-API-Key', credential: 'apiKey' }, headers: { 'X-Source': 'atoll' } },
+  probe: {
+    http: {
+      url: '{{settings.baseURL}}/health',
+      auth: { type: 'header', headerName: 'X-API-Key', credential: 'apiKey' },
+    },
+  },
+  gateway: {
+    baseURL: '{{settings.baseURL}}',
+    auth: { type: 'header', headerName: 'X-API-Key', credential: 'apiKey' },
+    headers: { 'X-Source': 'atoll' },
+  },
   delivery: ['proxy', 'files'],
 };
 
@@ -123,15 +157,24 @@ describe('atoll gateway and agent', () => {
   let workDir = '';
 
   async function token(ns: string, sa: string, audiences = ['atoll-gateway']): Promise<string> {
-    const review = await admin.request<{ status: { token: string } }>('POST', `/api/v1/namespaces/${ns}/serviceaccounts/${sa}/token`, {
-      apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { audiences, expirationSeconds: 600 },
-    });
+    const review = await admin.request<{ status: { token: string } }>(
+      'POST',
+      `/api/v1/namespaces/${ns}/serviceaccounts/${sa}/token`,
+      {
+        apiVersion: 'authentication.k8s.io/v1',
+        kind: 'TokenRequest',
+        spec: { audiences, expirationSeconds: 600 },
+      },
+    );
     return review.status.token;
   }
 
   async function workspace(ns: string, allowCIDRs: string[]): Promise<void> {
     await admin.create(Namespaces, { metadata: { name: ns, labels: { [WORKSPACE_LABEL]: ns } } });
-    const ws = await admin.create(Workspaces, { metadata: { name: ns, namespace: ns }, spec: { displayName: ns, policy: { egress: { allowCIDRs } } } });
+    const ws = await admin.create(Workspaces, {
+      metadata: { name: ns, namespace: ns },
+      spec: { displayName: ns, policy: { egress: { allowCIDRs } } },
+    });
     const uid = String((ws as KubeObject).metadata?.uid);
     await admin.mergePatch(Workspaces, ns, ns, { status: { identity: uid } }, { subresource: 'status' });
     identities.set(ns, uid);
@@ -161,40 +204,82 @@ describe('atoll gateway and agent', () => {
   // Sealed as the operator would: a managed copy of this connection object (uid) at a version, bound to its destination too.
   const baseURLs = new Map<string, string>();
   const uids = new Map<string, string>();
-  async function sealedData(ns: string, connection: string, fields: Record<string, string>, version = 1): Promise<Record<string, string>> {
+  async function sealedData(
+    ns: string,
+    connection: string,
+    fields: Record<string, string>,
+    version = 1,
+  ): Promise<Record<string, string>> {
     const data: Record<string, string> = {};
-    const destination = destinationDigest({ metadata: { name: 'test-api' }, spec: TEST_TYPE }, { baseURL: baseURLs.get(`${ns}/${connection}`) });
+    const destination = destinationDigest(
+      { metadata: { name: 'test-api' }, spec: TEST_TYPE },
+      { baseURL: baseURLs.get(`${ns}/${connection}`) },
+    );
     for (const [field, value] of Object.entries(fields)) {
-      const sealed = await envelope.seal(value, { namespace: ns, workspace: identities.get(ns)!, connection, field, destination, copy: managedCopy(uids.get(`${ns}/${connection}`)!, version) }, KEY);
+      const sealed = await envelope.seal(
+        value,
+        {
+          namespace: ns,
+          workspace: identities.get(ns)!,
+          connection,
+          field,
+          destination,
+          copy: managedCopy(uids.get(`${ns}/${connection}`)!, version),
+        },
+        KEY,
+      );
       data[field] = Buffer.from(sealed).toString('base64');
     }
     return data;
   }
-  const stateAnnotation = (version: number) => JSON.stringify({ apiKey: { version, hint: '…0001', keyId: KEY.keyId, format: 2 } });
+  const stateAnnotation = (version: number) =>
+    JSON.stringify({ apiKey: { version, hint: '…0001', keyId: KEY.keyId, format: 2 } });
 
   async function connection(ns: string, name: string, baseURL: string, apiKey: string): Promise<void> {
     baseURLs.set(`${ns}/${name}`, baseURL);
     const destination = destinationDigest({ metadata: { name: 'test-api' }, spec: TEST_TYPE }, { baseURL });
-    const sealed = await envelope.seal(apiKey, { namespace: ns, workspace: identities.get(ns)!, connection: name, field: 'apiKey', destination }, KEY);
+    const sealed = await envelope.seal(
+      apiKey,
+      { namespace: ns, workspace: identities.get(ns)!, connection: name, field: 'apiKey', destination },
+      KEY,
+    );
     const conn = await admin.create<KubeObject>(ExternalConnections, {
       metadata: { name, namespace: ns },
-      spec: { type: 'test-api', displayName: `Test ${name}`, settings: { baseURL }, credentials: { apiKey: { sealed } } },
+      spec: {
+        type: 'test-api',
+        displayName: `Test ${name}`,
+        settings: { baseURL },
+        credentials: { apiKey: { sealed } },
+      },
     });
     uids.set(`${ns}/${name}`, conn.metadata!.uid!);
     const data = await sealedData(ns, name, { apiKey });
     await admin.create(Secrets, {
       metadata: {
-        name: `${name}-credentials`, namespace: ns,
+        name: `${name}-credentials`,
+        namespace: ns,
         labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [CONNECTION_LABEL]: name },
         annotations: { 'atoll.dev/credentials': stateAnnotation(1) },
-        ownerReferences: [{ apiVersion: 'atoll.dev/v1alpha1', kind: 'ExternalConnection', name, uid: conn.metadata!.uid!, controller: true }],
+        ownerReferences: [
+          {
+            apiVersion: 'atoll.dev/v1alpha1',
+            kind: 'ExternalConnection',
+            name,
+            uid: conn.metadata!.uid!,
+            controller: true,
+          },
+        ],
       },
       type: SEALED_SECRET_TYPE,
       data,
     });
   }
 
-  async function call(pathAndQuery: string, bearer: string | undefined, init: { method?: string; headers?: Record<string, string>; body?: string } = {}) {
+  async function call(
+    pathAndQuery: string,
+    bearer: string | undefined,
+    init: { method?: string; headers?: Record<string, string>; body?: string } = {},
+  ) {
     const res = await fetch(`${gateway.url}${pathAndQuery}`, {
       method: init.method ?? 'GET',
       headers: { ...(bearer === undefined ? {} : { authorization: `Bearer ${bearer}` }), ...(init.headers ?? {}) },
@@ -209,10 +294,13 @@ describe('atoll gateway and agent', () => {
   function rawStatus(rawPath: string, bearer: string): Promise<number> {
     const url = new URL(gateway.url);
     return new Promise((resolve, reject) => {
-      const req = http.request({ host: url.hostname, port: url.port, path: rawPath, headers: { authorization: `Bearer ${bearer}` } }, (res) => {
-        res.resume();
-        resolve(res.statusCode ?? 0);
-      });
+      const req = http.request(
+        { host: url.hostname, port: url.port, path: rawPath, headers: { authorization: `Bearer ${bearer}` } },
+        (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        },
+      );
       req.on('error', reject);
       req.end();
     });
@@ -228,30 +316,63 @@ describe('atoll gateway and agent', () => {
         if (crd) await admin.create(CustomResourceDefinitions, crd);
       }
     }
-    await waitUntil('CRDs established', async () => {
-      const crds = await admin.list<KubeObject & { status?: { conditions?: Array<{ type: string; status: string }> } }>(CustomResourceDefinitions);
-      const atoll = crds.items.filter((c) => String(c.metadata?.name).endsWith('.atoll.dev'));
-      return atoll.length === 3 && atoll.every((c) => c.status?.conditions?.some((k) => k.type === 'Established' && k.status === 'True'));
-    }, 30_000);
+    await waitUntil(
+      'CRDs established',
+      async () => {
+        const crds = await admin.list<
+          KubeObject & { status?: { conditions?: Array<{ type: string; status: string }> } }
+        >(CustomResourceDefinitions);
+        const atoll = crds.items.filter((c) => String(c.metadata?.name).endsWith('.atoll.dev'));
+        return (
+          atoll.length === 3 &&
+          atoll.every((c) => c.status?.conditions?.some((k) => k.type === 'Established' && k.status === 'True'))
+        );
+      },
+      30_000,
+    );
     for (const role of ['atoll-connection-user', 'atoll-connection-reader']) {
-      await admin.create(ClusterRoles, readManifests([path.join(packageRoot(), 'config/rbac/cluster-roles.yaml')]).find((o) => o.metadata?.name === role)!);
+      await admin.create(
+        ClusterRoles,
+        readManifests([path.join(packageRoot(), 'config/rbac/cluster-roles.yaml')]).find(
+          (o) => o.metadata?.name === role,
+        )!,
+      );
     }
     // The gateway may only ask about resources that exist: wait for discovery of the new group.
-    await waitUntil('atoll API served', async () => (await admin.list(IntegrationTypes).then(() => true, () => false)), 30_000);
+    await waitUntil(
+      'atoll API served',
+      async () =>
+        await admin.list(IntegrationTypes).then(
+          () => true,
+          () => false,
+        ),
+      30_000,
+    );
 
     envelope = new Envelope({ providers: createProviderRegistry({ local: { store: new InMemoryKeyRingStore() } }) });
     plain = await recordingUpstream();
     const ca = createCertificateAuthority({ commonName: 'upstream-ca' });
     const otherCa = createCertificateAuthority({ commonName: 'someone-else' });
-    trusted = await recordingUpstream(createCertificate({ issuer: ca, commonName: 'upstream', ipAddresses: ['127.0.0.1'], usage: 'server' }));
-    untrusted = await recordingUpstream(createCertificate({ issuer: otherCa, commonName: 'upstream', ipAddresses: ['127.0.0.1'], usage: 'server' }));
+    trusted = await recordingUpstream(
+      createCertificate({ issuer: ca, commonName: 'upstream', ipAddresses: ['127.0.0.1'], usage: 'server' }),
+    );
+    untrusted = await recordingUpstream(
+      createCertificate({ issuer: otherCa, commonName: 'upstream', ipAddresses: ['127.0.0.1'], usage: 'server' }),
+    );
 
     await admin.create(IntegrationTypes, { metadata: { name: 'test-api' }, spec: TEST_TYPE });
 
     await workspace(NS_A, ['127.0.0.1/32']);
     await workspace(NS_B, ['127.0.0.1/32']);
     await workspace(NS_C, []);
-    for (const [ns, sa] of [[NS_A, 'app'], [NS_A, 'nouse'], [NS_B, 'intruder'], [NS_B, 'b-app'], [NS_C, 'c-app']] as const) await serviceAccount(ns, sa);
+    for (const [ns, sa] of [
+      [NS_A, 'app'],
+      [NS_A, 'nouse'],
+      [NS_B, 'intruder'],
+      [NS_B, 'b-app'],
+      [NS_C, 'c-app'],
+    ] as const)
+      await serviceAccount(ns, sa);
     await grantUse(NS_A, NS_A, 'app');
     await grantRead(NS_A, NS_A, 'app');
     // A RoleBinding in A that grants B's ServiceAccount `use`: the gateway must still refuse it.
@@ -273,7 +394,15 @@ describe('atoll gateway and agent', () => {
     tokens.wrongAudience = await token(NS_A, 'app', [SERVICE_ACCOUNT_ISSUER]);
 
     gateway = await startGateway({
-      client: admin, envelope, metrics, host: '127.0.0.1', port: 0, insecurePlaintext: true, upstreamCAs: [ca.certPem], upstreamTimeoutMs: 5_000, heartbeatMs: 500,
+      client: admin,
+      envelope,
+      metrics,
+      host: '127.0.0.1',
+      port: 0,
+      insecurePlaintext: true,
+      upstreamCAs: [ca.certPem],
+      upstreamTimeoutMs: 5_000,
+      heartbeatMs: 500,
       log: createLogger({ level: 'debug', destination: { write: (line: string) => void logLines.push(line) } }),
     });
   });
@@ -285,11 +414,16 @@ describe('atoll gateway and agent', () => {
     if (workDir) rmSync(workDir, { recursive: true, force: true });
   });
 
-  it('proxies an allowed call with the injected credential and without the caller\'s credentials', async () => {
+  it("proxies an allowed call with the injected credential and without the caller's credentials", async () => {
     const before = plain.received.length;
     const res = await call(`/v1/connections/api/proxy/items/1?q=${QUERY_NEEDLE}`, tokens.app, {
       method: 'POST',
-      headers: { cookie: 'session=abc', 'x-forwarded-for': '10.1.2.3', 'x-api-key': 'caller-supplied', 'content-type': 'text/plain' },
+      headers: {
+        cookie: 'session=abc',
+        'x-forwarded-for': '10.1.2.3',
+        'x-api-key': 'caller-supplied',
+        'content-type': 'text/plain',
+      },
       body: 'hello upstream',
     });
     expect(res.status).toBe(200);
@@ -309,7 +443,9 @@ describe('atoll gateway and agent', () => {
   });
 
   it('streams the response body without buffering it', async () => {
-    const res = await fetch(`${gateway.url}/v1/connections/api/proxy/stream`, { headers: { authorization: `Bearer ${tokens.app}` } });
+    const res = await fetch(`${gateway.url}/v1/connections/api/proxy/stream`, {
+      headers: { authorization: `Bearer ${tokens.app}` },
+    });
     expect(res.status).toBe(200);
     const reader = res.body!.getReader();
     const first = await reader.read();
@@ -317,14 +453,18 @@ describe('atoll gateway and agent', () => {
     expect(plain.releases).toHaveLength(1);
     plain.releases.shift()!();
     let rest = '';
-    for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read()) rest += Buffer.from(chunk.value).toString();
+    for (let chunk = await reader.read(); !chunk.done; chunk = await reader.read())
+      rest += Buffer.from(chunk.value).toString();
     expect(rest).toBe('second');
   });
 
-  it('lists in the catalogue only the connections of the caller\'s namespace it may use', async () => {
+  it("lists in the catalogue only the connections of the caller's namespace it may use", async () => {
     const res = await call('/v1/connections', tokens.app);
     expect(res.status).toBe(200);
-    const body = JSON.parse(res.body) as { namespace: string; items: Array<{ name: string; type: string; displayName: string; ready: boolean; proxy: boolean }> };
+    const body = JSON.parse(res.body) as {
+      namespace: string;
+      items: Array<{ name: string; type: string; displayName: string; ready: boolean; proxy: boolean }>;
+    };
     expect(body.namespace).toBe(NS_A);
     expect(body.items.map((i) => i.name)).toEqual(['api', 'tls-api', 'tls-untrusted']);
     expect(body.items[0]).toMatchObject({ type: 'test-api', displayName: 'Test api', ready: false, proxy: true });
@@ -332,7 +472,7 @@ describe('atoll gateway and agent', () => {
     expect(JSON.parse(none.body).items).toEqual([]);
   });
 
-  it('refuses B\'s token for A\'s connection even with a RoleBinding in A, and serves B only its own', async () => {
+  it("refuses B's token for A's connection even with a RoleBinding in A, and serves B only its own", async () => {
     const before = plain.received.length;
     expect((await call('/v1/connections/api/proxy/x', tokens.intruder)).status).toBe(403);
     expect((await call('/v1/connections/api/credentials', tokens.intruder)).status).toBe(403);
@@ -352,14 +492,24 @@ describe('atoll gateway and agent', () => {
     expect(missing.status).toBe(401);
     expect(missing.headers['www-authenticate']).toContain('Bearer');
     expect((await call('/v1/connections/api/proxy/x', tokens.wrongAudience)).status).toBe(401);
-    expect((await call('/v1/connections/api/proxy/x', forgedToken(`system:serviceaccount:${NS_A}:app`, 3600))).status).toBe(401);
-    expect((await call('/v1/connections/api/proxy/x', forgedToken(`system:serviceaccount:${NS_A}:app`, -60))).status).toBe(401);
+    expect(
+      (await call('/v1/connections/api/proxy/x', forgedToken(`system:serviceaccount:${NS_A}:app`, 3600))).status,
+    ).toBe(401);
+    expect(
+      (await call('/v1/connections/api/proxy/x', forgedToken(`system:serviceaccount:${NS_A}:app`, -60))).status,
+    ).toBe(401);
     expect((await call('/v1/connections/api/proxy/x', 'not-a-jwt')).status).toBe(401);
     const unknown = await call('/v1/connections/nope/proxy/x', tokens.app);
     expect(unknown.status).toBe(404);
-    expect(JSON.parse(unknown.body)).toEqual({ error: { code: 'NotFound', message: 'no such connection in the caller\'s namespace' } });
+    expect(JSON.parse(unknown.body)).toEqual({
+      error: { code: 'NotFound', message: "no such connection in the caller's namespace" },
+    });
     // fetch would normalise dot segments away; send the raw request target as an attacker would.
-    for (const raw of ['/v1/connections/api/proxy/a/%2e%2e/%2E%2E/etc', '/v1/connections/api/proxy/../../x', '/v1/connections/api/proxy/a%2f..%2f..']) {
+    for (const raw of [
+      '/v1/connections/api/proxy/a/%2e%2e/%2E%2E/etc',
+      '/v1/connections/api/proxy/../../x',
+      '/v1/connections/api/proxy/a%2f..%2f..',
+    ]) {
       expect(await rawStatus(raw, tokens.app!)).toBe(400);
     }
     expect(plain.received.length).toBe(before);
@@ -383,7 +533,14 @@ describe('atoll gateway and agent', () => {
     const run = async (tok: string) => {
       const tokenFile = path.join(workDir, `token-${Math.random()}`);
       writeFileSync(tokenFile, tok);
-      return runAgent({ gatewayURL: gateway.url, tokenFile, connections: ['api'], dir: path.join(workDir, 'refused'), log: createLogger({ level: 'silent' }), insecurePlaintext: true });
+      return runAgent({
+        gatewayURL: gateway.url,
+        tokenFile,
+        connections: ['api'],
+        dir: path.join(workDir, 'refused'),
+        log: createLogger({ level: 'silent' }),
+        insecurePlaintext: true,
+      });
     };
     await expect(run(tokens.nouse!)).rejects.toMatchObject({ name: 'AgentFatalError', status: 403 });
     await expect(run(tokens.wrongAudience!)).rejects.toBeInstanceOf(AgentFatalError);
@@ -396,7 +553,16 @@ describe('atoll gateway and agent', () => {
     const dir = path.join(workDir, 'mounted');
     const stop = new AbortController();
     const updates: string[] = [];
-    const agent = runAgent({ gatewayURL: gateway.url, tokenFile, connections: ['api'], dir, log: createLogger({ level: 'silent' }), insecurePlaintext: true, signal: stop.signal, onUpdate: (_c, rev) => updates.push(rev) });
+    const agent = runAgent({
+      gatewayURL: gateway.url,
+      tokenFile,
+      connections: ['api'],
+      dir,
+      log: createLogger({ level: 'silent' }),
+      insecurePlaintext: true,
+      signal: stop.signal,
+      onUpdate: (_c, rev) => updates.push(rev),
+    });
     const file = path.join(dir, 'api', 'apiKey');
     await waitUntil('agent wrote the first value', () => updates.length > 0);
     expect(readFileSync(file, 'utf8')).toBe(SECRET_A1);
@@ -415,7 +581,10 @@ describe('atoll gateway and agent', () => {
     await waitUntil('traffic before rotation', () => seen.length >= 3);
 
     const rotatedAt = Date.now();
-    await admin.mergePatch(Secrets, 'api-credentials', NS_A, { metadata: { annotations: { 'atoll.dev/credentials': stateAnnotation(2) } }, data: await sealedData(NS_A, 'api', { apiKey: SECRET_A2 }, 2) });
+    await admin.mergePatch(Secrets, 'api-credentials', NS_A, {
+      metadata: { annotations: { 'atoll.dev/credentials': stateAnnotation(2) } },
+      data: await sealedData(NS_A, 'api', { apiKey: SECRET_A2 }, 2),
+    });
     await waitUntil('agent file rotated', () => readFileSync(file, 'utf8') === SECRET_A2, 1_000);
     const fileLatency = Date.now() - rotatedAt;
     // The agent has seen the change, so the gateway has too: the very next request uses the new value.
@@ -437,16 +606,25 @@ describe('atoll gateway and agent', () => {
     expect(readdirSync(path.join(dir, 'api'))).toEqual(['apiKey']);
   });
 
-  it('ends a credentials stream once the caller\'s grant is revoked', async () => {
+  it("ends a credentials stream once the caller's grant is revoked", async () => {
     await serviceAccount(NS_A, 'temp');
     await grantRead(NS_A, NS_A, 'temp');
     const temp = await token(NS_A, 'temp');
     const strict = await startGateway({
-      client: admin, envelope, metrics: createOperatorMetrics(), host: '127.0.0.1', port: 0, insecurePlaintext: true, authCacheTtlMs: 100, heartbeatMs: 200,
+      client: admin,
+      envelope,
+      metrics: createOperatorMetrics(),
+      host: '127.0.0.1',
+      port: 0,
+      insecurePlaintext: true,
+      authCacheTtlMs: 100,
+      heartbeatMs: 200,
       log: createLogger({ level: 'silent' }),
     });
     try {
-      const res = await fetch(`${strict.url}/v1/connections/api/credentials?watch=1`, { headers: { authorization: `Bearer ${temp}` } });
+      const res = await fetch(`${strict.url}/v1/connections/api/credentials?watch=1`, {
+        headers: { authorization: `Bearer ${temp}` },
+      });
       expect(res.status).toBe(200);
       expect(res.headers.get('content-type')).toBe('text/event-stream');
       expect(res.headers.get('cache-control')).toBe('no-store');
@@ -459,7 +637,10 @@ describe('atoll gateway and agent', () => {
         expect(Buffer.from(chunk.value).toString()).not.toContain('event: credentials');
       }
       expect(Date.now() - revokedAt).toBeLessThan(3_000);
-      expect((await fetch(`${strict.url}/v1/connections/api/credentials`, { headers: { authorization: `Bearer ${temp}` } })).status).toBe(403);
+      expect(
+        (await fetch(`${strict.url}/v1/connections/api/credentials`, { headers: { authorization: `Bearer ${temp}` } }))
+          .status,
+      ).toBe(403);
     } finally {
       await strict.close();
     }
@@ -468,16 +649,30 @@ describe('atoll gateway and agent', () => {
   it('serves HTTPS with its certificate and switches to a renewed one without a restart', async () => {
     const ca = createCertificateAuthority({ commonName: 'gateway-ca' });
     const first = createCertificate({ issuer: ca, commonName: 'first', ipAddresses: ['127.0.0.1'], usage: 'server' });
-    const renewed = createCertificate({ issuer: ca, commonName: 'renewed', ipAddresses: ['127.0.0.1'], usage: 'server' });
-    const secure = await startGateway({ client: admin, envelope, metrics: createOperatorMetrics(), host: '127.0.0.1', port: 0, tls: first, log: createLogger({ level: 'silent' }) });
-    const served = () => new Promise<string>((resolve, reject) => {
-      const req = https.get(`${secure.url}/healthz`, { ca: ca.certPem, agent: false }, (res) => {
-        const cert = (res.socket as TLSSocket).getPeerCertificate();
-        res.resume();
-        resolve(String(cert.subject?.CN));
-      });
-      req.on('error', reject);
+    const renewed = createCertificate({
+      issuer: ca,
+      commonName: 'renewed',
+      ipAddresses: ['127.0.0.1'],
+      usage: 'server',
     });
+    const secure = await startGateway({
+      client: admin,
+      envelope,
+      metrics: createOperatorMetrics(),
+      host: '127.0.0.1',
+      port: 0,
+      tls: first,
+      log: createLogger({ level: 'silent' }),
+    });
+    const served = () =>
+      new Promise<string>((resolve, reject) => {
+        const req = https.get(`${secure.url}/healthz`, { ca: ca.certPem, agent: false }, (res) => {
+          const cert = (res.socket as TLSSocket).getPeerCertificate();
+          res.resume();
+          resolve(String(cert.subject?.CN));
+        });
+        req.on('error', reject);
+      });
     try {
       expect(secure.url.startsWith('https://')).toBe(true);
       expect(await served()).toBe('first');
@@ -494,8 +689,16 @@ describe('atoll gateway and agent', () => {
     expect(exposition).toContain('atoll_gateway_requests_total');
     const accessLines = logLines.filter((l) => l.includes('"gateway request"'));
     expect(accessLines.length).toBeGreaterThan(10);
-    const sample = JSON.parse(accessLines.find((l) => l.includes('"route":"proxy"') && l.includes('"status":200'))!) as Record<string, unknown>;
-    expect(sample).toMatchObject({ namespace: expect.any(String), connection: expect.any(String), method: expect.any(String), status: 200, durationMs: expect.any(Number) });
+    const sample = JSON.parse(
+      accessLines.find((l) => l.includes('"route":"proxy"') && l.includes('"status":200'))!,
+    ) as Record<string, unknown>;
+    expect(sample).toMatchObject({
+      namespace: expect.any(String),
+      connection: expect.any(String),
+      method: expect.any(String),
+      status: 200,
+      durationMs: expect.any(Number),
+    });
     for (const text of [exposition, ...logLines, ...responseHeaders.map((h) => JSON.stringify(h))]) {
       for (const needle of needles) expect(text).not.toContain(needle);
       expect(text).not.toContain(QUERY_NEEDLE);

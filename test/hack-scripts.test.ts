@@ -8,7 +8,13 @@ describe('hack/e2e-kind.sh', () => {
   it('names only files that exist', () => {
     const root = packageRoot();
     const script = readFileSync(path.join(root, 'hack', 'e2e-kind.sh'), 'utf8');
-    const named = [...new Set([...script.matchAll(/(?<![\w$/.-])((?:config|hack|docs|charts)\/[\w./-]+)/g)].map((m) => m[1]!.replace(/[.]$/, '')))];
+    const named = [
+      ...new Set(
+        [...script.matchAll(/(?<![\w$/.-])((?:config|hack|docs|charts)\/[\w./-]+)/g)].map((m) =>
+          m[1]!.replace(/[.]$/, ''),
+        ),
+      ),
+    ];
     expect(named).toContain('config/samples/01-workspace.yaml');
     expect(named).toContain('config/samples/workloads/11-rbac.yaml');
     const missing = named.filter((f) => !existsSync(path.join(root, f)));

@@ -5,9 +5,25 @@ import { Envelope } from '../src/crypto/envelope.js';
 import { createProviderRegistry } from '../src/crypto/providers/index.js';
 import { startGateway, type Gateway } from '../src/gateway/server.js';
 import type { KubeClient, KubeObject } from '../src/kube/client.js';
-import { ExternalConnections, IntegrationTypes, Namespaces, RoleBindings, ServiceAccounts, Workspaces } from '../src/kube/resources.js';
+import {
+  ExternalConnections,
+  IntegrationTypes,
+  Namespaces,
+  RoleBindings,
+  ServiceAccounts,
+  Workspaces,
+} from '../src/kube/resources.js';
 import { createOperatorMetrics } from '../src/runtime/metrics.js';
-import { createKmsKey, disableKmsKey, MOTO_CREDENTIALS, MOTO_REGION, startKmsKeyStateProxy, startMoto, type KmsKeyStateProxy, type MotoServer } from './support/moto.js';
+import {
+  createKmsKey,
+  disableKmsKey,
+  MOTO_CREDENTIALS,
+  MOTO_REGION,
+  startKmsKeyStateProxy,
+  startMoto,
+  type KmsKeyStateProxy,
+  type MotoServer,
+} from './support/moto.js';
 import { waitFor } from '../src/dev/ports.js';
 import { startHttpFixture, type HttpFixture } from './support/services.js';
 import { condition, randomSecret } from './support/cluster.js';
@@ -37,7 +53,8 @@ describe('aws-kms: a rotated-away key can be retired', () => {
   const ns = 'retire';
   const tokens = { a: randomSecret('reta'), b: randomSecret('retb') };
 
-  const awsEnvelope = () => new Envelope({ providers: createProviderRegistry({ awsKms: { region: MOTO_REGION, endpoint: kms.endpoint } }) });
+  const awsEnvelope = () =>
+    new Envelope({ providers: createProviderRegistry({ awsKms: { region: MOTO_REGION, endpoint: kms.endpoint } }) });
   const get = (name: string) => client.get<Conn>(ExternalConnections, name, ns);
 
   beforeAll(async () => {
@@ -51,10 +68,25 @@ describe('aws-kms: a rotated-away key can be retired', () => {
     atoll = await startIsolatedAtoll({ kms: { provider: 'aws-kms', endpoint: kms.endpoint, keyId: oldKey } });
     client = atoll.client;
     await client.create(Namespaces, { metadata: { name: ns } });
-    await client.create(Workspaces, { metadata: { name: ns, namespace: ns }, spec: { encryption: { keyId: oldKey }, policy: { egress: { allowCIDRs: ['127.0.0.0/8'] } } } } as never);
-    await waitFor('workspace ready', async () => condition(await client.get(Workspaces, ns, ns), 'Ready')?.status === 'True', 30_000);
+    await client.create(Workspaces, {
+      metadata: { name: ns, namespace: ns },
+      spec: { encryption: { keyId: oldKey }, policy: { egress: { allowCIDRs: ['127.0.0.0/8'] } } },
+    } as never);
+    await waitFor(
+      'workspace ready',
+      async () => condition(await client.get(Workspaces, ns, ns), 'Ready')?.status === 'True',
+      30_000,
+    );
     for (const [name, token] of Object.entries(tokens)) {
-      await client.create(ExternalConnections, { metadata: { name, namespace: ns }, spec: { type: 'http-api', settings: { baseURL: upstream.url, auth: 'bearer' }, credentials: { token: { value: token } }, probe: { interval: '0' } } } as never);
+      await client.create(ExternalConnections, {
+        metadata: { name, namespace: ns },
+        spec: {
+          type: 'http-api',
+          settings: { baseURL: upstream.url, auth: 'bearer' },
+          credentials: { token: { value: token } },
+          probe: { interval: '0' },
+        },
+      } as never);
     }
     await client.create(ServiceAccounts, { metadata: { name: 'app', namespace: ns } });
     await client.create(RoleBindings, {
@@ -62,7 +94,8 @@ describe('aws-kms: a rotated-away key can be retired', () => {
       roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'atoll-connection-user' },
       subjects: [{ kind: 'ServiceAccount', name: 'app', namespace: ns }],
     });
-    for (const name of Object.keys(tokens)) await waitFor(`${name} Ready`, async () => condition(await get(name), 'Ready')?.status === 'True', 30_000);
+    for (const name of Object.keys(tokens))
+      await waitFor(`${name} Ready`, async () => condition(await get(name), 'Ready')?.status === 'True', 30_000);
   });
 
   afterAll(async () => {
@@ -74,11 +107,25 @@ describe('aws-kms: a rotated-away key can be retired', () => {
   it('re-wraps every managed copy, publishes the new sealed values and says the old key is retirable', async () => {
     await client.mergePatch(Workspaces, ns, ns, { spec: { encryption: { keyId: newKey } } });
     let ws: Ws | undefined;
-    await waitFor('retirable', async () => {
-      ws = await client.get<Ws>(Workspaces, ns, ns);
-      return ws.status?.keyRotation?.targetKeyId === newKey && ws.status.keyRotation.retirable === true && ws.status.keyRotation.rewrapped === 2;
-    }, 60_000);
-    expect(ws!.status!.keyRotation).toMatchObject({ phase: 'Completed', managedCopiesOnOldKeys: 0, specValuesOnOldKeys: 2, rewrapped: 2, total: 2 });
+    await waitFor(
+      'retirable',
+      async () => {
+        ws = await client.get<Ws>(Workspaces, ns, ns);
+        return (
+          ws.status?.keyRotation?.targetKeyId === newKey &&
+          ws.status.keyRotation.retirable === true &&
+          ws.status.keyRotation.rewrapped === 2
+        );
+      },
+      60_000,
+    );
+    expect(ws!.status!.keyRotation).toMatchObject({
+      phase: 'Completed',
+      managedCopiesOnOldKeys: 0,
+      specValuesOnOldKeys: 2,
+      rewrapped: 2,
+      total: 2,
+    });
     for (const name of Object.keys(tokens)) {
       const c = await get(name);
       expect(c.status?.credentials?.token?.keyId).toBe(newKey);
@@ -98,27 +145,62 @@ describe('aws-kms: a rotated-away key can be retired', () => {
     const ws = await client.get<Ws>(Workspaces, ns, ns);
     const type = await client.get<IntegrationType & KubeObject>(IntegrationTypes, 'http-api');
     const destination = destinationDigest(type, c.spec.settings);
-    await expect(awsEnvelope().open(c.spec.credentials!.token!.sealed!, { namespace: ns, workspace: ws.metadata.uid!, connection: 'a', field: 'token', destination })).rejects.toMatchObject({ reason: 'KeyNotFound' });
+    await expect(
+      awsEnvelope().open(c.spec.credentials!.token!.sealed!, {
+        namespace: ns,
+        workspace: ws.metadata.uid!,
+        connection: 'a',
+        field: 'token',
+        destination,
+      }),
+    ).rejects.toMatchObject({ reason: 'KeyNotFound' });
 
     const triedOldKey = kms.refused(); // our own check above
     const restartedAt = Date.now() - 1000;
     await atoll.start(); // a fresh operator: no cached data keys
     for (const name of Object.keys(tokens)) {
-      await client.mergePatch(ExternalConnections, name, ns, { metadata: { annotations: { 'atoll.dev/test-requested-at': new Date().toISOString() } } });
+      await client.mergePatch(ExternalConnections, name, ns, {
+        metadata: { annotations: { 'atoll.dev/test-requested-at': new Date().toISOString() } },
+      });
     }
     for (const name of Object.keys(tokens)) {
-      await waitFor(`${name} re-probed and Ready`, async () => {
-        const x = await get(name);
-        return condition(x, 'Ready')?.status === 'True' && condition(x, 'CredentialsSealed')?.status === 'True' && Date.parse(x.status?.lastProbe?.time ?? '') > restartedAt;
-      }, 30_000);
+      await waitFor(
+        `${name} re-probed and Ready`,
+        async () => {
+          const x = await get(name);
+          return (
+            condition(x, 'Ready')?.status === 'True' &&
+            condition(x, 'CredentialsSealed')?.status === 'True' &&
+            Date.parse(x.status?.lastProbe?.time ?? '') > restartedAt
+          );
+        },
+        30_000,
+      );
     }
 
-    gateway = await startGateway({ client, envelope: awsEnvelope(), metrics: createOperatorMetrics(), host: '127.0.0.1', port: 0, insecurePlaintext: true, upstreamTimeoutMs: 5_000, log: createLogger({ level: 'silent' }) }); // loopback only, as in test/gateway.test.ts
-    const review = await client.request<{ status: { token: string } }>('POST', `/api/v1/namespaces/${ns}/serviceaccounts/app/token`, {
-      apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { audiences: ['atoll-gateway'], expirationSeconds: 600 },
-    });
+    gateway = await startGateway({
+      client,
+      envelope: awsEnvelope(),
+      metrics: createOperatorMetrics(),
+      host: '127.0.0.1',
+      port: 0,
+      insecurePlaintext: true,
+      upstreamTimeoutMs: 5_000,
+      log: createLogger({ level: 'silent' }),
+    }); // loopback only, as in test/gateway.test.ts
+    const review = await client.request<{ status: { token: string } }>(
+      'POST',
+      `/api/v1/namespaces/${ns}/serviceaccounts/app/token`,
+      {
+        apiVersion: 'authentication.k8s.io/v1',
+        kind: 'TokenRequest',
+        spec: { audiences: ['atoll-gateway'], expirationSeconds: 600 },
+      },
+    );
     for (const [name, token] of Object.entries(tokens)) {
-      const res = await fetch(`${gateway.url}/v1/connections/${name}/proxy/after-retirement`, { headers: { authorization: `Bearer ${review.status.token}` } });
+      const res = await fetch(`${gateway.url}/v1/connections/${name}/proxy/after-retirement`, {
+        headers: { authorization: `Bearer ${review.status.token}` },
+      });
       expect(res.status).toBe(200);
       expect(upstream.requests.at(-1)?.headers.authorization).toBe(`Bearer ${token}`);
     }

@@ -7,7 +7,12 @@ import { managedCopy } from '../src/crypto/binding.js';
 import type { IntegrationTypeObject } from '../src/integrations/probe-types.js';
 import { Writable } from 'node:stream';
 import type { ExternalConnection } from '../src/api/v1alpha1/index.js';
-import { installAtoll, loopbackOperatorConfig, OPERATOR_NAMESPACE, precreateWebhookConfigurations } from '../src/dev/embedded.js';
+import {
+  installAtoll,
+  loopbackOperatorConfig,
+  OPERATOR_NAMESPACE,
+  precreateWebhookConfigurations,
+} from '../src/dev/embedded.js';
 import { Envelope } from '../src/crypto/envelope.js';
 import { AwsKmsProvider } from '../src/crypto/providers/aws-kms.js';
 import { createProviderRegistry } from '../src/crypto/providers/index.js';
@@ -23,7 +28,9 @@ import { condition, randomSecret } from './support/cluster.js';
 
 type Conn = ExternalConnection & KubeObject;
 
-const HTTP_API = parse(readFileSync(path.join(packageRoot(), 'config', 'types', 'http-api.yaml'), 'utf8')) as IntegrationTypeObject;
+const HTTP_API = parse(
+  readFileSync(path.join(packageRoot(), 'config', 'types', 'http-api.yaml'), 'utf8'),
+) as IntegrationTypeObject;
 /** Where the connections below send their credential: part of what each value is sealed to. */
 const HTTP_API_DESTINATION = destinationDigest(HTTP_API, { baseURL: 'https://api.example.com', auth: 'bearer' });
 type Secret = KubeObject & { data?: Record<string, string> };
@@ -44,12 +51,26 @@ describe('aws-kms: outage and crash recovery', () => {
 
   async function start(hooks: Parameters<typeof startOperator>[0]['probeHooks'] = {}) {
     const config = loopbackOperatorConfig({
-      ATOLL_KMS_PROVIDER: 'aws-kms', ATOLL_KMS_KEY_ID: keyId, AWS_REGION: MOTO_REGION, ATOLL_KMS_ENDPOINT: moto.endpoint, ATOLL_KMS_TIMEOUT_MS: '800',
+      ATOLL_KMS_PROVIDER: 'aws-kms',
+      ATOLL_KMS_KEY_ID: keyId,
+      AWS_REGION: MOTO_REGION,
+      ATOLL_KMS_ENDPOINT: moto.endpoint,
+      ATOLL_KMS_TIMEOUT_MS: '800',
     });
-    const sink = new Writable({ write(chunk: Buffer, _e, cb) { logs.push(chunk.toString()); cb(); } });
+    const sink = new Writable({
+      write(chunk: Buffer, _e, cb) {
+        logs.push(chunk.toString());
+        cb();
+      },
+    });
     // As its own ServiceAccount, as in a cluster (the admission policies fence exactly that identity).
     const operatorClient = await cp.serviceAccountClient(OPERATOR_NAMESPACE, config.serviceAccounts.controller);
-    operator = await startOperator({ client: operatorClient, config, log: createLogger({ level: 'debug', destination: sink }), probeHooks: hooks });
+    operator = await startOperator({
+      client: operatorClient,
+      config,
+      log: createLogger({ level: 'debug', destination: sink }),
+      probeHooks: hooks,
+    });
   }
 
   beforeAll(async () => {
@@ -66,7 +87,11 @@ describe('aws-kms: outage and crash recovery', () => {
     await start();
     await client.create(Namespaces, { metadata: { name: ns } });
     await client.create(Workspaces, { metadata: { name: ns, namespace: ns }, spec: {} } as never);
-    await waitFor('workspace ready', async () => condition(await client.get(Workspaces, ns, ns), 'Ready')?.status === 'True', 30_000);
+    await waitFor(
+      'workspace ready',
+      async () => condition(await client.get(Workspaces, ns, ns), 'Ready')?.status === 'True',
+      30_000,
+    );
   });
 
   afterAll(async () => {
@@ -75,22 +100,52 @@ describe('aws-kms: outage and crash recovery', () => {
     await moto?.stop();
   });
 
-  const conn = (name: string, credentials: Record<string, unknown>) => ({ metadata: { name, namespace: ns }, spec: { type: 'http-api', settings: { baseURL: 'https://api.example.com', auth: 'bearer' }, credentials, probe: { interval: '0' } } });
+  const conn = (name: string, credentials: Record<string, unknown>) => ({
+    metadata: { name, namespace: ns },
+    spec: {
+      type: 'http-api',
+      settings: { baseURL: 'https://api.example.com', auth: 'bearer' },
+      credentials,
+      probe: { interval: '0' },
+    },
+  });
   const get = (name: string) => client.get<Conn>(ExternalConnections, name, ns);
 
   it('seals with the AWS KMS key, bound by EncryptionContext', async () => {
     const p = randomSecret('aws');
     await client.create(ExternalConnections, conn('steady', { token: { value: p } }) as never);
-    await waitFor('steady sealed', async () => condition(await get('steady'), 'CredentialsSealed')?.status === 'True', 30_000);
+    await waitFor(
+      'steady sealed',
+      async () => condition(await get('steady'), 'CredentialsSealed')?.status === 'True',
+      30_000,
+    );
     const c = await get('steady');
     expect(c.status?.credentials?.token?.keyId).toBe(keyId);
     const ct = c.spec.credentials!.token!.sealed!;
     expect(ct.startsWith('atoll:v1:aws-kms:')).toBe(true);
     // The emulator decrypts it only under this binding (workspace identity = Workspace UID).
     const ws = await client.get<KubeObject>(Workspaces, ns, ns);
-    const envelope = new Envelope({ providers: createProviderRegistry({ awsKms: { region: MOTO_REGION, endpoint: moto.endpoint } }) });
-    expect(await envelope.open(ct, { namespace: ns, workspace: ws.metadata!.uid!, connection: 'steady', field: 'token', destination: HTTP_API_DESTINATION })).toBe(p);
-    await expect(envelope.open(ct, { namespace: ns, workspace: ws.metadata!.uid!, connection: 'other', field: 'token', destination: HTTP_API_DESTINATION })).rejects.toMatchObject({ reason: 'CiphertextRejected' });
+    const envelope = new Envelope({
+      providers: createProviderRegistry({ awsKms: { region: MOTO_REGION, endpoint: moto.endpoint } }),
+    });
+    expect(
+      await envelope.open(ct, {
+        namespace: ns,
+        workspace: ws.metadata!.uid!,
+        connection: 'steady',
+        field: 'token',
+        destination: HTTP_API_DESTINATION,
+      }),
+    ).toBe(p);
+    await expect(
+      envelope.open(ct, {
+        namespace: ns,
+        workspace: ws.metadata!.uid!,
+        connection: 'other',
+        field: 'token',
+        destination: HTTP_API_DESTINATION,
+      }),
+    ).rejects.toMatchObject({ reason: 'CiphertextRejected' });
     // A KMS key outside the cluster: no LocalKeyRing warning, and /metrics names the provider.
     expect(condition(ws as never, 'EncryptionReady')).toMatchObject({ status: 'True', reason: 'Succeeded' });
     const metrics = await (await fetch(`${operator!.healthURL}/metrics`)).text();
@@ -104,15 +159,27 @@ describe('aws-kms: outage and crash recovery', () => {
     moto.pause();
     try {
       // Admission cannot seal: the write is refused, nothing is stored, and the message says why.
-      const refused = await client.create(ExternalConnections, conn('during-outage', { token: { value: randomSecret('out') } }) as never).catch((e: Error) => e);
-      expect((refused).message).toContain('the KMS is unavailable; nothing was stored');
+      const refused = await client
+        .create(ExternalConnections, conn('during-outage', { token: { value: randomSecret('out') } }) as never)
+        .catch((e: Error) => e);
+      expect(refused.message).toContain('the KMS is unavailable; nothing was stored');
       expect(await client.tryGet(ExternalConnections, 'during-outage', ns)).toBeUndefined();
 
       // The controller cannot seal a referenced Secret: KMSUnavailable, no managed Secret, no plaintext fallback.
       const v = randomSecret('src');
-      await client.create(Secrets, { metadata: { name: 'eso', namespace: ns, annotations: { 'atoll.dev/allowed-connections': 'from-ref' } }, stringData: { token: v } } as never);
-      await client.create(ExternalConnections, conn('from-ref', { token: { secretKeyRef: { name: 'eso', key: 'token' } } }) as never);
-      await waitFor('KMSUnavailable', async () => condition(await get('from-ref'), 'CredentialsSealed')?.reason === 'KMSUnavailable', 30_000);
+      await client.create(Secrets, {
+        metadata: { name: 'eso', namespace: ns, annotations: { 'atoll.dev/allowed-connections': 'from-ref' } },
+        stringData: { token: v },
+      } as never);
+      await client.create(
+        ExternalConnections,
+        conn('from-ref', { token: { secretKeyRef: { name: 'eso', key: 'token' } } }) as never,
+      );
+      await waitFor(
+        'KMSUnavailable',
+        async () => condition(await get('from-ref'), 'CredentialsSealed')?.reason === 'KMSUnavailable',
+        30_000,
+      );
       expect(condition(await get('from-ref'), 'Ready')).toMatchObject({ status: 'False', reason: 'KMSUnavailable' });
       expect(await client.tryGet(Secrets, 'from-ref-credentials', ns)).toBeUndefined();
       // What was stored before is untouched.
@@ -123,7 +190,12 @@ describe('aws-kms: outage and crash recovery', () => {
       moto.resume();
     }
     // Reconciliation resumes by itself (backoff retry).
-    await waitFor('recovered', async () => condition(await get('from-ref'), 'CredentialsSealed')?.status === 'True', 60_000, 250);
+    await waitFor(
+      'recovered',
+      async () => condition(await get('from-ref'), 'CredentialsSealed')?.status === 'True',
+      60_000,
+      250,
+    );
     const managed = await client.get<Secret>(Secrets, 'from-ref-credentials', ns);
     expect(Buffer.from(managed.data!.token!, 'base64').toString()).toMatch(/^atoll:v1:aws-kms:/);
     expect((await get('from-ref')).status?.credentials?.token?.version).toBe(1);
@@ -142,22 +214,40 @@ describe('aws-kms: outage and crash recovery', () => {
       },
     });
     const v = randomSecret('crash');
-    await client.create(Secrets, { metadata: { name: 'crash-src', namespace: ns, annotations: { 'atoll.dev/allowed-connections': 'crashy' } }, stringData: { token: v } } as never);
-    await client.create(ExternalConnections, conn('crashy', { token: { secretKeyRef: { name: 'crash-src', key: 'token' } } }) as never);
+    await client.create(Secrets, {
+      metadata: { name: 'crash-src', namespace: ns, annotations: { 'atoll.dev/allowed-connections': 'crashy' } },
+      stringData: { token: v },
+    } as never);
+    await client.create(
+      ExternalConnections,
+      conn('crashy', { token: { secretKeyRef: { name: 'crash-src', key: 'token' } } }) as never,
+    );
     await waitFor('crash point reached', async () => crashed, 30_000);
     await operator!.stop(); // the process "dies" here
     expect(await client.tryGet(Secrets, 'crashy-credentials', ns)).toBeUndefined();
 
     await start();
-    await waitFor('crashy sealed', async () => condition(await get('crashy'), 'CredentialsSealed')?.status === 'True', 30_000);
+    await waitFor(
+      'crashy sealed',
+      async () => condition(await get('crashy'), 'CredentialsSealed')?.status === 'True',
+      30_000,
+    );
     const secrets = await client.list<Secret>(Secrets, { namespace: ns, labelSelector: 'atoll.dev/connection=crashy' });
     expect(secrets.items).toHaveLength(1);
     expect((await get('crashy')).status?.credentials?.token?.version).toBe(1);
     const ws = await client.get<KubeObject>(Workspaces, ns, ns);
-    const envelope = new Envelope({ providers: createProviderRegistry({ awsKms: { region: MOTO_REGION, endpoint: moto.endpoint } }) });
+    const envelope = new Envelope({
+      providers: createProviderRegistry({ awsKms: { region: MOTO_REGION, endpoint: moto.endpoint } }),
+    });
     const ct = Buffer.from(secrets.items[0]!.data!.token!, 'base64').toString();
     // The managed Secret holds the operator's copy: bound to this connection object and version 1 (ADR 0013).
-    const managed = { namespace: ns, workspace: ws.metadata!.uid!, connection: 'crashy', field: 'token', destination: HTTP_API_DESTINATION };
+    const managed = {
+      namespace: ns,
+      workspace: ws.metadata!.uid!,
+      connection: 'crashy',
+      field: 'token',
+      destination: HTTP_API_DESTINATION,
+    };
     expect(await envelope.open(ct, { ...managed, copy: managedCopy((await get('crashy')).metadata.uid!, 1) })).toBe(v);
     await expect(envelope.open(ct, managed)).rejects.toMatchObject({ reason: 'CiphertextRejected' });
   });

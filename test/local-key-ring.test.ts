@@ -8,8 +8,15 @@ import type { KubeObject } from '../src/kube/client.js';
 import { CoreEvents, Workspaces } from '../src/kube/resources.js';
 import { admin, condition, createWorkspace, devState, eventually, uniqueName } from './support/cluster.js';
 
-type Ws = KubeObject & { status?: { conditions?: Array<{ type: string; status: string; reason: string; message: string }> } };
-type Event = KubeObject & { reason?: string; type?: string; message?: string; involvedObject?: { kind?: string; name?: string } };
+type Ws = KubeObject & {
+  status?: { conditions?: Array<{ type: string; status: string; reason: string; message: string }> };
+};
+type Event = KubeObject & {
+  reason?: string;
+  type?: string;
+  message?: string;
+  involvedObject?: { kind?: string; name?: string };
+};
 
 describe('local key ring: reported, not only documented', () => {
   it('keeps EncryptionReady True with reason LocalKeyRing and a message saying where the key sits', async () => {
@@ -22,7 +29,11 @@ describe('local key ring: reported, not only documented', () => {
     expect(encryption?.message).toContain('etcd snapshot or backup');
     expect(condition(ws, 'Ready')?.status).toBe('True');
 
-    const events = await eventually('a LocalKeyRing Warning Event', () => admin().list<Event>(CoreEvents, { namespace: ns }), (es) => es.items.some((e) => e.reason === 'LocalKeyRing'));
+    const events = await eventually(
+      'a LocalKeyRing Warning Event',
+      () => admin().list<Event>(CoreEvents, { namespace: ns }),
+      (es) => es.items.some((e) => e.reason === 'LocalKeyRing'),
+    );
     const warning = events.items.filter((e) => e.reason === 'LocalKeyRing');
     expect(warning).toHaveLength(1);
     expect(warning[0]).toMatchObject({ type: 'Warning', involvedObject: { kind: 'Workspace', name: ns } });

@@ -11,16 +11,45 @@ describe('logs a person can read', () => {
   let startLine = 0;
 
   const lines = (): Array<{ raw: string; obj: Record<string, unknown> }> =>
-    readFileSync(devState().log, 'utf8').split('\n').slice(startLine).filter(Boolean).map((raw) => ({ raw, obj: JSON.parse(raw) as Record<string, unknown> }));
+    readFileSync(devState().log, 'utf8')
+      .split('\n')
+      .slice(startLine)
+      .filter(Boolean)
+      .map((raw) => ({ raw, obj: JSON.parse(raw) as Record<string, unknown> }));
 
   beforeAll(async () => {
     startLine = readFileSync(devState().log, 'utf8').split('\n').length - 1;
     await createWorkspace(ns, { policy: { egress: { allowCIDRs: ['127.0.0.0/8'] } } });
     // Refused at admission: a one-line field with a newline.
-    const out = await kubectl(['apply', '-f', '-'], { input: stringify({ apiVersion: 'atoll.dev/v1alpha1', kind: 'ExternalConnection', metadata: { name: 'refused', namespace: ns }, spec: { type: 'http-api', settings: { baseURL: 'http://127.0.0.1:9' }, credentials: { token: { value: `${refused}\nx` } } } }) });
+    const out = await kubectl(['apply', '-f', '-'], {
+      input: stringify({
+        apiVersion: 'atoll.dev/v1alpha1',
+        kind: 'ExternalConnection',
+        metadata: { name: 'refused', namespace: ns },
+        spec: {
+          type: 'http-api',
+          settings: { baseURL: 'http://127.0.0.1:9' },
+          credentials: { token: { value: `${refused}\nx` } },
+        },
+      }),
+    });
     expect(out.code).not.toBe(0);
-    await admin().create(ExternalConnections, { metadata: { name: 'probed', namespace: ns }, spec: { type: 'http-api', settings: { baseURL: 'http://127.0.0.1:9' }, credentials: { token: { value: randomSecret('p') } } } } as never);
-    await eventually('probe outcome logged', async () => lines(), (l) => l.some((x) => x.obj['msg'] === 'admission refused') && l.some((x) => String(x.obj['msg']).startsWith('probe outcome changed') && x.obj['namespace'] === ns), 30_000);
+    await admin().create(ExternalConnections, {
+      metadata: { name: 'probed', namespace: ns },
+      spec: {
+        type: 'http-api',
+        settings: { baseURL: 'http://127.0.0.1:9' },
+        credentials: { token: { value: randomSecret('p') } },
+      },
+    } as never);
+    await eventually(
+      'probe outcome logged',
+      async () => lines(),
+      (l) =>
+        l.some((x) => x.obj['msg'] === 'admission refused') &&
+        l.some((x) => String(x.obj['msg']).startsWith('probe outcome changed') && x.obj['namespace'] === ns),
+      30_000,
+    );
   });
 
   it('every line carries at most one component key', () => {
@@ -37,13 +66,17 @@ describe('logs a person can read', () => {
   });
 
   it('a probe outcome change is logged at info, naming the connection', () => {
-    const line = lines().find((x) => String(x.obj['msg']).startsWith('probe outcome changed') && x.obj['namespace'] === ns)!;
+    const line = lines().find(
+      (x) => String(x.obj['msg']).startsWith('probe outcome changed') && x.obj['namespace'] === ns,
+    )!;
     expect(line.obj).toMatchObject({ level: 'info', name: 'probed', reason: 'Unreachable' });
   });
 
   it("a new Workspace's first forbidden list/watch is debug, naming the namespace; no warning for it", () => {
     const forbidden = lines().filter((x) => x.obj['status'] === 403 && x.obj['namespace'] === ns);
     for (const x of forbidden) expect(x.obj['level']).toBe('debug');
-    expect(lines().filter((x) => x.obj['level'] === 'warn' && JSON.stringify(x.obj).includes(ns) && x.obj['status'] === 403)).toEqual([]);
+    expect(
+      lines().filter((x) => x.obj['level'] === 'warn' && JSON.stringify(x.obj).includes(ns) && x.obj['status'] === 403),
+    ).toEqual([]);
   });
 });

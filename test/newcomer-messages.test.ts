@@ -17,7 +17,15 @@ import { admin, condition, createWorkspace, eventually, kubectl, randomSecret, u
 type Conn = ExternalConnection & KubeObject;
 
 function httpConnection(ns: string, name: string, baseURL: string, extra: Record<string, unknown> = {}) {
-  return { metadata: { name, namespace: ns }, spec: { type: 'http-api', settings: { baseURL, auth: 'bearer' }, credentials: { token: { value: randomSecret('msg') } }, ...extra } } as never;
+  return {
+    metadata: { name, namespace: ns },
+    spec: {
+      type: 'http-api',
+      settings: { baseURL, auth: 'bearer' },
+      credentials: { token: { value: randomSecret('msg') } },
+      ...extra,
+    },
+  } as never;
 }
 
 describe('messages and reactions', () => {
@@ -39,19 +47,32 @@ describe('messages and reactions', () => {
 
   it('EgressDenied names spec.policy.egress.allowCIDRs; allowing the CIDR re-probes without atoll test', async () => {
     await admin().create(ExternalConnections, httpConnection(ns, 'egress', api.url, { probe: { interval: '0s' } }));
-    const denied = await eventually('EgressDenied', () => admin().get<Conn>(ExternalConnections, 'egress', ns), (c) => condition(c, 'Reachable')?.reason === 'EgressDenied');
-    expect(condition(denied, 'Reachable')?.message).toContain("spec.policy.egress.allowCIDRs");
+    const denied = await eventually(
+      'EgressDenied',
+      () => admin().get<Conn>(ExternalConnections, 'egress', ns),
+      (c) => condition(c, 'Reachable')?.reason === 'EgressDenied',
+    );
+    expect(condition(denied, 'Reachable')?.message).toContain('spec.policy.egress.allowCIDRs');
     const requestsBefore = api.requests.length;
     await admin().mergePatch(Workspaces, ns, ns, { spec: { policy: { egress: { allowCIDRs: ['127.0.0.0/8'] } } } });
     // interval 0s: no periodic probe would come; only the policy change can trigger this one.
-    const ready = await eventually('Ready after the policy change', () => admin().get<Conn>(ExternalConnections, 'egress', ns), (c) => condition(c, 'Ready')?.status === 'True', 30_000);
+    const ready = await eventually(
+      'Ready after the policy change',
+      () => admin().get<Conn>(ExternalConnections, 'egress', ns),
+      (c) => condition(c, 'Ready')?.status === 'True',
+      30_000,
+    );
     expect(condition(ready, 'Ready')?.reason).toBe('Succeeded');
     expect(api.requests.length).toBeGreaterThan(requestsBefore);
   });
 
   it('an HTTP 404 is UnexpectedResponse: Reachable True, Authenticated and Ready False', async () => {
     await admin().create(ExternalConnections, httpConnection(ns, 'wrong-path', `${api.url}/missing`));
-    const conn = await eventually('probed', () => admin().get<Conn>(ExternalConnections, 'wrong-path', ns), (c) => c.status?.lastProbe !== undefined);
+    const conn = await eventually(
+      'probed',
+      () => admin().get<Conn>(ExternalConnections, 'wrong-path', ns),
+      (c) => c.status?.lastProbe !== undefined,
+    );
     expect(condition(conn, 'Reachable')).toMatchObject({ status: 'True' });
     expect(condition(conn, 'Authenticated')).toMatchObject({ status: 'False', reason: 'UnexpectedResponse' });
     expect(condition(conn, 'Ready')).toMatchObject({ status: 'False', reason: 'UnexpectedResponse' });
@@ -59,7 +80,11 @@ describe('messages and reactions', () => {
   });
 
   it('the Workspace shows ready/total in its CONNECTIONS column', async () => {
-    const ws = await eventually('counted', () => admin().get<Workspace & KubeObject>(Workspaces, ns, ns), (w) => w.status?.connections?.total === 2 && w.status?.connections?.ready === 1);
+    const ws = await eventually(
+      'counted',
+      () => admin().get<Workspace & KubeObject>(Workspaces, ns, ns),
+      (w) => w.status?.connections?.total === 2 && w.status?.connections?.ready === 1,
+    );
     expect(ws.status?.connections?.summary).toBe('1/2');
     const out = await kubectl(['get', 'workspace', ns, '-n', ns]);
     expect(out.stdout.split('\n')[0]).toMatch(/CONNECTIONS/);
@@ -67,13 +92,44 @@ describe('messages and reactions', () => {
   });
 
   it('a type outside spec.policy.allowedTypes is refused naming the field; an unknown setting lists the known ones', async () => {
-    const notAllowed = await kubectl(['apply', '-f', '-'], { input: stringify({ apiVersion: 'atoll.dev/v1alpha1', kind: 'ExternalConnection', metadata: { name: 'dd', namespace: ns }, spec: { type: 'datadog', settings: {}, credentials: { apiKey: { value: randomSecret('dd') } } } }) });
+    const notAllowed = await kubectl(['apply', '-f', '-'], {
+      input: stringify({
+        apiVersion: 'atoll.dev/v1alpha1',
+        kind: 'ExternalConnection',
+        metadata: { name: 'dd', namespace: ns },
+        spec: { type: 'datadog', settings: {}, credentials: { apiKey: { value: randomSecret('dd') } } },
+      }),
+    });
     expect(notAllowed.code).not.toBe(0);
     expect(notAllowed.stderr).toContain('spec.policy.allowedTypes lists: http-api, postgresql');
-    const typo = await kubectl(['apply', '-f', '-'], { input: stringify({ apiVersion: 'atoll.dev/v1alpha1', kind: 'ExternalConnection', metadata: { name: 'typo', namespace: ns }, spec: { type: 'http-api', settings: { baseURL: api.url, bearer: 'x' }, credentials: { token: { value: randomSecret('t') } } } }) });
+    const typo = await kubectl(['apply', '-f', '-'], {
+      input: stringify({
+        apiVersion: 'atoll.dev/v1alpha1',
+        kind: 'ExternalConnection',
+        metadata: { name: 'typo', namespace: ns },
+        spec: {
+          type: 'http-api',
+          settings: { baseURL: api.url, bearer: 'x' },
+          credentials: { token: { value: randomSecret('t') } },
+        },
+      }),
+    });
     expect(typo.code).not.toBe(0);
-    expect(typo.stderr).toMatch(/spec.settings.bearer is not a known setting of this type \(known settings: [A-Za-z, ]*baseURL/);
-    const pattern = await kubectl(['apply', '-f', '-'], { input: stringify({ apiVersion: 'atoll.dev/v1alpha1', kind: 'ExternalConnection', metadata: { name: 'slash', namespace: ns }, spec: { type: 'http-api', settings: { baseURL: `${api.url}/v2/` }, credentials: { token: { value: randomSecret('t') } } } }) });
+    expect(typo.stderr).toMatch(
+      /spec.settings.bearer is not a known setting of this type \(known settings: [A-Za-z, ]*baseURL/,
+    );
+    const pattern = await kubectl(['apply', '-f', '-'], {
+      input: stringify({
+        apiVersion: 'atoll.dev/v1alpha1',
+        kind: 'ExternalConnection',
+        metadata: { name: 'slash', namespace: ns },
+        spec: {
+          type: 'http-api',
+          settings: { baseURL: `${api.url}/v2/` },
+          credentials: { token: { value: randomSecret('t') } },
+        },
+      }),
+    });
     expect(pattern.code).not.toBe(0);
     expect(pattern.stderr).toContain('spec.settings.baseURL is not in the form this setting expects: Scheme, host');
     expect(pattern.stderr).not.toContain('^https?');
@@ -90,13 +146,28 @@ describe('multi-line credentials', () => {
   });
 
   function pg(name: string, credentials: Record<string, unknown>): string {
-    return stringify({ apiVersion: 'atoll.dev/v1alpha1', kind: 'ExternalConnection', metadata: { name, namespace: ns }, spec: { type: 'postgresql', settings: { host: '127.0.0.1', port: 9, user: 'app' }, credentials } });
+    return stringify({
+      apiVersion: 'atoll.dev/v1alpha1',
+      kind: 'ExternalConnection',
+      metadata: { name, namespace: ns },
+      spec: { type: 'postgresql', settings: { host: '127.0.0.1', port: 9, user: 'app' }, credentials },
+    });
   }
 
   it('a PEM client certificate and key are sealed, newlines and all', async () => {
-    const out = await kubectl(['apply', '-f', '-'], { input: pg('mtls', { password: { value: randomSecret('pw') }, clientCertificate: { value: client.certPem }, clientKey: { value: client.keyPem } }) });
+    const out = await kubectl(['apply', '-f', '-'], {
+      input: pg('mtls', {
+        password: { value: randomSecret('pw') },
+        clientCertificate: { value: client.certPem },
+        clientKey: { value: client.keyPem },
+      }),
+    });
     expect(out.code, out.stderr).toBe(0);
-    const conn = await eventually('sealed', () => admin().get<Conn>(ExternalConnections, 'mtls', ns), (c) => condition(c, 'CredentialsSealed')?.status === 'True');
+    const conn = await eventually(
+      'sealed',
+      () => admin().get<Conn>(ExternalConnections, 'mtls', ns),
+      (c) => condition(c, 'CredentialsSealed')?.status === 'True',
+    );
     expect(conn.spec.credentials?.clientKey?.sealed).toMatch(/^atoll:v1:/);
     expect(JSON.stringify(conn)).not.toContain('PRIVATE KEY');
     expect(conn.status?.credentials?.clientCertificate?.version).toBe(1);
@@ -104,7 +175,9 @@ describe('multi-line credentials', () => {
 
   it('refuses a value that is not PEM, and whitespace-only values, naming the field and never echoing the value', async () => {
     const secret = randomSecret('notpem');
-    const notPem = await kubectl(['apply', '-f', '-'], { input: pg('bad-pem', { password: { value: randomSecret('pw') }, clientKey: { value: `${secret}\nsecond line` } }) });
+    const notPem = await kubectl(['apply', '-f', '-'], {
+      input: pg('bad-pem', { password: { value: randomSecret('pw') }, clientKey: { value: `${secret}\nsecond line` } }),
+    });
     expect(notPem.code).not.toBe(0);
     expect(notPem.stderr).toContain('spec.credentials.clientKey.value is not PEM');
     expect(notPem.stderr).not.toContain(secret);
@@ -114,12 +187,23 @@ describe('multi-line credentials', () => {
     const oneLine = await kubectl(['apply', '-f', '-'], { input: pg('newline', { password: { value: 'abc\ndef' } }) });
     expect(oneLine.code).not.toBe(0);
     expect(oneLine.stderr).toContain('spec.credentials.password.value contains control characters');
-    for (const name of ['bad-pem', 'blank', 'newline']) expect(await admin().tryGet(ExternalConnections, name, ns)).toBeUndefined();
+    for (const name of ['bad-pem', 'blank', 'newline'])
+      expect(await admin().tryGet(ExternalConnections, name, ns)).toBeUndefined();
   });
 
   it('a JSON service-account key (gcp-service-account) is sealed; a broken one is refused without being quoted', async () => {
-    const keyFile = JSON.stringify({ type: 'service_account', client_email: 'probe@acme.iam.gserviceaccount.com', private_key: client.keyPem }, null, 2);
-    const gcp = (name: string, value: string) => stringify({ apiVersion: 'atoll.dev/v1alpha1', kind: 'ExternalConnection', metadata: { name, namespace: ns }, spec: { type: 'gcp-service-account', credentials: { serviceAccountKey: { value } } } });
+    const keyFile = JSON.stringify(
+      { type: 'service_account', client_email: 'probe@acme.iam.gserviceaccount.com', private_key: client.keyPem },
+      null,
+      2,
+    );
+    const gcp = (name: string, value: string) =>
+      stringify({
+        apiVersion: 'atoll.dev/v1alpha1',
+        kind: 'ExternalConnection',
+        metadata: { name, namespace: ns },
+        spec: { type: 'gcp-service-account', credentials: { serviceAccountKey: { value } } },
+      });
     // A server-side dry run (as atoll seal does): sealed by the webhook, nothing stored, so no probe leaves for Google.
     const ok = await kubectl(['create', '--dry-run=server', '-o', 'json', '-f', '-'], { input: gcp('gcp', keyFile) });
     expect(ok.code, ok.stderr).toBe(0);

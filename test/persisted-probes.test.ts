@@ -36,9 +36,17 @@ describe('persisted probe results, write budget and steady-state KMS calls', () 
     const keyId = await createKmsKey(moto.endpoint);
     // A data-key cache far shorter than the windows below: only skipping the open can keep KMS quiet.
     // A short probe window: the re-probe after the restart is not held back by the window of the probe before it.
-    atoll = await startIsolatedAtoll({ controllerManager: false, kms: { provider: 'aws-kms', endpoint: moto.endpoint, keyId }, env: { ATOLL_DEK_CACHE_MAX_AGE: '1s', ATOLL_PROBE_TEST_MIN_INTERVAL_SECONDS: '1' } });
+    atoll = await startIsolatedAtoll({
+      controllerManager: false,
+      kms: { provider: 'aws-kms', endpoint: moto.endpoint, keyId },
+      env: { ATOLL_DEK_CACHE_MAX_AGE: '1s', ATOLL_PROBE_TEST_MIN_INTERVAL_SECONDS: '1' },
+    });
     ns = uniqueName('persist');
-    await createWorkspace(ns, { encryption: { keyId }, policy: { egress: { allowCIDRs: ['127.0.0.0/8'] } } }, atoll.client);
+    await createWorkspace(
+      ns,
+      { encryption: { keyId }, policy: { egress: { allowCIDRs: ['127.0.0.0/8'] } } },
+      atoll.client,
+    );
   }, 180_000);
   afterAll(async () => {
     await atoll?.stop();
@@ -46,13 +54,27 @@ describe('persisted probe results, write budget and steady-state KMS calls', () 
   });
 
   const get = (name: string) => atoll.client.get<Conn>(ExternalConnections, name, ns);
-  const probesOf = (name: string) => upstream.requests.filter((r) => r.headers.authorization === `Bearer ${tokens.get(name)}`).length;
-  const isReady = (c: Conn) => condition(c, 'Ready')?.status === 'True' && c.status?.observedGeneration === c.metadata.generation;
+  const probesOf = (name: string) =>
+    upstream.requests.filter((r) => r.headers.authorization === `Bearer ${tokens.get(name)}`).length;
+  const isReady = (c: Conn) =>
+    condition(c, 'Ready')?.status === 'True' && c.status?.observedGeneration === c.metadata.generation;
   const kmsCalls = async () => scrapeCounter(atoll.operator().healthURL, 'atoll_kms_requests');
-  const drained = () => eventually('work queue drained', () => scrapeCounter(atoll.operator().healthURL, 'atoll_workqueue_depth', { controller: 'externalconnection' }), (n) => n === 0, 30_000);
+  const drained = () =>
+    eventually(
+      'work queue drained',
+      () => scrapeCounter(atoll.operator().healthURL, 'atoll_workqueue_depth', { controller: 'externalconnection' }),
+      (n) => n === 0,
+      30_000,
+    );
   const reconciles = async () =>
-    (await scrapeCounter(atoll.operator().healthURL, 'atoll_reconcile_total', { controller: 'externalconnection', result: 'success' })) +
-    (await scrapeCounter(atoll.operator().healthURL, 'atoll_reconcile_total', { controller: 'externalconnection', result: 'requeue_after' }));
+    (await scrapeCounter(atoll.operator().healthURL, 'atoll_reconcile_total', {
+      controller: 'externalconnection',
+      result: 'success',
+    })) +
+    (await scrapeCounter(atoll.operator().healthURL, 'atoll_reconcile_total', {
+      controller: 'externalconnection',
+      result: 'requeue_after',
+    }));
   const eventsOf = async (name: string) =>
     (await atoll.client.list<Event>(CoreEvents, { namespace: ns })).items
       .filter((e) => e.involvedObject.name === name)
@@ -64,7 +86,12 @@ describe('persisted probe results, write budget and steady-state KMS calls', () 
     tokens.set(name, token);
     await atoll.client.create(ExternalConnections, {
       metadata: { name, namespace: ns },
-      spec: { type, settings: { baseURL: upstream.url, auth: 'bearer' }, credentials: { token: { value: token } }, probe: { interval: '1h' } },
+      spec: {
+        type,
+        settings: { baseURL: upstream.url, auth: 'bearer' },
+        credentials: { token: { value: token } },
+        probe: { interval: '1h' },
+      },
     } as never);
   }
 
@@ -73,9 +100,13 @@ describe('persisted probe results, write budget and steady-state KMS calls', () 
     const seen: Conn[] = [];
     const stop = new AbortController();
     const watching = atoll.client
-      .watch<Conn>(ExternalConnections, { namespace: ns, resourceVersion: list.metadata.resourceVersion, signal: stop.signal }, (ev) => {
-        if (ev.type === 'ADDED' || ev.type === 'MODIFIED') seen.push(ev.object);
-      })
+      .watch<Conn>(
+        ExternalConnections,
+        { namespace: ns, resourceVersion: list.metadata.resourceVersion, signal: stop.signal },
+        (ev) => {
+          if (ev.type === 'ADDED' || ev.type === 'MODIFIED') seen.push(ev.object);
+        },
+      )
       .catch(() => undefined);
     await create('fresh');
     await eventually('fresh Ready', () => get('fresh'), isReady);
@@ -91,7 +122,10 @@ describe('persisted probe results, write budget and steady-state KMS calls', () 
     const written = versions[1]!;
     expect(condition(written, 'CredentialsSealed')?.status).toBe('True');
     expect(condition(written, 'Ready')).toMatchObject({ status: 'True', reason: 'Succeeded' });
-    expect(written.status?.lastProbe).toMatchObject({ result: 'Succeeded', inputs: expect.stringMatching(/^[A-Za-z0-9_-]{43}$/) });
+    expect(written.status?.lastProbe).toMatchObject({
+      result: 'Succeeded',
+      inputs: expect.stringMatching(/^[A-Za-z0-9_-]{43}$/),
+    });
     expect(probesOf('fresh')).toBe(1);
     console.log(`write budget: ${versions.length - 1} status write(s) from create to Ready`);
   }, 120_000);
@@ -99,22 +133,39 @@ describe('persisted probe results, write budget and steady-state KMS calls', () 
   it('a restarted operator resumes from persisted results: nothing written for unchanged connections, a changed one re-probed', async () => {
     const names = ['keep-0', 'keep-1', 'keep-2', 'keep-3', 'changed'];
     const httpApi = await atoll.client.get<Type>(IntegrationTypes, 'http-api');
-    await atoll.client.create(IntegrationTypes, { apiVersion: httpApi.apiVersion, kind: httpApi.kind, metadata: { name: OWN_TYPE }, spec: httpApi.spec } as never);
+    await atoll.client.create(IntegrationTypes, {
+      apiVersion: httpApi.apiVersion,
+      kind: httpApi.kind,
+      metadata: { name: OWN_TYPE },
+      spec: httpApi.spec,
+    } as never);
     for (const name of names) await create(name, name === 'changed' ? OWN_TYPE : 'http-api');
     for (const name of names) await eventually(`${name} Ready`, () => get(name), isReady);
     await drained();
 
     await atoll.stopOperator();
     const before = new Map<string, { conn: Conn; events: string[]; probes: number }>();
-    for (const name of [...names, 'fresh']) before.set(name, { conn: await get(name), events: await eventsOf(name), probes: probesOf(name) });
+    for (const name of [...names, 'fresh'])
+      before.set(name, { conn: await get(name), events: await eventsOf(name), probes: probesOf(name) });
     // While no operator (and so no admission webhook for connections) runs, one connection's probe inputs
     // change: its IntegrationType's spec (a new generation; the description is not part of the destination).
-    await atoll.client.mergePatch(IntegrationTypes, OWN_TYPE, undefined, { spec: { description: 'A copy of http-api whose edits reach one connection only.' } });
+    await atoll.client.mergePatch(IntegrationTypes, OWN_TYPE, undefined, {
+      spec: { description: 'A copy of http-api whose edits reach one connection only.' },
+    });
 
     const restartedAt = Date.now();
     await atoll.start();
-    await eventually('the fresh operator reconciled every connection', reconciles, (n) => n >= names.length + 1, 60_000);
-    const reprobed = await eventually('changed re-probed', () => get('changed'), (c) => isReady(c) && Date.parse(c.status?.lastProbe?.time ?? '') >= restartedAt);
+    await eventually(
+      'the fresh operator reconciled every connection',
+      reconciles,
+      (n) => n >= names.length + 1,
+      60_000,
+    );
+    const reprobed = await eventually(
+      'changed re-probed',
+      () => get('changed'),
+      (c) => isReady(c) && Date.parse(c.status?.lastProbe?.time ?? '') >= restartedAt,
+    );
     await drained();
     await sleep(2_000);
 
@@ -148,8 +199,16 @@ describe('persisted probe results, write budget and steady-state KMS calls', () 
       await sleep(1_500); // every cached data key has expired
       const done = await reconciles();
       // An annotation nobody reads: each write makes the controller reconcile the connection.
-      for (const name of names) await atoll.client.mergePatch(ExternalConnections, name, ns, { metadata: { annotations: { 'example.com/touched': String(round) } } });
-      await eventually(`round ${round}: every connection reconciled`, reconciles, (n) => n >= done + names.length, 30_000);
+      for (const name of names)
+        await atoll.client.mergePatch(ExternalConnections, name, ns, {
+          metadata: { annotations: { 'example.com/touched': String(round) } },
+        });
+      await eventually(
+        `round ${round}: every connection reconciled`,
+        reconciles,
+        (n) => n >= done + names.length,
+        30_000,
+      );
       await drained();
     }
     const steady = (await kmsCalls()) - start;

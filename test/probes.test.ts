@@ -41,7 +41,14 @@ function secret(prefix?: string): string {
   return s;
 }
 
-async function createConnection(ns: string, name: string, type: string, settings: Record<string, unknown>, credentials: Credentials, probe?: { interval?: string; timeout?: string }): Promise<Conn> {
+async function createConnection(
+  ns: string,
+  name: string,
+  type: string,
+  settings: Record<string, unknown>,
+  credentials: Credentials,
+  probe?: { interval?: string; timeout?: string },
+): Promise<Conn> {
   const spec = {
     type,
     settings,
@@ -58,8 +65,12 @@ const get = (ns: string, name: string) => () => admin().get<Conn>(ExternalConnec
 
 /** Waits (bounded) for a connection whose current generation has a probe result matching `predicate`. */
 function probed(ns: string, name: string, predicate: (c: Conn) => boolean, what = 'a probe result'): Promise<Conn> {
-  return eventually(`${ns}/${name}: ${what}`, get(ns, name), (c) =>
-    c.status?.observedGeneration === c.metadata.generation && c.status?.lastProbe !== undefined && predicate(c), WAIT_MS);
+  return eventually(
+    `${ns}/${name}: ${what}`,
+    get(ns, name),
+    (c) => c.status?.observedGeneration === c.metadata.generation && c.status?.lastProbe !== undefined && predicate(c),
+    WAIT_MS,
+  );
 }
 
 const isReady = (c: Conn) => condition(c, 'Ready')?.status === 'True';
@@ -80,7 +91,6 @@ function expectAuthenticationFailed(c: Conn): void {
   expect(c.status?.lastProbe?.result).toBe('AuthenticationFailed');
 }
 
-
 /** An IAM user allowed s3:* with a fresh access key, then a bucket, then moto starts enforcing auth. */
 async function prepareS3(endpoint: string): Promise<SigV4Credentials> {
   const iam = async (params: Record<string, string>): Promise<string> => {
@@ -90,7 +100,15 @@ async function prepareS3(endpoint: string): Promise<SigV4Credentials> {
     return text;
   };
   await iam({ Action: 'CreateUser', UserName: 'prober' });
-  await iam({ Action: 'PutUserPolicy', UserName: 'prober', PolicyName: 's3', PolicyDocument: JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: 's3:*', Resource: '*' }] }) });
+  await iam({
+    Action: 'PutUserPolicy',
+    UserName: 'prober',
+    PolicyName: 's3',
+    PolicyDocument: JSON.stringify({
+      Version: '2012-10-17',
+      Statement: [{ Effect: 'Allow', Action: 's3:*', Resource: '*' }],
+    }),
+  });
   const xml = await iam({ Action: 'CreateAccessKey', UserName: 'prober' });
   const accessKeyId = /<AccessKeyId>([^<]+)<\/AccessKeyId>/.exec(xml)?.[1];
   const secretAccessKey = /<SecretAccessKey>([^<]+)<\/SecretAccessKey>/.exec(xml)?.[1];
@@ -120,10 +138,16 @@ describe('ExternalConnection probes against real services, through the operator'
 
   beforeAll(async () => {
     const started = await Promise.allSettled([
-      startPostgres({ user: 'atoll', password: pgPassword, database: 'app' }).then((s) => (stops.push(() => s.stop()), (pg = s))),
-      startMariadb({ user: 'atoll', password: mariaPassword, database: 'app' }).then((s) => (stops.push(() => s.stop()), (maria = s))),
+      startPostgres({ user: 'atoll', password: pgPassword, database: 'app' }).then(
+        (s) => (stops.push(() => s.stop()), (pg = s)),
+      ),
+      startMariadb({ user: 'atoll', password: mariaPassword, database: 'app' }).then(
+        (s) => (stops.push(() => s.stop()), (maria = s)),
+      ),
       startRedis({ password: redisPassword }).then((s) => (stops.push(() => s.stop()), (redis = s))),
-      startPrometheus({ username: 'reader', password: promPassword }).then((s) => (stops.push(() => s.stop()), (prom = s))),
+      startPrometheus({ username: 'reader', password: promPassword }).then(
+        (s) => (stops.push(() => s.stop()), (prom = s)),
+      ),
       startMoto().then(async (s) => (stops.push(() => s.stop()), (moto = s), (s3 = await prepareS3(s.endpoint)))),
       createWorkspace(ns, { policy: LOOPBACK_ONLY }),
       createWorkspace(closedNs, {}),
@@ -137,35 +161,68 @@ describe('ExternalConnection probes against real services, through the operator'
   });
 
   describe('right credentials are Ready, wrong ones AuthenticationFailed', () => {
-    async function rightAndWrong(type: string, settings: Record<string, unknown>, right: Credentials, wrong: Credentials): Promise<void> {
+    async function rightAndWrong(
+      type: string,
+      settings: Record<string, unknown>,
+      right: Credentials,
+      wrong: Credentials,
+    ): Promise<void> {
       const good = uniqueName(`${type}-good`);
       const bad = uniqueName(`${type}-bad`);
       await createConnection(ns, good, type, settings, right);
       await createConnection(ns, bad, type, settings, wrong);
-      const [g, b] = await Promise.all([probed(ns, good, isReady, 'Ready'), probed(ns, bad, authFailed, 'Authenticated=False')]);
+      const [g, b] = await Promise.all([
+        probed(ns, good, isReady, 'Ready'),
+        probed(ns, bad, authFailed, 'Authenticated=False'),
+      ]);
       expectReady(g);
       expectAuthenticationFailed(b);
     }
 
     it('postgresql', async () => {
-      await rightAndWrong('postgresql', { host: pg.host, port: pg.port, database: 'app', user: 'atoll', sslmode: 'disable' }, { password: pgPassword }, { password: secret('pgwrong') });
+      await rightAndWrong(
+        'postgresql',
+        { host: pg.host, port: pg.port, database: 'app', user: 'atoll', sslmode: 'disable' },
+        { password: pgPassword },
+        { password: secret('pgwrong') },
+      );
     });
 
     it('mysql (MariaDB)', async () => {
-      await rightAndWrong('mysql', { host: maria.host, port: maria.port, database: 'app', user: 'atoll', tls: false }, { password: mariaPassword }, { password: secret('mywrong') });
+      await rightAndWrong(
+        'mysql',
+        { host: maria.host, port: maria.port, database: 'app', user: 'atoll', tls: false },
+        { password: mariaPassword },
+        { password: secret('mywrong') },
+      );
     });
 
     it('redis', async () => {
-      await rightAndWrong('redis', { host: redis.host, port: redis.port, tls: false }, { password: redisPassword }, { password: secret('rdwrong') });
+      await rightAndWrong(
+        'redis',
+        { host: redis.host, port: redis.port, tls: false },
+        { password: redisPassword },
+        { password: secret('rdwrong') },
+      );
     });
 
     it('prometheus (basic auth)', async () => {
-      await rightAndWrong('prometheus', { url: prom.url, auth: 'basic' }, { username: 'reader', password: promPassword }, { username: 'reader', password: secret('pmwrong') });
+      await rightAndWrong(
+        'prometheus',
+        { url: prom.url, auth: 'basic' },
+        { username: 'reader', password: promPassword },
+        { username: 'reader', password: secret('pmwrong') },
+      );
     });
 
     it('s3 (moto)', async () => {
       const settings = { endpoint: moto.endpoint, region: MOTO_REGION, bucket: BUCKET, forcePathStyle: true };
-      await rightAndWrong('s3', settings, { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey }, { accessKeyId: s3.accessKeyId, secretAccessKey: secret('s3wrong') });
+      await rightAndWrong(
+        's3',
+        settings,
+        { accessKeyId: s3.accessKeyId, secretAccessKey: s3.secretAccessKey },
+        { accessKeyId: s3.accessKeyId, secretAccessKey: secret('s3wrong') },
+      );
     });
   });
 
@@ -178,7 +235,13 @@ describe('ExternalConnection probes against real services, through the operator'
     it('a closed port is Reachable=False Unreachable', async () => {
       const closed = await closedPort();
       const name = uniqueName('closed');
-      await createConnection(ns, name, 'redis', { host: closed.host, port: closed.port, tls: false }, { password: secret() });
+      await createConnection(
+        ns,
+        name,
+        'redis',
+        { host: closed.host, port: closed.port, tls: false },
+        { password: secret() },
+      );
       const c = await probed(ns, name, (x) => condition(x, 'Reachable')?.status === 'False');
       expect(condition(c, 'Reachable')).toMatchObject({ status: 'False', reason: 'Unreachable' });
       expect(condition(c, 'Ready')).toMatchObject({ status: 'False', reason: 'Unreachable' });
@@ -189,7 +252,14 @@ describe('ExternalConnection probes against real services, through the operator'
       const silent = await startSilentServer();
       fixtures.push(silent);
       const name = uniqueName('silent');
-      await createConnection(ns, name, 'redis', { host: silent.host, port: silent.port, tls: false }, { password: secret() }, { timeout: '2s' });
+      await createConnection(
+        ns,
+        name,
+        'redis',
+        { host: silent.host, port: silent.port, tls: false },
+        { password: secret() },
+        { timeout: '2s' },
+      );
       const c = await probed(ns, name, (x) => x.status?.lastProbe?.result === 'Timeout');
       expect(silent.connections()).toBeGreaterThan(0);
       // Connected but never answered: the service may be up, so Reachable is not False.
@@ -273,12 +343,19 @@ spec:
       const applied = await kubectl(['apply', '-f', '-'], { input: manifest });
       expect(applied.code).toBe(0);
       // The operator learns about the type through its informer.
-      await eventually('type visible', () => admin().tryGet(IntegrationTypes, typeName), (t) => t !== undefined, WAIT_MS);
+      await eventually(
+        'type visible',
+        () => admin().tryGet(IntegrationTypes, typeName),
+        (t) => t !== undefined,
+        WAIT_MS,
+      );
     });
 
     afterAll(async () => {
       await fixture?.stop();
-      await admin().delete(IntegrationTypes, typeName).catch(() => undefined);
+      await admin()
+        .delete(IntegrationTypes, typeName)
+        .catch(() => undefined);
     });
 
     const requestsWith = (key: string) => fixture.requests.filter((r) => r.headers[HEADER] === key);
@@ -289,8 +366,20 @@ spec:
       accepted.add(right);
       const a = uniqueName('api-a');
       const b = uniqueName('api-b');
-      await createConnection(ns, a, 'http-api', { baseURL: fixture.url, auth: 'bearer', probePath: '/v1/me' }, { token: right });
-      await createConnection(ns, b, 'http-api', { baseURL: fixture.url, auth: 'bearer', probePath: '/v1/me' }, { token: wrong });
+      await createConnection(
+        ns,
+        a,
+        'http-api',
+        { baseURL: fixture.url, auth: 'bearer', probePath: '/v1/me' },
+        { token: right },
+      );
+      await createConnection(
+        ns,
+        b,
+        'http-api',
+        { baseURL: fixture.url, auth: 'bearer', probePath: '/v1/me' },
+        { token: wrong },
+      );
       const [ca, cb] = await Promise.all([probed(ns, a, isReady), probed(ns, b, authFailed)]);
       expectReady(ca);
       expectAuthenticationFailed(cb);
@@ -325,7 +414,9 @@ spec:
       const version = before.status?.credentials?.apiKey?.version ?? 0;
 
       // Rotate to a key the service refuses: the very next probe uses it, and status flips.
-      await admin().mergePatch(ExternalConnections, name, ns, { spec: { credentials: { apiKey: { value: second, sealed: null } } } });
+      await admin().mergePatch(ExternalConnections, name, ns, {
+        spec: { credentials: { apiKey: { value: second, sealed: null } } },
+      });
       const flipped = await probed(ns, name, authFailed, 'Authenticated=False after rotation');
       expectAuthenticationFailed(flipped);
       expect(requestsWith(second).length).toBeGreaterThan(0);
@@ -333,7 +424,9 @@ spec:
       const firstCount = requestsWith(first).length;
 
       // And back to an accepted one: Ready again, the refused key is not used again.
-      await admin().mergePatch(ExternalConnections, name, ns, { spec: { credentials: { apiKey: { value: third, sealed: null } } } });
+      await admin().mergePatch(ExternalConnections, name, ns, {
+        spec: { credentials: { apiKey: { value: third, sealed: null } } },
+      });
       const recovered = await probed(ns, name, isReady, 'Ready after second rotation');
       expectReady(recovered);
       expect(requestsWith(third).length).toBeGreaterThan(0);
@@ -350,7 +443,9 @@ spec:
       const firstTime = first.status!.lastProbe!.time!;
       const requestsBefore = requestsWith(key).length;
       // Nothing else would probe it for ten minutes (the default interval).
-      await admin().mergePatch(ExternalConnections, name, ns, { metadata: { annotations: { [TEST_REQUESTED_AT_ANNOTATION]: new Date().toISOString() } } });
+      await admin().mergePatch(ExternalConnections, name, ns, {
+        metadata: { annotations: { [TEST_REQUESTED_AT_ANNOTATION]: new Date().toISOString() } },
+      });
       const again = await probed(ns, name, (c) => c.status?.lastProbe?.time !== firstTime, 'lastProbe.time to move');
       expect(Date.parse(again.status!.lastProbe!.time!)).toBeGreaterThan(Date.parse(firstTime));
       expect(requestsWith(key).length).toBe(requestsBefore + 1);
@@ -363,8 +458,18 @@ spec:
       const name = uniqueName('periodic');
       await createConnection(ns, name, typeName, { url: fixture.url }, { apiKey: key }, { interval: '5s' }); // the CRD's minimum
       const first = await probed(ns, name, isReady);
-      await eventually('two periodic probes after the first', async () => requestsWith(key).length, (n) => n >= 3, 20_000);
-      const later = await probed(ns, name, (c) => c.status?.lastProbe?.time !== first.status?.lastProbe?.time, 'lastProbe.time to move');
+      await eventually(
+        'two periodic probes after the first',
+        async () => requestsWith(key).length,
+        (n) => n >= 3,
+        20_000,
+      );
+      const later = await probed(
+        ns,
+        name,
+        (c) => c.status?.lastProbe?.time !== first.status?.lastProbe?.time,
+        'lastProbe.time to move',
+      );
       expectReady(later);
       // Interval plus at most 10 % jitter, not a hot loop: no gap much shorter than the interval.
       const times = requestsWith(key).map((r) => receivedAt.get(r)!);

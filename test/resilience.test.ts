@@ -10,10 +10,22 @@ import { managedSecretName } from '../src/api/v1alpha1/index.js';
 import type { KubeClient, KubeObject } from '../src/kube/client.js';
 import { ExternalConnections, Leases, Namespaces, Secrets, Workspaces } from '../src/kube/resources.js';
 import { condition, createWorkspace, eventually, randomSecret, uniqueName } from './support/cluster.js';
-import { OPERATOR_NAMESPACE, readyzStatus, scrapeCounter, startIsolatedAtoll, type IsolatedAtoll } from './support/operator-fixture.js';
+import {
+  OPERATOR_NAMESPACE,
+  readyzStatus,
+  scrapeCounter,
+  startIsolatedAtoll,
+  type IsolatedAtoll,
+} from './support/operator-fixture.js';
 
 type Conditions = Array<{ type: string; status: string; reason: string; message: string }>;
-type Connection = KubeObject & { status?: { conditions?: Conditions; credentials?: Record<string, { version: number; keyId: string; hint: string; updatedAt: string }>; lastProbe?: { inputs?: string } } };
+type Connection = KubeObject & {
+  status?: {
+    conditions?: Conditions;
+    credentials?: Record<string, { version: number; keyId: string; hint: string; updatedAt: string }>;
+    lastProbe?: { inputs?: string };
+  };
+};
 type Lease = KubeObject & { spec: { holderIdentity?: string | null } };
 
 /** An http-api connection whose probe target is refused by egress policy, so no probe leaves loopback. */
@@ -29,7 +41,12 @@ function connection(namespace: string, name: string) {
   };
 }
 
-async function waitSealed(client: KubeClient, namespace: string, name: string, timeoutMs = 30_000): Promise<Connection> {
+async function waitSealed(
+  client: KubeClient,
+  namespace: string,
+  name: string,
+  timeoutMs = 30_000,
+): Promise<Connection> {
   return eventually(
     `${namespace}/${name} CredentialsSealed=True`,
     () => client.get<Connection>(ExternalConnections, name, namespace),
@@ -45,7 +62,10 @@ async function leaseHolder(client: KubeClient): Promise<string | null | undefine
 /** Reconciles the controller finished without error (success or a scheduled requeue). */
 async function completedReconciles(healthURL: string, controller?: string): Promise<number> {
   const by: Record<string, string> = controller ? { controller } : {};
-  return (await scrapeCounter(healthURL, 'atoll_reconcile_total', { ...by, result: 'success' })) + (await scrapeCounter(healthURL, 'atoll_reconcile_total', { ...by, result: 'requeue_after' }));
+  return (
+    (await scrapeCounter(healthURL, 'atoll_reconcile_total', { ...by, result: 'success' })) +
+    (await scrapeCounter(healthURL, 'atoll_reconcile_total', { ...by, result: 'requeue_after' }))
+  );
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -82,7 +102,12 @@ describe('resilience: API-server restart and controller restart', () => {
     const failures = atoll.logLines().filter((l) => l.includes('"list/watch failed, retrying"'));
     expect(failures.length).toBeGreaterThan(0);
     // ...and relisted: ready again once the API server is back.
-    await eventually('/readyz 200 after the restart', () => readyzStatus(health), (s) => s === 200, 90_000);
+    await eventually(
+      '/readyz 200 after the restart',
+      () => readyzStatus(health),
+      (s) => s === 200,
+      90_000,
+    );
 
     const ns = uniqueName('res-after');
     await atoll.client.create(Namespaces, { metadata: { name: ns } });
@@ -97,7 +122,11 @@ describe('resilience: API-server restart and controller restart', () => {
     expect(condition(ws, 'Ready')?.status).toBe('True');
     const conn = await waitSealed(atoll.client, ns, 'after-restart', 90_000);
     expect(conn.status?.credentials?.token?.version).toBe(1);
-    const secret = await atoll.client.get<KubeObject & { data?: Record<string, string> }>(Secrets, managedSecretName('after-restart'), ns);
+    const secret = await atoll.client.get<KubeObject & { data?: Record<string, string> }>(
+      Secrets,
+      managedSecretName('after-restart'),
+      ns,
+    );
     expect(Buffer.from(secret.data?.token ?? '', 'base64').toString('utf8')).toMatch(/^atoll:v1:/);
   }, 240_000);
 
@@ -114,21 +143,40 @@ describe('resilience: API-server restart and controller restart', () => {
     const snapshot = async () => {
       const out: Record<string, { secretRV?: string; secretData?: string; credentials?: unknown }> = {};
       for (const name of names) {
-        const secret = await atoll.client.get<KubeObject & { data?: Record<string, string> }>(Secrets, managedSecretName(name), ns);
+        const secret = await atoll.client.get<KubeObject & { data?: Record<string, string> }>(
+          Secrets,
+          managedSecretName(name),
+          ns,
+        );
         const conn = await atoll.client.get<Connection>(ExternalConnections, name, ns);
-        out[name] = { secretRV: secret.metadata?.resourceVersion, secretData: JSON.stringify(secret.data), credentials: conn.status?.credentials };
+        out[name] = {
+          secretRV: secret.metadata?.resourceVersion,
+          secretData: JSON.stringify(secret.data),
+          credentials: conn.status?.credentials,
+        };
       }
       return out;
     };
     const before = await snapshot();
-    for (const name of names) expect((before[name]!.credentials as Record<string, { version: number }>).token?.version).toBe(1);
+    for (const name of names)
+      expect((before[name]!.credentials as Record<string, { version: number }>).token?.version).toBe(1);
 
     const linesBefore = atoll.logLines().length;
     await atoll.start();
     const health = atoll.operator().healthURL;
-    await eventually(`the fresh controller reconciled all ${N} connections`, () => completedReconciles(health, 'externalconnection'), (n) => n >= N, 60_000);
+    await eventually(
+      `the fresh controller reconciled all ${N} connections`,
+      () => completedReconciles(health, 'externalconnection'),
+      (n) => n >= N,
+      60_000,
+    );
     // Let anything the first pass queued (probe results) run too.
-    await eventually('work queue drained', () => scrapeCounter(health, 'atoll_workqueue_depth', { controller: 'externalconnection' }), (n) => n === 0, 30_000);
+    await eventually(
+      'work queue drained',
+      () => scrapeCounter(health, 'atoll_workqueue_depth', { controller: 'externalconnection' }),
+      (n) => n === 0,
+      30_000,
+    );
     await sleep(2_000);
 
     const after = await snapshot();
@@ -137,8 +185,13 @@ describe('resilience: API-server restart and controller restart', () => {
     // are the Workspaces' EncryptionReady key checks (one seal each), none per connection.
     const workspaces = (await atoll.client.list(Workspaces)).items.length;
     expect(workspaces).toBeLessThan(N);
-    expect(await scrapeCounter(health, 'atoll_kms_requests', { operation: 'generateDataKey' })).toBeLessThanOrEqual(workspaces);
-    const rewrites = atoll.logLines().slice(linesBefore).filter((l) => l.includes('"managed secret written"'));
+    expect(await scrapeCounter(health, 'atoll_kms_requests', { operation: 'generateDataKey' })).toBeLessThanOrEqual(
+      workspaces,
+    );
+    const rewrites = atoll
+      .logLines()
+      .slice(linesBefore)
+      .filter((l) => l.includes('"managed secret written"'));
     expect(rewrites).toEqual([]);
   }, 240_000);
 });
@@ -153,7 +206,12 @@ describe('resilience: leader election', () => {
   });
 
   it('only the Lease holder reconciles, and a graceful leader hands over within 5 s', async () => {
-    await eventually('atoll-a leads', () => leaseHolder(atoll.client), (h) => h === 'atoll-a', 30_000);
+    await eventually(
+      'atoll-a leads',
+      () => leaseHolder(atoll.client),
+      (h) => h === 'atoll-a',
+      30_000,
+    );
     const leader = atoll.operator();
     const follower = await atoll.startReplica('atoll-b');
 
@@ -169,22 +227,48 @@ describe('resilience: leader election', () => {
     expect(await readyzStatus(follower.operator.healthURL)).toBe(200);
 
     // Settled (probe result included), as the new leader will find it.
-    await eventually('first probed', () => atoll.client.get<Connection>(ExternalConnections, 'first', ns), (c) => c.status?.lastProbe?.inputs !== undefined);
-    await eventually('leader queue drained', () => scrapeCounter(leader.healthURL, 'atoll_workqueue_depth', { controller: 'externalconnection' }), (n) => n === 0, 30_000);
+    await eventually(
+      'first probed',
+      () => atoll.client.get<Connection>(ExternalConnections, 'first', ns),
+      (c) => c.status?.lastProbe?.inputs !== undefined,
+    );
+    await eventually(
+      'leader queue drained',
+      () => scrapeCounter(leader.healthURL, 'atoll_workqueue_depth', { controller: 'externalconnection' }),
+      (n) => n === 0,
+      30_000,
+    );
     const settled = await atoll.client.get<Connection>(ExternalConnections, 'first', ns);
     const stoppedAt = Date.now();
     await atoll.stopOperator();
-    await eventually('atoll-b takes the Lease', () => leaseHolder(atoll.client), (h) => h === 'atoll-b', 5_000);
+    await eventually(
+      'atoll-b takes the Lease',
+      () => leaseHolder(atoll.client),
+      (h) => h === 'atoll-b',
+      5_000,
+    );
     expect(Date.now() - stoppedAt).toBeLessThan(5_000);
 
     await atoll.client.create(ExternalConnections, connection(ns, 'second') as never);
     const second = await waitSealed(atoll.client, ns, 'second');
     expect(second.status?.credentials?.token?.version).toBe(1);
     expect(await completedReconciles(follower.operator.healthURL, 'externalconnection')).toBeGreaterThan(0);
-    expect(atoll.logLines().some((l) => l.includes('"became leader"') && l.includes('"instance":"atoll-b"'))).toBe(true);
+    expect(atoll.logLines().some((l) => l.includes('"became leader"') && l.includes('"instance":"atoll-b"'))).toBe(
+      true,
+    );
     // The new leader reconciled 'first' too, and resumed from its persisted probe result: not one write (ADR 0021).
-    await eventually('atoll-b reconciled both connections', () => completedReconciles(follower.operator.healthURL, 'externalconnection'), (n) => n >= 2, 30_000);
-    await eventually('atoll-b queue drained', () => scrapeCounter(follower.operator.healthURL, 'atoll_workqueue_depth', { controller: 'externalconnection' }), (n) => n === 0, 30_000);
+    await eventually(
+      'atoll-b reconciled both connections',
+      () => completedReconciles(follower.operator.healthURL, 'externalconnection'),
+      (n) => n >= 2,
+      30_000,
+    );
+    await eventually(
+      'atoll-b queue drained',
+      () => scrapeCounter(follower.operator.healthURL, 'atoll_workqueue_depth', { controller: 'externalconnection' }),
+      (n) => n === 0,
+      30_000,
+    );
     const after = await atoll.client.get<Connection>(ExternalConnections, 'first', ns);
     expect(after.metadata?.resourceVersion).toBe(settled.metadata?.resourceVersion);
     expect(after.status).toEqual(settled.status);

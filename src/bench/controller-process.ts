@@ -14,8 +14,11 @@ import { loopbackOperatorConfig } from '../dev/embedded.js';
 
 async function main(): Promise<void> {
   const kubeconfig = process.env.ATOLL_BENCH_KUBECONFIG;
-  if (!kubeconfig || !process.send) throw new Error('controller-process is forked by a benchmark with ATOLL_BENCH_KUBECONFIG set');
-  const settings = Object.fromEntries(Object.entries(process.env).filter(([k]) => k.startsWith('ATOLL_') && k !== 'ATOLL_BENCH_KUBECONFIG'));
+  if (!kubeconfig || !process.send)
+    throw new Error('controller-process is forked by a benchmark with ATOLL_BENCH_KUBECONFIG set');
+  const settings = Object.fromEntries(
+    Object.entries(process.env).filter(([k]) => k.startsWith('ATOLL_') && k !== 'ATOLL_BENCH_KUBECONFIG'),
+  );
   const config = loopbackOperatorConfig(settings);
   const log = createLogger({ level: config.logLevel === 'info' ? 'warn' : config.logLevel, name: 'atoll-controller' });
   const operator = await startOperator({ client: KubeClient.fromKubeconfigFile(kubeconfig), config, log });

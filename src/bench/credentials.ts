@@ -46,21 +46,44 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse, stringify } from 'yaml';
-import { CONNECTION_LABEL, CREDENTIALS_STATE_ANNOTATION, MANAGED_BY_LABEL, MANAGED_BY_VALUE, managedSecretName, SEALED_SECRET_TYPE, type ExternalConnection } from '../api/v1alpha1/index.js';
+import {
+  CONNECTION_LABEL,
+  CREDENTIALS_STATE_ANNOTATION,
+  MANAGED_BY_LABEL,
+  MANAGED_BY_VALUE,
+  managedSecretName,
+  SEALED_SECRET_TYPE,
+  type ExternalConnection,
+} from '../api/v1alpha1/index.js';
 import { setupCrypto } from '../crypto/setup.js';
 import { runAgent } from '../gateway/agent.js';
 import { startGateway } from '../gateway/server.js';
 import type { KubeClient, KubeObject } from '../kube/client.js';
-import { ExternalConnections, IntegrationTypes, Namespaces, RoleBindings, Secrets, ServiceAccounts, Workspaces } from '../kube/resources.js';
+import {
+  ExternalConnections,
+  IntegrationTypes,
+  Namespaces,
+  RoleBindings,
+  Secrets,
+  ServiceAccounts,
+  Workspaces,
+} from '../kube/resources.js';
 import { createLogger } from '../runtime/logger.js';
 import { createOperatorMetrics } from '../runtime/metrics.js';
 import { packageRoot } from '../dev/binaries.js';
 import { ControlPlane } from '../dev/control-plane.js';
-import { installAtoll, loopbackOperatorConfig, OPERATOR_NAMESPACE, precreateWebhookConfigurations } from '../dev/embedded.js';
+import {
+  installAtoll,
+  loopbackOperatorConfig,
+  OPERATOR_NAMESPACE,
+  precreateWebhookConfigurations,
+} from '../dev/embedded.js';
 import { fmt, MiB, numericFlag, percentile } from './stats.js';
 
 type Conn = ExternalConnection & KubeObject;
-type Conditioned = KubeObject & { status?: { conditions?: Array<{ type: string; status: string }>; observedGeneration?: number } };
+type Conditioned = KubeObject & {
+  status?: { conditions?: Array<{ type: string; status: string }>; observedGeneration?: number };
+};
 
 const PHASE_LABEL = 'bench.atoll.dev/phase';
 const RSS_SAMPLE_MS = 100;
@@ -82,17 +105,23 @@ function within<T>(what: string, ms: number, work: Promise<T>): Promise<T> {
 }
 
 async function until(what: string, timeoutMs: number, check: () => Promise<boolean>): Promise<void> {
-  await within(what, timeoutMs, (async () => {
-    while (!(await check())) await sleep(200);
-  })());
+  await within(
+    what,
+    timeoutMs,
+    (async () => {
+      while (!(await check())) await sleep(200);
+    })(),
+  );
 }
 
 /** Runs `task` for every item with at most `limit` in flight. */
 async function pool<T>(items: T[], limit: number, task: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) await task(items[next++]!);
-  }));
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) await task(items[next++]!);
+    }),
+  );
 }
 
 function isTrue(obj: Conditioned, type: string): boolean {
@@ -116,7 +145,8 @@ function childPid(name: string): number | undefined {
     if (!/^\d+$/.test(entry)) continue;
     try {
       const status = readFileSync(path.join('/proc', entry, 'status'), 'utf8');
-      if (Number(/^PPid:\s+(\d+)/m.exec(status)?.[1]) === process.pid && /^Name:\s+(\S+)/m.exec(status)?.[1] === name) return Number(entry);
+      if (Number(/^PPid:\s+(\d+)/m.exec(status)?.[1]) === process.pid && /^Name:\s+(\S+)/m.exec(status)?.[1] === name)
+        return Number(entry);
     } catch {
       // The process went away while we looked.
     }
@@ -128,7 +158,8 @@ function childPid(name: string): number | undefined {
 async function kmsRequests(healthURL: string): Promise<Record<string, number>> {
   const text = await (await fetch(`${healthURL}/metrics`)).text();
   const out: Record<string, number> = {};
-  for (const m of text.matchAll(/^atoll_kms_requests(?:_total)?\{operation="([^"]+)"\}\s+(\S+)$/gm)) out[m[1]!] = (out[m[1]!] ?? 0) + Number(m[2]);
+  for (const m of text.matchAll(/^atoll_kms_requests(?:_total)?\{operation="([^"]+)"\}\s+(\S+)$/gm))
+    out[m[1]!] = (out[m[1]!] ?? 0) + Number(m[2]);
   return out;
 }
 
@@ -178,10 +209,11 @@ async function startFixture(): Promise<Fixture> {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     requests: () => requests,
     lastKey: () => lastKey,
-    close: () => new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
   };
 }
 
@@ -201,28 +233,55 @@ interface ControllerProcess {
  * Forks src/bench/controller-process.ts with the controller ServiceAccount's
  * token in a kubeconfig file of the run's temporary directory.
  */
-async function startControllerProcess(cp: ControlPlane, admin: KubeClient, serviceAccount: string, dir: string, env: Record<string, string>, nodeOptions: string[]): Promise<ControllerProcess> {
-  const review = await admin.request<{ status: { token: string } }>('POST', `/api/v1/namespaces/${OPERATOR_NAMESPACE}/serviceaccounts/${serviceAccount}/token`, {
-    apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 24 * 3600 },
-  });
-  const kubeconfig = parse(readFileSync(cp.adminKubeconfigPath, 'utf8')) as { users: Array<{ name: string; user: Record<string, string> }>; contexts: Array<{ context: { user: string } }> };
+async function startControllerProcess(
+  cp: ControlPlane,
+  admin: KubeClient,
+  serviceAccount: string,
+  dir: string,
+  env: Record<string, string>,
+  nodeOptions: string[],
+): Promise<ControllerProcess> {
+  const review = await admin.request<{ status: { token: string } }>(
+    'POST',
+    `/api/v1/namespaces/${OPERATOR_NAMESPACE}/serviceaccounts/${serviceAccount}/token`,
+    {
+      apiVersion: 'authentication.k8s.io/v1',
+      kind: 'TokenRequest',
+      spec: { expirationSeconds: 24 * 3600 },
+    },
+  );
+  const kubeconfig = parse(readFileSync(cp.adminKubeconfigPath, 'utf8')) as {
+    users: Array<{ name: string; user: Record<string, string> }>;
+    contexts: Array<{ context: { user: string } }>;
+  };
   kubeconfig.users = [{ name: serviceAccount, user: { token: review.status.token } }];
   for (const c of kubeconfig.contexts) c.context.user = serviceAccount;
   const file = path.join(dir, 'controller.kubeconfig');
   writeFileSync(file, stringify(kubeconfig), { mode: 0o600 });
 
   const script = path.join(path.dirname(fileURLToPath(import.meta.url)), 'controller-process.js');
-  const child: ChildProcess = fork(script, [], { execArgv: nodeOptions, env: { ...process.env, ...env, ATOLL_BENCH_KUBECONFIG: file }, stdio: ['ignore', 'pipe', 'inherit', 'ipc'] });
+  const child: ChildProcess = fork(script, [], {
+    execArgv: nodeOptions,
+    env: { ...process.env, ...env, ATOLL_BENCH_KUBECONFIG: file },
+    stdio: ['ignore', 'pipe', 'inherit', 'ipc'],
+  });
   // Its log lines go to stderr: stdout ends with the --json summary.
   child.stdout?.pipe(process.stderr);
-  const started = await within('the controller process to start', 120_000, new Promise<{ healthURL: string }>((resolve, reject) => {
-    child.once('message', (m) => resolve(m as { healthURL: string }));
-    child.once('exit', (code) => reject(new Error(`controller process exited with ${code}`)));
-  }));
+  const started = await within(
+    'the controller process to start',
+    120_000,
+    new Promise<{ healthURL: string }>((resolve, reject) => {
+      child.once('message', (m) => resolve(m as { healthURL: string }));
+      child.once('exit', (code) => reject(new Error(`controller process exited with ${code}`)));
+    }),
+  );
   const pid = child.pid!;
   let stopping = false;
   child.on('exit', (code, signal) => {
-    if (!stopping) say(`controller process ${pid} exited unexpectedly (code ${code}, signal ${signal}): the figures that follow are not valid`);
+    if (!stopping)
+      say(
+        `controller process ${pid} exited unexpectedly (code ${code}, signal ${signal}): the figures that follow are not valid`,
+      );
   });
   let peak = 0;
   const sampler = setInterval(() => {
@@ -261,7 +320,10 @@ class ReadyWatch {
   readonly #abort = new AbortController();
   #done: Promise<void> | undefined;
 
-  constructor(private readonly client: KubeClient, private readonly phase: string) {}
+  constructor(
+    private readonly client: KubeClient,
+    private readonly phase: string,
+  ) {}
 
   async start(): Promise<void> {
     const selector = `${PHASE_LABEL}=${this.phase}`;
@@ -270,15 +332,20 @@ class ReadyWatch {
     this.#done = (async () => {
       while (!this.#abort.signal.aborted) {
         try {
-          await this.client.watch<Conn>(ExternalConnections, { labelSelector: selector, resourceVersion: rv, signal: this.#abort.signal }, (ev) => {
-            rv = ev.object.metadata?.resourceVersion ?? rv;
-            if (ev.type !== 'ADDED' && ev.type !== 'MODIFIED') return;
-            const now = performance.now();
-            const key = `${ev.object.metadata?.namespace}/${ev.object.metadata?.name}`;
-            const current = ev.object.status?.observedGeneration === ev.object.metadata?.generation;
-            if (current && isTrue(ev.object, 'CredentialsSealed') && !this.sealedAt.has(key)) this.sealedAt.set(key, now);
-            if (current && isTrue(ev.object, 'Ready') && !this.readyAt.has(key)) this.readyAt.set(key, now);
-          });
+          await this.client.watch<Conn>(
+            ExternalConnections,
+            { labelSelector: selector, resourceVersion: rv, signal: this.#abort.signal },
+            (ev) => {
+              rv = ev.object.metadata?.resourceVersion ?? rv;
+              if (ev.type !== 'ADDED' && ev.type !== 'MODIFIED') return;
+              const now = performance.now();
+              const key = `${ev.object.metadata?.namespace}/${ev.object.metadata?.name}`;
+              const current = ev.object.status?.observedGeneration === ev.object.metadata?.generation;
+              if (current && isTrue(ev.object, 'CredentialsSealed') && !this.sealedAt.has(key))
+                this.sealedAt.set(key, now);
+              if (current && isTrue(ev.object, 'Ready') && !this.readyAt.has(key)) this.readyAt.set(key, now);
+            },
+          );
         } catch {
           if (!this.#abort.signal.aborted) await sleep(200);
         }
@@ -308,7 +375,10 @@ function workspaceName(phase: string, i: number): string {
 }
 
 function connectionItems(namespaces: string[], n: number): Array<{ ns: string; name: string }> {
-  return Array.from({ length: n }, (_, i) => ({ ns: namespaces[i % namespaces.length]!, name: `conn-${String(i).padStart(5, '0')}` }));
+  return Array.from({ length: n }, (_, i) => ({
+    ns: namespaces[i % namespaces.length]!,
+    name: `conn-${String(i).padStart(5, '0')}`,
+  }));
 }
 
 function connectionSpec(cluster: Cluster, token: Record<string, string>): Record<string, unknown> {
@@ -326,53 +396,115 @@ function connectionSpec(cluster: Cluster, token: Record<string, string>): Record
  * write), through the same client and concurrency, with no webhook and no
  * operator. Returns seconds and the API server's RSS holding those objects.
  */
-async function writeFloor(cluster: Cluster, apiserverPid: number | undefined, workspaceCount: number, connectionCount: number): Promise<{ floorSeconds: number; apiserverRssMiB: number }> {
+async function writeFloor(
+  cluster: Cluster,
+  apiserverPid: number | undefined,
+  workspaceCount: number,
+  connectionCount: number,
+): Promise<{ floorSeconds: number; apiserverRssMiB: number }> {
   const { client } = cluster;
   const namespaces = Array.from({ length: workspaceCount }, (_, i) => workspaceName('floor', i));
-  await within('floor namespaces', 180_000, pool(namespaces, cluster.concurrency, async (name) => {
-    await client.create(Namespaces, { metadata: { name } });
-  }));
+  await within(
+    'floor namespaces',
+    180_000,
+    pool(namespaces, cluster.concurrency, async (name) => {
+      await client.create(Namespaces, { metadata: { name } });
+    }),
+  );
   const items = connectionItems(namespaces, connectionCount);
   const labels = { [PHASE_LABEL]: 'floor' };
   const start = performance.now();
-  await within('floor writes', 600_000, pool(items, cluster.concurrency, async ({ ns, name }) => {
-    // A ciphertext-sized value: the bytes the API server stores are what costs.
-    const sealed = `atoll:v1:${randomBytes(300).toString('base64')}`;
-    const conn = await client.create<Conn>(ExternalConnections, { metadata: { name, namespace: ns, labels }, spec: connectionSpec(cluster, { sealed }) } as never);
-    await client.create(Secrets, {
-      metadata: {
-        name: managedSecretName(name), namespace: ns,
-        labels: { ...labels, [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [CONNECTION_LABEL]: name },
-        annotations: { [CREDENTIALS_STATE_ANNOTATION]: JSON.stringify({ token: { version: 1, hint: '…abcd', keyId: 'local/default' } }) },
-        ownerReferences: [{ apiVersion: 'atoll.dev/v1alpha1', kind: 'ExternalConnection', name, uid: conn.metadata.uid!, controller: true }],
-      },
-      type: SEALED_SECRET_TYPE,
-      data: { token: Buffer.from(`atoll:v1:${randomBytes(300).toString('base64')}`).toString('base64') },
-    });
-    const at = new Date().toISOString();
-    const condition = (type: string, reason: string) => ({ type, status: 'True', reason, message: 'bench write floor', lastTransitionTime: at, observedGeneration: 1 });
-    await client.replace(ExternalConnections, { ...conn, status: { observedGeneration: 1, conditions: [condition('CredentialsSealed', 'Sealed'), condition('Reachable', 'ProbeSucceeded'), condition('Ready', 'Ready')] } } as never, { subresource: 'status' });
-  }));
+  await within(
+    'floor writes',
+    600_000,
+    pool(items, cluster.concurrency, async ({ ns, name }) => {
+      // A ciphertext-sized value: the bytes the API server stores are what costs.
+      const sealed = `atoll:v1:${randomBytes(300).toString('base64')}`;
+      const conn = await client.create<Conn>(ExternalConnections, {
+        metadata: { name, namespace: ns, labels },
+        spec: connectionSpec(cluster, { sealed }),
+      } as never);
+      await client.create(Secrets, {
+        metadata: {
+          name: managedSecretName(name),
+          namespace: ns,
+          labels: { ...labels, [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [CONNECTION_LABEL]: name },
+          annotations: {
+            [CREDENTIALS_STATE_ANNOTATION]: JSON.stringify({
+              token: { version: 1, hint: '…abcd', keyId: 'local/default' },
+            }),
+          },
+          ownerReferences: [
+            {
+              apiVersion: 'atoll.dev/v1alpha1',
+              kind: 'ExternalConnection',
+              name,
+              uid: conn.metadata.uid!,
+              controller: true,
+            },
+          ],
+        },
+        type: SEALED_SECRET_TYPE,
+        data: { token: Buffer.from(`atoll:v1:${randomBytes(300).toString('base64')}`).toString('base64') },
+      });
+      const at = new Date().toISOString();
+      const condition = (type: string, reason: string) => ({
+        type,
+        status: 'True',
+        reason,
+        message: 'bench write floor',
+        lastTransitionTime: at,
+        observedGeneration: 1,
+      });
+      await client.replace(
+        ExternalConnections,
+        {
+          ...conn,
+          status: {
+            observedGeneration: 1,
+            conditions: [
+              condition('CredentialsSealed', 'Sealed'),
+              condition('Reachable', 'ProbeSucceeded'),
+              condition('Ready', 'Ready'),
+            ],
+          },
+        } as never,
+        { subresource: 'status' },
+      );
+    }),
+  );
   const floorSeconds = (performance.now() - start) / 1000;
   const apiserverRssMiB = apiserverPid ? memoryOf(apiserverPid).rssMiB : NaN;
   say(`[floor] ${connectionCount} × (create, Secret create, status write) in ${floorSeconds.toFixed(1)} s`);
   // Gone before the operator starts, so that it neither caches nor reconciles them.
   await pool(namespaces, cluster.concurrency, async (ns) => {
     await client.request('DELETE', `/apis/atoll.dev/v1alpha1/namespaces/${ns}/externalconnections`);
-    await client.request('DELETE', `/api/v1/namespaces/${ns}/secrets?labelSelector=${encodeURIComponent(`${PHASE_LABEL}=floor`)}`);
+    await client.request(
+      'DELETE',
+      `/api/v1/namespaces/${ns}/secrets?labelSelector=${encodeURIComponent(`${PHASE_LABEL}=floor`)}`,
+    );
   });
   return { floorSeconds, apiserverRssMiB };
 }
 
 async function createWorkspaces(cluster: Cluster, names: string[]): Promise<void> {
   const { client } = cluster;
-  await within('workspace creates', 300_000, pool(names, cluster.concurrency, async (name) => {
-    await client.create(Namespaces, { metadata: { name } });
-    await client.create(Workspaces, { metadata: { name, namespace: name }, spec: { policy: { egress: { allowCIDRs: ['127.0.0.0/8'] } } } } as never);
-  }));
+  await within(
+    'workspace creates',
+    300_000,
+    pool(names, cluster.concurrency, async (name) => {
+      await client.create(Namespaces, { metadata: { name } });
+      await client.create(Workspaces, {
+        metadata: { name, namespace: name },
+        spec: { policy: { egress: { allowCIDRs: ['127.0.0.0/8'] } } },
+      } as never);
+    }),
+  );
   await until('every workspace Ready', 300_000, async () => {
     const wanted = new Set(names);
-    const ready = (await client.list<Conditioned>(Workspaces)).items.filter((w) => wanted.has(w.metadata?.namespace ?? '') && isTrue(w, 'Ready'));
+    const ready = (await client.list<Conditioned>(Workspaces)).items.filter(
+      (w) => wanted.has(w.metadata?.namespace ?? '') && isTrue(w, 'Ready'),
+    );
     return ready.length === names.length;
   });
 }
@@ -393,7 +525,12 @@ interface ReadyResult {
   namespaces: string[];
 }
 
-async function readyPhase(cluster: Cluster, controller: ControllerProcess, workspaceCount: number, connectionCount: number): Promise<ReadyResult> {
+async function readyPhase(
+  cluster: Cluster,
+  controller: ControllerProcess,
+  workspaceCount: number,
+  connectionCount: number,
+): Promise<ReadyResult> {
   const { client } = cluster;
   const kmsAtStart = await kmsRequests(controller.healthURL);
   const namespaces = Array.from({ length: workspaceCount }, (_, i) => workspaceName('full', i));
@@ -409,13 +546,20 @@ async function readyPhase(cluster: Cluster, controller: ControllerProcess, works
   const sentAt = new Map<string, number>();
   const createMs: number[] = [];
   const start = performance.now();
-  await within('connection creates', 900_000, pool(items, cluster.concurrency, async ({ ns, name }) => {
-    const t0 = performance.now();
-    sentAt.set(`${ns}/${name}`, t0);
-    // A distinct random credential per connection, as in real life; never printed.
-    await client.create(ExternalConnections, { metadata: { name, namespace: ns, labels: { [PHASE_LABEL]: 'full' } }, spec: connectionSpec(cluster, { value: `bench-${randomBytes(16).toString('hex')}` }) } as never);
-    createMs.push(performance.now() - t0);
-  }));
+  await within(
+    'connection creates',
+    900_000,
+    pool(items, cluster.concurrency, async ({ ns, name }) => {
+      const t0 = performance.now();
+      sentAt.set(`${ns}/${name}`, t0);
+      // A distinct random credential per connection, as in real life; never printed.
+      await client.create(ExternalConnections, {
+        metadata: { name, namespace: ns, labels: { [PHASE_LABEL]: 'full' } },
+        spec: connectionSpec(cluster, { value: `bench-${randomBytes(16).toString('hex')}` }),
+      } as never);
+      createMs.push(performance.now() - t0);
+    }),
+  );
   const createsSeconds = (performance.now() - start) / 1000;
   say(`[ready] ${connectionCount} creates returned in ${createsSeconds.toFixed(1)} s`);
   await until('every connection Ready', 900_000, async () => watch.readyAt.size >= connectionCount);
@@ -444,17 +588,25 @@ async function readyPhase(cluster: Cluster, controller: ControllerProcess, works
 }
 
 /** KMS calls and probes over `seconds` of steady state (nothing created or changed). */
-async function steadyWindow(cluster: Cluster, controller: ControllerProcess, seconds: number): Promise<{ kms: Record<string, number>; probes: number }> {
+async function steadyWindow(
+  cluster: Cluster,
+  controller: ControllerProcess,
+  seconds: number,
+): Promise<{ kms: Record<string, number>; probes: number }> {
   const kmsBefore = await kmsRequests(controller.healthURL);
   const requestsBefore = cluster.fixture.requests();
   say(`[steady] ${seconds} s window (reconcile period ${cluster.periodSeconds} s)…`);
   await sleep(seconds * 1000);
-  return { kms: diff(await kmsRequests(controller.healthURL), kmsBefore), probes: cluster.fixture.requests() - requestsBefore };
+  return {
+    kms: diff(await kmsRequests(controller.healthURL), kmsBefore),
+    probes: cluster.fixture.requests() - requestsBefore,
+  };
 }
 
 /** An IntegrationType delivered by proxy and files, so one rotation reaches both. */
 const ROTATION_TYPE = {
-  displayName: 'Bench rotation API', category: 'api',
+  displayName: 'Bench rotation API',
+  category: 'api',
   settingsSchema: { type: 'object', properties: { baseURL: { type: 'string' } } },
   credentialFields: [{ name: 'apiKey', required: true }],
   probe: { http: { url: '{{settings.baseURL}}/' } },
@@ -469,7 +621,14 @@ const ROTATION_TYPE = {
  * response to the first proxied request carrying the new value upstream and
  * to the agent's file holding it.
  */
-async function rotationPhase(cluster: Cluster, cp: ControlPlane, config: ReturnType<typeof loopbackOperatorConfig>, ns: string, rotations: number, dir: string): Promise<{ proxyMs: number[]; fileMs: number[]; controllerMs: number[] }> {
+async function rotationPhase(
+  cluster: Cluster,
+  cp: ControlPlane,
+  config: ReturnType<typeof loopbackOperatorConfig>,
+  ns: string,
+  rotations: number,
+  dir: string,
+): Promise<{ proxyMs: number[]; fileMs: number[]; controllerMs: number[] }> {
   const { client, fixture } = cluster;
   const log = createLogger({ level: 'silent' });
   await client.create(IntegrationTypes, { metadata: { name: 'bench-rotation' }, spec: ROTATION_TYPE } as never);
@@ -482,24 +641,56 @@ async function rotationPhase(cluster: Cluster, cp: ControlPlane, config: ReturnT
     });
   }
   const first = `bench-rotation-${randomBytes(8).toString('hex')}`;
-  await client.create(ExternalConnections, { metadata: { name: 'rotated', namespace: ns }, spec: { type: 'bench-rotation', settings: { baseURL: fixture.url }, credentials: { apiKey: { value: first } }, probe: { interval: '0' } } } as never);
+  await client.create(ExternalConnections, {
+    metadata: { name: 'rotated', namespace: ns },
+    spec: {
+      type: 'bench-rotation',
+      settings: { baseURL: fixture.url },
+      credentials: { apiKey: { value: first } },
+      probe: { interval: '0' },
+    },
+  } as never);
   // Sealed is what the gateway needs; its first probe may wait behind the N others' periodic probes.
-  await until('the rotated connection sealed', 300_000, async () => isTrue(await client.get<Conditioned>(ExternalConnections, 'rotated', ns), 'CredentialsSealed'));
+  await until('the rotated connection sealed', 300_000, async () =>
+    isTrue(await client.get<Conditioned>(ExternalConnections, 'rotated', ns), 'CredentialsSealed'),
+  );
 
   const gatewayClient = await cp.serviceAccountClient(OPERATOR_NAMESPACE, config.serviceAccounts.gateway);
   const crypto = await setupCrypto(config, gatewayClient, { fingerprints: false });
-  const gateway = await startGateway({ client: gatewayClient, envelope: crypto.envelope, log, metrics: createOperatorMetrics(), host: '127.0.0.1', port: 0, insecurePlaintext: true });
+  const gateway = await startGateway({
+    client: gatewayClient,
+    envelope: crypto.envelope,
+    log,
+    metrics: createOperatorMetrics(),
+    host: '127.0.0.1',
+    port: 0,
+    insecurePlaintext: true,
+  });
   const stopAgent = new AbortController();
   let agentDone: Promise<void> | undefined;
   try {
-    const review = await client.request<{ status: { token: string } }>('POST', `/api/v1/namespaces/${ns}/serviceaccounts/app/token`, {
-      apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { audiences: ['atoll-gateway'], expirationSeconds: 3600 },
-    });
+    const review = await client.request<{ status: { token: string } }>(
+      'POST',
+      `/api/v1/namespaces/${ns}/serviceaccounts/app/token`,
+      {
+        apiVersion: 'authentication.k8s.io/v1',
+        kind: 'TokenRequest',
+        spec: { audiences: ['atoll-gateway'], expirationSeconds: 3600 },
+      },
+    );
     const token = review.status.token;
     const tokenFile = path.join(dir, 'token');
     writeFileSync(tokenFile, token, { mode: 0o600 });
     const mount = path.join(dir, 'mount');
-    agentDone = runAgent({ gatewayURL: gateway.url, tokenFile, connections: ['rotated'], dir: mount, log, insecurePlaintext: true, signal: stopAgent.signal });
+    agentDone = runAgent({
+      gatewayURL: gateway.url,
+      tokenFile,
+      connections: ['rotated'],
+      dir: mount,
+      log,
+      insecurePlaintext: true,
+      signal: stopAgent.signal,
+    });
     const file = path.join(mount, 'rotated', 'apiKey');
     const inFile = (): string => {
       try {
@@ -509,30 +700,50 @@ async function rotationPhase(cluster: Cluster, cp: ControlPlane, config: ReturnT
       }
     };
     const proxied = async (): Promise<string | undefined> => {
-      await fetch(`${gateway.url}/v1/connections/rotated/proxy/rotation`, { headers: { authorization: `Bearer ${token}` } }).then((r) => r.arrayBuffer());
+      await fetch(`${gateway.url}/v1/connections/rotated/proxy/rotation`, {
+        headers: { authorization: `Bearer ${token}` },
+      }).then((r) => r.arrayBuffer());
       return fixture.lastKey();
     };
-    await until('the gateway and agent to serve the first value', 60_000, async () => (await proxied()) === first && inFile() === first);
+    await until(
+      'the gateway and agent to serve the first value',
+      60_000,
+      async () => (await proxied()) === first && inFile() === first,
+    );
     // When the controller's write of the managed Secret reaches a watcher: splits each rotation into controller and gateway time.
     let secretWrittenAt = 0;
     const secretWatchAbort = new AbortController();
     const secretName = managedSecretName('rotated');
     const listed = await client.list(Secrets, { namespace: ns, fieldSelector: `metadata.name=${secretName}` });
-    const secretWatch = client.watch(Secrets, { namespace: ns, fieldSelector: `metadata.name=${secretName}`, resourceVersion: listed.metadata.resourceVersion, signal: secretWatchAbort.signal }, (ev) => {
-      if (ev.type === 'MODIFIED' && secretWrittenAt === 0) secretWrittenAt = performance.now();
-    }).catch(() => undefined);
+    const secretWatch = client
+      .watch(
+        Secrets,
+        {
+          namespace: ns,
+          fieldSelector: `metadata.name=${secretName}`,
+          resourceVersion: listed.metadata.resourceVersion,
+          signal: secretWatchAbort.signal,
+        },
+        (ev) => {
+          if (ev.type === 'MODIFIED' && secretWrittenAt === 0) secretWrittenAt = performance.now();
+        },
+      )
+      .catch(() => undefined);
     const proxyMs: number[] = [];
     const fileMs: number[] = [];
     const controllerMs: number[] = [];
     for (let i = 0; i < rotations; i++) {
       const value = `bench-rotation-${i}-${randomBytes(8).toString('hex')}`;
-      await client.mergePatch(ExternalConnections, 'rotated', ns, { spec: { credentials: { apiKey: { value, sealed: null } } } });
+      await client.mergePatch(ExternalConnections, 'rotated', ns, {
+        spec: { credentials: { apiKey: { value, sealed: null } } },
+      });
       const t0 = performance.now();
       secretWrittenAt = 0;
       let proxySeen = false;
       let fileSeen = false;
       while (!proxySeen || !fileSeen) {
-        if (performance.now() - t0 > 30_000) throw new Error(`rotation ${i} did not propagate within 30 s (proxied ${proxySeen}, file ${fileSeen})`);
+        if (performance.now() - t0 > 30_000)
+          throw new Error(`rotation ${i} did not propagate within 30 s (proxied ${proxySeen}, file ${fileSeen})`);
         if (!proxySeen && (await proxied()) === value) {
           proxySeen = true;
           proxyMs.push(performance.now() - t0);
@@ -590,9 +801,22 @@ async function main(): Promise<void> {
 
     // Throughput is what is measured: lift the per-namespace sealing budget (ADR 0012). The data-key
     // cache expires within the steady window, so that window shows what a day of reconciles costs.
-    const settings = { ATOLL_SEALING_RATE_PER_MINUTE: '1000000', ATOLL_SEALING_BURST: '100000', ATOLL_DEFAULT_MAX_CONNECTIONS: '10000', ATOLL_DEK_CACHE_MAX_AGE: `${periodSeconds}s`, ATOLL_LOG_LEVEL: 'warn' };
+    const settings = {
+      ATOLL_SEALING_RATE_PER_MINUTE: '1000000',
+      ATOLL_SEALING_BURST: '100000',
+      ATOLL_DEFAULT_MAX_CONNECTIONS: '10000',
+      ATOLL_DEK_CACHE_MAX_AGE: `${periodSeconds}s`,
+      ATOLL_LOG_LEVEL: 'warn',
+    };
     const config = loopbackOperatorConfig(settings);
-    controller = await startControllerProcess(cp, client, config.serviceAccounts.controller, dir, settings, controllerNodeOptions);
+    controller = await startControllerProcess(
+      cp,
+      client,
+      config.serviceAccounts.controller,
+      dir,
+      settings,
+      controllerNodeOptions,
+    );
     const idle = controller.memory();
     say(`controller process ${controller.pid} started, RSS ${fmt(idle.rssMiB)} MiB`);
 
@@ -604,10 +828,12 @@ async function main(): Promise<void> {
     const controllerMemory = controller.memory();
 
     // A rotation phase that fails still leaves the figures measured so far worth printing.
-    const rotation = await rotationPhase(cluster, cp, config, ready.namespaces[0]!, rotations, dir).catch((err: Error) => {
-      say(`[rotation] failed: ${err.message}`);
-      return { proxyMs: [], fileMs: [], controllerMs: [], error: err.message };
-    });
+    const rotation = await rotationPhase(cluster, cp, config, ready.namespaces[0]!, rotations, dir).catch(
+      (err: Error) => {
+        say(`[rotation] failed: ${err.message}`);
+        return { proxyMs: [], fileMs: [], controllerMs: [], error: err.message };
+      },
+    );
     const endToEnd = rotation.proxyMs.map((p, i) => Math.max(p, rotation.fileMs[i] ?? p));
     const etcdPid = childPid('etcd');
 
@@ -635,7 +861,9 @@ async function main(): Promise<void> {
       apiserver_peak_rss_mib: round(apiserverWithOperator.peakMiB, 1),
       etcd_peak_rss_mib: round(etcdPid ? memoryOf(etcdPid).peakMiB : NaN, 1),
       operator_watches: operatorWatches,
-      watches_by_resource: Object.fromEntries(Object.entries(diff(watchesAfter, watchesBefore)).filter(([, v]) => v !== 0)),
+      watches_by_resource: Object.fromEntries(
+        Object.entries(diff(watchesAfter, watchesBefore)).filter(([, v]) => v !== 0),
+      ),
       kms_calls_per_connection: round(kmsCreate / connections, 3),
       kms_calls_create: ready.kmsByOperation,
       kms_calls_workspaces: ready.kmsForWorkspaces,
@@ -671,8 +899,16 @@ async function main(): Promise<void> {
       `| workspaces Ready s | ${fmt(ready.workspacesReadySeconds, 1)} |`,
       `| controller RSS MiB: idle / all Ready / end of steady / peak (VmHWM) | ${fmt(idle.rssMiB)} / ${fmt(readyMemory.rssMiB)} / ${fmt(controllerMemory.rssMiB)} / ${fmt(controllerMemory.peakMiB)} |`,
       `| kube-apiserver RSS MiB: N objects without operator / with operator / peak | ${fmt(floor.apiserverRssMiB)} / ${fmt(apiserverWithOperator.rssMiB)} / ${fmt(apiserverWithOperator.peakMiB)} |`,
-      `| watches the operator holds (API server's count) | ${operatorWatches} (${Object.entries(summary.watches_by_resource).map(([k, v]) => `${k} ${v}`).join(', ')}) |`,
-      `| KMS calls per new connection | ${fmt(summary.kms_calls_per_connection ?? NaN, 2)} (${Object.entries(ready.kmsByOperation).map(([k, v]) => `${k} ${v}`).join(', ') || 'none'}; workspaces ${ready.kmsForWorkspaces}) |`,
+      `| watches the operator holds (API server's count) | ${operatorWatches} (${Object.entries(
+        summary.watches_by_resource,
+      )
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ')}) |`,
+      `| KMS calls per new connection | ${fmt(summary.kms_calls_per_connection ?? NaN, 2)} (${
+        Object.entries(ready.kmsByOperation)
+          .map(([k, v]) => `${k} ${v}`)
+          .join(', ') || 'none'
+      }; workspaces ${ready.kmsForWorkspaces}) |`,
       `| KMS calls in steady state (${steadySeconds} s, ${steady.probes} probes) | ${summary.steady_kms_calls} |`,
       `| rotation p50 / p99 ms (patch response → proxied and agent file) | ${fmt(summary.rotation_p50_ms ?? NaN)} / ${fmt(summary.rotation_p99_ms ?? NaN)} |`,
       `| rotation p99 ms: proxied / agent file | ${fmt(summary.rotation_proxy_p99_ms ?? NaN)} / ${fmt(summary.rotation_file_p99_ms ?? NaN)} |`,

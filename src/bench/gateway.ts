@@ -22,14 +22,30 @@ import { fileURLToPath } from 'node:url';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import { Pool, type Dispatcher } from 'undici';
 import { parseAllDocuments } from 'yaml';
-import { CONNECTION_LABEL, CREDENTIALS_STATE_ANNOTATION, MANAGED_BY_LABEL, MANAGED_BY_VALUE, SEALED_SECRET_TYPE } from '../api/v1alpha1/index.js';
+import {
+  CONNECTION_LABEL,
+  CREDENTIALS_STATE_ANNOTATION,
+  MANAGED_BY_LABEL,
+  MANAGED_BY_VALUE,
+  SEALED_SECRET_TYPE,
+} from '../api/v1alpha1/index.js';
 import { createProviderRegistry, Envelope, InMemoryKeyRingStore, managedCopy } from '../crypto/index.js';
 import { runAgent } from '../gateway/agent.js';
 import { checkFraming } from '../gateway/framing.js';
 import { destinationDigest } from '../integrations/destination.js';
 import { startGateway } from '../gateway/server.js';
 import type { KubeClient, KubeObject } from '../kube/client.js';
-import { ClusterRoles, CustomResourceDefinitions, ExternalConnections, IntegrationTypes, Namespaces, RoleBindings, Secrets, ServiceAccounts, Workspaces } from '../kube/resources.js';
+import {
+  ClusterRoles,
+  CustomResourceDefinitions,
+  ExternalConnections,
+  IntegrationTypes,
+  Namespaces,
+  RoleBindings,
+  Secrets,
+  ServiceAccounts,
+  Workspaces,
+} from '../kube/resources.js';
 import { createLogger } from '../runtime/logger.js';
 import { createOperatorMetrics } from '../runtime/metrics.js';
 import { packageRoot } from '../dev/binaries.js';
@@ -77,12 +93,14 @@ async function generateLoad(job: LoadJob): Promise<LoadResult> {
       });
     });
   const started = performance.now();
-  await Promise.all(Array.from({ length: job.concurrency }, async () => {
-    while (issued < job.requests) {
-      issued++;
-      await one();
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: job.concurrency }, async () => {
+      while (issued < job.requests) {
+        issued++;
+        await one();
+      }
+    }),
+  );
   const seconds = (performance.now() - started) / 1000;
   agent.destroy();
   return { requests: job.requests, seconds, latenciesMs: latencies, errors };
@@ -95,8 +113,6 @@ function runLoad(job: LoadJob): Promise<LoadResult> {
     worker.once('error', reject);
   });
 }
-
-
 
 const SECRET = 'bench-secret-value-0001';
 
@@ -121,7 +137,9 @@ function runUpstream(): void {
 }
 
 async function upstreamServer(): Promise<{ url: string; close(): Promise<void> }> {
-  const child = fork(fileURLToPath(import.meta.url), [UPSTREAM_FLAG], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child = fork(fileURLToPath(import.meta.url), [UPSTREAM_FLAG], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
   const port = await new Promise<number>((resolve, reject) => {
     child.once('error', reject);
     child.once('exit', (code) => reject(new Error(`upstream exited (${code})`)));
@@ -169,7 +187,10 @@ async function bareNodeProxy(upstream: string): Promise<{ url: string; close(): 
   return {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     close: async () => {
-      await new Promise((r) => { server.close(r); server.closeAllConnections(); });
+      await new Promise((r) => {
+        server.close(r);
+        server.closeAllConnections();
+      });
       await pool.destroy();
     },
   };
@@ -179,7 +200,9 @@ async function startNginx(upstream: string, dir: string): Promise<{ url: string;
   if (spawnSync('nginx', ['-v']).error) return undefined;
   const port = await freePort();
   const upstreamPort = new URL(upstream).port;
-  writeFileSync(path.join(dir, 'nginx.conf'), `
+  writeFileSync(
+    path.join(dir, 'nginx.conf'),
+    `
 worker_processes 1;
 # One process serves (no master): its CPU time is nginx's whole cost.
 master_process off;
@@ -202,11 +225,15 @@ http {
     }
   }
 }
-`);
+`,
+  );
   const proc = spawn('nginx', ['-p', dir, '-c', path.join(dir, 'nginx.conf')], { stdio: 'ignore' });
   const url = `http://127.0.0.1:${port}`;
   for (let i = 0; i < 100; i++) {
-    const ok = await fetch(url).then((r) => r.ok, () => false);
+    const ok = await fetch(url).then(
+      (r) => r.ok,
+      () => false,
+    );
     if (ok) return { url, proc };
     await new Promise((r) => setTimeout(r, 50));
   }
@@ -214,7 +241,11 @@ http {
   return undefined;
 }
 
-async function setUpCluster(admin: KubeClient, envelope: Envelope, upstream: string): Promise<{ identity: string; destination: string; uid: string }> {
+async function setUpCluster(
+  admin: KubeClient,
+  envelope: Envelope,
+  upstream: string,
+): Promise<{ identity: string; destination: string; uid: string }> {
   const root = packageRoot();
   for (const file of readdirSync(path.join(root, 'crds'))) {
     for (const doc of parseAllDocuments(readFileSync(path.join(root, 'crds', file), 'utf8'))) {
@@ -223,15 +254,27 @@ async function setUpCluster(admin: KubeClient, envelope: Envelope, upstream: str
     }
   }
   for (let i = 0; ; i++) {
-    if (await admin.list(Workspaces).then(() => true, () => false)) break;
+    if (
+      await admin.list(Workspaces).then(
+        () => true,
+        () => false,
+      )
+    )
+      break;
     if (i > 300) throw new Error('CRDs were not established');
     await new Promise((r) => setTimeout(r, 100));
   }
   for (const role of ['atoll-connection-user', 'atoll-connection-reader']) {
-    await admin.create(ClusterRoles, readManifests([path.join(root, 'config/rbac/cluster-roles.yaml')]).find((o) => o.metadata?.name === role)!);
+    await admin.create(
+      ClusterRoles,
+      readManifests([path.join(root, 'config/rbac/cluster-roles.yaml')]).find((o) => o.metadata?.name === role)!,
+    );
   }
   await admin.create(Namespaces, { metadata: { name: 'bench' } });
-  const ws = await admin.create(Workspaces, { metadata: { name: 'bench', namespace: 'bench' }, spec: { policy: { egress: { allowCIDRs: ['127.0.0.1/32'] } } } });
+  const ws = await admin.create(Workspaces, {
+    metadata: { name: 'bench', namespace: 'bench' },
+    spec: { policy: { egress: { allowCIDRs: ['127.0.0.1/32'] } } },
+  });
   const identity = String((ws as KubeObject).metadata?.uid);
   await admin.mergePatch(Workspaces, 'bench', 'bench', { status: { identity } }, { subresource: 'status' });
   await admin.create(ServiceAccounts, { metadata: { name: 'app', namespace: 'bench' } });
@@ -246,25 +289,39 @@ async function setUpCluster(admin: KubeClient, envelope: Envelope, upstream: str
     subjects: [{ kind: 'ServiceAccount', name: 'app', namespace: 'bench' }],
   });
   const benchType = {
-    displayName: 'Bench API', category: 'api',
+    displayName: 'Bench API',
+    category: 'api',
     settingsSchema: { type: 'object', properties: { baseURL: { type: 'string' } } },
     credentialFields: [{ name: 'apiKey', required: true }],
     probe: { http: { url: '{{settings.baseURL}}/' } },
-    gateway: { baseURL: '{{settings.baseURL}}', auth: { type: 'header', headerName: 'X-API-Key', credential: 'apiKey' } },
+    gateway: {
+      baseURL: '{{settings.baseURL}}',
+      auth: { type: 'header', headerName: 'X-API-Key', credential: 'apiKey' },
+    },
     delivery: ['proxy', 'files'],
   };
   await admin.create(IntegrationTypes, { metadata: { name: 'bench-api' }, spec: benchType });
   const destination = destinationDigest({ metadata: { name: 'bench-api' }, spec: benchType }, { baseURL: upstream });
-  const specSealed = await envelope.seal(SECRET, { namespace: 'bench', workspace: identity, connection: 'api', field: 'apiKey', destination }, KEY);
-  const conn = await admin.create<KubeObject & { spec: unknown }>(ExternalConnections, { metadata: { name: 'api', namespace: 'bench' }, spec: { type: 'bench-api', settings: { baseURL: upstream }, credentials: { apiKey: { sealed: specSealed } } } });
+  const specSealed = await envelope.seal(
+    SECRET,
+    { namespace: 'bench', workspace: identity, connection: 'api', field: 'apiKey', destination },
+    KEY,
+  );
+  const conn = await admin.create<KubeObject & { spec: unknown }>(ExternalConnections, {
+    metadata: { name: 'api', namespace: 'bench' },
+    spec: { type: 'bench-api', settings: { baseURL: upstream }, credentials: { apiKey: { sealed: specSealed } } },
+  });
   const uid = conn.metadata!.uid!;
   // The managed Secret as the operator writes it (binding format 2, ADR 0013): a copy bound to this connection object and version.
   await admin.create(Secrets, {
     metadata: {
-      name: 'api-credentials', namespace: 'bench',
+      name: 'api-credentials',
+      namespace: 'bench',
       labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [CONNECTION_LABEL]: 'api' },
       annotations: { [CREDENTIALS_STATE_ANNOTATION]: stateAnnotation(1) },
-      ownerReferences: [{ apiVersion: 'atoll.dev/v1alpha1', kind: 'ExternalConnection', name: 'api', uid, controller: true }],
+      ownerReferences: [
+        { apiVersion: 'atoll.dev/v1alpha1', kind: 'ExternalConnection', name: 'api', uid, controller: true },
+      ],
     },
     type: SEALED_SECRET_TYPE,
     data: await managedData(envelope, { identity, destination, uid }, SECRET, 1),
@@ -279,11 +336,26 @@ function stateAnnotation(version: number): string {
 }
 
 /** The managed Secret's data: the value sealed as the operator's copy for this connection object (uid) at `version`. */
-async function managedData(envelope: Envelope, at: { identity: string; destination: string; uid: string }, value: string, version: number): Promise<Record<string, string>> {
-  const sealed = await envelope.seal(value, { namespace: 'bench', workspace: at.identity, connection: 'api', field: 'apiKey', destination: at.destination, copy: managedCopy(at.uid, version) }, KEY);
+async function managedData(
+  envelope: Envelope,
+  at: { identity: string; destination: string; uid: string },
+  value: string,
+  version: number,
+): Promise<Record<string, string>> {
+  const sealed = await envelope.seal(
+    value,
+    {
+      namespace: 'bench',
+      workspace: at.identity,
+      connection: 'api',
+      field: 'apiKey',
+      destination: at.destination,
+      copy: managedCopy(at.uid, version),
+    },
+    KEY,
+  );
   return { apiKey: Buffer.from(sealed).toString('base64') };
 }
-
 
 async function main(): Promise<void> {
   const requests = numericFlag('requests', 4000);
@@ -299,24 +371,55 @@ async function main(): Promise<void> {
   const nginx = await startNginx(upstream.url, dir);
   const bare = await bareNodeProxy(upstream.url);
   const admin = cp.adminClient();
-  const envelope = new Envelope({ providers: createProviderRegistry({ local: { store: new InMemoryKeyRingStore() } }) });
+  const envelope = new Envelope({
+    providers: createProviderRegistry({ local: { store: new InMemoryKeyRingStore() } }),
+  });
   const stopAgent = new AbortController();
   let closeGateway: (() => Promise<void>) | undefined;
   try {
     const cluster = await setUpCluster(admin, envelope, upstream.url);
     // Plain HTTP like the direct upstream and nginx rows, so the rows compare the proxying alone.
-    const gateway = await startGateway({ client: admin, envelope, log, metrics: createOperatorMetrics(), host: '127.0.0.1', port: 0, insecurePlaintext: true });
-    closeGateway = () => gateway.close();
-    const tokenReq = await admin.request<{ status: { token: string } }>('POST', '/api/v1/namespaces/bench/serviceaccounts/app/token', {
-      apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { audiences: ['atoll-gateway'], expirationSeconds: 3600 },
+    const gateway = await startGateway({
+      client: admin,
+      envelope,
+      log,
+      metrics: createOperatorMetrics(),
+      host: '127.0.0.1',
+      port: 0,
+      insecurePlaintext: true,
     });
+    closeGateway = () => gateway.close();
+    const tokenReq = await admin.request<{ status: { token: string } }>(
+      'POST',
+      '/api/v1/namespaces/bench/serviceaccounts/app/token',
+      {
+        apiVersion: 'authentication.k8s.io/v1',
+        kind: 'TokenRequest',
+        spec: { audiences: ['atoll-gateway'], expirationSeconds: 3600 },
+      },
+    );
     const token = tokenReq.status.token;
 
     const targets: Array<[string, LoadJob]> = [
       ['direct upstream', { url: `${upstream.url}/bench`, headers: { 'x-api-key': SECRET }, requests, concurrency }],
-      ['atoll gateway', { url: `${gateway.url}/v1/connections/api/proxy/bench`, headers: { authorization: `Bearer ${token}` }, requests, concurrency }],
+      [
+        'atoll gateway',
+        {
+          url: `${gateway.url}/v1/connections/api/proxy/bench`,
+          headers: { authorization: `Bearer ${token}` },
+          requests,
+          concurrency,
+        },
+      ],
       ['bare Node proxy (floor)', { url: `${bare.url}/bench`, headers: {}, requests, concurrency }],
-      ...(nginx ? [['nginx (header injection)', { url: `${nginx.url}/bench`, headers: {}, requests, concurrency }] as [string, LoadJob]] : []),
+      ...(nginx
+        ? [
+            ['nginx (header injection)', { url: `${nginx.url}/bench`, headers: {}, requests, concurrency }] as [
+              string,
+              LoadJob,
+            ],
+          ]
+        : []),
     ];
     // CPU time of what does the proxying: the gateway (this process's main thread; the load comes from a worker
     // thread, the upstream from a child process) and nginx's one process. On a crowded machine req/s says how much
@@ -324,7 +427,9 @@ async function main(): Promise<void> {
     const cpuOf: Record<string, () => number> = {
       'atoll gateway': () => cpuMsOf('/proc/thread-self/stat'),
       'bare Node proxy (floor)': () => cpuMsOf('/proc/thread-self/stat'),
-      ...(nginx?.proc.pid !== undefined ? { 'nginx (header injection)': () => cpuMsOf(`/proc/${nginx.proc.pid}/stat`) } : {}),
+      ...(nginx?.proc.pid !== undefined
+        ? { 'nginx (header injection)': () => cpuMsOf(`/proc/${nginx.proc.pid}/stat`) }
+        : {}),
     };
     for (const [, job] of targets) await runLoad({ ...job, requests: Math.min(200, requests) }); // warm-up: pools, caches, JIT
     // The machine is shared: targets take turns in rounds, so a burst of someone else's load hits all of them alike.
@@ -337,12 +442,26 @@ async function main(): Promise<void> {
         const r = await runLoad({ ...job, requests: Math.ceil(requests / rounds) });
         if (cpu !== undefined) r.cpuMs = cpu() - before!;
         const sum = results.get(name);
-        results.set(name, sum === undefined ? r : { requests: sum.requests + r.requests, seconds: sum.seconds + r.seconds, latenciesMs: sum.latenciesMs.concat(r.latenciesMs), errors: sum.errors + r.errors, cpuMs: (sum.cpuMs ?? 0) + (r.cpuMs ?? 0) });
+        results.set(
+          name,
+          sum === undefined
+            ? r
+            : {
+                requests: sum.requests + r.requests,
+                seconds: sum.seconds + r.seconds,
+                latenciesMs: sum.latenciesMs.concat(r.latenciesMs),
+                errors: sum.errors + r.errors,
+                cpuMs: (sum.cpuMs ?? 0) + (r.cpuMs ?? 0),
+              },
+        );
       }
     }
     for (const [name, r] of results) {
       // A target answering errors measures its error path, not proxying (how a broken set-up once went unnoticed).
-      if (r.errors > 0) throw new Error(`${name} answered ${r.errors} of ${r.requests} requests with an error: the figures would not measure proxying`);
+      if (r.errors > 0)
+        throw new Error(
+          `${name} answered ${r.errors} of ${r.requests} requests with an error: the figures would not measure proxying`,
+        );
     }
 
     // Rotation propagation: time from the Secret update's response to (a) the first proxied request
@@ -350,7 +469,15 @@ async function main(): Promise<void> {
     const tokenFile = path.join(dir, 'token');
     writeFileSync(tokenFile, token);
     const mount = path.join(dir, 'mount');
-    const agentDone = runAgent({ gatewayURL: gateway.url, tokenFile, connections: ['api'], dir: mount, log, insecurePlaintext: true, signal: stopAgent.signal });
+    const agentDone = runAgent({
+      gatewayURL: gateway.url,
+      tokenFile,
+      connections: ['api'],
+      dir: mount,
+      log,
+      insecurePlaintext: true,
+      signal: stopAgent.signal,
+    });
     const proxyMs: number[] = [];
     const fileMs: number[] = [];
     const file = path.join(mount, 'api', 'apiKey');
@@ -369,14 +496,22 @@ async function main(): Promise<void> {
       const value = `bench-secret-rotated-${i}-${Date.now()}`;
       const version = i + 2;
       const data = await managedData(envelope, cluster, value, version);
-      await admin.mergePatch(Secrets, 'api-credentials', 'bench', { metadata: { annotations: { [CREDENTIALS_STATE_ANNOTATION]: stateAnnotation(version) } }, data });
+      await admin.mergePatch(Secrets, 'api-credentials', 'bench', {
+        metadata: { annotations: { [CREDENTIALS_STATE_ANNOTATION]: stateAnnotation(version) } },
+        data,
+      });
       const t0 = performance.now();
       let proxySeen = false;
       let fileSeen = false;
       while (!proxySeen || !fileSeen) {
         if (performance.now() - t0 > 10_000) throw new Error('rotation did not propagate');
         if (!proxySeen) {
-          const seen = await fetch(`${gateway.url}/v1/connections/api/proxy/rot`, { headers: { authorization: `Bearer ${token}` } }).then((r) => r.json() as Promise<{ key?: string }>, () => ({ key: undefined }));
+          const seen = await fetch(`${gateway.url}/v1/connections/api/proxy/rot`, {
+            headers: { authorization: `Bearer ${token}` },
+          }).then(
+            (r) => r.json() as Promise<{ key?: string }>,
+            () => ({ key: undefined }),
+          );
           if (seen.key === value) {
             proxySeen = true;
             proxyMs.push(performance.now() - t0);
@@ -398,41 +533,72 @@ async function main(): Promise<void> {
       const p50 = percentile(r.latenciesMs, 50);
       const p99 = percentile(r.latenciesMs, 99);
       const cpuUs = r.cpuMs === undefined ? NaN : (r.cpuMs * 1000) / r.requests;
-      return { name, rps, p50, p99, added50: p50 - percentile(direct.latenciesMs, 50), added99: p99 - percentile(direct.latenciesMs, 99), errors: r.errors, cpuUs };
+      return {
+        name,
+        rps,
+        p50,
+        p99,
+        added50: p50 - percentile(direct.latenciesMs, 50),
+        added99: p99 - percentile(direct.latenciesMs, 99),
+        errors: r.errors,
+        cpuUs,
+      };
     });
     const out: string[] = [];
-    out.push(`gateway benchmark: ${requests} requests per target in ${rounds} alternating rounds, concurrency ${concurrency}, loopback, Node ${process.version}, ${availableParallelism()} CPUs (load generator, gateway, upstream and nginx share them)`);
+    out.push(
+      `gateway benchmark: ${requests} requests per target in ${rounds} alternating rounds, concurrency ${concurrency}, loopback, Node ${process.version}, ${availableParallelism()} CPUs (load generator, gateway, upstream and nginx share them)`,
+    );
     out.push('');
     out.push('| target | req/s | p50 ms | p99 ms | added p50 ms | added p99 ms | errors | proxy CPU µs/req |');
     out.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |');
-    for (const r of rows) out.push(`| ${r.name} | ${fmt(r.rps, 0)} | ${fmt(r.p50, 2)} | ${fmt(r.p99, 2)} | ${fmt(r.added50, 2)} | ${fmt(r.added99, 2)} | ${r.errors} | ${fmt(r.cpuUs, 0)} |`);
+    for (const r of rows)
+      out.push(
+        `| ${r.name} | ${fmt(r.rps, 0)} | ${fmt(r.p50, 2)} | ${fmt(r.p99, 2)} | ${fmt(r.added50, 2)} | ${fmt(r.added99, 2)} | ${r.errors} | ${fmt(r.cpuUs, 0)} |`,
+      );
     const gw = rows.find((r) => r.name === 'atoll gateway')!;
     const ng = rows.find((r) => r.name.startsWith('nginx'));
     const floor = rows.find((r) => r.name.startsWith('bare Node'))!;
     out.push('');
     out.push(`gateway / direct throughput: ${fmt(gw.rps / rows[0]!.rps, 2)}`);
-    out.push(`gateway / bare Node proxy: throughput ${fmt(gw.rps / floor.rps, 2)}, CPU per request ${fmt(gw.cpuUs / floor.cpuUs, 2)} (atoll's own checks cost ${fmt(gw.cpuUs - floor.cpuUs, 0)} µs of the gateway's ${fmt(gw.cpuUs, 0)})`);
-    if (ng) out.push(`gateway / nginx throughput: ${fmt(gw.rps / ng.rps, 2)}; gateway / nginx p50 latency: ${fmt(gw.p50 / ng.p50, 2)}; nginx / gateway CPU per request (the throughput ratio on equal cores): ${fmt(ng.cpuUs / gw.cpuUs, 2)}`);
+    out.push(
+      `gateway / bare Node proxy: throughput ${fmt(gw.rps / floor.rps, 2)}, CPU per request ${fmt(gw.cpuUs / floor.cpuUs, 2)} (atoll's own checks cost ${fmt(gw.cpuUs - floor.cpuUs, 0)} µs of the gateway's ${fmt(gw.cpuUs, 0)})`,
+    );
+    if (ng)
+      out.push(
+        `gateway / nginx throughput: ${fmt(gw.rps / ng.rps, 2)}; gateway / nginx p50 latency: ${fmt(gw.p50 / ng.p50, 2)}; nginx / gateway CPU per request (the throughput ratio on equal cores): ${fmt(ng.cpuUs / gw.cpuUs, 2)}`,
+      );
     else out.push('nginx not installed (apt-get install nginx): comparison skipped');
     out.push('');
     out.push(`rotation propagation over ${rotations} rotations (from the Secret update's response):`);
     out.push('| path | p50 ms | p99 ms | max ms |');
     out.push('| --- | ---: | ---: | ---: |');
-    out.push(`| next proxied request | ${fmt(percentile(proxyMs, 50), 2)} | ${fmt(percentile(proxyMs, 99), 2)} | ${fmt(Math.max(...proxyMs), 2)} |`);
-    out.push(`| agent file | ${fmt(percentile(fileMs, 50), 2)} | ${fmt(percentile(fileMs, 99), 2)} | ${fmt(Math.max(...fileMs), 2)} |`);
+    out.push(
+      `| next proxied request | ${fmt(percentile(proxyMs, 50), 2)} | ${fmt(percentile(proxyMs, 99), 2)} | ${fmt(Math.max(...proxyMs), 2)} |`,
+    );
+    out.push(
+      `| agent file | ${fmt(percentile(fileMs, 50), 2)} | ${fmt(percentile(fileMs, 99), 2)} | ${fmt(Math.max(...fileMs), 2)} |`,
+    );
     const framing = framingCost();
     out.push('');
-    out.push(`framing check: ${fmt(framing.microseconds, 2)} µs per request (${framing.headers} header lines), at most ${fmt(framing.microseconds * gw.rps / 1e6 * 100, 3)}% of the gateway's throughput (its share of the ${fmt(1e6 / gw.rps, 0)} µs of event-loop time each proxied request takes)`);
+    out.push(
+      `framing check: ${fmt(framing.microseconds, 2)} µs per request (${framing.headers} header lines), at most ${fmt(((framing.microseconds * gw.rps) / 1e6) * 100, 3)}% of the gateway's throughput (its share of the ${fmt(1e6 / gw.rps, 0)} µs of event-loop time each proxied request takes)`,
+    );
     if (json) {
       const summary = {
         bench: 'gateway',
-        requests, concurrency, rounds, rotations, node: process.version, cpus: availableParallelism(),
+        requests,
+        concurrency,
+        rounds,
+        rotations,
+        node: process.version,
+        cpus: availableParallelism(),
         direct_rps: round2(rows[0]!.rps),
         gateway_rps: round2(gw.rps),
         nginx_rps: ng ? round2(ng.rps) : null,
         ratio_vs_nginx: ng ? round2(gw.rps / ng.rps) : null,
         ratio_vs_direct: round2(gw.rps / rows[0]!.rps),
-        gateway_p50_ms: round2(gw.p50), gateway_p99_ms: round2(gw.p99),
+        gateway_p50_ms: round2(gw.p50),
+        gateway_p99_ms: round2(gw.p99),
         added_p50_ms: round2(gw.added50),
         added_p99_ms: round2(gw.added99),
         nginx_added_p99_ms: ng ? round2(ng.added99) : null,
@@ -487,7 +653,22 @@ function round2(n: number): number {
 
 /** What the framing check (src/gateway/framing.ts) costs on a typical request's raw headers. */
 function framingCost(): { microseconds: number; headers: number } {
-  const rawHeaders = ['Host', '127.0.0.1:8443', 'Authorization', `Bearer ${'x'.repeat(900)}`, 'User-Agent', 'bench', 'Accept', '*/*', 'Content-Type', 'application/json', 'Content-Length', '512', 'Accept-Encoding', 'gzip'];
+  const rawHeaders = [
+    'Host',
+    '127.0.0.1:8443',
+    'Authorization',
+    `Bearer ${'x'.repeat(900)}`,
+    'User-Agent',
+    'bench',
+    'Accept',
+    '*/*',
+    'Content-Type',
+    'application/json',
+    'Content-Length',
+    '512',
+    'Accept-Encoding',
+    'gzip',
+  ];
   const req = { method: 'POST', httpVersion: '1.1', rawHeaders };
   const rounds = 200_000;
   let ok = 0;

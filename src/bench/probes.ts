@@ -29,7 +29,12 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { installAtoll, loopbackOperatorConfig, OPERATOR_NAMESPACE, precreateWebhookConfigurations } from '../dev/embedded.js';
+import {
+  installAtoll,
+  loopbackOperatorConfig,
+  OPERATOR_NAMESPACE,
+  precreateWebhookConfigurations,
+} from '../dev/embedded.js';
 import type { KubeClient, KubeObject } from '../kube/client.js';
 import { ExternalConnections, IntegrationTypes, Namespaces, Workspaces } from '../kube/resources.js';
 import { startOperator, type RunningOperator } from '../operator.js';
@@ -74,11 +79,14 @@ function runFixture(): void {
   });
   server.keepAliveTimeout = 30_000;
   process.on('message', (msg: { kind: string }) => {
-    if (msg.kind === 'report') process.send?.({ kind: 'arrivals', arrivals: Object.fromEntries(arrivals) } satisfies FixtureMessage);
+    if (msg.kind === 'report')
+      process.send?.({ kind: 'arrivals', arrivals: Object.fromEntries(arrivals) } satisfies FixtureMessage);
     if (msg.kind === 'stop') server.close(() => process.exit(0));
   });
   process.on('disconnect', () => process.exit(0));
-  server.listen(0, '127.0.0.1', () => process.send?.({ kind: 'listening', port: (server.address() as AddressInfo).port } satisfies FixtureMessage));
+  server.listen(0, '127.0.0.1', () =>
+    process.send?.({ kind: 'listening', port: (server.address() as AddressInfo).port } satisfies FixtureMessage),
+  );
 }
 
 interface Fixture {
@@ -90,11 +98,15 @@ interface Fixture {
 }
 
 async function startFixture(slowMs: number): Promise<Fixture> {
-  const child: ChildProcess = fork(fileURLToPath(import.meta.url), [FIXTURE_FLAG, String(slowMs)], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+  const child: ChildProcess = fork(fileURLToPath(import.meta.url), [FIXTURE_FLAG, String(slowMs)], {
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  });
   const port = await new Promise<number>((resolve, reject) => {
     child.once('error', reject);
     child.once('exit', (code) => reject(new Error(`fixture exited (${code})`)));
-    child.once('message', (m: FixtureMessage) => (m.kind === 'listening' ? resolve(m.port) : reject(new Error('unexpected fixture message'))));
+    child.once('message', (m: FixtureMessage) =>
+      m.kind === 'listening' ? resolve(m.port) : reject(new Error('unexpected fixture message')),
+    );
   });
   child.removeAllListeners('exit');
   return {
@@ -145,9 +157,16 @@ const integrationType = {
 
 async function createWorkspace(client: KubeClient, name: string): Promise<void> {
   await client.create(Namespaces, { metadata: { name } });
-  await client.create(Workspaces, { metadata: { name, namespace: name }, spec: { policy: { egress: { allowCIDRs: ['127.0.0.0/8'] } } } } as never);
+  await client.create(Workspaces, {
+    metadata: { name, namespace: name },
+    spec: { policy: { egress: { allowCIDRs: ['127.0.0.0/8'] } } },
+  } as never);
   await until(`workspace ${name} Ready`, 60_000, async () => {
-    const ws = await client.get<KubeObject & { status?: { conditions?: Array<{ type: string; status: string }> } }>(Workspaces, name, name);
+    const ws = await client.get<KubeObject & { status?: { conditions?: Array<{ type: string; status: string }> } }>(
+      Workspaces,
+      name,
+      name,
+    );
     return ws.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
   });
 }
@@ -155,9 +174,11 @@ async function createWorkspace(client: KubeClient, name: string): Promise<void> 
 /** Runs `task` for every item with at most `limit` in flight. */
 async function pool<T>(items: T[], limit: number, task: (item: T) => Promise<void>): Promise<void> {
   let next = 0;
-  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) await task(items[next++]!);
-  }));
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      while (next < items.length) await task(items[next++]!);
+    }),
+  );
 }
 
 function connectionNames(prefix: string, n: number): string[] {
@@ -203,7 +224,11 @@ async function createConnections(client: KubeClient, groups: Group[]): Promise<v
 }
 
 async function deleteConnections(client: KubeClient, groups: Group[]): Promise<void> {
-  await pool(groups.flatMap((g) => g.names.map((name) => ({ ns: g.ns, name }))), CREATE_CONCURRENCY, ({ ns, name }) => retried(() => client.delete(ExternalConnections, name, ns), /not found/i));
+  await pool(
+    groups.flatMap((g) => g.names.map((name) => ({ ns: g.ns, name }))),
+    CREATE_CONCURRENCY,
+    ({ ns, name }) => retried(() => client.delete(ExternalConnections, name, ns), /not found/i),
+  );
 }
 
 /**
@@ -267,23 +292,33 @@ interface PhaseResult {
   peakRssMiB: number;
 }
 
-
 /**
  * One phase: create the groups' connections, wait until each measured one
  * has been probed once and one more interval has passed (steady state), then
  * measure for `windowMs`. `measured` defaults to every connection.
  */
-async function measurePhase(client: KubeClient, fixture: Fixture, label: string, groups: Group[], windowMs: number, measured = groups.flatMap((g) => g.names)): Promise<PhaseResult> {
+async function measurePhase(
+  client: KubeClient,
+  fixture: Fixture,
+  label: string,
+  groups: Group[],
+  windowMs: number,
+  measured = groups.flatMap((g) => g.names),
+): Promise<PhaseResult> {
   const total = groups.reduce((n, g) => n + g.names.length, 0);
   const say = (line: string) => process.stderr.write(`[${label}] ${line}\n`);
   const created = performance.now();
   await createConnections(client, groups);
-  say(`created ${total} connections in ${groups.length} workspaces (paced over one interval) in ${((performance.now() - created) / 1000).toFixed(1)} s`);
+  say(
+    `created ${total} connections in ${groups.length} workspaces (paced over one interval) in ${((performance.now() - created) / 1000).toFixed(1)} s`,
+  );
   await until('every measured connection probed once', 300_000, async () => {
     const arrivals = await fixture.arrivals();
     return measured.every((n) => (arrivals[n]?.length ?? 0) > 0);
   });
-  say(`all measured connections probed once after ${((performance.now() - created) / 1000).toFixed(1)} s; settling for one interval`);
+  say(
+    `all measured connections probed once after ${((performance.now() - created) / 1000).toFixed(1)} s; settling for one interval`,
+  );
   await sleep(INTERVAL_MS + 2_000);
 
   say(`measuring for ${windowMs / 1000} s`);
@@ -346,7 +381,9 @@ function table(results: Array<[string, PhaseResult]>): string {
     '| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |',
   ];
   for (const [label, r] of results) {
-    out.push(`| ${label} | ${r.workspaces} | ${r.connections} | ${r.measured} | ${fmt(r.probesPerSecond)} | ${fmt(r.gapRatePerSecond)} | ${fmt(r.expectedPerSecond)} | ${fmt(r.lagP50Ms, 0)} | ${fmt(r.lagP99Ms, 0)} | ${fmt(r.lagMaxMs, 0)} | ${r.missed} | ${r.late} | ${fmt(r.otherProbesPerSecond)} | ${fmt(r.cpuPercent)} | ${fmt(r.rssMiB)} | ${fmt(r.peakRssMiB)} |`);
+    out.push(
+      `| ${label} | ${r.workspaces} | ${r.connections} | ${r.measured} | ${fmt(r.probesPerSecond)} | ${fmt(r.gapRatePerSecond)} | ${fmt(r.expectedPerSecond)} | ${fmt(r.lagP50Ms, 0)} | ${fmt(r.lagP99Ms, 0)} | ${fmt(r.lagMaxMs, 0)} | ${r.missed} | ${r.late} | ${fmt(r.otherProbesPerSecond)} | ${fmt(r.cpuPercent)} | ${fmt(r.rssMiB)} | ${fmt(r.peakRssMiB)} |`,
+    );
   }
   return out.join('\n');
 }
@@ -367,7 +404,11 @@ function names(prefix: string, n: number): string[] {
 function spread(prefix: string, n: number, workspaces: number, url: string): Group[] {
   const all = names(prefix, n);
   const per = Math.ceil(n / workspaces);
-  return Array.from({ length: workspaces }, (_, w) => ({ ns: `${prefix}-${w}`, names: all.slice(w * per, (w + 1) * per), url })).filter((g) => g.names.length > 0);
+  return Array.from({ length: workspaces }, (_, w) => ({
+    ns: `${prefix}-${w}`,
+    names: all.slice(w * per, (w + 1) * per),
+    url,
+  })).filter((g) => g.names.length > 0);
 }
 
 async function main(): Promise<void> {
@@ -396,8 +437,15 @@ async function main(): Promise<void> {
     await cp.startControllerManager(['resourcequota']);
     // Lift the per-namespace sealing budget (ADR 0012): the bench creates connections far faster than a tenant may.
     // The probe pool and each workspace's share of it (ADR 0017) keep their defaults: the fairness phase measures them.
-    const config = loopbackOperatorConfig({ ATOLL_LOG_LEVEL: 'silent', ATOLL_SEALING_RATE_PER_MINUTE: '1000000', ATOLL_SEALING_BURST: '100000' }, process.env);
-    operator = await startOperator({ client: await cp.serviceAccountClient(OPERATOR_NAMESPACE, config.serviceAccounts.controller), config, log });
+    const config = loopbackOperatorConfig(
+      { ATOLL_LOG_LEVEL: 'silent', ATOLL_SEALING_RATE_PER_MINUTE: '1000000', ATOLL_SEALING_BURST: '100000' },
+      process.env,
+    );
+    operator = await startOperator({
+      client: await cp.serviceAccountClient(OPERATOR_NAMESPACE, config.serviceAccounts.controller),
+      config,
+      log,
+    });
 
     const phases: Array<{ label: string; groups: Group[]; measured?: string[] }> = [
       { label: 'baseline', groups: spread('base', baseline, 1, fixture.url) },
@@ -406,12 +454,19 @@ async function main(): Promise<void> {
     if (slow > 0) {
       // One workspace whose services answer slowly, with a backlog far beyond its share of the pool, beside a quiet one.
       const quietGroup = { ns: 'quiet', names: names('quiet', quiet), url: fixture.url };
-      phases.push({ label: 'fairness', groups: [{ ns: 'slow', names: names('slow', slow), url: fixture.slowUrl }, quietGroup], measured: quietGroup.names });
+      phases.push({
+        label: 'fairness',
+        groups: [{ ns: 'slow', names: names('slow', slow), url: fixture.slowUrl }, quietGroup],
+        measured: quietGroup.names,
+      });
     }
     const results: Array<[string, PhaseResult]> = [];
     for (const phase of phases) {
       for (const g of phase.groups) await createWorkspace(client, g.ns);
-      results.push([phase.label, await measurePhase(client, fixture, phase.label, phase.groups, windowMs, phase.measured)]);
+      results.push([
+        phase.label,
+        await measurePhase(client, fixture, phase.label, phase.groups, windowMs, phase.measured),
+      ]);
       process.stderr.write(`${table(results.slice(-1))}\n`); // each phase's row as soon as it is measured
       // The next phase measures its own connections only.
       if (phase !== phases.at(-1)) await deleteConnections(client, phase.groups);
@@ -428,28 +483,43 @@ async function main(): Promise<void> {
       `ratio ${full.connections} / ${base.connections} connections (x${fmt(full.connections / base.connections, 0)}):`,
       `  probes/s x${fmt(full.probesPerSecond / base.probesPerSecond, 2)}   lag p99 x${fmt(full.lagP99Ms / base.lagP99Ms, 2)}   CPU x${fmt(full.cpuPercent / base.cpuPercent, 2)}   RSS x${fmt(full.rssMiB / base.rssMiB, 2)}`,
       `  sustained / expected probes/s: ${fmt(base.probesPerSecond / base.expectedPerSecond, 2)} at ${base.connections}, ${fmt(full.probesPerSecond / full.expectedPerSecond, 2)} at ${full.connections}`,
-      ...(fair ? [`fairness: ${quiet} quiet connections beside ${slow} whose service answers after ${slowMs / 1000} s: quiet lag p99 ${fmt(fair.lagP99Ms, 0)} ms, ${fair.late} probes delayed beyond their interval, ${fair.missed} missed`] : []),
+      ...(fair
+        ? [
+            `fairness: ${quiet} quiet connections beside ${slow} whose service answers after ${slowMs / 1000} s: quiet lag p99 ${fmt(fair.lagP99Ms, 0)} ms, ${fair.late} probes delayed beyond their interval, ${fair.missed} missed`,
+          ]
+        : []),
       '  lag = gap between consecutive probes of a connection minus the interval (includes up to 1 s of designed jitter); late = lag above one interval',
     ];
     if (json) {
-      lines.push(JSON.stringify({
-        bench: 'probes',
-        interval_s: INTERVAL_MS / 1000, window_s: windowMs / 1000, baseline, connections, workspaces, slow, quiet, slow_ms: slowMs,
-        probe_concurrency: config.probes.concurrency, probe_concurrency_per_workspace: config.probes.perWorkspace,
-        node: process.version, cpus: availableParallelism(),
-        probes_per_s: round2(full.probesPerSecond),
-        expected_per_s: round2(full.expectedPerSecond),
-        lag_p50_ms: round2(full.lagP50Ms),
-        lag_p99_ms: round2(full.lagP99Ms),
-        missed: full.missed,
-        controller_cpu_percent: round2(full.cpuPercent),
-        baseline_probes_per_s: round2(base.probesPerSecond),
-        baseline_lag_p99_ms: round2(base.lagP99Ms),
-        fair_lag_p99_ms: fair ? round2(fair.lagP99Ms) : null,
-        fair_late: fair ? fair.late : null,
-        fair_missed: fair ? fair.missed : null,
-        slow_probes_per_s: fair ? round2(fair.otherProbesPerSecond) : null,
-      }));
+      lines.push(
+        JSON.stringify({
+          bench: 'probes',
+          interval_s: INTERVAL_MS / 1000,
+          window_s: windowMs / 1000,
+          baseline,
+          connections,
+          workspaces,
+          slow,
+          quiet,
+          slow_ms: slowMs,
+          probe_concurrency: config.probes.concurrency,
+          probe_concurrency_per_workspace: config.probes.perWorkspace,
+          node: process.version,
+          cpus: availableParallelism(),
+          probes_per_s: round2(full.probesPerSecond),
+          expected_per_s: round2(full.expectedPerSecond),
+          lag_p50_ms: round2(full.lagP50Ms),
+          lag_p99_ms: round2(full.lagP99Ms),
+          missed: full.missed,
+          controller_cpu_percent: round2(full.cpuPercent),
+          baseline_probes_per_s: round2(base.probesPerSecond),
+          baseline_lag_p99_ms: round2(base.lagP99Ms),
+          fair_lag_p99_ms: fair ? round2(fair.lagP99Ms) : null,
+          fair_late: fair ? fair.late : null,
+          fair_missed: fair ? fair.missed : null,
+          slow_probes_per_s: fair ? round2(fair.otherProbesPerSecond) : null,
+        }),
+      );
     }
     process.stdout.write(`${lines.join('\n')}\n`);
   } finally {

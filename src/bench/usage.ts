@@ -16,18 +16,42 @@ const connections = numericFlag('connections', 100);
 const consumers = numericFlag('consumers', 20);
 
 // record() never touches the client; the timer is not started, so nothing is written.
-const recorder = new UsageRecorder({ client: undefined as unknown as KubeClient, log: createLogger({ level: 'silent' }), replica: 'bench' });
+const recorder = new UsageRecorder({
+  client: undefined as unknown as KubeClient,
+  log: createLogger({ level: 'silent' }),
+  replica: 'bench',
+});
 let started = performance.now();
-for (let i = 0; i < records; i++) recorder.record('bench', `conn-${i % connections}`, 'uid', `sa-${i % consumers}`, i % 2 === 0 ? 'proxy' : 'files');
+for (let i = 0; i < records; i++)
+  recorder.record('bench', `conn-${i % connections}`, 'uid', `sa-${i % consumers}`, i % 2 === 0 ? 'proxy' : 'files');
 const recordNs = ((performance.now() - started) * 1e6) / records;
 
 const delta: UsageDelta = {};
 for (let i = 0; i < consumers * 2; i++) recordUse(delta, `sa-${i}`, 'proxy', Date.now() - i * 60_000, 100);
-let stored = mergeUsage(undefined, { delta, replica: 'a', sequence: 1, streams: {}, streamTtlMs: 180_000, nowMs: Date.now() });
+let stored = mergeUsage(undefined, {
+  delta,
+  replica: 'a',
+  sequence: 1,
+  streams: {},
+  streamTtlMs: 180_000,
+  nowMs: Date.now(),
+});
 const merges = 10_000;
 started = performance.now();
-for (let i = 0; i < merges; i++) stored = mergeUsage(stored, { delta, replica: `r${i % 8}`, sequence: i + 2, streams: { agent: 1 }, streamTtlMs: 180_000, nowMs: Date.now() });
+for (let i = 0; i < merges; i++)
+  stored = mergeUsage(stored, {
+    delta,
+    replica: `r${i % 8}`,
+    sequence: i + 2,
+    streams: { agent: 1 },
+    streamTtlMs: 180_000,
+    nowMs: Date.now(),
+  });
 const mergeUs = ((performance.now() - started) * 1000) / merges;
 
-process.stdout.write(`record: ${fmt(recordNs, 0)} ns per request (${records} records, ${connections} connections, ${consumers} consumers)\n`);
-process.stdout.write(`merge:  ${fmt(mergeUs, 1)} µs per flush (${consumers * 2} consumers in the delta, ${JSON.stringify(stored).length} bytes of status.usage)\n`);
+process.stdout.write(
+  `record: ${fmt(recordNs, 0)} ns per request (${records} records, ${connections} connections, ${consumers} consumers)\n`,
+);
+process.stdout.write(
+  `merge:  ${fmt(mergeUs, 1)} µs per flush (${consumers * 2} consumers in the delta, ${JSON.stringify(stored).length} bytes of status.usage)\n`,
+);

@@ -13,19 +13,39 @@ describe('the CLI flag table', () => {
   });
 
   it('parses --name value, --name=value, -n value and repeatable flags', () => {
-    const args = parseCommandArgs(COMMANDS.seal, ['conn', '--type', 'http-api', '-n', 'acme', '--set=baseURL=https://x.example', '--set', 'auth=bearer', '--field', 'token']);
+    const args = parseCommandArgs(COMMANDS.seal, [
+      'conn',
+      '--type',
+      'http-api',
+      '-n',
+      'acme',
+      '--set=baseURL=https://x.example',
+      '--set',
+      'auth=bearer',
+      '--field',
+      'token',
+    ]);
     expect(args.positional).toEqual(['conn']);
     expect(flag(args, 'type')).toBe('http-api');
     expect(flag(args, 'namespace')).toBe('acme');
-    expect(keyValues(args, 'set')).toEqual([['baseURL', 'https://x.example'], ['auth', 'bearer']]);
+    expect(keyValues(args, 'set')).toEqual([
+      ['baseURL', 'https://x.example'],
+      ['auth', 'bearer'],
+    ]);
     expect(flags(args, 'field')).toEqual(['token']);
   });
 
   it('refuses unknown flags, a value-less --set pair and a single-valued flag given twice', () => {
     expect(() => parseCommandArgs(COMMANDS.status, ['--namspace', 'x'])).toThrow(UsageError);
-    expect(() => parseCommandArgs(COMMANDS.status, ['--namspace', 'x'])).toThrow(/'--namspace'[\s\S]*atoll status --help/);
-    expect(() => keyValues(parseCommandArgs(COMMANDS.connect, ['c', '--set', 'novalue']), 'set')).toThrow('--set novalue: expected key=value');
-    expect(() => parseCommandArgs(COMMANDS.seal, ['c', '--type', 'a', '--type', 'b'])).toThrow('--type was given 2 times');
+    expect(() => parseCommandArgs(COMMANDS.status, ['--namspace', 'x'])).toThrow(
+      /'--namspace'[\s\S]*atoll status --help/,
+    );
+    expect(() => keyValues(parseCommandArgs(COMMANDS.connect, ['c', '--set', 'novalue']), 'set')).toThrow(
+      '--set novalue: expected key=value',
+    );
+    expect(() => parseCommandArgs(COMMANDS.seal, ['c', '--type', 'a', '--type', 'b'])).toThrow(
+      '--type was given 2 times',
+    );
     expect(() => parseCommandArgs(COMMANDS.agent, ['--once=yes'])).toThrow(UsageError);
   });
 

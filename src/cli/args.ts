@@ -28,9 +28,22 @@ export interface ParsedArgs {
   flags: Map<string, string[]>;
 }
 
-export const HELP_FLAG: FlagSpec = { name: 'help', short: 'h', description: 'print this help and exit (does nothing else)' };
-export const KUBECONFIG_FLAG: FlagSpec = { name: 'kubeconfig', value: 'file', description: 'kubeconfig to use (default: $KUBECONFIG, then ~/.kube/config, then in-cluster)' };
-export const NAMESPACE_FLAG: FlagSpec = { name: 'namespace', short: 'n', value: 'namespace', description: "the workspace namespace (default: the kubeconfig context's namespace, then default)" };
+export const HELP_FLAG: FlagSpec = {
+  name: 'help',
+  short: 'h',
+  description: 'print this help and exit (does nothing else)',
+};
+export const KUBECONFIG_FLAG: FlagSpec = {
+  name: 'kubeconfig',
+  value: 'file',
+  description: 'kubeconfig to use (default: $KUBECONFIG, then ~/.kube/config, then in-cluster)',
+};
+export const NAMESPACE_FLAG: FlagSpec = {
+  name: 'namespace',
+  short: 'n',
+  value: 'namespace',
+  description: "the workspace namespace (default: the kubeconfig context's namespace, then default)",
+};
 
 export function wantsHelp(argv: string[]): boolean {
   const end = argv.indexOf('--');
@@ -40,19 +53,23 @@ export function wantsHelp(argv: string[]): boolean {
 /** Parses argv against the command's table; unknown flags and missing values are usage errors. */
 export function parseCommandArgs(spec: CommandSpec, argv: string[]): ParsedArgs {
   const options: Record<string, { type: 'string' | 'boolean'; short?: string; multiple: true }> = {};
-  for (const f of [...spec.flags, HELP_FLAG]) options[f.name] = { type: f.value ? 'string' : 'boolean', multiple: true, ...(f.short ? { short: f.short } : {}) };
+  for (const f of [...spec.flags, HELP_FLAG])
+    options[f.name] = { type: f.value ? 'string' : 'boolean', multiple: true, ...(f.short ? { short: f.short } : {}) };
   let parsed: ReturnType<typeof parseNodeArgs>;
   try {
     parsed = parseNodeArgs({ args: argv, options, strict: true, allowPositionals: true });
   } catch (err) {
     // node's messages name the flag ("Unknown option '--sett'"); add where to look.
-    throw new UsageError(`atoll ${spec.name}: ${(err as Error).message.split('. ')[0]}\nRun \`atoll ${spec.name} --help\` for its flags.`);
+    throw new UsageError(
+      `atoll ${spec.name}: ${(err as Error).message.split('. ')[0]}\nRun \`atoll ${spec.name} --help\` for its flags.`,
+    );
   }
   const flags = new Map<string, string[]>();
   for (const [k, v] of Object.entries(parsed.values)) {
     const values = (Array.isArray(v) ? v : [v]).map((x) => String(x));
     const f = spec.flags.find((x) => x.name === k);
-    if (f && !f.multiple && values.length > 1) throw new UsageError(`atoll ${spec.name}: --${k} was given ${values.length} times; give it once`);
+    if (f && !f.multiple && values.length > 1)
+      throw new UsageError(`atoll ${spec.name}: --${k} was given ${values.length} times; give it once`);
     flags.set(k, values);
   }
   return { positional: parsed.positionals, flags };
@@ -65,7 +82,15 @@ export function helpText(spec: CommandSpec): string {
     return [left, f.description + (f.multiple ? ' (repeatable)' : '')] as const;
   });
   const width = Math.max(...rows.map(([l]) => l.length)) + 2;
-  const lines = [usage, '', spec.summary, ...(spec.details ? ['', spec.details] : []), '', 'Flags:', ...rows.map(([l, d]) => `  ${l.padEnd(width)}${d}`)];
+  const lines = [
+    usage,
+    '',
+    spec.summary,
+    ...(spec.details ? ['', spec.details] : []),
+    '',
+    'Flags:',
+    ...rows.map(([l, d]) => `  ${l.padEnd(width)}${d}`),
+  ];
   return lines.join('\n') + '\n';
 }
 

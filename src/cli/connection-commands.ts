@@ -22,7 +22,9 @@ export async function testConnection(args: ParsedArgs): Promise<number> {
   const requestedAt = new Date().toISOString();
   const before = await client.get<Conn>(ExternalConnections, name, namespace);
   const previousProbe = before.status?.lastProbe?.time;
-  await client.mergePatch(ExternalConnections, name, namespace, { metadata: { annotations: { [TEST_REQUESTED_AT_ANNOTATION]: requestedAt } } });
+  await client.mergePatch(ExternalConnections, name, namespace, {
+    metadata: { annotations: { [TEST_REQUESTED_AT_ANNOTATION]: requestedAt } },
+  });
   const timeoutMs = parseDuration(flag(args, 'timeout'), 60_000);
   if (!(timeoutMs > 0)) throw new UsageError('--timeout must be a duration such as 30s or 2m');
   const deadline = Date.now() + timeoutMs;
@@ -31,7 +33,9 @@ export async function testConnection(args: ParsedArgs): Promise<number> {
     const probe = conn.status?.lastProbe;
     if (probe?.time && probe.time !== previousProbe && Date.parse(probe.time) >= Date.parse(requestedAt) - 1000) {
       const ready = find(conn.status?.conditions, 'Ready');
-      process.stdout.write(`${namespace}/${name}: ${probe.result} (${probe.durationMs} ms)\n  ${probe.message ?? ''}\n`);
+      process.stdout.write(
+        `${namespace}/${name}: ${probe.result} (${probe.durationMs} ms)\n  ${probe.message ?? ''}\n`,
+      );
       for (const t of ['Reachable', 'Authenticated']) {
         const c = find(conn.status?.conditions, t);
         process.stdout.write(`  ${t}=${c?.status ?? 'Unknown'} ${c?.reason ?? ''}\n`);
@@ -40,7 +44,9 @@ export async function testConnection(args: ParsedArgs): Promise<number> {
     }
     await new Promise((r) => setTimeout(r, 500));
   }
-  process.stderr.write(`no probe result for ${namespace}/${name} within the timeout; is the atoll controller running?\n`);
+  process.stderr.write(
+    `no probe result for ${namespace}/${name} within the timeout; is the atoll controller running?\n`,
+  );
   return 2;
 }
 
@@ -48,8 +54,14 @@ export async function testConnection(args: ParsedArgs): Promise<number> {
 export async function rotate(args: ParsedArgs): Promise<number> {
   const name = args.positional[0];
   const fieldNames = flags(args, 'field');
-  if (!name || fieldNames.length === 0) throw new UsageError('atoll rotate <connection> --field <name> [--field ...] [-n namespace]; see atoll rotate --help');
-  if (!process.stdin.isTTY && fieldNames.length > 1) throw new UsageError('stdin can carry one credential: pass a single --field, or run in a terminal to be prompted for each');
+  if (!name || fieldNames.length === 0)
+    throw new UsageError(
+      'atoll rotate <connection> --field <name> [--field ...] [-n namespace]; see atoll rotate --help',
+    );
+  if (!process.stdin.isTTY && fieldNames.length > 1)
+    throw new UsageError(
+      'stdin can carry one credential: pass a single --field, or run in a terminal to be prompted for each',
+    );
   const { client, namespace } = cliClient(args);
   const current = await client.get<Conn>(ExternalConnections, name, namespace);
   const credentials: Record<string, unknown> = {};
@@ -59,11 +71,15 @@ export async function rotate(args: ParsedArgs): Promise<number> {
     credentials[f] = { value, sealed: null, secretKeyRef: null };
   }
   const updated = await client.mergePatch<Conn>(ExternalConnections, name, namespace, { spec: { credentials } });
-  process.stdout.write(`${namespace}/${name}: ${fieldNames.join(', ')} replaced (sealed: ${fieldNames.every((f) => updated.spec.credentials?.[f]?.sealed) ? 'yes' : 'no'})\n`);
+  process.stdout.write(
+    `${namespace}/${name}: ${fieldNames.join(', ')} replaced (sealed: ${fieldNames.every((f) => updated.spec.credentials?.[f]?.sealed) ? 'yes' : 'no'})\n`,
+  );
   const manager = gitOpsManager(current);
   if (manager) {
     // The next sync would re-apply the old sealed value from Git: hand over the new one to commit.
-    process.stderr.write(`warning: ${namespace}/${name} is managed by ${manager}; commit the sealed manifest below to Git, or the next sync restores the old credential\n`);
+    process.stderr.write(
+      `warning: ${namespace}/${name} is managed by ${manager}; commit the sealed manifest below to Git, or the next sync restores the old credential\n`,
+    );
     process.stdout.write(`---\n${stringify(forGit(updated))}`);
   }
   return 0;
@@ -73,8 +89,10 @@ export async function rotate(args: ParsedArgs): Promise<number> {
 export function gitOpsManager(conn: Conn): string | undefined {
   const labels = conn.metadata.labels ?? {};
   const annotations = conn.metadata.annotations ?? {};
-  if (annotations['argocd.argoproj.io/tracking-id']) return `Argo CD (application ${annotations['argocd.argoproj.io/tracking-id'].split(':')[0]})`;
-  if (labels['kustomize.toolkit.fluxcd.io/name']) return `Flux (Kustomization ${labels['kustomize.toolkit.fluxcd.io/name']})`;
+  if (annotations['argocd.argoproj.io/tracking-id'])
+    return `Argo CD (application ${annotations['argocd.argoproj.io/tracking-id'].split(':')[0]})`;
+  if (labels['kustomize.toolkit.fluxcd.io/name'])
+    return `Flux (Kustomization ${labels['kustomize.toolkit.fluxcd.io/name']})`;
   if (labels['helm.toolkit.fluxcd.io/name']) return `Flux (HelmRelease ${labels['helm.toolkit.fluxcd.io/name']})`;
   if (labels['app.kubernetes.io/instance']) return `Argo CD (application ${labels['app.kubernetes.io/instance']})`;
   const managers = ((conn.metadata.managedFields ?? []) as Array<{ manager?: string; fieldsV1?: unknown }>)
@@ -91,12 +109,17 @@ const INTERACTIVE_MANAGERS = /^(kubectl(-.*)?|atoll(-.*)?)$/;
 export async function connect(args: ParsedArgs): Promise<number> {
   const name = args.positional[0];
   const typeName = flag(args, 'type');
-  if (!name || !typeName) throw new UsageError('atoll connect <connection> --type <type> [-n namespace] [--set key=value ...]; see atoll connect --help');
+  if (!name || !typeName)
+    throw new UsageError(
+      'atoll connect <connection> --type <type> [-n namespace] [--set key=value ...]; see atoll connect --help',
+    );
   const pairs = keyValues(args, 'set');
   const { client, namespace } = cliClient(args);
   const type = await client.tryGet<IntegrationType & KubeObject>(IntegrationTypes, typeName);
-  if (!type) throw new UsageError(`--type ${typeName}: no such IntegrationType (kubectl get integrationtypes lists them)`);
-  const schema = type.spec.settingsSchema as { properties?: Record<string, { description?: string; type?: string }>; required?: string[] } | undefined;
+  if (!type)
+    throw new UsageError(`--type ${typeName}: no such IntegrationType (kubectl get integrationtypes lists them)`);
+  const schema = type.spec.settingsSchema as
+    { properties?: Record<string, { description?: string; type?: string }>; required?: string[] } | undefined;
   const settings: Record<string, unknown> = {};
   for (const [key, raw] of pairs) settings[key] = coerceSetting(schema, key, raw);
   // Check what was given before asking for anything: a typo must not cost a round of prompts.
@@ -106,21 +129,35 @@ export async function connect(args: ParsedArgs): Promise<number> {
   const props = schema?.properties ?? {};
   const missing = (schema?.required ?? []).filter((k) => settings[k] === undefined);
   const interactive = process.stdin.isTTY === true;
-  if (!interactive && missing.length) throw new UsageError(`stdin is not a terminal: give the required settings with --set (missing: ${missing.join(', ')})`);
-  for (const key of missing) settings[key] = coerceSetting(schema, key, await promptLine(`${key}${props[key]?.description ? ` (${props[key].description})` : ''}: `));
+  if (!interactive && missing.length)
+    throw new UsageError(
+      `stdin is not a terminal: give the required settings with --set (missing: ${missing.join(', ')})`,
+    );
+  for (const key of missing)
+    settings[key] = coerceSetting(
+      schema,
+      key,
+      await promptLine(`${key}${props[key]?.description ? ` (${props[key].description})` : ''}: `),
+    );
   const complete = validateSettings(type, settings);
   if (!complete.ok) throw new UsageError(complete.errors.map((e) => e.message).join('\n'));
   const fields = type.spec.credentialFields ?? [];
   // A terminal prompt ends at the first newline: multi-line fields are added later with atoll rotate --field f < file.
   const toRead = interactive ? fields.filter((f) => !f.format) : fields.filter((f) => f.required);
-  if (!interactive && toRead.length > 1) throw new UsageError(`stdin can carry one credential but ${typeName} requires ${toRead.map((f) => f.name).join(', ')}: run in a terminal, or use atoll seal --field ... for each`);
+  if (!interactive && toRead.length > 1)
+    throw new UsageError(
+      `stdin can carry one credential but ${typeName} requires ${toRead.map((f) => f.name).join(', ')}: run in a terminal, or use atoll seal --field ... for each`,
+    );
   const credentials: Record<string, { value: string }> = {};
   for (const f of toRead) {
     const v = await readSecret(`${f.displayName ?? f.name}${f.required ? '' : ' (optional, empty to skip)'}: `);
     if (v.trim() === '' && f.required) throw new UsageError(`${f.name} is required and was empty; nothing was created`);
     if (v.trim() !== '') credentials[f.name] = { value: v };
   }
-  await client.create(ExternalConnections, { metadata: { name, namespace }, spec: { type: typeName, settings, credentials } } as never);
+  await client.create(ExternalConnections, {
+    metadata: { name, namespace },
+    spec: { type: typeName, settings, credentials },
+  } as never);
   process.stdout.write(`created ${namespace}/${name}; run: atoll test ${name} -n ${namespace}\n`);
   return 0;
 }
@@ -130,29 +167,63 @@ export async function status(args: ParsedArgs): Promise<number> {
   const { client, namespace } = cliClient(args);
   const workspaces = await client.list<KubeObject>(Workspaces, { namespace });
   if (workspaces.items.length === 0) {
-    process.stderr.write(`namespace ${namespace} has no Workspace: create one (see config/samples/01-workspace.yaml) or pick another with -n <namespace>\n`);
+    process.stderr.write(
+      `namespace ${namespace} has no Workspace: create one (see config/samples/01-workspace.yaml) or pick another with -n <namespace>\n`,
+    );
     return 1;
   }
   const list = await client.list<Conn>(ExternalConnections, { namespace });
-  const rows = [['NAME', 'TYPE', 'READY', 'REASON', 'CREDENTIAL', 'LAST PROBE', 'LAST USED', 'CONSUMERS (24H REQUESTS)']];
+  const rows = [
+    ['NAME', 'TYPE', 'READY', 'REASON', 'CREDENTIAL', 'LAST PROBE', 'LAST USED', 'CONSUMERS (24H REQUESTS)'],
+  ];
   for (const c of list.items) {
     const ready = find(c.status?.conditions, 'Ready');
-    rows.push([c.metadata.name!, c.spec.type, ready?.status ?? 'Unknown', ready?.reason ?? '', c.status?.credentialHint ?? '', c.status?.lastProbe?.time ?? '', c.status?.usage?.lastUsedAt ?? '', describeConsumers(c.status?.usage, Date.now())]);
+    rows.push([
+      c.metadata.name!,
+      c.spec.type,
+      ready?.status ?? 'Unknown',
+      ready?.reason ?? '',
+      c.status?.credentialHint ?? '',
+      c.status?.lastProbe?.time ?? '',
+      c.status?.usage?.lastUsedAt ?? '',
+      describeConsumers(c.status?.usage, Date.now()),
+    ]);
   }
   process.stdout.write(table(rows));
-  if (list.items.length === 0) process.stdout.write(`(no connections in ${namespace}; create one with atoll connect or atoll seal)\n`);
+  if (list.items.length === 0)
+    process.stdout.write(`(no connections in ${namespace}; create one with atoll connect or atoll seal)\n`);
   for (const c of list.items) {
     process.stdout.write(`\nConditions of ${c.metadata.name}:\n`);
     const conditions = c.status?.conditions ?? [];
-    if (conditions.length === 0) process.stdout.write('  (none yet: the controller has not reconciled it; is it running?)\n');
-    else process.stdout.write(table([['TYPE', 'STATUS', 'REASON', 'MESSAGE'], ...conditions.map((x) => [x.type, x.status, x.reason ?? '', (x.message ?? '').replace(/\s+/g, ' ')])], '  '));
+    if (conditions.length === 0)
+      process.stdout.write('  (none yet: the controller has not reconciled it; is it running?)\n');
+    else
+      process.stdout.write(
+        table(
+          [
+            ['TYPE', 'STATUS', 'REASON', 'MESSAGE'],
+            ...conditions.map((x) => [x.type, x.status, x.reason ?? '', (x.message ?? '').replace(/\s+/g, ' ')]),
+          ],
+          '  ',
+        ),
+      );
   }
   return 0;
 }
 
 function table(rows: string[][], indent = ''): string {
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  return rows.map((r) => indent + r.map((v, i) => v.padEnd(widths[i]!)).join('  ').trimEnd() + '\n').join('');
+  return rows
+    .map(
+      (r) =>
+        indent +
+        r
+          .map((v, i) => v.padEnd(widths[i]!))
+          .join('  ')
+          .trimEnd() +
+        '\n',
+    )
+    .join('');
 }
 
 const SHOWN_CONSUMERS = 3;
@@ -161,7 +232,12 @@ const SHOWN_CONSUMERS = 3;
 export function describeConsumers(usage: ConnectionUsage | undefined, nowMs: number): string {
   const streaming = new Set(activeUse(usage, nowMs, 0).streaming);
   const all = usage?.consumers ?? [];
-  const shown = all.slice(0, SHOWN_CONSUMERS).map((c) => `${c.serviceAccount}/${c.via}(${c.requests24h ?? 0}${c.via === 'files' && streaming.has(c.serviceAccount) ? ', streaming' : ''})`);
+  const shown = all
+    .slice(0, SHOWN_CONSUMERS)
+    .map(
+      (c) =>
+        `${c.serviceAccount}/${c.via}(${c.requests24h ?? 0}${c.via === 'files' && streaming.has(c.serviceAccount) ? ', streaming' : ''})`,
+    );
   return [...shown, ...(all.length > SHOWN_CONSUMERS ? [`+${all.length - SHOWN_CONSUMERS} more`] : [])].join(', ');
 }
 

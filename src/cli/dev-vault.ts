@@ -33,11 +33,18 @@ const AUDIENCE = 'vault';
  * `bash hack/build-vault.sh`); it is not built implicitly because a cold
  * build takes a long time.
  */
-export async function startDevVault(cp: ControlPlane, client: KubeClient, dir: string, say: (line: string) => void): Promise<DevVault> {
+export async function startDevVault(
+  cp: ControlPlane,
+  client: KubeClient,
+  dir: string,
+  say: (line: string) => void,
+): Promise<DevVault> {
   try {
     vaultBinary({ build: false });
   } catch {
-    throw new UsageError('atoll dev --kms vault-transit needs a vault binary: run `bash hack/build-vault.sh` or set VAULT_BINARY');
+    throw new UsageError(
+      'atoll dev --kms vault-transit needs a vault binary: run `bash hack/build-vault.sh` or set VAULT_BINARY',
+    );
   }
   say('starting a Vault dev server (Transit, Kubernetes auth against this control plane)');
   const server = await startVault();
@@ -49,9 +56,21 @@ export async function startDevVault(cp: ControlPlane, client: KubeClient, dir: s
     const jwt: Record<string, string> = {};
     for (const component of ['controller', 'gateway'] as const) {
       const sa = `atoll-${component}`;
-      await kubernetesRole(server, sa, { namespace: OPERATOR_NAMESPACE, serviceAccount: sa, audience: AUDIENCE, policies: [sa] });
+      await kubernetesRole(server, sa, {
+        namespace: OPERATOR_NAMESPACE,
+        serviceAccount: sa,
+        audience: AUDIENCE,
+        policies: [sa],
+      });
       // In a cluster the kubelet projects this token; here it is requested once for a week.
-      jwt[component] = await serviceAccountTokenFile(client, OPERATOR_NAMESPACE, sa, AUDIENCE, 7 * 24 * 3600, path.join(dir, `vault-jwt-${component}`));
+      jwt[component] = await serviceAccountTokenFile(
+        client,
+        OPERATOR_NAMESPACE,
+        sa,
+        AUDIENCE,
+        7 * 24 * 3600,
+        path.join(dir, `vault-jwt-${component}`),
+      );
     }
     writeFileSync(path.join(dir, 'vault-root-token'), server.rootToken, { mode: 0o600 });
     return {

@@ -5,7 +5,12 @@ import { createLogger } from '../runtime/logger.js';
 import { ControlPlane, WEBHOOK_CLIENT_NAME } from '../dev/control-plane.js';
 import { ensureControlPlaneBinaries, packageRoot } from '../dev/binaries.js';
 import { freePort } from '../dev/ports.js';
-import { installAtoll, loopbackOperatorConfig, OPERATOR_NAMESPACE, precreateWebhookConfigurations } from '../dev/embedded.js';
+import {
+  installAtoll,
+  loopbackOperatorConfig,
+  OPERATOR_NAMESPACE,
+  precreateWebhookConfigurations,
+} from '../dev/embedded.js';
 import { createCertificate, createCertificateAuthority } from '../kube/x509.js';
 import { startGatewayFromConfig } from './gateway.js';
 import { startConsole } from '../console/server/server.js';
@@ -23,7 +28,8 @@ import { startDevVault, type DevVault } from './dev-vault.js';
 export async function dev(args: ParsedArgs): Promise<number> {
   const root = packageRoot();
   const kms = flag(args, 'kms') ?? 'local';
-  if (kms !== 'local' && kms !== 'vault-transit') throw new UsageError('atoll dev --kms must be local or vault-transit');
+  if (kms !== 'local' && kms !== 'vault-transit')
+    throw new UsageError('atoll dev --kms must be local or vault-transit');
   const dir = path.resolve(flag(args, 'dir') ?? path.join(root, '.atoll', 'dev'));
   refuseIfRunning(dir);
   rmSync(dir, { recursive: true, force: true });
@@ -35,11 +41,16 @@ export async function dev(args: ParsedArgs): Promise<number> {
   process.stderr.on('error', () => undefined);
   const say = (line: string) => process.stderr.write(`[atoll dev] ${line}\n`);
   const logFile = path.join(dir, 'atoll.log');
-  const log = createLogger({ level: process.env.ATOLL_LOG_LEVEL ?? 'info', destination: createWriteStream(logFile, { flags: 'a' }) });
+  const log = createLogger({
+    level: process.env.ATOLL_LOG_LEVEL ?? 'info',
+    destination: createWriteStream(logFile, { flags: 'a' }),
+  });
 
-  say(controlPlaneCached()
-    ? 'starting the control plane (cached binaries)'
-    : 'building the control-plane binaries from the Go module proxy (first run only; this takes several minutes)');
+  say(
+    controlPlaneCached()
+      ? 'starting the control plane (cached binaries)'
+      : 'building the control-plane binaries from the Go module proxy (first run only; this takes several minutes)',
+  );
   const cp = await ControlPlane.start({ dir: path.join(dir, 'cluster'), onProgress: say, controllerManager: false });
   const client = cp.adminClient();
   let stopping = false;
@@ -53,24 +64,55 @@ export async function dev(args: ParsedArgs): Promise<number> {
     const gatewayPort = await freePort();
     if (kms === 'vault-transit') vault = await startDevVault(cp, client, dir, say);
     // The webhook answers only kube-apiserver (its webhook client certificate).
-    const webhookClient = { ATOLL_WEBHOOK_CLIENT_CA_FILE: cp.webhookClientCAPath, ATOLL_WEBHOOK_CLIENT_NAMES: WEBHOOK_CLIENT_NAME };
-    const config = loopbackOperatorConfig({ ATOLL_LEADER_ELECT: 'true', ...webhookClient, ...vault?.env('controller') }, process.env);
-    const gatewayConfig = vault ? loopbackOperatorConfig({ ATOLL_LEADER_ELECT: 'true', ...webhookClient, ...vault.env('gateway') }, process.env) : config;
+    const webhookClient = {
+      ATOLL_WEBHOOK_CLIENT_CA_FILE: cp.webhookClientCAPath,
+      ATOLL_WEBHOOK_CLIENT_NAMES: WEBHOOK_CLIENT_NAME,
+    };
+    const config = loopbackOperatorConfig(
+      { ATOLL_LEADER_ELECT: 'true', ...webhookClient, ...vault?.env('controller') },
+      process.env,
+    );
+    const gatewayConfig = vault
+      ? loopbackOperatorConfig({ ATOLL_LEADER_ELECT: 'true', ...webhookClient, ...vault.env('gateway') }, process.env)
+      : config;
     // Controller and gateway run as their own ServiceAccounts with the RBAC that
     // ships in config/rbac, so least privilege is exercised by every dev session
     // and integration suite, not only asserted. Only the webhook configurations
     // are created up front (in a cluster the chart does that).
     await precreateWebhookConfigurations(client);
-    const operator = await startOperator({ client: await cp.serviceAccountClient(OPERATOR_NAMESPACE, config.serviceAccounts.controller), config, log: log.child({ component: 'controller' }) });
+    const operator = await startOperator({
+      client: await cp.serviceAccountClient(OPERATOR_NAMESPACE, config.serviceAccounts.controller),
+      config,
+      log: log.child({ component: 'controller' }),
+    });
     // The gateway names its own component (log below has none: a second binding would print the key twice).
     // The gateway serves HTTPS here too, from a CA made for this session; clients trust gateway-ca.crt.
     const gatewayCA = createCertificateAuthority({ commonName: 'atoll-dev-gateway-ca' });
-    const gatewayCert = createCertificate({ issuer: gatewayCA, commonName: 'localhost', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'], usage: 'server' });
+    const gatewayCert = createCertificate({
+      issuer: gatewayCA,
+      commonName: 'localhost',
+      dnsNames: ['localhost'],
+      ipAddresses: ['127.0.0.1'],
+      usage: 'server',
+    });
     const gatewayCAFile = path.join(dir, 'gateway-ca.crt');
     writeFileSync(gatewayCAFile, gatewayCA.certPem);
-    const gateway = await startGatewayFromConfig({ client: await cp.serviceAccountClient(OPERATOR_NAMESPACE, config.serviceAccounts.gateway), config: gatewayConfig, log, host: '127.0.0.1', port: gatewayPort, tls: gatewayCert });
+    const gateway = await startGatewayFromConfig({
+      client: await cp.serviceAccountClient(OPERATOR_NAMESPACE, config.serviceAccounts.gateway),
+      config: gatewayConfig,
+      log,
+      host: '127.0.0.1',
+      port: gatewayPort,
+      tls: gatewayCert,
+    });
     // The console gets the API server's address and CA, nothing else: it acts with each person's token.
-    const consoleServer = await startConsole({ apiServer: cp.server, caPem: cp.ca.certPem, host: '127.0.0.1', port: await freePort(), log: log.child({ component: 'console' }) });
+    const consoleServer = await startConsole({
+      apiServer: cp.server,
+      caPem: cp.ca.certPem,
+      host: '127.0.0.1',
+      port: await freePort(),
+      log: log.child({ component: 'console' }),
+    });
     const demo = await demoMemberToken(client);
     const state = {
       kubeconfig: cp.adminKubeconfigPath,
@@ -78,8 +120,24 @@ export async function dev(args: ParsedArgs): Promise<number> {
       etcd: { endpoints: [cp.etcdEndpoint] },
       gateway: { url: gateway.url, caFile: gatewayCAFile },
       console: { url: consoleServer.url, demoWorkspace: demo.namespace },
-      controller: { health: operator.healthURL, metrics: `${operator.healthURL}/metrics`, webhookPort: operator.webhookPort },
-      kms: { provider: config.kms.provider, keyId: config.kms.defaultKeyId, ...(vault ? { vault: { address: vault.server.address, caFile: vault.server.caFile, rootTokenFile: path.join(dir, 'vault-root-token') } } : {}) },
+      controller: {
+        health: operator.healthURL,
+        metrics: `${operator.healthURL}/metrics`,
+        webhookPort: operator.webhookPort,
+      },
+      kms: {
+        provider: config.kms.provider,
+        keyId: config.kms.defaultKeyId,
+        ...(vault
+          ? {
+              vault: {
+                address: vault.server.address,
+                caFile: vault.server.caFile,
+                rootTokenFile: path.join(dir, 'vault-root-token'),
+              },
+            }
+          : {}),
+      },
       kubernetesVersion: cp.binaries.kubernetesVersion,
       log: logFile,
       pid: process.pid,
@@ -129,8 +187,12 @@ function refuseIfRunning(dir: string): void {
   const pid = runningPid(dir);
   if (pid === undefined) return;
   const kubeconfig = path.join(dir, 'cluster', 'admin.kubeconfig');
-  const reach = existsSync(path.join(dir, 'state.json')) ? `reach it with: export KUBECONFIG=${readState(dir)?.kubeconfig ?? kubeconfig}` : 'it is still starting';
-  throw new UsageError(`atoll dev is already running (pid ${pid}) with state in ${dir}.\n  ${reach}\n  stop it with Ctrl-C in its terminal or: kill ${pid}\n  or start another one elsewhere: atoll dev --dir <other dir>`);
+  const reach = existsSync(path.join(dir, 'state.json'))
+    ? `reach it with: export KUBECONFIG=${readState(dir)?.kubeconfig ?? kubeconfig}`
+    : 'it is still starting';
+  throw new UsageError(
+    `atoll dev is already running (pid ${pid}) with state in ${dir}.\n  ${reach}\n  stop it with Ctrl-C in its terminal or: kill ${pid}\n  or start another one elsewhere: atoll dev --dir <other dir>`,
+  );
 }
 
 function runningPid(dir: string): number | undefined {
@@ -148,7 +210,12 @@ function runningPid(dir: string): number | undefined {
 
 function readState(dir: string): { pid?: number; kubeconfig?: string } | undefined {
   try {
-    return (JSON.parse(readFileOr(path.join(dir, 'state.json')) ?? 'null') as { pid?: number; kubeconfig?: string } | null) ?? undefined;
+    return (
+      (JSON.parse(readFileOr(path.join(dir, 'state.json')) ?? 'null') as {
+        pid?: number;
+        kubeconfig?: string;
+      } | null) ?? undefined
+    );
   } catch {
     return undefined;
   }

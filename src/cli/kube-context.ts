@@ -18,7 +18,10 @@ export function cliClient(args: ParsedArgs): { client: KubeClient; namespace: st
     requireSomeKubeconfig();
     kc.loadFromDefault();
   }
-  if (!kc.getCurrentCluster()) throw new UsageError(`the kubeconfig has no current context with a cluster: run kubectl config use-context <name>, or pass --kubeconfig`);
+  if (!kc.getCurrentCluster())
+    throw new UsageError(
+      `the kubeconfig has no current context with a cluster: run kubectl config use-context <name>, or pass --kubeconfig`,
+    );
   const ctxNs = kc.getContextObject(kc.getCurrentContext())?.namespace;
   return { client: new KubeClient(kc), namespace: flag(args, 'namespace') ?? ctxNs ?? 'default' };
 }
@@ -30,10 +33,15 @@ export function cliClient(args: ParsedArgs): { client: KubeClient; namespace: st
 function requireSomeKubeconfig(): void {
   const env = process.env.KUBECONFIG?.split(path.delimiter).filter(Boolean) ?? [];
   if (env.length > 0) {
-    if (!env.some((f) => existsSync(f))) throw new UsageError(`KUBECONFIG names ${env.join(path.delimiter)}, which does not exist: point it at a kubeconfig file (after \`atoll dev\`, use the export line it prints)`);
+    if (!env.some((f) => existsSync(f)))
+      throw new UsageError(
+        `KUBECONFIG names ${env.join(path.delimiter)}, which does not exist: point it at a kubeconfig file (after \`atoll dev\`, use the export line it prints)`,
+      );
     return;
   }
   if (existsSync(path.join(homedir(), '.kube', 'config'))) return;
   if (process.env.KUBERNETES_SERVICE_HOST && existsSync(IN_CLUSTER_TOKEN)) return;
-  throw new UsageError('no kubeconfig found: set KUBECONFIG, pass --kubeconfig <file>, or create ~/.kube/config (with `atoll dev` running, use the `export KUBECONFIG=...` line it printed)');
+  throw new UsageError(
+    'no kubeconfig found: set KUBECONFIG, pass --kubeconfig <file>, or create ~/.kube/config (with `atoll dev` running, use the `export KUBECONFIG=...` line it printed)',
+  );
 }

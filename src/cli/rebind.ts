@@ -27,7 +27,9 @@ export async function rebind(args: ParsedArgs): Promise<number> {
   const before = await client.get<Conn>(ExternalConnections, name, namespace);
   const sealed = before.status?.conditions?.find((c) => c.type === 'CredentialsSealed');
   if (sealed?.reason !== 'DestinationChanged') {
-    process.stdout.write(`${namespace}/${name}: nothing to confirm (CredentialsSealed=${sealed?.status ?? 'Unknown'} ${sealed?.reason ?? ''}); rebind is for reason DestinationChanged\n`);
+    process.stdout.write(
+      `${namespace}/${name}: nothing to confirm (CredentialsSealed=${sealed?.status ?? 'Unknown'} ${sealed?.reason ?? ''}); rebind is for reason DestinationChanged\n`,
+    );
     return 0;
   }
   if (sealed.message?.includes(REBIND_CANNOT_CONFIRM)) {
@@ -35,17 +37,30 @@ export async function rebind(args: ParsedArgs): Promise<number> {
     process.stderr.write(`${namespace}/${name}: ${sealed.message}\n`);
     return 1;
   }
-  process.stdout.write(`${namespace}/${name}: ${sealed.message}\nconfirming: its credentials will be sent to the new destination\n`);
+  process.stdout.write(
+    `${namespace}/${name}: ${sealed.message}\nconfirming: its credentials will be sent to the new destination\n`,
+  );
   const requestedAt = new Date().toISOString();
-  await client.mergePatch(ExternalConnections, name, namespace, { metadata: { annotations: { [REBIND_REQUESTED_ANNOTATION]: requestedAt } } });
+  await client.mergePatch(ExternalConnections, name, namespace, {
+    metadata: { annotations: { [REBIND_REQUESTED_ANNOTATION]: requestedAt } },
+  });
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     const conn = await client.get<Conn>(ExternalConnections, name, namespace);
     const c = conn.status?.conditions?.find((x) => x.type === 'CredentialsSealed');
-    if (c && c.reason !== 'DestinationChanged' && Date.parse(c.lastTransitionTime ?? '') >= Date.parse(requestedAt) - 1000) {
+    if (
+      c &&
+      c.reason !== 'DestinationChanged' &&
+      Date.parse(c.lastTransitionTime ?? '') >= Date.parse(requestedAt) - 1000
+    ) {
       process.stdout.write(`${namespace}/${name}: CredentialsSealed=${c.status} ${c.reason}: ${c.message}\n`);
-      const fields = Object.entries(conn.status?.credentials ?? {}).filter(([, s]) => s.sealed).map(([f]) => f);
-      if (fields.length) process.stdout.write(`if Git holds this connection, commit status.credentials.<field>.sealed for: ${fields.join(', ')}\n`);
+      const fields = Object.entries(conn.status?.credentials ?? {})
+        .filter(([, s]) => s.sealed)
+        .map(([f]) => f);
+      if (fields.length)
+        process.stdout.write(
+          `if Git holds this connection, commit status.credentials.<field>.sealed for: ${fields.join(', ')}\n`,
+        );
       return c.status === 'True' ? 0 : 1;
     }
     await new Promise((r) => setTimeout(r, 500));

@@ -7,7 +7,8 @@ import { cliClient } from './kube-context.js';
 import { readSecret } from './prompt.js';
 import { coerceSetting } from './settings-input.js';
 
-export const SEAL_USAGE = 'atoll seal <connection> --type <type> [-n namespace] [--field name ...] [--set key=value ...]; see atoll seal --help';
+export const SEAL_USAGE =
+  'atoll seal <connection> --type <type> [-n namespace] [--field name ...] [--set key=value ...]; see atoll seal --help';
 
 /**
  * `atoll seal`: sealing without KMS access on the user's machine. The
@@ -22,16 +23,23 @@ export async function seal(args: ParsedArgs): Promise<number> {
   const { client, namespace } = cliClient(args);
   const type = await client.tryGet<IntegrationType & KubeObject>(IntegrationTypes, typeName);
   let fields = flags(args, 'field');
-  if (fields.length === 0 && type) fields = (type.spec.credentialFields ?? []).filter((f) => f.required).map((f) => f.name);
+  if (fields.length === 0 && type)
+    fields = (type.spec.credentialFields ?? []).filter((f) => f.required).map((f) => f.name);
   if (fields.length === 0) throw new UsageError('name the credential fields to seal with --field');
-  if (!process.stdin.isTTY && fields.length > 1) throw new UsageError('stdin can carry one credential: pass a single --field, or run in a terminal to be prompted for each');
+  if (!process.stdin.isTTY && fields.length > 1)
+    throw new UsageError(
+      'stdin can carry one credential: pass a single --field, or run in a terminal to be prompted for each',
+    );
   const settings: Record<string, unknown> = {};
   for (const [key, raw] of keyValues(args, 'set')) settings[key] = coerceSetting(type?.spec.settingsSchema, key, raw);
   const credentials: Record<string, { value: string }> = {};
   for (const f of fields) {
     const format = type?.spec.credentialFields?.find((x) => x.name === f)?.format;
     // A terminal prompt ends at the first newline: a PEM or JSON value must come from a file.
-    if (format && process.stdin.isTTY) throw new UsageError(`${f} is multi-line (format ${format}): pipe it from a file, e.g. atoll seal ${name} --type ${typeName} --field ${f} < ${f}.${format === 'json' ? 'json' : 'pem'}`);
+    if (format && process.stdin.isTTY)
+      throw new UsageError(
+        `${f} is multi-line (format ${format}): pipe it from a file, e.g. atoll seal ${name} --type ${typeName} --field ${f} < ${f}.${format === 'json' ? 'json' : 'pem'}`,
+      );
     const label = type?.spec.credentialFields?.find((x) => x.name === f)?.displayName ?? f;
     const value = await readSecret(`${label} (${f}): `);
     if (value.trim() === '') throw new UsageError(`${f}: the value is empty or only whitespace; nothing was sealed`);
@@ -41,9 +49,17 @@ export async function seal(args: ParsedArgs): Promise<number> {
     apiVersion: 'atoll.dev/v1alpha1',
     kind: 'ExternalConnection',
     metadata: { name, namespace },
-    spec: { type: typeName, ...(flag(args, 'display-name') ? { displayName: flag(args, 'display-name') } : {}), ...(Object.keys(settings).length ? { settings } : {}), credentials },
+    spec: {
+      type: typeName,
+      ...(flag(args, 'display-name') ? { displayName: flag(args, 'display-name') } : {}),
+      ...(Object.keys(settings).length ? { settings } : {}),
+      credentials,
+    },
   };
-  const sealed = await client.apply<ExternalConnection & KubeObject>(ExternalConnections, obj, { dryRun: true, fieldManager: 'atoll-seal' });
+  const sealed = await client.apply<ExternalConnection & KubeObject>(ExternalConnections, obj, {
+    dryRun: true,
+    fieldManager: 'atoll-seal',
+  });
   process.stdout.write(stringify(forGit(sealed)));
   return 0;
 }
@@ -54,13 +70,20 @@ export function forGit(obj: ExternalConnection): ExternalConnection {
   return {
     apiVersion: obj.apiVersion,
     kind: obj.kind,
-    metadata: { name: md.name, namespace: md.namespace, ...(md.labels ? { labels: md.labels } : {}), ...(annotationsForGit(md.annotations) ?? {}) },
+    metadata: {
+      name: md.name,
+      namespace: md.namespace,
+      ...(md.labels ? { labels: md.labels } : {}),
+      ...(annotationsForGit(md.annotations) ?? {}),
+    },
     spec: obj.spec,
   };
 }
 
 function annotationsForGit(a: Record<string, string> | undefined): { annotations: Record<string, string> } | undefined {
   if (!a) return undefined;
-  const kept = Object.fromEntries(Object.entries(a).filter(([k]) => k !== 'kubectl.kubernetes.io/last-applied-configuration'));
+  const kept = Object.fromEntries(
+    Object.entries(a).filter(([k]) => k !== 'kubectl.kubernetes.io/last-applied-configuration'),
+  );
   return Object.keys(kept).length ? { annotations: kept } : undefined;
 }

@@ -41,7 +41,13 @@ export interface OperatorConfig {
   };
   readonly health: { readonly host: string; readonly port: number };
   /** Durations as client-go's flags (--leader-elect-lease-duration, -renew-deadline, -retry-period); ADR 0020. */
-  readonly leaderElection: { readonly enabled: boolean; readonly identity: string; readonly leaseDurationMs: number; readonly renewDeadlineMs: number; readonly retryPeriodMs: number };
+  readonly leaderElection: {
+    readonly enabled: boolean;
+    readonly identity: string;
+    readonly leaseDurationMs: number;
+    readonly renewDeadlineMs: number;
+    readonly retryPeriodMs: number;
+  };
   readonly probes: {
     readonly concurrency: number;
     /** Probe slots one workspace may hold at once, so one whose hosts never answer cannot starve the others. */
@@ -96,18 +102,30 @@ const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const DEFAULT_MAX_CONNECTIONS = 500;
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
-export function loadOperatorConfig(env: Env = process.env, overrides: Partial<Record<string, string>> = {}): OperatorConfig {
+export function loadOperatorConfig(
+  env: Env = process.env,
+  overrides: Partial<Record<string, string>> = {},
+): OperatorConfig {
   const e: Env = { ...env, ...overrides };
   const problems: string[] = [];
   const namespace = e.ATOLL_NAMESPACE ?? 'atoll-system';
-  if (!DNS_LABEL.test(namespace)) problems.push('ATOLL_NAMESPACE must be a DNS-1123 label (the namespace atoll runs in), e.g. atoll-system');
+  if (!DNS_LABEL.test(namespace))
+    problems.push('ATOLL_NAMESPACE must be a DNS-1123 label (the namespace atoll runs in), e.g. atoll-system');
   const provider = e.ATOLL_KMS_PROVIDER ?? 'local';
-  if (!KMS_PROVIDERS.includes(provider)) problems.push(`ATOLL_KMS_PROVIDER must be "local", "aws-kms" or "vault-transit"`);
+  if (!KMS_PROVIDERS.includes(provider))
+    problems.push(`ATOLL_KMS_PROVIDER must be "local", "aws-kms" or "vault-transit"`);
   const defaultKeyId = e.ATOLL_KMS_KEY_ID ?? (provider === 'local' ? 'local/default' : '');
-  if (!defaultKeyId && provider === 'aws-kms') problems.push('ATOLL_KMS_KEY_ID is required with ATOLL_KMS_PROVIDER=aws-kms: set it to a KMS key ARN or alias (alias/atoll)');
-  if (provider === 'vault-transit' && !VAULT_KEY_ID.test(defaultKeyId)) problems.push('ATOLL_KMS_KEY_ID with ATOLL_KMS_PROVIDER=vault-transit must name a Transit key as <mount>/keys/<name>, e.g. transit/keys/atoll');
+  if (!defaultKeyId && provider === 'aws-kms')
+    problems.push(
+      'ATOLL_KMS_KEY_ID is required with ATOLL_KMS_PROVIDER=aws-kms: set it to a KMS key ARN or alias (alias/atoll)',
+    );
+  if (provider === 'vault-transit' && !VAULT_KEY_ID.test(defaultKeyId))
+    problems.push(
+      'ATOLL_KMS_KEY_ID with ATOLL_KMS_PROVIDER=vault-transit must name a Transit key as <mount>/keys/<name>, e.g. transit/keys/atoll',
+    );
   const vault = provider === 'vault-transit' ? vaultConfig(e, problems) : undefined;
-  if (provider === 'local' && !defaultKeyId.startsWith('local/')) problems.push('ATOLL_KMS_KEY_ID for the local provider must look like local/<name>');
+  if (provider === 'local' && !defaultKeyId.startsWith('local/'))
+    problems.push('ATOLL_KMS_KEY_ID for the local provider must look like local/<name>');
   const awsRegion = e.AWS_REGION ?? e.AWS_DEFAULT_REGION;
   if (provider === 'aws-kms' && !awsRegion) problems.push('AWS_REGION is required with ATOLL_KMS_PROVIDER=aws-kms');
   const awsEndpoint = e.ATOLL_KMS_ENDPOINT || undefined;
@@ -115,36 +133,80 @@ export function loadOperatorConfig(env: Env = process.env, overrides: Partial<Re
   const webhookPort = port(e, 'ATOLL_WEBHOOK_PORT', 9443, problems);
   const healthPort = port(e, 'ATOLL_HEALTH_PORT', 8080, problems);
   const urlBase = e.ATOLL_WEBHOOK_URL || undefined;
-  if (urlBase && !urlBase.startsWith('https://')) problems.push('ATOLL_WEBHOOK_URL must be an https:// URL the API server can reach');
+  if (urlBase && !urlBase.startsWith('https://'))
+    problems.push('ATOLL_WEBHOOK_URL must be an https:// URL the API server can reach');
   const certs = e.ATOLL_WEBHOOK_CERTS ?? 'self';
-  if (certs !== 'self' && certs !== 'cert-manager') problems.push('ATOLL_WEBHOOK_CERTS must be "self" or "cert-manager"');
+  if (certs !== 'self' && certs !== 'cert-manager')
+    problems.push('ATOLL_WEBHOOK_CERTS must be "self" or "cert-manager"');
   const logLevel = e.ATOLL_LOG_LEVEL ?? 'info';
   if (!LOG_LEVELS.includes(logLevel)) problems.push(`ATOLL_LOG_LEVEL must be one of ${LOG_LEVELS.join(', ')}`);
   const concurrency = int(e, 'ATOLL_PROBE_CONCURRENCY', 16, 1, 1024, problems);
   // A quarter of the pool by default: a workspace whose hosts never answer still leaves three quarters to the others.
-  const perWorkspace = int(e, 'ATOLL_PROBE_CONCURRENCY_PER_WORKSPACE', Math.max(1, Math.floor(concurrency / 4)), 1, 1024, problems);
-  if (perWorkspace > concurrency) problems.push('ATOLL_PROBE_CONCURRENCY_PER_WORKSPACE must be at most ATOLL_PROBE_CONCURRENCY');
+  const perWorkspace = int(
+    e,
+    'ATOLL_PROBE_CONCURRENCY_PER_WORKSPACE',
+    Math.max(1, Math.floor(concurrency / 4)),
+    1,
+    1024,
+    problems,
+  );
+  if (perWorkspace > concurrency)
+    problems.push('ATOLL_PROBE_CONCURRENCY_PER_WORKSPACE must be at most ATOLL_PROBE_CONCURRENCY');
   const kmsTimeout = int(e, 'ATOLL_KMS_TIMEOUT_MS', 3000, 100, 60_000, problems);
-  const dekCacheMaxAgeMs = duration(e, 'ATOLL_DEK_CACHE_MAX_AGE', DEK_CACHE_DEFAULTS.maxAgeMs, 1000, 24 * 3_600_000, problems);
+  const dekCacheMaxAgeMs = duration(
+    e,
+    'ATOLL_DEK_CACHE_MAX_AGE',
+    DEK_CACHE_DEFAULTS.maxAgeMs,
+    1000,
+    24 * 3_600_000,
+    problems,
+  );
   const sealingPerMinute = int(e, 'ATOLL_SEALING_RATE_PER_MINUTE', 300, 1, 1_000_000, problems);
   const sealingBurst = int(e, 'ATOLL_SEALING_BURST', 50, 1, 100_000, problems);
   const testMinInterval = int(e, 'ATOLL_PROBE_TEST_MIN_INTERVAL_SECONDS', 10, 1, 3600, problems);
   const clientCAFile = e.ATOLL_WEBHOOK_CLIENT_CA_FILE || undefined;
-  const clientNames = (e.ATOLL_WEBHOOK_CLIENT_NAMES ?? '').split(',').map((n) => n.trim()).filter(Boolean);
-  if (clientNames.length > 0 && !clientCAFile) problems.push('ATOLL_WEBHOOK_CLIENT_NAMES needs ATOLL_WEBHOOK_CLIENT_CA_FILE: set the CA that issues the API server\'s webhook client certificate');
+  const clientNames = (e.ATOLL_WEBHOOK_CLIENT_NAMES ?? '')
+    .split(',')
+    .map((n) => n.trim())
+    .filter(Boolean);
+  if (clientNames.length > 0 && !clientCAFile)
+    problems.push(
+      "ATOLL_WEBHOOK_CLIENT_NAMES needs ATOLL_WEBHOOK_CLIENT_CA_FILE: set the CA that issues the API server's webhook client certificate",
+    );
   const flushIntervalMs = duration(e, 'ATOLL_USAGE_FLUSH_INTERVAL', 60_000, 100, 3_600_000, problems);
-  const deleteProtectionWindowMs = duration(e, 'ATOLL_DELETE_PROTECTION_WINDOW', 24 * 3_600_000, 0, 30 * 24 * 3_600_000, problems);
+  const deleteProtectionWindowMs = duration(
+    e,
+    'ATOLL_DELETE_PROTECTION_WINDOW',
+    24 * 3_600_000,
+    0,
+    30 * 24 * 3_600_000,
+    problems,
+  );
   // Same upper bound as spec.policy.maxConnections in the Workspace CRD.
   const defaultMaxConnections = int(e, 'ATOLL_DEFAULT_MAX_CONNECTIONS', DEFAULT_MAX_CONNECTIONS, 1, 10_000, problems);
   const leaseDurationMs = duration(e, 'ATOLL_LEADER_ELECT_LEASE_DURATION', 15_000, 1_000, 600_000, problems);
   const renewDeadlineMs = duration(e, 'ATOLL_LEADER_ELECT_RENEW_DEADLINE', 10_000, 100, 600_000, problems);
   const retryPeriodMs = duration(e, 'ATOLL_LEADER_ELECT_RETRY_PERIOD', 2_000, 50, 600_000, problems);
-  if (renewDeadlineMs >= leaseDurationMs) problems.push('ATOLL_LEADER_ELECT_RENEW_DEADLINE must be shorter than ATOLL_LEADER_ELECT_LEASE_DURATION, or a leader that stopped renewing could still act after another took over');
-  if (renewDeadlineMs <= retryPeriodMs * 1.2) problems.push('ATOLL_LEADER_ELECT_RENEW_DEADLINE must be longer than 1.2 × ATOLL_LEADER_ELECT_RETRY_PERIOD, so a renewal can be retried before the deadline');
+  if (renewDeadlineMs >= leaseDurationMs)
+    problems.push(
+      'ATOLL_LEADER_ELECT_RENEW_DEADLINE must be shorter than ATOLL_LEADER_ELECT_LEASE_DURATION, or a leader that stopped renewing could still act after another took over',
+    );
+  if (renewDeadlineMs <= retryPeriodMs * 1.2)
+    problems.push(
+      'ATOLL_LEADER_ELECT_RENEW_DEADLINE must be longer than 1.2 × ATOLL_LEADER_ELECT_RETRY_PERIOD, so a renewal can be retried before the deadline',
+    );
   if (problems.length) throw new ConfigError(`invalid configuration:\n  - ${problems.join('\n  - ')}`);
   return Object.freeze({
     namespace,
-    kms: Object.freeze({ provider: provider as KmsProviderName, defaultKeyId, awsRegion, awsEndpoint, vault, requestTimeoutMs: kmsTimeout, dekCacheMaxAgeMs }),
+    kms: Object.freeze({
+      provider: provider as KmsProviderName,
+      defaultKeyId,
+      awsRegion,
+      awsEndpoint,
+      vault,
+      requestTimeoutMs: kmsTimeout,
+      dekCacheMaxAgeMs,
+    }),
     webhook: Object.freeze({
       enabled: (e.ATOLL_WEBHOOK_ENABLED ?? 'true') !== 'false',
       host: e.ATOLL_WEBHOOK_HOST ?? '0.0.0.0',
@@ -157,9 +219,24 @@ export function loadOperatorConfig(env: Env = process.env, overrides: Partial<Re
       sealingRate: Object.freeze({ ratePerSecond: sealingPerMinute / 60, burst: sealingBurst }),
     }),
     health: Object.freeze({ host: e.ATOLL_HEALTH_HOST ?? '0.0.0.0', port: healthPort }),
-    leaderElection: Object.freeze({ enabled: (e.ATOLL_LEADER_ELECT ?? 'true') !== 'false', identity: e.POD_NAME ?? `${hostname()}-${process.pid}`, leaseDurationMs, renewDeadlineMs, retryPeriodMs }),
-    probes: Object.freeze({ concurrency, perWorkspace, defaultTimeoutMs: 10_000, maxResponseBytes: 64 * 1024, testMinIntervalMs: testMinInterval * 1000 }),
-    serviceAccounts: Object.freeze({ controller: e.ATOLL_CONTROLLER_SERVICE_ACCOUNT ?? 'atoll-controller', gateway: e.ATOLL_GATEWAY_SERVICE_ACCOUNT ?? 'atoll-gateway' }),
+    leaderElection: Object.freeze({
+      enabled: (e.ATOLL_LEADER_ELECT ?? 'true') !== 'false',
+      identity: e.POD_NAME ?? `${hostname()}-${process.pid}`,
+      leaseDurationMs,
+      renewDeadlineMs,
+      retryPeriodMs,
+    }),
+    probes: Object.freeze({
+      concurrency,
+      perWorkspace,
+      defaultTimeoutMs: 10_000,
+      maxResponseBytes: 64 * 1024,
+      testMinIntervalMs: testMinInterval * 1000,
+    }),
+    serviceAccounts: Object.freeze({
+      controller: e.ATOLL_CONTROLLER_SERVICE_ACCOUNT ?? 'atoll-controller',
+      gateway: e.ATOLL_GATEWAY_SERVICE_ACCOUNT ?? 'atoll-gateway',
+    }),
     usage: Object.freeze({ flushIntervalMs, deleteProtectionWindowMs }),
     defaultMaxConnections,
     logLevel,
@@ -168,20 +245,33 @@ export function loadOperatorConfig(env: Env = process.env, overrides: Partial<Re
 
 function vaultConfig(e: Env, problems: string[]): VaultConfig | undefined {
   const address = e.ATOLL_VAULT_ADDR ?? '';
-  if (!isUrl(address)) problems.push('ATOLL_VAULT_ADDR is required with ATOLL_KMS_PROVIDER=vault-transit: set it to Vault\'s https:// URL, e.g. https://vault.vault.svc:8200');
+  if (!isUrl(address))
+    problems.push(
+      "ATOLL_VAULT_ADDR is required with ATOLL_KMS_PROVIDER=vault-transit: set it to Vault's https:// URL, e.g. https://vault.vault.svc:8200",
+    );
   // The Vault token and the ServiceAccount JWT travel in every request: plain http only where no network sees them.
-  else if (!isHttpsOrLoopback(address)) problems.push('ATOLL_VAULT_ADDR must be an https:// URL (plain http would send the Vault token and the ServiceAccount token in clear text; http is accepted only for a loopback address such as http://127.0.0.1:8200)');
+  else if (!isHttpsOrLoopback(address))
+    problems.push(
+      'ATOLL_VAULT_ADDR must be an https:// URL (plain http would send the Vault token and the ServiceAccount token in clear text; http is accepted only for a loopback address such as http://127.0.0.1:8200)',
+    );
   const method = e.ATOLL_VAULT_AUTH ?? 'kubernetes';
   let auth: VaultConfig['auth'] | undefined;
   if (method === 'kubernetes') {
     const role = e.ATOLL_VAULT_ROLE ?? '';
-    if (!role) problems.push('ATOLL_VAULT_ROLE is required with ATOLL_VAULT_AUTH=kubernetes: the Vault role bound to this ServiceAccount');
+    if (!role)
+      problems.push(
+        'ATOLL_VAULT_ROLE is required with ATOLL_VAULT_AUTH=kubernetes: the Vault role bound to this ServiceAccount',
+      );
     const mount = e.ATOLL_VAULT_AUTH_MOUNT || 'kubernetes';
-    if (!/^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*$/.test(mount)) problems.push('ATOLL_VAULT_AUTH_MOUNT must be the auth method\'s mount path, e.g. kubernetes');
+    if (!/^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*$/.test(mount))
+      problems.push("ATOLL_VAULT_AUTH_MOUNT must be the auth method's mount path, e.g. kubernetes");
     auth = { method, role, mount, jwtFile: e.ATOLL_VAULT_JWT_FILE || DEFAULT_VAULT_JWT_FILE };
   } else if (method === 'token') {
     const tokenFile = e.ATOLL_VAULT_TOKEN_FILE ?? '';
-    if (!tokenFile) problems.push('ATOLL_VAULT_TOKEN_FILE is required with ATOLL_VAULT_AUTH=token: a file holding a Vault token (e.g. written by Vault Agent)');
+    if (!tokenFile)
+      problems.push(
+        'ATOLL_VAULT_TOKEN_FILE is required with ATOLL_VAULT_AUTH=token: a file holding a Vault token (e.g. written by Vault Agent)',
+      );
     auth = { method, tokenFile };
   } else {
     problems.push('ATOLL_VAULT_AUTH must be "kubernetes" or "token"');
@@ -226,7 +316,12 @@ function int(e: Env, name: string, dflt: number, min: number, max: number, probl
 
 function isHttpsOrLoopback(s: string): boolean {
   const u = new URL(s);
-  return u.protocol === 'https:' || u.hostname === 'localhost' || u.hostname === '[::1]' || /^127\.\d+\.\d+\.\d+$/.test(u.hostname);
+  return (
+    u.protocol === 'https:' ||
+    u.hostname === 'localhost' ||
+    u.hostname === '[::1]' ||
+    /^127\.\d+\.\d+\.\d+$/.test(u.hostname)
+  );
 }
 
 function isUrl(s: string): boolean {

@@ -1,7 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { additionalData, canonicalContext, encryptionContext, managedCopy, type Binding } from './binding.js';
 
-const binding: Binding = { namespace: 'acme', workspace: 'acme-uid-1', connection: 'datadog-eu', field: 'apiKey', destination: 'dest-1' };
+const binding: Binding = {
+  namespace: 'acme',
+  workspace: 'acme-uid-1',
+  connection: 'datadog-eu',
+  field: 'apiKey',
+  destination: 'dest-1',
+};
 
 describe('encryptionContext', () => {
   it('names every part of the binding under atoll.dev keys', () => {

@@ -2,7 +2,13 @@ import { describe, expect, it } from 'vitest';
 import { encryptionContext } from './binding.js';
 import { DekCache } from './dek-cache.js';
 
-const context = encryptionContext({ namespace: 'acme', workspace: 'acme', connection: 'pg', field: 'password', destination: 'dest-1' });
+const context = encryptionContext({
+  namespace: 'acme',
+  workspace: 'acme',
+  connection: 'pg',
+  field: 'password',
+  destination: 'dest-1',
+});
 const id = { provider: 'local', keyId: 'local/default', wrapped: Buffer.from('wrapped-1'), context };
 
 /** A stand-in KMS unwrap that counts calls and returns a fresh key each time. */
@@ -22,13 +28,19 @@ describe('DekCache decryption', () => {
     const { unwrap, issued } = unwrapper();
     for (let i = 0; i < 1000; i++) expect(await cache.withDecryptionKey(id, unwrap, (dek) => dek[0])).toBe(1);
     expect(issued).toHaveLength(1);
-    expect(cache.stats()).toMatchObject({ kmsCalls: { decryptDataKey: 1 }, hits: { decrypt: 999 }, misses: { decrypt: 1 } });
+    expect(cache.stats()).toMatchObject({
+      kmsCalls: { decryptDataKey: 1 },
+      hits: { decrypt: 999 },
+      misses: { decrypt: 1 },
+    });
   });
 
   it('1,000 concurrent uses share one unwrap', async () => {
     const cache = new DekCache();
     const { unwrap, issued } = unwrapper();
-    const results = await Promise.all(Array.from({ length: 1000 }, () => cache.withDecryptionKey(id, unwrap, (dek) => dek[0])));
+    const results = await Promise.all(
+      Array.from({ length: 1000 }, () => cache.withDecryptionKey(id, unwrap, (dek) => dek[0])),
+    );
     expect(new Set(results)).toEqual(new Set([1]));
     expect(issued).toHaveLength(1);
   });

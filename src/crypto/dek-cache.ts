@@ -77,7 +77,11 @@ export class DekCache {
   }
 
   /** Runs `use` with the binding's current sealing DEK, calling `generate` (the KMS) only on a miss. */
-  withEncryptionKey<T>(id: EncryptionKeyId, generate: () => Promise<EncryptionKey>, use: (key: EncryptionKey) => T): Promise<T> {
+  withEncryptionKey<T>(
+    id: EncryptionKeyId,
+    generate: () => Promise<EncryptionKey>,
+    use: (key: EncryptionKey) => T,
+  ): Promise<T> {
     return this.#encrypting.run(cacheKey('encrypt', id.provider, id.keyId, id.context), generate, use);
   }
 
@@ -239,7 +243,13 @@ class Slots<V> {
 }
 
 /** SHA-256 over length-prefixed parts, so cache keys hold no key material and cannot collide by concatenation. */
-function cacheKey(kind: string, provider: string, keyId: string, context: Record<string, string>, wrapped?: Buffer): string {
+function cacheKey(
+  kind: string,
+  provider: string,
+  keyId: string,
+  context: Record<string, string>,
+  wrapped?: Buffer,
+): string {
   const hash = createHash('sha256');
   hash.update(lengthPrefixed(kind)).update(lengthPrefixed(provider)).update(lengthPrefixed(keyId));
   hash.update(canonicalContext(context));

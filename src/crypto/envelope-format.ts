@@ -48,7 +48,15 @@ export function parseEnvelope(sealed: string): ParsedEnvelope {
   if (typeof sealed !== 'string' || sealed.length > ENVELOPE_LIMITS.maxChars) throw new MalformedCiphertextError();
   const parts = sealed.split(':');
   if (parts.length !== 7) throw new MalformedCiphertextError();
-  const [magic, version, provider, keyId, wrapped, nonce, ciphertext] = parts as [string, string, string, string, string, string, string];
+  const [magic, version, provider, keyId, wrapped, nonce, ciphertext] = parts as [
+    string,
+    string,
+    string,
+    string,
+    string,
+    string,
+    string,
+  ];
   if (magic !== 'atoll' || version !== 'v1' || !PROVIDER.test(provider)) throw new MalformedCiphertextError();
   const keyIdBytes = decode(keyId);
   const parsed: ParsedEnvelope = {

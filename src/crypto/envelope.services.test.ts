@@ -15,7 +15,13 @@ import { ProviderRegistry } from './providers/index.js';
 import { InMemoryKeyRingStore, LocalKmsProvider } from './providers/local.js';
 import { CountingProvider } from '../../test/support/counting-provider.js';
 
-const binding: Binding = { namespace: 'acme', workspace: 'acme-7f3c', connection: 'datadog-eu', field: 'apiKey', destination: 'dest-1' };
+const binding: Binding = {
+  namespace: 'acme',
+  workspace: 'acme-7f3c',
+  connection: 'datadog-eu',
+  field: 'apiKey',
+  destination: 'dest-1',
+};
 const secret = 'dd-api-0123456789abcdef-🔑-ünïcødé';
 
 interface Setup {
@@ -30,7 +36,12 @@ let aws: AwsKmsProvider;
 
 beforeAll(async () => {
   moto = await startMoto();
-  aws = new AwsKmsProvider({ region: MOTO_REGION, endpoint: moto.endpoint, credentials: MOTO_CREDENTIALS, maxAttempts: 1 });
+  aws = new AwsKmsProvider({
+    region: MOTO_REGION,
+    endpoint: moto.endpoint,
+    credentials: MOTO_CREDENTIALS,
+    maxAttempts: 1,
+  });
 });
 
 afterAll(async () => {
@@ -134,10 +145,13 @@ describe.each(Object.keys(setups))('Envelope with the %s provider', (providerNam
     ];
     for (const [what, value, errorClass] of tampered) {
       expect(value, what).not.toBe(sealed);
-      const err = await s.envelope().open(value, binding).then(
-        () => undefined,
-        (e: unknown) => e,
-      );
+      const err = await s
+        .envelope()
+        .open(value, binding)
+        .then(
+          () => undefined,
+          (e: unknown) => e,
+        );
       expect(err, what).toBeInstanceOf(errorClass);
       expect((err as Error).message, what).not.toContain(secret);
     }
@@ -147,7 +161,9 @@ describe.each(Object.keys(setups))('Envelope with the %s provider', (providerNam
     for (let i = 0; i < body.length; i++) {
       const copy = Buffer.from(body);
       copy[i]! ^= 0x01;
-      await expect(envelope.open(withPart(6, copy.toString('base64url')), binding)).rejects.toBeInstanceOf(CiphertextRejectedError);
+      await expect(envelope.open(withPart(6, copy.toString('base64url')), binding)).rejects.toBeInstanceOf(
+        CiphertextRejectedError,
+      );
     }
   });
 
@@ -178,7 +194,9 @@ describe.each(Object.keys(setups))('Envelope with the %s provider', (providerNam
     const envelope = s.envelope();
     const generates = s.counting.calls.generateDataKey;
     const decrypts = s.counting.calls.decryptDataKey;
-    const sealed = await Promise.all(Array.from({ length: 50 }, (_, i) => envelope.seal(`${secret}-${i}`, binding, s.ref)));
+    const sealed = await Promise.all(
+      Array.from({ length: 50 }, (_, i) => envelope.seal(`${secret}-${i}`, binding, s.ref)),
+    );
     expect(s.counting.calls.generateDataKey - generates).toBe(1);
     expect(await envelope.open(sealed[7]!, binding)).toBe(`${secret}-7`);
     expect(s.counting.calls.decryptDataKey - decrypts).toBe(0);
@@ -195,7 +213,9 @@ describe.each(Object.keys(setups))('Envelope with the %s provider', (providerNam
     expect(envelope.isWrappedWith(sealed, s.otherRef)).toBe(false);
     expect(parseEnvelope(rewrapped).wrapped.equals(parseEnvelope(sealed).wrapped)).toBe(false);
     expect(await s.envelope().open(rewrapped, binding)).toBe(secret);
-    await expect(envelope.rewrap(sealed, { ...binding, field: 'x' }, s.otherRef)).rejects.toBeInstanceOf(CiphertextRejectedError);
+    await expect(envelope.rewrap(sealed, { ...binding, field: 'x' }, s.otherRef)).rejects.toBeInstanceOf(
+      CiphertextRejectedError,
+    );
   });
 });
 
@@ -222,7 +242,13 @@ describe('Envelope', () => {
 
   it('refuses strings that are not envelopes, without echoing them', async () => {
     const envelope = new Envelope({ providers: new Map() });
-    for (const value of ['', 'plaintext-password', 'atoll:v1:', 'atoll:v1:local:::::', `atoll:v1:local:${'A'.repeat(300_000)}`]) {
+    for (const value of [
+      '',
+      'plaintext-password',
+      'atoll:v1:',
+      'atoll:v1:local:::::',
+      `atoll:v1:local:${'A'.repeat(300_000)}`,
+    ]) {
       const err = await envelope.open(value, binding).catch((e: unknown) => e);
       expect(err).toBeInstanceOf(MalformedCiphertextError);
       expect((err as Error).message).not.toContain('plaintext-password');
@@ -232,11 +258,11 @@ describe('Envelope', () => {
 
   it('names an unregistered provider as such, and registry duplicates throw', async () => {
     const local = new LocalKmsProvider({ store: new InMemoryKeyRingStore() });
-    await expect(new Envelope({ providers: new Map() }).seal('x', binding, { provider: 'local', keyId: 'local/default' })).rejects.toBeInstanceOf(
-      ProviderNotRegisteredError,
-    );
-    expect(() => new ProviderRegistry().register(local).register(new LocalKmsProvider({ store: new InMemoryKeyRingStore() }))).toThrow(
-      /already registered/,
-    );
+    await expect(
+      new Envelope({ providers: new Map() }).seal('x', binding, { provider: 'local', keyId: 'local/default' }),
+    ).rejects.toBeInstanceOf(ProviderNotRegisteredError);
+    expect(() =>
+      new ProviderRegistry().register(local).register(new LocalKmsProvider({ store: new InMemoryKeyRingStore() })),
+    ).toThrow(/already registered/);
   });
 });

@@ -28,7 +28,8 @@ export class Envelope {
   readonly #resolvedKeyIds = new Map<string, string>();
 
   constructor(options: EnvelopeOptions) {
-    this.#providers = options.providers instanceof ProviderRegistry ? options.providers : ProviderRegistry.from(options.providers);
+    this.#providers =
+      options.providers instanceof ProviderRegistry ? options.providers : ProviderRegistry.from(options.providers);
     this.#cache = options.cache ?? new DekCache();
   }
 
@@ -53,7 +54,13 @@ export class Envelope {
         },
         (key) => {
           const { nonce, sealed } = aesGcmSeal(key.dek, bytes, aad);
-          return formatEnvelope({ provider: provider.name, keyId: key.keyId, wrapped: key.wrapped, nonce, ciphertext: sealed });
+          return formatEnvelope({
+            provider: provider.name,
+            keyId: key.keyId,
+            wrapped: key.wrapped,
+            nonce,
+            ciphertext: sealed,
+          });
         },
       );
     } finally {

@@ -4,7 +4,14 @@ import type { Binding } from './binding.js';
 import { fingerprint, placeFingerprint, sameFingerprint } from './fingerprint.js';
 
 const key = Buffer.alloc(32, 7);
-const binding: Binding = { namespace: 'acme', workspace: 'acme', connection: 'pg', field: 'password', destination: 'dest-1', format: 1 };
+const binding: Binding = {
+  namespace: 'acme',
+  workspace: 'acme',
+  connection: 'pg',
+  field: 'password',
+  destination: 'dest-1',
+  format: 1,
+};
 
 describe('fingerprint', () => {
   it('is stable for the same key, binding and value', () => {
@@ -16,7 +23,14 @@ describe('fingerprint', () => {
   it('is HMAC-SHA256 over the documented layout, pinned so stored annotations survive upgrades', () => {
     const lp = (s: string) => Buffer.concat([Buffer.from([0, 0, 0, Buffer.byteLength(s)]), Buffer.from(s)]);
     const message = Buffer.concat([
-      lp('atoll.dev/envelope'), Buffer.from([1]), lp('acme'), lp('acme'), lp('pg'), lp('password'), lp('dest-1'), Buffer.from('hunter2hunter2'),
+      lp('atoll.dev/envelope'),
+      Buffer.from([1]),
+      lp('acme'),
+      lp('acme'),
+      lp('pg'),
+      lp('password'),
+      lp('dest-1'),
+      Buffer.from('hunter2hunter2'),
     ]);
     const expected = createHmac('sha256', key).update(message).digest('base64url');
     expect(fingerprint(key, binding, 'hunter2hunter2')).toBe(expected);
@@ -26,9 +40,20 @@ describe('fingerprint', () => {
   it('since binding format 2 covers the place and the value, not the destination (a rebind is not a rotation)', () => {
     const lp = (s: string) => Buffer.concat([Buffer.from([0, 0, 0, Buffer.byteLength(s)]), Buffer.from(s)]);
     const place = { namespace: 'acme', workspace: 'acme', connection: 'pg', field: 'password' };
-    const message = Buffer.concat([lp('atoll.dev/fingerprint/v2'), lp('acme'), lp('acme'), lp('pg'), lp('password'), Buffer.from('hunter2hunter2')]);
-    expect(placeFingerprint(key, place, 'hunter2hunter2')).toBe(createHmac('sha256', key).update(message).digest('base64url'));
-    expect(placeFingerprint(key, { ...place, field: 'token' }, 'hunter2hunter2')).not.toBe(placeFingerprint(key, place, 'hunter2hunter2'));
+    const message = Buffer.concat([
+      lp('atoll.dev/fingerprint/v2'),
+      lp('acme'),
+      lp('acme'),
+      lp('pg'),
+      lp('password'),
+      Buffer.from('hunter2hunter2'),
+    ]);
+    expect(placeFingerprint(key, place, 'hunter2hunter2')).toBe(
+      createHmac('sha256', key).update(message).digest('base64url'),
+    );
+    expect(placeFingerprint(key, { ...place, field: 'token' }, 'hunter2hunter2')).not.toBe(
+      placeFingerprint(key, place, 'hunter2hunter2'),
+    );
     expect(placeFingerprint(key, place, 'hunter2hunter2')).not.toBe(fingerprint(key, binding, 'hunter2hunter2'));
   });
 

@@ -3,7 +3,12 @@ import type { KubeClient, KubeObject } from '../kube/client.js';
 import { isAlreadyExists, isConflict } from '../kube/errors.js';
 import { Secrets } from '../kube/resources.js';
 import { ConflictError } from './errors.js';
-import { keyRingFromSecretData, keyRingToSecretData, type KeyRing, type KeyRingStore } from './providers/local-key-ring.js';
+import {
+  keyRingFromSecretData,
+  keyRingToSecretData,
+  type KeyRing,
+  type KeyRingStore,
+} from './providers/local-key-ring.js';
 
 interface Secret extends KubeObject {
   data?: Record<string, string>;
@@ -22,7 +27,11 @@ const LABELS = { 'app.kubernetes.io/managed-by': 'atoll', 'app.kubernetes.io/com
  * resourceVersion so two replicas never overwrite each other's new keys.
  */
 export class SecretKeyRingStore implements KeyRingStore {
-  constructor(private readonly client: KubeClient, private readonly namespace: string, private readonly name = KEY_RING_SECRET) {}
+  constructor(
+    private readonly client: KubeClient,
+    private readonly namespace: string,
+    private readonly name = KEY_RING_SECRET,
+  ) {}
 
   async load(): Promise<KeyRing | undefined> {
     const s = await this.client.tryGet<Secret>(Secrets, this.name, this.namespace);
@@ -34,9 +43,17 @@ export class SecretKeyRingStore implements KeyRingStore {
     const data = keyRingToSecretData(ring); // already base64, Secret-ready
     try {
       if (!previous) {
-        await this.client.create<Secret>(Secrets, { metadata: { name: this.name, namespace: this.namespace, labels: LABELS }, type: 'Opaque', data });
+        await this.client.create<Secret>(Secrets, {
+          metadata: { name: this.name, namespace: this.namespace, labels: LABELS },
+          type: 'Opaque',
+          data,
+        });
       } else {
-        await this.client.replace<Secret>(Secrets, { metadata: { name: this.name, namespace: this.namespace, labels: LABELS, resourceVersion: previous.revision }, type: 'Opaque', data });
+        await this.client.replace<Secret>(Secrets, {
+          metadata: { name: this.name, namespace: this.namespace, labels: LABELS, resourceVersion: previous.revision },
+          type: 'Opaque',
+          data,
+        });
       }
     } catch (err) {
       if (isConflict(err) || isAlreadyExists(err)) throw new ConflictError();
@@ -57,7 +74,11 @@ export async function loadFingerprintKey(client: KubeClient, namespace: string):
     if (existing) return Buffer.from(existing, 'base64');
     try {
       await client.create<Secret>(Secrets, {
-        metadata: { name: FINGERPRINT_SECRET, namespace, labels: { ...LABELS, 'app.kubernetes.io/component': 'fingerprint' } },
+        metadata: {
+          name: FINGERPRINT_SECRET,
+          namespace,
+          labels: { ...LABELS, 'app.kubernetes.io/component': 'fingerprint' },
+        },
         type: 'Opaque',
         data: { key: randomBytes(32).toString('base64') },
       });

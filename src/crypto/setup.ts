@@ -21,10 +21,19 @@ export interface CryptoSetup {
  * registered (so `local/...` key ids keep working after a move to a real
  * KMS); aws-kms or vault-transit only when configured.
  */
-export async function setupCrypto(config: OperatorConfig, client: KubeClient, opts: { fingerprints?: boolean } = {}): Promise<CryptoSetup> {
+export async function setupCrypto(
+  config: OperatorConfig,
+  client: KubeClient,
+  opts: { fingerprints?: boolean } = {},
+): Promise<CryptoSetup> {
   const providers: ProvidersConfig = { local: { store: new SecretKeyRingStore(client, config.namespace) } };
   if (config.kms.provider === 'aws-kms') {
-    providers.awsKms = { region: config.kms.awsRegion!, requestTimeoutMs: config.kms.requestTimeoutMs, maxAttempts: 2, ...(config.kms.awsEndpoint ? { endpoint: config.kms.awsEndpoint } : {}) };
+    providers.awsKms = {
+      region: config.kms.awsRegion!,
+      requestTimeoutMs: config.kms.requestTimeoutMs,
+      maxAttempts: 2,
+      ...(config.kms.awsEndpoint ? { endpoint: config.kms.awsEndpoint } : {}),
+    };
   }
   const vault = config.kms.provider === 'vault-transit' ? config.kms.vault : undefined;
   if (vault) {
@@ -36,12 +45,23 @@ export async function setupCrypto(config: OperatorConfig, client: KubeClient, op
       ...(vault.namespace ? { namespace: vault.namespace } : {}),
     };
   }
-  const envelope = new Envelope({ providers: createProviderRegistry(providers), cache: new DekCache({ maxAgeMs: config.kms.dekCacheMaxAgeMs }) });
+  const envelope = new Envelope({
+    providers: createProviderRegistry(providers),
+    cache: new DekCache({ maxAgeMs: config.kms.dekCacheMaxAgeMs }),
+  });
   // The gateway only opens ciphertexts; only the controller needs (and may create) the fingerprint key.
-  const fingerprintKey = opts.fingerprints === false ? Buffer.alloc(0) : await loadFingerprintKey(client, config.namespace);
+  const fingerprintKey =
+    opts.fingerprints === false ? Buffer.alloc(0) : await loadFingerprintKey(client, config.namespace);
   const keyFor = (keyId: string | undefined): KeyRef => {
     const id = keyId || config.kms.defaultKeyId;
-    return { provider: id.startsWith('local/') ? 'local' : config.kms.provider === 'vault-transit' ? 'vault-transit' : 'aws-kms', keyId: id };
+    return {
+      provider: id.startsWith('local/')
+        ? 'local'
+        : config.kms.provider === 'vault-transit'
+          ? 'vault-transit'
+          : 'aws-kms',
+      keyId: id,
+    };
   };
   return { envelope, fingerprintKey, defaultKey: keyFor(undefined), keyFor };
 }

@@ -44,20 +44,33 @@ export function ensureControlPlaneBinaries(opts: { build?: boolean } = {}): Cont
     const kcm = path.join(assets, 'kube-controller-manager');
     let version = 'unknown';
     try {
-      version = execFileSync(path.join(assets, 'kube-apiserver'), ['--version'], { encoding: 'utf8' }).trim().replace(/^Kubernetes\s+/, '');
+      version = execFileSync(path.join(assets, 'kube-apiserver'), ['--version'], { encoding: 'utf8' })
+        .trim()
+        .replace(/^Kubernetes\s+/, '');
     } catch {
       /* informational only */
     }
-    return { etcd: path.join(assets, 'etcd'), kubeApiserver: path.join(assets, 'kube-apiserver'), kubeControllerManager: existsSync(kcm) ? kcm : undefined, kubernetesVersion: version };
+    return {
+      etcd: path.join(assets, 'etcd'),
+      kubeApiserver: path.join(assets, 'kube-apiserver'),
+      kubeControllerManager: existsSync(kcm) ? kcm : undefined,
+      kubernetesVersion: version,
+    };
   }
   const cache = process.env.ATOLL_CACHE_DIR ?? path.join(homedir(), '.cache', 'atoll');
   const k8s = path.join(cache, 'bin', `kubernetes-v${v.KUBERNETES_VERSION}`);
   const etcd = path.join(cache, 'bin', `etcd-v${v.ETCD_VERSION}`, 'etcd');
   const wanted = [etcd, path.join(k8s, 'kube-apiserver'), path.join(k8s, 'kube-controller-manager')];
   if (!wanted.every((f) => existsSync(f))) {
-    if (opts.build === false) throw new Error('control-plane binaries are missing: run `bash hack/build-control-plane.sh`');
+    if (opts.build === false)
+      throw new Error('control-plane binaries are missing: run `bash hack/build-control-plane.sh`');
     const r = spawnSync('bash', [path.join(packageRoot(), 'hack', 'build-control-plane.sh')], { stdio: 'inherit' });
     if (r.status !== 0) throw new Error('building the control-plane binaries failed (see output above)');
   }
-  return { etcd, kubeApiserver: path.join(k8s, 'kube-apiserver'), kubeControllerManager: path.join(k8s, 'kube-controller-manager'), kubernetesVersion: `v${v.KUBERNETES_VERSION}` };
+  return {
+    etcd,
+    kubeApiserver: path.join(k8s, 'kube-apiserver'),
+    kubeControllerManager: path.join(k8s, 'kube-controller-manager'),
+    kubernetesVersion: `v${v.KUBERNETES_VERSION}`,
+  };
 }

@@ -87,7 +87,13 @@ export class ControlPlane {
   private writePki(): void {
     writeFileSync(this.pki('ca.crt'), this.ca.certPem);
     writeFileSync(this.pki('ca.key'), this.ca.keyPem, { mode: 0o600 });
-    const serving = createCertificate({ issuer: this.ca, commonName: 'kube-apiserver', dnsNames: ['localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc'], ipAddresses: ['127.0.0.1'], usage: 'server' });
+    const serving = createCertificate({
+      issuer: this.ca,
+      commonName: 'kube-apiserver',
+      dnsNames: ['localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc'],
+      ipAddresses: ['127.0.0.1'],
+      usage: 'server',
+    });
     writeFileSync(this.pki('apiserver.crt'), serving.certPem);
     writeFileSync(this.pki('apiserver.key'), serving.keyPem, { mode: 0o600 });
     const sa = generateKeyPairSync('rsa', { modulusLength: 2048 });
@@ -109,20 +115,39 @@ export class ControlPlane {
     writeFileSync(this.webhookClientCAPath, ca.certPem);
     writeFileSync(this.pki('webhook-client.crt'), client.certPem);
     writeFileSync(this.pki('webhook-client.key'), client.keyPem, { mode: 0o600 });
-    writeFileSync(this.pki('webhook-client.kubeconfig'), stringify({
-      apiVersion: 'v1',
-      kind: 'Config',
-      users: [{ name: '*', user: { 'client-certificate': this.pki('webhook-client.crt'), 'client-key': this.pki('webhook-client.key') } }],
-    }), { mode: 0o600 });
-    const webhookConfig = { apiVersion: 'apiserver.config.k8s.io/v1', kind: 'WebhookAdmissionConfiguration', kubeConfigFile: this.pki('webhook-client.kubeconfig') };
-    writeFileSync(this.pki('admission-config.yaml'), stringify({
+    writeFileSync(
+      this.pki('webhook-client.kubeconfig'),
+      stringify({
+        apiVersion: 'v1',
+        kind: 'Config',
+        users: [
+          {
+            name: '*',
+            user: {
+              'client-certificate': this.pki('webhook-client.crt'),
+              'client-key': this.pki('webhook-client.key'),
+            },
+          },
+        ],
+      }),
+      { mode: 0o600 },
+    );
+    const webhookConfig = {
       apiVersion: 'apiserver.config.k8s.io/v1',
-      kind: 'AdmissionConfiguration',
-      plugins: [
-        { name: 'ValidatingAdmissionWebhook', configuration: webhookConfig },
-        { name: 'MutatingAdmissionWebhook', configuration: webhookConfig },
-      ],
-    }));
+      kind: 'WebhookAdmissionConfiguration',
+      kubeConfigFile: this.pki('webhook-client.kubeconfig'),
+    };
+    writeFileSync(
+      this.pki('admission-config.yaml'),
+      stringify({
+        apiVersion: 'apiserver.config.k8s.io/v1',
+        kind: 'AdmissionConfiguration',
+        plugins: [
+          { name: 'ValidatingAdmissionWebhook', configuration: webhookConfig },
+          { name: 'MutatingAdmissionWebhook', configuration: webhookConfig },
+        ],
+      }),
+    );
   }
 
   /** A kubeconfig (YAML) authenticating as `user` in `groups` with a client certificate. */
@@ -131,8 +156,12 @@ export class ControlPlane {
     return stringify({
       apiVersion: 'v1',
       kind: 'Config',
-      clusters: [{ name: 'atoll', cluster: { server: this.server, 'certificate-authority-data': b64(this.ca.certPem) } }],
-      users: [{ name: user, user: { 'client-certificate-data': b64(cert.certPem), 'client-key-data': b64(cert.keyPem) } }],
+      clusters: [
+        { name: 'atoll', cluster: { server: this.server, 'certificate-authority-data': b64(this.ca.certPem) } },
+      ],
+      users: [
+        { name: user, user: { 'client-certificate-data': b64(cert.certPem), 'client-key-data': b64(cert.keyPem) } },
+      ],
       contexts: [{ name: 'atoll', context: { cluster: 'atoll', user } }],
       'current-context': 'atoll',
     });
@@ -155,13 +184,18 @@ export class ControlPlane {
   /** A client with a bearer token (e.g. from TokenRequest). */
   clientWithToken(token: string): KubeClient {
     const kc = new KubeConfig();
-    kc.loadFromString(stringify({
-      apiVersion: 'v1', kind: 'Config',
-      clusters: [{ name: 'atoll', cluster: { server: this.server, 'certificate-authority-data': b64(this.ca.certPem) } }],
-      users: [{ name: 'token', user: { token } }],
-      contexts: [{ name: 'atoll', context: { cluster: 'atoll', user: 'token' } }],
-      'current-context': 'atoll',
-    }));
+    kc.loadFromString(
+      stringify({
+        apiVersion: 'v1',
+        kind: 'Config',
+        clusters: [
+          { name: 'atoll', cluster: { server: this.server, 'certificate-authority-data': b64(this.ca.certPem) } },
+        ],
+        users: [{ name: 'token', user: { token } }],
+        contexts: [{ name: 'atoll', context: { cluster: 'atoll', user: 'token' } }],
+        'current-context': 'atoll',
+      }),
+    );
     return new KubeClient(kc);
   }
 
@@ -170,11 +204,15 @@ export class ControlPlane {
    * TokenRequest API: runs a component with exactly the RBAC it ships with.
    */
   async serviceAccountClient(namespace: string, name: string, expirationSeconds = 7 * 24 * 3600): Promise<KubeClient> {
-    const review = await this.adminClient().request<{ status: { token: string } }>('POST', `/api/v1/namespaces/${namespace}/serviceaccounts/${name}/token`, {
-      apiVersion: 'authentication.k8s.io/v1',
-      kind: 'TokenRequest',
-      spec: { expirationSeconds },
-    });
+    const review = await this.adminClient().request<{ status: { token: string } }>(
+      'POST',
+      `/api/v1/namespaces/${namespace}/serviceaccounts/${name}/token`,
+      {
+        apiVersion: 'authentication.k8s.io/v1',
+        kind: 'TokenRequest',
+        spec: { expirationSeconds },
+      },
+    );
     return this.clientWithToken(review.status.token);
   }
 
@@ -199,10 +237,23 @@ export class ControlPlane {
     this.progress(`starting etcd on ${this.etcdEndpoint}`);
     const peer = `http://127.0.0.1:${this.ports.etcdPeer}`;
     this.etcdProc = this.spawnLogged('etcd', this.binaries.etcd, [
-      '--name', 'atoll', '--data-dir', path.join(this.dir, 'etcd'),
-      '--listen-client-urls', this.etcdEndpoint, '--advertise-client-urls', this.etcdEndpoint,
-      '--listen-peer-urls', peer, '--initial-advertise-peer-urls', peer, '--initial-cluster', `atoll=${peer}`,
-      '--unsafe-no-fsync', '--log-level', 'warn',
+      '--name',
+      'atoll',
+      '--data-dir',
+      path.join(this.dir, 'etcd'),
+      '--listen-client-urls',
+      this.etcdEndpoint,
+      '--advertise-client-urls',
+      this.etcdEndpoint,
+      '--listen-peer-urls',
+      peer,
+      '--initial-advertise-peer-urls',
+      peer,
+      '--initial-cluster',
+      `atoll=${peer}`,
+      '--unsafe-no-fsync',
+      '--log-level',
+      'warn',
     ]);
     await waitFor('etcd', async () => (await fetch(`${this.etcdEndpoint}/health`)).ok, 30_000);
   }
@@ -211,41 +262,80 @@ export class ControlPlane {
   async startApiServer(): Promise<void> {
     this.progress(`starting kube-apiserver on ${this.server}`);
     this.apiProc = this.spawnLogged('kube-apiserver', this.binaries.kubeApiserver, [
-      '--etcd-servers', this.etcdEndpoint,
-      '--bind-address', '127.0.0.1', '--advertise-address', '127.0.0.1', '--secure-port', String(this.ports.api),
-      '--tls-cert-file', this.pki('apiserver.crt'), '--tls-private-key-file', this.pki('apiserver.key'),
-      '--client-ca-file', this.pki('ca.crt'),
-      '--admission-control-config-file', this.pki('admission-config.yaml'),
-      '--authorization-mode', 'RBAC',
-      '--service-account-issuer', SERVICE_ACCOUNT_ISSUER,
-      '--service-account-key-file', this.pki('sa.pub'), '--service-account-signing-key-file', this.pki('sa.key'),
-      '--api-audiences', SERVICE_ACCOUNT_ISSUER,
-      '--service-cluster-ip-range', '10.0.0.0/24',
-      '--endpoint-reconciler-type', 'none',
-      '--enable-priority-and-fairness=false', '--profiling=false',
-      '--cert-dir', path.join(this.dir, 'apiserver-certs'),
-      '--v', '1',
+      '--etcd-servers',
+      this.etcdEndpoint,
+      '--bind-address',
+      '127.0.0.1',
+      '--advertise-address',
+      '127.0.0.1',
+      '--secure-port',
+      String(this.ports.api),
+      '--tls-cert-file',
+      this.pki('apiserver.crt'),
+      '--tls-private-key-file',
+      this.pki('apiserver.key'),
+      '--client-ca-file',
+      this.pki('ca.crt'),
+      '--admission-control-config-file',
+      this.pki('admission-config.yaml'),
+      '--authorization-mode',
+      'RBAC',
+      '--service-account-issuer',
+      SERVICE_ACCOUNT_ISSUER,
+      '--service-account-key-file',
+      this.pki('sa.pub'),
+      '--service-account-signing-key-file',
+      this.pki('sa.key'),
+      '--api-audiences',
+      SERVICE_ACCOUNT_ISSUER,
+      '--service-cluster-ip-range',
+      '10.0.0.0/24',
+      '--endpoint-reconciler-type',
+      'none',
+      '--enable-priority-and-fairness=false',
+      '--profiling=false',
+      '--cert-dir',
+      path.join(this.dir, 'apiserver-certs'),
+      '--v',
+      '1',
     ]);
     const admin = this.adminClient();
     const proc = this.apiProc;
-    await waitFor('kube-apiserver /readyz', async () => {
-      if (proc.exitCode !== null) throw new FatalStartError(`kube-apiserver exited with code ${proc.exitCode}: ${this.logTail('kube-apiserver')}`);
-      await admin.requestText('GET', '/readyz');
-      return true;
-    }, 120_000, 250).catch((err: Error) => {
+    await waitFor(
+      'kube-apiserver /readyz',
+      async () => {
+        if (proc.exitCode !== null)
+          throw new FatalStartError(
+            `kube-apiserver exited with code ${proc.exitCode}: ${this.logTail('kube-apiserver')}`,
+          );
+        await admin.requestText('GET', '/readyz');
+        return true;
+      },
+      120_000,
+      250,
+    ).catch((err: Error) => {
       throw new Error(`${err.message}\n${this.logTail('kube-apiserver')}`, { cause: err });
     });
     // RBAC bootstrap (default ClusterRoles) finishes just after readyz on a fresh etcd.
-    await waitFor('RBAC bootstrap roles', async () => {
-      await admin.request('GET', '/apis/rbac.authorization.k8s.io/v1/clusterroles/admin');
-      return true;
-    }, 60_000, 250);
+    await waitFor(
+      'RBAC bootstrap roles',
+      async () => {
+        await admin.request('GET', '/apis/rbac.authorization.k8s.io/v1/clusterroles/admin');
+        return true;
+      },
+      60_000,
+      250,
+    );
   }
 
   /** Last lines of a component's log, for start-up failures. */
   logTail(name: string, lines = 15): string {
     try {
-      return readFileSync(path.join(this.dir, `${name}.log`), 'utf8').trimEnd().split('\n').slice(-lines).join('\n');
+      return readFileSync(path.join(this.dir, `${name}.log`), 'utf8')
+        .trimEnd()
+        .split('\n')
+        .slice(-lines)
+        .join('\n');
     } catch {
       return '';
     }
@@ -274,17 +364,24 @@ export class ControlPlane {
    * (usage of each workspace's connection quota; without it the API server
    * refuses every new connection).
    */
-  async startControllerManager(controllers = ['garbagecollector', 'namespace', 'serviceaccount', 'clusterrole-aggregation', 'resourcequota']): Promise<void> {
+  async startControllerManager(
+    controllers = ['garbagecollector', 'namespace', 'serviceaccount', 'clusterrole-aggregation', 'resourcequota'],
+  ): Promise<void> {
     if (this.kcmProc || !this.binaries.kubeControllerManager) return;
     this.progress('starting kube-controller-manager');
     this.kcmProc = this.spawnLogged('kube-controller-manager', this.binaries.kubeControllerManager, [
-      '--kubeconfig', this.adminKubeconfigPath,
-      '--controllers', controllers.join(','),
+      '--kubeconfig',
+      this.adminKubeconfigPath,
+      '--controllers',
+      controllers.join(','),
       '--leader-elect=false',
-      '--secure-port', '0',
+      '--secure-port',
+      '0',
       '--use-service-account-credentials=false',
-      '--concurrent-gc-syncs', '5',
-      '--v', '1',
+      '--concurrent-gc-syncs',
+      '5',
+      '--v',
+      '1',
     ]);
   }
 

@@ -15,13 +15,28 @@ export const OPERATOR_NAMESPACE = 'atoll-system';
  */
 export async function installAtoll(client: KubeClient, root = packageRoot()): Promise<void> {
   await client.apply(Namespaces, { metadata: { name: OPERATOR_NAMESPACE } });
-  await applyManifests(client, readManifests([path.join(root, 'crds'), path.join(root, 'config', 'rbac'), path.join(root, 'config', 'policy'), path.join(root, 'config', 'types')]), { namespace: OPERATOR_NAMESPACE });
+  await applyManifests(
+    client,
+    readManifests([
+      path.join(root, 'crds'),
+      path.join(root, 'config', 'rbac'),
+      path.join(root, 'config', 'policy'),
+      path.join(root, 'config', 'types'),
+    ]),
+    { namespace: OPERATOR_NAMESPACE },
+  );
 }
 
 /** Empty webhook configurations the operator then fills in (it may patch, not create, them). */
 export async function precreateWebhookConfigurations(client: KubeClient): Promise<void> {
-  await client.apply(MutatingWebhookConfigurations, { metadata: { name: MUTATING_WEBHOOK }, webhooks: [] } as never, { fieldManager: 'atoll-install' });
-  await client.apply(ValidatingWebhookConfigurations, { metadata: { name: VALIDATING_WEBHOOK }, webhooks: [] } as never, { fieldManager: 'atoll-install' });
+  await client.apply(MutatingWebhookConfigurations, { metadata: { name: MUTATING_WEBHOOK }, webhooks: [] } as never, {
+    fieldManager: 'atoll-install',
+  });
+  await client.apply(
+    ValidatingWebhookConfigurations,
+    { metadata: { name: VALIDATING_WEBHOOK }, webhooks: [] } as never,
+    { fieldManager: 'atoll-install' },
+  );
 }
 
 /**
@@ -29,7 +44,10 @@ export async function precreateWebhookConfigurations(client: KubeClient): Promis
  * the API server calls the webhook by URL, and ports are picked by the OS
  * (port 0), so any number of instances can run side by side.
  */
-export function loopbackOperatorConfig(overrides: Record<string, string | undefined> = {}, env: Record<string, string | undefined> = {}): OperatorConfig {
+export function loopbackOperatorConfig(
+  overrides: Record<string, string | undefined> = {},
+  env: Record<string, string | undefined> = {},
+): OperatorConfig {
   return loadOperatorConfig(env, {
     ATOLL_NAMESPACE: OPERATOR_NAMESPACE,
     ATOLL_WEBHOOK_HOST: '127.0.0.1',

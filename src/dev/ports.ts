@@ -14,7 +14,12 @@ export function freePort(host = '127.0.0.1'): Promise<number> {
 }
 
 /** Polls `check` until it resolves true or the deadline passes. */
-export async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 60_000, intervalMs = 100): Promise<void> {
+export async function waitFor(
+  what: string,
+  check: () => Promise<boolean>,
+  timeoutMs = 60_000,
+  intervalMs = 100,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {

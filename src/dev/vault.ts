@@ -21,7 +21,12 @@ export interface VaultServer {
   /** An authenticated call to Vault's HTTP API as root (or `token`); throws on a non-2xx answer. */
   api<T = Record<string, unknown>>(method: string, apiPath: string, body?: unknown, token?: string): Promise<T>;
   /** A call that returns Vault's status and `errors` instead of throwing (for asserting refusals). */
-  raw(method: string, apiPath: string, body?: unknown, token?: string): Promise<{ status: number; body: { data?: Record<string, unknown>; errors?: string[] } }>;
+  raw(
+    method: string,
+    apiPath: string,
+    body?: unknown,
+    token?: string,
+  ): Promise<{ status: number; body: { data?: Record<string, unknown>; errors?: string[] } }>;
   /** Freezes the server (SIGSTOP): connections hang, as in a network partition; state is kept. */
   pause(): void;
   /** Thaws it (SIGCONT). */
@@ -53,7 +58,9 @@ export function vaultBinary(opts: { build?: boolean } = {}): string {
   const binary = path.join(cache, 'bin', `vault-v${pinnedVersions().VAULT_VERSION}`, 'vault');
   if (existsSync(binary)) return binary;
   if (opts.build === false) throw new Error('the vault binary is missing: run `bash hack/build-vault.sh`');
-  const r = spawnSync('bash', [path.join(packageRoot(), 'hack', 'build-vault.sh')], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const r = spawnSync('bash', [path.join(packageRoot(), 'hack', 'build-vault.sh')], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
   if (r.status !== 0 || !existsSync(binary)) throw new Error('building vault failed (see output above)');
   return binary;
 }
@@ -80,7 +87,15 @@ export async function startVault(opts: { mode?: 'dev' | 'persistent' } = {}): Pr
 
   let args: string[];
   if (mode === 'dev') {
-    args = ['server', '-dev', `-dev-listen-address=127.0.0.1:${port}`, `-dev-root-token-id=${rootToken}`, '-dev-tls', `-dev-tls-cert-dir=${dir}`, '-dev-no-store-token'];
+    args = [
+      'server',
+      '-dev',
+      `-dev-listen-address=127.0.0.1:${port}`,
+      `-dev-root-token-id=${rootToken}`,
+      '-dev-tls',
+      `-dev-tls-cert-dir=${dir}`,
+      '-dev-no-store-token',
+    ];
   } else {
     mkdirSync(path.join(dir, 'data'));
     writeFileSync(
@@ -103,17 +118,24 @@ export async function startVault(opts: { mode?: 'dev' | 'persistent' } = {}): Pr
       signal: AbortSignal.timeout(10_000),
     });
     const text = await res.body.text();
-    return { status: res.statusCode, body: text ? (JSON.parse(text) as { data?: Record<string, unknown>; errors?: string[] }) : {} };
+    return {
+      status: res.statusCode,
+      body: text ? (JSON.parse(text) as { data?: Record<string, unknown>; errors?: string[] }) : {},
+    };
   };
-  const api: VaultServer['api'] = async <T,>(method: string, apiPath: string, body?: unknown, token?: string) => {
+  const api: VaultServer['api'] = async <T>(method: string, apiPath: string, body?: unknown, token?: string) => {
     const res = await raw(method, apiPath, body, token);
-    if (res.status < 200 || res.status >= 300) throw new Error(`vault ${method} ${apiPath}: ${res.status} ${(res.body.errors ?? []).join('; ')}`);
+    if (res.status < 200 || res.status >= 300)
+      throw new Error(`vault ${method} ${apiPath}: ${res.status} ${(res.body.errors ?? []).join('; ')}`);
     return res.body as T;
   };
 
   const start = async () => {
     stdout = '';
-    child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, HOME: dir, VAULT_ADDR: address } });
+    child = spawn(binary, args, {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, HOME: dir, VAULT_ADDR: address },
+    });
     // The dev banner (with the unseal key) goes to stderr; keep both streams' start for it.
     child.stdout?.on('data', (c: Buffer) => (stdout = (stdout + c.toString()).slice(0, 50_000)));
     child.stderr?.on('data', (c: Buffer) => {
@@ -122,7 +144,8 @@ export async function startVault(opts: { mode?: 'dev' | 'persistent' } = {}): Pr
     });
     const deadline = Date.now() + STARTUP_TIMEOUT_MS;
     for (;;) {
-      if (child.exitCode !== null) throw new Error(`vault exited: ${stderrTail.trim().split('\n').slice(-3).join(' | ')}`);
+      if (child.exitCode !== null)
+        throw new Error(`vault exited: ${stderrTail.trim().split('\n').slice(-3).join(' | ')}`);
       if (Date.now() > deadline) throw new Error('vault did not answer in time');
       if (mode === 'dev' && !trustsDevCa && existsSync(path.join(dir, 'vault-ca.pem'))) {
         await agent.close();
@@ -130,7 +153,10 @@ export async function startVault(opts: { mode?: 'dev' | 'persistent' } = {}): Pr
         trustsDevCa = true;
       }
       // Dev mode: the health endpoint answers 200 only once Transit and friends are mounted.
-      const status = await raw('GET', 'sys/health?standbyok=true&sealedcode=299&uninitcode=298').then((r) => r.status, () => 0);
+      const status = await raw('GET', 'sys/health?standbyok=true&sealedcode=299&uninitcode=298').then(
+        (r) => r.status,
+        () => 0,
+      );
       if (status === 200 || (mode === 'persistent' && (status === 298 || status === 299))) break;
       await new Promise((r) => setTimeout(r, 100));
     }
@@ -158,7 +184,12 @@ export async function startVault(opts: { mode?: 'dev' | 'persistent' } = {}): Pr
   try {
     await start();
     if (mode === 'persistent') {
-      const init = await api<{ keys_base64: string[]; root_token: string }>('PUT', 'sys/init', { secret_shares: 1, secret_threshold: 1 }, '');
+      const init = await api<{ keys_base64: string[]; root_token: string }>(
+        'PUT',
+        'sys/init',
+        { secret_shares: 1, secret_threshold: 1 },
+        '',
+      );
       unsealKey = init.keys_base64[0]!;
       rootToken = init.root_token;
       await unseal();
@@ -203,17 +234,27 @@ export async function startVault(opts: { mode?: 'dev' | 'persistent' } = {}): Pr
 
 async function waitActive(raw: VaultServer['raw']): Promise<void> {
   const deadline = Date.now() + STARTUP_TIMEOUT_MS;
-  while ((await raw('GET', 'sys/health').then((r) => r.status, () => 0)) !== 200) {
+  while (
+    (await raw('GET', 'sys/health').then(
+      (r) => r.status,
+      () => 0,
+    )) !== 200
+  ) {
     if (Date.now() > deadline) throw new Error('vault did not become active after unseal');
     await new Promise((r) => setTimeout(r, 100));
   }
 }
 
 /** Mounts Transit at `mount` (if needed) and creates a derived AES-256-GCM key. */
-export async function createTransitKey(vault: VaultServer, key: string, opts: { mount?: string; derived?: boolean } = {}): Promise<string> {
+export async function createTransitKey(
+  vault: VaultServer,
+  key: string,
+  opts: { mount?: string; derived?: boolean } = {},
+): Promise<string> {
   const mount = opts.mount ?? 'transit';
   const mounts = await vault.api<Record<string, unknown>>('GET', 'sys/mounts');
-  if (!(`${mount}/` in ((mounts.data as Record<string, unknown> | undefined) ?? mounts))) await vault.api('POST', `sys/mounts/${mount}`, { type: 'transit' });
+  if (!(`${mount}/` in ((mounts.data as Record<string, unknown> | undefined) ?? mounts)))
+    await vault.api('POST', `sys/mounts/${mount}`, { type: 'transit' });
   await vault.api('POST', `${mount}/keys/${key}`, { type: 'aes256-gcm96', derived: opts.derived ?? true });
   return `${mount}/keys/${key}`;
 }
@@ -226,26 +267,48 @@ export async function createTransitKey(vault: VaultServer, key: string, opts: { 
  */
 export function transitPolicy(keyId: string, component: 'controller' | 'gateway' | 'rewrap' = 'controller'): string {
   const [mount, key] = keyId.split('/keys/') as [string, string];
-  const endpoints = { controller: ['datakey/plaintext', 'decrypt'], gateway: ['decrypt'], rewrap: ['rewrap'] }[component];
+  const endpoints = { controller: ['datakey/plaintext', 'decrypt'], gateway: ['decrypt'], rewrap: ['rewrap'] }[
+    component
+  ];
   return endpoints.map((e) => `path "${mount}/${e}/${key}" {\n  capabilities = ["update"]\n}\n`).join('');
 }
 
 /** Writes a policy and returns a token holding only it (written to a fresh file for token auth). */
-export async function tokenWithPolicy(vault: VaultServer, policy: string, hcl: string, opts: { ttl?: string } = {}): Promise<{ token: string; file: string }> {
+export async function tokenWithPolicy(
+  vault: VaultServer,
+  policy: string,
+  hcl: string,
+  opts: { ttl?: string } = {},
+): Promise<{ token: string; file: string }> {
   await vault.api('PUT', `sys/policies/acl/${policy}`, { policy: hcl });
-  const out = await vault.api<{ auth: { client_token: string } }>('POST', 'auth/token/create', { policies: [policy], no_default_policy: true, ttl: opts.ttl ?? '1h' });
+  const out = await vault.api<{ auth: { client_token: string } }>('POST', 'auth/token/create', {
+    policies: [policy],
+    no_default_policy: true,
+    ttl: opts.ttl ?? '1h',
+  });
   const file = path.join(mkdtempSync(path.join(tmpdir(), 'atoll-vault-token-')), 'token');
   writeFileSync(file, out.auth.client_token, { mode: 0o600 });
   return { token: out.auth.client_token, file };
 }
 
 /** A ServiceAccount token from the real TokenRequest API, with `audience`, written to a fresh file. */
-export async function serviceAccountTokenFile(client: KubeClient, namespace: string, name: string, audience: string, expirationSeconds = 3600, file?: string): Promise<string> {
-  const review = await client.request<{ status: { token: string } }>('POST', `/api/v1/namespaces/${namespace}/serviceaccounts/${name}/token`, {
-    apiVersion: 'authentication.k8s.io/v1',
-    kind: 'TokenRequest',
-    spec: { audiences: [audience], expirationSeconds },
-  });
+export async function serviceAccountTokenFile(
+  client: KubeClient,
+  namespace: string,
+  name: string,
+  audience: string,
+  expirationSeconds = 3600,
+  file?: string,
+): Promise<string> {
+  const review = await client.request<{ status: { token: string } }>(
+    'POST',
+    `/api/v1/namespaces/${namespace}/serviceaccounts/${name}/token`,
+    {
+      apiVersion: 'authentication.k8s.io/v1',
+      kind: 'TokenRequest',
+      spec: { audiences: [audience], expirationSeconds },
+    },
+  );
   const target = file ?? path.join(mkdtempSync(path.join(tmpdir(), 'atoll-sa-token-')), 'token');
   writeFileSync(target, review.status.token, { mode: 0o600 });
   return target;
@@ -257,7 +320,11 @@ export async function serviceAccountTokenFile(client: KubeClient, namespace: str
  * system:auth-delegator (so Vault may call TokenReview), the API server's
  * URL and CA, and no local-pod JWT.
  */
-export async function enableKubernetesAuth(vault: VaultServer, client: KubeClient, apiServer: { url: string; caPem: string }): Promise<void> {
+export async function enableKubernetesAuth(
+  vault: VaultServer,
+  client: KubeClient,
+  apiServer: { url: string; caPem: string },
+): Promise<void> {
   const ns = 'vault-auth';
   await client.apply(Namespaces, { metadata: { name: ns } });
   await client.apply(ServiceAccounts, { metadata: { name: 'vault-token-reviewer', namespace: ns } });
@@ -266,13 +333,25 @@ export async function enableKubernetesAuth(vault: VaultServer, client: KubeClien
     roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'system:auth-delegator' },
     subjects: [{ kind: 'ServiceAccount', name: 'vault-token-reviewer', namespace: ns }],
   } as never);
-  const reviewer = readFileSync(await serviceAccountTokenFile(client, ns, 'vault-token-reviewer', SERVICE_ACCOUNT_ISSUER, 24 * 3600), 'utf8');
+  const reviewer = readFileSync(
+    await serviceAccountTokenFile(client, ns, 'vault-token-reviewer', SERVICE_ACCOUNT_ISSUER, 24 * 3600),
+    'utf8',
+  );
   await vault.api('POST', 'sys/auth/kubernetes', { type: 'kubernetes' });
-  await vault.api('POST', 'auth/kubernetes/config', { kubernetes_host: apiServer.url, kubernetes_ca_cert: apiServer.caPem, token_reviewer_jwt: reviewer, disable_local_ca_jwt: true });
+  await vault.api('POST', 'auth/kubernetes/config', {
+    kubernetes_host: apiServer.url,
+    kubernetes_ca_cert: apiServer.caPem,
+    token_reviewer_jwt: reviewer,
+    disable_local_ca_jwt: true,
+  });
 }
 
 /** A Kubernetes auth role: this ServiceAccount, this audience, these policies. */
-export async function kubernetesRole(vault: VaultServer, role: string, opts: { namespace: string; serviceAccount: string; audience: string; policies: string[]; ttl?: string }): Promise<void> {
+export async function kubernetesRole(
+  vault: VaultServer,
+  role: string,
+  opts: { namespace: string; serviceAccount: string; audience: string; policies: string[]; ttl?: string },
+): Promise<void> {
   await vault.api('POST', `auth/kubernetes/role/${role}`, {
     bound_service_account_names: [opts.serviceAccount],
     bound_service_account_namespaces: [opts.namespace],

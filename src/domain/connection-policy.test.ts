@@ -47,7 +47,9 @@ describe('checkPlaintext', () => {
   });
 
   it('json accepts an object and refuses the rest, without echoing it', () => {
-    expect(checkPlaintext('key', JSON.stringify({ type: 'service_account', private_key: ca.keyPem }, null, 2), 'json')).toBeUndefined();
+    expect(
+      checkPlaintext('key', JSON.stringify({ type: 'service_account', private_key: ca.keyPem }, null, 2), 'json'),
+    ).toBeUndefined();
     const broken = '{"type": "service_account", "private_key": "s3cr3t"';
     expect(checkPlaintext('key', broken, 'json')).toMatch(/is not valid JSON/);
     expect(checkPlaintext('key', broken, 'json')).not.toContain('s3cr3t');

@@ -24,42 +24,76 @@ export function checkConnection(
 ): PolicyProblem[] {
   const ns = conn.metadata.namespace;
   if (!ws) {
-    return [{ reason: Reason.WorkspaceNotFound, field: 'metadata.namespace', message: `namespace ${ns} has no Workspace, so it cannot hold connections; ask your platform team to create a Workspace in it` }];
+    return [
+      {
+        reason: Reason.WorkspaceNotFound,
+        field: 'metadata.namespace',
+        message: `namespace ${ns} has no Workspace, so it cannot hold connections; ask your platform team to create a Workspace in it`,
+      },
+    ];
   }
   const typeName = conn.spec?.type;
   if (!type) {
-    return [{ reason: Reason.TypeNotFound, field: 'spec.type', message: `IntegrationType "${typeName}" does not exist; list the available ones with kubectl get integrationtypes` }];
+    return [
+      {
+        reason: Reason.TypeNotFound,
+        field: 'spec.type',
+        message: `IntegrationType "${typeName}" does not exist; list the available ones with kubectl get integrationtypes`,
+      },
+    ];
   }
   const problems: PolicyProblem[] = [];
   const allowed = ws.spec?.policy?.allowedTypes ?? [];
   if (allowed.length > 0 && !allowed.includes(typeName)) {
-    problems.push({ reason: Reason.TypeNotAllowed, field: 'spec.type', message: `type "${typeName}" is not allowed in workspace ${ws.metadata.name} (its spec.policy.allowedTypes lists: ${allowed.join(', ')}); use one of those or ask your platform team to add it` });
+    problems.push({
+      reason: Reason.TypeNotAllowed,
+      field: 'spec.type',
+      message: `type "${typeName}" is not allowed in workspace ${ws.metadata.name} (its spec.policy.allowedTypes lists: ${allowed.join(', ')}); use one of those or ask your platform team to add it`,
+    });
   }
   // spec.policy.maxConnections is not counted here: a count from a cache lets a
   // parallel burst through. The Workspace reconciler keeps ResourceQuota
   // atoll-connections, which the API server enforces exactly.
   const settings = validateSettings(type, conn.spec?.settings ?? {});
   if (!settings.ok) {
-    for (const e of settings.errors) problems.push({ reason: Reason.InvalidSettings, field: e.field, message: `${e.field}: ${e.message}` });
+    for (const e of settings.errors)
+      problems.push({ reason: Reason.InvalidSettings, field: e.field, message: `${e.field}: ${e.message}` });
   }
   for (const [path, value] of stringLeaves(conn.spec?.settings ?? {}, 'spec.settings')) {
-    if (CONTROL_CHARS.test(value)) problems.push({ reason: Reason.InvalidSettings, field: path, message: `${path} contains control characters; remove them` });
+    if (CONTROL_CHARS.test(value))
+      problems.push({
+        reason: Reason.InvalidSettings,
+        field: path,
+        message: `${path} contains control characters; remove them`,
+      });
   }
   const declared = new Map((type.spec.credentialFields ?? []).map((f) => [f.name, f]));
   const given = conn.spec?.credentials ?? {};
   for (const [field, source] of Object.entries(given)) {
     const path = `spec.credentials.${field}`;
     if (!declared.has(field)) {
-      problems.push({ reason: Reason.InvalidSettings, field: path, message: `${path}: type "${typeName}" has no credential field "${field}"; its fields are: ${[...declared.keys()].join(', ')}` });
+      problems.push({
+        reason: Reason.InvalidSettings,
+        field: path,
+        message: `${path}: type "${typeName}" has no credential field "${field}"; its fields are: ${[...declared.keys()].join(', ')}`,
+      });
       continue;
     }
     if (source.sealed !== undefined && !looksSealed(source.sealed)) {
-      problems.push({ reason: Reason.CiphertextRejected, field: `${path}.sealed`, message: `${path}.sealed is not an atoll:v1 sealed value; produce one with atoll seal` });
+      problems.push({
+        reason: Reason.CiphertextRejected,
+        field: `${path}.sealed`,
+        message: `${path}.sealed is not an atoll:v1 sealed value; produce one with atoll seal`,
+      });
     }
   }
   for (const [name, f] of declared) {
     if (f.required && !(name in given)) {
-      problems.push({ reason: Reason.CredentialsMissing, field: `spec.credentials.${name}`, message: `spec.credentials.${name} is required by type "${typeName}"; supply it as value, sealed or secretKeyRef` });
+      problems.push({
+        reason: Reason.CredentialsMissing,
+        field: `spec.credentials.${name}`,
+        message: `spec.credentials.${name} is required by type "${typeName}"; supply it as value, sealed or secretKeyRef`,
+      });
     }
   }
   return problems;
@@ -76,12 +110,15 @@ export function checkPlaintext(field: string, value: string, format?: Credential
   const path = `spec.credentials.${field}.value`;
   if (value.length === 0) return `${path} is empty; supply the credential or remove the field`;
   if (value.trim().length === 0) return `${path} is only whitespace; supply the credential or remove the field`;
-  if (Buffer.byteLength(value, 'utf8') > MAX_CREDENTIAL_BYTES) return `${path} is longer than ${MAX_CREDENTIAL_BYTES} bytes`;
+  if (Buffer.byteLength(value, 'utf8') > MAX_CREDENTIAL_BYTES)
+    return `${path} is longer than ${MAX_CREDENTIAL_BYTES} bytes`;
   if (format === undefined) {
-    if (CONTROL_CHARS.test(value)) return `${path} contains control characters (such as a trailing newline); remove them (this field is one line; types declare multi-line fields with format)`;
+    if (CONTROL_CHARS.test(value))
+      return `${path} contains control characters (such as a trailing newline); remove them (this field is one line; types declare multi-line fields with format)`;
     return undefined;
   }
-  if (CONTROL_CHARS_EXCEPT_LINES.test(value)) return `${path} contains control characters other than newlines and tabs; remove them`;
+  if (CONTROL_CHARS_EXCEPT_LINES.test(value))
+    return `${path} contains control characters other than newlines and tabs; remove them`;
   if (format === 'pem') return checkPem(path, value);
   if (format === 'json') return checkJson(path, value);
   return undefined;
@@ -95,13 +132,18 @@ const PEM_BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----\r?\n([\s\S]*?)-----END ([A-Z0-9 
 
 /** One or more well-formed PEM blocks and nothing else (messages describe the shape, never the content). */
 function checkPem(path: string, value: string): string | undefined {
-  const hint = 'expected PEM: "-----BEGIN <LABEL>-----", base64 lines, "-----END <LABEL>-----" (paste the whole file, for example with --field f < key.pem)';
+  const hint =
+    'expected PEM: "-----BEGIN <LABEL>-----", base64 lines, "-----END <LABEL>-----" (paste the whole file, for example with --field f < key.pem)';
   let blocks = 0;
   let rest = value;
   for (const m of value.matchAll(PEM_BLOCK)) {
     if (m[1] !== m[3]) return `${path}: a PEM block begins with one label and ends with another; ${hint}`;
-    const body = m[2]!.split(/\r?\n/).filter((l) => l.trim() !== '' && !l.includes(':')).join('');
-    if (body.replace(/\s/g, '').length === 0 || !/^[A-Za-z0-9+/]+={0,2}$/.test(body.replace(/\s/g, ''))) return `${path}: a PEM block's body is not base64; ${hint}`;
+    const body = m[2]!
+      .split(/\r?\n/)
+      .filter((l) => l.trim() !== '' && !l.includes(':'))
+      .join('');
+    if (body.replace(/\s/g, '').length === 0 || !/^[A-Za-z0-9+/]+={0,2}$/.test(body.replace(/\s/g, '')))
+      return `${path}: a PEM block's body is not base64; ${hint}`;
     blocks++;
     rest = rest.replace(m[0], '');
   }

@@ -34,7 +34,10 @@ export { CREDENTIALS_STATE_ANNOTATION as STATE_ANNOTATION };
 /** The managed Secret's per-field state; an absent or unreadable annotation reads as no state. */
 export function readState(secret: KubeObject | undefined): Record<string, FieldState> {
   try {
-    return JSON.parse(secret?.metadata?.annotations?.[CREDENTIALS_STATE_ANNOTATION] ?? '{}') as Record<string, FieldState>;
+    return JSON.parse(secret?.metadata?.annotations?.[CREDENTIALS_STATE_ANNOTATION] ?? '{}') as Record<
+      string,
+      FieldState
+    >;
   } catch {
     return {};
   }

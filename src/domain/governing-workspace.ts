@@ -16,7 +16,10 @@ export function governingWorkspace<T extends KubeObject>(workspaces: readonly T[
 }
 
 /** The Workspace governing `namespace` among those `ctx.workspaces` lists. */
-export function workspaceOf(ctx: { workspaces: WorkspaceLister }, namespace: string): (Workspace & KubeObject) | undefined {
+export function workspaceOf(
+  ctx: { workspaces: WorkspaceLister },
+  namespace: string,
+): (Workspace & KubeObject) | undefined {
   return governingWorkspace(ctx.workspaces.list(namespace));
 }
 

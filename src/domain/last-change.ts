@@ -28,8 +28,19 @@ export function parseLastChange(annotations: Record<string, string> | undefined)
   if (text === undefined) return undefined;
   try {
     const v = JSON.parse(text) as Partial<LastChange>;
-    if (typeof v.user !== 'string' || typeof v.at !== 'string' || !Array.isArray(v.changed) || (v.operation !== 'CREATE' && v.operation !== 'UPDATE')) return undefined;
-    return { user: v.user, at: v.at, operation: v.operation, changed: v.changed.filter((f): f is string => typeof f === 'string').slice(0, MAX_FIELDS) };
+    if (
+      typeof v.user !== 'string' ||
+      typeof v.at !== 'string' ||
+      !Array.isArray(v.changed) ||
+      (v.operation !== 'CREATE' && v.operation !== 'UPDATE')
+    )
+      return undefined;
+    return {
+      user: v.user,
+      at: v.at,
+      operation: v.operation,
+      changed: v.changed.filter((f): f is string => typeof f === 'string').slice(0, MAX_FIELDS),
+    };
   } catch {
     return undefined;
   }
@@ -64,7 +75,8 @@ export function auditGroups(change: LastChange): Array<{ reason: string; verb: s
   for (const field of change.changed) {
     if (field.startsWith('spec.credentials.')) add(AuditReason.CredentialsRotated, 'credentials rotated', field);
     else if (field.startsWith('spec.settings')) add(AuditReason.SettingsChanged, 'settings changed', field);
-    else if (field === `metadata.annotations.${TEST_REQUESTED_AT_ANNOTATION}`) add(AuditReason.TestRequested, 'test requested', field);
+    else if (field === `metadata.annotations.${TEST_REQUESTED_AT_ANNOTATION}`)
+      add(AuditReason.TestRequested, 'test requested', field);
     else if (field === ALLOW_DELETE) add(AuditReason.DeleteAllowed, 'delete protection lifted', field);
     else if (/rebind|confirm/.test(field)) add(AuditReason.Rebound, 'destination re-confirmed', field);
     else add(AuditReason.SpecChanged, 'changed', field);

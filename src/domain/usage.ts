@@ -76,7 +76,12 @@ export function combineDeltas(a: UsageDelta, b: UsageDelta): UsageDelta {
 
 function recordUseAt(out: UsageDelta, c: ConsumerDelta, hour: string, n: number): void {
   const key = consumerKey(c.serviceAccount, c.via);
-  const entry = (out[key] ??= { serviceAccount: c.serviceAccount, via: c.via, lastUsedAtMs: c.lastUsedAtMs, requestsByHour: {} });
+  const entry = (out[key] ??= {
+    serviceAccount: c.serviceAccount,
+    via: c.via,
+    lastUsedAtMs: c.lastUsedAtMs,
+    requestsByHour: {},
+  });
   entry.requestsByHour[hour] = (entry.requestsByHour[hour] ?? 0) + n;
 }
 
@@ -115,13 +120,19 @@ export function mergeUsage(stored: ConnectionUsage | undefined, input: MergeInpu
   const { nowMs } = input;
   const oldest = hourKey(nowMs - (WINDOW_HOURS - 1) * HOUR_MS);
   const consumers = new Map<string, UsageConsumer>();
-  for (const c of stored?.consumers ?? []) consumers.set(consumerKey(c.serviceAccount, c.via), { ...c, requestsByHour: { ...(c.requestsByHour ?? {}) } });
+  for (const c of stored?.consumers ?? [])
+    consumers.set(consumerKey(c.serviceAccount, c.via), { ...c, requestsByHour: { ...(c.requestsByHour ?? {}) } });
   const totalsByHour: Record<string, number> = { ...(stored?.totals?.requestsByHour ?? {}) };
   let requests = stored?.totals?.requests ?? 0;
 
   for (const d of Object.values(input.delta)) {
     const key = consumerKey(d.serviceAccount, d.via);
-    const c = consumers.get(key) ?? { serviceAccount: d.serviceAccount, via: d.via, lastUsedAt: rfc3339(d.lastUsedAtMs), requestsByHour: {} };
+    const c = consumers.get(key) ?? {
+      serviceAccount: d.serviceAccount,
+      via: d.via,
+      lastUsedAt: rfc3339(d.lastUsedAtMs),
+      requestsByHour: {},
+    };
     c.lastUsedAt = rfc3339(Math.max(Date.parse(c.lastUsedAt) || 0, d.lastUsedAtMs));
     for (const [hour, n] of Object.entries(d.requestsByHour)) {
       requests += n;
@@ -136,20 +147,38 @@ export function mergeUsage(stored: ConnectionUsage | undefined, input: MergeInpu
       const byHour = recentHours(c.requestsByHour ?? {}, oldest);
       return { ...c, requests24h: sum(byHour), requestsByHour: byHour };
     })
-    .sort((a, b) => Date.parse(b.lastUsedAt) - Date.parse(a.lastUsedAt) || a.serviceAccount.localeCompare(b.serviceAccount) || a.via.localeCompare(b.via))
+    .sort(
+      (a, b) =>
+        Date.parse(b.lastUsedAt) - Date.parse(a.lastUsedAt) ||
+        a.serviceAccount.localeCompare(b.serviceAccount) ||
+        a.via.localeCompare(b.via),
+    )
     .slice(0, MAX_CONSUMERS);
   const totalsRecent = recentHours(totalsByHour, oldest);
-  const lastUsedMs = Math.max(Date.parse(stored?.lastUsedAt ?? '') || 0, ...Object.values(input.delta).map((d) => d.lastUsedAtMs));
+  const lastUsedMs = Math.max(
+    Date.parse(stored?.lastUsedAt ?? '') || 0,
+    ...Object.values(input.delta).map((d) => d.lastUsedAtMs),
+  );
 
-  const streams: UsageActiveStream[] = (stored?.activeStreams ?? []).filter((s) => s.replica !== input.replica && Date.parse(s.expiresAt) > nowMs);
+  const streams: UsageActiveStream[] = (stored?.activeStreams ?? []).filter(
+    (s) => s.replica !== input.replica && Date.parse(s.expiresAt) > nowMs,
+  );
   for (const [serviceAccount, n] of Object.entries(input.streams)) {
-    if (n > 0) streams.push({ replica: input.replica, serviceAccount, streams: n, expiresAt: rfc3339(nowMs + input.streamTtlMs) });
+    if (n > 0)
+      streams.push({
+        replica: input.replica,
+        serviceAccount,
+        streams: n,
+        expiresAt: rfc3339(nowMs + input.streamTtlMs),
+      });
   }
   streams.sort((a, b) => Date.parse(b.expiresAt) - Date.parse(a.expiresAt));
 
   const replicas = [
     { name: input.replica, sequence: input.sequence, flushedAt: new Date(nowMs).toISOString() },
-    ...(stored?.replicas ?? []).filter((r) => r.name !== input.replica && (Date.parse(r.flushedAt ?? '') || 0) > nowMs - WINDOW_HOURS * HOUR_MS),
+    ...(stored?.replicas ?? []).filter(
+      (r) => r.name !== input.replica && (Date.parse(r.flushedAt ?? '') || 0) > nowMs - WINDOW_HOURS * HOUR_MS,
+    ),
   ].slice(0, MAX_REPLICAS);
 
   return {
@@ -162,7 +191,11 @@ export function mergeUsage(stored: ConnectionUsage | undefined, input: MergeInpu
 }
 
 function recentHours(byHour: Record<string, number>, oldest: string): Record<string, number> {
-  return Object.fromEntries(Object.entries(byHour).filter(([hour]) => hour >= oldest).sort(([a], [b]) => a.localeCompare(b)));
+  return Object.fromEntries(
+    Object.entries(byHour)
+      .filter(([hour]) => hour >= oldest)
+      .sort(([a], [b]) => a.localeCompare(b)),
+  );
 }
 
 function sum(byHour: Record<string, number>): number {
@@ -177,8 +210,15 @@ export interface ActiveUse {
 
 /** The uses that protect a connection from deletion; empty lists mean it may go. */
 export function activeUse(usage: ConnectionUsage | undefined, nowMs: number, windowMs: number): ActiveUse {
-  const recent = windowMs > 0 ? (usage?.consumers ?? []).filter((c) => (Date.parse(c.lastUsedAt) || 0) > nowMs - windowMs) : [];
-  const streaming = [...new Set((usage?.activeStreams ?? []).filter((s) => s.streams > 0 && Date.parse(s.expiresAt) > nowMs).map((s) => s.serviceAccount))].sort();
+  const recent =
+    windowMs > 0 ? (usage?.consumers ?? []).filter((c) => (Date.parse(c.lastUsedAt) || 0) > nowMs - windowMs) : [];
+  const streaming = [
+    ...new Set(
+      (usage?.activeStreams ?? [])
+        .filter((s) => s.streams > 0 && Date.parse(s.expiresAt) > nowMs)
+        .map((s) => s.serviceAccount),
+    ),
+  ].sort();
   return { recent, streaming };
 }
 
@@ -192,7 +232,10 @@ export function inUse(use: ActiveUse): boolean {
  * care about use skip it, so a gateway flush every minute per connection
  * does not wake them.
  */
-export function onlyUsageChanged(obj: { metadata?: object; status?: object }, old?: { metadata?: object; status?: object }): boolean {
+export function onlyUsageChanged(
+  obj: { metadata?: object; status?: object },
+  old?: { metadata?: object; status?: object },
+): boolean {
   if (old === undefined) return false;
   const strip = (o: { metadata?: object; status?: object }) => {
     const { resourceVersion: _rv, managedFields: _mf, ...metadata } = (o.metadata ?? {}) as Record<string, unknown>;

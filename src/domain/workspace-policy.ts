@@ -17,7 +17,9 @@ export function checkWorkspace(ws: Workspace): string[] {
     }
     const base = cidr.split('/')[0]!;
     if (checkAddress(base, { allowCIDRs: [] }).allowed) {
-      problems.push(`${path}: ${cidr} is a public range; egress policy only opens private or loopback ranges (public addresses are always allowed)`);
+      problems.push(
+        `${path}: ${cidr} is a public range; egress policy only opens private or loopback ranges (public addresses are always allowed)`,
+      );
     } else if (!checkAddress(base, { allowCIDRs: [cidr] }).allowed) {
       problems.push(`${path}: ${cidr} covers link-local or metadata addresses, which are never allowed`);
     }

@@ -11,7 +11,11 @@ import { sourceKey } from './source-limiter.js';
  * connection is looked up in the caller's own namespace and nowhere else,
  * whatever RBAC grants elsewhere.
  */
-export async function authenticate(ctx: GatewayContext, req: http.IncomingMessage, entry: AccessEntry): Promise<{ caller: Caller; token: string }> {
+export async function authenticate(
+  ctx: GatewayContext,
+  req: http.IncomingMessage,
+  entry: AccessEntry,
+): Promise<{ caller: Caller; token: string }> {
   const token = bearerToken(req.headers.authorization);
   if (token === undefined) throw unauthorized(GatewayErrorMessage.missingToken);
   const caller = await ctx.authorizer.authenticate(token, sourceKey(req.socket.remoteAddress));
@@ -34,10 +38,12 @@ export async function authorizeConnection(ctx: GatewayContext, caller: Caller, n
 export async function authorizeFiles(ctx: GatewayContext, caller: Caller, connection: string): Promise<void> {
   const conn = await authorizeConnection(ctx, caller, connection, 'read-credentials');
   const type = ctx.directory.integrationType(conn.spec?.type ?? '');
-  if (!deliveries(type?.spec?.delivery).includes('files')) throw deliveryNotAllowed(GatewayErrorMessage.filesNotAllowedByType);
+  if (!deliveries(type?.spec?.delivery).includes('files'))
+    throw deliveryNotAllowed(GatewayErrorMessage.filesNotAllowedByType);
   const workspace = ctx.directory.workspace(caller.namespace);
   if (workspace === undefined) throw notReady(GatewayErrorMessage.noWorkspace);
-  if (workspace.spec?.policy?.delivery?.files === false) throw deliveryNotAllowed(GatewayErrorMessage.filesNotAllowedByWorkspace);
+  if (workspace.spec?.policy?.delivery?.files === false)
+    throw deliveryNotAllowed(GatewayErrorMessage.filesNotAllowedByWorkspace);
 }
 
 /** A type's allowed deliveries; the CRD defaults an unset list to proxy only. */

@@ -45,11 +45,16 @@ export interface AgentOptions {
 export const AgentErrorMessage = {
   invalidConnection: 'connection names must be DNS labels (lower-case letters, digits and -)',
   noConnections: 'at least one connection must be given',
-  unauthorized: 'the gateway rejected the token (HTTP 401): the token file must hold a projected ServiceAccount token with audience atoll-gateway',
-  forbidden: 'the gateway refused access (HTTP 403): the pod\'s ServiceAccount needs the verb read-credentials on the connection (bind the ClusterRole atoll-connection-reader in this namespace), the connection\'s type must allow files, and the workspace must not forbid file delivery',
-  plaintextGateway: 'the gateway URL is http://: the token and credentials would cross the network unencrypted; use https:// (with --ca-file for a private CA), or pass --insecure-plaintext to accept that',
-  untrustedGateway: 'the gateway\'s TLS certificate is not trusted: pass --ca-file with the CA that issued it (the chart publishes it in Secret atoll-gateway-tls, key ca.crt)',
-  symlink: 'refusing to follow a symbolic link inside the credentials directory (someone planted it there); remove it, and check who can write to the volume',
+  unauthorized:
+    'the gateway rejected the token (HTTP 401): the token file must hold a projected ServiceAccount token with audience atoll-gateway',
+  forbidden:
+    "the gateway refused access (HTTP 403): the pod's ServiceAccount needs the verb read-credentials on the connection (bind the ClusterRole atoll-connection-reader in this namespace), the connection's type must allow files, and the workspace must not forbid file delivery",
+  plaintextGateway:
+    'the gateway URL is http://: the token and credentials would cross the network unencrypted; use https:// (with --ca-file for a private CA), or pass --insecure-plaintext to accept that',
+  untrustedGateway:
+    "the gateway's TLS certificate is not trusted: pass --ca-file with the CA that issued it (the chart publishes it in Secret atoll-gateway-tls, key ca.crt)",
+  symlink:
+    'refusing to follow a symbolic link inside the credentials directory (someone planted it there); remove it, and check who can write to the volume',
 } as const;
 
 /**
@@ -59,8 +64,15 @@ export const AgentErrorMessage = {
  */
 export class AgentFatalError extends Error {
   /** `reason` is the gateway's own error message (constant text naming the missing permission or policy). */
-  constructor(message: (typeof AgentErrorMessage)[keyof typeof AgentErrorMessage], readonly connection?: string, readonly status?: number, readonly reason?: string) {
-    super(`${message}${connection === undefined ? '' : ` (connection ${connection})`}${reason === undefined ? '' : `: the gateway says: ${reason}`}`);
+  constructor(
+    message: (typeof AgentErrorMessage)[keyof typeof AgentErrorMessage],
+    readonly connection?: string,
+    readonly status?: number,
+    readonly reason?: string,
+  ) {
+    super(
+      `${message}${connection === undefined ? '' : ` (connection ${connection})`}${reason === undefined ? '' : `: the gateway says: ${reason}`}`,
+    );
     this.name = 'AgentFatalError';
   }
 }
@@ -87,7 +99,8 @@ export async function runAgent(opts: AgentOptions): Promise<void> {
   for (const name of opts.connections) {
     if (!CONNECTION_NAME.test(name)) throw new AgentFatalError(AgentErrorMessage.invalidConnection);
   }
-  if (new URL(opts.gatewayURL).protocol !== 'https:' && opts.insecurePlaintext !== true) throw new AgentFatalError(AgentErrorMessage.plaintextGateway);
+  if (new URL(opts.gatewayURL).protocol !== 'https:' && opts.insecurePlaintext !== true)
+    throw new AgentFatalError(AgentErrorMessage.plaintextGateway);
   const stop = new AbortController();
   const onOuterAbort = (): void => stop.abort();
   opts.signal?.addEventListener('abort', onOuterAbort, { once: true });
@@ -121,7 +134,13 @@ async function followConnection(opts: AgentOptions, connection: string, outer: A
   }
 }
 
-async function followUntilAborted(opts: AgentOptions, connection: string, signal: AbortSignal, log: Logger, onWritten: () => void): Promise<void> {
+async function followUntilAborted(
+  opts: AgentOptions,
+  connection: string,
+  signal: AbortSignal,
+  log: Logger,
+  onWritten: () => void,
+): Promise<void> {
   const initialMs = opts.backoff?.initialMs ?? 500;
   const maxMs = opts.backoff?.maxMs ?? 8_000;
   let delay = initialMs;
@@ -137,7 +156,14 @@ async function followUntilAborted(opts: AgentOptions, connection: string, signal
       // A certificate that does not verify is configuration, not weather: retrying cannot fix it.
       if (isCertificateError(err)) throw new AgentFatalError(AgentErrorMessage.untrustedGateway, connection);
       if (signal.aborted) return;
-      log.warn({ status: err instanceof StreamClosed ? err.status : undefined, gateway: opts.gatewayURL, error: describeError(err) }, `credentials stream for connection ${connection} interrupted, reconnecting`);
+      log.warn(
+        {
+          status: err instanceof StreamClosed ? err.status : undefined,
+          gateway: opts.gatewayURL,
+          error: describeError(err),
+        },
+        `credentials stream for connection ${connection} interrupted, reconnecting`,
+      );
     }
     if (received) delay = initialMs;
     await sleep(delay * (0.8 + Math.random() * 0.4), signal);
@@ -146,14 +172,29 @@ async function followUntilAborted(opts: AgentOptions, connection: string, signal
 }
 
 /** One subscription: resolves or rejects when the stream ends; `onEvent` marks progress (resets backoff). */
-async function subscribe(opts: AgentOptions, connection: string, signal: AbortSignal, log: Logger, onEvent: () => void): Promise<void> {
-  const token = await readFile(opts.tokenFile, 'utf8').then((t) => t.trim(), (err: NodeJS.ErrnoException) => {
-    // Retried (the kubelet may not have projected it yet), but the log says which file.
-    log.error({ tokenFile: opts.tokenFile, code: err.code }, `cannot read the ServiceAccount token file ${opts.tokenFile} (a projected token with audience atoll-gateway)`);
-    throw err;
-  });
+async function subscribe(
+  opts: AgentOptions,
+  connection: string,
+  signal: AbortSignal,
+  log: Logger,
+  onEvent: () => void,
+): Promise<void> {
+  const token = await readFile(opts.tokenFile, 'utf8').then(
+    (t) => t.trim(),
+    (err: NodeJS.ErrnoException) => {
+      // Retried (the kubelet may not have projected it yet), but the log says which file.
+      log.error(
+        { tokenFile: opts.tokenFile, code: err.code },
+        `cannot read the ServiceAccount token file ${opts.tokenFile} (a projected token with audience atoll-gateway)`,
+      );
+      throw err;
+    },
+  );
   const ca = opts.caFile === undefined ? undefined : await readFile(opts.caFile, 'utf8');
-  const url = new URL(`v1/connections/${connection}/credentials?watch=1`, opts.gatewayURL.endsWith('/') ? opts.gatewayURL : `${opts.gatewayURL}/`);
+  const url = new URL(
+    `v1/connections/${connection}/credentials?watch=1`,
+    opts.gatewayURL.endsWith('/') ? opts.gatewayURL : `${opts.gatewayURL}/`,
+  );
   const lib = url.protocol === 'https:' ? https : http;
   const idleTimeoutMs = opts.idleTimeoutMs ?? 60_000;
 
@@ -171,7 +212,9 @@ async function subscribe(opts: AgentOptions, connection: string, signal: AbortSi
       if (status !== 200 && status !== 403) res.resume();
       if (status === 401) return reject(new AgentFatalError(AgentErrorMessage.unauthorized, connection, status));
       if (status === 403) {
-        void gatewayReason(res).then((reason) => reject(new AgentFatalError(AgentErrorMessage.forbidden, connection, status, reason)));
+        void gatewayReason(res).then((reason) =>
+          reject(new AgentFatalError(AgentErrorMessage.forbidden, connection, status, reason)),
+        );
         return;
       }
       if (status !== 200) return reject(new StreamClosed(status));
@@ -181,21 +224,29 @@ async function subscribe(opts: AgentOptions, connection: string, signal: AbortSi
       res.on('data', (chunk: string) => {
         for (const event of parser.push(chunk)) {
           if (event.event !== CREDENTIALS_EVENT) continue;
-          writing = writing.then(async () => {
-            const msg = JSON.parse(event.data) as CredentialsMessage;
-            await writeConnection(opts, connection, msg, log);
-            onEvent();
-            opts.onUpdate?.(connection, msg.revision);
-          }).catch((err: unknown) => {
-            if (err instanceof SymlinkRefused) {
-              log.error({ pathComponent: err.component }, 'refusing to follow a symbolic link in the credentials directory');
-              reject(new AgentFatalError(AgentErrorMessage.symlink, connection));
-              req.destroy();
-              return;
-            }
-            log.error({ dir: opts.dir, error: describeError(err) }, `writing credential files for connection ${connection} under ${opts.dir} failed`);
-            req.destroy(new StreamClosed(undefined));
-          });
+          writing = writing
+            .then(async () => {
+              const msg = JSON.parse(event.data) as CredentialsMessage;
+              await writeConnection(opts, connection, msg, log);
+              onEvent();
+              opts.onUpdate?.(connection, msg.revision);
+            })
+            .catch((err: unknown) => {
+              if (err instanceof SymlinkRefused) {
+                log.error(
+                  { pathComponent: err.component },
+                  'refusing to follow a symbolic link in the credentials directory',
+                );
+                reject(new AgentFatalError(AgentErrorMessage.symlink, connection));
+                req.destroy();
+                return;
+              }
+              log.error(
+                { dir: opts.dir, error: describeError(err) },
+                `writing credential files for connection ${connection} under ${opts.dir} failed`,
+              );
+              req.destroy(new StreamClosed(undefined));
+            });
         }
       });
       const ended = (): void => void writing.then(() => reject(new StreamClosed(status)));
@@ -213,7 +264,12 @@ async function subscribe(opts: AgentOptions, connection: string, signal: AbortSi
  * `<dir>/<connection>` throws SymlinkRefused; one at a field is replaced,
  * never written through).
  */
-async function writeConnection(opts: AgentOptions, connection: string, msg: CredentialsMessage, log: Logger): Promise<void> {
+async function writeConnection(
+  opts: AgentOptions,
+  connection: string,
+  msg: CredentialsMessage,
+  log: Logger,
+): Promise<void> {
   const root = await openConfinedRoot(opts.dir);
   try {
     const target = await openConfinedChild(root, connection, path.join(opts.dir, connection));
@@ -243,7 +299,10 @@ async function syncFields(opts: AgentOptions, dir: string, msg: CredentialsMessa
       written.push(name);
     }
   }
-  log.info({ revision: msg.revision, fields: written }, written.length > 0 ? 'credential files updated' : 'credential files unchanged');
+  log.info(
+    { revision: msg.revision, fields: written },
+    written.length > 0 ? 'credential files updated' : 'credential files unchanged',
+  );
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

@@ -16,7 +16,11 @@ export async function writeFileAtomic(file: string, content: string, mode: numbe
   if (current === content) return false;
   const dir = path.dirname(file);
   const temp = path.join(dir, `.${path.basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
-  const handle = await open(temp, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, mode);
+  const handle = await open(
+    temp,
+    constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW,
+    mode,
+  );
   try {
     await handle.writeFile(content, 'utf8');
     await handle.sync();
@@ -38,7 +42,9 @@ export async function writeFileAtomic(file: string, content: string, mode: numbe
 
 /** The content of `file` if it is a regular file (not a link, FIFO or device), else undefined. */
 async function readRegularFile(file: string): Promise<string | undefined> {
-  const handle = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK).catch(() => undefined);
+  const handle = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK).catch(
+    () => undefined,
+  );
   if (handle === undefined) return undefined;
   try {
     if (!(await handle.stat()).isFile()) return undefined;

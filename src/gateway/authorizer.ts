@@ -2,7 +2,13 @@ import { createHash } from 'node:crypto';
 import type { KubeClient, KubeObject } from '../kube/client.js';
 import { SubjectAccessReviews, TokenReviews } from '../kube/resources.js';
 import { GROUP, EXTERNAL_CONNECTION } from '../api/v1alpha1/index.js';
-import { callerFromTokenReview, GATEWAY_AUDIENCE, unverifiedExpiry, type Caller, type TokenReviewStatus } from './caller.js';
+import {
+  callerFromTokenReview,
+  GATEWAY_AUDIENCE,
+  unverifiedExpiry,
+  type Caller,
+  type TokenReviewStatus,
+} from './caller.js';
 import { GatewayError, reviewUnavailable, tooManyUnknownTokens } from './errors.js';
 import { SourceLimiter } from './source-limiter.js';
 import { TtlCache } from './ttl-cache.js';

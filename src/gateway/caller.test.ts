@@ -5,7 +5,12 @@ import { GatewayError } from './errors.js';
 const sa = (username: string, audiences = ['atoll-gateway']) => ({
   authenticated: true,
   audiences,
-  user: { username, uid: 'u-1', groups: ['system:serviceaccounts', 'system:authenticated'], extra: { 'authentication.kubernetes.io/pod-name': ['p'] } },
+  user: {
+    username,
+    uid: 'u-1',
+    groups: ['system:serviceaccounts', 'system:authenticated'],
+    extra: { 'authentication.kubernetes.io/pod-name': ['p'] },
+  },
 });
 
 function status(result: unknown): number | undefined {
@@ -28,12 +33,24 @@ describe('callerFromTokenReview', () => {
   it('answers 401 when unauthenticated or minted for another audience', () => {
     expect(status(callerFromTokenReview(undefined))).toBe(401);
     expect(status(callerFromTokenReview({ authenticated: false, error: 'expired' }))).toBe(401);
-    expect(status(callerFromTokenReview(sa('system:serviceaccount:acme:worker', ['https://kubernetes.default.svc'])))).toBe(401);
-    expect(status(callerFromTokenReview({ ...sa('system:serviceaccount:acme:worker'), audiences: undefined }))).toBe(401);
+    expect(
+      status(callerFromTokenReview(sa('system:serviceaccount:acme:worker', ['https://kubernetes.default.svc']))),
+    ).toBe(401);
+    expect(status(callerFromTokenReview({ ...sa('system:serviceaccount:acme:worker'), audiences: undefined }))).toBe(
+      401,
+    );
   });
 
   it('answers 403 for people, nodes and malformed service account names', () => {
-    for (const username of ['alice', 'system:admin', 'system:node:n1', 'system:serviceaccount:acme', 'system:serviceaccount:acme:w:x', 'system:serviceaccount:ACME:w', 'system:serviceaccounts:acme']) {
+    for (const username of [
+      'alice',
+      'system:admin',
+      'system:node:n1',
+      'system:serviceaccount:acme',
+      'system:serviceaccount:acme:w:x',
+      'system:serviceaccount:ACME:w',
+      'system:serviceaccounts:acme',
+    ]) {
       expect(status(callerFromTokenReview(sa(username)))).toBe(403);
     }
   });
@@ -41,7 +58,10 @@ describe('callerFromTokenReview', () => {
 
 describe('parseServiceAccountUsername', () => {
   it('splits a well-formed username', () => {
-    expect(parseServiceAccountUsername('system:serviceaccount:team-a:app.v2')).toEqual({ namespace: 'team-a', name: 'app.v2' });
+    expect(parseServiceAccountUsername('system:serviceaccount:team-a:app.v2')).toEqual({
+      namespace: 'team-a',
+      name: 'app.v2',
+    });
   });
 });
 

@@ -41,7 +41,10 @@ export function parseServiceAccountUsername(username: string): { namespace: stri
  * (or anything but a ServiceAccount) → 403, because the gateway exists for
  * workloads and a person's namespace is not implied by their identity.
  */
-export function callerFromTokenReview(status: TokenReviewStatus | undefined, audience = GATEWAY_AUDIENCE): Caller | GatewayError {
+export function callerFromTokenReview(
+  status: TokenReviewStatus | undefined,
+  audience = GATEWAY_AUDIENCE,
+): Caller | GatewayError {
   if (status?.authenticated !== true) return unauthorized();
   if (!(status.audiences ?? []).includes(audience)) return unauthorized();
   const username = status.user?.username ?? '';

@@ -20,7 +20,9 @@ describe('confined directories', () => {
     const elsewhere = mkdtempSync(path.join(tmpdir(), 'atoll-elsewhere-'));
     symlinkSync(elsewhere, path.join(base, 'db'));
     const root = await openConfinedRoot(base);
-    await expect(openConfinedChild(root, 'db', path.join(base, 'db'))).rejects.toEqual(new SymlinkRefused(path.join(base, 'db')));
+    await expect(openConfinedChild(root, 'db', path.join(base, 'db'))).rejects.toEqual(
+      new SymlinkRefused(path.join(base, 'db')),
+    );
     await root.close();
     expect(readdirSync(elsewhere)).toEqual([]);
   });

@@ -19,7 +19,9 @@ export interface ConfinedDirectory {
 
 export class SymlinkRefused extends Error {
   constructor(readonly component: string) {
-    super(`refusing to follow a symbolic link at ${component}: the credentials directory must hold only real directories and files`);
+    super(
+      `refusing to follow a symbolic link at ${component}: the credentials directory must hold only real directories and files`,
+    );
     this.name = 'SymlinkRefused';
   }
 }
@@ -33,8 +35,13 @@ export async function openConfinedRoot(dir: string): Promise<ConfinedDirectory> 
 }
 
 /** Opens (creating it, mode 0700) the child directory `name` of `parent`, refusing a link there. */
-export async function openConfinedChild(parent: ConfinedDirectory, name: string, shownAs: string): Promise<ConfinedDirectory> {
-  if (name === '' || name === '.' || name === '..' || name.includes('/')) throw new Error('a confined child is a single path component');
+export async function openConfinedChild(
+  parent: ConfinedDirectory,
+  name: string,
+  shownAs: string,
+): Promise<ConfinedDirectory> {
+  if (name === '' || name === '.' || name === '..' || name.includes('/'))
+    throw new Error('a confined child is a single path component');
   const target = path.join(parent.path, name);
   await mkdir(target, { mode: 0o700 }).catch((err: NodeJS.ErrnoException) => {
     if (err.code !== 'EEXIST') throw err;

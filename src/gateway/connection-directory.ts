@@ -74,12 +74,20 @@ export class ConnectionDirectory {
   constructor(opts: { client: KubeClient; envelope: Envelope; log: Logger; relistMs?: number }) {
     this.#envelope = opts.envelope;
     this.#log = opts.log;
-    const common = { log: opts.log, transform: stripForCache, ...(opts.relistMs === undefined ? {} : { relistMs: opts.relistMs }) };
+    const common = {
+      log: opts.log,
+      transform: stripForCache,
+      ...(opts.relistMs === undefined ? {} : { relistMs: opts.relistMs }),
+    };
     this.#workspaces = new Informer<WorkspaceObject>(opts.client, Workspaces, common);
     this.#connections = new Informer<ConnectionObject>(opts.client, ExternalConnections, common);
     this.#types = new Informer<TypeObject>(opts.client, IntegrationTypes, common);
     this.#workspaces.on((event, ws, old) => this.#onWorkspace(event, ws, old));
-    this.#secrets = new SecretWatch(opts.client, opts.log, opts.relistMs === undefined ? {} : { relistMs: opts.relistMs });
+    this.#secrets = new SecretWatch(
+      opts.client,
+      opts.log,
+      opts.relistMs === undefined ? {} : { relistMs: opts.relistMs },
+    );
     this.#secrets.on((_event, secret, old) => this.#onSecret(secret, old));
   }
 
@@ -109,7 +117,9 @@ export class ConnectionDirectory {
   }
 
   connections(namespace: string): ConnectionObject[] {
-    return this.#connections.list(namespace).sort((a, b) => String(a.metadata?.name).localeCompare(String(b.metadata?.name)));
+    return this.#connections
+      .list(namespace)
+      .sort((a, b) => String(a.metadata?.name).localeCompare(String(b.metadata?.name)));
   }
 
   integrationType(name: string): TypeObject | undefined {
@@ -138,12 +148,26 @@ export class ConnectionDirectory {
     const revision = secret?.metadata?.resourceVersion;
     if (secret === undefined || revision === undefined) throw notReady(GatewayErrorMessage.noCredentials);
     // Only the Secret written for this very connection object (not an orphan of a deleted namesake).
-    if (!secret.metadata?.ownerReferences?.some((o) => o.uid === conn.metadata?.uid)) throw notReady(GatewayErrorMessage.noCredentials);
+    if (!secret.metadata?.ownerReferences?.some((o) => o.uid === conn.metadata?.uid))
+      throw notReady(GatewayErrorMessage.noCredentials);
     const key = cacheKey(namespace, connection);
     const cached = this.#cache.get(key);
-    if (cached !== undefined && cached.revision === revision && cached.identity === identity && cached.destination === destination && cached.floors === floors) return cached.snapshot;
+    if (
+      cached !== undefined &&
+      cached.revision === revision &&
+      cached.identity === identity &&
+      cached.destination === destination &&
+      cached.floors === floors
+    )
+      return cached.snapshot;
 
-    const entry: CacheEntry = { revision, identity, destination, floors, snapshot: this.#open(namespace, identity, destination, conn, secret, revision) };
+    const entry: CacheEntry = {
+      revision,
+      identity,
+      destination,
+      floors,
+      snapshot: this.#open(namespace, identity, destination, conn, secret, revision),
+    };
     this.#cache.set(key, entry);
     entry.snapshot.catch(() => {
       if (this.#cache.get(key) === entry) this.#cache.delete(key);
@@ -186,7 +210,14 @@ export class ConnectionDirectory {
    * from Git, an older version, another incarnation) does not open. Either
    * way nothing is served (ADR 0013).
    */
-  async #open(namespace: string, identity: string, destination: string, conn: ConnectionObject, secret: SecretObject, revision: string): Promise<CredentialSnapshot> {
+  async #open(
+    namespace: string,
+    identity: string,
+    destination: string,
+    conn: ConnectionObject,
+    secret: SecretObject,
+    revision: string,
+  ): Promise<CredentialSnapshot> {
     const connection = conn.metadata!.name!;
     const values: Record<string, string> = {};
     const state = readState(secret);
@@ -194,22 +225,35 @@ export class ConnectionDirectory {
       for (const [field, encoded] of Object.entries(secret.data ?? {})) {
         const version = state[field]?.format === 2 ? state[field].version : undefined;
         const floor = conn.status?.credentials?.[field]?.version ?? 0;
-        if (version === undefined || !Number.isSafeInteger(version) || version < floor) throw new CiphertextRejectedError();
+        if (version === undefined || !Number.isSafeInteger(version) || version < floor)
+          throw new CiphertextRejectedError();
         const sealed = Buffer.from(encoded, 'base64').toString('utf8');
-        values[field] = await this.#envelope.open(sealed, { namespace, workspace: identity, connection, field, destination, copy: managedCopy(conn.metadata!.uid!, version) });
+        values[field] = await this.#envelope.open(sealed, {
+          namespace,
+          workspace: identity,
+          connection,
+          field,
+          destination,
+          copy: managedCopy(conn.metadata!.uid!, version),
+        });
       }
     } catch (err) {
       this.#log.warn({ namespace, connection, error: describeError(err) }, 'managed credentials could not be opened');
       throw notReady(GatewayErrorMessage.noCredentials, { cause: err });
     }
-    return { revision, values, versions: Object.fromEntries(Object.entries(readState(secret)).map(([f, st]) => [f, st.version])) };
+    return {
+      revision,
+      values,
+      versions: Object.fromEntries(Object.entries(readState(secret)).map(([f, st]) => [f, st.version])),
+    };
   }
 
   async #managedSecret(namespace: string, connection: string): Promise<SecretObject | undefined> {
     if (!(await this.#secrets.waitForSync(namespace, SECRET_SYNC_WAIT_MS))) return undefined;
     const secret = this.#secrets.get(namespace, managedSecretName(connection));
     // Only a Secret atoll wrote for exactly this connection counts.
-    if (secret?.type !== SEALED_SECRET_TYPE || secret.metadata?.labels?.[CONNECTION_LABEL] !== connection) return undefined;
+    if (secret?.type !== SEALED_SECRET_TYPE || secret.metadata?.labels?.[CONNECTION_LABEL] !== connection)
+      return undefined;
     return secret;
   }
 
@@ -220,7 +264,8 @@ export class ConnectionDirectory {
     const present = this.#workspaces.list(namespace).length > 0;
     if (present && !this.#secrets.watching(namespace)) this.#watchSecrets(namespace);
     if (!present && this.#secrets.watching(namespace)) this.#unwatchSecrets(namespace);
-    const identityChanged = old !== undefined && workspaceIdentity(old as Workspace) !== workspaceIdentity(ws as Workspace);
+    const identityChanged =
+      old !== undefined && workspaceIdentity(old as Workspace) !== workspaceIdentity(ws as Workspace);
     if (event === 'delete' || identityChanged) this.#notifyNamespace(namespace);
   }
 
@@ -233,7 +278,8 @@ export class ConnectionDirectory {
     if (old !== undefined && old.metadata?.resourceVersion === secret.metadata?.resourceVersion) return;
     const namespace = secret.metadata?.namespace;
     const connection = secret.metadata?.labels?.[CONNECTION_LABEL];
-    if (namespace === undefined || connection === undefined || secret.metadata?.name !== managedSecretName(connection)) return;
+    if (namespace === undefined || connection === undefined || secret.metadata?.name !== managedSecretName(connection))
+      return;
     this.#cache.delete(cacheKey(namespace, connection));
     this.#notify(cacheKey(namespace, connection));
   }
@@ -262,7 +308,11 @@ export class ConnectionDirectory {
 
 /** The status versions of a connection's fields, as one comparable string. */
 function statusVersions(conn: ConnectionObject): string {
-  return JSON.stringify(Object.entries(conn.status?.credentials ?? {}).map(([f, c]) => [f, c.version ?? 0]).sort());
+  return JSON.stringify(
+    Object.entries(conn.status?.credentials ?? {})
+      .map(([f, c]) => [f, c.version ?? 0])
+      .sort(),
+  );
 }
 
 function cacheKey(namespace: string, connection: string): string {

@@ -4,17 +4,33 @@ import { ConnectionPlans } from './connection-plans.js';
 import { GatewayError } from './errors.js';
 import { requestPlan } from './upstream-plan.js';
 
-const type = (rv: string, schema: Record<string, unknown> = { type: 'object', properties: { base: { type: 'string', format: 'uri' } } }): TypeObject =>
+const type = (
+  rv: string,
+  schema: Record<string, unknown> = { type: 'object', properties: { base: { type: 'string', format: 'uri' } } },
+): TypeObject =>
   ({
     metadata: { name: 'api', resourceVersion: rv },
     spec: {
-      displayName: 'API', category: 'api', settingsSchema: schema, credentialFields: [{ name: 'token' }],
+      displayName: 'API',
+      category: 'api',
+      settingsSchema: schema,
+      credentialFields: [{ name: 'token' }],
       gateway: { baseURL: '{{settings.base}}', auth: { type: 'query', queryParam: 'key', credential: 'token' } },
     },
   }) as never;
-const connection = (base: unknown): ConnectionObject => ({ metadata: { name: 'c', namespace: 'ns', uid: 'uid-1' }, spec: { type: 'api', settings: { base } } });
-const workspace = (cidrs: string[]): WorkspaceObject => ({ metadata: { name: 'ws', namespace: 'ns' }, spec: { policy: { egress: { allowCIDRs: cidrs } } } });
-const snapshot = (token: string, version: number): CredentialSnapshot => ({ revision: String(version), values: { token }, versions: { token: version } });
+const connection = (base: unknown): ConnectionObject => ({
+  metadata: { name: 'c', namespace: 'ns', uid: 'uid-1' },
+  spec: { type: 'api', settings: { base } },
+});
+const workspace = (cidrs: string[]): WorkspaceObject => ({
+  metadata: { name: 'ws', namespace: 'ns' },
+  spec: { policy: { egress: { allowCIDRs: cidrs } } },
+});
+const snapshot = (token: string, version: number): CredentialSnapshot => ({
+  revision: String(version),
+  values: { token },
+  versions: { token: version },
+});
 
 describe('ConnectionPlans', () => {
   it('reuses a plan only while the connection, type, workspace and credential snapshot are the very same objects', () => {
@@ -31,7 +47,9 @@ describe('ConnectionPlans', () => {
     // A rotation (new snapshot) is served from the next request on: the old credential is never reused.
     const rotated = plans.plan('ns', conn, t, ws, snapshot('tok-two-222222', 2));
     expect(rotated).not.toBe(plan);
-    expect(requestPlan(rotated.target, '/x', '?key=caller&q=1').url.href).toBe('https://api.example.com/v1/x?key=tok-two-222222&q=1');
+    expect(requestPlan(rotated.target, '/x', '?key=caller&q=1').url.href).toBe(
+      'https://api.example.com/v1/x?key=tok-two-222222&q=1',
+    );
     expect(rotated.owner.credentialVersion).toBe('{"token":2}');
 
     // A changed workspace policy (a new Workspace object) gives a new egress policy.
@@ -52,7 +70,13 @@ describe('ConnectionPlans', () => {
 
   it('shares the rendered headers and secrets between requests, frozen', () => {
     const plans = new ConnectionPlans();
-    const plan = plans.plan('ns', connection('https://api.example.com'), type('1'), workspace([]), snapshot('tok-one-111111', 1));
+    const plan = plans.plan(
+      'ns',
+      connection('https://api.example.com'),
+      type('1'),
+      workspace([]),
+      snapshot('tok-one-111111', 1),
+    );
     const a = requestPlan(plan.target, '/a', '');
     const b = requestPlan(plan.target, '/b', '');
     expect(a.secrets).toBe(b.secrets);

@@ -40,16 +40,28 @@ export class ConnectionPlans {
    * 503 GatewayErrors as planning each request would (invalid settings, a
    * missing credential); failures are not remembered.
    */
-  plan(namespace: string, conn: ConnectionObject, type: TypeObject, workspace: WorkspaceObject, snapshot: CredentialSnapshot): ConnectionPlan {
+  plan(
+    namespace: string,
+    conn: ConnectionObject,
+    type: TypeObject,
+    workspace: WorkspaceObject,
+    snapshot: CredentialSnapshot,
+  ): ConnectionPlan {
     const cached = this.#entries.get(conn);
-    if (cached !== undefined && cached.type === type && cached.workspace === workspace && cached.snapshot === snapshot) return cached.plan;
+    if (cached !== undefined && cached.type === type && cached.workspace === workspace && cached.snapshot === snapshot)
+      return cached.plan;
     const settings = validateSettings({ metadata: type.metadata, spec: type.spec }, conn.spec?.settings);
     if (!settings.ok) throw notReady(GatewayErrorMessage.invalidSettings);
     const target = planConnection(type.spec.gateway!, { settings: settings.settings, credentials: snapshot.values });
     const plan: ConnectionPlan = {
       target,
       egress: { allowCIDRs: workspace.spec?.policy?.egress?.allowCIDRs ?? [] },
-      owner: { namespace, name: String(conn.metadata?.name), uid: String(conn.metadata?.uid), credentialVersion: JSON.stringify(snapshot.versions) },
+      owner: {
+        namespace,
+        name: String(conn.metadata?.name),
+        uid: String(conn.metadata?.uid),
+        credentialVersion: JSON.stringify(snapshot.versions),
+      },
     };
     this.#entries.set(conn, { type, workspace, snapshot, plan });
     return plan;

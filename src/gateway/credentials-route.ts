@@ -6,7 +6,13 @@ import { sendCredentialsOnce, streamCredentials } from './credentials-stream.js'
 import type { Route } from './routes.js';
 
 /** `GET /v1/connections/<name>/credentials[?watch=1]`: plaintext delivery to an agent (read-credentials, files allowed). */
-export async function serveCredentials(ctx: GatewayContext, caller: Caller, token: string, route: Extract<Route, { kind: 'credentials' }>, res: http.ServerResponse): Promise<number> {
+export async function serveCredentials(
+  ctx: GatewayContext,
+  caller: Caller,
+  token: string,
+  route: Extract<Route, { kind: 'credentials' }>,
+  res: http.ServerResponse,
+): Promise<number> {
   await authorizeFiles(ctx, caller, route.connection);
   const snapshot = await ctx.directory.credentials(caller.namespace, route.connection);
   const uid = ctx.directory.connection(caller.namespace, route.connection)?.metadata?.uid;
@@ -24,7 +30,10 @@ export async function serveCredentials(ctx: GatewayContext, caller: Caller, toke
       const again = await ctx.authorizer.authenticate(token);
       if (again.username !== caller.username) return false;
       // Losing the grant, the connection, the type's files delivery or the workspace's permission ends the stream.
-      return authorizeFiles(ctx, again, route.connection).then(() => true, () => false);
+      return authorizeFiles(ctx, again, route.connection).then(
+        () => true,
+        () => false,
+      );
     },
   }).finally(streamClosed);
 }

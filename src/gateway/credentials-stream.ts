@@ -14,7 +14,12 @@ export const CREDENTIALS_EVENT = 'credentials';
 const NO_STORE = { 'cache-control': 'no-store', pragma: 'no-cache' } as const;
 
 function message(connection: string, snapshot: CredentialSnapshot): CredentialsMessage {
-  return { connection, revision: snapshot.revision, fields: { ...snapshot.values }, versions: { ...snapshot.versions } };
+  return {
+    connection,
+    revision: snapshot.revision,
+    fields: { ...snapshot.values },
+    versions: { ...snapshot.versions },
+  };
 }
 
 /** Answers a one-shot credentials request (no `watch`) with a JSON body. */
@@ -56,7 +61,9 @@ export function streamCredentials(res: ServerResponse, opts: CredentialsStreamOp
   const write = (snapshot: CredentialSnapshot): void => {
     if (closed || snapshot.revision === lastRevision) return;
     lastRevision = snapshot.revision;
-    res.write(`event: ${CREDENTIALS_EVENT}\nid: ${snapshot.revision}\ndata: ${JSON.stringify(message(connection, snapshot))}\n\n`);
+    res.write(
+      `event: ${CREDENTIALS_EVENT}\nid: ${snapshot.revision}\ndata: ${JSON.stringify(message(connection, snapshot))}\n\n`,
+    );
   };
 
   const end = (): void => {

@@ -17,13 +17,33 @@ describe('checkFraming', () => {
   });
 
   it.each([
-    ['Transfer-Encoding with Content-Length', req('POST', ['Transfer-Encoding', 'chunked', 'Content-Length', '5']), GatewayErrorMessage.framingBoth],
+    [
+      'Transfer-Encoding with Content-Length',
+      req('POST', ['Transfer-Encoding', 'chunked', 'Content-Length', '5']),
+      GatewayErrorMessage.framingBoth,
+    ],
     ['a coding before chunked', req('POST', ['Transfer-Encoding', 'gzip, chunked']), GatewayErrorMessage.framingCoding],
-    ['chunked twice in one header', req('POST', ['Transfer-Encoding', 'chunked, chunked']), GatewayErrorMessage.framingCoding],
-    ['chunked in two headers', req('POST', ['Transfer-Encoding', 'chunked', 'Transfer-Encoding', 'chunked']), GatewayErrorMessage.framingCoding],
+    [
+      'chunked twice in one header',
+      req('POST', ['Transfer-Encoding', 'chunked, chunked']),
+      GatewayErrorMessage.framingCoding,
+    ],
+    [
+      'chunked in two headers',
+      req('POST', ['Transfer-Encoding', 'chunked', 'Transfer-Encoding', 'chunked']),
+      GatewayErrorMessage.framingCoding,
+    ],
     ['identity', req('POST', ['Transfer-Encoding', 'identity']), GatewayErrorMessage.framingCoding],
-    ['Transfer-Encoding on HTTP/1.0', req('POST', ['Transfer-Encoding', 'chunked'], '1.0'), GatewayErrorMessage.framingCoding],
-    ['two equal Content-Lengths', req('POST', ['Content-Length', '3', 'Content-Length', '3']), GatewayErrorMessage.framingLength],
+    [
+      'Transfer-Encoding on HTTP/1.0',
+      req('POST', ['Transfer-Encoding', 'chunked'], '1.0'),
+      GatewayErrorMessage.framingCoding,
+    ],
+    [
+      'two equal Content-Lengths',
+      req('POST', ['Content-Length', '3', 'Content-Length', '3']),
+      GatewayErrorMessage.framingLength,
+    ],
     ['a Content-Length list', req('POST', ['Content-Length', '3, 3']), GatewayErrorMessage.framingLength],
     ['a signed Content-Length', req('POST', ['Content-Length', '+3']), GatewayErrorMessage.framingLength],
     ['a folded header', req('GET', ['X-A', 'one\r\n two']), GatewayErrorMessage.framingFolded],

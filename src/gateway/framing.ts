@@ -51,7 +51,10 @@ export function checkFraming(req: Pick<IncomingMessage, 'method' | 'rawHeaders' 
   if (transferEncodings.length > 0) {
     if (contentLengths.length > 0) return refuse(GatewayErrorMessage.framingBoth);
     if (req.httpVersion !== '1.1') return refuse(GatewayErrorMessage.framingCoding);
-    const codings = transferEncodings.join(',').split(',').map((c) => c.trim().toLowerCase());
+    const codings = transferEncodings
+      .join(',')
+      .split(',')
+      .map((c) => c.trim().toLowerCase());
     if (codings.length !== 1 || codings[0] !== 'chunked') return refuse(GatewayErrorMessage.framingCoding);
     body = { kind: 'chunked' };
   } else if (contentLengths.length > 0) {

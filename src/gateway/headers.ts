@@ -27,7 +27,7 @@ function isConnectionScoped(name: string, connectionTokens: Set<string>): boolea
 function connectionTokensOf(headers: IncomingHttpHeaders): Set<string> {
   const value = headers.connection;
   const tokens = new Set<string>();
-  for (const part of (Array.isArray(value) ? value.join(',') : value ?? '').split(',')) {
+  for (const part of (Array.isArray(value) ? value.join(',') : (value ?? '')).split(',')) {
     const token = part.trim().toLowerCase();
     if (token !== '') tokens.add(token);
   }
@@ -40,13 +40,22 @@ function connectionTokensOf(headers: IncomingHttpHeaders): Set<string> {
  * the gateway itself sets (`injected`), so a caller can never override or
  * append to an injected credential.
  */
-export function forwardableRequestHeaders(headers: IncomingHttpHeaders, injected: Iterable<string>): OutgoingHttpHeaders {
+export function forwardableRequestHeaders(
+  headers: IncomingHttpHeaders,
+  injected: Iterable<string>,
+): OutgoingHttpHeaders {
   const tokens = connectionTokensOf(headers);
   const reserved = new Set([...injected].map((n) => n.toLowerCase()));
   const out: OutgoingHttpHeaders = {};
   for (const [name, value] of Object.entries(headers)) {
     if (value === undefined) continue;
-    if (isConnectionScoped(name, tokens) || CALLER_ONLY.has(name) || name.startsWith('x-forwarded-') || reserved.has(name)) continue;
+    if (
+      isConnectionScoped(name, tokens) ||
+      CALLER_ONLY.has(name) ||
+      name.startsWith('x-forwarded-') ||
+      reserved.has(name)
+    )
+      continue;
     out[name] = value;
   }
   return out;

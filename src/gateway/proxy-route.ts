@@ -15,15 +15,29 @@ import { requestPlan } from './upstream-plan.js';
  * dial time); only the rendering of what the connection's requests share is
  * reused between requests (ConnectionPlans).
  */
-export async function serveProxy(ctx: GatewayContext, caller: Caller, route: Extract<Route, { kind: 'proxy' }>, req: http.IncomingMessage, res: http.ServerResponse, body: RequestBody): Promise<number> {
+export async function serveProxy(
+  ctx: GatewayContext,
+  caller: Caller,
+  route: Extract<Route, { kind: 'proxy' }>,
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  body: RequestBody,
+): Promise<number> {
   const conn = await authorizeConnection(ctx, caller, route.connection, 'use');
   ctx.usage.record(caller.namespace, route.connection, conn.metadata?.uid, caller.serviceAccount, 'proxy');
   const workspace = ctx.directory.workspace(caller.namespace);
   if (workspace === undefined) throw notReady(GatewayErrorMessage.noWorkspace);
   const type = ctx.directory.integrationType(conn.spec?.type ?? '');
-  if (type === undefined || type.spec?.gateway === undefined) throw new GatewayError(400, GatewayErrorCode.NotProxyable, GatewayErrorMessage.notProxyable);
-  if (!deliveries(type.spec?.delivery).includes('proxy')) throw deliveryNotAllowed(GatewayErrorMessage.proxyNotAllowedByType);
+  if (type === undefined || type.spec?.gateway === undefined)
+    throw new GatewayError(400, GatewayErrorCode.NotProxyable, GatewayErrorMessage.notProxyable);
+  if (!deliveries(type.spec?.delivery).includes('proxy'))
+    throw deliveryNotAllowed(GatewayErrorMessage.proxyNotAllowedByType);
   const credentials = await ctx.directory.credentials(caller.namespace, route.connection);
   const plan = ctx.plans.plan(caller.namespace, conn, type, workspace, credentials);
-  return proxyRequest(req, res, requestPlan(plan.target, route.path, route.search), { client: ctx.upstream, egress: plan.egress, owner: plan.owner, body });
+  return proxyRequest(req, res, requestPlan(plan.target, route.path, route.search), {
+    client: ctx.upstream,
+    egress: plan.egress,
+    owner: plan.owner,
+    body,
+  });
 }

@@ -14,7 +14,11 @@ const TLS_FAILURE = /CERT|SSL|TLS|SIGNATURE|ALTNAME/;
 /** Maps a failure before the upstream answered to the gateway's 502/504 answers. */
 function upstreamFailure(err: unknown): GatewayError {
   if (err instanceof GatewayError) return err;
-  if (err instanceof undiciErrors.HeadersTimeoutError || err instanceof undiciErrors.BodyTimeoutError || err instanceof undiciErrors.ConnectTimeoutError) {
+  if (
+    err instanceof undiciErrors.HeadersTimeoutError ||
+    err instanceof undiciErrors.BodyTimeoutError ||
+    err instanceof undiciErrors.ConnectTimeoutError
+  ) {
     return new GatewayError(504, GatewayErrorCode.GatewayTimeout, GatewayErrorMessage.upstreamTimeout, { cause: err });
   }
   const code = (err as { code?: unknown }).code;
@@ -45,7 +49,12 @@ export interface ProxyOptions {
  * If the caller goes away first, the upstream request is aborted, which
  * destroys its socket rather than returning it to the pool.
  */
-export async function proxyRequest(req: IncomingMessage, res: ServerResponse, plan: UpstreamPlan, opts: ProxyOptions): Promise<number> {
+export async function proxyRequest(
+  req: IncomingMessage,
+  res: ServerResponse,
+  plan: UpstreamPlan,
+  opts: ProxyOptions,
+): Promise<number> {
   const pool = await opts.client.pool(plan.url, opts.egress, opts.owner);
   const headers: Record<string, string | string[]> = {
     ...(forwardableRequestHeaders(req.headers, Object.keys(plan.headers)) as Record<string, string | string[]>),

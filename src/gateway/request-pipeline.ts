@@ -5,7 +5,15 @@ import { GATEWAY_AUDIENCE } from './caller.js';
 import { serveCatalogue } from './catalogue.js';
 import type { AccessEntry, GatewayContext } from './context.js';
 import { serveCredentials } from './credentials-route.js';
-import { ambiguousFraming, badRequest, GatewayError, GatewayErrorCode, GatewayErrorMessage, notFound, notReady } from './errors.js';
+import {
+  ambiguousFraming,
+  badRequest,
+  GatewayError,
+  GatewayErrorCode,
+  GatewayErrorMessage,
+  notFound,
+  notReady,
+} from './errors.js';
 import { checkFraming, type FramingVerdict } from './framing.js';
 import { serveProxy } from './proxy-route.js';
 import { parseRoute, type Route } from './routes.js';
@@ -46,9 +54,10 @@ export function requestListener(ctx: GatewayContext, metrics: OperatorMetrics): 
     try {
       status = await dispatch(ctx, route, req, res, entry, framing);
     } catch (err) {
-      const failure = err instanceof GatewayError
-        ? err
-        : new GatewayError(500, GatewayErrorCode.Internal, GatewayErrorMessage.internal, { cause: err });
+      const failure =
+        err instanceof GatewayError
+          ? err
+          : new GatewayError(500, GatewayErrorCode.Internal, GatewayErrorMessage.internal, { cause: err });
       status = failure.status;
       entry.code = failure.code;
       if (failure.status >= 500) cause = describeCause(failure.cause);
@@ -69,7 +78,14 @@ export function requestListener(ctx: GatewayContext, metrics: OperatorMetrics): 
   };
 }
 
-async function dispatch(ctx: GatewayContext, route: Route, req: http.IncomingMessage, res: http.ServerResponse, entry: AccessEntry, framing: FramingVerdict): Promise<number> {
+async function dispatch(
+  ctx: GatewayContext,
+  route: Route,
+  req: http.IncomingMessage,
+  res: http.ServerResponse,
+  entry: AccessEntry,
+  framing: FramingVerdict,
+): Promise<number> {
   // Before anything else, so an ambiguous request never reaches an upstream (nor the API server).
   if (!framing.ok) {
     res.shouldKeepAlive = false;
@@ -88,7 +104,8 @@ async function dispatch(ctx: GatewayContext, route: Route, req: http.IncomingMes
     case 'proxy':
       entry.connection = route.connection;
       // TRACE asks the service to echo the request it received, injected credential included (Apache httpd does by default).
-      if (req.method === 'TRACE') throw new GatewayError(405, GatewayErrorCode.MethodNotAllowed, GatewayErrorMessage.traceNotForwarded);
+      if (req.method === 'TRACE')
+        throw new GatewayError(405, GatewayErrorCode.MethodNotAllowed, GatewayErrorMessage.traceNotForwarded);
       return serveProxy(ctx, caller, route, req, res, framing.body);
     case 'credentials':
       entry.connection = route.connection;
@@ -100,7 +117,8 @@ async function dispatch(ctx: GatewayContext, route: Route, req: http.IncomingMes
 }
 
 function requireMethod(req: http.IncomingMessage, allowed: string[]): void {
-  if (!allowed.includes(req.method ?? '')) throw new GatewayError(405, GatewayErrorCode.MethodNotAllowed, GatewayErrorMessage.methodNotAllowed);
+  if (!allowed.includes(req.method ?? ''))
+    throw new GatewayError(405, GatewayErrorCode.MethodNotAllowed, GatewayErrorMessage.methodNotAllowed);
 }
 
 /** `/healthz` (`/livez`) and `/readyz`, answered without authentication; false for any other route. */

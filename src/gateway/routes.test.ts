@@ -6,12 +6,25 @@ describe('parseRoute', () => {
     expect(parseRoute('/v1/connections')).toEqual({ kind: 'catalogue' });
     expect(parseRoute('/healthz')).toEqual({ kind: 'healthz' });
     expect(parseRoute('/readyz?verbose')).toEqual({ kind: 'readyz' });
-    expect(parseRoute('/v1/connections/db/credentials?watch=1')).toEqual({ kind: 'credentials', connection: 'db', watch: true });
-    expect(parseRoute('/v1/connections/db/credentials')).toEqual({ kind: 'credentials', connection: 'db', watch: false });
+    expect(parseRoute('/v1/connections/db/credentials?watch=1')).toEqual({
+      kind: 'credentials',
+      connection: 'db',
+      watch: true,
+    });
+    expect(parseRoute('/v1/connections/db/credentials')).toEqual({
+      kind: 'credentials',
+      connection: 'db',
+      watch: false,
+    });
   });
 
   it('keeps the proxied path and query exactly as encoded', () => {
-    expect(parseRoute('/v1/connections/api/proxy/a%20b/c?x=1&y=%2F')).toEqual({ kind: 'proxy', connection: 'api', path: '/a%20b/c', search: '?x=1&y=%2F' });
+    expect(parseRoute('/v1/connections/api/proxy/a%20b/c?x=1&y=%2F')).toEqual({
+      kind: 'proxy',
+      connection: 'api',
+      path: '/a%20b/c',
+      search: '?x=1&y=%2F',
+    });
     expect(parseRoute('/v1/connections/api/proxy')).toEqual({ kind: 'proxy', connection: 'api', path: '', search: '' });
   });
 

@@ -69,7 +69,9 @@ export interface Gateway {
  */
 export async function startGateway(opts: GatewayOptions): Promise<Gateway> {
   if (opts.tls === undefined && opts.insecurePlaintext !== true) {
-    throw new Error('the gateway serves HTTPS: give it a certificate (tls), or opt out explicitly with insecurePlaintext');
+    throw new Error(
+      'the gateway serves HTTPS: give it a certificate (tls), or opt out explicitly with insecurePlaintext',
+    );
   }
   const ctx = gatewayContext(opts);
   await ctx.directory.start();
@@ -106,14 +108,22 @@ function gatewayContext(opts: GatewayOptions): GatewayContext {
       cacheTtlMs: opts.authCacheTtlMs ?? 10_000,
       ...(opts.unknownTokens ? { unknownTokens: opts.unknownTokens } : {}),
     }),
-    upstream: new UpstreamClient({ upstreamCAs: opts.upstreamCAs, dial: opts.dial, timeoutMs: opts.upstreamTimeoutMs ?? 30_000 }),
+    upstream: new UpstreamClient({
+      upstreamCAs: opts.upstreamCAs,
+      dial: opts.dial,
+      timeoutMs: opts.upstreamTimeoutMs ?? 30_000,
+    }),
     plans: new ConnectionPlans(),
     usage: new UsageRecorder({ client: opts.client, log, ...opts.usage }),
     heartbeatMs: opts.heartbeatMs ?? 15_000,
   };
 }
 
-async function listen(opts: GatewayOptions, listener: http.RequestListener, log: Logger): Promise<http.Server | https.Server> {
+async function listen(
+  opts: GatewayOptions,
+  listener: http.RequestListener,
+  log: Logger,
+): Promise<http.Server | https.Server> {
   // Every request reaches the listener, so the framing check (and the end of the connection after a refusal) applies
   // to all of them: not Node's own 400 for a missing Host, nor its 417 for an unknown Expect, which keep serving what follows.
   const serverOptions = { requireHostHeader: false };
@@ -131,6 +141,9 @@ async function listen(opts: GatewayOptions, listener: http.RequestListener, log:
   });
   const addr = server.address() as AddressInfo;
   log.info({ address: addr.address, port: addr.port, tls: opts.tls !== undefined }, 'gateway listening');
-  if (opts.tls === undefined) log.warn('gateway serves plain HTTP (insecure plaintext opt-out): tokens and credentials cross the network unencrypted');
+  if (opts.tls === undefined)
+    log.warn(
+      'gateway serves plain HTTP (insecure plaintext opt-out): tokens and credentials cross the network unencrypted',
+    );
   return server;
 }

@@ -48,7 +48,8 @@ export class SourceLimiter {
     const now = this.#opts.now();
     let bucket = this.#buckets.get(source);
     if (bucket === undefined) {
-      if (this.#buckets.size >= this.#opts.maxSources) this.#buckets.delete(this.#buckets.keys().next().value as string);
+      if (this.#buckets.size >= this.#opts.maxSources)
+        this.#buckets.delete(this.#buckets.keys().next().value as string);
       bucket = { tokens: this.#opts.burst, at: now };
     } else {
       this.#buckets.delete(source);

@@ -37,7 +37,11 @@ export class SseParser {
         this.#event = '';
         return undefined;
       }
-      const event: ServerSentEvent = { event: this.#event || 'message', data: this.#data.join('\n'), ...(this.#id === undefined ? {} : { id: this.#id }) };
+      const event: ServerSentEvent = {
+        event: this.#event || 'message',
+        data: this.#data.join('\n'),
+        ...(this.#id === undefined ? {} : { id: this.#id }),
+      };
       this.#event = '';
       this.#data = [];
       return event;

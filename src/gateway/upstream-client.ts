@@ -53,9 +53,10 @@ export class UpstreamClient {
   readonly #timeoutMs: number;
 
   constructor(opts: UpstreamClientOptions = {}) {
-    this.#secureContext = opts.upstreamCAs !== undefined && opts.upstreamCAs.length > 0
-      ? createSecureContext({ ca: [...rootCertificates, ...opts.upstreamCAs] })
-      : undefined;
+    this.#secureContext =
+      opts.upstreamCAs !== undefined && opts.upstreamCAs.length > 0
+        ? createSecureContext({ ca: [...rootCertificates, ...opts.upstreamCAs] })
+        : undefined;
     this.#dial = opts.dial;
     this.#resolver = opts.resolver;
     this.#timeoutMs = opts.timeoutMs ?? 30_000;
@@ -72,7 +73,8 @@ export class UpstreamClient {
     const override = this.#dial?.(host, port);
     let address: string;
     try {
-      address = (await resolveEgress(override?.host ?? host, egress, ...(this.#resolver ? [this.#resolver] : []))).address;
+      address = (await resolveEgress(override?.host ?? host, egress, ...(this.#resolver ? [this.#resolver] : [])))
+        .address;
     } catch (err) {
       if (err instanceof ProbeFailure && err.reason === 'EgressDenied') {
         throw new GatewayError(502, GatewayErrorCode.EgressDenied, GatewayErrorMessage.egressDenied, { cause: err });
@@ -113,7 +115,8 @@ export class UpstreamClient {
       ...(secure
         ? {
             rejectUnauthorized: true,
-            checkServerIdentity: (_name: string, cert: Parameters<typeof checkServerIdentity>[1]) => checkServerIdentity(verifiedName, cert),
+            checkServerIdentity: (_name: string, cert: Parameters<typeof checkServerIdentity>[1]) =>
+              checkServerIdentity(verifiedName, cert),
             ...(this.#secureContext ? { secureContext: this.#secureContext } : {}),
           }
         : {}),
@@ -121,7 +124,8 @@ export class UpstreamClient {
     const servername = secure && isIP(verifiedName) === 0 ? verifiedName : undefined;
     return new Pool(origin, {
       // Dial exactly the address the egress guard checked, whatever the origin's name resolves to now.
-      connect: (options, callback) => base({ ...options, hostname: address, port: String(port), ...(servername ? { servername } : {}) }, callback),
+      connect: (options, callback) =>
+        base({ ...options, hostname: address, port: String(port), ...(servername ? { servername } : {}) }, callback),
       connections: 256,
       pipelining: 1,
       keepAliveTimeout: 30_000,

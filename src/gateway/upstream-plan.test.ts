@@ -2,12 +2,19 @@ import { describe, expect, it } from 'vitest';
 import { GatewayError } from './errors.js';
 import { isForwardablePath, planUpstream } from './upstream-plan.js';
 
-const values = (credentials: Record<string, string>, settings: Record<string, unknown> = { base: 'https://api.example.com/v2' }) => ({ settings, credentials });
+const values = (
+  credentials: Record<string, string>,
+  settings: Record<string, unknown> = { base: 'https://api.example.com/v2' },
+) => ({ settings, credentials });
 
 describe('planUpstream', () => {
   it('appends path and query to the base URL and injects a header credential plus extra headers', () => {
     const plan = planUpstream(
-      { baseURL: '{{settings.base}}', auth: { type: 'header', headerName: 'DD-API-KEY', credential: 'apiKey' }, headers: { 'DD-APPLICATION-KEY': '{{credentials.appKey}}', 'X-Static': 'yes' } },
+      {
+        baseURL: '{{settings.base}}',
+        auth: { type: 'header', headerName: 'DD-API-KEY', credential: 'apiKey' },
+        headers: { 'DD-APPLICATION-KEY': '{{credentials.appKey}}', 'X-Static': 'yes' },
+      },
       values({ apiKey: 'k-123456', appKey: 'app-987654' }),
       '/series/a%20b',
       '?from=1',
@@ -18,29 +25,66 @@ describe('planUpstream', () => {
   });
 
   it('drops a header whose optional credential is absent', () => {
-    const plan = planUpstream({ baseURL: 'https://h', auth: { type: 'bearer', credential: 'token' }, headers: { 'X-App': '{{credentials.app}}' } }, values({ token: 'tok-abcdef' }), '', '');
+    const plan = planUpstream(
+      {
+        baseURL: 'https://h',
+        auth: { type: 'bearer', credential: 'token' },
+        headers: { 'X-App': '{{credentials.app}}' },
+      },
+      values({ token: 'tok-abcdef' }),
+      '',
+      '',
+    );
     expect(plan.headers).toEqual({ authorization: 'Bearer tok-abcdef' });
     expect(plan.url.href).toBe('https://h/');
   });
 
   it('basic auth encodes user and password; query auth replaces a caller parameter of the same name', () => {
-    const basic = planUpstream({ baseURL: 'http://h', auth: { type: 'basic', usernameField: 'username', passwordField: 'password' } }, values({ username: 'u', password: 'p@ss-word' }), '/x', '');
+    const basic = planUpstream(
+      { baseURL: 'http://h', auth: { type: 'basic', usernameField: 'username', passwordField: 'password' } },
+      values({ username: 'u', password: 'p@ss-word' }),
+      '/x',
+      '',
+    );
     expect(basic.headers.authorization).toBe(`Basic ${Buffer.from('u:p@ss-word').toString('base64')}`);
-    const query = planUpstream({ baseURL: 'http://h', auth: { type: 'query', queryParam: 'api_key', credential: 'token' } }, values({ token: 's3cr3t-value' }), '/x', '?api_key=caller&q=1');
+    const query = planUpstream(
+      { baseURL: 'http://h', auth: { type: 'query', queryParam: 'api_key', credential: 'token' } },
+      values({ token: 's3cr3t-value' }),
+      '/x',
+      '?api_key=caller&q=1',
+    );
     expect(query.url.searchParams.getAll('api_key')).toEqual(['s3cr3t-value']);
     expect(query.url.searchParams.get('q')).toBe('1');
   });
 
   it('auth type may be a settings template (http-api)', () => {
-    const plan = planUpstream({ baseURL: '{{settings.base}}', auth: { type: '{{settings.auth}}', headerName: '{{settings.headerName}}', credential: 'token' } }, values({ token: 'abcdefgh' }, { base: 'http://h', auth: 'header', headerName: 'X-API-Key' }), '', '');
+    const plan = planUpstream(
+      {
+        baseURL: '{{settings.base}}',
+        auth: { type: '{{settings.auth}}', headerName: '{{settings.headerName}}', credential: 'token' },
+      },
+      values({ token: 'abcdefgh' }, { base: 'http://h', auth: 'header', headerName: 'X-API-Key' }),
+      '',
+      '',
+    );
     expect(plan.headers).toEqual({ 'x-api-key': 'abcdefgh' });
   });
 
   it('a missing credential or a bad auth type is a 503 without the value in the message', () => {
-    const missing = () => planUpstream({ baseURL: 'http://h', auth: { type: 'bearer', credential: 'token' } }, values({}), '', '');
+    const missing = () =>
+      planUpstream({ baseURL: 'http://h', auth: { type: 'bearer', credential: 'token' } }, values({}), '', '');
     expect(missing).toThrow(GatewayError);
-    expect(() => planUpstream({ baseURL: 'http://h', auth: { type: 'digest' } }, values({ token: 'x' }), '', '')).toThrow(/do not render/);
-    expect(() => planUpstream({ baseURL: 'http://h', auth: { type: 'header', headerName: 'Bad Header', credential: 'token' } }, values({ token: 'abc\n' }), '', '')).toThrow(GatewayError);
+    expect(() =>
+      planUpstream({ baseURL: 'http://h', auth: { type: 'digest' } }, values({ token: 'x' }), '', ''),
+    ).toThrow(/do not render/);
+    expect(() =>
+      planUpstream(
+        { baseURL: 'http://h', auth: { type: 'header', headerName: 'Bad Header', credential: 'token' } },
+        values({ token: 'abc\n' }),
+        '',
+        '',
+      ),
+    ).toThrow(GatewayError);
   });
 });
 

@@ -1,5 +1,11 @@
 import type { CredentialPlacement, GatewaySpec } from '../api/v1alpha1/index.js';
-import { refersToAbsentCredential, renderTemplate, renderUrlTemplate, TemplateError, type TemplateValues } from '../integrations/templates.js';
+import {
+  refersToAbsentCredential,
+  renderTemplate,
+  renderUrlTemplate,
+  TemplateError,
+  type TemplateValues,
+} from '../integrations/templates.js';
 import { GatewayError, GatewayErrorMessage, notReady } from './errors.js';
 
 /** Where a proxied request goes and what the gateway adds to it. */
@@ -107,7 +113,9 @@ export function planConnection(gateway: GatewaySpec, values: TemplateValues): Co
     return target;
   } catch (err) {
     if (err instanceof TemplateError) {
-      throw err.kind === 'missing-credential' ? notReady(GatewayErrorMessage.noCredentials, { cause: err }) : invalid(err);
+      throw err.kind === 'missing-credential'
+        ? notReady(GatewayErrorMessage.noCredentials, { cause: err })
+        : invalid(err);
     }
     if (err instanceof GatewayError) throw err;
     throw invalid(err);

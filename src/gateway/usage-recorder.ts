@@ -1,7 +1,15 @@
 import { hostname } from 'node:os';
 import { randomBytes } from 'node:crypto';
 import type { ExternalConnection } from '../api/v1alpha1/index.js';
-import { alreadyApplied, combineDeltas, isEmptyDelta, mergeUsage, recordUse, type UsageDelta, type Via } from '../domain/usage.js';
+import {
+  alreadyApplied,
+  combineDeltas,
+  isEmptyDelta,
+  mergeUsage,
+  recordUse,
+  type UsageDelta,
+  type Via,
+} from '../domain/usage.js';
 import type { KubeClient, KubeObject } from '../kube/client.js';
 import { isConflict, isNotFound } from '../kube/errors.js';
 import { ExternalConnections } from '../kube/resources.js';
@@ -83,9 +91,12 @@ export class UsageRecorder {
   }
 
   start(): void {
-    this.#timer = setInterval(() => {
-      if (this.#tick === undefined) this.#tick = this.#flushDue().finally(() => (this.#tick = undefined));
-    }, Math.min(1000, this.#intervalMs));
+    this.#timer = setInterval(
+      () => {
+        if (this.#tick === undefined) this.#tick = this.#flushDue().finally(() => (this.#tick = undefined));
+      },
+      Math.min(1000, this.#intervalMs),
+    );
     this.#timer.unref();
   }
 
@@ -140,7 +151,17 @@ export class UsageRecorder {
       state = undefined;
     }
     if (state === undefined) {
-      state = { namespace, name, uid, pending: {}, unconfirmed: [], streams: new Map(), streamsStored: false, dirty: false, lastFlushAt: 0 };
+      state = {
+        namespace,
+        name,
+        uid,
+        pending: {},
+        unconfirmed: [],
+        streams: new Map(),
+        streamsStored: false,
+        dirty: false,
+        lastFlushAt: 0,
+      };
       this.#states.set(key, state);
     }
     state.uid ??= uid;
@@ -167,7 +188,10 @@ export class UsageRecorder {
     try {
       await this.#flush(state);
     } catch (err) {
-      this.#log.warn({ namespace: state.namespace, connection: state.name, error: describeError(err) }, 'usage flush failed; counts kept for the next flush');
+      this.#log.warn(
+        { namespace: state.namespace, connection: state.name, error: describeError(err) },
+        'usage flush failed; counts kept for the next flush',
+      );
     }
   }
 
@@ -195,9 +219,20 @@ export class UsageRecorder {
         state.unconfirmed = [];
         return;
       }
-      const usage = mergeUsage(stored, { delta, replica: this.#replica, sequence: chunk.sequence, streams, streamTtlMs: 3 * this.#intervalMs, nowMs: this.#now() });
+      const usage = mergeUsage(stored, {
+        delta,
+        replica: this.#replica,
+        sequence: chunk.sequence,
+        streams,
+        streamTtlMs: 3 * this.#intervalMs,
+        nowMs: this.#now(),
+      });
       try {
-        await this.#client.replace(ExternalConnections, { ...conn, status: { ...conn.status, usage } }, { subresource: 'status' });
+        await this.#client.replace(
+          ExternalConnections,
+          { ...conn, status: { ...conn.status, usage } },
+          { subresource: 'status' },
+        );
         state.unconfirmed = [];
         state.streamsStored = Object.keys(streams).length > 0;
         return;

@@ -20,8 +20,17 @@ import { renderUrlTemplate } from './templates.js';
 
 const TYPES_DIR = fileURLToPath(new URL('../../config/types/', import.meta.url));
 
-interface CredentialField { name: string; displayName: string; required: boolean; description: string }
-interface JsonSchema { type?: string; properties?: Record<string, JsonSchema>; [keyword: string]: unknown }
+interface CredentialField {
+  name: string;
+  displayName: string;
+  required: boolean;
+  description: string;
+}
+interface JsonSchema {
+  type?: string;
+  properties?: Record<string, JsonSchema>;
+  [keyword: string]: unknown;
+}
 interface Manifest {
   apiVersion: string;
   kind: string;
@@ -40,11 +49,17 @@ interface Manifest {
 
 function loadCatalogue(): Map<string, { file: string; manifest: Manifest; documents: number }> {
   const catalogue = new Map<string, { file: string; manifest: Manifest; documents: number }>();
-  for (const file of readdirSync(TYPES_DIR).filter((f) => f.endsWith('.yaml') && f !== 'kustomization.yaml').sort()) {
+  for (const file of readdirSync(TYPES_DIR)
+    .filter((f) => f.endsWith('.yaml') && f !== 'kustomization.yaml')
+    .sort()) {
     const text = readFileSync(`${TYPES_DIR}${file}`, 'utf8');
     const documents = parseAllDocuments(text);
     const manifest = parse(text) as Manifest;
-    catalogue.set(manifest.metadata.name, { file, manifest, documents: Array.isArray(documents) ? documents.length : 0 });
+    catalogue.set(manifest.metadata.name, {
+      file,
+      manifest,
+      documents: Array.isArray(documents) ? documents.length : 0,
+    });
   }
   return catalogue;
 }
@@ -57,9 +72,18 @@ const manifestOf = (name: string): Manifest => {
 };
 
 const EXPECTED_CATEGORIES: Record<string, string> = {
-  datadog: 'monitoring', prometheus: 'monitoring', grafana: 'monitoring', pagerduty: 'monitoring', sentry: 'monitoring',
-  segment: 'analytics', mixpanel: 'analytics', posthog: 'analytics', amplitude: 'analytics',
-  postgresql: 'database', mysql: 'database', redis: 'database',
+  datadog: 'monitoring',
+  prometheus: 'monitoring',
+  grafana: 'monitoring',
+  pagerduty: 'monitoring',
+  sentry: 'monitoring',
+  segment: 'analytics',
+  mixpanel: 'analytics',
+  posthog: 'analytics',
+  amplitude: 'analytics',
+  postgresql: 'database',
+  mysql: 'database',
+  redis: 'database',
   s3: 'storage',
   'http-api': 'api',
   'gcp-service-account': 'other',
@@ -67,8 +91,14 @@ const EXPECTED_CATEGORIES: Record<string, string> = {
 
 /** spec.md section 2: field names that must not drift, so manifests stay portable. */
 const SPEC_TABLE: Record<string, { settings: string[]; credentials: string[] }> = {
-  'http-api': { settings: ['baseURL', 'auth', 'headerName', 'queryParam'], credentials: ['token', 'username', 'password', 'clientCertificate', 'clientKey'] },
-  postgresql: { settings: ['host', 'port', 'database', 'user', 'sslmode'], credentials: ['password', 'clientCertificate', 'clientKey'] },
+  'http-api': {
+    settings: ['baseURL', 'auth', 'headerName', 'queryParam'],
+    credentials: ['token', 'username', 'password', 'clientCertificate', 'clientKey'],
+  },
+  postgresql: {
+    settings: ['host', 'port', 'database', 'user', 'sslmode'],
+    credentials: ['password', 'clientCertificate', 'clientKey'],
+  },
   mysql: { settings: ['host', 'port', 'database', 'user', 'tls'], credentials: ['password'] },
   redis: { settings: ['host', 'port', 'username', 'tls'], credentials: ['password'] },
   s3: { settings: ['endpoint', 'region', 'bucket', 'forcePathStyle'], credentials: ['accessKeyId', 'secretAccessKey'] },
@@ -77,7 +107,12 @@ const SPEC_TABLE: Record<string, { settings: string[]; credentials: string[] }> 
 };
 
 const DRIVER_TYPES: Record<string, string> = {
-  postgresql: 'postgresql', mysql: 'mysql', redis: 'redis', s3: 's3', prometheus: 'prometheus', 'gcp-service-account': 'gcp-service-account',
+  postgresql: 'postgresql',
+  mysql: 'mysql',
+  redis: 'redis',
+  s3: 's3',
+  prometheus: 'prometheus',
+  'gcp-service-account': 'gcp-service-account',
 };
 
 /** Realistic settings per type, as a tenant would write them; each must pass its schema. */
@@ -94,7 +129,12 @@ const EXAMPLE_SETTINGS: Record<string, Record<string, unknown>> = {
   postgresql: { host: 'orders-db.acme.svc.cluster.local', user: 'orders', database: 'orders' },
   mysql: { host: '10.20.0.7', port: 3307, user: 'billing', database: 'billing', tls: false },
   redis: { host: 'cache.acme.example', username: 'worker' },
-  s3: { endpoint: 'https://minio.acme.example:9000', region: 'us-east-1', bucket: 'acme-exports', forcePathStyle: true },
+  s3: {
+    endpoint: 'https://minio.acme.example:9000',
+    region: 'us-east-1',
+    bucket: 'acme-exports',
+    forcePathStyle: true,
+  },
   'http-api': { baseURL: 'https://api.acme.example/v2', auth: 'header', headerName: 'X-Api-Token', probePath: '/me' },
   'gcp-service-account': { scope: 'https://www.googleapis.com/auth/devstorage.read_only' },
 };
@@ -125,7 +165,8 @@ const REJECTED_SETTINGS: Array<[string, Record<string, unknown>]> = [
   ['http-api', { baseURL: 'https://api.example', headerName: 'Bad Header' }],
 ];
 
-const HOSTNAME = /^(?=.{1,253}\.?$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[-0-9a-z]{0,61}[0-9a-z])?)*\.?$/i;
+const HOSTNAME =
+  /^(?=.{1,253}\.?$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[-0-9a-z]{0,61}[0-9a-z])?)*\.?$/i;
 
 function createAjv(): Ajv2020 {
   const ajv = new Ajv2020({ strict: true, allErrors: true, useDefaults: true });
@@ -186,7 +227,9 @@ describe('built-in IntegrationType catalogue', () => {
       expect(manifestOf(name).spec.category, name).toBe(category);
     }
     for (const { manifest } of CATALOGUE.values()) {
-      expect(['monitoring', 'analytics', 'database', 'storage', 'messaging', 'api', 'other']).toContain(manifest.spec.category);
+      expect(['monitoring', 'analytics', 'database', 'storage', 'messaging', 'api', 'other']).toContain(
+        manifest.spec.category,
+      );
     }
   });
 
@@ -200,7 +243,10 @@ describe('built-in IntegrationType catalogue', () => {
     for (const [name, { settings, credentials }] of Object.entries(SPEC_TABLE)) {
       const spec = manifestOf(name).spec;
       expect(Object.keys(spec.settingsSchema.properties ?? {}), name).toEqual(expect.arrayContaining(settings));
-      expect(spec.credentialFields.map((f) => f.name), name).toEqual(credentials);
+      expect(
+        spec.credentialFields.map((f) => f.name),
+        name,
+      ).toEqual(credentials);
     }
   });
 
@@ -241,12 +287,24 @@ describe('built-in IntegrationType catalogue', () => {
     expect(withDefaults('datadog', {})).toEqual({ site: 'datadoghq.com' });
     expect(withDefaults('sentry', { organization: 'acme' })).toEqual({ host: 'sentry.io', organization: 'acme' });
     expect(withDefaults('postgresql', { host: 'db', user: 'app' })).toEqual({
-      host: 'db', user: 'app', port: 5432, database: 'postgres', sslmode: 'verify-full',
+      host: 'db',
+      user: 'app',
+      port: 5432,
+      database: 'postgres',
+      sslmode: 'verify-full',
     });
     expect(withDefaults('redis', { host: 'cache' })).toEqual({ host: 'cache', port: 6379, tls: true });
-    expect(withDefaults('s3', { bucket: 'acme-exports' })).toEqual({ bucket: 'acme-exports', region: 'us-east-1', forcePathStyle: false });
+    expect(withDefaults('s3', { bucket: 'acme-exports' })).toEqual({
+      bucket: 'acme-exports',
+      region: 'us-east-1',
+      forcePathStyle: false,
+    });
     expect(withDefaults('http-api', { baseURL: 'https://api.example' })).toEqual({
-      baseURL: 'https://api.example', auth: 'bearer', headerName: 'X-API-Key', queryParam: 'api_key', probePath: '/',
+      baseURL: 'https://api.example',
+      auth: 'bearer',
+      headerName: 'X-API-Key',
+      queryParam: 'api_key',
+      probePath: '/',
     });
   });
 
@@ -356,7 +414,11 @@ function credentialForms(credentials: Credentials): string[] {
   return [...values, ...pairs];
 }
 
-function fixtureGet(fixture: SaasFixture, contract: SaasContract, headers: Record<string, string>): Promise<{ status: number; body: string }> {
+function fixtureGet(
+  fixture: SaasFixture,
+  contract: SaasContract,
+  headers: Record<string, string>,
+): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = request(
       {
@@ -389,7 +451,9 @@ describe('SaaS contract fixture', () => {
   });
 
   it('has a contract for every declarative HTTP type except the generic http-api', () => {
-    const httpTypes = [...CATALOGUE.entries()].filter(([, e]) => e.manifest.spec.probe.http !== undefined).map(([n]) => n);
+    const httpTypes = [...CATALOGUE.entries()]
+      .filter(([, e]) => e.manifest.spec.probe.http !== undefined)
+      .map(([n]) => n);
     expect(SAAS_CONTRACTS.map((c) => c.type).sort()).toEqual(httpTypes.filter((n) => n !== 'http-api').sort());
   });
 
@@ -402,7 +466,8 @@ describe('SaaS contract fixture', () => {
       expect(JSON.parse(ok.body)).toEqual(contract.success.body);
 
       const wrong = await fixtureGet(fixture, contract, {
-        ...contract.credentialHeaders(contract.wrongCredentials), ...contract.requiredHeaders,
+        ...contract.credentialHeaders(contract.wrongCredentials),
+        ...contract.requiredHeaders,
       });
       expect(wrong.status).toBe(contract.refused.status);
 
@@ -439,7 +504,11 @@ describe('SaaS probes against the vendor contracts', () => {
     return { outcome, received: fixture.requests.slice(before) };
   }
 
-  function expectDocumentedRequest(contract: SaasContract, credentials: Credentials, received: ReturnType<SaasFixture['requestsFor']>): void {
+  function expectDocumentedRequest(
+    contract: SaasContract,
+    credentials: Credentials,
+    received: ReturnType<SaasFixture['requestsFor']>,
+  ): void {
     expect(received).toHaveLength(1);
     const [req] = received;
     if (req === undefined) return;
@@ -451,7 +520,10 @@ describe('SaaS probes against the vendor contracts', () => {
     const documented = { ...contract.credentialHeaders(credentials), ...contract.requiredHeaders };
     for (const [header, value] of Object.entries(documented)) {
       expect(req.headers[header], header).toBe(value);
-      expect(req.rawHeaderNames.filter((n) => n.toLowerCase() === header), header).toHaveLength(1);
+      expect(
+        req.rawHeaderNames.filter((n) => n.toLowerCase() === header),
+        header,
+      ).toHaveLength(1);
     }
     // The credential travels in the documented header(s) only: not in the URL, not anywhere else.
     const secrets = credentialForms(credentials);
@@ -468,12 +540,15 @@ describe('SaaS probes against the vendor contracts', () => {
     }
   }
 
-  it.each(SAAS_CONTRACTS.map((c) => [c.type, c] as const))('%s: the accepted credential succeeds', async (_type, contract) => {
-    const { outcome, received } = await probe(contract, contract.credentials);
-    expect(outcome).toMatchObject({ reachable: 'True', authenticated: 'True', reason: 'Succeeded' });
-    expectDocumentedRequest(contract, contract.credentials, received);
-    expectNoCredentialIn(outcome.message, contract);
-  });
+  it.each(SAAS_CONTRACTS.map((c) => [c.type, c] as const))(
+    '%s: the accepted credential succeeds',
+    async (_type, contract) => {
+      const { outcome, received } = await probe(contract, contract.credentials);
+      expect(outcome).toMatchObject({ reachable: 'True', authenticated: 'True', reason: 'Succeeded' });
+      expectDocumentedRequest(contract, contract.credentials, received);
+      expectNoCredentialIn(outcome.message, contract);
+    },
+  );
 
   it.each(SAAS_CONTRACTS.map((c) => [c.type, c] as const))(
     '%s: a refused credential is AuthenticationFailed, sent exactly as documented',

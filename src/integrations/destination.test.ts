@@ -3,10 +3,17 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { packageRoot } from '../dev/binaries.js';
-import { changedDestinationParts, destinationDigest, destinationParts, legacyDestinationDigest, legacyDestinationSettings } from './destination.js';
+import {
+  changedDestinationParts,
+  destinationDigest,
+  destinationParts,
+  legacyDestinationDigest,
+  legacyDestinationSettings,
+} from './destination.js';
 import type { IntegrationTypeObject } from './probe-types.js';
 
-const type = (name: string) => parse(readFileSync(path.join(packageRoot(), 'config', 'types', `${name}.yaml`), 'utf8')) as IntegrationTypeObject;
+const type = (name: string) =>
+  parse(readFileSync(path.join(packageRoot(), 'config', 'types', `${name}.yaml`), 'utf8')) as IntegrationTypeObject;
 
 describe('destination of a connection', () => {
   it('covers host, port and TLS of drivers, not the database', () => {
@@ -30,14 +37,18 @@ describe('destination of a connection', () => {
     expect(destinationDigest(api, { baseURL: 'https://api.example.com:8443/v1' })).not.toBe(d);
     expect(destinationDigest(api, { baseURL: 'https://evil.example.com/v1' })).not.toBe(d);
     const withPath = { ...api, spec: { ...api.spec, destination: { includePath: true } } } as IntegrationTypeObject;
-    expect(destinationDigest(withPath, { baseURL: 'https://api.example.com/v2' })).not.toBe(destinationDigest(withPath, { baseURL: 'https://api.example.com/v1' }));
+    expect(destinationDigest(withPath, { baseURL: 'https://api.example.com/v2' })).not.toBe(
+      destinationDigest(withPath, { baseURL: 'https://api.example.com/v1' }),
+    );
   });
 
   it('covers how a credential is presented (auth placement, header and query names)', () => {
     const api = type('http-api');
     const d = destinationDigest(api, { baseURL: 'https://api.example.com', auth: 'header' });
     expect(destinationDigest(api, { baseURL: 'https://api.example.com', auth: 'query' })).not.toBe(d);
-    expect(destinationDigest(api, { baseURL: 'https://api.example.com', auth: 'header', headerName: 'X-Other' })).not.toBe(d);
+    expect(
+      destinationDigest(api, { baseURL: 'https://api.example.com', auth: 'header', headerName: 'X-Other' }),
+    ).not.toBe(d);
   });
 
   it('binds the type: its name and every rule that decides where or how credentials go', () => {
@@ -48,7 +59,9 @@ describe('destination of a connection', () => {
     const redirected = structuredClone(dd);
     redirected.spec.probe.http!.url = 'https://attacker.example/{{settings.site}}';
     expect(destinationDigest(redirected, settings)).not.toBe(d);
-    const reheadered = structuredClone(dd) as IntegrationTypeObject & { spec: { gateway: { auth: Record<string, string> } } };
+    const reheadered = structuredClone(dd) as IntegrationTypeObject & {
+      spec: { gateway: { auth: Record<string, string> } };
+    };
     reheadered.spec.gateway.auth = { ...reheadered.spec.gateway.auth, headerName: 'X-Logged' };
     expect(destinationDigest(reheadered, settings)).not.toBe(d);
     // Cosmetic edits do not move credentials.
@@ -70,7 +83,9 @@ describe('destination of a connection', () => {
   it('keeps the binding format 1 digest as it was, so older values still open', () => {
     expect(legacyDestinationSettings(type('http-api'))).toEqual(expect.arrayContaining(['auth', 'baseURL']));
     expect(legacyDestinationSettings(type('postgresql'))).not.toContain('database');
-    expect(legacyDestinationDigest(type('http-api'), { baseURL: 'https://api.example.com' })).toBe(legacyDestinationDigest(type('http-api'), { baseURL: 'https://api.example.com', auth: 'bearer' }));
+    expect(legacyDestinationDigest(type('http-api'), { baseURL: 'https://api.example.com' })).toBe(
+      legacyDestinationDigest(type('http-api'), { baseURL: 'https://api.example.com', auth: 'bearer' }),
+    );
   });
 });
 
@@ -88,7 +103,10 @@ describe('destination declared by a type', () => {
       const { destination, ...undeclared } = t.spec;
       expect(destination?.settings?.length).toBeGreaterThan(0);
       const settings = { host: 'h.example.com', url: 'https://h.example.com' };
-      const parts = (x: IntegrationTypeObject) => Object.keys(destinationParts(x, settings)).filter((k) => k.startsWith('spec.settings.')).sort();
+      const parts = (x: IntegrationTypeObject) =>
+        Object.keys(destinationParts(x, settings))
+          .filter((k) => k.startsWith('spec.settings.'))
+          .sort();
       expect(parts(t)).toEqual(parts({ ...t, spec: undeclared }));
     }
   });
@@ -100,6 +118,8 @@ describe('destination digest stability', () => {
     const reordered = structuredClone(api);
     const auth = reordered.spec.probe.http!.auth! as Record<string, unknown>;
     reordered.spec.probe.http!.auth = Object.fromEntries(Object.entries(auth).reverse()) as never;
-    expect(destinationDigest(reordered, { baseURL: 'https://a.example.com' })).toBe(destinationDigest(api, { baseURL: 'https://a.example.com' }));
+    expect(destinationDigest(reordered, { baseURL: 'https://a.example.com' })).toBe(
+      destinationDigest(api, { baseURL: 'https://a.example.com' }),
+    );
   });
 });

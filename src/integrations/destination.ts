@@ -8,7 +8,18 @@ import { renderUrlTemplate, templateReferences } from './templates.js';
  * whether it is encrypted on the way: the default when a driver type does
  * not declare `spec.destination.settings`.
  */
-const DRIVER_DESTINATION_SETTINGS = ['host', 'port', 'endpoint', 'url', 'bucket', 'region', 'forcePathStyle', 'tls', 'sslmode', 'auth'];
+const DRIVER_DESTINATION_SETTINGS = [
+  'host',
+  'port',
+  'endpoint',
+  'url',
+  'bucket',
+  'region',
+  'forcePathStyle',
+  'tls',
+  'sslmode',
+  'auth',
+];
 
 /** What a type declares about its destination (IntegrationType `spec.destination`). */
 export interface DestinationDeclaration {
@@ -28,25 +39,41 @@ interface TypeShape {
 
 function shape(type: IntegrationTypeSpec | IntegrationTypeObject): TypeShape {
   if ('spec' in type && typeof type.spec === 'object' && type.spec !== null) {
-    return { name: (type).metadata?.name ?? '', spec: (type).spec };
+    return { name: type.metadata?.name ?? '', spec: type.spec };
   }
   return { name: '', spec: type as TypeShape['spec'] };
 }
 
 /** The parts of a type that decide where its credentials go and how they are presented. */
 function typeRules(spec: TypeShape['spec']): Record<string, unknown> {
-  const http = spec.probe?.http as { url?: string; method?: string; auth?: unknown; headers?: unknown; body?: unknown } | undefined;
+  const http = spec.probe?.http as
+    { url?: string; method?: string; auth?: unknown; headers?: unknown; body?: unknown } | undefined;
   return {
     driver: spec.probe?.driver ?? null,
-    probe: http ? { url: http.url ?? null, method: http.method ?? 'GET', auth: http.auth ?? null, headers: http.headers ?? null, body: http.body ?? null } : null,
-    gateway: spec.gateway ? { baseURL: spec.gateway.baseURL ?? null, auth: spec.gateway.auth ?? null, headers: spec.gateway.headers ?? null } : null,
+    probe: http
+      ? {
+          url: http.url ?? null,
+          method: http.method ?? 'GET',
+          auth: http.auth ?? null,
+          headers: http.headers ?? null,
+          body: http.body ?? null,
+        }
+      : null,
+    gateway: spec.gateway
+      ? {
+          baseURL: spec.gateway.baseURL ?? null,
+          auth: spec.gateway.auth ?? null,
+          headers: spec.gateway.headers ?? null,
+        }
+      : null,
     destination: spec.destination ?? null,
   };
 }
 
 /** Settings used where a credential is presented (auth placement, headers, body): their whole value counts. */
 function presentationSettings(spec: TypeShape['spec']): string[] {
-  const http = spec.probe?.http as { auth?: Record<string, unknown>; headers?: Record<string, string>; body?: string } | undefined;
+  const http = spec.probe?.http as
+    { auth?: Record<string, unknown>; headers?: Record<string, string>; body?: string } | undefined;
   const templates: unknown[] = [http?.auth, http?.headers, http?.body, spec.gateway?.auth, spec.gateway?.headers];
   const names = new Set<string>();
   const visit = (v: unknown): void => {
@@ -69,7 +96,9 @@ function safeReferences(tpl: string): string[] {
 /** Setting names whose whole value is part of the destination (besides the URLs' origins). */
 function wholeValueSettings(spec: TypeShape['spec']): string[] {
   const names = new Set(presentationSettings(spec));
-  const declared = Object.keys((spec.settingsSchema as { properties?: Record<string, unknown> } | undefined)?.properties ?? {});
+  const declared = Object.keys(
+    (spec.settingsSchema as { properties?: Record<string, unknown> } | undefined)?.properties ?? {},
+  );
   if (spec.destination?.settings) for (const n of spec.destination.settings) names.add(n);
   else if (spec.probe?.driver) for (const n of DRIVER_DESTINATION_SETTINGS) if (declared.includes(n)) names.add(n);
   return [...names].sort();
@@ -87,7 +116,11 @@ function urlTarget(tpl: string | undefined, settings: Record<string, unknown>, i
     const port = url.port || (url.protocol === 'https:' ? '443' : '80');
     return `${url.protocol}//${url.hostname}:${port}${includePath ? url.pathname : ''}`;
   } catch {
-    return Object.fromEntries(safeReferences(tpl).filter((r) => r.startsWith('settings.')).map((r) => [r, settings[r.slice('settings.'.length)] ?? null]));
+    return Object.fromEntries(
+      safeReferences(tpl)
+        .filter((r) => r.startsWith('settings.'))
+        .map((r) => [r, settings[r.slice('settings.'.length)] ?? null]),
+    );
   }
 }
 
@@ -110,7 +143,10 @@ function urlOrigin(value: unknown, includePath: boolean): unknown {
  * type declares (drivers default to host, port, endpoint and TLS settings).
  * Admission compares them part by part to say what an edit changed.
  */
-export function destinationParts(type: IntegrationTypeSpec | IntegrationTypeObject, settings: Record<string, unknown> | undefined): Record<string, unknown> {
+export function destinationParts(
+  type: IntegrationTypeSpec | IntegrationTypeObject,
+  settings: Record<string, unknown> | undefined,
+): Record<string, unknown> {
   const { name, spec } = shape(type);
   const withDefaults = validateSettings(type, settings ?? {}).settings;
   const includePath = spec.destination?.includePath === true;
@@ -133,7 +169,10 @@ export function destinationParts(type: IntegrationTypeSpec | IntegrationTypeObje
  * them again or confirms (`atoll rebind`): whoever may edit a connection or
  * a type cannot send a credential they never saw to a server of their choosing.
  */
-export function destinationDigest(type: IntegrationTypeSpec | IntegrationTypeObject, settings: Record<string, unknown> | undefined): string {
+export function destinationDigest(
+  type: IntegrationTypeSpec | IntegrationTypeObject,
+  settings: Record<string, unknown> | undefined,
+): string {
   // The gateway asks on every request; types and connections come from informer caches (a new object per
   // change), so object identity is a safe memo key.
   const byType = memo.get(type) ?? new WeakMap<object, string>();
@@ -142,7 +181,10 @@ export function destinationDigest(type: IntegrationTypeSpec | IntegrationTypeObj
   const known = byType.get(key);
   if (known !== undefined) return known;
   const parts = destinationParts(type, settings);
-  const digest = createHash('sha256').update(canonicalJson(['atoll.dev/destination/v2', parts])).digest('base64url').slice(0, 32);
+  const digest = createHash('sha256')
+    .update(canonicalJson(['atoll.dev/destination/v2', parts]))
+    .digest('base64url')
+    .slice(0, 32);
   byType.set(key, digest);
   return digest;
 }
@@ -157,7 +199,9 @@ const NO_SETTINGS = {};
 export function canonicalJson(value: unknown): string {
   if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
   if (value !== null && typeof value === 'object') {
-    const entries = Object.keys(value).sort().map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k] ?? null)}`);
+    const entries = Object.keys(value)
+      .sort()
+      .map((k) => `${JSON.stringify(k)}:${canonicalJson((value as Record<string, unknown>)[k] ?? null)}`);
     return `{${entries.join(',')}}`;
   }
   return JSON.stringify(value ?? null);
@@ -173,19 +217,30 @@ export function changedDestinationParts(before: Record<string, unknown>, after: 
 export function legacyDestinationSettings(type: IntegrationTypeSpec | IntegrationTypeObject): string[] {
   const spec = shape(type).spec;
   const names = new Set<string>();
-  const templates = [spec.probe?.http?.url, spec.probe?.http?.auth?.type, spec.gateway?.baseURL, (spec.gateway?.auth as { type?: string } | undefined)?.type];
+  const templates = [
+    spec.probe?.http?.url,
+    spec.probe?.http?.auth?.type,
+    spec.gateway?.baseURL,
+    (spec.gateway?.auth as { type?: string } | undefined)?.type,
+  ];
   for (const t of templates) {
-    for (const ref of t ? templateReferences(t) : []) if (ref.startsWith('settings.')) names.add(ref.slice('settings.'.length));
+    for (const ref of t ? templateReferences(t) : [])
+      if (ref.startsWith('settings.')) names.add(ref.slice('settings.'.length));
   }
   if (spec.probe?.driver) {
-    const declared = Object.keys((spec.settingsSchema as { properties?: Record<string, unknown> } | undefined)?.properties ?? {});
+    const declared = Object.keys(
+      (spec.settingsSchema as { properties?: Record<string, unknown> } | undefined)?.properties ?? {},
+    );
     for (const n of DRIVER_DESTINATION_SETTINGS) if (declared.includes(n)) names.add(n);
   }
   return [...names].sort();
 }
 
 /** The binding format 1 destination digest: the connection's destination settings only. Opening only, never sealing. */
-export function legacyDestinationDigest(type: IntegrationTypeSpec | IntegrationTypeObject, settings: Record<string, unknown> | undefined): string {
+export function legacyDestinationDigest(
+  type: IntegrationTypeSpec | IntegrationTypeObject,
+  settings: Record<string, unknown> | undefined,
+): string {
   const withDefaults = validateSettings(type, settings ?? {}).settings;
   const pairs = legacyDestinationSettings(type).map((n) => [n, withDefaults[n] ?? null]);
   return createHash('sha256').update(JSON.stringify(pairs)).digest('base64url').slice(0, 32);
@@ -197,5 +252,8 @@ export function legacyDestinationDigest(type: IntegrationTypeSpec | IntegrationT
  * IntegrationType, which only a rebind may confirm (ADR 0013).
  */
 export function settingsDigest(settings: Record<string, unknown> | undefined): string {
-  return createHash('sha256').update(canonicalJson(settings ?? {})).digest('base64url').slice(0, 32);
+  return createHash('sha256')
+    .update(canonicalJson(settings ?? {}))
+    .digest('base64url')
+    .slice(0, 32);
 }

@@ -18,7 +18,8 @@ describe('parseAddress', () => {
   });
 
   it('rejects what is not an IP literal', () => {
-    for (const bad of ['example.com', '256.0.0.1', '1.2.3', '::g', '1::2::3', '']) expect(parseAddress(bad)).toBeUndefined();
+    for (const bad of ['example.com', '256.0.0.1', '1.2.3', '::g', '1::2::3', ''])
+      expect(parseAddress(bad)).toBeUndefined();
   });
 });
 
@@ -28,7 +29,10 @@ describe('parseCidr / invalidCIDRs', () => {
     expect(parseCidr('127.0.0.1')?.prefix).toBe(32);
     expect(parseCidr('fc00::/7')?.prefix).toBe(7);
     expect(invalidCIDRs(['10.0.0.0/8', '10.0.0.0/33', 'fc00::/129', 'nope', '1.2.3.4/8/1'])).toEqual([
-      '10.0.0.0/33', 'fc00::/129', 'nope', '1.2.3.4/8/1',
+      '10.0.0.0/33',
+      'fc00::/129',
+      'nope',
+      '1.2.3.4/8/1',
     ]);
   });
 });
@@ -101,7 +105,9 @@ describe('checkAddress', () => {
   });
 
   it('unwraps IPv4-mapped and NAT64 IPv6 before checking', () => {
-    expect(checkAddress('::ffff:169.254.169.254', { allowCIDRs: ['::/0', '0.0.0.0/0'] })).toMatchObject({ allowed: false });
+    expect(checkAddress('::ffff:169.254.169.254', { allowCIDRs: ['::/0', '0.0.0.0/0'] })).toMatchObject({
+      allowed: false,
+    });
     expect(checkAddress('::ffff:a9fe:a9fe', { allowCIDRs: ['::/0'] }).allowed).toBe(false);
     expect(checkAddress('::ffff:127.0.0.1', none).allowed).toBe(false);
     expect(checkAddress('::ffff:127.0.0.1', { allowCIDRs: ['127.0.0.0/8'] }).allowed).toBe(true);
@@ -123,26 +129,37 @@ describe('checkAddress', () => {
     }
     expect(checkAddress('64:ff9b:1::8.8.8.8', none).allowed).toBe(true);
     // IPv4-compatible ::a.b.c.d, but :: and ::1 keep their own meaning.
-    expect(checkAddress('::10.0.0.1', none)).toMatchObject({ allowed: false, rule: expect.stringContaining('10.0.0.1') });
+    expect(checkAddress('::10.0.0.1', none)).toMatchObject({
+      allowed: false,
+      rule: expect.stringContaining('10.0.0.1'),
+    });
     expect(checkAddress('::10.0.0.1', { allowCIDRs: ['10.0.0.0/8'] }).allowed).toBe(true);
     expect(checkAddress('::8.8.8.8', none).allowed).toBe(true);
     expect(checkAddress('::1', none)).toMatchObject({ allowed: false, rule: expect.stringContaining('loopback') });
     expect(checkAddress('::1', { allowCIDRs: ['::1/128'] }).allowed).toBe(true);
     // 6to4 2002:AABB:CCDD::/48 relays to AA.BB.CC.DD.
-    expect(checkAddress('2002:7f00:1::1', none)).toMatchObject({ allowed: false, rule: expect.stringContaining('127.0.0.1') });
+    expect(checkAddress('2002:7f00:1::1', none)).toMatchObject({
+      allowed: false,
+      rule: expect.stringContaining('127.0.0.1'),
+    });
     expect(checkAddress('2002:808:808::1', none).allowed).toBe(true);
   });
 });
 
 describe('resolveEgress', () => {
-  const answers = (...addresses: string[]): Resolver => async () =>
-    addresses.map((address) => ({ address, family: address.includes(':') ? 6 : 4 }));
+  const answers =
+    (...addresses: string[]): Resolver =>
+    async () =>
+      addresses.map((address) => ({ address, family: address.includes(':') ? 6 : 4 }));
 
   it('returns the checked address of an IP literal without resolving', async () => {
     const never: Resolver = async () => {
       throw new Error('must not resolve a literal');
     };
-    await expect(resolveEgress('127.0.0.1', loopbackAllowed, never)).resolves.toEqual({ address: '127.0.0.1', family: 4 });
+    await expect(resolveEgress('127.0.0.1', loopbackAllowed, never)).resolves.toEqual({
+      address: '127.0.0.1',
+      family: 4,
+    });
     await expect(resolveEgress('[::1]', loopbackAllowed, never)).resolves.toEqual({ address: '::1', family: 6 });
   });
 
@@ -154,11 +171,18 @@ describe('resolveEgress', () => {
   });
 
   it('returns the first address when all are allowed', async () => {
-    await expect(resolveEgress('public.example', none, answers('8.8.4.4', '8.8.8.8'))).resolves.toEqual({ address: '8.8.4.4', family: 4 });
+    await expect(resolveEgress('public.example', none, answers('8.8.4.4', '8.8.8.8'))).resolves.toEqual({
+      address: '8.8.4.4',
+      family: 4,
+    });
   });
 
   it('denies a name resolving to the metadata address even when everything private is allowed', async () => {
-    const err = await resolveEgress('metadata.example', { allowCIDRs: ['0.0.0.0/0'] }, answers('169.254.169.254')).catch((e: unknown) => e);
+    const err = await resolveEgress(
+      'metadata.example',
+      { allowCIDRs: ['0.0.0.0/0'] },
+      answers('169.254.169.254'),
+    ).catch((e: unknown) => e);
     expect((err as ProbeFailure).reason).toBe('EgressDenied');
     expect((err as ProbeFailure).message).toContain('cloud metadata');
   });
@@ -173,12 +197,16 @@ describe('resolveEgress', () => {
   it('resolves localhost through the system resolver and denies it by default', async () => {
     const err = await resolveEgress('localhost', none).catch((e: unknown) => e);
     expect((err as ProbeFailure).reason).toBe('EgressDenied');
-    await expect(resolveEgress('localhost', loopbackAllowed)).resolves.toMatchObject({ address: expect.stringMatching(/^(127\.|::1$)/) });
+    await expect(resolveEgress('localhost', loopbackAllowed)).resolves.toMatchObject({
+      address: expect.stringMatching(/^(127\.|::1$)/),
+    });
   });
 });
 
 /** A loopback listener that records each connection and optionally sends `greeting`. */
-async function recordingServer(greeting?: Buffer): Promise<{ port: number; connections: () => number; close: () => Promise<void> }> {
+async function recordingServer(
+  greeting?: Buffer,
+): Promise<{ port: number; connections: () => number; close: () => Promise<void> }> {
   let count = 0;
   const sockets = new Set<net.Socket>();
   const server = net.createServer((socket) => {
@@ -200,7 +228,14 @@ async function recordingServer(greeting?: Buffer): Promise<{ port: number; conne
 }
 
 describe('pinnedDialer (the socket source of the pg, mysql2 and node-redis probes)', () => {
-  const ctx = (over: Record<string, unknown> = {}) => ({ settings: {}, credentials: {}, timeoutMs: 2_000, egress: loopbackAllowed, maxResponseBytes: 1024, ...over });
+  const ctx = (over: Record<string, unknown> = {}) => ({
+    settings: {},
+    credentials: {},
+    timeoutMs: 2_000,
+    egress: loopbackAllowed,
+    maxResponseBytes: 1024,
+    ...over,
+  });
 
   it('connects every socket to the checked address, whatever host and port the library asks for', async () => {
     const server = await recordingServer();
@@ -222,7 +257,9 @@ describe('pinnedDialer (the socket source of the pg, mysql2 and node-redis probe
   it('checks the address before any socket exists: a denied target gets no connection', async () => {
     const server = await recordingServer();
     try {
-      await expect(pinnedDialer(ctx({ egress: none }), { host: '127.0.0.1', port: server.port })).rejects.toMatchObject({ reason: 'EgressDenied' });
+      await expect(pinnedDialer(ctx({ egress: none }), { host: '127.0.0.1', port: server.port })).rejects.toMatchObject(
+        { reason: 'EgressDenied' },
+      );
       expect(server.connections()).toBe(0);
     } finally {
       await server.close();

@@ -62,7 +62,8 @@ function parseIPv6(text: string): AddressBytes | undefined {
   if (dotted.includes('.')) {
     const v4 = parseIPv4(dotted);
     if (v4 === undefined) return undefined;
-    const group = (hi: number | undefined, lo: number | undefined): string => (((hi ?? 0) << 8) | (lo ?? 0)).toString(16);
+    const group = (hi: number | undefined, lo: number | undefined): string =>
+      (((hi ?? 0) << 8) | (lo ?? 0)).toString(16);
     hex = `${text.slice(0, lastColon + 1)}${group(v4[0], v4[1])}:${group(v4[2], v4[3])}`;
   }
   const halves = hex.split('::');
@@ -133,7 +134,11 @@ const IPV4_CARRIERS: Array<{ prefix: number[]; layouts: Layout[]; excluded?: (by
     ],
   },
   // IPv4-compatible ::/96 (deprecated, still routed by some stacks); :: and ::1 keep their own meaning
-  { prefix: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], layouts: [LAST_32_BITS], excluded: (b) => b[12] === 0 && b[13] === 0 && b[14] === 0 && (b[15] ?? 0) <= 1 },
+  {
+    prefix: [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0],
+    layouts: [LAST_32_BITS],
+    excluded: (b) => b[12] === 0 && b[13] === 0 && b[14] === 0 && (b[15] ?? 0) <= 1,
+  },
   // 6to4 2002::/16 (RFC 3056): the relay forwards to the embedded IPv4 host
   { prefix: [0x20, 0x02], layouts: [{ ipv4: [2, 3, 4, 5], zero: [] }] },
 ];
@@ -143,7 +148,9 @@ function judgedAs(bytes: AddressBytes): AddressBytes[] {
   if (bytes.length !== 16) return [bytes];
   const carrier = IPV4_CARRIERS.find((c) => c.prefix.every((b, i) => bytes[i] === b) && !c.excluded?.(bytes));
   if (!carrier) return [bytes];
-  const fits = carrier.layouts.filter((l) => l.zero.every((i) => bytes[i] === 0)).map((l) => Uint8Array.from(l.ipv4, (i) => bytes[i] ?? 0));
+  const fits = carrier.layouts
+    .filter((l) => l.zero.every((i) => bytes[i] === 0))
+    .map((l) => Uint8Array.from(l.ipv4, (i) => bytes[i] ?? 0));
   if (carrier.layouts.length === 1) return fits;
   // With several layouts, an all-zero field is one where nothing is embedded; none left is 0.0.0.0 (denied).
   const embedded = fits.filter((v4) => v4.some((b) => b !== 0));
@@ -153,7 +160,9 @@ function judgedAs(bytes: AddressBytes): AddressBytes[] {
 /** An address in ::ffff:0:0/96 or 64:ff9b::/96 as the IPv4 address it carries (for allowCIDRs such as ::ffff:10.0.0.0/104). */
 function unwrapIPv4(bytes: AddressBytes): AddressBytes {
   if (bytes.length !== 16) return bytes;
-  return [IPV4_MAPPED, NAT64_WELL_KNOWN].some((prefix) => prefix.every((b, i) => bytes[i] === b)) ? bytes.slice(12) : bytes;
+  return [IPV4_MAPPED, NAT64_WELL_KNOWN].some((prefix) => prefix.every((b, i) => bytes[i] === b))
+    ? bytes.slice(12)
+    : bytes;
 }
 
 /** Parses "10.0.0.0/8", "fc00::/7" or a bare address (a host route). */
@@ -197,7 +206,13 @@ function ranges(label: string, cidrs: string[]): LabelledRange[] {
 /** Checked first: no policy can open these. */
 const NEVER_ALLOWED: LabelledRange[] = [
   // AWS, GCP, Azure, Oracle (169.254.169.254), Azure wireserver, Alibaba, AWS IPv6, GCP IPv6
-  ...ranges('cloud metadata endpoint', ['169.254.169.254/32', '168.63.129.16/32', '100.100.100.200/32', 'fd00:ec2::254/128', 'fd20:ce::254/128']),
+  ...ranges('cloud metadata endpoint', [
+    '169.254.169.254/32',
+    '168.63.129.16/32',
+    '100.100.100.200/32',
+    'fd00:ec2::254/128',
+    'fd20:ce::254/128',
+  ]),
   ...ranges('link-local address', ['169.254.0.0/16', 'fe80::/10']),
   ...ranges('unspecified address', ['0.0.0.0/8', '::/128']),
   ...ranges('broadcast address', ['255.255.255.255/32']),
@@ -209,8 +224,14 @@ const NEVER_ALLOWED: LabelledRange[] = [
 const PRIVATE: LabelledRange[] = [
   ...ranges('loopback address', ['127.0.0.0/8', '::1/128']),
   ...ranges('private address', [
-    '10.0.0.0/8', '172.16.0.0/12', '192.168.0.0/16', '100.64.0.0/10', '192.0.0.0/24', '198.18.0.0/15',
-    'fc00::/7', 'fec0::/10',
+    '10.0.0.0/8',
+    '172.16.0.0/12',
+    '192.168.0.0/16',
+    '100.64.0.0/10',
+    '192.0.0.0/24',
+    '198.18.0.0/15',
+    'fc00::/7',
+    'fec0::/10',
   ]),
 ];
 
@@ -222,7 +243,10 @@ export function checkAddress(address: string, policy: EgressPolicy): EgressDecis
   if (parsed === undefined) return { allowed: false, rule: 'not an IP address' };
   for (const bytes of judgedAs(parsed)) {
     const decision = checkBytes(bytes, policy);
-    if (!decision.allowed) return bytes.length === parsed.length ? decision : { allowed: false, rule: `${decision.rule} (it reaches the IPv4 host ${bytes.join('.')})` };
+    if (!decision.allowed)
+      return bytes.length === parsed.length
+        ? decision
+        : { allowed: false, rule: `${decision.rule} (it reaches the IPv4 host ${bytes.join('.')})` };
   }
   return { allowed: true };
 }
@@ -236,7 +260,12 @@ function checkBytes(bytes: AddressBytes, policy: EgressPolicy): EgressDecision {
     const cidr = parseCidr(text);
     return cidr !== undefined && inCidr(bytes, unwrapCidr(cidr));
   });
-  return allowed ? { allowed: true } : { allowed: false, rule: `${restricted.label} not in the Workspace's spec.policy.egress.allowCIDRs; add a CIDR that covers it there (platform team)` };
+  return allowed
+    ? { allowed: true }
+    : {
+        allowed: false,
+        rule: `${restricted.label} not in the Workspace's spec.policy.egress.allowCIDRs; add a CIDR that covers it there (platform team)`,
+      };
 }
 
 /** Entries of an allowCIDRs list that do not parse; for admission to name them. */
@@ -255,7 +284,11 @@ const systemResolver: Resolver = async (host) => {
  * ProbeFailure('EgressDenied') if any address is denied, ('DNSError') if the
  * name does not resolve.
  */
-export async function resolveEgress(host: string, policy: EgressPolicy, resolver: Resolver = systemResolver): Promise<ResolvedAddress> {
+export async function resolveEgress(
+  host: string,
+  policy: EgressPolicy,
+  resolver: Resolver = systemResolver,
+): Promise<ResolvedAddress> {
   const bare = host.replace(/^\[(.*)\]$/, '$1');
   let addresses: ResolvedAddress[];
   const literal = isIP(bare.replace(/%.*$/, ''));
@@ -323,7 +356,9 @@ export interface GuardedConnection<S extends Socket = Socket> {
 }
 
 function trustStore(ctx: Pick<ProbeContext, 'trustedCAs'>): string[] | undefined {
-  return ctx.trustedCAs !== undefined && ctx.trustedCAs.length > 0 ? [...rootCertificates, ...ctx.trustedCAs] : undefined;
+  return ctx.trustedCAs !== undefined && ctx.trustedCAs.length > 0
+    ? [...rootCertificates, ...ctx.trustedCAs]
+    : undefined;
 }
 
 function tlsIdentityOptions(host: string): { servername?: string; checkServerIdentity: typeof checkServerIdentity } {
@@ -351,17 +386,18 @@ export async function connectGuarded(ctx: ProbeContext, opts: GuardedConnectOpti
 
   return new Promise<GuardedConnection>((resolve, reject) => {
     let connected = false;
-    const socket: Socket = opts.tls === true
-      ? tlsConnect({
-          host: checked.address,
-          port,
-          ca: trustStore(ctx),
-          rejectUnauthorized: true,
-          ...tlsIdentityOptions(opts.host),
-          ...(opts.alpnProtocols !== undefined ? { ALPNProtocols: opts.alpnProtocols } : {}),
-          ...(opts.clientCertificate ?? {}),
-        })
-      : netConnect({ host: checked.address, port, family: checked.family });
+    const socket: Socket =
+      opts.tls === true
+        ? tlsConnect({
+            host: checked.address,
+            port,
+            ca: trustStore(ctx),
+            rejectUnauthorized: true,
+            ...tlsIdentityOptions(opts.host),
+            ...(opts.alpnProtocols !== undefined ? { ALPNProtocols: opts.alpnProtocols } : {}),
+            ...(opts.clientCertificate ?? {}),
+          })
+        : netConnect({ host: checked.address, port, family: checked.family });
     const readyEvent = opts.tls === true ? 'secureConnect' : 'connect';
     const cleanup = (): void => {
       opts.signal.removeEventListener('abort', onAbort);
@@ -373,7 +409,13 @@ export async function connectGuarded(ctx: ProbeContext, opts: GuardedConnectOpti
       socket.destroy();
       if (connected && opts.tls === true) {
         // The usual cause: the server speaks plain text on this port and waits for a command.
-        reject(new ProbeFailure('TLSError', `connected to ${describeTarget(target)} but the TLS handshake got no answer within ${ctx.timeoutMs} ms; if the server does not use TLS on this port, turn TLS off in spec.settings (tls: false, or an http:// URL)`, { cause: opts.signal.reason, reachable: 'True' }));
+        reject(
+          new ProbeFailure(
+            'TLSError',
+            `connected to ${describeTarget(target)} but the TLS handshake got no answer within ${ctx.timeoutMs} ms; if the server does not use TLS on this port, turn TLS off in spec.settings (tls: false, or an http:// URL)`,
+            { cause: opts.signal.reason, reachable: 'True' },
+          ),
+        );
         return;
       }
       reject(timeoutFailure(target, ctx.timeoutMs, connected, opts.signal.reason));
@@ -427,7 +469,11 @@ export interface PinnedDialer {
 export async function pinnedDialer(ctx: ProbeContext, target: ProbeTarget): Promise<PinnedDialer> {
   const override = ctx.dial?.(target.host, target.port);
   const checked = await resolveEgress(override?.host ?? target.host, ctx.egress);
-  const pin = { host: checked.address.replace(/^\[(.*)\]$/, '$1'), port: override?.port ?? target.port, family: checked.family };
+  const pin = {
+    host: checked.address.replace(/^\[(.*)\]$/, '$1'),
+    port: override?.port ?? target.port,
+    family: checked.family,
+  };
   const limit = ctx.maxResponseBytes > 0 ? ctx.maxResponseBytes : 64 * 1024;
   const sockets = new Set<Socket>();
   const state = { connected: false, received: 0, overflow: undefined as ProbeFailure | undefined };
@@ -442,7 +488,10 @@ export async function pinnedDialer(ctx: ProbeContext, target: ProbeTarget): Prom
       this.on('data', (chunk: Buffer) => {
         state.received += chunk.length;
         if (state.received > limit && state.overflow === undefined) {
-          state.overflow = new ProbeFailure('UnexpectedResponse', `${describeTarget(target)} sent more than ${limit} bytes`);
+          state.overflow = new ProbeFailure(
+            'UnexpectedResponse',
+            `${describeTarget(target)} sent more than ${limit} bytes`,
+          );
           this.destroy(state.overflow);
         }
       });

@@ -3,7 +3,12 @@ import type { AddressInfo } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createCertificate } from '../kube/x509.js';
-import { createTestPki, startHttpFixture, startSilentServer, startTlsMismatchServer } from '../../test/support/services.js';
+import {
+  createTestPki,
+  startHttpFixture,
+  startSilentServer,
+  startTlsMismatchServer,
+} from '../../test/support/services.js';
 import type { HttpFixture } from '../../test/support/services.js';
 import { runHttpProbe, sendProbeRequest } from './http-probe.js';
 import { ProbeFailure } from './probe-failure.js';
@@ -17,7 +22,10 @@ function context(over: Partial<ProbeContext> = {}): ProbeContext {
 }
 
 async function failure(p: Promise<unknown>): Promise<ProbeFailure> {
-  const err = await p.then(() => undefined, (e: unknown) => e);
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   if (!(err instanceof ProbeFailure)) throw new Error(`expected a ProbeFailure, got ${String(err)}`);
   return err;
 }
@@ -44,7 +52,10 @@ beforeAll(async () => {
       req.headers['authorization'],
       new URL(req.url, 'http://h').searchParams.get('api_key'),
     ];
-    const ok = presented.some((v) => v === TOKEN || v === `Bearer ${TOKEN}` || v === `Basic ${Buffer.from(`alice:${TOKEN}`).toString('base64')}`);
+    const ok = presented.some(
+      (v) =>
+        v === TOKEN || v === `Bearer ${TOKEN}` || v === `Basic ${Buffer.from(`alice:${TOKEN}`).toString('base64')}`,
+    );
     res.writeHead(ok ? 200 : 401).end();
   });
 });
@@ -60,7 +71,10 @@ describe('runHttpProbe: credential placement (what the server received)', () => 
   it('header', async () => {
     const before = api.requests.length;
     const outcome = await runHttpProbe(
-      spec({ auth: { type: 'header', headerName: 'X-API-Key', credential: 'apiKey' }, headers: { 'X-Extra': 'v-{{settings.site}}' } }),
+      spec({
+        auth: { type: 'header', headerName: 'X-API-Key', credential: 'apiKey' },
+        headers: { 'X-Extra': 'v-{{settings.site}}' },
+      }),
       context({ settings: { site: 'eu' }, credentials: { apiKey: TOKEN } }),
     );
     expect(outcome).toMatchObject({ reason: 'Succeeded', reachable: 'True', authenticated: 'True' });
@@ -91,12 +105,17 @@ describe('runHttpProbe: credential placement (what the server received)', () => 
       context({ settings: { user: 'alice' }, credentials: { password: TOKEN } }),
     );
     expect(outcome.reason).toBe('Succeeded');
-    expect(api.requests[before]!.headers['authorization']).toBe(`Basic ${Buffer.from(`alice:${TOKEN}`).toString('base64')}`);
+    expect(api.requests[before]!.headers['authorization']).toBe(
+      `Basic ${Buffer.from(`alice:${TOKEN}`).toString('base64')}`,
+    );
   });
 
   it('basic with username and password credential fields', async () => {
     const before = api.requests.length;
-    const outcome = await runHttpProbe(spec({ auth: { type: 'basic' } }), context({ credentials: { username: 'alice', password: TOKEN } }));
+    const outcome = await runHttpProbe(
+      spec({ auth: { type: 'basic' } }),
+      context({ credentials: { username: 'alice', password: TOKEN } }),
+    );
     expect(outcome.reason).toBe('Succeeded');
     expect(api.requests[before]!.headers['authorization']).toMatch(/^Basic /);
   });
@@ -104,7 +123,10 @@ describe('runHttpProbe: credential placement (what the server received)', () => 
   it('query parameter, keeping the URL query', async () => {
     const before = api.requests.length;
     const outcome = await runHttpProbe(
-      spec({ url: `${api.url}/v1/validate?x={{settings.x}}`, auth: { type: 'query', queryParam: 'api_key', credential: 'apiKey' } }),
+      spec({
+        url: `${api.url}/v1/validate?x={{settings.x}}`,
+        auth: { type: 'query', queryParam: 'api_key', credential: 'apiKey' },
+      }),
       context({ settings: { x: 'a b&c' }, credentials: { apiKey: TOKEN } }),
     );
     expect(outcome.reason).toBe('Succeeded');
@@ -116,7 +138,12 @@ describe('runHttpProbe: credential placement (what the server received)', () => 
   it('none sends no credential; POST sends the rendered body', async () => {
     const before = api.requests.length;
     const outcome = await runHttpProbe(
-      spec({ method: 'POST', auth: { type: 'none' }, body: '{"site":"{{settings.site}}"}', headers: { 'Content-Type': 'application/json' } }),
+      spec({
+        method: 'POST',
+        auth: { type: 'none' },
+        body: '{"site":"{{settings.site}}"}',
+        headers: { 'Content-Type': 'application/json' },
+      }),
       context({ settings: { site: 'eu' }, credentials: { apiKey: TOKEN } }),
     );
     expect(outcome).toMatchObject({ reason: 'AuthenticationFailed', reachable: 'True', authenticated: 'False' });
@@ -128,21 +155,30 @@ describe('runHttpProbe: credential placement (what the server received)', () => 
 
   it('drops a header whose optional credential is absent', async () => {
     const before = api.requests.length;
-    await runHttpProbe(spec({ auth: { type: 'bearer' }, headers: { 'X-App-Key': '{{credentials.appKey}}' } }), context({ credentials: { token: TOKEN } }));
+    await runHttpProbe(
+      spec({ auth: { type: 'bearer' }, headers: { 'X-App-Key': '{{credentials.appKey}}' } }),
+      context({ credentials: { token: TOKEN } }),
+    );
     expect(api.requests[before]!.headers['x-app-key']).toBeUndefined();
   });
 });
 
 describe('runHttpProbe: statuses', () => {
   it('401 with a wrong credential is AuthenticationFailed', async () => {
-    const outcome = await runHttpProbe(spec({ auth: { type: 'bearer' } }), context({ credentials: { token: 'wrong-token' } }));
+    const outcome = await runHttpProbe(
+      spec({ auth: { type: 'bearer' } }),
+      context({ credentials: { token: 'wrong-token' } }),
+    );
     expect(outcome).toMatchObject({ reason: 'AuthenticationFailed', reachable: 'True', authenticated: 'False' });
     expect(outcome.message).toContain('HTTP 401');
   });
 
   it('a redirect is never followed', async () => {
     const before = api.requests.length;
-    const outcome: ProbeOutcome = await runHttpProbe(spec({ url: `${api.url}/redirect`, auth: { type: 'bearer' } }), context({ credentials: { token: TOKEN } }));
+    const outcome: ProbeOutcome = await runHttpProbe(
+      spec({ url: `${api.url}/redirect`, auth: { type: 'bearer' } }),
+      context({ credentials: { token: TOKEN } }),
+    );
     expect(outcome).toMatchObject({ reason: 'UnexpectedResponse', reachable: 'True', authenticated: 'False' });
     expect(outcome.message).toContain('redirect');
     expect(api.requests.length).toBe(before + 1);
@@ -153,7 +189,9 @@ describe('runHttpProbe: statuses', () => {
     // Reachable, but the credential is not confirmed: Authenticated False, so Ready is False (not Unknown).
     expect(broken).toMatchObject({ reason: 'UnexpectedResponse', reachable: 'True', authenticated: 'False' });
     expect(broken.message).toContain('unexpected HTTP 500 (expected 200)');
-    expect((await runHttpProbe(spec({ url: `${api.url}/broken`, successStatuses: [500] }), context())).reason).toBe('Succeeded');
+    expect((await runHttpProbe(spec({ url: `${api.url}/broken`, successStatuses: [500] }), context())).reason).toBe(
+      'Succeeded',
+    );
   });
 
   it('reads at most maxResponseBytes of a body', async () => {
@@ -172,13 +210,20 @@ describe('runHttpProbe: statuses', () => {
 describe('runHttpProbe: refusals and network failures', () => {
   it('refuses loopback without allowCIDRs before connecting', async () => {
     const connectionsBefore = api.connections();
-    const err = await failure(runHttpProbe(spec({ auth: { type: 'bearer' } }), context({ egress: { allowCIDRs: [] }, credentials: { token: TOKEN } })));
+    const err = await failure(
+      runHttpProbe(
+        spec({ auth: { type: 'bearer' } }),
+        context({ egress: { allowCIDRs: [] }, credentials: { token: TOKEN } }),
+      ),
+    );
     expect(err.reason).toBe('EgressDenied');
     expect(api.connections()).toBe(connectionsBefore);
   });
 
   it('reports a missing credential and a missing setting by name', async () => {
-    const missingCredential = await failure(runHttpProbe(spec({ auth: { type: 'bearer', credential: 'token' } }), context()));
+    const missingCredential = await failure(
+      runHttpProbe(spec({ auth: { type: 'bearer', credential: 'token' } }), context()),
+    );
     expect(missingCredential.reason).toBe('CredentialsMissing');
     expect(missingCredential.message).toContain('token');
     const missingSetting = await failure(runHttpProbe(spec({ url: 'https://api.{{settings.site}}/v1' }), context()));
@@ -186,12 +231,16 @@ describe('runHttpProbe: refusals and network failures', () => {
     expect(missingSetting.message).toContain('settings.site');
     const badMethod = await failure(runHttpProbe(spec({ method: 'DELETE' as 'GET' }), context()));
     expect(badMethod.reason).toBe('InvalidSettings');
-    const badAuth = await failure(runHttpProbe(spec({ auth: { type: '{{settings.auth}}' } }), context({ settings: { auth: 'digest' } })));
+    const badAuth = await failure(
+      runHttpProbe(spec({ auth: { type: '{{settings.auth}}' } }), context({ settings: { auth: 'digest' } })),
+    );
     expect(badAuth.reason).toBe('InvalidSettings');
   });
 
   it('refuses a credential that would break the header', async () => {
-    const err = await failure(runHttpProbe(spec({ auth: { type: 'bearer' } }), context({ credentials: { token: 'a\r\nX-Injected: 1' } })));
+    const err = await failure(
+      runHttpProbe(spec({ auth: { type: 'bearer' } }), context({ credentials: { token: 'a\r\nX-Injected: 1' } })),
+    );
     expect(err.reason).toBe('InvalidSettings');
     expect(err.message).not.toContain('Injected');
   });
@@ -199,7 +248,9 @@ describe('runHttpProbe: refusals and network failures', () => {
   it('a silent server times out with Reachable Unknown', async () => {
     const silent = await startSilentServer();
     try {
-      const err = await failure(runHttpProbe(spec({ url: `http://127.0.0.1:${silent.port}/` }), context({ timeoutMs: 300 })));
+      const err = await failure(
+        runHttpProbe(spec({ url: `http://127.0.0.1:${silent.port}/` }), context({ timeoutMs: 300 })),
+      );
       expect(err).toMatchObject({ reason: 'Timeout', reachable: 'Unknown' });
       expect(silent.connections()).toBe(1);
     } finally {
@@ -209,23 +260,44 @@ describe('runHttpProbe: refusals and network failures', () => {
 });
 
 describe('runHttpProbe: TLS', () => {
-  it('presents the connection\'s client certificate (clientCertificate + clientKey) to a server that requires one', async () => {
+  it("presents the connection's client certificate (clientCertificate + clientKey) to a server that requires one", async () => {
     const pki = createTestPki('mtls');
     const client = createCertificate({ issuer: pki.ca, commonName: 'orders-app', usage: 'client' });
     const seen: Array<string | undefined> = [];
-    const server = createHttpsServer({ cert: pki.server.certPem, key: pki.server.keyPem, ca: [pki.ca.certPem], requestCert: true, rejectUnauthorized: true }, (req, res) => {
-      const peer = (req.socket as TLSSocket).getPeerCertificate();
-      seen.push(peer.subject?.CN);
-      res.end('ok');
-    });
+    const server = createHttpsServer(
+      {
+        cert: pki.server.certPem,
+        key: pki.server.keyPem,
+        ca: [pki.ca.certPem],
+        requestCert: true,
+        rejectUnauthorized: true,
+      },
+      (req, res) => {
+        const peer = (req.socket as TLSSocket).getPeerCertificate();
+        seen.push(peer.subject?.CN);
+        res.end('ok');
+      },
+    );
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
     const port = (server.address() as AddressInfo).port;
     try {
-      const withCert = await runHttpProbe({ url: `https://127.0.0.1:${port}/` }, context({ trustedCAs: [pki.ca.certPem], credentials: { clientCertificate: client.certPem, clientKey: client.keyPem } }));
+      const withCert = await runHttpProbe(
+        { url: `https://127.0.0.1:${port}/` },
+        context({
+          trustedCAs: [pki.ca.certPem],
+          credentials: { clientCertificate: client.certPem, clientKey: client.keyPem },
+        }),
+      );
       expect(withCert.reason).toBe('Succeeded');
       expect(seen).toEqual(['orders-app']);
       // Without it the server refuses the handshake: the probe fails and the server saw no request.
-      const without = await runHttpProbe({ url: `https://127.0.0.1:${port}/` }, context({ trustedCAs: [pki.ca.certPem] })).then((o) => o.reason, (e: unknown) => (e as ProbeFailure).reason);
+      const without = await runHttpProbe(
+        { url: `https://127.0.0.1:${port}/` },
+        context({ trustedCAs: [pki.ca.certPem] }),
+      ).then(
+        (o) => o.reason,
+        (e: unknown) => (e as ProbeFailure).reason,
+      );
       expect(without).not.toBe('Succeeded');
       expect(seen).toEqual(['orders-app']);
     } finally {
@@ -237,7 +309,8 @@ describe('runHttpProbe: TLS', () => {
     const pki = createTestPki('http-probe');
     const tlsApi = await startHttpFixture(undefined, { tls: pki.server });
     try {
-      const dial = (host: string, port: number) => (host === 'localhost' && port === 443 ? { host: '127.0.0.1', port: tlsApi.port } : undefined);
+      const dial = (host: string, port: number) =>
+        host === 'localhost' && port === 443 ? { host: '127.0.0.1', port: tlsApi.port } : undefined;
       const outcome = await runHttpProbe(
         { url: 'https://localhost/health' },
         context({ trustedCAs: [pki.ca.certPem], dial }),

@@ -58,7 +58,11 @@ export function urlTarget(url: URL): ProbeTarget {
  * (optionally) the first maxResponseBytes of the body. Failures are
  * ProbeFailures. Shared by the declarative probe and HTTP-based drivers.
  */
-export async function sendProbeRequest(ctx: ProbeContext, req: ProbeHttpRequest, signal: AbortSignal = deadlineSignal(ctx)): Promise<ProbeHttpResponse> {
+export async function sendProbeRequest(
+  ctx: ProbeContext,
+  req: ProbeHttpRequest,
+  signal: AbortSignal = deadlineSignal(ctx),
+): Promise<ProbeHttpResponse> {
   const target = urlTarget(req.url);
   for (const [name, value] of Object.entries(req.headers)) {
     if (!HEADER_NAME.test(name)) throw new ProbeFailure('InvalidSettings', `${ERROR_INVALID_HEADER_NAME}: ${name}`);
@@ -110,7 +114,9 @@ export async function sendProbeRequest(ctx: ProbeContext, req: ProbeHttpRequest,
       const chunks: Buffer[] = [];
       let received = 0;
       const respond = (truncated: boolean): void =>
-        finish(() => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks), truncated }));
+        finish(() =>
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks), truncated }),
+        );
       if (!req.readBody) respond(false);
       res.on('data', (chunk: Buffer) => {
         const room = limit - received;
@@ -141,7 +147,9 @@ function templateFailure(err: unknown): ProbeFailure {
   if (err instanceof ProbeFailure) return err;
   if (err instanceof TemplateError) {
     return err.kind === 'missing-credential'
-      ? new ProbeFailure('CredentialsMissing', `credential ${err.field.slice('credentials.'.length)} is not set`, { cause: err })
+      ? new ProbeFailure('CredentialsMissing', `credential ${err.field.slice('credentials.'.length)} is not set`, {
+          cause: err,
+        })
       : new ProbeFailure('InvalidSettings', err.message, { cause: err });
   }
   return new ProbeFailure('InvalidSettings', ERROR_INVALID_PROBE_URL, { cause: err });
@@ -149,19 +157,26 @@ function templateFailure(err: unknown): ProbeFailure {
 
 function credential(values: TemplateValues, field: string): string {
   const value = values.credentials[field];
-  if (value === undefined || value === '') throw new ProbeFailure('CredentialsMissing', `credential ${field} is not set`);
+  if (value === undefined || value === '')
+    throw new ProbeFailure('CredentialsMissing', `credential ${field} is not set`);
   return value;
 }
 
 /** Resolves auth.type, which may itself be a template such as "{{settings.auth}}". */
 function authType(auth: HttpAuthSpec | undefined, values: TemplateValues): HttpAuthType {
   const rendered = renderTemplate(auth?.type ?? 'none', values);
-  if (!(AUTH_TYPES as readonly string[]).includes(rendered)) throw new ProbeFailure('InvalidSettings', ERROR_UNKNOWN_AUTH_TYPE);
+  if (!(AUTH_TYPES as readonly string[]).includes(rendered))
+    throw new ProbeFailure('InvalidSettings', ERROR_UNKNOWN_AUTH_TYPE);
   return rendered as HttpAuthType;
 }
 
 /** Puts the credential where the type says: a header, a bearer token, basic auth or a query parameter. */
-function applyAuth(auth: HttpAuthSpec | undefined, values: TemplateValues, url: URL, headers: Record<string, string>): void {
+function applyAuth(
+  auth: HttpAuthSpec | undefined,
+  values: TemplateValues,
+  url: URL,
+  headers: Record<string, string>,
+): void {
   const type = authType(auth, values);
   const field = auth?.credential ?? 'token';
   switch (type) {
@@ -213,7 +228,11 @@ function buildRequest(spec: HttpProbeSpec, ctx: ProbeContext): ProbeHttpRequest 
 }
 
 /** Classifies a status by the type's expectations; redirects are always unexpected. */
-export function outcomeForStatus(spec: Pick<HttpProbeSpec, 'successStatuses' | 'authFailureStatuses'>, status: number, target: ProbeTarget): ProbeOutcome {
+export function outcomeForStatus(
+  spec: Pick<HttpProbeSpec, 'successStatuses' | 'authFailureStatuses'>,
+  status: number,
+  target: ProbeTarget,
+): ProbeOutcome {
   const where = describeTarget(target);
   if ((spec.successStatuses ?? [200]).includes(status)) {
     return probeOutcome('Succeeded', `${where} accepted the credentials (HTTP ${status})`);
@@ -222,12 +241,24 @@ export function outcomeForStatus(spec: Pick<HttpProbeSpec, 'successStatuses' | '
     return probeOutcome('AuthenticationFailed', `${where} refused the credentials (HTTP ${status})`);
   }
   if (status >= 300 && status < 400) {
-    return { ...probeOutcome('UnexpectedResponse', `${where} answered with a redirect (HTTP ${status}); redirects are not followed`), authenticated: 'False' };
+    return {
+      ...probeOutcome(
+        'UnexpectedResponse',
+        `${where} answered with a redirect (HTTP ${status}); redirects are not followed`,
+      ),
+      authenticated: 'False',
+    };
   }
   // An answer the type does not expect (404 from a wrong path, 500) cannot confirm the credential:
   // the service is reachable but the connection is not usable, so Authenticated (and Ready) is False.
   const expected = (spec.successStatuses ?? [200]).join(', ');
-  return { ...probeOutcome('UnexpectedResponse', `${where} answered with unexpected HTTP ${status} (expected ${expected}); check the URL settings (base URL, probe path)`), authenticated: 'False' };
+  return {
+    ...probeOutcome(
+      'UnexpectedResponse',
+      `${where} answered with unexpected HTTP ${status} (expected ${expected}); check the URL settings (base URL, probe path)`,
+    ),
+    authenticated: 'False',
+  };
 }
 
 /** Runs a type's declarative HTTP probe. Throws ProbeFailure for anything but an HTTP answer. */

@@ -72,10 +72,18 @@ export function describeTarget(target: ProbeTarget): string {
  * A deadline passed. Connected but silent means the service may be fine and
  * the protocol stalled, so Reachable is Unknown rather than False.
  */
-export function timeoutFailure(target: ProbeTarget, timeoutMs: number, connected: boolean, cause?: unknown): ProbeFailure {
+export function timeoutFailure(
+  target: ProbeTarget,
+  timeoutMs: number,
+  connected: boolean,
+  cause?: unknown,
+): ProbeFailure {
   const where = describeTarget(target);
   return connected
-    ? new ProbeFailure('Timeout', `connected to ${where} but got no answer within ${timeoutMs} ms`, { cause, reachable: 'Unknown' })
+    ? new ProbeFailure('Timeout', `connected to ${where} but got no answer within ${timeoutMs} ms`, {
+        cause,
+        reachable: 'Unknown',
+      })
     : new ProbeFailure('Timeout', `could not connect to ${where} within ${timeoutMs} ms`, { cause });
 }
 
@@ -95,13 +103,34 @@ const DNS_CODES = new Set(['ENOTFOUND', 'EAI_AGAIN', 'EAI_FAIL', 'EAI_NONAME', '
 
 /** OpenSSL verification results that Node surfaces as error codes. */
 const CERTIFICATE_CODES = new Set([
-  'UNABLE_TO_GET_ISSUER_CERT', 'UNABLE_TO_GET_CRL', 'UNABLE_TO_DECRYPT_CERT_SIGNATURE',
-  'UNABLE_TO_DECRYPT_CRL_SIGNATURE', 'UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY', 'CERT_SIGNATURE_FAILURE',
-  'CRL_SIGNATURE_FAILURE', 'CERT_NOT_YET_VALID', 'CERT_HAS_EXPIRED', 'CRL_NOT_YET_VALID', 'CRL_HAS_EXPIRED',
-  'ERROR_IN_CERT_NOT_BEFORE_FIELD', 'ERROR_IN_CERT_NOT_AFTER_FIELD', 'ERROR_IN_CRL_LAST_UPDATE_FIELD',
-  'ERROR_IN_CRL_NEXT_UPDATE_FIELD', 'OUT_OF_MEM', 'DEPTH_ZERO_SELF_SIGNED_CERT', 'SELF_SIGNED_CERT_IN_CHAIN',
-  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY', 'UNABLE_TO_VERIFY_LEAF_SIGNATURE', 'CERT_CHAIN_TOO_LONG', 'CERT_REVOKED',
-  'INVALID_CA', 'PATH_LENGTH_EXCEEDED', 'INVALID_PURPOSE', 'CERT_UNTRUSTED', 'CERT_REJECTED', 'HOSTNAME_MISMATCH',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_CRL',
+  'UNABLE_TO_DECRYPT_CERT_SIGNATURE',
+  'UNABLE_TO_DECRYPT_CRL_SIGNATURE',
+  'UNABLE_TO_DECODE_ISSUER_PUBLIC_KEY',
+  'CERT_SIGNATURE_FAILURE',
+  'CRL_SIGNATURE_FAILURE',
+  'CERT_NOT_YET_VALID',
+  'CERT_HAS_EXPIRED',
+  'CRL_NOT_YET_VALID',
+  'CRL_HAS_EXPIRED',
+  'ERROR_IN_CERT_NOT_BEFORE_FIELD',
+  'ERROR_IN_CERT_NOT_AFTER_FIELD',
+  'ERROR_IN_CRL_LAST_UPDATE_FIELD',
+  'ERROR_IN_CRL_NEXT_UPDATE_FIELD',
+  'OUT_OF_MEM',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'CERT_CHAIN_TOO_LONG',
+  'CERT_REVOKED',
+  'INVALID_CA',
+  'PATH_LENGTH_EXCEEDED',
+  'INVALID_PURPOSE',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'HOSTNAME_MISMATCH',
 ]);
 
 function errorCode(err: unknown): string | undefined {
@@ -147,7 +176,9 @@ export function classifyNetworkError(err: unknown, target: ProbeTarget, connecte
     });
   }
   if (code !== undefined && code.startsWith('HPE_')) {
-    return new ProbeFailure('UnexpectedResponse', `${where} did not answer with valid HTTP${safeCode(code)}`, { cause: err });
+    return new ProbeFailure('UnexpectedResponse', `${where} did not answer with valid HTTP${safeCode(code)}`, {
+      cause: err,
+    });
   }
   return new ProbeFailure(
     connected ? 'UnexpectedResponse' : 'Unreachable',

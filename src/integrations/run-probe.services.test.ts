@@ -1,5 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { closedPort, startHttpFixture, startRedis, startSilentServer, startTlsMismatchServer } from '../../test/support/services.js';
+import {
+  closedPort,
+  startHttpFixture,
+  startRedis,
+  startSilentServer,
+  startTlsMismatchServer,
+} from '../../test/support/services.js';
 import type { CountingService, HttpFixture, RunningService } from '../../test/support/services.js';
 import type { IntegrationTypeObject, IntegrationTypeSpec, ProbeContext, ProbeOutcome } from './probe-types.js';
 import { runProbe } from './run-probe.js';
@@ -27,7 +33,12 @@ const httpApiType: IntegrationTypeObject = {
       http: {
         method: 'GET',
         url: '{{settings.baseURL}}',
-        auth: { type: '{{settings.auth}}', headerName: '{{settings.headerName}}', queryParam: '{{settings.queryParam}}', credential: 'token' },
+        auth: {
+          type: '{{settings.auth}}',
+          headerName: '{{settings.headerName}}',
+          queryParam: '{{settings.queryParam}}',
+          credential: 'token',
+        },
       },
     },
   },
@@ -49,7 +60,14 @@ const redisType: IntegrationTypeSpec = {
 };
 
 function context(settings: Record<string, unknown>, over: Partial<ProbeContext> = {}): ProbeContext {
-  return { settings, credentials: { token: SECRET, password: SECRET }, timeoutMs: 2_000, egress: LOOPBACK, maxResponseBytes: 64 * 1024, ...over };
+  return {
+    settings,
+    credentials: { token: SECRET, password: SECRET },
+    timeoutMs: 2_000,
+    egress: LOOPBACK,
+    maxResponseBytes: 64 * 1024,
+    ...over,
+  };
 }
 
 function expectNoSecret(outcome: ProbeOutcome): void {
@@ -67,7 +85,10 @@ beforeAll(async () => {
     startHttpFixture((req, res) => {
       const path = req.url.split('?')[0];
       const status = path === '/ok' ? 200 : path === '/denied' ? 401 : path === '/weird' ? 418 : 302;
-      res.writeHead(status, { 'x-echo': encodeURIComponent(JSON.stringify(req.headers)), location: `http://evil.example/${encodeURIComponent(req.url)}` });
+      res.writeHead(status, {
+        'x-echo': encodeURIComponent(JSON.stringify(req.headers)),
+        location: `http://evil.example/${encodeURIComponent(req.url)}`,
+      });
       res.end(JSON.stringify({ url: req.url, headers: req.headers }));
     }),
     startRedis({ password: SECRET }),
@@ -84,15 +105,25 @@ describe('runProbe never leaks a credential', () => {
 
   it.each(placements)('HTTP probe, auth %s: success, refusal, unexpected, redirect', async (auth) => {
     const credentials = { token: SECRET, username: 'u', password: SECRET };
-    const type = auth === 'basic' ? { ...httpApiType.spec, probe: { http: { url: '{{settings.baseURL}}', auth: { type: 'basic' } } } } : httpApiType;
-    const cases: Array<[string, ProbeOutcome['reason']]> = [['/ok', 'Succeeded'], ['/denied', 'AuthenticationFailed'], ['/weird', 'UnexpectedResponse'], ['/redirect', 'UnexpectedResponse']];
+    const type =
+      auth === 'basic'
+        ? { ...httpApiType.spec, probe: { http: { url: '{{settings.baseURL}}', auth: { type: 'basic' } } } }
+        : httpApiType;
+    const cases: Array<[string, ProbeOutcome['reason']]> = [
+      ['/ok', 'Succeeded'],
+      ['/denied', 'AuthenticationFailed'],
+      ['/weird', 'UnexpectedResponse'],
+      ['/redirect', 'UnexpectedResponse'],
+    ];
     for (const [path, reason] of cases) {
       const outcome = await runProbe(type, context({ baseURL: `${echo.url}${path}`, auth }, { credentials }));
       expect(outcome.reason).toBe(reason);
       expectNoSecret(outcome);
     }
     // The server really got the credential, so the assertions above are meaningful.
-    expect(JSON.stringify(echo.requests.at(-1))).toMatch(new RegExp(`${SECRET}|${Buffer.from(`u:${SECRET}`).toString('base64')}`));
+    expect(JSON.stringify(echo.requests.at(-1))).toMatch(
+      new RegExp(`${SECRET}|${Buffer.from(`u:${SECRET}`).toString('base64')}`),
+    );
   });
 
   it('redis: success and authentication failure', async () => {
@@ -100,7 +131,10 @@ describe('runProbe never leaks a credential', () => {
     expect(ok).toMatchObject({ reason: 'Succeeded', reachable: 'True', authenticated: 'True' });
     expectNoSecret(ok);
     const wrong = `${SECRET}-but-wrong`;
-    const refused = await runProbe(redisType, context({ host: redis.host, port: redis.port }, { credentials: { password: wrong } }));
+    const refused = await runProbe(
+      redisType,
+      context({ host: redis.host, port: redis.port }, { credentials: { password: wrong } }),
+    );
     expect(refused.reason).toBe('AuthenticationFailed');
     expect(JSON.stringify(refused)).not.toContain(wrong);
   });
@@ -110,12 +144,24 @@ describe('runProbe never leaks a credential', () => {
     const outcomes: Array<[ProbeOutcome, ProbeOutcome['reason']]> = [
       [await runProbe(httpApiType, context({ baseURL: `http://127.0.0.1:${closed.port}/` })), 'Unreachable'],
       [await runProbe(redisType, context({ host: closed.host, port: closed.port })), 'Unreachable'],
-      [await runProbe(httpApiType, context({ baseURL: `http://127.0.0.1:${silent.port}/`, auth: 'query' }, { timeoutMs: 300 })), 'Timeout'],
+      [
+        await runProbe(
+          httpApiType,
+          context({ baseURL: `http://127.0.0.1:${silent.port}/`, auth: 'query' }, { timeoutMs: 300 }),
+        ),
+        'Timeout',
+      ],
       [await runProbe(redisType, context({ host: silent.host, port: silent.port }, { timeoutMs: 300 })), 'Timeout'],
       [await runProbe(httpApiType, context({ baseURL: `https://127.0.0.1:${mismatch.port}/` })), 'TLSError'],
       [await runProbe(redisType, context({ host: mismatch.host, port: mismatch.port, tls: true })), 'TLSError'],
       [await runProbe(httpApiType, context({ baseURL: 'http://no-such-host.invalid/' })), 'DNSError'],
-      [await runProbe(httpApiType, context({ baseURL: `${echo.url}/ok`, auth: 'query' }, { egress: { allowCIDRs: [] } })), 'EgressDenied'],
+      [
+        await runProbe(
+          httpApiType,
+          context({ baseURL: `${echo.url}/ok`, auth: 'query' }, { egress: { allowCIDRs: [] } }),
+        ),
+        'EgressDenied',
+      ],
     ];
     for (const [outcome, reason] of outcomes) {
       expect(outcome.reason).toBe(reason);
@@ -135,10 +181,16 @@ describe('runProbe never leaks a credential', () => {
 describe('runProbe', () => {
   it('refuses a loopback target by default without connecting', async () => {
     const before = silent.connections();
-    const outcome = await runProbe(redisType, context({ host: silent.host, port: silent.port }, { egress: { allowCIDRs: [] } }));
+    const outcome = await runProbe(
+      redisType,
+      context({ host: silent.host, port: silent.port }, { egress: { allowCIDRs: [] } }),
+    );
     expect(outcome).toMatchObject({ reason: 'EgressDenied', reachable: 'False', authenticated: 'Unknown' });
     expect(silent.connections()).toBe(before);
-    const viaHttp = await runProbe(httpApiType, context({ baseURL: `http://127.0.0.1:${silent.port}/` }, { egress: { allowCIDRs: [] } }));
+    const viaHttp = await runProbe(
+      httpApiType,
+      context({ baseURL: `http://127.0.0.1:${silent.port}/` }, { egress: { allowCIDRs: [] } }),
+    );
     expect(viaHttp.reason).toBe('EgressDenied');
     expect(silent.connections()).toBe(before);
   });
@@ -171,7 +223,10 @@ describe('runProbe', () => {
 
   it('measures duration and honours cancellation', async () => {
     const abort = new AbortController();
-    const pending = runProbe(redisType, context({ host: silent.host, port: silent.port }, { timeoutMs: 10_000, signal: abort.signal }));
+    const pending = runProbe(
+      redisType,
+      context({ host: silent.host, port: silent.port }, { timeoutMs: 10_000, signal: abort.signal }),
+    );
     setTimeout(() => abort.abort(), 100);
     const outcome = await pending;
     expect(outcome.reason).toBe('Timeout');

@@ -21,7 +21,9 @@ export const ERROR_INTERNAL = 'the probe failed unexpectedly';
 const DEADLINE_GRACE_MS = 1_000;
 
 function specOf(type: IntegrationTypeSpec | IntegrationTypeObject): IntegrationTypeSpec {
-  return 'spec' in type && typeof type.spec === 'object' && type.spec !== null ? (type).spec : (type as IntegrationTypeSpec);
+  return 'spec' in type && typeof type.spec === 'object' && type.spec !== null
+    ? type.spec
+    : (type as IntegrationTypeSpec);
 }
 
 function missingCredentials(spec: IntegrationTypeSpec, credentials: Record<string, string>): string[] {
@@ -46,7 +48,8 @@ async function dispatch(spec: IntegrationTypeSpec, ctx: ProbeContext): Promise<P
   if (spec.probe?.http !== undefined) return runHttpProbe(spec.probe.http, ctx);
   if (spec.probe?.driver !== undefined) {
     const driver = getDriver(spec.probe.driver);
-    if (driver === undefined) throw new ProbeFailure('InvalidSettings', `${ERROR_UNKNOWN_DRIVER}: ${spec.probe.driver}`);
+    if (driver === undefined)
+      throw new ProbeFailure('InvalidSettings', `${ERROR_UNKNOWN_DRIVER}: ${spec.probe.driver}`);
     return driver.probe(ctx);
   }
   throw new ProbeFailure('InvalidSettings', ERROR_NO_PROBE);
@@ -70,7 +73,10 @@ function backstop(timeoutMs: number, abort: AbortController): { promise: Promise
  * Accepts the whole IntegrationType object (settings validators are then
  * cached by name + generation) or just its spec.
  */
-export async function runProbe(type: IntegrationTypeSpec | IntegrationTypeObject, ctx: ProbeContext): Promise<ProbeOutcome> {
+export async function runProbe(
+  type: IntegrationTypeSpec | IntegrationTypeObject,
+  ctx: ProbeContext,
+): Promise<ProbeOutcome> {
   const started = performance.now();
   const elapsed = (): number => Math.round(performance.now() - started);
   const spec = specOf(type);
@@ -83,7 +89,10 @@ export async function runProbe(type: IntegrationTypeSpec | IntegrationTypeObject
   }
   const missing = missingCredentials(spec, credentials);
   if (missing.length > 0) {
-    return { ...probeOutcome('CredentialsMissing', `required credentials are not set: ${missing.join(', ')}`), durationMs: elapsed() };
+    return {
+      ...probeOutcome('CredentialsMissing', `required credentials are not set: ${missing.join(', ')}`),
+      durationMs: elapsed(),
+    };
   }
 
   const timeoutMs = ctx.timeoutMs > 0 ? ctx.timeoutMs : DEFAULT_PROBE_TIMEOUT_MS;

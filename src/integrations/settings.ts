@@ -100,7 +100,10 @@ function compiledFor(type: IntegrationTypeObject, schema: Record<string, unknown
 }
 
 function fieldPath(instancePath: string, child?: string): string {
-  const segments = instancePath.split('/').slice(1).map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
+  const segments = instancePath
+    .split('/')
+    .slice(1)
+    .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
   if (child !== undefined) segments.push(child);
   return segments.reduce((path, s) => (/^\d+$/.test(s) ? `${path}[${s}]` : `${path}.${s}`), SETTINGS_PATH);
 }
@@ -119,14 +122,19 @@ function describe(error: ErrorObject): SettingsError {
     }
     case 'enum': {
       const field = fieldPath(error.instancePath);
-      const allowed = Array.isArray(params['allowedValues']) ? params['allowedValues'].map((v) => JSON.stringify(v)).join(', ') : '';
+      const allowed = Array.isArray(params['allowedValues'])
+        ? params['allowedValues'].map((v) => JSON.stringify(v)).join(', ')
+        : '';
       return { field, message: `${field} must be one of: ${allowed}` };
     }
     case 'pattern': {
       // A regular expression is no help to a person: say what the setting looks like instead.
       const field = fieldPath(error.instancePath);
       const parent = error.parentSchema as { title?: string; description?: string } | undefined;
-      return { field, message: `${field} is not in the form this setting expects${parent?.description ? `: ${parent.description}` : parent?.title ? ` (${parent.title})` : ''}` };
+      return {
+        field,
+        message: `${field} is not in the form this setting expects${parent?.description ? `: ${parent.description}` : parent?.title ? ` (${parent.title})` : ''}`,
+      };
     }
     case 'format': {
       const field = fieldPath(error.instancePath);
@@ -143,13 +151,21 @@ function describe(error: ErrorObject): SettingsError {
  * Validates settings against the type's schema. Returns a copy with schema
  * defaults applied; the input is never modified.
  */
-export function validateSettings(type: IntegrationTypeObject | IntegrationTypeSpec, settings: unknown): SettingsValidation {
-  const object: IntegrationTypeObject = 'spec' in type && typeof type.spec === 'object' && type.spec !== null
-    ? (type)
-    : { spec: type as IntegrationTypeSpec };
+export function validateSettings(
+  type: IntegrationTypeObject | IntegrationTypeSpec,
+  settings: unknown,
+): SettingsValidation {
+  const object: IntegrationTypeObject =
+    'spec' in type && typeof type.spec === 'object' && type.spec !== null
+      ? type
+      : { spec: type as IntegrationTypeSpec };
   const input = settings === undefined || settings === null ? {} : settings;
   if (typeof input !== 'object' || Array.isArray(input)) {
-    return { ok: false, settings: {}, errors: [{ field: SETTINGS_PATH, message: `${SETTINGS_PATH} ${ERROR_SETTINGS_NOT_OBJECT}` }] };
+    return {
+      ok: false,
+      settings: {},
+      errors: [{ field: SETTINGS_PATH, message: `${SETTINGS_PATH} ${ERROR_SETTINGS_NOT_OBJECT}` }],
+    };
   }
   const copy = structuredClone(input) as Record<string, unknown>;
   const schema = object.spec.settingsSchema;
@@ -163,7 +179,10 @@ export function validateSettings(type: IntegrationTypeObject | IntegrationTypeSp
   const known = Object.keys((schema as { properties?: Record<string, unknown> }).properties ?? {});
   const errors = (compiled.validate.errors ?? []).map(describe).map((e) =>
     // A typo is the usual cause: list the names that would have been accepted.
-    e.message.endsWith(UNKNOWN_SETTING) && known.length > 0 && e.field.split('.').length === 3 ? { ...e, message: `${e.message} (known settings: ${known.join(', ')})` } : e);
+    e.message.endsWith(UNKNOWN_SETTING) && known.length > 0 && e.field.split('.').length === 3
+      ? { ...e, message: `${e.message} (known settings: ${known.join(', ')})` }
+      : e,
+  );
   const unique = errors.filter((e, i) => errors.findIndex((o) => o.message === e.message) === i);
   return { ok: false, settings: copy, errors: unique };
 }

@@ -14,7 +14,8 @@ export interface RenderOptions {
   urlEncode?: boolean;
 }
 
-export type TemplateErrorKind = 'missing-setting' | 'missing-credential' | 'unsupported-expression' | 'unsupported-value';
+export type TemplateErrorKind =
+  'missing-setting' | 'missing-credential' | 'unsupported-expression' | 'unsupported-value';
 
 export const ERROR_MISSING_SETTING = 'template refers to a setting that is not set';
 export const ERROR_MISSING_CREDENTIAL = 'template refers to a credential that is not set';
@@ -47,7 +48,8 @@ interface Reference {
 
 function parseReference(expression: string): Reference {
   const match = REFERENCE.exec(expression);
-  if (match === null) throw new TemplateError('unsupported-expression', `{{${expression.trim()}}}`, ERROR_UNSUPPORTED_EXPRESSION);
+  if (match === null)
+    throw new TemplateError('unsupported-expression', `{{${expression.trim()}}}`, ERROR_UNSUPPORTED_EXPRESSION);
   return { source: match[1] as Reference['source'], name: match[2] as string };
 }
 
@@ -126,7 +128,9 @@ function encodeComponent(value: string, field: string): string {
 
 /** Percent-encodes every character (code point) of `value` that `safe` does not keep; valid %XX escapes stay as they are. */
 function encodeExcept(value: string, safe: RegExp, field: string): string {
-  return value.replace(/%[0-9A-Fa-f]{2}|[\s\S]/gu, (token) => (safe.test(token) ? token : encodeComponent(token, field)));
+  return value.replace(/%[0-9A-Fa-f]{2}|[\s\S]/gu, (token) =>
+    safe.test(token) ? token : encodeComponent(token, field),
+  );
 }
 
 /**

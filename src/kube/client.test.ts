@@ -50,7 +50,10 @@ describe('KubeClient honours Retry-After', () => {
   it('gives up after its retry budget, each wait capped', async () => {
     api = await FakeKubeApi.start();
     api.script(() => true, reply(429, 'TooManyRequests', { 'retry-after': '3600' }));
-    const err = await api.client({ retry: { maxRetries: 2, maxWaitMs: 20 } }).get(Leases, 'l4', 'ns').catch((e: unknown) => e);
+    const err = await api
+      .client({ retry: { maxRetries: 2, maxWaitMs: 20 } })
+      .get(Leases, 'l4', 'ns')
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(KubeApiError);
     expect((err as KubeApiError).status).toBe(429);
     expect(api.requests).toHaveLength(3);
@@ -76,7 +79,12 @@ describe('KubeClient HTTP/2 watch transport', () => {
     const { log, lines } = capturedLogger();
     // The stall watchdog is far away: only the PING can notice the dead connection in time.
     const client = api.client({ http2: { pingIntervalMs: 100, pingTimeoutMs: 300 }, requestTimeoutMs: 1_000 });
-    const informer = new Informer(client, Secrets, { namespace: 'ns', log, watchTimeoutSeconds: 600, restartBackoff: { initialMs: 10, maxMs: 100 } });
+    const informer = new Informer(client, Secrets, {
+      namespace: 'ns',
+      log,
+      watchTimeoutSeconds: 600,
+      restartBackoff: { initialMs: 10, maxMs: 100 },
+    });
     api.upsert(Secrets, secret('before'));
     informer.start();
     await informer.waitForSync();
@@ -84,7 +92,12 @@ describe('KubeClient HTTP/2 watch transport', () => {
     const firstWatch = api.watchRequests()[0]!;
 
     api.blackholeExisting(); // TCP stays up, nothing gets through, no FIN, no RST
-    await until('a watch is open on another connection', () => api!.watchRequests().some((w) => w.connection !== firstWatch.connection && !w.abandoned) && api!.openWatches >= 1);
+    await until(
+      'a watch is open on another connection',
+      () =>
+        api!.watchRequests().some((w) => w.connection !== firstWatch.connection && !w.abandoned) &&
+        api!.openWatches >= 1,
+    );
     api.upsert(Secrets, secret('after'));
     await until('the informer saw the change through the new watch', () => informer.get('ns/after') !== undefined);
     expect(api.sessions).toBeGreaterThanOrEqual(2);
@@ -99,10 +112,19 @@ describe('KubeClient HTTP/2 watch transport', () => {
     // The first connection still answers PINGs, but its watches never say anything.
     let firstSession: number | undefined;
     api.script((r) => r.watch && (firstSession ??= r.connection) === r.connection, silentWatch);
-    const informer = new Informer(client, Secrets, { namespace: 'ns', log, watchTimeoutSeconds: 1, stallGraceMs: 100, restartBackoff: { initialMs: 10, maxMs: 100 } });
+    const informer = new Informer(client, Secrets, {
+      namespace: 'ns',
+      log,
+      watchTimeoutSeconds: 1,
+      stallGraceMs: 100,
+      restartBackoff: { initialMs: 10, maxMs: 100 },
+    });
     informer.start();
     await informer.waitForSync();
-    await until('a watch is open on a second connection', () => api!.watchRequests().some((w) => w.connection !== firstSession && !w.abandoned) && api!.openWatches >= 1);
+    await until(
+      'a watch is open on a second connection',
+      () => api!.watchRequests().some((w) => w.connection !== firstSession && !w.abandoned) && api!.openWatches >= 1,
+    );
     api.upsert(Secrets, secret('seen'));
     await until('the informer saw the change through the new watch', () => informer.get('ns/seen') !== undefined);
     await informer.stop();

@@ -16,7 +16,14 @@ export interface ObjectMeta {
   labels?: Record<string, string>;
   annotations?: Record<string, string>;
   finalizers?: string[];
-  ownerReferences?: Array<{ apiVersion: string; kind: string; name: string; uid: string; controller?: boolean; blockOwnerDeletion?: boolean }>;
+  ownerReferences?: Array<{
+    apiVersion: string;
+    kind: string;
+    name: string;
+    uid: string;
+    controller?: boolean;
+    blockOwnerDeletion?: boolean;
+  }>;
   deletionTimestamp?: string;
   creationTimestamp?: string;
   managedFields?: unknown[];
@@ -112,7 +119,10 @@ export class KubeClient {
   private readonly maxRetries: number;
   private readonly maxRetryWaitMs: number;
 
-  constructor(readonly config: KubeConfig, opts: KubeClientOptions = {}) {
+  constructor(
+    readonly config: KubeConfig,
+    opts: KubeClientOptions = {},
+  ) {
     const cluster = config.getCurrentCluster();
     if (!cluster) throw new Error('kubeconfig has no current cluster');
     this.server = new URL(cluster.server);
@@ -152,12 +162,22 @@ export class KubeClient {
     return opts;
   }
 
-  async get<T extends KubeObject>(t: ResourceType, name: string, namespace?: string, opts: ReadOptions = {}): Promise<T> {
+  async get<T extends KubeObject>(
+    t: ResourceType,
+    name: string,
+    namespace?: string,
+    opts: ReadOptions = {},
+  ): Promise<T> {
     return this.request<T>('GET', resourcePath(t, { namespace, name }), undefined, undefined, opts.signal);
   }
 
   /** Like get, but a missing object is `undefined` rather than an error. */
-  async tryGet<T extends KubeObject>(t: ResourceType, name: string, namespace?: string, opts: ReadOptions = {}): Promise<T | undefined> {
+  async tryGet<T extends KubeObject>(
+    t: ResourceType,
+    name: string,
+    namespace?: string,
+    opts: ReadOptions = {},
+  ): Promise<T | undefined> {
     try {
       return await this.get<T>(t, name, namespace, opts);
     } catch (err) {
@@ -171,7 +191,12 @@ export class KubeClient {
     let cont: string | undefined;
     let rv = '';
     do {
-      const q = query({ labelSelector: opts.labelSelector, fieldSelector: opts.fieldSelector, limit: String(opts.limit ?? 500), continue: cont });
+      const q = query({
+        labelSelector: opts.labelSelector,
+        fieldSelector: opts.fieldSelector,
+        limit: String(opts.limit ?? 500),
+        continue: cont,
+      });
       const page = await this.request<KubeList<T>>('GET', resourcePath(t, { namespace: opts.namespace }) + q);
       for (const item of page.items ?? []) items.push({ apiVersion: apiVersionOf(t), kind: t.kind, ...item });
       cont = page.metadata?.continue || undefined;
@@ -182,32 +207,88 @@ export class KubeClient {
 
   async create<T extends KubeObject>(t: ResourceType, obj: T, opts: WriteOptions = {}): Promise<T> {
     const ns = obj.metadata?.namespace;
-    return this.request<T>('POST', resourcePath(t, { namespace: ns }) + writeQuery(opts), withType(t, obj), undefined, opts.signal);
+    return this.request<T>(
+      'POST',
+      resourcePath(t, { namespace: ns }) + writeQuery(opts),
+      withType(t, obj),
+      undefined,
+      opts.signal,
+    );
   }
 
-  async replace<T extends KubeObject>(t: ResourceType, obj: T, opts: WriteOptions & { subresource?: string } = {}): Promise<T> {
+  async replace<T extends KubeObject>(
+    t: ResourceType,
+    obj: T,
+    opts: WriteOptions & { subresource?: string } = {},
+  ): Promise<T> {
     const md = obj.metadata ?? {};
-    return this.request<T>('PUT', resourcePath(t, { namespace: md.namespace, name: md.name, subresource: opts.subresource }) + writeQuery(opts), withType(t, obj), undefined, opts.signal);
+    return this.request<T>(
+      'PUT',
+      resourcePath(t, { namespace: md.namespace, name: md.name, subresource: opts.subresource }) + writeQuery(opts),
+      withType(t, obj),
+      undefined,
+      opts.signal,
+    );
   }
 
   /** JSON merge patch (RFC 7386); custom resources reject strategic merge. */
-  async mergePatch<T extends KubeObject>(t: ResourceType, name: string, namespace: string | undefined, patch: unknown, opts: WriteOptions & { subresource?: string } = {}): Promise<T> {
-    return this.request<T>('PATCH', resourcePath(t, { namespace, name, subresource: opts.subresource }) + writeQuery(opts), patch, 'application/merge-patch+json');
+  async mergePatch<T extends KubeObject>(
+    t: ResourceType,
+    name: string,
+    namespace: string | undefined,
+    patch: unknown,
+    opts: WriteOptions & { subresource?: string } = {},
+  ): Promise<T> {
+    return this.request<T>(
+      'PATCH',
+      resourcePath(t, { namespace, name, subresource: opts.subresource }) + writeQuery(opts),
+      patch,
+      'application/merge-patch+json',
+    );
   }
 
   /** JSON patch (RFC 6902), for test-and-set updates such as finalizer removal. */
-  async jsonPatch<T extends KubeObject>(t: ResourceType, name: string, namespace: string | undefined, ops: unknown[], opts: WriteOptions & { subresource?: string } = {}): Promise<T> {
-    return this.request<T>('PATCH', resourcePath(t, { namespace, name, subresource: opts.subresource }) + writeQuery(opts), ops, 'application/json-patch+json');
+  async jsonPatch<T extends KubeObject>(
+    t: ResourceType,
+    name: string,
+    namespace: string | undefined,
+    ops: unknown[],
+    opts: WriteOptions & { subresource?: string } = {},
+  ): Promise<T> {
+    return this.request<T>(
+      'PATCH',
+      resourcePath(t, { namespace, name, subresource: opts.subresource }) + writeQuery(opts),
+      ops,
+      'application/json-patch+json',
+    );
   }
 
   /** Server-side apply: declarative ownership of the fields we set. */
-  async apply<T extends KubeObject>(t: ResourceType, obj: T, opts: WriteOptions & { force?: boolean; subresource?: string } = {}): Promise<T> {
+  async apply<T extends KubeObject>(
+    t: ResourceType,
+    obj: T,
+    opts: WriteOptions & { force?: boolean; subresource?: string } = {},
+  ): Promise<T> {
     const md = obj.metadata ?? {};
-    const q = query({ fieldManager: opts.fieldManager ?? FIELD_MANAGER, force: opts.force === false ? undefined : 'true', dryRun: opts.dryRun ? 'All' : undefined });
-    return this.request<T>('PATCH', resourcePath(t, { namespace: md.namespace, name: md.name, subresource: opts.subresource }) + q, withType(t, obj), 'application/apply-patch+yaml');
+    const q = query({
+      fieldManager: opts.fieldManager ?? FIELD_MANAGER,
+      force: opts.force === false ? undefined : 'true',
+      dryRun: opts.dryRun ? 'All' : undefined,
+    });
+    return this.request<T>(
+      'PATCH',
+      resourcePath(t, { namespace: md.namespace, name: md.name, subresource: opts.subresource }) + q,
+      withType(t, obj),
+      'application/apply-patch+yaml',
+    );
   }
 
-  async delete(t: ResourceType, name: string, namespace?: string, opts: { propagationPolicy?: 'Foreground' | 'Background' | 'Orphan'; preconditionsUID?: string } = {}): Promise<void> {
+  async delete(
+    t: ResourceType,
+    name: string,
+    namespace?: string,
+    opts: { propagationPolicy?: 'Foreground' | 'Background' | 'Orphan'; preconditionsUID?: string } = {},
+  ): Promise<void> {
     const body: Record<string, unknown> = { apiVersion: 'v1', kind: 'DeleteOptions' };
     if (opts.propagationPolicy) body.propagationPolicy = opts.propagationPolicy;
     if (opts.preconditionsUID) body.preconditions = { uid: opts.preconditionsUID };
@@ -223,7 +304,11 @@ export class KubeClient {
    * Streams watch events until the server closes the stream, the signal
    * aborts, or an error occurs. Resolves when the stream ends normally.
    */
-  async watch<T extends KubeObject>(t: ResourceType, opts: WatchOptions, onEvent: (ev: WatchEvent<T>) => void): Promise<void> {
+  async watch<T extends KubeObject>(
+    t: ResourceType,
+    opts: WatchOptions,
+    onEvent: (ev: WatchEvent<T>) => void,
+  ): Promise<void> {
     const q = query({
       watch: '1',
       allowWatchBookmarks: 'true',
@@ -236,9 +321,18 @@ export class KubeClient {
     const { status, body: res } = await this.withRetryAfter(opts.signal, async () => {
       if (this.h2) {
         const auth = await this.authOptions();
-        return this.h2.open(this.server.pathname.replace(/\/$/, '') + path, auth, { accept: 'application/json', 'user-agent': this.userAgent }, opts.signal).catch((err: unknown) => {
-          throw new KubeApiError(0, 'TransportError', 'watch request to the API server failed', undefined, { cause: err });
-        });
+        return this.h2
+          .open(
+            this.server.pathname.replace(/\/$/, '') + path,
+            auth,
+            { accept: 'application/json', 'user-agent': this.userAgent },
+            opts.signal,
+          )
+          .catch((err: unknown) => {
+            throw new KubeApiError(0, 'TransportError', 'watch request to the API server failed', undefined, {
+              cause: err,
+            });
+          });
       }
       const r = await this.open('GET', path, undefined, undefined, opts.signal, this.watchAgent);
       return { status: r.statusCode ?? 0, retryAfter: header(r, 'retry-after'), body: r };
@@ -261,7 +355,11 @@ export class KubeClient {
             ev = JSON.parse(line) as WatchEvent<T>;
           } catch (err) {
             res.destroy();
-            reject(new KubeApiError(0, 'InvalidWatchEvent', 'watch stream sent an unparseable event', undefined, { cause: err }));
+            reject(
+              new KubeApiError(0, 'InvalidWatchEvent', 'watch stream sent an unparseable event', undefined, {
+                cause: err,
+              }),
+            );
             return;
           }
           if (ev.type === 'ERROR') {
@@ -280,14 +378,26 @@ export class KubeClient {
         }
       });
       res.on('end', () => resolve());
-      res.on('error', (err) => reject(new KubeApiError(0, 'WatchStreamError', 'watch stream failed', undefined, { cause: err })));
+      res.on('error', (err) =>
+        reject(new KubeApiError(0, 'WatchStreamError', 'watch stream failed', undefined, { cause: err })),
+      );
       // Closed without an end (connection destroyed, stream reset, aborted): not a normal end of the watch.
-      res.on('close', () => (res.readableEnded ? resolve() : reject(new KubeApiError(0, 'WatchStreamError', 'watch stream closed before it ended'))));
+      res.on('close', () =>
+        res.readableEnded
+          ? resolve()
+          : reject(new KubeApiError(0, 'WatchStreamError', 'watch stream closed before it ended')),
+      );
     });
   }
 
   /** Raw request returning parsed JSON; the single place API errors are converted. */
-  async request<T>(method: string, path: string, body?: unknown, contentType = 'application/json', signal?: AbortSignal): Promise<T> {
+  async request<T>(
+    method: string,
+    path: string,
+    body?: unknown,
+    contentType = 'application/json',
+    signal?: AbortSignal,
+  ): Promise<T> {
     const { status, body: res } = await this.send(method, path, body, contentType, signal);
     if (status >= 300) throw await toError(status, res);
     const text = await readAll(res);
@@ -301,7 +411,13 @@ export class KubeClient {
     return readAll(res);
   }
 
-  private send(method: string, path: string, body: unknown, contentType: string | undefined, signal?: AbortSignal): Promise<{ status: number; body: Readable }> {
+  private send(
+    method: string,
+    path: string,
+    body: unknown,
+    contentType: string | undefined,
+    signal?: AbortSignal,
+  ): Promise<{ status: number; body: Readable }> {
     return this.withRetryAfter(signal, async () => {
       const r = await this.open(method, path, body, contentType, signal);
       return { status: r.statusCode ?? 0, retryAfter: header(r, 'retry-after'), body: r };
@@ -314,7 +430,10 @@ export class KubeClient {
    * for every verb), within the client's bounds. Without `Retry-After` the
    * response is the caller's to handle, as in client-go.
    */
-  private async withRetryAfter<R extends { status: number; retryAfter?: string; body: Readable }>(signal: AbortSignal | undefined, attempt: () => Promise<R>): Promise<R> {
+  private async withRetryAfter<R extends { status: number; retryAfter?: string; body: Readable }>(
+    signal: AbortSignal | undefined,
+    attempt: () => Promise<R>,
+  ): Promise<R> {
     for (let retries = 0; ; retries++) {
       const res = await attempt();
       const waitMs = retryAfterMs(res.status, res.retryAfter);
@@ -324,9 +443,17 @@ export class KubeClient {
     }
   }
 
-  private async open(method: string, path: string, body: unknown, contentType: string | undefined, signal?: AbortSignal, agent: https.Agent | http.Agent = this.agent): Promise<http.IncomingMessage> {
+  private async open(
+    method: string,
+    path: string,
+    body: unknown,
+    contentType: string | undefined,
+    signal?: AbortSignal,
+    agent: https.Agent | http.Agent = this.agent,
+  ): Promise<http.IncomingMessage> {
     const auth = await this.authOptions();
-    const payload = body === undefined ? undefined : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
+    const payload =
+      body === undefined ? undefined : Buffer.from(typeof body === 'string' ? body : JSON.stringify(body));
     const lib = this.server.protocol === 'https:' ? https : http;
     return new Promise((resolve, reject) => {
       const req = lib.request(
@@ -337,7 +464,7 @@ export class KubeClient {
           hostname: this.server.hostname,
           port: this.server.port,
           method,
-          path: (this.server.pathname.replace(/\/$/, '')) + path,
+          path: this.server.pathname.replace(/\/$/, '') + path,
           signal,
           headers: {
             ...(auth.headers ?? {}),
@@ -348,9 +475,12 @@ export class KubeClient {
         },
         resolve,
       );
-      req.on('error', (err) => reject(new KubeApiError(0, 'TransportError', 'request to the API server failed', undefined, { cause: err })));
+      req.on('error', (err) =>
+        reject(new KubeApiError(0, 'TransportError', 'request to the API server failed', undefined, { cause: err })),
+      );
       // A stalled connection must not hold a reconcile worker forever; watches have their own watchdog.
-      if (agent === this.agent) req.setTimeout(this.requestTimeoutMs, () => req.destroy(new Error('API request timed out')));
+      if (agent === this.agent)
+        req.setTimeout(this.requestTimeoutMs, () => req.destroy(new Error('API request timed out')));
       if (payload) req.write(payload);
       req.end();
     });

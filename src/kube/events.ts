@@ -18,13 +18,24 @@ interface CoreEvent extends KubeObject {
  * Events are readable by tenants.
  */
 export class EventRecorder {
-  constructor(private readonly client: KubeClient, private readonly component: string, private readonly log: Logger) {}
+  constructor(
+    private readonly client: KubeClient,
+    private readonly component: string,
+    private readonly log: Logger,
+  ) {}
 
   /**
    * `once`: the message names one fact (it carries its own time), so a repeat
    * with the same message is the same fact seen again and is not counted.
    */
-  async record(t: ResourceType, obj: KubeObject, type: 'Normal' | 'Warning', reason: string, message: string, opts: { once?: boolean } = {}): Promise<void> {
+  async record(
+    t: ResourceType,
+    obj: KubeObject,
+    type: 'Normal' | 'Warning',
+    reason: string,
+    message: string,
+    opts: { once?: boolean } = {},
+  ): Promise<void> {
     const md = obj.metadata ?? {};
     // The API server files Events about cluster-scoped objects in `default`.
     const namespace = md.namespace ?? 'default';
@@ -34,7 +45,14 @@ export class EventRecorder {
       try {
         await this.client.create(CoreEvents, {
           metadata: { name, namespace },
-          involvedObject: { apiVersion: apiVersionOf(t), kind: t.kind, name: md.name, ...(md.namespace ? { namespace: md.namespace } : {}), ...(md.uid ? { uid: md.uid } : {}), ...(md.resourceVersion ? { resourceVersion: md.resourceVersion } : {}) },
+          involvedObject: {
+            apiVersion: apiVersionOf(t),
+            kind: t.kind,
+            name: md.name,
+            ...(md.namespace ? { namespace: md.namespace } : {}),
+            ...(md.uid ? { uid: md.uid } : {}),
+            ...(md.resourceVersion ? { resourceVersion: md.resourceVersion } : {}),
+          },
           reason,
           message,
           type,
@@ -56,12 +74,25 @@ export class EventRecorder {
   }
 
   /** count + 1 at the resourceVersion read; a concurrent recorder makes it conflict, and it reads again. */
-  async #increment(name: string, namespace: string, type: string, message: string, now: string, once: boolean): Promise<void> {
+  async #increment(
+    name: string,
+    namespace: string,
+    type: string,
+    message: string,
+    now: string,
+    once: boolean,
+  ): Promise<void> {
     for (let attempt = 0; ; attempt++) {
       const existing = await this.client.get<CoreEvent>(CoreEvents, name, namespace);
       if (once && existing.message === message) return;
       try {
-        await this.client.mergePatch(CoreEvents, name, namespace, { count: (existing.count ?? 1) + 1, lastTimestamp: now, message, type, metadata: { resourceVersion: existing.metadata?.resourceVersion } });
+        await this.client.mergePatch(CoreEvents, name, namespace, {
+          count: (existing.count ?? 1) + 1,
+          lastTimestamp: now,
+          message,
+          type,
+          metadata: { resourceVersion: existing.metadata?.resourceVersion },
+        });
         return;
       } catch (err) {
         if (!isConflict(err) || attempt >= 2) throw err;

@@ -61,12 +61,20 @@ export class Http2WatchTransport {
   private readonly pingIntervalMs: number;
   private readonly pingTimeoutMs: number;
 
-  constructor(private readonly origin: string, opts: Http2TransportOptions = {}) {
+  constructor(
+    private readonly origin: string,
+    opts: Http2TransportOptions = {},
+  ) {
     this.pingIntervalMs = opts.pingIntervalMs ?? PING_INTERVAL_MS;
     this.pingTimeoutMs = opts.pingTimeoutMs ?? PING_TIMEOUT_MS;
   }
 
-  async open(path: string, auth: https.RequestOptions, headers: Record<string, string>, signal?: AbortSignal): Promise<OpenedStream> {
+  async open(
+    path: string,
+    auth: https.RequestOptions,
+    headers: Record<string, string>,
+    signal?: AbortSignal,
+  ): Promise<OpenedStream> {
     const pooled = this.acquire(auth);
     const stream = pooled.session.request(
       { ':method': 'GET', ':path': path, ...normalize(auth.headers), ...headers },
@@ -83,7 +91,11 @@ export class Http2WatchTransport {
     return new Promise((resolve, reject) => {
       stream.once('response', (h: http2.IncomingHttpHeaders & http2.IncomingHttpStatusHeader) => {
         const retryAfter: string | string[] | undefined = h['retry-after'];
-        resolve({ status: Number(h[':status'] ?? 0), retryAfter: typeof retryAfter === 'string' ? retryAfter : retryAfter?.[0], body: stream });
+        resolve({
+          status: Number(h[':status'] ?? 0),
+          retryAfter: typeof retryAfter === 'string' ? retryAfter : retryAfter?.[0],
+          body: stream,
+        });
       });
       stream.once('error', reject);
       // A stream closed before any response (session destroyed) would otherwise leave this pending.
@@ -134,10 +146,14 @@ export class Http2WatchTransport {
     if (session.destroyed || session.closed || entry.pingDeadline) return;
     if (session.connecting) {
       // A handshake that never completes (TCP accepted, nothing answered) is as dead as an unanswered PING.
-      if (Date.now() - entry.openedAt > this.pingTimeoutMs) session.destroy(new Error('HTTP/2 connection not established in time'));
+      if (Date.now() - entry.openedAt > this.pingTimeoutMs)
+        session.destroy(new Error('HTTP/2 connection not established in time'));
       return;
     }
-    entry.pingDeadline = setTimeout(() => session.destroy(new Error('HTTP/2 PING not acknowledged')), this.pingTimeoutMs);
+    entry.pingDeadline = setTimeout(
+      () => session.destroy(new Error('HTTP/2 PING not acknowledged')),
+      this.pingTimeoutMs,
+    );
     entry.pingDeadline.unref();
     const sent = session.ping((err) => {
       clearTimeout(entry.pingDeadline);
@@ -162,6 +178,7 @@ export class Http2WatchTransport {
 
 function normalize(headers: https.RequestOptions['headers']): Record<string, string> {
   const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(headers ?? {})) if (v !== undefined) out[k.toLowerCase()] = Array.isArray(v) ? v.join(', ') : String(v);
+  for (const [k, v] of Object.entries(headers ?? {}))
+    if (v !== undefined) out[k.toLowerCase()] = Array.isArray(v) ? v.join(', ') : String(v);
   return out;
 }

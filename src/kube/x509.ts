@@ -13,11 +13,35 @@ import type { KeyObject } from 'node:crypto';
 import { isIP } from 'node:net';
 import { AsnConvert, OctetString } from '@peculiar/asn1-schema';
 import {
-  AlgorithmIdentifier, AttributeTypeAndValue, AttributeValue, AuthorityKeyIdentifier, BasicConstraints, Certificate,
-  ExtendedKeyUsage, Extension, Extensions, GeneralName, KeyIdentifier, KeyUsage, KeyUsageFlags, Name,
-  RelativeDistinguishedName, SubjectAlternativeName, SubjectKeyIdentifier, SubjectPublicKeyInfo, TBSCertificate, Validity,
-  Version, id_ce_authorityKeyIdentifier, id_ce_basicConstraints, id_ce_extKeyUsage, id_ce_keyUsage, id_ce_subjectAltName,
-  id_ce_subjectKeyIdentifier, id_kp_clientAuth, id_kp_serverAuth,
+  AlgorithmIdentifier,
+  AttributeTypeAndValue,
+  AttributeValue,
+  AuthorityKeyIdentifier,
+  BasicConstraints,
+  Certificate,
+  ExtendedKeyUsage,
+  Extension,
+  Extensions,
+  GeneralName,
+  KeyIdentifier,
+  KeyUsage,
+  KeyUsageFlags,
+  Name,
+  RelativeDistinguishedName,
+  SubjectAlternativeName,
+  SubjectKeyIdentifier,
+  SubjectPublicKeyInfo,
+  TBSCertificate,
+  Validity,
+  Version,
+  id_ce_authorityKeyIdentifier,
+  id_ce_basicConstraints,
+  id_ce_extKeyUsage,
+  id_ce_keyUsage,
+  id_ce_subjectAltName,
+  id_ce_subjectKeyIdentifier,
+  id_kp_clientAuth,
+  id_kp_serverAuth,
 } from '@peculiar/asn1-x509';
 
 /** A certificate and its PKCS#8 private key, both PEM-encoded. */
@@ -74,11 +98,18 @@ export function createCertificateAuthority(opts: CertificateAuthorityOptions): K
   const name = distinguishedName(opts.commonName, []);
   const keyId = subjectKeyIdentifier(publicKey);
   const certPem = signCertificate({
-    issuerName: name, subjectName: name, subjectKey: publicKey, signingKey: privateKey,
+    issuerName: name,
+    subjectName: name,
+    subjectKey: publicKey,
+    signingKey: privateKey,
     validDays: opts.validDays ?? 3650,
     extensions: [
       extension(id_ce_subjectKeyIdentifier, false, new SubjectKeyIdentifier(keyId)),
-      extension(id_ce_authorityKeyIdentifier, false, new AuthorityKeyIdentifier({ keyIdentifier: new KeyIdentifier(keyId) })),
+      extension(
+        id_ce_authorityKeyIdentifier,
+        false,
+        new AuthorityKeyIdentifier({ keyIdentifier: new KeyIdentifier(keyId) }),
+      ),
       extension(id_ce_basicConstraints, true, new BasicConstraints({ cA: true, pathLenConstraint: 0 })),
       extension(id_ce_keyUsage, true, new KeyUsage(KeyUsageFlags.keyCertSign | KeyUsageFlags.cRLSign)),
     ],
@@ -108,18 +139,24 @@ export function createCertificate(opts: CertificateOptions): KeyPairPem {
   ];
   const extensions = [
     extension(id_ce_subjectKeyIdentifier, false, new SubjectKeyIdentifier(subjectKeyIdentifier(publicKey))),
-    extension(id_ce_authorityKeyIdentifier, false, new AuthorityKeyIdentifier({ keyIdentifier: new KeyIdentifier(subjectKeyIdentifier(issuerCert.publicKey)) })),
+    extension(
+      id_ce_authorityKeyIdentifier,
+      false,
+      new AuthorityKeyIdentifier({ keyIdentifier: new KeyIdentifier(subjectKeyIdentifier(issuerCert.publicKey)) }),
+    ),
     extension(id_ce_basicConstraints, true, new BasicConstraints()),
     extension(id_ce_keyUsage, true, new KeyUsage(KeyUsageFlags.digitalSignature | KeyUsageFlags.keyEncipherment)),
     extension(id_ce_extKeyUsage, false, new ExtendedKeyUsage(extendedUsages)),
   ];
-  if (altNames.length > 0) extensions.push(extension(id_ce_subjectAltName, false, new SubjectAlternativeName(altNames)));
+  if (altNames.length > 0)
+    extensions.push(extension(id_ce_subjectAltName, false, new SubjectAlternativeName(altNames)));
 
   const certPem = signCertificate({
     // The issuer's subject as its certificate carries it, so chains match.
     issuerName: AsnConvert.parse(issuerCert.raw, Certificate).tbsCertificate.subject,
     subjectName: distinguishedName(opts.commonName, opts.organizations ?? []),
-    subjectKey: publicKey, signingKey: issuerKey,
+    subjectKey: publicKey,
+    signingKey: issuerKey,
     validDays: opts.validDays ?? 365,
     extensions,
   });
@@ -149,15 +186,28 @@ function signCertificate(cert: UnsignedCertificate): string {
     serialNumber: positiveSerial(),
     signature: signatureAlgorithm,
     issuer: cert.issuerName,
-    validity: new Validity({ notBefore: new Date(now - CLOCK_SKEW_MS), notAfter: new Date(now + cert.validDays * MS_PER_DAY) }),
+    validity: new Validity({
+      notBefore: new Date(now - CLOCK_SKEW_MS),
+      notAfter: new Date(now + cert.validDays * MS_PER_DAY),
+    }),
     subject: cert.subjectName,
-    subjectPublicKeyInfo: AsnConvert.parse(cert.subjectKey.export({ type: 'spki', format: 'der' }), SubjectPublicKeyInfo),
+    subjectPublicKeyInfo: AsnConvert.parse(
+      cert.subjectKey.export({ type: 'spki', format: 'der' }),
+      SubjectPublicKeyInfo,
+    ),
     extensions: new Extensions(cert.extensions),
   });
   const tbsDer = Buffer.from(AsnConvert.serialize(tbsCertificate));
   const signature = sign('sha256', tbsDer, { key: cert.signingKey, dsaEncoding: 'der' });
-  const der = Buffer.from(AsnConvert.serialize(new Certificate({ tbsCertificate, signatureAlgorithm, signatureValue: toArrayBuffer(signature) })));
-  const body = der.toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '');
+  const der = Buffer.from(
+    AsnConvert.serialize(
+      new Certificate({ tbsCertificate, signatureAlgorithm, signatureValue: toArrayBuffer(signature) }),
+    ),
+  );
+  const body = der
+    .toString('base64')
+    .replace(/(.{64})/g, '$1\n')
+    .replace(/\n$/, '');
   return `-----BEGIN CERTIFICATE-----\n${body}\n-----END CERTIFICATE-----\n`;
 }
 
@@ -172,7 +222,9 @@ function positiveSerial(): ArrayBuffer {
 function distinguishedName(commonName: string, organizations: string[]): Name {
   if (commonName.length === 0) throw new Error(ERROR_EMPTY_COMMON_NAME);
   const rdn = (type: string, value: string): RelativeDistinguishedName =>
-    new RelativeDistinguishedName([new AttributeTypeAndValue({ type, value: new AttributeValue({ utf8String: value }) })]);
+    new RelativeDistinguishedName([
+      new AttributeTypeAndValue({ type, value: new AttributeValue({ utf8String: value }) }),
+    ]);
   return new Name([...organizations.map((o) => rdn(OID.organization, o)), rdn(OID.commonName, commonName)]);
 }
 
@@ -183,7 +235,11 @@ function extension(extnID: string, critical: boolean, value: object): Extension 
 /** RFC 5280 method 1: SHA-1 of the subjectPublicKey bits (the uncompressed EC point). */
 function subjectKeyIdentifier(publicKey: KeyObject): ArrayBuffer {
   const jwk = publicKey.export({ format: 'jwk' });
-  const point = Buffer.concat([Buffer.from([4]), Buffer.from(jwk.x ?? '', 'base64url'), Buffer.from(jwk.y ?? '', 'base64url')]);
+  const point = Buffer.concat([
+    Buffer.from([4]),
+    Buffer.from(jwk.x ?? '', 'base64url'),
+    Buffer.from(jwk.y ?? '', 'base64url'),
+  ]);
   return toArrayBuffer(createHash('sha1').update(point).digest());
 }
 

@@ -40,11 +40,17 @@ describe('Controller under a 409 storm', () => {
     });
     controller.start();
     controller.enqueue('ns/x');
-    await until('the update landed', () => api!.get<KubeObject & { spec: { holderIdentity: string } }>(Leases, 'x', 'ns')?.spec.holderIdentity === 'n8');
+    await until(
+      'the update landed',
+      () =>
+        api!.get<KubeObject & { spec: { holderIdentity: string } }>(Leases, 'x', 'ns')?.spec.holderIdentity === 'n8',
+    );
     const puts = api.requests.filter((r) => r.method === 'PUT').map((r) => r.at);
     expect(puts).toHaveLength(8);
     // Waits of 50 ms × 2^n, jittered down by at most half (here: exactly half).
-    [25, 50, 100, 200, 400, 800, 1600].forEach((min, i) => expect(puts[i + 1]! - puts[i]!).toBeGreaterThanOrEqual(min - SLACK_MS));
+    [25, 50, 100, 200, 400, 800, 1600].forEach((min, i) =>
+      expect(puts[i + 1]! - puts[i]!).toBeGreaterThanOrEqual(min - SLACK_MS),
+    );
     // Conflicts are normal: logged at debug, never as failures.
     expect(lines.filter((l) => l.includes('"conflict, requeueing"'))).toHaveLength(7);
     expect(lines.some((l) => l.includes('reconcile failed'))).toBe(false);

@@ -8,7 +8,6 @@ import type { OperatorMetrics } from './metrics.js';
 import { WorkQueue } from './workqueue.js';
 import { describeError } from './describe-error.js';
 
-
 /** What a reconcile asks for next: nothing, or another look after a delay. */
 export interface ReconcileResult {
   requeueAfterMs?: number;
@@ -55,7 +54,11 @@ export class Controller {
   }
 
   /** Route an informer's events to keys; `map` turns a child into its owner's key(s). */
-  watch<T extends KubeObject>(informer: Informer<T>, map: (obj: T) => string[] = (o) => [objectKey(o)], filter?: (obj: T, old?: T) => boolean): void {
+  watch<T extends KubeObject>(
+    informer: Informer<T>,
+    map: (obj: T) => string[] = (o) => [objectKey(o)],
+    filter?: (obj: T, old?: T) => boolean,
+  ): void {
     informer.on((_event, obj, old) => {
       if (filter && !filter(obj, old)) return;
       for (const key of map(obj)) this.queue.add(key);
@@ -104,7 +107,10 @@ export class Controller {
       } else {
         this.opts.metrics.reconcileTotal.inc({ ...labels, result: 'error' });
         this.opts.metrics.reconcileErrors.inc(labels);
-        log.warn({ error: describeError(err), retries: this.queue.limiter.retries(key) }, 'reconcile failed, retrying with backoff');
+        log.warn(
+          { error: describeError(err), retries: this.queue.limiter.retries(key) },
+          'reconcile failed, retrying with backoff',
+        );
         this.queue.addRateLimited(key);
       }
     } finally {

@@ -10,7 +10,12 @@ export interface HealthChecks {
 }
 
 /** Serves /healthz, /readyz and /metrics on one plain-HTTP port. */
-export async function startHealthServer(opts: { host: string; port: number; checks: HealthChecks; registry: Registry }): Promise<{ url: string; close(): Promise<void> }> {
+export async function startHealthServer(opts: {
+  host: string;
+  port: number;
+  checks: HealthChecks;
+  registry: Registry;
+}): Promise<{ url: string; close(): Promise<void> }> {
   const server = http.createServer((req, res) => {
     const path = (req.url ?? '/').split('?')[0];
     if (path === '/healthz' || path === '/livez') return reply(res, opts.checks.live());

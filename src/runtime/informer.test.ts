@@ -15,10 +15,21 @@ afterEach(async () => {
   api = informer = undefined;
 });
 
-async function started(opts: { watchTimeoutSeconds?: number; stallGraceMs?: number; restartBackoff?: { initialMs?: number; maxMs?: number } } = {}) {
+async function started(
+  opts: {
+    watchTimeoutSeconds?: number;
+    stallGraceMs?: number;
+    restartBackoff?: { initialMs?: number; maxMs?: number };
+  } = {},
+) {
   api = await FakeKubeApi.start();
   const { log, lines } = capturedLogger();
-  informer = new Informer(api.client(), Secrets, { namespace: 'ns', log, restartBackoff: { initialMs: 10, maxMs: 100 }, ...opts });
+  informer = new Informer(api.client(), Secrets, {
+    namespace: 'ns',
+    log,
+    restartBackoff: { initialMs: 10, maxMs: 100 },
+    ...opts,
+  });
   const events: string[] = [];
   informer.on((event, obj) => events.push(`${event} ${obj.metadata?.name}`));
   return { api, informer, events, lines };
@@ -42,7 +53,12 @@ describe('Informer', () => {
     api.compact();
     await until('relisted', () => informer.get('ns/added') !== undefined && informer.get('ns/dropped') === undefined);
     expect(lists(api)).toHaveLength(2);
-    expect(informer.list().map((s) => s.metadata?.name).sort()).toEqual(['added', 'kept']);
+    expect(
+      informer
+        .list()
+        .map((s) => s.metadata?.name)
+        .sort(),
+    ).toEqual(['added', 'kept']);
     expect(events).toContain('delete dropped');
     await until('watching again', () => api.openWatches === 1);
   });
@@ -71,7 +87,10 @@ describe('Informer', () => {
     api.script((r) => r.watch, silentWatch, 1);
     informer.start();
     await informer.waitForSync();
-    await until('the silent watch was abandoned and another is open', () => api.watchRequests()[0]!.abandoned && api.openWatches === 1);
+    await until(
+      'the silent watch was abandoned and another is open',
+      () => api.watchRequests()[0]!.abandoned && api.openWatches === 1,
+    );
     api.upsert(Secrets, secret('after-stall'));
     await until('the new watch delivers', () => informer.get('ns/after-stall') !== undefined);
     expect(lines.some((l) => l.includes('"reason":"WatchStalled"'))).toBe(true);
@@ -80,7 +99,11 @@ describe('Informer', () => {
 
   it('backs off between restarts when the server ends every watch at once (no hot loop)', async () => {
     const { api, informer } = await started({ restartBackoff: { initialMs: 50, maxMs: 400 } });
-    api.script((r) => r.watch, (_req, res) => void res.end(), 5);
+    api.script(
+      (r) => r.watch,
+      (_req, res) => void res.end(),
+      5,
+    );
     informer.start();
     await until('six watches', () => api.watchRequests().length >= 6, 30_000);
     const at = api.watchRequests().map((w) => w.at);

@@ -161,13 +161,25 @@ export class Informer<T extends KubeObject> {
         const delay = this.backoff.next();
         const status = err instanceof KubeApiError ? err.status : undefined;
         const reason = err instanceof KubeApiError ? err.reason : undefined;
-        const fields = { resource: this.resource.plural, namespace: this.opts.namespace, status, reason, delayMs: Math.round(delay) };
+        const fields = {
+          resource: this.resource.plural,
+          namespace: this.opts.namespace,
+          status,
+          reason,
+          delayMs: Math.round(delay),
+        };
         // A namespaced informer started for a new Workspace usually races the RoleBinding
         // that grants it: 403s for a short while are expected, only lasting ones are worth a warning.
         if (status === 403) forbiddenSince ??= Date.now();
         else forbiddenSince = undefined;
-        const expected = gone || (status === 403 && this.opts.namespace !== undefined && Date.now() - forbiddenSince! < FORBIDDEN_GRACE_MS);
-        const message = gone ? 'watch expired, relisting' : status === 403 ? `list/watch of ${this.resource.plural} in namespace ${this.opts.namespace ?? '(all)'} forbidden, retrying` : 'list/watch failed, retrying';
+        const expected =
+          gone ||
+          (status === 403 && this.opts.namespace !== undefined && Date.now() - forbiddenSince! < FORBIDDEN_GRACE_MS);
+        const message = gone
+          ? 'watch expired, relisting'
+          : status === 403
+            ? `list/watch of ${this.resource.plural} in namespace ${this.opts.namespace ?? '(all)'} forbidden, retrying`
+            : 'list/watch failed, retrying';
         if (expected) this.opts.log.debug(fields, message);
         else this.opts.log.warn(fields, message);
         await sleep(delay, this.abort.signal);
@@ -176,7 +188,11 @@ export class Informer<T extends KubeObject> {
   }
 
   private async relist(): Promise<void> {
-    const list = await this.client.list<T>(this.resource, { namespace: this.opts.namespace, labelSelector: this.opts.labelSelector, fieldSelector: this.opts.fieldSelector });
+    const list = await this.client.list<T>(this.resource, {
+      namespace: this.opts.namespace,
+      labelSelector: this.opts.labelSelector,
+      fieldSelector: this.opts.fieldSelector,
+    });
     this.lastContact = Date.now();
     const seen = new Set<string>();
     for (const obj of list.items) {
@@ -203,7 +219,10 @@ export class Informer<T extends KubeObject> {
     // Watchdog: the server closes the stream after timeoutSeconds; if it has
     // not by then plus a grace period, the connection is silently dead (the
     // transport then drops the whole connection, not just this stream).
-    const watchdog = setTimeout(() => streamAbort.abort(new StalledStreamError()), this.watchTimeoutSeconds * 1000 + this.stallGraceMs);
+    const watchdog = setTimeout(
+      () => streamAbort.abort(new StalledStreamError()),
+      this.watchTimeoutSeconds * 1000 + this.stallGraceMs,
+    );
     watchdog.unref();
     const startedAt = Date.now();
     let events = 0;

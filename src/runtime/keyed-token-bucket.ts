@@ -23,8 +23,12 @@ export class KeyedTokenBucket {
   private readonly buckets = new Map<string, Bucket>();
   private takes = 0;
 
-  constructor(readonly limits: TokenBucketLimits, private readonly now: () => number = Date.now) {
-    if (!(limits.ratePerSecond > 0) || !(limits.burst >= 1)) throw new Error('a token bucket needs ratePerSecond > 0 and burst >= 1');
+  constructor(
+    readonly limits: TokenBucketLimits,
+    private readonly now: () => number = Date.now,
+  ) {
+    if (!(limits.ratePerSecond > 0) || !(limits.burst >= 1))
+      throw new Error('a token bucket needs ratePerSecond > 0 and burst >= 1');
   }
 
   /** Takes `cost` tokens from `key`'s bucket, or says how long until they would be there. */
@@ -38,7 +42,10 @@ export class KeyedTokenBucket {
       bucket.tokens -= need;
       return { allowed: true };
     }
-    return { allowed: false, retryAfterSeconds: Math.max(1, Math.ceil((need - bucket.tokens) / this.limits.ratePerSecond)) };
+    return {
+      allowed: false,
+      retryAfterSeconds: Math.max(1, Math.ceil((need - bucket.tokens) / this.limits.ratePerSecond)),
+    };
   }
 
   private refill(bucket: Bucket | undefined, t: number): Bucket {

@@ -4,7 +4,14 @@ import type { KubeObject } from '../kube/client.js';
 import { Leases } from '../kube/resources.js';
 import { LeaderElector, type Clock } from './leader-election.js';
 
-type Lease = KubeObject & { spec: { holderIdentity?: string | null; renewTime?: string; leaseDurationSeconds?: number; leaseTransitions?: number } };
+type Lease = KubeObject & {
+  spec: {
+    holderIdentity?: string | null;
+    renewTime?: string;
+    leaseDurationSeconds?: number;
+    leaseTransitions?: number;
+  };
+};
 
 const NS = 'atoll-system';
 const NAME = 'atoll-controller';
@@ -38,35 +45,48 @@ function elector(identity: string, extra: { clock?: Clock } = {}) {
 }
 
 const lease = () => api!.get<Lease>(Leases, NAME, NS)!;
-const leaseRequests = (method: string) => api!.requests.filter((r) => r.method === method && r.path.endsWith(`/leases/${NAME}`));
+const leaseRequests = (method: string) =>
+  api!.requests.filter((r) => r.method === method && r.path.endsWith(`/leases/${NAME}`));
 
 describe('LeaderElector', () => {
   it.each([
     ['an hour behind (or long dead)', -3_600_000],
     ['an hour ahead', 3_600_000],
-  ])('judges expiry from when it saw the Lease change, not from a renewTime %s of the local clock', async (_what, skewMs) => {
-    api = await FakeKubeApi.start();
-    const renewTime = new Date(Date.now() + skewMs).toISOString();
-    api.upsert(Leases, { metadata: { name: NAME, namespace: NS }, spec: { holderIdentity: 'other', leaseDurationSeconds: 2, renewTime, acquireTime: renewTime, leaseTransitions: 3 } });
-    const clock = new ManualClock();
-    const { e } = elector('me', { clock });
-    const won = e.run(() => undefined);
+  ])(
+    'judges expiry from when it saw the Lease change, not from a renewTime %s of the local clock',
+    async (_what, skewMs) => {
+      api = await FakeKubeApi.start();
+      const renewTime = new Date(Date.now() + skewMs).toISOString();
+      api.upsert(Leases, {
+        metadata: { name: NAME, namespace: NS },
+        spec: {
+          holderIdentity: 'other',
+          leaseDurationSeconds: 2,
+          renewTime,
+          acquireTime: renewTime,
+          leaseTransitions: 3,
+        },
+      });
+      const clock = new ManualClock();
+      const { e } = elector('me', { clock });
+      const won = e.run(() => undefined);
 
-    await until('several attempts', () => leaseRequests('GET').length >= 5);
-    expect(leaseRequests('PUT')).toEqual([]);
-    expect(e.isLeader()).toBe(false);
+      await until('several attempts', () => leaseRequests('GET').length >= 5);
+      expect(leaseRequests('PUT')).toEqual([]);
+      expect(e.isLeader()).toBe(false);
 
-    clock.advance(1_999); // still within a lease duration of the first observation
-    const seen = leaseRequests('GET').length;
-    await until('more attempts', () => leaseRequests('GET').length >= seen + 3);
-    expect(leaseRequests('PUT')).toEqual([]);
+      clock.advance(1_999); // still within a lease duration of the first observation
+      const seen = leaseRequests('GET').length;
+      await until('more attempts', () => leaseRequests('GET').length >= seen + 3);
+      expect(leaseRequests('PUT')).toEqual([]);
 
-    clock.advance(2);
-    await won;
-    expect(e.isLeader()).toBe(true);
-    expect(lease().spec.holderIdentity).toBe('me');
-    expect(lease().spec.leaseTransitions).toBe(4);
-  });
+      clock.advance(2);
+      await won;
+      expect(e.isLeader()).toBe(true);
+      expect(lease().spec.holderIdentity).toBe('me');
+      expect(lease().spec.leaseTransitions).toBe(4);
+    },
+  );
 
   it('a leader whose renewal hangs stops leading at its renew deadline, before another candidate takes over', async () => {
     api = await FakeKubeApi.start();
@@ -85,7 +105,9 @@ describe('LeaderElector', () => {
     expect(a.e.isLeader()).toBe(false);
     expect(lease().spec.holderIdentity).toBe('b');
     // Each hung renewal was abandoned when the deadline passed, not left for the socket timeout.
-    const hung = api.requests.slice(since).filter((r) => r.method === 'PUT' && (r.body as Lease).spec.holderIdentity === 'a');
+    const hung = api.requests
+      .slice(since)
+      .filter((r) => r.method === 'PUT' && (r.body as Lease).spec.holderIdentity === 'a');
     expect(hung.length).toBeGreaterThan(0);
     await until('a abandoned its hung renewals', () => hung.every((r) => r.abandoned));
     expect(a.lines.some((l) => l.includes('"lost leadership: lease not renewed in time"'))).toBe(true);
@@ -94,7 +116,10 @@ describe('LeaderElector', () => {
 
   it('candidates racing for a free Lease: optimistic concurrency lets exactly one win', async () => {
     api = await FakeKubeApi.start();
-    api.upsert(Leases, { metadata: { name: NAME, namespace: NS }, spec: { holderIdentity: '', leaseDurationSeconds: 1, leaseTransitions: 7 } });
+    api.upsert(Leases, {
+      metadata: { name: NAME, namespace: NS },
+      spec: { holderIdentity: '', leaseDurationSeconds: 1, leaseTransitions: 7 },
+    });
     const candidates = ['c1', 'c2', 'c3'].map((id) => elector(id).e);
     await Promise.race(candidates.map((c) => c.run(() => undefined)));
     const gets = leaseRequests('GET').length;
@@ -124,7 +149,11 @@ describe('LeaderElector', () => {
   it('refuses durations that would allow two leaders', () => {
     const { log } = capturedLogger();
     const base = { client: undefined as never, namespace: NS, name: NAME, identity: 'x', log };
-    expect(() => new LeaderElector({ ...base, leaseDurationMs: 10_000, renewDeadlineMs: 10_000 })).toThrow(/leaseDuration must be greater than renewDeadline/);
-    expect(() => new LeaderElector({ ...base, renewDeadlineMs: 2_000, retryPeriodMs: 2_000 })).toThrow(/renewDeadline must be greater than retryPeriod/);
+    expect(() => new LeaderElector({ ...base, leaseDurationMs: 10_000, renewDeadlineMs: 10_000 })).toThrow(
+      /leaseDuration must be greater than renewDeadline/,
+    );
+    expect(() => new LeaderElector({ ...base, renewDeadlineMs: 2_000, retryPeriodMs: 2_000 })).toThrow(
+      /renewDeadline must be greater than retryPeriod/,
+    );
   });
 });

@@ -115,7 +115,10 @@ export class LeaderElector {
     const lose = () => {
       if (!this.leading || this.stopped) return;
       this.leading = false;
-      this.opts.log.error({ lease: this.opts.name, renewDeadlineMs: this.renewDeadlineMs }, 'lost leadership: lease not renewed in time');
+      this.opts.log.error(
+        { lease: this.opts.name, renewDeadlineMs: this.renewDeadlineMs },
+        'lost leadership: lease not renewed in time',
+      );
       onStoppedLeading();
     };
     while (this.leading && !this.stopped) {
@@ -126,10 +129,13 @@ export class LeaderElector {
       const round = new AbortController();
       const onStop = () => round.abort();
       this.stopSignal.signal.addEventListener('abort', onStop, { once: true });
-      const deadline = setTimeout(() => {
-        lose();
-        round.abort();
-      }, Math.max(0, renewedAt + this.renewDeadlineMs - this.clock.now()));
+      const deadline = setTimeout(
+        () => {
+          lose();
+          round.abort();
+        },
+        Math.max(0, renewedAt + this.renewDeadlineMs - this.clock.now()),
+      );
       try {
         while (this.leading && !round.signal.aborted) {
           const attemptAt = this.clock.now();
@@ -165,10 +171,20 @@ export class LeaderElector {
       const lease = await client.tryGet<Lease>(Leases, name, namespace, { signal });
       if (!lease) {
         const wall = micro(new Date());
-        this.lease = await client.create<Lease>(Leases, {
-          metadata: { name, namespace },
-          spec: { holderIdentity: identity, leaseDurationSeconds: this.leaseSeconds(), acquireTime: wall, renewTime: wall, leaseTransitions: 0 },
-        }, { signal });
+        this.lease = await client.create<Lease>(
+          Leases,
+          {
+            metadata: { name, namespace },
+            spec: {
+              holderIdentity: identity,
+              leaseDurationSeconds: this.leaseSeconds(),
+              acquireTime: wall,
+              renewTime: wall,
+              leaseTransitions: 0,
+            },
+          },
+          { signal },
+        );
         this.observe(this.lease.spec, now);
         return true;
       }
@@ -191,7 +207,8 @@ export class LeaderElector {
       );
       return true;
     } catch (err) {
-      if (!signal.aborted && !isConflict(err) && !isNotFound(err)) log.warn({ lease: name, error: describeError(err) }, 'lease update failed');
+      if (!signal.aborted && !isConflict(err) && !isNotFound(err))
+        log.warn({ lease: name, error: describeError(err) }, 'lease update failed');
       return false;
     }
   }
@@ -210,14 +227,26 @@ export class LeaderElector {
 
   /** Notes when the record last changed: the start of a lease's validity as this process sees it. */
   private observe(spec: LeaseSpec, at: number): void {
-    const record = JSON.stringify([spec.holderIdentity ?? '', spec.renewTime, spec.acquireTime, spec.leaseDurationSeconds, spec.leaseTransitions]);
+    const record = JSON.stringify([
+      spec.holderIdentity ?? '',
+      spec.renewTime,
+      spec.acquireTime,
+      spec.leaseDurationSeconds,
+      spec.leaseTransitions,
+    ]);
     if (this.observed?.record !== record) this.observed = { record, at };
   }
 
   /** client-go's release: empty holder, a 1 s lease, so a candidate takes over at its next attempt. */
   private async release(): Promise<void> {
     const signal = AbortSignal.timeout(this.renewDeadlineMs);
-    const released = (spec: LeaseSpec): LeaseSpec => ({ ...spec, holderIdentity: '', leaseDurationSeconds: 1, acquireTime: micro(new Date()), renewTime: micro(new Date()) });
+    const released = (spec: LeaseSpec): LeaseSpec => ({
+      ...spec,
+      holderIdentity: '',
+      leaseDurationSeconds: 1,
+      acquireTime: micro(new Date()),
+      renewTime: micro(new Date()),
+    });
     try {
       await this.write(released(this.lease!.spec), signal);
     } catch (err) {
@@ -238,8 +267,12 @@ export class LeaderElector {
 /** client-go's checks in NewLeaderElector, as errors that name the setting. */
 function checkDurations(leaseMs: number, renewMs: number, retryMs: number): void {
   if (!(retryMs > 0)) throw new Error('leader election: retryPeriod must be greater than zero');
-  if (!(renewMs > retryMs * JITTER)) throw new Error('leader election: renewDeadline must be greater than retryPeriod × 1.2');
-  if (!(leaseMs > renewMs)) throw new Error('leader election: leaseDuration must be greater than renewDeadline, or a leader that stopped renewing could still be leading when another takes over');
+  if (!(renewMs > retryMs * JITTER))
+    throw new Error('leader election: renewDeadline must be greater than retryPeriod × 1.2');
+  if (!(leaseMs > renewMs))
+    throw new Error(
+      'leader election: leaseDuration must be greater than renewDeadline, or a leader that stopped renewing could still be leading when another takes over',
+    );
 }
 
 /** Lease times are MicroTime: RFC 3339 with microseconds. */

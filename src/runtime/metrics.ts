@@ -16,16 +16,69 @@ export function createOperatorMetrics(registry = new Registry()) {
   const registers = [registry];
   return {
     registry,
-    reconcileTotal: new Counter({ name: 'atoll_reconcile_total', help: 'Reconciles by controller and result.', labelNames: ['controller', 'result'] as const, registers }),
-    reconcileErrors: new Counter({ name: 'atoll_reconcile_errors_total', help: 'Reconcile errors by controller.', labelNames: ['controller'] as const, registers }),
-    reconcileDuration: new Histogram({ name: 'atoll_reconcile_duration_seconds', help: 'Reconcile duration by controller.', labelNames: ['controller'] as const, buckets: DURATION_BUCKETS, registers }),
-    queueDepth: new Gauge({ name: 'atoll_workqueue_depth', help: 'Keys waiting in the work queue by controller.', labelNames: ['controller'] as const, registers }),
-    kmsFailures: new Counter({ name: 'atoll_kms_failures_total', help: 'KMS failures by provider and reason.', labelNames: ['provider', 'reason'] as const, registers }),
-    probeDuration: new Histogram({ name: 'atoll_probe_duration_seconds', help: 'Probe duration by type and reason.', labelNames: ['type', 'reason'] as const, buckets: DURATION_BUCKETS, registers }),
-    probeTotal: new Counter({ name: 'atoll_probe_total', help: 'Probe outcomes by type and reason.', labelNames: ['type', 'reason'] as const, registers }),
-    connectionsReady: new Gauge({ name: 'atoll_connections', help: 'Connections by readiness (ready=true|false).', labelNames: ['ready'] as const, registers }),
-    gatewayRequests: new Counter({ name: 'atoll_gateway_requests_total', help: 'Gateway requests by outcome code.', labelNames: ['route', 'code'] as const, registers }),
-    gatewayDuration: new Histogram({ name: 'atoll_gateway_request_duration_seconds', help: 'Gateway request duration by outcome code.', labelNames: ['route', 'code'] as const, buckets: DURATION_BUCKETS, registers }),
+    reconcileTotal: new Counter({
+      name: 'atoll_reconcile_total',
+      help: 'Reconciles by controller and result.',
+      labelNames: ['controller', 'result'] as const,
+      registers,
+    }),
+    reconcileErrors: new Counter({
+      name: 'atoll_reconcile_errors_total',
+      help: 'Reconcile errors by controller.',
+      labelNames: ['controller'] as const,
+      registers,
+    }),
+    reconcileDuration: new Histogram({
+      name: 'atoll_reconcile_duration_seconds',
+      help: 'Reconcile duration by controller.',
+      labelNames: ['controller'] as const,
+      buckets: DURATION_BUCKETS,
+      registers,
+    }),
+    queueDepth: new Gauge({
+      name: 'atoll_workqueue_depth',
+      help: 'Keys waiting in the work queue by controller.',
+      labelNames: ['controller'] as const,
+      registers,
+    }),
+    kmsFailures: new Counter({
+      name: 'atoll_kms_failures_total',
+      help: 'KMS failures by provider and reason.',
+      labelNames: ['provider', 'reason'] as const,
+      registers,
+    }),
+    probeDuration: new Histogram({
+      name: 'atoll_probe_duration_seconds',
+      help: 'Probe duration by type and reason.',
+      labelNames: ['type', 'reason'] as const,
+      buckets: DURATION_BUCKETS,
+      registers,
+    }),
+    probeTotal: new Counter({
+      name: 'atoll_probe_total',
+      help: 'Probe outcomes by type and reason.',
+      labelNames: ['type', 'reason'] as const,
+      registers,
+    }),
+    connectionsReady: new Gauge({
+      name: 'atoll_connections',
+      help: 'Connections by readiness (ready=true|false).',
+      labelNames: ['ready'] as const,
+      registers,
+    }),
+    gatewayRequests: new Counter({
+      name: 'atoll_gateway_requests_total',
+      help: 'Gateway requests by outcome code.',
+      labelNames: ['route', 'code'] as const,
+      registers,
+    }),
+    gatewayDuration: new Histogram({
+      name: 'atoll_gateway_request_duration_seconds',
+      help: 'Gateway request duration by outcome code.',
+      labelNames: ['route', 'code'] as const,
+      buckets: DURATION_BUCKETS,
+      registers,
+    }),
   };
 }
 export type OperatorMetrics = ReturnType<typeof createOperatorMetrics>;

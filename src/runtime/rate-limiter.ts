@@ -19,7 +19,11 @@ export class RateLimiter {
     private readonly maxDelayMs = 5 * 60_000,
     private readonly qps = 10,
     private readonly burst = 100,
-    private readonly conflictBackoff: { baseMs: number; maxMs: number; random: () => number } = { baseMs: 100, maxMs: 10_000, random: Math.random },
+    private readonly conflictBackoff: { baseMs: number; maxMs: number; random: () => number } = {
+      baseMs: 100,
+      maxMs: 10_000,
+      random: Math.random,
+    },
   ) {
     this.tokens = burst;
   }

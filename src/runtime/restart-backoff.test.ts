@@ -6,7 +6,9 @@ describe('RestartBackoff', () => {
     let now = 0;
     let random = 0;
     const b = new RestartBackoff({ now: () => now, random: () => random });
-    expect([1, 2, 3, 4, 5, 6, 7, 8].map(() => b.next())).toEqual([800, 1600, 3200, 6400, 12_800, 25_600, 30_000, 30_000]);
+    expect([1, 2, 3, 4, 5, 6, 7, 8].map(() => b.next())).toEqual([
+      800, 1600, 3200, 6400, 12_800, 25_600, 30_000, 30_000,
+    ]);
     random = 1;
     expect(b.next()).toBe(60_000);
     now += 120_001;

@@ -14,7 +14,9 @@ export class RestartBackoff {
   private current = 0;
   private lastAt = -Infinity;
 
-  constructor(opts: { initialMs?: number; maxMs?: number; resetAfterMs?: number; random?: () => number; now?: () => number } = {}) {
+  constructor(
+    opts: { initialMs?: number; maxMs?: number; resetAfterMs?: number; random?: () => number; now?: () => number } = {},
+  ) {
     this.initialMs = opts.initialMs ?? 800;
     this.maxMs = opts.maxMs ?? 30_000;
     this.resetAfterMs = opts.resetAfterMs ?? 120_000;

@@ -11,8 +11,14 @@ afterEach(async () => {
   api = secrets = undefined;
 });
 
-const secret = (name: string, namespace = 'ns') => ({ metadata: { name, namespace, managedFields: [{ manager: 'kubectl' }] }, data: { token: 'dg==' } });
-const selectors = (api: FakeKubeApi) => api.requests.filter((r) => r.method === 'GET' && r.path.endsWith('/secrets')).map((r) => `${r.path} ${r.query.get('labelSelector') ?? ''}${r.query.get('fieldSelector') ?? ''}`);
+const secret = (name: string, namespace = 'ns') => ({
+  metadata: { name, namespace, managedFields: [{ manager: 'kubectl' }] },
+  data: { token: 'dg==' },
+});
+const selectors = (api: FakeKubeApi) =>
+  api.requests
+    .filter((r) => r.method === 'GET' && r.path.endsWith('/secrets'))
+    .map((r) => `${r.path} ${r.query.get('labelSelector') ?? ''}${r.query.get('fieldSelector') ?? ''}`);
 
 describe('SecretWatch', () => {
   it("watches only atoll's Secrets of a workspace namespace, and a referenced Secret by name while a connection names it", async () => {
@@ -28,12 +34,21 @@ describe('SecretWatch', () => {
     secrets.setReferences('other/conn', ['other/tenant-src']);
     secrets.setReferences('ns/conn', ['ns/tenant-src']);
     await until('both watches open', () => api!.openWatches === 2);
-    expect(new Set(selectors(api))).toEqual(new Set([`/api/v1/namespaces/ns/secrets ${MANAGED_SECRETS}`, '/api/v1/namespaces/ns/secrets metadata.name=tenant-src']));
+    expect(new Set(selectors(api))).toEqual(
+      new Set([
+        `/api/v1/namespaces/ns/secrets ${MANAGED_SECRETS}`,
+        '/api/v1/namespaces/ns/secrets metadata.name=tenant-src',
+      ]),
+    );
     expect(secrets.watchCount()).toEqual({ managed: 1, referenced: 1 });
 
     // The narrow watch answers for its Secret, stripped of managedFields; a change to it reaches the handlers.
     await until('the referenced Secret is cached', () => secrets!.synced('ns', 'tenant-src'));
-    expect(secrets.get('ns', 'tenant-src')?.metadata).toEqual({ name: 'tenant-src', namespace: 'ns', resourceVersion: expect.any(String) });
+    expect(secrets.get('ns', 'tenant-src')?.metadata).toEqual({
+      name: 'tenant-src',
+      namespace: 'ns',
+      resourceVersion: expect.any(String),
+    });
     api.upsert(Secrets, { ...secret('tenant-src'), data: { token: 'dzI=' } });
     await until('the change is delivered', () => secrets!.get('ns', 'tenant-src')?.data?.token === 'dzI=');
     expect(seen).toContain('update tenant-src');

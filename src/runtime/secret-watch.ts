@@ -31,7 +31,11 @@ export class SecretWatch implements SecretCaches {
   private readonly references = new Map<string, Set<string>>();
   private readonly handlers: InformerHandler<Secret>[] = [];
 
-  constructor(private readonly client: KubeClient, private readonly log: Logger, private readonly opts: { relistMs?: number } = {}) {}
+  constructor(
+    private readonly client: KubeClient,
+    private readonly log: Logger,
+    private readonly opts: { relistMs?: number } = {},
+  ) {}
 
   on(handler: InformerHandler<Secret>): void {
     this.handlers.push(handler);
@@ -97,7 +101,10 @@ export class SecretWatch implements SecretCaches {
     const inf = this.managed.get(namespace);
     if (!inf) return false;
     if (inf.hasSynced()) return true;
-    return inf.waitForSync(timeoutMs).then(() => true, () => false);
+    return inf.waitForSync(timeoutMs).then(
+      () => true,
+      () => false,
+    );
   }
 
   /** Watches in use: the API server holds one per entry (for the bench and /metrics). */
@@ -115,11 +122,15 @@ export class SecretWatch implements SecretCaches {
   /** Narrow watches for exactly the referenced Secrets of watched namespaces. */
   private syncReferenced(): void {
     const want = new Set<string>();
-    for (const keys of this.references.values()) for (const k of keys) if (this.managed.has(k.slice(0, k.indexOf('/')))) want.add(k);
+    for (const keys of this.references.values())
+      for (const k of keys) if (this.managed.has(k.slice(0, k.indexOf('/')))) want.add(k);
     for (const key of want) {
       if (this.referenced.has(key)) continue;
       const slash = key.indexOf('/');
-      this.referenced.set(key, this.informer(key.slice(0, slash), { fieldSelector: `metadata.name=${key.slice(slash + 1)}` }));
+      this.referenced.set(
+        key,
+        this.informer(key.slice(0, slash), { fieldSelector: `metadata.name=${key.slice(slash + 1)}` }),
+      );
     }
     for (const [key, inf] of [...this.referenced]) {
       if (want.has(key)) continue;
@@ -129,7 +140,13 @@ export class SecretWatch implements SecretCaches {
   }
 
   private informer(namespace: string, selector: { labelSelector?: string; fieldSelector?: string }): Informer<Secret> {
-    const inf = new Informer<Secret>(this.client, Secrets, { namespace, ...selector, transform: stripForCache, log: this.log, ...(this.opts.relistMs === undefined ? {} : { relistMs: this.opts.relistMs }) });
+    const inf = new Informer<Secret>(this.client, Secrets, {
+      namespace,
+      ...selector,
+      transform: stripForCache,
+      log: this.log,
+      ...(this.opts.relistMs === undefined ? {} : { relistMs: this.opts.relistMs }),
+    });
     for (const h of this.handlers) inf.on(h);
     inf.start();
     return inf;

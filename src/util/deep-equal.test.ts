@@ -3,7 +3,9 @@ import { deepEqual } from './deep-equal.js';
 
 describe('deepEqual', () => {
   it('ignores key order and undefined members', () => {
-    expect(deepEqual({ a: 1, b: { c: [1, { d: 'x' }] } }, { b: { c: [1, { d: 'x' }] }, a: 1, e: undefined })).toBe(true);
+    expect(deepEqual({ a: 1, b: { c: [1, { d: 'x' }] } }, { b: { c: [1, { d: 'x' }] }, a: 1, e: undefined })).toBe(
+      true,
+    );
   });
   it('sees every difference', () => {
     expect(deepEqual({ a: 1 }, { a: 2 })).toBe(false);

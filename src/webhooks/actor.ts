@@ -11,6 +11,9 @@ const MAX_ACTOR = 256;
  */
 export function actorOf(req: Pick<AdmissionRequest, 'userInfo'>): string {
   const username = req.userInfo?.username ?? '';
-  const clean = username.replace(/[\u0000-\u001f\u007f]/g, '').trim().slice(0, MAX_ACTOR);
+  const clean = username
+    .replace(/[\u0000-\u001f\u007f]/g, '')
+    .trim()
+    .slice(0, MAX_ACTOR);
   return clean === '' ? 'unknown user' : clean;
 }

@@ -39,7 +39,11 @@ export function deny(uid: string, message: string, code = 422, reason = 'Invalid
  * details through, so the client gets HTTP 429 with a Retry-After header.
  */
 export function tooManyRequests(uid: string, message: string, retryAfterSeconds: number): AdmissionResponse {
-  return { uid, allowed: false, status: { code: 429, reason: 'TooManyRequests', message, details: { retryAfterSeconds } } };
+  return {
+    uid,
+    allowed: false,
+    status: { code: 429, reason: 'TooManyRequests', message, details: { retryAfterSeconds } },
+  };
 }
 
 /** Escapes a JSON-pointer segment (RFC 6901). */

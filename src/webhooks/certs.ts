@@ -32,13 +32,30 @@ export async function ensureServingCertificate(
   const existing = await client.tryGet<Secret>(Secrets, secretName, namespace);
   const current = existing ? fromSecret(existing) : undefined;
   const wanted = JSON.stringify(names);
-  if (current && existing?.metadata?.annotations?.['atoll.dev/names'] === wanted && certificateExpiresAt(current.certPem).getTime() - Date.now() > RENEW_BEFORE_MS) {
+  if (
+    current &&
+    existing?.metadata?.annotations?.['atoll.dev/names'] === wanted &&
+    certificateExpiresAt(current.certPem).getTime() - Date.now() > RENEW_BEFORE_MS
+  ) {
     return current;
   }
   const ca = createCertificateAuthority({ commonName: caName, validDays: 3650 });
-  const leaf = createCertificate({ issuer: ca, commonName: names.dnsNames[0] ?? 'atoll-webhook', dnsNames: names.dnsNames, ipAddresses: names.ipAddresses, usage: 'server', validDays: 365 });
+  const leaf = createCertificate({
+    issuer: ca,
+    commonName: names.dnsNames[0] ?? 'atoll-webhook',
+    dnsNames: names.dnsNames,
+    ipAddresses: names.ipAddresses,
+    usage: 'server',
+    validDays: 365,
+  });
   const body: Secret = {
-    metadata: { name: secretName, namespace, labels: { 'app.kubernetes.io/managed-by': 'atoll' }, annotations: { 'atoll.dev/names': wanted }, ...(existing ? { resourceVersion: existing.metadata?.resourceVersion } : {}) },
+    metadata: {
+      name: secretName,
+      namespace,
+      labels: { 'app.kubernetes.io/managed-by': 'atoll' },
+      annotations: { 'atoll.dev/names': wanted },
+      ...(existing ? { resourceVersion: existing.metadata?.resourceVersion } : {}),
+    },
     type: 'kubernetes.io/tls',
     data: { 'ca.crt': b64(ca.certPem), 'tls.crt': b64(leaf.certPem), 'tls.key': b64(leaf.keyPem) },
   };
@@ -55,13 +72,20 @@ export async function ensureServingCertificate(
 }
 
 /** cert-manager mode: wait for the Secret cert-manager issues; never write it. */
-export async function readServingCertificate(client: KubeClient, namespace: string, timeoutMs = 120_000): Promise<ServingCertificate> {
+export async function readServingCertificate(
+  client: KubeClient,
+  namespace: string,
+  timeoutMs = 120_000,
+): Promise<ServingCertificate> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const s = await client.tryGet<Secret>(Secrets, WEBHOOK_TLS_SECRET, namespace);
     const cert = s ? fromSecret(s) : undefined;
     if (cert) return cert;
-    if (Date.now() > deadline) throw new Error(`Secret ${namespace}/${WEBHOOK_TLS_SECRET} from cert-manager did not appear; check the Certificate resource`);
+    if (Date.now() > deadline)
+      throw new Error(
+        `Secret ${namespace}/${WEBHOOK_TLS_SECRET} from cert-manager did not appear; check the Certificate resource`,
+      );
     await new Promise((r) => setTimeout(r, 2000));
   }
 }

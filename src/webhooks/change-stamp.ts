@@ -17,7 +17,9 @@ const IGNORED_ANNOTATIONS = new Set([LAST_CHANGE_ANNOTATION, 'kubectl.kubernetes
 export function stampLastChange(req: AdmissionRequest, sealed: AdmissionResponse, now = Date.now()): AdmissionResponse {
   // A dry run changes nothing, and its output (atoll seal) goes to Git: a stamp there would fight every sync.
   if (req.dryRun || !sealed.allowed || (req.operation !== 'CREATE' && req.operation !== 'UPDATE')) return sealed;
-  const ops: JsonPatchOp[] = sealed.patch ? (JSON.parse(Buffer.from(sealed.patch, 'base64').toString('utf8')) as JsonPatchOp[]) : [];
+  const ops: JsonPatchOp[] = sealed.patch
+    ? (JSON.parse(Buffer.from(sealed.patch, 'base64').toString('utf8')) as JsonPatchOp[])
+    : [];
   const conn = req.object as ExternalConnection;
   const old = req.oldObject as ExternalConnection | undefined;
   const changed = req.operation === 'CREATE' ? createdFields(conn) : changedFields(old, conn, ops);
@@ -25,7 +27,16 @@ export function stampLastChange(req: AdmissionRequest, sealed: AdmissionResponse
   // "who rotated billing-api last week" is then one query over the audit log.
   const stamp = req.operation === 'CREATE' || changed.length > 0;
   const audited: AdmissionResponse = stamp
-    ? { ...sealed, auditAnnotations: { ...sealed.auditAnnotations, 'changed-fields': changed.join(','), 'audit-reasons': auditGroups({ user: '', at: '', operation: req.operation, changed }).map((g) => g.reason).join(',') } }
+    ? {
+        ...sealed,
+        auditAnnotations: {
+          ...sealed.auditAnnotations,
+          'changed-fields': changed.join(','),
+          'audit-reasons': auditGroups({ user: '', at: '', operation: req.operation, changed })
+            .map((g) => g.reason)
+            .join(','),
+        },
+      }
     : sealed;
   const annotations = conn.metadata?.annotations;
   const current = annotations?.[LAST_CHANGE_ANNOTATION];
@@ -35,7 +46,8 @@ export function stampLastChange(req: AdmissionRequest, sealed: AdmissionResponse
   if (wanted === current) return audited;
   const path = `/metadata/annotations/${pointer(LAST_CHANGE_ANNOTATION)}`;
   if (wanted === undefined) ops.push({ op: 'remove', path });
-  else if (annotations === undefined || annotations === null) ops.push({ op: 'add', path: '/metadata/annotations', value: { [LAST_CHANGE_ANNOTATION]: wanted } });
+  else if (annotations === undefined || annotations === null)
+    ops.push({ op: 'add', path: '/metadata/annotations', value: { [LAST_CHANGE_ANNOTATION]: wanted } });
   else ops.push({ op: 'add', path, value: wanted });
   return { ...audited, ...allow(req.uid, ops) };
 }
@@ -49,7 +61,7 @@ function storedSource(conn: ExternalConnection, ops: JsonPatchOp[], field: strin
 function createdFields(conn: ExternalConnection): string[] {
   return [
     ...Object.keys(conn.spec?.credentials ?? {}).map((f) => `spec.credentials.${f}`),
-    ...Object.keys((conn.spec?.settings ?? {})).map((k) => `spec.settings.${k}`),
+    ...Object.keys(conn.spec?.settings ?? {}).map((k) => `spec.settings.${k}`),
   ].sort();
 }
 
@@ -57,10 +69,11 @@ function changedFields(old: ExternalConnection | undefined, conn: ExternalConnec
   const out: string[] = [];
   const oldCreds = old?.spec?.credentials ?? {};
   for (const field of new Set([...Object.keys(oldCreds), ...Object.keys(conn.spec?.credentials ?? {})])) {
-    if (!deepEqual(storedSource(conn, ops, field) ?? null, oldCreds[field] ?? null)) out.push(`spec.credentials.${field}`);
+    if (!deepEqual(storedSource(conn, ops, field) ?? null, oldCreds[field] ?? null))
+      out.push(`spec.credentials.${field}`);
   }
-  const oldSettings = (old?.spec?.settings ?? {});
-  const newSettings = (conn.spec?.settings ?? {});
+  const oldSettings = old?.spec?.settings ?? {};
+  const newSettings = conn.spec?.settings ?? {};
   for (const key of new Set([...Object.keys(oldSettings), ...Object.keys(newSettings)])) {
     if (!deepEqual(oldSettings[key] ?? null, newSettings[key] ?? null)) out.push(`spec.settings.${key}`);
   }

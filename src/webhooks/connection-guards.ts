@@ -68,15 +68,22 @@ export function checkDestinationChange(req: AdmissionRequest, type: IntegrationT
   const conn = req.object as ExternalConnection;
   const old = req.operation === 'UPDATE' ? (req.oldObject as ExternalConnection | undefined) : undefined;
   if (!old || !type || old.spec?.type !== conn.spec?.type) return { warnings: [] };
-  const changed = changedDestinationParts(destinationParts(type, old.spec?.settings), destinationParts(type, conn.spec?.settings));
+  const changed = changedDestinationParts(
+    destinationParts(type, old.spec?.settings),
+    destinationParts(type, conn.spec?.settings),
+  );
   if (changed.length === 0) return { warnings: [] };
   const settings = changedSettings(old.spec?.settings, conn.spec?.settings);
   const what = `${settings.length ? settings.map((s) => `spec.settings.${s}`).join(', ') : 'spec.settings'} changes where this connection sends its credentials (${changed.join(', ')})`;
-  const unchanged = (field: string) => JSON.stringify(conn.spec?.credentials?.[field]) === JSON.stringify(old.spec?.credentials?.[field]);
+  const unchanged = (field: string) =>
+    JSON.stringify(conn.spec?.credentials?.[field]) === JSON.stringify(old.spec?.credentials?.[field]);
   const fields = Object.keys(conn.spec?.credentials ?? {}).filter(unchanged);
   const sealed = fields.filter((f) => conn.spec.credentials![f]!.sealed !== undefined);
   const referenced = fields.filter((f) => conn.spec.credentials![f]!.secretKeyRef !== undefined);
-  const warnings = referenced.map((f) => `${what}: spec.credentials.${f}.secretKeyRef stops being used until the owner of Secret ${conn.spec.credentials![f]!.secretKeyRef!.name} approves the new destination (the connection's status says how)`);
+  const warnings = referenced.map(
+    (f) =>
+      `${what}: spec.credentials.${f}.secretKeyRef stops being used until the owner of Secret ${conn.spec.credentials![f]!.secretKeyRef!.name} approves the new destination (the connection's status says how)`,
+  );
   if (sealed.length === 0) return { warnings };
   const name = conn.metadata?.name ?? '<connection>';
   const list = sealed.map((f) => `spec.credentials.${f}`).join(', ');
@@ -86,7 +93,10 @@ export function checkDestinationChange(req: AdmissionRequest, type: IntegrationT
   };
 }
 
-function changedSettings(before: Record<string, unknown> | undefined, after: Record<string, unknown> | undefined): string[] {
+function changedSettings(
+  before: Record<string, unknown> | undefined,
+  after: Record<string, unknown> | undefined,
+): string[] {
   const keys = new Set([...Object.keys(before ?? {}), ...Object.keys(after ?? {})]);
   return [...keys].filter((k) => JSON.stringify(before?.[k] ?? null) !== JSON.stringify(after?.[k] ?? null)).sort();
 }
@@ -107,11 +117,13 @@ export function stampRebind(req: AdmissionRequest): JsonPatchOp[] {
   const requested = annotations[REBIND_REQUESTED_ANNOTATION];
   const by = annotations[REBIND_REQUESTED_BY_ANNOTATION];
   let want: string | undefined;
-  if (requested !== undefined && requested !== before[REBIND_REQUESTED_ANNOTATION]) want = req.userInfo?.username ?? 'unknown';
+  if (requested !== undefined && requested !== before[REBIND_REQUESTED_ANNOTATION])
+    want = req.userInfo?.username ?? 'unknown';
   else want = requested === undefined ? undefined : before[REBIND_REQUESTED_BY_ANNOTATION];
   if (want === by) return [];
   if (want === undefined) return [{ op: 'remove', path }];
-  if (conn.metadata?.annotations === undefined) return [{ op: 'add', path: '/metadata/annotations', value: { [REBIND_REQUESTED_BY_ANNOTATION]: want } }];
+  if (conn.metadata?.annotations === undefined)
+    return [{ op: 'add', path: '/metadata/annotations', value: { [REBIND_REQUESTED_BY_ANNOTATION]: want } }];
   return [{ op: by === undefined ? 'add' : 'replace', path, value: want }];
 }
 
@@ -119,5 +131,9 @@ export function stampRebind(req: AdmissionRequest): JsonPatchOp[] {
 export function withPatch(res: AdmissionResponse, ops: JsonPatchOp[]): AdmissionResponse {
   if (!res.allowed || ops.length === 0) return res;
   const existing = res.patch ? (JSON.parse(Buffer.from(res.patch, 'base64').toString('utf8')) as JsonPatchOp[]) : [];
-  return { ...res, patchType: 'JSONPatch', patch: Buffer.from(JSON.stringify([...existing, ...ops])).toString('base64') };
+  return {
+    ...res,
+    patchType: 'JSONPatch',
+    patch: Buffer.from(JSON.stringify([...existing, ...ops])).toString('base64'),
+  };
 }

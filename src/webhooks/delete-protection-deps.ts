@@ -4,7 +4,11 @@ import { ExternalConnections, Namespaces, Workspaces, type ResourceType } from '
 import type { Logger } from '../runtime/logger.js';
 import type { DeleteProtectionDeps } from './delete-protection.js';
 
-const KINDS: Record<'ExternalConnection' | 'Workspace' | 'Namespace', ResourceType> = { ExternalConnection: ExternalConnections, Workspace: Workspaces, Namespace: Namespaces };
+const KINDS: Record<'ExternalConnection' | 'Workspace' | 'Namespace', ResourceType> = {
+  ExternalConnection: ExternalConnections,
+  Workspace: Workspaces,
+  Namespace: Namespaces,
+};
 
 /**
  * The operator's side of delete protection: the configured window, the

@@ -16,7 +16,12 @@ export interface DeleteProtectionDeps {
   /** Connections of a namespace (for the Workspace-deletion record). */
   connectionsIn(namespace: string): Conn[];
   /** Records an audit Event (aggregated per object and reason); `about` is the object the Event is attached to. */
-  record(about: { kind: 'ExternalConnection' | 'Workspace' | 'Namespace'; object: KubeObject }, type: 'Normal' | 'Warning', reason: string, message: string): Promise<void>;
+  record(
+    about: { kind: 'ExternalConnection' | 'Workspace' | 'Namespace'; object: KubeObject },
+    type: 'Normal' | 'Warning',
+    reason: string,
+    message: string,
+  ): Promise<void>;
   now?: () => number;
 }
 
@@ -28,18 +33,27 @@ export interface DeleteProtectionDeps {
  * decision; the namespace controller must be able to finish) but recorded.
  * Every decision names the actor in an Event; dry runs record nothing.
  */
-export async function checkConnectionDelete(req: AdmissionRequest, deps: DeleteProtectionDeps): Promise<AdmissionResponse> {
+export async function checkConnectionDelete(
+  req: AdmissionRequest,
+  deps: DeleteProtectionDeps,
+): Promise<AdmissionResponse> {
   const conn = req.oldObject as Conn | undefined;
   if (conn?.metadata === undefined) return allow(req.uid);
   const ns = req.namespace ?? conn.metadata.namespace ?? '';
   const name = conn.metadata.name ?? req.name ?? '';
   const actor = actorOf(req);
   const use = activeUse(conn.status?.usage, (deps.now ?? Date.now)(), deps.windowMs);
-  const record = (type: 'Normal' | 'Warning', reason: string, message: string) => (req.dryRun ? Promise.resolve() : deps.record({ kind: 'ExternalConnection', object: conn }, type, reason, message));
+  const record = (type: 'Normal' | 'Warning', reason: string, message: string) =>
+    req.dryRun ? Promise.resolve() : deps.record({ kind: 'ExternalConnection', object: conn }, type, reason, message);
 
   if (await deps.namespaceTerminating(ns)) {
     if (!req.dryRun) {
-      await deps.record({ kind: 'Namespace', object: { metadata: { name: ns } } }, 'Normal', AuditReason.DeletedWithNamespace, `connection ${name} deleted with namespace ${ns} by ${actor}${inUse(use) ? `; it was in use by ${describeUse(use)}` : ''}`);
+      await deps.record(
+        { kind: 'Namespace', object: { metadata: { name: ns } } },
+        'Normal',
+        AuditReason.DeletedWithNamespace,
+        `connection ${name} deleted with namespace ${ns} by ${actor}${inUse(use) ? `; it was in use by ${describeUse(use)}` : ''}`,
+      );
     }
     return allow(req.uid);
   }
@@ -47,32 +61,45 @@ export async function checkConnectionDelete(req: AdmissionRequest, deps: DeleteP
     await record('Warning', AuditReason.DeleteRefused, `delete by ${actor} refused: in use by ${describeUse(use)}`);
     return deny(
       req.uid,
-      `externalconnection ${name} is in use by ${describeUse(use)}. Deleting it would break their calls. `
-        + `Stop those workloads or remove their "use" grant and ${waitText(deps.windowMs)}, `
-        + `or, if you are sure, run: kubectl annotate externalconnection ${name} -n ${ns} ${ALLOW_DELETE_ANNOTATION}=true && kubectl delete externalconnection ${name} -n ${ns}`,
+      `externalconnection ${name} is in use by ${describeUse(use)}. Deleting it would break their calls. ` +
+        `Stop those workloads or remove their "use" grant and ${waitText(deps.windowMs)}, ` +
+        `or, if you are sure, run: kubectl annotate externalconnection ${name} -n ${ns} ${ALLOW_DELETE_ANNOTATION}=true && kubectl delete externalconnection ${name} -n ${ns}`,
       403,
       'Forbidden',
     );
   }
   const lifted = conn.metadata.annotations?.[ALLOW_DELETE_ANNOTATION] === 'true' && inUse(use);
-  await record(lifted ? 'Warning' : 'Normal', AuditReason.Deleted, `deleted by ${actor}${lifted ? ` with ${ALLOW_DELETE_ANNOTATION} while in use by ${describeUse(use)}` : ''}`);
+  await record(
+    lifted ? 'Warning' : 'Normal',
+    AuditReason.Deleted,
+    `deleted by ${actor}${lifted ? ` with ${ALLOW_DELETE_ANNOTATION} while in use by ${describeUse(use)}` : ''}`,
+  );
   return allow(req.uid);
 }
 
 /** Validating admission for DELETE of a Workspace: always allowed, recorded with the actor and the connections in use. */
-export async function recordWorkspaceDelete(req: AdmissionRequest, deps: DeleteProtectionDeps): Promise<AdmissionResponse> {
+export async function recordWorkspaceDelete(
+  req: AdmissionRequest,
+  deps: DeleteProtectionDeps,
+): Promise<AdmissionResponse> {
   const ws = req.oldObject as (Workspace & KubeObject) | undefined;
   if (ws?.metadata === undefined || req.dryRun) return allow(req.uid);
   const ns = req.namespace ?? ws.metadata.namespace ?? '';
   const now = (deps.now ?? Date.now)();
-  const used = deps.connectionsIn(ns)
+  const used = deps
+    .connectionsIn(ns)
     .map((c) => ({ name: c.metadata?.name ?? '', use: activeUse(c.status?.usage, now, deps.windowMs) }))
     .filter((c) => inUse(c.use))
     .map((c) => c.name)
     .sort();
   const message = `workspace ${ws.metadata.name} deleted by ${req.userInfo?.username === undefined ? 'unknown user' : actorOf(req)}${used.length > 0 ? `; connections in use: ${used.join(', ')}` : ''}`;
   const terminating = await deps.namespaceTerminating(ns);
-  await deps.record(terminating ? { kind: 'Namespace', object: { metadata: { name: ns } } } : { kind: 'Workspace', object: ws }, 'Normal', AuditReason.WorkspaceDeleted, message);
+  await deps.record(
+    terminating ? { kind: 'Namespace', object: { metadata: { name: ns } } } : { kind: 'Workspace', object: ws },
+    'Normal',
+    AuditReason.WorkspaceDeleted,
+    message,
+  );
   return allow(req.uid);
 }
 
@@ -81,7 +108,8 @@ const MAX_NAMED = 5;
 /** "serviceaccount a (proxy, last used …), b (files, streaming now)"; bounded. */
 function describeUse(use: ActiveUse): string {
   const parts = new Map<string, string[]>();
-  for (const c of use.recent) parts.set(c.serviceAccount, [...(parts.get(c.serviceAccount) ?? []), `${c.via}, last used ${c.lastUsedAt}`]);
+  for (const c of use.recent)
+    parts.set(c.serviceAccount, [...(parts.get(c.serviceAccount) ?? []), `${c.via}, last used ${c.lastUsedAt}`]);
   for (const sa of use.streaming) parts.set(sa, [...(parts.get(sa) ?? []), 'agent streaming now']);
   const named = [...parts.entries()].slice(0, MAX_NAMED).map(([sa, what]) => `${sa} (${what.join('; ')})`);
   const more = parts.size > MAX_NAMED ? ` and ${parts.size - MAX_NAMED} more (see status.usage)` : '';

@@ -24,7 +24,13 @@ function clientConfig(ep: WebhookEndpoint, path: string) {
   return { service: { ...ep.service!, path }, caBundle };
 }
 
-const CONNECTION_RULE = { apiGroups: ['atoll.dev'], apiVersions: ['v1alpha1'], resources: ['externalconnections'], operations: ['CREATE', 'UPDATE'], scope: 'Namespaced' };
+const CONNECTION_RULE = {
+  apiGroups: ['atoll.dev'],
+  apiVersions: ['v1alpha1'],
+  resources: ['externalconnections'],
+  operations: ['CREATE', 'UPDATE'],
+  scope: 'Namespaced',
+};
 /** Validation also sees deletes: a connection in use is protected, and every delete is recorded with its actor. */
 const CONNECTION_VALIDATION_RULE = { ...CONNECTION_RULE, operations: ['CREATE', 'UPDATE', 'DELETE'] };
 
@@ -36,20 +42,48 @@ const CONNECTION_VALIDATION_RULE = { ...CONNECTION_RULE, operations: ['CREATE', 
  * (`atoll seal` is a server-side dry run that returns the sealed manifest).
  */
 export async function registerWebhooks(client: KubeClient, ep: WebhookEndpoint): Promise<void> {
-  const common = { admissionReviewVersions: ['v1'], sideEffects: 'None', failurePolicy: 'Fail', timeoutSeconds: 10, matchPolicy: 'Equivalent' };
+  const common = {
+    admissionReviewVersions: ['v1'],
+    sideEffects: 'None',
+    failurePolicy: 'Fail',
+    timeoutSeconds: 10,
+    matchPolicy: 'Equivalent',
+  };
   await client.apply(MutatingWebhookConfigurations, {
     metadata: { name: MUTATING_WEBHOOK, labels: { 'app.kubernetes.io/managed-by': 'atoll' } },
-    webhooks: [{ name: 'seal.externalconnections.atoll.dev', clientConfig: clientConfig(ep, PATHS.mutateConnection), rules: [CONNECTION_RULE], reinvocationPolicy: 'IfNeeded', ...common }],
+    webhooks: [
+      {
+        name: 'seal.externalconnections.atoll.dev',
+        clientConfig: clientConfig(ep, PATHS.mutateConnection),
+        rules: [CONNECTION_RULE],
+        reinvocationPolicy: 'IfNeeded',
+        ...common,
+      },
+    ],
   });
   await client.apply(ValidatingWebhookConfigurations, {
     metadata: { name: VALIDATING_WEBHOOK, labels: { 'app.kubernetes.io/managed-by': 'atoll' } },
     webhooks: [
       // Validation records audit Events (never on a dry run): NoneOnDryRun.
-      { name: 'validate.externalconnections.atoll.dev', clientConfig: clientConfig(ep, PATHS.validateConnection), rules: [CONNECTION_VALIDATION_RULE], ...common, sideEffects: 'NoneOnDryRun' },
+      {
+        name: 'validate.externalconnections.atoll.dev',
+        clientConfig: clientConfig(ep, PATHS.validateConnection),
+        rules: [CONNECTION_VALIDATION_RULE],
+        ...common,
+        sideEffects: 'NoneOnDryRun',
+      },
       {
         name: 'validate.workspaces.atoll.dev',
         clientConfig: clientConfig(ep, PATHS.validateWorkspace),
-        rules: [{ apiGroups: ['atoll.dev'], apiVersions: ['v1alpha1'], resources: ['workspaces'], operations: ['CREATE', 'UPDATE', 'DELETE'], scope: 'Namespaced' }],
+        rules: [
+          {
+            apiGroups: ['atoll.dev'],
+            apiVersions: ['v1alpha1'],
+            resources: ['workspaces'],
+            operations: ['CREATE', 'UPDATE', 'DELETE'],
+            scope: 'Namespaced',
+          },
+        ],
         ...common,
         sideEffects: 'NoneOnDryRun',
       },

@@ -13,21 +13,62 @@ import type { AdmissionRequest, JsonPatchOp } from './admission.js';
 import { scrubLastApplied, sealConnection } from './sealing.js';
 
 const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
-const httpApi = parse(readFileSync(path.join(packageRoot(), 'config', 'types', 'http-api.yaml'), 'utf8')) as IntegrationType;
+const httpApi = parse(
+  readFileSync(path.join(packageRoot(), 'config', 'types', 'http-api.yaml'), 'utf8'),
+) as IntegrationType;
 const settings = { baseURL: 'https://api.example.com', auth: 'bearer' };
-const ws = { apiVersion: 'atoll.dev/v1alpha1', kind: 'Workspace', metadata: { name: 'acme', namespace: 'acme', uid: 'uid-1' }, spec: {} } as Workspace;
+const ws = {
+  apiVersion: 'atoll.dev/v1alpha1',
+  kind: 'Workspace',
+  metadata: { name: 'acme', namespace: 'acme', uid: 'uid-1' },
+  spec: {},
+} as Workspace;
 
 const envelope = new Envelope({ providers: createProviderRegistry({ local: { store: new InMemoryKeyRingStore() } }) });
-const crypto: CryptoSetup = { envelope, fingerprintKey: Buffer.alloc(32, 1), defaultKey: { provider: 'local', keyId: 'local/default' }, keyFor: () => ({ provider: 'local', keyId: 'local/default' }) };
-const deps = { crypto, log: createLogger({ level: 'silent' }), workspaceOf: async (ns: string) => (ns === 'acme' ? ws : undefined), integrationType: async (n: string) => (n === 'http-api' ? httpApi : undefined) };
-const binding = { namespace: 'acme', workspace: 'uid-1', connection: 'billing', field: 'token', destination: destinationDigest(httpApi, settings) };
+const crypto: CryptoSetup = {
+  envelope,
+  fingerprintKey: Buffer.alloc(32, 1),
+  defaultKey: { provider: 'local', keyId: 'local/default' },
+  keyFor: () => ({ provider: 'local', keyId: 'local/default' }),
+};
+const deps = {
+  crypto,
+  log: createLogger({ level: 'silent' }),
+  workspaceOf: async (ns: string) => (ns === 'acme' ? ws : undefined),
+  integrationType: async (n: string) => (n === 'http-api' ? httpApi : undefined),
+};
+const binding = {
+  namespace: 'acme',
+  workspace: 'uid-1',
+  connection: 'billing',
+  field: 'token',
+  destination: destinationDigest(httpApi, settings),
+};
 
-function request(op: 'CREATE' | 'UPDATE', credentials: Record<string, unknown>, extra: { oldCredentials?: Record<string, unknown>; annotations?: Record<string, string>; name?: string } = {}): AdmissionRequest {
-  const object = { metadata: { name: extra.name ?? 'billing', namespace: 'acme', annotations: extra.annotations }, spec: { type: 'http-api', settings, credentials } };
-  return { uid: 'u1', kind: { group: 'atoll.dev', version: 'v1alpha1', kind: 'ExternalConnection' }, operation: op, namespace: 'acme', name: 'billing', object, oldObject: extra.oldCredentials ? { ...object, spec: { ...object.spec, credentials: extra.oldCredentials } } : undefined };
+function request(
+  op: 'CREATE' | 'UPDATE',
+  credentials: Record<string, unknown>,
+  extra: { oldCredentials?: Record<string, unknown>; annotations?: Record<string, string>; name?: string } = {},
+): AdmissionRequest {
+  const object = {
+    metadata: { name: extra.name ?? 'billing', namespace: 'acme', annotations: extra.annotations },
+    spec: { type: 'http-api', settings, credentials },
+  };
+  return {
+    uid: 'u1',
+    kind: { group: 'atoll.dev', version: 'v1alpha1', kind: 'ExternalConnection' },
+    operation: op,
+    namespace: 'acme',
+    name: 'billing',
+    object,
+    oldObject: extra.oldCredentials
+      ? { ...object, spec: { ...object.spec, credentials: extra.oldCredentials } }
+      : undefined,
+  };
 }
 
-const patchOf = (r: { patch?: string }) => JSON.parse(Buffer.from(r.patch ?? 'W10=', 'base64').toString()) as JsonPatchOp[];
+const patchOf = (r: { patch?: string }) =>
+  JSON.parse(Buffer.from(r.patch ?? 'W10=', 'base64').toString()) as JsonPatchOp[];
 
 describe('sealing admission', () => {
   it('replaces a value with a sealed value that opens only under its binding', async () => {
@@ -36,15 +77,37 @@ describe('sealing admission', () => {
     const op = patchOf(res).find((o) => o.path === '/spec/credentials/token')!;
     const sealed = (op.value as { sealed: string }).sealed;
     expect(await envelope.open(sealed, binding)).toBe('tok-1234567890');
-    await expect(envelope.open(sealed, { ...binding, destination: 'elsewhere' })).rejects.toMatchObject({ reason: 'CiphertextRejected' });
+    await expect(envelope.open(sealed, { ...binding, destination: 'elsewhere' })).rejects.toMatchObject({
+      reason: 'CiphertextRejected',
+    });
   });
 
   it('refuses a field the type does not declare before sealing anything (each field would cost a KMS data key)', async () => {
     let sealed = 0;
-    const counting: CryptoSetup = { ...crypto, envelope: { seal: async (...a: Parameters<Envelope['seal']>) => { sealed++; return envelope.seal(...a); } } as unknown as Envelope };
-    const credentials = Object.fromEntries(Array.from({ length: 100 }, (_, i) => [`f${i}`, { value: 'tok-1234567890' }]));
-    const res = await sealConnection(request('CREATE', { token: { value: 'tok-1234567890' }, ...credentials }), { ...deps, crypto: counting });
-    expect(res).toMatchObject({ allowed: false, status: { code: 422, message: 'spec.credentials.f0: type "http-api" has no credential field "f0"; its fields are: token, username, password, clientCertificate, clientKey' } });
+    const counting: CryptoSetup = {
+      ...crypto,
+      envelope: {
+        seal: async (...a: Parameters<Envelope['seal']>) => {
+          sealed++;
+          return envelope.seal(...a);
+        },
+      } as unknown as Envelope,
+    };
+    const credentials = Object.fromEntries(
+      Array.from({ length: 100 }, (_, i) => [`f${i}`, { value: 'tok-1234567890' }]),
+    );
+    const res = await sealConnection(request('CREATE', { token: { value: 'tok-1234567890' }, ...credentials }), {
+      ...deps,
+      crypto: counting,
+    });
+    expect(res).toMatchObject({
+      allowed: false,
+      status: {
+        code: 422,
+        message:
+          'spec.credentials.f0: type "http-api" has no credential field "f0"; its fields are: token, username, password, clientCertificate, clientKey',
+      },
+    });
     expect(sealed).toBe(0);
   });
 
@@ -54,8 +117,18 @@ describe('sealing admission', () => {
     const spy = { seal: envelope.seal.bind(envelope), open: async (sealed: string) => void opened.push(sealed) };
     const watching: CryptoSetup = { ...crypto, envelope: spy as unknown as Envelope };
     const answer = async (guess: string) => {
-      const res = await sealConnection(request('UPDATE', { token: { value: guess, sealed: stored } }, { oldCredentials: { token: { sealed: stored } } }), { ...deps, crypto: watching });
-      return { res, sealed: (patchOf(res).find((o) => o.path === '/spec/credentials/token')!.value as { sealed: string }).sealed };
+      const res = await sealConnection(
+        request(
+          'UPDATE',
+          { token: { value: guess, sealed: stored } },
+          { oldCredentials: { token: { sealed: stored } } },
+        ),
+        { ...deps, crypto: watching },
+      );
+      return {
+        res,
+        sealed: (patchOf(res).find((o) => o.path === '/spec/credentials/token')!.value as { sealed: string }).sealed,
+      };
     };
     const right = await answer('tok-1234567890');
     const wrong = await answer('tok-0000000000');
@@ -75,8 +148,13 @@ describe('sealing admission', () => {
     expect((await create()).allowed).toBe(true);
     expect((await create()).allowed).toBe(true);
     const refused = await create();
-    expect(refused).toMatchObject({ allowed: false, status: { code: 429, reason: 'TooManyRequests', details: { retryAfterSeconds: 2 } } });
-    expect(refused.status?.message).toBe('too many credential values sealed in namespace acme: the limit is 30 per minute with bursts of 2 (server-side dry runs included); nothing was stored, retry in 2s');
+    expect(refused).toMatchObject({
+      allowed: false,
+      status: { code: 429, reason: 'TooManyRequests', details: { retryAfterSeconds: 2 } },
+    });
+    expect(refused.status?.message).toBe(
+      'too many credential values sealed in namespace acme: the limit is 30 per minute with bursts of 2 (server-side dry runs included); nothing was stored, retry in 2s',
+    );
     // Another namespace has its own budget.
     expect(limiter.take('other').allowed).toBe(true);
     t += 2000;
@@ -86,19 +164,28 @@ describe('sealing admission', () => {
   it('refuses ambiguous or bad input with messages that never echo the value', async () => {
     const other = await envelope.seal('x-1234567890', binding, crypto.defaultKey);
     const both = await sealConnection(request('CREATE', { token: { value: 'tok-1234567890', sealed: other } }), deps);
-    expect(both).toMatchObject({ allowed: false, status: { message: 'spec.credentials.token: set exactly one of value, sealed or secretKeyRef' } });
+    expect(both).toMatchObject({
+      allowed: false,
+      status: { message: 'spec.credentials.token: set exactly one of value, sealed or secretKeyRef' },
+    });
     const ctl = await sealConnection(request('CREATE', { token: { value: 'tok-123\n' } }), deps);
     expect(ctl.status?.message).toContain('control characters');
     expect(ctl.status?.message).not.toContain('tok-123');
     const gen = await sealConnection(request('CREATE', { token: { value: 'tok-1234567890' } }, { name: '' }), deps);
     expect(gen.status?.message).toContain('metadata.name is required');
-    const noWs = await sealConnection({ ...request('CREATE', { token: { value: 'tok-1234567890' } }), namespace: 'nowhere' }, deps);
+    const noWs = await sealConnection(
+      { ...request('CREATE', { token: { value: 'tok-1234567890' } }), namespace: 'nowhere' },
+      deps,
+    );
     expect(noWs.status?.message).toContain('has no Workspace');
   });
 
   it('scrubs the plaintext from kubectl last-applied-configuration', async () => {
     const annotation = JSON.stringify({ spec: { credentials: { token: { value: 'tok-1234567890' } } } });
-    const res = await sealConnection(request('CREATE', { token: { value: 'tok-1234567890' } }, { annotations: { [LAST_APPLIED]: annotation } }), deps);
+    const res = await sealConnection(
+      request('CREATE', { token: { value: 'tok-1234567890' } }, { annotations: { [LAST_APPLIED]: annotation } }),
+      deps,
+    );
     const op = patchOf(res).find((o) => o.path.includes('last-applied'))!;
     expect(op.op).toBe('replace');
     expect(String(op.value)).not.toContain('tok-1234567890');

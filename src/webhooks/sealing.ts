@@ -5,7 +5,15 @@ import type { CryptoSetup } from '../crypto/setup.js';
 import { describeError } from '../runtime/describe-error.js';
 import type { KeyedTokenBucket } from '../runtime/keyed-token-bucket.js';
 import type { Logger } from '../runtime/logger.js';
-import { allow, deny, pointer, tooManyRequests, type AdmissionRequest, type AdmissionResponse, type JsonPatchOp } from './admission.js';
+import {
+  allow,
+  deny,
+  pointer,
+  tooManyRequests,
+  type AdmissionRequest,
+  type AdmissionResponse,
+  type JsonPatchOp,
+} from './admission.js';
 import type { IntegrationType, Workspace } from '../api/v1alpha1/index.js';
 import { destinationDigest } from '../integrations/destination.js';
 
@@ -41,13 +49,24 @@ export async function sealConnection(req: AdmissionRequest, deps: SealingDeps): 
 
   const ns = req.namespace ?? conn.metadata?.namespace ?? '';
   if (!conn.metadata?.name) {
-    return deny(req.uid, 'metadata.name is required when a credential value is supplied: the name is part of what the value is sealed to (generateName cannot be used)');
+    return deny(
+      req.uid,
+      'metadata.name is required when a credential value is supplied: the name is part of what the value is sealed to (generateName cannot be used)',
+    );
   }
   const ws = await deps.workspaceOf(ns);
-  if (!ws) return deny(req.uid, `namespace ${ns} has no Workspace, so credentials cannot be sealed here; ask your platform team to create a Workspace in it`);
+  if (!ws)
+    return deny(
+      req.uid,
+      `namespace ${ns} has no Workspace, so credentials cannot be sealed here; ask your platform team to create a Workspace in it`,
+    );
   const identity = workspaceIdentity(ws);
   const type = await deps.integrationType(conn.spec?.type);
-  if (!type) return deny(req.uid, `spec.type: IntegrationType "${conn.spec?.type}" does not exist; list the available ones with kubectl get integrationtypes`);
+  if (!type)
+    return deny(
+      req.uid,
+      `spec.type: IntegrationType "${conn.spec?.type}" does not exist; list the available ones with kubectl get integrationtypes`,
+    );
   // Credentials are sealed to where they go: settings pointing elsewhere cannot open them.
   const destination = destinationDigest(type, conn.spec?.settings);
   const key = deps.crypto.keyFor(ws.spec?.encryption?.keyId);
@@ -61,16 +80,24 @@ export async function sealConnection(req: AdmissionRequest, deps: SealingDeps): 
   const declared = new Set((type.spec?.credentialFields ?? []).map((f) => f.name));
   const undeclared = plainFields.find(([field]) => !declared.has(field));
   if (undeclared) {
-    return deny(req.uid, `spec.credentials.${undeclared[0]}: type "${conn.spec?.type}" has no credential field "${undeclared[0]}"; its fields are: ${[...declared].join(', ')}`);
+    return deny(
+      req.uid,
+      `spec.credentials.${undeclared[0]}: type "${conn.spec?.type}" has no credential field "${undeclared[0]}"; its fields are: ${[...declared].join(', ')}`,
+    );
   }
   for (const [field, source] of plainFields) {
-    const problem = checkPlaintext(field, source.value!, type.spec.credentialFields?.find((f) => f.name === field)?.format);
+    const problem = checkPlaintext(
+      field,
+      source.value!,
+      type.spec.credentialFields?.find((f) => f.name === field)?.format,
+    );
     if (problem) return deny(req.uid, problem);
     // On UPDATE a merge (server-side apply, a JSON patch) keeps the stored source beside the new
     // value: the value replaces it. Anything else beside a value is ambiguous input.
     const stored = old?.spec?.credentials?.[field];
     const staleSealed = source.sealed !== undefined && source.sealed === stored?.sealed;
-    const staleRef = source.secretKeyRef !== undefined && JSON.stringify(source.secretKeyRef) === JSON.stringify(stored?.secretKeyRef);
+    const staleRef =
+      source.secretKeyRef !== undefined && JSON.stringify(source.secretKeyRef) === JSON.stringify(stored?.secretKeyRef);
     if ((source.sealed !== undefined && !staleSealed) || (source.secretKeyRef !== undefined && !staleRef)) {
       return deny(req.uid, `spec.credentials.${field}: set exactly one of value, sealed or secretKeyRef`);
     }
@@ -81,7 +108,11 @@ export async function sealConnection(req: AdmissionRequest, deps: SealingDeps): 
   if (budget && !budget.allowed) {
     deps.log.warn({ namespace: ns, fields: plainFields.length, dryRun: req.dryRun }, 'sealing rate limit reached');
     const { ratePerSecond, burst } = deps.limiter!.limits;
-    return tooManyRequests(req.uid, `too many credential values sealed in namespace ${ns}: the limit is ${formatRate(ratePerSecond)} with bursts of ${burst} (server-side dry runs included); nothing was stored, retry in ${budget.retryAfterSeconds}s`, budget.retryAfterSeconds);
+    return tooManyRequests(
+      req.uid,
+      `too many credential values sealed in namespace ${ns}: the limit is ${formatRate(ratePerSecond)} with bursts of ${burst} (server-side dry runs included); nothing was stored, retry in ${budget.retryAfterSeconds}s`,
+      budget.retryAfterSeconds,
+    );
   }
 
   for (const [field, source] of plainFields) {
@@ -90,7 +121,12 @@ export async function sealConnection(req: AdmissionRequest, deps: SealingDeps): 
       sealedByField[field] = await deps.crypto.envelope.seal(source.value!, binding, key);
     } catch (err) {
       deps.log.warn({ field, error: describeError(err) }, 'sealing failed');
-      return deny(req.uid, `spec.credentials.${field}.value could not be sealed: the KMS is unavailable; nothing was stored, try again shortly`, 503, 'ServiceUnavailable');
+      return deny(
+        req.uid,
+        `spec.credentials.${field}.value could not be sealed: the KMS is unavailable; nothing was stored, try again shortly`,
+        503,
+        'ServiceUnavailable',
+      );
     }
     ops.push({ op: 'replace', path: `/spec/credentials/${pointer(field)}`, value: { sealed: sealedByField[field] } });
   }
@@ -99,14 +135,20 @@ export async function sealConnection(req: AdmissionRequest, deps: SealingDeps): 
   if (lastApplied !== undefined) {
     const scrubbed = scrubLastApplied(lastApplied, sealedByField);
     if (scrubbed !== lastApplied) {
-      ops.push(scrubbed === undefined ? { op: 'remove', path: `/metadata/annotations/${pointer(LAST_APPLIED)}` } : { op: 'replace', path: `/metadata/annotations/${pointer(LAST_APPLIED)}`, value: scrubbed });
+      ops.push(
+        scrubbed === undefined
+          ? { op: 'remove', path: `/metadata/annotations/${pointer(LAST_APPLIED)}` }
+          : { op: 'replace', path: `/metadata/annotations/${pointer(LAST_APPLIED)}`, value: scrubbed },
+      );
     }
   }
   return allow(req.uid, ops);
 }
 
 function formatRate(perSecond: number): string {
-  return perSecond >= 1 ? `${Number(perSecond.toFixed(2))} per second` : `${Number((perSecond * 60).toFixed(2))} per minute`;
+  return perSecond >= 1
+    ? `${Number(perSecond.toFixed(2))} per second`
+    : `${Number((perSecond * 60).toFixed(2))} per minute`;
 }
 
 function lastAppliedHasValue(text: string | undefined): boolean {

@@ -31,27 +31,44 @@ export interface ServedWebhooks {
 export async function serveWebhooks(ctx: OperatorContext, log: Logger): Promise<ServedWebhooks> {
   const { client, config } = ctx;
   const service = config.webhook.serviceName;
-  const dnsNames = service ? [`${service}.${config.namespace}.svc`, `${service}.${config.namespace}.svc.cluster.local`] : ['localhost'];
+  const dnsNames = service
+    ? [`${service}.${config.namespace}.svc`, `${service}.${config.namespace}.svc.cluster.local`]
+    : ['localhost'];
   const certManaged = config.webhook.certs === 'cert-manager';
   const cert = certManaged
     ? await readServingCertificate(client, config.namespace)
-    : await ensureServingCertificate(client, config.namespace, { dnsNames, ipAddresses: config.webhook.urlBase ? ['127.0.0.1'] : [] });
+    : await ensureServingCertificate(client, config.namespace, {
+        dnsNames,
+        ipAddresses: config.webhook.urlBase ? ['127.0.0.1'] : [],
+      });
   const deps = validationDeps(ctx, log);
   const limiter = new KeyedTokenBucket(config.webhook.sealingRate);
   const server = await startWebhookServer({
     host: config.webhook.host,
     port: config.webhook.port,
     tls: cert,
-    ...(config.webhook.clientCAFile ? { clientAuth: { caPem: readFileSync(config.webhook.clientCAFile, 'utf8'), names: config.webhook.clientNames } } : {}),
+    ...(config.webhook.clientCAFile
+      ? { clientAuth: { caPem: readFileSync(config.webhook.clientCAFile, 'utf8'), names: config.webhook.clientNames } }
+      : {}),
     log,
     handlers: {
-      mutateConnection: logRefusals('seal', log, async (req) => stampLastChange(req, withPatch(await sealConnection(req, {
-        crypto: ctx.crypto,
-        log,
-        limiter,
-        workspaceOf: async (ns) => oldestFirst(await deps.workspacesIn(ns))[0],
-        integrationType: async (name) => deps.integrationType(name) ?? ((await client.tryGet<IntegrationType & KubeObject>(IntegrationTypes, name))),
-      }), stampRebind(req)))),
+      mutateConnection: logRefusals('seal', log, async (req) =>
+        stampLastChange(
+          req,
+          withPatch(
+            await sealConnection(req, {
+              crypto: ctx.crypto,
+              log,
+              limiter,
+              workspaceOf: async (ns) => oldestFirst(await deps.workspacesIn(ns))[0],
+              integrationType: async (name) =>
+                deps.integrationType(name) ??
+                (await client.tryGet<IntegrationType & KubeObject>(IntegrationTypes, name)),
+            }),
+            stampRebind(req),
+          ),
+        ),
+      ),
       validateConnection: logRefusals('validate-connection', log, (req) => validateConnection(req, deps)),
       validateWorkspace: logRefusals('validate-workspace', log, (req) => validateWorkspace(req, deps)),
     },
@@ -63,17 +80,25 @@ export async function serveWebhooks(ctx: OperatorContext, log: Logger): Promise<
     // it renews the Secret in place, so pick the new certificate up without a restart.
     let served = cert.certPem;
     reload = setInterval(() => {
-      void readServingCertificate(client, config.namespace, 0).then((next) => {
-        if (next.certPem === served) return;
-        served = next.certPem;
-        server.setCertificate(next);
-        log.info('webhook serving certificate reloaded');
-      }, () => undefined);
+      void readServingCertificate(client, config.namespace, 0).then(
+        (next) => {
+          if (next.certPem === served) return;
+          served = next.certPem;
+          server.setCertificate(next);
+          log.info('webhook serving certificate reloaded');
+        },
+        () => undefined,
+      );
     }, CERT_RELOAD_MS);
     reload.unref();
   } else {
     const urlBase = config.webhook.urlBase?.replace(/:0$/, `:${server.port}`);
-    await registerWebhooks(client, urlBase ? { caPem: cert.caPem, urlBase } : { caPem: cert.caPem, service: { namespace: config.namespace, name: service!, port: 443 } });
+    await registerWebhooks(
+      client,
+      urlBase
+        ? { caPem: cert.caPem, urlBase }
+        : { caPem: cert.caPem, service: { namespace: config.namespace, name: service!, port: 443 } },
+    );
   }
   return {
     port: server.port,
@@ -89,11 +114,27 @@ export async function serveWebhooks(ctx: OperatorContext, log: Logger): Promise<
  * apply failed. Refusal messages name fields and fixes, never values (the
  * handlers' contract), and the request object itself is never logged.
  */
-function logRefusals(webhook: string, log: Logger, handler: (req: AdmissionRequest) => Promise<AdmissionResponse>): (req: AdmissionRequest) => Promise<AdmissionResponse> {
+function logRefusals(
+  webhook: string,
+  log: Logger,
+  handler: (req: AdmissionRequest) => Promise<AdmissionResponse>,
+): (req: AdmissionRequest) => Promise<AdmissionResponse> {
   return async (req) => {
     const res = await handler(req);
     if (!res.allowed) {
-      log.info({ webhook, operation: req.operation, kind: req.kind?.kind, namespace: req.namespace, name: req.name, dryRun: req.dryRun === true, code: res.status?.code, reason: res.status?.message }, 'admission refused');
+      log.info(
+        {
+          webhook,
+          operation: req.operation,
+          kind: req.kind?.kind,
+          namespace: req.namespace,
+          name: req.name,
+          dryRun: req.dryRun === true,
+          code: res.status?.code,
+          reason: res.status?.message,
+        },
+        'admission refused',
+      );
     }
     return res;
   };

@@ -27,56 +27,78 @@ export async function startWebhookServer(opts: {
   const byPath = new Map<string, AdmissionHandler>();
   for (const [name, handler] of Object.entries(opts.handlers)) byPath.set(PATHS[name as keyof typeof PATHS], handler);
   const clientTls = opts.clientAuth ? { requestCert: true, rejectUnauthorized: true, ca: opts.clientAuth.caPem } : {};
-  const server = https.createServer({ cert: opts.tls.certPem, key: opts.tls.keyPem, minVersion: 'TLSv1.2', ...clientTls }, (req, res) => {
-    if (opts.clientAuth && !allowedClient(req.socket as TLSSocket, opts.clientAuth)) {
-      opts.log.warn({ remote: req.socket.remoteAddress }, 'admission request from a client certificate not allowed to send reviews');
-      res.writeHead(403).end();
-      return;
-    }
-    const handler = byPath.get((req.url ?? '').split('?')[0]!);
-    if (!handler || req.method !== 'POST') {
-      res.writeHead(404).end();
-      return;
-    }
-    const chunks: Buffer[] = [];
-    let size = 0;
-    req.on('data', (c: Buffer) => {
-      size += c.length;
-      if (size > MAX_BODY) req.destroy();
-      else chunks.push(c);
-    });
-    const answer = async (): Promise<void> => {
-      let review: { apiVersion?: string; request?: AdmissionRequest };
-      try {
-        review = JSON.parse(Buffer.concat(chunks).toString('utf8')) as typeof review;
-      } catch {
-        res.writeHead(400).end();
+  const server = https.createServer(
+    { cert: opts.tls.certPem, key: opts.tls.keyPem, minVersion: 'TLSv1.2', ...clientTls },
+    (req, res) => {
+      if (opts.clientAuth && !allowedClient(req.socket as TLSSocket, opts.clientAuth)) {
+        opts.log.warn(
+          { remote: req.socket.remoteAddress },
+          'admission request from a client certificate not allowed to send reviews',
+        );
+        res.writeHead(403).end();
         return;
       }
-      const request = review.request;
-      if (!request?.uid) {
-        res.writeHead(400).end();
+      const handler = byPath.get((req.url ?? '').split('?')[0]!);
+      if (!handler || req.method !== 'POST') {
+        res.writeHead(404).end();
         return;
       }
-      let response: AdmissionResponse;
-      try {
-        response = await handler(request);
-      } catch (err) {
-        opts.log.error({ error: describeError(err), kind: request.kind?.kind }, 'admission handler failed');
-        response = deny(request.uid, 'atoll admission failed internally; nothing was stored, try again', 500, 'InternalError');
-      }
-      opts.log.info({ operation: request.operation, kind: request.kind?.kind, namespace: request.namespace, name: request.name, dryRun: request.dryRun, allowed: response.allowed, patched: Boolean(response.patch) }, 'admission');
-      const body = JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response });
-      res.writeHead(200, { 'Content-Type': 'application/json' }).end(body);
-    };
-    // A failure after the handler (a closed socket, say) must not become an unhandled rejection.
-    req.on('end', () => {
-      answer().catch((err: unknown) => {
-        opts.log.error({ error: describeError(err) }, 'admission response failed');
-        res.destroy();
+      const chunks: Buffer[] = [];
+      let size = 0;
+      req.on('data', (c: Buffer) => {
+        size += c.length;
+        if (size > MAX_BODY) req.destroy();
+        else chunks.push(c);
       });
-    });
-  });
+      const answer = async (): Promise<void> => {
+        let review: { apiVersion?: string; request?: AdmissionRequest };
+        try {
+          review = JSON.parse(Buffer.concat(chunks).toString('utf8')) as typeof review;
+        } catch {
+          res.writeHead(400).end();
+          return;
+        }
+        const request = review.request;
+        if (!request?.uid) {
+          res.writeHead(400).end();
+          return;
+        }
+        let response: AdmissionResponse;
+        try {
+          response = await handler(request);
+        } catch (err) {
+          opts.log.error({ error: describeError(err), kind: request.kind?.kind }, 'admission handler failed');
+          response = deny(
+            request.uid,
+            'atoll admission failed internally; nothing was stored, try again',
+            500,
+            'InternalError',
+          );
+        }
+        opts.log.info(
+          {
+            operation: request.operation,
+            kind: request.kind?.kind,
+            namespace: request.namespace,
+            name: request.name,
+            dryRun: request.dryRun,
+            allowed: response.allowed,
+            patched: Boolean(response.patch),
+          },
+          'admission',
+        );
+        const body = JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response });
+        res.writeHead(200, { 'Content-Type': 'application/json' }).end(body);
+      };
+      // A failure after the handler (a closed socket, say) must not become an unhandled rejection.
+      req.on('end', () => {
+        answer().catch((err: unknown) => {
+          opts.log.error({ error: describeError(err) }, 'admission response failed');
+          res.destroy();
+        });
+      });
+    },
+  );
   // A refused handshake (no or foreign client certificate) is expected noise, not an error.
   server.on('tlsClientError', () => undefined);
   // The API server keeps idle connections to a webhook for up to 90 s and does not retry a POST whose
@@ -86,11 +108,17 @@ export async function startWebhookServer(opts: {
   await new Promise<void>((resolve) => server.listen(opts.port, opts.host, resolve));
   return {
     port: (server.address() as AddressInfo).port,
-    close: () => new Promise((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    }),
-    setCertificate: (tls) => server.setSecureContext({ cert: tls.certPem, key: tls.keyPem, ...(opts.clientAuth ? { ca: opts.clientAuth.caPem } : {}) }),
+    close: () =>
+      new Promise((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+    setCertificate: (tls) =>
+      server.setSecureContext({
+        cert: tls.certPem,
+        key: tls.keyPem,
+        ...(opts.clientAuth ? { ca: opts.clientAuth.caPem } : {}),
+      }),
   };
 }
 

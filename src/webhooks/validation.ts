@@ -20,7 +20,11 @@ export async function validateConnection(req: AdmissionRequest, deps: Validation
   const conn = req.object as ExternalConnection;
   const ns = req.namespace ?? conn.metadata?.namespace ?? '';
   for (const [field, source] of Object.entries(conn.spec?.credentials ?? {})) {
-    if (source?.value !== undefined) return deny(req.uid, `spec.credentials.${field}.value reached validation unsealed; the sealing webhook did not run. Seal the value with atoll seal`);
+    if (source?.value !== undefined)
+      return deny(
+        req.uid,
+        `spec.credentials.${field}.value reached validation unsealed; the sealing webhook did not run. Seal the value with atoll seal`,
+      );
   }
   const ws = oldestFirst(await deps.workspacesIn(ns))[0];
   const type = deps.integrationType(conn.spec?.type);
@@ -41,11 +45,15 @@ export async function validateWorkspace(req: AdmissionRequest, deps: ValidationD
   if (req.operation === 'CREATE') {
     const others = (await deps.workspacesIn(ns)).filter((w) => w.metadata.name !== ws.metadata?.name);
     if (others.length > 0) {
-      return deny(req.uid, `namespace ${ns} already has Workspace ${others[0]!.metadata.name}; a namespace is one workspace and holds at most one Workspace`, 409, 'AlreadyExists');
+      return deny(
+        req.uid,
+        `namespace ${ns} already has Workspace ${others[0]!.metadata.name}; a namespace is one workspace and holds at most one Workspace`,
+        409,
+        'AlreadyExists',
+      );
     }
   }
   const problems = checkWorkspace(ws);
   if (problems.length) return deny(req.uid, problems.join('; '));
   return allow(req.uid);
 }
-

@@ -1,4 +1,13 @@
-import { existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,7 +23,7 @@ import { createConnection, createTestType, loopbackWorkspace, workload } from '.
  * write the credential somewhere it can exfiltrate it, or delete files
  * elsewhere (the agent removes fields that disappeared).
  */
-describe('attack: planted symbolic links in the agent\'s credentials directory', () => {
+describe("attack: planted symbolic links in the agent's credentials directory", () => {
   let upstream: RawUpstream;
   let token: string;
   const secret = randomSecret('agentfile');
@@ -60,7 +69,9 @@ describe('attack: planted symbolic links in the agent\'s credentials directory',
     symlinkSync(path.join(victim.dir, 'apiKey'), path.join(dir, 'db', 'apiKey'));
 
     const run = await runAgentProcess({
-      token, connections: ['db'], dir,
+      token,
+      connections: ['db'],
+      dir,
       until: (d) => !lstatSync(path.join(d, 'db', 'apiKey')).isSymbolicLink(),
     });
 
@@ -72,12 +83,21 @@ describe('attack: planted symbolic links in the agent\'s credentials directory',
 
   it('without a planted link the same agent writes the file (the refusal above is specific)', async () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'atoll-mount-'));
-    const run = await runAgentProcess({ token, connections: ['db'], dir, until: (d) => existsSync(path.join(d, 'db', 'apiKey')) });
+    const run = await runAgentProcess({
+      token,
+      connections: ['db'],
+      dir,
+      until: (d) => existsSync(path.join(d, 'db', 'apiKey')),
+    });
     expect(run.code).toBeNull();
     expect(readFileSync(path.join(dir, 'db', 'apiKey'), 'utf8')).toBe(secret);
   });
 });
 
 function snapshot(dir: string): Record<string, string> {
-  return Object.fromEntries(readdirSync(dir).sort().map((name) => [name, readFileSync(path.join(dir, name), 'utf8')]));
+  return Object.fromEntries(
+    readdirSync(dir)
+      .sort()
+      .map((name) => [name, readFileSync(path.join(dir, name), 'utf8')]),
+  );
 }

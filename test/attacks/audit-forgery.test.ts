@@ -4,7 +4,15 @@ import { LAST_CHANGE_ANNOTATION } from '../../src/api/v1alpha1/index.js';
 import { parseLastChange } from '../../src/domain/last-change.js';
 import type { KubeClient, KubeObject } from '../../src/kube/client.js';
 import { CoreEvents, ExternalConnections } from '../../src/kube/resources.js';
-import { admin, condition, createWorkspace, eventually, randomSecret, uniqueName, userClient } from '../support/cluster.js';
+import {
+  admin,
+  condition,
+  createWorkspace,
+  eventually,
+  randomSecret,
+  uniqueName,
+  userClient,
+} from '../support/cluster.js';
 
 type Conn = ExternalConnection & KubeObject;
 interface CoreEvent extends KubeObject {
@@ -28,18 +36,57 @@ describe('attack: forging the audit trail or the usage record', () => {
 
   beforeAll(async () => {
     client = admin();
-    await createWorkspace(ns, { members: [{ kind: 'User', name: 'mallory', role: 'editor' }, { kind: 'User', name: 'alice', role: 'editor' }] });
+    await createWorkspace(ns, {
+      members: [
+        { kind: 'User', name: 'mallory', role: 'editor' },
+        { kind: 'User', name: 'alice', role: 'editor' },
+      ],
+    });
     mallory = userClient('mallory');
-    await eventually('mallory may edit', () => mallory.list(ExternalConnections, { namespace: ns }).then(() => true, () => false), (ok) => ok, 30_000);
-    await mallory.create(ExternalConnections, { metadata: { name: 'billing-api', namespace: ns }, spec: { type: 'http-api', settings: { baseURL: 'https://api.example.com', auth: 'bearer' }, credentials: { token: { value: first } } } } as never);
-    await eventually('sealed', () => client.get<Conn>(ExternalConnections, 'billing-api', ns), (c) => condition(c, 'CredentialsSealed')?.status === 'True', 30_000);
+    await eventually(
+      'mallory may edit',
+      () =>
+        mallory.list(ExternalConnections, { namespace: ns }).then(
+          () => true,
+          () => false,
+        ),
+      (ok) => ok,
+      30_000,
+    );
+    await mallory.create(ExternalConnections, {
+      metadata: { name: 'billing-api', namespace: ns },
+      spec: {
+        type: 'http-api',
+        settings: { baseURL: 'https://api.example.com', auth: 'bearer' },
+        credentials: { token: { value: first } },
+      },
+    } as never);
+    await eventually(
+      'sealed',
+      () => client.get<Conn>(ExternalConnections, 'billing-api', ns),
+      (c) => condition(c, 'CredentialsSealed')?.status === 'True',
+      30_000,
+    );
   }, 90_000);
 
   it('a rotation carrying a forged actor is recorded under the real one', async () => {
-    const forged = JSON.stringify({ user: 'alice', at: new Date().toISOString(), operation: 'UPDATE', changed: ['spec.credentials.token'] });
-    const stored = await mallory.mergePatch<Conn>(ExternalConnections, 'billing-api', ns, { metadata: { annotations: { [LAST_CHANGE_ANNOTATION]: forged } }, spec: { credentials: { token: { value: second, sealed: null } } } });
+    const forged = JSON.stringify({
+      user: 'alice',
+      at: new Date().toISOString(),
+      operation: 'UPDATE',
+      changed: ['spec.credentials.token'],
+    });
+    const stored = await mallory.mergePatch<Conn>(ExternalConnections, 'billing-api', ns, {
+      metadata: { annotations: { [LAST_CHANGE_ANNOTATION]: forged } },
+      spec: { credentials: { token: { value: second, sealed: null } } },
+    });
     expect(parseLastChange(stored.metadata?.annotations)?.user).toBe('mallory');
-    const events = await eventually('rotation event', () => eventsOf('billing-api'), (evs) => evs.some((e) => e.reason === 'CredentialsRotated'), 30_000);
+    const events = await eventually(
+      'rotation event',
+      () => eventsOf('billing-api'),
+      (evs) => evs.some((e) => e.reason === 'CredentialsRotated'),
+      30_000,
+    );
     const rotated = events.find((e) => e.reason === 'CredentialsRotated')!;
     expect(rotated.message).toContain('by mallory');
     expect(rotated.message).not.toContain('alice');
@@ -50,17 +97,36 @@ describe('attack: forging the audit trail or the usage record', () => {
   });
 
   it('rewriting only the annotation is undone by admission', async () => {
-    const before = (await client.get<Conn>(ExternalConnections, 'billing-api', ns)).metadata?.annotations?.[LAST_CHANGE_ANNOTATION];
-    const forged = JSON.stringify({ user: 'alice', at: new Date().toISOString(), operation: 'UPDATE', changed: ['spec.credentials.token'] });
-    const stored = await mallory.mergePatch<Conn>(ExternalConnections, 'billing-api', ns, { metadata: { annotations: { [LAST_CHANGE_ANNOTATION]: forged } } });
+    const before = (await client.get<Conn>(ExternalConnections, 'billing-api', ns)).metadata?.annotations?.[
+      LAST_CHANGE_ANNOTATION
+    ];
+    const forged = JSON.stringify({
+      user: 'alice',
+      at: new Date().toISOString(),
+      operation: 'UPDATE',
+      changed: ['spec.credentials.token'],
+    });
+    const stored = await mallory.mergePatch<Conn>(ExternalConnections, 'billing-api', ns, {
+      metadata: { annotations: { [LAST_CHANGE_ANNOTATION]: forged } },
+    });
     expect(stored.metadata?.annotations?.[LAST_CHANGE_ANNOTATION]).toBe(before);
-    const removed = await mallory.mergePatch<Conn>(ExternalConnections, 'billing-api', ns, { metadata: { annotations: { [LAST_CHANGE_ANNOTATION]: null } } });
+    const removed = await mallory.mergePatch<Conn>(ExternalConnections, 'billing-api', ns, {
+      metadata: { annotations: { [LAST_CHANGE_ANNOTATION]: null } },
+    });
     expect(removed.metadata?.annotations?.[LAST_CHANGE_ANNOTATION]).toBe(before);
   });
 
   it('a tenant editor cannot write status.usage (to hide consumers or invent them)', async () => {
     const now = new Date().toISOString().replace(/\.\d+Z$/, 'Z');
-    const attempt = mallory.mergePatch(ExternalConnections, 'billing-api', ns, { status: { usage: { lastUsedAt: now, consumers: [{ serviceAccount: 'ghost', via: 'proxy', lastUsedAt: now }] } } }, { subresource: 'status' });
+    const attempt = mallory.mergePatch(
+      ExternalConnections,
+      'billing-api',
+      ns,
+      {
+        status: { usage: { lastUsedAt: now, consumers: [{ serviceAccount: 'ghost', via: 'proxy', lastUsedAt: now }] } },
+      },
+      { subresource: 'status' },
+    );
     await expect(attempt).rejects.toMatchObject({ status: 403 });
     expect((await client.get<Conn>(ExternalConnections, 'billing-api', ns)).status?.usage).toBeUndefined();
   });

@@ -25,7 +25,11 @@ describe('attack: tossing a session cookie from a sibling subdomain', () => {
   const https = { 'X-Forwarded-Proto': 'https' };
 
   async function signIn(token: string): Promise<string> {
-    const res = await fetch(`${url()}/api/session`, { method: 'POST', headers: { 'Content-Type': 'application/json', 'X-Atoll-Console': '1', ...https }, body: JSON.stringify({ token }) });
+    const res = await fetch(`${url()}/api/session`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', 'X-Atoll-Console': '1', ...https },
+      body: JSON.stringify({ token }),
+    });
     expect(res.status).toBe(200);
     return res.headers.get('set-cookie') ?? '';
   }
@@ -35,7 +39,9 @@ describe('attack: tossing a session cookie from a sibling subdomain', () => {
 
   beforeAll(async () => {
     await createWorkspace(victimNs, { members: [{ kind: 'ServiceAccount', name: 'victim', role: 'editor' }] } as never);
-    await createWorkspace(attackerNs, { members: [{ kind: 'ServiceAccount', name: 'attacker', role: 'editor' }] } as never);
+    await createWorkspace(attackerNs, {
+      members: [{ kind: 'ServiceAccount', name: 'attacker', role: 'editor' }],
+    } as never);
     victimSetCookie = await signIn(await serviceAccountToken(victimNs, 'victim'));
     attackerSetCookie = await signIn(await serviceAccountToken(attackerNs, 'attacker'));
   });
@@ -54,7 +60,9 @@ describe('attack: tossing a session cookie from a sibling subdomain', () => {
     const cookie = `atoll_session=${attackerId}; ${victimCookie}`;
     const who = await fetch(`${url()}/api/session`, { headers: { Cookie: cookie, ...https } });
     expect(who.status).toBe(200);
-    expect(((await who.json()) as { user: { username: string } }).user.username).toBe(`system:serviceaccount:${victimNs}:victim`);
+    expect(((await who.json()) as { user: { username: string } }).user.username).toBe(
+      `system:serviceaccount:${victimNs}:victim`,
+    );
     const workspaces = await fetch(`${url()}/api/workspaces`, { headers: { Cookie: cookie, ...https } });
     const names = ((await workspaces.json()) as { items: Array<{ namespace: string }> }).items.map((w) => w.namespace);
     expect(names).toContain(victimNs);
@@ -64,7 +72,13 @@ describe('attack: tossing a session cookie from a sibling subdomain', () => {
   it('a malformed Origin on a write is refused as cross-site, not reported as an API server outage', async () => {
     const res = await fetch(`${url()}/api/kube/apis/atoll.dev/v1alpha1/namespaces/${victimNs}/externalconnections`, {
       method: 'POST',
-      headers: { Cookie: victimSetCookie.split(';')[0]!, ...https, 'X-Atoll-Console': '1', 'Content-Type': 'application/json', Origin: 'not a url' },
+      headers: {
+        Cookie: victimSetCookie.split(';')[0]!,
+        ...https,
+        'X-Atoll-Console': '1',
+        'Content-Type': 'application/json',
+        Origin: 'not a url',
+      },
       body: '{}',
     });
     expect(res.status).toBe(403);

@@ -30,7 +30,11 @@ describe('attack: flooding /api/session to evict other people’s sessions', () 
   let attackerToken: string;
 
   async function signIn(token: string): Promise<string> {
-    const res = await fetch(`${url}/api/session`, { method: 'POST', headers: { 'Content-Type': 'application/json', 'X-Atoll-Console': '1' }, body: JSON.stringify({ token }) });
+    const res = await fetch(`${url}/api/session`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', 'X-Atoll-Console': '1' },
+      body: JSON.stringify({ token }),
+    });
     expect(res.status).toBe(200);
     const cookie = (res.headers.get('set-cookie') ?? '').split(';')[0]!;
     expect(cookie).toMatch(/^atoll_session=[A-Za-z0-9_-]{43}$/);
@@ -39,10 +43,27 @@ describe('attack: flooding /api/session to evict other people’s sessions', () 
 
   beforeAll(async () => {
     await createWorkspace(victimNs, { members: [{ kind: 'ServiceAccount', name: 'victim', role: 'editor' }] } as never);
-    await createWorkspace(attackerNs, { members: [{ kind: 'ServiceAccount', name: 'attacker', role: 'editor' }] } as never);
+    await createWorkspace(attackerNs, {
+      members: [{ kind: 'ServiceAccount', name: 'attacker', role: 'editor' }],
+    } as never);
     const port = await freePort();
     const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: '/nonexistent', ATOLL_LOG_LEVEL: 'info' };
-    proc = spawn(process.execPath, [path.join(packageRoot(), 'dist', 'main.js'), 'console', '--api-server', devState().server, '--ca-file', path.join(path.dirname(devState().kubeconfig), 'pki', 'ca.crt'), '--port', String(port), '--max-sessions', String(CAP)], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    proc = spawn(
+      process.execPath,
+      [
+        path.join(packageRoot(), 'dist', 'main.js'),
+        'console',
+        '--api-server',
+        devState().server,
+        '--ca-file',
+        path.join(path.dirname(devState().kubeconfig), 'pki', 'ca.crt'),
+        '--port',
+        String(port),
+        '--max-sessions',
+        String(CAP),
+      ],
+      { env, stdio: ['ignore', 'ignore', 'pipe'] },
+    );
     proc.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
     url = `http://127.0.0.1:${port}`;
     await waitFor('atoll console listening', async () => stderr.includes(`atoll console: ${url}`), 30_000);
@@ -68,7 +89,9 @@ describe('attack: flooding /api/session to evict other people’s sessions', () 
     // The victim is still signed in, as themselves, and still works in their own workspace.
     const who = await fetch(`${url}/api/session`, { headers: { Cookie: victimCookie } });
     expect(who.status).toBe(200);
-    expect(((await who.json()) as { user: { username: string } }).user.username).toBe(`system:serviceaccount:${victimNs}:victim`);
+    expect(((await who.json()) as { user: { username: string } }).user.username).toBe(
+      `system:serviceaccount:${victimNs}:victim`,
+    );
     expect((await fetch(list, { headers: { Cookie: victimCookie } })).status).toBe(200);
     // The flood did not pile up either: only the attacker's newest sessions are kept.
     expect((await fetch(`${url}/api/session`, { headers: { Cookie: attackerCookies[0]! } })).status).toBe(401);

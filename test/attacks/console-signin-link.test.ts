@@ -24,14 +24,17 @@ describe('attack: a sign-in link from someone else (login CSRF)', () => {
   const link = (token: string, workspace: string) => `${consoleURL()}/#${new URLSearchParams({ token, workspace })}`;
   const dialog = (page: Page) => page.getByRole('dialog', { name: 'Sign in with this link?' });
   /** Who the browser's session cookie belongs to, asked of the backend as the page would. */
-  const sessionUser = (page: Page) => page.evaluate(async () => {
-    const res = await fetch('/api/session', { credentials: 'same-origin' });
-    return res.ok ? ((await res.json()) as { user: { username: string } }).user.username : `HTTP ${res.status}`;
-  });
+  const sessionUser = (page: Page) =>
+    page.evaluate(async () => {
+      const res = await fetch('/api/session', { credentials: 'same-origin' });
+      return res.ok ? ((await res.json()) as { user: { username: string } }).user.username : `HTTP ${res.status}`;
+    });
 
   beforeAll(async () => {
     await createWorkspace(victimNs, { members: [{ kind: 'ServiceAccount', name: 'victim', role: 'editor' }] } as never);
-    await createWorkspace(attackerNs, { members: [{ kind: 'ServiceAccount', name: 'attacker', role: 'editor' }] } as never);
+    await createWorkspace(attackerNs, {
+      members: [{ kind: 'ServiceAccount', name: 'attacker', role: 'editor' }],
+    } as never);
     victimToken = await serviceAccountToken(victimNs, 'victim');
     attackerToken = await serviceAccountToken(attackerNs, 'attacker');
     browser = await launchChromium();
@@ -54,14 +57,23 @@ describe('attack: a sign-in link from someone else (login CSRF)', () => {
   }
 
   it('the preview endpoint names the person without making a session, and only for the console itself', async () => {
-    const preview = (headers: Record<string, string>) => fetch(`${consoleURL()}/api/session/preview`, { method: 'POST', headers: { 'Content-Type': 'application/json', ...headers }, body: JSON.stringify({ token: attackerToken }) });
+    const preview = (headers: Record<string, string>) =>
+      fetch(`${consoleURL()}/api/session/preview`, {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json', ...headers },
+        body: JSON.stringify({ token: attackerToken }),
+      });
     const ok = await preview({ 'X-Atoll-Console': '1' });
     expect(ok.status).toBe(200);
     expect(await ok.json()).toEqual({ username: `system:serviceaccount:${attackerNs}:attacker` });
     expect(ok.headers.get('set-cookie')).toBeNull();
     expect((await preview({})).status).toBe(403);
     expect((await preview({ 'X-Atoll-Console': '1', Origin: 'https://evil.example' })).status).toBe(403);
-    const bad = await fetch(`${consoleURL()}/api/session/preview`, { method: 'POST', headers: { 'Content-Type': 'application/json', 'X-Atoll-Console': '1' }, body: JSON.stringify({ token: 'x'.repeat(40) }) });
+    const bad = await fetch(`${consoleURL()}/api/session/preview`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', 'X-Atoll-Console': '1' },
+      body: JSON.stringify({ token: 'x'.repeat(40) }),
+    });
     expect(bad.status).toBe(401);
   });
 
@@ -74,8 +86,12 @@ describe('attack: a sign-in link from someone else (login CSRF)', () => {
     await page.goto(link(attackerToken, attackerNs));
     await dialog(page).waitFor();
     expect(page.url()).not.toContain('token');
-    expect(await dialog(page).getByTestId('link-user').textContent()).toBe(`This link signs you in as system:serviceaccount:${attackerNs}:attacker.`);
-    expect(await dialog(page).getByTestId('current-user').textContent()).toContain(`You are signed in as system:serviceaccount:${victimNs}:victim`);
+    expect(await dialog(page).getByTestId('link-user').textContent()).toBe(
+      `This link signs you in as system:serviceaccount:${attackerNs}:attacker.`,
+    );
+    expect(await dialog(page).getByTestId('current-user').textContent()).toContain(
+      `You are signed in as system:serviceaccount:${victimNs}:victim`,
+    );
     // Nothing changed while the question is open.
     expect(await sessionUser(page)).toBe(`system:serviceaccount:${victimNs}:victim`);
     await dialog(page).getByRole('button', { name: 'Cancel' }).click();
@@ -83,7 +99,9 @@ describe('attack: a sign-in link from someone else (login CSRF)', () => {
 
     expect(await sessionUser(page)).toBe(`system:serviceaccount:${victimNs}:victim`);
     await expect.poll(() => page.locator('.workspace-switcher select').inputValue()).toBe(victimNs);
-    expect(await page.evaluate(() => localStorage.getItem('atoll.console.knownWorkspaces') ?? '')).not.toContain(attackerNs);
+    expect(await page.evaluate(() => localStorage.getItem('atoll.console.knownWorkspaces') ?? '')).not.toContain(
+      attackerNs,
+    );
 
     // Followed again in the open tab (only the fragment changes, no reload); Escape (keyboard) is a Cancel too.
     await page.goto(link(attackerToken, attackerNs));
@@ -111,10 +129,14 @@ describe('attack: a sign-in link from someone else (login CSRF)', () => {
     const demo = await demoMemberToken(admin(), 600);
     const { page } = await recordingContext(browser);
     await page.goto(signInLink(consoleURL(), demo.token, demo.namespace));
-    await dialog(page).getByText(`This link signs you in as system:serviceaccount:${devState().console.demoWorkspace}:`).waitFor();
+    await dialog(page)
+      .getByText(`This link signs you in as system:serviceaccount:${devState().console.demoWorkspace}:`)
+      .waitFor();
     await dialog(page).getByRole('button', { name: 'Continue' }).click();
     await page.getByRole('heading', { name: 'Integrations', level: 1 }).waitFor();
-    await expect.poll(() => page.locator('.workspace-switcher select').inputValue()).toBe(devState().console.demoWorkspace);
+    await expect
+      .poll(() => page.locator('.workspace-switcher select').inputValue())
+      .toBe(devState().console.demoWorkspace);
     await page.context().close();
   });
 

@@ -22,7 +22,12 @@ type Conn = ExternalConnection & KubeObject;
 const CONCURRENCY = loadOperatorConfig({}).probes.perWorkspace;
 
 /** An upstream that never answers: each probe to it holds a probe slot until aborted. */
-async function startHoldingServer(): Promise<{ url: string; held: () => number; abandoned: () => number; stop: () => Promise<void> }> {
+async function startHoldingServer(): Promise<{
+  url: string;
+  held: () => number;
+  abandoned: () => number;
+  stop: () => Promise<void>;
+}> {
   const open = new Set<ServerResponse<IncomingMessage>>();
   let abandoned = 0;
   const server = createServer((req, res) => {
@@ -36,15 +41,16 @@ async function startHoldingServer(): Promise<{ url: string; held: () => number; 
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     held: () => open.size,
     abandoned: () => abandoned,
-    stop: () => new Promise((resolve) => {
-      for (const res of open) res.destroy();
-      server.close(() => resolve());
-      server.closeAllConnections();
-    }),
+    stop: () =>
+      new Promise((resolve) => {
+        for (const res of open) res.destroy();
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
   };
 }
 
-describe('attack: a deleted connection\'s queued probe still sends its credential', () => {
+describe("attack: a deleted connection's queued probe still sends its credential", () => {
   const ns = uniqueName('delprobe');
   let hold: Awaited<ReturnType<typeof startHoldingServer>>;
   let upstream: HttpFixture;
@@ -60,30 +66,62 @@ describe('attack: a deleted connection\'s queued probe still sends its credentia
   });
 
   const create = (name: string, baseURL: string, token: string) =>
-    admin().create(ExternalConnections, { metadata: { name, namespace: ns }, spec: { type: 'http-api', settings: { baseURL, auth: 'bearer' }, credentials: { token: { value: token } }, probe: { interval: '0', timeout: '60s' } } } as never);
+    admin().create(ExternalConnections, {
+      metadata: { name, namespace: ns },
+      spec: {
+        type: 'http-api',
+        settings: { baseURL, auth: 'bearer' },
+        credentials: { token: { value: token } },
+        probe: { interval: '0', timeout: '60s' },
+      },
+    } as never);
 
   it('never runs the probe of a connection deleted while it waited, and aborts the running ones', async () => {
     // Fill every probe slot this workspace may hold with probes that do not finish on their own.
     const holders = Array.from({ length: CONCURRENCY }, (_, i) => `holder-${i}`);
     for (const name of holders) await create(name, hold.url, randomSecret('holder'));
-    await eventually('every probe slot held', async () => hold.held(), (n) => n === CONCURRENCY, 60_000);
+    await eventually(
+      'every probe slot held',
+      async () => hold.held(),
+      (n) => n === CONCURRENCY,
+      60_000,
+    );
 
     // The victim's probe is queued behind them, holding its plaintext.
     const victimToken = randomSecret('victim');
     await create('victim', upstream.url, victimToken);
-    const queued = await eventually('victim reconciled, probe queued', () => admin().get<Conn>(ExternalConnections, 'victim', ns), (c) => condition(c, 'CredentialsSealed')?.status === 'True' && c.status?.observedGeneration === c.metadata.generation);
+    const queued = await eventually(
+      'victim reconciled, probe queued',
+      () => admin().get<Conn>(ExternalConnections, 'victim', ns),
+      (c) =>
+        condition(c, 'CredentialsSealed')?.status === 'True' && c.status?.observedGeneration === c.metadata.generation,
+    );
     expect(condition(queued, 'Reachable')).toMatchObject({ status: 'Unknown', reason: 'ProbePending' });
 
     await admin().delete(ExternalConnections, 'victim', ns);
-    await eventually('victim gone', () => admin().tryGet(ExternalConnections, 'victim', ns), (c) => c === undefined);
+    await eventually(
+      'victim gone',
+      () => admin().tryGet(ExternalConnections, 'victim', ns),
+      (c) => c === undefined,
+    );
     // Deleting the holders aborts their running probes: the upstream sees each request abandoned.
     for (const name of holders) await admin().delete(ExternalConnections, name, ns);
-    await eventually('running probes aborted', async () => hold.abandoned(), (n) => n === CONCURRENCY, 30_000);
+    await eventually(
+      'running probes aborted',
+      async () => hold.abandoned(),
+      (n) => n === CONCURRENCY,
+      30_000,
+    );
 
     // The slots are free again; a probe queued now runs, and the victim's never did.
     const canaryToken = randomSecret('canary');
     await create('canary', upstream.url, canaryToken);
-    await eventually('canary probed', async () => upstream.requests.length, (n) => n >= 1, 30_000);
+    await eventually(
+      'canary probed',
+      async () => upstream.requests.length,
+      (n) => n >= 1,
+      30_000,
+    );
     expect(upstream.requests.map((r) => r.headers.authorization)).toEqual([`Bearer ${canaryToken}`]);
     expect(JSON.stringify(upstream.requests)).not.toContain(victimToken);
   });

@@ -6,16 +6,30 @@ import type { KubeObject } from '../../src/kube/client.js';
 import { ExternalConnections } from '../../src/kube/resources.js';
 import { packageRoot } from '../../src/dev/binaries.js';
 import { startHttpFixture, type HttpFixture } from '../support/services.js';
-import { admin, condition, createWorkspace, eventually, randomSecret, uniqueName, userClient, userKubeconfig } from '../support/cluster.js';
+import {
+  admin,
+  condition,
+  createWorkspace,
+  eventually,
+  randomSecret,
+  uniqueName,
+  userClient,
+  userKubeconfig,
+} from '../support/cluster.js';
 import { carrying, LOOPBACK_EGRESS } from './support.js';
 
 type Conn = ExternalConnection & KubeObject;
 
 function atoll(args: string[], kubeconfig: string): Promise<{ code: number; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
-    execFile(process.execPath, [path.join(packageRoot(), 'dist', 'main.js'), ...args, '--kubeconfig', kubeconfig], { timeout: 60_000 }, (err, stdout, stderr) => {
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
+    execFile(
+      process.execPath,
+      [path.join(packageRoot(), 'dist', 'main.js'), ...args, '--kubeconfig', kubeconfig],
+      { timeout: 60_000 },
+      (err, stdout, stderr) => {
+        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
+      },
+    );
   });
 }
 
@@ -42,7 +56,12 @@ describe('attack: an editor moves a sealed credential to its own host through a 
     // The platform team supplies the credential; the editor never sees it.
     await admin().create(ExternalConnections, {
       metadata: { name: 'victim', namespace: ns },
-      spec: { type: 'http-api', settings: { baseURL: service.url, auth: 'bearer' }, credentials: { token: { value: token } }, probe: { interval: '0' } },
+      spec: {
+        type: 'http-api',
+        settings: { baseURL: service.url, auth: 'bearer' },
+        credentials: { token: { value: token } },
+        probe: { interval: '0' },
+      },
     } as never);
     await eventually('victim Ready', get, (c) => condition(c, 'Ready')?.status === 'True');
     expect(carrying(service, token).length).toBeGreaterThan(0);
@@ -56,29 +75,56 @@ describe('attack: an editor moves a sealed credential to its own host through a 
     const editor = userClient('mallory', [editors]);
     const sealed = (await get()).spec.credentials!.token!.sealed!;
     // The straightforward move is refused by admission.
-    await expect(editor.mergePatch(ExternalConnections, 'victim', ns, { spec: { settings: { baseURL: attacker.url } } })).rejects.toThrow(/sealed for the previous destination/);
+    await expect(
+      editor.mergePatch(ExternalConnections, 'victim', ns, { spec: { settings: { baseURL: attacker.url } } }),
+    ).rejects.toThrow(/sealed for the previous destination/);
 
     // Step 1: move, with a placeholder of the right shape (the real value with its last character changed).
     const last = sealed.at(-1) === 'A' ? 'B' : 'A';
     const placeholder = sealed.slice(0, -1) + last;
-    await editor.mergePatch(ExternalConnections, 'victim', ns, { spec: { settings: { baseURL: attacker.url }, credentials: { token: { sealed: placeholder } } } });
-    await eventually('placeholder rejected', get, (c) => condition(c, 'CredentialsSealed')?.reason === 'CiphertextRejected');
+    await editor.mergePatch(ExternalConnections, 'victim', ns, {
+      spec: { settings: { baseURL: attacker.url }, credentials: { token: { sealed: placeholder } } },
+    });
+    await eventually(
+      'placeholder rejected',
+      get,
+      (c) => condition(c, 'CredentialsSealed')?.reason === 'CiphertextRejected',
+    );
     // Step 2: the original value back (no destination change in this update).
     await editor.mergePatch(ExternalConnections, 'victim', ns, { spec: { credentials: { token: { sealed } } } });
-    await eventually('original value back', get, (c) => c.status?.observedGeneration === c.metadata.generation && condition(c, 'CredentialsSealed')?.reason === 'DestinationChanged');
+    await eventually(
+      'original value back',
+      get,
+      (c) =>
+        c.status?.observedGeneration === c.metadata.generation &&
+        condition(c, 'CredentialsSealed')?.reason === 'DestinationChanged',
+    );
 
     // Step 3a: confirm with the CLI: it refuses and says why (the connection's own settings moved).
     const r = await atoll(['rebind', 'victim', '-n', ns], userKubeconfig('mallory', [editors]));
     expect(r.code, r.stdout + r.stderr).toBe(1);
-    expect(r.stderr).toContain('A rebind confirms only a change of IntegrationType http-api: supply the credential again');
+    expect(r.stderr).toContain(
+      'A rebind confirms only a change of IntegrationType http-api: supply the credential again',
+    );
 
     // Step 3b: set the annotation by hand (the operator decides, not the CLI), with a spec change so the
     // reconcile that saw it is the one whose generation the condition reports.
-    await editor.mergePatch(ExternalConnections, 'victim', ns, { metadata: { annotations: { 'atoll.dev/rebind-requested': new Date().toISOString() } }, spec: { probe: { timeout: '7s' } } });
-    const after = await eventually('rebind request seen', get, (c) => condition(c, 'CredentialsSealed')?.observedGeneration === c.metadata.generation);
+    await editor.mergePatch(ExternalConnections, 'victim', ns, {
+      metadata: { annotations: { 'atoll.dev/rebind-requested': new Date().toISOString() } },
+      spec: { probe: { timeout: '7s' } },
+    });
+    const after = await eventually(
+      'rebind request seen',
+      get,
+      (c) => condition(c, 'CredentialsSealed')?.observedGeneration === c.metadata.generation,
+    );
     if (condition(after, 'CredentialsSealed')?.status === 'True') {
       // Re-sealed for the editor's host: the probe that follows carries the credential there.
-      await eventually('probe reached the editor host', async () => attacker.requests.length, (n) => n > 0).catch(() => undefined);
+      await eventually(
+        'probe reached the editor host',
+        async () => attacker.requests.length,
+        (n) => n > 0,
+      ).catch(() => undefined);
     }
     expect(carrying(attacker, token), 'requests carrying the credential to the editor-chosen host').toHaveLength(0);
     expect(condition(after, 'CredentialsSealed')?.reason).toBe('DestinationChanged');

@@ -1,7 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomSecret } from '../support/cluster.js';
 import { startRawUpstream, type RawUpstream } from './support/raw-upstream.js';
-import { createConnection, createTestType, gatewayCall, loopbackWorkspace, rawGatewayExchange, statuses, workload } from './support/tenant.js';
+import {
+  createConnection,
+  createTestType,
+  gatewayCall,
+  loopbackWorkspace,
+  rawGatewayExchange,
+  statuses,
+  workload,
+} from './support/tenant.js';
 
 /**
  * Issue 9, item 1: every request whose body framing two HTTP parsers could
@@ -11,20 +19,70 @@ import { createConnection, createTestType, gatewayCall, loopbackWorkspace, rawGa
  * which stays in force whatever Node's parser lets through.
  */
 const VARIANTS: Array<{ name: string; head: string; body: string; by: 'node' | 'gateway' }> = [
-  { name: 'Transfer-Encoding and Content-Length', head: 'POST /p HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n', body: '0\r\n\r\n', by: 'node' },
-  { name: 'a coding before chunked', head: 'POST /p HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n', body: '0\r\n\r\n', by: 'gateway' },
-  { name: 'chunked twice', head: 'POST /p HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n', body: '0\r\n\r\n', by: 'node' },
-  { name: 'a transfer coding without chunked', head: 'POST /p HTTP/1.1\r\nTransfer-Encoding: gzip\r\n', body: '', by: 'node' },
-  { name: 'Transfer-Encoding on HTTP/1.0', head: 'POST /p HTTP/1.0\r\nTransfer-Encoding: chunked\r\n', body: '0\r\n\r\n', by: 'gateway' },
-  { name: 'two equal Content-Lengths', head: 'POST /p HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 3\r\n', body: 'abc', by: 'node' },
-  { name: 'two different Content-Lengths', head: 'POST /p HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 40\r\n', body: 'abc', by: 'node' },
+  {
+    name: 'Transfer-Encoding and Content-Length',
+    head: 'POST /p HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n',
+    body: '0\r\n\r\n',
+    by: 'node',
+  },
+  {
+    name: 'a coding before chunked',
+    head: 'POST /p HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n',
+    body: '0\r\n\r\n',
+    by: 'gateway',
+  },
+  {
+    name: 'chunked twice',
+    head: 'POST /p HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n',
+    body: '0\r\n\r\n',
+    by: 'node',
+  },
+  {
+    name: 'a transfer coding without chunked',
+    head: 'POST /p HTTP/1.1\r\nTransfer-Encoding: gzip\r\n',
+    body: '',
+    by: 'node',
+  },
+  {
+    name: 'Transfer-Encoding on HTTP/1.0',
+    head: 'POST /p HTTP/1.0\r\nTransfer-Encoding: chunked\r\n',
+    body: '0\r\n\r\n',
+    by: 'gateway',
+  },
+  {
+    name: 'two equal Content-Lengths',
+    head: 'POST /p HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 3\r\n',
+    body: 'abc',
+    by: 'node',
+  },
+  {
+    name: 'two different Content-Lengths',
+    head: 'POST /p HTTP/1.1\r\nContent-Length: 3\r\nContent-Length: 40\r\n',
+    body: 'abc',
+    by: 'node',
+  },
   { name: 'a Content-Length list', head: 'POST /p HTTP/1.1\r\nContent-Length: 3, 3\r\n', body: 'abc', by: 'node' },
   { name: 'obsolete line folding', head: 'GET /p HTTP/1.1\r\nX-Folded: one\r\n two\r\n', body: '', by: 'node' },
-  { name: 'a folded Transfer-Encoding', head: 'POST /p HTTP/1.1\r\nTransfer-Encoding: gzip,\r\n chunked\r\n', body: '0\r\n\r\n', by: 'node' },
-  { name: 'a chunked GET', head: 'GET /p HTTP/1.1\r\nTransfer-Encoding: chunked\r\n', body: '3\r\nabc\r\n0\r\n\r\n', by: 'gateway' },
+  {
+    name: 'a folded Transfer-Encoding',
+    head: 'POST /p HTTP/1.1\r\nTransfer-Encoding: gzip,\r\n chunked\r\n',
+    body: '0\r\n\r\n',
+    by: 'node',
+  },
+  {
+    name: 'a chunked GET',
+    head: 'GET /p HTTP/1.1\r\nTransfer-Encoding: chunked\r\n',
+    body: '3\r\nabc\r\n0\r\n\r\n',
+    by: 'gateway',
+  },
   { name: 'a GET with Content-Length', head: 'GET /p HTTP/1.1\r\nContent-Length: 3\r\n', body: 'abc', by: 'gateway' },
   { name: 'a HEAD with a body', head: 'HEAD /p HTTP/1.1\r\nContent-Length: 3\r\n', body: 'abc', by: 'gateway' },
-  { name: 'an OPTIONS with a body', head: 'OPTIONS /p HTTP/1.1\r\nTransfer-Encoding: chunked\r\n', body: '3\r\nabc\r\n0\r\n\r\n', by: 'gateway' },
+  {
+    name: 'an OPTIONS with a body',
+    head: 'OPTIONS /p HTTP/1.1\r\nTransfer-Encoding: chunked\r\n',
+    body: '3\r\nabc\r\n0\r\n\r\n',
+    by: 'gateway',
+  },
 ];
 
 describe('attack: ambiguous request framing through the gateway', () => {

@@ -1,7 +1,14 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomSecret } from '../support/cluster.js';
 import { startRawUpstream, type RawUpstream } from './support/raw-upstream.js';
-import { createConnection, createTestType, loopbackWorkspace, rawGatewayExchange, statuses, workload } from './support/tenant.js';
+import {
+  createConnection,
+  createTestType,
+  loopbackWorkspace,
+  rawGatewayExchange,
+  statuses,
+  workload,
+} from './support/tenant.js';
 
 /**
  * Red-team pass on issue 9: a workload tries to send its connection's
@@ -39,7 +46,8 @@ describe('attack: redirecting the injected credential through the request target
     await otherUpstream?.close();
   });
 
-  const head = (target: string, extra = '') => `GET ${target} HTTP/1.1\r\nHost: gateway\r\nAuthorization: Bearer ${token}\r\n${extra}Connection: close\r\n\r\n`;
+  const head = (target: string, extra = '') =>
+    `GET ${target} HTTP/1.1\r\nHost: gateway\r\nAuthorization: Bearer ${token}\r\n${extra}Connection: close\r\n\r\n`;
 
   function expectOnlyApisOwnRequests(): void {
     expect(otherUpstream.requests).toEqual([]);
@@ -108,12 +116,15 @@ describe('attack: redirecting the injected credential through the request target
     ['/v1/connections/api/proxy//evil.example/x', '/base//evil.example/x'],
     ['/v1/connections/api/proxy/@evil.example/x', '/base/@evil.example/x'],
     ['/v1/connections/api/proxy/%252e%252e/x', '/base/%252e%252e/x'],
-    ['/v1/connections/api/proxy/x?next=http://evil.example/&a=%0d%0aX-Injected:%20yes', '/base/x?next=http://evil.example/&a=%0d%0aX-Injected:%20yes'],
+    [
+      '/v1/connections/api/proxy/x?next=http://evil.example/&a=%0d%0aX-Injected:%20yes',
+      '/base/x?next=http://evil.example/&a=%0d%0aX-Injected:%20yes',
+    ],
     // A fragment is no part of a request target; it is forwarded encoded, as part of the path.
     ['/v1/connections/api/proxy/x#frag', '/base/x%23frag'],
   ];
 
-  it.each(FORWARDED_UNDER_BASE)('forwards %s on the connection\'s own host as %s', async (target, expected) => {
+  it.each(FORWARDED_UNDER_BASE)("forwards %s on the connection's own host as %s", async (target, expected) => {
     const before = upstream.requests.length;
     const answer = await rawGatewayExchange(head(target));
     const fresh = upstream.requests.slice(before);
@@ -127,7 +138,7 @@ describe('attack: redirecting the injected credential through the request target
     expectOnlyApisOwnRequests();
   });
 
-  it('ignores the caller\'s Host, X-Forwarded-Host and Forwarded headers when picking the upstream', async () => {
+  it("ignores the caller's Host, X-Forwarded-Host and Forwarded headers when picking the upstream", async () => {
     const other = new URL(otherUpstream.url).host;
     const before = upstream.requests.length;
     const raw = `GET /v1/connections/api/proxy/hosts HTTP/1.1\r\nHost: ${other}\r\nX-Forwarded-Host: ${other}\r\nForwarded: host=${other}\r\nAuthorization: Bearer ${token}\r\nConnection: close\r\n\r\n`;
@@ -139,9 +150,14 @@ describe('attack: redirecting the injected credential through the request target
     expectOnlyApisOwnRequests();
   });
 
-  it('a Connection header naming the injected header neither strips it nor lets the caller\'s own copy through', async () => {
+  it("a Connection header naming the injected header neither strips it nor lets the caller's own copy through", async () => {
     const before = upstream.requests.length;
-    const answer = await rawGatewayExchange(head('/v1/connections/api/proxy/hop', 'X-API-Key: attacker-chosen\r\nx-api-key: second\r\nConnection: x-api-key, authorization, host\r\n'));
+    const answer = await rawGatewayExchange(
+      head(
+        '/v1/connections/api/proxy/hop',
+        'X-API-Key: attacker-chosen\r\nx-api-key: second\r\nConnection: x-api-key, authorization, host\r\n',
+      ),
+    );
     expect(statuses(answer)).toEqual([200]);
     const got = upstream.requests.slice(before);
     expect(got.map((r) => r.path)).toEqual(['/base/hop']);
@@ -158,14 +174,20 @@ describe('attack: redirecting the injected credential through the request target
     const got = upstream.requests.slice(before);
     for (const r of got) {
       expect(r.path).toBe('/base/upgrade');
-      expect(r.headers.some(([n, v]) => n === 'upgrade' || n === 'http2-settings' || (n === 'connection' && /upgrade/i.test(v)))).toBe(false);
+      expect(
+        r.headers.some(
+          ([n, v]) => n === 'upgrade' || n === 'http2-settings' || (n === 'connection' && /upgrade/i.test(v)),
+        ),
+      ).toBe(false);
     }
     expectOnlyApisOwnRequests();
   });
 
   it('CONNECT to another host through the gateway is not tunnelled', async () => {
     const other = new URL(otherUpstream.url).host;
-    const answer = await rawGatewayExchange(`CONNECT ${other} HTTP/1.1\r\nHost: ${other}\r\nAuthorization: Bearer ${token}\r\n\r\nGET /tunnel HTTP/1.1\r\nHost: x\r\n\r\n`);
+    const answer = await rawGatewayExchange(
+      `CONNECT ${other} HTTP/1.1\r\nHost: ${other}\r\nAuthorization: Bearer ${token}\r\n\r\nGET /tunnel HTTP/1.1\r\nHost: x\r\n\r\n`,
+    );
     expect(statuses(answer)).not.toContain(200);
     expectOnlyApisOwnRequests();
   });

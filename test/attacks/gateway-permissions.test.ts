@@ -15,7 +15,11 @@ describe('attack: reading plaintext credentials with a proxy-only grant, type or
   let filesType: string;
   let ns: string;
   let forbidding: string;
-  const secrets = { proxyOnly: randomSecret('proxyonly'), files: randomSecret('filesok'), forbidden: randomSecret('wsforbids') };
+  const secrets = {
+    proxyOnly: randomSecret('proxyonly'),
+    files: randomSecret('filesok'),
+    forbidden: randomSecret('wsforbids'),
+  };
   const tokens: Record<string, string> = {};
 
   beforeAll(async () => {
@@ -46,21 +50,41 @@ describe('attack: reading plaintext credentials with a proxy-only grant, type or
 
   it('a ServiceAccount with only use may proxy but not GET /credentials', async () => {
     expect((await gatewayCall('/v1/connections/mounted/proxy/ok', tokens.useOnly)).status).toBe(200);
-    await refused('/v1/connections/mounted/credentials', tokens.useOnly!, /needs the verb read-credentials/, secrets.files);
-    await refused('/v1/connections/mounted/credentials?watch=1', tokens.useOnly!, /needs the verb read-credentials/, secrets.files);
+    await refused(
+      '/v1/connections/mounted/credentials',
+      tokens.useOnly!,
+      /needs the verb read-credentials/,
+      secrets.files,
+    );
+    await refused(
+      '/v1/connections/mounted/credentials?watch=1',
+      tokens.useOnly!,
+      /needs the verb read-credentials/,
+      secrets.files,
+    );
   });
 
   it('files are refused for a type that allows proxy delivery only, even with read-credentials', async () => {
-    await refused('/v1/connections/proxied/credentials', tokens.reader!, /does not allow file delivery/, secrets.proxyOnly);
+    await refused(
+      '/v1/connections/proxied/credentials',
+      tokens.reader!,
+      /does not allow file delivery/,
+      secrets.proxyOnly,
+    );
   });
 
   it('files are refused when the workspace policy forbids them, even with read-credentials and a files type', async () => {
-    await refused('/v1/connections/mounted/credentials', tokens.readerInForbidding!, /workspace policy forbids file delivery/, secrets.forbidden);
+    await refused(
+      '/v1/connections/mounted/credentials',
+      tokens.readerInForbidding!,
+      /workspace policy forbids file delivery/,
+      secrets.forbidden,
+    );
     // Proxying stays allowed there.
     expect((await gatewayCall('/v1/connections/mounted/proxy/ok', tokens.readerInForbidding)).status).toBe(200);
   });
 
-  it('the agent exits with the gateway\'s reason and writes nothing for a proxy-only grant or type', async () => {
+  it("the agent exits with the gateway's reason and writes nothing for a proxy-only grant or type", async () => {
     for (const [token, connection, reason] of [
       [tokens.useOnly!, 'mounted', /gateway says: the caller may not read this connection's credentials/],
       [tokens.reader!, 'proxied', /does not allow file delivery/],

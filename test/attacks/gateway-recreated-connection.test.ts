@@ -11,7 +11,7 @@ import { createConnection, createTestType, gatewayCall, loopbackWorkspace, workl
  * re-creation carries the new key on a fresh upstream socket, and the old key
  * never travels again once the old object is gone.
  */
-describe('attack: reusing a deleted connection\'s pool or credential through a namesake', () => {
+describe("attack: reusing a deleted connection's pool or credential through a namesake", () => {
   let upstream: RawUpstream;
   let ns: string;
   let type: string;
@@ -37,18 +37,32 @@ describe('attack: reusing a deleted connection\'s pool or credential through a n
     const oldSocket = ((await before.json()) as { connection: number }).connection;
 
     // It is in use (delete protection): the owner confirms the deletion.
-    expect((await kubectl(['annotate', 'externalconnection', 'api', '-n', ns, 'atoll.dev/allow-delete=true'])).code).toBe(0);
+    expect(
+      (await kubectl(['annotate', 'externalconnection', 'api', '-n', ns, 'atoll.dev/allow-delete=true'])).code,
+    ).toBe(0);
     await admin().delete(ExternalConnections, 'api', ns);
     // Until the gateway's watch delivers the deletion it may still serve the connection to its own
     // workload; from the first refusal on, nothing may reach the upstream.
-    await eventually('connection gone from the gateway', async () => (await gatewayCall('/v1/connections/api/proxy/probe-gone', token)).status, (s) => s === 404 || s === 503);
-    await eventually('old connection object gone', () => admin().tryGet(ExternalConnections, 'api', ns), (c) => c === undefined);
+    await eventually(
+      'connection gone from the gateway',
+      async () => (await gatewayCall('/v1/connections/api/proxy/probe-gone', token)).status,
+      (s) => s === 404 || s === 503,
+    );
+    await eventually(
+      'old connection object gone',
+      () => admin().tryGet(ExternalConnections, 'api', ns),
+      (c) => c === undefined,
+    );
     const sentAfterDelete = upstream.requests.length;
     expect([404, 503]).toContain((await gatewayCall('/v1/connections/api/proxy/gone', token)).status);
     expect(upstream.requests.length).toBe(sentAfterDelete);
 
     await createConnection(ns, 'api', type, upstream.url, newKey);
-    const after = await eventually('namesake served', () => gatewayCall('/v1/connections/api/proxy/new', token), (r) => r.status === 200);
+    const after = await eventually(
+      'namesake served',
+      () => gatewayCall('/v1/connections/api/proxy/new', token),
+      (r) => r.status === 200,
+    );
     const newSocket = ((await after.json()) as { connection: number }).connection;
 
     expect(newSocket).not.toBe(oldSocket);

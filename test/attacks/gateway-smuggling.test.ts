@@ -1,7 +1,15 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomSecret } from '../support/cluster.js';
 import { startRawUpstream, type RawUpstream } from './support/raw-upstream.js';
-import { createConnection, createTestType, gatewayCall, loopbackWorkspace, rawGatewayExchange, statuses, workload } from './support/tenant.js';
+import {
+  createConnection,
+  createTestType,
+  gatewayCall,
+  loopbackWorkspace,
+  rawGatewayExchange,
+  statuses,
+  workload,
+} from './support/tenant.js';
 
 /**
  * Issue 9, item 1: workspace B smuggles a second request inside the body of a
@@ -10,7 +18,7 @@ import { createConnection, createTestType, gatewayCall, loopbackWorkspace, rawGa
  * the body of B's POST. The upstream is a raw-socket server that records every
  * byte on the wire and frames requests as a correct HTTP/1.1 server does.
  */
-describe('attack: request smuggling through the gateway into another workspace\'s upstream socket', () => {
+describe("attack: request smuggling through the gateway into another workspace's upstream socket", () => {
   let upstream: RawUpstream;
   let nsA: string;
   let nsB: string;
@@ -47,10 +55,11 @@ describe('attack: request smuggling through the gateway into another workspace\'
     for (const r of upstream.requests) expect(r.path.startsWith('/comments')).toBe(false);
   }
 
-  it('refuses B\'s chunked GET carrying a second request, and A\'s next call stays A\'s own', async () => {
+  it("refuses B's chunked GET carrying a second request, and A's next call stays A's own", async () => {
     // B warms up a pooled socket to the shared upstream host first, as the attacker would.
     expect((await gatewayCall('/v1/connections/api/proxy/b-warm', tokenB)).status).toBe(200);
-    const smuggled = 'POST /comments HTTP/1.1\r\nHost: upstream\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 400\r\n\r\ncomment=';
+    const smuggled =
+      'POST /comments HTTP/1.1\r\nHost: upstream\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 400\r\n\r\ncomment=';
     const chunk = Buffer.from(smuggled).length.toString(16);
     const attack = `GET /v1/connections/api/proxy/b-get HTTP/1.1\r\nHost: gateway\r\nAuthorization: Bearer ${tokenB}\r\nTransfer-Encoding: chunked\r\n\r\n${chunk}\r\n${smuggled}\r\n0\r\n\r\n`;
     const before = upstream.requests.length;
@@ -69,10 +78,13 @@ describe('attack: request smuggling through the gateway into another workspace\'
     expectSecretAOnlyInItsOwnRequests(['/a-own']);
   });
 
-  it('keeps A\'s and B\'s requests to the same upstream host on different sockets (pools per connection)', async () => {
+  it("keeps A's and B's requests to the same upstream host on different sockets (pools per connection)", async () => {
     const seen: { a: number[]; b: number[] } = { a: [], b: [] };
     for (let i = 0; i < 3; i++) {
-      for (const [who, token] of [['a', tokenA], ['b', tokenB]] as const) {
+      for (const [who, token] of [
+        ['a', tokenA],
+        ['b', tokenB],
+      ] as const) {
         const res = await gatewayCall(`/v1/connections/api/proxy/${who}-pool-${i}`, token);
         expect(res.status).toBe(200);
         seen[who].push(((await res.json()) as { connection: number }).connection);
@@ -92,7 +104,11 @@ describe('attack: request smuggling through the gateway into another workspace\'
 
   it('forwards a legitimate body with explicit framing, byte for byte', async () => {
     const payload = 'x=1&y=' + 'z'.repeat(3000);
-    const res = await gatewayCall('/v1/connections/api/proxy/b-post', tokenB, { method: 'POST', body: payload, headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    const res = await gatewayCall('/v1/connections/api/proxy/b-post', tokenB, {
+      method: 'POST',
+      body: payload,
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
     expect(res.status).toBe(200);
     const got = upstream.requests.find((r) => r.path === '/b-post')!;
     expect(got.body.toString('latin1')).toBe(payload);
@@ -119,7 +135,10 @@ describe('attack: request smuggling through the gateway into another workspace\'
     expect(await res.text()).toBe('ok');
     const poisoned = upstream.requests.find((r) => r.path === '/b-extra')!;
     await waitFor(() => upstream.closed.has(poisoned.connection));
-    for (const [token, who] of [[tokenB, 'b'], [tokenA, 'a']] as const) {
+    for (const [token, who] of [
+      [tokenB, 'b'],
+      [tokenA, 'a'],
+    ] as const) {
       const next = await gatewayCall(`/v1/connections/api/proxy/${who}-after-extra`, token);
       const text = await next.text();
       expect(text).not.toContain('POISONED');

@@ -4,7 +4,15 @@ import type { KubeObject } from '../../src/kube/client.js';
 import { RoleBindings, Secrets } from '../../src/kube/resources.js';
 import { admin, randomSecret } from '../support/cluster.js';
 import { startRawUpstream, type RawUpstream } from './support/raw-upstream.js';
-import { createConnection, createTestType, gatewayCall, loopbackWorkspace, rawGatewayExchange, statuses, workload } from './support/tenant.js';
+import {
+  createConnection,
+  createTestType,
+  gatewayCall,
+  loopbackWorkspace,
+  rawGatewayExchange,
+  statuses,
+  workload,
+} from './support/tenant.js';
 
 /**
  * Red-team pass on issue 9: a workload of workspace B plays with tokens to
@@ -53,17 +61,23 @@ describe('attack: token tricks against the gateway', () => {
     expect(onWire).toBe(upstream.requests.filter((r) => r.raw.toString('latin1').includes(secretA)).length);
   }
 
-  it('refuses a token minted for another audience (the API server\'s), even of a ServiceAccount with use', async () => {
-    const minted = await admin().request<{ status: { token: string } }>('POST', `/api/v1/namespaces/${nsA}/serviceaccounts/app/token`, {
-      apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: 3600 },
-    });
+  it("refuses a token minted for another audience (the API server's), even of a ServiceAccount with use", async () => {
+    const minted = await admin().request<{ status: { token: string } }>(
+      'POST',
+      `/api/v1/namespaces/${nsA}/serviceaccounts/app/token`,
+      {
+        apiVersion: 'authentication.k8s.io/v1',
+        kind: 'TokenRequest',
+        spec: { expirationSeconds: 3600 },
+      },
+    );
     const res = await gatewayCall('/v1/connections/api/proxy/other-audience', minted.status.token);
     expect(res.status).toBe(401);
     expect(await res.text()).not.toContain(secretA);
     expect(upstream.requests.some((r) => r.path === '/other-audience')).toBe(false);
   });
 
-  it('B\'s token on a connection that exists only in A is not found, and on a name both have reaches B\'s own', async () => {
+  it("B's token on a connection that exists only in A is not found, and on a name both have reaches B's own", async () => {
     const onlyA = await gatewayCall('/v1/connections/only-a/proxy/b-on-only-a', tokenB);
     expect([403, 404]).toContain(onlyA.status);
     const shared = await gatewayCall('/v1/connections/api/proxy/b-on-api', tokenB);
@@ -74,7 +88,7 @@ describe('attack: token tricks against the gateway', () => {
     expectSecretAOnlyAt([]);
   });
 
-  it('a RoleBinding in A granting B\'s ServiceAccount use changes nothing: the namespace comes from the token', async () => {
+  it("a RoleBinding in A granting B's ServiceAccount use changes nothing: the namespace comes from the token", async () => {
     await admin().create(RoleBindings, {
       metadata: { name: 'b-app-uses-a', namespace: nsA },
       roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'atoll-connection-user' },
@@ -82,7 +96,10 @@ describe('attack: token tricks against the gateway', () => {
     });
     const res = await gatewayCall('/v1/connections/only-a/proxy/b-granted-in-a', tokenB);
     expect(res.status).toBe(404);
-    const catalogue = (await (await gatewayCall('/v1/connections', tokenB)).json()) as { namespace: string; items: Array<{ name: string }> };
+    const catalogue = (await (await gatewayCall('/v1/connections', tokenB)).json()) as {
+      namespace: string;
+      items: Array<{ name: string }>;
+    };
     expect(catalogue.namespace).toBe(nsB);
     expect(catalogue.items.map((i) => i.name)).toEqual(['api']);
     expectSecretAOnlyAt([]);
@@ -101,7 +118,7 @@ describe('attack: token tricks against the gateway', () => {
     expectSecretAOnlyAt([]);
   });
 
-  it('alternating A\'s and B\'s tokens never crosses their cached decisions', async () => {
+  it("alternating A's and B's tokens never crosses their cached decisions", async () => {
     const paths: string[] = [];
     for (let i = 0; i < 6; i++) {
       const [who, token] = i % 2 === 0 ? ['a', tokenA] : ['b', tokenB];
@@ -116,12 +133,24 @@ describe('attack: token tricks against the gateway', () => {
     expectSecretAOnlyAt(paths);
   });
 
-  it('a token bound to an object that is deleted stops working (within the decision cache\'s lifetime)', async () => {
-    const anchor = await admin().create<KubeObject>(Secrets, { metadata: { name: 'token-anchor', namespace: nsB }, stringData: { x: 'y' } } as never);
-    const bound = await admin().request<{ status: { token: string } }>('POST', `/api/v1/namespaces/${nsB}/serviceaccounts/app/token`, {
-      apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest',
-      spec: { audiences: ['atoll-gateway'], expirationSeconds: 3600, boundObjectRef: { kind: 'Secret', apiVersion: 'v1', name: 'token-anchor', uid: anchor.metadata?.uid } },
-    });
+  it("a token bound to an object that is deleted stops working (within the decision cache's lifetime)", async () => {
+    const anchor = await admin().create<KubeObject>(Secrets, {
+      metadata: { name: 'token-anchor', namespace: nsB },
+      stringData: { x: 'y' },
+    } as never);
+    const bound = await admin().request<{ status: { token: string } }>(
+      'POST',
+      `/api/v1/namespaces/${nsB}/serviceaccounts/app/token`,
+      {
+        apiVersion: 'authentication.k8s.io/v1',
+        kind: 'TokenRequest',
+        spec: {
+          audiences: ['atoll-gateway'],
+          expirationSeconds: 3600,
+          boundObjectRef: { kind: 'Secret', apiVersion: 'v1', name: 'token-anchor', uid: anchor.metadata?.uid },
+        },
+      },
+    );
     expect((await gatewayCall('/v1/connections/api/proxy/bound-before', bound.status.token)).status).toBe(200);
     await admin().delete(Secrets, 'token-anchor', nsB);
     let status = 200;
@@ -134,9 +163,12 @@ describe('attack: token tricks against the gateway', () => {
   });
 
   it('spoofed X-Forwarded-For, X-Real-IP and Forwarded do not give a flood of unknown tokens fresh budgets', async () => {
-    const request = (bearer: string, i: number) => `GET /v1/connections/api/proxy/flood HTTP/1.1\r\nHost: gateway\r\nAuthorization: Bearer ${bearer}\r\nX-Forwarded-For: 10.9.${i >> 8}.${i & 255}\r\nX-Real-IP: 10.8.${i >> 8}.${i & 255}\r\nForwarded: for=10.7.${i >> 8}.${i & 255}\r\nConnection: close\r\n\r\n`;
+    const request = (bearer: string, i: number) =>
+      `GET /v1/connections/api/proxy/flood HTTP/1.1\r\nHost: gateway\r\nAuthorization: Bearer ${bearer}\r\nX-Forwarded-For: 10.9.${i >> 8}.${i & 255}\r\nX-Real-IP: 10.8.${i >> 8}.${i & 255}\r\nForwarded: for=10.7.${i >> 8}.${i & 255}\r\nConnection: close\r\n\r\n`;
     const flood = Array.from({ length: 60 }, () => `made-up.${randomBytes(24).toString('base64url')}.token`);
-    const answers = await Promise.all(flood.map((bearer, i) => rawGatewayExchange(request(bearer, i), { localAddress: '127.0.0.4', quietMs: 5_000 })));
+    const answers = await Promise.all(
+      flood.map((bearer, i) => rawGatewayExchange(request(bearer, i), { localAddress: '127.0.0.4', quietMs: 5_000 })),
+    );
     const codes = answers.map((a) => statuses(a)[0]);
     expect(codes.every((c) => c === 401 || c === 429)).toBe(true);
     expect(codes.filter((c) => c === 429).length).toBeGreaterThanOrEqual(10);

@@ -5,7 +5,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { devState, randomSecret } from '../support/cluster.js';
 import { runAgentProcess } from './support/agent-process.js';
 import { startRawUpstream, type RawUpstream } from './support/raw-upstream.js';
-import { createConnection, createTestType, loopbackWorkspace, rawGatewayExchange, statuses, workload } from './support/tenant.js';
+import {
+  createConnection,
+  createTestType,
+  loopbackWorkspace,
+  rawGatewayExchange,
+  statuses,
+  workload,
+} from './support/tenant.js';
 
 /**
  * Issue 9, item 4: tokens and plaintext must not cross the network in the
@@ -35,7 +42,11 @@ describe('attack: eavesdropping on the gateway and flooding it with unknown toke
     const before = upstream.requests.length;
     const answer = await new Promise<string>((resolve) => {
       let got = '';
-      const socket = connect(Number(url.port), url.hostname, () => socket.write(`GET /v1/connections/api/credentials HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\n\r\n`));
+      const socket = connect(Number(url.port), url.hostname, () =>
+        socket.write(
+          `GET /v1/connections/api/credentials HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${token}\r\n\r\n`,
+        ),
+      );
       socket.on('data', (c: Buffer) => (got += c.toString('latin1')));
       socket.on('close', () => resolve(got));
       socket.on('error', () => resolve(got));
@@ -66,7 +77,7 @@ describe('attack: eavesdropping on the gateway and flooding it with unknown toke
     expect(run.files()).toEqual([]);
   });
 
-  it('the agent without the gateway\'s CA refuses the certificate and exits, writing nothing', async () => {
+  it("the agent without the gateway's CA refuses the certificate and exits, writing nothing", async () => {
     const run = await runAgentProcess({ token, connections: ['api'], caFile: null });
     expect(run.code).not.toBe(0);
     expect(run.stderr).toMatch(/certificate/);
@@ -74,10 +85,13 @@ describe('attack: eavesdropping on the gateway and flooding it with unknown toke
   });
 
   it('answers 429 with Retry-After to a source sending unknown tokens, before asking the API server, and only that source', async () => {
-    const request = (bearer: string) => `GET /v1/connections/api/proxy/flood HTTP/1.1\r\nHost: gateway\r\nAuthorization: Bearer ${bearer}\r\nConnection: close\r\n\r\n`;
+    const request = (bearer: string) =>
+      `GET /v1/connections/api/proxy/flood HTTP/1.1\r\nHost: gateway\r\nAuthorization: Bearer ${bearer}\r\nConnection: close\r\n\r\n`;
     // All at once, as a flood is: the bucket (30, refilled at 3/s) empties long before the last one arrives.
     const flood = Array.from({ length: 60 }, () => `made-up.${randomBytes(24).toString('base64url')}.token`);
-    const answers = await Promise.all(flood.map((bearer) => rawGatewayExchange(request(bearer), { localAddress: '127.0.0.2', quietMs: 5_000 })));
+    const answers = await Promise.all(
+      flood.map((bearer) => rawGatewayExchange(request(bearer), { localAddress: '127.0.0.2', quietMs: 5_000 })),
+    );
     const codes = answers.map((a) => statuses(a)[0]);
     expect(codes.every((c) => c === 401 || c === 429)).toBe(true);
     expect(codes.filter((c) => c === 401).length).toBeGreaterThanOrEqual(30);

@@ -2,7 +2,15 @@ import { createServer, type Server, type Socket } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { randomSecret } from '../support/cluster.js';
-import { createConnection, createTestType, gatewayCall, loopbackWorkspace, rawGatewayExchange, statuses, workload } from './support/tenant.js';
+import {
+  createConnection,
+  createTestType,
+  gatewayCall,
+  loopbackWorkspace,
+  rawGatewayExchange,
+  statuses,
+  workload,
+} from './support/tenant.js';
 
 /**
  * Red-team pass on issue 9: what a workload that holds only `use` can make
@@ -45,13 +53,16 @@ describe('attack: plaintext through upstream echoes, redirects, and response-sid
   });
 
   it('a use-only workload cannot make the gateway TRACE its upstream and read the injected key from the echo', async () => {
-    const answer = await rawGatewayExchange(`TRACE /v1/connections/api/proxy/trace HTTP/1.1\r\nHost: gateway\r\nAuthorization: Bearer ${tokenB}\r\nConnection: close\r\n\r\n`);
+    const answer = await rawGatewayExchange(
+      `TRACE /v1/connections/api/proxy/trace HTTP/1.1\r\nHost: gateway\r\nAuthorization: Bearer ${tokenB}\r\nConnection: close\r\n\r\n`,
+    );
     expect(answer).not.toContain(secretB);
     expect(statuses(answer)[0]).toBe(405);
     expect(upstream.requests.filter((r) => r.startsWith('TRACE '))).toEqual([]);
   });
 
-  const get = (path: string, token: string) => `GET /v1/connections/api/proxy${path} HTTP/1.1\r\nHost: gateway\r\nAuthorization: Bearer ${token}\r\nConnection: close\r\n\r\n`;
+  const get = (path: string, token: string) =>
+    `GET /v1/connections/api/proxy${path} HTTP/1.1\r\nHost: gateway\r\nAuthorization: Bearer ${token}\r\nConnection: close\r\n\r\n`;
 
   it('does not follow a redirect: the 302 goes back to the caller and the other server sees nothing', async () => {
     const answer = await rawGatewayExchange(get('/redirect', tokenB));
@@ -68,10 +79,18 @@ describe('attack: plaintext through upstream echoes, redirects, and response-sid
     expect(elsewhere.requests).toEqual([]);
   });
 
-  it('B\'s upstream answering HEAD with a body, 304 with a body, 103s and trailing bytes never delivers anything to A, and A\'s key never meets B\'s on a socket', async () => {
-    for (const [method, path] of [['HEAD', '/head-body'], ['GET', '/304-body'], ['GET', '/early-hints'], ['GET', '/extra'], ['HEAD', '/head-body']] as const) {
+  it("B's upstream answering HEAD with a body, 304 with a body, 103s and trailing bytes never delivers anything to A, and A's key never meets B's on a socket", async () => {
+    for (const [method, path] of [
+      ['HEAD', '/head-body'],
+      ['GET', '/304-body'],
+      ['GET', '/early-hints'],
+      ['GET', '/extra'],
+      ['HEAD', '/head-body'],
+    ] as const) {
       // The gateway may cut B's own exchange short (a malformed answer); what matters is what A gets next.
-      await gatewayCall(`/v1/connections/api/proxy${path}`, tokenB, { method }).then((res) => res.arrayBuffer()).catch(() => undefined);
+      await gatewayCall(`/v1/connections/api/proxy${path}`, tokenB, { method })
+        .then((res) => res.arrayBuffer())
+        .catch(() => undefined);
       // A asks right after, as the victim would.
       const a = await gatewayCall('/v1/connections/api/proxy/a-own', tokenA);
       const text = await a.text();
@@ -123,23 +142,29 @@ async function startEchoUpstream(redirectTo?: string): Promise<EchoUpstream> {
     url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
     requests,
     wire,
-    close: () => new Promise<void>((resolve) => {
-      for (const s of sockets) s.destroy();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
   };
 }
 
 function answer(head: string, redirectTo: string | undefined): string {
   const [method = '', path = ''] = head.split('\r\n')[0]!.split(' ');
   const key = /\r\nx-api-key: *([^\r\n]*)/i.exec(head)?.[1] ?? '';
-  const ok = (body: string, extra = '') => `HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\n${extra}\r\n${body}`;
-  if (method === 'TRACE') return `HTTP/1.1 200 OK\r\nContent-Type: message/http\r\nContent-Length: ${head.length + 4}\r\n\r\n${head}\r\n\r\n`;
-  if (path === '/redirect') return `HTTP/1.1 302 Found\r\nLocation: ${redirectTo}/followed\r\nContent-Length: 0\r\n\r\n`;
-  if (path === '/redirect-with-key') return `HTTP/1.1 302 Found\r\nLocation: ${redirectTo}/followed?key=${key}\r\nContent-Length: 0\r\n\r\n`;
+  const ok = (body: string, extra = '') =>
+    `HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: ${body.length}\r\n${extra}\r\n${body}`;
+  if (method === 'TRACE')
+    return `HTTP/1.1 200 OK\r\nContent-Type: message/http\r\nContent-Length: ${head.length + 4}\r\n\r\n${head}\r\n\r\n`;
+  if (path === '/redirect')
+    return `HTTP/1.1 302 Found\r\nLocation: ${redirectTo}/followed\r\nContent-Length: 0\r\n\r\n`;
+  if (path === '/redirect-with-key')
+    return `HTTP/1.1 302 Found\r\nLocation: ${redirectTo}/followed?key=${key}\r\nContent-Length: 0\r\n\r\n`;
   if (path === '/head-body') return `HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nPOISON`;
   if (path === '/304-body') return `HTTP/1.1 304 Not Modified\r\nContent-Length: 6\r\n\r\nPOISON`;
-  if (path === '/early-hints') return `HTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\nHTTP/1.1 100 Continue\r\n\r\n${ok('hinted')}`;
+  if (path === '/early-hints')
+    return `HTTP/1.1 103 Early Hints\r\nLink: </x>\r\n\r\nHTTP/1.1 100 Continue\r\n\r\n${ok('hinted')}`;
   if (path === '/extra') return `${ok('ok')}HTTP/1.1 200 OK\r\nContent-Length: 6\r\n\r\nPOISON`;
   return ok(`own:${path}`);
 }

@@ -3,7 +3,15 @@ import type { ExternalConnection } from '../../src/api/v1alpha1/index.js';
 import type { KubeObject } from '../../src/kube/client.js';
 import { ExternalConnections, RoleBindings, Secrets } from '../../src/kube/resources.js';
 import { startHttpFixture, type HttpFixture } from '../support/services.js';
-import { admin, condition, createWorkspace, eventually, randomSecret, uniqueName, userClient } from '../support/cluster.js';
+import {
+  admin,
+  condition,
+  createWorkspace,
+  eventually,
+  randomSecret,
+  uniqueName,
+  userClient,
+} from '../support/cluster.js';
 import { bearers, gatewayWorkload, LOOPBACK_EGRESS } from './support.js';
 
 type Conn = ExternalConnection & KubeObject;
@@ -38,16 +46,31 @@ describe('attack: rolling back a managed Secret', () => {
     });
     await admin().create(ExternalConnections, {
       metadata: { name: 'rolled', namespace: ns },
-      spec: { type: 'http-api', settings: { baseURL: upstream.url, auth: 'bearer' }, credentials: { token: { value: v1 } }, probe: { interval: '0' } },
+      spec: {
+        type: 'http-api',
+        settings: { baseURL: upstream.url, auth: 'bearer' },
+        credentials: { token: { value: v1 } },
+        probe: { interval: '0' },
+      },
     } as never);
     const c1 = await eventually('version 1 Ready', get, (c) => condition(c, 'Ready')?.status === 'True');
     gitV1 = c1.spec.credentials!.token!.sealed!; // what Git holds for version 1
     secretV1 = await admin().get<Secret>(Secrets, 'rolled-credentials', ns); // what a snapshot of the Secret holds
     call = await gatewayWorkload(ns);
     expect((await call('rolled')).status).toBe(200);
-    await admin().mergePatch(ExternalConnections, 'rolled', ns, { spec: { credentials: { token: { value: v2, sealed: null } } } });
-    await eventually('version 2 Ready', get, (c) => c.status?.credentials?.token?.version === 2 && condition(c, 'Ready')?.status === 'True');
-    await eventually('gateway serves version 2', () => call('rolled'), (r) => r.status === 200 && bearers(upstream).at(-1) === v2);
+    await admin().mergePatch(ExternalConnections, 'rolled', ns, {
+      spec: { credentials: { token: { value: v2, sealed: null } } },
+    });
+    await eventually(
+      'version 2 Ready',
+      get,
+      (c) => c.status?.credentials?.token?.version === 2 && condition(c, 'Ready')?.status === 'True',
+    );
+    await eventually(
+      'gateway serves version 2',
+      () => call('rolled'),
+      (r) => r.status === 200 && bearers(upstream).at(-1) === v2,
+    );
   });
 
   afterAll(async () => {
@@ -63,11 +86,17 @@ describe('attack: rolling back a managed Secret', () => {
   }
 
   it('the sealed value from Git history copied into the managed Secret is never served', async () => {
-    await deployer().mergePatch(Secrets, 'rolled-credentials', ns, { data: { token: Buffer.from(gitV1).toString('base64') } });
+    await deployer().mergePatch(Secrets, 'rolled-credentials', ns, {
+      data: { token: Buffer.from(gitV1).toString('base64') },
+    });
     const seen = await hammer(3_000);
     expect(seen).not.toContain(v1);
     // Repaired from the source: the operator's own copy of version 2 is back.
-    await eventually('repaired', () => call('rolled'), (r) => r.status === 200 && bearers(upstream).at(-1) === v2);
+    await eventually(
+      'repaired',
+      () => call('rolled'),
+      (r) => r.status === 200 && bearers(upstream).at(-1) === v2,
+    );
     const c = await get();
     expect(c.status?.credentials?.token).toMatchObject({ version: 2, hint: `…${v2.slice(-4)}` });
     expect(condition(c, 'CredentialsSealed')?.status).toBe('True');
@@ -75,10 +104,17 @@ describe('attack: rolling back a managed Secret', () => {
 
   it('a whole earlier copy of the Secret (data and bookkeeping) is never served', async () => {
     const current = await admin().get<Secret>(Secrets, 'rolled-credentials', ns);
-    await deployer().replace(Secrets, { ...secretV1, metadata: { ...secretV1.metadata, resourceVersion: current.metadata!.resourceVersion } });
+    await deployer().replace(Secrets, {
+      ...secretV1,
+      metadata: { ...secretV1.metadata, resourceVersion: current.metadata!.resourceVersion },
+    });
     const seen = await hammer(3_000);
     expect(seen).not.toContain(v1);
-    await eventually('repaired', () => call('rolled'), (r) => r.status === 200 && bearers(upstream).at(-1) === v2);
+    await eventually(
+      'repaired',
+      () => call('rolled'),
+      (r) => r.status === 200 && bearers(upstream).at(-1) === v2,
+    );
     const c = await get();
     // Status never claims the old credential, and the version never goes back.
     expect(c.status?.credentials?.token?.hint).toBe(`…${v2.slice(-4)}`);

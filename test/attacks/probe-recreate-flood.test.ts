@@ -32,14 +32,29 @@ describe('attack: flooding a third party by deleting and recreating a connection
 
   beforeAll(async () => {
     upstream = await startHttpFixture();
-    await createWorkspace(ns, { policy: { egress: { allowCIDRs: ['127.0.0.0/8'] } }, members: [{ kind: 'Group', name: `${ns}-editors`, role: 'editor' }] });
+    await createWorkspace(ns, {
+      policy: { egress: { allowCIDRs: ['127.0.0.0/8'] } },
+      members: [{ kind: 'Group', name: `${ns}-editors`, role: 'editor' }],
+    });
   });
   afterAll(async () => upstream?.stop());
 
   it(`${CYCLES} delete-and-recreate cycles with the same sealed value start at most one probe per window`, async () => {
-    const spec = (credentials: unknown) => ({ type: 'http-api', settings: { baseURL: upstream.url, auth: 'bearer' }, credentials, probe: { interval: '0' } });
-    await admin().create(ExternalConnections, { metadata: { name: 'target', namespace: ns }, spec: spec({ token: { value: token } }) } as never);
-    const first = await eventually('first probe', () => admin().get<Conn>(ExternalConnections, 'target', ns), (c) => c.status?.lastProbe?.result === 'Succeeded');
+    const spec = (credentials: unknown) => ({
+      type: 'http-api',
+      settings: { baseURL: upstream.url, auth: 'bearer' },
+      credentials,
+      probe: { interval: '0' },
+    });
+    await admin().create(ExternalConnections, {
+      metadata: { name: 'target', namespace: ns },
+      spec: spec({ token: { value: token } }),
+    } as never);
+    const first = await eventually(
+      'first probe',
+      () => admin().get<Conn>(ExternalConnections, 'target', ns),
+      (c) => c.status?.lastProbe?.result === 'Succeeded',
+    );
     expect(withToken()).toHaveLength(1);
     const sealed = first.spec.credentials!['token']!.sealed!;
 
@@ -47,14 +62,33 @@ describe('attack: flooding a third party by deleting and recreating a connection
     const start = Date.now();
     for (let n = 0; n < CYCLES; n++) {
       await editor.delete(ExternalConnections, 'target', ns);
-      await eventually('gone', () => admin().tryGet(ExternalConnections, 'target', ns), (c) => c === undefined);
-      await editor.create(ExternalConnections, { metadata: { name: 'target', namespace: ns }, spec: spec({ token: { sealed } }) } as never);
+      await eventually(
+        'gone',
+        () => admin().tryGet(ExternalConnections, 'target', ns),
+        (c) => c === undefined,
+      );
+      await editor.create(ExternalConnections, {
+        metadata: { name: 'target', namespace: ns },
+        spec: spec({ token: { sealed } }),
+      } as never);
       // Each copy opens (same binding): it is probed, or waits for the window.
-      await eventually('sealed accepted', () => admin().get<Conn>(ExternalConnections, 'target', ns), (c) => c.status?.conditions?.some((x) => x.type === 'CredentialsSealed' && x.status === 'True') ?? false);
+      await eventually(
+        'sealed accepted',
+        () => admin().get<Conn>(ExternalConnections, 'target', ns),
+        (c) => c.status?.conditions?.some((x) => x.type === 'CredentialsSealed' && x.status === 'True') ?? false,
+      );
     }
     const end = Date.now();
-    await eventually('probe of the last copy', () => admin().get<Conn>(ExternalConnections, 'target', ns), (c) => c.status?.lastProbe?.result === 'Succeeded', 3 * WINDOW_MS + 30_000);
+    await eventually(
+      'probe of the last copy',
+      () => admin().get<Conn>(ExternalConnections, 'target', ns),
+      (c) => c.status?.lastProbe?.result === 'Succeeded',
+      3 * WINDOW_MS + 30_000,
+    );
     const bound = Math.floor((end - start) / WINDOW_MS) + 2;
-    expect(withToken().length - 1, `credentialed requests caused by ${CYCLES} cycles in ${end - start}ms`).toBeLessThanOrEqual(bound);
+    expect(
+      withToken().length - 1,
+      `credentialed requests caused by ${CYCLES} cycles in ${end - start}ms`,
+    ).toBeLessThanOrEqual(bound);
   }, 300_000);
 });

@@ -78,22 +78,51 @@ describe('attack: one workspace holds every probe slot', () => {
 
   it("another workspace's new connection is probed while the attacker's probes still hang", async () => {
     for (let i = 0; i < ATTACKER_CONNECTIONS; i++) {
-      await admin().create(ExternalConnections, { metadata: { name: `pit-${i}`, namespace: attackerNs }, spec: { type: 'http-api', settings: { baseURL: pit.url, auth: 'bearer' }, credentials: { token: { value: randomSecret('pit') } }, probe: { interval: '0', timeout: '60s' } } } as never);
+      await admin().create(ExternalConnections, {
+        metadata: { name: `pit-${i}`, namespace: attackerNs },
+        spec: {
+          type: 'http-api',
+          settings: { baseURL: pit.url, auth: 'bearer' },
+          credentials: { token: { value: randomSecret('pit') } },
+          probe: { interval: '0', timeout: '60s' },
+        },
+      } as never);
     }
     // The tarpit holds as many probes as the operator runs at once (fewer if the pool is per workspace).
-    await eventually('attacker probes hanging', async () => pit.accepted, (n) => n >= 2);
+    await eventually(
+      'attacker probes hanging',
+      async () => pit.accepted,
+      (n) => n >= 2,
+    );
 
-    await admin().create(ExternalConnections, { metadata: { name: 'victim', namespace: victimNs }, spec: { type: 'http-api', settings: { baseURL: upstream.url, auth: 'bearer' }, credentials: { token: { value: victimToken } }, probe: { interval: '0' } } } as never);
+    await admin().create(ExternalConnections, {
+      metadata: { name: 'victim', namespace: victimNs },
+      spec: {
+        type: 'http-api',
+        settings: { baseURL: upstream.url, auth: 'bearer' },
+        credentials: { token: { value: victimToken } },
+        probe: { interval: '0' },
+      },
+    } as never);
     let acceptedWhenVictimProbed = -1;
-    await eventually('victim probed', async () => {
-      const seen = upstream.requests.some((r) => r.headers.authorization === `Bearer ${victimToken}`);
-      if (seen && acceptedWhenVictimProbed < 0) acceptedWhenVictimProbed = pit.accepted;
-      return seen;
-    }, Boolean, 150_000);
+    await eventually(
+      'victim probed',
+      async () => {
+        const seen = upstream.requests.some((r) => r.headers.authorization === `Bearer ${victimToken}`);
+        if (seen && acceptedWhenVictimProbed < 0) acceptedWhenVictimProbed = pit.accepted;
+        return seen;
+      },
+      Boolean,
+      150_000,
+    );
     // Before the fix the victim's probe queued behind every attacker probe (FIFO over one shared pool)
     // and ran only after the first batch timed out a minute later: by then the tarpit had taken all of them.
     expect(acceptedWhenVictimProbed, 'attacker probes started before the victim was probed').toBeLessThan(SLOTS);
-    const victim = await eventually('victim status', () => admin().get<Conn>(ExternalConnections, 'victim', victimNs), (c) => c.status?.lastProbe?.result === 'Succeeded');
+    const victim = await eventually(
+      'victim status',
+      () => admin().get<Conn>(ExternalConnections, 'victim', victimNs),
+      (c) => c.status?.lastProbe?.result === 'Succeeded',
+    );
     expect(JSON.stringify(victim)).not.toContain(victimToken);
 
     for (let i = 0; i < ATTACKER_CONNECTIONS; i++) await admin().delete(ExternalConnections, `pit-${i}`, attackerNs);

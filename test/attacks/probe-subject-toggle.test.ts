@@ -4,7 +4,15 @@ import { loadOperatorConfig } from '../../src/config/operator-config.js';
 import type { KubeObject } from '../../src/kube/client.js';
 import { ExternalConnections } from '../../src/kube/resources.js';
 import { startHttpFixture, type HttpFixture } from '../support/services.js';
-import { admin, createWorkspace, eventually, randomSecret, rawApiRequest, uniqueName, userCertificate } from '../support/cluster.js';
+import {
+  admin,
+  createWorkspace,
+  eventually,
+  randomSecret,
+  rawApiRequest,
+  uniqueName,
+  userCertificate,
+} from '../support/cluster.js';
 
 /**
  * Attack (red team, follow-up to test-request-flood): on-demand tests are
@@ -33,30 +41,65 @@ describe('attack: flooding a third party by toggling probe settings', () => {
 
   beforeAll(async () => {
     upstream = await startHttpFixture();
-    await createWorkspace(ns, { policy: { egress: { allowCIDRs: ['127.0.0.0/8'] } }, members: [{ kind: 'Group', name: `${ns}-editors`, role: 'editor' }] });
+    await createWorkspace(ns, {
+      policy: { egress: { allowCIDRs: ['127.0.0.0/8'] } },
+      members: [{ kind: 'Group', name: `${ns}-editors`, role: 'editor' }],
+    });
   });
   afterAll(async () => upstream?.stop());
 
   it(`${WRITES} writes alternating spec.probe.timeout start at most one probe per window`, async () => {
-    await admin().create(ExternalConnections, { metadata: { name: 'target', namespace: ns }, spec: { type: 'http-api', settings: { baseURL: upstream.url, auth: 'bearer' }, credentials: { token: { value: token } }, probe: { interval: '0', timeout: '5s' } } } as never);
-    await eventually('first probe', () => admin().get<Conn>(ExternalConnections, 'target', ns), (c) => c.status?.lastProbe?.result === 'Succeeded');
+    await admin().create(ExternalConnections, {
+      metadata: { name: 'target', namespace: ns },
+      spec: {
+        type: 'http-api',
+        settings: { baseURL: upstream.url, auth: 'bearer' },
+        credentials: { token: { value: token } },
+        probe: { interval: '0', timeout: '5s' },
+      },
+    } as never);
+    await eventually(
+      'first probe',
+      () => admin().get<Conn>(ExternalConnections, 'target', ns),
+      (c) => c.status?.lastProbe?.result === 'Succeeded',
+    );
     expect(withToken()).toHaveLength(1);
 
     const editor = userCertificate('toggler', [`${ns}-editors`]);
     const start = Date.now();
     for (let n = 0; n < WRITES; n++) {
-      const r = await rawApiRequest(editor, 'PATCH', `/apis/atoll.dev/v1alpha1/namespaces/${ns}/externalconnections/target`, { spec: { probe: { timeout: n % 2 === 0 ? '6s' : '5s' } } }, 'application/merge-patch+json');
+      const r = await rawApiRequest(
+        editor,
+        'PATCH',
+        `/apis/atoll.dev/v1alpha1/namespaces/${ns}/externalconnections/target`,
+        { spec: { probe: { timeout: n % 2 === 0 ? '6s' : '5s' } } },
+        'application/merge-patch+json',
+      );
       expect(r.status, r.body).toBe(200);
       // Give each write time to reach the controller, as a slow script would.
       await new Promise((resolve) => setTimeout(resolve, 150));
     }
     // A last write to settings never probed before: its probe must still come (the latest change is honoured).
-    const last = await rawApiRequest(editor, 'PATCH', `/apis/atoll.dev/v1alpha1/namespaces/${ns}/externalconnections/target`, { spec: { probe: { timeout: '7s' } } }, 'application/merge-patch+json');
+    const last = await rawApiRequest(
+      editor,
+      'PATCH',
+      `/apis/atoll.dev/v1alpha1/namespaces/${ns}/externalconnections/target`,
+      { spec: { probe: { timeout: '7s' } } },
+      'application/merge-patch+json',
+    );
     expect(last.status, last.body).toBe(200);
     const end = Date.now();
     // Let whatever the burst started or scheduled finish.
-    await eventually('probe of the final settings', () => admin().get<Conn>(ExternalConnections, 'target', ns), (c) => c.status?.lastProbe?.time !== undefined && Date.parse(c.status.lastProbe.time) > end, 3 * WINDOW_MS + 30_000);
+    await eventually(
+      'probe of the final settings',
+      () => admin().get<Conn>(ExternalConnections, 'target', ns),
+      (c) => c.status?.lastProbe?.time !== undefined && Date.parse(c.status.lastProbe.time) > end,
+      3 * WINDOW_MS + 30_000,
+    );
     const bound = Math.floor((end - start) / WINDOW_MS) + 2;
-    expect(withToken().length - 1, `credentialed requests caused by ${WRITES} writes in ${end - start}ms`).toBeLessThanOrEqual(bound);
+    expect(
+      withToken().length - 1,
+      `credentialed requests caused by ${WRITES} writes in ${end - start}ms`,
+    ).toBeLessThanOrEqual(bound);
   }, 300_000);
 });

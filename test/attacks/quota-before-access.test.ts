@@ -25,7 +25,11 @@ type Quota = KubeObject & { status?: { hard?: Record<string, string>; used?: Rec
 
 const connection = (ns: string, name: string) => ({
   metadata: { name, namespace: ns },
-  spec: { type: 'http-api', settings: { baseURL: 'https://api.example.com', auth: 'bearer' }, credentials: { token: { value: randomSecret('early') } } },
+  spec: {
+    type: 'http-api',
+    settings: { baseURL: 'https://api.example.com', auth: 'bearer' },
+    credentials: { token: { value: randomSecret('early') } },
+  },
 });
 
 describe('attack: a tenant writes connections before the workspace quota is in force', () => {
@@ -36,34 +40,63 @@ describe('attack: a tenant writes connections before the workspace quota is in f
     const seen: Array<{ binding: string; quotaEnforcing: boolean }> = [];
     const reads: Array<Promise<void>> = [];
     const abort = new AbortController();
-    const watching = admin().watch<KubeObject>(RoleBindings, { namespace: ns, resourceVersion: start.metadata?.resourceVersion ?? '0', signal: abort.signal }, (ev) => {
-      const name = ev.object.metadata?.name ?? '';
-      if (ev.type !== 'ADDED' || !TENANT_BINDINGS.includes(name)) return;
-      reads.push(admin().tryGet<Quota>(ResourceQuotas, 'atoll-connections', ns).then((q) => {
-        seen.push({ binding: name, quotaEnforcing: q?.status?.hard?.[COUNT] === '1' && q.status.used?.[COUNT] !== undefined });
-      }));
-    }).catch(() => undefined);
+    const watching = admin()
+      .watch<KubeObject>(
+        RoleBindings,
+        { namespace: ns, resourceVersion: start.metadata?.resourceVersion ?? '0', signal: abort.signal },
+        (ev) => {
+          const name = ev.object.metadata?.name ?? '';
+          if (ev.type !== 'ADDED' || !TENANT_BINDINGS.includes(name)) return;
+          reads.push(
+            admin()
+              .tryGet<Quota>(ResourceQuotas, 'atoll-connections', ns)
+              .then((q) => {
+                seen.push({
+                  binding: name,
+                  quotaEnforcing: q?.status?.hard?.[COUNT] === '1' && q.status.used?.[COUNT] !== undefined,
+                });
+              }),
+          );
+        },
+      )
+      .catch(() => undefined);
 
     // The tenant fires creates from the moment the Workspace exists.
     const editor = userClient('early-editor');
-    await admin().create(Workspaces, { metadata: { name: ns, namespace: ns }, spec: { policy: { maxConnections: 1 }, members: [{ kind: 'User', name: 'early-editor', role: 'editor' }] } } as never);
+    await admin().create(Workspaces, {
+      metadata: { name: ns, namespace: ns },
+      spec: { policy: { maxConnections: 1 }, members: [{ kind: 'User', name: 'early-editor', role: 'editor' }] },
+    } as never);
     let i = 0;
     const burst = Array.from({ length: 4 }, async () => {
       for (;;) {
-        const ws = await admin().get<KubeObject & { status?: { conditions?: Array<{ type: string; status: string; reason: string; message: string }> } }>(Workspaces, ns, ns);
+        const ws = await admin().get<
+          KubeObject & {
+            status?: { conditions?: Array<{ type: string; status: string; reason: string; message: string }> };
+          }
+        >(Workspaces, ns, ns);
         const done = condition(ws, 'Ready')?.status === 'True';
         await editor.create(ExternalConnections, connection(ns, `c${i++}`) as never).catch(() => undefined);
         if (done) return;
       }
     });
     await Promise.all(burst);
-    await eventually('all tenant RoleBindings were seen', async () => seen.length, (n) => n === TENANT_BINDINGS.length);
+    await eventually(
+      'all tenant RoleBindings were seen',
+      async () => seen.length,
+      (n) => n === TENANT_BINDINGS.length,
+    );
     abort.abort();
     await watching;
     await Promise.all(reads);
 
-    expect(seen.filter((s) => !s.quotaEnforcing), JSON.stringify(seen)).toEqual([]);
-    expect((await admin().list<KubeObject>(ExternalConnections, { namespace: ns })).items.length).toBeLessThanOrEqual(1);
+    expect(
+      seen.filter((s) => !s.quotaEnforcing),
+      JSON.stringify(seen),
+    ).toEqual([]);
+    expect((await admin().list<KubeObject>(ExternalConnections, { namespace: ns })).items.length).toBeLessThanOrEqual(
+      1,
+    );
     await admin().delete(Namespaces, ns);
   });
 });

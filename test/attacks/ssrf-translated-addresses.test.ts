@@ -40,15 +40,33 @@ describe('attack: SSRF to metadata services through translated addresses', () =>
   afterAll(async () => loopback?.stop());
 
   it('refuses every metadata and translated target with EgressDenied, naming the rule', async () => {
-    const targets: Array<[string, string]> = [...TARGETS, ['nat64-loopback', `http://[64:ff9b:1::7f00:1]:${loopback.port}`], ['v4compat-loopback', `http://[::127.0.0.1]:${loopback.port}`]];
+    const targets: Array<[string, string]> = [
+      ...TARGETS,
+      ['nat64-loopback', `http://[64:ff9b:1::7f00:1]:${loopback.port}`],
+      ['v4compat-loopback', `http://[::127.0.0.1]:${loopback.port}`],
+    ];
     for (const [name, baseURL] of targets) {
-      await admin().create(ExternalConnections, { metadata: { name, namespace: ns }, spec: { type: 'http-api', settings: { baseURL, auth: 'bearer' }, credentials: { token: { value: token } }, probe: { interval: '0', timeout: '5s' } } } as never);
+      await admin().create(ExternalConnections, {
+        metadata: { name, namespace: ns },
+        spec: {
+          type: 'http-api',
+          settings: { baseURL, auth: 'bearer' },
+          credentials: { token: { value: token } },
+          probe: { interval: '0', timeout: '5s' },
+        },
+      } as never);
     }
     for (const [name] of targets) {
-      const c = await eventually(`${name} probed`, () => admin().get<Conn>(ExternalConnections, name, ns), (x) => x.status?.lastProbe !== undefined);
+      const c = await eventually(
+        `${name} probed`,
+        () => admin().get<Conn>(ExternalConnections, name, ns),
+        (x) => x.status?.lastProbe !== undefined,
+      );
       expect(c.status?.lastProbe?.result, `${name}: ${c.status?.lastProbe?.message}`).toBe('EgressDenied');
       expect(condition(c, 'Reachable')).toMatchObject({ status: 'False', reason: 'EgressDenied' });
-      const expected = name.endsWith('loopback') ? "the Workspace's spec.policy.egress.allowCIDRs" : 'cloud metadata endpoints are never allowed';
+      const expected = name.endsWith('loopback')
+        ? "the Workspace's spec.policy.egress.allowCIDRs"
+        : 'cloud metadata endpoints are never allowed';
       expect(c.status?.lastProbe?.message).toContain(expected);
       expect(JSON.stringify(c.status)).not.toContain(token);
     }

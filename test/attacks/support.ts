@@ -8,7 +8,9 @@ import { gatewayCall } from './support/tenant.js';
  * of `atoll dev`: a ServiceAccount, a RoleBinding to atoll-connection-user,
  * a projected-style token with audience atoll-gateway.
  */
-export async function gatewayWorkload(ns: string): Promise<(connection: string, path?: string) => Promise<{ status: number; body: string }>> {
+export async function gatewayWorkload(
+  ns: string,
+): Promise<(connection: string, path?: string) => Promise<{ status: number; body: string }>> {
   const client = admin();
   await client.create(ServiceAccounts, { metadata: { name: 'app', namespace: ns } });
   await client.create(RoleBindings, {
@@ -16,9 +18,15 @@ export async function gatewayWorkload(ns: string): Promise<(connection: string, 
     roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'atoll-connection-user' },
     subjects: [{ kind: 'ServiceAccount', name: 'app', namespace: ns }],
   });
-  const review = await client.request<{ status: { token: string } }>('POST', `/api/v1/namespaces/${ns}/serviceaccounts/app/token`, {
-    apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { audiences: ['atoll-gateway'], expirationSeconds: 3600 },
-  });
+  const review = await client.request<{ status: { token: string } }>(
+    'POST',
+    `/api/v1/namespaces/${ns}/serviceaccounts/app/token`,
+    {
+      apiVersion: 'authentication.k8s.io/v1',
+      kind: 'TokenRequest',
+      spec: { audiences: ['atoll-gateway'], expirationSeconds: 3600 },
+    },
+  );
   const token = review.status.token;
   return async (connection, path = '/check') => {
     // Over HTTPS, verified against the dev CA.
@@ -29,7 +37,9 @@ export async function gatewayWorkload(ns: string): Promise<(connection: string, 
 
 /** Every request a recording server received that carried `secret` anywhere (headers, URL or body). */
 export function carrying(fixture: HttpFixture, secret: string) {
-  return fixture.requests.filter((r) => JSON.stringify(r.headers).includes(secret) || r.url.includes(secret) || r.body.includes(secret));
+  return fixture.requests.filter(
+    (r) => JSON.stringify(r.headers).includes(secret) || r.url.includes(secret) || r.body.includes(secret),
+  );
 }
 
 /** The Authorization bearer tokens a recording server received, in order. */

@@ -5,7 +5,15 @@ import { loadOperatorConfig } from '../../src/config/operator-config.js';
 import type { KubeObject } from '../../src/kube/client.js';
 import { CoreEvents, ExternalConnections } from '../../src/kube/resources.js';
 import { startHttpFixture, type HttpFixture } from '../support/services.js';
-import { admin, createWorkspace, eventually, randomSecret, rawApiRequest, uniqueName, userCertificate } from '../support/cluster.js';
+import {
+  admin,
+  createWorkspace,
+  eventually,
+  randomSecret,
+  rawApiRequest,
+  uniqueName,
+  userCertificate,
+} from '../support/cluster.js';
 
 /**
  * Attack (issue 9): every write of the on-demand test annotation sent one
@@ -32,29 +40,59 @@ describe('attack: flooding a third party through on-demand tests', () => {
 
   beforeAll(async () => {
     upstream = await startHttpFixture();
-    await createWorkspace(ns, { policy: { egress: { allowCIDRs: ['127.0.0.0/8'] } }, members: [{ kind: 'Group', name: `${ns}-editors`, role: 'editor' }] });
+    await createWorkspace(ns, {
+      policy: { egress: { allowCIDRs: ['127.0.0.0/8'] } },
+      members: [{ kind: 'Group', name: `${ns}-editors`, role: 'editor' }],
+    });
   });
   afterAll(async () => upstream?.stop());
 
   it(`${WRITES} annotation writes yield at most one probe per window, and an Event says they were coalesced`, async () => {
-    await admin().create(ExternalConnections, { metadata: { name: 'target', namespace: ns }, spec: { type: 'http-api', settings: { baseURL: upstream.url, auth: 'bearer' }, credentials: { token: { value: token } }, probe: { interval: '0' } } } as never);
-    const first = await eventually('first probe', () => admin().get<Conn>(ExternalConnections, 'target', ns), (c) => c.status?.lastProbe?.result === 'Succeeded');
+    await admin().create(ExternalConnections, {
+      metadata: { name: 'target', namespace: ns },
+      spec: {
+        type: 'http-api',
+        settings: { baseURL: upstream.url, auth: 'bearer' },
+        credentials: { token: { value: token } },
+        probe: { interval: '0' },
+      },
+    } as never);
+    const first = await eventually(
+      'first probe',
+      () => admin().get<Conn>(ExternalConnections, 'target', ns),
+      (c) => c.status?.lastProbe?.result === 'Succeeded',
+    );
     expect(withToken()).toHaveLength(1);
 
     const editor = userCertificate('tester', [`${ns}-editors`]);
     let written = 0;
     const burstStart = Date.now();
-    await Promise.all(Array.from({ length: IN_FLIGHT }, async () => {
-      while (written < WRITES) {
-        const n = written++;
-        const r = await rawApiRequest(editor, 'PATCH', `/apis/atoll.dev/v1alpha1/namespaces/${ns}/externalconnections/target`, { metadata: { annotations: { [TEST_REQUESTED_AT_ANNOTATION]: `${new Date().toISOString()}-${n}` } } }, 'application/merge-patch+json');
-        expect(r.status, r.body).toBe(200);
-      }
-    }));
+    await Promise.all(
+      Array.from({ length: IN_FLIGHT }, async () => {
+        while (written < WRITES) {
+          const n = written++;
+          const r = await rawApiRequest(
+            editor,
+            'PATCH',
+            `/apis/atoll.dev/v1alpha1/namespaces/${ns}/externalconnections/target`,
+            { metadata: { annotations: { [TEST_REQUESTED_AT_ANNOTATION]: `${new Date().toISOString()}-${n}` } } },
+            'application/merge-patch+json',
+          );
+          expect(r.status, r.body).toBe(200);
+        }
+      }),
+    );
     const burstEnd = Date.now();
 
     // The last request is honoured: a probe finishes after the burst.
-    await eventually('a probe after the burst', () => admin().get<Conn>(ExternalConnections, 'target', ns), (c) => Date.parse(c.status?.lastProbe?.time ?? '') > burstEnd && c.status?.lastProbe?.time !== first.status?.lastProbe?.time, 3 * WINDOW_MS + 30_000);
+    await eventually(
+      'a probe after the burst',
+      () => admin().get<Conn>(ExternalConnections, 'target', ns),
+      (c) =>
+        Date.parse(c.status?.lastProbe?.time ?? '') > burstEnd &&
+        c.status?.lastProbe?.time !== first.status?.lastProbe?.time,
+      3 * WINDOW_MS + 30_000,
+    );
     // One probe may start at once, then one per window while the burst lasts, then the coalesced last one.
     const bound = Math.floor((burstEnd - burstStart) / WINDOW_MS) + 2;
     const onDemand = withToken().length - 1;
@@ -63,7 +101,9 @@ describe('attack: flooding a third party through on-demand tests', () => {
     expect(bound).toBeLessThan(WRITES / 10);
 
     const events = await admin().list<Event>(CoreEvents, { namespace: ns });
-    const coalesced = events.items.filter((e) => e.reason === 'TestRequestCoalesced' && e.involvedObject?.name === 'target');
+    const coalesced = events.items.filter(
+      (e) => e.reason === 'TestRequestCoalesced' && e.involvedObject?.name === 'target',
+    );
     expect(coalesced.length).toBeGreaterThanOrEqual(1);
     expect(coalesced[0]!.message).toContain(`at most one probe every ${WINDOW_MS / 1000}s per connection`);
     expect(JSON.stringify(events)).not.toContain(token);

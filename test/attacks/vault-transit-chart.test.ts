@@ -10,12 +10,29 @@ import { packageRoot, pinnedVersions } from '../../src/dev/binaries.js';
  * Vault token must never be configured to cross the network in clear text.
  */
 const root = packageRoot();
-const VAULT = ['kms.provider=vault-transit', 'kms.keyId=transit/keys/atoll', 'kms.vault.address=https://vault.vault.svc:8200'];
-const TOKEN_AUTH = [...VAULT, 'kms.vault.auth.method=token', 'kms.vault.auth.token.secretName=atoll-controller-vault-token'];
+const VAULT = [
+  'kms.provider=vault-transit',
+  'kms.keyId=transit/keys/atoll',
+  'kms.vault.address=https://vault.vault.svc:8200',
+];
+const TOKEN_AUTH = [
+  ...VAULT,
+  'kms.vault.auth.method=token',
+  'kms.vault.auth.token.secretName=atoll-controller-vault-token',
+];
 let helm = '';
 
 function template(sets: string[]) {
-  const args = ['template', 'atoll', 'charts/atoll', '--namespace', 'atoll-system', '--kube-version', pinnedVersions().KUBERNETES_VERSION!, ...sets.flatMap((s) => ['--set', s])];
+  const args = [
+    'template',
+    'atoll',
+    'charts/atoll',
+    '--namespace',
+    'atoll-system',
+    '--kube-version',
+    pinnedVersions().KUBERNETES_VERSION!,
+    ...sets.flatMap((s) => ['--set', s]),
+  ];
   return spawnSync(helm, args, { cwd: root, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 });
 }
 
@@ -34,7 +51,11 @@ function vaultTokenSecret(stdout: string, deployment: string): string | undefine
 }
 
 beforeAll(() => {
-  const out = execFileSync('bash', [path.join(root, 'hack', 'build-helm.sh')], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+  const out = execFileSync('bash', [path.join(root, 'hack', 'build-helm.sh')], {
+    cwd: root,
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   helm = out.trim().split('\n').pop()!;
 }, 900_000);
 
@@ -65,7 +86,23 @@ describe('attack: the vault-transit chart', () => {
     const r = template([...VAULT, 'kms.vault.auth.kubernetes.audience=vault']);
     expect(r.status).toBe(0);
     for (const name of ['atoll-controller', 'atoll-gateway']) {
-      const d = parseAllDocuments(r.stdout).map((doc) => doc.toJSON() as { kind: string; metadata: { name: string } } & { spec: { template: { spec: { volumes: { name: string; projected?: { sources: { serviceAccountToken?: { audience: string } }[] } }[] } } } }).find((m) => m?.kind === 'Deployment' && m.metadata.name === name)!;
+      const d = parseAllDocuments(r.stdout)
+        .map(
+          (doc) =>
+            doc.toJSON() as { kind: string; metadata: { name: string } } & {
+              spec: {
+                template: {
+                  spec: {
+                    volumes: {
+                      name: string;
+                      projected?: { sources: { serviceAccountToken?: { audience: string } }[] };
+                    }[];
+                  };
+                };
+              };
+            },
+        )
+        .find((m) => m?.kind === 'Deployment' && m.metadata.name === name)!;
       const sources = d.spec.template.spec.volumes.find((v) => v.name === 'vault-auth')?.projected?.sources ?? [];
       expect(sources.map((s) => s.serviceAccountToken?.audience)).toEqual(['vault']);
     }

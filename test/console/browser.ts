@@ -17,11 +17,15 @@ export async function serviceAccountToken(namespace: string, name: string): Prom
   await client.create(ServiceAccounts, { metadata: { name, namespace } }).catch((err: { status?: number }) => {
     if (err.status !== 409) throw err;
   });
-  const review = await client.request<{ status: { token: string } }>('POST', `/api/v1/namespaces/${namespace}/serviceaccounts/${name}/token`, {
-    apiVersion: 'authentication.k8s.io/v1',
-    kind: 'TokenRequest',
-    spec: { expirationSeconds: 3600 },
-  });
+  const review = await client.request<{ status: { token: string } }>(
+    'POST',
+    `/api/v1/namespaces/${namespace}/serviceaccounts/${name}/token`,
+    {
+      apiVersion: 'authentication.k8s.io/v1',
+      kind: 'TokenRequest',
+      spec: { expirationSeconds: 3600 },
+    },
+  );
   return review.status.token;
 }
 
@@ -36,23 +40,31 @@ export interface ResponseLog {
  * A browser context that remembers every response body it received, so a
  * test can prove a plaintext never came back from the server in any of them.
  */
-export async function recordingContext(browser: Browser): Promise<{ context: BrowserContext; page: Page; responses: ResponseLog }> {
+export async function recordingContext(
+  browser: Browser,
+): Promise<{ context: BrowserContext; page: Page; responses: ResponseLog }> {
   const context = await browser.newContext({ viewport: { width: 1360, height: 900 }, deviceScaleFactor: 1 });
   const page = await context.newPage();
   const bodies: string[] = [];
   const reading = new Map<Promise<void>, string>();
   page.on('response', (res) => {
-    const read: Promise<void> = res.body().then(
-      (b) => void bodies.push(`${res.url()}\n${b.toString('latin1')}`),
-      () => undefined,
-    ).finally(() => reading.delete(read));
+    const read: Promise<void> = res
+      .body()
+      .then(
+        (b) => void bodies.push(`${res.url()}\n${b.toString('latin1')}`),
+        () => undefined,
+      )
+      .finally(() => reading.delete(read));
     reading.set(read, res.url());
   });
   const settled = async () => {
     // A body that never arrives would go unscanned: fail, naming it, rather than pass without it.
     let timer: NodeJS.Timeout | undefined;
     const late = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`response bodies never arrived: ${[...reading.values()].join(', ')}`)), 20_000);
+      timer = setTimeout(
+        () => reject(new Error(`response bodies never arrived: ${[...reading.values()].join(', ')}`)),
+        20_000,
+      );
     });
     try {
       await Promise.race([Promise.all(reading.keys()), late]);
@@ -67,13 +79,27 @@ export async function recordingContext(browser: Browser): Promise<{ context: Bro
 export async function expectNowhere(page: Page, responses: ResponseLog, secrets: string[]): Promise<void> {
   await responses.settled();
   const dom = await page.evaluate(() => {
-    const values = [...document.querySelectorAll('input, textarea, select')].map((el) => (el as HTMLInputElement).value);
-    const storage = (s: Storage) => Object.keys(s).map((k) => `${k}=${s.getItem(k)}`).join('\n');
-    return [document.documentElement.outerHTML, ...values, storage(localStorage), storage(sessionStorage), document.cookie].join('\n');
+    const values = [...document.querySelectorAll('input, textarea, select')].map(
+      (el) => (el as HTMLInputElement).value,
+    );
+    const storage = (s: Storage) =>
+      Object.keys(s)
+        .map((k) => `${k}=${s.getItem(k)}`)
+        .join('\n');
+    return [
+      document.documentElement.outerHTML,
+      ...values,
+      storage(localStorage),
+      storage(sessionStorage),
+      document.cookie,
+    ].join('\n');
   });
   expect(responses.bodies.length).toBeGreaterThan(0);
   for (const secret of secrets) {
     expect(dom.includes(secret), 'plaintext in the DOM, storage or cookies').toBe(false);
-    expect(responses.bodies.filter((r) => r.includes(secret)), 'plaintext in a response from the console').toEqual([]);
+    expect(
+      responses.bodies.filter((r) => r.includes(secret)),
+      'plaintext in a response from the console',
+    ).toEqual([]);
   }
 }

@@ -21,7 +21,20 @@ describe('atoll console (the command)', () => {
     await createWorkspace(ns, { members: [{ kind: 'ServiceAccount', name: 'viewer', role: 'viewer' }] } as never);
     const port = await freePort();
     const env: NodeJS.ProcessEnv = { PATH: process.env.PATH, HOME: '/nonexistent', ATOLL_LOG_LEVEL: 'info' };
-    proc = spawn(process.execPath, [path.join(packageRoot(), 'dist', 'main.js'), 'console', '--api-server', devState().server, '--ca-file', path.join(path.dirname(devState().kubeconfig), 'pki', 'ca.crt'), '--port', String(port)], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    proc = spawn(
+      process.execPath,
+      [
+        path.join(packageRoot(), 'dist', 'main.js'),
+        'console',
+        '--api-server',
+        devState().server,
+        '--ca-file',
+        path.join(path.dirname(devState().kubeconfig), 'pki', 'ca.crt'),
+        '--port',
+        String(port),
+      ],
+      { env, stdio: ['ignore', 'ignore', 'pipe'] },
+    );
     proc.stderr?.on('data', (c: Buffer) => (stderr += c.toString()));
     url = `http://127.0.0.1:${port}`;
     await waitFor('atoll console listening', async () => stderr.includes(`atoll console: ${url}`), 30_000);
@@ -42,11 +55,19 @@ describe('atoll console (the command)', () => {
     // Without a person's token it can do nothing: it has none of its own.
     expect((await fetch(`${url}/api/kube/apis/atoll.dev/v1alpha1/integrationtypes`)).status).toBe(401);
     const token = await serviceAccountToken(ns, 'viewer');
-    const session = await fetch(`${url}/api/session`, { method: 'POST', headers: { 'Content-Type': 'application/json', 'X-Atoll-Console': '1' }, body: JSON.stringify({ token }) });
+    const session = await fetch(`${url}/api/session`, {
+      method: 'POST',
+      headers: { 'Content-Type': 'application/json', 'X-Atoll-Console': '1' },
+      body: JSON.stringify({ token }),
+    });
     expect(session.status).toBe(200);
-    expect(((await session.json()) as { user: { username: string } }).user.username).toBe(`system:serviceaccount:${ns}:viewer`);
+    expect(((await session.json()) as { user: { username: string } }).user.username).toBe(
+      `system:serviceaccount:${ns}:viewer`,
+    );
     const cookie = session.headers.get('set-cookie')!.split(';')[0]!;
-    const workspaces = (await (await fetch(`${url}/api/workspaces`, { headers: { Cookie: cookie } })).json()) as { items: Array<{ namespace: string; canEdit: boolean }> };
+    const workspaces = (await (await fetch(`${url}/api/workspaces`, { headers: { Cookie: cookie } })).json()) as {
+      items: Array<{ namespace: string; canEdit: boolean }>;
+    };
     expect(workspaces.items).toEqual([{ namespace: ns, canEdit: false }]);
     expect(stderr).not.toContain(token);
   });

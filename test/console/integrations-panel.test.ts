@@ -9,7 +9,15 @@ import type { KubeObject } from '../../src/kube/client.js';
 import { ExternalConnections } from '../../src/kube/resources.js';
 import { packageRoot } from '../../src/dev/binaries.js';
 import { startHttpFixture, type HttpFixture } from '../support/services.js';
-import { admin, condition, createWorkspace, devState, eventually, randomSecret, uniqueName } from '../support/cluster.js';
+import {
+  admin,
+  condition,
+  createWorkspace,
+  devState,
+  eventually,
+  randomSecret,
+  uniqueName,
+} from '../support/cluster.js';
 import { expectNowhere, launchChromium, recordingContext, serviceAccountToken, type ResponseLog } from './browser.js';
 
 type Conn = ExternalConnection & KubeObject;
@@ -18,7 +26,10 @@ type Conn = ExternalConnection & KubeObject;
  * Where the screenshots go. The README's images are refreshed with
  * ATOLL_SCREENSHOT_DIR=docs/images; by default a run leaves the tree clean.
  */
-const IMAGES = path.resolve(packageRoot(), process.env.ATOLL_SCREENSHOT_DIR ?? path.join(tmpdir(), 'atoll-console-screenshots'));
+const IMAGES = path.resolve(
+  packageRoot(),
+  process.env.ATOLL_SCREENSHOT_DIR ?? path.join(tmpdir(), 'atoll-console-screenshots'),
+);
 
 /**
  * The Integrations panel in a real browser (Debian's chromium driven by
@@ -54,7 +65,10 @@ describe('console: the Integrations panel', () => {
       ],
       policy: { allowedTypes: ['http-api', 'postgresql'], egress: { allowCIDRs: ['127.0.0.0/8'] } },
     } as never);
-    await createWorkspace(otherNs, { displayName: 'Someone else', members: [{ kind: 'ServiceAccount', name: 'member', role: 'editor' }] } as never);
+    await createWorkspace(otherNs, {
+      displayName: 'Someone else',
+      members: [{ kind: 'ServiceAccount', name: 'member', role: 'editor' }],
+    } as never);
     browser = await launchChromium();
     mkdirSync(IMAGES, { recursive: true });
   });
@@ -71,7 +85,10 @@ describe('console: the Integrations panel', () => {
   async function signIn(page: Page, token: string, workspace?: string): Promise<void> {
     await page.goto(`${consoleURL()}/#${new URLSearchParams({ token, ...(workspace ? { workspace } : {}) })}`);
     // A link never signs in by itself (test/attacks/console-signin-link.test.ts): confirm it.
-    await page.getByRole('dialog', { name: 'Sign in with this link?' }).getByRole('button', { name: 'Continue' }).click();
+    await page
+      .getByRole('dialog', { name: 'Sign in with this link?' })
+      .getByRole('button', { name: 'Continue' })
+      .click();
     await page.getByRole('heading', { name: 'Integrations', level: 1 }).waitFor();
     // The token travelled in the fragment only, and is gone from the address bar.
     expect(page.url()).not.toContain('token');
@@ -97,7 +114,10 @@ describe('console: the Integrations panel', () => {
     await expect.poll(() => page.locator('.workspace-switcher select').inputValue()).toBe(ns);
     await expectNowhere(page, responses, secrets);
 
-    await page.getByRole('button', { name: /Add connection/ }).first().click();
+    await page
+      .getByRole('button', { name: /Add connection/ })
+      .first()
+      .click();
     await page.getByRole('searchbox', { name: 'Search integrations' }).fill('http');
     await page.getByRole('button', { name: /Generic HTTP API/ }).click();
     await page.getByLabel('Connection name').fill('orders-api');
@@ -111,7 +131,9 @@ describe('console: the Integrations panel', () => {
     await page.getByRole('button', { name: 'Add connection', exact: true }).last().click();
 
     await row(page, 'orders-api').getByText('Ready', { exact: true }).waitFor({ timeout: 30_000 });
-    await expect.poll(async () => row(page, 'orders-api').locator('[data-hint-field="token"]').textContent()).toContain(`••••${right.slice(-4)}`);
+    await expect
+      .poll(async () => row(page, 'orders-api').locator('[data-hint-field="token"]').textContent())
+      .toContain(`••••${right.slice(-4)}`);
     const conn = await getConn('orders-api');
     expect(condition(conn, 'Ready')?.status).toBe('True');
     expect(conn.spec.displayName).toBe('Orders API (production)');
@@ -121,7 +143,10 @@ describe('console: the Integrations panel', () => {
 
   it('a wrong token shows AuthenticationFailed in words, as a second instance of the same type', async () => {
     const { page, responses } = editor;
-    await page.getByRole('button', { name: /Add connection/ }).first().click();
+    await page
+      .getByRole('button', { name: /Add connection/ })
+      .first()
+      .click();
     await page.getByRole('button', { name: /Generic HTTP API/ }).click();
     await page.getByLabel('Connection name').fill('orders-api-staging');
     await page.getByLabel('Display name').fill('Orders API (staging)');
@@ -144,7 +169,11 @@ describe('console: the Integrations panel', () => {
     await testButton.click();
     await row(page, 'orders-api').getByText('Testing…').first().waitFor();
     await row(page, 'orders-api').getByText('Ready', { exact: true }).waitFor({ timeout: 30_000 });
-    await page.locator('.toast').filter({ hasText: 'Orders API (production): connection test succeeded' }).first().waitFor();
+    await page
+      .locator('.toast')
+      .filter({ hasText: 'Orders API (production): connection test succeeded' })
+      .first()
+      .waitFor();
     const after = await getConn('orders-api');
     expect(after.metadata.annotations?.['atoll.dev/test-requested-at']).toBeDefined();
     expect(after.status?.lastProbe?.time).not.toBe(before);
@@ -153,14 +182,26 @@ describe('console: the Integrations panel', () => {
 
   it('rotation shows the new hint and version', async () => {
     const { page, responses } = editor;
-    await row(page, 'orders-api').getByRole('button', { name: /^Rotate credentials/ }).click();
+    await row(page, 'orders-api')
+      .getByRole('button', { name: /^Rotate credentials/ })
+      .click();
     await page.getByLabel('New token').fill(rotated);
     await page.getByRole('button', { name: 'Rotate', exact: true }).click();
-    await expect.poll(async () => row(page, 'orders-api').locator('[data-hint-field="token"]').textContent(), { timeout: 30_000 }).toMatch(new RegExp(`••••${rotated.slice(-4)}\\s*v2`));
-    const conn = await eventually('rotation applied', () => getConn('orders-api'), (c) => c.status?.credentials?.token?.version === 2);
+    await expect
+      .poll(async () => row(page, 'orders-api').locator('[data-hint-field="token"]').textContent(), { timeout: 30_000 })
+      .toMatch(new RegExp(`••••${rotated.slice(-4)}\\s*v2`));
+    const conn = await eventually(
+      'rotation applied',
+      () => getConn('orders-api'),
+      (c) => c.status?.credentials?.token?.version === 2,
+    );
     expect(conn.status?.credentials?.token?.hint).toBe(`…${rotated.slice(-4)}`);
     await expectNowhere(page, responses, secrets);
-    await page.locator('.toast').first().waitFor({ state: 'detached', timeout: 15_000 }).catch(() => undefined);
+    await page
+      .locator('.toast')
+      .first()
+      .waitFor({ state: 'detached', timeout: 15_000 })
+      .catch(() => undefined);
     await page.screenshot({ path: path.join(IMAGES, 'console-integrations.png') });
   });
 
@@ -187,7 +228,10 @@ describe('console: the Integrations panel', () => {
 
   it('admission errors are shown in words', async () => {
     const { page, responses } = editor;
-    await page.getByRole('button', { name: /Add connection/ }).first().click();
+    await page
+      .getByRole('button', { name: /Add connection/ })
+      .first()
+      .click();
     await page.getByRole('searchbox', { name: 'Search integrations' }).fill('redis');
     await page.getByRole('button', { name: /Redis/ }).first().click();
     await page.getByLabel('Connection name').fill('cache');
@@ -205,7 +249,10 @@ describe('console: the Integrations panel', () => {
 
   it('the add-connection form works with the keyboard alone and has no serious accessibility violations', async () => {
     const { page, responses } = editor;
-    const axe = async () => (await new AxeBuilder({ page }).analyze()).violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
+    const axe = async () =>
+      (await new AxeBuilder({ page }).analyze()).violations
+        .filter((v) => v.impact === 'serious' || v.impact === 'critical')
+        .map((v) => `${v.id}: ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`);
     expect(await axe()).toEqual([]);
 
     const tabTo = async (id: string) => {
@@ -215,11 +262,19 @@ describe('console: the Integrations panel', () => {
       }
       throw new Error(`Tab never reached #${id}`);
     };
-    await page.getByRole('button', { name: /Add connection/ }).first().focus();
+    await page
+      .getByRole('button', { name: /Add connection/ })
+      .first()
+      .focus();
     await page.keyboard.press('Enter');
     await page.keyboard.type('http'); // the search field has focus
     expect(await axe()).toEqual([]);
-    for (let i = 0; i < 10 && !(await page.evaluate(() => document.activeElement?.textContent ?? '')).includes('Generic HTTP API'); i++) await page.keyboard.press('Tab');
+    for (
+      let i = 0;
+      i < 10 && !(await page.evaluate(() => document.activeElement?.textContent ?? '')).includes('Generic HTTP API');
+      i++
+    )
+      await page.keyboard.press('Tab');
     await page.keyboard.press('Enter');
     await page.getByLabel('Connection name').and(page.locator(':focus')).waitFor();
     await page.keyboard.type('orders-api-keyboard');
@@ -238,15 +293,23 @@ describe('console: the Integrations panel', () => {
 
   it('delete asks for confirmation, then removes the connection', async () => {
     const { page, responses } = editor;
-    await row(page, 'orders-api-keyboard').getByRole('button', { name: /^Delete/ }).click();
+    await row(page, 'orders-api-keyboard')
+      .getByRole('button', { name: /^Delete/ })
+      .click();
     const dialog = page.getByRole('dialog');
     await dialog.getByText('This cannot be undone').waitFor();
     await dialog.getByRole('button', { name: 'Cancel' }).click();
     expect(await admin().tryGet(ExternalConnections, 'orders-api-keyboard', ns)).toBeDefined();
-    await row(page, 'orders-api-keyboard').getByRole('button', { name: /^Delete/ }).click();
+    await row(page, 'orders-api-keyboard')
+      .getByRole('button', { name: /^Delete/ })
+      .click();
     await page.getByRole('dialog').getByRole('button', { name: 'Delete connection' }).click();
     await row(page, 'orders-api-keyboard').waitFor({ state: 'detached', timeout: 30_000 });
-    await eventually('connection gone', () => admin().tryGet(ExternalConnections, 'orders-api-keyboard', ns), (c) => c === undefined);
+    await eventually(
+      'connection gone',
+      () => admin().tryGet(ExternalConnections, 'orders-api-keyboard', ns),
+      (c) => c === undefined,
+    );
     await expectNowhere(page, responses, secrets);
   });
 
@@ -255,22 +318,34 @@ describe('console: the Integrations panel', () => {
     await signIn(page, await serviceAccountToken(ns, 'viewer'), ns);
     await row(page, 'orders-api').waitFor();
     await page.getByText('View only').waitFor();
-    expect(await page.getByRole('button', { name: /Add connection|Test connection|Edit|Rotate|Delete/ }).count()).toBe(0);
+    expect(await page.getByRole('button', { name: /Add connection|Test connection|Edit|Rotate|Delete/ }).count()).toBe(
+      0,
+    );
     const status = await page.evaluate(async (url) => {
-      const res = await fetch(url, { method: 'PATCH', headers: { 'Content-Type': 'application/merge-patch+json', 'X-Atoll-Console': '1' }, body: '{"spec":{"displayName":"x"}}' });
+      const res = await fetch(url, {
+        method: 'PATCH',
+        headers: { 'Content-Type': 'application/merge-patch+json', 'X-Atoll-Console': '1' },
+        body: '{"spec":{"displayName":"x"}}',
+      });
       await res.text();
       return res.status;
     }, `/api/kube/apis/atoll.dev/v1alpha1/namespaces/${ns}/externalconnections/orders-api`);
     expect(status).toBe(403);
     expect((await getConn('orders-api')).spec.displayName).toBe('Orders API (production)');
-    expect(await new AxeBuilder({ page }).analyze().then((r) => r.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => v.id))).toEqual([]);
+    expect(
+      await new AxeBuilder({ page })
+        .analyze()
+        .then((r) => r.violations.filter((v) => v.impact === 'serious' || v.impact === 'critical').map((v) => v.id)),
+    ).toEqual([]);
     await expectNowhere(page, responses, secrets);
     await context.close();
   });
 
   it('behind an OIDC-aware proxy, its Authorization header signs the person in and no session is made', async () => {
     // What oauth2-proxy --pass-authorization-header does: the bearer token on every request, none in the page.
-    const context = await browser.newContext({ extraHTTPHeaders: { Authorization: `Bearer ${await serviceAccountToken(ns, 'viewer')}` } });
+    const context = await browser.newContext({
+      extraHTTPHeaders: { Authorization: `Bearer ${await serviceAccountToken(ns, 'viewer')}` },
+    });
     const page = await context.newPage();
     await page.goto(consoleURL());
     await row(page, 'orders-api').waitFor();
@@ -284,7 +359,9 @@ describe('console: the Integrations panel', () => {
     // Even a link naming the other workspace does not open it.
     await signIn(page, await serviceAccountToken(otherNs, 'member'), ns);
     await page.getByText('No connections yet').waitFor();
-    const options = await page.locator('.workspace-switcher option').evaluateAll((els) => els.map((e) => (e as HTMLOptionElement).value));
+    const options = await page
+      .locator('.workspace-switcher option')
+      .evaluateAll((els) => els.map((e) => (e as HTMLOptionElement).value));
     expect(options).toEqual([otherNs]);
     await page.getByLabel('Open another workspace').fill(ns);
     await page.getByRole('button', { name: 'Open', exact: true }).click();

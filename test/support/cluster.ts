@@ -33,10 +33,20 @@ export function devPki(state: DevState = devState()): string {
 }
 
 /** A client certificate for `user` in `groups`, and the CA that verifies the API server. */
-export function userCertificate(user: string, groups: string[] = [], state: DevState = devState()): { certPem: string; keyPem: string; caPem: string } {
+export function userCertificate(
+  user: string,
+  groups: string[] = [],
+  state: DevState = devState(),
+): { certPem: string; keyPem: string; caPem: string } {
   const pki = devPki(state);
-  const ca = { certPem: readFileSync(path.join(pki, 'ca.crt'), 'utf8'), keyPem: readFileSync(path.join(pki, 'ca.key'), 'utf8') };
-  return { ...createCertificate({ issuer: ca, commonName: user, organizations: groups, usage: 'client' }), caPem: ca.certPem };
+  const ca = {
+    certPem: readFileSync(path.join(pki, 'ca.crt'), 'utf8'),
+    keyPem: readFileSync(path.join(pki, 'ca.key'), 'utf8'),
+  };
+  return {
+    ...createCertificate({ issuer: ca, commonName: user, organizations: groups, usage: 'client' }),
+    caPem: ca.certPem,
+  };
 }
 
 export interface RawResponse {
@@ -46,16 +56,37 @@ export interface RawResponse {
 }
 
 /** One request to the API server as `user`, with status and headers as sent (what kubectl would see). */
-export function rawApiRequest(user: { certPem: string; keyPem: string; caPem: string }, method: string, apiPath: string, body?: unknown, contentType = 'application/json'): Promise<RawResponse> {
+export function rawApiRequest(
+  user: { certPem: string; keyPem: string; caPem: string },
+  method: string,
+  apiPath: string,
+  body?: unknown,
+  contentType = 'application/json',
+): Promise<RawResponse> {
   const url = new URL(apiPath, devState().server);
   const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
   return new Promise((resolve, reject) => {
-    const req = httpsRequest(url, { method, cert: user.certPem, key: user.keyPem, ca: user.caPem, headers: { Accept: 'application/json', ...(payload ? { 'Content-Type': contentType, 'Content-Length': payload.length } : {}) } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }));
-      res.on('error', reject);
-    });
+    const req = httpsRequest(
+      url,
+      {
+        method,
+        cert: user.certPem,
+        key: user.keyPem,
+        ca: user.caPem,
+        headers: {
+          Accept: 'application/json',
+          ...(payload ? { 'Content-Type': contentType, 'Content-Length': payload.length } : {}),
+        },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString('utf8') }),
+        );
+        res.on('error', reject);
+      },
+    );
     req.on('error', reject);
     req.end(payload);
   });
@@ -66,9 +97,12 @@ function kubeconfigYaml(state: DevState, user: string, groups: string[]): string
   const ca = { certPem: caPem };
   const b64 = (s: string) => Buffer.from(s).toString('base64');
   return stringify({
-    apiVersion: 'v1', kind: 'Config',
+    apiVersion: 'v1',
+    kind: 'Config',
     clusters: [{ name: 'atoll', cluster: { server: state.server, 'certificate-authority-data': b64(ca.certPem) } }],
-    users: [{ name: user, user: { 'client-certificate-data': b64(cert.certPem), 'client-key-data': b64(cert.keyPem) } }],
+    users: [
+      { name: user, user: { 'client-certificate-data': b64(cert.certPem), 'client-key-data': b64(cert.keyPem) } },
+    ],
     contexts: [{ name: 'atoll', context: { cluster: 'atoll', user } }],
     'current-context': 'atoll',
   });
@@ -89,11 +123,19 @@ export function userKubeconfig(user: string, groups: string[] = []): string {
 }
 
 /** Runs kubectl against the dev cluster (admin unless another kubeconfig is given). */
-export async function kubectl(args: string[], opts: { kubeconfig?: string; input?: string } = {}): Promise<{ stdout: string; stderr: string; code: number }> {
+export async function kubectl(
+  args: string[],
+  opts: { kubeconfig?: string; input?: string } = {},
+): Promise<{ stdout: string; stderr: string; code: number }> {
   return new Promise((resolve) => {
-    const child = execFile('kubectl', ['--kubeconfig', opts.kubeconfig ?? devState().kubeconfig, ...args], { maxBuffer: 32 * 1024 * 1024 }, (err, stdout, stderr) => {
-      resolve({ stdout, stderr, code: err ? ((err as { code?: number }).code ?? 1) : 0 });
-    });
+    const child = execFile(
+      'kubectl',
+      ['--kubeconfig', opts.kubeconfig ?? devState().kubeconfig, ...args],
+      { maxBuffer: 32 * 1024 * 1024 },
+      (err, stdout, stderr) => {
+        resolve({ stdout, stderr, code: err ? ((err as { code?: number }).code ?? 1) : 0 });
+      },
+    );
     if (opts.input !== undefined) {
       child.stdin?.end(opts.input);
     }
@@ -111,35 +153,69 @@ export function randomSecret(prefix = 'atollsecret'): string {
 }
 
 /** Creates a namespace with a Workspace and waits for it to be Ready. */
-export async function createWorkspace(name: string, spec: Workspace['spec'] = {}, client = admin()): Promise<Workspace & KubeObject> {
+export async function createWorkspace(
+  name: string,
+  spec: Workspace['spec'] = {},
+  client = admin(),
+): Promise<Workspace & KubeObject> {
   await client.create(Namespaces, { metadata: { name } });
   await client.create(Workspaces, { metadata: { name, namespace: name }, spec } as never);
-  let ws: Workspace & KubeObject | undefined;
-  await waitFor(`workspace ${name} Ready`, async () => {
-    ws = await client.get<Workspace & KubeObject>(Workspaces, name, name);
-    return ws.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
-  }, 30_000);
+  let ws: (Workspace & KubeObject) | undefined;
+  await waitFor(
+    `workspace ${name} Ready`,
+    async () => {
+      ws = await client.get<Workspace & KubeObject>(Workspaces, name, name);
+      return ws.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
+    },
+    30_000,
+  );
   return ws!;
 }
 
 /** Polls until `get` returns something `predicate` accepts; returns it. */
-export async function eventually<T>(what: string, get: () => Promise<T>, predicate: (v: T) => boolean, timeoutMs = 30_000): Promise<T> {
+export async function eventually<T>(
+  what: string,
+  get: () => Promise<T>,
+  predicate: (v: T) => boolean,
+  timeoutMs = 30_000,
+): Promise<T> {
   let last: T | undefined;
-  await waitFor(what, async () => {
-    last = await get();
-    return predicate(last);
-  }, timeoutMs, 100);
+  await waitFor(
+    what,
+    async () => {
+      last = await get();
+      return predicate(last);
+    },
+    timeoutMs,
+    100,
+  );
   return last!;
 }
 
-export function condition(obj: { status?: { conditions?: Array<{ type: string; status: string; reason: string; message: string }> } }, type: string) {
+export function condition(
+  obj: { status?: { conditions?: Array<{ type: string; status: string; reason: string; message: string }> } },
+  type: string,
+) {
   return obj.status?.conditions?.find((c) => c.type === type);
 }
 
 /** Every key and value in etcd, as raw bytes decoded latin1 (range over the whole keyspace via the v3 JSON gateway). */
 export async function etcdDump(): Promise<string> {
   const endpoint = devState().etcd.endpoints[0]!;
-  const res = await fetch(`${endpoint}/v3/kv/range`, { method: 'POST', body: JSON.stringify({ key: Buffer.from('\0').toString('base64'), range_end: Buffer.from('\0').toString('base64') }) });
+  const res = await fetch(`${endpoint}/v3/kv/range`, {
+    method: 'POST',
+    body: JSON.stringify({
+      key: Buffer.from('\0').toString('base64'),
+      range_end: Buffer.from('\0').toString('base64'),
+    }),
+  });
   const body = (await res.json()) as { kvs?: Array<{ key: string; value: string }> };
-  return (body.kvs ?? []).map((kv) => Buffer.from(kv.key, 'base64').toString('latin1') + '\n' + Buffer.from(kv.value ?? '', 'base64').toString('latin1')).join('\n');
+  return (body.kvs ?? [])
+    .map(
+      (kv) =>
+        Buffer.from(kv.key, 'base64').toString('latin1') +
+        '\n' +
+        Buffer.from(kv.value ?? '', 'base64').toString('latin1'),
+    )
+    .join('\n');
 }

@@ -46,7 +46,9 @@ async function postgresBinDir(): Promise<string> {
   } catch {
     /* fall through */
   }
-  const versions = (await readdir('/usr/lib/postgresql').catch(() => [] as string[])).sort((a, b) => Number(b) - Number(a));
+  const versions = (await readdir('/usr/lib/postgresql').catch(() => [] as string[])).sort(
+    (a, b) => Number(b) - Number(a),
+  );
   for (const version of versions) {
     const dir = `/usr/lib/postgresql/${version}/bin`;
     if (existsSync(join(dir, 'initdb'))) return dir;
@@ -102,8 +104,17 @@ export async function startPostgres(options: PostgresOptions): Promise<DatabaseS
       await chown(pwfile, owner.uid, owner.gid);
     }
     const [initCmd, initArgs] = asPostgres(join(bin, 'initdb'), [
-      '-D', data, '--username', options.user, '--pwfile', pwfile, '--auth-host=scram-sha-256', '--auth-local=trust',
-      '--encoding=UTF8', '--no-sync', '--no-instructions',
+      '-D',
+      data,
+      '--username',
+      options.user,
+      '--pwfile',
+      pwfile,
+      '--auth-host=scram-sha-256',
+      '--auth-local=trust',
+      '--encoding=UTF8',
+      '--no-sync',
+      '--no-instructions',
     ]);
     await run(initCmd, initArgs);
     await rm(pwfile);
@@ -112,7 +123,10 @@ export async function startPostgres(options: PostgresOptions): Promise<DatabaseS
     await writeFile(hba, [...(options.hbaRules ?? []), await readFile(hba, 'utf8')].join('\n'));
     const settings = ['-c', 'fsync=off', '-c', 'password_encryption=scram-sha-256'];
     if (options.tls) {
-      for (const [name, pem] of [['server.crt', options.tls.certPem], ['server.key', options.tls.keyPem]] as const) {
+      for (const [name, pem] of [
+        ['server.crt', options.tls.certPem],
+        ['server.key', options.tls.keyPem],
+      ] as const) {
         await writeFile(join(data, name), pem, { mode: 0o600 });
         if (owner) await chown(join(data, name), owner.uid, owner.gid);
       }
@@ -120,11 +134,34 @@ export async function startPostgres(options: PostgresOptions): Promise<DatabaseS
     }
 
     const port = await freePort();
-    const [cmd, args] = asPostgres(join(bin, 'postgres'), ['-D', data, '-p', String(port), '-k', dir, '-c', 'listen_addresses=127.0.0.1', ...settings]);
+    const [cmd, args] = asPostgres(join(bin, 'postgres'), [
+      '-D',
+      data,
+      '-p',
+      String(port),
+      '-k',
+      dir,
+      '-c',
+      'listen_addresses=127.0.0.1',
+      ...settings,
+    ]);
     child = spawn(cmd, args, { stdio: 'ignore' });
 
     const exec = async (sql: string): Promise<string> => {
-      const [psql, psqlArgs] = asPostgres(join(bin, 'psql'), ['-h', dir, '-p', String(port), '-U', options.user, '-d', 'postgres', '-v', 'ON_ERROR_STOP=1', '-tAc', sql]);
+      const [psql, psqlArgs] = asPostgres(join(bin, 'psql'), [
+        '-h',
+        dir,
+        '-p',
+        String(port),
+        '-U',
+        options.user,
+        '-d',
+        'postgres',
+        '-v',
+        'ON_ERROR_STOP=1',
+        '-tAc',
+        sql,
+      ]);
       return (await run(psql, psqlArgs)).stdout;
     };
     await waitFor('postgres to accept connections', async () => (await exec('SELECT 1')).trim() === '1', 30_000);
@@ -160,12 +197,24 @@ export async function startMariadb(options: DatabaseOptions): Promise<DatabaseSe
 
   try {
     await run('mariadb-install-db', [
-      '--no-defaults', `--datadir=${data}`, '--user=root', '--auth-root-authentication-method=socket', '--skip-test-db',
+      '--no-defaults',
+      `--datadir=${data}`,
+      '--user=root',
+      '--auth-root-authentication-method=socket',
+      '--skip-test-db',
     ]);
     const serverArgs = [
-      '--no-defaults', `--datadir=${data}`, '--user=root', '--bind-address=127.0.0.1', `--socket=${socket}`,
-      `--pid-file=${join(dir, 'mariadbd.pid')}`, `--log-error=${join(dir, 'error.log')}`, '--skip-name-resolve',
-      '--skip-log-bin', '--innodb-buffer-pool-size=16M', '--skip-grant-tables=0',
+      '--no-defaults',
+      `--datadir=${data}`,
+      '--user=root',
+      '--bind-address=127.0.0.1',
+      `--socket=${socket}`,
+      `--pid-file=${join(dir, 'mariadbd.pid')}`,
+      `--log-error=${join(dir, 'error.log')}`,
+      '--skip-name-resolve',
+      '--skip-log-bin',
+      '--innodb-buffer-pool-size=16M',
+      '--skip-grant-tables=0',
     ];
     if (options.tls) {
       await writeFile(join(dir, 'server.crt'), options.tls.certPem);

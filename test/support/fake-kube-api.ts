@@ -41,7 +41,11 @@ export interface FakeRequest {
 }
 
 /** Answers a request; return 'default' to let the object store answer instead. */
-export type ScriptHandler = (req: FakeRequest, res: FakeResponse, api: FakeKubeApi) => void | 'default' | Promise<void | 'default'>;
+export type ScriptHandler = (
+  req: FakeRequest,
+  res: FakeResponse,
+  api: FakeKubeApi,
+) => void | 'default' | Promise<void | 'default'>;
 
 interface Script {
   match: (r: FakeRequest) => boolean;
@@ -102,7 +106,12 @@ export class FakeKubeApi {
     let caPem: string | undefined;
     if (opts.tls) {
       const ca = createCertificateAuthority({ commonName: 'fake-kube-api-ca' });
-      const leaf = createCertificate({ issuer: ca, commonName: 'fake-kube-api', ipAddresses: ['127.0.0.1'], usage: 'server' });
+      const leaf = createCertificate({
+        issuer: ca,
+        commonName: 'fake-kube-api',
+        ipAddresses: ['127.0.0.1'],
+        usage: 'server',
+      });
       caPem = ca.certPem;
       server = http2.createSecureServer({ key: leaf.keyPem, cert: leaf.certPem, allowHTTP1: true });
     } else {
@@ -120,7 +129,9 @@ export class FakeKubeApi {
     }
     const api = new FakeKubeApi(server, proxy, `${opts.tls ? 'https' : 'http'}://127.0.0.1:${port}`, caPem);
     holder.api = api;
-    server.on(opts.tls ? 'secureConnection' : 'connection', (socket: object) => api.connectionIds.set(socket, ++api.connections));
+    server.on(opts.tls ? 'secureConnection' : 'connection', (socket: object) =>
+      api.connectionIds.set(socket, ++api.connections),
+    );
     server.on('session', (session: object) => {
       api.sessions++;
       api.connectionIds.set(session, ++api.connections);
@@ -133,7 +144,13 @@ export class FakeKubeApi {
   client(opts: KubeClientOptions = {}): KubeClient {
     const kc = new KubeConfig();
     kc.loadFromOptions({
-      clusters: [{ name: 'fake', server: this.url, ...(this.caPem ? { caData: Buffer.from(this.caPem).toString('base64') } : { skipTLSVerify: true }) }],
+      clusters: [
+        {
+          name: 'fake',
+          server: this.url,
+          ...(this.caPem ? { caData: Buffer.from(this.caPem).toString('base64') } : { skipTLSVerify: true }),
+        },
+      ],
       users: [{ name: 'fake', token: this.token }],
       contexts: [{ name: 'fake', cluster: 'fake', user: 'fake' }],
       currentContext: 'fake',
@@ -189,13 +206,27 @@ export class FakeKubeApi {
 
   /** Sends a BOOKMARK carrying the current resourceVersion to every open watch. */
   bookmark(): void {
-    for (const w of this.watchers) send(w.res, { type: 'BOOKMARK', object: { kind: 'Status', apiVersion: 'v1', metadata: { resourceVersion: String(this.rv) } } });
+    for (const w of this.watchers)
+      send(w.res, {
+        type: 'BOOKMARK',
+        object: { kind: 'Status', apiVersion: 'v1', metadata: { resourceVersion: String(this.rv) } },
+      });
   }
 
   /** Ends every open watch with an ERROR event 410 Expired, as a watch cache that fell behind does. */
   expireWatches(): void {
     for (const w of [...this.watchers]) {
-      send(w.res, { type: 'ERROR', object: { kind: 'Status', apiVersion: 'v1', status: 'Failure', reason: 'Expired', code: 410, message: 'too old resource version' } });
+      send(w.res, {
+        type: 'ERROR',
+        object: {
+          kind: 'Status',
+          apiVersion: 'v1',
+          status: 'Failure',
+          reason: 'Expired',
+          code: 410,
+          message: 'too old resource version',
+        },
+      });
       w.res.end();
       this.watchers.delete(w);
     }
@@ -293,17 +324,34 @@ export class FakeKubeApi {
   private serve(req: FakeRequest, res: FakeResponse): void {
     const m = PATH.exec(req.path);
     if (!m) return status(res, 404, 'NotFound', 'no such path');
-    const [, prefix, namespace, plural, name, sub] = m as unknown as [string, string, string | undefined, string, string | undefined, string | undefined];
+    const [, prefix, namespace, plural, name, sub] = m as unknown as [
+      string,
+      string,
+      string | undefined,
+      string,
+      string | undefined,
+      string | undefined,
+    ];
     if (req.watch) return this.watch(req, res, prefix, plural, namespace);
     if (!name) {
       if (req.method === 'GET') {
-        const items = [...this.store.values()].filter((s) => s.prefix === prefix && s.plural === plural && (namespace === undefined || s.namespace === namespace)).map((s) => s.obj);
-        return json(res, 200, { kind: 'List', apiVersion: 'v1', metadata: { resourceVersion: String(this.rv) }, items });
+        const items = [...this.store.values()]
+          .filter(
+            (s) => s.prefix === prefix && s.plural === plural && (namespace === undefined || s.namespace === namespace),
+          )
+          .map((s) => s.obj);
+        return json(res, 200, {
+          kind: 'List',
+          apiVersion: 'v1',
+          metadata: { resourceVersion: String(this.rv) },
+          items,
+        });
       }
       if (req.method === 'POST') {
         const obj = req.body as KubeObject;
         const objName = obj.metadata?.name ?? '';
-        if (this.store.has(storeKey(prefix, plural, namespace ?? '', objName))) return status(res, 409, 'AlreadyExists', 'already exists');
+        if (this.store.has(storeKey(prefix, plural, namespace ?? '', objName)))
+          return status(res, 409, 'AlreadyExists', 'already exists');
         return json(res, 201, this.write(prefix, plural, namespace ?? '', objName, obj));
       }
       return status(res, 405, 'MethodNotAllowed', 'method not allowed');
@@ -315,7 +363,13 @@ export class FakeKubeApi {
       if (!stored) return status(res, 404, 'NotFound', 'not found');
       const obj = req.body as KubeObject;
       const rv = obj.metadata?.resourceVersion;
-      if (rv && rv !== stored.obj.metadata?.resourceVersion) return status(res, 409, 'Conflict', 'the object has been modified; please apply your changes to the latest version and try again');
+      if (rv && rv !== stored.obj.metadata?.resourceVersion)
+        return status(
+          res,
+          409,
+          'Conflict',
+          'the object has been modified; please apply your changes to the latest version and try again',
+        );
       const next = sub === 'status' ? { ...stored.obj, status: (obj as { status?: unknown }).status } : obj;
       return json(res, 200, this.write(prefix, plural, namespace ?? '', name, next));
     }
@@ -323,7 +377,14 @@ export class FakeKubeApi {
       if (!stored) return status(res, 404, 'NotFound', 'not found');
       this.store.delete(key);
       const rv = ++this.rv;
-      this.publish({ rv, type: 'DELETED', stored: { ...stored, obj: { ...stored.obj, metadata: { ...stored.obj.metadata, resourceVersion: String(rv) } } } });
+      this.publish({
+        rv,
+        type: 'DELETED',
+        stored: {
+          ...stored,
+          obj: { ...stored.obj, metadata: { ...stored.obj.metadata, resourceVersion: String(rv) } },
+        },
+      });
       return json(res, 200, { kind: 'Status', status: 'Success' });
     }
     return status(res, 405, 'MethodNotAllowed', 'method not allowed');
@@ -333,7 +394,10 @@ export class FakeKubeApi {
     const key = storeKey(prefix, plural, namespace, name);
     const existed = this.store.has(key);
     const rv = ++this.rv;
-    const saved = { ...obj, metadata: { ...obj.metadata, name, ...(namespace ? { namespace } : {}), resourceVersion: String(rv) } };
+    const saved = {
+      ...obj,
+      metadata: { ...obj.metadata, name, ...(namespace ? { namespace } : {}), resourceVersion: String(rv) },
+    };
     const stored: Stored = { prefix, plural, namespace, name, obj: saved };
     this.store.set(key, stored);
     this.publish({ rv, type: existed ? 'MODIFIED' : 'ADDED', stored });
@@ -345,16 +409,33 @@ export class FakeKubeApi {
     for (const w of this.watchers) if (matches(w, ev.stored)) send(w.res, { type: ev.type, object: ev.stored.obj });
   }
 
-  private watch(req: FakeRequest, res: FakeResponse, prefix: string, plural: string, namespace: string | undefined): void {
+  private watch(
+    req: FakeRequest,
+    res: FakeResponse,
+    prefix: string,
+    plural: string,
+    namespace: string | undefined,
+  ): void {
     const from = Number(req.query.get('resourceVersion') || this.rv);
     res.writeHead(200, { 'content-type': 'application/json' });
     if (from < this.compactedRV) {
-      send(res, { type: 'ERROR', object: { kind: 'Status', apiVersion: 'v1', status: 'Failure', reason: 'Expired', code: 410, message: 'too old resource version' } });
+      send(res, {
+        type: 'ERROR',
+        object: {
+          kind: 'Status',
+          apiVersion: 'v1',
+          status: 'Failure',
+          reason: 'Expired',
+          code: 410,
+          message: 'too old resource version',
+        },
+      });
       res.end();
       return;
     }
     const w: Watcher = { prefix, plural, namespace, res, req };
-    for (const ev of this.history) if (ev.rv > from && matches(w, ev.stored)) send(res, { type: ev.type, object: ev.stored.obj });
+    for (const ev of this.history)
+      if (ev.rv > from && matches(w, ev.stored)) send(res, { type: ev.type, object: ev.stored.obj });
     this.watchers.add(w);
     res.on('close', () => this.watchers.delete(w));
     const timeout = Number(req.query.get('timeoutSeconds') ?? 0);
@@ -401,18 +482,31 @@ function json(res: FakeResponse, code: number, body: unknown, headers: Record<st
   res.end(JSON.stringify(body));
 }
 
-function status(res: FakeResponse, code: number, reason: string, message: string, headers: Record<string, string> = {}): void {
+function status(
+  res: FakeResponse,
+  code: number,
+  reason: string,
+  message: string,
+  headers: Record<string, string> = {},
+): void {
   json(res, code, { kind: 'Status', apiVersion: 'v1', status: 'Failure', reason, message, code }, headers);
 }
 
 /** A real (pino) logger whose lines are kept, so a test can check that no credential was ever logged. */
 export function capturedLogger(): { log: Logger; lines: string[] } {
   const lines: string[] = [];
-  return { log: createLogger({ level: 'debug', destination: { write: (line: string) => void lines.push(line) } }), lines };
+  return {
+    log: createLogger({ level: 'debug', destination: { write: (line: string) => void lines.push(line) } }),
+    lines,
+  };
 }
 
 /** Polls until `predicate` holds; the deadline only turns a hang into a failure, it is not what a test asserts. */
-export async function until(what: string, predicate: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+export async function until(
+  what: string,
+  predicate: () => boolean | Promise<boolean>,
+  timeoutMs = 20_000,
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await predicate())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for: ${what}`);

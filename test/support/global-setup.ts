@@ -18,7 +18,8 @@ let dir: string | undefined;
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
   ensureControlPlaneBinaries();
   const root = packageRoot();
-  if (!existsSync(path.join(root, 'dist', 'main.js'))) throw new Error('dist/main.js is missing: run `npm run build` (npm test does it for you)');
+  if (!existsSync(path.join(root, 'dist', 'main.js')))
+    throw new Error('dist/main.js is missing: run `npm run build` (npm test does it for you)');
   dir = mkdtempSync(path.join(tmpdir(), 'atoll-it-'));
   proc = spawn(process.execPath, [path.join(root, 'dist', 'main.js'), 'dev', '--dir', dir], {
     stdio: ['ignore', 'ignore', 'pipe'],

@@ -16,7 +16,9 @@ export interface SigV4Credentials {
 
 function bytes(data: string | ArrayBuffer | ArrayBufferView): string | Uint8Array {
   if (typeof data === 'string') return data;
-  return ArrayBuffer.isView(data) ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : new Uint8Array(data);
+  return ArrayBuffer.isView(data)
+    ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
+    : new Uint8Array(data);
 }
 
 /** The SHA-256 (HMAC when given a secret) the SDK's SigV4 signer expects. */
@@ -87,9 +89,16 @@ export async function startMoto(): Promise<MotoServer> {
     await waitUntilAnswering(child, port);
   } catch (err) {
     await stop();
-    throw new Error(`moto_server did not start: ${stderrTail.trim().split('\n').slice(-3).join(' | ')}`, { cause: err });
+    throw new Error(`moto_server did not start: ${stderrTail.trim().split('\n').slice(-3).join(' | ')}`, {
+      cause: err,
+    });
   }
-  return { endpoint: `http://127.0.0.1:${port}`, stop, pause: () => void child.kill('SIGSTOP'), resume: () => void child.kill('SIGCONT') };
+  return {
+    endpoint: `http://127.0.0.1:${port}`,
+    stop,
+    pause: () => void child.kill('SIGSTOP'),
+    resume: () => void child.kill('SIGCONT'),
+  };
 }
 
 /** Creates a symmetric KMS key on a moto endpoint and returns its ARN. */
@@ -158,8 +167,21 @@ function stopProcess(child: ChildProcess): Promise<void> {
 }
 
 /** One request to moto signed with the AWS SDK's SigV4 signer (moto verifies signatures once auth is on). */
-export async function signedMotoFetch(url: URL, method: string, service: string, credentials: SigV4Credentials, body?: string): Promise<{ status: number; text: string }> {
-  const signer = new SignatureV4({ credentials, region: MOTO_REGION, service, sha256: NodeSha256, uriEscapePath: service !== 's3', applyChecksum: service === 's3' });
+export async function signedMotoFetch(
+  url: URL,
+  method: string,
+  service: string,
+  credentials: SigV4Credentials,
+  body?: string,
+): Promise<{ status: number; text: string }> {
+  const signer = new SignatureV4({
+    credentials,
+    region: MOTO_REGION,
+    service,
+    sha256: NodeSha256,
+    uriEscapePath: service !== 's3',
+    applyChecksum: service === 's3',
+  });
   const signed = await signer.sign({
     method,
     protocol: url.protocol,
@@ -218,10 +240,13 @@ export async function startKmsKeyStateProxy(motoEndpoint: string): Promise<KmsKe
         res.end(JSON.stringify({ __type: 'DisabledException', message: 'key is disabled' }));
         return;
       }
-      const forward = httpRequest({ host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers }, (up) => {
-        res.writeHead(up.statusCode ?? 502, up.headers);
-        up.pipe(res);
-      });
+      const forward = httpRequest(
+        { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers },
+        (up) => {
+          res.writeHead(up.statusCode ?? 502, up.headers);
+          up.pipe(res);
+        },
+      );
       forward.on('error', () => res.destroy());
       forward.end(body);
     });
@@ -235,9 +260,10 @@ export async function startKmsKeyStateProxy(motoEndpoint: string): Promise<KmsKe
       disabled.add(keyArn.slice(keyArn.lastIndexOf('/') + 1));
     },
     refused: () => refused,
-    stop: () => new Promise<void>((resolve) => {
-      server.closeAllConnections();
-      server.close(() => resolve());
-    }),
+    stop: () =>
+      new Promise<void>((resolve) => {
+        server.closeAllConnections();
+        server.close(() => resolve());
+      }),
   };
 }

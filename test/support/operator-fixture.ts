@@ -1,5 +1,10 @@
 import type { DestinationStream } from 'pino';
-import { installAtoll, loopbackOperatorConfig, OPERATOR_NAMESPACE, precreateWebhookConfigurations } from '../../src/dev/embedded.js';
+import {
+  installAtoll,
+  loopbackOperatorConfig,
+  OPERATOR_NAMESPACE,
+  precreateWebhookConfigurations,
+} from '../../src/dev/embedded.js';
 import type { KubeClient } from '../../src/kube/client.js';
 import { startOperator, type RunningOperator } from '../../src/operator.js';
 import { createLogger } from '../../src/runtime/logger.js';
@@ -83,13 +88,23 @@ export async function startIsolatedAtoll(opts: IsolatedAtollOptions = {}): Promi
       ATOLL_WEBHOOK_CLIENT_CA_FILE: cp.webhookClientCAPath,
       ATOLL_WEBHOOK_CLIENT_NAMES: WEBHOOK_CLIENT_NAME,
       ...(opts.kms
-        ? { ATOLL_KMS_PROVIDER: opts.kms.provider, ATOLL_KMS_ENDPOINT: opts.kms.endpoint, ATOLL_KMS_KEY_ID: opts.kms.keyId, AWS_REGION: opts.kms.region ?? MOTO_REGION }
+        ? {
+            ATOLL_KMS_PROVIDER: opts.kms.provider,
+            ATOLL_KMS_ENDPOINT: opts.kms.endpoint,
+            ATOLL_KMS_KEY_ID: opts.kms.keyId,
+            AWS_REGION: opts.kms.region ?? MOTO_REGION,
+          }
         : {}),
       ...opts.env,
     });
     // As its own ServiceAccount with the shipped RBAC, as in a cluster: the admission policies fence exactly that identity.
     const operatorClient = await cp.serviceAccountClient(OPERATOR_NAMESPACE, config.serviceAccounts.controller);
-    const operator = await startOperator({ client: operatorClient, config, log: log.child({ component: 'controller', instance: identity }), ...(opts.probeHooks ? { probeHooks: opts.probeHooks } : {}) });
+    const operator = await startOperator({
+      client: operatorClient,
+      config,
+      log: log.child({ component: 'controller', instance: identity }),
+      ...(opts.probeHooks ? { probeHooks: opts.probeHooks } : {}),
+    });
     const instance: OperatorInstance = {
       identity,
       operator,
@@ -164,13 +179,19 @@ function useMotoCredentialsIfUnset(): () => void {
  * Sum of a Prometheus counter's series whose labels include `match`, scraped
  * from an operator's /metrics: what the process did, observed from outside.
  */
-export async function scrapeCounter(healthURL: string, name: string, match: Record<string, string> = {}): Promise<number> {
+export async function scrapeCounter(
+  healthURL: string,
+  name: string,
+  match: Record<string, string> = {},
+): Promise<number> {
   const text = await (await fetch(`${healthURL}/metrics`)).text();
   let sum = 0;
   for (const line of text.split('\n')) {
     const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)$/.exec(line);
     if (!m || m[1] !== name) continue;
-    const labels = Object.fromEntries([...(m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)].map((l) => [l[1], l[2]]));
+    const labels = Object.fromEntries(
+      [...(m[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)].map((l) => [l[1], l[2]]),
+    );
     if (Object.entries(match).every(([k, v]) => labels[k] === v)) sum += Number(m[3]);
   }
   return sum;

@@ -72,7 +72,10 @@ function closer(server: Server, sockets: Set<Socket>): () => Promise<void> {
     });
 }
 
-function track(server: Server, event: 'connection' | 'secureConnection' = 'connection'): { sockets: Set<Socket>; count: () => number } {
+function track(
+  server: Server,
+  event: 'connection' | 'secureConnection' = 'connection',
+): { sockets: Set<Socket>; count: () => number } {
   const sockets = new Set<Socket>();
   let count = 0;
   server.on(event, (socket: Socket) => {
@@ -136,17 +139,32 @@ export async function startHttpFixture(handler?: FixtureHandler, opts: HttpFixtu
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
     req.on('end', () => {
-      const recorded = { method: req.method ?? '', url: req.url ?? '', headers: req.headers, body: Buffer.concat(chunks).toString('utf8') };
+      const recorded = {
+        method: req.method ?? '',
+        url: req.url ?? '',
+        headers: req.headers,
+        body: Buffer.concat(chunks).toString('utf8'),
+      };
       requests.push(recorded);
       if (handler !== undefined) handler(recorded, res);
       else res.end('ok');
     });
   };
-  const server = opts.tls !== undefined ? createHttpsServer({ cert: opts.tls.certPem, key: opts.tls.keyPem }, respond) : createHttpServer(respond);
+  const server =
+    opts.tls !== undefined
+      ? createHttpsServer({ cert: opts.tls.certPem, key: opts.tls.keyPem }, respond)
+      : createHttpServer(respond);
   const { sockets, count } = track(server);
   const port = await listen(server);
   const scheme = opts.tls !== undefined ? 'https' : 'http';
-  return { host: LOOPBACK, port, url: `${scheme}://${LOOPBACK}:${port}`, requests, connections: count, stop: closer(server, sockets) };
+  return {
+    host: LOOPBACK,
+    port,
+    url: `${scheme}://${LOOPBACK}:${port}`,
+    requests,
+    connections: count,
+    stop: closer(server, sockets),
+  };
 }
 
 /** Stops a child we started: SIGTERM, then SIGKILL if it lingers. */
@@ -213,16 +231,27 @@ export async function startRedis(opts: RedisOptions = {}): Promise<RunningServic
     'loglevel warning',
   ];
   if (opts.tls !== undefined) {
-    for (const [name, pem] of [['server.crt', opts.tls.certPem], ['server.key', opts.tls.keyPem], ['ca.crt', opts.tls.caPem]] as const) {
+    for (const [name, pem] of [
+      ['server.crt', opts.tls.certPem],
+      ['server.key', opts.tls.keyPem],
+      ['ca.crt', opts.tls.caPem],
+    ] as const) {
       await writeFile(join(dir, name), pem, { mode: 0o600 });
     }
-    lines.push('port 0', `tls-port ${port}`, `tls-cert-file ${join(dir, 'server.crt')}`, `tls-key-file ${join(dir, 'server.key')}`,
-      `tls-ca-cert-file ${join(dir, 'ca.crt')}`, 'tls-auth-clients no');
+    lines.push(
+      'port 0',
+      `tls-port ${port}`,
+      `tls-cert-file ${join(dir, 'server.crt')}`,
+      `tls-key-file ${join(dir, 'server.key')}`,
+      `tls-ca-cert-file ${join(dir, 'ca.crt')}`,
+      'tls-auth-clients no',
+    );
   } else {
     lines.push(`port ${port}`);
   }
   if (opts.password !== undefined) lines.push(`requirepass "${opts.password}"`);
-  if (opts.username !== undefined && opts.password !== undefined) lines.push(`user ${opts.username} on >${opts.password} ~* &* +@all`);
+  if (opts.username !== undefined && opts.password !== undefined)
+    lines.push(`user ${opts.username} on >${opts.password} ~* &* +@all`);
   const config = join(dir, 'redis.conf');
   await writeFile(config, lines.join('\n') + '\n', { mode: 0o600 });
 
@@ -232,11 +261,15 @@ export async function startRedis(opts: RedisOptions = {}): Promise<RunningServic
     await rm(dir, { recursive: true, force: true });
   };
   try {
-    await waitFor('redis to accept connections', async () => {
-      const early = exitedEarly(child, 'redis-server', output);
-      if (early !== undefined) throw early;
-      return tcpAccepts(port);
-    }, 30_000);
+    await waitFor(
+      'redis to accept connections',
+      async () => {
+        const early = exitedEarly(child, 'redis-server', output);
+        if (early !== undefined) throw early;
+        return tcpAccepts(port);
+      },
+      30_000,
+    );
     return { host: LOOPBACK, port, stop };
   } catch (err) {
     await stop();
@@ -261,7 +294,11 @@ export async function startPrometheus(opts: PrometheusOptions): Promise<RunningS
   try {
     const { stdout } = await run('htpasswd', ['-nbBC', '10', opts.username, opts.password]);
     const hash = stdout.trim().slice(opts.username.length + 1);
-    await writeFile(join(dir, 'web.yml'), `basic_auth_users:\n  ${JSON.stringify(opts.username)}: ${JSON.stringify(hash)}\n`, { mode: 0o600 });
+    await writeFile(
+      join(dir, 'web.yml'),
+      `basic_auth_users:\n  ${JSON.stringify(opts.username)}: ${JSON.stringify(hash)}\n`,
+      { mode: 0o600 },
+    );
     await writeFile(join(dir, 'prometheus.yml'), 'global:\n  scrape_interval: 1m\nscrape_configs: []\n');
     const started = spawnServer('prometheus', [
       `--config.file=${join(dir, 'prometheus.yml')}`,
@@ -274,12 +311,17 @@ export async function startPrometheus(opts: PrometheusOptions): Promise<RunningS
     const proc = child;
     const authorization = `Basic ${Buffer.from(`${opts.username}:${opts.password}`).toString('base64')}`;
     const url = `http://${LOOPBACK}:${port}`;
-    await waitFor('prometheus to become ready', async () => {
-      const early = exitedEarly(proc, 'prometheus', started.output);
-      if (early !== undefined) throw early;
-      const res = await fetch(`${url}/-/ready`, { headers: { authorization } });
-      return res.status === 200;
-    }, 60_000, 200);
+    await waitFor(
+      'prometheus to become ready',
+      async () => {
+        const early = exitedEarly(proc, 'prometheus', started.output);
+        if (early !== undefined) throw early;
+        const res = await fetch(`${url}/-/ready`, { headers: { authorization } });
+        return res.status === 200;
+      },
+      60_000,
+      200,
+    );
     return { host: LOOPBACK, port, url, stop };
   } catch (err) {
     await stop();

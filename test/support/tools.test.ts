@@ -3,7 +3,9 @@ import { INSTALL_SERVICES, requireTool, runTool } from './tools.js';
 
 describe('missing test tools name their fix', () => {
   it('runTool turns spawn ENOENT into the install command', async () => {
-    await expect(runTool('atoll-no-such-tool-install-db', ['--help'])).rejects.toThrow(`atoll-no-such-tool-install-db is not installed: run \`${INSTALL_SERVICES}\``);
+    await expect(runTool('atoll-no-such-tool-install-db', ['--help'])).rejects.toThrow(
+      `atoll-no-such-tool-install-db is not installed: run \`${INSTALL_SERVICES}\``,
+    );
   });
 
   it('runTool passes other failures through unchanged', async () => {

@@ -13,7 +13,11 @@ import {
 const t0 = new Date('2025-03-01T10:00:00.123Z');
 const t1 = new Date('2025-03-01T11:30:00.999Z');
 
-const reachable = (status: Condition['status'], reason: string, message = 'm'): Omit<Condition, 'lastTransitionTime'> => ({
+const reachable = (
+  status: Condition['status'],
+  reason: string,
+  message = 'm',
+): Omit<Condition, 'lastTransitionTime'> => ({
   type: ConditionType.Reachable,
   status,
   reason,
@@ -30,7 +34,11 @@ describe('setCondition', () => {
   it('keeps lastTransitionTime when the status is unchanged but reason or message change', () => {
     const first = setCondition([], reachable('False', Reason.Timeout), t0);
     const second = setCondition(first, reachable('False', Reason.DNSError, 'no such host'), t1);
-    expect(second[0]).toMatchObject({ reason: 'DNSError', message: 'no such host', lastTransitionTime: '2025-03-01T10:00:00Z' });
+    expect(second[0]).toMatchObject({
+      reason: 'DNSError',
+      message: 'no such host',
+      lastTransitionTime: '2025-03-01T10:00:00Z',
+    });
   });
 
   it('moves lastTransitionTime when the status flips', () => {
@@ -78,7 +86,13 @@ describe('removeCondition', () => {
 describe('summarizeReady', () => {
   const deps = [ConditionType.CredentialsSealed, ConditionType.Reachable, ConditionType.Authenticated];
   const all = (statuses: Condition['status'][]): Condition[] =>
-    deps.map((type, i) => ({ type, status: statuses[i]!, reason: `R${i}`, message: `m${i}`, lastTransitionTime: toMetaTime(t0) }));
+    deps.map((type, i) => ({
+      type,
+      status: statuses[i]!,
+      reason: `R${i}`,
+      message: `m${i}`,
+      lastTransitionTime: toMetaTime(t0),
+    }));
 
   it('is True/Succeeded when every dependency is True', () => {
     expect(summarizeReady(all(['True', 'True', 'True']), deps, 4)).toEqual({
@@ -91,7 +105,11 @@ describe('summarizeReady', () => {
   });
 
   it('lets a False dependency win over an earlier Unknown one', () => {
-    expect(summarizeReady(all(['Unknown', 'True', 'False']), deps)).toMatchObject({ status: 'False', reason: 'R2', message: 'm2' });
+    expect(summarizeReady(all(['Unknown', 'True', 'False']), deps)).toMatchObject({
+      status: 'False',
+      reason: 'R2',
+      message: 'm2',
+    });
   });
 
   it('is Unknown/Reconciling while a dependency has not been set', () => {

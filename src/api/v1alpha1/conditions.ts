@@ -99,10 +99,13 @@ export function isConditionTrue(conditions: readonly Condition[] | undefined, ty
 export function setCondition(conditions: Condition[] | undefined, next: ConditionInput, now: Date): Condition[] {
   const current = conditions ?? [];
   const message =
-    next.message.length > MAX_CONDITION_MESSAGE_LENGTH ? `${next.message.slice(0, MAX_CONDITION_MESSAGE_LENGTH - 1)}…` : next.message;
+    next.message.length > MAX_CONDITION_MESSAGE_LENGTH
+      ? `${next.message.slice(0, MAX_CONDITION_MESSAGE_LENGTH - 1)}…`
+      : next.message;
   const index = current.findIndex((c) => c.type === next.type);
   const previous = index === -1 ? undefined : current[index];
-  const lastTransitionTime = previous && previous.status === next.status ? previous.lastTransitionTime : toMetaTime(now);
+  const lastTransitionTime =
+    previous && previous.status === next.status ? previous.lastTransitionTime : toMetaTime(now);
   const updated: Condition = {
     type: next.type,
     status: next.status,
@@ -137,11 +140,28 @@ export function summarizeReady(
   const generation = observedGeneration === undefined ? {} : { observedGeneration };
   const states = dependsOn.map(
     (type): Pick<Condition, 'status' | 'reason' | 'message'> =>
-      findCondition(conditions, type) ?? { status: 'Unknown', reason: Reason.Reconciling, message: `${type} has not been determined yet` },
+      findCondition(conditions, type) ?? {
+        status: 'Unknown',
+        reason: Reason.Reconciling,
+        message: `${type} has not been determined yet`,
+      },
   );
   const blocking = states.find((s) => s.status === 'False') ?? states.find((s) => s.status !== 'True');
-  if (!blocking) return { type: ConditionType.Ready, status: 'True', reason: Reason.Succeeded, message: 'All checks passed', ...generation };
-  return { type: ConditionType.Ready, status: blocking.status, reason: blocking.reason, message: blocking.message, ...generation };
+  if (!blocking)
+    return {
+      type: ConditionType.Ready,
+      status: 'True',
+      reason: Reason.Succeeded,
+      message: 'All checks passed',
+      ...generation,
+    };
+  return {
+    type: ConditionType.Ready,
+    status: blocking.status,
+    reason: blocking.reason,
+    message: blocking.message,
+    ...generation,
+  };
 }
 
 function sameCondition(a: Condition, b: Condition): boolean {

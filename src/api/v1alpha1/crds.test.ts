@@ -25,7 +25,14 @@ interface Crd {
   spec: {
     group: string;
     scope: string;
-    names: { kind: string; listKind: string; plural: string; singular: string; categories: string[]; shortNames: string[] };
+    names: {
+      kind: string;
+      listKind: string;
+      plural: string;
+      singular: string;
+      categories: string[];
+      shortNames: string[];
+    };
     versions: {
       name: string;
       served: boolean;
@@ -38,7 +45,10 @@ interface Crd {
 
 const root = findPackageRoot();
 const crds = Object.fromEntries(
-  (Object.keys(CRD_FILES) as ApiKind[]).map((kind) => [kind, parse(readFileSync(path.join(root, CRD_FILES[kind]), 'utf8')) as Crd]),
+  (Object.keys(CRD_FILES) as ApiKind[]).map((kind) => [
+    kind,
+    parse(readFileSync(path.join(root, CRD_FILES[kind]), 'utf8')) as Crd,
+  ]),
 ) as Record<ApiKind, Crd>;
 
 /** Every schema node with its field path, skipping metadata (the API server forbids describing it). */
@@ -56,13 +66,20 @@ const schemaOf = (kind: ApiKind): Schema => crds[kind].spec.versions[0]!.schema.
 
 describe.each(Object.keys(CRD_FILES) as ApiKind[])('%s CRD', (kind) => {
   const crd = crds[kind];
-  const info = { Workspace: WORKSPACE, ExternalConnection: EXTERNAL_CONNECTION, IntegrationType: INTEGRATION_TYPE }[kind];
+  const info = { Workspace: WORKSPACE, ExternalConnection: EXTERNAL_CONNECTION, IntegrationType: INTEGRATION_TYPE }[
+    kind
+  ];
 
   it('is atoll.dev/v1alpha1, served and stored, in category atoll, with short names', () => {
     expect(crd.metadata.name).toBe(`${info.plural}.${GROUP}`);
     expect(crd.spec.group).toBe(GROUP);
     expect(crd.spec.scope).toBe(info.namespaced ? 'Namespaced' : 'Cluster');
-    expect(crd.spec.names).toMatchObject({ kind: info.kind, listKind: info.listKind, plural: info.plural, singular: info.singular });
+    expect(crd.spec.names).toMatchObject({
+      kind: info.kind,
+      listKind: info.listKind,
+      plural: info.plural,
+      singular: info.singular,
+    });
     expect(crd.spec.names.categories).toEqual(['atoll']);
     expect(crd.spec.names.shortNames.length).toBeGreaterThan(0);
     expect(crd.spec.versions).toHaveLength(1);
@@ -80,7 +97,8 @@ describe.each(Object.keys(CRD_FILES) as ApiKind[])('%s CRD', (kind) => {
     const unbounded = [...walk(schemaOf(kind), '')]
       .filter(([at]) => at !== 'apiVersion' && at !== 'kind')
       .filter(([, s]) => {
-        if (s.type === 'string') return s['maxLength'] === undefined && s['enum'] === undefined && s['format'] !== 'date-time';
+        if (s.type === 'string')
+          return s['maxLength'] === undefined && s['enum'] === undefined && s['format'] !== 'date-time';
         if (s.type === 'array') return s['maxItems'] === undefined;
         if (s.type === 'object' && !s.properties) return s['maxProperties'] === undefined;
         return false;
@@ -91,9 +109,10 @@ describe.each(Object.keys(CRD_FILES) as ApiKind[])('%s CRD', (kind) => {
 
   it('explains every CEL rule with a message that names the field', () => {
     const rules = [...walk(schemaOf(kind), '')].flatMap(([at, s]) =>
-      ((s['x-kubernetes-validations'] as { rule: string; message?: string; messageExpression?: string }[] | undefined) ?? []).map(
-        (r) => ({ at, ...r }),
-      ),
+      (
+        (s['x-kubernetes-validations'] as
+          { rule: string; message?: string; messageExpression?: string }[] | undefined) ?? []
+      ).map((r) => ({ at, ...r })),
     );
     expect(rules.length).toBeGreaterThan(0);
     for (const r of rules) {
@@ -109,7 +128,14 @@ describe('printer columns', () => {
     crds[kind].spec.versions[0]!.additionalPrinterColumns.map((c) => [c.name.toUpperCase(), c.jsonPath]);
 
   it('Workspace shows DISPLAY NAME, READY, REASON, CONNECTIONS, KEY, AGE', () => {
-    expect(columns('Workspace').map(([n]) => n)).toEqual(['DISPLAY NAME', 'READY', 'REASON', 'CONNECTIONS', 'KEY', 'AGE']);
+    expect(columns('Workspace').map(([n]) => n)).toEqual([
+      'DISPLAY NAME',
+      'READY',
+      'REASON',
+      'CONNECTIONS',
+      'KEY',
+      'AGE',
+    ]);
   });
 
   it('ExternalConnection shows TYPE, READY, REASON, CREDENTIAL (the hint), LAST PROBE, LAST USED, AGE', () => {
@@ -134,7 +160,9 @@ describe('the write-only value rule', () => {
     const credentials = schemaOf('ExternalConnection').properties!['spec']!.properties!['credentials']!;
     const rules = credentials['x-kubernetes-validations'] as { rule: string; messageExpression?: string }[];
     const valueRule = rules.find((r) => r.rule === 'self.all(k, !has(self[k].value))');
-    expect(valueRule?.messageExpression).toContain("'spec.credentials.' + self.filter(k, has(self[k].value))[0] + '.value is write-only");
+    expect(valueRule?.messageExpression).toContain(
+      "'spec.credentials.' + self.filter(k, has(self[k].value))[0] + '.value is write-only",
+    );
     expect(valueRule?.messageExpression).toContain('`atoll seal`');
     expect(valueRule?.messageExpression).toContain('`kubectl atoll seal`');
     // kubectl create --dry-run=server output carries uid and generation: the second apply fails.
@@ -142,7 +170,8 @@ describe('the write-only value rule', () => {
   });
 
   it('secretKeyRef has no namespace field', () => {
-    const entry = schemaOf('ExternalConnection').properties!['spec']!.properties!['credentials']!.additionalProperties as Schema;
+    const entry = schemaOf('ExternalConnection').properties!['spec']!.properties!['credentials']!
+      .additionalProperties as Schema;
     expect(Object.keys(entry.properties!['secretKeyRef']!.properties!)).toEqual(['name', 'key']);
   });
 });

@@ -66,8 +66,14 @@ describe('generate-api-types', () => {
   });
 
   it('refuses to give two different schemas the same name', () => {
-    const a = sampleCrd({ type: 'object', properties: { x: { type: 'object', properties: { a: { type: 'string' } } } } });
-    const b = sampleCrd({ type: 'object', properties: { x: { type: 'object', properties: { b: { type: 'string' } } } } });
+    const a = sampleCrd({
+      type: 'object',
+      properties: { x: { type: 'object', properties: { a: { type: 'string' } } } },
+    });
+    const b = sampleCrd({
+      type: 'object',
+      properties: { x: { type: 'object', properties: { b: { type: 'string' } } } },
+    });
     expect(() => generator.renderApiTypes([a, b])).toThrow(/both be named GadgetX/);
   });
 });

@@ -12,7 +12,8 @@ const validators = apiValidators();
 const tmp = mkdtempSync(path.join(tmpdir(), 'atoll-schemas-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-const isApiKind = (kind: unknown): kind is ApiKind => kind === 'Workspace' || kind === 'ExternalConnection' || kind === 'IntegrationType';
+const isApiKind = (kind: unknown): kind is ApiKind =>
+  kind === 'Workspace' || kind === 'ExternalConnection' || kind === 'IntegrationType';
 
 describe('findPackageRoot', () => {
   it('finds the repository root from this module, as a URL or a path', () => {
@@ -28,7 +29,9 @@ describe('findPackageRoot', () => {
   });
 
   it('says so when a package has no crds/', () => {
-    expect(() => createApiValidators(path.join(tmp, 'pkg'))).toThrow(/cannot read CRD schema: crds\/atoll.dev_workspaces.yaml/);
+    expect(() => createApiValidators(path.join(tmp, 'pkg'))).toThrow(
+      /cannot read CRD schema: crds\/atoll.dev_workspaces.yaml/,
+    );
   });
 });
 
@@ -37,7 +40,9 @@ describe('API validators', () => {
     const dir = path.join(root, 'config/samples');
     const objects = readdirSync(dir)
       .filter((f) => f.endsWith('.yaml') && f !== 'kustomization.yaml')
-      .flatMap((f) => parseAllDocuments(readFileSync(path.join(dir, f), 'utf8')).map((d) => d.toJS() as { kind: unknown }))
+      .flatMap((f) =>
+        parseAllDocuments(readFileSync(path.join(dir, f), 'utf8')).map((d) => d.toJS() as { kind: unknown }),
+      )
       .filter((o) => isApiKind(o.kind));
     expect(objects.map((o) => o.kind).sort()).toEqual(['ExternalConnection', 'ExternalConnection', 'Workspace']);
     for (const o of objects) expect(validators[o.kind as ApiKind](o)).toMatchObject({ ok: true });
@@ -51,7 +56,9 @@ describe('API validators', () => {
   });
 
   it('accept every case the API server accepts in testdata/crd-validation-cases.yaml', () => {
-    const cases = parse(readFileSync(path.join(root, 'src/api/v1alpha1/testdata/crd-validation-cases.yaml'), 'utf8')) as {
+    const cases = parse(
+      readFileSync(path.join(root, 'src/api/v1alpha1/testdata/crd-validation-cases.yaml'), 'utf8'),
+    ) as {
       object: { kind: ApiKind };
       rejects?: string[];
     }[];
@@ -65,14 +72,21 @@ describe('API validators', () => {
       apiVersion: API_VERSION,
       kind: 'Workspace',
       metadata: { name: 'w' },
-      spec: { members: [{ kind: 'User', name: 'ava', role: 'owner' }, { kind: 'Robot', role: 'viewer' }] },
-      status: { conditions: [{ type: 'Ready', status: 'Maybe', reason: 'x', message: '', lastTransitionTime: 'yesterday' }] },
+      spec: {
+        members: [
+          { kind: 'User', name: 'ava', role: 'owner' },
+          { kind: 'Robot', role: 'viewer' },
+        ],
+      },
+      status: {
+        conditions: [{ type: 'Ready', status: 'Maybe', reason: 'x', message: '', lastTransitionTime: 'yesterday' }],
+      },
     });
     expect(result).toEqual({
       ok: false,
       problems: [
         'spec.members[0].role: must be equal to one of the allowed values (viewer, editor, admin)',
-        'spec.members[1].name: must have required property \'name\'',
+        "spec.members[1].name: must have required property 'name'",
         'spec.members[1].kind: must be equal to one of the allowed values (User, Group, ServiceAccount)',
         'status.conditions[0].status: must be equal to one of the allowed values (True, False, Unknown)',
         'status.conditions[0].lastTransitionTime: must match format "date-time"',

@@ -64,7 +64,9 @@ const DATE_TIME = /^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2
  * find `crds/` from `src/` under vitest and from `dist/` when compiled.
  */
 export function findPackageRoot(from: string | URL = import.meta.url): string {
-  let dir = path.dirname(typeof from === 'string' && !from.startsWith('file:') ? path.resolve(from) : fileURLToPath(from));
+  let dir = path.dirname(
+    typeof from === 'string' && !from.startsWith('file:') ? path.resolve(from) : fileURLToPath(from),
+  );
   for (;;) {
     if (existsSync(path.join(dir, 'package.json'))) return dir;
     const parent = path.dirname(dir);
@@ -92,11 +94,17 @@ export function createApiValidators(root: string = findPackageRoot()): ApiValida
   const ajv = new Ajv({ allErrors: true, strict: true, strictRequired: false });
   for (const keyword of KUBERNETES_KEYWORDS) ajv.addKeyword({ keyword });
   ajv.addFormat('date-time', DATE_TIME);
-  ajv.addFormat('int32', { type: 'number', validate: (n: number) => Number.isInteger(n) && n >= -(2 ** 31) && n < 2 ** 31 });
+  ajv.addFormat('int32', {
+    type: 'number',
+    validate: (n: number) => Number.isInteger(n) && n >= -(2 ** 31) && n < 2 ** 31,
+  });
   ajv.addFormat('int64', { type: 'number', validate: (n: number) => Number.isSafeInteger(n) });
   const make = <K extends ApiKind>(kind: K): ApiValidator<ApiKinds[K]> => {
     const validate: ValidateFunction = ajv.compile(loadCrdSchema(kind, root));
-    return (obj) => (validate(obj) ? { ok: true, value: obj as ApiKinds[K] } : { ok: false, problems: describe(validate.errors ?? []) });
+    return (obj) =>
+      validate(obj)
+        ? { ok: true, value: obj as ApiKinds[K] }
+        : { ok: false, problems: describe(validate.errors ?? []) };
   };
   return Object.freeze({
     Workspace: make('Workspace'),
@@ -116,7 +124,10 @@ export function apiValidators(): ApiValidators {
 /** Turns ajv errors into `field.path: rule` lines without echoing any value. */
 function describe(errors: readonly ErrorObject[]): string[] {
   const lines = errors.map((e) => {
-    const field = toFieldPath(e.instancePath, e.keyword === 'required' ? String(e.params['missingProperty']) : undefined);
+    const field = toFieldPath(
+      e.instancePath,
+      e.keyword === 'required' ? String(e.params['missingProperty']) : undefined,
+    );
     const allowed = e.keyword === 'enum' ? ` (${(e.params['allowedValues'] as unknown[]).join(', ')})` : '';
     return `${field || '(root)'}: ${e.message ?? e.keyword}${allowed}`;
   });
@@ -125,7 +136,10 @@ function describe(errors: readonly ErrorObject[]): string[] {
 
 /** `/spec/members/0/role` becomes `spec.members[0].role`, as kubectl names fields. */
 function toFieldPath(instancePath: string, child?: string): string {
-  const segments = instancePath.split('/').slice(1).map((s) => s.replaceAll('~1', '/').replaceAll('~0', '~'));
+  const segments = instancePath
+    .split('/')
+    .slice(1)
+    .map((s) => s.replaceAll('~1', '/').replaceAll('~0', '~'));
   if (child !== undefined) segments.push(child);
   return segments.reduce((acc, s) => (/^\d+$/.test(s) ? `${acc}[${s}]` : acc ? `${acc}.${s}` : s), '');
 }

@@ -11,25 +11,36 @@ export const DEMO_MEMBER = 'console-demo';
  * opens the panel as a workspace member (never as the cluster admin). The
  * workspace may reach loopback services, so local fixtures can be tested.
  */
-export async function demoMemberToken(admin: KubeClient, expirationSeconds = 12 * 3600): Promise<{ namespace: string; token: string }> {
+export async function demoMemberToken(
+  admin: KubeClient,
+  expirationSeconds = 12 * 3600,
+): Promise<{ namespace: string; token: string }> {
   const ignoreExisting = (err: unknown) => {
     if (!isAlreadyExists(err)) throw err;
   };
   await admin.create(Namespaces, { metadata: { name: DEMO_NAMESPACE } }).catch(ignoreExisting);
-  await admin.create(ServiceAccounts, { metadata: { name: DEMO_MEMBER, namespace: DEMO_NAMESPACE } }).catch(ignoreExisting);
-  await admin.create(Workspaces, {
-    metadata: { name: DEMO_NAMESPACE, namespace: DEMO_NAMESPACE },
-    spec: {
-      displayName: 'Demo workspace',
-      members: [{ kind: 'ServiceAccount', name: DEMO_MEMBER, role: 'editor' }],
-      policy: { egress: { allowCIDRs: ['127.0.0.0/8'] } },
+  await admin
+    .create(ServiceAccounts, { metadata: { name: DEMO_MEMBER, namespace: DEMO_NAMESPACE } })
+    .catch(ignoreExisting);
+  await admin
+    .create(Workspaces, {
+      metadata: { name: DEMO_NAMESPACE, namespace: DEMO_NAMESPACE },
+      spec: {
+        displayName: 'Demo workspace',
+        members: [{ kind: 'ServiceAccount', name: DEMO_MEMBER, role: 'editor' }],
+        policy: { egress: { allowCIDRs: ['127.0.0.0/8'] } },
+      },
+    } as never)
+    .catch(ignoreExisting);
+  const review = await admin.request<{ status: { token: string } }>(
+    'POST',
+    `/api/v1/namespaces/${DEMO_NAMESPACE}/serviceaccounts/${DEMO_MEMBER}/token`,
+    {
+      apiVersion: 'authentication.k8s.io/v1',
+      kind: 'TokenRequest',
+      spec: { expirationSeconds },
     },
-  } as never).catch(ignoreExisting);
-  const review = await admin.request<{ status: { token: string } }>('POST', `/api/v1/namespaces/${DEMO_NAMESPACE}/serviceaccounts/${DEMO_MEMBER}/token`, {
-    apiVersion: 'authentication.k8s.io/v1',
-    kind: 'TokenRequest',
-    spec: { expirationSeconds },
-  });
+  );
   return { namespace: DEMO_NAMESPACE, token: review.status.token };
 }
 

@@ -22,7 +22,10 @@ export class KubeUpstream {
 
   constructor(server: string, caPem?: string) {
     this.server = new URL(server);
-    this.agent = this.server.protocol === 'https:' ? new https.Agent({ keepAlive: true, maxSockets: 32, ...(caPem ? { ca: caPem } : {}) }) : new http.Agent({ keepAlive: true, maxSockets: 32 });
+    this.agent =
+      this.server.protocol === 'https:'
+        ? new https.Agent({ keepAlive: true, maxSockets: 32, ...(caPem ? { ca: caPem } : {}) })
+        : new http.Agent({ keepAlive: true, maxSockets: 32 });
   }
 
   request(token: string, method: string, path: string, body?: Buffer, contentType?: string): Promise<UpstreamResponse> {
@@ -58,7 +61,12 @@ export class KubeUpstream {
             try {
               parsed = text ? JSON.parse(text) : {};
             } catch {
-              parsed = { kind: 'Status', status: 'Failure', code: res.statusCode, message: `The Kubernetes API answered HTTP ${res.statusCode} without a JSON body.` };
+              parsed = {
+                kind: 'Status',
+                status: 'Failure',
+                code: res.statusCode,
+                message: `The Kubernetes API answered HTTP ${res.statusCode} without a JSON body.`,
+              };
             }
             resolve({ status: res.statusCode ?? 502, body: parsed });
           });

@@ -5,12 +5,21 @@ const CONN = '/apis/atoll.dev/v1alpha1/namespaces/acme/externalconnections';
 
 describe('allowKubeRequest', () => {
   it('forwards the panel’s requests with only the query parameters they need', () => {
-    expect(allowKubeRequest('GET', `${CONN}?labelSelector=a%3Db&watch=true&timeoutSeconds=999`, undefined)).toEqual({ path: `${CONN}?labelSelector=a%3Db` });
-    expect(allowKubeRequest('POST', `${CONN}?fieldManager=atoll-console&dryRun=All`, 'application/json; charset=utf-8')).toEqual({ path: `${CONN}?fieldManager=atoll-console`, contentType: 'application/json' });
-    expect(allowKubeRequest('PATCH', `${CONN}/datadog-eu`, 'application/merge-patch+json')).toEqual({ path: `${CONN}/datadog-eu`, contentType: 'application/merge-patch+json' });
+    expect(allowKubeRequest('GET', `${CONN}?labelSelector=a%3Db&watch=true&timeoutSeconds=999`, undefined)).toEqual({
+      path: `${CONN}?labelSelector=a%3Db`,
+    });
+    expect(
+      allowKubeRequest('POST', `${CONN}?fieldManager=atoll-console&dryRun=All`, 'application/json; charset=utf-8'),
+    ).toEqual({ path: `${CONN}?fieldManager=atoll-console`, contentType: 'application/json' });
+    expect(allowKubeRequest('PATCH', `${CONN}/datadog-eu`, 'application/merge-patch+json')).toEqual({
+      path: `${CONN}/datadog-eu`,
+      contentType: 'application/merge-patch+json',
+    });
     expect(allowKubeRequest('DELETE', `${CONN}/datadog-eu`, undefined)).toEqual({ path: `${CONN}/datadog-eu` });
     expect(allowKubeRequest('GET', '/apis/atoll.dev/v1alpha1/integrationtypes', undefined)).toBeDefined();
-    expect(allowKubeRequest('POST', '/apis/authorization.k8s.io/v1/selfsubjectaccessreviews', 'application/json')).toBeDefined();
+    expect(
+      allowKubeRequest('POST', '/apis/authorization.k8s.io/v1/selfsubjectaccessreviews', 'application/json'),
+    ).toBeDefined();
   });
 
   it.each([

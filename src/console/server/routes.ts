@@ -28,11 +28,35 @@ const ROUTES: Route[] = [
   { methods: ['GET'], pattern: new RegExp(`^${ATOLL}/namespaces/${NAME}/workspaces$`), query: LIST_QUERY },
   { methods: ['GET'], pattern: new RegExp(`^${ATOLL}/namespaces/${NAME}/workspaces/${NAME}$`), query: [] },
   { methods: ['GET'], pattern: new RegExp(`^${ATOLL}/namespaces/${NAME}/externalconnections$`), query: LIST_QUERY },
-  { methods: ['POST'], pattern: new RegExp(`^${ATOLL}/namespaces/${NAME}/externalconnections$`), query: WRITE_QUERY, bodyTypes: JSON_BODY },
-  { methods: ['GET', 'DELETE'], pattern: new RegExp(`^${ATOLL}/namespaces/${NAME}/externalconnections/${NAME}$`), query: [] },
-  { methods: ['PATCH'], pattern: new RegExp(`^${ATOLL}/namespaces/${NAME}/externalconnections/${NAME}$`), query: WRITE_QUERY, bodyTypes: ['application/merge-patch+json'] },
-  { methods: ['POST'], pattern: /^\/apis\/authorization\.k8s\.io\/v1\/selfsubjectaccessreviews$/, query: [], bodyTypes: JSON_BODY },
-  { methods: ['POST'], pattern: /^\/apis\/authorization\.k8s\.io\/v1\/selfsubjectrulesreviews$/, query: [], bodyTypes: JSON_BODY },
+  {
+    methods: ['POST'],
+    pattern: new RegExp(`^${ATOLL}/namespaces/${NAME}/externalconnections$`),
+    query: WRITE_QUERY,
+    bodyTypes: JSON_BODY,
+  },
+  {
+    methods: ['GET', 'DELETE'],
+    pattern: new RegExp(`^${ATOLL}/namespaces/${NAME}/externalconnections/${NAME}$`),
+    query: [],
+  },
+  {
+    methods: ['PATCH'],
+    pattern: new RegExp(`^${ATOLL}/namespaces/${NAME}/externalconnections/${NAME}$`),
+    query: WRITE_QUERY,
+    bodyTypes: ['application/merge-patch+json'],
+  },
+  {
+    methods: ['POST'],
+    pattern: /^\/apis\/authorization\.k8s\.io\/v1\/selfsubjectaccessreviews$/,
+    query: [],
+    bodyTypes: JSON_BODY,
+  },
+  {
+    methods: ['POST'],
+    pattern: /^\/apis\/authorization\.k8s\.io\/v1\/selfsubjectrulesreviews$/,
+    query: [],
+    bodyTypes: JSON_BODY,
+  },
 ];
 
 export interface AllowedRequest {
@@ -46,7 +70,11 @@ export interface AllowedRequest {
  * raw: percent-encoding, dot segments and doubled slashes are refused rather
  * than normalised, so what is checked is exactly what the API server sees.
  */
-export function allowKubeRequest(method: string, rawPath: string, contentType: string | undefined): AllowedRequest | undefined {
+export function allowKubeRequest(
+  method: string,
+  rawPath: string,
+  contentType: string | undefined,
+): AllowedRequest | undefined {
   const q = rawPath.indexOf('?');
   const path = q < 0 ? rawPath : rawPath.slice(0, q);
   if (/[%\\]|\/\/|\/\.\.?(\/|$)/.test(path)) return undefined;

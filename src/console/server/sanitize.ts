@@ -26,7 +26,8 @@ function sanitizeObject(obj: Json): Json {
       if (!isObject(source)) continue;
       const kept: Json = {};
       if (source.sealed) kept.sealed = true;
-      if (isObject(source.secretKeyRef)) kept.secretKeyRef = { name: source.secretKeyRef.name, key: source.secretKeyRef.key };
+      if (isObject(source.secretKeyRef))
+        kept.secretKeyRef = { name: source.secretKeyRef.name, key: source.secretKeyRef.key };
       spec.credentials[field] = kept;
     }
   }

@@ -74,7 +74,10 @@ const SECURITY_HEADERS: Record<string, string> = {
 };
 
 class HttpError extends Error {
-  constructor(readonly status: number, message: string) {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
     super(message);
   }
 }
@@ -95,8 +98,17 @@ export async function startConsole(opts: ConsoleOptions): Promise<ConsoleServer>
     for (const [k, v] of Object.entries(SECURITY_HEADERS)) res.setHeader(k, v);
     handle(req, res).catch((err: unknown) => {
       const status = err instanceof HttpError ? err.status : 502;
-      if (!(err instanceof HttpError)) log.warn({ error: describeError(err), method: req.method }, 'console request failed');
-      sendJson(res, status, { kind: 'Status', status: 'Failure', code: status, message: err instanceof HttpError ? err.message : 'The Kubernetes API server could not be reached. Try again in a moment.' });
+      if (!(err instanceof HttpError))
+        log.warn({ error: describeError(err), method: req.method }, 'console request failed');
+      sendJson(res, status, {
+        kind: 'Status',
+        status: 'Failure',
+        code: status,
+        message:
+          err instanceof HttpError
+            ? err.message
+            : 'The Kubernetes API server could not be reached. Try again in a moment.',
+      });
     });
   };
 
@@ -138,7 +150,8 @@ export async function startConsole(opts: ConsoleOptions): Promise<ConsoleServer>
     const origin = req.headers.origin;
     if (origin && origin !== 'null') {
       const host = req.headers['x-forwarded-host'] ?? req.headers.host;
-      if (!URL.canParse(origin) || new URL(origin).host !== host) throw new HttpError(403, 'Requests must come from the console itself.');
+      if (!URL.canParse(origin) || new URL(origin).host !== host)
+        throw new HttpError(403, 'Requests must come from the console itself.');
     } else if (origin === 'null') throw new HttpError(403, 'Requests must come from the console itself.');
   }
 
@@ -146,9 +159,17 @@ export async function startConsole(opts: ConsoleOptions): Promise<ConsoleServer>
   async function identify(req: http.IncomingMessage): Promise<{ token: string; who: Identity }> {
     const body = parseJson(await readBody(req)) as { token?: unknown };
     const token = typeof body.token === 'string' ? body.token.trim() : '';
-    if (!/^[\x21-\x7e]{16,16384}$/.test(token)) throw new HttpError(400, 'The sign-in token is missing or malformed: paste the whole token, or open the sign-in link again.');
+    if (!/^[\x21-\x7e]{16,16384}$/.test(token))
+      throw new HttpError(
+        400,
+        'The sign-in token is missing or malformed: paste the whole token, or open the sign-in link again.',
+      );
     const who = await whoAmI(upstream, token);
-    if (!who) throw new HttpError(401, 'The Kubernetes API server did not accept this token: it may have expired. Get a new sign-in link.');
+    if (!who)
+      throw new HttpError(
+        401,
+        'The Kubernetes API server did not accept this token: it may have expired. Get a new sign-in link.',
+      );
     return { token, who };
   }
 
@@ -193,11 +214,16 @@ export async function startConsole(opts: ConsoleOptions): Promise<ConsoleServer>
       const token = requireToken(req);
       const who = await whoAmI(upstream, token);
       if (!who) throw new HttpError(401, 'Your sign-in has expired. Sign in again.');
-      const known = (new URLSearchParams(url.split('?')[1] ?? '').get('known') ?? '').split(',').filter(Boolean).slice(0, 20);
+      const known = (new URLSearchParams(url.split('?')[1] ?? '').get('known') ?? '')
+        .split(',')
+        .filter(Boolean)
+        .slice(0, 20);
       return sendJson(res, 200, { items: await discoverWorkspaces(upstream, token, who, known) });
     }
 
-    const validator = /^\/api\/validators\/([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?)\/(add|edit|rotate)\.js$/.exec(pathname);
+    const validator = /^\/api\/validators\/([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?)\/(add|edit|rotate)\.js$/.exec(
+      pathname,
+    );
     if (validator && req.method === 'GET') {
       const token = requireToken(req);
       const answer = await upstream.request(token, 'GET', `/apis/atoll.dev/v1alpha1/integrationtypes/${validator[1]}`);
@@ -205,7 +231,8 @@ export async function startConsole(opts: ConsoleOptions): Promise<ConsoleServer>
       const type = answer.body as FormType & { metadata?: { resourceVersion?: string } };
       const rv = type.metadata?.resourceVersion ?? '';
       const wanted = new URLSearchParams(url.split('?')[1] ?? '').get('rv');
-      if (wanted && wanted !== rv) throw new HttpError(409, 'This integration type changed since the page loaded. Reload the page.');
+      if (wanted && wanted !== rv)
+        throw new HttpError(409, 'This integration type changed since the page loaded. Reload the page.');
       const variant = validator[3] as FormVariant;
       if (!FORM_VARIANTS.includes(variant)) throw new HttpError(404, 'Not found.');
       const body = Buffer.from(validatorModule(validator[1]!, rv, type, variant));
@@ -238,7 +265,9 @@ export async function startConsole(opts: ConsoleOptions): Promise<ConsoleServer>
     res.end(req.method === 'HEAD' ? undefined : file.body);
   }
 
-  const server = opts.tls ? https.createServer({ cert: opts.tls.certPem, key: opts.tls.keyPem }, handler) : http.createServer(handler);
+  const server = opts.tls
+    ? https.createServer({ cert: opts.tls.certPem, key: opts.tls.keyPem }, handler)
+    : http.createServer(handler);
   server.headersTimeout = 20_000;
   server.requestTimeout = 60_000;
   await new Promise<void>((resolve, reject) => {

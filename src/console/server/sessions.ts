@@ -15,7 +15,11 @@ export const MAX_SESSIONS_PER_PERSON = 16;
 export class SessionStore {
   private readonly sessions = new Map<string, { token: string; owner: string; expiresAt: number }>();
 
-  constructor(private readonly maxAgeMs: number = 8 * 3600_000, private readonly now: () => number = Date.now, private readonly maxSessions: number = MAX_SESSIONS) {}
+  constructor(
+    private readonly maxAgeMs: number = 8 * 3600_000,
+    private readonly now: () => number = Date.now,
+    private readonly maxSessions: number = MAX_SESSIONS,
+  ) {}
 
   /** `owner`: who the API server says the token belongs to (the SelfSubjectReview username). */
   create(token: string, owner: string): { id: string; maxAgeSeconds: number } {

@@ -31,7 +31,11 @@ export class StaticFiles {
     const files = new Map<string, StaticFile>();
     for (const name of names) {
       const body = await readFile(path.join(root, name));
-      files.set(`/${name}`, { body, contentType: TYPES[path.extname(name)] ?? 'application/octet-stream', immutable: name.startsWith('assets/') });
+      files.set(`/${name}`, {
+        body,
+        contentType: TYPES[path.extname(name)] ?? 'application/octet-stream',
+        immutable: name.startsWith('assets/'),
+      });
     }
     return new StaticFiles(files);
   }

@@ -18,18 +18,30 @@ const MAX_CANDIDATES = 100;
 
 /** Who the token belongs to, as the API server sees it (SelfSubjectReview), or undefined if it refuses the token. */
 export async function whoAmI(upstream: KubeUpstream, token: string): Promise<Identity | undefined> {
-  const res = await upstream.request(token, 'POST', '/apis/authentication.k8s.io/v1/selfsubjectreviews', Buffer.from(JSON.stringify({ apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' })));
+  const res = await upstream.request(
+    token,
+    'POST',
+    '/apis/authentication.k8s.io/v1/selfsubjectreviews',
+    Buffer.from(JSON.stringify({ apiVersion: 'authentication.k8s.io/v1', kind: 'SelfSubjectReview' })),
+  );
   if (res.status !== 201 && res.status !== 200) return undefined;
   const user = (res.body as { status?: { userInfo?: { username?: string; groups?: string[] } } }).status?.userInfo;
   return user?.username ? { username: user.username, groups: user.groups ?? [] } : undefined;
 }
 
 async function allowed(upstream: KubeUpstream, token: string, namespace: string, verb: string): Promise<boolean> {
-  const res = await upstream.request(token, 'POST', '/apis/authorization.k8s.io/v1/selfsubjectaccessreviews', Buffer.from(JSON.stringify({
-    apiVersion: 'authorization.k8s.io/v1',
-    kind: 'SelfSubjectAccessReview',
-    spec: { resourceAttributes: { namespace, verb, group: 'atoll.dev', resource: 'externalconnections' } },
-  })));
+  const res = await upstream.request(
+    token,
+    'POST',
+    '/apis/authorization.k8s.io/v1/selfsubjectaccessreviews',
+    Buffer.from(
+      JSON.stringify({
+        apiVersion: 'authorization.k8s.io/v1',
+        kind: 'SelfSubjectAccessReview',
+        spec: { resourceAttributes: { namespace, verb, group: 'atoll.dev', resource: 'externalconnections' } },
+      }),
+    ),
+  );
   return (res.body as { status?: { allowed?: boolean } }).status?.allowed === true;
 }
 
@@ -42,27 +54,43 @@ async function allowed(upstream: KubeUpstream, token: string, namespace: string,
  * only appears if RBAC lets them in, and a refusal looks the same whether or
  * not the workspace exists.
  */
-export async function discoverWorkspaces(upstream: KubeUpstream, token: string, identity: Identity, known: string[]): Promise<WorkspaceAccess[]> {
+export async function discoverWorkspaces(
+  upstream: KubeUpstream,
+  token: string,
+  identity: Identity,
+  known: string[],
+): Promise<WorkspaceAccess[]> {
   const candidates = new Set<string>();
-  const listed = await upstream.request(token, 'GET', `/api/v1/namespaces?labelSelector=${encodeURIComponent(WORKSPACE_LABEL)}`);
+  const listed = await upstream.request(
+    token,
+    'GET',
+    `/api/v1/namespaces?labelSelector=${encodeURIComponent(WORKSPACE_LABEL)}`,
+  );
   if (listed.status === 200) {
-    for (const ns of (listed.body as { items?: Array<{ metadata?: { name?: string } }> }).items ?? []) if (ns.metadata?.name) candidates.add(ns.metadata.name);
+    for (const ns of (listed.body as { items?: Array<{ metadata?: { name?: string } }> }).items ?? [])
+      if (ns.metadata?.name) candidates.add(ns.metadata.name);
   }
   const sa = /^system:serviceaccount:([^:]+):[^:]+$/.exec(identity.username);
   if (sa?.[1]) candidates.add(sa[1]);
   for (const name of known) if (DNS_LABEL.test(name)) candidates.add(name);
 
-  const checked = await Promise.all([...candidates].slice(0, MAX_CANDIDATES).sort().map(async (namespace) => {
-    if (!(await allowed(upstream, token, namespace, 'list'))) return undefined;
-    const [canCreate, canPatch, canDelete, ws] = await Promise.all([
-      allowed(upstream, token, namespace, 'create'),
-      allowed(upstream, token, namespace, 'patch'),
-      allowed(upstream, token, namespace, 'delete'),
-      upstream.request(token, 'GET', `/apis/atoll.dev/v1alpha1/namespaces/${namespace}/workspaces`),
-    ]);
-    const items = ws.status === 200 ? ((ws.body as { items?: Array<{ spec?: { displayName?: string } }> }).items ?? []) : [];
-    const displayName = items[0]?.spec?.displayName;
-    return { namespace, ...(displayName ? { displayName } : {}), canEdit: canCreate && canPatch && canDelete };
-  }));
+  const checked = await Promise.all(
+    [...candidates]
+      .slice(0, MAX_CANDIDATES)
+      .sort()
+      .map(async (namespace) => {
+        if (!(await allowed(upstream, token, namespace, 'list'))) return undefined;
+        const [canCreate, canPatch, canDelete, ws] = await Promise.all([
+          allowed(upstream, token, namespace, 'create'),
+          allowed(upstream, token, namespace, 'patch'),
+          allowed(upstream, token, namespace, 'delete'),
+          upstream.request(token, 'GET', `/apis/atoll.dev/v1alpha1/namespaces/${namespace}/workspaces`),
+        ]);
+        const items =
+          ws.status === 200 ? ((ws.body as { items?: Array<{ spec?: { displayName?: string } }> }).items ?? []) : [];
+        const displayName = items[0]?.spec?.displayName;
+        return { namespace, ...(displayName ? { displayName } : {}), canEdit: canCreate && canPatch && canDelete };
+      }),
+  );
   return checked.filter((w): w is WorkspaceAccess => w !== undefined);
 }

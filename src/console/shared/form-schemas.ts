@@ -23,10 +23,20 @@ const MAX_CREDENTIAL_LENGTH = 16384;
 type Schema = Record<string, unknown>;
 
 function credentialProperties(type: FormType, titlePrefix: string): Record<string, Schema> {
-  return Object.fromEntries((type.spec.credentialFields ?? []).map((f) => {
-    const label = f.displayName ?? f.name;
-    return [f.name, { type: 'string', title: titlePrefix ? `${titlePrefix} ${label.charAt(0).toLowerCase()}${label.slice(1)}` : label, ...(f.description ? { description: f.description } : {}), maxLength: MAX_CREDENTIAL_LENGTH }];
-  }));
+  return Object.fromEntries(
+    (type.spec.credentialFields ?? []).map((f) => {
+      const label = f.displayName ?? f.name;
+      return [
+        f.name,
+        {
+          type: 'string',
+          title: titlePrefix ? `${titlePrefix} ${label.charAt(0).toLowerCase()}${label.slice(1)}` : label,
+          ...(f.description ? { description: f.description } : {}),
+          maxLength: MAX_CREDENTIAL_LENGTH,
+        },
+      ];
+    }),
+  );
 }
 
 /**
@@ -40,15 +50,33 @@ export function formSchema(type: FormType, variant: FormVariant): Schema {
   delete settings.$schema;
   delete settings.$id;
   const properties: Record<string, Schema> = {
-    ...(variant === 'add' ? { name: { type: 'string', title: 'Connection name', description: 'How workloads refer to it. Lowercase letters, digits and dashes.', pattern: CONNECTION_NAME_PATTERN, maxLength: 63 } } : {}),
-    displayName: { type: 'string', title: 'Display name', description: 'Shown in this panel, for example "Production" or "EU analytics".', maxLength: 256 },
+    ...(variant === 'add'
+      ? {
+          name: {
+            type: 'string',
+            title: 'Connection name',
+            description: 'How workloads refer to it. Lowercase letters, digits and dashes.',
+            pattern: CONNECTION_NAME_PATTERN,
+            maxLength: 63,
+          },
+        }
+      : {}),
+    displayName: {
+      type: 'string',
+      title: 'Display name',
+      description: 'Shown in this panel, for example "Production" or "EU analytics".',
+      maxLength: 256,
+    },
     settings,
   };
   if (fields.length > 0) {
     properties.credentials = {
       type: 'object',
       title: 'Credentials',
-      description: variant === 'edit' ? 'Leave empty to keep the current values. Stored encrypted; never shown again.' : 'Stored encrypted; never shown again, only the last characters as a hint.',
+      description:
+        variant === 'edit'
+          ? 'Leave empty to keep the current values. Stored encrypted; never shown again.'
+          : 'Stored encrypted; never shown again, only the last characters as a hint.',
       ...(variant === 'add' ? { required: fields.filter((f) => f.required).map((f) => f.name) } : {}),
       properties: credentialProperties(type, ''),
     };

@@ -26,7 +26,9 @@ export class AuditEvents {
     const change = parseLastChange(conn.metadata?.annotations);
     if (raw === undefined || change === undefined || this.#seen.get(key) === raw) return;
     for (const group of auditGroups(change)) {
-      await this.ctx.events.record(ExternalConnections, conn, 'Normal', group.reason, auditMessage(group, change), { once: true });
+      await this.ctx.events.record(ExternalConnections, conn, 'Normal', group.reason, auditMessage(group, change), {
+        once: true,
+      });
     }
     this.#seen.delete(key);
     this.#seen.set(key, raw);

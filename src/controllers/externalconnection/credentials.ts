@@ -47,7 +47,10 @@ export function offerPins(secret: Secret): Record<string, string> {
   try {
     const pins = JSON.parse(secret.metadata?.annotations?.[OFFER_PINS_ANNOTATION] ?? '{}') as unknown;
     // Own string entries only, without a prototype: a connection named `constructor` has no pin until one is written.
-    const entries = pins && typeof pins === 'object' && !Array.isArray(pins) ? Object.entries(pins).filter(([, v]) => typeof v === 'string') : [];
+    const entries =
+      pins && typeof pins === 'object' && !Array.isArray(pins)
+        ? Object.entries(pins).filter(([, v]) => typeof v === 'string')
+        : [];
     return Object.assign(Object.create(null) as Record<string, string>, Object.fromEntries(entries));
   } catch {
     return Object.create(null) as Record<string, string>;
@@ -80,7 +83,11 @@ export interface ResolvedField {
  * is served); the others remove it, so the gateway and agent stop serving it.
  */
 export class CredentialProblem extends Error {
-  constructor(readonly reason: string, message: string, readonly keep = false) {
+  constructor(
+    readonly reason: string,
+    message: string,
+    readonly keep = false,
+  ) {
     super(message);
   }
 }
@@ -144,25 +151,52 @@ function sha256(text: string): string {
  * so a retired key is never needed); a changed credential is a rotation
  * (version + 1); a key change re-wraps the copy without a new version.
  */
-export async function resolveField(ctx: FieldContext, field: string, source: CredentialSource, previous: PreviousField): Promise<ResolvedField> {
+export async function resolveField(
+  ctx: FieldContext,
+  field: string,
+  source: CredentialSource,
+  previous: PreviousField,
+): Promise<ResolvedField> {
   if (source.sealed !== undefined) return fromSealed(ctx, field, source.sealed, previous);
   if (source.secretKeyRef) return fromSecret(ctx, field, source.secretKeyRef, previous);
-  throw new CredentialProblem(Reason.CredentialsMissing, `spec.credentials.${field} has no sealed value or secretKeyRef`);
+  throw new CredentialProblem(
+    Reason.CredentialsMissing,
+    `spec.credentials.${field} has no sealed value or secretKeyRef`,
+  );
 }
 
 function specBinding(ctx: FieldContext, field: string, destination: string): Binding {
-  return { namespace: ctx.namespace, workspace: ctx.workspace, connection: ctx.connection, field, destination, copy: SPEC_COPY };
+  return {
+    namespace: ctx.namespace,
+    workspace: ctx.workspace,
+    connection: ctx.connection,
+    field,
+    destination,
+    copy: SPEC_COPY,
+  };
 }
 
 function managedBinding(ctx: FieldContext, field: string, destination: string, version: number): Binding {
-  return { namespace: ctx.namespace, workspace: ctx.workspace, connection: ctx.connection, field, destination, copy: managedCopy(ctx.uid, version) };
+  return {
+    namespace: ctx.namespace,
+    workspace: ctx.workspace,
+    connection: ctx.connection,
+    field,
+    destination,
+    copy: managedCopy(ctx.uid, version),
+  };
 }
 
 function pinnedState(previous: PreviousField): FieldState | undefined {
   return previous.state?.format === 2 ? previous.state : undefined;
 }
 
-async function fromSealed(ctx: FieldContext, field: string, sealed: string, previous: PreviousField): Promise<ResolvedField> {
+async function fromSealed(
+  ctx: FieldContext,
+  field: string,
+  sealed: string,
+  previous: PreviousField,
+): Promise<ResolvedField> {
   const st = pinnedState(previous);
   const sourceId = `sealed:${sha256(sealed)}`;
   const confirmed = rebindConfirms(ctx, st);
@@ -170,7 +204,14 @@ async function fromSealed(ctx: FieldContext, field: string, sealed: string, prev
     if (st.destination !== ctx.destination && !confirmed) throw destinationChanged(ctx, field, st);
     const copy = await verifyCopy(ctx, field, previous.ciphertext, st);
     if (copy !== undefined) {
-      return finish(ctx, field, { plaintext: copy, sourceId, previous, rebound: st.destination !== ctx.destination, verifiedCopy: true, spec: { sealed, current: st.sealed === undefined } });
+      return finish(ctx, field, {
+        plaintext: copy,
+        sourceId,
+        previous,
+        rebound: st.destination !== ctx.destination,
+        verifiedCopy: true,
+        spec: { sealed, current: st.sealed === undefined },
+      });
     }
     // The managed copy was altered or rolled back: repair it from the source below.
   }
@@ -178,10 +219,23 @@ async function fromSealed(ctx: FieldContext, field: string, sealed: string, prev
   // Admission seals every value afresh (ADR 0012), so a re-applied value arrives as a new spec
   // ciphertext: when it opens to the credential the verified managed copy holds (same keyed
   // fingerprint), keep that copy.
-  const sameAsCopy = st?.destination === ctx.destination && !opened.rebound && previous.ciphertext !== undefined
-    && sameFingerprint(st.fingerprint, placeFingerprint(ctx.crypto.fingerprintKey, placeOf(ctx, field), opened.plaintext))
-    && (await verifyCopy(ctx, field, previous.ciphertext, st)) !== undefined;
-  return finish(ctx, field, { plaintext: opened.plaintext, sourceId, previous, rebound: opened.rebound, verifiedCopy: sameAsCopy, spec: { sealed, current: opened.current } });
+  const sameAsCopy =
+    st?.destination === ctx.destination &&
+    !opened.rebound &&
+    previous.ciphertext !== undefined &&
+    sameFingerprint(
+      st.fingerprint,
+      placeFingerprint(ctx.crypto.fingerprintKey, placeOf(ctx, field), opened.plaintext),
+    ) &&
+    (await verifyCopy(ctx, field, previous.ciphertext, st)) !== undefined;
+  return finish(ctx, field, {
+    plaintext: opened.plaintext,
+    sourceId,
+    previous,
+    rebound: opened.rebound,
+    verifiedCopy: sameAsCopy,
+    spec: { sealed, current: opened.current },
+  });
 }
 
 function placeOf(ctx: FieldContext, field: string) {
@@ -205,10 +259,18 @@ interface KnownCopy {
  * or state annotation changes the bytes compared, so a rolled-back or altered
  * copy is still opened, found out and repaired.
  */
-async function verifyCopy(ctx: FieldContext, field: string, ciphertext: string, st: FieldState): Promise<KnownCopy | undefined> {
+async function verifyCopy(
+  ctx: FieldContext,
+  field: string,
+  ciphertext: string,
+  st: FieldState,
+): Promise<KnownCopy | undefined> {
   const reveal = async () => {
     const plaintext = await openManagedCopy(ctx, field, ciphertext, st);
-    if (plaintext === undefined) throw new Error(`the managed copy of ${field} no longer opens to the recorded credential; it is re-made on the next reconcile`);
+    if (plaintext === undefined)
+      throw new Error(
+        `the managed copy of ${field} no longer opens to the recorded credential; it is re-made on the next reconcile`,
+      );
     return plaintext;
   };
   const known = { fingerprint: st.fingerprint, hint: st.hint, reveal };
@@ -220,10 +282,19 @@ async function verifyCopy(ctx: FieldContext, field: string, ciphertext: string, 
 }
 
 /** Opens the managed copy under the pinned destination and version; undefined when it is not the recorded credential. */
-async function openManagedCopy(ctx: FieldContext, field: string, ciphertext: string, st: FieldState): Promise<string | undefined> {
+async function openManagedCopy(
+  ctx: FieldContext,
+  field: string,
+  ciphertext: string,
+  st: FieldState,
+): Promise<string | undefined> {
   try {
-    const plaintext = await ctx.crypto.envelope.open(ciphertext, managedBinding(ctx, field, st.destination!, st.version));
-    if (sameFingerprint(st.fingerprint, placeFingerprint(ctx.crypto.fingerprintKey, placeOf(ctx, field), plaintext))) return plaintext;
+    const plaintext = await ctx.crypto.envelope.open(
+      ciphertext,
+      managedBinding(ctx, field, st.destination!, st.version),
+    );
+    if (sameFingerprint(st.fingerprint, placeFingerprint(ctx.crypto.fingerprintKey, placeOf(ctx, field), plaintext)))
+      return plaintext;
   } catch (err) {
     if (isRetryable(err)) throw err;
   }
@@ -236,11 +307,21 @@ async function openManagedCopy(ctx: FieldContext, field: string, ciphertext: str
  * or, where no pin says otherwise, a value sealed before format 2. A value
  * sealed for the pinned previous destination opens only once a rebind confirms.
  */
-async function openSpecValue(ctx: FieldContext, field: string, sealed: string, st: FieldState | undefined, confirmed: boolean): Promise<{ plaintext: string; current: boolean; rebound: boolean }> {
+async function openSpecValue(
+  ctx: FieldContext,
+  field: string,
+  sealed: string,
+  st: FieldState | undefined,
+  confirmed: boolean,
+): Promise<{ plaintext: string; current: boolean; rebound: boolean }> {
   const { envelope } = ctx.crypto;
   let first: unknown;
   try {
-    return { plaintext: await envelope.open(sealed, specBinding(ctx, field, ctx.destination)), current: true, rebound: false };
+    return {
+      plaintext: await envelope.open(sealed, specBinding(ctx, field, ctx.destination)),
+      current: true,
+      rebound: false,
+    };
   } catch (err) {
     if (isRetryable(err)) throw err;
     if (!(err instanceof CryptoError) && !isKeyIdShapeError(err)) throw err;
@@ -248,7 +329,14 @@ async function openSpecValue(ctx: FieldContext, field: string, sealed: string, s
     first = err;
   }
   if (!st?.destination || st.destination === ctx.destination) {
-    const legacy: Binding = { namespace: ctx.namespace, workspace: ctx.workspace, connection: ctx.connection, field, destination: ctx.legacyDestination, format: 1 };
+    const legacy: Binding = {
+      namespace: ctx.namespace,
+      workspace: ctx.workspace,
+      connection: ctx.connection,
+      field,
+      destination: ctx.legacyDestination,
+      format: 1,
+    };
     try {
       return { plaintext: await envelope.open(sealed, legacy), current: false, rebound: false };
     } catch (err) {
@@ -270,28 +358,51 @@ async function openSpecValue(ctx: FieldContext, field: string, sealed: string, s
   throw ciphertextRejected(ctx, field, sealed, first);
 }
 
-async function fromSecret(ctx: FieldContext, field: string, ref: { name: string; key: string }, previous: PreviousField): Promise<ResolvedField> {
+async function fromSecret(
+  ctx: FieldContext,
+  field: string,
+  ref: { name: string; key: string },
+  previous: PreviousField,
+): Promise<ResolvedField> {
   const secret = await ctx.readSource(ref.name);
   const offer = secret ? offerTo(secret, ctx.connection) : ({ kind: 'none' } as Offer);
   // One message for "missing" and "not offered", so an editor cannot probe which Secrets exist.
   if (!secret || offer.kind === 'none') {
-    throw new CredentialProblem(Reason.SecretNotFound, `spec.credentials.${field}.secretKeyRef: Secret ${ref.name} does not exist in this namespace or does not offer itself to this connection; its owner must annotate it ${ALLOWED_CONNECTIONS_ANNOTATION}: "${ctx.connection}" (or "*")`);
+    throw new CredentialProblem(
+      Reason.SecretNotFound,
+      `spec.credentials.${field}.secretKeyRef: Secret ${ref.name} does not exist in this namespace or does not offer itself to this connection; its owner must annotate it ${ALLOWED_CONNECTIONS_ANNOTATION}: "${ctx.connection}" (or "*")`,
+    );
   }
   const approve = `${ctx.connection}@${ctx.destination.slice(0, APPROVAL_PREFIX_CHARS)}`;
   const sourceId = `secret:${ref.name}/${ref.key}`;
   const st = pinnedState(previous);
   const pins = offerPins(secret);
   const pinned = pins[ctx.connection] ?? (st?.source === sourceId ? st.destination : undefined);
-  if (offer.kind === 'destination' ? !ctx.destination.startsWith(offer.prefix) : pinned !== undefined && pinned !== ctx.destination) {
-    throw new CredentialProblem(Reason.DestinationChanged, `spec.credentials.${field}.secretKeyRef: Secret ${ref.name} was offered to this connection for another destination (the connection's settings or its IntegrationType ${ctx.typeName} changed where credentials go); it is not used until the Secret's owner approves the new destination by setting the entry for this connection in ${ALLOWED_CONNECTIONS_ANNOTATION} to "${approve}"`);
+  if (
+    offer.kind === 'destination'
+      ? !ctx.destination.startsWith(offer.prefix)
+      : pinned !== undefined && pinned !== ctx.destination
+  ) {
+    throw new CredentialProblem(
+      Reason.DestinationChanged,
+      `spec.credentials.${field}.secretKeyRef: Secret ${ref.name} was offered to this connection for another destination (the connection's settings or its IntegrationType ${ctx.typeName} changed where credentials go); it is not used until the Secret's owner approves the new destination by setting the entry for this connection in ${ALLOWED_CONNECTIONS_ANNOTATION} to "${approve}"`,
+    );
   }
   const raw = secret.data?.[ref.key];
-  if (raw === undefined) throw new CredentialProblem(Reason.SecretKeyNotFound, `spec.credentials.${field}.secretKeyRef: Secret ${ref.name} has no key ${ref.key}`);
-  if (pins[ctx.connection] !== ctx.destination) await ctx.writePins(ref.name, { ...pins, [ctx.connection]: ctx.destination });
+  if (raw === undefined)
+    throw new CredentialProblem(
+      Reason.SecretKeyNotFound,
+      `spec.credentials.${field}.secretKeyRef: Secret ${ref.name} has no key ${ref.key}`,
+    );
+  if (pins[ctx.connection] !== ctx.destination)
+    await ctx.writePins(ref.name, { ...pins, [ctx.connection]: ctx.destination });
   const plaintext = Buffer.from(raw, 'base64').toString('utf8');
   // The copy is kept only if it still opens to what was recorded (a rolled-back Secret is re-made).
-  const verifiedCopy = st?.source === sourceId && st.destination === ctx.destination && previous.ciphertext !== undefined
-    && (await verifyCopy(ctx, field, previous.ciphertext, st)) !== undefined;
+  const verifiedCopy =
+    st?.source === sourceId &&
+    st.destination === ctx.destination &&
+    previous.ciphertext !== undefined &&
+    (await verifyCopy(ctx, field, previous.ciphertext, st)) !== undefined;
   return finish(ctx, field, { plaintext, sourceId, previous, rebound: false, verifiedCopy });
 }
 
@@ -311,29 +422,52 @@ async function finish(ctx: FieldContext, field: string, o: Outcome): Promise<Res
   const { crypto, key } = ctx;
   const place = placeOf(ctx, field);
   const opened = typeof o.plaintext === 'string' ? o.plaintext : o.plaintext.plaintext;
-  const fp = opened !== undefined ? placeFingerprint(crypto.fingerprintKey, place, opened) : (o.plaintext as KnownCopy).fingerprint;
+  const fp =
+    opened !== undefined
+      ? placeFingerprint(crypto.fingerprintKey, place, opened)
+      : (o.plaintext as KnownCopy).fingerprint;
   const reveal = opened !== undefined ? () => Promise.resolve(opened) : (o.plaintext as KnownCopy).reveal;
   const prev = o.previous.state;
   // A known copy always comes with a format 2 state (it was pinned), so the legacy branch has the plaintext.
-  const unchanged = prev === undefined
-    ? false
-    : prev.format === 2
-      ? sameFingerprint(prev.fingerprint, fp)
-      : opened !== undefined && sameFingerprint(prev.fingerprint, fingerprint(crypto.fingerprintKey, { ...place, destination: ctx.legacyDestination, format: 1 }, opened));
+  const unchanged =
+    prev === undefined
+      ? false
+      : prev.format === 2
+        ? sameFingerprint(prev.fingerprint, fp)
+        : opened !== undefined &&
+          sameFingerprint(
+            prev.fingerprint,
+            fingerprint(crypto.fingerprintKey, { ...place, destination: ctx.legacyDestination, format: 1 }, opened),
+          );
   // The status version (operator-written) keeps a rolled-back annotation from lowering the version.
   const base = Math.max(prev?.version ?? 0, o.previous.statusVersion ?? 0);
   const version = unchanged ? Math.max(base, 1) : base + 1;
   const st = pinnedState(o.previous);
-  const reuse = o.verifiedCopy === true && !o.rebound && o.previous.ciphertext !== undefined && st !== undefined && st.version === version
-    && crypto.envelope.isWrappedWith(o.previous.ciphertext, key);
-  const ciphertext = reuse ? o.previous.ciphertext! : await crypto.envelope.seal(await reveal(), managedBinding(ctx, field, ctx.destination, version), key);
+  const reuse =
+    o.verifiedCopy === true &&
+    !o.rebound &&
+    o.previous.ciphertext !== undefined &&
+    st !== undefined &&
+    st.version === version &&
+    crypto.envelope.isWrappedWith(o.previous.ciphertext, key);
+  const ciphertext = reuse
+    ? o.previous.ciphertext!
+    : await crypto.envelope.seal(await reveal(), managedBinding(ctx, field, ctx.destination, version), key);
 
   // Git's copy: publish a replacement when spec's value needs an old key, an old binding or an old destination.
   let published: string | undefined;
   if (o.spec) {
     const stale = o.rebound || !o.spec.current || !crypto.envelope.isWrappedWith(o.spec.sealed, key);
-    const kept = st?.sealed !== undefined && !o.rebound && st.destination === ctx.destination && crypto.envelope.isWrappedWith(st.sealed, key) && sameFingerprint(st.fingerprint, fp);
-    if (stale) published = kept ? st.sealed : await crypto.envelope.seal(await reveal(), specBinding(ctx, field, ctx.destination), key);
+    const kept =
+      st?.sealed !== undefined &&
+      !o.rebound &&
+      st.destination === ctx.destination &&
+      crypto.envelope.isWrappedWith(st.sealed, key) &&
+      sameFingerprint(st.fingerprint, fp);
+    if (stale)
+      published = kept
+        ? st.sealed
+        : await crypto.envelope.seal(await reveal(), specBinding(ctx, field, ctx.destination), key);
   }
   const state: FieldState = {
     fingerprint: fp,
@@ -361,9 +495,10 @@ function destinationChanged(ctx: FieldContext, field: string, st: FieldState): C
       true,
     );
   }
-  const typeChange = st.typeGeneration !== undefined && ctx.typeGeneration !== undefined && st.typeGeneration !== ctx.typeGeneration
-    ? `IntegrationType ${ctx.typeName} changed (generation ${st.typeGeneration} → ${ctx.typeGeneration}) where or how its credentials are sent`
-    : `the destination of this connection changed (its settings or IntegrationType ${ctx.typeName})`;
+  const typeChange =
+    st.typeGeneration !== undefined && ctx.typeGeneration !== undefined && st.typeGeneration !== ctx.typeGeneration
+      ? `IntegrationType ${ctx.typeName} changed (generation ${st.typeGeneration} → ${ctx.typeGeneration}) where or how its credentials are sent`
+      : `the destination of this connection changed (its settings or IntegrationType ${ctx.typeName})`;
   return new CredentialProblem(
     Reason.DestinationChanged,
     `${typeChange}; spec.credentials.${field} is bound to the previous destination and is not used. Review the change (kubectl get integrationtype ${ctx.typeName} -o yaml), then confirm with atoll rebind ${ctx.connection} -n ${ctx.namespace}, or supply the credential again`,
@@ -397,10 +532,15 @@ function ciphertextRejected(ctx: FieldContext, field: string, sealed: string, er
     named = undefined;
   }
   let why: string;
-  if (!named || (err instanceof CryptoError && err.reason === CryptoErrorReason.MalformedCiphertext)) why = 'is not an atoll ciphertext';
-  else if (err instanceof CryptoError && err.reason === CryptoErrorReason.ProviderNotRegistered) why = `names KMS provider "${named.provider}", which this operator is not configured with`;
-  else if (err instanceof CryptoError && err.reason === CryptoErrorReason.KeyNotFound) why = `is wrapped by key ${named.keyId}, which does not exist or is disabled`;
+  if (!named || (err instanceof CryptoError && err.reason === CryptoErrorReason.MalformedCiphertext))
+    why = 'is not an atoll ciphertext';
+  else if (err instanceof CryptoError && err.reason === CryptoErrorReason.ProviderNotRegistered)
+    why = `names KMS provider "${named.provider}", which this operator is not configured with`;
+  else if (err instanceof CryptoError && err.reason === CryptoErrorReason.KeyNotFound)
+    why = `is wrapped by key ${named.keyId}, which does not exist or is disabled`;
   else if (isKeyIdShapeError(err)) why = `names a key id that is not a ${named.provider} key id`;
-  else why = 'was not sealed for this workspace, connection, field and destination (pointing a connection at another host, port or type requires supplying its credentials again)';
+  else
+    why =
+      'was not sealed for this workspace, connection, field and destination (pointing a connection at another host, port or type requires supplying its credentials again)';
   return new CredentialProblem(Reason.CiphertextRejected, `${at} ${why} and cannot be used here; ${fix}`);
 }

@@ -2,7 +2,13 @@ import { describe, expect, it } from 'vitest';
 import type { ProbeOutcome } from '../../integrations/probe-types.js';
 import { ProbeScheduler, type ProbeRun } from './probe-scheduler.js';
 
-const outcome: ProbeOutcome = { reason: 'Succeeded', reachable: 'True', authenticated: 'True', message: 'ok', durationMs: 1 };
+const outcome: ProbeOutcome = {
+  reason: 'Succeeded',
+  reachable: 'True',
+  authenticated: 'True',
+  message: 'ok',
+  durationMs: 1,
+};
 
 /** A probe that runs until released or aborted, recording what happened to it. */
 function heldProbe(log: string[], name: string): { run: ProbeRun; release: () => void } {
@@ -23,7 +29,7 @@ function heldProbe(log: string[], name: string): { run: ProbeRun; release: () =>
 const tick = () => new Promise((r) => setImmediate(r));
 
 describe('ProbeScheduler', () => {
-  it('drops a forgotten key\'s queued probe without running it, and aborts its running one', async () => {
+  it("drops a forgotten key's queued probe without running it, and aborts its running one", async () => {
     const log: string[] = [];
     const done: string[] = [];
     const s = new ProbeScheduler(1, (k) => done.push(k));
@@ -73,7 +79,7 @@ describe('ProbeScheduler', () => {
     expect(s.active).toBe(3);
   });
 
-  it('takes workspaces in turn: a backlog in one does not hold another\'s probe behind it', async () => {
+  it("takes workspaces in turn: a backlog in one does not hold another's probe behind it", async () => {
     const log: string[] = [];
     const s = new ProbeScheduler(2, () => undefined, Date.now, 2);
     const held = ['a', 'b', 'c', 'd', 'e'].map((n) => heldProbe(log, `busy/${n}`));
@@ -92,7 +98,11 @@ describe('ProbeScheduler', () => {
 
   it('reports a coalesced request once per window', async () => {
     let now = 1000;
-    const s = new ProbeScheduler(1, () => undefined, () => now);
+    const s = new ProbeScheduler(
+      1,
+      () => undefined,
+      () => now,
+    );
     s.request('ns/a', { tag: 't', subject: 's' }, async () => outcome);
     expect(s.lastStartedAt('ns/a')).toBe(1000);
     expect(s.noticeCoalesced('ns/a')).toBe(true);

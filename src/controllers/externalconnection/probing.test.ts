@@ -14,8 +14,20 @@ function conn(lastProbe: Record<string, unknown> | undefined, authenticatedReaso
     spec: { type: 'http-api' },
     status: {
       conditions: [
-        { type: 'Reachable', status: 'True', reason: 'Succeeded', message: 'HTTP 200 from 127.0.0.1:80', lastTransitionTime: at },
-        { type: 'Authenticated', status: 'True', reason: authenticatedReason, message: 'HTTP 200 from 127.0.0.1:80', lastTransitionTime: at },
+        {
+          type: 'Reachable',
+          status: 'True',
+          reason: 'Succeeded',
+          message: 'HTTP 200 from 127.0.0.1:80',
+          lastTransitionTime: at,
+        },
+        {
+          type: 'Authenticated',
+          status: 'True',
+          reason: authenticatedReason,
+          message: 'HTTP 200 from 127.0.0.1:80',
+          lastTransitionTime: at,
+        },
       ],
       ...(lastProbe ? { lastProbe } : {}),
     },
@@ -24,19 +36,36 @@ function conn(lastProbe: Record<string, unknown> | undefined, authenticatedReaso
 
 describe('persistedProbe', () => {
   it('rebuilds the result a previous process wrote, inputs and answered test request included', () => {
-    const record = persistedProbe(conn({ time: at, durationMs: 12, result: 'Succeeded', message: 'HTTP 200 from 127.0.0.1:80', inputs: 'digest', testRequest: 't1' }));
+    const record = persistedProbe(
+      conn({
+        time: at,
+        durationMs: 12,
+        result: 'Succeeded',
+        message: 'HTTP 200 from 127.0.0.1:80',
+        inputs: 'digest',
+        testRequest: 't1',
+      }),
+    );
     expect(record).toEqual({
       subject: 'digest',
       tag: 'digest|t1',
       finishedAt: Date.parse(at),
-      outcome: { reachable: 'True', authenticated: 'True', reason: 'Succeeded', message: 'HTTP 200 from 127.0.0.1:80', durationMs: 12 },
+      outcome: {
+        reachable: 'True',
+        authenticated: 'True',
+        reason: 'Succeeded',
+        message: 'HTTP 200 from 127.0.0.1:80',
+        durationMs: 12,
+      },
     });
   });
 
   it('adopts nothing written without inputs (an older operator), or whose conditions no longer say what it found', () => {
     expect(persistedProbe(conn({ time: at, durationMs: 12, result: 'Succeeded', message: 'ok' }))).toBeUndefined();
     expect(persistedProbe(conn(undefined))).toBeUndefined();
-    expect(persistedProbe(conn({ time: at, result: 'Succeeded', inputs: 'digest' }, 'AuthenticationFailed'))).toBeUndefined();
+    expect(
+      persistedProbe(conn({ time: at, result: 'Succeeded', inputs: 'digest' }, 'AuthenticationFailed')),
+    ).toBeUndefined();
     expect(persistedProbe(conn({ time: 'yesterday', result: 'Succeeded', inputs: 'digest' }))).toBeUndefined();
   });
 });

@@ -65,8 +65,17 @@ export class ConnectionProber {
   /** When the probe of each key's current inputs was requested (see ProbeView.awaitingSince). */
   readonly #requested = new Map<string, { subject: string; at: number }>();
 
-  constructor(private readonly ctx: Pick<OperatorContext, 'config' | 'events' | 'metrics'>, enqueue: (key: string) => void, private readonly hooks: ProbeHooks = {}) {
-    this.scheduler = new ProbeScheduler(ctx.config.probes.concurrency, enqueue, Date.now, ctx.config.probes.perWorkspace);
+  constructor(
+    private readonly ctx: Pick<OperatorContext, 'config' | 'events' | 'metrics'>,
+    enqueue: (key: string) => void,
+    private readonly hooks: ProbeHooks = {},
+  ) {
+    this.scheduler = new ProbeScheduler(
+      ctx.config.probes.concurrency,
+      enqueue,
+      Date.now,
+      ctx.config.probes.perWorkspace,
+    );
   }
 
   forget(key: string): void {
@@ -94,17 +103,29 @@ export class ConnectionProber {
     const subjectChanged = pending ? pending.subject !== subject : last !== undefined && last.subject !== subject;
     const coalesceMs = pending?.tag !== tag && (testOnly || subjectChanged || !last) ? this.onDemandWait(key) : 0;
     if (coalesceMs > 0 && testOnly && this.scheduler.noticeCoalesced(key)) {
-      await this.ctx.events.record(ExternalConnections, conn, 'Normal', Reason.TestRequestCoalesced, `on-demand tests are coalesced to at most one probe every ${this.ctx.config.probes.testMinIntervalMs / 1000}s per connection; the latest request runs in about ${Math.ceil(coalesceMs / 1000)}s`);
+      await this.ctx.events.record(
+        ExternalConnections,
+        conn,
+        'Normal',
+        Reason.TestRequestCoalesced,
+        `on-demand tests are coalesced to at most one probe every ${this.ctx.config.probes.testMinIntervalMs / 1000}s per connection; the latest request runs in about ${Math.ceil(coalesceMs / 1000)}s`,
+      );
     }
-    if (pending?.tag !== tag && (testOnly || stale) && coalesceMs === 0) await this.start(inputs, { tag, subject }, last, log);
+    if (pending?.tag !== tag && (testOnly || stale) && coalesceMs === 0)
+      await this.start(inputs, { tag, subject }, last, log);
 
     const current = last && last.subject === subject ? last.outcome : undefined;
     const requested = this.#requested.get(key);
     const view: ProbeView = {
       ...(current ? { current } : {}),
-      ...(current && last ? { lastProbe: lastProbeStatus(last) } : conn.status?.lastProbe ? { lastProbe: conn.status.lastProbe } : {}),
+      ...(current && last
+        ? { lastProbe: lastProbeStatus(last) }
+        : conn.status?.lastProbe
+          ? { lastProbe: conn.status.lastProbe }
+          : {}),
     };
-    if (!current && this.scheduler.pendingProbe(key)?.subject === subject && requested?.subject === subject) view.awaitingSince = requested.at;
+    if (!current && this.scheduler.pendingProbe(key)?.subject === subject && requested?.subject === subject)
+      view.awaitingSince = requested.at;
     // A coalesced test request runs when its window ends.
     if (coalesceMs > 0) view.requeueAfterMs = coalesceMs;
     // While a probe is due it is starting or in flight, and its completion enqueues the key: no timer.
@@ -116,10 +137,17 @@ export class ConnectionProber {
   }
 
   /** Queues the probe; the credentials are opened here, only when a probe is to run. */
-  private async start({ key, conn, type, ws, resolved }: ProbeInputs, request: { tag: string; subject: string }, last: ProbeRecord | undefined, log: Logger): Promise<void> {
-    const credentials = Object.fromEntries(await Promise.all(resolved.map(async (r) => [r.field, await r.reveal()] as const)));
+  private async start(
+    { key, conn, type, ws, resolved }: ProbeInputs,
+    request: { tag: string; subject: string },
+    last: ProbeRecord | undefined,
+    log: Logger,
+  ): Promise<void> {
+    const credentials = Object.fromEntries(
+      await Promise.all(resolved.map(async (r) => [r.field, await r.reveal()] as const)),
+    );
     const probeCtx: ProbeContext = {
-      settings: (conn.spec.settings ?? {}),
+      settings: conn.spec.settings ?? {},
       credentials,
       timeoutMs: Math.min(60_000, parseDuration(conn.spec.probe?.timeout, DEFAULT_TIMEOUT_MS)),
       egress: { allowCIDRs: ws.spec?.policy?.egress?.allowCIDRs ?? [] },
@@ -129,11 +157,22 @@ export class ConnectionProber {
     };
     const typeName = conn.spec.type;
     const previousReason = last?.outcome.reason ?? conn.status?.lastProbe?.result;
-    if (this.#requested.get(key)?.subject !== request.subject) this.#requested.set(key, { subject: request.subject, at: Date.now() });
+    if (this.#requested.get(key)?.subject !== request.subject)
+      this.#requested.set(key, { subject: request.subject, at: Date.now() });
     this.scheduler.request(key, request, async (signal) => {
       const outcome = await runProbe(type, { ...probeCtx, signal });
       // Changes only: a steady state does not fill the log every interval.
-      if (outcome.reason !== previousReason) log.info({ type: typeName, reason: outcome.reason, previous: previousReason ?? null, reachable: outcome.reachable, authenticated: outcome.authenticated }, `probe outcome changed: ${outcome.message}`);
+      if (outcome.reason !== previousReason)
+        log.info(
+          {
+            type: typeName,
+            reason: outcome.reason,
+            previous: previousReason ?? null,
+            reachable: outcome.reachable,
+            authenticated: outcome.authenticated,
+          },
+          `probe outcome changed: ${outcome.message}`,
+        );
       this.ctx.metrics.probeTotal.inc({ type: typeName, reason: outcome.reason });
       this.ctx.metrics.probeDuration.observe({ type: typeName }, outcome.durationMs / 1000);
       return outcome;
@@ -202,11 +241,18 @@ export function persistedProbe(conn: Conn): ProbeRecord | undefined {
   const finishedAt = Date.parse(p.time);
   const reachable = findCondition(conn.status?.conditions, ConditionType.Reachable);
   const authenticated = findCondition(conn.status?.conditions, ConditionType.Authenticated);
-  if (!Number.isFinite(finishedAt) || !reachable || !authenticated || authenticated.reason !== p.result) return undefined;
+  if (!Number.isFinite(finishedAt) || !reachable || !authenticated || authenticated.reason !== p.result)
+    return undefined;
   return {
     subject: p.inputs,
     tag: `${p.inputs}|${p.testRequest ?? ''}`,
-    outcome: { reachable: reachable.status, authenticated: authenticated.status, reason: p.result as ProbeReason, message: p.message ?? '', durationMs: p.durationMs ?? 0 },
+    outcome: {
+      reachable: reachable.status,
+      authenticated: authenticated.status,
+      reason: p.result as ProbeReason,
+      message: p.message ?? '',
+      durationMs: p.durationMs ?? 0,
+    },
     finishedAt,
   };
 }

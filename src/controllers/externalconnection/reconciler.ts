@@ -39,7 +39,11 @@ export class ExternalConnectionReconciler {
   readonly #sealer: CredentialSealer;
   readonly #prober: ConnectionProber;
 
-  constructor(private readonly ctx: OperatorContext, enqueue: (key: string) => void, hooks: ReconcilerHooks = {}) {
+  constructor(
+    private readonly ctx: OperatorContext,
+    enqueue: (key: string) => void,
+    hooks: ReconcilerHooks = {},
+  ) {
     this.#audit = new AuditEvents(ctx);
     this.#status = new ConnectionStatus(ctx);
     this.#sealer = new CredentialSealer(ctx, this.#status, hooks.beforeSecretWrite);
@@ -61,7 +65,10 @@ export class ExternalConnectionReconciler {
     if ('problems' in scope) return this.#status.refused(conn, scope.problems, now);
     const sealed = await this.#sealer.seal(key, conn, scope.ws, scope.type, now, log);
     if (!sealed) return;
-    const probe = await this.#prober.plan({ key, conn, ws: scope.ws, type: scope.type, resolved: sealed.resolved }, log);
+    const probe = await this.#prober.plan(
+      { key, conn, ws: scope.ws, type: scope.type, resolved: sealed.resolved },
+      log,
+    );
     const waitMs = firstProbeWait(probe);
     if (waitMs > 0) return { requeueAfterMs: waitMs };
     await this.#status.report(conn, sealed, probe, now);
@@ -75,7 +82,11 @@ export class ExternalConnectionReconciler {
   }
 
   /** The connection's Workspace and IntegrationType; admission checked them, checked again in case it was bypassed. */
-  private scope(conn: Conn): { ws: Workspace & KubeObject; type: IntegrationType & KubeObject } | { problems: ReturnType<typeof checkConnection> } {
+  private scope(
+    conn: Conn,
+  ):
+    | { ws: Workspace & KubeObject; type: IntegrationType & KubeObject }
+    | { problems: ReturnType<typeof checkConnection> } {
     const ws = workspaceOf(this.ctx, conn.metadata.namespace!);
     const type = this.ctx.types.get(conn.spec.type);
     const problems = checkConnection(conn, ws, type);

@@ -56,21 +56,37 @@ export class CredentialSealer {
   readonly #warned = new Map<string, string>();
   readonly #verified = new VerifiedCopies();
 
-  constructor(private readonly ctx: OperatorContext, private readonly status: ConnectionStatus, private readonly beforeSecretWrite?: BeforeSecretWrite) {}
+  constructor(
+    private readonly ctx: OperatorContext,
+    private readonly status: ConnectionStatus,
+    private readonly beforeSecretWrite?: BeforeSecretWrite,
+  ) {}
 
   forget(key: string, namespace: string, name: string): void {
     this.#warned.delete(key);
     this.#verified.forgetConnection(namespace, name);
   }
 
-  async seal(key: string, conn: Conn, ws: Workspace & KubeObject, type: IntegrationType & KubeObject, now: Date, log: Logger): Promise<Sealed | undefined> {
+  async seal(
+    key: string,
+    conn: Conn,
+    ws: Workspace & KubeObject,
+    type: IntegrationType & KubeObject,
+    now: Date,
+    log: Logger,
+  ): Promise<Sealed | undefined> {
     const ns = conn.metadata.namespace!;
     const keyRef = this.ctx.crypto.keyFor(ws.spec?.encryption?.keyId);
     const secretName = managedSecretName(conn.metadata.name!);
     const existing = await this.readSecret(ns, secretName);
     if (existing && existing.metadata?.labels?.[MANAGED_BY_LABEL] !== MANAGED_BY_VALUE) {
       // Someone else's Secret has the name we need: never overwrite it.
-      await this.status.failSealed(conn, Reason.PolicyViolation, `Secret ${secretName} already exists and is not managed by atoll; rename that Secret or this connection`, now);
+      await this.status.failSealed(
+        conn,
+        Reason.PolicyViolation,
+        `Secret ${secretName} already exists and is not managed by atoll; rename that Secret or this connection`,
+        now,
+      );
       return undefined;
     }
     // A managed Secret left by a deleted namesake (orphaned) carries nothing over: its state is ignored and it is rewritten.
@@ -82,9 +98,16 @@ export class CredentialSealer {
     const problems: Array<{ field: string; problem: CredentialProblem }> = [];
     try {
       for (const [field, source] of Object.entries(conn.spec.credentials ?? {})) {
-        const ct = ours && existing?.data?.[field] ? Buffer.from(existing.data[field], 'base64').toString('utf8') : undefined;
+        const ct =
+          ours && existing?.data?.[field] ? Buffer.from(existing.data[field], 'base64').toString('utf8') : undefined;
         try {
-          resolved.push(await resolveField(fields, field, source, { state: previous[field], ciphertext: ct, statusVersion: conn.status?.credentials?.[field]?.version }));
+          resolved.push(
+            await resolveField(fields, field, source, {
+              state: previous[field],
+              ciphertext: ct,
+              statusVersion: conn.status?.credentials?.[field]?.version,
+            }),
+          );
         } catch (err) {
           if (!(err instanceof CredentialProblem)) throw err;
           problems.push({ field, problem: err });
@@ -94,7 +117,12 @@ export class CredentialSealer {
       // Only a KMS that does not answer (or refuses the operator) gets here: problems of a ciphertext are CredentialProblems.
       if (err instanceof CryptoError) {
         this.ctx.metrics.kmsFailures.inc({ provider: keyRef.provider, reason: err.reason });
-        await this.status.failSealed(conn, Reason.KMSUnavailable, `the KMS (${keyRef.provider}) could not be reached or refused the request; the stored credentials are unchanged and atoll retries with backoff`, now);
+        await this.status.failSealed(
+          conn,
+          Reason.KMSUnavailable,
+          `the KMS (${keyRef.provider}) could not be reached or refused the request; the stored credentials are unchanged and atoll retries with backoff`,
+          now,
+        );
       }
       throw err;
     }
@@ -102,26 +130,68 @@ export class CredentialSealer {
     await this.beforeSecretWrite?.(ns, conn.metadata.name!);
     // A field waiting for a rebind keeps its copy (nothing deleted, nothing served: it no longer opens for the
     // current destination); any other problem removes the field, so the gateway and agent stop serving it.
-    const kept = problems.filter((p) => p.problem.keep && previous[p.field] && existing?.data?.[p.field] !== undefined).map((p) => p.field);
+    const kept = problems
+      .filter((p) => p.problem.keep && previous[p.field] && existing?.data?.[p.field] !== undefined)
+      .map((p) => p.field);
     // A new connection with a problem gets no managed Secret yet; an existing one loses what may no longer be served.
-    if (ours || (resolved.length > 0 && problems.length === 0)) await this.writeSecret(conn, ws, secretName, ours ? existing : undefined, existing, resolved, kept, previous, log);
+    if (ours || (resolved.length > 0 && problems.length === 0))
+      await this.writeSecret(
+        conn,
+        ws,
+        secretName,
+        ours ? existing : undefined,
+        existing,
+        resolved,
+        kept,
+        previous,
+        log,
+      );
     await this.recordChanges(conn, resolved, previous);
     const credentials = {
       ...Object.fromEntries(kept.map((f) => [f, conn.status?.credentials?.[f] ?? {}])),
-      ...Object.fromEntries(resolved.map((r) => [r.field, { hint: r.state.hint, version: r.state.version, updatedAt: r.state.updatedAt, keyId: r.state.keyId, ...(r.state.sealed ? { sealed: r.state.sealed } : {}) }])),
+      ...Object.fromEntries(
+        resolved.map((r) => [
+          r.field,
+          {
+            hint: r.state.hint,
+            version: r.state.version,
+            updatedAt: r.state.updatedAt,
+            keyId: r.state.keyId,
+            ...(r.state.sealed ? { sealed: r.state.sealed } : {}),
+          },
+        ]),
+      ),
     };
     if (problems.length > 0) {
       await this.warnOnce(key, conn, problems[0]!.problem);
-      await this.status.failSealed(conn, problems[0]!.problem.reason, problems.map((p) => p.problem.message).join('; '), now, credentials);
+      await this.status.failSealed(
+        conn,
+        problems[0]!.problem.reason,
+        problems.map((p) => p.problem.message).join('; '),
+        now,
+        credentials,
+      );
       return undefined;
     }
     this.#warned.delete(key);
     const order = (type.spec.credentialFields ?? []).map((f) => f.name);
     const first = [...resolved].sort((a, b) => order.indexOf(a.field) - order.indexOf(b.field))[0];
-    return { resolved, credentials, credentialHint: first?.state.hint ?? '', secretName, message: `${resolved.length} credential(s) sealed with ${keyRef.keyId}` };
+    return {
+      resolved,
+      credentials,
+      credentialHint: first?.state.hint ?? '',
+      secretName,
+      message: `${resolved.length} credential(s) sealed with ${keyRef.keyId}`,
+    };
   }
 
-  private fieldContext(conn: Conn, ws: Workspace & KubeObject, type: IntegrationType & KubeObject, key: FieldContext['key'], now: Date): FieldContext {
+  private fieldContext(
+    conn: Conn,
+    ws: Workspace & KubeObject,
+    type: IntegrationType & KubeObject,
+    key: FieldContext['key'],
+    now: Date,
+  ): FieldContext {
     const ns = conn.metadata.namespace!;
     const rebind = conn.metadata.annotations?.[REBIND_REQUESTED_ANNOTATION];
     return {
@@ -139,7 +209,9 @@ export class CredentialSealer {
       ...(rebind !== undefined ? { rebind } : {}),
       readSource: (name) => this.readSecret(ns, name),
       writePins: async (name, pins) => {
-        await this.ctx.client.mergePatch(Secrets, name, ns, { metadata: { annotations: { [OFFER_PINS_ANNOTATION]: JSON.stringify(pins) } } });
+        await this.ctx.client.mergePatch(Secrets, name, ns, {
+          metadata: { annotations: { [OFFER_PINS_ANNOTATION]: JSON.stringify(pins) } },
+        });
       },
       now,
       verified: this.#verified,
@@ -147,14 +219,30 @@ export class CredentialSealer {
   }
 
   /** Events for rotations and confirmed rebinds. */
-  private async recordChanges(conn: Conn, resolved: ResolvedField[], previous: Record<string, FieldState>): Promise<void> {
+  private async recordChanges(
+    conn: Conn,
+    resolved: ResolvedField[],
+    previous: Record<string, FieldState>,
+  ): Promise<void> {
     for (const r of resolved.filter((x) => x.rotated && previous[x.field])) {
-      await this.ctx.events.record(ExternalConnections, conn, 'Normal', 'CredentialRotated', `credential ${r.field} rotated to version ${r.state.version}`);
+      await this.ctx.events.record(
+        ExternalConnections,
+        conn,
+        'Normal',
+        'CredentialRotated',
+        `credential ${r.field} rotated to version ${r.state.version}`,
+      );
     }
     const rebound = resolved.filter((r) => r.rebound).map((r) => r.field);
     if (rebound.length > 0) {
       const by = conn.metadata.annotations?.[REBIND_REQUESTED_BY_ANNOTATION] ?? 'an unknown user';
-      await this.ctx.events.record(ExternalConnections, conn, 'Normal', 'CredentialsRebound', `credential(s) ${rebound.join(', ')} re-sealed for the current destination of IntegrationType ${conn.spec.type}; confirmed by ${by}`);
+      await this.ctx.events.record(
+        ExternalConnections,
+        conn,
+        'Normal',
+        'CredentialsRebound',
+        `credential(s) ${rebound.join(', ')} re-sealed for the current destination of IntegrationType ${conn.spec.type}; confirmed by ${by}`,
+      );
     }
   }
 
@@ -164,7 +252,10 @@ export class CredentialSealer {
    */
   private async warnOnce(key: string, conn: Conn, problem: CredentialProblem): Promise<void> {
     const said = `${conn.metadata.uid}/${conn.metadata.generation}/${problem.reason}`;
-    if (findCondition(conn.status?.conditions, ConditionType.CredentialsSealed)?.reason !== problem.reason && this.#warned.get(key) !== said) {
+    if (
+      findCondition(conn.status?.conditions, ConditionType.CredentialsSealed)?.reason !== problem.reason &&
+      this.#warned.get(key) !== said
+    ) {
       await this.ctx.events.record(ExternalConnections, conn, 'Warning', problem.reason, problem.message);
     }
     this.#warned.set(key, said);
@@ -177,7 +268,17 @@ export class CredentialSealer {
   }
 
   /** `owned` is the existing Secret when it belongs to this connection object; `existing` is whatever has the name. */
-  private async writeSecret(conn: Conn, ws: Workspace & KubeObject, name: string, owned: Secret | undefined, existing: Secret | undefined, resolved: ResolvedField[], kept: string[], previous: Record<string, FieldState>, log: Logger): Promise<void> {
+  private async writeSecret(
+    conn: Conn,
+    ws: Workspace & KubeObject,
+    name: string,
+    owned: Secret | undefined,
+    existing: Secret | undefined,
+    resolved: ResolvedField[],
+    kept: string[],
+    previous: Record<string, FieldState>,
+    log: Logger,
+  ): Promise<void> {
     const ns = conn.metadata.namespace!;
     const data: Record<string, string> = Object.fromEntries(kept.map((f) => [f, owned!.data![f]!]));
     for (const r of resolved) data[r.field] = Buffer.from(r.ciphertext).toString('base64');
@@ -190,7 +291,11 @@ export class CredentialSealer {
       metadata: {
         name,
         namespace: ns,
-        labels: { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [CONNECTION_LABEL]: conn.metadata.name!, [WORKSPACE_LABEL]: ws.metadata.name! },
+        labels: {
+          [MANAGED_BY_LABEL]: MANAGED_BY_VALUE,
+          [CONNECTION_LABEL]: conn.metadata.name!,
+          [WORKSPACE_LABEL]: ws.metadata.name!,
+        },
         annotations: { [STATE_ANNOTATION]: annotation },
         ownerReferences: [ownerReference(conn)],
         ...(existing ? { resourceVersion: existing.metadata?.resourceVersion } : {}),

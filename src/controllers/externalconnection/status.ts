@@ -31,16 +31,41 @@ export class ConnectionStatus {
   /** Ready=False for a connection its workspace or type does not allow (admission was bypassed). */
   async refused(conn: Conn, problems: Array<{ reason: string; message: string }>, now: Date): Promise<void> {
     const gen = conn.metadata.generation;
-    const conditions = setCondition(conn.status?.conditions, { type: ConditionType.Ready, status: 'False', reason: problems[0]!.reason, message: problems.map((x) => x.message).join('; '), observedGeneration: gen }, now);
+    const conditions = setCondition(
+      conn.status?.conditions,
+      {
+        type: ConditionType.Ready,
+        status: 'False',
+        reason: problems[0]!.reason,
+        message: problems.map((x) => x.message).join('; '),
+        observedGeneration: gen,
+      },
+      now,
+    );
     await this.write(conn, { ...conn.status, observedGeneration: gen, conditions });
   }
 
   /** CredentialsSealed=False (and Ready with it); the managed Secret stays as it was. */
-  async failSealed(conn: Conn, reason: string, message: string, now: Date, credentials?: ExternalConnectionStatus['credentials']): Promise<void> {
+  async failSealed(
+    conn: Conn,
+    reason: string,
+    message: string,
+    now: Date,
+    credentials?: ExternalConnectionStatus['credentials'],
+  ): Promise<void> {
     const gen = conn.metadata.generation;
-    let conditions = setCondition(conn.status?.conditions, { type: ConditionType.CredentialsSealed, status: 'False', reason, message, observedGeneration: gen }, now);
+    let conditions = setCondition(
+      conn.status?.conditions,
+      { type: ConditionType.CredentialsSealed, status: 'False', reason, message, observedGeneration: gen },
+      now,
+    );
     conditions = setCondition(conditions, summarizeReady(conditions, [ConditionType.CredentialsSealed], gen), now);
-    await this.write(conn, { ...conn.status, observedGeneration: gen, conditions, ...(credentials ? { credentials } : {}) });
+    await this.write(conn, {
+      ...conn.status,
+      observedGeneration: gen,
+      conditions,
+      ...(credentials ? { credentials } : {}),
+    });
   }
 
   /**
@@ -49,13 +74,37 @@ export class ConnectionStatus {
    */
   async report(conn: Conn, sealed: Sealed, probe: ProbeView, now: Date): Promise<void> {
     const gen = conn.metadata.generation;
-    let conditions: Condition[] = setCondition(conn.status?.conditions, { type: ConditionType.CredentialsSealed, status: 'True', reason: Reason.Sealed, message: sealed.message, observedGeneration: gen }, now);
+    let conditions: Condition[] = setCondition(
+      conn.status?.conditions,
+      {
+        type: ConditionType.CredentialsSealed,
+        status: 'True',
+        reason: Reason.Sealed,
+        message: sealed.message,
+        observedGeneration: gen,
+      },
+      now,
+    );
     conditions = applyProbe(conditions, probe.current, gen, now);
-    conditions = setCondition(conditions, summarizeReady(conditions, [ConditionType.CredentialsSealed, ConditionType.Reachable, ConditionType.Authenticated], gen), now);
+    conditions = setCondition(
+      conditions,
+      summarizeReady(
+        conditions,
+        [ConditionType.CredentialsSealed, ConditionType.Reachable, ConditionType.Authenticated],
+        gen,
+      ),
+      now,
+    );
     const wasReady = findCondition(conn.status?.conditions, ConditionType.Ready);
     const isReady = findCondition(conditions, ConditionType.Ready)!;
     if (probe.current && wasReady?.status !== isReady.status) {
-      await this.ctx.events.record(ExternalConnections, conn, isReady.status === 'True' ? 'Normal' : 'Warning', probe.current.reason, probe.current.message);
+      await this.ctx.events.record(
+        ExternalConnections,
+        conn,
+        isReady.status === 'True' ? 'Normal' : 'Warning',
+        probe.current.reason,
+        probe.current.message,
+      );
     }
     await this.write(conn, {
       observedGeneration: gen,
@@ -81,12 +130,42 @@ export class ConnectionStatus {
 }
 
 /** Maps a probe outcome onto Reachable/Authenticated; pending while none has run yet. */
-function applyProbe(conditions: Condition[], outcome: ProbeOutcome | undefined, gen: number | undefined, now: Date): Condition[] {
+function applyProbe(
+  conditions: Condition[],
+  outcome: ProbeOutcome | undefined,
+  gen: number | undefined,
+  now: Date,
+): Condition[] {
   if (!outcome) {
-    const pending = { status: 'Unknown' as const, reason: Reason.ProbePending, message: 'A probe is scheduled', observedGeneration: gen };
+    const pending = {
+      status: 'Unknown' as const,
+      reason: Reason.ProbePending,
+      message: 'A probe is scheduled',
+      observedGeneration: gen,
+    };
     conditions = setCondition(conditions, { type: ConditionType.Reachable, ...pending }, now);
     return setCondition(conditions, { type: ConditionType.Authenticated, ...pending }, now);
   }
-  conditions = setCondition(conditions, { type: ConditionType.Reachable, status: outcome.reachable, reason: outcome.reachable === 'True' ? Reason.Succeeded : outcome.reason, message: outcome.message, observedGeneration: gen }, now);
-  return setCondition(conditions, { type: ConditionType.Authenticated, status: outcome.authenticated, reason: outcome.reason, message: outcome.message, observedGeneration: gen }, now);
+  conditions = setCondition(
+    conditions,
+    {
+      type: ConditionType.Reachable,
+      status: outcome.reachable,
+      reason: outcome.reachable === 'True' ? Reason.Succeeded : outcome.reason,
+      message: outcome.message,
+      observedGeneration: gen,
+    },
+    now,
+  );
+  return setCondition(
+    conditions,
+    {
+      type: ConditionType.Authenticated,
+      status: outcome.authenticated,
+      reason: outcome.reason,
+      message: outcome.message,
+      observedGeneration: gen,
+    },
+    now,
+  );
 }

@@ -56,6 +56,17 @@ function connectionKey(place: Pick<CopyPlace, 'namespace' | 'connection'>): stri
 
 function digest(place: CopyPlace, field: string, ciphertext: string, st: CheckedState): string {
   const h = createHash('sha256');
-  for (const part of [place.namespace, place.workspace, place.connection, place.uid, field, st.fingerprint, String(st.version), st.destination ?? '', ciphertext]) h.update(lengthPrefixed(part));
+  for (const part of [
+    place.namespace,
+    place.workspace,
+    place.connection,
+    place.uid,
+    field,
+    st.fingerprint,
+    String(st.version),
+    st.destination ?? '',
+    ciphertext,
+  ])
+    h.update(lengthPrefixed(part));
   return h.digest('base64url');
 }

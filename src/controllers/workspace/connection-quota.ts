@@ -18,10 +18,16 @@ export interface ResourceQuota extends KubeObject {
  */
 export function connectionLimit(ws: Pick<Workspace, 'spec'>, defaultMax: number): { limit: number; source: string } {
   const own = ws.spec?.policy?.maxConnections;
-  return own === undefined ? { limit: defaultMax, source: "the operator's default; set spec.policy.maxConnections to change it" } : { limit: own, source: 'spec.policy.maxConnections' };
+  return own === undefined
+    ? { limit: defaultMax, source: "the operator's default; set spec.policy.maxConnections to change it" }
+    : { limit: own, source: 'spec.policy.maxConnections' };
 }
 
-export function connectionQuota(namespace: string, limit: number, metadata: Pick<NonNullable<KubeObject['metadata']>, 'labels' | 'ownerReferences'>): ResourceQuota {
+export function connectionQuota(
+  namespace: string,
+  limit: number,
+  metadata: Pick<NonNullable<KubeObject['metadata']>, 'labels' | 'ownerReferences'>,
+): ResourceQuota {
   return {
     apiVersion: 'v1',
     kind: 'ResourceQuota',
@@ -36,7 +42,9 @@ export function connectionQuota(namespace: string, limit: number, metadata: Pick
  * quotaEnforcing), so the workspace is not Ready yet.
  */
 export function quotaInForce(quota: ResourceQuota | undefined, limit: number): boolean {
-  return countOf(quota?.status?.hard?.[CONNECTION_COUNT]) === limit && quota?.status?.used?.[CONNECTION_COUNT] !== undefined;
+  return (
+    countOf(quota?.status?.hard?.[CONNECTION_COUNT]) === limit && quota?.status?.used?.[CONNECTION_COUNT] !== undefined
+  );
 }
 
 const DECIMAL_SUFFIX: Record<string, number> = { '': 1, k: 1e3, M: 1e6, G: 1e9, T: 1e12, P: 1e15, E: 1e18 };

@@ -23,7 +23,14 @@ import type { Logger } from '../../runtime/logger.js';
 import { governingWorkspace } from '../../domain/governing-workspace.js';
 import type { OperatorContext } from '../context.js';
 import { deepEqual } from '../../util/deep-equal.js';
-import { CONNECTION_QUOTA, connectionLimit, connectionQuota, quotaEnforcing, quotaInForce, type ResourceQuota } from './connection-quota.js';
+import {
+  CONNECTION_QUOTA,
+  connectionLimit,
+  connectionQuota,
+  quotaEnforcing,
+  quotaInForce,
+  type ResourceQuota,
+} from './connection-quota.js';
 import { workspaceIdentity } from '../../domain/workspace-identity.js';
 import { TENANT_ROLES, subjectsFor, tenantRoleName, tenantRules } from './tenant-rbac.js';
 
@@ -66,7 +73,9 @@ export class WorkspaceReconciler {
     if (!hasFinalizer(ws, FINALIZER)) {
       await client.jsonPatch(Workspaces, req.name, ns, [
         { op: 'test', path: '/metadata/resourceVersion', value: ws.metadata.resourceVersion },
-        ws.metadata.finalizers ? { op: 'add', path: '/metadata/finalizers/-', value: FINALIZER } : { op: 'add', path: '/metadata/finalizers', value: [FINALIZER] },
+        ws.metadata.finalizers
+          ? { op: 'add', path: '/metadata/finalizers/-', value: FINALIZER }
+          : { op: 'add', path: '/metadata/finalizers', value: [FINALIZER] },
       ]);
       return; // the update event brings us back
     }
@@ -78,7 +87,17 @@ export class WorkspaceReconciler {
     // Admission refuses a second Workspace; this catches a bypassed webhook.
     const first = governingWorkspace(this.ctx.workspaces.list(ns));
     if (first && first.metadata?.name !== ws.metadata.name) {
-      conditions = setCondition(conditions, { type: ConditionType.Ready, status: 'False', reason: Reason.DuplicateWorkspace, message: `namespace ${ns} already has Workspace ${first.metadata?.name}; a namespace holds at most one Workspace. Delete this one.`, observedGeneration: gen }, now);
+      conditions = setCondition(
+        conditions,
+        {
+          type: ConditionType.Ready,
+          status: 'False',
+          reason: Reason.DuplicateWorkspace,
+          message: `namespace ${ns} already has Workspace ${first.metadata?.name}; a namespace holds at most one Workspace. Delete this one.`,
+          observedGeneration: gen,
+        },
+        now,
+      );
       await this.writeStatus(ws, { ...ws.status, observedGeneration: gen, conditions });
       return;
     }
@@ -98,15 +117,45 @@ export class WorkspaceReconciler {
     } catch (err) {
       // The policies read the label and the Workspace from the API server's caches, which may lag by a moment.
       if (labelled && fencedByPolicy(err)) return { requeueAfterMs: 1000 };
-      conditions = setCondition(conditions, { type: ConditionType.RBACReady, status: 'False', reason: Reason.RBACFailed, message: rbacFailure(err), observedGeneration: gen }, now);
+      conditions = setCondition(
+        conditions,
+        {
+          type: ConditionType.RBACReady,
+          status: 'False',
+          reason: Reason.RBACFailed,
+          message: rbacFailure(err),
+          observedGeneration: gen,
+        },
+        now,
+      );
       conditions = setCondition(conditions, summarizeReady(conditions, [ConditionType.RBACReady], gen), now);
       await this.writeStatus(ws, { ...ws.status, observedGeneration: gen, conditions });
       throw err;
     }
-    conditions = setCondition(conditions, quota.enforced
-      ? { type: ConditionType.RBACReady, status: 'True', reason: Reason.Succeeded, message: 'Tenant Roles and RoleBindings are in place', observedGeneration: gen }
-      : { type: ConditionType.RBACReady, status: 'False', reason: quota.condition.reason, message: `tenant Roles and RoleBindings wait for ResourceQuota ${CONNECTION_QUOTA} to be in force: ${quota.condition.message}`, observedGeneration: gen }, now);
-    conditions = setCondition(conditions, { ...quota.condition, type: ConditionType.QuotaReady, observedGeneration: gen }, now);
+    conditions = setCondition(
+      conditions,
+      quota.enforced
+        ? {
+            type: ConditionType.RBACReady,
+            status: 'True',
+            reason: Reason.Succeeded,
+            message: 'Tenant Roles and RoleBindings are in place',
+            observedGeneration: gen,
+          }
+        : {
+            type: ConditionType.RBACReady,
+            status: 'False',
+            reason: quota.condition.reason,
+            message: `tenant Roles and RoleBindings wait for ResourceQuota ${CONNECTION_QUOTA} to be in force: ${quota.condition.message}`,
+            observedGeneration: gen,
+          },
+      now,
+    );
+    conditions = setCondition(
+      conditions,
+      { ...quota.condition, type: ConditionType.QuotaReady, observedGeneration: gen },
+      now,
+    );
 
     const key = this.ctx.crypto.keyFor(ws.spec?.encryption?.keyId);
     const identity = workspaceIdentity(ws);
@@ -115,23 +164,70 @@ export class WorkspaceReconciler {
     conditions = setCondition(
       conditions,
       !keyOk
-        ? { type: ConditionType.EncryptionReady, status: 'False', reason: Reason.KMSUnavailable, message: `Key ${key.keyId} could not be used; check the KMS and the operator's access to the key`, observedGeneration: gen }
+        ? {
+            type: ConditionType.EncryptionReady,
+            status: 'False',
+            reason: Reason.KMSUnavailable,
+            message: `Key ${key.keyId} could not be used; check the KMS and the operator's access to the key`,
+            observedGeneration: gen,
+          }
         : key.provider === 'local'
-          ? { type: ConditionType.EncryptionReady, status: 'True', reason: Reason.LocalKeyRing, message: localKeyRingMessage(key.keyId, this.ctx.config.namespace), observedGeneration: gen }
-          : { type: ConditionType.EncryptionReady, status: 'True', reason: Reason.Succeeded, message: `Key ${key.keyId} is usable`, observedGeneration: gen },
+          ? {
+              type: ConditionType.EncryptionReady,
+              status: 'True',
+              reason: Reason.LocalKeyRing,
+              message: localKeyRingMessage(key.keyId, this.ctx.config.namespace),
+              observedGeneration: gen,
+            }
+          : {
+              type: ConditionType.EncryptionReady,
+              status: 'True',
+              reason: Reason.Succeeded,
+              message: `Key ${key.keyId} is usable`,
+              observedGeneration: gen,
+            },
       now,
     );
     if (keyOk && key.provider === 'local' && !wasLocal) {
-      await this.ctx.events.record(Workspaces, ws, 'Warning', Reason.LocalKeyRing, localKeyRingMessage(key.keyId, this.ctx.config.namespace));
+      await this.ctx.events.record(
+        Workspaces,
+        ws,
+        'Warning',
+        Reason.LocalKeyRing,
+        localKeyRingMessage(key.keyId, this.ctx.config.namespace),
+      );
     }
-    conditions = setCondition(conditions, summarizeReady(conditions, [ConditionType.RBACReady, ConditionType.QuotaReady, ConditionType.EncryptionReady], gen), now);
+    conditions = setCondition(
+      conditions,
+      summarizeReady(
+        conditions,
+        [ConditionType.RBACReady, ConditionType.QuotaReady, ConditionType.EncryptionReady],
+        gen,
+      ),
+      now,
+    );
 
     const connections = this.ctx.connections.list(ns).filter((c) => !c.metadata?.deletionTimestamp);
     const ready = connections.filter((c) => isConditionTrue(c.status?.conditions, ConditionType.Ready)).length;
-    const wrapped = connections.filter((c) => Object.values(c.status?.credentials ?? {}).every((s) => s.keyId === undefined || sameKey(s.keyId, key.keyId))).length;
+    const wrapped = connections.filter((c) =>
+      Object.values(c.status?.credentials ?? {}).every((s) => s.keyId === undefined || sameKey(s.keyId, key.keyId)),
+    ).length;
     // What still needs another key: managed copies not yet re-wrapped (the operator's), and spec values (Git's).
-    const managedOld = connections.reduce((n, c) => n + Object.values(c.status?.credentials ?? {}).filter((s) => s.keyId !== undefined && !sameKey(s.keyId, key.keyId)).length, 0);
-    const specOld = connections.reduce((n, c) => n + Object.values(c.spec?.credentials ?? {}).filter((src) => src.sealed !== undefined && !this.wrappedWith(src.sealed, key)).length, 0);
+    const managedOld = connections.reduce(
+      (n, c) =>
+        n +
+        Object.values(c.status?.credentials ?? {}).filter((s) => s.keyId !== undefined && !sameKey(s.keyId, key.keyId))
+          .length,
+      0,
+    );
+    const specOld = connections.reduce(
+      (n, c) =>
+        n +
+        Object.values(c.spec?.credentials ?? {}).filter(
+          (src) => src.sealed !== undefined && !this.wrappedWith(src.sealed, key),
+        ).length,
+      0,
+    );
     const status: WorkspaceStatus = {
       ...ws.status,
       observedGeneration: gen,
@@ -162,7 +258,10 @@ export class WorkspaceReconciler {
   private wrappedWith(sealed: string, key: { provider: string; keyId: string }): boolean {
     try {
       const named = this.ctx.crypto.envelope.describe(sealed);
-      return this.ctx.crypto.envelope.isWrappedWith(sealed, key) || (named.provider === key.provider && sameKey(named.keyId, key.keyId));
+      return (
+        this.ctx.crypto.envelope.isWrappedWith(sealed, key) ||
+        (named.provider === key.provider && sameKey(named.keyId, key.keyId))
+      );
     } catch {
       return true;
     }
@@ -179,7 +278,8 @@ export class WorkspaceReconciler {
     // The owner reference lets the garbage collector remove the quota too; this is only quicker.
     await ignoreNotFoundOrForbidden(client.delete(ResourceQuotas, CONNECTION_QUOTA, ns));
     // These bind ClusterRoles: there is no Role of that name to delete.
-    for (const name of [OPERATOR_SECRETS_ROLE, GATEWAY_SECRETS_ROLE, OPERATOR_QUOTA_ROLE]) await ignoreNotFound(client.delete(RoleBindings, name, ns));
+    for (const name of [OPERATOR_SECRETS_ROLE, GATEWAY_SECRETS_ROLE, OPERATOR_QUOTA_ROLE])
+      await ignoreNotFound(client.delete(RoleBindings, name, ns));
     for (const k of [...this.keyChecks.keys()]) if (k.startsWith(`${ns}|`)) this.keyChecks.delete(k);
     const namespace = await client.tryGet<KubeObject>(Namespaces, ns);
     if (namespace?.metadata?.labels?.[WORKSPACE_LABEL] === ws.metadata.name) {
@@ -212,17 +312,43 @@ export class WorkspaceReconciler {
     const labels = { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [WORKSPACE_LABEL]: ws.metadata.name! };
     let quota: ResourceQuota;
     try {
-      quota = await this.ctx.client.apply(ResourceQuotas, connectionQuota(ns, limit, { labels, ownerReferences: [ownerReference(ws)] }));
+      quota = await this.ctx.client.apply(
+        ResourceQuotas,
+        connectionQuota(ns, limit, { labels, ownerReferences: [ownerReference(ws)] }),
+      );
     } catch (err) {
       const status = (err as { status?: number }).status;
       // A quota written earlier may still be in force (tenants keep their roles then); a new workspace waits.
-      const existing = await this.ctx.client.tryGet<ResourceQuota>(ResourceQuotas, CONNECTION_QUOTA, ns).catch(() => undefined);
-      return { enforced: quotaEnforcing(existing), condition: { status: 'False', reason: Reason.QuotaFailed, message: `ResourceQuota ${CONNECTION_QUOTA} could not be written (API status ${status ?? 'unknown'}); the RoleBinding ${OPERATOR_QUOTA_ROLE} grants it, check the operator's RBAC if this persists` } };
+      const existing = await this.ctx.client
+        .tryGet<ResourceQuota>(ResourceQuotas, CONNECTION_QUOTA, ns)
+        .catch(() => undefined);
+      return {
+        enforced: quotaEnforcing(existing),
+        condition: {
+          status: 'False',
+          reason: Reason.QuotaFailed,
+          message: `ResourceQuota ${CONNECTION_QUOTA} could not be written (API status ${status ?? 'unknown'}); the RoleBinding ${OPERATOR_QUOTA_ROLE} grants it, check the operator's RBAC if this persists`,
+        },
+      };
     }
     if (!quotaInForce(quota, limit)) {
-      return { enforced: quotaEnforcing(quota), condition: { status: 'False', reason: Reason.QuotaPending, message: `waiting for kube-controller-manager to take up ResourceQuota ${CONNECTION_QUOTA} (limit ${limit})` } };
+      return {
+        enforced: quotaEnforcing(quota),
+        condition: {
+          status: 'False',
+          reason: Reason.QuotaPending,
+          message: `waiting for kube-controller-manager to take up ResourceQuota ${CONNECTION_QUOTA} (limit ${limit})`,
+        },
+      };
     }
-    return { enforced: true, condition: { status: 'True', reason: Reason.Succeeded, message: `ResourceQuota ${CONNECTION_QUOTA} limits the workspace to ${limit} connections (${source})` } };
+    return {
+      enforced: true,
+      condition: {
+        status: 'True',
+        reason: Reason.Succeeded,
+        message: `ResourceQuota ${CONNECTION_QUOTA} limits the workspace to ${limit} connections (${source})`,
+      },
+    };
   }
 
   private async applyTenantRbac(ws: Ws): Promise<void> {
@@ -231,7 +357,10 @@ export class WorkspaceReconciler {
     const labels = { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [WORKSPACE_LABEL]: ws.metadata.name! };
     for (const role of TENANT_ROLES) {
       const name = tenantRoleName(role);
-      await this.ctx.client.apply(Roles, { metadata: { name, namespace: ns, labels, ownerReferences: owner }, rules: tenantRules(role) });
+      await this.ctx.client.apply(Roles, {
+        metadata: { name, namespace: ns, labels, ownerReferences: owner },
+        rules: tenantRules(role),
+      });
       await this.ctx.client.apply(RoleBindings, {
         metadata: { name, namespace: ns, labels, ownerReferences: owner },
         roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name },
@@ -246,7 +375,11 @@ export class WorkspaceReconciler {
     const labels = { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [WORKSPACE_LABEL]: ws.metadata.name! };
     // Secret access for the operator and gateway, and the operator's hold on the quota, exist only in workspace namespaces.
     const { controller, gateway } = this.ctx.config.serviceAccounts;
-    for (const [name, sa] of [[OPERATOR_SECRETS_ROLE, controller], [GATEWAY_SECRETS_ROLE, gateway], [OPERATOR_QUOTA_ROLE, controller]] as const) {
+    for (const [name, sa] of [
+      [OPERATOR_SECRETS_ROLE, controller],
+      [GATEWAY_SECRETS_ROLE, gateway],
+      [OPERATOR_QUOTA_ROLE, controller],
+    ] as const) {
       await this.ctx.client.apply(RoleBindings, {
         metadata: { name, namespace: ns, labels, ownerReferences: owner },
         roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name },
@@ -256,12 +389,23 @@ export class WorkspaceReconciler {
   }
 
   /** Seals a throwaway value under the workspace binding: proves the key works, at most every 10 minutes. */
-  private async checkKey(ns: string, identity: string, key: { provider: string; keyId: string }, log: Logger): Promise<boolean> {
+  private async checkKey(
+    ns: string,
+    identity: string,
+    key: { provider: string; keyId: string },
+    log: Logger,
+  ): Promise<boolean> {
     const cacheKey = `${ns}|${identity}|${key.provider}|${key.keyId}`;
     const lastOk = this.keyChecks.get(cacheKey);
     if (lastOk !== undefined && Date.now() - lastOk < KEY_CHECK_TTL_MS) return true;
     try {
-      const binding = { namespace: ns, workspace: identity, connection: 'atoll-key-check', field: 'check', destination: 'key-check' };
+      const binding = {
+        namespace: ns,
+        workspace: identity,
+        connection: 'atoll-key-check',
+        field: 'check',
+        destination: 'key-check',
+      };
       const sealed = await this.ctx.crypto.envelope.seal('atoll-key-check', binding, key);
       await this.ctx.crypto.envelope.open(sealed, binding);
       this.keyChecks.set(cacheKey, Date.now());
@@ -275,7 +419,13 @@ export class WorkspaceReconciler {
 
   private async writeStatus(ws: Ws, status: WorkspaceStatus): Promise<void> {
     if (deepEqual(status, ws.status ?? {})) return;
-    await this.ctx.client.mergePatch(Workspaces, ws.metadata.name!, ws.metadata.namespace, { status }, { subresource: 'status' });
+    await this.ctx.client.mergePatch(
+      Workspaces,
+      ws.metadata.name!,
+      ws.metadata.namespace,
+      { status },
+      { subresource: 'status' },
+    );
   }
 }
 
@@ -284,7 +434,11 @@ export class WorkspaceReconciler {
  * constant message (no object content), so the condition may show it.
  */
 function fencedByPolicy(err: unknown): err is KubeApiError {
-  return err instanceof KubeApiError && (err.status === 403 || err.status === 422) && err.message.includes('ValidatingAdmissionPolicy');
+  return (
+    err instanceof KubeApiError &&
+    (err.status === 403 || err.status === 422) &&
+    err.message.includes('ValidatingAdmissionPolicy')
+  );
 }
 
 function rbacFailure(err: unknown): string {

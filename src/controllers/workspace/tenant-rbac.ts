@@ -28,13 +28,25 @@ export function tenantRules(role: TenantRole): PolicyRule[] {
     { apiGroups: ['events.k8s.io'], resources: ['events'], verbs: READ },
   ];
   if (role === 'viewer') return viewer;
-  const editor: PolicyRule[] = [...viewer, { apiGroups: [ATOLL], resources: ['externalconnections'], verbs: ['create', 'update', 'patch', 'delete'] }];
+  const editor: PolicyRule[] = [
+    ...viewer,
+    { apiGroups: [ATOLL], resources: ['externalconnections'], verbs: ['create', 'update', 'patch', 'delete'] },
+  ];
   if (role === 'editor') return editor;
   return [
     ...editor,
-    { apiGroups: [RBAC], resources: ['rolebindings'], verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'] },
+    {
+      apiGroups: [RBAC],
+      resources: ['rolebindings'],
+      verbs: ['get', 'list', 'watch', 'create', 'update', 'patch', 'delete'],
+    },
     // Admins may bind exactly two ClusterRoles for their workloads: `use` (proxy) and `read-credentials` (plaintext).
-    { apiGroups: [RBAC], resources: ['clusterroles'], verbs: ['bind'], resourceNames: [CONNECTION_USER_CLUSTER_ROLE, CONNECTION_READER_CLUSTER_ROLE] },
+    {
+      apiGroups: [RBAC],
+      resources: ['clusterroles'],
+      verbs: ['bind'],
+      resourceNames: [CONNECTION_USER_CLUSTER_ROLE, CONNECTION_READER_CLUSTER_ROLE],
+    },
   ];
 }
 
@@ -45,6 +57,10 @@ export function tenantRoleName(role: TenantRole): string {
 export function subjectsFor(members: readonly WorkspaceMember[] | undefined, role: TenantRole, namespace: string) {
   return (members ?? [])
     .filter((m) => m.role === role)
-    .map((m) => (m.kind === 'ServiceAccount' ? { kind: 'ServiceAccount', name: m.name, namespace } : { kind: m.kind, name: m.name, apiGroup: RBAC }))
+    .map((m) =>
+      m.kind === 'ServiceAccount'
+        ? { kind: 'ServiceAccount', name: m.name, namespace }
+        : { kind: m.kind, name: m.name, apiGroup: RBAC },
+    )
     .sort((a, b) => `${a.kind}/${a.name}`.localeCompare(`${b.kind}/${b.name}`));
 }

@@ -21,7 +21,13 @@ import {
 } from '../errors.js';
 import { AwsKmsProvider, kmsError } from './aws-kms.js';
 
-const binding: Binding = { namespace: 'acme', workspace: 'acme-7f3c', connection: 'pg', field: 'password', destination: 'dest-1' };
+const binding: Binding = {
+  namespace: 'acme',
+  workspace: 'acme-7f3c',
+  connection: 'pg',
+  field: 'password',
+  destination: 'dest-1',
+};
 const context = encryptionContext(binding);
 
 let moto: MotoServer;
@@ -30,7 +36,12 @@ let keyArn: string;
 
 beforeAll(async () => {
   moto = await startMoto();
-  kms = new AwsKmsProvider({ region: MOTO_REGION, endpoint: moto.endpoint, credentials: MOTO_CREDENTIALS, maxAttempts: 1 });
+  kms = new AwsKmsProvider({
+    region: MOTO_REGION,
+    endpoint: moto.endpoint,
+    credentials: MOTO_CREDENTIALS,
+    maxAttempts: 1,
+  });
   keyArn = await createKmsKey(moto.endpoint);
 });
 
@@ -51,7 +62,9 @@ describe('AwsKmsProvider against moto', () => {
   it('the KMS itself enforces the encryption context: a moved wrapped key fails at Decrypt', async () => {
     const { wrapped } = await kms.generateDataKey(keyArn, context);
     for (const part of ['namespace', 'workspace', 'connection', 'field'] as const) {
-      const err = await kms.decryptDataKey(keyArn, wrapped, encryptionContext({ ...binding, [part]: 'other' })).catch((e: unknown) => e);
+      const err = await kms
+        .decryptDataKey(keyArn, wrapped, encryptionContext({ ...binding, [part]: 'other' }))
+        .catch((e: unknown) => e);
       expect(err).toBeInstanceOf(CiphertextRejectedError);
       // The failing layer is the KMS (an SDK InvalidCiphertextException), not our AES-GCM.
       expect((err as Error).cause).toBeInstanceOf(InvalidCiphertextException);
@@ -90,7 +103,9 @@ describe('AwsKmsProvider against moto', () => {
     const sealed = await envelope.seal('value-behind-alias', binding, alias);
     expect(envelope.describe(sealed).keyId).toBe(keyArn);
     expect(envelope.isWrappedWith(sealed, alias)).toBe(true);
-    expect(await new Envelope({ providers: new Map([['aws-kms', kms]]) }).open(sealed, binding)).toBe('value-behind-alias');
+    expect(await new Envelope({ providers: new Map([['aws-kms', kms]]) }).open(sealed, binding)).toBe(
+      'value-behind-alias',
+    );
   });
 
   it('a stopped KMS fails fast with the retryable KmsUnavailableError', async () => {
@@ -119,14 +134,34 @@ describe('AwsKmsProvider against moto', () => {
 describe('kmsError', () => {
   const meta = { $metadata: {}, message: 'x' };
   it.each([
-    ['InvalidCiphertextException', new InvalidCiphertextException(meta), CiphertextRejectedError, CryptoErrorMessage.ciphertextRejected],
+    [
+      'InvalidCiphertextException',
+      new InvalidCiphertextException(meta),
+      CiphertextRejectedError,
+      CryptoErrorMessage.ciphertextRejected,
+    ],
     ['IncorrectKeyException', new IncorrectKeyException(meta), CiphertextRejectedError, CryptoErrorMessage.wrongKey],
-    ['AccessDeniedException', Object.assign(new Error('denied'), { name: 'AccessDeniedException' }), KmsAccessDeniedError, CryptoErrorMessage.kmsAccessDenied],
+    [
+      'AccessDeniedException',
+      Object.assign(new Error('denied'), { name: 'AccessDeniedException' }),
+      KmsAccessDeniedError,
+      CryptoErrorMessage.kmsAccessDenied,
+    ],
     ['NotFoundException', new NotFoundException(meta), KeyNotFoundError, CryptoErrorMessage.keyNotFound],
     ['KMSInvalidStateException', new KMSInvalidStateException(meta), KeyNotFoundError, CryptoErrorMessage.keyDisabled],
     ['KMSInternalException', new KMSInternalException(meta), KmsUnavailableError, CryptoErrorMessage.kmsUnavailable],
-    ['ThrottlingException', Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' }), KmsUnavailableError, CryptoErrorMessage.kmsThrottled],
-    ['ECONNREFUSED', Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }), KmsUnavailableError, CryptoErrorMessage.kmsUnavailable],
+    [
+      'ThrottlingException',
+      Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' }),
+      KmsUnavailableError,
+      CryptoErrorMessage.kmsThrottled,
+    ],
+    [
+      'ECONNREFUSED',
+      Object.assign(new Error('connect ECONNREFUSED'), { code: 'ECONNREFUSED' }),
+      KmsUnavailableError,
+      CryptoErrorMessage.kmsUnavailable,
+    ],
   ])('maps %s', (_name, sdkError, errorClass, message) => {
     const mapped = kmsError(sdkError);
     expect(mapped).toBeInstanceOf(errorClass);

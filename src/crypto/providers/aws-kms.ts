@@ -68,7 +68,9 @@ export class AwsKmsProvider implements KmsProvider {
   async decryptDataKey(keyId: string, wrapped: Buffer, context: Record<string, string>): Promise<Buffer> {
     let out;
     try {
-      out = await this.#client.send(new DecryptCommand({ KeyId: keyId, CiphertextBlob: wrapped, EncryptionContext: context }));
+      out = await this.#client.send(
+        new DecryptCommand({ KeyId: keyId, CiphertextBlob: wrapped, EncryptionContext: context }),
+      );
     } catch (err) {
       throw kmsError(err);
     }
@@ -95,7 +97,12 @@ const ACCESS_DENIED = new Set([
 const KEY_MISSING = new Set(['NotFoundException']);
 const KEY_DISABLED = new Set(['KMSInvalidStateException', 'DisabledException']);
 const KEY_NOT_USABLE = new Set(['InvalidKeyUsageException', 'InvalidGrantTokenException']);
-const THROTTLED = new Set(['ThrottlingException', 'LimitExceededException', 'TooManyRequestsException', 'RequestLimitExceeded']);
+const THROTTLED = new Set([
+  'ThrottlingException',
+  'LimitExceededException',
+  'TooManyRequestsException',
+  'RequestLimitExceeded',
+]);
 
 /**
  * One place that turns an SDK failure into a typed crypto error. Anything not

@@ -88,7 +88,8 @@ export function keyRingToSecretData(ring: KeyRing): Record<string, string> {
 /** Parses Secret `data` back into a ring; throws on anything unexpected rather than guess. */
 export function keyRingFromSecretData(data: Record<string, string>, revision?: string): KeyRing {
   const corrupt = () => new Error(CryptoErrorMessage.keyRingCorrupt);
-  if (data[FORMAT_ENTRY] === undefined || fromB64(data[FORMAT_ENTRY]).toString('utf8') !== FORMAT_VERSION) throw corrupt();
+  if (data[FORMAT_ENTRY] === undefined || fromB64(data[FORMAT_ENTRY]).toString('utf8') !== FORMAT_VERSION)
+    throw corrupt();
   const primaries = new Map<string, number>();
   const versions = new Map<string, Map<number, Buffer>>();
   for (const [entry, value] of Object.entries(data)) {
@@ -127,7 +128,11 @@ export function keyRingFromSecretData(data: Record<string, string>, revision?: s
  * Returns the new version number.
  */
 export async function rotateLocalKey(store: KeyRingStore, name: string): Promise<number> {
-  return updateKeyRing(store, (ring) => withNewKeyVersion(ring, name).ring, (ring) => ring.keys.get(name)?.primary ?? 0);
+  return updateKeyRing(
+    store,
+    (ring) => withNewKeyVersion(ring, name).ring,
+    (ring) => ring.keys.get(name)?.primary ?? 0,
+  );
 }
 
 /**
@@ -151,7 +156,11 @@ export async function ensureLocalKey(store: KeyRingStore, name: string): Promise
 
 const MAX_CONFLICT_RETRIES = 5;
 
-async function updateKeyRing<T>(store: KeyRingStore, change: (ring: KeyRing) => KeyRing, result: (ring: KeyRing) => T): Promise<T> {
+async function updateKeyRing<T>(
+  store: KeyRingStore,
+  change: (ring: KeyRing) => KeyRing,
+  result: (ring: KeyRing) => T,
+): Promise<T> {
   let lastConflict: unknown;
   for (let attempt = 0; attempt < MAX_CONFLICT_RETRIES; attempt++) {
     const current = await store.load();

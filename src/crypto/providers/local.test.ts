@@ -13,7 +13,13 @@ import {
   type KeyRingStore,
 } from './local.js';
 
-const binding: Binding = { namespace: 'acme', workspace: 'acme', connection: 'pg', field: 'password', destination: 'dest-1' };
+const binding: Binding = {
+  namespace: 'acme',
+  workspace: 'acme',
+  connection: 'pg',
+  field: 'password',
+  destination: 'dest-1',
+};
 const context = encryptionContext(binding);
 
 describe('key ring serialisation', () => {
@@ -22,7 +28,14 @@ describe('key ring serialisation', () => {
     ring = withNewKeyVersion(ring, 'default').ring;
     ring = withNewKeyVersion(ring, 'team-a').ring;
     const data = keyRingToSecretData(ring);
-    expect(Object.keys(data).sort()).toEqual(['default.primary', 'default.v1', 'default.v2', 'keyring.format', 'team-a.primary', 'team-a.v1']);
+    expect(Object.keys(data).sort()).toEqual([
+      'default.primary',
+      'default.v1',
+      'default.v2',
+      'keyring.format',
+      'team-a.primary',
+      'team-a.v1',
+    ]);
     for (const value of Object.values(data)) expect(Buffer.from(value, 'base64').toString('base64')).toBe(value);
     const back = keyRingFromSecretData(data, '7');
     expect(back.revision).toBe('7');
@@ -36,7 +49,9 @@ describe('key ring serialisation', () => {
     expect(() => keyRingFromSecretData({ ...data, 'default.v1': Buffer.alloc(16).toString('base64') })).toThrow();
     expect(() => keyRingFromSecretData({ ...data, 'default.primary': Buffer.from('3').toString('base64') })).toThrow();
     expect(() => keyRingFromSecretData({ ...data, stray: 'eA==' })).toThrow();
-    expect(() => keyRingFromSecretData({ 'default.v1': data['default.v1']!, 'default.primary': data['default.primary']! })).toThrow();
+    expect(() =>
+      keyRingFromSecretData({ 'default.v1': data['default.v1']!, 'default.primary': data['default.primary']! }),
+    ).toThrow();
   });
 });
 
@@ -53,7 +68,9 @@ describe('LocalKmsProvider', () => {
     expect(unwrapped.equals(generated.plaintext)).toBe(true);
     // Another replica (new provider, same store) unwraps it too: the key is persisted, not in memory.
     const other = new LocalKmsProvider({ store });
-    expect((await other.decryptDataKey('local/default', generated.wrapped, context)).equals(generated.plaintext)).toBe(true);
+    expect((await other.decryptDataKey('local/default', generated.wrapped, context)).equals(generated.plaintext)).toBe(
+      true,
+    );
   });
 
   it('rejects a wrapped key presented under any other binding part', async () => {
@@ -63,7 +80,9 @@ describe('LocalKmsProvider', () => {
       const moved = encryptionContext({ ...binding, [part]: 'elsewhere' });
       await expect(kms.decryptDataKey('local/default', wrapped, moved)).rejects.toBeInstanceOf(CiphertextRejectedError);
     }
-    await expect(kms.decryptDataKey('local/default', wrapped, { ...context, extra: 'x' })).rejects.toBeInstanceOf(CiphertextRejectedError);
+    await expect(kms.decryptDataKey('local/default', wrapped, { ...context, extra: 'x' })).rejects.toBeInstanceOf(
+      CiphertextRejectedError,
+    );
   });
 
   it('rejects a wrapped key under another local key, and an unknown key', async () => {
@@ -80,9 +99,13 @@ describe('LocalKmsProvider', () => {
     for (let i = 0; i < wrapped.length; i++) {
       const tampered = Buffer.from(wrapped);
       tampered[i]! ^= 0x01;
-      await expect(kms.decryptDataKey('local/default', tampered, context)).rejects.toBeInstanceOf(CiphertextRejectedError);
+      await expect(kms.decryptDataKey('local/default', tampered, context)).rejects.toBeInstanceOf(
+        CiphertextRejectedError,
+      );
     }
-    await expect(kms.decryptDataKey('local/default', wrapped.subarray(1), context)).rejects.toBeInstanceOf(CiphertextRejectedError);
+    await expect(kms.decryptDataKey('local/default', wrapped.subarray(1), context)).rejects.toBeInstanceOf(
+      CiphertextRejectedError,
+    );
   });
 
   it('rotation: new wraps use the new primary, old versions still unwrap, other replicas catch up', async () => {
@@ -106,7 +129,10 @@ describe('LocalKmsProvider', () => {
     const store = new InMemoryKeyRingStore();
     const a = new LocalKmsProvider({ store });
     const b = new LocalKmsProvider({ store });
-    const [ka, kb] = await Promise.all([a.generateDataKey('local/default', context), b.generateDataKey('local/default', context)]);
+    const [ka, kb] = await Promise.all([
+      a.generateDataKey('local/default', context),
+      b.generateDataKey('local/default', context),
+    ]);
     expect((await store.load())?.keys.get('default')?.versions.size).toBe(1);
     expect((await b.decryptDataKey('local/default', ka.wrapped, context)).equals(ka.plaintext)).toBe(true);
     expect((await a.decryptDataKey('local/default', kb.wrapped, context)).equals(kb.plaintext)).toBe(true);
@@ -117,7 +143,9 @@ describe('LocalKmsProvider', () => {
       load: () => Promise.reject(new Error('connect ECONNREFUSED 127.0.0.1:6443')),
       save: () => Promise.reject(new Error('unreachable')),
     };
-    const err = await new LocalKmsProvider({ store: broken }).generateDataKey('local/default', context).catch((e: unknown) => e);
+    const err = await new LocalKmsProvider({ store: broken })
+      .generateDataKey('local/default', context)
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(KmsUnavailableError);
     expect((err as KmsUnavailableError).retryable).toBe(true);
     expect((err as Error).cause).toBeInstanceOf(Error);
@@ -131,9 +159,9 @@ describe('LocalKmsProvider', () => {
         throw new ConflictError();
       },
     };
-    await expect(new LocalKmsProvider({ store: conflicting }).generateDataKey('local/default', context)).rejects.toBeInstanceOf(
-      KmsUnavailableError,
-    );
+    await expect(
+      new LocalKmsProvider({ store: conflicting }).generateDataKey('local/default', context),
+    ).rejects.toBeInstanceOf(KmsUnavailableError);
   });
 
   it('refuses key ids that are not local/<dns-label>', async () => {

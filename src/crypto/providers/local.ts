@@ -1,14 +1,16 @@
 import { randomBytes } from 'node:crypto';
 import { aesGcmOpen, aesGcmSeal, NONCE_BYTES, TAG_BYTES } from '../aes-gcm.js';
 import { canonicalContext, lengthPrefixed } from '../binding.js';
-import {
-  CiphertextRejectedError,
-  CryptoErrorMessage,
-  KeyNotFoundError,
-  KmsUnavailableError,
-} from '../errors.js';
+import { CiphertextRejectedError, CryptoErrorMessage, KeyNotFoundError, KmsUnavailableError } from '../errors.js';
 import { DATA_KEY_BYTES, type GeneratedDataKey, type KmsProvider } from '../kms-provider.js';
-import { ensureLocalKey, localKeyId, localKeyName, rotateLocalKey, type KeyRing, type KeyRingStore } from './local-key-ring.js';
+import {
+  ensureLocalKey,
+  localKeyId,
+  localKeyName,
+  rotateLocalKey,
+  type KeyRing,
+  type KeyRingStore,
+} from './local-key-ring.js';
 
 export {
   emptyKeyRing,

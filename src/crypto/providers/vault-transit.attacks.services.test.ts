@@ -22,7 +22,13 @@ import { VaultTransitMessage, VaultTransitProvider } from './vault-transit.js';
  * operator and Vault, can make the vault-transit provider do. Each case
  * asserts the attack fails and what Vault itself received (its audit log).
  */
-const binding: Binding = { namespace: 'acme', workspace: 'acme-7f3c', connection: 'pg', field: 'password', destination: 'dest-1' };
+const binding: Binding = {
+  namespace: 'acme',
+  workspace: 'acme-7f3c',
+  connection: 'pg',
+  field: 'password',
+  destination: 'dest-1',
+};
 const context = encryptionContext(binding);
 
 let vault: VaultServer;
@@ -32,7 +38,12 @@ let auditDir: string;
 const providers: VaultTransitProvider[] = [];
 
 function provider(): VaultTransitProvider {
-  const p = new VaultTransitProvider({ address: vault.address, caPem: vault.caPem!, auth: { method: 'token', tokenFile }, requestTimeoutMs: 2_000 });
+  const p = new VaultTransitProvider({
+    address: vault.address,
+    caPem: vault.caPem!,
+    auth: { method: 'token', tokenFile },
+    requestTimeoutMs: 2_000,
+  });
   providers.push(p);
   return p;
 }
@@ -67,7 +78,9 @@ describe('attack: a tenant-chosen key id in a sealed value', () => {
     const { wrapped } = await p.generateDataKey(keyId, context);
     const before = auditedRequests('transit/decrypt/other');
     for (let i = 0; i < 5; i++) {
-      await expect(p.decryptDataKey('transit/keys/other', wrapped, context)).rejects.toBeInstanceOf(KmsAccessDeniedError);
+      await expect(p.decryptDataKey('transit/keys/other', wrapped, context)).rejects.toBeInstanceOf(
+        KmsAccessDeniedError,
+      );
     }
     // The token file did not change, so a denial is final: one request per attempt, not two.
     expect(auditedRequests('transit/decrypt/other') - before).toBe(5);
@@ -78,7 +91,16 @@ describe('attack: a tenant-chosen key id in a sealed value', () => {
   it('key ids naming another Vault path never reach Vault (held)', async () => {
     const p = provider();
     const { wrapped } = await p.generateDataKey(keyId, context);
-    for (const id of ['transit/keys/..', '../transit/keys/atoll', 'transit/./keys/atoll', 'transit/keys/atoll/../other', 'transit/keys/%2e%2e', 'transit/keys/atoll?x=1', 'transit/keys/atoll#', '/transit/keys/atoll']) {
+    for (const id of [
+      'transit/keys/..',
+      '../transit/keys/atoll',
+      'transit/./keys/atoll',
+      'transit/keys/atoll/../other',
+      'transit/keys/%2e%2e',
+      'transit/keys/atoll?x=1',
+      'transit/keys/atoll#',
+      '/transit/keys/atoll',
+    ]) {
       const err = await p.decryptDataKey(id, wrapped, context).catch((e: unknown) => e);
       expect(err, id).toBeInstanceOf(KeyNotFoundError);
       expect((err as Error).message).toBe(VaultTransitMessage.invalidKeyId);
@@ -91,11 +113,24 @@ describe('attack: a tenant-chosen key id in a sealed value', () => {
     const sealed = await envelope.seal('x', binding, { provider: 'vault-transit', keyId });
     const withKeyId = (id: string) => formatEnvelope({ ...parseEnvelope(sealed), keyId: id });
     const admit = (value: string) =>
-      checkSealedValues({ operation: 'CREATE', object: { spec: { credentials: { token: { sealed: value } } } } } as unknown as AdmissionRequest, ['local', 'vault-transit']);
+      checkSealedValues(
+        {
+          operation: 'CREATE',
+          object: { spec: { credentials: { token: { sealed: value } } } },
+        } as unknown as AdmissionRequest,
+        ['local', 'vault-transit'],
+      );
     expect(admit(sealed)).toBeUndefined();
     expect(admit(withKeyId('other-transit/keys/atoll'))).toBeUndefined();
-    for (const id of ['../../sys/keys/x', 'transit/keys/..', 'transit/keys/a\nInjected: condition text', 'arn:aws:kms:us-east-1:123456789012:key/1']) {
-      expect(admit(withKeyId(id)), id).toBe('spec.credentials.token.sealed names a key id that is not a vault-transit key id; seal the value in this cluster with atoll seal');
+    for (const id of [
+      '../../sys/keys/x',
+      'transit/keys/..',
+      'transit/keys/a\nInjected: condition text',
+      'arn:aws:kms:us-east-1:123456789012:key/1',
+    ]) {
+      expect(admit(withKeyId(id)), id).toBe(
+        'spec.credentials.token.sealed names a key id that is not a vault-transit key id; seal the value in this cluster with atoll seal',
+      );
     }
   });
 
@@ -104,26 +139,48 @@ describe('attack: a tenant-chosen key id in a sealed value', () => {
     const spec = { ...binding, copy: 'spec' };
     const managedV1 = { ...binding, copy: managedCopy('uid-1', 1) };
     const { wrapped } = await p.generateDataKey(keyId, encryptionContext(managedV1));
-    for (const other of [spec, { ...binding, copy: managedCopy('uid-1', 2) }, { ...binding, copy: managedCopy('uid-2', 1) }, { ...binding, format: 1 as const }]) {
-      await expect(p.decryptDataKey(keyId, wrapped, encryptionContext(other))).rejects.toBeInstanceOf(CiphertextRejectedError);
+    for (const other of [
+      spec,
+      { ...binding, copy: managedCopy('uid-1', 2) },
+      { ...binding, copy: managedCopy('uid-2', 1) },
+      { ...binding, format: 1 as const },
+    ]) {
+      await expect(p.decryptDataKey(keyId, wrapped, encryptionContext(other))).rejects.toBeInstanceOf(
+        CiphertextRejectedError,
+      );
     }
   });
 });
 
 describe('attack: a network attacker between the operator and Vault', () => {
-  const base = { ATOLL_KMS_PROVIDER: 'vault-transit', ATOLL_KMS_KEY_ID: 'transit/keys/atoll', ATOLL_VAULT_ROLE: 'atoll-controller' };
+  const base = {
+    ATOLL_KMS_PROVIDER: 'vault-transit',
+    ATOLL_KMS_KEY_ID: 'transit/keys/atoll',
+    ATOLL_VAULT_ROLE: 'atoll-controller',
+  };
 
   it('a plain http:// Vault address off loopback is refused at startup, naming the variable (BROKE: accepted silently)', () => {
     for (const address of ['http://vault.vault.svc:8200', 'http://10.0.0.7:8200', 'HTTP://vault:8200']) {
-      expect(() => loadOperatorConfig({ ...base, ATOLL_VAULT_ADDR: address }), address).toThrow(/ATOLL_VAULT_ADDR must be an https:\/\/ URL/);
+      expect(() => loadOperatorConfig({ ...base, ATOLL_VAULT_ADDR: address }), address).toThrow(
+        /ATOLL_VAULT_ADDR must be an https:\/\/ URL/,
+      );
     }
-    for (const address of ['https://vault.vault.svc:8200', 'http://127.0.0.1:8200', 'http://localhost:8200', 'http://[::1]:8200']) {
+    for (const address of [
+      'https://vault.vault.svc:8200',
+      'http://127.0.0.1:8200',
+      'http://localhost:8200',
+      'http://[::1]:8200',
+    ]) {
       expect(loadOperatorConfig({ ...base, ATOLL_VAULT_ADDR: address }).kms.vault?.address, address).toBe(address);
     }
   });
 
   /** A loopback HTTP server standing in for what sits between the operator and Vault; records what it received. */
-  async function listen(handler: http.RequestListener): Promise<{ url: string; received: { url: string; headers: http.IncomingHttpHeaders; body: string }[]; close(): Promise<void> }> {
+  async function listen(handler: http.RequestListener): Promise<{
+    url: string;
+    received: { url: string; headers: http.IncomingHttpHeaders; body: string }[];
+    close(): Promise<void>;
+  }> {
     const received: { url: string; headers: http.IncomingHttpHeaders; body: string }[] = [];
     const server = http.createServer((req, res) => {
       let body = '';
@@ -134,7 +191,11 @@ describe('attack: a network attacker between the operator and Vault', () => {
       });
     });
     await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, received, close: () => new Promise((r) => server.close(() => r())) };
+    return {
+      url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+      received,
+      close: () => new Promise((r) => server.close(() => r())),
+    };
   }
 
   it('a redirect (a standby or a hijacked proxy) is not followed: the token goes nowhere else (held)', async () => {
@@ -146,7 +207,11 @@ describe('attack: a network attacker between the operator and Vault', () => {
     const token = `hvs.${'R'.repeat(24)}`;
     const file = path.join(mkdtempSync(path.join(tmpdir(), 'atoll-vault-token-')), 'token');
     writeFileSync(file, token);
-    const p = new VaultTransitProvider({ address: redirector.url, auth: { method: 'token', tokenFile: file }, requestTimeoutMs: 2_000 });
+    const p = new VaultTransitProvider({
+      address: redirector.url,
+      auth: { method: 'token', tokenFile: file },
+      requestTimeoutMs: 2_000,
+    });
     providers.push(p);
     try {
       const err = await p.generateDataKey('transit/keys/atoll', context).catch((e: unknown) => e);
@@ -164,18 +229,33 @@ describe('attack: a network attacker between the operator and Vault', () => {
     const echo = await listen((req, res) => {
       res.writeHead(400, { 'content-type': 'application/json' });
       const sent = req.headers['x-vault-token'] ?? '';
-      res.end(JSON.stringify({ errors: [`bad request header x-vault-token=${String(sent)}`, `body was ${echo.received.at(-1)?.body ?? ''}`] }));
+      res.end(
+        JSON.stringify({
+          errors: [`bad request header x-vault-token=${String(sent)}`, `body was ${echo.received.at(-1)?.body ?? ''}`],
+        }),
+      );
     });
     const dir = mkdtempSync(path.join(tmpdir(), 'atoll-vault-token-'));
     const token = `hvs.${'T'.repeat(24)}`;
     const jwt = `eyJhbGciOiJSUzI1NiJ9.${'J'.repeat(40)}.${'S'.repeat(40)}`;
     writeFileSync(path.join(dir, 'token'), token);
     writeFileSync(path.join(dir, 'jwt'), jwt);
-    const byToken = new VaultTransitProvider({ address: echo.url, auth: { method: 'token', tokenFile: path.join(dir, 'token') }, requestTimeoutMs: 2_000 });
-    const byJwt = new VaultTransitProvider({ address: echo.url, auth: { method: 'kubernetes', role: 'atoll-controller', jwtFile: path.join(dir, 'jwt') }, requestTimeoutMs: 2_000 });
+    const byToken = new VaultTransitProvider({
+      address: echo.url,
+      auth: { method: 'token', tokenFile: path.join(dir, 'token') },
+      requestTimeoutMs: 2_000,
+    });
+    const byJwt = new VaultTransitProvider({
+      address: echo.url,
+      auth: { method: 'kubernetes', role: 'atoll-controller', jwtFile: path.join(dir, 'jwt') },
+      requestTimeoutMs: 2_000,
+    });
     providers.push(byToken, byJwt);
     try {
-      const errs = [await byToken.generateDataKey('transit/keys/atoll', context).catch((e: unknown) => e), await byJwt.generateDataKey('transit/keys/atoll', context).catch((e: unknown) => e)];
+      const errs = [
+        await byToken.generateDataKey('transit/keys/atoll', context).catch((e: unknown) => e),
+        await byJwt.generateDataKey('transit/keys/atoll', context).catch((e: unknown) => e),
+      ];
       // The echo really carried both secrets back.
       expect(echo.received.some((r) => r.headers['x-vault-token'] === token)).toBe(true);
       expect(echo.received.some((r) => r.body.includes(jwt))).toBe(true);

@@ -22,7 +22,13 @@ import {
   type VaultTransitProviderOptions,
 } from './vault-transit.js';
 
-const binding: Binding = { namespace: 'acme', workspace: 'acme-7f3c', connection: 'pg', field: 'password', destination: 'dest-1' };
+const binding: Binding = {
+  namespace: 'acme',
+  workspace: 'acme-7f3c',
+  connection: 'pg',
+  field: 'password',
+  destination: 'dest-1',
+};
 const context = encryptionContext(binding);
 
 let vault: VaultServer;
@@ -32,11 +38,18 @@ let kms: VaultTransitProvider;
 const providers: VaultTransitProvider[] = [];
 
 function provider(options: Partial<VaultTransitProviderOptions> = {}): VaultTransitProvider {
-  const p = new VaultTransitProvider({ address: vault.address, caPem: vault.caPem!, auth: { method: 'token', tokenFile }, requestTimeoutMs: 2_000, ...options });
+  const p = new VaultTransitProvider({
+    address: vault.address,
+    caPem: vault.caPem!,
+    auth: { method: 'token', tokenFile },
+    requestTimeoutMs: 2_000,
+    ...options,
+  });
   providers.push(p);
   return p;
 }
-const envelopeWith = (p: VaultTransitProvider) => new Envelope({ providers: new Map([['vault-transit', p]]), cache: new DekCache() });
+const envelopeWith = (p: VaultTransitProvider) =>
+  new Envelope({ providers: new Map([['vault-transit', p]]), cache: new DekCache() });
 
 beforeAll(async () => {
   vault = await startVault();
@@ -65,7 +78,9 @@ describe('VaultTransitProvider against a real Vault dev server (TLS, least-privi
   it('Vault itself enforces the binding: a wrapped key under another context is refused by Vault', async () => {
     const { wrapped } = await kms.generateDataKey(keyId, context);
     for (const part of ['namespace', 'workspace', 'connection', 'field', 'destination'] as const) {
-      const err = await kms.decryptDataKey(keyId, wrapped, encryptionContext({ ...binding, [part]: 'other' })).catch((e: unknown) => e);
+      const err = await kms
+        .decryptDataKey(keyId, wrapped, encryptionContext({ ...binding, [part]: 'other' }))
+        .catch((e: unknown) => e);
       expect(err).toBeInstanceOf(CiphertextRejectedError);
       // The refusing layer is Vault (a 400 from Transit's decrypt), not our AES-GCM.
       expect((err as Error).cause).toBeInstanceOf(VaultResponseError);
@@ -79,7 +94,9 @@ describe('VaultTransitProvider against a real Vault dev server (TLS, least-privi
     const sealed = await envelope.seal('pg-password-123', binding, { provider: 'vault-transit', keyId });
     expect(sealed.startsWith('atoll:v1:vault-transit:')).toBe(true);
     expect(await envelopeWith(kms).open(sealed, binding)).toBe('pg-password-123');
-    const err = await envelopeWith(kms).open(sealed, { ...binding, workspace: 'intruder' }).catch((e: unknown) => e);
+    const err = await envelopeWith(kms)
+      .open(sealed, { ...binding, workspace: 'intruder' })
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(CiphertextRejectedError);
     expect((err as Error).cause).toBeInstanceOf(VaultResponseError);
   });
@@ -88,22 +105,32 @@ describe('VaultTransitProvider against a real Vault dev server (TLS, least-privi
     const other = await createTransitKey(vault, 'other');
     const onOther = await tokenWithPolicy(vault, 'other-key', transitPolicy(other));
     const { wrapped } = await kms.generateDataKey(keyId, context);
-    const err = await provider({ auth: { method: 'token', tokenFile: onOther.file } }).decryptDataKey(other, wrapped, context).catch((e: unknown) => e);
+    const err = await provider({ auth: { method: 'token', tokenFile: onOther.file } })
+      .decryptDataKey(other, wrapped, context)
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(CiphertextRejectedError);
   });
 
   it('an unknown key is KeyNotFoundError; a malformed key id never reaches Vault', async () => {
-    const rootFile = await tokenWithPolicy(vault, 'all-transit', 'path "transit/*" {\n  capabilities = ["update"]\n}\n');
+    const rootFile = await tokenWithPolicy(
+      vault,
+      'all-transit',
+      'path "transit/*" {\n  capabilities = ["update"]\n}\n',
+    );
     const p = provider({ auth: { method: 'token', tokenFile: rootFile.file } });
     await expect(p.generateDataKey('transit/keys/does-not-exist', context)).rejects.toBeInstanceOf(KeyNotFoundError);
-    await expect(p.generateDataKey('transit/does-not-exist', context)).rejects.toThrow(VaultTransitMessage.invalidKeyId);
+    await expect(p.generateDataKey('transit/does-not-exist', context)).rejects.toThrow(
+      VaultTransitMessage.invalidKeyId,
+    );
     await expect(p.generateDataKey('transit/keys/../sys', context)).rejects.toThrow(VaultTransitMessage.invalidKeyId);
   });
 
   it('refuses a Transit key created without derived=true (Vault would ignore the binding)', async () => {
     const plain = await createTransitKey(vault, 'not-derived', { derived: false });
     const t = await tokenWithPolicy(vault, 'not-derived', transitPolicy(plain));
-    const err = await provider({ auth: { method: 'token', tokenFile: t.file } }).generateDataKey(plain, context).catch((e: unknown) => e);
+    const err = await provider({ auth: { method: 'token', tokenFile: t.file } })
+      .generateDataKey(plain, context)
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(KeyNotFoundError);
     expect((err as Error).message).toBe(VaultTransitMessage.notDerived);
   });
@@ -130,19 +157,25 @@ describe('VaultTransitProvider against a real Vault dev server (TLS, least-privi
     expect(parseEnvelope(rewrapped).nonce.equals(parseEnvelope(v1a).nonce)).toBe(true);
     expect(await envelopeWith(p).open(rewrapped, binding)).toBe('value-a');
     // Re-wrap also carries the binding: under another binding Vault refuses it.
-    await expect(rewrapEnvelope(p, v1b, { ...binding, connection: 'other' })).rejects.toBeInstanceOf(CiphertextRejectedError);
+    await expect(rewrapEnvelope(p, v1b, { ...binding, connection: 'other' })).rejects.toBeInstanceOf(
+      CiphertextRejectedError,
+    );
 
     // Retire version 1: what was re-wrapped opens; what was not is refused by Vault with a clear reason.
     await vault.api('POST', 'transit/keys/rotating/config', { min_decryption_version: 2 });
     expect(await envelopeWith(p).open(rewrapped, binding)).toBe('value-a');
     expect(await envelopeWith(p).open(v2, binding)).toBe('value-c');
-    const err = await envelopeWith(p).open(v1b, binding).catch((e: unknown) => e);
+    const err = await envelopeWith(p)
+      .open(v1b, binding)
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(CiphertextRejectedError);
     expect((err as Error).message).toBe(VaultTransitMessage.retiredVersion);
   });
 
   it('the controller policy cannot re-wrap, and the gateway policy (decrypt only) can open but not seal', async () => {
-    await expect(rewrapEnvelope(kms, await envelopeWith(kms).seal('x', binding, { provider: 'vault-transit', keyId }), binding)).rejects.toBeInstanceOf(KmsAccessDeniedError);
+    await expect(
+      rewrapEnvelope(kms, await envelopeWith(kms).seal('x', binding, { provider: 'vault-transit', keyId }), binding),
+    ).rejects.toBeInstanceOf(KmsAccessDeniedError);
     const sealed = await envelopeWith(kms).seal('for-the-gateway', binding, { provider: 'vault-transit', keyId });
     const g = await tokenWithPolicy(vault, 'atoll-gateway', transitPolicy(keyId, 'gateway'));
     const gateway = provider({ auth: { method: 'token', tokenFile: g.file } });
@@ -178,7 +211,11 @@ describe('VaultTransitProvider against a real Vault dev server (TLS, least-privi
 
   it('a Vault certificate not signed by the configured CA is refused (KmsUnavailable, nothing sent)', async () => {
     // Same server, but the provider trusts only the system roots, not Vault's dev CA.
-    const p = new VaultTransitProvider({ address: vault.address, auth: { method: 'token', tokenFile }, requestTimeoutMs: 2_000 });
+    const p = new VaultTransitProvider({
+      address: vault.address,
+      auth: { method: 'token', tokenFile },
+      requestTimeoutMs: 2_000,
+    });
     providers.push(p);
     const err = await p.generateDataKey(keyId, context).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(KmsUnavailableError);
@@ -213,13 +250,20 @@ describe('VaultTransitProvider: outage and restart of a persistent Vault', () =>
   it('a stopped Vault fails fast with KmsUnavailable; restarted (sealed, then unsealed) it opens what was sealed before', async () => {
     const key = await createTransitKey(persistent, 'atoll');
     const t = await tokenWithPolicy(persistent, 'atoll-controller', transitPolicy(key));
-    const p = new VaultTransitProvider({ address: persistent.address, auth: { method: 'token', tokenFile: t.file }, requestTimeoutMs: 1_000, connectTimeoutMs: 500 });
+    const p = new VaultTransitProvider({
+      address: persistent.address,
+      auth: { method: 'token', tokenFile: t.file },
+      requestTimeoutMs: 1_000,
+      connectTimeoutMs: 500,
+    });
     providers.push(p);
     const sealed = await envelopeWith(p).seal('survives-an-outage', binding, { provider: 'vault-transit', keyId: key });
 
     await persistent.stop();
     const started = Date.now();
-    const err = await envelopeWith(p).open(sealed, binding).catch((e: unknown) => e);
+    const err = await envelopeWith(p)
+      .open(sealed, binding)
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(KmsUnavailableError);
     expect((err as KmsUnavailableError).retryable).toBe(true);
     await expect(p.generateDataKey(key, context)).rejects.toBeInstanceOf(KmsUnavailableError);
@@ -237,11 +281,21 @@ describe('vaultError', () => {
     [403, ['permission denied'], KmsAccessDeniedError, CryptoErrorMessage.kmsAccessDenied],
     [503, ['Vault is sealed'], KmsUnavailableError, VaultTransitMessage.sealed],
     [503, ['upstream connect error'], KmsUnavailableError, CryptoErrorMessage.kmsUnavailable],
-    [429, ['request path "transit/decrypt/atoll": rate limit quota exceeded'], KmsUnavailableError, CryptoErrorMessage.kmsThrottled],
+    [
+      429,
+      ['request path "transit/decrypt/atoll": rate limit quota exceeded'],
+      KmsUnavailableError,
+      CryptoErrorMessage.kmsThrottled,
+    ],
     [400, ['encryption key not found'], KeyNotFoundError, CryptoErrorMessage.keyNotFound],
     [400, ['cipher: message authentication failed'], CiphertextRejectedError, CryptoErrorMessage.ciphertextRejected],
     [400, ['invalid ciphertext: no prefix'], CiphertextRejectedError, CryptoErrorMessage.ciphertextRejected],
-    [400, ['ciphertext or signature version is disallowed by policy (too old)'], CiphertextRejectedError, VaultTransitMessage.retiredVersion],
+    [
+      400,
+      ['ciphertext or signature version is disallowed by policy (too old)'],
+      CiphertextRejectedError,
+      VaultTransitMessage.retiredVersion,
+    ],
     [400, ['key type rsa-2048 does not support data keys'], KeyNotFoundError, CryptoErrorMessage.keyNotUsable],
     [500, ['internal error'], KmsUnavailableError, CryptoErrorMessage.kmsUnavailable],
   ])('maps %i %j', (status, errors, errorClass, message) => {

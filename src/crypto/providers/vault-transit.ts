@@ -22,9 +22,9 @@ export const VaultTransitMessage = {
   notDerived:
     'the Transit key is not a derived key (derived=true), so Vault would ignore the binding context; create the key with derived=true',
   retiredVersion:
-    'the data key was wrapped by a Transit key version below the key\'s min_decryption_version (retired); supply the credential again',
+    "the data key was wrapped by a Transit key version below the key's min_decryption_version (retired); supply the credential again",
   invalidKeyId: 'a vault-transit key id must look like <transit mount>/keys/<key name>, e.g. transit/keys/atoll',
-  loginFailed: 'Vault refused the operator\'s login (Kubernetes auth role, audience or ServiceAccount binding)',
+  loginFailed: "Vault refused the operator's login (Kubernetes auth role, audience or ServiceAccount binding)",
   credentialsUnreadable: 'the Vault token or ServiceAccount token file could not be read',
 } as const;
 
@@ -129,7 +129,10 @@ export class VaultTransitProvider implements KmsProvider {
 
   async generateDataKey(keyId: string, context: Record<string, string>): Promise<GeneratedDataKey> {
     const { mount, key } = parseVaultKeyId(keyId);
-    const data = await this.#call(`${mount}/datakey/plaintext/${key}`, { context: transitContext(context), bits: DATA_KEY_BYTES * 8 });
+    const data = await this.#call(`${mount}/datakey/plaintext/${key}`, {
+      context: transitContext(context),
+      bits: DATA_KEY_BYTES * 8,
+    });
     const ciphertext = data.ciphertext;
     const plaintext = typeof data.plaintext === 'string' ? Buffer.from(data.plaintext, 'base64') : Buffer.alloc(0);
     if (typeof ciphertext !== 'string' || !TRANSIT_CIPHERTEXT.test(ciphertext) || plaintext.length !== DATA_KEY_BYTES) {
@@ -168,8 +171,12 @@ export class VaultTransitProvider implements KmsProvider {
    */
   async rewrapDataKey(keyId: string, wrapped: Buffer, context: Record<string, string>): Promise<Buffer> {
     const { mount, key } = parseVaultKeyId(keyId);
-    const data = await this.#call(`${mount}/rewrap/${key}`, { ciphertext: transitCiphertext(wrapped), context: transitContext(context) });
-    if (typeof data.ciphertext !== 'string' || !TRANSIT_CIPHERTEXT.test(data.ciphertext)) throw new KmsUnavailableError();
+    const data = await this.#call(`${mount}/rewrap/${key}`, {
+      ciphertext: transitCiphertext(wrapped),
+      context: transitContext(context),
+    });
+    if (typeof data.ciphertext !== 'string' || !TRANSIT_CIPHERTEXT.test(data.ciphertext))
+      throw new KmsUnavailableError();
     return Buffer.from(data.ciphertext, 'utf8');
   }
 
@@ -219,7 +226,10 @@ export class VaultTransitProvider implements KmsProvider {
    */
   async #mayLogInAgain(token: Token): Promise<boolean> {
     if (this.#auth.method === 'token') {
-      const current = await readFile(this.#auth.tokenFile, 'utf8').then((t) => t.trim(), () => '');
+      const current = await readFile(this.#auth.tokenFile, 'utf8').then(
+        (t) => t.trim(),
+        () => '',
+      );
       return current !== '' && current !== token.value;
     }
     if (this.#now() - this.#lastForcedLogin < FORCED_LOGIN_INTERVAL_MS) return false;
@@ -247,12 +257,18 @@ export class VaultTransitProvider implements KmsProvider {
       this.#token = { value: secret, refreshAt: this.#now() + this.#tokenFileRefreshMs };
       return this.#token;
     }
-    const res = await this.#request(`auth/${auth.mount ?? 'kubernetes'}/login`, { role: auth.role, jwt: secret }, undefined);
+    const res = await this.#request(
+      `auth/${auth.mount ?? 'kubernetes'}/login`,
+      { role: auth.role, jwt: secret },
+      undefined,
+    );
     const login = res.auth as { client_token?: unknown; lease_duration?: unknown } | undefined;
-    if (res.status === 400 || res.status === 403) throw new KmsAccessDeniedError({ cause: new VaultResponseError(res.status, res.errors) });
+    if (res.status === 400 || res.status === 403)
+      throw new KmsAccessDeniedError({ cause: new VaultResponseError(res.status, res.errors) });
     if (res.status < 200 || res.status >= 300) throw vaultError(res.status, res.errors);
     if (typeof login?.client_token !== 'string' || !login.client_token) throw new KmsUnavailableError();
-    const leaseSeconds = typeof login.lease_duration === 'number' && login.lease_duration > 0 ? login.lease_duration : 600;
+    const leaseSeconds =
+      typeof login.lease_duration === 'number' && login.lease_duration > 0 ? login.lease_duration : 600;
     // Log in again at 80% of the lease, well before Vault stops honouring the token.
     this.#token = { value: login.client_token, refreshAt: this.#now() + leaseSeconds * 800 };
     return this.#token;
@@ -278,7 +294,9 @@ export class VaultTransitProvider implements KmsProvider {
       }
       // Vault never echoes a token, but a proxy in front of it may: our errors (and logs) must not carry it.
       const secrets = [token, typeof body.jwt === 'string' ? body.jwt : undefined];
-      const errors = (Array.isArray(parsed?.errors) ? parsed.errors.filter((e): e is string => typeof e === 'string') : []).map((e) => redactSecrets(e, secrets));
+      const errors = (
+        Array.isArray(parsed?.errors) ? parsed.errors.filter((e): e is string => typeof e === 'string') : []
+      ).map((e) => redactSecrets(e, secrets));
       const data = parsed?.data && typeof parsed.data === 'object' ? (parsed.data as Record<string, unknown>) : {};
       return { status: res.statusCode, data, auth: parsed?.auth, errors };
     } catch (err) {
@@ -315,11 +333,21 @@ export function transitKeyVersion(wrapped: Buffer): number {
  * so no plaintext and no data key reaches this process. Used after a Transit
  * key rotation, before raising the key's `min_decryption_version`.
  */
-export async function rewrapEnvelope(provider: VaultTransitProvider, sealed: string, binding: Binding): Promise<string> {
+export async function rewrapEnvelope(
+  provider: VaultTransitProvider,
+  sealed: string,
+  binding: Binding,
+): Promise<string> {
   const parsed = parseEnvelope(sealed);
   if (parsed.provider !== provider.name) throw new CiphertextRejectedError(CryptoErrorMessage.wrongKey);
   const wrapped = await provider.rewrapDataKey(parsed.keyId, parsed.wrapped, encryptionContext(binding));
-  return formatEnvelope({ provider: parsed.provider, keyId: parsed.keyId, wrapped, nonce: parsed.nonce, ciphertext: parsed.ciphertext });
+  return formatEnvelope({
+    provider: parsed.provider,
+    keyId: parsed.keyId,
+    wrapped,
+    nonce: parsed.nonce,
+    ciphertext: parsed.ciphertext,
+  });
 }
 
 /** Transit's context: base64 of the canonical, length-prefixed binding (same bytes on every call). */

@@ -1,7 +1,14 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { deadlineSignal, pinnedDialer, type PinnedDialer } from '../egress.js';
-import { ProbeFailure, classifyNetworkError, describeTarget, probeOutcome, timeoutFailure, type ProbeTarget } from '../probe-failure.js';
+import {
+  ProbeFailure,
+  classifyNetworkError,
+  describeTarget,
+  probeOutcome,
+  timeoutFailure,
+  type ProbeTarget,
+} from '../probe-failure.js';
 import type { ProbeContext, ProbeOutcome } from '../probe-types.js';
 
 /**
@@ -20,11 +27,19 @@ import type { ProbeContext, ProbeOutcome } from '../probe-types.js';
  * already answered mean it hung up on us mid-protocol, which is a response, not
  * unreachability; everything else is classified by the shared network rules.
  */
-function toProbeFailure(err: unknown, target: ProbeTarget, progress: { connected: boolean; responded: boolean }): ProbeFailure {
+function toProbeFailure(
+  err: unknown,
+  target: ProbeTarget,
+  progress: { connected: boolean; responded: boolean },
+): ProbeFailure {
   if (err instanceof ProbeFailure) return err;
   const code = (err as NodeJS.ErrnoException | null)?.code;
   if (progress.responded && (code === 'ECONNRESET' || code === 'EPIPE')) {
-    return new ProbeFailure('UnexpectedResponse', `${describeTarget(target)} closed the connection during the handshake (${code})`, { cause: err });
+    return new ProbeFailure(
+      'UnexpectedResponse',
+      `${describeTarget(target)} closed the connection during the handshake (${code})`,
+      { cause: err },
+    );
   }
   return classifyNetworkError(err, target, progress.connected);
 }
@@ -50,7 +65,10 @@ export function tlsConnectOptions(options: TlsVerification): tls.ConnectionOptio
     rejectUnauthorized: options.verify,
     ...(options.trustedCAs?.length ? { ca: [...tls.rootCertificates, ...options.trustedCAs] } : {}),
     ...(options.clientCertificate ?? {}),
-    checkServerIdentity: options.verify && options.verifyHostname !== false ? (_host, cert) => tls.checkServerIdentity(name, cert) : () => undefined,
+    checkServerIdentity:
+      options.verify && options.verifyHostname !== false
+        ? (_host, cert) => tls.checkServerIdentity(name, cert)
+        : () => undefined,
   };
 }
 
@@ -88,7 +106,8 @@ export async function runPinnedProbe(
     dialer = await pinnedDialer(ctx, target);
     const pinned = dialer;
     const stalled = new Promise<never>((_resolve, reject) => {
-      onAbort = () => reject(hooks.timeout?.(pinned) ?? timeoutFailure(target, ctx.timeoutMs, pinned.connected, signal.reason));
+      onAbort = () =>
+        reject(hooks.timeout?.(pinned) ?? timeoutFailure(target, ctx.timeoutMs, pinned.connected, signal.reason));
       if (signal.aborted) onAbort();
       else signal.addEventListener('abort', onAbort, { once: true });
     });
@@ -96,10 +115,15 @@ export async function runPinnedProbe(
     conversation.catch(() => undefined); // settled by the race below; a late rejection is not unhandled
     return probeOutcome('Succeeded', await Promise.race([conversation, stalled]), elapsedSince(startedAt));
   } catch (err) {
-    const failure = err instanceof ProbeFailure
-      ? err
-      : (dialer?.overflow ?? (dialer ? hooks.classify?.(err, dialer) : undefined)
-        ?? toProbeFailure(err, target, { connected: dialer?.connected ?? false, responded: dialer?.responded ?? false }));
+    const failure =
+      err instanceof ProbeFailure
+        ? err
+        : (dialer?.overflow ??
+          (dialer ? hooks.classify?.(err, dialer) : undefined) ??
+          toProbeFailure(err, target, {
+            connected: dialer?.connected ?? false,
+            responded: dialer?.responded ?? false,
+          }));
     return failure.toOutcome(elapsedSince(startedAt));
   } finally {
     if (onAbort) signal.removeEventListener('abort', onAbort);
@@ -131,12 +155,18 @@ export async function withSettings<T>(
 /** A required non-empty string setting. */
 export function stringSetting(settings: Record<string, unknown>, name: string): string {
   const value = settings[name];
-  if (typeof value !== 'string' || value === '') throw new ProbeFailure('InvalidSettings', `settings.${name} must be a non-empty string`);
+  if (typeof value !== 'string' || value === '')
+    throw new ProbeFailure('InvalidSettings', `settings.${name} must be a non-empty string`);
   return value;
 }
 
 /** An optional string setting restricted to `allowed`, `fallback` when absent. */
-export function enumSetting<T extends string>(settings: Record<string, unknown>, name: string, allowed: readonly T[], fallback: T): T {
+export function enumSetting<T extends string>(
+  settings: Record<string, unknown>,
+  name: string,
+  allowed: readonly T[],
+  fallback: T,
+): T {
   const value = settings[name] ?? fallback;
   if (typeof value !== 'string' || !(allowed as readonly string[]).includes(value)) {
     throw new ProbeFailure('InvalidSettings', `settings.${name} must be one of ${allowed.join(', ')}`);

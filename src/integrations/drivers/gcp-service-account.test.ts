@@ -17,7 +17,18 @@ const other = generateKeyPairSync('rsa', { modulusLength: 2048 });
 const EMAIL = 'probe@acme-prod.iam.gserviceaccount.com';
 
 function keyFile(privateKey = account.privateKey): string {
-  return JSON.stringify({ type: 'service_account', project_id: 'acme-prod', private_key_id: 'k1', private_key: privateKey.export({ type: 'pkcs8', format: 'pem' }), client_email: EMAIL, token_uri: 'https://evil.example/token' }, null, 2);
+  return JSON.stringify(
+    {
+      type: 'service_account',
+      project_id: 'acme-prod',
+      private_key_id: 'k1',
+      private_key: privateKey.export({ type: 'pkcs8', format: 'pem' }),
+      client_email: EMAIL,
+      token_uri: 'https://evil.example/token',
+    },
+    null,
+    2,
+  );
 }
 
 describe('GcpServiceAccountDriver', () => {
@@ -25,16 +36,37 @@ describe('GcpServiceAccountDriver', () => {
   let google: HttpFixture;
 
   beforeAll(async () => {
-    google = await startHttpFixture((req, res) => {
-      const form = new URLSearchParams(req.body);
-      const [h, c, sig] = (form.get('assertion') ?? '').split('.');
-      const valid = form.get('grant_type') === 'urn:ietf:params:oauth:grant-type:jwt-bearer' && req.url === '/token'
-        && createVerify('RSA-SHA256').update(`${h}.${c}`).verify(account.publicKey, Buffer.from(sig ?? '', 'base64url'));
-      const claims = JSON.parse(Buffer.from(c ?? '', 'base64url').toString('utf8') || '{}') as { iss?: string; aud?: string };
-      res.setHeader('content-type', 'application/json');
-      if (valid && claims.iss === EMAIL && claims.aud === 'https://oauth2.googleapis.com/token') res.end(JSON.stringify({ access_token: 'ya29.secret-token', expires_in: 3599 }));
-      else res.writeHead(400).end(JSON.stringify({ error: 'invalid_grant', error_description: 'Invalid JWT Signature.' }));
-    }, { tls: createCertificate({ issuer: pki.ca, commonName: 'oauth2.googleapis.com', dnsNames: ['oauth2.googleapis.com'], usage: 'server' }) });
+    google = await startHttpFixture(
+      (req, res) => {
+        const form = new URLSearchParams(req.body);
+        const [h, c, sig] = (form.get('assertion') ?? '').split('.');
+        const valid =
+          form.get('grant_type') === 'urn:ietf:params:oauth:grant-type:jwt-bearer' &&
+          req.url === '/token' &&
+          createVerify('RSA-SHA256')
+            .update(`${h}.${c}`)
+            .verify(account.publicKey, Buffer.from(sig ?? '', 'base64url'));
+        const claims = JSON.parse(Buffer.from(c ?? '', 'base64url').toString('utf8') || '{}') as {
+          iss?: string;
+          aud?: string;
+        };
+        res.setHeader('content-type', 'application/json');
+        if (valid && claims.iss === EMAIL && claims.aud === 'https://oauth2.googleapis.com/token')
+          res.end(JSON.stringify({ access_token: 'ya29.secret-token', expires_in: 3599 }));
+        else
+          res
+            .writeHead(400)
+            .end(JSON.stringify({ error: 'invalid_grant', error_description: 'Invalid JWT Signature.' }));
+      },
+      {
+        tls: createCertificate({
+          issuer: pki.ca,
+          commonName: 'oauth2.googleapis.com',
+          dnsNames: ['oauth2.googleapis.com'],
+          usage: 'server',
+        }),
+      },
+    );
   });
   afterAll(async () => {
     await google?.stop();
@@ -48,7 +80,8 @@ describe('GcpServiceAccountDriver', () => {
       egress: { allowCIDRs: ['127.0.0.0/8'] },
       maxResponseBytes: 64 * 1024,
       trustedCAs: [pki.ca.certPem],
-      dial: (host, port) => (host === 'oauth2.googleapis.com' && port === 443 ? { host: '127.0.0.1', port: google.port } : undefined),
+      dial: (host, port) =>
+        host === 'oauth2.googleapis.com' && port === 443 ? { host: '127.0.0.1', port: google.port } : undefined,
     };
   }
 
@@ -67,7 +100,10 @@ describe('GcpServiceAccountDriver', () => {
   });
 
   it('a JSON file that is not a service-account key says what it needs, without quoting it', async () => {
-    const outcome = await driver.probe(context('{"type":"authorized_user","refresh_token":"1//secret-refresh"}')).then(() => undefined, (e: unknown) => e as ProbeFailure);
+    const outcome = await driver.probe(context('{"type":"authorized_user","refresh_token":"1//secret-refresh"}')).then(
+      () => undefined,
+      (e: unknown) => e as ProbeFailure,
+    );
     expect(outcome).toBeInstanceOf(ProbeFailure);
     expect(outcome!.reason).toBe('CredentialsMissing');
     expect(google.requests.length).toBe(2); // nothing was sent

@@ -19,7 +19,8 @@ import type { ProbeContext, ProbeDriver, ProbeOutcome } from '../probe-types.js'
 
 export const GOOGLE_TOKEN_URL = 'https://oauth2.googleapis.com/token';
 export const DEFAULT_SCOPE = 'https://www.googleapis.com/auth/cloud-platform';
-export const ERROR_NOT_A_KEY = 'credential serviceAccountKey is not a service-account key file: it needs type "service_account", client_email and private_key (download a JSON key in the Google Cloud console)';
+export const ERROR_NOT_A_KEY =
+  'credential serviceAccountKey is not a service-account key file: it needs type "service_account", client_email and private_key (download a JSON key in the Google Cloud console)';
 export const ERROR_BAD_PRIVATE_KEY = 'credential serviceAccountKey has a private_key that is not a usable RSA key';
 
 interface ServiceAccountKey {
@@ -46,7 +47,11 @@ function parseKey(text: string | undefined): ServiceAccountKey {
 const b64url = (data: string | Buffer): string => Buffer.from(data).toString('base64url');
 
 /** A signed JWT-bearer assertion for the token endpoint, valid for 5 minutes. */
-export function signedAssertion(key: ServiceAccountKey, scope: string, nowSeconds = Math.floor(Date.now() / 1000)): string {
+export function signedAssertion(
+  key: ServiceAccountKey,
+  scope: string,
+  nowSeconds = Math.floor(Date.now() / 1000),
+): string {
   const header = { alg: 'RS256', typ: 'JWT', ...(key.private_key_id ? { kid: key.private_key_id } : {}) };
   const claims = { iss: key.client_email, scope, aud: GOOGLE_TOKEN_URL, iat: nowSeconds, exp: nowSeconds + 300 };
   const unsigned = `${b64url(JSON.stringify(header))}.${b64url(JSON.stringify(claims))}`;
@@ -74,24 +79,47 @@ export class GcpServiceAccountDriver implements ProbeDriver {
   async probe(ctx: ProbeContext): Promise<ProbeOutcome> {
     const started = performance.now();
     const key = parseKey(ctx.credentials['serviceAccountKey']);
-    const scope = typeof ctx.settings['scope'] === 'string' && ctx.settings['scope'] !== '' ? ctx.settings['scope'] : DEFAULT_SCOPE;
-    const body = new URLSearchParams({ grant_type: 'urn:ietf:params:oauth:grant-type:jwt-bearer', assertion: signedAssertion(key, scope) }).toString();
+    const scope =
+      typeof ctx.settings['scope'] === 'string' && ctx.settings['scope'] !== '' ? ctx.settings['scope'] : DEFAULT_SCOPE;
+    const body = new URLSearchParams({
+      grant_type: 'urn:ietf:params:oauth:grant-type:jwt-bearer',
+      assertion: signedAssertion(key, scope),
+    }).toString();
     const url = new URL(GOOGLE_TOKEN_URL);
     const response = await sendProbeRequest(ctx, {
       url,
       method: 'POST',
-      headers: { 'user-agent': PROBE_USER_AGENT, accept: 'application/json', 'content-type': 'application/x-www-form-urlencoded' },
+      headers: {
+        'user-agent': PROBE_USER_AGENT,
+        accept: 'application/json',
+        'content-type': 'application/x-www-form-urlencoded',
+      },
       body,
       readBody: true,
     });
     const where = describeTarget(urlTarget(url));
     const outcome = ((): ProbeOutcome => {
       const code = errorCode(response.body);
-      if (response.status === 200) return probeOutcome('Succeeded', `${where} issued an access token for the service account`);
-      if (response.status === 401 || response.status === 403 || (response.status === 400 && (code === 'invalid_grant' || code === 'invalid_client' || code === 'unauthorized_client'))) {
-        return probeOutcome('AuthenticationFailed', `${where} refused the service-account key (HTTP ${response.status}${code ? `, ${code}` : ''}): the key may be deleted or disabled, or the account may not exist`);
+      if (response.status === 200)
+        return probeOutcome('Succeeded', `${where} issued an access token for the service account`);
+      if (
+        response.status === 401 ||
+        response.status === 403 ||
+        (response.status === 400 &&
+          (code === 'invalid_grant' || code === 'invalid_client' || code === 'unauthorized_client'))
+      ) {
+        return probeOutcome(
+          'AuthenticationFailed',
+          `${where} refused the service-account key (HTTP ${response.status}${code ? `, ${code}` : ''}): the key may be deleted or disabled, or the account may not exist`,
+        );
       }
-      return { ...probeOutcome('UnexpectedResponse', `${where} answered with unexpected HTTP ${response.status}${code ? ` (${code})` : ''}`), authenticated: 'False' };
+      return {
+        ...probeOutcome(
+          'UnexpectedResponse',
+          `${where} answered with unexpected HTTP ${response.status}${code ? ` (${code})` : ''}`,
+        ),
+        authenticated: 'False',
+      };
     })();
     return { ...outcome, durationMs: Math.round(performance.now() - started) };
   }

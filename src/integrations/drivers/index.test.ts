@@ -2,7 +2,10 @@ import { describe, expect, it } from 'vitest';
 import type { ProbeDriver } from '../probe-types.js';
 import { DriverRegistry, getDriver } from './index.js';
 
-const fake = (name: string): ProbeDriver => ({ name, probe: async () => ({ reachable: 'True', authenticated: 'True', reason: 'Succeeded', message: '', durationMs: 0 }) });
+const fake = (name: string): ProbeDriver => ({
+  name,
+  probe: async () => ({ reachable: 'True', authenticated: 'True', reason: 'Succeeded', message: '', durationMs: 0 }),
+});
 
 describe('driver registry', () => {
   it('ships every built-in driver under its own name', () => {

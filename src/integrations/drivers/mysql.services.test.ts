@@ -40,7 +40,9 @@ describe('MysqlDriver against a real MariaDB', () => {
   });
 
   it('reports a wrong password as AuthenticationFailed (1045) without echoing it', async () => {
-    const outcome = await driver.probe(context({ host: db.host, port: db.port }, { credentials: { password: 'wrong-Guess-77' } }));
+    const outcome = await driver.probe(
+      context({ host: db.host, port: db.port }, { credentials: { password: 'wrong-Guess-77' } }),
+    );
     expect(outcome).toMatchObject({ reachable: 'True', authenticated: 'False', reason: 'AuthenticationFailed' });
     expect(outcome.message).toContain('1045');
     expect(outcome.message).not.toContain('wrong-Guess-77');
@@ -56,19 +58,26 @@ describe('MysqlDriver against a real MariaDB', () => {
 
   it('logs in over TLS, verifying the certificate against the trusted CA and host name', async () => {
     const outcome = await driver.probe(
-      context({ host: 'db.test', port: 3306, tls: true }, { trustedCAs: [ca.certPem], dial: () => ({ host: '127.0.0.1', port: db.port }) }),
+      context(
+        { host: 'db.test', port: 3306, tls: true },
+        { trustedCAs: [ca.certPem], dial: () => ({ host: '127.0.0.1', port: db.port }) },
+      ),
     );
     expect(outcome.reason).toBe('Succeeded');
     expect(outcome.message).toContain('over TLS');
   });
 
   it('reports an untrusted certificate as TLSError', async () => {
-    const outcome = await driver.probe(context({ host: 'db.test', port: 3306, tls: true }, { dial: () => ({ host: '127.0.0.1', port: db.port }) }));
+    const outcome = await driver.probe(
+      context({ host: 'db.test', port: 3306, tls: true }, { dial: () => ({ host: '127.0.0.1', port: db.port }) }),
+    );
     expect(outcome.reason).toBe('TLSError');
   });
 
   it('checks an IP address host against the certificate too (it names db.test, not 127.0.0.1)', async () => {
-    const outcome = await driver.probe(context({ host: '127.0.0.1', port: db.port, tls: true }, { trustedCAs: [ca.certPem] }));
+    const outcome = await driver.probe(
+      context({ host: '127.0.0.1', port: db.port, tls: true }, { trustedCAs: [ca.certPem] }),
+    );
     expect(outcome).toMatchObject({ reason: 'TLSError' });
   });
 
@@ -92,7 +101,9 @@ describe('MysqlDriver against a real MariaDB', () => {
     const server = await startSilentServer();
     try {
       const port = server.port;
-      const outcome = await driver.probe(context({ host: '127.0.0.1', port }, { egress: { allowCIDRs: ['10.0.0.0/8'] } }));
+      const outcome = await driver.probe(
+        context({ host: '127.0.0.1', port }, { egress: { allowCIDRs: ['10.0.0.0/8'] } }),
+      );
       expect(outcome).toMatchObject({ reachable: 'False', reason: 'EgressDenied' });
       expect(server.connections()).toBe(0);
     } finally {
@@ -112,7 +123,11 @@ describe('MysqlDriver against a real MariaDB', () => {
  * TLS) it offers its RSA public key to a client that asks for it and records that
  * it was asked.
  */
-async function cachingSha2Server(password: string, cached: boolean, tls?: { certPem: string; keyPem: string }): Promise<{ port: number; close: () => Promise<void>; logins: string[]; keyRequests: () => number }> {
+async function cachingSha2Server(
+  password: string,
+  cached: boolean,
+  tls?: { certPem: string; keyPem: string },
+): Promise<{ port: number; close: () => Promise<void>; logins: string[]; keyRequests: () => number }> {
   const { publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const stored = sha256(sha256(Buffer.from(password)));
   const logins: string[] = [];
@@ -124,7 +139,8 @@ async function cachingSha2Server(password: string, cached: boolean, tls?: { cert
     let packets = packetReader(socket);
     const send = (seq: number, payload: Buffer) => socket.write(Buffer.concat([header(payload.length, seq), payload]));
     const ok = (seq: number) => send(seq, Buffer.from([0x00, 0x00, 0x00, 0x02, 0x00, 0x00, 0x00]));
-    const denied = (seq: number) => send(seq, Buffer.concat([Buffer.from([0xff, 0x15, 0x04]), Buffer.from('#28000Access denied')]));
+    const denied = (seq: number) =>
+      send(seq, Buffer.concat([Buffer.from([0xff, 0x15, 0x04]), Buffer.from('#28000Access denied')]));
     void (async () => {
       const greetingNonce = randomBytes(20);
       send(0, greeting(greetingNonce, tls !== undefined));
@@ -136,13 +152,19 @@ async function cachingSha2Server(password: string, cached: boolean, tls?: { cert
         raw.removeAllListeners('data');
         const early = packets.rest();
         if (early.length > 0) raw.unshift(early);
-        socket = new TLSSocket(raw, { isServer: true, secureContext: createSecureContext({ cert: tls.certPem, key: tls.keyPem }) });
+        socket = new TLSSocket(raw, {
+          isServer: true,
+          secureContext: createSecureContext({ cert: tls.certPem, key: tls.keyPem }),
+        });
         packets = packetReader(socket);
         seq = 2;
       }
       await packets.next(); // HandshakeResponse41 answered with the native scramble
       const nonce = randomBytes(20);
-      send(seq + 1, Buffer.concat([Buffer.from([0xfe]), Buffer.from('caching_sha2_password\0'), nonce, Buffer.from([0])]));
+      send(
+        seq + 1,
+        Buffer.concat([Buffer.from([0xfe]), Buffer.from('caching_sha2_password\0'), nonce, Buffer.from([0])]),
+      );
       const scramble = (await packets.next()).payload;
       const stage1 = xor(scramble, sha256(Buffer.concat([stored, nonce])));
       const matches = scramble.length === 32 && timingSafeEqual(sha256(stage1), stored);
@@ -156,7 +178,10 @@ async function cachingSha2Server(password: string, cached: boolean, tls?: { cert
       const next = (await packets.next()).payload;
       if (next[0] === 0x02 && next.length === 1) {
         keyRequests++;
-        send(seq + 5, Buffer.concat([Buffer.from([0x01]), Buffer.from(publicKey.export({ type: 'spki', format: 'pem' }))]));
+        send(
+          seq + 5,
+          Buffer.concat([Buffer.from([0x01]), Buffer.from(publicKey.export({ type: 'spki', format: 'pem' }))]),
+        );
         return;
       }
       if (!tls || next.toString() !== `${password}\0`) return denied(seq + 5);
@@ -186,10 +211,20 @@ function greeting(nonce: Buffer, tls: boolean): Buffer {
   fixed[o + 2] = 45;
   fixed.writeUInt16LE(capabilities >>> 16, o + 5);
   fixed[o + 7] = 21;
-  return Buffer.concat([Buffer.from([10]), Buffer.from('8.0.36-fixture\0'), fixed, nonce.subarray(8), Buffer.from([0]), Buffer.from('mysql_native_password\0')]);
+  return Buffer.concat([
+    Buffer.from([10]),
+    Buffer.from('8.0.36-fixture\0'),
+    fixed,
+    nonce.subarray(8),
+    Buffer.from([0]),
+    Buffer.from('mysql_native_password\0'),
+  ]);
 }
 
-function packetReader(socket: net.Socket): { next: () => Promise<{ seq: number; payload: Buffer }>; rest: () => Buffer } {
+function packetReader(socket: net.Socket): {
+  next: () => Promise<{ seq: number; payload: Buffer }>;
+  rest: () => Buffer;
+} {
   let buffer = Buffer.alloc(0);
   const waiting: Array<() => void> = [];
   socket.on('data', (chunk) => {
@@ -237,7 +272,10 @@ describe('MysqlDriver against a caching_sha2_password contract fixture', () => {
   const ca = createCertificateAuthority({ commonName: 'atoll test CA' });
   const serverCert = createCertificate({ issuer: ca, commonName: 'db.test', dnsNames: ['db.test'], usage: 'server' });
   const overTls = (port: number, overrides: Partial<ProbeContext> = {}) =>
-    context({ host: 'db.test', port: 3306, tls: true }, { trustedCAs: [ca.certPem], dial: () => ({ host: '127.0.0.1', port }), ...overrides });
+    context(
+      { host: 'db.test', port: 3306, tls: true },
+      { trustedCAs: [ca.certPem], dial: () => ({ host: '127.0.0.1', port }), ...overrides },
+    );
 
   it('follows the auth switch and completes fast authentication', async () => {
     const fixture = await cachingSha2Server(PASSWORD, true);
@@ -245,7 +283,9 @@ describe('MysqlDriver against a caching_sha2_password contract fixture', () => {
       const outcome = await driver.probe(context({ host: '127.0.0.1', port: fixture.port }));
       expect(outcome.reason).toBe('Succeeded');
       expect(fixture.logins).toEqual(['fast']);
-      const wrong = await driver.probe(context({ host: '127.0.0.1', port: fixture.port }, { credentials: { password: 'nope' } }));
+      const wrong = await driver.probe(
+        context({ host: '127.0.0.1', port: fixture.port }, { credentials: { password: 'nope' } }),
+      );
       expect(wrong).toMatchObject({ reason: 'AuthenticationFailed', authenticated: 'False' });
       expect(fixture.logins).toEqual(['fast']);
     } finally {

@@ -4,7 +4,14 @@ import type { AuthPlugin } from 'mysql2';
 import type { PinnedDialer } from '../egress.js';
 import { ProbeFailure, describeTarget, type ProbeTarget } from '../probe-failure.js';
 import type { ProbeContext, ProbeDriver, ProbeOutcome } from '../probe-types.js';
-import { booleanSetting, portSetting, runPinnedProbe, stringSetting, tlsConnectOptions, withSettings } from './driver-support.js';
+import {
+  booleanSetting,
+  portSetting,
+  runPinnedProbe,
+  stringSetting,
+  tlsConnectOptions,
+  withSettings,
+} from './driver-support.js';
 
 /**
  * Probes a MySQL or MariaDB server by logging in with `mysql2` (handshake v10,
@@ -55,7 +62,9 @@ export class MysqlDriver implements ProbeDriver {
 
   probe(ctx: ProbeContext): Promise<ProbeOutcome> {
     return withSettings(ctx, readSettings, (settings) =>
-      runPinnedProbe(ctx, settings.target, (dialer) => login(ctx, settings, dialer), { classify: (err, dialer) => classify(err, settings, dialer) }),
+      runPinnedProbe(ctx, settings.target, (dialer) => login(ctx, settings, dialer), {
+        classify: (err, dialer) => classify(err, settings, dialer),
+      }),
     );
   }
 }
@@ -94,7 +103,9 @@ function passwordPlugins(ctx: ProbeContext, settings: MysqlSettings, where: stri
   const password = (): string => {
     const value = ctx.credentials['password'];
     if (value === undefined || value === '') {
-      throw new ProbeFailure('CredentialsMissing', `${where} asks for a password but credentials.password is not set`, { reachable: 'True' });
+      throw new ProbeFailure('CredentialsMissing', `${where} asks for a password but credentials.password is not set`, {
+        reachable: 'True',
+      });
     }
     return value;
   };
@@ -106,18 +117,28 @@ function passwordPlugins(ctx: ProbeContext, settings: MysqlSettings, where: stri
         if (PERFORM_FULL_AUTHENTICATION.equals(data)) {
           // Without TLS the only way on is to ask the server for its RSA key and encrypt the password to it;
           // over an unauthenticated channel whoever sits in between answers with their own key.
-          if (!settings.tls) throw new ProbeFailure('TLSError', ERROR_FULL_AUTH_NEEDS_TLS(where), { reachable: 'True' });
+          if (!settings.tls)
+            throw new ProbeFailure('TLSError', ERROR_FULL_AUTH_NEEDS_TLS(where), { reachable: 'True' });
           password();
         }
         return step(data);
       };
     },
     sha256_password: () => () => {
-      if (!settings.tls) throw new ProbeFailure('TLSError', `${where} asks for sha256_password, which sends the password; atoll sends it only over TLS: set settings.tls to true`, { reachable: 'True' });
+      if (!settings.tls)
+        throw new ProbeFailure(
+          'TLSError',
+          `${where} asks for sha256_password, which sends the password; atoll sends it only over TLS: set settings.tls to true`,
+          { reachable: 'True' },
+        );
       return Buffer.from(`${password()}\0`, 'utf8');
     },
     mysql_clear_password: () => () => {
-      if (!settings.tls) throw new ProbeFailure('UnexpectedResponse', `${where} asks for the password in cleartext; set settings.tls to true`);
+      if (!settings.tls)
+        throw new ProbeFailure(
+          'UnexpectedResponse',
+          `${where} asks for the password in cleartext; set settings.tls to true`,
+        );
       return Buffer.from(`${password()}\0`, 'utf8');
     },
   };
@@ -130,11 +151,20 @@ function classify(err: unknown, settings: MysqlSettings, dialer: PinnedDialer): 
   if (typeof errno === 'number' && typeof sqlState === 'string') {
     switch (errno) {
       case ER_ACCESS_DENIED_ERROR:
-        return new ProbeFailure('AuthenticationFailed', `${where} refused the login of ${settings.user} (error ${errno})`);
+        return new ProbeFailure(
+          'AuthenticationFailed',
+          `${where} refused the login of ${settings.user} (error ${errno})`,
+        );
       case ER_BAD_DB_ERROR:
-        return new ProbeFailure('UnexpectedResponse', `database named by settings.database does not exist on ${where} (error ${errno})`);
+        return new ProbeFailure(
+          'UnexpectedResponse',
+          `database named by settings.database does not exist on ${where} (error ${errno})`,
+        );
       case ER_DBACCESS_DENIED_ERROR:
-        return new ProbeFailure('UnexpectedResponse', `${settings.user} may not use the database named by settings.database on ${where} (error ${errno})`);
+        return new ProbeFailure(
+          'UnexpectedResponse',
+          `${settings.user} may not use the database named by settings.database on ${where} (error ${errno})`,
+        );
       default:
         return new ProbeFailure('UnexpectedResponse', `${where} refused the connection (error ${errno})`);
     }
@@ -143,7 +173,12 @@ function classify(err: unknown, settings: MysqlSettings, dialer: PinnedDialer): 
     return new ProbeFailure('TLSError', `${where} does not offer TLS but settings.tls is true`, { reachable: 'True' });
   }
   // mysql2 replaces the TLS error's own code (certificate untrusted, name mismatch, ...) with this one.
-  if (code === 'HANDSHAKE_SSL_ERROR') return new ProbeFailure('TLSError', `TLS handshake with ${where} failed (certificate not trusted or not issued for settings.host)`, { cause: err });
+  if (code === 'HANDSHAKE_SSL_ERROR')
+    return new ProbeFailure(
+      'TLSError',
+      `TLS handshake with ${where} failed (certificate not trusted or not issued for settings.host)`,
+      { cause: err },
+    );
   // mysql2's own protocol errors (PROTOCOL_*, unknown plugins, malformed packets): something answered, but not MySQL as expected.
   const protocolError = typeof code !== 'string' || code.startsWith('PROTOCOL_') || code === 'AUTH_SWITCH_PLUGIN_ERROR';
   return protocolError && dialer.responded

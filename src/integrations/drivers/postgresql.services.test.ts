@@ -48,7 +48,9 @@ describe('PostgresqlDriver against a real PostgreSQL without TLS', () => {
 
   beforeAll(async () => {
     pg = await startPostgres({
-      user: 'probe', password: PASSWORD, database: 'app',
+      user: 'probe',
+      password: PASSWORD,
+      database: 'app',
       hbaRules: ['host all md5user 127.0.0.1/32 md5', 'host all clearuser 127.0.0.1/32 password'],
     });
     await pg.exec("SET password_encryption = 'md5'; CREATE ROLE md5user LOGIN PASSWORD 'md5-Secret-1'");
@@ -74,15 +76,24 @@ describe('PostgresqlDriver against a real PostgreSQL without TLS', () => {
 
   it('logs in with MD5, and refuses to send a cleartext password over an unencrypted connection', async () => {
     const md5 = await driver.probe(
-      context({ host: pg.host, port: pg.port, user: 'md5user', database: 'postgres' }, { credentials: { password: 'md5-Secret-1' } }),
+      context(
+        { host: pg.host, port: pg.port, user: 'md5user', database: 'postgres' },
+        { credentials: { password: 'md5-Secret-1' } },
+      ),
     );
     expect(md5.reason).toBe('Succeeded');
     const md5Wrong = await driver.probe(
-      context({ host: pg.host, port: pg.port, user: 'md5user', database: 'postgres' }, { credentials: { password: 'nope' } }),
+      context(
+        { host: pg.host, port: pg.port, user: 'md5user', database: 'postgres' },
+        { credentials: { password: 'nope' } },
+      ),
     );
     expect(md5Wrong.reason).toBe('AuthenticationFailed');
     const clear = await driver.probe(
-      context({ host: pg.host, port: pg.port, user: 'clearuser', database: 'postgres' }, { credentials: { password: 'clear-Secret-1' } }),
+      context(
+        { host: pg.host, port: pg.port, user: 'clearuser', database: 'postgres' },
+        { credentials: { password: 'clear-Secret-1' } },
+      ),
     );
     expect(clear).toMatchObject({ reachable: 'True', reason: 'UnexpectedResponse' });
     expect(clear.message).toContain('asked for the password in clear text over an unencrypted connection');
@@ -121,7 +132,9 @@ describe('PostgresqlDriver against a real PostgreSQL without TLS', () => {
   it('refuses a loopback target outside the egress policy before connecting', async () => {
     const listener = await silentServer();
     try {
-      const outcome = await driver.probe(context({ host: '127.0.0.1', port: listener.port }, { egress: { allowCIDRs: [] } }));
+      const outcome = await driver.probe(
+        context({ host: '127.0.0.1', port: listener.port }, { egress: { allowCIDRs: [] } }),
+      );
       expect(outcome).toMatchObject({ reachable: 'False', reason: 'EgressDenied' });
       expect(listener.connections()).toBe(0);
     } finally {
@@ -144,7 +157,9 @@ describe('PostgresqlDriver against a real PostgreSQL without TLS', () => {
     const server = net.createServer((socket) => socket.resume().end('HTTP/1.1 400 Bad Request\r\n\r\n'));
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
     try {
-      const outcome = await driver.probe(context({ host: '127.0.0.1', port: (server.address() as net.AddressInfo).port }));
+      const outcome = await driver.probe(
+        context({ host: '127.0.0.1', port: (server.address() as net.AddressInfo).port }),
+      );
       expect(outcome).toMatchObject({ reachable: 'True', reason: 'UnexpectedResponse' });
     } finally {
       await new Promise((resolve) => server.close(resolve));
@@ -171,7 +186,10 @@ describe('PostgresqlDriver against a real PostgreSQL with TLS', () => {
 
   // The certificate names db.test; dial sends that name to the loopback server (like curl --connect-to).
   const viaDbTest = (overrides: Partial<ProbeContext> = {}): ProbeContext =>
-    context({ host: 'db.test', port: 5432, sslmode: 'verify-full' }, { dial: () => ({ host: '127.0.0.1', port: pg.port }), ...overrides });
+    context(
+      { host: 'db.test', port: 5432, sslmode: 'verify-full' },
+      { dial: () => ({ host: '127.0.0.1', port: pg.port }), ...overrides },
+    );
 
   it('logs in over TLS with sslmode=require without checking the certificate', async () => {
     const outcome = await driver.probe(context({ host: pg.host, port: pg.port, sslmode: 'require' }));
@@ -193,9 +211,13 @@ describe('PostgresqlDriver against a real PostgreSQL with TLS', () => {
   });
 
   it('with sslmode=verify-ca checks the chain but not the name', async () => {
-    const byAddress = await driver.probe(context({ host: '127.0.0.1', port: pg.port, sslmode: 'verify-ca' }, { trustedCAs: [ca.certPem] }));
+    const byAddress = await driver.probe(
+      context({ host: '127.0.0.1', port: pg.port, sslmode: 'verify-ca' }, { trustedCAs: [ca.certPem] }),
+    );
     expect(byAddress.reason).toBe('Succeeded');
-    const untrusted = await driver.probe(context({ host: '127.0.0.1', port: pg.port, sslmode: 'verify-ca' }, { trustedCAs: [otherCa.certPem] }));
+    const untrusted = await driver.probe(
+      context({ host: '127.0.0.1', port: pg.port, sslmode: 'verify-ca' }, { trustedCAs: [otherCa.certPem] }),
+    );
     expect(untrusted.reason).toBe('TLSError');
     const prefer = await driver.probe(context({ host: pg.host, port: pg.port, sslmode: 'prefer' }));
     expect(prefer).toMatchObject({ reason: 'Succeeded', message: expect.stringContaining('TLS') });

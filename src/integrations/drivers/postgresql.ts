@@ -2,7 +2,14 @@ import pg from 'pg';
 import { clientCertificateOf, type PinnedDialer } from '../egress.js';
 import { ProbeFailure, describeTarget, type ProbeTarget } from '../probe-failure.js';
 import type { ProbeContext, ProbeDriver, ProbeOutcome } from '../probe-types.js';
-import { enumSetting, portSetting, runPinnedProbe, stringSetting, tlsConnectOptions, withSettings } from './driver-support.js';
+import {
+  enumSetting,
+  portSetting,
+  runPinnedProbe,
+  stringSetting,
+  tlsConnectOptions,
+  withSettings,
+} from './driver-support.js';
 
 /**
  * Probes a PostgreSQL server by logging in with `pg` (startup, optional
@@ -63,7 +70,8 @@ export class PostgresqlDriver implements ProbeDriver {
             return await login(ctx, settings, dialer, settings.sslmode !== 'disable');
           } catch (err) {
             // libpq's prefer: a server without SSL gets an unencrypted login instead.
-            if (settings.sslmode === 'prefer' && err instanceof Error && err.message === PG_SSL_REFUSED) return login(ctx, settings, dialer, false);
+            if (settings.sslmode === 'prefer' && err instanceof Error && err.message === PG_SSL_REFUSED)
+              return login(ctx, settings, dialer, false);
             throw err;
           }
         },
@@ -74,7 +82,12 @@ export class PostgresqlDriver implements ProbeDriver {
 }
 
 /** One login with pg; resolves with the success message. */
-async function login(ctx: ProbeContext, settings: PostgresqlSettings, dialer: PinnedDialer, ssl: boolean): Promise<string> {
+async function login(
+  ctx: ProbeContext,
+  settings: PostgresqlSettings,
+  dialer: PinnedDialer,
+  ssl: boolean,
+): Promise<string> {
   const where = describeTarget(settings.target);
   let encrypted = false;
   let cleartextRequested = false;
@@ -90,11 +103,18 @@ async function login(ctx: ProbeContext, settings: PostgresqlSettings, dialer: Pi
     password: () => {
       // Whoever answers on an unencrypted connection (the server, or anyone on the path) would read it.
       if (cleartextRequested && !encrypted) {
-        throw new ProbeFailure('UnexpectedResponse', `${where} asked for the password in clear text over an unencrypted connection; atoll does not send it. Use sslmode require or verify-full, or scram-sha-256 on the server`);
+        throw new ProbeFailure(
+          'UnexpectedResponse',
+          `${where} asked for the password in clear text over an unencrypted connection; atoll does not send it. Use sslmode require or verify-full, or scram-sha-256 on the server`,
+        );
       }
       const password = ctx.credentials['password'];
       if (password === undefined || password === '') {
-        throw new ProbeFailure('CredentialsMissing', `${where} asks for a password but credentials.password is not set`, { reachable: 'True' });
+        throw new ProbeFailure(
+          'CredentialsMissing',
+          `${where} asks for a password but credentials.password is not set`,
+          { reachable: 'True' },
+        );
       }
       return password;
     },
@@ -131,19 +151,33 @@ function classify(err: unknown, settings: PostgresqlSettings, dialer: PinnedDial
     switch (sqlstate) {
       case SQLSTATE_INVALID_PASSWORD:
       case SQLSTATE_INVALID_AUTHORIZATION:
-        return new ProbeFailure('AuthenticationFailed', `${where} refused the login of ${settings.user} (SQLSTATE ${sqlstate})`);
+        return new ProbeFailure(
+          'AuthenticationFailed',
+          `${where} refused the login of ${settings.user} (SQLSTATE ${sqlstate})`,
+        );
       case SQLSTATE_INVALID_CATALOG:
-        return new ProbeFailure('UnexpectedResponse', `database named by settings.database does not exist on ${where} (SQLSTATE ${sqlstate})`);
+        return new ProbeFailure(
+          'UnexpectedResponse',
+          `database named by settings.database does not exist on ${where} (SQLSTATE ${sqlstate})`,
+        );
       default:
         return new ProbeFailure('UnexpectedResponse', `${where} refused the connection (SQLSTATE ${sqlstate})`);
     }
   }
   if (!(err instanceof Error) || 'code' in err) return undefined; // socket and TLS errors: the shared rules
   if (err.message === PG_SSL_REFUSED) {
-    return new ProbeFailure('TLSError', `${where} does not accept SSL connections but settings.sslmode is ${settings.sslmode}`, { reachable: 'True' });
+    return new ProbeFailure(
+      'TLSError',
+      `${where} does not accept SSL connections but settings.sslmode is ${settings.sslmode}`,
+      { reachable: 'True' },
+    );
   }
   if (err.message === PG_SSL_GARBLED) {
-    return new ProbeFailure('UnexpectedResponse', `${where} answered the SSL request with something other than PostgreSQL`, { cause: err });
+    return new ProbeFailure(
+      'UnexpectedResponse',
+      `${where} answered the SSL request with something other than PostgreSQL`,
+      { cause: err },
+    );
   }
   if (err.message.startsWith('SASL:')) {
     return new ProbeFailure('UnexpectedResponse', `SCRAM with ${where} failed`, { cause: err });

@@ -8,7 +8,13 @@ import { PrometheusDriver, buildinfoUrl } from './prometheus.js';
 const driver = new PrometheusDriver();
 
 function context(url: string, credentials: Record<string, string>): ProbeContext {
-  return { settings: { url }, credentials, timeoutMs: 5_000, egress: { allowCIDRs: ['127.0.0.0/8'] }, maxResponseBytes: 64 * 1024 };
+  return {
+    settings: { url },
+    credentials,
+    timeoutMs: 5_000,
+    egress: { allowCIDRs: ['127.0.0.0/8'] },
+    maxResponseBytes: 64 * 1024,
+  };
 }
 
 async function probe(ctx: ProbeContext): Promise<ProbeOutcome | ProbeFailure> {
@@ -38,13 +44,17 @@ describe('PrometheusDriver against a real Prometheus with basic auth', () => {
 
   it('right credentials: Succeeded', async () => {
     expect(await probe(context(prometheus.url, { username: 'probe', password: 'prom-pw-5e7a' }))).toMatchObject({
-      reason: 'Succeeded', reachable: 'True', authenticated: 'True',
+      reason: 'Succeeded',
+      reachable: 'True',
+      authenticated: 'True',
     });
   });
 
   it('wrong password: AuthenticationFailed', async () => {
     expect(await probe(context(prometheus.url, { username: 'probe', password: 'wrong-pw' }))).toMatchObject({
-      reason: 'AuthenticationFailed', reachable: 'True', authenticated: 'False',
+      reason: 'AuthenticationFailed',
+      reachable: 'True',
+      authenticated: 'False',
     });
   });
 
@@ -61,12 +71,17 @@ describe('PrometheusDriver against fixtures', () => {
   it('sends a bearer token, and wants status success in the body', async () => {
     const fake = await startHttpFixture((req, res) => {
       const ok = req.headers['authorization'] === 'Bearer prom-token-1';
-      res.writeHead(200, { 'content-type': 'text/html' }).end(ok ? '{"status":"success","data":{}}' : '<html>login</html>');
+      res
+        .writeHead(200, { 'content-type': 'text/html' })
+        .end(ok ? '{"status":"success","data":{}}' : '<html>login</html>');
     });
     try {
       expect(await probe(context(fake.url, { token: 'prom-token-1' }))).toMatchObject({ reason: 'Succeeded' });
       expect(fake.requests[0]?.url).toBe('/api/v1/status/buildinfo');
-      expect(await probe(context(fake.url, { token: 'other' }))).toMatchObject({ reason: 'UnexpectedResponse', reachable: 'True' });
+      expect(await probe(context(fake.url, { token: 'other' }))).toMatchObject({
+        reason: 'UnexpectedResponse',
+        reachable: 'True',
+      });
     } finally {
       await fake.stop();
     }

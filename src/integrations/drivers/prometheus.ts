@@ -38,10 +38,12 @@ export function buildinfoUrl(base: unknown): URL {
 function authorization(credentials: Record<string, string>): string | undefined {
   const { username, password, token } = credentials;
   if (username !== undefined && username !== '') {
-    if (password === undefined || password === '') throw new ProbeFailure('CredentialsMissing', ERROR_USERNAME_WITHOUT_PASSWORD);
+    if (password === undefined || password === '')
+      throw new ProbeFailure('CredentialsMissing', ERROR_USERNAME_WITHOUT_PASSWORD);
     return `Basic ${Buffer.from(`${username}:${password}`, 'utf8').toString('base64')}`;
   }
-  if (password !== undefined && password !== '') throw new ProbeFailure('CredentialsMissing', ERROR_PASSWORD_WITHOUT_USERNAME);
+  if (password !== undefined && password !== '')
+    throw new ProbeFailure('CredentialsMissing', ERROR_PASSWORD_WITHOUT_USERNAME);
   if (token !== undefined && token !== '') return `Bearer ${token}`;
   return undefined;
 }
@@ -72,13 +74,20 @@ export class PrometheusDriver implements ProbeDriver {
         return probeOutcome('AuthenticationFailed', `${where} refused the credentials (HTTP ${response.status})`);
       }
       if (response.status >= 300 && response.status < 400) {
-        return probeOutcome('UnexpectedResponse', `${where} answered with a redirect (HTTP ${response.status}); redirects are not followed`);
+        return probeOutcome(
+          'UnexpectedResponse',
+          `${where} answered with a redirect (HTTP ${response.status}); redirects are not followed`,
+        );
       }
-      if (response.status !== 200) return probeOutcome('UnexpectedResponse', `${where} answered with unexpected HTTP ${response.status}`);
+      if (response.status !== 200)
+        return probeOutcome('UnexpectedResponse', `${where} answered with unexpected HTTP ${response.status}`);
       if (response.truncated || !isPrometheusSuccess(response.body)) {
         return probeOutcome('UnexpectedResponse', `${where} answered HTTP 200 but not with a Prometheus API response`);
       }
-      return probeOutcome('Succeeded', auth === undefined ? `${where} answered without authentication` : `${where} accepted the credentials`);
+      return probeOutcome(
+        'Succeeded',
+        auth === undefined ? `${where} answered without authentication` : `${where} accepted the credentials`,
+      );
     })();
     return { ...outcome, durationMs: Math.round(performance.now() - started) };
   }

@@ -1,5 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { closedPort, createTestPki, startRedis, startSilentServer, startTlsMismatchServer } from '../../../test/support/services.js';
+import {
+  closedPort,
+  createTestPki,
+  startRedis,
+  startSilentServer,
+  startTlsMismatchServer,
+} from '../../../test/support/services.js';
 import type { RunningService } from '../../../test/support/services.js';
 import { ProbeFailure } from '../probe-failure.js';
 import type { ProbeContext, ProbeOutcome } from '../probe-types.js';
@@ -30,7 +36,9 @@ describe('Redis error codes', () => {
   it('keeps only the leading code of an error reply, and maps the pre-6 password refusals', () => {
     expect(errorCode('WRONGPASS invalid username-password pair')).toBe('WRONGPASS');
     expect(errorCode('ERR invalid password')).toBe('WRONGPASS');
-    expect(errorCode('ERR AUTH <password> called without any password configured for the default user')).toBe('NOPASSWORDSET');
+    expect(errorCode('ERR AUTH <password> called without any password configured for the default user')).toBe(
+      'NOPASSWORDSET',
+    );
     expect(errorCode('something odd')).toBe('ERR');
     expect(errorCode('NOAUTH Authentication required.')).toBe('NOAUTH');
   });
@@ -40,7 +48,10 @@ describe('RedisDriver against a real redis-server', () => {
   let redis: RunningService;
   let acl: RunningService;
   beforeAll(async () => {
-    [redis, acl] = await Promise.all([startRedis({ password: PASSWORD }), startRedis({ password: 'default-pw-x1', username: 'probe' })]);
+    [redis, acl] = await Promise.all([
+      startRedis({ password: PASSWORD }),
+      startRedis({ password: 'default-pw-x1', username: 'probe' }),
+    ]);
   });
   afterAll(async () => {
     await Promise.all([redis?.stop(), acl?.stop()]);
@@ -55,11 +66,17 @@ describe('RedisDriver against a real redis-server', () => {
   });
 
   it('right password: Succeeded', async () => {
-    expect(await probe(context({ host: redis.host, port: redis.port }))).toMatchObject({ reason: 'Succeeded', reachable: 'True', authenticated: 'True' });
+    expect(await probe(context({ host: redis.host, port: redis.port }))).toMatchObject({
+      reason: 'Succeeded',
+      reachable: 'True',
+      authenticated: 'True',
+    });
   });
 
   it('wrong password: AuthenticationFailed', async () => {
-    const outcome = await probe(context({ host: redis.host, port: redis.port }, { credentials: { password: 'nope-wrong' } }));
+    const outcome = await probe(
+      context({ host: redis.host, port: redis.port }, { credentials: { password: 'nope-wrong' } }),
+    );
     expect(outcome).toMatchObject({ reason: 'AuthenticationFailed', reachable: 'True', authenticated: 'False' });
   });
 
@@ -70,9 +87,13 @@ describe('RedisDriver against a real redis-server', () => {
 
   it('ACL user: AUTH username password', async () => {
     // The ACL user's password is 'default-pw-x1' as well (startRedis gives both the same one).
-    const ok = await probe(context({ host: acl.host, port: acl.port, username: 'probe' }, { credentials: { password: 'default-pw-x1' } }));
+    const ok = await probe(
+      context({ host: acl.host, port: acl.port, username: 'probe' }, { credentials: { password: 'default-pw-x1' } }),
+    );
     expect(ok).toMatchObject({ reason: 'Succeeded' });
-    const wrongUser = await probe(context({ host: acl.host, port: acl.port, username: 'mallory' }, { credentials: { password: 'default-pw-x1' } }));
+    const wrongUser = await probe(
+      context({ host: acl.host, port: acl.port, username: 'mallory' }, { credentials: { password: 'default-pw-x1' } }),
+    );
     expect(wrongUser).toMatchObject({ reason: 'AuthenticationFailed' });
   });
 
@@ -87,7 +108,9 @@ describe('RedisDriver over TLS', () => {
     const pki = createTestPki('redis');
     const redis = await startRedis({ password: PASSWORD, tls: { ...pki.server, caPem: pki.ca.certPem } });
     try {
-      const outcome = await probe(context({ host: redis.host, port: redis.port, tls: true }, { trustedCAs: [pki.ca.certPem] }));
+      const outcome = await probe(
+        context({ host: redis.host, port: redis.port, tls: true }, { trustedCAs: [pki.ca.certPem] }),
+      );
       expect(outcome).toMatchObject({ reason: 'Succeeded' });
     } finally {
       await redis.stop();
@@ -97,7 +120,10 @@ describe('RedisDriver over TLS', () => {
   it('an untrusted certificate: TLSError', async () => {
     const mismatch = await startTlsMismatchServer();
     try {
-      expect(await probe(context({ host: mismatch.host, port: mismatch.port, tls: true }))).toMatchObject({ reason: 'TLSError', reachable: 'False' });
+      expect(await probe(context({ host: mismatch.host, port: mismatch.port, tls: true }))).toMatchObject({
+        reason: 'TLSError',
+        reachable: 'False',
+      });
     } finally {
       await mismatch.stop();
     }
@@ -107,7 +133,10 @@ describe('RedisDriver over TLS', () => {
 describe('RedisDriver network failures', () => {
   it('closed port: Unreachable', async () => {
     const closed = await closedPort();
-    expect(await probe(context({ host: closed.host, port: closed.port }))).toMatchObject({ reason: 'Unreachable', reachable: 'False' });
+    expect(await probe(context({ host: closed.host, port: closed.port }))).toMatchObject({
+      reason: 'Unreachable',
+      reachable: 'False',
+    });
   });
 
   it('silent server: Timeout after connecting', async () => {

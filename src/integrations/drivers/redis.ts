@@ -12,7 +12,14 @@ import { createClient, ErrorReply } from '@redis/client';
 import type { PinnedDialer } from '../egress.js';
 import { ProbeFailure, describeTarget, type ProbeTarget } from '../probe-failure.js';
 import type { ProbeContext, ProbeDriver, ProbeOutcome } from '../probe-types.js';
-import { booleanSetting, portSetting, runPinnedProbe, stringSetting, tlsConnectOptions, withSettings } from './driver-support.js';
+import {
+  booleanSetting,
+  portSetting,
+  runPinnedProbe,
+  stringSetting,
+  tlsConnectOptions,
+  withSettings,
+} from './driver-support.js';
 
 const DEFAULT_REDIS_PORT = 6379;
 
@@ -46,14 +53,22 @@ export function errorCode(message: string): string {
 
 /** The phase a reply error came from decides what it means. */
 class ReplyFailure extends Error {
-  constructor(readonly phase: 'AUTH' | 'PING', readonly code: string) {
+  constructor(
+    readonly phase: 'AUTH' | 'PING',
+    readonly code: string,
+  ) {
     super(`${phase} answered ${code}`);
   }
 }
 
 function replyFailure(reply: ReplyFailure, where: string, authenticated: boolean): ProbeFailure {
-  if (reply.code === 'WRONGPASS') return new ProbeFailure('AuthenticationFailed', `${where} refused the username or password (WRONGPASS)`);
-  if (reply.code === 'NOPASSWORDSET') return new ProbeFailure('AuthenticationFailed', `${where} refused the password: the server has no password configured for this user`);
+  if (reply.code === 'WRONGPASS')
+    return new ProbeFailure('AuthenticationFailed', `${where} refused the username or password (WRONGPASS)`);
+  if (reply.code === 'NOPASSWORDSET')
+    return new ProbeFailure(
+      'AuthenticationFailed',
+      `${where} refused the password: the server has no password configured for this user`,
+    );
   if (reply.code === 'NOAUTH') return new ProbeFailure('AuthenticationFailed', `${where} requires a password (NOAUTH)`);
   return new ProbeFailure('UnexpectedResponse', `${where} answered ${reply.phase} with error ${reply.code}`, {
     authenticated: reply.phase === 'PING' && authenticated ? 'True' : 'Unknown',
@@ -78,7 +93,9 @@ export class RedisDriver implements ProbeDriver {
             RESP: 2,
             // No CLIENT SETINFO: a probe sends AUTH and PING, nothing the server could refuse for other reasons.
             disableClientInfo: true,
-            ...(authenticate ? { password, ...(settings.username !== undefined ? { username: settings.username } : {}) } : {}),
+            ...(authenticate
+              ? { password, ...(settings.username !== undefined ? { username: settings.username } : {}) }
+              : {}),
             socket: socketOptions(ctx, settings, dialer),
           });
           client.on('error', () => undefined); // failures arrive through the awaited calls
@@ -95,7 +112,8 @@ export class RedisDriver implements ProbeDriver {
             const pong = await client.ping().catch((err: unknown) => {
               throw err instanceof ErrorReply ? new ReplyFailure('PING', errorCode(err.message)) : err;
             });
-            if (pong !== 'PONG') throw new ProbeFailure('UnexpectedResponse', `${where} did not answer PING like a Redis server`);
+            if (pong !== 'PONG')
+              throw new ProbeFailure('UnexpectedResponse', `${where} did not answer PING like a Redis server`);
             return authenticate ? `${where} accepted the credentials` : `${where} answered PING without authentication`;
           } finally {
             signal.removeEventListener('abort', stop);
@@ -113,7 +131,11 @@ export class RedisDriver implements ProbeDriver {
           },
           timeout: (dialer) =>
             settings.tls && dialer.connected && !secured
-              ? new ProbeFailure('TLSError', `connected to ${where} but the TLS handshake got no answer within ${ctx.timeoutMs} ms; if the server does not use TLS on this port, turn TLS off in spec.settings (tls: false)`, { reachable: 'True' })
+              ? new ProbeFailure(
+                  'TLSError',
+                  `connected to ${where} but the TLS handshake got no answer within ${ctx.timeoutMs} ms; if the server does not use TLS on this port, turn TLS off in spec.settings (tls: false)`,
+                  { reachable: 'True' },
+                )
               : undefined,
         },
       );
@@ -128,6 +150,12 @@ export class RedisDriver implements ProbeDriver {
  */
 function socketOptions(ctx: ProbeContext, settings: RedisSettings, dialer: PinnedDialer) {
   const common = { reconnectStrategy: false as const, connectTimeout: ctx.timeoutMs + 1_000 };
-  if (!settings.tls) return { ...common, host: dialer.address.host, port: dialer.address.port, family: dialer.address.family };
-  return { ...common, tls: true as const, socket: dialer.open(), ...tlsConnectOptions({ servername: settings.target.host, verify: true, trustedCAs: ctx.trustedCAs }) };
+  if (!settings.tls)
+    return { ...common, host: dialer.address.host, port: dialer.address.port, family: dialer.address.family };
+  return {
+    ...common,
+    tls: true as const,
+    socket: dialer.open(),
+    ...tlsConnectOptions({ servername: settings.target.host, verify: true, trustedCAs: ctx.trustedCAs }),
+  };
 }

@@ -12,7 +12,6 @@ import { signedMotoFetch as signedFetch } from '../../../test/support/moto.js';
 const BUCKET = 'probe-bucket';
 const driver = new S3Driver();
 
-
 /** Calls moto's IAM query API and returns the response XML. */
 async function iam(endpoint: string, params: Record<string, string>): Promise<string> {
   const body = new URLSearchParams({ ...params, Version: '2010-05-08' }).toString();
@@ -24,7 +23,10 @@ async function iam(endpoint: string, params: Record<string, string>): Promise<st
 async function createUserWithKey(endpoint: string, userName: string, allowS3: boolean): Promise<SigV4Credentials> {
   await iam(endpoint, { Action: 'CreateUser', UserName: userName });
   if (allowS3) {
-    const policy = JSON.stringify({ Version: '2012-10-17', Statement: [{ Effect: 'Allow', Action: 's3:*', Resource: '*' }] });
+    const policy = JSON.stringify({
+      Version: '2012-10-17',
+      Statement: [{ Effect: 'Allow', Action: 's3:*', Resource: '*' }],
+    });
     await iam(endpoint, { Action: 'PutUserPolicy', UserName: userName, PolicyName: 's3', PolicyDocument: policy });
   }
   const xml = await iam(endpoint, { Action: 'CreateAccessKey', UserName: userName });
@@ -51,7 +53,11 @@ describe('S3Driver against moto', () => {
   });
   afterAll(async () => moto?.stop());
 
-  function context(settings: Record<string, unknown>, credentials: SigV4Credentials, overrides: Partial<ProbeContext> = {}): ProbeContext {
+  function context(
+    settings: Record<string, unknown>,
+    credentials: SigV4Credentials,
+    overrides: Partial<ProbeContext> = {},
+  ): ProbeContext {
     return {
       settings: { endpoint: moto.endpoint, region: MOTO_REGION, bucket: BUCKET, forcePathStyle: true, ...settings },
       credentials: { accessKeyId: credentials.accessKeyId, secretAccessKey: credentials.secretAccessKey },
@@ -77,7 +83,9 @@ describe('S3Driver against moto', () => {
   });
 
   it('reports an unknown access key as AuthenticationFailed (InvalidAccessKeyId)', async () => {
-    const outcome = await driver.probe(context({}, { accessKeyId: 'AKIAUNKNOWN000000000', secretAccessKey: allowed.secretAccessKey }));
+    const outcome = await driver.probe(
+      context({}, { accessKeyId: 'AKIAUNKNOWN000000000', secretAccessKey: allowed.secretAccessKey }),
+    );
     expect(outcome).toMatchObject({ reason: 'AuthenticationFailed' });
     expect(outcome.message).toContain('InvalidAccessKeyId');
   });
@@ -108,7 +116,9 @@ describe('S3Driver against moto', () => {
     const server = await startSilentServer();
     try {
       const port = server.port;
-      const outcome = await driver.probe(context({ endpoint: `http://127.0.0.1:${port}` }, allowed, { egress: { allowCIDRs: [] } }));
+      const outcome = await driver.probe(
+        context({ endpoint: `http://127.0.0.1:${port}` }, allowed, { egress: { allowCIDRs: [] } }),
+      );
       expect(outcome).toMatchObject({ reachable: 'False', reason: 'EgressDenied' });
       expect(server.connections()).toBe(0);
     } finally {
@@ -153,7 +163,12 @@ describe('S3Driver addressing and redirects (contract fixture from the S3 docume
     expect(outcome.reason).toBe('TLSError');
 
     const redirected = await driver.probe({
-      settings: { endpoint: 'http://s3.us-east-1.amazonaws.com', region: 'us-east-1', bucket: 'my-bucket', forcePathStyle: false },
+      settings: {
+        endpoint: 'http://s3.us-east-1.amazonaws.com',
+        region: 'us-east-1',
+        bucket: 'my-bucket',
+        forcePathStyle: false,
+      },
       credentials: { accessKeyId: 'AKIAIOSFODNN7EXAMPLE', secretAccessKey: 'wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY' },
       timeoutMs: 5000,
       egress: { allowCIDRs: ['127.0.0.0/8'] },

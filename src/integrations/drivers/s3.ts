@@ -34,7 +34,13 @@ const VIRTUAL_HOST_BUCKET = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
 const PATH_STYLE_BUCKET = /^[A-Za-z0-9._-]{1,255}$/;
 const ERROR_CODE = /^[A-Za-z]{1,64}$/;
 
-const CREDENTIAL_ERRORS = new Set(['InvalidAccessKeyId', 'SignatureDoesNotMatch', 'InvalidToken', 'ExpiredToken', 'TokenRefreshRequired']);
+const CREDENTIAL_ERRORS = new Set([
+  'InvalidAccessKeyId',
+  'SignatureDoesNotMatch',
+  'InvalidToken',
+  'ExpiredToken',
+  'TokenRefreshRequired',
+]);
 
 function readSettings(settings: Record<string, unknown>): S3Settings {
   const region = stringSetting(settings, 'region');
@@ -52,7 +58,13 @@ function readSettings(settings: Record<string, unknown>): S3Settings {
     if (err instanceof ProbeFailure) throw err;
     throw new ProbeFailure('InvalidSettings', 'settings.endpoint is not a valid URL', { cause: err });
   }
-  if (!['http:', 'https:'].includes(endpoint.protocol) || endpoint.username || endpoint.password || endpoint.search || endpoint.hash) {
+  if (
+    !['http:', 'https:'].includes(endpoint.protocol) ||
+    endpoint.username ||
+    endpoint.password ||
+    endpoint.search ||
+    endpoint.hash
+  ) {
     throw new ProbeFailure('InvalidSettings', 'settings.endpoint must be a plain http or https URL');
   }
   return { endpoint, region, bucket, forcePathStyle };
@@ -93,19 +105,33 @@ class ProbeTransport {
     private readonly signal: AbortSignal,
   ) {}
 
-  async handle(request: SdkHttpRequest): Promise<{ response: { statusCode: number; headers: Record<string, string>; body: Readable } }> {
-    if (request.body !== undefined && request.body !== null && request.body !== '') throw new ProbeFailure('UnexpectedResponse', 'the S3 probe sends no request bodies');
-    const url = new URL(`${request.protocol}//${request.hostname}${request.port ? `:${request.port}` : ''}${request.path}${queryString(request.query)}`);
+  async handle(
+    request: SdkHttpRequest,
+  ): Promise<{ response: { statusCode: number; headers: Record<string, string>; body: Readable } }> {
+    if (request.body !== undefined && request.body !== null && request.body !== '')
+      throw new ProbeFailure('UnexpectedResponse', 'the S3 probe sends no request bodies');
+    const url = new URL(
+      `${request.protocol}//${request.hostname}${request.port ? `:${request.port}` : ''}${request.path}${queryString(request.query)}`,
+    );
     this.where = describeTarget(urlTarget(url));
-    const headers = Object.fromEntries(Object.entries(request.headers).filter(([name]) => !['host', 'user-agent'].includes(name.toLowerCase())));
+    const headers = Object.fromEntries(
+      Object.entries(request.headers).filter(([name]) => !['host', 'user-agent'].includes(name.toLowerCase())),
+    );
     const response = await sendProbeRequest(
       this.ctx,
       // user-agent stays unsigned, as the AWS SDKs do: proxies rewrite it.
-      { url, method: request.method, headers: { ...headers, 'user-agent': PROBE_USER_AGENT }, readBody: request.method !== 'HEAD' },
+      {
+        url,
+        method: request.method,
+        headers: { ...headers, 'user-agent': PROBE_USER_AGENT },
+        readBody: request.method !== 'HEAD',
+      },
       this.signal,
     );
     this.last = response;
-    const flat = Object.fromEntries(Object.entries(response.headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(', ') : (v ?? '')]));
+    const flat = Object.fromEntries(
+      Object.entries(response.headers).map(([k, v]) => [k, Array.isArray(v) ? v.join(', ') : (v ?? '')]),
+    );
     return { response: { statusCode: response.status, headers: flat, body: Readable.from([response.body]) } };
   }
 
@@ -120,10 +146,12 @@ class ProbeTransport {
 
 /** RFC 3986 query encoding, as SigV4 canonicalises it; a null or empty value is a bare key (?location). */
 function queryString(query: SdkHttpRequest['query']): string {
-  const encode = (s: string): string => encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+  const encode = (s: string): string =>
+    encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
   const parts: string[] = [];
   for (const [key, value] of Object.entries(query ?? {}).sort(([a], [b]) => (a < b ? -1 : 1))) {
-    for (const v of Array.isArray(value) ? value : [value]) parts.push(v === null || v === '' ? encode(key) : `${encode(key)}=${encode(v)}`);
+    for (const v of Array.isArray(value) ? value : [value])
+      parts.push(v === null || v === '' ? encode(key) : `${encode(key)}=${encode(v)}`);
   }
   return parts.length > 0 ? `?${parts.join('&')}` : '';
 }
@@ -132,14 +160,19 @@ async function probeBucket(ctx: ProbeContext, settings: S3Settings): Promise<Pro
   const startedAt = performance.now();
   const signal = deadlineSignal(ctx);
   const transport = new ProbeTransport(ctx, signal);
-  const fallbackWhere = describeTarget(urlTarget(settings.endpoint ?? new URL(`https://s3.${settings.region}.amazonaws.com`)));
+  const fallbackWhere = describeTarget(
+    urlTarget(settings.endpoint ?? new URL(`https://s3.${settings.region}.amazonaws.com`)),
+  );
   const where = (): string => transport.where ?? fallbackWhere;
   try {
     const client = new S3Client({
       region: settings.region,
       ...(settings.endpoint !== undefined ? { endpoint: settings.endpoint.href } : {}),
       forcePathStyle: settings.forcePathStyle,
-      credentials: { accessKeyId: requiredCredential(ctx, 'accessKeyId'), secretAccessKey: requiredCredential(ctx, 'secretAccessKey') },
+      credentials: {
+        accessKeyId: requiredCredential(ctx, 'accessKeyId'),
+        secretAccessKey: requiredCredential(ctx, 'secretAccessKey'),
+      },
       requestHandler: transport,
       // One request per step, addressed exactly as configured: no retries, no redirects
       // followed, nothing taken from the environment or ~/.aws.
@@ -153,7 +186,11 @@ async function probeBucket(ctx: ProbeContext, settings: S3Settings): Promise<Pro
     });
     try {
       await client.send(new HeadBucketCommand({ Bucket: settings.bucket }), { abortSignal: signal });
-      return probeOutcome('Succeeded', `bucket named by settings.bucket is accessible at ${where()}`, elapsedSince(startedAt));
+      return probeOutcome(
+        'Succeeded',
+        `bucket named by settings.bucket is accessible at ${where()}`,
+        elapsedSince(startedAt),
+      );
     } catch (err) {
       if (err instanceof ProbeFailure || transport.last === undefined) throw err;
     }
@@ -162,25 +199,38 @@ async function probeBucket(ctx: ProbeContext, settings: S3Settings): Promise<Pro
     if (status === 301 || (status === 400 && wrongRegion(head, settings.region))) {
       const actual = bucketRegion(head);
       const hint = actual ? ` (the bucket is in ${actual})` : '';
-      throw new ProbeFailure('UnexpectedResponse', `bucket is not in the region named by settings.region${hint}: HTTP ${status} from ${where()}`);
+      throw new ProbeFailure(
+        'UnexpectedResponse',
+        `bucket is not in the region named by settings.region${hint}: HTTP ${status} from ${where()}`,
+      );
     }
     if (status === 404) {
-      throw new ProbeFailure('UnexpectedResponse', `bucket named by settings.bucket does not exist at ${where()} (HTTP 404)`);
+      throw new ProbeFailure(
+        'UnexpectedResponse',
+        `bucket named by settings.bucket does not exist at ${where()} (HTTP 404)`,
+      );
     }
     if (status === 403 || status === 400) {
-      const code = await client.send(new GetBucketLocationCommand({ Bucket: settings.bucket }), { abortSignal: signal }).then(
-        () => undefined,
-        (err: unknown) => {
-          if (err instanceof ProbeFailure) throw err;
-          const name = (err as { name?: unknown } | null)?.name;
-          return typeof name === 'string' && ERROR_CODE.test(name) && transport.last?.status !== 200 ? name : undefined;
-        },
-      );
+      const code = await client
+        .send(new GetBucketLocationCommand({ Bucket: settings.bucket }), { abortSignal: signal })
+        .then(
+          () => undefined,
+          (err: unknown) => {
+            if (err instanceof ProbeFailure) throw err;
+            const name = (err as { name?: unknown } | null)?.name;
+            return typeof name === 'string' && ERROR_CODE.test(name) && transport.last?.status !== 200
+              ? name
+              : undefined;
+          },
+        );
       throw refusal(status, code, where());
     }
     throw new ProbeFailure('UnexpectedResponse', `${where()} answered HTTP ${status}`);
   } catch (err) {
-    const failure = err instanceof ProbeFailure ? err : new ProbeFailure('UnexpectedResponse', `probe of ${where()} failed`, { cause: err });
+    const failure =
+      err instanceof ProbeFailure
+        ? err
+        : new ProbeFailure('UnexpectedResponse', `probe of ${where()} failed`, { cause: err });
     return failure.toOutcome(elapsedSince(startedAt));
   }
 }
@@ -191,14 +241,18 @@ function refusal(status: number, code: string | undefined, where: string): Probe
     return new ProbeFailure('AuthenticationFailed', `${where} refused the access key (HTTP ${status}, ${shown})`);
   }
   if (code === 'AccessDenied' || (status === 403 && code === undefined)) {
-    return new ProbeFailure('AuthenticationFailed', `the access key may not access the bucket named by settings.bucket at ${where} (HTTP ${status}, ${shown})`);
+    return new ProbeFailure(
+      'AuthenticationFailed',
+      `the access key may not access the bucket named by settings.bucket at ${where} (HTTP ${status}, ${shown})`,
+    );
   }
   return new ProbeFailure('UnexpectedResponse', `${where} refused the request (HTTP ${status}, ${shown})`);
 }
 
 function requiredCredential(ctx: ProbeContext, field: string): string {
   const value = ctx.credentials[field];
-  if (value === undefined || value === '') throw new ProbeFailure('CredentialsMissing', `credential ${field} is not set`);
+  if (value === undefined || value === '')
+    throw new ProbeFailure('CredentialsMissing', `credential ${field} is not set`);
   return value;
 }
 

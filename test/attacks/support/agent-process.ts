@@ -35,9 +35,14 @@ export async function runAgentProcess(opts: {
   const dir = opts.dir ?? path.join(work, 'credentials');
   const caFile = opts.caFile === undefined ? devState().gateway.caFile : opts.caFile;
   const args = [
-    path.join(packageRoot(), 'dist', 'main.js'), 'agent',
-    '--gateway', opts.gatewayURL ?? devState().gateway.url,
-    '--token-file', tokenFile, '--dir', dir,
+    path.join(packageRoot(), 'dist', 'main.js'),
+    'agent',
+    '--gateway',
+    opts.gatewayURL ?? devState().gateway.url,
+    '--token-file',
+    tokenFile,
+    '--dir',
+    dir,
     ...(caFile === null ? [] : ['--ca-file', caFile]),
     ...opts.connections.flatMap((c) => ['--connection', c]),
   ];

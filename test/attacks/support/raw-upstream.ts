@@ -77,29 +77,38 @@ export async function startRawUpstream(): Promise<RawUpstream> {
     requests,
     closed,
     behave: (prefix, behaviour) => void behaviours.set(prefix, behaviour),
-    close: () => new Promise<void>((resolve) => {
-      for (const s of sockets) s.destroy();
-      server.close(() => resolve());
-    }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const s of sockets) s.destroy();
+        server.close(() => resolve());
+      }),
   };
 }
 
 function respond(socket: Socket, request: WireRequest, behaviour: Behaviour | undefined): void {
   const body = JSON.stringify({ connection: request.connection, path: request.path });
   if (behaviour === 'hang-mid-body') {
-    socket.write(`HTTP/1.1 200 OK\r\nContent-Length: ${body.length * 2}\r\nContent-Type: application/json\r\n\r\n${body}`);
+    socket.write(
+      `HTTP/1.1 200 OK\r\nContent-Length: ${body.length * 2}\r\nContent-Type: application/json\r\n\r\n${body}`,
+    );
     return;
   }
   if (behaviour === 'extra-response') {
     const evil = 'POISONED-RESPONSE';
-    socket.write(`HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\nContent-Length: ${evil.length}\r\n\r\n${evil}`);
+    socket.write(
+      `HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\nContent-Length: ${evil.length}\r\n\r\n${evil}`,
+    );
     return;
   }
-  socket.write(`HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+  socket.write(
+    `HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
+  );
 }
 
 /** Parses one complete request off the front of `buf`, or undefined if more bytes are needed. */
-function parseRequest(buf: Buffer): { request: Omit<WireRequest, 'connection' | 'raw'>; raw: Buffer; length: number } | undefined {
+function parseRequest(
+  buf: Buffer,
+): { request: Omit<WireRequest, 'connection' | 'raw'>; raw: Buffer; length: number } | undefined {
   const end = buf.indexOf('\r\n\r\n');
   if (end < 0) return undefined;
   const lines = buf.subarray(0, end).toString('latin1').split('\r\n');

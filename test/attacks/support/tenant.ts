@@ -3,7 +3,13 @@ import { connect as tlsConnect } from 'node:tls';
 import { Agent, fetch as undiciFetch } from 'undici';
 import type { ExternalConnection, Workspace } from '../../../src/api/v1alpha1/index.js';
 import type { KubeObject } from '../../../src/kube/client.js';
-import { ExternalConnections, IntegrationTypes, RoleBindings, Secrets, ServiceAccounts } from '../../../src/kube/resources.js';
+import {
+  ExternalConnections,
+  IntegrationTypes,
+  RoleBindings,
+  Secrets,
+  ServiceAccounts,
+} from '../../../src/kube/resources.js';
 import { admin, condition, createWorkspace, devState, eventually, uniqueName } from '../../support/cluster.js';
 
 type Conn = ExternalConnection & KubeObject;
@@ -17,32 +23,65 @@ export async function createTestType(delivery: Array<'proxy' | 'files'>): Promis
   await admin().create(IntegrationTypes, {
     metadata: { name },
     spec: {
-      displayName: 'Attack test API', category: 'api', delivery,
-      settingsSchema: { type: 'object', required: ['baseURL', 'probeURL'], properties: { baseURL: { type: 'string' }, probeURL: { type: 'string' } } },
+      displayName: 'Attack test API',
+      category: 'api',
+      delivery,
+      settingsSchema: {
+        type: 'object',
+        required: ['baseURL', 'probeURL'],
+        properties: { baseURL: { type: 'string' }, probeURL: { type: 'string' } },
+      },
       credentialFields: [{ name: 'apiKey', required: true }],
       // Probes go elsewhere (a closed port), so the recording upstream sees only traffic through the gateway.
-      probe: { http: { url: '{{settings.probeURL}}', auth: { type: 'header', headerName: 'X-API-Key', credential: 'apiKey' } } },
-      gateway: { baseURL: '{{settings.baseURL}}', auth: { type: 'header', headerName: 'X-API-Key', credential: 'apiKey' } },
+      probe: {
+        http: { url: '{{settings.probeURL}}', auth: { type: 'header', headerName: 'X-API-Key', credential: 'apiKey' } },
+      },
+      gateway: {
+        baseURL: '{{settings.baseURL}}',
+        auth: { type: 'header', headerName: 'X-API-Key', credential: 'apiKey' },
+      },
     },
   });
   return name;
 }
 
 /** A workspace that may reach loopback (the recording upstream). */
-export async function loopbackWorkspace(prefix: string, policy: NonNullable<Workspace['spec']>['policy'] = {}): Promise<string> {
+export async function loopbackWorkspace(
+  prefix: string,
+  policy: NonNullable<Workspace['spec']>['policy'] = {},
+): Promise<string> {
   const ns = uniqueName(prefix);
   await createWorkspace(ns, { policy: { ...policy, egress: { allowCIDRs: ['127.0.0.1/32'] } } });
   return ns;
 }
 
 /** A connection sealed by the real webhook and controller, never probed, with its managed Secret in place. */
-export async function createConnection(ns: string, name: string, type: string, baseURL: string, apiKey: string): Promise<void> {
+export async function createConnection(
+  ns: string,
+  name: string,
+  type: string,
+  baseURL: string,
+  apiKey: string,
+): Promise<void> {
   await admin().create(ExternalConnections, {
     metadata: { name, namespace: ns },
-    spec: { type, settings: { baseURL, probeURL: CLOSED_PORT_URL }, credentials: { apiKey: { value: apiKey } }, probe: { interval: '0' } },
+    spec: {
+      type,
+      settings: { baseURL, probeURL: CLOSED_PORT_URL },
+      credentials: { apiKey: { value: apiKey } },
+      probe: { interval: '0' },
+    },
   } as never);
-  await eventually(`${ns}/${name} sealed`, () => admin().get<Conn>(ExternalConnections, name, ns), (c) => condition(c, 'CredentialsSealed')?.status === 'True');
-  await eventually(`${ns}/${name} managed Secret`, () => admin().tryGet(Secrets, `${name}-credentials`, ns), (s) => s !== undefined);
+  await eventually(
+    `${ns}/${name} sealed`,
+    () => admin().get<Conn>(ExternalConnections, name, ns),
+    (c) => condition(c, 'CredentialsSealed')?.status === 'True',
+  );
+  await eventually(
+    `${ns}/${name} managed Secret`,
+    () => admin().tryGet(Secrets, `${name}-credentials`, ns),
+    (s) => s !== undefined,
+  );
 }
 
 /** A ServiceAccount holding the given verbs (through the shipped ClusterRoles) and a gateway token for it. */
@@ -56,9 +95,15 @@ export async function workload(ns: string, name: string, grants: { use?: boolean
       subjects: [{ kind: 'ServiceAccount', name, namespace: ns }],
     });
   }
-  const review = await admin().request<{ status: { token: string } }>('POST', `/api/v1/namespaces/${ns}/serviceaccounts/${name}/token`, {
-    apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { audiences: ['atoll-gateway'], expirationSeconds: 3600 },
-  });
+  const review = await admin().request<{ status: { token: string } }>(
+    'POST',
+    `/api/v1/namespaces/${ns}/serviceaccounts/${name}/token`,
+    {
+      apiVersion: 'authentication.k8s.io/v1',
+      kind: 'TokenRequest',
+      spec: { audiences: ['atoll-gateway'], expirationSeconds: 3600 },
+    },
+  );
   return review.status.token;
 }
 
@@ -69,7 +114,11 @@ export function gatewayCA(): string {
 let dispatcher: Agent | undefined;
 
 /** A request to the dev gateway over HTTPS, verified against the dev CA. */
-export async function gatewayCall(pathAndQuery: string, token: string | undefined, init: { method?: string; body?: string; headers?: Record<string, string>; signal?: AbortSignal } = {}) {
+export async function gatewayCall(
+  pathAndQuery: string,
+  token: string | undefined,
+  init: { method?: string; body?: string; headers?: Record<string, string>; signal?: AbortSignal } = {},
+) {
   dispatcher ??= new Agent({ connect: { ca: gatewayCA() } });
   const res = await undiciFetch(`${devState().gateway.url}${pathAndQuery}`, {
     dispatcher,
@@ -86,11 +135,22 @@ export async function gatewayCall(pathAndQuery: string, token: string | undefine
  * fresh TLS connection to the gateway and returns everything it answers
  * until it closes the connection or goes quiet.
  */
-export function rawGatewayExchange(raw: string, opts: { localAddress?: string; quietMs?: number } = {}): Promise<string> {
+export function rawGatewayExchange(
+  raw: string,
+  opts: { localAddress?: string; quietMs?: number } = {},
+): Promise<string> {
   const url = new URL(devState().gateway.url);
   return new Promise((resolve) => {
     let received = '';
-    const socket = tlsConnect({ host: url.hostname, port: Number(url.port), ca: gatewayCA(), ...(opts.localAddress ? { localAddress: opts.localAddress } : {}) }, () => socket.write(raw));
+    const socket = tlsConnect(
+      {
+        host: url.hostname,
+        port: Number(url.port),
+        ca: gatewayCA(),
+        ...(opts.localAddress ? { localAddress: opts.localAddress } : {}),
+      },
+      () => socket.write(raw),
+    );
     let timer: NodeJS.Timeout | undefined;
     const done = () => {
       clearTimeout(timer);

@@ -25,12 +25,16 @@ export function planFaults(size: ChaosSize, random: Random): FaultPlan {
   const window = size.chaosSeconds * 1000;
   const when = () => random.int(2_000, window - 10_000);
   const faults: Fault[] = [];
-  for (let i = 0; i < size.kills; i++) faults.push({ at: when(), kind: 'kill', leader: random.chance(size.leaderKillShare) });
-  for (let i = 0; i < size.apiserverRestarts; i++) faults.push({ at: when(), kind: 'apiserver', downMs: random.int(1_000, 8_000) });
-  for (let i = 0; i < size.etcdRestarts; i++) faults.push({ at: when(), kind: 'etcd', downMs: random.int(1_000, 5_000) });
+  for (let i = 0; i < size.kills; i++)
+    faults.push({ at: when(), kind: 'kill', leader: random.chance(size.leaderKillShare) });
+  for (let i = 0; i < size.apiserverRestarts; i++)
+    faults.push({ at: when(), kind: 'apiserver', downMs: random.int(1_000, 8_000) });
+  for (let i = 0; i < size.etcdRestarts; i++)
+    faults.push({ at: when(), kind: 'etcd', downMs: random.int(1_000, 5_000) });
   for (let i = 0; i < size.networkFaults; i++) {
     faults.push({
-      at: when(), kind: 'network',
+      at: when(),
+      kind: 'network',
       proxy: random.chance(0.7) ? 'kubeApi' : 'kms',
       fault: random.pick(['latency', 'blackhole', 'reset', 'refused'] as const),
       // Up to 20 s: longer than the 15 s Lease, so a half-open leader must notice before its successor starts.
@@ -78,8 +82,23 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * (moto frozen with SIGSTOP, so calls hang as in a partition, and its keys
  * survive) alongside. `leaderOf` names the replica holding the Lease now.
  */
-export async function runFaults(world: ChaosWorld, plan: FaultPlan, leaderIndex: () => number | undefined, random: Random, say: (line: string) => void): Promise<FaultLog> {
-  const log: FaultLog = { kills: 0, leaderKills: 0, apiserverRestarts: 0, etcdRestarts: 0, networkFaults: 0, kmsOutageMs: 0, lastFaultEndedAt: Date.now(), lines: [] };
+export async function runFaults(
+  world: ChaosWorld,
+  plan: FaultPlan,
+  leaderIndex: () => number | undefined,
+  random: Random,
+  say: (line: string) => void,
+): Promise<FaultLog> {
+  const log: FaultLog = {
+    kills: 0,
+    leaderKills: 0,
+    apiserverRestarts: 0,
+    etcdRestarts: 0,
+    networkFaults: 0,
+    kmsOutageMs: 0,
+    lastFaultEndedAt: Date.now(),
+    lines: [],
+  };
   const t0 = Date.now();
   const note = (line: string) => {
     const entry = `+${((Date.now() - t0) / 1000).toFixed(1)}s (${new Date().toISOString().slice(11, 23)}) ${line}`;

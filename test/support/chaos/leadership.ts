@@ -5,7 +5,15 @@ import { createLogger } from '../../../src/runtime/logger.js';
 import { OPERATOR_NAMESPACE } from '../../../src/dev/embedded.js';
 import type { Incarnation, SupervisedProcess } from './processes.js';
 
-type Lease = KubeObject & { spec: { holderIdentity?: string | null; leaseDurationSeconds?: number; acquireTime?: string; renewTime?: string; leaseTransitions?: number } };
+type Lease = KubeObject & {
+  spec: {
+    holderIdentity?: string | null;
+    leaseDurationSeconds?: number;
+    acquireTime?: string;
+    renewTime?: string;
+    leaseTransitions?: number;
+  };
+};
 
 export interface LeaseObservation {
   at: number;
@@ -82,7 +90,11 @@ const LOST = /lost leadership|leadership lost/;
  *   previous holder's last observed renewal plus the lease duration (a
  *   release, holder null, hands over at once).
  */
-export function analyseLeadership(controllers: SupervisedProcess[], history: LeaseObservation[], now = Date.now()): LeadershipReport {
+export function analyseLeadership(
+  controllers: SupervisedProcess[],
+  history: LeaseObservation[],
+  now = Date.now(),
+): LeadershipReport {
   const intervals: LeadershipInterval[] = [];
   const writesOutsideLeadership: string[] = [];
   let writes = 0;
@@ -104,7 +116,10 @@ export function analyseLeadership(controllers: SupervisedProcess[], history: Lea
       for (const w of own.filter((l) => l.line.msg === 'managed secret written')) {
         writes++;
         const at = t(w);
-        if (!mine || at < mine.from || at > mine.to) writesOutsideLeadership.push(`${inc.id} wrote ${String(w.line.namespace ?? '')}/${String(w.line.name ?? w.line.secret ?? '')} at ${new Date(at).toISOString()} outside its leadership`);
+        if (!mine || at < mine.from || at > mine.to)
+          writesOutsideLeadership.push(
+            `${inc.id} wrote ${String(w.line.namespace ?? '')}/${String(w.line.name ?? w.line.secret ?? '')} at ${new Date(at).toISOString()} outside its leadership`,
+          );
       }
     }
   }
@@ -113,15 +128,26 @@ export function analyseLeadership(controllers: SupervisedProcess[], history: Lea
     for (let j = i + 1; j < intervals.length; j++) {
       const a = intervals[i]!;
       const b = intervals[j]!;
-      if (a.from < b.to && b.from < a.to) overlaps.push(`${a.inc.id} [${iso(a.from)}, ${iso(a.to)}] and ${b.inc.id} [${iso(b.from)}, ${iso(b.to)}]`);
+      if (a.from < b.to && b.from < a.to)
+        overlaps.push(`${a.inc.id} [${iso(a.from)}, ${iso(a.to)}] and ${b.inc.id} [${iso(b.from)}, ${iso(b.to)}]`);
     }
   }
   const earlyTakeovers: string[] = [];
   let previous: LeaseObservation | undefined;
   for (const obs of history) {
-    if (previous && obs.holder && previous.holder && obs.holder !== previous.holder && obs.acquireTime !== undefined && previous.renewTime !== undefined) {
+    if (
+      previous &&
+      obs.holder &&
+      previous.holder &&
+      obs.holder !== previous.holder &&
+      obs.acquireTime !== undefined &&
+      previous.renewTime !== undefined
+    ) {
       const expiry = previous.renewTime + previous.durationMs;
-      if (obs.acquireTime < expiry) earlyTakeovers.push(`${obs.holder} acquired at ${iso(obs.acquireTime)}, ${expiry - obs.acquireTime}ms before ${previous.holder}'s lease (renewed ${iso(previous.renewTime)}) expired`);
+      if (obs.acquireTime < expiry)
+        earlyTakeovers.push(
+          `${obs.holder} acquired at ${iso(obs.acquireTime)}, ${expiry - obs.acquireTime}ms before ${previous.holder}'s lease (renewed ${iso(previous.renewTime)}) expired`,
+        );
     }
     previous = obs;
   }

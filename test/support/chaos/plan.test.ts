@@ -12,11 +12,16 @@ describe('chaos plan', () => {
     expect(a).not.toEqual(c);
   });
 
-  it('holds exactly the size\'s faults, in order, inside the window, with the KMS outage in the middle', () => {
+  it("holds exactly the size's faults, in order, inside the window, with the KMS outage in the middle", () => {
     for (const size of Object.values(SIZES)) {
       const plan = planFaults(size, new Random(7));
       const count = (kind: string) => plan.faults.filter((f) => f.kind === kind).length;
-      expect([count('kill'), count('apiserver'), count('etcd'), count('network')]).toEqual([size.kills, size.apiserverRestarts, size.etcdRestarts, size.networkFaults]);
+      expect([count('kill'), count('apiserver'), count('etcd'), count('network')]).toEqual([
+        size.kills,
+        size.apiserverRestarts,
+        size.etcdRestarts,
+        size.networkFaults,
+      ]);
       expect(plan.faults.map((f) => f.at)).toEqual([...plan.faults.map((f) => f.at)].sort((x, y) => x - y));
       expect(plan.faults.every((f) => f.at >= 0 && f.at < size.chaosSeconds * 1000)).toBe(true);
       expect(plan.kmsOutage.ms).toBe(size.kmsOutageSeconds * 1000);
@@ -24,7 +29,7 @@ describe('chaos plan', () => {
     }
   });
 
-  it('draws independent streams per consumer, so one consumer\'s extra draws do not shift another\'s', () => {
+  it("draws independent streams per consumer, so one consumer's extra draws do not shift another's", () => {
     const r1 = new Random(99);
     const r2 = new Random(99);
     r2.fork('workload').next();
@@ -33,7 +38,9 @@ describe('chaos plan', () => {
   });
 
   it('refuses a seed that is not a non-negative integer, naming the variable', () => {
-    expect(() => Random.fromEnv({ ATOLL_CHAOS_SEED: 'abc' })).toThrow(/ATOLL_CHAOS_SEED must be a non-negative integer/);
+    expect(() => Random.fromEnv({ ATOLL_CHAOS_SEED: 'abc' })).toThrow(
+      /ATOLL_CHAOS_SEED must be a non-negative integer/,
+    );
     expect(Random.fromEnv({ ATOLL_CHAOS_SEED: '42' }).seed).toBe(42);
   });
 

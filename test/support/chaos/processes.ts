@@ -43,9 +43,17 @@ export class SupervisedProcess {
   start(): void {
     if (this.stopped) return;
     const n = this.incarnations.length;
-    const inc: Incarnation = { id: `${this.name}#${n}`, logFile: path.join(this.dir, `${this.name}.${n}.log`), startedAt: Date.now(), killedBySuite: false };
+    const inc: Incarnation = {
+      id: `${this.name}#${n}`,
+      logFile: path.join(this.dir, `${this.name}.${n}.log`),
+      startedAt: Date.now(),
+      killedBySuite: false,
+    };
     const log = createWriteStream(inc.logFile, { flags: 'a' });
-    const child = spawn(process.execPath, [path.join(packageRoot(), 'dist', 'main.js'), ...this.args], { env: this.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [path.join(packageRoot(), 'dist', 'main.js'), ...this.args], {
+      env: this.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     child.stdout?.pipe(log);
     child.stderr?.pipe(log);
     allChildren.add(child);

@@ -30,7 +30,10 @@ export class Random {
   /** From ATOLL_CHAOS_SEED, or a fresh one. */
   static fromEnv(env = process.env): Random {
     const given = env.ATOLL_CHAOS_SEED;
-    if (given !== undefined && !/^\d+$/.test(given)) throw new Error(`ATOLL_CHAOS_SEED must be a non-negative integer (the seed a chaos run printed), got ${JSON.stringify(given)}`);
+    if (given !== undefined && !/^\d+$/.test(given))
+      throw new Error(
+        `ATOLL_CHAOS_SEED must be a non-negative integer (the seed a chaos run printed), got ${JSON.stringify(given)}`,
+      );
     return new Random(given !== undefined ? Number(given) : randomInt(2 ** 31));
   }
 

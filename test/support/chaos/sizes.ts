@@ -27,17 +27,40 @@ export interface ChaosSize {
 
 export const SIZES: Record<ChaosSize['name'], ChaosSize> = {
   ci: {
-    name: 'ci', workspaces: 5, connectionsPerWorkspace: 8, kills: 8, leaderKillShare: 0.75, apiserverRestarts: 2, etcdRestarts: 1, networkFaults: 6,
-    kmsOutageSeconds: 30, chaosSeconds: 120, setupTimeoutMs: 300_000, baselineTimeoutMs: 120_000, timeoutMs: 330_000,
+    name: 'ci',
+    workspaces: 5,
+    connectionsPerWorkspace: 8,
+    kills: 8,
+    leaderKillShare: 0.75,
+    apiserverRestarts: 2,
+    etcdRestarts: 1,
+    networkFaults: 6,
+    kmsOutageSeconds: 30,
+    chaosSeconds: 120,
+    setupTimeoutMs: 300_000,
+    baselineTimeoutMs: 120_000,
+    timeoutMs: 330_000,
   },
   full: {
-    name: 'full', workspaces: 20, connectionsPerWorkspace: 10, kills: 50, leaderKillShare: 0.75, apiserverRestarts: 10, etcdRestarts: 3, networkFaults: 30,
-    kmsOutageSeconds: 300, chaosSeconds: 900, setupTimeoutMs: 900_000, baselineTimeoutMs: 600_000, timeoutMs: 2_400_000,
+    name: 'full',
+    workspaces: 20,
+    connectionsPerWorkspace: 10,
+    kills: 50,
+    leaderKillShare: 0.75,
+    apiserverRestarts: 10,
+    etcdRestarts: 3,
+    networkFaults: 30,
+    kmsOutageSeconds: 300,
+    chaosSeconds: 900,
+    setupTimeoutMs: 900_000,
+    baselineTimeoutMs: 600_000,
+    timeoutMs: 2_400_000,
   },
 };
 
 export function chaosSize(env = process.env): ChaosSize {
   const name = env.ATOLL_CHAOS ?? 'ci';
-  if (name !== 'ci' && name !== 'full') throw new Error(`ATOLL_CHAOS must be ci (default) or full, got ${JSON.stringify(name)}`);
+  if (name !== 'ci' && name !== 'full')
+    throw new Error(`ATOLL_CHAOS must be ci (default) or full, got ${JSON.stringify(name)}`);
   return SIZES[name];
 }

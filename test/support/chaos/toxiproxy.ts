@@ -24,15 +24,27 @@ export interface Proxy {
  * off (refused connections) and on.
  */
 export class Toxiproxy {
-  private constructor(private readonly api: string, private readonly proc: ChildProcess) {}
+  private constructor(
+    private readonly api: string,
+    private readonly proc: ChildProcess,
+  ) {}
 
   static async start(logFile: string): Promise<Toxiproxy> {
-    const build = spawnSync('bash', [path.join(packageRoot(), 'hack', 'build-toxiproxy.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
+    const build = spawnSync('bash', [path.join(packageRoot(), 'hack', 'build-toxiproxy.sh')], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
     const bin = build.stdout.trim().split('\n').pop();
-    if (build.status !== 0 || !bin) throw new Error('toxiproxy-server could not be built: run `bash hack/build-toxiproxy.sh` (needs Go and the Go module proxy)');
+    if (build.status !== 0 || !bin)
+      throw new Error(
+        'toxiproxy-server could not be built: run `bash hack/build-toxiproxy.sh` (needs Go and the Go module proxy)',
+      );
     const port = await freePort();
     // Its default level traces every byte it forwards; connection-level events are enough.
-    const proc = spawn(bin, ['-host', '127.0.0.1', '-port', String(port)], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, LOG_LEVEL: 'info' } });
+    const proc = spawn(bin, ['-host', '127.0.0.1', '-port', String(port)], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: { ...process.env, LOG_LEVEL: 'info' },
+    });
     const log = createWriteStream(logFile, { flags: 'a' });
     proc.stdout?.pipe(log);
     proc.stderr?.pipe(log);
@@ -43,7 +55,10 @@ export class Toxiproxy {
   }
 
   private async call(method: string, route: string, body?: unknown): Promise<unknown> {
-    const res = await fetch(`${this.api}${route}`, { method, ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }) });
+    const res = await fetch(`${this.api}${route}`, {
+      method,
+      ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
+    });
     const text = await res.text();
     if (!res.ok) throw new Error(`toxiproxy ${method} ${route}: HTTP ${res.status} ${text}`);
     return text ? JSON.parse(text) : undefined;
@@ -57,7 +72,13 @@ export class Toxiproxy {
   }
 
   async addToxic(proxy: string, name: string, toxic: Toxic): Promise<void> {
-    await this.call('POST', `/proxies/${proxy}/toxics`, { name, type: toxic.type, stream: toxic.stream ?? 'downstream', toxicity: 1, attributes: toxic.attributes });
+    await this.call('POST', `/proxies/${proxy}/toxics`, {
+      name,
+      type: toxic.type,
+      stream: toxic.stream ?? 'downstream',
+      toxicity: 1,
+      attributes: toxic.attributes,
+    });
   }
 
   async removeToxic(proxy: string, name: string): Promise<void> {

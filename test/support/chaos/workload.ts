@@ -84,7 +84,12 @@ export class GatewayCaller {
   counts = { ok: 0, failed: 0 };
 
   constructor(private readonly world: ChaosWorld) {
-    this.dispatcher = new Agent({ connect: { ca: world.gateway.caPem }, headersTimeout: 20_000, bodyTimeout: 20_000, connectTimeout: 5_000 });
+    this.dispatcher = new Agent({
+      connect: { ca: world.gateway.caPem },
+      headersTimeout: 20_000,
+      bodyTimeout: 20_000,
+      connectTimeout: 5_000,
+    });
   }
 
   /** Calls the connection's API through the gateway; resolves to the call id the upstream recorded (or undefined on failure). */
@@ -137,7 +142,11 @@ export interface Corruption {
  * connections through the gateway; meanwhile every agent file is sampled.
  * Everything any of them sees is judged against the ledger.
  */
-export function runWorkload(world: ChaosWorld, ledger: Ledger, random: Random): { stop(): Promise<void>; corruptions: Corruption[]; caller: GatewayCaller; stats(): string } {
+export function runWorkload(
+  world: ChaosWorld,
+  ledger: Ledger,
+  random: Random,
+): { stop(): Promise<void>; corruptions: Corruption[]; caller: GatewayCaller; stats(): string } {
   let running = true;
   const corruptions: Corruption[] = [];
   const caller = new GatewayCaller(world);
@@ -181,7 +190,8 @@ export function runWorkload(world: ChaosWorld, ledger: Ledger, random: Random): 
   return {
     corruptions,
     caller,
-    stats: () => `writes ${ledger.counts.confirmed} confirmed / ${ledger.counts.failed} failed, gateway calls ${caller.counts.ok} ok / ${caller.counts.failed} failed`,
+    stats: () =>
+      `writes ${ledger.counts.confirmed} confirmed / ${ledger.counts.failed} failed, gateway calls ${caller.counts.ok} ok / ${caller.counts.failed} failed`,
     async stop() {
       running = false;
       await Promise.all(loops);

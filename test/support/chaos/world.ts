@@ -6,7 +6,15 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import type { KubeClient, KubeObject } from '../../../src/kube/client.js';
-import { ExternalConnections, IntegrationTypes, Leases, Namespaces, RoleBindings, ServiceAccounts, Workspaces } from '../../../src/kube/resources.js';
+import {
+  ExternalConnections,
+  IntegrationTypes,
+  Leases,
+  Namespaces,
+  RoleBindings,
+  ServiceAccounts,
+  Workspaces,
+} from '../../../src/kube/resources.js';
 import { createCertificate, createCertificateAuthority } from '../../../src/kube/x509.js';
 import { ControlPlane, WEBHOOK_CLIENT_NAME } from '../../../src/dev/control-plane.js';
 import { installAtoll, OPERATOR_NAMESPACE, precreateWebhookConfigurations } from '../../../src/dev/embedded.js';
@@ -17,10 +25,16 @@ import { Toxiproxy } from './toxiproxy.js';
 
 /** The IntegrationType of every chaos connection: an API key in a header, deliverable through the gateway and as files. */
 export const CHAOS_TYPE = {
-  displayName: 'Chaos API', category: 'api',
+  displayName: 'Chaos API',
+  category: 'api',
   settingsSchema: { type: 'object', required: ['baseURL'], properties: { baseURL: { type: 'string' } } },
   credentialFields: [{ name: 'apiKey', required: true }],
-  probe: { http: { url: '{{settings.baseURL}}/health', auth: { type: 'header', headerName: 'X-API-Key', credential: 'apiKey' } } },
+  probe: {
+    http: {
+      url: '{{settings.baseURL}}/health',
+      auth: { type: 'header', headerName: 'X-API-Key', credential: 'apiKey' },
+    },
+  },
   gateway: { baseURL: '{{settings.baseURL}}', auth: { type: 'header', headerName: 'X-API-Key', credential: 'apiKey' } },
   delivery: ['proxy', 'files'],
 };
@@ -70,7 +84,12 @@ async function recordingUpstream(): Promise<{ url: string; received: Received[];
   const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://upstream');
     const [, ns, name] = url.pathname.split('/');
-    received.push({ connection: `${ns}/${name}`, call: url.searchParams.get('call') ?? '', apiKey: String(req.headers['x-api-key'] ?? ''), at: Date.now() });
+    received.push({
+      connection: `${ns}/${name}`,
+      call: url.searchParams.get('call') ?? '',
+      apiKey: String(req.headers['x-api-key'] ?? ''),
+      at: Date.now(),
+    });
     req.resume();
     res.writeHead(200, { 'content-type': 'application/json' });
     res.end('{"ok":true}');
@@ -81,10 +100,11 @@ async function recordingUpstream(): Promise<{ url: string; received: Received[];
   return {
     url: `http://127.0.0.1:${port}`,
     received,
-    close: () => new Promise<void>((r) => {
-      server.closeAllConnections();
-      server.close(() => r());
-    }),
+    close: () =>
+      new Promise<void>((r) => {
+        server.closeAllConnections();
+        server.close(() => r());
+      }),
   };
 }
 
@@ -121,24 +141,39 @@ async function webhookService(backends: number[]): Promise<{ port: number; close
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   return {
     port: (server.address() as AddressInfo).port,
-    close: () => new Promise<void>((r) => {
-      server.close(() => r());
-      for (const s of open) s.destroy();
-    }),
+    close: () =>
+      new Promise<void>((r) => {
+        server.close(() => r());
+        for (const s of open) s.destroy();
+      }),
   };
 }
 
-async function serviceAccountToken(admin: KubeClient, namespace: string, name: string, audiences?: string[]): Promise<string> {
-  const review = await admin.request<{ status: { token: string } }>('POST', `/api/v1/namespaces/${namespace}/serviceaccounts/${name}/token`, {
-    apiVersion: 'authentication.k8s.io/v1', kind: 'TokenRequest', spec: { expirationSeconds: LEASE_AND_TOKEN_SECONDS, ...(audiences ? { audiences } : {}) },
-  });
+async function serviceAccountToken(
+  admin: KubeClient,
+  namespace: string,
+  name: string,
+  audiences?: string[],
+): Promise<string> {
+  const review = await admin.request<{ status: { token: string } }>(
+    'POST',
+    `/api/v1/namespaces/${namespace}/serviceaccounts/${name}/token`,
+    {
+      apiVersion: 'authentication.k8s.io/v1',
+      kind: 'TokenRequest',
+      spec: { expirationSeconds: LEASE_AND_TOKEN_SECONDS, ...(audiences ? { audiences } : {}) },
+    },
+  );
   return review.status.token;
 }
 
 function tokenKubeconfig(server: string, caPem: string, token: string): string {
   return stringify({
-    apiVersion: 'v1', kind: 'Config',
-    clusters: [{ name: 'chaos', cluster: { server, 'certificate-authority-data': Buffer.from(caPem).toString('base64') } }],
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [
+      { name: 'chaos', cluster: { server, 'certificate-authority-data': Buffer.from(caPem).toString('base64') } },
+    ],
     users: [{ name: 'sa', user: { token } }],
     contexts: [{ name: 'chaos', context: { cluster: 'chaos', user: 'sa' } }],
     'current-context': 'chaos',
@@ -201,9 +236,17 @@ export async function startChaosWorld(opts: WorldOptions): Promise<ChaosWorld> {
     const caPem = cp.ca.certPem;
     const proxiedServer = `https://${kubeApi.listen}`;
     const controllerKubeconfig = path.join(dir, 'controller.kubeconfig');
-    writeFileSync(controllerKubeconfig, tokenKubeconfig(proxiedServer, caPem, await serviceAccountToken(admin, OPERATOR_NAMESPACE, 'atoll-controller')), { mode: 0o600 });
+    writeFileSync(
+      controllerKubeconfig,
+      tokenKubeconfig(proxiedServer, caPem, await serviceAccountToken(admin, OPERATOR_NAMESPACE, 'atoll-controller')),
+      { mode: 0o600 },
+    );
     const gatewayKubeconfig = path.join(dir, 'gateway.kubeconfig');
-    writeFileSync(gatewayKubeconfig, tokenKubeconfig(proxiedServer, caPem, await serviceAccountToken(admin, OPERATOR_NAMESPACE, 'atoll-gateway')), { mode: 0o600 });
+    writeFileSync(
+      gatewayKubeconfig,
+      tokenKubeconfig(proxiedServer, caPem, await serviceAccountToken(admin, OPERATOR_NAMESPACE, 'atoll-gateway')),
+      { mode: 0o600 },
+    );
     const common: NodeJS.ProcessEnv = {
       PATH: process.env.PATH,
       HOME: process.env.HOME,
@@ -222,39 +265,67 @@ export async function startChaosWorld(opts: WorldOptions): Promise<ChaosWorld> {
     const replicaPorts = [await freePort(), await freePort()];
     const webhook = await webhookService(replicaPorts);
     cleanup('webhookService', () => webhook.close());
-    const controllers = ['a', 'b'].map((id, i) => new SupervisedProcess(`controller-${id}`, ['controller'], {
-      ...common,
-      KUBECONFIG: controllerKubeconfig,
-      POD_NAME: `atoll-controller-${id}`,
-      ATOLL_LEADER_ELECT: 'true',
-      ATOLL_WEBHOOK_HOST: '127.0.0.1',
-      ATOLL_WEBHOOK_PORT: String(replicaPorts[i]),
-      ATOLL_WEBHOOK_URL: `https://127.0.0.1:${webhook.port}`,
-      ATOLL_WEBHOOK_CLIENT_CA_FILE: cp.webhookClientCAPath,
-      ATOLL_WEBHOOK_CLIENT_NAMES: WEBHOOK_CLIENT_NAME,
-    }, dir));
+    const controllers = ['a', 'b'].map(
+      (id, i) =>
+        new SupervisedProcess(
+          `controller-${id}`,
+          ['controller'],
+          {
+            ...common,
+            KUBECONFIG: controllerKubeconfig,
+            POD_NAME: `atoll-controller-${id}`,
+            ATOLL_LEADER_ELECT: 'true',
+            ATOLL_WEBHOOK_HOST: '127.0.0.1',
+            ATOLL_WEBHOOK_PORT: String(replicaPorts[i]),
+            ATOLL_WEBHOOK_URL: `https://127.0.0.1:${webhook.port}`,
+            ATOLL_WEBHOOK_CLIENT_CA_FILE: cp.webhookClientCAPath,
+            ATOLL_WEBHOOK_CLIENT_NAMES: WEBHOOK_CLIENT_NAME,
+          },
+          dir,
+        ),
+    );
     cleanup('controllers', () => Promise.all(controllers.map((c) => c.stop())));
     say('starting two controller replicas');
     for (const c of controllers) c.start();
-    await waitFor('a controller leads and the webhook answers', async () => {
-      const lease = await admin.tryGet<KubeObject & { spec: { holderIdentity?: string } }>(Leases, 'atoll-controller', OPERATOR_NAMESPACE);
-      return Boolean(lease?.spec.holderIdentity);
-    }, 120_000, 500);
+    await waitFor(
+      'a controller leads and the webhook answers',
+      async () => {
+        const lease = await admin.tryGet<KubeObject & { spec: { holderIdentity?: string } }>(
+          Leases,
+          'atoll-controller',
+          OPERATOR_NAMESPACE,
+        );
+        return Boolean(lease?.spec.holderIdentity);
+      },
+      120_000,
+      500,
+    );
 
     const gatewayCA = createCertificateAuthority({ commonName: 'atoll-chaos-gateway-ca' });
-    const gatewayCert = createCertificate({ issuer: gatewayCA, commonName: 'localhost', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'], usage: 'server' });
+    const gatewayCert = createCertificate({
+      issuer: gatewayCA,
+      commonName: 'localhost',
+      dnsNames: ['localhost'],
+      ipAddresses: ['127.0.0.1'],
+      usage: 'server',
+    });
     writeFileSync(path.join(dir, 'gateway.crt'), gatewayCert.certPem);
     writeFileSync(path.join(dir, 'gateway.key'), gatewayCert.keyPem, { mode: 0o600 });
     writeFileSync(path.join(dir, 'gateway-ca.crt'), gatewayCA.certPem);
     const gatewayPort = await freePort();
-    const gatewayProcess = new SupervisedProcess('gateway', ['gateway'], {
-      ...common,
-      KUBECONFIG: gatewayKubeconfig,
-      ATOLL_GATEWAY_HOST: '127.0.0.1',
-      ATOLL_GATEWAY_PORT: String(gatewayPort),
-      ATOLL_GATEWAY_TLS_CERT_FILE: path.join(dir, 'gateway.crt'),
-      ATOLL_GATEWAY_TLS_KEY_FILE: path.join(dir, 'gateway.key'),
-    }, dir);
+    const gatewayProcess = new SupervisedProcess(
+      'gateway',
+      ['gateway'],
+      {
+        ...common,
+        KUBECONFIG: gatewayKubeconfig,
+        ATOLL_GATEWAY_HOST: '127.0.0.1',
+        ATOLL_GATEWAY_PORT: String(gatewayPort),
+        ATOLL_GATEWAY_TLS_CERT_FILE: path.join(dir, 'gateway.crt'),
+        ATOLL_GATEWAY_TLS_KEY_FILE: path.join(dir, 'gateway.key'),
+      },
+      dir,
+    );
     cleanup('gateway', () => gatewayProcess.stop());
     gatewayProcess.start();
 
@@ -267,7 +338,10 @@ export async function startChaosWorld(opts: WorldOptions): Promise<ChaosWorld> {
     for (let w = 0; w < opts.workspaces; w++) {
       const ns = `chaos-${w}`;
       await admin.create(Namespaces, { metadata: { name: ns } });
-      await admin.create(Workspaces, { metadata: { name: ns, namespace: ns }, spec: { displayName: ns, policy: { egress: { allowCIDRs: ['127.0.0.1/32'] } } } } as never);
+      await admin.create(Workspaces, {
+        metadata: { name: ns, namespace: ns },
+        spec: { displayName: ns, policy: { egress: { allowCIDRs: ['127.0.0.1/32'] } } },
+      } as never);
       await admin.create(ServiceAccounts, { metadata: { name: WORKLOAD_SA, namespace: ns } });
       for (const role of ['atoll-connection-user', 'atoll-connection-reader']) {
         await admin.create(RoleBindings, {
@@ -276,15 +350,27 @@ export async function startChaosWorld(opts: WorldOptions): Promise<ChaosWorld> {
           subjects: [{ kind: 'ServiceAccount', name: WORKLOAD_SA, namespace: ns }],
         } as never);
       }
-      await waitFor(`workspace ${ns} Ready`, async () => {
-        const ws = await admin.get<KubeObject & { status?: { conditions?: Array<{ type: string; status: string }> } }>(Workspaces, ns, ns);
-        return ws.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
-      }, 120_000, 250);
+      await waitFor(
+        `workspace ${ns} Ready`,
+        async () => {
+          const ws = await admin.get<
+            KubeObject & { status?: { conditions?: Array<{ type: string; status: string }> } }
+          >(Workspaces, ns, ns);
+          return ws.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false;
+        },
+        120_000,
+        250,
+      );
       for (let c = 0; c < opts.connectionsPerWorkspace; c++) {
         const ref = { namespace: ns, name: `conn-${c}`, key: `${ns}/conn-${c}` };
         await admin.create(ExternalConnections, {
           metadata: { name: ref.name, namespace: ns },
-          spec: { type: 'chaos-api', settings: { baseURL: `${upstream.url}/${ns}/${ref.name}` }, credentials: { apiKey: { value: opts.initialValue(ref) } }, probe: { interval: '0' } },
+          spec: {
+            type: 'chaos-api',
+            settings: { baseURL: `${upstream.url}/${ns}/${ref.name}` },
+            credentials: { apiKey: { value: opts.initialValue(ref) } },
+            probe: { interval: '0' },
+          },
         } as never);
         connections.push(ref);
       }
@@ -294,19 +380,39 @@ export async function startChaosWorld(opts: WorldOptions): Promise<ChaosWorld> {
       writeFileSync(tokenFile, token, { mode: 0o600 });
       mkdirSync(path.join(agentsDir, ns), { recursive: true });
       const names = connections.filter((c) => c.namespace === ns).map((c) => c.name);
-      agents.push(new SupervisedProcess(`agent-${ns}`, [
-        'agent', '--gateway', `https://127.0.0.1:${gatewayPort}`, '--ca-file', path.join(dir, 'gateway-ca.crt'), '--token-file', tokenFile, '--dir', path.join(agentsDir, ns),
-        ...names.flatMap((n) => ['--connection', n]),
-      ], { PATH: process.env.PATH, HOME: process.env.HOME }, dir));
+      agents.push(
+        new SupervisedProcess(
+          `agent-${ns}`,
+          [
+            'agent',
+            '--gateway',
+            `https://127.0.0.1:${gatewayPort}`,
+            '--ca-file',
+            path.join(dir, 'gateway-ca.crt'),
+            '--token-file',
+            tokenFile,
+            '--dir',
+            path.join(agentsDir, ns),
+            ...names.flatMap((n) => ['--connection', n]),
+          ],
+          { PATH: process.env.PATH, HOME: process.env.HOME },
+          dir,
+        ),
+      );
     }
     for (const a of agents) a.start();
 
     return {
-      dir, cp, admin, moto, toxiproxy,
+      dir,
+      cp,
+      admin,
+      moto,
+      toxiproxy,
       proxies: { kubeApi: kubeApi.name, kms: kms.name },
       controllers,
       gateway: { url: `https://127.0.0.1:${gatewayPort}`, caPem: gatewayCA.certPem, process: gatewayProcess },
-      agents, agentsDir,
+      agents,
+      agentsDir,
       upstream,
       connections,
       tokens,

@@ -18,31 +18,60 @@ export function AddConnection(props: {
   const [query, setQuery] = useState('');
   const groups = useMemo(() => {
     const q = query.trim().toLowerCase();
-    const matching = props.types.filter((t) => !q || `${t.spec.displayName} ${t.metadata.name} ${t.spec.category ?? ''} ${t.spec.description ?? ''}`.toLowerCase().includes(q));
+    const matching = props.types.filter(
+      (t) =>
+        !q ||
+        `${t.spec.displayName} ${t.metadata.name} ${t.spec.category ?? ''} ${t.spec.description ?? ''}`
+          .toLowerCase()
+          .includes(q),
+    );
     const byCategory = new Map<string, IntegrationType[]>();
-    for (const t of matching) byCategory.set(t.spec.category ?? 'other', [...(byCategory.get(t.spec.category ?? 'other') ?? []), t]);
-    return [...byCategory.entries()].sort(([a], [b]) => (CATEGORY_LABELS[a] ?? a).localeCompare(CATEGORY_LABELS[b] ?? b));
+    for (const t of matching)
+      byCategory.set(t.spec.category ?? 'other', [...(byCategory.get(t.spec.category ?? 'other') ?? []), t]);
+    return [...byCategory.entries()].sort(([a], [b]) =>
+      (CATEGORY_LABELS[a] ?? a).localeCompare(CATEGORY_LABELS[b] ?? b),
+    );
   }, [props.types, query]);
 
   if (!chosen) {
     return (
-      <Dialog title="Add a connection" description="Choose the service to connect. You can add several connections of the same type." onClose={props.onClose} wide>
+      <Dialog
+        title="Add a connection"
+        description="Choose the service to connect. You can add several connections of the same type."
+        onClose={props.onClose}
+        wide
+      >
         <label className="search">
           <span className="visually-hidden">Search integrations</span>
-          <input type="search" placeholder="Search integrations" value={query} onChange={(e) => setQuery(e.target.value)} autoFocus />
+          <input
+            type="search"
+            placeholder="Search integrations"
+            value={query}
+            onChange={(e) => setQuery(e.target.value)}
+            autoFocus
+          />
         </label>
         {groups.length === 0 ? <p className="muted">No integration matches “{query}”.</p> : null}
         {groups.map(([category, types]) => (
           <section key={category} className="catalogue-group" aria-labelledby={`cat-${category}`}>
-            <h3 id={`cat-${category}`} className="catalogue-heading">{CATEGORY_LABELS[category] ?? category}</h3>
+            <h3 id={`cat-${category}`} className="catalogue-heading">
+              {CATEGORY_LABELS[category] ?? category}
+            </h3>
             <ul className="catalogue" role="list">
               {types.map((t) => (
                 <li key={t.metadata.name}>
-                  <button type="button" className="catalogue-item" onClick={() => setChosen(t)} aria-describedby={`desc-${t.metadata.name}`}>
+                  <button
+                    type="button"
+                    className="catalogue-item"
+                    onClick={() => setChosen(t)}
+                    aria-describedby={`desc-${t.metadata.name}`}
+                  >
                     <TypeIcon name={t.spec.displayName} category={t.spec.category} />
                     <span className="catalogue-text">
                       <span className="catalogue-name">{t.spec.displayName}</span>
-                      <span className="catalogue-description" id={`desc-${t.metadata.name}`}>{t.spec.description ?? t.metadata.name}</span>
+                      <span className="catalogue-description" id={`desc-${t.metadata.name}`}>
+                        {t.spec.description ?? t.metadata.name}
+                      </span>
                     </span>
                   </button>
                 </li>
@@ -78,8 +107,19 @@ export function AddConnection(props: {
       onClose={props.onClose}
       wide
     >
-      {props.error ? <div className="callout callout-danger" role="alert">{props.error}</div> : null}
-      <ConnectionForm type={chosen} takenNames={props.takenNames} submitLabel="Add connection" busy={props.busy} onSubmit={(v) => props.onSubmit(chosen, v)} onCancel={props.onClose} />
+      {props.error ? (
+        <div className="callout callout-danger" role="alert">
+          {props.error}
+        </div>
+      ) : null}
+      <ConnectionForm
+        type={chosen}
+        takenNames={props.takenNames}
+        submitLabel="Add connection"
+        busy={props.busy}
+        onSubmit={(v) => props.onSubmit(chosen, v)}
+        onCancel={props.onClose}
+      />
     </Dialog>
   );
 }

@@ -28,9 +28,19 @@ interface Notice {
   tone: 'success' | 'danger';
 }
 
-export function App({ user, initialWorkspace, onSignOut }: { user: User; initialWorkspace?: string; onSignOut: () => void }) {
+export function App({
+  user,
+  initialWorkspace,
+  onSignOut,
+}: {
+  user: User;
+  initialWorkspace?: string;
+  onSignOut: () => void;
+}) {
   const [workspaces, setWorkspaces] = useState<Workspace[] | undefined>();
-  const [selected, setSelected] = useState<string | undefined>(initialWorkspace ?? localStorage.getItem(LAST_KEY) ?? undefined);
+  const [selected, setSelected] = useState<string | undefined>(
+    initialWorkspace ?? localStorage.getItem(LAST_KEY) ?? undefined,
+  );
   const [error, setError] = useState<string | undefined>();
   const [openName, setOpenName] = useState('');
   const [openError, setOpenError] = useState<string | undefined>();
@@ -42,12 +52,20 @@ export function App({ user, initialWorkspace, onSignOut }: { user: User; initial
     setTimeout(() => setNotices((n) => n.filter((x) => x.id !== id)), tone === 'danger' ? 12_000 : 6_000);
   }, []);
 
-  const discover = useCallback(async (extra?: string) => {
-    const known = [...new Set([...(extra ? [extra] : []), ...(initialWorkspace ? [initialWorkspace] : []), ...knownWorkspaces()])];
-    const res = await api<{ items: Workspace[] }>('GET', `/api/workspaces?known=${encodeURIComponent(known.join(','))}`);
-    setWorkspaces(res.items);
-    return res.items;
-  }, [initialWorkspace]);
+  const discover = useCallback(
+    async (extra?: string) => {
+      const known = [
+        ...new Set([...(extra ? [extra] : []), ...(initialWorkspace ? [initialWorkspace] : []), ...knownWorkspaces()]),
+      ];
+      const res = await api<{ items: Workspace[] }>(
+        'GET',
+        `/api/workspaces?known=${encodeURIComponent(known.join(','))}`,
+      );
+      setWorkspaces(res.items);
+      return res.items;
+    },
+    [initialWorkspace],
+  );
 
   useEffect(() => {
     // eslint-disable-next-line react-hooks/set-state-in-effect -- discover sets state only once its request has answered
@@ -76,7 +94,9 @@ export function App({ user, initialWorkspace, onSignOut }: { user: User; initial
     <div className="shell">
       <aside className="sidebar" aria-label="Workspace">
         <div className="brand">
-          <span className="brand-mark" aria-hidden="true">a</span>
+          <span className="brand-mark" aria-hidden="true">
+            a
+          </span>
           <span className="brand-name">atoll</span>
         </div>
         {workspaces && workspaces.length > 0 ? (
@@ -106,32 +126,64 @@ export function App({ user, initialWorkspace, onSignOut }: { user: User; initial
           <label className="field">
             <span className="field-label">Open another workspace</span>
             <span className="inline-input">
-              <input value={openName} onChange={(e) => setOpenName(e.target.value)} placeholder="namespace" autoComplete="off" spellCheck={false} aria-describedby={openError ? 'open-error' : undefined} />
-              <button type="submit" className="button button-secondary button-small" disabled={!openName.trim()}>Open</button>
+              <input
+                value={openName}
+                onChange={(e) => setOpenName(e.target.value)}
+                placeholder="namespace"
+                autoComplete="off"
+                spellCheck={false}
+                aria-describedby={openError ? 'open-error' : undefined}
+              />
+              <button type="submit" className="button button-secondary button-small" disabled={!openName.trim()}>
+                Open
+              </button>
             </span>
           </label>
-          {openError ? <p id="open-error" className="field-error" role="alert">{openError}</p> : null}
+          {openError ? (
+            <p id="open-error" className="field-error" role="alert">
+              {openError}
+            </p>
+          ) : null}
         </form>
         <div className="user">
-          <span className="avatar" aria-hidden="true">{(user.username.split(':').pop() ?? '?')[0]?.toUpperCase()}</span>
-          <span className="user-name" title={user.username}>{user.username.replace(/^system:serviceaccount:/, '')}</span>
-          <button type="button" className="button button-ghost button-small" onClick={onSignOut}>Sign out</button>
+          <span className="avatar" aria-hidden="true">
+            {(user.username.split(':').pop() ?? '?')[0]?.toUpperCase()}
+          </span>
+          <span className="user-name" title={user.username}>
+            {user.username.replace(/^system:serviceaccount:/, '')}
+          </span>
+          <button type="button" className="button button-ghost button-small" onClick={onSignOut}>
+            Sign out
+          </button>
         </div>
       </aside>
       <main className="content" id="main">
-        {error ? <div className="callout callout-danger" role="alert">{error}</div> : null}
-        {workspaces === undefined && !error ? <p className="muted" role="status">Finding your workspaces…</p> : null}
+        {error ? (
+          <div className="callout callout-danger" role="alert">
+            {error}
+          </div>
+        ) : null}
+        {workspaces === undefined && !error ? (
+          <p className="muted" role="status">
+            Finding your workspaces…
+          </p>
+        ) : null}
         {workspaces && workspaces.length === 0 ? (
           <div className="empty">
             <h1>No workspace yet</h1>
-            <p className="muted">You are signed in as {user.username}, but you are not a member of any workspace this console can find. If you know its name, open it from the sidebar, or ask a platform engineer to add you to a Workspace.</p>
+            <p className="muted">
+              You are signed in as {user.username}, but you are not a member of any workspace this console can find. If
+              you know its name, open it from the sidebar, or ask a platform engineer to add you to a Workspace.
+            </p>
           </div>
         ) : null}
         {active ? <Integrations key={active.namespace} workspace={active} onNotice={onNotice} /> : null}
       </main>
       <div className="toasts" aria-live="polite" role="status">
         {notices.map((n) => (
-          <div key={n.id} className={`toast toast-${n.tone}`}>{n.text}</div>
+          <div key={n.id} className={`toast toast-${n.tone}`}>
+            {n.text}
+          </div>
         ))}
       </div>
     </div>

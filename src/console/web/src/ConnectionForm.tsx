@@ -61,22 +61,56 @@ export function ConnectionForm({ type, existing, takenNames = [], submitLabel, b
   const [validator, setValidator] = useState<ValidatorType<ConnectionFormValues> | undefined>();
   const [validatorError, setValidatorError] = useState<string | undefined>();
   useEffect(() => {
-    formValidator(type, variant, schema).then(setValidator, () => setValidatorError('The form could not be loaded. Reload the page and try again.'));
+    formValidator(type, variant, schema).then(setValidator, () =>
+      setValidatorError('The form could not be loaded. Reload the page and try again.'),
+    );
   }, [type, variant, schema]);
   // Credentials that must be entered again because the destination moved (ciphertext is bound to it).
-  const mustReenter = existing && moved.length > 0 ? fields.filter((f) => existing.spec.credentials?.[f.name]).map((f) => f.name) : [];
+  const mustReenter =
+    existing && moved.length > 0 ? fields.filter((f) => existing.spec.credentials?.[f.name]).map((f) => f.name) : [];
 
-  const uiSchema = useMemo<UiSchema<ConnectionFormValues>>(() => ({
-    'ui:order': ['name', 'displayName', 'settings', 'credentials'],
-    name: { 'ui:autofocus': !existing, 'ui:placeholder': `${type.metadata.name}-production`, 'ui:autocomplete': 'off' },
-    displayName: { 'ui:autocomplete': 'off', ...(existing ? { 'ui:autofocus': true } : {}) },
-    settings: { 'ui:order': settingsOrder(type), ...Object.fromEntries(Object.keys(settingsProps).map((k) => [k, { 'ui:autocomplete': 'off' }])) },
-    credentials: Object.fromEntries(fields.map((f) => [f.name, { 'ui:widget': 'password', 'ui:autocomplete': 'new-password', 'ui:placeholder': existing?.status?.credentials?.[f.name]?.hint ? `Current value ends in ${existing.status.credentials[f.name]!.hint}` : '' }])),
-    'ui:submitButtonOptions': { norender: true },
-  }), [type, existing, fields, settingsProps]);
+  const uiSchema = useMemo<UiSchema<ConnectionFormValues>>(
+    () => ({
+      'ui:order': ['name', 'displayName', 'settings', 'credentials'],
+      name: {
+        'ui:autofocus': !existing,
+        'ui:placeholder': `${type.metadata.name}-production`,
+        'ui:autocomplete': 'off',
+      },
+      displayName: { 'ui:autocomplete': 'off', ...(existing ? { 'ui:autofocus': true } : {}) },
+      settings: {
+        'ui:order': settingsOrder(type),
+        ...Object.fromEntries(Object.keys(settingsProps).map((k) => [k, { 'ui:autocomplete': 'off' }])),
+      },
+      credentials: Object.fromEntries(
+        fields.map((f) => [
+          f.name,
+          {
+            'ui:widget': 'password',
+            'ui:autocomplete': 'new-password',
+            'ui:placeholder': existing?.status?.credentials?.[f.name]?.hint
+              ? `Current value ends in ${existing.status.credentials[f.name]!.hint}`
+              : '',
+          },
+        ]),
+      ),
+      'ui:submitButtonOptions': { norender: true },
+    }),
+    [type, existing, fields, settingsProps],
+  );
 
-  if (validatorError) return <div className="callout callout-danger" role="alert">{validatorError}</div>;
-  if (!validator) return <p className="muted" role="status">Loading the form…</p>;
+  if (validatorError)
+    return (
+      <div className="callout callout-danger" role="alert">
+        {validatorError}
+      </div>
+    );
+  if (!validator)
+    return (
+      <p className="muted" role="status">
+        Loading the form…
+      </p>
+    );
   return (
     <Form<ConnectionFormValues>
       schema={schema}
@@ -88,24 +122,36 @@ export function ConnectionForm({ type, existing, takenNames = [], submitLabel, b
       showErrorList={false}
       focusOnFirstError
       customValidate={(data, errors) => {
-        if (!existing && data?.name && takenNames.includes(data.name)) errors.name?.addError('A connection with this name already exists in this workspace.');
+        if (!existing && data?.name && takenNames.includes(data.name))
+          errors.name?.addError('A connection with this name already exists in this workspace.');
         for (const f of mustReenter) {
-          if (!data?.credentials?.[f]) (errors.credentials as unknown as Record<string, { addError(m: string): void } | undefined> | undefined)?.[f]?.addError('Enter this credential again for the new destination.');
+          if (!data?.credentials?.[f])
+            (errors.credentials as unknown as Record<string, { addError(m: string): void } | undefined> | undefined)?.[
+              f
+            ]?.addError('Enter this credential again for the new destination.');
         }
         return errors;
       }}
-      transformErrors={(errors) => errors.map((e) => {
-        if (e.name === 'pattern' && e.property === '.name') return { ...e, message: 'Use lowercase letters, digits and dashes, starting and ending with a letter or digit.' };
-        if (e.name === 'required') return { ...e, message: 'This field is required.' };
-        return e;
-      })}
+      transformErrors={(errors) =>
+        errors.map((e) => {
+          if (e.name === 'pattern' && e.property === '.name')
+            return {
+              ...e,
+              message: 'Use lowercase letters, digits and dashes, starting and ending with a letter or digit.',
+            };
+          if (e.name === 'required') return { ...e, message: 'This field is required.' };
+          return e;
+        })
+      }
       onChange={(e) => setValues(e.formData as ConnectionFormValues)}
       onSubmit={(e) => onSubmit(e.formData as ConnectionFormValues)}
       className="connection-form"
     >
       {moved.length > 0 ? (
         <div className="callout callout-warning" role="status">
-          <strong>Enter the credentials again.</strong> You changed {moved.map((n) => settingsProps[n]?.title ?? n).join(', ')}, which decides where the credentials are sent. Stored credentials are bound to their destination and cannot be reused for a new one.
+          <strong>Enter the credentials again.</strong> You changed{' '}
+          {moved.map((n) => settingsProps[n]?.title ?? n).join(', ')}, which decides where the credentials are sent.
+          Stored credentials are bound to their destination and cannot be reused for a new one.
         </div>
       ) : null}
       <div className="form-actions">

@@ -11,7 +11,9 @@ function Check({ conn, type, label }: { conn: Connection; type: string; label: s
     <div className={`check check-${tone}`}>
       <dt>{label}</dt>
       <dd>
-        <span className="check-icon" aria-hidden="true">{tone === 'ok' ? '✓' : tone === 'fail' ? '!' : '…'}</span>
+        <span className="check-icon" aria-hidden="true">
+          {tone === 'ok' ? '✓' : tone === 'fail' ? '!' : '…'}
+        </span>
         {text}
       </dd>
     </div>
@@ -43,7 +45,9 @@ export function ConnectionRow(props: {
       <div className="connection-main">
         <TypeIcon name={type?.spec.displayName ?? conn.spec.type} category={type?.spec.category} />
         <div className="connection-identity">
-          <h2 id={`conn-title-${name}`} className="connection-title">{title}</h2>
+          <h2 id={`conn-title-${name}`} className="connection-title">
+            {title}
+          </h2>
           <p className="connection-subtitle">
             <code>{name}</code>
             <span aria-hidden="true"> · </span>
@@ -57,7 +61,11 @@ export function ConnectionRow(props: {
           </p>
         </div>
         <div className="connection-status" aria-live="polite">
-          {props.testing ? <StatusBadge tone="progress">Testing…</StatusBadge> : <StatusBadge tone={state.tone}>{state.label}</StatusBadge>}
+          {props.testing ? (
+            <StatusBadge tone="progress">Testing…</StatusBadge>
+          ) : (
+            <StatusBadge tone={state.tone}>{state.label}</StatusBadge>
+          )}
         </div>
       </div>
       {failing && ready?.message ? (
@@ -77,7 +85,9 @@ export function ConnectionRow(props: {
               <ul className="hints" role="list">
                 {Object.entries(credentials).map(([f, c]) => (
                   <li key={f} data-hint-field={f}>
-                    <span className="hint-label">{fieldLabel(f)}</span> <span className="hint">{`••••${(c.hint ?? '').replace(/^…/, '')}`}</span> <span className="muted">v{c.version ?? 1}</span>
+                    <span className="hint-label">{fieldLabel(f)}</span>{' '}
+                    <span className="hint">{`••••${(c.hint ?? '').replace(/^…/, '')}`}</span>{' '}
+                    <span className="muted">v{c.version ?? 1}</span>
                   </li>
                 ))}
               </ul>
@@ -89,7 +99,9 @@ export function ConnectionRow(props: {
           <dd>
             {probe?.time ? (
               <>
-                <time dateTime={probe.time} title={new Date(probe.time).toLocaleString()}>{relativeTime(probe.time)}</time>
+                <time dateTime={probe.time} title={new Date(probe.time).toLocaleString()}>
+                  {relativeTime(probe.time)}
+                </time>
                 {probe.durationMs !== undefined ? <span className="muted"> · {probe.durationMs} ms</span> : null}
               </>
             ) : (
@@ -100,14 +112,41 @@ export function ConnectionRow(props: {
       </dl>
       {props.canEdit ? (
         <div className="connection-actions">
-          <button type="button" className="button button-secondary button-small" onClick={props.onTest} disabled={props.testing} aria-label={`Test connection ${title}`}>
+          <button
+            type="button"
+            className="button button-secondary button-small"
+            onClick={props.onTest}
+            disabled={props.testing}
+            aria-label={`Test connection ${title}`}
+          >
             {props.testing ? 'Testing…' : 'Test connection'}
           </button>
-          <button type="button" className="button button-ghost button-small" onClick={props.onEdit} aria-label={`Edit ${title}`}>Edit</button>
+          <button
+            type="button"
+            className="button button-ghost button-small"
+            onClick={props.onEdit}
+            aria-label={`Edit ${title}`}
+          >
+            Edit
+          </button>
           {type?.spec.credentialFields?.length ? (
-            <button type="button" className="button button-ghost button-small" onClick={props.onRotate} aria-label={`Rotate credentials of ${title}`}>Rotate credentials</button>
+            <button
+              type="button"
+              className="button button-ghost button-small"
+              onClick={props.onRotate}
+              aria-label={`Rotate credentials of ${title}`}
+            >
+              Rotate credentials
+            </button>
           ) : null}
-          <button type="button" className="button button-ghost button-small button-danger-text" onClick={props.onDelete} aria-label={`Delete ${title}`}>Delete</button>
+          <button
+            type="button"
+            className="button button-ghost button-small button-danger-text"
+            onClick={props.onDelete}
+            aria-label={`Delete ${title}`}
+          >
+            Delete
+          </button>
         </div>
       ) : null}
     </li>

@@ -5,7 +5,13 @@ import { useEffect, useId, useRef, type ReactNode } from 'react';
  * closes it and the rest of the page becomes inert, which keyboard and
  * screen-reader users need and hand-written modals tend to get wrong.
  */
-export function Dialog(props: { title: string; description?: ReactNode; onClose: () => void; children: ReactNode; wide?: boolean }) {
+export function Dialog(props: {
+  title: string;
+  description?: ReactNode;
+  onClose: () => void;
+  children: ReactNode;
+  wide?: boolean;
+}) {
   const ref = useRef<HTMLDialogElement>(null);
   const titleId = useId();
   useEffect(() => {

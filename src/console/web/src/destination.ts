@@ -1,7 +1,18 @@
 import type { IntegrationType } from './types';
 
 /** Mirrors src/integrations/destination.ts (binding format 2): the driver default when a type declares no list. */
-const DRIVER_DESTINATION_SETTINGS = ['host', 'port', 'endpoint', 'url', 'bucket', 'region', 'forcePathStyle', 'tls', 'sslmode', 'auth'];
+const DRIVER_DESTINATION_SETTINGS = [
+  'host',
+  'port',
+  'endpoint',
+  'url',
+  'bucket',
+  'region',
+  'forcePathStyle',
+  'tls',
+  'sslmode',
+  'auth',
+];
 const REFERENCE = /\{\{\s*settings\.([A-Za-z_][A-Za-z0-9_-]*)\s*\}\}/g;
 
 type Spec = IntegrationType['spec'] & {
@@ -24,7 +35,18 @@ function references(value: unknown, into: Set<string>): void {
 export function destinationSettings(type: IntegrationType): string[] {
   const spec = type.spec as Spec;
   const names = new Set<string>();
-  references([spec.probe?.http?.url, spec.probe?.http?.auth, spec.probe?.http?.headers, spec.probe?.http?.body, spec.gateway?.baseURL, spec.gateway?.auth, spec.gateway?.headers], names);
+  references(
+    [
+      spec.probe?.http?.url,
+      spec.probe?.http?.auth,
+      spec.probe?.http?.headers,
+      spec.probe?.http?.body,
+      spec.gateway?.baseURL,
+      spec.gateway?.auth,
+      spec.gateway?.headers,
+    ],
+    names,
+  );
   const declared = Object.keys(spec.settingsSchema?.properties ?? {});
   if (spec.destination?.settings) for (const n of spec.destination.settings) names.add(n);
   else if (spec.probe?.driver) for (const n of DRIVER_DESTINATION_SETTINGS) if (declared.includes(n)) names.add(n);
@@ -33,7 +55,8 @@ export function destinationSettings(type: IntegrationType): string[] {
 
 function withDefaults(type: IntegrationType, settings: Record<string, unknown> | undefined): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const [k, p] of Object.entries(type.spec.settingsSchema?.properties ?? {})) if (p.default !== undefined) out[k] = p.default;
+  for (const [k, p] of Object.entries(type.spec.settingsSchema?.properties ?? {}))
+    if (p.default !== undefined) out[k] = p.default;
   return { ...out, ...(settings ?? {}) };
 }
 
@@ -52,7 +75,11 @@ function target(value: unknown, includePath: boolean): string {
 }
 
 /** The destination settings whose value differs between two settings objects. */
-export function changedDestination(type: IntegrationType, before: Record<string, unknown> | undefined, after: Record<string, unknown> | undefined): string[] {
+export function changedDestination(
+  type: IntegrationType,
+  before: Record<string, unknown> | undefined,
+  after: Record<string, unknown> | undefined,
+): string[] {
   const a = withDefaults(type, before);
   const b = withDefaults(type, after);
   const includePath = (type.spec as Spec).destination?.includePath === true;

@@ -8,7 +8,13 @@ export function condition(conn: Connection, type: string): Condition | undefined
 export function words(reason: string | undefined): string {
   if (!reason) return '';
   const spaced = reason.replace(/([a-z0-9])([A-Z])/g, '$1 $2').replace(/([A-Z]+)([A-Z][a-z])/g, '$1 $2');
-  return spaced.charAt(0) + spaced.slice(1).toLowerCase().replace(/\b(tls|dns|kms|url|api|http)\b/g, (m) => m.toUpperCase());
+  return (
+    spaced.charAt(0) +
+    spaced
+      .slice(1)
+      .toLowerCase()
+      .replace(/\b(tls|dns|kms|url|api|http)\b/g, (m) => m.toUpperCase())
+  );
 }
 
 export function relativeTime(iso: string | undefined, now = Date.now()): string {
@@ -42,5 +48,8 @@ export function overall(conn: Connection): { label: string; tone: Tone } {
   if (conn.metadata.deletionTimestamp) return { label: 'Deleting', tone: 'neutral' };
   if (!ready || ready.status === 'Unknown') return { label: 'Checking', tone: 'progress' };
   if (ready.status === 'True') return { label: 'Ready', tone: 'success' };
-  return { label: words(ready.reason) || 'Not ready', tone: ready.reason === 'Pending' || ready.reason === 'Probing' ? 'warning' : 'danger' };
+  return {
+    label: words(ready.reason) || 'Not ready',
+    tone: ready.reason === 'Pending' || ready.reason === 'Probing' ? 'warning' : 'danger',
+  };
 }

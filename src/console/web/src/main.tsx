@@ -38,25 +38,54 @@ function onLinkFollowed(handle: (f: { token?: string; workspace?: string }) => v
 /** A sign-in link waiting for the person's answer. */
 type PendingLink = { token: string; username: string; workspace?: string } | { error: string };
 
-function ConfirmLink({ link, current, busy, onContinue, onCancel }: { link: PendingLink; current?: User; busy: boolean; onContinue: () => void; onCancel: () => void }) {
+function ConfirmLink({
+  link,
+  current,
+  busy,
+  onContinue,
+  onCancel,
+}: {
+  link: PendingLink;
+  current?: User;
+  busy: boolean;
+  onContinue: () => void;
+  onCancel: () => void;
+}) {
   if ('error' in link) {
     return (
       <Dialog title="This sign-in link did not work" onClose={onCancel}>
-        <div className="callout callout-danger" role="alert">{link.error}</div>
+        <div className="callout callout-danger" role="alert">
+          {link.error}
+        </div>
         <div className="form-actions">
-          <button type="button" className="button button-primary" onClick={onCancel}>Close</button>
+          <button type="button" className="button button-primary" onClick={onCancel}>
+            Close
+          </button>
         </div>
       </Dialog>
     );
   }
   return (
     <Dialog title="Sign in with this link?" onClose={onCancel}>
-      <p data-testid="link-user">This link signs you in as <strong>{link.username}</strong>.</p>
-      {current ? <p data-testid="current-user">You are signed in as <strong>{current.username}</strong>. Continue only if you expected to switch.</p> : null}
-      <p className="muted">Continue only if you asked for this link. A link from someone else can sign you in to their workspace, where what you enter is theirs to read.</p>
+      <p data-testid="link-user">
+        This link signs you in as <strong>{link.username}</strong>.
+      </p>
+      {current ? (
+        <p data-testid="current-user">
+          You are signed in as <strong>{current.username}</strong>. Continue only if you expected to switch.
+        </p>
+      ) : null}
+      <p className="muted">
+        Continue only if you asked for this link. A link from someone else can sign you in to their workspace, where
+        what you enter is theirs to read.
+      </p>
       <div className="form-actions">
-        <button type="button" className="button button-secondary" onClick={onCancel}>Cancel</button>
-        <button type="button" className="button button-primary" onClick={onContinue} disabled={busy}>{busy ? 'Signing in…' : 'Continue'}</button>
+        <button type="button" className="button button-secondary" onClick={onCancel}>
+          Cancel
+        </button>
+        <button type="button" className="button button-primary" onClick={onContinue} disabled={busy}>
+          {busy ? 'Signing in…' : 'Continue'}
+        </button>
       </div>
     </Dialog>
   );
@@ -70,12 +99,21 @@ function SignIn({ message, onSignedIn }: { message?: string; onSignedIn: (u: Use
     <main className="signin">
       <div className="signin-card">
         <div className="brand">
-          <span className="brand-mark" aria-hidden="true">a</span>
+          <span className="brand-mark" aria-hidden="true">
+            a
+          </span>
           <span className="brand-name">atoll</span>
         </div>
         <h1>Sign in to Integrations</h1>
-        <p className="muted">Use the sign-in link you were given, or paste a Kubernetes token (an OIDC ID token, or <code>kubectl create token</code> for a ServiceAccount). The console acts only with your own permissions.</p>
-        {error ? <div className="callout callout-danger" role="alert">{error}</div> : null}
+        <p className="muted">
+          Use the sign-in link you were given, or paste a Kubernetes token (an OIDC ID token, or{' '}
+          <code>kubectl create token</code> for a ServiceAccount). The console acts only with your own permissions.
+        </p>
+        {error ? (
+          <div className="callout callout-danger" role="alert">
+            {error}
+          </div>
+        ) : null}
         <form
           onSubmit={(e) => {
             e.preventDefault();
@@ -91,7 +129,13 @@ function SignIn({ message, onSignedIn }: { message?: string; onSignedIn: (u: Use
         >
           <label className="field">
             <span className="field-label">Token</span>
-            <input type="password" value={token} onChange={(e) => setToken(e.target.value)} autoComplete="off" required />
+            <input
+              type="password"
+              value={token}
+              onChange={(e) => setToken(e.target.value)}
+              autoComplete="off"
+              required
+            />
           </label>
           <button type="submit" className="button button-primary button-block" disabled={busy || !token.trim()}>
             {busy ? 'Signing in…' : 'Sign in'}
@@ -123,7 +167,9 @@ function Root() {
       if (!f.token) return;
       const linkToken = f.token;
       api<{ username: string }>('POST', '/api/session/preview', { token: linkToken })
-        .then((r) => setLink({ token: linkToken, username: r.username, ...(f.workspace ? { workspace: f.workspace } : {}) }))
+        .then((r) =>
+          setLink({ token: linkToken, username: r.username, ...(f.workspace ? { workspace: f.workspace } : {}) }),
+        )
         .catch((err: Error) => setLink({ error: err.message }));
     };
     preview({ ...(token ? { token } : {}), ...(fragment.workspace ? { workspace: fragment.workspace } : {}) });
@@ -143,13 +189,33 @@ function Root() {
       .catch((err: Error) => setLink({ error: err.message }))
       .finally(() => setBusy(false));
   };
-  const confirm = link && user !== undefined ? <ConfirmLink link={link} {...(user ? { current: user } : {})} busy={busy} onContinue={() => accept(link)} onCancel={() => setLink(undefined)} /> : null;
+  const confirm =
+    link && user !== undefined ? (
+      <ConfirmLink
+        link={link}
+        {...(user ? { current: user } : {})}
+        busy={busy}
+        onContinue={() => accept(link)}
+        onCancel={() => setLink(undefined)}
+      />
+    ) : null;
 
-  if (user === undefined) return <p className="muted boot" role="status">Loading…</p>;
+  if (user === undefined)
+    return (
+      <p className="muted boot" role="status">
+        Loading…
+      </p>
+    );
   if (user === null) {
     return (
       <>
-        <SignIn {...(message ? { message } : {})} onSignedIn={(u) => { setGeneration((g) => g + 1); setUser(u); }} />
+        <SignIn
+          {...(message ? { message } : {})}
+          onSignedIn={(u) => {
+            setGeneration((g) => g + 1);
+            setUser(u);
+          }}
+        />
         {confirm}
       </>
     );

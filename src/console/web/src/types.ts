@@ -39,7 +39,14 @@ export interface IntegrationType {
 }
 
 export interface Connection {
-  metadata: { name: string; namespace: string; resourceVersion?: string; creationTimestamp?: string; annotations?: Record<string, string>; deletionTimestamp?: string };
+  metadata: {
+    name: string;
+    namespace: string;
+    resourceVersion?: string;
+    creationTimestamp?: string;
+    annotations?: Record<string, string>;
+    deletionTimestamp?: string;
+  };
   spec: {
     type: string;
     displayName?: string;

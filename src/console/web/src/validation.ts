@@ -30,11 +30,17 @@ const loaded = new Map<string, Promise<ValidatorType>>();
  * same-origin module: @rjsf/validator-ajv8's precompiled mode, so the page
  * runs under a Content-Security-Policy without 'unsafe-eval'.
  */
-export function formValidator(type: IntegrationType & { metadata: { resourceVersion?: string } }, variant: FormVariant, schema: RJSFSchema): Promise<ValidatorType> {
+export function formValidator(
+  type: IntegrationType & { metadata: { resourceVersion?: string } },
+  variant: FormVariant,
+  schema: RJSFSchema,
+): Promise<ValidatorType> {
   const url = `/api/validators/${encodeURIComponent(type.metadata.name)}/${variant}.js?rv=${encodeURIComponent(type.metadata.resourceVersion ?? '')}`;
   let p = loaded.get(url);
   if (!p) {
-    p = (import(/* @vite-ignore */ url) as Promise<{ default: (req: (n: string) => unknown) => Record<string, unknown> }>).then((mod) => createPrecompiledValidator(mod.default(runtimeRequire) as never, schema));
+    p = (
+      import(/* @vite-ignore */ url) as Promise<{ default: (req: (n: string) => unknown) => Record<string, unknown> }>
+    ).then((mod) => createPrecompiledValidator(mod.default(runtimeRequire) as never, schema));
     p.catch(() => loaded.delete(url));
     loaded.set(url, p);
   }
