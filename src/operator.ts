@@ -93,9 +93,9 @@ export async function startOperator(opts: {
     log,
     metrics,
   });
-  let connController: Controller;
+  // The reconciler's enqueue callback runs only after the controller below exists.
   const connReconciler = new ExternalConnectionReconciler(ctx, (key) => connController.enqueue(key), opts.probeHooks);
-  connController = new Controller({
+  const connController = new Controller({
     name: 'externalconnection',
     reconcile: connReconciler.reconcile,
     log,

@@ -78,7 +78,7 @@ import {
   OPERATOR_NAMESPACE,
   precreateWebhookConfigurations,
 } from '../dev/embedded.js';
-import { fmt, MiB, numericFlag, percentile } from './stats.js';
+import { fmt, numericFlag, percentile } from './stats.js';
 
 type Conn = ExternalConnection & KubeObject;
 type Conditioned = KubeObject & {

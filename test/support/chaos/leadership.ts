@@ -109,7 +109,7 @@ export function analyseLeadership(
             const from = t(became);
             const lost = own.find((l) => LOST.test(String(l.line.msg)) && t(l) >= from);
             const to = Math.min(inc.endedAt ?? now, lost ? t(lost) : Infinity);
-            return { inc, identity: String(became.line.identity ?? proc.name), from, to };
+            return { inc, identity: (became.line.identity as string | undefined) ?? proc.name, from, to };
           })()
         : undefined;
       if (mine) intervals.push(mine);
@@ -118,7 +118,7 @@ export function analyseLeadership(
         const at = t(w);
         if (!mine || at < mine.from || at > mine.to)
           writesOutsideLeadership.push(
-            `${inc.id} wrote ${String(w.line.namespace ?? '')}/${String(w.line.name ?? w.line.secret ?? '')} at ${new Date(at).toISOString()} outside its leadership`,
+            `${inc.id} wrote ${(w.line.namespace as string | undefined) ?? ''}/${(w.line.name as string | undefined) ?? (w.line.secret as string | undefined) ?? ''} at ${new Date(at).toISOString()} outside its leadership`,
           );
       }
     }
