@@ -59,6 +59,11 @@ export interface OperatorConfig {
      * interval; extra requests are coalesced.
      */
     readonly testMinIntervalMs: number;
+    /**
+     * How long the status of sealed credentials may wait for the first probe of their inputs, so
+     * a quick probe lands in the same status write (ADR 0021).
+     */
+    readonly statusGraceMs: number;
   };
   readonly serviceAccounts: { readonly controller: string; readonly gateway: string };
   readonly usage: {
@@ -164,6 +169,7 @@ export function loadOperatorConfig(
   const sealingPerMinute = int(e, 'ATOLL_SEALING_RATE_PER_MINUTE', 300, 1, 1_000_000, problems);
   const sealingBurst = int(e, 'ATOLL_SEALING_BURST', 50, 1, 100_000, problems);
   const testMinInterval = int(e, 'ATOLL_PROBE_TEST_MIN_INTERVAL_SECONDS', 10, 1, 3600, problems);
+  const probeStatusGraceMs = duration(e, 'ATOLL_PROBE_STATUS_GRACE', 3_000, 0, 60_000, problems);
   const clientCAFile = e.ATOLL_WEBHOOK_CLIENT_CA_FILE || undefined;
   const clientNames = (e.ATOLL_WEBHOOK_CLIENT_NAMES ?? '')
     .split(',')
@@ -232,6 +238,7 @@ export function loadOperatorConfig(
       defaultTimeoutMs: 10_000,
       maxResponseBytes: 64 * 1024,
       testMinIntervalMs: testMinInterval * 1000,
+      statusGraceMs: probeStatusGraceMs,
     }),
     serviceAccounts: Object.freeze({
       controller: e.ATOLL_CONTROLLER_SERVICE_ACCOUNT ?? 'atoll-controller',

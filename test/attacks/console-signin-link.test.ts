@@ -49,7 +49,7 @@ describe('attack: a sign-in link from someone else (login CSRF)', () => {
     const { page } = await recordingContext(browser);
     await page.goto(link(victimToken, victimNs));
     await dialog(page).getByText(`This link signs you in as system:serviceaccount:${victimNs}:victim`).waitFor();
-    await expect.poll(() => dialog(page).getByTestId('current-user').count()).toBe(0);
+    await expect.poll(() => dialog(page).getByTestId('current-user').count(), { timeout: 15_000 }).toBe(0);
     await dialog(page).getByRole('button', { name: 'Continue' }).click();
     await page.getByRole('heading', { name: 'Integrations', level: 1 }).waitFor();
     expect(await sessionUser(page)).toBe(`system:serviceaccount:${victimNs}:victim`);
@@ -79,7 +79,9 @@ describe('attack: a sign-in link from someone else (login CSRF)', () => {
 
   it('the victim opens the attacker’s link, sees the attacker’s name, cancels, and stays signed in as themself', async () => {
     const victimTab = await signedInVictim();
-    await expect.poll(() => victimTab.locator('.workspace-switcher select').inputValue()).toBe(victimNs);
+    await expect
+      .poll(() => victimTab.locator('.workspace-switcher select').inputValue(), { timeout: 15_000 })
+      .toBe(victimNs);
 
     // The link opens in a new tab of the victim's browser (a full page load).
     const page = await victimTab.context().newPage();
@@ -95,10 +97,12 @@ describe('attack: a sign-in link from someone else (login CSRF)', () => {
     // Nothing changed while the question is open.
     expect(await sessionUser(page)).toBe(`system:serviceaccount:${victimNs}:victim`);
     await dialog(page).getByRole('button', { name: 'Cancel' }).click();
-    await expect.poll(() => dialog(page).count()).toBe(0);
+    await expect.poll(() => dialog(page).count(), { timeout: 15_000 }).toBe(0);
 
     expect(await sessionUser(page)).toBe(`system:serviceaccount:${victimNs}:victim`);
-    await expect.poll(() => page.locator('.workspace-switcher select').inputValue()).toBe(victimNs);
+    await expect
+      .poll(() => page.locator('.workspace-switcher select').inputValue(), { timeout: 15_000 })
+      .toBe(victimNs);
     expect(await page.evaluate(() => localStorage.getItem('atoll.console.knownWorkspaces') ?? '')).not.toContain(
       attackerNs,
     );
@@ -107,7 +111,7 @@ describe('attack: a sign-in link from someone else (login CSRF)', () => {
     await page.goto(link(attackerToken, attackerNs));
     await dialog(page).waitFor();
     await page.keyboard.press('Escape');
-    await expect.poll(() => dialog(page).count()).toBe(0);
+    await expect.poll(() => dialog(page).count(), { timeout: 15_000 }).toBe(0);
     expect(await sessionUser(page)).toBe(`system:serviceaccount:${victimNs}:victim`);
 
     // The victim goes on working: nothing lands in the attacker's workspace.
@@ -146,8 +150,12 @@ describe('attack: a sign-in link from someone else (login CSRF)', () => {
     await dialog(page).waitFor();
     await dialog(page).getByRole('button', { name: 'Continue' }).focus();
     await page.keyboard.press('Enter');
-    await expect.poll(() => sessionUser(page)).toBe(`system:serviceaccount:${attackerNs}:attacker`);
-    await expect.poll(() => page.locator('.workspace-switcher select').inputValue()).toBe(attackerNs);
+    await expect
+      .poll(() => sessionUser(page), { timeout: 15_000 })
+      .toBe(`system:serviceaccount:${attackerNs}:attacker`);
+    await expect
+      .poll(() => page.locator('.workspace-switcher select').inputValue(), { timeout: 15_000 })
+      .toBe(attackerNs);
     await page.context().close();
   });
 });

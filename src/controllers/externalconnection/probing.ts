@@ -115,6 +115,11 @@ export class ConnectionProber {
       await this.start(inputs, { tag, subject }, last, log);
 
     const current = last && last.subject === subject ? last.outcome : undefined;
+    // New inputs held back by the window still count as awaited: their probe starts when the window ends,
+    // and the status write waits for it within the grace (a restart with changed inputs keeps Ready as is).
+    const heldBack = !current && subjectChanged && coalesceMs > 0;
+    if (heldBack && this.#requested.get(key)?.subject !== subject)
+      this.#requested.set(key, { subject, at: Date.now() });
     const requested = this.#requested.get(key);
     const view: ProbeView = {
       ...(current ? { current } : {}),
@@ -124,7 +129,11 @@ export class ConnectionProber {
           ? { lastProbe: conn.status.lastProbe }
           : {}),
     };
-    if (!current && this.scheduler.pendingProbe(key)?.subject === subject && requested?.subject === subject)
+    if (
+      !current &&
+      requested?.subject === subject &&
+      (heldBack || this.scheduler.pendingProbe(key)?.subject === subject)
+    )
       view.awaitingSince = requested.at;
     // A coalesced test request runs when its window ends.
     if (coalesceMs > 0) view.requeueAfterMs = coalesceMs;

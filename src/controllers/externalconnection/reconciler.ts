@@ -13,15 +13,6 @@ import { ConnectionStatus } from './status.js';
 
 type Conn = ExternalConnection & KubeObject;
 
-/**
- * How long the status of sealed credentials may wait for the first probe of
- * their inputs: a probe that answers within it lands in the same status
- * write (one write from create to Ready instead of two, and no Ready
- * True → Unknown → True on a rotation); a slower one finds the pending
- * status written when it ends.
- */
-const FIRST_PROBE_GRACE_MS = 3_000;
-
 /** Test seams (trusted CAs, dial override, fault injection); never set in production. */
 export interface ReconcilerHooks extends ProbeHooks {
   beforeSecretWrite?: BeforeSecretWrite;
@@ -69,8 +60,8 @@ export class ExternalConnectionReconciler {
       { key, conn, ws: scope.ws, type: scope.type, resolved: sealed.resolved },
       log,
     );
-    const waitMs = firstProbeWait(probe);
-    if (waitMs > 0) return { requeueAfterMs: waitMs };
+    const waitMs = firstProbeWait(probe, this.ctx.config.probes.statusGraceMs);
+    if (waitMs > 0) return { requeueAfterMs: Math.min(waitMs, probe.requeueAfterMs ?? waitMs) };
     await this.#status.report(conn, sealed, probe, now);
     if (probe.requeueAfterMs !== undefined) return { requeueAfterMs: probe.requeueAfterMs };
   };
@@ -94,7 +85,11 @@ export class ExternalConnectionReconciler {
   }
 }
 
-/** How much longer the status write waits for the first probe of the current inputs (0: write now). */
-function firstProbeWait(probe: ProbeView): number {
-  return probe.awaitingSince === undefined ? 0 : Math.max(0, FIRST_PROBE_GRACE_MS - (Date.now() - probe.awaitingSince));
+/**
+ * How much longer the status write waits for the first probe of the current inputs (0: write now): a probe
+ * that answers within the grace lands in the same status write (one write from create to Ready instead of
+ * two, and no Ready True → Unknown → True on a rotation); a slower one finds the pending status written.
+ */
+function firstProbeWait(probe: ProbeView, graceMs: number): number {
+  return probe.awaitingSince === undefined ? 0 : Math.max(0, graceMs - (Date.now() - probe.awaitingSince));
 }
