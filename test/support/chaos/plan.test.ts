@@ -29,6 +29,17 @@ describe('chaos plan', () => {
     }
   });
 
+  it('puts no network fault on the KMS proxy while the KMS is frozen (Toxiproxy cannot close links to it)', () => {
+    for (let seed = 0; seed < 200; seed++) {
+      const { faults, kmsOutage } = planFaults(SIZES.full, new Random(seed).fork('faults'));
+      const onKms = faults.filter((f) => f.kind === 'network' && f.proxy === 'kms');
+      expect(onKms.length).toBeGreaterThan(0);
+      for (const f of onKms)
+        if (f.kind === 'network')
+          expect(f.at + f.ms <= kmsOutage.at || f.at >= kmsOutage.at + kmsOutage.ms + 5_000).toBe(true);
+    }
+  });
+
   it("draws independent streams per consumer, so one consumer's extra draws do not shift another's", () => {
     const r1 = new Random(99);
     const r2 = new Random(99);

@@ -54,14 +54,24 @@ export class Toxiproxy {
     return new Toxiproxy(api, proc);
   }
 
+  /**
+   * One API call. Toxiproxy answers 503 when closing a proxy's links takes too
+   * long (a peer that does not read); the change is retried for up to a minute
+   * so a slow close does not end the run.
+   */
   private async call(method: string, route: string, body?: unknown): Promise<unknown> {
-    const res = await fetch(`${this.api}${route}`, {
-      method,
-      ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
-    });
-    const text = await res.text();
-    if (!res.ok) throw new Error(`toxiproxy ${method} ${route}: HTTP ${res.status} ${text}`);
-    return text ? JSON.parse(text) : undefined;
+    const giveUpAt = Date.now() + 60_000;
+    for (let attempt = 1; ; attempt++) {
+      const res = await fetch(`${this.api}${route}`, {
+        method,
+        ...(body === undefined ? {} : { body: JSON.stringify(body), headers: { 'content-type': 'application/json' } }),
+      });
+      const text = await res.text();
+      if (res.ok) return text ? JSON.parse(text) : undefined;
+      if (res.status !== 503 || Date.now() > giveUpAt)
+        throw new Error(`toxiproxy ${method} ${route}: HTTP ${res.status} ${text} (attempt ${attempt})`);
+      await new Promise((r) => setTimeout(r, Math.min(5_000, 250 * 2 ** attempt)));
+    }
   }
 
   /** A proxy on a fresh loopback port in front of `upstream` (host:port). */
