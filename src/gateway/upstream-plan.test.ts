@@ -126,5 +126,9 @@ describe('isForwardablePath', () => {
     expect(isForwardablePath('/a/..')).toBe(false);
     expect(isForwardablePath('/%2E%2e')).toBe(false);
     expect(isForwardablePath('/%zz')).toBe(false);
+    for (const path of ['/.', '/./a', '/a/./b', '/..', '/a/../b', '.', '..'])
+      expect(isForwardablePath(path), path).toBe(false);
+    for (const path of ['/.a', '/a..', '/...', '/a.b/c', '/.well-known/x', '/..a/b.'])
+      expect(isForwardablePath(path), path).toBe(true);
   });
 });

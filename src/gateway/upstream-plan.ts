@@ -218,6 +218,8 @@ export function planUpstream(gateway: GatewaySpec, values: TemplateValues, path:
  */
 export function isForwardablePath(path: string): boolean {
   if (/[\\\u0000-\u001f\u007f]/.test(path)) return false;
+  // Without a percent sign nothing decodes: only literal dot segments remain to be refused.
+  if (!path.includes('%')) return !/(^|\/)\.\.?(\/|$)/.test(path);
   for (const segment of path.split('/')) {
     let decoded: string;
     try {
