@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -199,8 +199,7 @@ describe('usage, delete protection and the audit trail', () => {
 
     // The gateway process authenticates as the shipped atoll-gateway ServiceAccount (least privilege is exercised).
     const kubeconfig = path.join(mkdtempSync(path.join(tmpdir(), 'atoll-usage-')), 'kubeconfig');
-    const cluster = client.config.getCurrentCluster() as { caData?: string; caFile?: string };
-    const ca = cluster.caData ?? readFileSync(cluster.caFile!).toString('base64');
+    const ca = Buffer.from((await client.access.requestOptions()).ca as Buffer).toString('base64');
     writeFileSync(
       kubeconfig,
       stringify({
@@ -453,7 +452,7 @@ describe('usage, delete protection and the audit trail', () => {
       }
     }
     const recorder = new UsageRecorder({
-      client: new LosingClient(client.config),
+      client: new LosingClient(client.access),
       log: createLogger({ level: 'silent' }),
       flushIntervalMs: 300,
       replica: 'lossy-test',

@@ -140,11 +140,18 @@ describe('loadOperatorConfig', () => {
     );
   });
 
-  it('reads the data-key cache age as a duration (default 5m, at least 1s)', () => {
-    expect(loadOperatorConfig({}).kms.dekCacheMaxAgeMs).toBe(300_000);
-    expect(loadOperatorConfig({ ATOLL_DEK_CACHE_MAX_AGE: '10m' }).kms.dekCacheMaxAgeMs).toBe(600_000);
+  it('reads the data-key cache lifetime and idle expiry as durations (default 24h and 30m, at least 1s)', () => {
+    expect(loadOperatorConfig({}).kms).toMatchObject({ dekCacheMaxAgeMs: 86_400_000, dekCacheIdleMs: 1_800_000 });
+    expect(loadOperatorConfig({ ATOLL_DEK_CACHE_MAX_AGE: '10m' }).kms).toMatchObject({
+      dekCacheMaxAgeMs: 600_000,
+      dekCacheIdleMs: 600_000,
+    });
+    expect(loadOperatorConfig({ ATOLL_DEK_CACHE_IDLE: '15m' }).kms.dekCacheIdleMs).toBe(900_000);
     expect(() => loadOperatorConfig({ ATOLL_DEK_CACHE_MAX_AGE: '0' })).toThrow(
       /ATOLL_DEK_CACHE_MAX_AGE must be a duration/,
+    );
+    expect(() => loadOperatorConfig({ ATOLL_DEK_CACHE_MAX_AGE: '1h', ATOLL_DEK_CACHE_IDLE: '2h' })).toThrow(
+      'ATOLL_DEK_CACHE_IDLE must be at most ATOLL_DEK_CACHE_MAX_AGE',
     );
   });
 

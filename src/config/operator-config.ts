@@ -17,8 +17,10 @@ export interface OperatorConfig {
     readonly vault?: VaultConfig;
     /** Per-request KMS timeout; a hung KMS must fail fast so admission answers within its deadline. */
     readonly requestTimeoutMs: number;
-    /** How long an unwrapped data key stays cached (bounds how long a DEK lives in memory). */
+    /** Absolute lifetime of an unwrapped data key in the cache (bounds how long a DEK lives in memory). */
     readonly dekCacheMaxAgeMs: number;
+    /** A cached data key unused this long is dropped; longer than the probe interval (ADR 0029). */
+    readonly dekCacheIdleMs: number;
   };
   readonly webhook: {
     readonly enabled: boolean;
@@ -166,6 +168,14 @@ export function loadOperatorConfig(
     24 * 3_600_000,
     problems,
   );
+  // Unset, the idle expiry follows a shorter lifetime down; set, it must not outlast it.
+  const dekCacheIdleMs = e.ATOLL_DEK_CACHE_IDLE
+    ? duration(e, 'ATOLL_DEK_CACHE_IDLE', DEK_CACHE_DEFAULTS.idleMs, 1000, 24 * 3_600_000, problems)
+    : Math.min(DEK_CACHE_DEFAULTS.idleMs, dekCacheMaxAgeMs);
+  if (dekCacheIdleMs > dekCacheMaxAgeMs)
+    problems.push(
+      'ATOLL_DEK_CACHE_IDLE must be at most ATOLL_DEK_CACHE_MAX_AGE (an idle expiry cannot outlast the lifetime)',
+    );
   const sealingPerMinute = int(e, 'ATOLL_SEALING_RATE_PER_MINUTE', 300, 1, 1_000_000, problems);
   const sealingBurst = int(e, 'ATOLL_SEALING_BURST', 50, 1, 100_000, problems);
   const testMinInterval = int(e, 'ATOLL_PROBE_TEST_MIN_INTERVAL_SECONDS', 10, 1, 3600, problems);
@@ -212,6 +222,7 @@ export function loadOperatorConfig(
       vault,
       requestTimeoutMs: kmsTimeout,
       dekCacheMaxAgeMs,
+      dekCacheIdleMs,
     }),
     webhook: Object.freeze({
       enabled: (e.ATOLL_WEBHOOK_ENABLED ?? 'true') !== 'false',

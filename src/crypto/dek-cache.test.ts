@@ -69,6 +69,43 @@ describe('DekCache decryption', () => {
     expect(issued[0]!.every((b) => b === 0)).toBe(true);
   });
 
+  it('a key used more often than the idle expiry stays cached until its absolute lifetime', async () => {
+    // The production shape: probes every 10 min, idle expiry 30 min, lifetime 24 h (here in ms).
+    let now = 0;
+    const cache = new DekCache({ idleMs: 30, maxAgeMs: 1_440, now: () => now });
+    const { unwrap, issued } = unwrapper();
+    for (now = 0; now < 1_440; now += 10) await cache.withDecryptionKey(id, unwrap, () => 0);
+    expect(issued).toHaveLength(1);
+    await cache.withDecryptionKey(id, unwrap, () => 0); // now = 1,440: the lifetime is over
+    expect(issued).toHaveLength(2);
+    expect(issued[0]!.every((b) => b === 0)).toBe(true);
+  });
+
+  it('a key not used for the idle expiry is unwrapped again, and the old one zeroed', async () => {
+    let now = 0;
+    const cache = new DekCache({ idleMs: 30, maxAgeMs: 1_440, now: () => now });
+    const { unwrap, issued } = unwrapper();
+    await cache.withDecryptionKey(id, unwrap, () => 0);
+    now = 29;
+    await cache.withDecryptionKey(id, unwrap, () => 0);
+    now = 59; // 30 after the last use
+    expect(await cache.withDecryptionKey(id, unwrap, (dek) => dek[0])).toBe(2);
+    expect(issued).toHaveLength(2);
+    expect(issued[0]!.every((b) => b === 0)).toBe(true);
+  });
+
+  it('the sweep zeroes idle keys nobody asks for any more (a re-wrapped or retired key)', async () => {
+    let now = 0;
+    const cache = new DekCache({ idleMs: 40, maxAgeMs: 1_440, now: () => now });
+    const { unwrap, issued } = unwrapper();
+    const old = { ...id, wrapped: Buffer.from('wrapped-under-the-retired-key') };
+    await cache.withDecryptionKey(old, unwrap, () => 0);
+    for (now = 10; now <= 50; now += 10) await cache.withDecryptionKey(id, unwrap, () => 0);
+    expect(cache.stats().entries.decrypt).toBe(1);
+    expect(issued[0]!.every((b) => b === 0)).toBe(true);
+    expect(issued[1]!.every((b) => b === 2)).toBe(true);
+  });
+
   it('the use bound forces a new unwrap', async () => {
     const cache = new DekCache({ maxUses: 10 });
     const { unwrap, issued } = unwrapper();

@@ -2,12 +2,14 @@ import { createHash } from 'node:crypto';
 import { canonicalContext, lengthPrefixed } from './binding.js';
 
 /**
- * Bounds of the data-key cache. A cached DEK is dropped (and zeroed) when it
- * is older than `maxAgeMs`, has been used `maxUses` times, or is the least
+ * Bounds of the data-key cache (ADR 0029). A cached DEK is dropped (and
+ * zeroed) when it is older than `maxAgeMs` (its absolute lifetime), has not
+ * been used for `idleMs`, has been used `maxUses` times, or is the least
  * recently used of more than `maxEntries`.
  */
 export interface DekCacheOptions {
   maxAgeMs?: number;
+  idleMs?: number;
   maxUses?: number;
   maxEntries?: number;
   now?: () => number;
@@ -46,7 +48,20 @@ export interface EncryptionKey {
   keyId: string;
 }
 
-export const DEK_CACHE_DEFAULTS = { maxAgeMs: 5 * 60_000, maxUses: 10_000, maxEntries: 10_000 } as const;
+/**
+ * The idle expiry outlasts the default probe interval (10 m) three times over,
+ * so a periodic probe finds its data key still cached; the absolute lifetime
+ * bounds how long any unwrapped key stays in memory and how long a disabled
+ * KMS key goes unnoticed. A cached DEK costs about 0.5 KiB of heap, so the
+ * entry bound (room for the controller's 10,000 connections plus the managed
+ * copies sealed in a burst) is about 25 MiB at worst.
+ */
+export const DEK_CACHE_DEFAULTS = {
+  maxAgeMs: 24 * 3_600_000,
+  idleMs: 30 * 60_000,
+  maxUses: 10_000,
+  maxEntries: 50_000,
+} as const;
 
 /**
  * Amortises KMS calls (spec section 4: steady state makes no KMS call per
@@ -63,6 +78,7 @@ export class DekCache {
   constructor(options: DekCacheOptions = {}) {
     const bounds = {
       maxAgeMs: options.maxAgeMs ?? DEK_CACHE_DEFAULTS.maxAgeMs,
+      idleMs: options.idleMs ?? DEK_CACHE_DEFAULTS.idleMs,
       maxUses: options.maxUses ?? DEK_CACHE_DEFAULTS.maxUses,
       maxEntries: options.maxEntries ?? DEK_CACHE_DEFAULTS.maxEntries,
       now: options.now ?? Date.now,
@@ -111,6 +127,7 @@ export class DekCache {
 
 interface Bounds {
   maxAgeMs: number;
+  idleMs: number;
   maxUses: number;
   maxEntries: number;
   now: () => number;
@@ -119,6 +136,7 @@ interface Bounds {
 interface Entry<V> {
   value: V;
   createdAt: number;
+  lastUsedAt: number;
   uses: number;
   evicted: boolean;
 }
@@ -147,7 +165,8 @@ class Slots<V> {
   }
 
   get #enabled(): boolean {
-    return this.#bounds.maxEntries > 0 && this.#bounds.maxUses > 0 && this.#bounds.maxAgeMs > 0;
+    const b = this.#bounds;
+    return b.maxEntries > 0 && b.maxUses > 0 && b.maxAgeMs > 0 && b.idleMs > 0;
   }
 
   async run<T>(key: string, load: () => Promise<V>, use: (value: V) => T): Promise<T> {
@@ -182,7 +201,8 @@ class Slots<V> {
       this.#dekOf(dek).fill(0);
       return;
     }
-    this.#insert(key, { value: dek, createdAt: this.#bounds.now(), uses: 0, evicted: false });
+    const now = this.#bounds.now();
+    this.#insert(key, { value: dek, createdAt: now, lastUsedAt: now, uses: 0, evicted: false });
   }
 
   clear(): void {
@@ -193,7 +213,8 @@ class Slots<V> {
     this.loads += 1;
     const flight = load()
       .then((value) => {
-        const entry: Entry<V> = { value, createdAt: this.#bounds.now(), uses: 0, evicted: false };
+        const now = this.#bounds.now();
+        const entry: Entry<V> = { value, createdAt: now, lastUsedAt: now, uses: 0, evicted: false };
         this.#insert(key, entry);
         return entry;
       })
@@ -205,12 +226,18 @@ class Slots<V> {
   /** Counts one use if the entry is still live and within bounds; evicts it otherwise. */
   #claim(key: string, entry: Entry<V>): boolean {
     if (entry.evicted) return false;
-    if (this.#bounds.now() - entry.createdAt >= this.#bounds.maxAgeMs || entry.uses >= this.#bounds.maxUses) {
+    const now = this.#bounds.now();
+    if (this.#expired(entry, now) || entry.uses >= this.#bounds.maxUses) {
       if (this.#entries.get(key) === entry) this.#evict(key);
       return false;
     }
     entry.uses += 1;
+    entry.lastUsedAt = now;
     return true;
+  }
+
+  #expired(entry: Entry<V>, now: number): boolean {
+    return now - entry.createdAt >= this.#bounds.maxAgeMs || now - entry.lastUsedAt >= this.#bounds.idleMs;
   }
 
   #insert(key: string, entry: Entry<V>): void {
@@ -231,13 +258,13 @@ class Slots<V> {
     this.#dekOf(entry.value).fill(0);
   }
 
-  /** Zeroes expired DEKs that nobody asks for any more, at most every quarter of maxAge. */
+  /** Zeroes expired DEKs that nobody asks for any more, at most every quarter of the shorter expiry. */
   #sweepIfDue(): void {
     const now = this.#bounds.now();
-    if (now - this.#lastSweep < this.#bounds.maxAgeMs / 4) return;
+    if (now - this.#lastSweep < Math.min(this.#bounds.maxAgeMs, this.#bounds.idleMs) / 4) return;
     this.#lastSweep = now;
     for (const [key, entry] of this.#entries) {
-      if (now - entry.createdAt >= this.#bounds.maxAgeMs) this.#evict(key);
+      if (this.#expired(entry, now)) this.#evict(key);
     }
   }
 }

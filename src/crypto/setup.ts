@@ -47,7 +47,7 @@ export async function setupCrypto(
   }
   const envelope = new Envelope({
     providers: createProviderRegistry(providers),
-    cache: new DekCache({ maxAgeMs: config.kms.dekCacheMaxAgeMs }),
+    cache: new DekCache({ maxAgeMs: config.kms.dekCacheMaxAgeMs, idleMs: config.kms.dekCacheIdleMs }),
   });
   // The gateway only opens ciphertexts; only the controller needs (and may create) the fingerprint key.
   const fingerprintKey =

@@ -3,9 +3,9 @@ import { generateKeyPairSync } from 'node:crypto';
 import { createWriteStream, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { KubeConfig } from '@kubernetes/client-node';
 import { stringify } from 'yaml';
 import { KubeClient } from '../kube/client.js';
+import { kubeconfigFromString } from '../kube/kubeconfig.js';
 import { createCertificate, createCertificateAuthority, type KeyPairPem } from '../kube/x509.js';
 import { ensureControlPlaneBinaries, type ControlPlaneBinaries } from './binaries.js';
 import { freePort, waitFor } from './ports.js';
@@ -176,27 +176,25 @@ export class ControlPlane {
 
   /** A client acting as a given user (client certificate, so RBAC is real). */
   clientFor(user: string, groups: string[] = []): KubeClient {
-    const kc = new KubeConfig();
-    kc.loadFromString(this.kubeconfigFor(user, groups));
-    return new KubeClient(kc);
+    return new KubeClient(kubeconfigFromString(this.kubeconfigFor(user, groups)));
   }
 
   /** A client with a bearer token (e.g. from TokenRequest). */
   clientWithToken(token: string): KubeClient {
-    const kc = new KubeConfig();
-    kc.loadFromString(
-      stringify({
-        apiVersion: 'v1',
-        kind: 'Config',
-        clusters: [
-          { name: 'atoll', cluster: { server: this.server, 'certificate-authority-data': b64(this.ca.certPem) } },
-        ],
-        users: [{ name: 'token', user: { token } }],
-        contexts: [{ name: 'atoll', context: { cluster: 'atoll', user: 'token' } }],
-        'current-context': 'atoll',
-      }),
+    return new KubeClient(
+      kubeconfigFromString(
+        stringify({
+          apiVersion: 'v1',
+          kind: 'Config',
+          clusters: [
+            { name: 'atoll', cluster: { server: this.server, 'certificate-authority-data': b64(this.ca.certPem) } },
+          ],
+          users: [{ name: 'token', user: { token } }],
+          contexts: [{ name: 'atoll', context: { cluster: 'atoll', user: 'token' } }],
+          'current-context': 'atoll',
+        }),
+      ),
     );
-    return new KubeClient(kc);
   }
 
   /**

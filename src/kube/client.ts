@@ -1,8 +1,8 @@
 import https from 'node:https';
 import http from 'node:http';
-import { KubeConfig } from '@kubernetes/client-node';
 import type { Readable } from 'node:stream';
 import { KubeApiError, isNotFound } from './errors.js';
+import { defaultClusterAccess, kubeconfigAccess, type ClusterAccess } from './kubeconfig.js';
 import { Http2WatchTransport, type Http2TransportOptions } from './watch-transport.js';
 import { apiVersionOf, resourcePath, type ResourceType } from './resources.js';
 
@@ -97,11 +97,11 @@ export interface KubeClientOptions {
 }
 
 /**
- * A thin REST client over the API server. We use client-node for what it is
- * best at (kubeconfig loading, in-cluster and exec auth) and speak plain HTTP
- * for the rest: it gives exact control over content types (merge patch on
- * status, apply patch with a field manager), dry-run and watch streaming, and
- * one error type for every failure.
+ * A thin REST client over the API server, plain HTTP: it gives exact control
+ * over content types (merge patch on status, apply patch with a field
+ * manager), dry-run and watch streaming, and one error type for every
+ * failure. Where the server is and how to authenticate comes from
+ * `ClusterAccess` (src/kube/kubeconfig.ts, ADR 0029).
  */
 export class KubeClient {
   private readonly server: URL;
@@ -120,12 +120,10 @@ export class KubeClient {
   private readonly maxRetryWaitMs: number;
 
   constructor(
-    readonly config: KubeConfig,
+    readonly access: ClusterAccess,
     opts: KubeClientOptions = {},
   ) {
-    const cluster = config.getCurrentCluster();
-    if (!cluster) throw new Error('kubeconfig has no current cluster');
-    this.server = new URL(cluster.server);
+    this.server = new URL(access.server);
     const Agent = this.server.protocol === 'https:' ? https.Agent : http.Agent;
     this.agent = new Agent({ keepAlive: true, maxSockets: 64 });
     this.watchAgent = new Agent({ keepAlive: false, maxSockets: Infinity });
@@ -139,15 +137,12 @@ export class KubeClient {
   private readonly userAgent: string;
 
   static fromKubeconfigFile(path: string): KubeClient {
-    const kc = new KubeConfig();
-    kc.loadFromFile(path);
-    return new KubeClient(kc);
+    return new KubeClient(kubeconfigAccess([path]));
   }
 
+  /** KUBECONFIG, then the pod's ServiceAccount, then ~/.kube/config. */
   static fromDefault(): KubeClient {
-    const kc = new KubeConfig();
-    kc.loadFromDefault();
-    return new KubeClient(kc);
+    return new KubeClient(defaultClusterAccess());
   }
 
   /** Base URL of the API server (for diagnostics, never contains credentials). */
@@ -155,11 +150,9 @@ export class KubeClient {
     return this.server.origin;
   }
 
-  private async authOptions(): Promise<https.RequestOptions> {
-    // Asked per request: exec plugins and projected tokens rotate, and client-node caches what is cacheable.
-    const opts: https.RequestOptions = {};
-    await this.config.applyToHTTPSOptions(opts);
-    return opts;
+  private authOptions(): Promise<https.RequestOptions> {
+    // Asked per request: exec plugins and projected tokens rotate; the access caches what is cacheable.
+    return this.access.requestOptions();
   }
 
   async get<T extends KubeObject>(
@@ -461,7 +454,7 @@ export class KubeClient {
           ...auth,
           agent,
           protocol: this.server.protocol,
-          hostname: this.server.hostname,
+          hostname: this.server.hostname.replace(/^\[(.*)\]$/, '$1'), // an IPv6 literal without its URL brackets
           port: this.server.port,
           method,
           path: this.server.pathname.replace(/\/$/, '') + path,

@@ -89,7 +89,7 @@ describe('Informer', () => {
     await informer.waitForSync();
     await until(
       'the silent watch was abandoned and another is open',
-      () => api.watchRequests()[0]!.abandoned && api.openWatches === 1,
+      () => api.watchRequests()[0]?.abandoned === true && api.openWatches === 1,
     );
     api.upsert(Secrets, secret('after-stall'));
     await until('the new watch delivers', () => informer.get('ns/after-stall') !== undefined);

@@ -6,10 +6,10 @@ import { execFile } from 'node:child_process';
 import type { IncomingHttpHeaders } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { promisify } from 'node:util';
-import { KubeConfig } from '@kubernetes/client-node';
 import { inject } from 'vitest';
 import { stringify } from 'yaml';
 import { KubeClient, type KubeObject } from '../../src/kube/client.js';
+import { kubeconfigFromString } from '../../src/kube/kubeconfig.js';
 import { Namespaces, Workspaces } from '../../src/kube/resources.js';
 import { createCertificate } from '../../src/kube/x509.js';
 import { waitFor } from '../../src/dev/ports.js';
@@ -110,9 +110,7 @@ function kubeconfigYaml(state: DevState, user: string, groups: string[]): string
 
 /** A client authenticated as a tenant user (client certificate; RBAC is real). */
 export function userClient(user: string, groups: string[] = []): KubeClient {
-  const kc = new KubeConfig();
-  kc.loadFromString(kubeconfigYaml(devState(), user, groups));
-  return new KubeClient(kc);
+  return new KubeClient(kubeconfigFromString(kubeconfigYaml(devState(), user, groups)));
 }
 
 /** A kubeconfig file for kubectl acting as `user`. */

@@ -15,8 +15,9 @@ import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import http2 from 'node:http2';
 import net from 'node:net';
-import { KubeConfig } from '@kubernetes/client-node';
+import { stringify } from 'yaml';
 import { KubeClient, type KubeClientOptions, type KubeObject } from '../../src/kube/client.js';
+import { kubeconfigFromString } from '../../src/kube/kubeconfig.js';
 import { apiVersionOf, resourcePath, type ResourceType } from '../../src/kube/resources.js';
 import { createCertificate, createCertificateAuthority } from '../../src/kube/x509.js';
 import { createLogger, type Logger } from '../../src/runtime/logger.js';
@@ -142,20 +143,19 @@ export class FakeKubeApi {
 
   /** A client for this server, authenticated with a bearer token that must never show up in a log. */
   client(opts: KubeClientOptions = {}): KubeClient {
-    const kc = new KubeConfig();
-    kc.loadFromOptions({
-      clusters: [
-        {
-          name: 'fake',
-          server: this.url,
-          ...(this.caPem ? { caData: Buffer.from(this.caPem).toString('base64') } : { skipTLSVerify: true }),
-        },
-      ],
-      users: [{ name: 'fake', token: this.token }],
-      contexts: [{ name: 'fake', cluster: 'fake', user: 'fake' }],
-      currentContext: 'fake',
+    const cluster = {
+      server: this.url,
+      ...(this.caPem
+        ? { 'certificate-authority-data': Buffer.from(this.caPem).toString('base64') }
+        : { 'insecure-skip-tls-verify': true }),
+    };
+    const kubeconfig = stringify({
+      clusters: [{ name: 'fake', cluster }],
+      users: [{ name: 'fake', user: { token: this.token } }],
+      contexts: [{ name: 'fake', context: { cluster: 'fake', user: 'fake' } }],
+      'current-context': 'fake',
     });
-    return new KubeClient(kc, opts);
+    return new KubeClient(kubeconfigFromString(kubeconfig), opts);
   }
 
   /** Answers the next `times` requests that match with `handler` (in the order scripts were added). */

@@ -120,7 +120,14 @@ export function kmsError(err: unknown): CryptoError {
   return new KmsUnavailableError(CryptoErrorMessage.kmsUnavailable, { cause: err });
 }
 
-/** A Buffer over the SDK's bytes without copying, so zeroing it wipes the only copy we hold. */
+/**
+ * The key in an allocation of its own, the SDK's bytes zeroed: they are a
+ * view into Node's shared 8 KiB buffer pool (base64 decoding), which a cached
+ * key would otherwise keep alive for as long as it is cached.
+ */
 function ownBuffer(bytes: Uint8Array): Buffer {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const own = Buffer.alloc(bytes.byteLength); // never pooled
+  own.set(bytes);
+  bytes.fill(0);
+  return own;
 }

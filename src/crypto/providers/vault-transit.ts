@@ -134,7 +134,7 @@ export class VaultTransitProvider implements KmsProvider {
       bits: DATA_KEY_BYTES * 8,
     });
     const ciphertext = data.ciphertext;
-    const plaintext = typeof data.plaintext === 'string' ? Buffer.from(data.plaintext, 'base64') : Buffer.alloc(0);
+    const plaintext = unpooledKey(data.plaintext);
     if (typeof ciphertext !== 'string' || !TRANSIT_CIPHERTEXT.test(ciphertext) || plaintext.length !== DATA_KEY_BYTES) {
       plaintext.fill(0);
       throw new KmsUnavailableError();
@@ -156,7 +156,7 @@ export class VaultTransitProvider implements KmsProvider {
     const { mount, key } = parseVaultKeyId(keyId);
     const ciphertext = transitCiphertext(wrapped);
     const data = await this.#call(`${mount}/decrypt/${key}`, { ciphertext, context: transitContext(context) });
-    const plaintext = typeof data.plaintext === 'string' ? Buffer.from(data.plaintext, 'base64') : Buffer.alloc(0);
+    const plaintext = unpooledKey(data.plaintext);
     if (plaintext.length !== DATA_KEY_BYTES) {
       plaintext.fill(0);
       throw new CiphertextRejectedError();
@@ -382,4 +382,18 @@ export function vaultError(status: number, errors: string[]): CryptoError {
   }
   if (status === 404) return new KeyNotFoundError(CryptoErrorMessage.keyNotFound, { cause });
   return new KmsUnavailableError(CryptoErrorMessage.kmsUnavailable, { cause });
+}
+
+/**
+ * Decodes a base64 data key into an allocation of its own: `Buffer.from`
+ * would place it in Node's shared 8 KiB pool, which a cached key would keep
+ * alive for as long as it is cached (ADR 0029).
+ */
+function unpooledKey(b64: unknown): Buffer {
+  if (typeof b64 !== 'string') return Buffer.alloc(0);
+  const pooled = Buffer.from(b64, 'base64');
+  const own = Buffer.alloc(pooled.length); // never pooled
+  pooled.copy(own);
+  pooled.fill(0);
+  return own;
 }
