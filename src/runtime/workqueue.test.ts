@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { RateLimiter } from './rate-limiter.js';
-import { WorkQueue } from './workqueue.js';
+import { URGENT_PER_ROUTINE, WorkQueue } from './workqueue.js';
 
 describe('WorkQueue', () => {
   it('de-duplicates keys and never hands out a key twice at once', async () => {
@@ -28,6 +28,26 @@ describe('WorkQueue', () => {
     const order = [];
     while (q.length > 0) order.push(await q.get());
     expect(order).toEqual(['u1', 'u2', 'p1', 'p2', 'p3', 'p4']);
+  });
+
+  it('does not starve the routine lane: one routine key after every URGENT_PER_ROUTINE urgent ones while both wait', async () => {
+    const q = new WorkQueue();
+    for (const k of ['p1', 'p2']) q.add(k, 'routine');
+    const urgent = Array.from({ length: 2 * URGENT_PER_ROUTINE + 2 }, (_, i) => `u${i}`);
+    for (const k of urgent) q.add(k);
+    const order = [];
+    while (q.length > 0) order.push(await q.get());
+    expect(order).toEqual([
+      ...urgent.slice(0, URGENT_PER_ROUTINE),
+      'p1',
+      ...urgent.slice(URGENT_PER_ROUTINE, 2 * URGENT_PER_ROUTINE),
+      'p2',
+      ...urgent.slice(2 * URGENT_PER_ROUTINE),
+    ]);
+    // With no routine key waiting, urgent keys never wait for a turn that is not needed.
+    for (const k of urgent) q.add(`${k}-again`);
+    q.add('late', 'routine');
+    expect(await q.get()).toBe('u0-again');
   });
 
   it('moves a key waiting in the routine lane up when it becomes urgent, and hands it out once', async () => {

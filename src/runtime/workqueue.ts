@@ -11,6 +11,14 @@ import { RateLimiter } from './rate-limiter.js';
 export type Lane = 'urgent' | 'routine';
 
 /**
+ * While both lanes have keys waiting, every this many urgent keys one routine
+ * key goes first: a controller kept busy by changes (a burst of creates, a
+ * tenant writing in a loop) still runs its periodic work, at a fifth of its
+ * throughput, instead of starving it until the burst ends.
+ */
+export const URGENT_PER_ROUTINE = 4;
+
+/**
  * A first-in first-out line of keys with amortised O(1) push and shift and
  * lazy removal: an entry whose key has since moved to the other lane (or was
  * taken from it) is skipped when reached. A Set would keep insertion order
@@ -45,6 +53,8 @@ class Line {
  * added while being processed is processed again afterwards. Two lanes: an
  * urgent key is handed out before every routine one, and a key already
  * waiting in the routine lane moves to the urgent one when added there.
+ * Routine keys get every (URGENT_PER_ROUTINE + 1)th turn while urgent ones
+ * wait too, so neither lane starves.
  */
 export class WorkQueue {
   private readonly lines: Record<Lane, Line> = { urgent: new Line(), routine: new Line() };
@@ -57,6 +67,10 @@ export class WorkQueue {
   private readonly timers = new Map<string, { at: number; lane: Lane; timer: NodeJS.Timeout }>();
   private readonly waiters: Array<(key: string | undefined) => void> = [];
   private shuttingDown = false;
+  /** Urgent keys handed out in a row while routine ones waited. */
+  private urgentStreak = 0;
+  /** Keys waiting in the routine lane. */
+  private routineWaiting = 0;
 
   constructor(readonly limiter = new RateLimiter()) {}
 
@@ -75,6 +89,8 @@ export class WorkQueue {
       waiter(key);
       return;
     }
+    if (waiting === 'routine') this.routineWaiting--;
+    else if (lane === 'routine') this.routineWaiting++;
     this.queued.set(key, lane);
     this.lines[lane].push(key);
   }
@@ -120,13 +136,18 @@ export class WorkQueue {
     this.limiter.forget(key);
   }
 
-  /** Next key to process (urgent ones first), or undefined once the queue shuts down. */
+  /** Next key to process (urgent ones first, but see URGENT_PER_ROUTINE), or undefined once the queue shuts down. */
   get(): Promise<string | undefined> {
-    for (const lane of ['urgent', 'routine'] as const) {
+    const order =
+      this.urgentStreak < URGENT_PER_ROUTINE ? (['urgent', 'routine'] as const) : (['routine', 'urgent'] as const);
+    for (const lane of order) {
       const key = this.lines[lane].shift((k) => this.queued.get(k) === lane);
       if (key === undefined) continue;
       this.queued.delete(key);
       this.processing.set(key, lane);
+      if (lane === 'routine') this.routineWaiting--;
+      // Counts only while routine keys wait: an urgent key alone in line never waits for a turn.
+      this.urgentStreak = lane === 'urgent' && this.routineWaiting > 0 ? this.urgentStreak + 1 : 0;
       return Promise.resolve(key);
     }
     if (this.shuttingDown) return Promise.resolve(undefined);

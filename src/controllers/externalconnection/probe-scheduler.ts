@@ -8,7 +8,9 @@ export interface ProbeRecord {
   subject: string;
   outcome: ProbeOutcome;
   finishedAt: number;
-  /** When the next periodic probe is due, if not finishedAt + interval: an overdue result adopted after a restart. */
+  /** When this process started the probe (absent for a result adopted from status). */
+  startedAt?: number;
+  /** When the next periodic probe is due, if not one interval after the probe: an overdue result adopted after a restart. */
   dueAt?: number;
 }
 
@@ -217,7 +219,8 @@ export class ProbeScheduler {
     this.runningIn.set(ns, (this.runningIn.get(ns) ?? 0) + 1);
     p.started = true;
     p.run = undefined;
-    this.startedAt.set(key, this.now());
+    const startedAt = this.now();
+    this.startedAt.set(key, startedAt);
     void (async () => {
       let outcome: ProbeOutcome | undefined;
       try {
@@ -230,7 +233,8 @@ export class ProbeScheduler {
       if (current) {
         this.pending.delete(key);
         if (outcome && !sameOutcome(this.results.get(key)?.outcome, outcome)) lane = 'urgent';
-        if (outcome) this.results.set(key, { tag: p.tag, subject: p.subject, outcome, finishedAt: this.now() });
+        if (outcome)
+          this.results.set(key, { tag: p.tag, subject: p.subject, outcome, startedAt, finishedAt: this.now() });
       }
       this.running--;
       const left = (this.runningIn.get(ns) ?? 1) - 1;

@@ -152,8 +152,9 @@ export class ConnectionProber {
     }
     // While a probe is due it is starting or in flight, and its completion enqueues the key: no timer.
     else if (intervalMs > 0 && current && last && !stale && !testOnly) {
-      const remaining = Math.max(1000, dueAt(last, intervalMs) - Date.now());
-      view.requeueAfterMs = remaining + Math.random() * Math.min(30_000, intervalMs * 0.1);
+      // No jitter: probes keep the spread their creation and the scheduler's pool gave them, and a restart
+      // spreads overdue ones (`resumed`); jitter would only add to every probe's lateness.
+      view.requeueAfterMs = Math.max(1000, dueAt(last, intervalMs) - Date.now());
     }
     return view;
   }
@@ -259,9 +260,12 @@ function publishedProbe(conn: Conn, last: ProbeRecord): ProbeResult {
   return lastProbeStatus(last);
 }
 
-/** When the key's next periodic probe is due. */
+/**
+ * When the key's next periodic probe is due: one interval after the last one started (its duration, the
+ * reconcile after it and the timer do not add up from one probe to the next), or after a persisted one's time.
+ */
 function dueAt(last: ProbeRecord, intervalMs: number): number {
-  return last.dueAt ?? last.finishedAt + intervalMs;
+  return last.dueAt ?? (last.startedAt ?? last.finishedAt) + intervalMs;
 }
 
 /**
