@@ -32,7 +32,7 @@ const MAX_TEST_REQUEST_CHARS = 64;
  * nothing: one status write per connection per max(interval, 5 min) at most, as the kubelet reports an
  * unchanged node status every 5 minutes and not on every heartbeat.
  */
-export const LAST_PROBE_REFRESH_MS = 5 * 60_000;
+const LAST_PROBE_REFRESH_MS = 5 * 60_000;
 
 /** Test seams of probing (trusted CAs, dial override); never set in production. */
 export interface ProbeHooks {
