@@ -33,6 +33,11 @@ const MAX_TEST_REQUEST_CHARS = 64;
  * unchanged node status every 5 minutes and not on every heartbeat.
  */
 const LAST_PROBE_REFRESH_MS = 5 * 60_000;
+/**
+ * A periodic probe is due this much before its time: a requeue timer can fire a little early (Node measures
+ * it from the event loop's cached clock), and a probe found not quite due would wait a whole extra second.
+ */
+const DUE_SLACK_MS = 250;
 
 /** Test seams of probing (trusted CAs, dial override); never set in production. */
 export interface ProbeHooks {
@@ -101,7 +106,8 @@ export class ConnectionProber {
     const persisted = persistedProbe(conn);
     if (persisted && !this.scheduler.result(key)) this.scheduler.seed(key, resumed(persisted, intervalMs, Date.now()));
     const last = this.scheduler.result(key);
-    const stale = !last || last.subject !== subject || (intervalMs > 0 && Date.now() >= dueAt(last, intervalMs));
+    const stale =
+      !last || last.subject !== subject || (intervalMs > 0 && Date.now() + DUE_SLACK_MS >= dueAt(last, intervalMs));
     // Every probe sends the stored credential to a third party: at most one per connection per window,
     // whether a test request asked for it (only the annotation differs from the probe queued, running
     // or last run of the same subject) or the subject changed. Toggling spec.probe.timeout or a setting
