@@ -160,7 +160,7 @@ export class ConnectionProber {
     else if (intervalMs > 0 && current && last && !stale && !testOnly) {
       // No jitter: probes keep the spread their creation and the scheduler's pool gave them, and a restart
       // spreads overdue ones (`resumed`); jitter would only add to every probe's lateness.
-      view.requeueAfterMs = Math.max(1000, dueAt(last, intervalMs) - Date.now());
+      view.requeueAfterMs = Math.max(DUE_SLACK_MS, dueAt(last, intervalMs) - Date.now());
     }
     return view;
   }
