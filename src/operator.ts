@@ -94,7 +94,11 @@ export async function startOperator(opts: {
     metrics,
   });
   // The reconciler's enqueue callback runs only after the controller below exists.
-  const connReconciler = new ExternalConnectionReconciler(ctx, (key) => connController.enqueue(key), opts.probeHooks);
+  const connReconciler = new ExternalConnectionReconciler(
+    ctx,
+    (key, lane) => connController.enqueue(key, lane),
+    opts.probeHooks,
+  );
   const connController = new Controller({
     name: 'externalconnection',
     reconcile: connReconciler.reconcile,
@@ -148,8 +152,9 @@ export async function startOperator(opts: {
   const startControllers = () => {
     wsController.start();
     connController.start();
-    for (const w of workspaces.list()) wsController.enqueue(objectKey(w));
-    for (const c of connections.list()) connController.enqueue(objectKey(c));
+    // Routine: a resync of everything must not delay a change a user makes meanwhile.
+    for (const w of workspaces.list()) wsController.enqueue(objectKey(w), 'routine');
+    for (const c of connections.list()) connController.enqueue(objectKey(c), 'routine');
   };
   if (config.leaderElection.enabled) {
     const { identity, leaseDurationMs, renewDeadlineMs, retryPeriodMs } = config.leaderElection;

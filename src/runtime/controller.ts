@@ -5,12 +5,14 @@ import type { Informer } from './informer.js';
 import { objectKey } from './informer.js';
 import type { Logger } from './logger.js';
 import type { OperatorMetrics } from './metrics.js';
-import { WorkQueue } from './workqueue.js';
+import { WorkQueue, type Lane } from './workqueue.js';
 import { describeError } from './describe-error.js';
 
 /** What a reconcile asks for next: nothing, or another look after a delay. */
 export interface ReconcileResult {
   requeueAfterMs?: number;
+  /** The requeue continues work a user caused (e.g. waits for the first probe of new inputs): it stays urgent. */
+  urgent?: boolean;
 }
 
 export interface ReconcileRequest {
@@ -33,7 +35,9 @@ export interface ControllerOptions {
  * The controller-runtime contract: level-triggered keys, one reconciler per
  * root kind, a rate-limited queue, conflicts requeued quickly and quietly
  * (with their own per-key backoff, so a 409 storm does not spin), failures
- * retried with per-key backoff; both are forgotten only on success.
+ * retried with per-key backoff; both are forgotten only on success. Keys a
+ * user's change enqueued are taken before the controller's own periodic
+ * requeues (`Lane`), as a rotation must not wait behind every probe due.
  */
 export class Controller {
   readonly queue: WorkQueue;
@@ -49,11 +53,15 @@ export class Controller {
     return this.opts.name;
   }
 
-  enqueue(key: string): void {
-    this.queue.add(key);
+  /** Urgent unless told otherwise: see `Lane`. */
+  enqueue(key: string, lane: Lane = 'urgent'): void {
+    this.queue.add(key, lane);
   }
 
-  /** Route an informer's events to keys; `map` turns a child into its owner's key(s). */
+  /**
+   * Route an informer's events to keys; `map` turns a child into its owner's key(s). An event is a change
+   * someone made (created, updated, deleted): its keys go in the urgent lane.
+   */
   watch<T extends KubeObject>(
     informer: Informer<T>,
     map: (obj: T) => string[] = (o) => [objectKey(o)],
@@ -98,7 +106,7 @@ export class Controller {
       const result = await this.opts.reconcile({ namespace, name: name }, log);
       this.queue.forget(key);
       this.opts.metrics.reconcileTotal.inc({ ...labels, result: result?.requeueAfterMs ? 'requeue_after' : 'success' });
-      if (result?.requeueAfterMs) this.queue.addAfter(key, result.requeueAfterMs);
+      if (result?.requeueAfterMs) this.queue.addAfter(key, result.requeueAfterMs, result.urgent ? 'urgent' : 'routine');
     } catch (err) {
       if (isConflict(err)) {
         this.opts.metrics.reconcileTotal.inc({ ...labels, result: 'conflict' });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { RateLimiter } from './rate-limiter.js';
-import { WorkQueue } from './workqueue.js';
+import { URGENT_PER_ROUTINE, WorkQueue } from './workqueue.js';
 
 describe('WorkQueue', () => {
   it('de-duplicates keys and never hands out a key twice at once', async () => {
@@ -17,6 +17,103 @@ describe('WorkQueue', () => {
     expect(q.length).toBe(0);
     q.done('a');
     expect(await q.get()).toBe('a');
+  });
+
+  it('hands out every urgent key before any routine one, each lane first in first out', async () => {
+    const q = new WorkQueue();
+    for (const k of ['p1', 'p2', 'p3']) q.add(k, 'routine');
+    q.add('u1');
+    q.add('u2', 'urgent');
+    q.add('p4', 'routine');
+    const order = [];
+    while (q.length > 0) order.push(await q.get());
+    expect(order).toEqual(['u1', 'u2', 'p1', 'p2', 'p3', 'p4']);
+  });
+
+  it('does not starve the routine lane: one routine key after every URGENT_PER_ROUTINE urgent ones while both wait', async () => {
+    const q = new WorkQueue();
+    for (const k of ['p1', 'p2']) q.add(k, 'routine');
+    const urgent = Array.from({ length: 2 * URGENT_PER_ROUTINE + 2 }, (_, i) => `u${i}`);
+    for (const k of urgent) q.add(k);
+    const order = [];
+    while (q.length > 0) order.push(await q.get());
+    expect(order).toEqual([
+      ...urgent.slice(0, URGENT_PER_ROUTINE),
+      'p1',
+      ...urgent.slice(URGENT_PER_ROUTINE, 2 * URGENT_PER_ROUTINE),
+      'p2',
+      ...urgent.slice(2 * URGENT_PER_ROUTINE),
+    ]);
+    // With no routine key waiting, urgent keys never wait for a turn that is not needed.
+    for (const k of urgent) q.add(`${k}-again`);
+    q.add('late', 'routine');
+    expect(await q.get()).toBe('u0-again');
+  });
+
+  it('moves a key waiting in the routine lane up when it becomes urgent, and hands it out once', async () => {
+    const q = new WorkQueue();
+    for (const k of ['p1', 'p2', 'k', 'p3']) q.add(k, 'routine');
+    q.add('k', 'routine'); // still one entry
+    q.add('k', 'urgent');
+    q.add('k', 'routine'); // an urgent key does not move back down
+    expect(q.length).toBe(4);
+    expect(await q.get()).toBe('k');
+    q.done('k');
+    const rest = [];
+    while (q.length > 0) rest.push(await q.get());
+    expect(rest).toEqual(['p1', 'p2', 'p3']); // the stale routine entry of k is skipped
+  });
+
+  it('a key made urgent while it is processed goes back in the urgent lane, still never to two workers', async () => {
+    const q = new WorkQueue();
+    q.add('k', 'routine');
+    expect(await q.get()).toBe('k');
+    q.add('p1', 'routine');
+    q.add('k', 'routine');
+    q.add('k', 'urgent'); // the more urgent of the two re-adds wins
+    expect(await q.get()).toBe('p1'); // k is in flight: not handed out again
+    q.add('p2', 'routine');
+    q.done('k');
+    expect(await q.get()).toBe('k');
+    expect(await q.get()).toBe('p2');
+  });
+
+  it('a waiting worker takes a new key at once, whatever its lane', async () => {
+    const q = new WorkQueue();
+    const next = q.get();
+    q.add('k', 'routine');
+    expect(await next).toBe('k');
+    q.add('k', 'urgent'); // in flight: only marked for another pass
+    expect(q.length).toBe(0);
+    q.done('k');
+    expect(q.length).toBe(1);
+  });
+
+  it('requeues conflicts in the lane the key was taken from and failures in the routine lane', async () => {
+    const q = new WorkQueue(new RateLimiter(1, 1, 1000, 1000, { baseMs: 1, maxMs: 1, random: () => 1 }));
+    q.add('conflicted', 'urgent');
+    q.add('failed', 'urgent');
+    expect(await q.get()).toBe('conflicted');
+    expect(await q.get()).toBe('failed');
+    q.addConflicted('conflicted');
+    q.addRateLimited('failed');
+    q.done('conflicted');
+    q.done('failed');
+    q.add('periodic', 'routine');
+    await new Promise((r) => setTimeout(r, 20));
+    expect([await q.get(), await q.get(), await q.get()]).toEqual(['conflicted', 'periodic', 'failed']);
+  });
+
+  it('a pending timer keeps the earliest time and the more urgent lane', async () => {
+    const q = new WorkQueue();
+    q.addAfter('a', 10, 'routine');
+    q.addAfter('a', 10_000, 'urgent'); // later: only its lane is kept
+    q.addAfter('b', 10_000, 'urgent');
+    q.addAfter('b', 10, 'routine'); // earlier: replaces the time, keeps urgent
+    q.add('p', 'routine');
+    await new Promise((r) => setTimeout(r, 40));
+    expect([await q.get(), await q.get(), await q.get()]).toEqual(['a', 'b', 'p']);
+    q.shutDown();
   });
 
   it('keeps the earliest delay for a key', async () => {

@@ -1,69 +1,153 @@
 import { RateLimiter } from './rate-limiter.js';
 
 /**
+ * Which line a key waits in. `urgent`: something a user caused (an object
+ * created, changed or deleted, a Secret it names rewritten, a probe of new
+ * inputs done). `routine`: the controller's own schedule (a periodic probe
+ * due, a resync, a retry after a failure). Workers take every urgent key
+ * before any routine one, so a rotation is not queued behind thousands of
+ * periodic reconciles.
+ */
+export type Lane = 'urgent' | 'routine';
+
+/**
+ * While both lanes have keys waiting, every this many urgent keys one routine
+ * key goes first: a controller kept busy by changes (a burst of creates, a
+ * tenant writing in a loop) still runs its periodic work, at a fifth of its
+ * throughput, instead of starving it until the burst ends.
+ */
+export const URGENT_PER_ROUTINE = 4;
+
+/**
+ * A first-in first-out line of keys with amortised O(1) push and shift and
+ * lazy removal: an entry whose key has since moved to the other lane (or was
+ * taken from it) is skipped when reached. A Set would keep insertion order
+ * too, but taking its first entry after many deletions walks over the
+ * deleted slots.
+ */
+class Line {
+  private items: string[] = [];
+  private head = 0;
+
+  push(key: string): void {
+    this.items.push(key);
+  }
+
+  /** The oldest entry `live` accepts; stale entries before it are dropped. */
+  shift(live: (key: string) => boolean): string | undefined {
+    while (this.head < this.items.length) {
+      const key = this.items[this.head++]!;
+      if (this.head > 1024 && this.head * 2 > this.items.length) {
+        this.items = this.items.slice(this.head);
+        this.head = 0;
+      }
+      if (live(key)) return key;
+    }
+    return undefined;
+  }
+}
+
+/**
  * A de-duplicating work queue with the client-go semantics: a key is queued
  * at most once, is never processed by two workers at once, and a key that is
- * added while being processed is processed again afterwards.
+ * added while being processed is processed again afterwards. Two lanes: an
+ * urgent key is handed out before every routine one, and a key already
+ * waiting in the routine lane moves to the urgent one when added there.
+ * Routine keys get every (URGENT_PER_ROUTINE + 1)th turn while urgent ones
+ * wait too, so neither lane starves.
  */
 export class WorkQueue {
-  private readonly queue: string[] = [];
-  private readonly dirty = new Set<string>();
-  private readonly processing = new Set<string>();
-  private readonly timers = new Map<string, { at: number; timer: NodeJS.Timeout }>();
+  private readonly lines: Record<Lane, Line> = { urgent: new Line(), routine: new Line() };
+  /** Keys in line, with the lane they wait in. */
+  private readonly queued = new Map<string, Lane>();
+  /** Keys being processed, with the lane they were taken from. */
+  private readonly processing = new Map<string, Lane>();
+  /** Keys added while being processed: queued again in this lane when done. */
+  private readonly again = new Map<string, Lane>();
+  private readonly timers = new Map<string, { at: number; lane: Lane; timer: NodeJS.Timeout }>();
   private readonly waiters: Array<(key: string | undefined) => void> = [];
   private shuttingDown = false;
+  /** Urgent keys handed out in a row while routine ones waited. */
+  private urgentStreak = 0;
+  /** Keys waiting in the routine lane. */
+  private routineWaiting = 0;
 
   constructor(readonly limiter = new RateLimiter()) {}
 
-  add(key: string): void {
-    if (this.shuttingDown || this.dirty.has(key)) return;
-    this.dirty.add(key);
-    if (this.processing.has(key)) return;
-    const waiter = this.waiters.shift();
-    if (waiter) {
-      this.dirty.delete(key);
-      this.processing.add(key);
-      waiter(key);
-    } else {
-      this.queue.push(key);
+  add(key: string, lane: Lane = 'urgent'): void {
+    if (this.shuttingDown) return;
+    if (this.processing.has(key)) {
+      if (this.again.get(key) !== 'urgent') this.again.set(key, lane);
+      return;
     }
+    const waiting = this.queued.get(key);
+    if (waiting === 'urgent' || waiting === lane) return;
+    // New, or moving up from routine (its routine entry goes stale).
+    const waiter = waiting === undefined ? this.waiters.shift() : undefined;
+    if (waiter) {
+      this.processing.set(key, lane);
+      waiter(key);
+      return;
+    }
+    if (waiting === 'routine') this.routineWaiting--;
+    else if (lane === 'routine') this.routineWaiting++;
+    this.queued.set(key, lane);
+    this.lines[lane].push(key);
   }
 
-  /** Adds after a delay; an earlier pending delay for the same key wins. */
-  addAfter(key: string, delayMs: number): void {
+  /**
+   * Adds after a delay (routine unless told otherwise). An earlier pending
+   * delay for the same key wins; the timer that stays takes the more urgent
+   * of the two lanes.
+   */
+  addAfter(key: string, delayMs: number, lane: Lane = 'routine'): void {
     if (this.shuttingDown) return;
-    if (delayMs <= 0) return this.add(key);
+    if (delayMs <= 0) return this.add(key, lane);
     const at = Date.now() + delayMs;
     const existing = this.timers.get(key);
-    if (existing && existing.at <= at) return;
+    if (existing && existing.at <= at) {
+      if (lane === 'urgent') existing.lane = 'urgent';
+      return;
+    }
     if (existing) clearTimeout(existing.timer);
-    const timer = setTimeout(() => {
-      this.timers.delete(key);
-      this.add(key);
-    }, delayMs);
-    timer.unref();
-    this.timers.set(key, { at, timer });
+    const entry = {
+      at,
+      lane: existing?.lane === 'urgent' ? 'urgent' : lane,
+      timer: setTimeout(() => {
+        this.timers.delete(key);
+        this.add(key, entry.lane);
+      }, delayMs),
+    };
+    entry.timer.unref();
+    this.timers.set(key, entry);
   }
 
+  /** Requeues after a failure, on the limiter's per-key backoff: routine, a failing key must not crowd out users. */
   addRateLimited(key: string): void {
     this.addAfter(key, this.limiter.when(key));
   }
 
-  /** Requeues after a conflict, on the limiter's per-key conflict backoff. */
+  /** Requeues after a conflict, on the limiter's per-key conflict backoff, in the lane the key was taken from. */
   addConflicted(key: string): void {
-    this.addAfter(key, this.limiter.whenConflict(key));
+    this.addAfter(key, this.limiter.whenConflict(key), this.processing.get(key) ?? 'routine');
   }
 
   forget(key: string): void {
     this.limiter.forget(key);
   }
 
-  /** Next key to process, or undefined once the queue shuts down. */
+  /** Next key to process (urgent ones first, but see URGENT_PER_ROUTINE), or undefined once the queue shuts down. */
   get(): Promise<string | undefined> {
-    const key = this.queue.shift();
-    if (key !== undefined) {
-      this.dirty.delete(key);
-      this.processing.add(key);
+    const order =
+      this.urgentStreak < URGENT_PER_ROUTINE ? (['urgent', 'routine'] as const) : (['routine', 'urgent'] as const);
+    for (const lane of order) {
+      const key = this.lines[lane].shift((k) => this.queued.get(k) === lane);
+      if (key === undefined) continue;
+      this.queued.delete(key);
+      this.processing.set(key, lane);
+      if (lane === 'routine') this.routineWaiting--;
+      // Counts only while routine keys wait: an urgent key alone in line never waits for a turn.
+      this.urgentStreak = lane === 'urgent' && this.routineWaiting > 0 ? this.urgentStreak + 1 : 0;
       return Promise.resolve(key);
     }
     if (this.shuttingDown) return Promise.resolve(undefined);
@@ -73,14 +157,14 @@ export class WorkQueue {
   /** Marks a key finished; if it was re-added meanwhile it goes back in line. */
   done(key: string): void {
     this.processing.delete(key);
-    if (this.dirty.has(key)) {
-      this.dirty.delete(key);
-      this.add(key);
-    }
+    const lane = this.again.get(key);
+    if (lane === undefined) return;
+    this.again.delete(key);
+    this.add(key, lane);
   }
 
   get length(): number {
-    return this.queue.length;
+    return this.queued.size;
   }
 
   get inFlight(): number {

@@ -113,3 +113,27 @@ describe('ProbeScheduler', () => {
     expect(s.noticeCoalesced('ns/a')).toBe(true);
   });
 });
+
+describe('ProbeScheduler lanes', () => {
+  it('reports a periodic probe that found the same outcome as routine; a changed outcome or a user request as urgent', async () => {
+    const done: string[] = [];
+    const s = new ProbeScheduler(4, (k, lane) => done.push(`${k} ${lane}`));
+    const answer =
+      (o: ProbeOutcome): ProbeRun =>
+      () =>
+        Promise.resolve(o);
+    s.request('ns/a', { tag: 't', subject: 't', urgent: true }, answer(outcome)); // the first probe
+    await tick();
+    s.request('ns/a', { tag: 't', subject: 't' }, answer({ ...outcome, durationMs: 7 })); // due, same outcome
+    await tick();
+    s.request('ns/a', { tag: 't', subject: 't' }, answer({ ...outcome, reason: 'Timeout', reachable: 'False' }));
+    await tick();
+    s.request(
+      'ns/a',
+      { tag: 't2', subject: 't', urgent: true },
+      answer({ ...outcome, reason: 'Timeout', reachable: 'False' }),
+    );
+    await tick();
+    expect(done).toEqual(['ns/a urgent', 'ns/a routine', 'ns/a urgent', 'ns/a urgent']);
+  });
+});

@@ -1,4 +1,5 @@
 import type { ProbeOutcome } from '../../integrations/probe-types.js';
+import type { Lane } from '../../runtime/workqueue.js';
 
 export interface ProbeRecord {
   /** Everything the probe was asked for, the test-request annotation included. */
@@ -7,11 +8,17 @@ export interface ProbeRecord {
   subject: string;
   outcome: ProbeOutcome;
   finishedAt: number;
+  /** When this process started the probe (absent for a result adopted from status). */
+  startedAt?: number;
+  /** When the next periodic probe is due, if not one interval after the probe: an overdue result adopted after a restart. */
+  dueAt?: number;
 }
 
 export interface ProbeRequest {
   tag: string;
   subject: string;
+  /** Asked for by a user's change (new inputs, a test request, a first probe), not by the interval. */
+  urgent?: boolean;
 }
 
 /** A probe receives the signal that cancels it when its connection is deleted or changed. */
@@ -71,7 +78,8 @@ export class ProbeScheduler {
    */
   constructor(
     private readonly concurrency: number,
-    private readonly onDone: (key: string) => void,
+    /** Called when a probe finished: urgent when a user asked for it or its outcome differs from the last one. */
+    private readonly onDone: (key: string, lane: Lane) => void,
     private readonly now: () => number = Date.now,
     private readonly perWorkspace: number = concurrency,
   ) {}
@@ -211,7 +219,8 @@ export class ProbeScheduler {
     this.runningIn.set(ns, (this.runningIn.get(ns) ?? 0) + 1);
     p.started = true;
     p.run = undefined;
-    this.startedAt.set(key, this.now());
+    const startedAt = this.now();
+    this.startedAt.set(key, startedAt);
     void (async () => {
       let outcome: ProbeOutcome | undefined;
       try {
@@ -220,9 +229,12 @@ export class ProbeScheduler {
         // runProbe never rejects; a cancelled probe's result is not wanted anyway.
       }
       const current = this.pending.get(key) === p;
+      let lane: Lane = p.urgent ? 'urgent' : 'routine';
       if (current) {
         this.pending.delete(key);
-        if (outcome) this.results.set(key, { tag: p.tag, subject: p.subject, outcome, finishedAt: this.now() });
+        if (outcome && !sameOutcome(this.results.get(key)?.outcome, outcome)) lane = 'urgent';
+        if (outcome)
+          this.results.set(key, { tag: p.tag, subject: p.subject, outcome, startedAt, finishedAt: this.now() });
       }
       this.running--;
       const left = (this.runningIn.get(ns) ?? 1) - 1;
@@ -230,9 +242,20 @@ export class ProbeScheduler {
       else this.runningIn.delete(ns);
       this.offerTurn(ns);
       this.pump();
-      if (current) this.onDone(key);
+      if (current) this.onDone(key, lane);
     })();
   }
+}
+
+/** Whether a probe found what the one before it found (its duration aside). */
+export function sameOutcome(a: ProbeOutcome | undefined, b: ProbeOutcome): boolean {
+  return (
+    a !== undefined &&
+    a.reason === b.reason &&
+    a.message === b.message &&
+    a.reachable === b.reachable &&
+    a.authenticated === b.authenticated
+  );
 }
 
 function namespaceOf(key: string): string {

@@ -17,7 +17,8 @@ import type { Logger } from '../../runtime/logger.js';
 import type { OperatorContext } from '../context.js';
 import type { ResolvedField } from './credentials.js';
 import { parseDuration } from '../../domain/duration.js';
-import { ProbeScheduler, type ProbeRecord } from './probe-scheduler.js';
+import type { Lane } from '../../runtime/workqueue.js';
+import { ProbeScheduler, sameOutcome, type ProbeRecord } from './probe-scheduler.js';
 
 type Conn = ExternalConnection & KubeObject;
 
@@ -25,6 +26,18 @@ const DEFAULT_INTERVAL_MS = 10 * 60_000;
 const DEFAULT_TIMEOUT_MS = 10_000;
 /** Longest test-request value kept as is in status.lastProbe.testRequest (longer ones are kept as a digest). */
 const MAX_TEST_REQUEST_CHARS = 64;
+/**
+ * How old status.lastProbe.time may grow while probes keep finding the same outcome for the same inputs
+ * before a probe writes its time again (ADR 0028). Below it a periodic probe that changes nothing writes
+ * nothing: one status write per connection per max(interval, 5 min) at most, as the kubelet reports an
+ * unchanged node status every 5 minutes and not on every heartbeat.
+ */
+const LAST_PROBE_REFRESH_MS = 5 * 60_000;
+/**
+ * A periodic probe is due this much before its time: a requeue timer can fire a little early (Node measures
+ * it from the event loop's cached clock), and a probe found not quite due would wait a whole extra second.
+ */
+const DUE_SLACK_MS = 250;
 
 /** Test seams of probing (trusted CAs, dial override); never set in production. */
 export interface ProbeHooks {
@@ -40,6 +53,8 @@ export interface ProbeView {
   lastProbe?: ProbeResult;
   /** When to look again: a coalesced test request, or the next interval. */
   requeueAfterMs?: number;
+  /** The requeue is a user's test request held back by its window (urgent), not the interval. */
+  requeueUrgent?: boolean;
   /** While the first probe of the current inputs is queued or running: when it was requested (ms since epoch). */
   awaitingSince?: number;
 }
@@ -67,7 +82,7 @@ export class ConnectionProber {
 
   constructor(
     private readonly ctx: Pick<OperatorContext, 'config' | 'events' | 'metrics'>,
-    enqueue: (key: string) => void,
+    enqueue: (key: string, lane: Lane) => void,
     private readonly hooks: ProbeHooks = {},
   ) {
     this.scheduler = new ProbeScheduler(
@@ -89,9 +104,10 @@ export class ConnectionProber {
     const subject = probeSubject(inputs);
     const tag = probeTag(subject, conn);
     const persisted = persistedProbe(conn);
-    if (persisted) this.scheduler.seed(key, persisted);
+    if (persisted && !this.scheduler.result(key)) this.scheduler.seed(key, resumed(persisted, intervalMs, Date.now()));
     const last = this.scheduler.result(key);
-    const stale = !last || last.subject !== subject || (intervalMs > 0 && Date.now() - last.finishedAt >= intervalMs);
+    const stale =
+      !last || last.subject !== subject || (intervalMs > 0 && Date.now() + DUE_SLACK_MS >= dueAt(last, intervalMs));
     // Every probe sends the stored credential to a third party: at most one per connection per window,
     // whether a test request asked for it (only the annotation differs from the probe queued, running
     // or last run of the same subject) or the subject changed. Toggling spec.probe.timeout or a setting
@@ -124,7 +140,7 @@ export class ConnectionProber {
     const view: ProbeView = {
       ...(current ? { current } : {}),
       ...(current && last
-        ? { lastProbe: lastProbeStatus(last) }
+        ? { lastProbe: publishedProbe(conn, last) }
         : conn.status?.lastProbe
           ? { lastProbe: conn.status.lastProbe }
           : {}),
@@ -136,11 +152,15 @@ export class ConnectionProber {
     )
       view.awaitingSince = requested.at;
     // A coalesced test request runs when its window ends.
-    if (coalesceMs > 0) view.requeueAfterMs = coalesceMs;
+    if (coalesceMs > 0) {
+      view.requeueAfterMs = coalesceMs;
+      view.requeueUrgent = true;
+    }
     // While a probe is due it is starting or in flight, and its completion enqueues the key: no timer.
     else if (intervalMs > 0 && current && last && !stale && !testOnly) {
-      const remaining = Math.max(1000, intervalMs - (Date.now() - last.finishedAt));
-      view.requeueAfterMs = remaining + Math.random() * Math.min(30_000, intervalMs * 0.1);
+      // No jitter: probes keep the spread their creation and the scheduler's pool gave them, and a restart
+      // spreads overdue ones (`resumed`); jitter would only add to every probe's lateness.
+      view.requeueAfterMs = Math.max(DUE_SLACK_MS, dueAt(last, intervalMs) - Date.now());
     }
     return view;
   }
@@ -168,7 +188,9 @@ export class ConnectionProber {
     const previousReason = last?.outcome.reason ?? conn.status?.lastProbe?.result;
     if (this.#requested.get(key)?.subject !== request.subject)
       this.#requested.set(key, { subject: request.subject, at: Date.now() });
-    this.scheduler.request(key, request, async (signal) => {
+    // A periodic probe repeats the last one's request; anything else (first probe, new inputs, a test) a user caused.
+    const urgent = last?.tag !== request.tag;
+    this.scheduler.request(key, { ...request, urgent }, async (signal) => {
       const outcome = await runProbe(type, { ...probeCtx, signal });
       // Changes only: a steady state does not fill the log every interval.
       if (outcome.reason !== previousReason)
@@ -225,6 +247,44 @@ function testRequestOf(conn: Conn): string {
 /** What a probe request depends on: its subject and the test request. */
 function probeTag(subject: string, conn: Conn): string {
   return `${subject}|${testRequestOf(conn)}`;
+}
+
+/**
+ * status.lastProbe for the key's latest result: the persisted one as it is while the latest probe found the
+ * same outcome for the same request and the persisted time is younger than LAST_PROBE_REFRESH_MS (a
+ * periodic probe that changes nothing writes nothing), else the latest result with its own time.
+ */
+function publishedProbe(conn: Conn, last: ProbeRecord): ProbeResult {
+  const persisted = persistedProbe(conn);
+  if (
+    persisted &&
+    persisted.tag === last.tag &&
+    sameOutcome(persisted.outcome, last.outcome) &&
+    last.finishedAt - persisted.finishedAt < LAST_PROBE_REFRESH_MS
+  )
+    return conn.status!.lastProbe!;
+  return lastProbeStatus(last);
+}
+
+/**
+ * When the key's next periodic probe is due: one interval after the last one started (its duration, the
+ * reconcile after it and the timer do not add up from one probe to the next), or after a persisted one's time.
+ */
+function dueAt(last: ProbeRecord, intervalMs: number): number {
+  return last.dueAt ?? (last.startedAt ?? last.finishedAt) + intervalMs;
+}
+
+/**
+ * A persisted result adopted by a process that has none of its own (a restart, a new leader). Its time can
+ * be up to LAST_PROBE_REFRESH_MS older than the probe that last confirmed it, and after an outage every
+ * connection is overdue: probing them all at once would be a storm of credentialed requests, and of status
+ * writes for those whose time has aged past the bound. An overdue probe is due at a random point within the
+ * next min(interval, LAST_PROBE_REFRESH_MS) instead, so a restart probes at the steady-state rate; one not
+ * yet due keeps its time (ADR 0021).
+ */
+function resumed(record: ProbeRecord, intervalMs: number, now: number): ProbeRecord {
+  if (intervalMs <= 0 || now < record.finishedAt + intervalMs) return record;
+  return { ...record, dueAt: now + Math.random() * Math.min(intervalMs, LAST_PROBE_REFRESH_MS) };
 }
 
 function lastProbeStatus(last: ProbeRecord): ProbeResult {

@@ -2,6 +2,7 @@ import type { ExternalConnection, IntegrationType, Workspace } from '../../api/v
 import type { KubeObject } from '../../kube/client.js';
 import { ExternalConnections } from '../../kube/resources.js';
 import type { ReconcileRequest, ReconcileResult } from '../../runtime/controller.js';
+import type { Lane } from '../../runtime/workqueue.js';
 import type { Logger } from '../../runtime/logger.js';
 import { workspaceOf } from '../../domain/governing-workspace.js';
 import type { OperatorContext } from '../context.js';
@@ -32,7 +33,7 @@ export class ExternalConnectionReconciler {
 
   constructor(
     private readonly ctx: OperatorContext,
-    enqueue: (key: string) => void,
+    enqueue: (key: string, lane: Lane) => void,
     hooks: ReconcilerHooks = {},
   ) {
     this.#audit = new AuditEvents(ctx);
@@ -61,9 +62,11 @@ export class ExternalConnectionReconciler {
       log,
     );
     const waitMs = firstProbeWait(probe, this.ctx.config.probes.statusGraceMs);
-    if (waitMs > 0) return { requeueAfterMs: Math.min(waitMs, probe.requeueAfterMs ?? waitMs) };
+    // Waiting for the first probe of new inputs continues the user's change: it stays urgent.
+    if (waitMs > 0) return { requeueAfterMs: Math.min(waitMs, probe.requeueAfterMs ?? waitMs), urgent: true };
     await this.#status.report(conn, sealed, probe, now);
-    if (probe.requeueAfterMs !== undefined) return { requeueAfterMs: probe.requeueAfterMs };
+    if (probe.requeueAfterMs !== undefined)
+      return { requeueAfterMs: probe.requeueAfterMs, ...(probe.requeueUrgent ? { urgent: true } : {}) };
   };
 
   /** From the cache (writes carry resourceVersion, so a stale read ends in a 409 and a quick requeue); undefined when gone or going. */
