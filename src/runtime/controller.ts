@@ -28,6 +28,8 @@ export interface ControllerOptions {
   log: Logger;
   metrics: OperatorMetrics;
   workers?: number;
+  /** Of `workers`, how many take urgent keys only (default: a quarter, none below four workers). */
+  urgentWorkers?: number;
   queue?: WorkQueue;
 }
 
@@ -77,7 +79,10 @@ export class Controller {
     if (this.running) return;
     this.running = true;
     const n = this.opts.workers ?? 2;
-    for (let i = 0; i < n; i++) this.workers.push(this.work());
+    // Kept free for users' changes: the lanes order what waits, but a change queued while every worker is
+    // in a slow routine reconcile (a probe's KMS call) would still wait for one of them to finish.
+    const reserved = Math.min(this.opts.urgentWorkers ?? Math.floor(n / 4), n - 1);
+    for (let i = 0; i < n; i++) this.workers.push(this.work(i < reserved));
   }
 
   /** Stops taking keys and waits for in-flight reconciles to finish. */
@@ -87,9 +92,9 @@ export class Controller {
     this.running = false;
   }
 
-  private async work(): Promise<void> {
+  private async work(urgentOnly: boolean): Promise<void> {
     for (;;) {
-      const key = await this.queue.get();
+      const key = await this.queue.get({ urgentOnly });
       if (key === undefined) return;
       await this.process(key);
       this.queue.done(key);

@@ -89,6 +89,31 @@ describe('WorkQueue', () => {
     expect(q.length).toBe(1);
   });
 
+  it('a worker kept for urgent keys never takes a routine one, and takes an urgent key at once', async () => {
+    const q = new WorkQueue();
+    q.add('periodic', 'routine');
+    let reservedGot: string | undefined;
+    const reserved = q.get({ urgentOnly: true }).then((k) => (reservedGot = k));
+    await Promise.resolve();
+    expect(reservedGot).toBeUndefined(); // the waiting routine key is not for it
+    q.add('later-periodic', 'routine'); // nor one added while it waits
+    await Promise.resolve();
+    expect(reservedGot).toBeUndefined();
+    q.add('rotated', 'urgent');
+    expect(await reserved).toBe('rotated');
+    // Ordinary workers still take the routine keys, in order.
+    expect(await q.get()).toBe('periodic');
+    expect(await q.get()).toBe('later-periodic');
+    // An idle ordinary worker is handed a routine key; an idle reserved one is passed over.
+    const r2 = q.get({ urgentOnly: true });
+    const ordinary = q.get();
+    q.add('third-periodic', 'routine');
+    expect(await ordinary).toBe('third-periodic');
+    q.add('second-rotation', 'urgent');
+    expect(await r2).toBe('second-rotation');
+    q.shutDown();
+  });
+
   it('requeues conflicts in the lane the key was taken from and failures in the routine lane', async () => {
     const q = new WorkQueue(new RateLimiter(1, 1, 1000, 1000, { baseMs: 1, maxMs: 1, random: () => 1 }));
     q.add('conflicted', 'urgent');

@@ -65,7 +65,8 @@ export class WorkQueue {
   /** Keys added while being processed: queued again in this lane when done. */
   private readonly again = new Map<string, Lane>();
   private readonly timers = new Map<string, { at: number; lane: Lane; timer: NodeJS.Timeout }>();
-  private readonly waiters: Array<(key: string | undefined) => void> = [];
+  /** Idle workers; an `urgentOnly` one is handed urgent keys only (see `get`). */
+  private readonly waiters: Array<{ urgentOnly: boolean; take: (key: string | undefined) => void }> = [];
   private shuttingDown = false;
   /** Urgent keys handed out in a row while routine ones waited. */
   private urgentStreak = 0;
@@ -83,10 +84,11 @@ export class WorkQueue {
     const waiting = this.queued.get(key);
     if (waiting === 'urgent' || waiting === lane) return;
     // New, or moving up from routine (its routine entry goes stale).
-    const waiter = waiting === undefined ? this.waiters.shift() : undefined;
-    if (waiter) {
+    const idle = waiting === undefined ? this.waiters.findIndex((w) => lane === 'urgent' || !w.urgentOnly) : -1;
+    if (idle >= 0) {
+      const [waiter] = this.waiters.splice(idle, 1);
       this.processing.set(key, lane);
-      waiter(key);
+      waiter!.take(key);
       return;
     }
     if (waiting === 'routine') this.routineWaiting--;
@@ -136,10 +138,18 @@ export class WorkQueue {
     this.limiter.forget(key);
   }
 
-  /** Next key to process (urgent ones first, but see URGENT_PER_ROUTINE), or undefined once the queue shuts down. */
-  get(): Promise<string | undefined> {
-    const order =
-      this.urgentStreak < URGENT_PER_ROUTINE ? (['urgent', 'routine'] as const) : (['routine', 'urgent'] as const);
+  /**
+   * Next key to process (urgent ones first, but see URGENT_PER_ROUTINE), or undefined once the queue shuts
+   * down. An `urgentOnly` caller (a worker kept free for users' changes) takes urgent keys only: however
+   * many slow routine reconciles the other workers are in, a change starts as soon as it is queued.
+   */
+  get(opts: { urgentOnly?: boolean } = {}): Promise<string | undefined> {
+    const urgentOnly = opts.urgentOnly ?? false;
+    const order = urgentOnly
+      ? (['urgent'] as const)
+      : this.urgentStreak < URGENT_PER_ROUTINE
+        ? (['urgent', 'routine'] as const)
+        : (['routine', 'urgent'] as const);
     for (const lane of order) {
       const key = this.lines[lane].shift((k) => this.queued.get(k) === lane);
       if (key === undefined) continue;
@@ -147,11 +157,11 @@ export class WorkQueue {
       this.processing.set(key, lane);
       if (lane === 'routine') this.routineWaiting--;
       // Counts only while routine keys wait: an urgent key alone in line never waits for a turn.
-      this.urgentStreak = lane === 'urgent' && this.routineWaiting > 0 ? this.urgentStreak + 1 : 0;
+      if (!urgentOnly) this.urgentStreak = lane === 'urgent' && this.routineWaiting > 0 ? this.urgentStreak + 1 : 0;
       return Promise.resolve(key);
     }
     if (this.shuttingDown) return Promise.resolve(undefined);
-    return new Promise((resolve) => this.waiters.push(resolve));
+    return new Promise((take) => this.waiters.push({ urgentOnly, take }));
   }
 
   /** Marks a key finished; if it was re-added meanwhile it goes back in line. */
@@ -175,6 +185,6 @@ export class WorkQueue {
     this.shuttingDown = true;
     for (const { timer } of this.timers.values()) clearTimeout(timer);
     this.timers.clear();
-    for (const w of this.waiters.splice(0)) w(undefined);
+    for (const w of this.waiters.splice(0)) w.take(undefined);
   }
 }
