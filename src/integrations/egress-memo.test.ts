@@ -11,7 +11,10 @@ const frozenPolicy = (cidrs: string[]): EgressPolicy =>
   Object.freeze({ allowCIDRs: Object.freeze([...cidrs]) as string[] });
 
 /** A resolver whose answer the test changes between requests (DNS rebinding). */
-function rebinding(first: ResolvedAddress[]): { answer: ResolvedAddress[]; resolve: (h: string) => Promise<ResolvedAddress[]> } {
+function rebinding(first: ResolvedAddress[]): {
+  answer: ResolvedAddress[];
+  resolve: (h: string) => Promise<ResolvedAddress[]>;
+} {
   const state = { answer: first, resolve: async () => state.answer };
   return state;
 }
@@ -20,7 +23,10 @@ describe('egress memo under attack', () => {
   it('refuses a name rebound to a disallowed address on the next request under the same frozen policy', async () => {
     const policy = frozenPolicy(['10.0.0.0/8']);
     const dns = rebinding([{ address: '10.1.2.3', family: 4 }]);
-    await expect(resolveEgress('api.example', policy, dns.resolve)).resolves.toEqual({ address: '10.1.2.3', family: 4 });
+    await expect(resolveEgress('api.example', policy, dns.resolve)).resolves.toEqual({
+      address: '10.1.2.3',
+      family: 4,
+    });
     for (const address of ['192.168.1.1', '127.0.0.1', '169.254.169.254', '::ffff:192.168.1.1', '::ffff:a9fe:a9fe']) {
       dns.answer = [{ address, family: address.includes(':') ? 6 : 4 }];
       await expect(resolveEgress('api.example', policy, dns.resolve), address).rejects.toMatchObject({
