@@ -98,8 +98,9 @@ export async function proxyRequest(
         try {
           res.writeHead(data.statusCode, safeResponseHeaders(data.headers, plan.secrets));
         } catch (headErr) {
+          // An upstream header Node refuses to send: a 500 (nothing was sent), as when this threw after an await.
           data.body.destroy();
-          reject(headErr);
+          reject(headErr instanceof Error ? headErr : new Error(String(headErr)));
           return;
         }
         answer = data;

@@ -285,7 +285,7 @@ const DECISIONS_PER_POLICY = 256;
 function decide(address: string, policy: EgressPolicy): EgressDecision {
   if (!Object.isFrozen(policy) || !Object.isFrozen(policy.allowCIDRs)) return checkAddress(address, policy);
   let decisions = decisionsOf.get(policy);
-  if (decisions === undefined) decisionsOf.set(policy, (decisions = new Map()));
+  if (decisions === undefined) decisionsOf.set(policy, (decisions = new Map<string, EgressDecision>()));
   let decision = decisions.get(address);
   if (decision === undefined) {
     decision = checkAddress(address, policy);
