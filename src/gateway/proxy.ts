@@ -76,6 +76,12 @@ export async function proxyRequest(
       if (!answer.body.readableEnded) answer.body.destroy();
       resolve(answer.statusCode);
     });
+    // The caller may have hung up during an earlier await ('close' already emitted, so the listener above never
+    // runs): send nothing upstream for nobody, and settle now rather than never.
+    if (res.destroyed) {
+      reject(upstreamFailure(new undiciErrors.RequestAbortedError()));
+      return;
+    }
     pool.request(
       {
         method: req.method as Dispatcher.HttpMethod,

@@ -122,6 +122,13 @@ describe('attack: redirecting the injected credential through the request target
     ],
     // A fragment is no part of a request target; it is forwarded encoded, as part of the path.
     ['/v1/connections/api/proxy/x#frag', '/base/x%23frag'],
+    // Characters the string join (ADR 0030) must leave to the URL, and a `?` or `#` inside the query.
+    ['/v1/connections/api/proxy/x?a?b=c', '/base/x?a?b=c'],
+    ['/v1/connections/api/proxy/x?a#b', '/base/x?a%23b'],
+    ["/v1/connections/api/proxy/x?q='1'", '/base/x?q=%271%27'],
+    ['/v1/connections/api/proxy/x{y}', '/base/x%7By%7D'],
+    ['/v1/connections/api/proxy/x?', '/base/x'],
+    ['/v1/connections/api/proxy/\u00e9', '/base/%C3%A9'],
   ];
 
   it.each(FORWARDED_UNDER_BASE)("forwards %s on the connection's own host as %s", async (target, expected) => {
