@@ -61,8 +61,9 @@ export class WorkspaceReconciler {
   /** When each (namespace, identity, key) last proved usable. */
   private readonly keyChecks = new Map<string, number>();
   /**
-   * Per workspace (namespace/name): the uid and generation its namespace label, operator bindings, quota
-   * and tenant RBAC were last applied for, when, and the quota's outcome then (only once in force).
+   * Per workspace (namespace/name): the object (uid, generation, labels, annotations) its namespace label,
+   * operator bindings, quota and tenant RBAC were last applied for, when, and the quota's outcome then
+   * (kept only once the quota is in force at its current limit).
    */
   private readonly applied = new Map<string, { of: string; at: number; quota: QuotaOutcome }>();
 
@@ -115,11 +116,12 @@ export class WorkspaceReconciler {
     let labelled = false;
     let quota: QuotaOutcome;
     // Connection changes enqueue the workspace for its counts: applying the same RBAC and quota again for
-    // each is about one server-side apply per connection (ADR 0031). Applied for this generation within
-    // half the resync period is current; the periodic resync still puts back what a tenant admin edited.
+    // each is about one server-side apply per connection (ADR 0031). Applied for this object within half
+    // the resync period is current; any change to the Workspace (spec, labels, annotations) applies again,
+    // and the periodic resync still puts back what a tenant admin edited.
     const memoKey = `${ns}/${req.name}`;
     const memo = this.applied.get(memoKey);
-    const of = `${ws.metadata.uid}/${gen}`;
+    const of = JSON.stringify([ws.metadata.uid, gen, ws.metadata.labels ?? {}, ws.metadata.annotations ?? {}]);
     try {
       if (memo && memo.of === of && Date.now() - memo.at < RBAC_RESYNC_MS / 2) {
         quota = memo.quota;
@@ -128,10 +130,9 @@ export class WorkspaceReconciler {
         labelled = await this.labelNamespace(ns, ws.metadata.name!);
         await this.applyOperatorBindings(ws);
         quota = await this.applyConnectionQuota(ws);
-        if (quota.enforced) {
-          await this.applyTenantRbac(ws);
-          this.applied.set(memoKey, { of, at, quota });
-        }
+        if (quota.enforced) await this.applyTenantRbac(ws);
+        if (quota.enforced && quota.condition.status === 'True') this.applied.set(memoKey, { of, at, quota });
+        else this.applied.delete(memoKey);
       }
     } catch (err) {
       this.applied.delete(memoKey);
