@@ -11,6 +11,9 @@ import { configDefaults, defineConfig } from 'vitest/config';
 const SERVICES = 'src/**/*.services.test.ts';
 export default defineConfig({
   test: {
+    // One file at a time: the integration suites share one control plane (and restart its parts). A root-only
+    // option in Vitest 3, so it holds for every project; on 2 cores Vitest runs one worker anyway.
+    fileParallelism: false,
     projects: [
       {
         test: {
@@ -35,7 +38,6 @@ export default defineConfig({
           include: ['test/**/*.test.ts'],
           exclude: [...configDefaults.exclude, 'test/support/**'],
           globalSetup: ['test/support/global-setup.ts'],
-          fileParallelism: false,
           testTimeout: 120_000,
           hookTimeout: 180_000,
           pool: 'forks',

@@ -31,6 +31,7 @@ const CONVERGENCE_MS = 30_000;
 describe(`chaos (${size.name} size)`, () => {
   let world: ChaosWorld | undefined;
   let observer: LeaseObserver | undefined;
+  let passed = false;
   const ledger = new Ledger(random.fork('values'));
 
   beforeAll(async () => {
@@ -46,7 +47,8 @@ describe(`chaos (${size.name} size)`, () => {
 
   afterAll(async () => {
     await Promise.race([observer?.stop(), sleep(5_000)]);
-    await world?.stop();
+    // A failed run keeps its logs and etcd data for the replay's post-mortem.
+    await world?.stop({ keepState: !passed });
   }, 240_000);
 
   it(
@@ -145,7 +147,7 @@ describe(`chaos (${size.name} size)`, () => {
       const summary = `chaos: ${faults.kills} kills, ${faults.apiserverRestarts} apiserver restarts, ${faults.etcdRestarts} etcd restarts, ${faults.networkFaults} network faults, KMS outage ${Math.round(faults.kmsOutageMs / 1000)}s, ${lost} lost, ${corrupted} corrupted, converged in ${final.size === 0 ? convergedInS.toFixed(1) : `>${CONVERGENCE_MS / 1000}`}s`;
       process.stdout.write(`${summary}\n`);
 
-      const context = `seed ${random.seed}; ${summary}\nfaults:\n  ${faults.lines.join('\n  ')}\nstate: ${w.dir} (kept with ATOLL_KEEP_CHAOS_STATE=1)`;
+      const context = `seed ${random.seed}; ${summary}\nfaults:\n  ${faults.lines.join('\n  ')}\nstate: ${w.dir} (kept when the run fails)`;
       expect(explain(final), context).toBe('');
       expect(workload.corruptions, context).toEqual([]);
       expect(leadership.overlaps, context).toEqual([]);
@@ -162,6 +164,7 @@ describe(`chaos (${size.name} size)`, () => {
       );
       expect(faults.leaderKills).toBeGreaterThan(0);
       expect(leadership.writes).toBeGreaterThan(0);
+      passed = true;
     },
     size.timeoutMs,
   );

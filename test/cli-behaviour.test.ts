@@ -1,11 +1,10 @@
-import { execFile } from 'node:child_process';
 import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { COMMANDS } from '../src/cli/commands.js';
 import { ExternalConnections, Namespaces } from '../src/kube/resources.js';
-import { packageRoot } from '../src/dev/binaries.js';
+import { atollCli } from './support/cli.js';
 import { admin, createWorkspace, devState, kubectl, randomSecret, uniqueName } from './support/cluster.js';
 
 /**
@@ -14,28 +13,7 @@ import { admin, createWorkspace, devState, kubectl, randomSecret, uniqueName } f
  * without a Workspace, a typo in --set, no kubeconfig at all.
  */
 
-interface CliResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function atoll(
-  args: string[],
-  opts: { input?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
-): Promise<CliResult> {
-  return new Promise((resolve) => {
-    const child = execFile(
-      process.execPath,
-      [path.join(packageRoot(), 'dist', 'main.js'), ...args],
-      { timeout: opts.timeoutMs ?? 60_000, env: opts.env ?? process.env },
-      (err, stdout, stderr) => {
-        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-      },
-    );
-    child.stdin?.end(opts.input ?? '');
-  });
-}
+const atoll = atollCli;
 
 async function clusterAnswers(): Promise<boolean> {
   return (await kubectl(['get', '--raw', '/readyz'])).code === 0;

@@ -1,11 +1,9 @@
-import { execFile } from 'node:child_process';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import type { ExternalConnection } from '../src/api/v1alpha1/index.js';
 import type { KubeObject } from '../src/kube/client.js';
 import { ExternalConnections } from '../src/kube/resources.js';
-import { packageRoot } from '../src/dev/binaries.js';
+import { atollCli } from './support/cli.js';
 import { startHttpFixture, type HttpFixture } from './support/services.js';
 import {
   admin,
@@ -25,25 +23,7 @@ import {
 
 type Conn = ExternalConnection & KubeObject;
 
-interface CliResult {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function atoll(args: string[], input = ''): Promise<CliResult> {
-  return new Promise((resolve) => {
-    const child = execFile(
-      process.execPath,
-      [path.join(packageRoot(), 'dist', 'main.js'), ...args, '--kubeconfig', devState().kubeconfig],
-      { timeout: 60_000 },
-      (err, stdout, stderr) => {
-        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-      },
-    );
-    child.stdin?.end(input);
-  });
-}
+const atoll = (args: string[], input = '') => atollCli(args, { input, kubeconfig: devState().kubeconfig });
 
 describe('atoll CLI', () => {
   const ns = uniqueName('cli');

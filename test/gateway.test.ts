@@ -243,7 +243,7 @@ describe('atoll gateway and agent', () => {
       { namespace: ns, workspace: identities.get(ns)!, connection: name, field: 'apiKey', destination },
       KEY,
     );
-    const conn = await admin.create<KubeObject>(ExternalConnections, {
+    const conn = await admin.create<KubeObject & { spec: unknown }>(ExternalConnections, {
       metadata: { name, namespace: ns },
       spec: {
         type: 'test-api',

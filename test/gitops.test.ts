@@ -1,11 +1,11 @@
-import { execFile } from 'node:child_process';
-import path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
+import path from 'node:path';
 import { parse, parseAllDocuments } from 'yaml';
 import type { ExternalConnection } from '../src/api/v1alpha1/index.js';
 import type { KubeObject } from '../src/kube/client.js';
 import { ExternalConnections } from '../src/kube/resources.js';
 import { packageRoot } from '../src/dev/binaries.js';
+import { atollCli, runCommand } from './support/cli.js';
 import {
   admin,
   condition,
@@ -36,23 +36,7 @@ const SERVER_SET = [
   'deletionTimestamp',
 ];
 
-function run(
-  cmd: string,
-  args: string[],
-  opts: { input?: string; env?: NodeJS.ProcessEnv } = {},
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = execFile(cmd, args, { timeout: 60_000, env: opts.env ?? process.env }, (err, stdout, stderr) => {
-      resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-    });
-    child.stdin?.end(opts.input ?? '');
-  });
-}
-
-const atoll = (args: string[], input = '') =>
-  run(process.execPath, [path.join(packageRoot(), 'dist', 'main.js'), ...args, '--kubeconfig', devState().kubeconfig], {
-    input,
-  });
+const atoll = (args: string[], input = '') => atollCli(args, { input, kubeconfig: devState().kubeconfig });
 
 describe('GitOps with atoll seal', () => {
   const ns = uniqueName('gitops');
@@ -113,7 +97,7 @@ describe('GitOps with atoll seal', () => {
 
   it('`kubectl atoll seal` is the same command', async () => {
     const token = randomSecret('plugin');
-    const out = await run(
+    const out = await runCommand(
       'kubectl',
       [
         'atoll',

@@ -74,7 +74,7 @@ describe('aws-kms: a rotated-away key can be retired', () => {
     } as never);
     await waitFor(
       'workspace ready',
-      async () => condition(await client.get(Workspaces, ns, ns), 'Ready')?.status === 'True',
+      async () => condition(await client.get<Ws>(Workspaces, ns, ns), 'Ready')?.status === 'True',
       30_000,
     );
     for (const [name, token] of Object.entries(tokens)) {

@@ -89,7 +89,8 @@ describe('aws-kms: outage and crash recovery', () => {
     await client.create(Workspaces, { metadata: { name: ns, namespace: ns }, spec: {} } as never);
     await waitFor(
       'workspace ready',
-      async () => condition(await client.get(Workspaces, ns, ns), 'Ready')?.status === 'True',
+      async () =>
+        condition(await client.get<KubeObject & { status?: unknown }>(Workspaces, ns, ns), 'Ready')?.status === 'True',
       30_000,
     );
   });

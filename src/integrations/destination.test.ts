@@ -57,7 +57,7 @@ describe('destination of a connection', () => {
     const d = destinationDigest(dd, settings);
     expect(destinationDigest({ ...dd, metadata: { name: 'datadog-copy' } }, settings)).not.toBe(d);
     const redirected = structuredClone(dd);
-    redirected.spec.probe.http!.url = 'https://attacker.example/{{settings.site}}';
+    redirected.spec.probe!.http!.url = 'https://attacker.example/{{settings.site}}';
     expect(destinationDigest(redirected, settings)).not.toBe(d);
     const reheadered = structuredClone(dd) as IntegrationTypeObject & {
       spec: { gateway: { auth: Record<string, string> } };
@@ -65,7 +65,7 @@ describe('destination of a connection', () => {
     reheadered.spec.gateway.auth = { ...reheadered.spec.gateway.auth, headerName: 'X-Logged' };
     expect(destinationDigest(reheadered, settings)).not.toBe(d);
     // Cosmetic edits do not move credentials.
-    expect(destinationDigest({ ...dd, spec: { ...dd.spec, description: 'other words' } }, settings)).toBe(d);
+    expect(destinationDigest({ ...dd, spec: { ...dd.spec, ...{ description: 'other words' } } }, settings)).toBe(d);
   });
 
   it('refuses cross-type replay: alike settings of two types give different digests', () => {
@@ -116,8 +116,8 @@ describe('destination digest stability', () => {
   it('does not depend on the order of keys (the API server returns its own)', () => {
     const api = type('http-api');
     const reordered = structuredClone(api);
-    const auth = reordered.spec.probe.http!.auth! as Record<string, unknown>;
-    reordered.spec.probe.http!.auth = Object.fromEntries(Object.entries(auth).reverse()) as never;
+    const auth = reordered.spec.probe!.http!.auth! as unknown as Record<string, unknown>;
+    reordered.spec.probe!.http!.auth = Object.fromEntries(Object.entries(auth).reverse()) as never;
     expect(destinationDigest(reordered, { baseURL: 'https://a.example.com' })).toBe(
       destinationDigest(api, { baseURL: 'https://a.example.com' }),
     );

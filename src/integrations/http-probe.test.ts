@@ -263,7 +263,7 @@ describe('runHttpProbe: TLS', () => {
   it("presents the connection's client certificate (clientCertificate + clientKey) to a server that requires one", async () => {
     const pki = createTestPki('mtls');
     const client = createCertificate({ issuer: pki.ca, commonName: 'orders-app', usage: 'client' });
-    const seen: Array<string | undefined> = [];
+    const seen: Array<string | string[] | undefined> = [];
     const server = createHttpsServer(
       {
         cert: pki.server.certPem,

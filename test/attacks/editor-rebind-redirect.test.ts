@@ -1,10 +1,8 @@
-import { execFile } from 'node:child_process';
-import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ExternalConnection } from '../../src/api/v1alpha1/index.js';
 import type { KubeObject } from '../../src/kube/client.js';
 import { ExternalConnections } from '../../src/kube/resources.js';
-import { packageRoot } from '../../src/dev/binaries.js';
+import { atollCli } from '../support/cli.js';
 import { startHttpFixture, type HttpFixture } from '../support/services.js';
 import {
   admin,
@@ -20,18 +18,7 @@ import { carrying, LOOPBACK_EGRESS } from './support.js';
 
 type Conn = ExternalConnection & KubeObject;
 
-function atoll(args: string[], kubeconfig: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [path.join(packageRoot(), 'dist', 'main.js'), ...args, '--kubeconfig', kubeconfig],
-      { timeout: 60_000 },
-      (err, stdout, stderr) => {
-        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-      },
-    );
-  });
-}
+const atoll = (args: string[], kubeconfig: string) => atollCli(args, { kubeconfig });
 
 /**
  * Red team (issue 10): admission refuses an UPDATE that moves a connection's

@@ -1,4 +1,3 @@
-import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -7,6 +6,7 @@ import type { ExternalConnection } from '../../src/api/v1alpha1/index.js';
 import type { KubeObject } from '../../src/kube/client.js';
 import { CoreEvents, ExternalConnections, IntegrationTypes, Secrets } from '../../src/kube/resources.js';
 import { packageRoot } from '../../src/dev/binaries.js';
+import { atollCli } from '../support/cli.js';
 import { startHttpFixture, type HttpFixture } from '../support/services.js';
 import {
   admin,
@@ -23,18 +23,7 @@ import { carrying, gatewayWorkload, LOOPBACK_EGRESS } from './support.js';
 type Conn = ExternalConnection & KubeObject;
 type Secret = KubeObject & { data?: Record<string, string> };
 
-function atoll(args: string[], kubeconfig: string): Promise<{ code: number; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    execFile(
-      process.execPath,
-      [path.join(packageRoot(), 'dist', 'main.js'), ...args, '--kubeconfig', kubeconfig],
-      { timeout: 60_000 },
-      (err, stdout, stderr) => {
-        resolve({ code: err ? ((err as { code?: number }).code ?? 1) : 0, stdout, stderr });
-      },
-    );
-  });
-}
+const atoll = (args: string[], kubeconfig: string) => atollCli(args, { kubeconfig });
 
 /**
  * Issue 10.2: whoever may edit an IntegrationType must not be able to

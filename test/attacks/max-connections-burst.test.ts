@@ -114,7 +114,7 @@ describe('attack: a parallel burst of creates overruns maxConnections', () => {
       'QuotaReady names 5',
       () => admin().get<Ws>(Workspaces, ns, ns),
       (w) =>
-        condition(w, 'QuotaReady')?.message.includes('to 5 connections') === true &&
+        condition(w, 'QuotaReady')?.message?.includes('to 5 connections') === true &&
         condition(w, 'Ready')?.status === 'True',
     );
     await editor().create(ExternalConnections, connection(ns, 'fourth') as never);

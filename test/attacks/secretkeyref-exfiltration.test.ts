@@ -113,7 +113,7 @@ describe('attack: exfiltrating an offered Secret by repointing its connection', 
     expect((await call('billing')).status).not.toBe(200);
     expect(attacker.requests).toHaveLength(0);
     // The editor cannot approve: approving means writing the Secret's annotation.
-    const approve = /"(billing@[A-Za-z0-9_-]{12})"/.exec(condition(c, 'CredentialsSealed')!.message)![1]!;
+    const approve = /"(billing@[A-Za-z0-9_-]{12})"/.exec(condition(c, 'CredentialsSealed')!.message!)![1]!;
     const denied = await editor
       .mergePatch(Secrets, 'billing-token', ns, {
         metadata: { annotations: { 'atoll.dev/allowed-connections': approve } },
@@ -133,7 +133,7 @@ describe('attack: exfiltrating an offered Secret by repointing its connection', 
         x.status?.observedGeneration === x.metadata.generation &&
         condition(x, 'CredentialsSealed')?.reason === 'DestinationChanged',
     );
-    const approve = /"(billing@[A-Za-z0-9_-]{12})"/.exec(condition(c, 'CredentialsSealed')!.message)![1]!;
+    const approve = /"(billing@[A-Za-z0-9_-]{12})"/.exec(condition(c, 'CredentialsSealed')!.message!)![1]!;
     await admin().mergePatch(Secrets, 'billing-token', ns, {
       metadata: { annotations: { 'atoll.dev/allowed-connections': approve } },
     });

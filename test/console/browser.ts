@@ -79,7 +79,7 @@ export async function recordingContext(
 export async function expectNowhere(page: Page, responses: ResponseLog, secrets: string[]): Promise<void> {
   await responses.settled();
   const dom = await page.evaluate(() => {
-    const values = [...document.querySelectorAll('input, textarea, select')].map(
+    const values = Array.from(document.querySelectorAll('input, textarea, select')).map(
       (el) => (el as HTMLInputElement).value,
     );
     const storage = (s: Storage) =>

@@ -192,11 +192,19 @@ export async function eventually<T>(
   return last!;
 }
 
-export function condition(
-  obj: { status?: { conditions?: Array<{ type: string; status: string; reason: string; message: string }> } },
-  type: string,
-) {
-  return obj.status?.conditions?.find((c) => c.type === type);
+export interface ConditionView {
+  type: string;
+  status: string;
+  reason?: string;
+  message?: string;
+  observedGeneration?: number;
+  lastTransitionTime?: string;
+}
+
+/** The condition of that type on any object with status conditions (undefined when absent). */
+export function condition(obj: { status?: unknown }, type: string): ConditionView | undefined {
+  const status = obj.status as { conditions?: ConditionView[] } | undefined;
+  return status?.conditions?.find((c) => c.type === type);
 }
 
 /** Every key and value in etcd, as raw bytes decoded latin1 (range over the whole keyspace via the v3 JSON gateway). */

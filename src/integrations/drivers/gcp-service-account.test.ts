@@ -107,7 +107,7 @@ describe('GcpServiceAccountDriver', () => {
     expect(outcome).toBeInstanceOf(ProbeFailure);
     expect(outcome!.reason).toBe('CredentialsMissing');
     expect(google.requests.length).toBe(2); // nothing was sent
-    expect(outcome.message).toContain('client_email and private_key');
-    expect(outcome.message).not.toContain('secret-refresh');
+    expect(outcome!.message).toContain('client_email and private_key');
+    expect(outcome!.message).not.toContain('secret-refresh');
   });
 });

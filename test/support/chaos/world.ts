@@ -73,7 +73,8 @@ export interface ChaosWorld {
   connections: ConnectionRef[];
   /** Per workspace namespace, a token of its workload's ServiceAccount (audience atoll-gateway). */
   tokens: Map<string, string>;
-  stop(): Promise<void>;
+  /** Stops everything; the state dir (logs, etcd data) is removed unless `keepState` or ATOLL_KEEP_CHAOS_STATE. */
+  stop(opts?: { keepState?: boolean }): Promise<void>;
 }
 
 const LEASE_AND_TOKEN_SECONDS = 24 * 3600;
@@ -202,13 +203,13 @@ export async function startChaosWorld(opts: WorldOptions): Promise<ChaosWorld> {
   const cleanups: Array<{ what: string; run: () => Promise<unknown> }> = [];
   const cleanup = (what: string, run: () => Promise<unknown>) => void cleanups.push({ what, run });
   // Each step bounded: a process that ignores SIGTERM must not hold the suite (they are SIGKILLed on exit anyway).
-  const stop = async () => {
+  const stop = async (opts: { keepState?: boolean } = {}) => {
     for (const c of cleanups.reverse()) {
       const began = Date.now();
       await Promise.race([c.run().catch(() => undefined), new Promise((r) => setTimeout(r, 20_000).unref())]);
       if (Date.now() - began > 5_000) say(`stopping ${c.what} took ${Math.round((Date.now() - began) / 1000)}s`);
     }
-    if (!process.env.ATOLL_KEEP_CHAOS_STATE) rmSync(dir, { recursive: true, force: true });
+    if (!opts.keepState && !process.env.ATOLL_KEEP_CHAOS_STATE) rmSync(dir, { recursive: true, force: true });
   };
   try {
     say(`state in ${dir}`);
