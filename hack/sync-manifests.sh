@@ -61,7 +61,7 @@ done
 
 lua_block() { sed -e 's/^/    /' -e 's/^    $//' "$root/hack/argocd/$1"; }
 {
-  header "hack/argocd/*.lua"
+  header "hack/argocd/health.lua"
   echo "# Argo CD health checks for atoll's resources. Apply with"
   echo "#   kubectl -n argocd patch configmap argocd-cm --type merge --patch-file config/argocd/argocd-cm-patch.yaml"
   echo "# or list it under \`patches:\` of the kustomization that installs Argo CD."
@@ -72,9 +72,9 @@ lua_block() { sed -e 's/^/    /' -e 's/^    $//' "$root/hack/argocd/$1"; }
   echo "  namespace: argocd"
   echo "data:"
   echo "  resource.customizations.health.atoll.dev_Workspace: |"
-  lua_block health-workspace.lua
+  lua_block health.lua
   echo "  resource.customizations.health.atoll.dev_ExternalConnection: |"
-  lua_block health-externalconnection.lua
+  lua_block health.lua
 } > "$out/config/argocd/argocd-cm-patch.yaml"
 
 targets=(config/crd charts/atoll/files/crds charts/atoll/files/types config/argocd/argocd-cm-patch.yaml)

@@ -48,10 +48,10 @@ interface Health {
 }
 
 /** Evaluates a health script with `obj` bound, as Argo CD does, and returns its `hs` table. */
-function runHealth(script: string, obj: Json): Health {
+function runHealth(obj: Json): Health {
   const program = [
     `obj = ${toLua(obj)}`,
-    `local hs = dofile(${luaString(path.join(root, 'hack', 'argocd', script))})`,
+    `local hs = dofile(${luaString(path.join(root, 'hack', 'argocd', 'health.lua'))})`,
     'io.write(tostring(hs.status), "\\n", tostring(hs.message))',
   ].join('\n');
   const r = spawnSync(LUA, ['-'], { input: program, encoding: 'utf8' });
@@ -79,14 +79,12 @@ function resource(kind: string, generation: number, status: Json | undefined): J
 const kinds = [
   {
     kind: 'Workspace',
-    script: 'health-workspace.lua',
     specific: ['RBACReady', 'EncryptionReady'],
     terminal: 'DuplicateWorkspace',
     transient: 'KMSUnavailable',
   },
   {
     kind: 'ExternalConnection',
-    script: 'health-externalconnection.lua',
     specific: ['CredentialsSealed', 'Reachable', 'Authenticated'],
     terminal: 'CiphertextRejected',
     transient: 'Unreachable',
@@ -105,7 +103,7 @@ describe('JSON to Lua table conversion', () => {
       observedGeneration: 1,
       conditions: [condition('Ready', 'True', 'Succeeded', tricky)],
     });
-    expect(runHealth('health-workspace.lua', obj)).toEqual({ status: 'Healthy', message: tricky });
+    expect(runHealth(obj)).toEqual({ status: 'Healthy', message: tricky });
   });
 
   it('renders arrays 1-based, null as nil and nested objects as keyed tables', () => {
@@ -125,18 +123,18 @@ for (const k of kinds) {
       });
 
     it('is Healthy when Ready=True for the current generation', () => {
-      expect(runHealth(k.script, allTrue(3, 3))).toEqual({ status: 'Healthy', message: 'All checks passed' });
+      expect(runHealth(allTrue(3, 3))).toEqual({ status: 'Healthy', message: 'All checks passed' });
     });
 
     it('is Progressing when the status was written for an older generation, even if Ready=True', () => {
-      const h = runHealth(k.script, allTrue(4, 3));
+      const h = runHealth(allTrue(4, 3));
       expect(h.status).toBe('Progressing');
       expect(h.message).toContain('generation 4');
     });
 
     it('is Progressing without a status, and without conditions', () => {
-      expect(runHealth(k.script, resource(k.kind, 1, undefined)).status).toBe('Progressing');
-      expect(runHealth(k.script, resource(k.kind, 1, { observedGeneration: 1 })).status).toBe('Progressing');
+      expect(runHealth(resource(k.kind, 1, undefined)).status).toBe('Progressing');
+      expect(runHealth(resource(k.kind, 1, { observedGeneration: 1 })).status).toBe('Progressing');
     });
 
     it('is Progressing while not Ready for a reason that retrying can fix', () => {
@@ -147,7 +145,7 @@ for (const k of kinds) {
           condition(k.specific[0], 'False', k.transient, 'waiting'),
         ],
       });
-      expect(runHealth(k.script, obj)).toEqual({ status: 'Progressing', message: `${k.transient}: waiting` });
+      expect(runHealth(obj)).toEqual({ status: 'Progressing', message: `${k.transient}: waiting` });
     });
 
     it('is Degraded on a terminal reason, naming it', () => {
@@ -158,7 +156,7 @@ for (const k of kinds) {
           condition(k.specific[0], 'False', k.terminal, 'fix the spec'),
         ],
       });
-      expect(runHealth(k.script, obj)).toEqual({ status: 'Degraded', message: `${k.terminal}: fix the spec` });
+      expect(runHealth(obj)).toEqual({ status: 'Degraded', message: `${k.terminal}: fix the spec` });
     });
 
     it('is Degraded when only a specific condition carries the terminal reason', () => {
@@ -169,7 +167,7 @@ for (const k of kinds) {
           condition(k.specific[0], 'False', 'PolicyViolation', 'not allowed'),
         ],
       });
-      expect(runHealth(k.script, obj)).toEqual({ status: 'Degraded', message: 'PolicyViolation: not allowed' });
+      expect(runHealth(obj)).toEqual({ status: 'Degraded', message: 'PolicyViolation: not allowed' });
     });
 
     it('is Progressing, not Degraded, when a terminal reason belongs to an older generation', () => {
@@ -177,13 +175,13 @@ for (const k of kinds) {
         observedGeneration: 4,
         conditions: [condition('Ready', 'False', k.terminal, 'old')],
       });
-      expect(runHealth(k.script, obj).status).toBe('Progressing');
+      expect(runHealth(obj).status).toBe('Progressing');
     });
 
     it('is Progressing while being deleted', () => {
       const obj = allTrue(3, 3) as { metadata: { [key: string]: Json } };
       obj.metadata.deletionTimestamp = '2025-01-01T00:00:00Z';
-      expect(runHealth(k.script, obj as unknown as Json)).toEqual({
+      expect(runHealth(obj as unknown as Json)).toEqual({
         status: 'Progressing',
         message: `${k.kind} is being deleted`,
       });
@@ -194,7 +192,7 @@ for (const k of kinds) {
         data: Record<string, string>;
       };
       expect(patch.data[`resource.customizations.health.atoll.dev_${k.kind}`]).toBe(
-        readFileSync(path.join(root, 'hack', 'argocd', k.script), 'utf8'),
+        readFileSync(path.join(root, 'hack', 'argocd', 'health.lua'), 'utf8'),
       );
     });
   });

@@ -25,6 +25,7 @@ import { ControlPlane } from '../src/dev/control-plane.js';
 import { createKmsKey, MOTO_CREDENTIALS, MOTO_REGION, startMoto, type MotoServer } from './support/moto.js';
 import { waitFor } from '../src/dev/ports.js';
 import { condition, randomSecret } from './support/cluster.js';
+import { expectFailsClosedThroughOutage } from './support/kms-outage.js';
 
 type Conn = ExternalConnection & KubeObject;
 
@@ -156,51 +157,14 @@ describe('aws-kms: outage and crash recovery', () => {
   });
 
   it('fails closed during a KMS outage, loses nothing, and converges when it returns', async () => {
-    const steadyBefore = await client.get<Secret>(Secrets, 'steady-credentials', ns);
-    moto.pause();
-    try {
-      // Admission cannot seal: the write is refused, nothing is stored, and the message says why.
-      const refused = await client
-        .create(ExternalConnections, conn('during-outage', { token: { value: randomSecret('out') } }) as never)
-        .catch((e: Error) => e);
-      expect(refused.message).toContain('the KMS is unavailable; nothing was stored');
-      expect(await client.tryGet(ExternalConnections, 'during-outage', ns)).toBeUndefined();
-
-      // The controller cannot seal a referenced Secret: KMSUnavailable, no managed Secret, no plaintext fallback.
-      const v = randomSecret('src');
-      await client.create(Secrets, {
-        metadata: { name: 'eso', namespace: ns, annotations: { 'atoll.dev/allowed-connections': 'from-ref' } },
-        stringData: { token: v },
-      } as never);
-      await client.create(
-        ExternalConnections,
-        conn('from-ref', { token: { secretKeyRef: { name: 'eso', key: 'token' } } }) as never,
-      );
-      await waitFor(
-        'KMSUnavailable',
-        async () => condition(await get('from-ref'), 'CredentialsSealed')?.reason === 'KMSUnavailable',
-        30_000,
-      );
-      expect(condition(await get('from-ref'), 'Ready')).toMatchObject({ status: 'False', reason: 'KMSUnavailable' });
-      expect(await client.tryGet(Secrets, 'from-ref-credentials', ns)).toBeUndefined();
-      // What was stored before is untouched.
-      const steadyDuring = await client.get<Secret>(Secrets, 'steady-credentials', ns);
-      expect(steadyDuring.data).toEqual(steadyBefore.data);
-      expect(steadyDuring.metadata?.resourceVersion).toBe(steadyBefore.metadata?.resourceVersion);
-    } finally {
-      moto.resume();
-    }
-    // Reconciliation resumes by itself (backoff retry).
-    await waitFor(
-      'recovered',
-      async () => condition(await get('from-ref'), 'CredentialsSealed')?.status === 'True',
-      60_000,
-      250,
-    );
-    const managed = await client.get<Secret>(Secrets, 'from-ref-credentials', ns);
-    expect(Buffer.from(managed.data!.token!, 'base64').toString()).toMatch(/^atoll:v1:aws-kms:/);
-    expect((await get('from-ref')).status?.credentials?.token?.version).toBe(1);
-    expect((await client.get<Secret>(Secrets, 'steady-credentials', ns)).data).toEqual(steadyBefore.data);
+    await expectFailsClosedThroughOutage({
+      client,
+      ns,
+      provider: 'aws-kms',
+      connection: conn,
+      pause: () => moto.pause(),
+      resume: () => moto.resume(),
+    });
   });
 
   it('converges to exactly one correct Secret after a crash between the KMS call and the Secret write', async () => {

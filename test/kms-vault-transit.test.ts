@@ -47,6 +47,7 @@ import {
   type VaultServer,
 } from '../src/dev/vault.js';
 import { condition, randomSecret } from './support/cluster.js';
+import { expectFailsClosedThroughOutage } from './support/kms-outage.js';
 import { scrapeCounter } from './support/operator-fixture.js';
 
 type Conn = ExternalConnection & KubeObject;
@@ -277,45 +278,15 @@ describe('vault-transit: operator and gateway against a real Vault with Kubernet
   });
 
   it('fails closed during a Vault outage, loses nothing, and converges when it returns', async () => {
-    const steadyBefore = await client.get<Secret>(Secrets, 'steady-credentials', ns);
-    vault.pause();
-    try {
-      const refused = await client
-        .create(ExternalConnections, conn('during-outage', { token: { value: randomSecret('out') } }) as never)
-        .catch((e: Error) => e);
-      expect(refused.message).toContain('the KMS is unavailable; nothing was stored');
-      expect(await client.tryGet(ExternalConnections, 'during-outage', ns)).toBeUndefined();
-
-      const v = randomSecret('src');
-      secrets.push(v);
-      await client.create(Secrets, {
-        metadata: { name: 'eso', namespace: ns, annotations: { 'atoll.dev/allowed-connections': 'from-ref' } },
-        stringData: { token: v },
-      } as never);
-      await client.create(
-        ExternalConnections,
-        conn('from-ref', { token: { secretKeyRef: { name: 'eso', key: 'token' } } }) as never,
-      );
-      await waitFor(
-        'KMSUnavailable',
-        async () => condition(await get('from-ref'), 'CredentialsSealed')?.reason === 'KMSUnavailable',
-        30_000,
-      );
-      expect(await client.tryGet(Secrets, 'from-ref-credentials', ns)).toBeUndefined();
-      const steadyDuring = await client.get<Secret>(Secrets, 'steady-credentials', ns);
-      expect(steadyDuring.metadata?.resourceVersion).toBe(steadyBefore.metadata?.resourceVersion);
-    } finally {
-      vault.resume();
-    }
-    await waitFor(
-      'recovered',
-      async () => condition(await get('from-ref'), 'CredentialsSealed')?.status === 'True',
-      60_000,
-      250,
-    );
-    const managed = await client.get<Secret>(Secrets, 'from-ref-credentials', ns);
-    expect(Buffer.from(managed.data!.token!, 'base64').toString()).toMatch(/^atoll:v1:vault-transit:/);
-    expect((await client.get<Secret>(Secrets, 'steady-credentials', ns)).data).toEqual(steadyBefore.data);
+    await expectFailsClosedThroughOutage({
+      client,
+      ns,
+      provider: 'vault-transit',
+      connection: conn,
+      pause: () => vault.pause(),
+      resume: () => vault.resume(),
+      stored: (value) => secrets.push(value),
+    });
   });
 
   it('logs in again after Vault revokes its token', async () => {

@@ -606,6 +606,9 @@ async function main(): Promise<void> {
         floor_rps: round2(floor.rps),
         floor_cpu_us_per_req: round2(floor.cpuUs),
         ratio_vs_floor: round2(gw.rps / floor.rps),
+        // atoll's own per-request work: the gateway's CPU per request above the bare Node proxy's (ADR 0030).
+        own_cpu_us_per_req: round2(gw.cpuUs - floor.cpuUs),
+        cpu_ratio_vs_floor: round2(gw.cpuUs / floor.cpuUs),
         nginx_cpu_us_per_req: ng ? round2(ng.cpuUs) : null,
         cpu_ratio_vs_nginx: ng ? round2(ng.cpuUs / gw.cpuUs) : null,
         rotation_proxy_p99_ms: round2(percentile(proxyMs, 99)),

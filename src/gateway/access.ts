@@ -18,7 +18,7 @@ export async function authenticate(
 ): Promise<{ caller: Caller; token: string }> {
   const token = bearerToken(req.headers.authorization);
   if (token === undefined) throw unauthorized(GatewayErrorMessage.missingToken);
-  const caller = await ctx.authorizer.authenticate(token, sourceKey(req.socket.remoteAddress));
+  const caller = await ctx.authorizer.authenticate(token, () => sourceKey(req.socket.remoteAddress));
   entry.namespace = caller.namespace;
   entry.serviceAccount = caller.serviceAccount;
   return { caller, token };

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import type { KubeClient, KubeObject } from '../kube/client.js';
 import { SubjectAccessReviews, TokenReviews } from '../kube/resources.js';
 import { GROUP, EXTERNAL_CONNECTION } from '../api/v1alpha1/index.js';
@@ -35,6 +35,17 @@ interface ReviewObject extends KubeObject {
   status?: TokenReviewStatus & { allowed?: boolean; denied?: boolean };
 }
 
+const callerKeys = new WeakMap<Caller, string>();
+
+function callerKey(caller: Caller): string {
+  let key = callerKeys.get(caller);
+  if (key === undefined) {
+    key = JSON.stringify([caller.username, caller.uid, caller.groups, caller.namespace]);
+    if (Object.isFrozen(caller) && Object.isFrozen(caller.groups)) callerKeys.set(caller, key);
+  }
+  return key;
+}
+
 /**
  * Authentication (TokenReview with the gateway's audience) and authorization
  * (SubjectAccessReview for a verb on one ExternalConnection) against
@@ -67,11 +78,15 @@ export class GatewayAuthorizer {
    * A token not in the cache costs `source` one TokenReview from its budget
    * (429 once spent), refunded when the token is valid. Concurrent requests
    * with the same new token share one review (and one budget token).
+   * `source` may be given as a function: it is then only worked out for a
+   * token not in the cache.
    */
-  async authenticate(token: string, source?: string): Promise<Caller> {
-    const key = createHash('sha256').update(token).digest('base64url');
+  async authenticate(token: string, source?: string | (() => string)): Promise<Caller> {
+    // One-shot SHA-256: the same key as a Hash object's, without allocating one per request.
+    const key = hash('sha256', token, 'base64url');
     let decision = this.#tokens.get(key);
     if (decision === undefined) {
+      if (typeof source === 'function') source = source();
       let pending = this.#reviewing.get(key);
       if (pending === undefined) {
         if (source !== undefined) {
@@ -81,7 +96,7 @@ export class GatewayAuthorizer {
         pending = this.#review(key, token).finally(() => this.#reviewing.delete(key));
         this.#reviewing.set(key, pending);
         decision = await pending;
-        if (source !== undefined && !(decision instanceof GatewayError)) this.#unknownTokens.refund(source);
+        if (typeof source === 'string' && !(decision instanceof GatewayError)) this.#unknownTokens.refund(source);
       } else {
         decision = await pending;
       }
@@ -113,7 +128,8 @@ export class GatewayAuthorizer {
    * `name` undefined asks about every connection of the namespace at once.
    */
   async may(caller: Caller, verb: ConnectionVerb, name: string | undefined): Promise<boolean> {
-    const key = JSON.stringify([caller.username, caller.uid, caller.groups, caller.namespace, verb, name ?? '']);
+    // The caller's part of the key is serialised once per (cached, frozen) caller; verb and name cannot hold a newline.
+    const key = `${callerKey(caller)}\n${verb}\n${name ?? ''}`;
     const cached = this.#access.get(key);
     if (cached !== undefined) return cached;
     let review: ReviewObject;

@@ -50,14 +50,15 @@ export function callerFromTokenReview(
   const username = status.user?.username ?? '';
   const sa = parseServiceAccountUsername(username);
   if (sa === undefined) return forbidden(GatewayErrorMessage.notServiceAccount);
-  return {
+  // Frozen: a cached decision is shared by every request with the token, and its authorization key is derived once.
+  return Object.freeze({
     username,
     uid: status.user?.uid ?? '',
-    groups: [...(status.user?.groups ?? [])],
-    extra: { ...(status.user?.extra ?? {}) },
+    groups: Object.freeze([...(status.user?.groups ?? [])]) as string[],
+    extra: Object.freeze({ ...(status.user?.extra ?? {}) }),
     namespace: sa.namespace,
     serviceAccount: sa.name,
-  };
+  });
 }
 
 /**

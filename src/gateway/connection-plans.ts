@@ -53,15 +53,18 @@ export class ConnectionPlans {
     const settings = validateSettings({ metadata: type.metadata, spec: type.spec }, conn.spec?.settings);
     if (!settings.ok) throw notReady(GatewayErrorMessage.invalidSettings);
     const target = planConnection(type.spec.gateway!, { settings: settings.settings, credentials: snapshot.values });
+    // Frozen: requests share them, and the egress guard and the pools remember what they derived from them (ADR 0030).
     const plan: ConnectionPlan = {
       target,
-      egress: { allowCIDRs: workspace.spec?.policy?.egress?.allowCIDRs ?? [] },
-      owner: {
+      egress: Object.freeze({
+        allowCIDRs: Object.freeze([...(workspace.spec?.policy?.egress?.allowCIDRs ?? [])]) as string[],
+      }),
+      owner: Object.freeze({
         namespace,
         name: String(conn.metadata?.name),
         uid: String(conn.metadata?.uid),
         credentialVersion: JSON.stringify(snapshot.versions),
-      },
+      }),
     };
     this.#entries.set(conn, { type, workspace, snapshot, plan });
     return plan;

@@ -20,34 +20,52 @@ const HOP_BY_HOP = new Set([
  */
 const CALLER_ONLY = new Set(['authorization', 'cookie', 'forwarded', 'host', 'x-real-ip', 'via', 'expect']);
 
-function isConnectionScoped(name: string, connectionTokens: Set<string>): boolean {
+function isConnectionScoped(name: string, connectionTokens: ReadonlySet<string>): boolean {
   return HOP_BY_HOP.has(name) || connectionTokens.has(name) || name.startsWith('proxy-');
 }
 
-function connectionTokensOf(headers: IncomingHttpHeaders): Set<string> {
+const NO_TOKENS: ReadonlySet<string> = new Set();
+
+/** The header names a Connection header lists (RFC 9110 §7.6.1), lower-case. */
+function connectionTokensOf(headers: IncomingHttpHeaders): ReadonlySet<string> {
   const value = headers.connection;
+  if (value === undefined) return NO_TOKENS;
   const tokens = new Set<string>();
-  for (const part of (Array.isArray(value) ? value.join(',') : (value ?? '')).split(',')) {
+  for (const part of (Array.isArray(value) ? value.join(',') : value).split(',')) {
     const token = part.trim().toLowerCase();
     if (token !== '') tokens.add(token);
   }
   return tokens;
 }
 
+/** Lower-cased injected names per plan headers object: a connection's plan hands every request the same one. */
+const reservedOf = new WeakMap<object, ReadonlySet<string>>();
+
+function reservedNames(injected: Iterable<string> | Readonly<Record<string, string>>): ReadonlySet<string> {
+  const known = reservedOf.get(injected);
+  if (known !== undefined) return known;
+  const names = Symbol.iterator in injected ? [...injected] : Object.keys(injected);
+  const reserved = new Set(names.map((n) => n.toLowerCase()));
+  if (Object.isFrozen(injected)) reservedOf.set(injected, reserved);
+  return reserved;
+}
+
 /**
  * The caller's request headers minus everything the upstream must not see
  * (see CALLER_ONLY, hop-by-hop, Proxy-*, X-Forwarded-*) and minus the names
- * the gateway itself sets (`injected`), so a caller can never override or
- * append to an injected credential.
+ * the gateway itself sets (`injected`: the names, or the plan's headers
+ * object), so a caller can never override or append to an injected
+ * credential.
  */
 export function forwardableRequestHeaders(
   headers: IncomingHttpHeaders,
-  injected: Iterable<string>,
+  injected: Iterable<string> | Readonly<Record<string, string>>,
 ): OutgoingHttpHeaders {
   const tokens = connectionTokensOf(headers);
-  const reserved = new Set([...injected].map((n) => n.toLowerCase()));
+  const reserved = reservedNames(injected);
   const out: OutgoingHttpHeaders = {};
-  for (const [name, value] of Object.entries(headers)) {
+  for (const name of Object.keys(headers)) {
+    const value = headers[name];
     if (value === undefined) continue;
     if (
       isConnectionScoped(name, tokens) ||
@@ -72,13 +90,18 @@ export function safeResponseHeaders(headers: IncomingHttpHeaders, secrets: reado
   const tokens = connectionTokensOf(headers);
   const needles = secretNeedles(secrets);
   const out: OutgoingHttpHeaders = {};
-  for (const [name, value] of Object.entries(headers)) {
+  for (const name of Object.keys(headers)) {
+    const value = headers[name];
     if (value === undefined || isConnectionScoped(name, tokens)) continue;
-    const values = Array.isArray(value) ? value : [value];
-    if (values.some((v) => needles.some((needle) => v.includes(needle)))) continue;
+    if (typeof value === 'string' ? containsAny(value, needles) : value.some((v) => containsAny(v, needles))) continue;
     out[name] = value;
   }
   return out;
+}
+
+function containsAny(value: string, needles: readonly string[]): boolean {
+  for (const needle of needles) if (value.includes(needle)) return true;
+  return false;
 }
 
 /** Needles per secrets list: a connection's plan hands every request the same list, so they are derived once. */

@@ -1,3 +1,4 @@
+import { EventEmitter } from 'node:events';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { errors as undiciErrors, type Dispatcher } from 'undici';
 import type { EgressPolicy } from '../integrations/probe-types.js';
@@ -55,44 +56,51 @@ export async function proxyRequest(
   plan: UpstreamPlan,
   opts: ProxyOptions,
 ): Promise<number> {
-  const pool = await opts.client.pool(plan.url, opts.egress, opts.owner);
-  const headers: Record<string, string | string[]> = {
-    ...(forwardableRequestHeaders(req.headers, Object.keys(plan.headers)) as Record<string, string | string[]>),
-    'user-agent': req.headers['user-agent'] ?? GATEWAY_USER_AGENT,
-    ...plan.headers,
-    host: plan.url.host,
-  };
-  delete headers['content-length'];
+  const pool = await opts.client.pool(plan.destination, opts.egress, opts.owner);
+  const headers = forwardableRequestHeaders(req.headers, plan.headers) as Record<string, string | string[]>;
+  headers['user-agent'] = req.headers['user-agent'] ?? GATEWAY_USER_AGENT;
+  for (const name of Object.keys(plan.headers)) headers[name] = plan.headers[name] as string;
+  headers.host = plan.destination.host;
   if (opts.body.kind === 'length') headers['content-length'] = String(opts.body.length);
-
-  const abort = new AbortController();
-  const onCallerGone = (): void => {
-    if (!res.writableFinished) abort.abort();
-  };
-  res.once('close', onCallerGone);
-
-  let answer: Dispatcher.ResponseData;
-  try {
-    answer = await pool.request({
-      method: req.method as Dispatcher.HttpMethod,
-      path: `${plan.url.pathname}${plan.url.search}`,
-      headers,
-      body: opts.body.kind === 'none' ? null : req,
-      signal: abort.signal,
-    });
-  } catch (err) {
-    res.off('close', onCallerGone);
-    throw upstreamFailure(err);
-  }
-
-  res.writeHead(answer.statusCode, safeResponseHeaders(answer.headers, plan.secrets));
-  return new Promise<number>((resolve) => {
-    answer.body.on('error', () => res.destroy());
-    answer.body.pipe(res);
+  else if (headers['content-length'] !== undefined) delete headers['content-length'];
+  return new Promise<number>((resolve, reject) => {
+    // undici's abort signal may be any emitter of 'abort': cheaper than an AbortController per request (ADR 0030).
+    const callerGone = new EventEmitter();
+    let answer: Dispatcher.ResponseData | undefined;
     res.once('close', () => {
+      if (answer === undefined) {
+        if (!res.writableFinished) callerGone.emit('abort');
+        return;
+      }
       // Anything left unread (caller gone, upstream cut short) is destroyed, never pooled.
       if (!answer.body.readableEnded) answer.body.destroy();
       resolve(answer.statusCode);
     });
+    pool.request(
+      {
+        method: req.method as Dispatcher.HttpMethod,
+        path: plan.path,
+        headers,
+        body: opts.body.kind === 'none' ? null : req,
+        signal: callerGone,
+      },
+      (err, data) => {
+        if (err !== null) {
+          reject(upstreamFailure(err));
+          return;
+        }
+        try {
+          res.writeHead(data.statusCode, safeResponseHeaders(data.headers, plan.secrets));
+        } catch (headErr) {
+          // An upstream header Node refuses to send: a 500 (nothing was sent), as when this threw after an await.
+          data.body.destroy();
+          reject(headErr instanceof Error ? headErr : new Error(String(headErr)));
+          return;
+        }
+        answer = data;
+        data.body.on('error', () => res.destroy());
+        data.body.pipe(res);
+      },
+    );
   });
 }

@@ -64,18 +64,30 @@ export function requestListener(ctx: GatewayContext, metrics: OperatorMetrics): 
       sendError(res, failure);
     } finally {
       const seconds = (performance.now() - started) / 1000;
-      const labels = { route: route.kind, code: String(status) };
+      const labels = metricLabels(route.kind, status);
       metrics.gatewayRequests.inc(labels);
       metrics.gatewayDuration.observe(labels, seconds);
-      const line = { ...entry, status, durationMs: Math.round(seconds * 1000), ...(cause ? { cause } : {}) };
-      if (status >= 500) ctx.log.warn(line, 'gateway request');
-      else ctx.log.info(line, 'gateway request');
+      const level = status >= 500 ? 'warn' : 'info';
+      if (ctx.log.isLevelEnabled(level)) {
+        const line = { ...entry, status, durationMs: Math.round(seconds * 1000), ...(cause ? { cause } : {}) };
+        ctx.log[level](line, 'gateway request');
+      }
     }
   }
 
   return (req, res) => {
     void handle(req, res);
   };
+}
+
+/** One label object per route and status (prom-client keeps the first it sees anyway): requests need not build one each. */
+const labelsOf = new Map<string, Readonly<{ route: string; code: string }>>();
+
+function metricLabels(route: string, status: number): Readonly<{ route: string; code: string }> {
+  const key = `${route} ${status}`;
+  let labels = labelsOf.get(key);
+  if (labels === undefined) labelsOf.set(key, (labels = { route, code: String(status) }));
+  return labels;
 }
 
 async function dispatch(

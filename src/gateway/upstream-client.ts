@@ -5,6 +5,7 @@ import { resolveEgress, type Resolver } from '../integrations/egress.js';
 import { ProbeFailure } from '../integrations/probe-failure.js';
 import type { DialOverride, EgressPolicy } from '../integrations/probe-types.js';
 import { GatewayError, GatewayErrorCode, GatewayErrorMessage } from './errors.js';
+import type { Destination } from './upstream-plan.js';
 
 export interface UpstreamClientOptions {
   /** Extra PEM CAs trusted besides the system ones (tests, private PKI). */
@@ -30,6 +31,27 @@ export interface PoolOwner {
   credentialVersion: string;
 }
 
+/** A pool and what its key says, kept beside it so retiring never parses a key. */
+interface PoolEntry {
+  pool: Pool;
+  identity: string;
+  version: string;
+}
+
+/** The identity and key prefix of an owner object, derived once (plans hand every request the same owner). */
+const ownerKeys = new WeakMap<PoolOwner, { identity: string; prefix: string }>();
+
+function keysOf(owner: PoolOwner): { identity: string; prefix: string } {
+  let keys = ownerKeys.get(owner);
+  if (keys === undefined || !Object.isFrozen(owner)) {
+    const identity = JSON.stringify([owner.namespace, owner.name, owner.uid]);
+    // A JSON array, so the prefix ends where the destination begins: keys of different owners never collide.
+    keys = { identity, prefix: JSON.stringify([identity, owner.credentialVersion]) };
+    if (Object.isFrozen(owner)) ownerKeys.set(owner, keys);
+  }
+  return keys;
+}
+
 const MAX_POOLS = 1_000;
 
 /**
@@ -44,7 +66,7 @@ const MAX_POOLS = 1_000;
  * early, the response was not read to its end, or the request was aborted.
  */
 export class UpstreamClient {
-  readonly #pools = new Map<string, Pool>();
+  readonly #pools = new Map<string, PoolEntry>();
   /** Pool keys per connection identity, to close a connection's pools when its credentials change. */
   readonly #byConnection = new Map<string, Set<string>>();
   readonly #secureContext: SecureContext | undefined;
@@ -63,13 +85,11 @@ export class UpstreamClient {
   }
 
   /**
-   * Resolves and checks the URL's host, then returns the owner's pool for it; throws a GatewayError (502)
+   * Resolves and checks the destination's host, then returns the owner's pool for it; throws a GatewayError (502)
    * when egress is denied or DNS fails.
    */
-  async pool(url: URL, egress: EgressPolicy, owner: PoolOwner): Promise<Pool> {
-    const host = url.hostname.replace(/^\[(.*)\]$/, '$1');
-    const secure = url.protocol === 'https:';
-    const port = url.port !== '' ? Number(url.port) : secure ? 443 : 80;
+  async pool(destination: Destination, egress: EgressPolicy, owner: PoolOwner): Promise<Pool> {
+    const { hostname: host, port, secure } = destination;
     const override = this.#dial?.(host, port);
     let address: string;
     try {
@@ -82,19 +102,20 @@ export class UpstreamClient {
       throw new GatewayError(502, GatewayErrorCode.BadGateway, GatewayErrorMessage.upstreamFailed, { cause: err });
     }
     const connectPort = override?.port ?? port;
-    const identity = JSON.stringify([owner.namespace, owner.name, owner.uid]);
-    const key = JSON.stringify([identity, owner.credentialVersion, secure, address, connectPort, host]);
-    let pool = this.#pools.get(key);
-    if (pool !== undefined) {
+    const { identity, prefix } = keysOf(owner);
+    // Host names and addresses hold no space: the fields after the JSON prefix split unambiguously.
+    const key = `${prefix} ${secure ? 's' : 'p'} ${address} ${connectPort} ${host}`;
+    const entry = this.#pools.get(key);
+    if (entry !== undefined) {
       // Most recently used last, so eviction takes the coldest pool.
       this.#pools.delete(key);
-      this.#pools.set(key, pool);
-      return pool;
+      this.#pools.set(key, entry);
+      return entry.pool;
     }
     this.#retireStaleVersions(identity, owner.credentialVersion);
     if (this.#pools.size >= MAX_POOLS) this.#retire(this.#pools.keys().next().value as string);
-    pool = this.#newPool(url.origin, secure, address, connectPort, host);
-    this.#pools.set(key, pool);
+    const pool = this.#newPool(destination.origin, secure, address, connectPort, host);
+    this.#pools.set(key, { pool, identity, version: owner.credentialVersion });
     let keys = this.#byConnection.get(identity);
     if (keys === undefined) this.#byConnection.set(identity, (keys = new Set()));
     keys.add(key);
@@ -103,7 +124,7 @@ export class UpstreamClient {
 
   /** Closes every pool, cutting in-flight requests. */
   async close(): Promise<void> {
-    const pools = [...this.#pools.values()];
+    const pools = [...this.#pools.values()].map((e) => e.pool);
     this.#pools.clear();
     this.#byConnection.clear();
     await Promise.all(pools.map((p) => p.destroy().catch(() => undefined)));
@@ -139,17 +160,17 @@ export class UpstreamClient {
   /** A connection whose credentials changed gets fresh pools; the old ones finish their requests and close. */
   #retireStaleVersions(identity: string, version: string): void {
     for (const key of this.#byConnection.get(identity) ?? []) {
-      if ((JSON.parse(key) as unknown[])[1] !== version) this.#retire(key);
+      if (this.#pools.get(key)?.version !== version) this.#retire(key);
     }
   }
 
   #retire(key: string): void {
-    const pool = this.#pools.get(key);
+    const entry = this.#pools.get(key);
+    if (entry === undefined) return;
     this.#pools.delete(key);
-    const identity = (JSON.parse(key) as unknown[])[0] as string;
-    const keys = this.#byConnection.get(identity);
+    const keys = this.#byConnection.get(entry.identity);
     keys?.delete(key);
-    if (keys?.size === 0) this.#byConnection.delete(identity);
-    void pool?.close().catch(() => undefined);
+    if (keys?.size === 0) this.#byConnection.delete(entry.identity);
+    void entry.pool.close().catch(() => undefined);
   }
 }

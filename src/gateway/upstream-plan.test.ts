@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { GatewayError } from './errors.js';
-import { isForwardablePath, planUpstream } from './upstream-plan.js';
+import { isForwardablePath, planConnection, planUpstream, requestPlan, upstreamHref } from './upstream-plan.js';
 
 const values = (
   credentials: Record<string, string>,
@@ -19,7 +19,7 @@ describe('planUpstream', () => {
       '/series/a%20b',
       '?from=1',
     );
-    expect(plan.url.href).toBe('https://api.example.com/v2/series/a%20b?from=1');
+    expect(upstreamHref(plan)).toBe('https://api.example.com/v2/series/a%20b?from=1');
     expect(plan.headers).toEqual({ 'dd-api-key': 'k-123456', 'dd-application-key': 'app-987654', 'x-static': 'yes' });
     expect(plan.secrets).toEqual(expect.arrayContaining(['k-123456', 'app-987654']));
   });
@@ -36,7 +36,7 @@ describe('planUpstream', () => {
       '',
     );
     expect(plan.headers).toEqual({ authorization: 'Bearer tok-abcdef' });
-    expect(plan.url.href).toBe('https://h/');
+    expect(upstreamHref(plan)).toBe('https://h/');
   });
 
   it('basic auth encodes user and password; query auth replaces a caller parameter of the same name', () => {
@@ -53,8 +53,9 @@ describe('planUpstream', () => {
       '/x',
       '?api_key=caller&q=1',
     );
-    expect(query.url.searchParams.getAll('api_key')).toEqual(['s3cr3t-value']);
-    expect(query.url.searchParams.get('q')).toBe('1');
+    const url = new URL(upstreamHref(query));
+    expect(url.searchParams.getAll('api_key')).toEqual(['s3cr3t-value']);
+    expect(url.searchParams.get('q')).toBe('1');
   });
 
   it('auth type may be a settings template (http-api)', () => {
@@ -88,6 +89,36 @@ describe('planUpstream', () => {
   });
 });
 
+describe('requestPlan', () => {
+  /** What the WHATWG URL makes of base + path + query: the reference the string join must equal. */
+  function viaURL(base: string, path: string, search: string): string {
+    const b = new URL(base);
+    const url = new URL(b.href);
+    url.pathname = b.pathname.replace(/\/+$/, '') + path;
+    const callerQuery = search.startsWith('?') ? search.slice(1) : search;
+    url.search = [b.search.slice(1), callerQuery].filter((q) => q !== '').join('&');
+    url.hash = '';
+    return url.href;
+  }
+
+  it('joins path and query exactly as the URL would serialise them, whatever the characters', () => {
+    const bases = ['http://h', 'http://h/', 'https://h:8443/v1/', 'http://[::1]:9/p?fixed=1', 'https://h/a#frag'];
+    // Every printable ASCII character, a space, a control character and non-ASCII, in paths and queries.
+    const chars = [...Array.from({ length: 95 }, (_, i) => String.fromCharCode(32 + i)), '\u0001', 'é', '€'];
+    const samples = ['', '?', '??x', '?a=1&b=2', '/', '//x', '/a/b.json'];
+    for (const c of chars) samples.push(`/x${c}y`, `?q=${c}`, `/p${c}?v=${c}${c}`);
+    for (const base of bases) {
+      const target = planConnection({ baseURL: base }, values({}, {}));
+      for (const sample of samples) {
+        const q = sample.indexOf('?');
+        const [path, search] = q < 0 ? [sample, ''] : [sample.slice(0, q), sample.slice(q)];
+        if (!isForwardablePath(path)) continue;
+        expect(upstreamHref(requestPlan(target, path, search)), `${base} + ${sample}`).toBe(viaURL(base, path, search));
+      }
+    }
+  });
+});
+
 describe('isForwardablePath', () => {
   it('accepts ordinary encoded paths and refuses traversal', () => {
     expect(isForwardablePath('')).toBe(true);
@@ -95,5 +126,9 @@ describe('isForwardablePath', () => {
     expect(isForwardablePath('/a/..')).toBe(false);
     expect(isForwardablePath('/%2E%2e')).toBe(false);
     expect(isForwardablePath('/%zz')).toBe(false);
+    for (const path of ['/.', '/./a', '/a/./b', '/..', '/a/../b', '.', '..'])
+      expect(isForwardablePath(path), path).toBe(false);
+    for (const path of ['/.a', '/a..', '/...', '/a.b/c', '/.well-known/x', '/..a/b.'])
+      expect(isForwardablePath(path), path).toBe(true);
   });
 });

@@ -8,9 +8,23 @@ import {
 } from '../integrations/templates.js';
 import { GatewayError, GatewayErrorMessage, notReady } from './errors.js';
 
+/** The upstream origin of a connection, read off its rendered base URL once (per plan, not per request). */
+export interface Destination {
+  /** `scheme://host[:port]`, as the URL serialises it. */
+  origin: string;
+  /** The Host header: host and non-default port. */
+  host: string;
+  /** The host name or address without IPv6 brackets: what is resolved, checked and verified. */
+  hostname: string;
+  port: number;
+  secure: boolean;
+}
+
 /** Where a proxied request goes and what the gateway adds to it. */
 export interface UpstreamPlan {
-  url: URL;
+  destination: Destination;
+  /** The request target sent upstream: path and query, as the URL serialises them. */
+  path: string;
   /** Headers the gateway sets (lower-case names); callers' headers of these names are dropped. */
   headers: Record<string, string>;
   /** Every plaintext that went into the request, for scrubbing response headers. */
@@ -40,6 +54,11 @@ function setHeader(headers: Record<string, string>, name: string, value: string)
 export interface ConnectionTarget {
   /** The rendered `spec.gateway.baseURL`. */
   base: URL;
+  /** Its origin, parsed once. */
+  destination: Destination;
+  /** Its path without trailing slashes, and its query without `?`: what each request's path and query extend. */
+  basePath: string;
+  baseQuery: string;
   /** Headers the gateway sets (lower-case names). */
   headers: Record<string, string>;
   /** Every plaintext that goes into a request. */
@@ -97,7 +116,15 @@ function applyAuth(auth: CredentialPlacement | undefined, values: TemplateValues
  */
 export function planConnection(gateway: GatewaySpec, values: TemplateValues): ConnectionTarget {
   try {
-    const target: ConnectionTarget = { base: renderUrlTemplate(gateway.baseURL, values), headers: {}, secrets: [] };
+    const base = renderUrlTemplate(gateway.baseURL, values);
+    const target: ConnectionTarget = {
+      base,
+      destination: destinationOf(base),
+      basePath: base.pathname.replace(/\/+$/, ''),
+      baseQuery: base.search.startsWith('?') ? base.search.slice(1) : '',
+      headers: {},
+      secrets: [],
+    };
     for (const [name, tpl] of Object.entries(gateway.headers ?? {})) {
       if (refersToAbsentCredential(tpl, values)) continue;
       const value = renderTemplate(tpl, values);
@@ -122,6 +149,29 @@ export function planConnection(gateway: GatewaySpec, values: TemplateValues): Co
   }
 }
 
+function destinationOf(base: URL): Destination {
+  const secure = base.protocol === 'https:';
+  return Object.freeze({
+    origin: base.origin,
+    host: base.host,
+    hostname: base.hostname.replace(/^\[(.*)\]$/, '$1'),
+    port: base.port !== '' ? Number(base.port) : secure ? 443 : 80,
+    secure,
+  });
+}
+
+/**
+ * Characters the WHATWG URL path and query setters leave as they are:
+ * printable ASCII minus those they percent-encode (space, `"`, `#`, `<`,
+ * `>`, `` ` ``, `{`, `}` and `?` in a path; `'` in the query of a special
+ * scheme) and minus `\`, which a special scheme's path reads as `/`. A
+ * request made only of these (and whose query does not start with `?`, which
+ * the setter strips) is joined as strings, exactly as the URL would serialise
+ * it, without parsing a URL per request (ADR 0030).
+ */
+const PLAIN_PATH = /^[!$%&'()*+,\-./0-9:;=@A-Z[\]^_a-z|~]*$/;
+const PLAIN_QUERY = /^(?!\?)[!$%&()*+,\-./0-9:;=?@A-Z[\\\]^_a-z|~`{}]*$/;
+
 /**
  * One proxied request's upstream: the base URL (its path prefix kept) with
  * the caller's path and query appended, then a query credential set. `path`
@@ -131,15 +181,28 @@ export function planConnection(gateway: GatewaySpec, values: TemplateValues): Co
  * replaced.
  */
 export function requestPlan(target: ConnectionTarget, path: string, search: string): UpstreamPlan {
-  const { base } = target;
-  const url = new URL(base.href);
-  url.pathname = base.pathname.replace(/\/+$/, '') + (path === '' ? '' : path.startsWith('/') ? path : `/${path}`);
+  const { base, destination } = target;
   const callerQuery = search.startsWith('?') ? search.slice(1) : search;
-  const baseQuery = base.search.startsWith('?') ? base.search.slice(1) : '';
-  url.search = [baseQuery, callerQuery].filter((q) => q !== '').join('&');
-  url.hash = '';
-  if (target.query !== undefined) url.searchParams.set(target.query.param, target.query.value);
-  return { url, headers: target.headers, secrets: target.secrets };
+  const joinedPath = target.basePath + (path === '' ? '' : path.startsWith('/') ? path : `/${path}`);
+  const { baseQuery } = target;
+  const query = baseQuery === '' ? callerQuery : callerQuery === '' ? baseQuery : `${baseQuery}&${callerQuery}`;
+  let requestTarget: string;
+  if (target.query === undefined && PLAIN_PATH.test(joinedPath) && PLAIN_QUERY.test(query)) {
+    requestTarget = `${joinedPath === '' ? '/' : joinedPath}${query === '' ? '' : `?${query}`}`;
+  } else {
+    const url = new URL(base.href);
+    url.pathname = joinedPath;
+    url.search = query;
+    url.hash = '';
+    if (target.query !== undefined) url.searchParams.set(target.query.param, target.query.value);
+    requestTarget = `${url.pathname}${url.search}`;
+  }
+  return { destination, path: requestTarget, headers: target.headers, secrets: target.secrets };
+}
+
+/** The URL a plan sends its request to (tests, messages). */
+export function upstreamHref(plan: UpstreamPlan): string {
+  return `${plan.destination.origin}${plan.path}`;
 }
 
 /** Plans the upstream request of a proxied call in one step (planConnection, then requestPlan). */
@@ -155,6 +218,8 @@ export function planUpstream(gateway: GatewaySpec, values: TemplateValues, path:
  */
 export function isForwardablePath(path: string): boolean {
   if (/[\\\u0000-\u001f\u007f]/.test(path)) return false;
+  // Without a percent sign nothing decodes: only literal dot segments remain to be refused.
+  if (!path.includes('%')) return !/(^|\/)\.\.?(\/|$)/.test(path);
   for (const segment of path.split('/')) {
     let decoded: string;
     try {

@@ -273,6 +273,28 @@ export function invalidCIDRs(cidrs: readonly string[]): string[] {
   return cidrs.filter((c) => parseCidr(c) === undefined);
 }
 
+/**
+ * Decisions per frozen policy object and address. The gateway checks every
+ * request's resolved address against a policy it built once per Workspace
+ * version and froze (ADR 0030); a frozen policy cannot change, so its answer
+ * for an address cannot either. Unfrozen policies are decided afresh.
+ */
+const decisionsOf = new WeakMap<EgressPolicy, Map<string, EgressDecision>>();
+const DECISIONS_PER_POLICY = 256;
+
+function decide(address: string, policy: EgressPolicy): EgressDecision {
+  if (!Object.isFrozen(policy) || !Object.isFrozen(policy.allowCIDRs)) return checkAddress(address, policy);
+  let decisions = decisionsOf.get(policy);
+  if (decisions === undefined) decisionsOf.set(policy, (decisions = new Map<string, EgressDecision>()));
+  let decision = decisions.get(address);
+  if (decision === undefined) {
+    decision = checkAddress(address, policy);
+    if (decisions.size >= DECISIONS_PER_POLICY) decisions.clear();
+    decisions.set(address, decision);
+  }
+  return decision;
+}
+
 const systemResolver: Resolver = async (host) => {
   const answers = await dnsLookup(host, { all: true, verbatim: true });
   return answers.map((a) => ({ address: a.address, family: a.family === 6 ? 6 : 4 }));
@@ -303,7 +325,7 @@ export async function resolveEgress(
     if (addresses.length === 0) throw new ProbeFailure('DNSError', `${bare} has no addresses`);
   }
   for (const a of addresses) {
-    const decision = checkAddress(a.address, policy);
+    const decision = decide(a.address, policy);
     if (!decision.allowed) {
       const shown = a.address === bare ? bare : `${bare} (${a.address})`;
       throw new ProbeFailure('EgressDenied', `egress to ${shown} is denied: ${decision.rule}`);

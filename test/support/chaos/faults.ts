@@ -49,7 +49,12 @@ export function planFaults(size: ChaosSize, random: Random): FaultPlan {
   // 503 Timeout), and a fault on a dead KMS tests nothing more: such faults move to
   // the API server's proxy.
   for (const f of faults)
-    if (f.kind === 'network' && f.proxy === 'kms' && f.at < kmsOutage.at + kmsOutage.ms + 5_000 && f.at + f.ms > kmsOutage.at)
+    if (
+      f.kind === 'network' &&
+      f.proxy === 'kms' &&
+      f.at < kmsOutage.at + kmsOutage.ms + 5_000 &&
+      f.at + f.ms > kmsOutage.at
+    )
       f.proxy = 'kubeApi';
   return { faults, kmsOutage };
 }

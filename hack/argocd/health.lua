@@ -1,4 +1,5 @@
--- Argo CD health of an atoll.dev/v1alpha1 Workspace.
+-- Argo CD health of an atoll.dev/v1alpha1 Workspace or ExternalConnection (one
+-- script for both: their conditions follow the same rules).
 -- Healthy only when Ready=True for the current generation; Degraded when a
 -- condition is False for a reason that retrying will not fix (the spec or the
 -- data must change); Progressing otherwise, including a missing status and a
@@ -8,7 +9,7 @@ local terminal = {
   InvalidSettings = true, WorkspaceNotFound = true, DuplicateWorkspace = true,
   AuthenticationFailed = true, PolicyViolation = true,
 }
-local kind = "Workspace"
+local kind = obj.kind or "resource"
 
 local hs = { status = "Progressing", message = "Waiting for the atoll operator to reconcile the " .. kind }
 if obj.metadata ~= nil and obj.metadata.deletionTimestamp ~= nil then
