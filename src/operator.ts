@@ -23,6 +23,9 @@ type Ws = Workspace & KubeObject;
 type Conn = ExternalConnection & KubeObject;
 type Type = IntegrationType & KubeObject;
 
+/** How long a workspace's recount waits after a connection change: changes within it are counted by one status write. */
+const RECOUNT_DELAY_MS = 1000;
+
 export interface RunningOperator {
   metrics: OperatorMetrics;
   healthURL: string;
@@ -109,11 +112,11 @@ export async function startOperator(opts: {
 
   wsController.watch(workspaces, undefined, specChanged);
   // Workspace status counts connections by readiness: their use (status.usage, flushed by the gateway) is no reason to recount.
-  wsController.watch(
-    connections,
-    (c) => workspaceKeys(ctx, c.metadata?.namespace),
-    (c, old) => !onlyUsageChanged(c, old),
-  );
+  // Recounts wait a moment, so a burst of connection changes costs one count write per workspace and second, not one each.
+  connections.on((_event, c, old) => {
+    if (onlyUsageChanged(c, old)) return;
+    for (const key of workspaceKeys(ctx, c.metadata?.namespace)) wsController.queue.addAfter(key, RECOUNT_DELAY_MS);
+  });
   connController.watch(connections, undefined, specChanged);
   // Connections depend on the Workspace spec (policy, key, identity), not on its status counts.
   connController.watch(workspaces, (w) => connectionKeys(ctx, w.metadata?.namespace), specChanged);

@@ -222,7 +222,7 @@ describe('credentials: binding, hints, rotation', () => {
   });
 
   it('never overwrites a Secret it does not manage, and never inherits an orphaned one', async () => {
-    await admin().create(Secrets, {
+    const planted = await admin().create<Secret>(Secrets, {
       metadata: { name: 'foreign-credentials', namespace: a },
       stringData: { token: 'not-atolls' },
     } as never);
@@ -237,6 +237,9 @@ describe('credentials: binding, hints, rotation', () => {
     );
     const foreign = await admin().get<Secret>(Secrets, 'foreign-credentials', a);
     expect(Buffer.from(foreign.data!.token!, 'base64').toString()).toBe('not-atolls');
+    // Never written at all (the operator's create of its managed Secret found the name taken, ADR 0031).
+    expect(foreign.metadata?.resourceVersion).toBe(planted.metadata?.resourceVersion);
+    expect(foreign.metadata?.labels ?? {}).toEqual({});
 
     const v1 = randomSecret('o1');
     await admin().create(ExternalConnections, manifest(a, 'reborn', { token: { value: v1 } }) as never);

@@ -24,8 +24,10 @@
  *    ready_s / floor_s.
  * 3. Steady state: KMS calls (the operator's `atoll_kms_requests`) over two
  *    reconcile periods plus a margin, with every connection reconciled at
- *    least twice by its periodic probe; the data-key cache age is shortened
- *    to one period (ATOLL_DEK_CACHE_MAX_AGE) so the window spans cache expiry.
+ *    least twice by its periodic probe; the data-key cache's idle expiry is
+ *    scaled with the period as the defaults set it (three probe intervals,
+ *    ATOLL_DEK_CACHE_IDLE), so the window shows what a day of reconciles costs
+ *    (ADR 0029: one Decrypt per key per 24 h lifetime).
  *    The API server's watches and RSS with the operator are recorded here.
  * 4. Rotation: the gateway (in this process) and an agent serve one more
  *    connection of a bench IntegrationType; each rotation is a merge patch of
@@ -78,6 +80,7 @@ import {
   OPERATOR_NAMESPACE,
   precreateWebhookConfigurations,
 } from '../dev/embedded.js';
+import { measurePhase, type PhaseCost, type Pids } from './phase-cost.js';
 import { fmt, numericFlag, percentile } from './stats.js';
 
 type Conn = ExternalConnection & KubeObject;
@@ -368,6 +371,8 @@ interface Cluster {
   concurrency: number;
   /** Probe interval of every connection: what drives a steady-state reconcile. */
   periodSeconds: number;
+  /** The processes whose CPU each phase reports (those not running are NaN). */
+  pids: () => Pids;
 }
 
 function workspaceName(phase: string, i: number): string {
@@ -401,7 +406,7 @@ async function writeFloor(
   apiserverPid: number | undefined,
   workspaceCount: number,
   connectionCount: number,
-): Promise<{ floorSeconds: number; apiserverRssMiB: number }> {
+): Promise<{ floorSeconds: number; apiserverRssMiB: number; cost: PhaseCost }> {
   const { client } = cluster;
   const namespaces = Array.from({ length: workspaceCount }, (_, i) => workspaceName('floor', i));
   await within(
@@ -413,6 +418,7 @@ async function writeFloor(
   );
   const items = connectionItems(namespaces, connectionCount);
   const labels = { [PHASE_LABEL]: 'floor' };
+  const endCost = await measurePhase(client, cluster.pids);
   const start = performance.now();
   await within(
     'floor writes',
@@ -474,6 +480,7 @@ async function writeFloor(
     }),
   );
   const floorSeconds = (performance.now() - start) / 1000;
+  const cost = await endCost();
   const apiserverRssMiB = apiserverPid ? memoryOf(apiserverPid).rssMiB : NaN;
   say(`[floor] ${connectionCount} × (create, Secret create, status write) in ${floorSeconds.toFixed(1)} s`);
   // Gone before the operator starts, so that it neither caches nor reconciles them.
@@ -484,7 +491,7 @@ async function writeFloor(
       `/api/v1/namespaces/${ns}/secrets?labelSelector=${encodeURIComponent(`${PHASE_LABEL}=floor`)}`,
     );
   });
-  return { floorSeconds, apiserverRssMiB };
+  return { floorSeconds, apiserverRssMiB, cost };
 }
 
 async function createWorkspaces(cluster: Cluster, names: string[]): Promise<void> {
@@ -523,6 +530,8 @@ interface ReadyResult {
   kmsByOperation: Record<string, number>;
   kmsForWorkspaces: number;
   namespaces: string[];
+  /** First create sent to last Ready seen. */
+  cost: PhaseCost;
 }
 
 async function readyPhase(
@@ -545,6 +554,7 @@ async function readyPhase(
   const items = connectionItems(namespaces, connectionCount);
   const sentAt = new Map<string, number>();
   const createMs: number[] = [];
+  const endCost = await measurePhase(client, cluster.pids);
   const start = performance.now();
   await within(
     'connection creates',
@@ -563,6 +573,7 @@ async function readyPhase(
   const createsSeconds = (performance.now() - start) / 1000;
   say(`[ready] ${connectionCount} creates returned in ${createsSeconds.toFixed(1)} s`);
   await until('every connection Ready', 900_000, async () => watch.readyAt.size >= connectionCount);
+  const cost = await endCost();
   await watch.stop();
   const kmsAfter = await kmsRequests(controller.healthURL);
   const sealedEnd = Math.max(...watch.sealedAt.values());
@@ -584,6 +595,7 @@ async function readyPhase(
     kmsByOperation: diff(kmsAfter, kmsBefore),
     kmsForWorkspaces: total(diff(kmsBefore, kmsAtStart)),
     namespaces,
+    cost,
   };
 }
 
@@ -794,18 +806,29 @@ async function main(): Promise<void> {
     // The quota controller computes each workspace's connection quota (as in any cluster).
     await cp.startControllerManager(['resourcequota']);
     const apiserverPid = childPid('kube-apiserver');
-    const cluster: Cluster = { client, fixture, concurrency, periodSeconds };
+    const etcdPid = childPid('etcd');
+    // /proc truncates names to 15 characters.
+    const controllerManagerPid = childPid('kube-controller');
+    // The local KMS provider runs inside the controller process: its CPU is the controller's.
+    const pids = (): Pids => ({
+      'kube-apiserver': apiserverPid,
+      etcd: etcdPid,
+      'kube-controller-manager': controllerManagerPid,
+      controller: controller?.pid,
+      bench: process.pid,
+    });
+    const cluster: Cluster = { client, fixture, concurrency, periodSeconds, pids };
 
     const floor = await writeFloor(cluster, apiserverPid, workspaces, connections);
     const watchesBefore = await apiserverWatches(client);
 
     // Throughput is what is measured: lift the per-namespace sealing budget (ADR 0012). The data-key
-    // cache expires within the steady window, so that window shows what a day of reconciles costs.
+    // cache's idle expiry is three probe periods, as the defaults (30 min for 10 min probes, ADR 0029).
     const settings = {
       ATOLL_SEALING_RATE_PER_MINUTE: '1000000',
       ATOLL_SEALING_BURST: '100000',
       ATOLL_DEFAULT_MAX_CONNECTIONS: '10000',
-      ATOLL_DEK_CACHE_MAX_AGE: `${periodSeconds}s`,
+      ATOLL_DEK_CACHE_IDLE: `${periodSeconds * 3}s`,
       ATOLL_LOG_LEVEL: 'warn',
     };
     const config = loopbackOperatorConfig(settings);
@@ -835,7 +858,6 @@ async function main(): Promise<void> {
       },
     );
     const endToEnd = rotation.proxyMs.map((p, i) => Math.max(p, rotation.fileMs[i] ?? p));
-    const etcdPid = childPid('etcd');
 
     const operatorWatches = total(watchesAfter) - total(watchesBefore);
     const kmsCreate = total(ready.kmsByOperation);
@@ -879,6 +901,13 @@ async function main(): Promise<void> {
       rotation_file_p99_ms: round(percentile(rotation.fileMs, 99), 1),
       rotation_secret_p50_ms: round(percentile(rotation.controllerMs, 50), 1),
       rotation_secret_p99_ms: round(percentile(rotation.controllerMs, 99), 1),
+      kms_provider: 'local (in the controller process)',
+      cpu_s: { floor: floor.cost.cpuS, ready: ready.cost.cpuS },
+      cpu_ms_per_connection: {
+        floor: perConnection(floor.cost.cpuS, connections, 1000),
+        ready: perConnection(ready.cost.cpuS, connections, 1000),
+      },
+      api_requests: { floor: floor.cost.apiRequests, ready: ready.cost.apiRequests },
       total_s: round((performance.now() - runStart) / 1000, 0),
       controller_node_options: controllerNodeOptions.join(' '),
       node: process.version,
@@ -913,6 +942,8 @@ async function main(): Promise<void> {
       `| rotation p50 / p99 ms (patch response → proxied and agent file) | ${fmt(summary.rotation_p50_ms ?? NaN)} / ${fmt(summary.rotation_p99_ms ?? NaN)} |`,
       `| rotation p99 ms: proxied / agent file | ${fmt(summary.rotation_proxy_p99_ms ?? NaN)} / ${fmt(summary.rotation_file_p99_ms ?? NaN)} |`,
       `| of which patch response → managed Secret rewritten (controller) p50 / p99 ms | ${fmt(summary.rotation_secret_p50_ms ?? NaN)} / ${fmt(summary.rotation_secret_p99_ms ?? NaN)} |`,
+      '',
+      ...costTable(floor.cost, ready.cost, connections),
     ];
     process.stdout.write(`${lines.join('\n')}\n`);
     if (json) process.stdout.write(`${JSON.stringify(summary)}\n`);
@@ -922,6 +953,38 @@ async function main(): Promise<void> {
     await cp.stop();
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+/** Per-connection figures of a phase's totals (CPU ms with scale 1000, requests with scale 1). */
+function perConnection(totals: Record<string, number>, n: number, scale: number): Record<string, number | null> {
+  return Object.fromEntries(Object.entries(totals).map(([k, v]) => [k, round((v * scale) / n, 2)]));
+}
+
+/** Where the time goes: CPU per process and API requests per connection, floor beside ready. */
+function costTable(floor: PhaseCost, ready: PhaseCost, n: number): string[] {
+  const cpuTotal = (c: Record<string, number>) =>
+    Object.values(c).reduce((a, b) => a + (Number.isFinite(b) ? b : 0), 0);
+  const cpuRow = (name: string, f: number, r: number) =>
+    `| ${name} | ${fmt(f, 2)} | ${fmt(r, 2)} | ${fmt((f * 1000) / n, 2)} | ${fmt((r * 1000) / n, 2)} | ${fmt(r / f, 2)} |`;
+  const requestKeys = [...new Set([...Object.keys(floor.apiRequests), ...Object.keys(ready.apiRequests)])].sort(
+    (a, b) => (ready.apiRequests[b] ?? 0) - (ready.apiRequests[a] ?? 0),
+  );
+  return [
+    '| process | floor CPU s | ready CPU s | floor CPU ms/conn | ready CPU ms/conn | ready / floor |',
+    '| --- | ---: | ---: | ---: | ---: | ---: |',
+    ...Object.keys({ ...floor.cpuS, ...ready.cpuS }).map((name) =>
+      cpuRow(name, floor.cpuS[name] ?? NaN, ready.cpuS[name] ?? NaN),
+    ),
+    cpuRow('all', cpuTotal(floor.cpuS), cpuTotal(ready.cpuS)),
+    '',
+    '| API request (apiserver_request_total; webhook = admission calls) | floor | ready | floor /conn | ready /conn |',
+    '| --- | ---: | ---: | ---: | ---: |',
+    ...requestKeys.map((k) => {
+      const f = floor.apiRequests[k] ?? 0;
+      const r = ready.apiRequests[k] ?? 0;
+      return `| ${k} | ${f} | ${r} | ${fmt(f / n, 2)} | ${fmt(r / n, 2)} |`;
+    }),
+  ];
 }
 
 function round(n: number, digits: number): number | null {

@@ -18,6 +18,7 @@ import {
 } from '../../api/v1alpha1/index.js';
 import { CryptoError } from '../../crypto/errors.js';
 import type { KubeObject } from '../../kube/client.js';
+import { isAlreadyExists } from '../../kube/errors.js';
 import { ownerReference } from '../../kube/owner.js';
 import { ExternalConnections, Secrets } from '../../kube/resources.js';
 import { destinationDigest, legacyDestinationDigest, settingsDigest } from '../../integrations/destination.js';
@@ -55,6 +56,8 @@ export class CredentialSealer {
   /** The last credential Warning recorded per connection (uid/generation/reason). */
   readonly #warned = new Map<string, string>();
   readonly #verified = new VerifiedCopies();
+  /** Managed Secret names (namespace/name) a create found taken: read before writing from then on. */
+  readonly #taken = new Set<string>();
 
   constructor(
     private readonly ctx: OperatorContext,
@@ -65,6 +68,7 @@ export class CredentialSealer {
   forget(key: string, namespace: string, name: string): void {
     this.#warned.delete(key);
     this.#verified.forgetConnection(namespace, name);
+    this.#taken.delete(`${namespace}/${managedSecretName(name)}`);
   }
 
   async seal(
@@ -78,7 +82,8 @@ export class CredentialSealer {
     const ns = conn.metadata.namespace!;
     const keyRef = this.ctx.crypto.keyFor(ws.spec?.encryption?.keyId);
     const secretName = managedSecretName(conn.metadata.name!);
-    const existing = await this.readSecret(ns, secretName);
+    const presumedAbsent = this.mayPresumeAbsent(conn, ns, secretName);
+    const existing = presumedAbsent ? undefined : await this.readSecret(ns, secretName);
     if (existing && existing.metadata?.labels?.[MANAGED_BY_LABEL] !== MANAGED_BY_VALUE) {
       // Someone else's Secret has the name we need: never overwrite it.
       await this.status.failSealed(
@@ -134,18 +139,27 @@ export class CredentialSealer {
       .filter((p) => p.problem.keep && previous[p.field] && existing?.data?.[p.field] !== undefined)
       .map((p) => p.field);
     // A new connection with a problem gets no managed Secret yet; an existing one loses what may no longer be served.
-    if (ours || (resolved.length > 0 && problems.length === 0))
-      await this.writeSecret(
-        conn,
-        ws,
-        secretName,
-        ours ? existing : undefined,
-        existing,
-        resolved,
-        kept,
-        previous,
-        log,
-      );
+    if (ours || (resolved.length > 0 && problems.length === 0)) {
+      try {
+        await this.writeSecret(
+          conn,
+          ws,
+          secretName,
+          ours ? existing : undefined,
+          existing,
+          resolved,
+          kept,
+          previous,
+          log,
+        );
+      } catch (err) {
+        if (!presumedAbsent || !isAlreadyExists(err)) throw err;
+        // The create wrote nothing: something has the name after all (a tenant's Secret, or our own
+        // not yet in the cache). Read it and decide as for any existing Secret.
+        this.#taken.add(`${ns}/${secretName}`);
+        return this.seal(key, conn, ws, type, now, log);
+      }
+    }
     await this.recordChanges(conn, resolved, previous);
     const credentials = {
       ...Object.fromEntries(kept.map((f) => [f, conn.status?.credentials?.[f] ?? {}])),
@@ -259,6 +273,21 @@ export class CredentialSealer {
       await this.ctx.events.record(ExternalConnections, conn, 'Warning', problem.reason, problem.message);
     }
     this.#warned.set(key, said);
+  }
+
+  /**
+   * Whether the managed Secret may be taken as absent without reading it. A miss in the label-selected
+   * cache proves nothing (ADR 0022: a tenant Secret with the name is not cached), but the write that
+   * follows is a create, which never overwrites: AlreadyExists answers the question a GET would have
+   * (ADR 0031), saving one request per new connection. Only for a connection that has never published
+   * sealed credentials (new: after a restart, before the caches fill, existing connections are read
+   * first, so no KMS call is spent on a copy that would not be written), not for names a create already
+   * found taken, and not when a credential comes from a `secretKeyRef`, whose resolution writes pins.
+   */
+  private mayPresumeAbsent(conn: Conn, ns: string, secretName: string): boolean {
+    if (conn.status?.credentials !== undefined) return false;
+    if (this.ctx.secrets.synced(ns, secretName) || this.#taken.has(`${ns}/${secretName}`)) return false;
+    return Object.values(conn.spec.credentials ?? {}).every((source) => source.secretKeyRef === undefined);
   }
 
   /** A Secret of a workspace namespace: from its watch cache once synced, else from the API server. */
