@@ -126,6 +126,11 @@ describe('isForwardablePath', () => {
     expect(isForwardablePath('/a/..')).toBe(false);
     expect(isForwardablePath('/%2E%2e')).toBe(false);
     expect(isForwardablePath('/%zz')).toBe(false);
+    // Path parameters: `..;x` is `..` to a servlet container.
+    for (const p of ['/..;/admin', '/a/..;x=1/b', '/.;', '/%2e%2e;/a', '/..%3B/a', '/..%3b'])
+      expect(isForwardablePath(p), p).toBe(false);
+    for (const p of ['/a;b', '/...;/a', '/..a;/b', '/;/x', '/matrix;a=1;b=2/c'])
+      expect(isForwardablePath(p), p).toBe(true);
     for (const path of ['/.', '/./a', '/a/./b', '/..', '/a/../b', '.', '..'])
       expect(isForwardablePath(path), path).toBe(false);
     for (const path of ['/.a', '/a..', '/...', '/a.b/c', '/.well-known/x', '/..a/b.'])

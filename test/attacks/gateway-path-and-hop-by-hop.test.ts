@@ -78,6 +78,12 @@ describe('attack: redirecting the injected credential through the request target
     '/v1/connections/api/proxy/x%00y',
     '/v1/connections/api/proxy/%',
     '/v1/connections/api/proxy/%zz',
+    // Servlet containers (Tomcat, Jetty, Spring) drop `;parameters` before resolving dot segments: `..;` climbs.
+    '/v1/connections/api/proxy/..;/..;/admin',
+    '/v1/connections/api/proxy/x/..;jsessionid=1/y',
+    '/v1/connections/api/proxy/.;/x',
+    '/v1/connections/api/proxy/%2e%2e;/admin',
+    '/v1/connections/api/proxy/..%3b/admin',
   ];
 
   it.each(REFUSED_PATHS)('refuses %s with 400 and forwards nothing', async (target) => {
