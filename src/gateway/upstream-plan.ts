@@ -211,15 +211,16 @@ export function planUpstream(gateway: GatewaySpec, values: TemplateValues, path:
 }
 
 /**
- * Checks the part of a URL after `/proxy`: decoded dot segments (which would
- * climb out of the base URL's path prefix), backslashes (which some servers
+ * Checks the part of a URL after `/proxy`: decoded dot segments, with or
+ * without path parameters (which would climb out of the base URL's path
+ * prefix), backslashes (which some servers
  * read as `/`), encoded slashes' decoded twins and control characters are
  * refused. Returns true when the path may be forwarded as is.
  */
 export function isForwardablePath(path: string): boolean {
   if (/[\\\u0000-\u001f\u007f]/.test(path)) return false;
   // Without a percent sign nothing decodes: only literal dot segments remain to be refused.
-  if (!path.includes('%')) return !/(^|\/)\.\.?(\/|$)/.test(path);
+  if (!path.includes('%')) return !/(^|\/)\.\.?(;[^/]*)?(\/|$)/.test(path);
   for (const segment of path.split('/')) {
     let decoded: string;
     try {
@@ -227,7 +228,16 @@ export function isForwardablePath(path: string): boolean {
     } catch {
       return false;
     }
-    if (decoded === '.' || decoded === '..' || /[\\/\u0000-\u001f\u007f]/.test(decoded)) return false;
+    if (isDotSegment(decoded) || /[\\/\u0000-\u001f\u007f]/.test(decoded)) return false;
   }
   return true;
+}
+
+/**
+ * `.` or `..`, also with path parameters (`..;jsessionid=1`): servlet containers (Tomcat, Jetty, Spring)
+ * drop everything from `;` before resolving a segment, so `..;` climbs as `..` does.
+ */
+function isDotSegment(segment: string): boolean {
+  const name = segment.split(';', 1)[0];
+  return name === '.' || name === '..';
 }
