@@ -136,4 +136,25 @@ describe('ProbeScheduler lanes', () => {
     await tick();
     expect(done).toEqual(['ns/a urgent', 'ns/a routine', 'ns/a urgent', 'ns/a urgent']);
   });
+
+  it('draws a jitter fraction after a probe a user caused and none after a periodic one (spec section 6)', async () => {
+    const draws = [0.25, 0.75];
+    const s = new ProbeScheduler(
+      4,
+      () => undefined,
+      Date.now,
+      4,
+      () => draws.shift()!,
+    );
+    const answer: ProbeRun = () => Promise.resolve(outcome);
+    s.request('ns/a', { tag: 't', subject: 't', urgent: true }, answer); // first probe: jittered
+    await tick();
+    expect(s.result('ns/a')?.jitter).toBe(0.25);
+    s.request('ns/a', { tag: 't', subject: 't' }, answer); // periodic: keeps its spacing
+    await tick();
+    expect(s.result('ns/a')?.jitter).toBe(0);
+    s.request('ns/a', { tag: 't2', subject: 't2', urgent: true }, answer); // new inputs: drawn again
+    await tick();
+    expect(s.result('ns/a')?.jitter).toBe(0.75);
+  });
 });

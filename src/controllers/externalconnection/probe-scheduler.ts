@@ -12,6 +12,12 @@ export interface ProbeRecord {
   startedAt?: number;
   /** When the next periodic probe is due, if not one interval after the probe: an overdue result adopted after a restart. */
   dueAt?: number;
+  /**
+   * A fraction in [0, 1) of the jitter window added to the next periodic probe's time: drawn after a probe a
+   * user caused (a first probe, new inputs, a test), 0 after a periodic one, so connections created together
+   * drift apart once and then keep their spacing (spec section 6: periodic probes run with jitter).
+   */
+  jitter?: number;
 }
 
 export interface ProbeRequest {
@@ -82,6 +88,7 @@ export class ProbeScheduler {
     private readonly onDone: (key: string, lane: Lane) => void,
     private readonly now: () => number = Date.now,
     private readonly perWorkspace: number = concurrency,
+    private readonly random: () => number = Math.random,
   ) {}
 
   result(key: string): ProbeRecord | undefined {
@@ -234,7 +241,14 @@ export class ProbeScheduler {
         this.pending.delete(key);
         if (outcome && !sameOutcome(this.results.get(key)?.outcome, outcome)) lane = 'urgent';
         if (outcome)
-          this.results.set(key, { tag: p.tag, subject: p.subject, outcome, startedAt, finishedAt: this.now() });
+          this.results.set(key, {
+            tag: p.tag,
+            subject: p.subject,
+            outcome,
+            startedAt,
+            finishedAt: this.now(),
+            jitter: p.urgent ? this.random() : 0,
+          });
       }
       this.running--;
       const left = (this.runningIn.get(ns) ?? 1) - 1;

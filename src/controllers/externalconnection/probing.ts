@@ -158,8 +158,8 @@ export class ConnectionProber {
     }
     // While a probe is due it is starting or in flight, and its completion enqueues the key: no timer.
     else if (intervalMs > 0 && current && last && !stale && !testOnly) {
-      // No jitter: probes keep the spread their creation and the scheduler's pool gave them, and a restart
-      // spreads overdue ones (`resumed`); jitter would only add to every probe's lateness.
+      // Jitter is drawn once, after a probe a user caused (ProbeRecord.jitter): periodic probes then keep the
+      // spread it gave them at exactly one interval apart, and a restart spreads overdue ones (`resumed`).
       view.requeueAfterMs = Math.max(DUE_SLACK_MS, dueAt(last, intervalMs) - Date.now());
     }
     return view;
@@ -271,7 +271,12 @@ function publishedProbe(conn: Conn, last: ProbeRecord): ProbeResult {
  * reconcile after it and the timer do not add up from one probe to the next), or after a persisted one's time.
  */
 function dueAt(last: ProbeRecord, intervalMs: number): number {
-  return last.dueAt ?? (last.startedAt ?? last.finishedAt) + intervalMs;
+  return last.dueAt ?? (last.startedAt ?? last.finishedAt) + intervalMs + (last.jitter ?? 0) * jitterWindow(intervalMs);
+}
+
+/** Up to a tenth of the interval, at most 30 s (what the periodic requeue added before ADR 0028). */
+function jitterWindow(intervalMs: number): number {
+  return Math.min(30_000, intervalMs * 0.1);
 }
 
 /**
