@@ -372,7 +372,7 @@ describe('helm chart', () => {
     expect(envOf(plain, 'ATOLL_SEALING_RATE_PER_MINUTE')).toBe('300');
     expect(envOf(plain, 'ATOLL_SEALING_BURST')).toBe('50');
     expect(envOf(plain, 'ATOLL_PROBE_TEST_MIN_INTERVAL_SECONDS')).toBe('10');
-    expect(envOf(plain, 'ATOLL_DEK_CACHE_MAX_AGE')).toBe('5m');
+    expect(envOf(plain, 'ATOLL_DEK_CACHE_MAX_AGE')).toBe('24h');
     expect(envOf(plain, 'ATOLL_WEBHOOK_CLIENT_CA_FILE')).toBeUndefined();
     const ms = docs(
       render([
