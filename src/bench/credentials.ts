@@ -81,7 +81,7 @@ import {
   precreateWebhookConfigurations,
 } from '../dev/embedded.js';
 import { measurePhase, type PhaseCost, type Pids } from './phase-cost.js';
-import { fmt, numericFlag, percentile } from './stats.js';
+import { fmt, helpAndExit, numericFlag, percentile } from './stats.js';
 
 type Conn = ExternalConnection & KubeObject;
 type Conditioned = KubeObject & {
@@ -781,6 +781,16 @@ async function rotationPhase(
 // ---------------------------------------------------------------- main
 
 async function main(): Promise<void> {
+  helpAndExit(`
+Usage: node dist/bench/credentials.js [flags]   (docs/benchmarks.md, "Credential sealing")
+  --connections N              connections to create (1000)
+  --workspaces N               workspaces they are spread over (100)
+  --concurrency N              client requests in flight (16)
+  --reconcile-period S         probe interval of every connection, seconds (60)
+  --rotations N                end-to-end rotations timed (50)
+  --controller-node-options S  V8 flags for the controller process, e.g. "--max-semi-space-size=2"
+  --json                       one JSON summary on the last line of stdout
+`);
   const connections = Math.round(numericFlag('connections', 1000));
   const workspaces = Math.round(numericFlag('workspaces', 100));
   const concurrency = Math.round(numericFlag('concurrency', 16));

@@ -51,7 +51,7 @@ import { createOperatorMetrics } from '../runtime/metrics.js';
 import { packageRoot } from '../dev/binaries.js';
 import { ControlPlane } from '../dev/control-plane.js';
 import { freePort } from '../dev/ports.js';
-import { fmt, numericFlag, percentile } from './stats.js';
+import { fmt, helpAndExit, numericFlag, percentile } from './stats.js';
 import { readManifests } from '../cli/install.js';
 
 interface LoadJob {
@@ -358,6 +358,14 @@ async function managedData(
 }
 
 async function main(): Promise<void> {
+  helpAndExit(`
+Usage: node dist/bench/gateway.js [flags]   (docs/benchmarks.md, "Gateway")
+  --requests N     requests per target and round (4000)
+  --concurrency N  requests in flight (16)
+  --rotations N    rotations timed to the next proxied request (20)
+  --rounds N       rounds alternating the targets (3)
+  --json           one JSON summary on the last line of stdout
+`);
   const requests = numericFlag('requests', 4000);
   const concurrency = numericFlag('concurrency', 16);
   const rotations = numericFlag('rotations', 20);

@@ -21,8 +21,9 @@
  * whose service is a fixture in a child process, so the CPU measured here is
  * the controller's, not the fixture's. Scheduling lag is read from the
  * fixture's arrival times: for each connection, the gap between two
- * consecutive probes minus the 10 s interval (the reconciler adds no jitter
- * since ADR 0028; before it, up to 10 % of the interval, 1 s, was included).
+ * consecutive probes minus the 10 s interval (since ADR 0028 jitter is drawn
+ * once, after a connection's first probe, so gaps in the measuring window
+ * carry none; before it, up to 10 % of the interval, 1 s, was in every gap).
  */
 import { fork, type ChildProcess } from 'node:child_process';
 import http from 'node:http';
@@ -41,7 +42,7 @@ import { startOperator, type RunningOperator } from '../operator.js';
 import { createLogger } from '../runtime/logger.js';
 import { packageRoot } from '../dev/binaries.js';
 import { ControlPlane } from '../dev/control-plane.js';
-import { fmt, numericFlag, percentile } from './stats.js';
+import { fmt, helpAndExit, numericFlag, percentile } from './stats.js';
 
 const FIXTURE_FLAG = '--fixture-child';
 const TYPE_NAME = 'bench-status-api';
@@ -437,6 +438,17 @@ function spread(prefix: string, n: number, workspaces: number, url: string): Gro
 }
 
 async function main(): Promise<void> {
+  helpAndExit(`
+Usage: node dist/bench/probes.js [flags]   (docs/benchmarks.md, "Probe scheduling")
+  --connections N  connections probed periodically (1000)
+  --workspaces N   workspaces they are spread over (10)
+  --baseline N     connections of the no-slow baseline phase (100)
+  --window S       measuring window of each phase, seconds (30)
+  --slow N         slow connections in one workspace for the fairness phase, 0 skips it (1000)
+  --quiet N        connections of the quiet workspace beside it (50)
+  --slow-ms MS     how long a slow connection's host takes to answer (3000)
+  --json           one JSON summary on the last line of stdout
+`);
   const connections = Math.round(numericFlag('connections', 1000));
   const workspaces = Math.round(numericFlag('workspaces', 10));
   const baseline = Math.round(numericFlag('baseline', 100));

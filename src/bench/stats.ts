@@ -9,6 +9,13 @@ export function percentile(values: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
+/** Prints the usage and exits when `--help` or `-h` is given: a bench run with defaults takes minutes. */
+export function helpAndExit(usage: string): void {
+  if (!process.argv.includes('--help') && !process.argv.includes('-h')) return;
+  process.stdout.write(`${usage.trim()}\n`);
+  process.exit(0);
+}
+
 /** A positive numeric `--name value` flag, or the fallback. */
 export function numericFlag(name: string, fallback: number): number {
   const i = process.argv.indexOf(`--${name}`);

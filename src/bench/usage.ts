@@ -9,8 +9,14 @@ import { mergeUsage, recordUse, type UsageDelta } from '../domain/usage.js';
 import { UsageRecorder } from '../gateway/usage-recorder.js';
 import type { KubeClient } from '../kube/client.js';
 import { createLogger } from '../runtime/logger.js';
-import { fmt, numericFlag } from './stats.js';
+import { fmt, helpAndExit, numericFlag } from './stats.js';
 
+helpAndExit(`
+Usage: node dist/bench/usage.js [flags]   (docs/benchmarks.md, "Usage recording")
+  --records N      usage records (1000000)
+  --connections N  connections they are spread over (100)
+  --consumers N    consumers per connection (20)
+`);
 const records = numericFlag('records', 1_000_000);
 const connections = numericFlag('connections', 100);
 const consumers = numericFlag('consumers', 20);
