@@ -525,7 +525,7 @@ Usage: node dist/bench/probes.js [flags]   (docs/benchmarks.md, "Probe schedulin
             `fairness: ${quiet} quiet connections beside ${slow} whose service answers after ${slowMs / 1000} s: quiet lag p99 ${fmt(fair.lagP99Ms, 0)} ms, ${fair.late} probes delayed beyond their interval, ${fair.missed} missed`,
           ]
         : []),
-      '  lag = gap between consecutive probes of a connection minus the interval (no designed jitter since ADR 0028); late = lag above one interval',
+      '  lag = gap between consecutive probes of a connection minus the interval (jitter only before the first periodic probe, ADR 0028); late = lag above one interval',
     ];
     if (json) {
       lines.push(
