@@ -18,6 +18,7 @@ import { createOperatorMetrics, registerKmsStats, type OperatorMetrics } from '.
 import { SecretWatch } from './runtime/secret-watch.js';
 import { serveWebhooks } from './webhooks/serve.js';
 import { onlyUsageChanged } from './domain/usage.js';
+import { secretAccessGranted } from './domain/secret-access.js';
 
 type Ws = Workspace & KubeObject;
 type Conn = ExternalConnection & KubeObject;
@@ -73,6 +74,17 @@ export async function startOperator(opts: {
       this.set(workspaces.list().filter((w) => crypto.keyFor(w.spec?.encryption?.keyId).provider === 'local').length);
     },
   });
+  new Gauge({
+    name: 'atoll_secret_watches',
+    help: 'Secret watches the process holds: one per workspace namespace (managed) and one per Secret a secretKeyRef names (referenced).',
+    labelNames: ['kind'] as const,
+    registers: [metrics.registry],
+    collect() {
+      const n = secrets.watchCount();
+      this.set({ kind: 'managed' }, n.managed);
+      this.set({ kind: 'referenced' }, n.referenced);
+    },
+  });
   const ctx: OperatorContext = {
     client,
     config,
@@ -95,6 +107,8 @@ export async function startOperator(opts: {
     reconcile: new WorkspaceReconciler(ctx).reconcile,
     log,
     metrics,
+    // A workspace's set-up is a dozen API round trips, mostly waiting: a burst of new workspaces needs more than two.
+    workers: 4,
   });
   // The reconciler's enqueue callback runs only after the controller below exists.
   const connReconciler = new ExternalConnectionReconciler(
@@ -140,8 +154,15 @@ export async function startOperator(opts: {
   // Tenant Secrets named in a secretKeyRef get a narrow watch each, for as long as a connection names them.
   connections.on((event, c) => secrets.setReferences(objectKey(c), event === 'delete' ? [] : referencedSecrets(c)));
   for (const c of connections.list()) secrets.setReferences(objectKey(c), referencedSecrets(c));
-  workspaces.on(() => secrets.sync(new Set(workspaces.list().map((w) => w.metadata.namespace!))));
-  secrets.sync(new Set(workspaces.list().map((w) => w.metadata.namespace!)));
+  // A namespace's Secrets are watched once our access there exists (the reconciler starts the watch right after
+  // applying the bindings; other replicas see it in the Workspace's status), and until its Workspace is gone.
+  const syncSecretWatches = () => {
+    const all = workspaces.list();
+    secrets.retain(all.map((w) => w.metadata.namespace!));
+    for (const w of all) if (secretAccessGranted(w)) secrets.watch(w.metadata.namespace!);
+  };
+  workspaces.on(syncSecretWatches);
+  syncSecretWatches();
   const gauge = setInterval(() => {
     const all = connections.list();
     const ready = all.filter((c) => isConditionTrue(c.status?.conditions, ConditionType.Ready)).length;

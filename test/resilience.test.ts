@@ -225,6 +225,15 @@ describe('resilience: leader election', () => {
     expect(await scrapeCounter(follower.operator.healthURL, 'atoll_reconcile_total')).toBe(0);
     // The follower is ready (caches synced, serving admission) while it waits.
     expect(await readyzStatus(follower.operator.healthURL)).toBe(200);
+    // Both cache the new namespace's managed Secrets - the leader once it applied the bindings, the follower once
+    // the Workspace's status says they exist - and neither asked before it was allowed (a 403 starts a backoff).
+    for (const url of [leader.healthURL, follower.operator.healthURL])
+      await eventually(
+        "the namespace's Secrets watched",
+        () => scrapeCounter(url, 'atoll_secret_watches', { kind: 'managed' }),
+        (n) => n === 1,
+      );
+    expect(atoll.logLines().filter((l) => l.includes('list/watch of secrets') && l.includes('forbidden'))).toEqual([]);
 
     // Settled (probe result included), as the new leader will find it.
     await eventually(

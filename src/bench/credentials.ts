@@ -107,12 +107,12 @@ function within<T>(what: string, ms: number, work: Promise<T>): Promise<T> {
   return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
 }
 
-async function until(what: string, timeoutMs: number, check: () => Promise<boolean>): Promise<void> {
+async function until(what: string, timeoutMs: number, check: () => Promise<boolean>, everyMs = 200): Promise<void> {
   await within(
     what,
     timeoutMs,
     (async () => {
-      while (!(await check())) await sleep(200);
+      while (!(await check())) await sleep(everyMs);
     })(),
   );
 }
@@ -507,13 +507,25 @@ async function createWorkspaces(cluster: Cluster, names: string[]): Promise<void
       } as never);
     }),
   );
-  await until('every workspace Ready', 300_000, async () => {
-    const wanted = new Set(names);
-    const ready = (await client.list<Conditioned>(Workspaces)).items.filter(
-      (w) => wanted.has(w.metadata?.namespace ?? '') && isTrue(w, 'Ready'),
-    );
-    return ready.length === names.length;
-  });
+  // Set-up, not a measured phase: bounded generously (a workspace takes about a dozen API round trips).
+  const wanted = new Set(names);
+  let lastSaid = 0;
+  await until(
+    'every workspace Ready',
+    Math.max(300_000, names.length * 600),
+    async () => {
+      const ready = (await client.list<Conditioned>(Workspaces)).items.filter(
+        (w) => wanted.has(w.metadata?.namespace ?? '') && isTrue(w, 'Ready'),
+      ).length;
+      if (performance.now() - lastSaid > 30_000) {
+        lastSaid = performance.now();
+        say(`[setup] ${ready}/${names.length} workspaces Ready`);
+      }
+      return ready === names.length;
+      // A list of every Workspace is itself API server work: not five times a second while it sets them up.
+    },
+    2000,
+  );
 }
 
 interface ReadyResult {

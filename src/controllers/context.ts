@@ -16,6 +16,8 @@ export interface SecretCaches {
   get(namespace: string, name: string): Secret | undefined;
   /** True when `get` answers for this Secret as the API server would; otherwise read it with a GET. */
   synced(namespace: string, name: string): boolean;
+  /** Starts caching a namespace's managed Secrets: call once the operator's Secret access there exists. */
+  watch(namespace: string): void;
 }
 
 /** Everything a reconciler may use; built once by the operator. */

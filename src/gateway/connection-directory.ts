@@ -12,6 +12,7 @@ import { GatewayErrorMessage, notReady } from './errors.js';
 import { describeError } from '../runtime/describe-error.js';
 import { governingWorkspace } from '../domain/governing-workspace.js';
 import { readState } from '../domain/credentials-state.js';
+import { secretAccessGranted } from '../domain/secret-access.js';
 
 /** Annotation of a managed Secret with per-field metadata (version, hint, key id); never a value. */
 
@@ -249,6 +250,8 @@ export class ConnectionDirectory {
   }
 
   async #managedSecret(namespace: string, connection: string): Promise<SecretObject | undefined> {
+    if (!this.#secrets.watching(namespace) && this.#workspaces.list(namespace).length > 0)
+      this.#watchSecrets(namespace);
     if (!(await this.#secrets.waitForSync(namespace, SECRET_SYNC_WAIT_MS))) return undefined;
     const secret = this.#secrets.get(namespace, managedSecretName(connection));
     // Only a Secret atoll wrote for exactly this connection counts.
@@ -262,7 +265,9 @@ export class ConnectionDirectory {
     if (namespace === undefined || this.#stopped) return;
     // The informer updated its store before calling us: this is the namespace's state now.
     const present = this.#workspaces.list(namespace).length > 0;
-    if (present && !this.#secrets.watching(namespace)) this.#watchSecrets(namespace);
+    // Watched once the gateway's Secret access there exists (or on first need, see #managedSecret).
+    if (present && !this.#secrets.watching(namespace) && secretAccessGranted(ws as Workspace))
+      this.#watchSecrets(namespace);
     if (!present && this.#secrets.watching(namespace)) this.#unwatchSecrets(namespace);
     const identityChanged =
       old !== undefined && workspaceIdentity(old as Workspace) !== workspaceIdentity(ws as Workspace);

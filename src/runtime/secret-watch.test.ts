@@ -29,7 +29,7 @@ describe('SecretWatch', () => {
     const seen: string[] = [];
     secrets.on((event, s) => seen.push(`${event} ${s.metadata?.name}`));
 
-    secrets.sync(['ns']);
+    secrets.watch('ns');
     // A reference in a namespace that is not a workspace namespace starts nothing (no access there).
     secrets.setReferences('other/conn', ['other/tenant-src']);
     secrets.setReferences('ns/conn', ['ns/tenant-src']);
@@ -65,10 +65,14 @@ describe('SecretWatch', () => {
   it('stops the namespace and its referenced watches when the namespace is no longer a workspace', async () => {
     api = await FakeKubeApi.start();
     secrets = new SecretWatch(api.client(), capturedLogger().log);
-    secrets.sync(['ns']);
+    secrets.watch('ns');
+    secrets.watch('kept');
     secrets.setReferences('ns/conn', ['ns/tenant-src']);
-    expect(secrets.watchCount()).toEqual({ managed: 1, referenced: 1 });
-    secrets.sync([]);
+    expect(secrets.watchCount()).toEqual({ managed: 2, referenced: 1 });
+    secrets.retain(['kept']);
+    expect(secrets.watchCount()).toEqual({ managed: 1, referenced: 0 });
+    expect(secrets.watching('kept')).toBe(true);
+    secrets.retain([]);
     expect(secrets.watchCount()).toEqual({ managed: 0, referenced: 0 });
     expect(secrets.watching('ns')).toBe(false);
   });

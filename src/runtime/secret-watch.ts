@@ -41,11 +41,10 @@ export class SecretWatch implements SecretCaches {
     this.handlers.push(handler);
   }
 
-  /** Makes the set of watched namespaces exactly `namespaces`. */
-  sync(namespaces: Iterable<string>): void {
-    const want = new Set(namespaces);
-    for (const ns of want) this.watch(ns);
-    for (const ns of [...this.managed.keys()]) if (!want.has(ns)) this.unwatch(ns);
+  /** Stops watching every namespace not in `namespaces` (their Workspace is gone). */
+  retain(namespaces: Iterable<string>): void {
+    const keep = new Set(namespaces);
+    for (const ns of [...this.managed.keys()]) if (!keep.has(ns)) this.unwatch(ns);
   }
 
   watching(namespace: string): boolean {

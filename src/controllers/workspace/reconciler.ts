@@ -61,11 +61,11 @@ export class WorkspaceReconciler {
   /** When each (namespace, identity, key) last proved usable. */
   private readonly keyChecks = new Map<string, number>();
   /**
-   * Per workspace (namespace/name): the object (uid, generation, labels, annotations) its namespace label,
-   * operator bindings, quota and tenant RBAC were last applied for, when, and the quota's outcome then
-   * (kept only once the quota is in force at its current limit).
+   * Per workspace (namespace/name): the object (uid, generation, labels, annotations) its namespace label
+   * and operator bindings were last applied for, when, and - once its quota is in force at its current
+   * limit and tenant RBAC applied - the quota's outcome then.
    */
-  private readonly applied = new Map<string, { of: string; at: number; quota: QuotaOutcome }>();
+  private readonly applied = new Map<string, { of: string; at: number; quota?: QuotaOutcome }>();
 
   constructor(private readonly ctx: OperatorContext) {}
 
@@ -122,17 +122,24 @@ export class WorkspaceReconciler {
     const memoKey = `${ns}/${req.name}`;
     const memo = this.applied.get(memoKey);
     const of = JSON.stringify([ws.metadata.uid, gen, ws.metadata.labels ?? {}, ws.metadata.annotations ?? {}]);
+    const current = memo !== undefined && memo.of === of && Date.now() - memo.at < RBAC_RESYNC_MS / 2;
     try {
-      if (memo && memo.of === of && Date.now() - memo.at < RBAC_RESYNC_MS / 2) {
+      if (current && memo.quota) {
         quota = memo.quota;
       } else {
-        const at = Date.now();
-        labelled = await this.labelNamespace(ns, ws.metadata.name!);
-        await this.applyOperatorBindings(ws);
+        // A new workspace comes back every second until its quota is in force: the label and the
+        // operator's bindings applied on its first pass need not be applied again each time.
+        const at = current ? memo.at : Date.now();
+        if (!current) {
+          labelled = await this.labelNamespace(ns, ws.metadata.name!);
+          await this.applyOperatorBindings(ws);
+          this.applied.set(memoKey, { of, at });
+        }
+        // Our Secret access in this namespace exists from here on: cache its managed Secrets.
+        this.ctx.secrets.watch(ns);
         quota = await this.applyConnectionQuota(ws);
         if (quota.enforced) await this.applyTenantRbac(ws);
         if (quota.enforced && quota.condition.status === 'True') this.applied.set(memoKey, { of, at, quota });
-        else this.applied.delete(memoKey);
       }
     } catch (err) {
       this.applied.delete(memoKey);
@@ -377,18 +384,21 @@ export class WorkspaceReconciler {
     const ns = ws.metadata.namespace!;
     const owner = [ownerReference(ws)];
     const labels = { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [WORKSPACE_LABEL]: ws.metadata.name! };
-    for (const role of TENANT_ROLES) {
-      const name = tenantRoleName(role);
-      await this.ctx.client.apply(Roles, {
-        metadata: { name, namespace: ns, labels, ownerReferences: owner },
-        rules: tenantRules(role),
-      });
-      await this.ctx.client.apply(RoleBindings, {
-        metadata: { name, namespace: ns, labels, ownerReferences: owner },
-        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name },
-        subjects: subjectsFor(ws.spec?.members, role, ns),
-      });
-    }
+    // Each Role before its binding (the API server checks a binding against its Role's rules); the roles side by side.
+    await Promise.all(
+      TENANT_ROLES.map(async (role) => {
+        const name = tenantRoleName(role);
+        await this.ctx.client.apply(Roles, {
+          metadata: { name, namespace: ns, labels, ownerReferences: owner },
+          rules: tenantRules(role),
+        });
+        await this.ctx.client.apply(RoleBindings, {
+          metadata: { name, namespace: ns, labels, ownerReferences: owner },
+          roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name },
+          subjects: subjectsFor(ws.spec?.members, role, ns),
+        });
+      }),
+    );
   }
 
   private async applyOperatorBindings(ws: Ws): Promise<void> {
@@ -397,17 +407,20 @@ export class WorkspaceReconciler {
     const labels = { [MANAGED_BY_LABEL]: MANAGED_BY_VALUE, [WORKSPACE_LABEL]: ws.metadata.name! };
     // Secret access for the operator and gateway, and the operator's hold on the quota, exist only in workspace namespaces.
     const { controller, gateway } = this.ctx.config.serviceAccounts;
-    for (const [name, sa] of [
+    const bindings = [
       [OPERATOR_SECRETS_ROLE, controller],
       [GATEWAY_SECRETS_ROLE, gateway],
       [OPERATOR_QUOTA_ROLE, controller],
-    ] as const) {
-      await this.ctx.client.apply(RoleBindings, {
-        metadata: { name, namespace: ns, labels, ownerReferences: owner },
-        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name },
-        subjects: [{ kind: 'ServiceAccount', name: sa, namespace: this.ctx.config.namespace }],
-      });
-    }
+    ] as const;
+    await Promise.all(
+      bindings.map(([name, sa]) =>
+        this.ctx.client.apply(RoleBindings, {
+          metadata: { name, namespace: ns, labels, ownerReferences: owner },
+          roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name },
+          subjects: [{ kind: 'ServiceAccount', name: sa, namespace: this.ctx.config.namespace }],
+        }),
+      ),
+    );
   }
 
   /** Seals a throwaway value under the workspace binding: proves the key works, at most every 10 minutes. */
