@@ -261,6 +261,21 @@ describe('kubeconfig files', () => {
     }
   });
 
+  it('says where a kubeconfig is not YAML without quoting it (its lines hold tokens)', () => {
+    const token = 'sha256~Z2VoZWltZXItdG9rZW4tdmFsdWU';
+    const file = write(tempDir(), 'broken', `users:\n- name: u\n  user: {token: ${token}\n    x: [\n`);
+    let caught: unknown;
+    try {
+      kubeconfigAccess([file]);
+    } catch (err) {
+      caught = err;
+    }
+    expect((caught as Error).message).toContain(`kubeconfig ${file}: not valid YAML (`);
+    const chain: string[] = [];
+    for (let e = caught; e instanceof Error; e = e.cause) chain.push(e.message, e.stack ?? '');
+    expect(chain.join('\n')).not.toContain(token);
+  });
+
   it('says KUBECONFIG names no existing file, and that none was found at all', () => {
     const dir = tempDir();
     expect(() => defaultClusterAccess({ KUBECONFIG: path.join(dir, 'nope') })).toThrow(

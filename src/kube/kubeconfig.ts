@@ -142,9 +142,8 @@ function mergeDocument(merged: Merged, text: string, file: string): void {
   try {
     doc = parse(text);
   } catch (err) {
-    throw new KubeconfigError(`kubeconfig ${file}: not valid YAML (${(err as Error).message.split('\n')[0]})`, {
-      cause: err,
-    });
+    // Only the first line, and no cause: the parser's full message quotes the lines around the error, tokens included.
+    throw new KubeconfigError(`kubeconfig ${file}: not valid YAML (${(err as Error).message.split('\n')[0]})`);
   }
   if (doc === null || doc === undefined) return; // an empty file is an empty config, as for kubectl
   if (!isRecord(doc))
