@@ -11,32 +11,11 @@ import { KubeClient } from '../kube/client.js';
 import { startOperator } from '../operator.js';
 import { createLogger } from '../runtime/logger.js';
 import { loopbackOperatorConfig } from '../dev/embedded.js';
+import { serveBenchProcess } from './bench-process.js';
 
-async function main(): Promise<void> {
-  const kubeconfig = process.env.ATOLL_BENCH_KUBECONFIG;
-  if (!kubeconfig || !process.send)
-    throw new Error('controller-process is forked by a benchmark with ATOLL_BENCH_KUBECONFIG set');
-  const settings = Object.fromEntries(
-    Object.entries(process.env).filter(([k]) => k.startsWith('ATOLL_') && k !== 'ATOLL_BENCH_KUBECONFIG'),
-  );
+serveBenchProcess('controller', async (kubeconfig, settings) => {
   const config = loopbackOperatorConfig(settings);
   const log = createLogger({ level: config.logLevel === 'info' ? 'warn' : config.logLevel, name: 'atoll-controller' });
   const operator = await startOperator({ client: KubeClient.fromKubeconfigFile(kubeconfig), config, log });
-  process.on('message', (msg) => {
-    if (msg !== 'stop') return;
-    const timer = setTimeout(() => process.exit(1), 15_000);
-    timer.unref();
-    void operator.stop().finally(() => process.exit(0));
-  });
-  // The bench went away (crashed or killed): do not outlive it.
-  process.on('disconnect', () => {
-    process.stderr.write('controller process: the benchmark went away, exiting\n');
-    process.exit(1);
-  });
-  process.send({ healthURL: operator.healthURL, webhookPort: operator.webhookPort });
-}
-
-main().catch((err: unknown) => {
-  process.stderr.write(`controller process failed: ${err instanceof Error ? err.message : String(err)}\n`);
-  process.exit(1);
+  return { started: { healthURL: operator.healthURL, webhookPort: operator.webhookPort }, stop: () => operator.stop() };
 });

@@ -29,7 +29,9 @@
  *    ATOLL_DEK_CACHE_IDLE), so the window shows what a day of reconciles costs
  *    (ADR 0029: one Decrypt per key per 24 h lifetime).
  *    The API server's watches and RSS with the operator are recorded here.
- * 4. Rotation: the gateway (in this process) and an agent serve one more
+ * 4. Rotation: the gateway (forked too, src/bench/gateway-process.ts; its RSS
+ *    is taken once it caches every connection and, one watch per workspace,
+ *    every managed Secret) and an agent serve one more
  *    connection of a bench IntegrationType; each rotation is a merge patch of
  *    its `value`, timed from the API's response to the first proxied request
  *    that carries the new value upstream, and to the agent's file holding it,
@@ -57,9 +59,7 @@ import {
   SEALED_SECRET_TYPE,
   type ExternalConnection,
 } from '../api/v1alpha1/index.js';
-import { setupCrypto } from '../crypto/setup.js';
 import { runAgent } from '../gateway/agent.js';
-import { startGateway } from '../gateway/server.js';
 import type { KubeClient, KubeObject } from '../kube/client.js';
 import {
   ExternalConnections,
@@ -71,7 +71,6 @@ import {
   Workspaces,
 } from '../kube/resources.js';
 import { createLogger } from '../runtime/logger.js';
-import { createOperatorMetrics } from '../runtime/metrics.js';
 import { packageRoot } from '../dev/binaries.js';
 import { ControlPlane } from '../dev/control-plane.js';
 import {
@@ -222,9 +221,25 @@ async function startFixture(): Promise<Fixture> {
 
 // ---------------------------------------------------------------- the controller in its own process
 
-interface ControllerProcess {
+/** The gateway's RSS (MiB) once it caches every connection and managed Secret, after the rotations, and its VmHWM. */
+interface GatewayMemory {
+  cachedMiB: number;
+  endMiB: number;
+  peakMiB: number;
+}
+
+interface RotationResult {
+  proxyMs: number[];
+  fileMs: number[];
+  controllerMs: number[];
+  gatewayMemory?: GatewayMemory;
+  error?: string;
+}
+
+interface BenchProcess {
   pid: number;
-  healthURL: string;
+  /** What the process reported once started (`healthURL` of the controller, `url` of the gateway). */
+  started: Record<string, string>;
   /** Highest VmRSS sampled since `resetPeak()` (MiB). */
   sampledPeakMiB(): number;
   resetPeak(): void;
@@ -233,17 +248,19 @@ interface ControllerProcess {
 }
 
 /**
- * Forks src/bench/controller-process.ts with the controller ServiceAccount's
- * token in a kubeconfig file of the run's temporary directory.
+ * Forks src/bench/<kind>-process.ts (the controller, or the gateway) with its
+ * ServiceAccount's token in a kubeconfig file of the run's temporary
+ * directory: its memory and CPU are its own, as in a cluster.
  */
-async function startControllerProcess(
+async function startBenchProcess(
+  kind: 'controller' | 'gateway',
   cp: ControlPlane,
   admin: KubeClient,
   serviceAccount: string,
   dir: string,
   env: Record<string, string>,
   nodeOptions: string[],
-): Promise<ControllerProcess> {
+): Promise<BenchProcess> {
   const review = await admin.request<{ status: { token: string } }>(
     'POST',
     `/api/v1/namespaces/${OPERATOR_NAMESPACE}/serviceaccounts/${serviceAccount}/token`,
@@ -259,10 +276,10 @@ async function startControllerProcess(
   };
   kubeconfig.users = [{ name: serviceAccount, user: { token: review.status.token } }];
   for (const c of kubeconfig.contexts) c.context.user = serviceAccount;
-  const file = path.join(dir, 'controller.kubeconfig');
+  const file = path.join(dir, `${kind}.kubeconfig`);
   writeFileSync(file, stringify(kubeconfig), { mode: 0o600 });
 
-  const script = path.join(path.dirname(fileURLToPath(import.meta.url)), 'controller-process.js');
+  const script = path.join(path.dirname(fileURLToPath(import.meta.url)), `${kind}-process.js`);
   const child: ChildProcess = fork(script, [], {
     execArgv: nodeOptions,
     env: { ...process.env, ...env, ATOLL_BENCH_KUBECONFIG: file },
@@ -271,11 +288,11 @@ async function startControllerProcess(
   // Its log lines go to stderr: stdout ends with the --json summary.
   child.stdout?.pipe(process.stderr);
   const started = await within(
-    'the controller process to start',
+    `the ${kind} process to start`,
     120_000,
-    new Promise<{ healthURL: string }>((resolve, reject) => {
-      child.once('message', (m) => resolve(m as { healthURL: string }));
-      child.once('exit', (code) => reject(new Error(`controller process exited with ${code}`)));
+    new Promise<Record<string, string>>((resolve, reject) => {
+      child.once('message', (m) => resolve(m as Record<string, string>));
+      child.once('exit', (code) => reject(new Error(`${kind} process exited with ${code}`)));
     }),
   );
   const pid = child.pid!;
@@ -283,7 +300,7 @@ async function startControllerProcess(
   child.on('exit', (code, signal) => {
     if (!stopping)
       say(
-        `controller process ${pid} exited unexpectedly (code ${code}, signal ${signal}): the figures that follow are not valid`,
+        `${kind} process ${pid} exited unexpectedly (code ${code}, signal ${signal}): the figures that follow are not valid`,
       );
   });
   let peak = 0;
@@ -293,7 +310,7 @@ async function startControllerProcess(
   sampler.unref();
   return {
     pid,
-    healthURL: started.healthURL,
+    started,
     sampledPeakMiB: () => peak,
     resetPeak: () => {
       peak = memoryOf(pid).rssMiB;
@@ -305,7 +322,7 @@ async function startControllerProcess(
       if (child.exitCode !== null || child.signalCode !== null) return;
       const exited = new Promise((r) => child.once('exit', r));
       child.send('stop');
-      await within('the controller process to stop', 20_000, exited).catch(() => child.kill('SIGKILL'));
+      await within(`the ${kind} process to stop`, 20_000, exited).catch(() => child.kill('SIGKILL'));
     },
   };
 }
@@ -548,19 +565,19 @@ interface ReadyResult {
 
 async function readyPhase(
   cluster: Cluster,
-  controller: ControllerProcess,
+  controller: BenchProcess,
   workspaceCount: number,
   connectionCount: number,
 ): Promise<ReadyResult> {
   const { client } = cluster;
-  const kmsAtStart = await kmsRequests(controller.healthURL);
+  const kmsAtStart = await kmsRequests(controller.started.healthURL!);
   const namespaces = Array.from({ length: workspaceCount }, (_, i) => workspaceName('full', i));
   const wsStart = performance.now();
   await createWorkspaces(cluster, namespaces);
   const workspacesReadySeconds = (performance.now() - wsStart) / 1000;
   say(`[ready] ${workspaceCount} workspaces Ready in ${workspacesReadySeconds.toFixed(1)} s`);
 
-  const kmsBefore = await kmsRequests(controller.healthURL);
+  const kmsBefore = await kmsRequests(controller.started.healthURL!);
   const watch = new ReadyWatch(client, 'full');
   await watch.start();
   const items = connectionItems(namespaces, connectionCount);
@@ -587,7 +604,7 @@ async function readyPhase(
   await until('every connection Ready', 900_000, async () => watch.readyAt.size >= connectionCount);
   const cost = await endCost();
   await watch.stop();
-  const kmsAfter = await kmsRequests(controller.healthURL);
+  const kmsAfter = await kmsRequests(controller.started.healthURL!);
   const sealedEnd = Math.max(...watch.sealedAt.values());
   const readyEnd = Math.max(...watch.readyAt.values());
   say(`[ready] all Ready after ${((readyEnd - start) / 1000).toFixed(1)} s`);
@@ -614,15 +631,15 @@ async function readyPhase(
 /** KMS calls and probes over `seconds` of steady state (nothing created or changed). */
 async function steadyWindow(
   cluster: Cluster,
-  controller: ControllerProcess,
+  controller: BenchProcess,
   seconds: number,
 ): Promise<{ kms: Record<string, number>; probes: number }> {
-  const kmsBefore = await kmsRequests(controller.healthURL);
+  const kmsBefore = await kmsRequests(controller.started.healthURL!);
   const requestsBefore = cluster.fixture.requests();
   say(`[steady] ${seconds} s window (reconcile period ${cluster.periodSeconds} s)…`);
   await sleep(seconds * 1000);
   return {
-    kms: diff(await kmsRequests(controller.healthURL), kmsBefore),
+    kms: diff(await kmsRequests(controller.started.healthURL!), kmsBefore),
     probes: cluster.fixture.requests() - requestsBefore,
   };
 }
@@ -647,12 +664,11 @@ const ROTATION_TYPE = {
  */
 async function rotationPhase(
   cluster: Cluster,
-  cp: ControlPlane,
-  config: ReturnType<typeof loopbackOperatorConfig>,
+  startGatewayProcess: () => Promise<BenchProcess>,
   ns: string,
   rotations: number,
   dir: string,
-): Promise<{ proxyMs: number[]; fileMs: number[]; controllerMs: number[] }> {
+): Promise<RotationResult> {
   const { client, fixture } = cluster;
   const log = createLogger({ level: 'silent' });
   await client.create(IntegrationTypes, { metadata: { name: 'bench-rotation' }, spec: ROTATION_TYPE } as never);
@@ -679,17 +695,10 @@ async function rotationPhase(
     isTrue(await client.get<Conditioned>(ExternalConnections, 'rotated', ns), 'CredentialsSealed'),
   );
 
-  const gatewayClient = await cp.serviceAccountClient(OPERATOR_NAMESPACE, config.serviceAccounts.gateway);
-  const crypto = await setupCrypto(config, gatewayClient, { fingerprints: false });
-  const gateway = await startGateway({
-    client: gatewayClient,
-    envelope: crypto.envelope,
-    log,
-    metrics: createOperatorMetrics(),
-    host: '127.0.0.1',
-    port: 0,
-    insecurePlaintext: true,
-  });
+  // The gateway in its own process, holding every connection and (one watch per workspace) every managed Secret.
+  const secretWatchesBefore = (await apiserverWatches(client)).secrets ?? 0;
+  const gateway = await startGatewayProcess();
+  const gatewayURL = gateway.started.url!;
   const stopAgent = new AbortController();
   let agentDone: Promise<void> | undefined;
   try {
@@ -707,7 +716,7 @@ async function rotationPhase(
     writeFileSync(tokenFile, token, { mode: 0o600 });
     const mount = path.join(dir, 'mount');
     agentDone = runAgent({
-      gatewayURL: gateway.url,
+      gatewayURL,
       tokenFile,
       connections: ['rotated'],
       dir: mount,
@@ -724,7 +733,7 @@ async function rotationPhase(
       }
     };
     const proxied = async (): Promise<string | undefined> => {
-      await fetch(`${gateway.url}/v1/connections/rotated/proxy/rotation`, {
+      await fetch(`${gatewayURL}/v1/connections/rotated/proxy/rotation`, {
         headers: { authorization: `Bearer ${token}` },
       }).then((r) => r.arrayBuffer());
       return fixture.lastKey();
@@ -734,6 +743,15 @@ async function rotationPhase(
       60_000,
       async () => (await proxied()) === first && inFile() === first,
     );
+    const workspaceCount = (await client.list(Workspaces)).items.length;
+    await until(
+      "the gateway to watch every workspace's managed Secrets",
+      300_000,
+      async () => ((await apiserverWatches(client)).secrets ?? 0) - secretWatchesBefore >= workspaceCount,
+      1000,
+    );
+    const cached = gateway.memory();
+    gateway.resetPeak();
     // When the controller's write of the managed Secret reaches a watcher: splits each rotation into controller and gateway time.
     let secretWrittenAt = 0;
     const secretWatchAbort = new AbortController();
@@ -782,11 +800,17 @@ async function rotationPhase(
     }
     secretWatchAbort.abort();
     await secretWatch;
-    return { proxyMs, fileMs, controllerMs };
+    const end = gateway.memory();
+    return {
+      proxyMs,
+      fileMs,
+      controllerMs,
+      gatewayMemory: { cachedMiB: cached.rssMiB, endMiB: end.rssMiB, peakMiB: end.peakMiB },
+    };
   } finally {
     stopAgent.abort();
     await agentDone?.catch(() => undefined);
-    await gateway.close();
+    await gateway.stop();
   }
 }
 
@@ -820,7 +844,7 @@ Usage: node dist/bench/credentials.js [flags]   (docs/benchmarks.md, "Credential
   say('starting control plane…');
   const cp = await ControlPlane.start({ controllerManager: false });
   const fixture = await startFixture();
-  let controller: ControllerProcess | undefined;
+  let controller: BenchProcess | undefined;
   try {
     const client = cp.adminClient();
     await installAtoll(client, root);
@@ -854,7 +878,8 @@ Usage: node dist/bench/credentials.js [flags]   (docs/benchmarks.md, "Credential
       ATOLL_LOG_LEVEL: 'warn',
     };
     const config = loopbackOperatorConfig(settings);
-    controller = await startControllerProcess(
+    controller = await startBenchProcess(
+      'controller',
       cp,
       client,
       config.serviceAccounts.controller,
@@ -873,10 +898,13 @@ Usage: node dist/bench/credentials.js [flags]   (docs/benchmarks.md, "Credential
     const controllerMemory = controller.memory();
 
     // A rotation phase that fails still leaves the figures measured so far worth printing.
-    const rotation = await rotationPhase(cluster, cp, config, ready.namespaces[0]!, rotations, dir).catch(
+    // As the chart runs it: no V8 flags (a smaller young generation costs the gateway latency).
+    const startGatewayProcess = () =>
+      startBenchProcess('gateway', cp, client, config.serviceAccounts.gateway, dir, settings, []);
+    const rotation = await rotationPhase(cluster, startGatewayProcess, ready.namespaces[0]!, rotations, dir).catch(
       (err: Error) => {
         say(`[rotation] failed: ${err.message}`);
-        return { proxyMs: [], fileMs: [], controllerMs: [], error: err.message };
+        return { proxyMs: [], fileMs: [], controllerMs: [], error: err.message } as RotationResult;
       },
     );
     const endToEnd = rotation.proxyMs.map((p, i) => Math.max(p, rotation.fileMs[i] ?? p));
@@ -916,13 +944,16 @@ Usage: node dist/bench/credentials.js [flags]   (docs/benchmarks.md, "Credential
       steady_kms_calls: total(steady.kms),
       steady_kms_by_operation: steady.kms,
       rotations,
-      rotation_error: 'error' in rotation ? rotation.error : null,
+      rotation_error: rotation.error ?? null,
       rotation_p50_ms: round(percentile(endToEnd, 50), 1),
       rotation_p99_ms: round(percentile(endToEnd, 99), 1),
       rotation_proxy_p99_ms: round(percentile(rotation.proxyMs, 99), 1),
       rotation_file_p99_ms: round(percentile(rotation.fileMs, 99), 1),
       rotation_secret_p50_ms: round(percentile(rotation.controllerMs, 50), 1),
       rotation_secret_p99_ms: round(percentile(rotation.controllerMs, 99), 1),
+      gateway_rss_mib: round(rotation.gatewayMemory?.peakMiB ?? NaN, 1),
+      gateway_rss_cached_mib: round(rotation.gatewayMemory?.cachedMiB ?? NaN, 1),
+      gateway_rss_end_mib: round(rotation.gatewayMemory?.endMiB ?? NaN, 1),
       kms_provider: 'local (in the controller process)',
       cpu_s: { floor: floor.cost.cpuS, ready: ready.cost.cpuS },
       cpu_ms_per_connection: {
@@ -949,6 +980,7 @@ Usage: node dist/bench/credentials.js [flags]   (docs/benchmarks.md, "Credential
       `| create → Ready p50 / p99 ms | ${fmt(ready.readyP50Ms, 0)} / ${fmt(ready.readyP99Ms, 0)} |`,
       `| workspaces Ready s | ${fmt(ready.workspacesReadySeconds, 1)} |`,
       `| controller RSS MiB: idle / all Ready / end of steady / peak (VmHWM) | ${fmt(idle.rssMiB)} / ${fmt(readyMemory.rssMiB)} / ${fmt(controllerMemory.rssMiB)} / ${fmt(controllerMemory.peakMiB)} |`,
+      `| gateway RSS MiB: every connection and managed Secret cached / after the rotations / peak (VmHWM) | ${fmt(rotation.gatewayMemory?.cachedMiB ?? NaN)} / ${fmt(rotation.gatewayMemory?.endMiB ?? NaN)} / ${fmt(rotation.gatewayMemory?.peakMiB ?? NaN)} |`,
       `| kube-apiserver RSS MiB: N objects without operator / with operator / peak | ${fmt(floor.apiserverRssMiB)} / ${fmt(apiserverWithOperator.rssMiB)} / ${fmt(apiserverWithOperator.peakMiB)} |`,
       `| watches the operator holds (API server's count) | ${operatorWatches} (${Object.entries(
         summary.watches_by_resource,
