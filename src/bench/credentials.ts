@@ -897,14 +897,14 @@ Usage: node dist/bench/credentials.js [flags]   (docs/benchmarks.md, "Credential
     const apiserverWithOperator = apiserverPid ? memoryOf(apiserverPid) : { rssMiB: NaN, peakMiB: NaN };
     const controllerMemory = controller.memory();
 
-    // A rotation phase that fails still leaves the figures measured so far worth printing.
     // As the chart runs it: no V8 flags (a smaller young generation costs the gateway latency).
     const startGatewayProcess = () =>
       startBenchProcess('gateway', cp, client, config.serviceAccounts.gateway, dir, settings, []);
+    // A rotation phase that fails still leaves the figures measured so far worth printing.
     const rotation = await rotationPhase(cluster, startGatewayProcess, ready.namespaces[0]!, rotations, dir).catch(
-      (err: Error) => {
+      (err: Error): RotationResult => {
         say(`[rotation] failed: ${err.message}`);
-        return { proxyMs: [], fileMs: [], controllerMs: [], error: err.message } as RotationResult;
+        return { proxyMs: [], fileMs: [], controllerMs: [], error: err.message };
       },
     );
     const endToEnd = rotation.proxyMs.map((p, i) => Math.max(p, rotation.fileMs[i] ?? p));

@@ -11,15 +11,24 @@ const context = encryptionContext({
 });
 const id = { provider: 'local', keyId: 'local/default', wrapped: Buffer.from('wrapped-1'), context };
 
-/** A stand-in KMS unwrap that counts calls and returns a fresh key each time. */
+/**
+ * A stand-in KMS unwrap that counts calls and returns a fresh key each time
+ * (`issued`), and a `use` that records each distinct key the cache hands out
+ * (`held`: the cache's own copies, the ones it must zero).
+ */
 function unwrapper() {
   const issued: Buffer[] = [];
+  const held: Buffer[] = [];
   const unwrap = async () => {
     const dek = Buffer.alloc(32, issued.length + 1);
     issued.push(dek);
     return dek;
   };
-  return { unwrap, issued };
+  const use = (dek: Buffer) => {
+    if (!held.includes(dek)) held.push(dek);
+    return dek[0];
+  };
+  return { unwrap, issued, held, use };
 }
 
 describe('DekCache decryption', () => {
@@ -47,89 +56,89 @@ describe('DekCache decryption', () => {
 
   it('a different wrapped key or context is a different entry', async () => {
     const cache = new DekCache();
-    const { unwrap, issued } = unwrapper();
-    await cache.withDecryptionKey(id, unwrap, () => 0);
-    await cache.withDecryptionKey({ ...id, wrapped: Buffer.from('wrapped-2') }, unwrap, () => 0);
-    await cache.withDecryptionKey({ ...id, context: { ...context, 'atoll.dev/field': 'user' } }, unwrap, () => 0);
-    await cache.withDecryptionKey({ ...id, keyId: 'local/other' }, unwrap, () => 0);
+    const { unwrap, issued, use } = unwrapper();
+    await cache.withDecryptionKey(id, unwrap, use);
+    await cache.withDecryptionKey({ ...id, wrapped: Buffer.from('wrapped-2') }, unwrap, use);
+    await cache.withDecryptionKey({ ...id, context: { ...context, 'atoll.dev/field': 'user' } }, unwrap, use);
+    await cache.withDecryptionKey({ ...id, keyId: 'local/other' }, unwrap, use);
     expect(issued).toHaveLength(4);
   });
 
   it('the age bound forces a new unwrap and zeroes the old key', async () => {
     let now = 0;
     const cache = new DekCache({ maxAgeMs: 1_000, now: () => now });
-    const { unwrap, issued } = unwrapper();
-    await cache.withDecryptionKey(id, unwrap, () => 0);
+    const { unwrap, issued, held, use } = unwrapper();
+    await cache.withDecryptionKey(id, unwrap, use);
     now = 999;
-    await cache.withDecryptionKey(id, unwrap, () => 0);
+    await cache.withDecryptionKey(id, unwrap, use);
     expect(issued).toHaveLength(1);
     now = 1_000;
     expect(await cache.withDecryptionKey(id, unwrap, (dek) => dek[0])).toBe(2);
     expect(issued).toHaveLength(2);
-    expect(issued[0]!.every((b) => b === 0)).toBe(true);
+    expect(held[0]!.every((b) => b === 0)).toBe(true);
   });
 
   it('a key used more often than the idle expiry stays cached until its absolute lifetime', async () => {
     // The production shape: probes every 10 min, idle expiry 30 min, lifetime 24 h (here in ms).
     let now = 0;
     const cache = new DekCache({ idleMs: 30, maxAgeMs: 1_440, now: () => now });
-    const { unwrap, issued } = unwrapper();
-    for (now = 0; now < 1_440; now += 10) await cache.withDecryptionKey(id, unwrap, () => 0);
+    const { unwrap, issued, held, use } = unwrapper();
+    for (now = 0; now < 1_440; now += 10) await cache.withDecryptionKey(id, unwrap, use);
     expect(issued).toHaveLength(1);
-    await cache.withDecryptionKey(id, unwrap, () => 0); // now = 1,440: the lifetime is over
+    await cache.withDecryptionKey(id, unwrap, use); // now = 1,440: the lifetime is over
     expect(issued).toHaveLength(2);
-    expect(issued[0]!.every((b) => b === 0)).toBe(true);
+    expect(held[0]!.every((b) => b === 0)).toBe(true);
   });
 
   it('a key not used for the idle expiry is unwrapped again, and the old one zeroed', async () => {
     let now = 0;
     const cache = new DekCache({ idleMs: 30, maxAgeMs: 1_440, now: () => now });
-    const { unwrap, issued } = unwrapper();
-    await cache.withDecryptionKey(id, unwrap, () => 0);
+    const { unwrap, issued, held, use } = unwrapper();
+    await cache.withDecryptionKey(id, unwrap, use);
     now = 29;
-    await cache.withDecryptionKey(id, unwrap, () => 0);
+    await cache.withDecryptionKey(id, unwrap, use);
     now = 59; // 30 after the last use
     expect(await cache.withDecryptionKey(id, unwrap, (dek) => dek[0])).toBe(2);
     expect(issued).toHaveLength(2);
-    expect(issued[0]!.every((b) => b === 0)).toBe(true);
+    expect(held[0]!.every((b) => b === 0)).toBe(true);
   });
 
   it('the sweep zeroes idle keys nobody asks for any more (a re-wrapped or retired key)', async () => {
     let now = 0;
     const cache = new DekCache({ idleMs: 40, maxAgeMs: 1_440, now: () => now });
-    const { unwrap, issued } = unwrapper();
+    const { unwrap, held, use } = unwrapper();
     const old = { ...id, wrapped: Buffer.from('wrapped-under-the-retired-key') };
-    await cache.withDecryptionKey(old, unwrap, () => 0);
-    for (now = 10; now <= 50; now += 10) await cache.withDecryptionKey(id, unwrap, () => 0);
+    await cache.withDecryptionKey(old, unwrap, use);
+    for (now = 10; now <= 50; now += 10) await cache.withDecryptionKey(id, unwrap, use);
     expect(cache.stats().entries.decrypt).toBe(1);
-    expect(issued[0]!.every((b) => b === 0)).toBe(true);
-    expect(issued[1]!.every((b) => b === 2)).toBe(true);
+    expect(held[0]!.every((b) => b === 0)).toBe(true);
+    expect(held[1]!.every((b) => b === 2)).toBe(true);
   });
 
   it('the use bound forces a new unwrap', async () => {
     const cache = new DekCache({ maxUses: 10 });
-    const { unwrap, issued } = unwrapper();
-    for (let i = 0; i < 25; i++) await cache.withDecryptionKey(id, unwrap, () => 0);
+    const { unwrap, issued, held, use } = unwrapper();
+    for (let i = 0; i < 25; i++) await cache.withDecryptionKey(id, unwrap, use);
     expect(issued).toHaveLength(3);
-    expect(issued[0]!.every((b) => b === 0)).toBe(true);
-    expect(issued[2]!.every((b) => b === 3)).toBe(true);
+    expect(held[0]!.every((b) => b === 0)).toBe(true);
+    expect(held[2]!.every((b) => b === 3)).toBe(true);
   });
 
   it('the entry bound evicts the least recently used and zeroes it', async () => {
     const cache = new DekCache({ maxEntries: 2 });
-    const { unwrap, issued } = unwrapper();
+    const { unwrap, issued, held, use } = unwrapper();
     const a = { ...id, wrapped: Buffer.from('a') };
     const b = { ...id, wrapped: Buffer.from('b') };
     const c = { ...id, wrapped: Buffer.from('c') };
-    await cache.withDecryptionKey(a, unwrap, () => 0);
-    await cache.withDecryptionKey(b, unwrap, () => 0);
-    await cache.withDecryptionKey(a, unwrap, () => 0); // a is now most recent
-    await cache.withDecryptionKey(c, unwrap, () => 0); // evicts b
+    await cache.withDecryptionKey(a, unwrap, use);
+    await cache.withDecryptionKey(b, unwrap, use);
+    await cache.withDecryptionKey(a, unwrap, use); // a is now most recent
+    await cache.withDecryptionKey(c, unwrap, use); // evicts b
     expect(cache.stats().entries.decrypt).toBe(2);
-    expect(issued[1]!.every((x) => x === 0)).toBe(true);
-    await cache.withDecryptionKey(a, unwrap, () => 0);
+    expect(held[1]!.every((x) => x === 0)).toBe(true);
+    await cache.withDecryptionKey(a, unwrap, use);
     expect(issued).toHaveLength(3);
-    await cache.withDecryptionKey(b, unwrap, () => 0);
+    await cache.withDecryptionKey(b, unwrap, use);
     expect(issued).toHaveLength(4);
   });
 
@@ -149,11 +158,25 @@ describe('DekCache decryption', () => {
 
   it('clear() zeroes every key', async () => {
     const cache = new DekCache();
-    const { unwrap, issued } = unwrapper();
-    await cache.withDecryptionKey(id, unwrap, () => 0);
+    const { unwrap, held, use } = unwrapper();
+    await cache.withDecryptionKey(id, unwrap, use);
     cache.clear();
-    expect(issued[0]!.every((b) => b === 0)).toBe(true);
+    expect(held[0]!.every((b) => b === 0)).toBe(true);
     expect(cache.stats().entries.decrypt).toBe(0);
+  });
+
+  it('keeps its own copy of a key, not a slice of a shared buffer pool, and zeroes the one it was given', async () => {
+    const cache = new DekCache();
+    const given = Buffer.from(Buffer.alloc(32, 7).toString('latin1'), 'latin1'); // a slice of Node's 8 KiB pool
+    expect(given.buffer.byteLength).toBeGreaterThan(32);
+    const kept = await cache.withDecryptionKey(
+      id,
+      async () => given,
+      (dek) => dek,
+    );
+    expect(kept.buffer.byteLength).toBe(32);
+    expect(kept.every((b) => b === 7)).toBe(true);
+    expect(given.every((b) => b === 0)).toBe(true);
   });
 
   it('a disabled cache still works, calling the KMS each time and zeroing after use', async () => {

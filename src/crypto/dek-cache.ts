@@ -83,8 +83,12 @@ export class DekCache {
       maxEntries: options.maxEntries ?? DEK_CACHE_DEFAULTS.maxEntries,
       now: options.now ?? Date.now,
     };
-    this.#decrypting = new Slots(bounds, (dek) => dek);
-    this.#encrypting = new Slots(bounds, (key) => key.dek);
+    this.#decrypting = new Slots(bounds, (dek) => dek, adoptKey);
+    this.#encrypting = new Slots(
+      bounds,
+      (key) => key.dek,
+      (key) => ({ ...key, dek: adoptKey(key.dek), wrapped: unpooled(key.wrapped) }),
+    );
   }
 
   /** Runs `use` with the unwrapped DEK, calling `unwrap` (the KMS) only on a miss. */
@@ -150,13 +154,16 @@ class Slots<V> {
   readonly #flights = new Map<string, Promise<Entry<V>>>();
   readonly #bounds: Bounds;
   readonly #dekOf: (value: V) => Buffer;
+  readonly #adopt: (value: V) => V;
   #lastSweep: number;
   hits = 0;
   loads = 0;
 
-  constructor(bounds: Bounds, dekOf: (value: V) => Buffer) {
+  /** `adopt` turns a loaded value into the one the cache keeps (see ownCopy). */
+  constructor(bounds: Bounds, dekOf: (value: V) => Buffer, adopt: (value: V) => V) {
     this.#bounds = bounds;
     this.#dekOf = dekOf;
+    this.#adopt = adopt;
     this.#lastSweep = bounds.now();
   }
 
@@ -202,7 +209,7 @@ class Slots<V> {
       return;
     }
     const now = this.#bounds.now();
-    this.#insert(key, { value: dek, createdAt: now, lastUsedAt: now, uses: 0, evicted: false });
+    this.#insert(key, { value: this.#adopt(dek), createdAt: now, lastUsedAt: now, uses: 0, evicted: false });
   }
 
   clear(): void {
@@ -212,9 +219,15 @@ class Slots<V> {
   #startFlight(key: string, load: () => Promise<V>): Promise<Entry<V>> {
     this.loads += 1;
     const flight = load()
-      .then((value) => {
+      .then((loaded) => {
         const now = this.#bounds.now();
-        const entry: Entry<V> = { value, createdAt: now, lastUsedAt: now, uses: 0, evicted: false };
+        const entry: Entry<V> = {
+          value: this.#adopt(loaded),
+          createdAt: now,
+          lastUsedAt: now,
+          uses: 0,
+          evicted: false,
+        };
         this.#insert(key, entry);
         return entry;
       })
@@ -267,6 +280,25 @@ class Slots<V> {
       if (this.#expired(entry, now)) this.#evict(key);
     }
   }
+}
+
+/**
+ * A copy of a small buffer in memory of its own. A Buffer under 4 KiB is
+ * usually a slice of Node's shared 8 KiB pool, and a cached slice pins its
+ * whole pool: at 3,000 connections the cache's data keys and wrapped keys
+ * held 48 MiB of pools (heap snapshot, ADR 0033).
+ */
+function unpooled(buf: Buffer): Buffer {
+  const own = Buffer.allocUnsafeSlow(buf.length);
+  buf.copy(own);
+  return own;
+}
+
+/** The cache's own copy of a data key; the original is zeroed, and zeroing the copy on eviction touches nothing else. */
+function adoptKey(dek: Buffer): Buffer {
+  const own = unpooled(dek);
+  dek.fill(0);
+  return own;
 }
 
 /** SHA-256 over length-prefixed parts, so cache keys hold no key material and cannot collide by concatenation. */
