@@ -225,7 +225,7 @@ describe('helm chart', () => {
     // ADR 0029: the data-key cache outlives the 10-minute probe interval; a smaller young generation.
     expect(envOf(controller, 'ATOLL_DEK_CACHE_IDLE')).toBe('30m');
     expect(envOf(controller, 'ATOLL_DEK_CACHE_MAX_AGE')).toBe('24h');
-    expect(envOf(controller, 'NODE_OPTIONS')).toBe('--max-semi-space-size=2');
+    expect(envOf(controller, 'NODE_OPTIONS')).toBe('--max-semi-space-size=2 --max-old-space-size=256');
     expect(envOf(find(ms, 'Deployment', 'atoll-gateway'), 'NODE_OPTIONS')).toBeUndefined();
     expect(podSpec(find(ms, 'Deployment', 'atoll-gateway')).containers[0]!.args).toEqual(['gateway']);
     expect(
