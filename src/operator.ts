@@ -156,13 +156,14 @@ export async function startOperator(opts: {
   for (const c of connections.list()) secrets.setReferences(objectKey(c), referencedSecrets(c));
   // A namespace's Secrets are watched once our access there exists (the reconciler starts the watch right after
   // applying the bindings; other replicas see it in the Workspace's status), and until its Workspace is gone.
-  const syncSecretWatches = () => {
-    const all = workspaces.list();
-    secrets.retain(all.map((w) => w.metadata.namespace!));
-    for (const w of all) if (secretAccessGranted(w)) secrets.watch(w.metadata.namespace!);
+  // One namespace per event: a burst of Workspace status writes costs no scan of every workspace.
+  const followWorkspace = (w: Ws) => {
+    const ns = w.metadata.namespace!;
+    if (workspaces.list(ns).length === 0) secrets.unwatch(ns);
+    else if (secretAccessGranted(w)) secrets.watch(ns);
   };
-  workspaces.on(syncSecretWatches);
-  syncSecretWatches();
+  workspaces.on((_event, w) => followWorkspace(w));
+  for (const w of workspaces.list()) followWorkspace(w);
   const gauge = setInterval(() => {
     const all = connections.list();
     const ready = all.filter((c) => isConditionTrue(c.status?.conditions, ConditionType.Ready)).length;

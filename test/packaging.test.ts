@@ -222,11 +222,11 @@ describe('helm chart', () => {
     expect(envOf(controller, 'ATOLL_KMS_KEY_ID')).toBe('local/default');
     expect(envOf(controller, 'ATOLL_WEBHOOK_SERVICE')).toBe('atoll-webhook');
     expect(envOf(controller, 'ATOLL_WEBHOOK_CERTS')).toBe('self');
-    // ADR 0029: the data-key cache outlives the 10-minute probe interval; a smaller young generation.
+    // ADR 0029: the data-key cache outlives the 10-minute probe interval; a smaller young generation. ADR 0033: old generations capped.
     expect(envOf(controller, 'ATOLL_DEK_CACHE_IDLE')).toBe('30m');
     expect(envOf(controller, 'ATOLL_DEK_CACHE_MAX_AGE')).toBe('24h');
     expect(envOf(controller, 'NODE_OPTIONS')).toBe('--max-semi-space-size=2 --max-old-space-size=256');
-    expect(envOf(find(ms, 'Deployment', 'atoll-gateway'), 'NODE_OPTIONS')).toBeUndefined();
+    expect(envOf(find(ms, 'Deployment', 'atoll-gateway'), 'NODE_OPTIONS')).toBe('--max-old-space-size=256');
     expect(podSpec(find(ms, 'Deployment', 'atoll-gateway')).containers[0]!.args).toEqual(['gateway']);
     expect(
       ms

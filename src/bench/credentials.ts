@@ -29,7 +29,8 @@
  *    ATOLL_DEK_CACHE_IDLE), so the window shows what a day of reconciles costs
  *    (ADR 0029: one Decrypt per key per 24 h lifetime).
  *    The API server's watches and RSS with the operator are recorded here.
- * 4. Rotation: the gateway (forked too, src/bench/gateway-process.ts; its RSS
+ * 4. Rotation: the gateway (forked too, src/bench/gateway-process.ts, with
+ *    --gateway-node-options as the chart's gateway.nodeOptions; its RSS
  *    is taken once it caches every connection and, one watch per workspace,
  *    every managed Secret) and an agent serve one more
  *    connection of a bench IntegrationType; each rotation is a merge patch of
@@ -824,7 +825,9 @@ Usage: node dist/bench/credentials.js [flags]   (docs/benchmarks.md, "Credential
   --concurrency N              client requests in flight (16)
   --reconcile-period S         probe interval of every connection, seconds (60)
   --rotations N                end-to-end rotations timed (50)
-  --controller-node-options S  V8 flags for the controller process, e.g. "--max-semi-space-size=2"
+  --controller-node-options S  V8 flags for the controller process, e.g. the chart's
+                               "--max-semi-space-size=2 --max-old-space-size=256"
+  --gateway-node-options S     V8 flags for the gateway process, e.g. the chart's "--max-old-space-size=256"
   --json                       one JSON summary on the last line of stdout
 `);
   const connections = Math.round(numericFlag('connections', 1000));
@@ -834,8 +837,12 @@ Usage: node dist/bench/credentials.js [flags]   (docs/benchmarks.md, "Credential
   const rotations = Math.round(numericFlag('rotations', 50));
   const json = process.argv.includes('--json');
   // e.g. --controller-node-options "--max-semi-space-size=2": V8 flags for the controller process alone.
-  const optionsAt = process.argv.indexOf('--controller-node-options');
-  const controllerNodeOptions = optionsAt >= 0 ? (process.argv[optionsAt + 1] ?? '').split(/\s+/).filter(Boolean) : [];
+  const nodeOptionsFlag = (name: string): string[] => {
+    const at = process.argv.indexOf(name);
+    return at >= 0 ? (process.argv[at + 1] ?? '').split(/\s+/).filter(Boolean) : [];
+  };
+  const controllerNodeOptions = nodeOptionsFlag('--controller-node-options');
+  const gatewayNodeOptions = nodeOptionsFlag('--gateway-node-options');
   const steadySeconds = 2 * periodSeconds + 5;
   const runStart = performance.now();
   const root = packageRoot();
@@ -897,9 +904,8 @@ Usage: node dist/bench/credentials.js [flags]   (docs/benchmarks.md, "Credential
     const apiserverWithOperator = apiserverPid ? memoryOf(apiserverPid) : { rssMiB: NaN, peakMiB: NaN };
     const controllerMemory = controller.memory();
 
-    // As the chart runs it: no V8 flags (a smaller young generation costs the gateway latency).
     const startGatewayProcess = () =>
-      startBenchProcess('gateway', cp, client, config.serviceAccounts.gateway, dir, settings, []);
+      startBenchProcess('gateway', cp, client, config.serviceAccounts.gateway, dir, settings, gatewayNodeOptions);
     // A rotation phase that fails still leaves the figures measured so far worth printing.
     const rotation = await rotationPhase(cluster, startGatewayProcess, ready.namespaces[0]!, rotations, dir).catch(
       (err: Error): RotationResult => {
@@ -963,6 +969,7 @@ Usage: node dist/bench/credentials.js [flags]   (docs/benchmarks.md, "Credential
       api_requests: { floor: floor.cost.apiRequests, ready: ready.cost.apiRequests },
       total_s: round((performance.now() - runStart) / 1000, 0),
       controller_node_options: controllerNodeOptions.join(' '),
+      gateway_node_options: gatewayNodeOptions.join(' '),
       node: process.version,
     };
     const lines = [

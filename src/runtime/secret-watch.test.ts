@@ -69,10 +69,10 @@ describe('SecretWatch', () => {
     secrets.watch('kept');
     secrets.setReferences('ns/conn', ['ns/tenant-src']);
     expect(secrets.watchCount()).toEqual({ managed: 2, referenced: 1 });
-    secrets.retain(['kept']);
+    secrets.unwatch('ns');
     expect(secrets.watchCount()).toEqual({ managed: 1, referenced: 0 });
     expect(secrets.watching('kept')).toBe(true);
-    secrets.retain([]);
+    secrets.unwatch('kept');
     expect(secrets.watchCount()).toEqual({ managed: 0, referenced: 0 });
     expect(secrets.watching('ns')).toBe(false);
   });

@@ -41,12 +41,6 @@ export class SecretWatch implements SecretCaches {
     this.handlers.push(handler);
   }
 
-  /** Stops watching every namespace not in `namespaces` (their Workspace is gone). */
-  retain(namespaces: Iterable<string>): void {
-    const keep = new Set(namespaces);
-    for (const ns of [...this.managed.keys()]) if (!keep.has(ns)) this.unwatch(ns);
-  }
-
   watching(namespace: string): boolean {
     return this.managed.has(namespace);
   }
