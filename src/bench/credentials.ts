@@ -89,7 +89,6 @@ type Conditioned = KubeObject & {
 };
 
 const PHASE_LABEL = 'bench.atoll.dev/phase';
-const RSS_SAMPLE_MS = 100;
 const say = (line: string) => process.stderr.write(`${line}\n`);
 
 // ---------------------------------------------------------------- small helpers
@@ -241,9 +240,6 @@ interface BenchProcess {
   pid: number;
   /** What the process reported once started (`healthURL` of the controller, `url` of the gateway). */
   started: Record<string, string>;
-  /** Highest VmRSS sampled since `resetPeak()` (MiB). */
-  sampledPeakMiB(): number;
-  resetPeak(): void;
   memory(): { rssMiB: number; peakMiB: number };
   stop(): Promise<void>;
 }
@@ -304,21 +300,11 @@ async function startBenchProcess(
         `${kind} process ${pid} exited unexpectedly (code ${code}, signal ${signal}): the figures that follow are not valid`,
       );
   });
-  let peak = 0;
-  const sampler = setInterval(() => {
-    peak = Math.max(peak, memoryOf(pid).rssMiB || 0);
-  }, RSS_SAMPLE_MS);
-  sampler.unref();
   return {
     pid,
     started,
-    sampledPeakMiB: () => peak,
-    resetPeak: () => {
-      peak = memoryOf(pid).rssMiB;
-    },
     memory: () => memoryOf(pid),
     async stop() {
-      clearInterval(sampler);
       stopping = true;
       if (child.exitCode !== null || child.signalCode !== null) return;
       const exited = new Promise((r) => child.once('exit', r));
@@ -540,8 +526,8 @@ async function createWorkspaces(cluster: Cluster, names: string[]): Promise<void
         say(`[setup] ${ready}/${names.length} workspaces Ready`);
       }
       return ready === names.length;
-      // A list of every Workspace is itself API server work: not five times a second while it sets them up.
     },
+    // A list of every Workspace is itself API server work: not five times a second while it sets them up.
     2000,
   );
 }
@@ -752,7 +738,6 @@ async function rotationPhase(
       1000,
     );
     const cached = gateway.memory();
-    gateway.resetPeak();
     // When the controller's write of the managed Secret reaches a watcher: splits each rotation into controller and gateway time.
     let secretWrittenAt = 0;
     const secretWatchAbort = new AbortController();

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { canonicalContext, lengthPrefixed } from './binding.js';
+import { ownBuffer, unpooledCopy } from './owned-bytes.js';
 
 /**
  * Bounds of the data-key cache (ADR 0029). A cached DEK is dropped (and
@@ -83,11 +84,11 @@ export class DekCache {
       maxEntries: options.maxEntries ?? DEK_CACHE_DEFAULTS.maxEntries,
       now: options.now ?? Date.now,
     };
-    this.#decrypting = new Slots(bounds, (dek) => dek, adoptKey);
+    this.#decrypting = new Slots(bounds, (dek) => dek, ownBuffer);
     this.#encrypting = new Slots(
       bounds,
       (key) => key.dek,
-      (key) => ({ ...key, dek: adoptKey(key.dek), wrapped: unpooled(key.wrapped) }),
+      (key) => ({ ...key, dek: ownBuffer(key.dek), wrapped: unpooledCopy(key.wrapped) }),
     );
   }
 
@@ -159,7 +160,7 @@ class Slots<V> {
   hits = 0;
   loads = 0;
 
-  /** `adopt` turns a loaded value into the one the cache keeps (see ownCopy). */
+  /** `adopt` turns a loaded value into the one the cache keeps: unpooled copies, the loaded key zeroed (owned-bytes.ts). */
   constructor(bounds: Bounds, dekOf: (value: V) => Buffer, adopt: (value: V) => V) {
     this.#bounds = bounds;
     this.#dekOf = dekOf;
@@ -280,25 +281,6 @@ class Slots<V> {
       if (this.#expired(entry, now)) this.#evict(key);
     }
   }
-}
-
-/**
- * A copy of a small buffer in memory of its own. A Buffer under 4 KiB is
- * usually a slice of Node's shared 8 KiB pool, and a cached slice pins its
- * whole pool: at 3,000 connections the cache's data keys and wrapped keys
- * held 48 MiB of pools (heap snapshot, ADR 0033).
- */
-function unpooled(buf: Buffer): Buffer {
-  const own = Buffer.allocUnsafeSlow(buf.length);
-  buf.copy(own);
-  return own;
-}
-
-/** The cache's own copy of a data key; the original is zeroed, and zeroing the copy on eviction touches nothing else. */
-function adoptKey(dek: Buffer): Buffer {
-  const own = unpooled(dek);
-  dek.fill(0);
-  return own;
 }
 
 /** SHA-256 over length-prefixed parts, so cache keys hold no key material and cannot collide by concatenation. */

@@ -8,6 +8,7 @@ import {
   type CryptoError,
 } from '../errors.js';
 import { DATA_KEY_BYTES, type GeneratedDataKey, type KmsProvider } from '../kms-provider.js';
+import { ownBuffer } from '../owned-bytes.js';
 
 export const AWS_KMS_PROVIDER_NAME = 'aws-kms';
 
@@ -118,16 +119,4 @@ export function kmsError(err: unknown): CryptoError {
   if (KEY_NOT_USABLE.has(name)) return new KeyNotFoundError(CryptoErrorMessage.keyNotUsable, { cause: err });
   if (THROTTLED.has(name)) return new KmsUnavailableError(CryptoErrorMessage.kmsThrottled, { cause: err });
   return new KmsUnavailableError(CryptoErrorMessage.kmsUnavailable, { cause: err });
-}
-
-/**
- * The key in an allocation of its own, the SDK's bytes zeroed: they are a
- * view into Node's shared 8 KiB buffer pool (base64 decoding), which a cached
- * key would otherwise keep alive for as long as it is cached.
- */
-function ownBuffer(bytes: Uint8Array): Buffer {
-  const own = Buffer.alloc(bytes.byteLength); // never pooled
-  own.set(bytes);
-  bytes.fill(0);
-  return own;
 }
