@@ -10,12 +10,15 @@
 import { KubeClient } from '../kube/client.js';
 import { startOperator } from '../operator.js';
 import { createLogger } from '../runtime/logger.js';
+import { collectProcessMetrics, createOperatorMetrics } from '../runtime/metrics.js';
 import { loopbackOperatorConfig } from '../dev/embedded.js';
 import { serveBenchProcess } from './bench-process.js';
 
 serveBenchProcess('controller', async (kubeconfig, settings) => {
   const config = loopbackOperatorConfig(settings);
   const log = createLogger({ level: config.logLevel === 'info' ? 'warn' : config.logLevel, name: 'atoll-controller' });
-  const operator = await startOperator({ client: KubeClient.fromKubeconfigFile(kubeconfig), config, log });
+  const metrics = createOperatorMetrics();
+  collectProcessMetrics(metrics.registry);
+  const operator = await startOperator({ client: KubeClient.fromKubeconfigFile(kubeconfig), config, log, metrics });
   return { started: { healthURL: operator.healthURL, webhookPort: operator.webhookPort }, stop: () => operator.stop() };
 });

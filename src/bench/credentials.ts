@@ -81,6 +81,7 @@ import {
   precreateWebhookConfigurations,
 } from '../dev/embedded.js';
 import { measurePhase, type PhaseCost, type Pids } from './phase-cost.js';
+import { openLoopWindow, type LoopWindow } from './loop-window.js';
 import { fmt, helpAndExit, numericFlag, percentile } from './stats.js';
 
 type Conn = ExternalConnection & KubeObject;
@@ -233,6 +234,9 @@ interface RotationResult {
   fileMs: number[];
   controllerMs: number[];
   gatewayMemory?: GatewayMemory;
+  /** The controller's event loop and every process's CPU during the rotations. */
+  controllerLoop?: LoopWindow;
+  cost?: PhaseCost;
   error?: string;
 }
 
@@ -651,6 +655,7 @@ const ROTATION_TYPE = {
  */
 async function rotationPhase(
   cluster: Cluster,
+  controller: BenchProcess,
   startGatewayProcess: () => Promise<BenchProcess>,
   ns: string,
   rotations: number,
@@ -760,6 +765,8 @@ async function rotationPhase(
     const proxyMs: number[] = [];
     const fileMs: number[] = [];
     const controllerMs: number[] = [];
+    const endLoop = await openLoopWindow(`${controller.started.healthURL}/metrics`, 'externalconnection');
+    const endCost = await measurePhase(client, () => ({ ...cluster.pids(), gateway: gateway.pid }));
     for (let i = 0; i < rotations; i++) {
       const value = `bench-rotation-${i}-${randomBytes(8).toString('hex')}`;
       await client.mergePatch(ExternalConnections, 'rotated', ns, {
@@ -784,6 +791,8 @@ async function rotationPhase(
       }
       if (secretWrittenAt > t0) controllerMs.push(secretWrittenAt - t0);
     }
+    const controllerLoop = await endLoop();
+    const cost = await endCost();
     secretWatchAbort.abort();
     await secretWatch;
     const end = gateway.memory();
@@ -791,6 +800,8 @@ async function rotationPhase(
       proxyMs,
       fileMs,
       controllerMs,
+      controllerLoop,
+      cost,
       gatewayMemory: { cachedMiB: cached.rssMiB, endMiB: end.rssMiB, peakMiB: end.peakMiB },
     };
   } finally {
@@ -892,12 +903,17 @@ Usage: node dist/bench/credentials.js [flags]   (docs/benchmarks.md, "Credential
     const startGatewayProcess = () =>
       startBenchProcess('gateway', cp, client, config.serviceAccounts.gateway, dir, settings, gatewayNodeOptions);
     // A rotation phase that fails still leaves the figures measured so far worth printing.
-    const rotation = await rotationPhase(cluster, startGatewayProcess, ready.namespaces[0]!, rotations, dir).catch(
-      (err: Error): RotationResult => {
-        say(`[rotation] failed: ${err.message}`);
-        return { proxyMs: [], fileMs: [], controllerMs: [], error: err.message };
-      },
-    );
+    const rotation = await rotationPhase(
+      cluster,
+      controller,
+      startGatewayProcess,
+      ready.namespaces[0]!,
+      rotations,
+      dir,
+    ).catch((err: Error): RotationResult => {
+      say(`[rotation] failed: ${err.message}`);
+      return { proxyMs: [], fileMs: [], controllerMs: [], error: err.message };
+    });
     const endToEnd = rotation.proxyMs.map((p, i) => Math.max(p, rotation.fileMs[i] ?? p));
 
     const operatorWatches = total(watchesAfter) - total(watchesBefore);
@@ -945,6 +961,8 @@ Usage: node dist/bench/credentials.js [flags]   (docs/benchmarks.md, "Credential
       gateway_rss_mib: round(rotation.gatewayMemory?.peakMiB ?? NaN, 1),
       gateway_rss_cached_mib: round(rotation.gatewayMemory?.cachedMiB ?? NaN, 1),
       gateway_rss_end_mib: round(rotation.gatewayMemory?.endMiB ?? NaN, 1),
+      rotation_controller_loop: rotation.controllerLoop ?? null,
+      rotation_cpu_s: rotation.cost?.cpuS ?? null,
       kms_provider: 'local (in the controller process)',
       cpu_s: { floor: floor.cost.cpuS, ready: ready.cost.cpuS },
       cpu_ms_per_connection: {

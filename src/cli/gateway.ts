@@ -5,7 +5,7 @@ import { startGateway, type Gateway } from '../gateway/server.js';
 import { KubeClient } from '../kube/client.js';
 import { describeError } from '../runtime/describe-error.js';
 import { createLogger, type Logger } from '../runtime/logger.js';
-import { createOperatorMetrics } from '../runtime/metrics.js';
+import { collectProcessMetrics, createOperatorMetrics } from '../runtime/metrics.js';
 import { loadOperatorConfig } from '../config/operator-config.js';
 import { startHealthServer } from '../runtime/health-server.js';
 import { waitForSignal } from './signals.js';
@@ -83,6 +83,7 @@ export async function gatewayCommand(): Promise<number> {
   const log = createLogger({ level: config.logLevel, name: 'atoll-gateway' });
   const client = KubeClient.fromDefault();
   const metrics = createOperatorMetrics();
+  collectProcessMetrics(metrics.registry);
   const crypto = await setupCrypto(config, client, { fingerprints: false });
   const port = Number(process.env.ATOLL_GATEWAY_PORT ?? 8443);
   // Callers send ServiceAccount tokens and receive credentials: HTTPS unless explicitly opted out.

@@ -49,6 +49,7 @@ export class Controller {
   constructor(private readonly opts: ControllerOptions) {
     this.queue = opts.queue ?? new WorkQueue();
     opts.metrics.queueDepth.set({ controller: opts.name }, 0);
+    this.queue.observeWaits((lane, ms) => opts.metrics.queueWait.observe({ controller: opts.name, lane }, ms / 1000));
   }
 
   get name(): string {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { createOperatorMetrics, registerKmsStats } from './metrics.js';
+import { collectProcessMetrics, createOperatorMetrics, registerKmsStats } from './metrics.js';
 
 describe('operator metrics on prom-client', () => {
   it('exposes the metric names, label sets and buckets dashboards and alerts query', async () => {
@@ -9,6 +9,7 @@ describe('operator metrics on prom-client', () => {
     metrics.probeDuration.observe({ type: 'redis' }, 0.02);
     metrics.connectionsReady.set({ ready: 'false' }, 2);
     metrics.gatewayRequests.inc({ route: 'proxy', code: '200' });
+    metrics.queueWait.observe({ controller: 'externalconnection', lane: 'urgent' }, 0.003);
     const text = await metrics.registry.metrics();
     expect(text).toContain('# TYPE atoll_reconcile_total counter');
     expect(text).toMatch(/^atoll_reconcile_total\{controller="workspace",result="success"\} 1$/m);
@@ -17,6 +18,19 @@ describe('operator metrics on prom-client', () => {
     expect(text).toMatch(/^atoll_probe_duration_seconds_bucket\{le="30",type="redis"\} 1$/m);
     expect(text).toMatch(/^atoll_connections\{ready="false"\} 2$/m);
     expect(text).toMatch(/^atoll_gateway_requests_total\{route="proxy",code="200"\} 1$/m);
+    expect(text).toMatch(
+      /^atoll_workqueue_wait_seconds_bucket\{le="0.005",controller="externalconnection",lane="urgent"\} 1$/m,
+    );
+  });
+
+  it('adds the process figures (memory, garbage collection, event-loop delay) when asked, once per process', async () => {
+    const metrics = createOperatorMetrics();
+    collectProcessMetrics(metrics.registry);
+    const text = await metrics.registry.metrics();
+    expect(text).toMatch(/^process_resident_memory_bytes \d+/m);
+    expect(text).toMatch(/^nodejs_eventloop_lag_p99_seconds /m);
+    expect(text).toContain('# TYPE nodejs_gc_duration_seconds histogram');
+    expect(await createOperatorMetrics().registry.metrics()).not.toContain('process_resident_memory_bytes');
   });
 
   it('refuses a label the metric does not declare, so no unbounded series can appear', () => {

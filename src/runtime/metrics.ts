@@ -5,11 +5,14 @@
  * names, so a call with an unexpected label fails loudly instead of exporting
  * a series nobody queries.
  */
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { DekCacheStats } from '../crypto/dek-cache.js';
 
 /** Seconds; reconciles and probes range from milliseconds to the 30 s probe ceiling. */
 const DURATION_BUCKETS = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+/** Seconds a key waits for a worker: an urgent key should start within milliseconds, a routine one may wait. */
+const WAIT_BUCKETS = [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
 /** The operator's metrics, shared by every component in the process. */
 export function createOperatorMetrics(registry = new Registry()) {
@@ -33,6 +36,13 @@ export function createOperatorMetrics(registry = new Registry()) {
       help: 'Reconcile duration by controller.',
       labelNames: ['controller'] as const,
       buckets: DURATION_BUCKETS,
+      registers,
+    }),
+    queueWait: new Histogram({
+      name: 'atoll_workqueue_wait_seconds',
+      help: 'Time a key waited in the work queue before a worker took it, by controller and lane (urgent: a user change).',
+      labelNames: ['controller', 'lane'] as const,
+      buckets: WAIT_BUCKETS,
       registers,
     }),
     queueDepth: new Gauge({
@@ -82,6 +92,16 @@ export function createOperatorMetrics(registry = new Registry()) {
   };
 }
 export type OperatorMetrics = ReturnType<typeof createOperatorMetrics>;
+
+/**
+ * The process's own figures (resident memory, CPU, heap, garbage collection
+ * pauses, event-loop delay), as every Node service exports them: called once
+ * per process by the commands that serve /metrics, not per operator, since
+ * tests start many operators in one process.
+ */
+export function collectProcessMetrics(registry: Registry): void {
+  collectDefaultMetrics({ register: registry });
+}
 
 /**
  * Counters read from the envelope's data-key cache at scrape time: the cache

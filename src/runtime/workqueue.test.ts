@@ -151,6 +151,33 @@ describe('WorkQueue', () => {
   });
 });
 
+describe('WorkQueue waits', () => {
+  it('reports each key once when taken, with the lane it was taken from and the time since its first add', async () => {
+    const q = new WorkQueue();
+    const seen: Array<[string, number]> = [];
+    q.observeWaits((lane, ms) => seen.push([lane, ms]));
+    q.add('r', 'routine');
+    q.add('u');
+    const queuedAt = performance.now();
+    await new Promise((r) => setTimeout(r, 20));
+    q.add('r', 'urgent'); // moves up: its wait still counts from the first add
+    expect(await q.get()).toBe('u');
+    expect(await q.get()).toBe('r');
+    const elapsed = performance.now() - queuedAt;
+    expect(seen.map(([lane]) => lane)).toEqual(['urgent', 'urgent']);
+    for (const [, ms] of seen) {
+      expect(ms).toBeGreaterThanOrEqual(15);
+      expect(ms).toBeLessThanOrEqual(elapsed + 1);
+    }
+    // A key handed straight to an idle worker waited for nothing.
+    const taken = q.get();
+    q.add('idle', 'routine');
+    expect(await taken).toBe('idle');
+    expect(seen.at(-1)).toEqual(['routine', 0]);
+    expect(seen).toHaveLength(3);
+  });
+});
+
 describe('RateLimiter', () => {
   it('backs off exponentially per key and forgets on success', () => {
     const r = new RateLimiter(100, 1000, 1000, 1000);

@@ -72,6 +72,9 @@ export class WorkQueue {
   private urgentStreak = 0;
   /** Keys waiting in the routine lane. */
   private routineWaiting = 0;
+  /** When each key in line was queued (performance.now()), for `onTake`. */
+  private readonly since = new Map<string, number>();
+  private onTake: ((lane: Lane, waitedMs: number) => void) | undefined;
 
   constructor(readonly limiter = new RateLimiter()) {}
 
@@ -88,11 +91,15 @@ export class WorkQueue {
     if (idle >= 0) {
       const [waiter] = this.waiters.splice(idle, 1);
       this.processing.set(key, lane);
+      this.onTake?.(lane, 0);
       waiter!.take(key);
       return;
     }
     if (waiting === 'routine') this.routineWaiting--;
-    else if (lane === 'routine') this.routineWaiting++;
+    else {
+      if (lane === 'routine') this.routineWaiting++;
+      this.since.set(key, performance.now());
+    }
     this.queued.set(key, lane);
     this.lines[lane].push(key);
   }
@@ -156,12 +163,20 @@ export class WorkQueue {
       this.queued.delete(key);
       this.processing.set(key, lane);
       if (lane === 'routine') this.routineWaiting--;
+      const since = this.since.get(key);
+      this.since.delete(key);
+      if (since !== undefined) this.onTake?.(lane, performance.now() - since);
       // Counts only while routine keys wait: an urgent key alone in line never waits for a turn.
       if (!urgentOnly) this.urgentStreak = lane === 'urgent' && this.routineWaiting > 0 ? this.urgentStreak + 1 : 0;
       return Promise.resolve(key);
     }
     if (this.shuttingDown) return Promise.resolve(undefined);
     return new Promise((take) => this.waiters.push({ urgentOnly, take }));
+  }
+
+  /** Reports how long each key waited in line (from its first add to a worker taking it), with its lane. */
+  observeWaits(fn: (lane: Lane, waitedMs: number) => void): void {
+    this.onTake = fn;
   }
 
   /** Marks a key finished; if it was re-added meanwhile it goes back in line. */
