@@ -36,7 +36,10 @@
  *    connection of a bench IntegrationType; each rotation is a merge patch of
  *    its `value`, timed from the API's response to the first proxied request
  *    that carries the new value upstream, and to the agent's file holding it,
- *    while the N connections exist.
+ *    while the N connections exist. The client asks every --rotation-poll-ms
+ *    (5): a busy loop would take a core of the two from what it measures.
+ *    The controller's event-loop delay, GC time and urgent-key wait, and each
+ *    process's CPU, are reported for the steady window and the rotations.
  *
  * Every wait is bounded: if the operator stalls, the run fails with what it
  * was waiting for instead of hanging. With `--json` the last line of stdout is
@@ -624,14 +627,18 @@ async function steadyWindow(
   cluster: Cluster,
   controller: BenchProcess,
   seconds: number,
-): Promise<{ kms: Record<string, number>; probes: number }> {
+): Promise<{ kms: Record<string, number>; probes: number; cost: PhaseCost; loop: LoopWindow }> {
   const kmsBefore = await kmsRequests(controller.started.healthURL!);
   const requestsBefore = cluster.fixture.requests();
+  const endLoop = await openLoopWindow(`${controller.started.healthURL}/metrics`, 'externalconnection');
+  const endCost = await measurePhase(cluster.client, cluster.pids);
   say(`[steady] ${seconds} s window (reconcile period ${cluster.periodSeconds} s)…`);
   await sleep(seconds * 1000);
   return {
     kms: diff(await kmsRequests(controller.started.healthURL!), kmsBefore),
     probes: cluster.fixture.requests() - requestsBefore,
+    loop: await endLoop(),
+    cost: await endCost(),
   };
 }
 
@@ -659,6 +666,7 @@ async function rotationPhase(
   startGatewayProcess: () => Promise<BenchProcess>,
   ns: string,
   rotations: number,
+  pollMs: number,
   dir: string,
 ): Promise<RotationResult> {
   const { client, fixture } = cluster;
@@ -787,7 +795,7 @@ async function rotationPhase(
           fileSeen = true;
           fileMs.push(performance.now() - t0);
         }
-        if (!proxySeen || !fileSeen) await new Promise((r) => setImmediate(r));
+        if (!proxySeen || !fileSeen) await (pollMs > 0 ? sleep(pollMs) : new Promise((r) => setImmediate(r)));
       }
       if (secretWrittenAt > t0) controllerMs.push(secretWrittenAt - t0);
     }
@@ -821,6 +829,8 @@ Usage: node dist/bench/credentials.js [flags]   (docs/benchmarks.md, "Credential
   --concurrency N              client requests in flight (16)
   --reconcile-period S         probe interval of every connection, seconds (60)
   --rotations N                end-to-end rotations timed (50)
+  --rotation-poll-ms N         how often the rotation client asks the gateway and reads the agent's file (5);
+                               0 asks in a busy loop, which on 2 cores takes CPU from what it measures
   --controller-node-options S  V8 flags for the controller process, e.g. the chart's
                                "--max-semi-space-size=2 --max-old-space-size=256"
   --gateway-node-options S     V8 flags for the gateway process, e.g. the chart's "--max-old-space-size=256"
@@ -831,6 +841,7 @@ Usage: node dist/bench/credentials.js [flags]   (docs/benchmarks.md, "Credential
   const concurrency = Math.round(numericFlag('concurrency', 16));
   const periodSeconds = numericFlag('reconcile-period', 60);
   const rotations = Math.round(numericFlag('rotations', 50));
+  const rotationPollMs = numericFlag('rotation-poll-ms', 5);
   const json = process.argv.includes('--json');
   // e.g. --controller-node-options "--max-semi-space-size=2": V8 flags for the controller process alone.
   const nodeOptionsFlag = (name: string): string[] => {
@@ -909,6 +920,7 @@ Usage: node dist/bench/credentials.js [flags]   (docs/benchmarks.md, "Credential
       startGatewayProcess,
       ready.namespaces[0]!,
       rotations,
+      rotationPollMs,
       dir,
     ).catch((err: Error): RotationResult => {
       say(`[rotation] failed: ${err.message}`);
@@ -961,8 +973,13 @@ Usage: node dist/bench/credentials.js [flags]   (docs/benchmarks.md, "Credential
       gateway_rss_mib: round(rotation.gatewayMemory?.peakMiB ?? NaN, 1),
       gateway_rss_cached_mib: round(rotation.gatewayMemory?.cachedMiB ?? NaN, 1),
       gateway_rss_end_mib: round(rotation.gatewayMemory?.endMiB ?? NaN, 1),
+      rotation_poll_ms: rotationPollMs,
       rotation_controller_loop: rotation.controllerLoop ?? null,
       rotation_cpu_s: rotation.cost?.cpuS ?? null,
+      rotation_api_requests: rotation.cost?.apiRequests ?? null,
+      steady_controller_loop: steady.loop,
+      steady_cpu_s: steady.cost.cpuS,
+      steady_api_requests: steady.cost.apiRequests,
       kms_provider: 'local (in the controller process)',
       cpu_s: { floor: floor.cost.cpuS, ready: ready.cost.cpuS },
       cpu_ms_per_connection: {
