@@ -506,6 +506,11 @@ describe('helm chart', () => {
       ),
     ).toBe('2000');
     expect(helmTemplate(['workspaces.defaultMaxConnections=0']).stderr).toContain('/workspaces/defaultMaxConnections');
+    expect(envOf(find(ms, 'Deployment', 'atoll-controller'), 'ATOLL_WORKSPACE_RESYNC')).toBe('5m');
+    expect(
+      envOf(find(docs(render(['workspaces.resync=30m'])), 'Deployment', 'atoll-controller'), 'ATOLL_WORKSPACE_RESYNC'),
+    ).toBe('30m');
+    expect(helmTemplate(['workspaces.resync=often']).stderr).toContain('/workspaces/resync');
   });
 
   it('grants Secrets only through the two ClusterRoles that are never bound cluster-wide', () => {

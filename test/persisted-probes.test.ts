@@ -9,7 +9,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ExternalConnection } from '../src/api/v1alpha1/index.js';
 import type { KubeObject } from '../src/kube/client.js';
-import { CoreEvents, ExternalConnections, IntegrationTypes } from '../src/kube/resources.js';
+import type { Workspace } from '../src/api/v1alpha1/index.js';
+import { CoreEvents, ExternalConnections, IntegrationTypes, RoleBindings, Workspaces } from '../src/kube/resources.js';
+import { tenantRoleName } from '../src/controllers/workspace/tenant-rbac.js';
 import { createKmsKey, startMoto, type MotoServer } from './support/moto.js';
 import { startHttpFixture, type HttpFixture } from './support/services.js';
 import { condition, createWorkspace, eventually, randomSecret, uniqueName } from './support/cluster.js';
@@ -22,6 +24,8 @@ type Type = KubeObject & { spec: Record<string, unknown> };
 const OWN_TYPE = 'persist-http';
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+/** This file's Workspace resync period (ATOLL_WORKSPACE_RESYNC): short, so the resync happens within a test. */
+const RESYNC_MS = 40_000;
 const readySince = (c: Conn) => c.status?.conditions?.find((x) => x.type === 'Ready')?.lastTransitionTime;
 
 describe('persisted probe results, write budget and steady-state KMS calls', () => {
@@ -44,6 +48,7 @@ describe('persisted probe results, write budget and steady-state KMS calls', () 
         ATOLL_PROBE_TEST_MIN_INTERVAL_SECONDS: '1',
         // A loaded machine may take longer than the default 3 s for a loopback probe; what is proven is the single write.
         ATOLL_PROBE_STATUS_GRACE: '30s',
+        ATOLL_WORKSPACE_RESYNC: `${RESYNC_MS / 1000}s`,
       },
     });
     ns = uniqueName('persist');
@@ -221,4 +226,44 @@ describe('persisted probe results, write budget and steady-state KMS calls', () 
     expect(steady).toBe(0);
     for (const name of names) expect(isReady(await get(name)), name).toBe(true);
   }, 120_000);
+
+  it('recounts a Workspace on connection changes without applying its RBAC again; the resync puts back what was edited', async () => {
+    // ADR 0034: at 10,000 connections, recounts that applied a dozen objects each were the API server's main load.
+    const wsNs = uniqueName('resync');
+    const createdAt = Date.now();
+    await createWorkspace(wsNs, { policy: { egress: { allowCIDRs: ['127.0.0.1/32'] } } }, atoll.client);
+    // Its RBAC was applied between createdAt and now; recounts used to apply again once half the period had passed.
+    await sleep(RESYNC_MS / 2 + 2_000);
+    const binding = tenantRoleName('viewer');
+    await atoll.client.delete(RoleBindings, binding, wsNs); // a tenant admin's edit
+    await atoll.client.create(ExternalConnections, {
+      metadata: { name: 'counted', namespace: wsNs },
+      spec: {
+        type: 'http-api',
+        settings: { baseURL: upstream.url, auth: 'bearer' },
+        credentials: { token: { value: randomSecret('resync') } },
+        probe: { interval: '1h' },
+      },
+    } as never);
+    // The connection's changes (created, sealed, Ready) each recount the workspace.
+    await eventually(
+      'the workspace counts its Ready connection',
+      () => atoll.client.get<Workspace & KubeObject>(Workspaces, wsNs, wsNs),
+      (w) => w.status?.connections?.ready === 1,
+      30_000,
+    );
+    const recountedAfter = Date.now() - createdAt;
+    expect(
+      recountedAfter,
+      'the recount must come before the resync is due for this check to mean anything',
+    ).toBeLessThan(RESYNC_MS - 2_000);
+    expect(await atoll.client.tryGet(RoleBindings, binding, wsNs)).toBeUndefined();
+    // The resync (due within the period plus its jitter of a fifth) applies again and puts it back.
+    await eventually(
+      'the resync restores the deleted RoleBinding',
+      () => atoll.client.tryGet(RoleBindings, binding, wsNs),
+      (b) => b !== undefined,
+      RESYNC_MS * 1.2 + 15_000,
+    );
+  }, 150_000);
 });

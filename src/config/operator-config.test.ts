@@ -155,6 +155,12 @@ describe('loadOperatorConfig', () => {
     );
   });
 
+  it('reads the Workspace resync period as a duration (default 5m, 10s to 24h)', () => {
+    expect(loadOperatorConfig({}).workspaceResyncMs).toBe(300_000);
+    expect(loadOperatorConfig({ ATOLL_WORKSPACE_RESYNC: '30m' }).workspaceResyncMs).toBe(1_800_000);
+    expect(() => loadOperatorConfig({ ATOLL_WORKSPACE_RESYNC: '1s' })).toThrow(/ATOLL_WORKSPACE_RESYNC must be/);
+  });
+
   it('reads leader-election durations (client-go defaults) and refuses a renew deadline that could allow two leaders', () => {
     expect(loadOperatorConfig({}).leaderElection).toMatchObject({
       leaseDurationMs: 15_000,

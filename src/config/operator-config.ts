@@ -76,6 +76,11 @@ export interface OperatorConfig {
   };
   /** Connections a Workspace may hold when spec.policy.maxConnections is unset (its ResourceQuota's hard limit). */
   readonly defaultMaxConnections: number;
+  /**
+   * How often each Workspace's namespace label, RBAC and quota are applied again when nothing changed
+   * (puts back what someone edited); jittered up to a fifth more (ADR 0034).
+   */
+  readonly workspaceResyncMs: number;
   readonly logLevel: string;
 }
 
@@ -200,6 +205,7 @@ export function loadOperatorConfig(
   );
   // Same upper bound as spec.policy.maxConnections in the Workspace CRD.
   const defaultMaxConnections = int(e, 'ATOLL_DEFAULT_MAX_CONNECTIONS', DEFAULT_MAX_CONNECTIONS, 1, 10_000, problems);
+  const workspaceResyncMs = duration(e, 'ATOLL_WORKSPACE_RESYNC', 5 * 60_000, 10_000, 24 * 3_600_000, problems);
   const leaseDurationMs = duration(e, 'ATOLL_LEADER_ELECT_LEASE_DURATION', 15_000, 1_000, 600_000, problems);
   const renewDeadlineMs = duration(e, 'ATOLL_LEADER_ELECT_RENEW_DEADLINE', 10_000, 100, 600_000, problems);
   const retryPeriodMs = duration(e, 'ATOLL_LEADER_ELECT_RETRY_PERIOD', 2_000, 50, 600_000, problems);
@@ -257,6 +263,7 @@ export function loadOperatorConfig(
     }),
     usage: Object.freeze({ flushIntervalMs, deleteProtectionWindowMs }),
     defaultMaxConnections,
+    workspaceResyncMs,
     logLevel,
   });
 }

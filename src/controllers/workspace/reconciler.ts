@@ -49,7 +49,10 @@ interface QuotaOutcome {
 }
 
 const KEY_CHECK_TTL_MS = 10 * 60_000;
-const RBAC_RESYNC_MS = 5 * 60_000;
+/** A resync timer may fire a little early (Node measures it from the loop's cached clock): it still counts as due. */
+const RESYNC_SLACK_MS = 1000;
+/** Resyncs of Workspaces set up together drift apart by up to this fraction of the period. */
+const RESYNC_JITTER = 0.2;
 
 /**
  * Makes a namespace a workspace: labels it, keeps one Role and RoleBinding
@@ -65,9 +68,12 @@ export class WorkspaceReconciler {
    * and operator bindings were last applied for, when, and - once its quota is in force at its current
    * limit and tenant RBAC applied - the quota's outcome then.
    */
-  private readonly applied = new Map<string, { of: string; at: number; quota?: QuotaOutcome }>();
+  private readonly applied = new Map<string, { of: string; dueAt: number; quota?: QuotaOutcome }>();
 
-  constructor(private readonly ctx: OperatorContext) {}
+  constructor(
+    private readonly ctx: OperatorContext,
+    private readonly random: () => number = Math.random,
+  ) {}
 
   reconcile = async (req: ReconcileRequest, log: Logger): Promise<ReconcileResult | void> => {
     const { client } = this.ctx;
@@ -116,30 +122,31 @@ export class WorkspaceReconciler {
     let labelled = false;
     let quota: QuotaOutcome;
     // Connection changes enqueue the workspace for its counts: applying the same RBAC and quota again for
-    // each is about one server-side apply per connection (ADR 0031). Applied for this object within half
-    // the resync period is current; any change to the Workspace (spec, labels, annotations) applies again,
-    // and the periodic resync still puts back what a tenant admin edited.
+    // each is about a dozen server-side applies per connection change (ADR 0031), and at 10,000 connections
+    // their periodic status writes made that the API server's largest load (ADR 0034). What was applied for
+    // this object stays current until its resync is due; any change to the Workspace (spec, labels,
+    // annotations) applies again, and the resync still puts back what a tenant admin edited.
     const memoKey = `${ns}/${req.name}`;
     const memo = this.applied.get(memoKey);
     const of = JSON.stringify([ws.metadata.uid, gen, ws.metadata.labels ?? {}, ws.metadata.annotations ?? {}]);
-    const current = memo !== undefined && memo.of === of && Date.now() - memo.at < RBAC_RESYNC_MS / 2;
+    const current = memo !== undefined && memo.of === of && Date.now() < memo.dueAt - RESYNC_SLACK_MS;
     try {
       if (current && memo.quota) {
         quota = memo.quota;
       } else {
         // A new workspace comes back every second until its quota is in force: the label and the
         // operator's bindings applied on its first pass need not be applied again each time.
-        const at = current ? memo.at : Date.now();
+        const dueAt = current ? memo.dueAt : this.nextResync();
         if (!current) {
           labelled = await this.labelNamespace(ns, ws.metadata.name!);
           await this.applyOperatorBindings(ws);
-          this.applied.set(memoKey, { of, at });
+          this.applied.set(memoKey, { of, dueAt });
         }
         // Our Secret access in this namespace exists from here on: cache its managed Secrets.
         this.ctx.secrets.watch(ns);
         quota = await this.applyConnectionQuota(ws);
         if (quota.enforced) await this.applyTenantRbac(ws);
-        if (quota.enforced && quota.condition.status === 'True') this.applied.set(memoKey, { of, at, quota });
+        if (quota.enforced && quota.condition.status === 'True') this.applied.set(memoKey, { of, dueAt, quota });
       }
     } catch (err) {
       this.applied.delete(memoKey);
@@ -278,9 +285,15 @@ export class WorkspaceReconciler {
     // The quota controller fills in the quota's status within moments; the RoleBinding takes effect as fast.
     if (quota.condition.status !== 'True') return { requeueAfterMs: 1000 };
     if (findCondition(conditions, ConditionType.Ready)?.status !== 'True') return { requeueAfterMs: 30_000 };
-    // Tenant admins may edit RoleBindings in their namespace: put ours back regularly.
-    return { requeueAfterMs: RBAC_RESYNC_MS };
+    // Tenant admins may edit RoleBindings in their namespace: put ours back when the resync is due.
+    const dueAt = this.applied.get(memoKey)?.dueAt ?? this.nextResync();
+    return { requeueAfterMs: Math.max(RESYNC_SLACK_MS, dueAt - Date.now()) };
   };
+
+  /** When what is applied now is next applied again if nothing changes. */
+  private nextResync(): number {
+    return Date.now() + this.ctx.config.workspaceResyncMs * (1 + RESYNC_JITTER * this.random());
+  }
 
   /** Whether a spec value is wrapped by `key` (a value that does not parse needs no key at all). */
   private wrappedWith(sealed: string, key: { provider: string; keyId: string }): boolean {
