@@ -11,6 +11,9 @@ const FORBIDDEN_GRACE_MS = 15_000;
 /** A watch that ends sooner than this without one event is a failure (client-go's "very short watch"), not a normal end. */
 const SHORT_WATCH_MS = 1_000;
 const STALL_GRACE_MS = 30_000;
+const DEFAULT_RELIST_MS = 30 * 60_000;
+const RELIST_JITTER = 0.5;
+
 /** Cap of the restart backoff; with its jitter a restart waits at most twice this. */
 const MAX_RESTART_BACKOFF_MS = 10_000;
 export type InformerEvent = 'add' | 'update' | 'delete';
@@ -26,7 +29,11 @@ export interface InformerOptions<T extends KubeObject = KubeObject> {
    * controller's memory at scale.
    */
   transform?: (obj: T) => T;
-  /** Full relist interval: a safety net for anything a watch missed. */
+  /**
+   * Full relist interval, stretched by up to half at random: a safety net for anything a watch missed
+   * (default 30 min). Watches resume from their resourceVersion and relist on 410 Gone anyway; a LIST
+   * of 10,000 connections, or a thousand namespaces' Secrets at once, is too heavy to repeat often (ADR 0034).
+   */
   relistMs?: number;
   /** Server-side watch timeout; a stream open longer than this plus a grace period is stalled. */
   watchTimeoutSeconds?: number;
@@ -70,7 +77,7 @@ export class Informer<T extends KubeObject> {
     readonly resource: ResourceType,
     private readonly opts: InformerOptions<T>,
   ) {
-    this.relistMs = opts.relistMs ?? 10 * 60_000;
+    this.relistMs = opts.relistMs ?? DEFAULT_RELIST_MS;
     this.watchTimeoutSeconds = opts.watchTimeoutSeconds ?? 240;
     this.stallGraceMs = opts.stallGraceMs ?? STALL_GRACE_MS;
     // client-go's reflector caps at 30 s, stretched up to 60 s: after an outage the gateway then served
@@ -84,6 +91,11 @@ export class Informer<T extends KubeObject> {
 
   get(key: string): T | undefined {
     return this.store.get(key);
+  }
+
+  /** Objects cached. */
+  get size(): number {
+    return this.store.size;
   }
 
   list(namespace?: string): T[] {
@@ -150,7 +162,8 @@ export class Informer<T extends KubeObject> {
       try {
         await this.relist();
         forbiddenSince = undefined;
-        const relistAt = Date.now() + this.relistMs;
+        // Informers started together (one per workspace namespace) relist apart.
+        const relistAt = Date.now() + this.relistMs * (1 + RELIST_JITTER * Math.random());
         while (!this.stopped && Date.now() < relistAt) {
           await this.watchOnce();
         }

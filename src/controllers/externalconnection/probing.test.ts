@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { ExternalConnection } from '../../api/v1alpha1/index.js';
 import type { KubeObject } from '../../kube/client.js';
-import { persistedProbe } from './probing.js';
+import { lastProbeRefreshMs, persistedProbe, publishedProbe } from './probing.js';
 
 type Conn = ExternalConnection & KubeObject;
 
@@ -67,5 +67,34 @@ describe('persistedProbe', () => {
       persistedProbe(conn({ time: at, result: 'Succeeded', inputs: 'digest' }, 'AuthenticationFailed')),
     ).toBeUndefined();
     expect(persistedProbe(conn({ time: 'yesterday', result: 'Succeeded', inputs: 'digest' }))).toBeUndefined();
+  });
+});
+
+describe('refresh of an unchanged probe result', () => {
+  const persisted = {
+    time: at,
+    durationMs: 12,
+    result: 'Succeeded',
+    message: 'HTTP 200 from 127.0.0.1:80',
+    inputs: 'digest',
+    testRequest: 't1',
+  };
+  const c = conn(persisted);
+  /** The latest probe: same request, same outcome, `minutes` after the persisted one. */
+  const later = (minutes: number) => ({ ...persistedProbe(c)!, finishedAt: Date.parse(at) + minutes * 60_000 });
+
+  it('waits 5 minutes up to 3,000 connections, then spreads 10 writes a second over all of them', () => {
+    expect(lastProbeRefreshMs(0)).toBe(300_000);
+    expect(lastProbeRefreshMs(3_000)).toBe(300_000);
+    expect(lastProbeRefreshMs(10_000)).toBe(1_000_000);
+  });
+
+  it('publishes the persisted result unchanged (no write) while it is younger than the refresh period', () => {
+    expect(publishedProbe(c, later(4), lastProbeRefreshMs(100))).toBe(c.status!.lastProbe);
+    const refreshed = publishedProbe(c, later(6), lastProbeRefreshMs(100));
+    expect(refreshed.time).toBe(new Date(Date.parse(at) + 6 * 60_000).toISOString());
+    // With 10,000 connections the same result six minutes on is not written again.
+    expect(publishedProbe(c, later(6), lastProbeRefreshMs(10_000))).toBe(c.status!.lastProbe);
+    expect(publishedProbe(c, later(17), lastProbeRefreshMs(10_000)).time).not.toBe(at);
   });
 });

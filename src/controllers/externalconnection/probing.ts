@@ -34,6 +34,17 @@ const MAX_TEST_REQUEST_CHARS = 64;
  */
 const LAST_PROBE_REFRESH_MS = 5 * 60_000;
 /**
+ * Refreshes of unchanged results, all connections together, per second at most (ADR 0034): beyond 3,000
+ * connections the refresh period grows with their number (17 minutes at 10,000), so the steady state costs
+ * the API server 10 writes a second however many connections there are, not 33 at 10,000.
+ */
+const REFRESH_WRITES_PER_SECOND = 10;
+
+/** How old status.lastProbe.time may grow, unchanged, with this many connections in the cache. */
+export function lastProbeRefreshMs(connections: number): number {
+  return Math.max(LAST_PROBE_REFRESH_MS, (connections / REFRESH_WRITES_PER_SECOND) * 1000);
+}
+/**
  * A periodic probe is due this much before its time: a requeue timer can fire a little early (Node measures
  * it from the event loop's cached clock), and a probe found not quite due would wait a whole extra second.
  */
@@ -81,7 +92,7 @@ export class ConnectionProber {
   readonly #requested = new Map<string, { subject: string; at: number }>();
 
   constructor(
-    private readonly ctx: Pick<OperatorContext, 'config' | 'events' | 'metrics'>,
+    private readonly ctx: Pick<OperatorContext, 'config' | 'events' | 'metrics' | 'connections'>,
     enqueue: (key: string, lane: Lane) => void,
     private readonly hooks: ProbeHooks = {},
   ) {
@@ -140,7 +151,7 @@ export class ConnectionProber {
     const view: ProbeView = {
       ...(current ? { current } : {}),
       ...(current && last
-        ? { lastProbe: publishedProbe(conn, last) }
+        ? { lastProbe: publishedProbe(conn, last, lastProbeRefreshMs(this.ctx.connections.size)) }
         : conn.status?.lastProbe
           ? { lastProbe: conn.status.lastProbe }
           : {}),
@@ -251,16 +262,16 @@ function probeTag(subject: string, conn: Conn): string {
 
 /**
  * status.lastProbe for the key's latest result: the persisted one as it is while the latest probe found the
- * same outcome for the same request and the persisted time is younger than LAST_PROBE_REFRESH_MS (a
- * periodic probe that changes nothing writes nothing), else the latest result with its own time.
+ * same outcome for the same request and the persisted time is younger than `refreshMs` (a periodic probe
+ * that changes nothing writes nothing), else the latest result with its own time.
  */
-function publishedProbe(conn: Conn, last: ProbeRecord): ProbeResult {
+export function publishedProbe(conn: Conn, last: ProbeRecord, refreshMs: number): ProbeResult {
   const persisted = persistedProbe(conn);
   if (
     persisted &&
     persisted.tag === last.tag &&
     sameOutcome(persisted.outcome, last.outcome) &&
-    last.finishedAt - persisted.finishedAt < LAST_PROBE_REFRESH_MS
+    last.finishedAt - persisted.finishedAt < refreshMs
   )
     return conn.status!.lastProbe!;
   return lastProbeStatus(last);
