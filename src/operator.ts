@@ -113,7 +113,8 @@ export async function startOperator(opts: {
   // The reconciler's enqueue callback runs only after the controller below exists.
   const connReconciler = new ExternalConnectionReconciler(
     ctx,
-    (key, lane) => connController.enqueue(key, lane),
+    (key, lane, afterMs) =>
+      afterMs === undefined ? connController.enqueue(key, lane) : connController.queue.addAfter(key, afterMs, lane),
     opts.probeHooks,
   );
   const connController = new Controller({

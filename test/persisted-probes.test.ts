@@ -227,6 +227,46 @@ describe('persisted probe results, write budget and steady-state KMS calls', () 
     for (const name of names) expect(isReady(await get(name)), name).toBe(true);
   }, 120_000);
 
+  it('a periodic probe that finds what status records costs one reconcile, not two', async () => {
+    // ADR 0034: the reconcile after such a probe would write nothing; its only job, the next timer, is done without it.
+    const name = 'periodic';
+    const token = randomSecret('periodic');
+    tokens.set(name, token);
+    await atoll.client.create(ExternalConnections, {
+      metadata: { name, namespace: ns },
+      spec: {
+        type: 'http-api',
+        settings: { baseURL: upstream.url, auth: 'bearer' },
+        credentials: { token: { value: token } },
+        probe: { interval: '5s' },
+      },
+    } as never);
+    await eventually('periodic Ready', () => get(name), isReady);
+    await eventually(
+      'a first periodic probe',
+      async () => probesOf(name),
+      (n) => n >= 2,
+      30_000,
+    );
+    await drained();
+    const [probesBefore, reconcilesBefore] = [probesOf(name), await reconciles()];
+    await eventually(
+      'four more periodic probes',
+      async () => probesOf(name),
+      (n) => n >= probesBefore + 4,
+      60_000,
+    );
+    await sleep(1_000); // what follows the last probe has landed
+    const probes = probesOf(name) - probesBefore;
+    const spent = (await reconciles()) - reconcilesBefore;
+    console.log(`steady probes: ${spent} reconcile(s) for ${probes} probe(s)`);
+    // One per probe (the timer's, which starts it); the previous code spent two. Other connections here probe hourly.
+    expect(spent).toBeLessThanOrEqual(probes + 1);
+    expect(spent).toBeGreaterThanOrEqual(probes - 1);
+    expect(isReady(await get(name))).toBe(true);
+    await atoll.client.delete(ExternalConnections, name, ns);
+  }, 120_000);
+
   it('recounts a Workspace on connection changes without applying its RBAC again; the resync puts back what was edited', async () => {
     // ADR 0034: at 10,000 connections, recounts that applied a dozen objects each were the API server's main load.
     const wsNs = uniqueName('resync');

@@ -2,13 +2,12 @@ import type { ExternalConnection, IntegrationType, Workspace } from '../../api/v
 import type { KubeObject } from '../../kube/client.js';
 import { ExternalConnections } from '../../kube/resources.js';
 import type { ReconcileRequest, ReconcileResult } from '../../runtime/controller.js';
-import type { Lane } from '../../runtime/workqueue.js';
 import type { Logger } from '../../runtime/logger.js';
 import { workspaceOf } from '../../domain/governing-workspace.js';
 import type { OperatorContext } from '../context.js';
 import { AuditEvents } from './audit-events.js';
 import { checkConnection } from '../../domain/connection-policy.js';
-import { ConnectionProber, type ProbeHooks, type ProbeView } from './probing.js';
+import { ConnectionProber, type Enqueue, type ProbeHooks, type ProbeView } from './probing.js';
 import { CredentialSealer, type BeforeSecretWrite } from './sealing.js';
 import { ConnectionStatus } from './status.js';
 
@@ -33,7 +32,7 @@ export class ExternalConnectionReconciler {
 
   constructor(
     private readonly ctx: OperatorContext,
-    enqueue: (key: string, lane: Lane) => void,
+    enqueue: Enqueue,
     hooks: ReconcilerHooks = {},
   ) {
     this.#audit = new AuditEvents(ctx);
