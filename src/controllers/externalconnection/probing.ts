@@ -93,6 +93,8 @@ export class ConnectionProber {
   private readonly scheduler: ProbeScheduler;
   /** When the probe of each key's current inputs was requested (see ProbeView.awaitingSince). */
   readonly #requested = new Map<string, { subject: string; at: number }>();
+  /** Keys whose test request or new inputs wait for the probe in flight to end (see `finished`). */
+  readonly #waitingOnProbe = new Set<string>();
 
   constructor(
     private readonly ctx: Pick<OperatorContext, 'config' | 'events' | 'metrics' | 'connections'>,
@@ -111,10 +113,12 @@ export class ConnectionProber {
    * A probe finished: the next reconcile writes its result into status. A periodic probe that found what
    * status already records, within the refresh period, is the exception: that reconcile would write
    * nothing and only set the timer of the next probe, so the timer is set here and the reconcile skipped,
-   * half the reconciles of the steady state (ADR 0034). A change meanwhile enqueued its own reconcile.
+   * half the reconciles of the steady state (ADR 0034). A change meanwhile enqueued its own reconcile; one
+   * held back until this probe ended (a test request, new inputs: `#waitingOnProbe`) gets it now.
    */
   private finished(key: string, lane: Lane): void {
-    const conn = lane === 'routine' ? this.ctx.connections.get(key) : undefined;
+    const waited = this.#waitingOnProbe.delete(key);
+    const conn = lane === 'routine' && !waited ? this.ctx.connections.get(key) : undefined;
     const last = this.scheduler.result(key);
     const intervalMs = conn ? parseDuration(conn.spec.probe?.interval, DEFAULT_INTERVAL_MS) : 0;
     if (
@@ -131,6 +135,7 @@ export class ConnectionProber {
   forget(key: string): void {
     this.scheduler.forget(key);
     this.#requested.delete(key);
+    this.#waitingOnProbe.delete(key);
   }
 
   async plan(inputs: ProbeInputs, log: Logger): Promise<ProbeView> {
@@ -139,7 +144,9 @@ export class ConnectionProber {
     const subject = probeSubject(inputs);
     const tag = probeTag(subject, conn);
     const persisted = persistedProbe(conn);
-    if (persisted && !this.scheduler.result(key)) this.scheduler.seed(key, resumed(persisted, intervalMs, Date.now()));
+    const refreshMs = lastProbeRefreshMs(this.ctx.connections.size);
+    if (persisted && !this.scheduler.result(key))
+      this.scheduler.seed(key, resumed(persisted, intervalMs, Date.now(), refreshMs));
     const last = this.scheduler.result(key);
     const stale =
       !last || last.subject !== subject || (intervalMs > 0 && Date.now() + DUE_SLACK_MS >= dueAt(last, intervalMs));
@@ -153,6 +160,8 @@ export class ConnectionProber {
     const testOnly = pending ? pending.subject === subject : !stale && last.tag !== tag;
     const subjectChanged = pending ? pending.subject !== subject : last !== undefined && last.subject !== subject;
     const coalesceMs = pending?.tag !== tag && (testOnly || subjectChanged || !last) ? this.onDemandWait(key) : 0;
+    // Held back by the probe in flight: its completion must reconcile, whatever it finds (see `finished`).
+    if (coalesceMs > 0 && pending) this.#waitingOnProbe.add(key);
     if (coalesceMs > 0 && testOnly && this.scheduler.noticeCoalesced(key)) {
       await this.ctx.events.record(
         ExternalConnections,
@@ -175,7 +184,7 @@ export class ConnectionProber {
     const view: ProbeView = {
       ...(current ? { current } : {}),
       ...(current && last
-        ? { lastProbe: publishedProbe(conn, last, lastProbeRefreshMs(this.ctx.connections.size)) }
+        ? { lastProbe: publishedProbe(conn, last, refreshMs) }
         : conn.status?.lastProbe
           ? { lastProbe: conn.status.lastProbe }
           : {}),
@@ -191,7 +200,7 @@ export class ConnectionProber {
       view.requeueAfterMs = coalesceMs;
       view.requeueUrgent = true;
     }
-    // While a probe is due it is starting or in flight, and its completion enqueues the key: no timer.
+    // While a probe is due it is starting or in flight, and its completion enqueues the key or sets its timer.
     else if (intervalMs > 0 && current && last && !stale && !testOnly) {
       // Jitter is drawn once, after a probe a user caused (ProbeRecord.jitter): periodic probes then keep the
       // spread it gave them at exactly one interval apart, and a restart spreads overdue ones (`resumed`).
@@ -316,15 +325,15 @@ function jitterWindow(intervalMs: number): number {
 
 /**
  * A persisted result adopted by a process that has none of its own (a restart, a new leader). Its time can
- * be up to LAST_PROBE_REFRESH_MS older than the probe that last confirmed it, and after an outage every
+ * be up to `refreshMs` (lastProbeRefreshMs) older than the probe that last confirmed it, and after an outage every
  * connection is overdue: probing them all at once would be a storm of credentialed requests, and of status
  * writes for those whose time has aged past the bound. An overdue probe is due at a random point within the
- * next min(interval, LAST_PROBE_REFRESH_MS) instead, so a restart probes at the steady-state rate; one not
+ * next min(interval, refreshMs) instead, so a restart probes at the steady-state rate; one not
  * yet due keeps its time (ADR 0021).
  */
-function resumed(record: ProbeRecord, intervalMs: number, now: number): ProbeRecord {
+function resumed(record: ProbeRecord, intervalMs: number, now: number, refreshMs: number): ProbeRecord {
   if (intervalMs <= 0 || now < record.finishedAt + intervalMs) return record;
-  return { ...record, dueAt: now + Math.random() * Math.min(intervalMs, LAST_PROBE_REFRESH_MS) };
+  return { ...record, dueAt: now + Math.random() * Math.min(intervalMs, refreshMs) };
 }
 
 function lastProbeStatus(last: ProbeRecord): ProbeResult {
