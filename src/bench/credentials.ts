@@ -634,11 +634,14 @@ async function steadyWindow(
   const endCost = await measurePhase(cluster.client, cluster.pids);
   say(`[steady] ${seconds} s window (reconcile period ${cluster.periodSeconds} s)…`);
   await sleep(seconds * 1000);
+  // The loop window first: any scrape of /metrics resets the event-loop delay histogram it reads.
+  const loop = await endLoop();
+  const cost = await endCost();
   return {
     kms: diff(await kmsRequests(controller.started.healthURL!), kmsBefore),
     probes: cluster.fixture.requests() - requestsBefore,
-    loop: await endLoop(),
-    cost: await endCost(),
+    loop,
+    cost,
   };
 }
 

@@ -2,9 +2,10 @@
  * What a process's event loop went through during a benchmark window, read
  * from its own /metrics (prom-client's process metrics and the work queue's
  * wait histogram): event-loop delay, time in garbage collection by kind, and
- * how long urgent keys waited for a worker. Scraping once at the start resets
- * prom-client's event-loop delay histogram, so the end scrape covers the
- * window alone.
+ * how long urgent keys waited for a worker. Every scrape of /metrics resets
+ * prom-client's event-loop delay histogram: the delay figures cover the time
+ * since the last scrape, so nothing else may scrape the process during a
+ * window (the counters are not affected).
  */
 
 type Samples = Map<string, number>;
