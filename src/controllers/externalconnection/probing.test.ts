@@ -34,18 +34,19 @@ function conn(lastProbe: Record<string, unknown> | undefined, authenticatedReaso
   };
 }
 
+/** status.lastProbe as a previous probe wrote it: a success, with its inputs and the test request it answered. */
+const LAST_PROBE = {
+  time: at,
+  durationMs: 12,
+  result: 'Succeeded',
+  message: 'HTTP 200 from 127.0.0.1:80',
+  inputs: 'digest',
+  testRequest: 't1',
+};
+
 describe('persistedProbe', () => {
   it('rebuilds the result a previous process wrote, inputs and answered test request included', () => {
-    const record = persistedProbe(
-      conn({
-        time: at,
-        durationMs: 12,
-        result: 'Succeeded',
-        message: 'HTTP 200 from 127.0.0.1:80',
-        inputs: 'digest',
-        testRequest: 't1',
-      }),
-    );
+    const record = persistedProbe(conn(LAST_PROBE));
     expect(record).toEqual({
       subject: 'digest',
       tag: 'digest|t1',
@@ -71,15 +72,7 @@ describe('persistedProbe', () => {
 });
 
 describe('refresh of an unchanged probe result', () => {
-  const persisted = {
-    time: at,
-    durationMs: 12,
-    result: 'Succeeded',
-    message: 'HTTP 200 from 127.0.0.1:80',
-    inputs: 'digest',
-    testRequest: 't1',
-  };
-  const c = conn(persisted);
+  const c = conn(LAST_PROBE);
   /** The latest probe: same request, same outcome, `minutes` after the persisted one. */
   const later = (minutes: number) => ({ ...persistedProbe(c)!, finishedAt: Date.parse(at) + minutes * 60_000 });
 
