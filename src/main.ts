@@ -1,29 +1,28 @@
 #!/usr/bin/env node
-import { agentCommand } from './cli/agent.js';
 import { helpText, parseCommandArgs, UsageError, wantsHelp, type ParsedArgs } from './cli/args.js';
 import { COMMANDS, type CommandName } from './cli/commands.js';
-import { connect, rotate, status, testConnection } from './cli/connection-commands.js';
-import { consoleCommand } from './cli/console.js';
-import { controllerCommand } from './cli/controller.js';
-import { dev } from './cli/dev.js';
-import { gatewayCommand } from './cli/gateway.js';
-import { seal } from './cli/seal.js';
-import { rebind } from './cli/rebind.js';
 import { ConfigError } from './config/operator-config.js';
 import { KubeApiError } from './kube/errors.js';
 
-const handlers: Record<CommandName, (args: ParsedArgs) => Promise<number>> = {
-  controller: () => controllerCommand(),
-  gateway: () => gatewayCommand(),
-  agent: agentCommand,
-  console: consoleCommand,
-  dev,
-  seal,
-  connect,
-  test: testConnection,
-  rotate,
-  rebind,
-  status,
+type Handler = (args: ParsedArgs) => Promise<number>;
+
+/**
+ * Each command's module loads only when that command runs: a long-running
+ * `atoll controller` must not carry the gateway's HTTP client, the console or
+ * the dev control plane (ADR 0035).
+ */
+const handlers: Record<CommandName, () => Promise<Handler>> = {
+  controller: async () => (await import('./cli/controller.js')).controllerCommand,
+  gateway: async () => (await import('./cli/gateway.js')).gatewayCommand,
+  agent: async () => (await import('./cli/agent.js')).agentCommand,
+  console: async () => (await import('./cli/console.js')).consoleCommand,
+  dev: async () => (await import('./cli/dev.js')).dev,
+  seal: async () => (await import('./cli/seal.js')).seal,
+  connect: async () => (await import('./cli/connection-commands.js')).connect,
+  test: async () => (await import('./cli/connection-commands.js')).testConnection,
+  rotate: async () => (await import('./cli/connection-commands.js')).rotate,
+  rebind: async () => (await import('./cli/rebind.js')).rebind,
+  status: async () => (await import('./cli/connection-commands.js')).status,
 };
 
 function usage(): string {
@@ -50,7 +49,8 @@ async function main(argv: string[]): Promise<number> {
     process.stdout.write(helpText(spec));
     return 0;
   }
-  return handlers[name as CommandName](parseCommandArgs(spec, rest));
+  const args = parseCommandArgs(spec, rest);
+  return (await handlers[name as CommandName]())(args);
 }
 
 // A command waiting for input that never comes (stdin closed mid-prompt) would

@@ -5,6 +5,9 @@
  * loads, against a recording API server, until the server has seen its first
  * request; a kubeconfig with an exec plugin shows the hook does see
  * client-node when it is loaded.
+ *
+ * Nor does the controller load a probe driver's client library, or a KMS
+ * provider's SDK, before it needs one (ADR 0035): each costs 15-20 MiB.
  */
 import { spawn } from 'node:child_process';
 import { chmodSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -104,6 +107,13 @@ describe('production processes do not load @kubernetes/client-node', () => {
     expect(authorizations[0]).toBe('Bearer plain-token');
     expect(loaded).toContain(`file://${path.resolve('dist/kube/kubeconfig.js')}`);
     expect(loaded.filter((url) => url.includes(CLIENT_NODE))).toEqual([]);
+  });
+
+  it('atoll controller loads no probe driver library and no KMS SDK it has not used', async () => {
+    const loaded = await modulesLoadedUntilFirstRequest('controller', kubeconfig('token', { token: 'plain-token' }));
+    const heavy = ['pg', 'mysql2', '@redis/client', '@aws-sdk/client-s3', '@aws-sdk/client-kms', 'undici'];
+    expect(loaded.filter((url) => heavy.some((name) => url.includes(`/node_modules/${name}/`)))).toEqual([]);
+    expect(loaded).toContain(`file://${path.resolve('dist/integrations/drivers/index.js')}`);
   });
 
   it('loads it only for a user that needs a plugin (exec), and the plugin token is used', async () => {

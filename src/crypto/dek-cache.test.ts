@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { encryptionContext } from './binding.js';
-import { DekCache } from './dek-cache.js';
+import { DEK_CACHE_DEFAULTS, DekCache } from './dek-cache.js';
 
 const context = encryptionContext({
   namespace: 'acme',
@@ -189,6 +189,27 @@ describe('DekCache decryption', () => {
 });
 
 describe('DekCache encryption', () => {
+  it('holds sealing keys for fewer bindings than opening keys (maxEncryptionKeys), evicting the least recent', async () => {
+    const cache = new DekCache({ maxEncryptionKeys: 2 });
+    let generated = 0;
+    const generate = async () => {
+      generated += 1;
+      return { dek: Buffer.alloc(32, generated), wrapped: Buffer.from(`w${generated}`), keyId: 'arn:1' };
+    };
+    const binding = (connection: string) => ({
+      provider: 'aws-kms',
+      keyId: 'alias/x',
+      context: { ...context, connection },
+    });
+    for (const c of ['a', 'b', 'c']) await cache.withEncryptionKey(binding(c), generate, () => 0);
+    expect(cache.stats().entries.encrypt).toBe(2);
+    await cache.withEncryptionKey(binding('c'), generate, () => 0);
+    expect(generated).toBe(3);
+    await cache.withEncryptionKey(binding('a'), generate, () => 0);
+    expect(generated).toBe(4);
+    expect(DEK_CACHE_DEFAULTS.maxEncryptionKeys).toBeLessThan(DEK_CACHE_DEFAULTS.maxEntries);
+  });
+
   it('reuses one generated key per (provider, key, binding) within the bounds', async () => {
     const cache = new DekCache({ maxUses: 100 });
     let generated = 0;

@@ -1,4 +1,5 @@
-import { DecryptCommand, GenerateDataKeyCommand, KMSClient } from '@aws-sdk/client-kms';
+import type * as KmsSdk from '@aws-sdk/client-kms';
+import type { KMSClient, KMSClientConfig } from '@aws-sdk/client-kms';
 import {
   CiphertextRejectedError,
   CryptoErrorMessage,
@@ -34,10 +35,12 @@ export interface AwsKmsProviderOptions {
  */
 export class AwsKmsProvider implements KmsProvider {
   readonly name = AWS_KMS_PROVIDER_NAME;
-  readonly #client: KMSClient;
+  readonly #config: KMSClientConfig;
+  /** The SDK loads on first use: ~20 MiB a process without this provider need not carry (ADR 0035). */
+  #client: Promise<Kms> | undefined;
 
   constructor(options: AwsKmsProviderOptions) {
-    this.#client = new KMSClient({
+    this.#config = {
       region: options.region,
       ...(options.endpoint ? { endpoint: options.endpoint } : {}),
       ...(options.credentials ? { credentials: options.credentials } : {}),
@@ -48,14 +51,22 @@ export class AwsKmsProvider implements KmsProvider {
         // Without this the SDK only warns and keeps waiting: a hung KMS must fail fast (and closed).
         throwOnRequestTimeout: true,
       },
-    });
+    };
+  }
+
+  #kms(): Promise<Kms> {
+    return (this.#client ??= import('@aws-sdk/client-kms').then((sdk) => ({
+      sdk,
+      client: new sdk.KMSClient(this.#config),
+    })));
   }
 
   async generateDataKey(keyId: string, context: Record<string, string>): Promise<GeneratedDataKey> {
+    const { sdk, client } = await this.#kms();
     let out;
     try {
-      out = await this.#client.send(
-        new GenerateDataKeyCommand({ KeyId: keyId, KeySpec: 'AES_256', EncryptionContext: context }),
+      out = await client.send(
+        new sdk.GenerateDataKeyCommand({ KeyId: keyId, KeySpec: 'AES_256', EncryptionContext: context }),
       );
     } catch (err) {
       throw kmsError(err);
@@ -67,10 +78,11 @@ export class AwsKmsProvider implements KmsProvider {
   }
 
   async decryptDataKey(keyId: string, wrapped: Buffer, context: Record<string, string>): Promise<Buffer> {
+    const { sdk, client } = await this.#kms();
     let out;
     try {
-      out = await this.#client.send(
-        new DecryptCommand({ KeyId: keyId, CiphertextBlob: wrapped, EncryptionContext: context }),
+      out = await client.send(
+        new sdk.DecryptCommand({ KeyId: keyId, CiphertextBlob: wrapped, EncryptionContext: context }),
       );
     } catch (err) {
       throw kmsError(err);
@@ -81,8 +93,13 @@ export class AwsKmsProvider implements KmsProvider {
 
   /** Closes the SDK's connection pool (tests, shutdown). */
   close(): void {
-    this.#client.destroy();
+    void this.#client?.then(({ client }) => client.destroy());
   }
+}
+
+interface Kms {
+  sdk: typeof KmsSdk;
+  client: KMSClient;
 }
 
 const REJECTED = new Set(['InvalidCiphertextException']);

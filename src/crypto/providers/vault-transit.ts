@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
-import { Agent, request } from 'undici';
+import type { Agent, request } from 'undici';
 import { canonicalContext, encryptionContext, type Binding } from '../binding.js';
 import { formatEnvelope, parseEnvelope } from '../envelope-format.js';
 import {
@@ -103,7 +103,9 @@ export class VaultTransitProvider implements KmsProvider {
   readonly #address: URL;
   readonly #auth: VaultAuth;
   readonly #namespace: string | undefined;
-  readonly #agent: Agent;
+  readonly #agentOptions: Agent.Options;
+  /** undici loads on first use: ~20 MiB a process without this provider need not carry (ADR 0035). */
+  #http: Promise<Http> | undefined;
   readonly #timeoutMs: number;
   readonly #tokenFileRefreshMs: number;
   readonly #now: () => number;
@@ -120,11 +122,18 @@ export class VaultTransitProvider implements KmsProvider {
     this.#timeoutMs = options.requestTimeoutMs ?? 5_000;
     this.#tokenFileRefreshMs = options.tokenFileRefreshMs ?? 60_000;
     this.#now = options.now ?? Date.now;
-    this.#agent = new Agent({
+    this.#agentOptions = {
       connect: { timeout: options.connectTimeoutMs ?? 2_000, ...(options.caPem ? { ca: options.caPem } : {}) },
       headersTimeout: this.#timeoutMs,
       bodyTimeout: this.#timeoutMs,
-    });
+    };
+  }
+
+  #undici(): Promise<Http> {
+    return (this.#http ??= import('undici').then(({ Agent, request }) => ({
+      agent: new Agent(this.#agentOptions),
+      request,
+    })));
   }
 
   async generateDataKey(keyId: string, context: Record<string, string>): Promise<GeneratedDataKey> {
@@ -182,7 +191,7 @@ export class VaultTransitProvider implements KmsProvider {
 
   /** Closes the connection pool (tests, shutdown). */
   async close(): Promise<void> {
-    await this.#agent.close();
+    await (await this.#http)?.agent.close();
   }
 
   /**
@@ -278,12 +287,13 @@ export class VaultTransitProvider implements KmsProvider {
     const headers: Record<string, string> = { 'content-type': 'application/json', 'x-vault-request': 'true' };
     if (token) headers['x-vault-token'] = token;
     if (this.#namespace) headers['x-vault-namespace'] = this.#namespace;
+    const { agent, request } = await this.#undici();
     try {
       const res = await request(new URL(`/v1/${path}`, this.#address), {
         method: 'POST',
         headers,
         body: JSON.stringify(body),
-        dispatcher: this.#agent,
+        dispatcher: agent,
         signal: AbortSignal.timeout(this.#timeoutMs),
       });
       let parsed: { data?: unknown; auth?: unknown; errors?: unknown } = {};
@@ -396,4 +406,9 @@ function unpooledKey(b64: unknown): Buffer {
   pooled.copy(own);
   pooled.fill(0);
   return own;
+}
+
+interface Http {
+  agent: Agent;
+  request: typeof request;
 }

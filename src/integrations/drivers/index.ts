@@ -4,13 +4,7 @@
  * driver, in this file only, so the set of protocols atoll speaks is visible
  * in one place; registering a name twice is a programming error and throws.
  */
-import type { ProbeDriver } from '../probe-types.js';
-import { GcpServiceAccountDriver } from './gcp-service-account.js';
-import { MysqlDriver } from './mysql.js';
-import { PostgresqlDriver } from './postgresql.js';
-import { PrometheusDriver } from './prometheus.js';
-import { RedisDriver } from './redis.js';
-import { S3Driver } from './s3.js';
+import type { ProbeContext, ProbeDriver, ProbeOutcome } from '../probe-types.js';
 
 export const ERROR_DUPLICATE_DRIVER = 'a probe driver with this name is already registered';
 
@@ -39,13 +33,39 @@ function register(driver: ProbeDriver): void {
   drivers.register(driver);
 }
 
-// One line per driver; a new driver adds its import above and its line here.
-register(new PostgresqlDriver());
-register(new MysqlDriver());
-register(new RedisDriver());
-register(new S3Driver());
-register(new PrometheusDriver());
-register(new GcpServiceAccountDriver());
+/**
+ * A driver whose module loads on its first probe. The client libraries behind
+ * them (pg, mysql2, @redis/client, the AWS SDK) cost 15-20 MiB of memory each
+ * once imported, and a cluster probes few of them, if any (ADR 0035).
+ */
+class LazyDriver implements ProbeDriver {
+  #driver: Promise<ProbeDriver> | undefined;
+
+  constructor(
+    readonly name: string,
+    private readonly load: () => Promise<ProbeDriver>,
+  ) {}
+
+  async probe(ctx: ProbeContext): Promise<ProbeOutcome> {
+    this.#driver ??= this.load().then((driver) => {
+      if (driver.name !== this.name) throw new Error(`driver ${this.name} loaded as ${driver.name}`);
+      return driver;
+    });
+    return (await this.#driver).probe(ctx);
+  }
+}
+
+function lazy(name: string, load: () => Promise<ProbeDriver>): void {
+  register(new LazyDriver(name, load));
+}
+
+// One line per driver.
+lazy('postgresql', async () => new (await import('./postgresql.js')).PostgresqlDriver());
+lazy('mysql', async () => new (await import('./mysql.js')).MysqlDriver());
+lazy('redis', async () => new (await import('./redis.js')).RedisDriver());
+lazy('s3', async () => new (await import('./s3.js')).S3Driver());
+lazy('prometheus', async () => new (await import('./prometheus.js')).PrometheusDriver());
+lazy('gcp-service-account', async () => new (await import('./gcp-service-account.js')).GcpServiceAccountDriver());
 
 /** The registered driver called `name`, if any. */
 export function getDriver(name: string): ProbeDriver | undefined {
