@@ -1,3 +1,4 @@
+import { DueHeap } from './due-heap.js';
 import { RateLimiter } from './rate-limiter.js';
 
 /**
@@ -64,7 +65,11 @@ export class WorkQueue {
   private readonly processing = new Map<string, Lane>();
   /** Keys added while being processed: queued again in this lane when done. */
   private readonly again = new Map<string, Lane>();
-  private readonly timers = new Map<string, { at: number; lane: Lane; timer: NodeJS.Timeout }>();
+  /** Delayed keys: when each is due and in which lane. One timer serves them all (`due`, `arm`). */
+  private readonly timers = new Map<string, { at: number; lane: Lane }>();
+  private readonly due = new DueHeap();
+  private timer: NodeJS.Timeout | undefined;
+  private timerAt = Infinity;
   /** Idle workers; an `urgentOnly` one is handed urgent keys only (see `get`). */
   private readonly waiters: Array<{ urgentOnly: boolean; take: (key: string | undefined) => void }> = [];
   private shuttingDown = false;
@@ -118,17 +123,34 @@ export class WorkQueue {
       if (lane === 'urgent') existing.lane = 'urgent';
       return;
     }
-    if (existing) clearTimeout(existing.timer);
-    const entry = {
-      at,
-      lane: existing?.lane === 'urgent' ? 'urgent' : lane,
-      timer: setTimeout(() => {
-        this.timers.delete(key);
-        this.add(key, entry.lane);
-      }, delayMs),
-    };
-    entry.timer.unref();
-    this.timers.set(key, entry);
+    this.timers.set(key, { at, lane: existing?.lane === 'urgent' ? 'urgent' : lane });
+    this.due.push(at, key);
+    this.arm();
+  }
+
+  /** Sets the one timer for the earliest delayed key, unless it is already set for that or sooner. */
+  private arm(): void {
+    const next = this.due.peek()?.at;
+    if (next === undefined || next >= this.timerAt) return;
+    clearTimeout(this.timer);
+    this.timerAt = next;
+    this.timer = setTimeout(() => this.fire(), Math.max(0, next - Date.now()));
+    this.timer.unref();
+  }
+
+  /** Adds every delayed key now due; heap entries a later `addAfter` superseded are dropped. */
+  private fire(): void {
+    this.timer = undefined;
+    this.timerAt = Infinity;
+    const now = Date.now();
+    for (let top = this.due.peek(); top !== undefined && top.at <= now; top = this.due.peek()) {
+      this.due.pop();
+      const entry = this.timers.get(top.key);
+      if (entry?.at !== top.at) continue;
+      this.timers.delete(top.key);
+      this.add(top.key, entry.lane);
+    }
+    this.arm();
   }
 
   /** Requeues after a failure, on the limiter's per-key backoff: routine, a failing key must not crowd out users. */
@@ -198,8 +220,9 @@ export class WorkQueue {
 
   shutDown(): void {
     this.shuttingDown = true;
-    for (const { timer } of this.timers.values()) clearTimeout(timer);
+    clearTimeout(this.timer);
     this.timers.clear();
+    this.due.clear();
     for (const w of this.waiters.splice(0)) w.take(undefined);
   }
 }

@@ -21,7 +21,8 @@ export class AuditEvents {
   constructor(private readonly ctx: Pick<OperatorContext, 'events'>) {}
 
   async record(conn: ExternalConnection & KubeObject): Promise<void> {
-    const key = `${conn.metadata?.namespace}/${conn.metadata?.name}/${conn.metadata?.uid}`;
+    // The uid alone names the object, and the cached object's own string serves as the key.
+    const key = conn.metadata?.uid ?? `${conn.metadata?.namespace}/${conn.metadata?.name}`;
     const raw = conn.metadata?.annotations?.[LAST_CHANGE_ANNOTATION];
     const change = parseLastChange(conn.metadata?.annotations);
     if (raw === undefined || change === undefined || this.#seen.get(key) === raw) return;
