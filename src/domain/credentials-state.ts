@@ -31,6 +31,28 @@ export interface FieldState {
 
 export { CREDENTIALS_STATE_ANNOTATION as STATE_ANNOTATION };
 
+/**
+ * The annotation's text for `state`, ASCII only: a hint's "…" would otherwise make the whole string
+ * two bytes a character in the memory of every process caching the Secret (ADR 0035). JSON reads
+ * `\u2026` as the same character, so readers see no difference.
+ */
+export function writeState(state: Record<string, FieldState>): string {
+  return JSON.stringify(state).replace(
+    /[\u0080-\uffff]/g,
+    (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`,
+  );
+}
+
+/** Whether an annotation's text already says `state` (written by this version or an older one that did not escape). */
+export function saysState(annotation: string | undefined, state: Record<string, FieldState>): boolean {
+  if (annotation === undefined) return false;
+  try {
+    return JSON.stringify(JSON.parse(annotation)) === JSON.stringify(state);
+  } catch {
+    return false;
+  }
+}
+
 /** The managed Secret's per-field state; an absent or unreadable annotation reads as no state. */
 export function readState(secret: KubeObject | undefined): Record<string, FieldState> {
   try {

@@ -4,6 +4,7 @@ import type { ResourceType } from '../kube/resources.js';
 import { StalledStreamError } from '../kube/watch-transport.js';
 import { describeError } from './describe-error.js';
 import { RestartBackoff } from './restart-backoff.js';
+import { shareStrings } from './shared-strings.js';
 import type { Logger } from './logger.js';
 
 /** How long a namespaced informer's 403s count as the usual race with its new RoleBinding (debug) before they are a warning. */
@@ -298,10 +299,12 @@ const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
 /**
  * The informer transform the operator and gateway use: drops `managedFields`
  * and kubectl's last-applied copy, which nothing reads and which are often
- * larger than the rest of the object. A write built from a cached object
- * still works: the API server keeps managedFields a request omits.
+ * larger than the rest of the object, and shares strings that repeat across
+ * objects (`shareStrings`). A write built from a cached object still works:
+ * the API server keeps managedFields a request omits.
  */
 export function stripForCache<T extends KubeObject>(obj: T): T {
+  shareStrings(obj);
   const md = obj.metadata;
   if (!md || (md.managedFields === undefined && md.annotations?.[LAST_APPLIED] === undefined)) return obj;
   const { managedFields: _dropped, ...metadata } = md;

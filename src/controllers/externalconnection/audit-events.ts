@@ -25,7 +25,12 @@ export class AuditEvents {
     const key = conn.metadata?.uid ?? `${conn.metadata?.namespace}/${conn.metadata?.name}`;
     const raw = conn.metadata?.annotations?.[LAST_CHANGE_ANNOTATION];
     const change = parseLastChange(conn.metadata?.annotations);
-    if (raw === undefined || change === undefined || this.#seen.get(key) === raw) return;
+    if (raw === undefined || change === undefined) return;
+    if (this.#seen.get(key) === raw) {
+      // Keep the cached object's copy of the text, not the one an older object carried.
+      this.#seen.set(key, raw);
+      return;
+    }
     for (const group of auditGroups(change)) {
       await this.ctx.events.record(ExternalConnections, conn, 'Normal', group.reason, auditMessage(group, change), {
         once: true,

@@ -25,7 +25,7 @@ import { destinationDigest, legacyDestinationDigest, settingsDigest } from '../.
 import type { Logger } from '../../runtime/logger.js';
 import { workspaceIdentity } from '../../domain/workspace-identity.js';
 import type { OperatorContext, Secret } from '../context.js';
-import { readState, STATE_ANNOTATION, type FieldState } from '../../domain/credentials-state.js';
+import { readState, saysState, STATE_ANNOTATION, writeState, type FieldState } from '../../domain/credentials-state.js';
 import { CredentialProblem, resolveField, type FieldContext, type ResolvedField } from './credentials.js';
 import type { ConnectionStatus } from './status.js';
 import { VerifiedCopies } from './verified-copies.js';
@@ -314,8 +314,8 @@ export class CredentialSealer {
     // Removed fields keep their state (not their data): versions never restart, so an old copy never fits again.
     const state: Record<string, FieldState> = { ...previous };
     for (const r of resolved) state[r.field] = r.state;
-    const annotation = JSON.stringify(state);
-    if (owned && sameData(owned.data, data) && owned.metadata?.annotations?.[STATE_ANNOTATION] === annotation) return;
+    if (owned && sameData(owned.data, data) && saysState(owned.metadata?.annotations?.[STATE_ANNOTATION], state))
+      return;
     const body: Secret = {
       metadata: {
         name,
@@ -325,7 +325,7 @@ export class CredentialSealer {
           [CONNECTION_LABEL]: conn.metadata.name!,
           [WORKSPACE_LABEL]: ws.metadata.name!,
         },
-        annotations: { [STATE_ANNOTATION]: annotation },
+        annotations: { [STATE_ANNOTATION]: writeState(state) },
         ownerReferences: [ownerReference(conn)],
         ...(existing ? { resourceVersion: existing.metadata?.resourceVersion } : {}),
       },
