@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { LAST_CHANGE_ANNOTATION, type ExternalConnection } from '../../api/v1alpha1/index.js';
 import { auditGroups, auditMessage, parseLastChange } from '../../domain/last-change.js';
 import type { KubeObject } from '../../kube/client.js';
@@ -26,18 +27,20 @@ export class AuditEvents {
     const raw = conn.metadata?.annotations?.[LAST_CHANGE_ANNOTATION];
     const change = parseLastChange(conn.metadata?.annotations);
     if (raw === undefined || change === undefined) return;
-    if (this.#seen.get(key) === raw) {
-      // Keep the cached object's copy of the text, not the one an older object carried.
-      this.#seen.set(key, raw);
-      return;
-    }
+    const said = digest(raw);
+    if (this.#seen.get(key) === said) return;
     for (const group of auditGroups(change)) {
       await this.ctx.events.record(ExternalConnections, conn, 'Normal', group.reason, auditMessage(group, change), {
         once: true,
       });
     }
     this.#seen.delete(key);
-    this.#seen.set(key, raw);
+    this.#seen.set(key, said);
     if (this.#seen.size > REMEMBERED) this.#seen.delete(this.#seen.keys().next().value!);
   }
+}
+
+/** 128 bits of SHA-256: remembers which annotation was recorded in a fifth of its size (ADR 0035). */
+function digest(raw: string): string {
+  return createHash('sha256').update(raw).digest('base64url').slice(0, 22);
 }

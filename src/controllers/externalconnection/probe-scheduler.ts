@@ -1,3 +1,4 @@
+import { shareStrings } from '../../runtime/shared-strings.js';
 import type { ProbeOutcome } from '../../integrations/probe-types.js';
 import type { Lane } from '../../runtime/workqueue.js';
 
@@ -244,7 +245,8 @@ export class ProbeScheduler {
           this.results.set(key, {
             tag: p.tag,
             subject: p.subject,
-            outcome,
+            // Kept for every connection: its reason and message are the same text for many (ADR 0035).
+            outcome: shareStrings(outcome),
             startedAt,
             finishedAt: this.now(),
             jitter: p.urgent ? this.random() : 0,
