@@ -1,4 +1,10 @@
-import type { ExternalConnection, IntegrationType, Workspace } from '../api/v1alpha1/index.js';
+import type {
+  Condition,
+  ExternalConnection,
+  ExternalConnectionSpec,
+  IntegrationType,
+  Workspace,
+} from '../api/v1alpha1/index.js';
 import { destinationDigest } from '../integrations/destination.js';
 import { CONNECTION_LABEL, managedSecretName, SEALED_SECRET_TYPE } from '../api/v1alpha1/index.js';
 import { workspaceIdentity } from '../domain/workspace-identity.js';
@@ -32,7 +38,55 @@ interface SecretObject extends KubeObject {
 }
 
 export type WorkspaceObject = KubeObject & Pick<Workspace, 'spec' | 'status'>;
-export type ConnectionObject = KubeObject & Pick<ExternalConnection, 'spec' | 'status'>;
+/**
+ * What the gateway keeps of a connection: the fields it reads and nothing else. A connection
+ * object with its status (conditions, last probe, sealed values for Git) is about 2 KiB;
+ * the gateway caches every one in the cluster (ADR 0035).
+ */
+export interface ConnectionObject extends KubeObject {
+  spec: Pick<ExternalConnectionSpec, 'type' | 'settings' | 'displayName'>;
+  status?: {
+    /** Ready only, type and status only. */
+    conditions?: Array<Pick<Condition, 'type' | 'status'>>;
+    credentialHint?: string;
+    /** The floor of each field's version (ADR 0013): a managed copy below it is a rolled-back Secret. */
+    credentials?: Record<string, { version?: number }>;
+  };
+}
+
+/** The gateway's view of a connection from the API server (`ConnectionObject`). */
+export function connectionView(conn: ExternalConnection & KubeObject): ConnectionObject {
+  const { name, namespace, uid, resourceVersion } = conn.metadata ?? {};
+  const { type, settings, displayName } = conn.spec ?? {};
+  const status = conn.status;
+  const ready = status?.conditions?.find((c) => c.type === 'Ready');
+  return {
+    metadata: { name, namespace, uid, resourceVersion },
+    spec: {
+      type,
+      ...(settings !== undefined ? { settings } : {}),
+      ...(displayName !== undefined ? { displayName } : {}),
+    },
+    ...(status
+      ? {
+          status: {
+            ...(ready ? { conditions: [{ type: ready.type, status: ready.status }] } : {}),
+            ...(status.credentialHint !== undefined ? { credentialHint: status.credentialHint } : {}),
+            ...(status.credentials
+              ? {
+                  credentials: Object.fromEntries(
+                    Object.entries(status.credentials).map(([field, c]) => [
+                      field,
+                      c.version !== undefined ? { version: c.version } : {},
+                    ]),
+                  ),
+                }
+              : {}),
+          },
+        }
+      : {}),
+  };
+}
 export type TypeObject = KubeObject & Pick<IntegrationType, 'spec'>;
 
 interface CacheEntry {
@@ -81,7 +135,10 @@ export class ConnectionDirectory {
       ...(opts.relistMs === undefined ? {} : { relistMs: opts.relistMs }),
     };
     this.#workspaces = new Informer<WorkspaceObject>(opts.client, Workspaces, common);
-    this.#connections = new Informer<ConnectionObject>(opts.client, ExternalConnections, common);
+    this.#connections = new Informer<ConnectionObject>(opts.client, ExternalConnections, {
+      ...common,
+      transform: (conn) => connectionView(stripForCache(conn as unknown as ExternalConnection & KubeObject)),
+    });
     this.#types = new Informer<TypeObject>(opts.client, IntegrationTypes, common);
     this.#workspaces.on((event, ws, old) => this.#onWorkspace(event, ws, old));
     this.#secrets = new SecretWatch(
