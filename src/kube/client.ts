@@ -52,6 +52,12 @@ export interface ListOptions {
   labelSelector?: string;
   fieldSelector?: string;
   limit?: number;
+  /**
+   * Applied to each item as its page arrives (an informer's cache transform): only one page of
+   * objects as the server sent them (managedFields and all) is in memory at a time, not the whole
+   * list (ADR 0035).
+   */
+  map?: <I extends KubeObject>(item: I) => I;
 }
 
 export interface WriteOptions {
@@ -191,7 +197,10 @@ export class KubeClient {
         continue: cont,
       });
       const page = await this.request<KubeList<T>>('GET', resourcePath(t, { namespace: opts.namespace }) + q);
-      for (const item of page.items ?? []) items.push({ apiVersion: apiVersionOf(t), kind: t.kind, ...item });
+      for (const item of page.items ?? []) {
+        const typed = { apiVersion: apiVersionOf(t), kind: t.kind, ...item };
+        items.push(opts.map ? opts.map(typed) : typed);
+      }
       cont = page.metadata?.continue || undefined;
       rv = page.metadata?.resourceVersion ?? rv;
     } while (cont);

@@ -45,6 +45,12 @@ export class DueHeap {
     }
   }
 
+  /** Starts again from exactly these entries (dropping superseded ones). */
+  rebuild(entries: Map<string, { at: number }>): void {
+    this.items.length = 0;
+    for (const [key, { at }] of entries) this.push(at, key);
+  }
+
   clear(): void {
     this.items.length = 0;
   }

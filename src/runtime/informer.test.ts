@@ -38,6 +38,28 @@ async function started(
 const lists = (api: FakeKubeApi) => api.requests.filter((r) => r.method === 'GET' && !r.watch);
 
 describe('Informer', () => {
+  it('applies its transform to each page of a list as it arrives, once per object', async () => {
+    api = await FakeKubeApi.start();
+    for (let i = 0; i < 1_200; i++) api.upsert(Secrets, secret(`s${i}`));
+    const server = api;
+    /** For each transformed object, how many list pages had been requested by then. */
+    const pagesRequested: number[] = [];
+    informer = new Informer(server.client(), Secrets, {
+      namespace: 'ns',
+      log: capturedLogger().log,
+      transform: (obj) => {
+        pagesRequested.push(lists(server).length);
+        return { ...obj, data: { cached: 'yes' } };
+      },
+    });
+    informer.start();
+    await informer.waitForSync();
+    expect(lists(server)).toHaveLength(3);
+    expect(pagesRequested).toHaveLength(1_200);
+    expect([pagesRequested[0], pagesRequested[499], pagesRequested[500], pagesRequested[1_199]]).toEqual([1, 1, 2, 3]);
+    expect(informer.get('ns/s7')?.data).toEqual({ cached: 'yes' });
+  });
+
   it('relists after 410 Gone mid-watch and delivers what the watch missed', async () => {
     const { api, informer, events } = await started();
     api.upsert(Secrets, secret('kept'));

@@ -104,9 +104,9 @@ export class Informer<T extends KubeObject> {
     return [...(this.byNamespace.get(namespace)?.values() ?? [])];
   }
 
-  /** Caches `obj` (transformed) and returns what was cached. */
-  private put(key: string, received: T): T {
-    const obj = this.opts.transform ? this.opts.transform(received) : received;
+  /** Caches `obj` (transformed unless it already is) and returns what was cached. */
+  private put(key: string, received: T, transformed = false): T {
+    const obj = this.opts.transform && !transformed ? this.opts.transform(received) : received;
     this.store.set(key, obj);
     const ns = obj.metadata?.namespace ?? '';
     const index = this.byNamespace.get(ns) ?? new Map<string, T>();
@@ -206,6 +206,7 @@ export class Informer<T extends KubeObject> {
       namespace: this.opts.namespace,
       labelSelector: this.opts.labelSelector,
       fieldSelector: this.opts.fieldSelector,
+      ...(this.opts.transform ? { map: this.opts.transform as <I extends KubeObject>(item: I) => I } : {}),
     });
     this.lastContact = Date.now();
     const seen = new Set<string>();
@@ -213,7 +214,7 @@ export class Informer<T extends KubeObject> {
       const key = objectKey(obj);
       seen.add(key);
       const old = this.store.get(key);
-      this.emit(old ? 'update' : 'add', this.put(key, obj), old);
+      this.emit(old ? 'update' : 'add', this.put(key, obj, true), old);
     }
     for (const [key, old] of [...this.store]) {
       if (!seen.has(key)) {
@@ -304,7 +305,10 @@ const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
  * the API server keeps managedFields a request omits.
  */
 export function stripForCache<T extends KubeObject>(obj: T): T {
-  shareStrings(obj);
+  return shareStrings(stripped(obj));
+}
+
+function stripped<T extends KubeObject>(obj: T): T {
   const md = obj.metadata;
   if (!md || (md.managedFields === undefined && md.annotations?.[LAST_APPLIED] === undefined)) return obj;
   const { managedFields: _dropped, ...metadata } = md;

@@ -1,20 +1,40 @@
+import { randomUUID } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { MAX_SHARED_STRINGS, shareStrings, sharedStringCount } from './shared-strings.js';
+import { MAX_SHARED_STRINGS, shareStrings, sharedStringCount, sharedText } from './shared-strings.js';
 
 describe('shareStrings', () => {
-  it('leaves every value as it was', () => {
-    const text = JSON.stringify({
-      metadata: { name: 'c', namespace: 'ws-a', labels: { 'atoll.dev/workspace': 'a' }, uid: 'u-1' },
-      spec: { type: 'github', settings: { nested: [{ type: 'x', message: 'm' }, 'plain', 3] } },
-      status: {
-        conditions: [{ type: 'Ready', status: 'True', reason: 'Succeeded', message: 'ok', lastTransitionTime: 't' }],
+  it("shares the known repeating places and never a Secret's data, annotations or settings", () => {
+    const u = randomUUID();
+    const obj = {
+      apiVersion: `v-${u}`,
+      kind: `Kind-${u}`,
+      type: `secret-type-${u}`,
+      metadata: {
+        name: `name-${u}`,
+        namespace: `ns-${u}`,
+        uid: u,
+        labels: { 'atoll.dev/workspace': `ws-${u}` },
+        annotations: { note: `annotation-${u}` },
+        ownerReferences: [{ apiVersion: `owner-v-${u}`, kind: `Owner-${u}`, name: `o-${u}`, uid: `ou-${u}` }],
       },
-    });
-    expect(shareStrings(JSON.parse(text))).toEqual(JSON.parse(text));
+      spec: { type: `spec-type-${u}`, settings: { type: `settings-type-${u}`, message: `settings-message-${u}` } },
+      data: { type: `data-${u}`, message: `data-message-${u}` },
+      status: {
+        conditions: [{ type: `Cond-${u}`, status: 'True', message: `msg-${u}`, observedGeneration: 3 }],
+        secretName: `secret-${u}`,
+      },
+    };
+    const before = JSON.stringify(obj);
+    const count = sharedStringCount();
+    expect(shareStrings(obj)).toBe(obj);
+    expect(JSON.stringify(obj)).toBe(before);
+    // apiVersion, kind, type, namespace, the label, the owner's apiVersion and kind, spec.type, the condition's type and message ('True' may be known already).
+    expect(sharedStringCount() - count).toBeGreaterThanOrEqual(10);
+    expect(sharedStringCount() - count).toBeLessThanOrEqual(11);
   });
 
   it('keeps its table bounded however many distinct values pass', () => {
-    for (let i = 0; i < MAX_SHARED_STRINGS * 1.5; i++) shareStrings({ status: { message: `host-${i} answered` } });
+    for (let i = 0; i < MAX_SHARED_STRINGS * 1.5; i++) sharedText(`host-${i} answered`);
     expect(sharedStringCount()).toBeLessThanOrEqual(MAX_SHARED_STRINGS);
     expect(sharedStringCount()).toBeGreaterThan(0);
   });

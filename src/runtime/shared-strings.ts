@@ -1,3 +1,5 @@
+import type { KubeObject } from '../kube/client.js';
+
 /**
  * One copy of each string that repeats across cached objects. JSON.parse
  * gives every object its own copy of its namespace, its conditions' types,
@@ -8,22 +10,8 @@
  * rewritten in place.
  */
 
-/** Keys whose string values repeat from object to object (wherever they appear in it). */
-const SHARED_KEYS = new Set([
-  'apiVersion',
-  'kind',
-  'namespace',
-  'type',
-  'status',
-  'reason',
-  'message',
-  'lastTransitionTime',
-  'keyId',
-  'result',
-  'workspace',
-]);
-/** Maps whose every value is shared (label values are few: managed-by, workspace names). */
-const SHARED_MAPS = new Set(['labels']);
+/** Keys of operator-written status whose string values repeat from object to object. */
+const STATUS_KEYS = new Set(['type', 'status', 'reason', 'message', 'lastTransitionTime', 'keyId', 'result']);
 /** Longer strings are rarely repeated and not worth a lookup. */
 const MAX_LENGTH = 512;
 /**
@@ -34,7 +22,8 @@ export const MAX_SHARED_STRINGS = 20_000;
 
 const table = new Map<string, string>();
 
-function shared(value: string): string {
+/** The shared copy of `value` (a probe outcome's reason or message, say). */
+export function sharedText(value: string): string {
   if (value.length > MAX_LENGTH) return value;
   const known = table.get(value);
   if (known !== undefined) return known;
@@ -43,18 +32,35 @@ function shared(value: string): string {
   return value;
 }
 
-/** Replaces repeated strings in `obj` (a freshly parsed API object) with their shared copies; returns `obj`. */
-export function shareStrings<T>(obj: T): T {
-  visit(obj, false);
+/**
+ * Replaces repeated strings of a freshly parsed API object with their shared copies; returns it.
+ * Only known places are touched: the kind, the namespace, label values, owners' kinds, `spec.type`
+ * and operator-written status. Never `data`, annotations or the rest of `spec`: tenant values (a
+ * Secret's data above all) must not outlive their object in a table.
+ */
+export function shareStrings<T extends KubeObject>(obj: T): T {
+  const o = obj as KubeObject & { type?: unknown; spec?: { type?: unknown }; status?: unknown };
+  if (typeof o.apiVersion === 'string') o.apiVersion = sharedText(o.apiVersion);
+  if (typeof o.kind === 'string') o.kind = sharedText(o.kind);
+  if (typeof o.type === 'string') o.type = sharedText(o.type);
+  const md = o.metadata;
+  if (md) {
+    if (typeof md.namespace === 'string') md.namespace = sharedText(md.namespace);
+    const labels = md.labels ?? {};
+    for (const k of Object.keys(labels)) if (typeof labels[k] === 'string') labels[k] = sharedText(labels[k]);
+    for (const owner of md.ownerReferences ?? []) {
+      if (typeof owner.apiVersion === 'string') owner.apiVersion = sharedText(owner.apiVersion);
+      if (typeof owner.kind === 'string') owner.kind = sharedText(owner.kind);
+    }
+  }
+  if (o.spec && typeof o.spec === 'object' && typeof o.spec.type === 'string') o.spec.type = sharedText(o.spec.type);
+  shareStatus(o.status);
   return obj;
 }
 
-function visit(node: unknown, shareAll: boolean): void {
+function shareStatus(node: unknown): void {
   if (Array.isArray(node)) {
-    for (let i = 0; i < node.length; i++) {
-      const v: unknown = node[i];
-      if (typeof v === 'object' && v !== null) visit(v, false);
-    }
+    for (const v of node) shareStatus(v);
     return;
   }
   if (typeof node !== 'object' || node === null) return;
@@ -62,8 +68,8 @@ function visit(node: unknown, shareAll: boolean): void {
   for (const key of Object.keys(record)) {
     const v = record[key];
     if (typeof v === 'string') {
-      if (shareAll || SHARED_KEYS.has(key)) record[key] = shared(v);
-    } else if (typeof v === 'object' && v !== null) visit(v, SHARED_MAPS.has(key));
+      if (STATUS_KEYS.has(key)) record[key] = sharedText(v);
+    } else shareStatus(v);
   }
 }
 

@@ -151,6 +151,33 @@ describe('WorkQueue', () => {
   });
 });
 
+describe('WorkQueue delays', () => {
+  it('a delay brought forward again and again leaves no pile of superseded entries, and the key comes once', async () => {
+    const q = new WorkQueue();
+    for (let i = 0; i < 5_000; i++) q.addAfter('k', 3_600_000 - i);
+    q.addAfter('k', 15);
+    const heap = (q as unknown as { due: { size: number } }).due;
+    expect(heap.size).toBeLessThanOrEqual(2 + 64 + 1);
+    expect(await q.get()).toBe('k');
+    q.done('k');
+    await new Promise((r) => setTimeout(r, 30));
+    expect(q.length).toBe(0);
+    q.shutDown();
+  });
+
+  it('keys come in the order they fall due, whatever the order they were delayed in', async () => {
+    const q = new WorkQueue();
+    for (const [key, ms] of [
+      ['c', 45],
+      ['a', 15],
+      ['b', 30],
+    ] as const)
+      q.addAfter(key, ms);
+    expect([await q.get(), await q.get(), await q.get()]).toEqual(['a', 'b', 'c']);
+    q.shutDown();
+  });
+});
+
 describe('WorkQueue waits', () => {
   it('reports each key once when taken, with the lane it was taken from and the time since its first add', async () => {
     const q = new WorkQueue();

@@ -117,7 +117,8 @@ export class WorkQueue {
   addAfter(key: string, delayMs: number, lane: Lane = 'routine'): void {
     if (this.shuttingDown) return;
     if (delayMs <= 0) return this.add(key, lane);
-    const at = Date.now() + delayMs;
+    // The monotonic clock: a wall clock stepped back would hold every delayed key that much longer.
+    const at = performance.now() + delayMs;
     const existing = this.timers.get(key);
     if (existing && existing.at <= at) {
       if (lane === 'urgent') existing.lane = 'urgent';
@@ -125,6 +126,8 @@ export class WorkQueue {
     }
     this.timers.set(key, { at, lane: existing?.lane === 'urgent' ? 'urgent' : lane });
     this.due.push(at, key);
+    // An earlier delay leaves the later one's heap entry behind: rebuild before they outnumber the live ones.
+    if (this.due.size > 2 * this.timers.size + 64) this.due.rebuild(this.timers);
     this.arm();
   }
 
@@ -134,7 +137,7 @@ export class WorkQueue {
     if (next === undefined || next >= this.timerAt) return;
     clearTimeout(this.timer);
     this.timerAt = next;
-    this.timer = setTimeout(() => this.fire(), Math.max(0, next - Date.now()));
+    this.timer = setTimeout(() => this.fire(), Math.max(0, next - performance.now()));
     this.timer.unref();
   }
 
@@ -142,7 +145,7 @@ export class WorkQueue {
   private fire(): void {
     this.timer = undefined;
     this.timerAt = Infinity;
-    const now = Date.now();
+    const now = performance.now();
     for (let top = this.due.peek(); top !== undefined && top.at <= now; top = this.due.peek()) {
       this.due.pop();
       const entry = this.timers.get(top.key);

@@ -340,11 +340,16 @@ export class FakeKubeApi {
             (s) => s.prefix === prefix && s.plural === plural && (namespace === undefined || s.namespace === namespace),
           )
           .map((s) => s.obj);
+        // Pages as the API server cuts them: `limit` items, then a `continue` token for the rest.
+        const limit = Number(req.query.get('limit') ?? 0);
+        const from = Number(req.query.get('continue') ?? 0);
+        const page = limit > 0 ? items.slice(from, from + limit) : items;
+        const more = limit > 0 && from + limit < items.length;
         return json(res, 200, {
           kind: 'List',
           apiVersion: 'v1',
-          metadata: { resourceVersion: String(this.rv) },
-          items,
+          metadata: { resourceVersion: String(this.rv), ...(more ? { continue: String(from + limit) } : {}) },
+          items: page,
         });
       }
       if (req.method === 'POST') {

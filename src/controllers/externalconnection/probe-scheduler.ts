@@ -1,4 +1,4 @@
-import { shareStrings } from '../../runtime/shared-strings.js';
+import { sharedText } from '../../runtime/shared-strings.js';
 import type { ProbeOutcome } from '../../integrations/probe-types.js';
 import type { Lane } from '../../runtime/workqueue.js';
 
@@ -246,7 +246,7 @@ export class ProbeScheduler {
             tag: p.tag,
             subject: p.subject,
             // Kept for every connection: its reason and message are the same text for many (ADR 0035).
-            outcome: shareStrings(outcome),
+            outcome: { ...outcome, message: sharedText(outcome.message) },
             startedAt,
             finishedAt: this.now(),
             jitter: p.urgent ? this.random() : 0,

@@ -176,7 +176,7 @@ export class ConnectionProber {
 
     const current = last && last.subject === subject ? last.outcome : undefined;
     // Answered: the request time matters only while awaited (one entry per connection was 2 MiB at 10,000).
-    if (current) this.#requested.delete(key);
+    if (current && !pending) this.#requested.delete(key);
     // New inputs held back by the window still count as awaited: their probe starts when the window ends,
     // and the status write waits for it within the grace (a restart with changed inputs keeps Ready as is).
     const heldBack = !current && subjectChanged && coalesceMs > 0;

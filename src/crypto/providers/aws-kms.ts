@@ -55,16 +55,20 @@ export class AwsKmsProvider implements KmsProvider {
   }
 
   #kms(): Promise<Kms> {
-    return (this.#client ??= import('@aws-sdk/client-kms').then((sdk) => ({
-      sdk,
-      client: new sdk.KMSClient(this.#config),
-    })));
+    this.#client ??= import('@aws-sdk/client-kms').then(
+      (sdk) => ({ sdk, client: new sdk.KMSClient(this.#config) }),
+      (err: unknown) => {
+        this.#client = undefined; // a failed load (EMFILE, say) is tried again on the next call
+        throw err;
+      },
+    );
+    return this.#client;
   }
 
   async generateDataKey(keyId: string, context: Record<string, string>): Promise<GeneratedDataKey> {
-    const { sdk, client } = await this.#kms();
     let out;
     try {
+      const { sdk, client } = await this.#kms();
       out = await client.send(
         new sdk.GenerateDataKeyCommand({ KeyId: keyId, KeySpec: 'AES_256', EncryptionContext: context }),
       );
@@ -78,9 +82,9 @@ export class AwsKmsProvider implements KmsProvider {
   }
 
   async decryptDataKey(keyId: string, wrapped: Buffer, context: Record<string, string>): Promise<Buffer> {
-    const { sdk, client } = await this.#kms();
     let out;
     try {
+      const { sdk, client } = await this.#kms();
       out = await client.send(
         new sdk.DecryptCommand({ KeyId: keyId, CiphertextBlob: wrapped, EncryptionContext: context }),
       );
@@ -93,7 +97,10 @@ export class AwsKmsProvider implements KmsProvider {
 
   /** Closes the SDK's connection pool (tests, shutdown). */
   close(): void {
-    void this.#client?.then(({ client }) => client.destroy());
+    void this.#client?.then(
+      ({ client }) => client.destroy(),
+      () => undefined,
+    );
   }
 }
 

@@ -130,10 +130,14 @@ export class VaultTransitProvider implements KmsProvider {
   }
 
   #undici(): Promise<Http> {
-    return (this.#http ??= import('undici').then(({ Agent, request }) => ({
-      agent: new Agent(this.#agentOptions),
-      request,
-    })));
+    this.#http ??= import('undici').then(
+      ({ Agent, request }) => ({ agent: new Agent(this.#agentOptions), request }),
+      (err: unknown) => {
+        this.#http = undefined; // a failed load is tried again on the next call
+        throw err;
+      },
+    );
+    return this.#http;
   }
 
   async generateDataKey(keyId: string, context: Record<string, string>): Promise<GeneratedDataKey> {
@@ -191,7 +195,8 @@ export class VaultTransitProvider implements KmsProvider {
 
   /** Closes the connection pool (tests, shutdown). */
   async close(): Promise<void> {
-    await (await this.#http)?.agent.close();
+    const http = await this.#http?.catch(() => undefined);
+    await http?.agent.close();
   }
 
   /**
@@ -287,8 +292,8 @@ export class VaultTransitProvider implements KmsProvider {
     const headers: Record<string, string> = { 'content-type': 'application/json', 'x-vault-request': 'true' };
     if (token) headers['x-vault-token'] = token;
     if (this.#namespace) headers['x-vault-namespace'] = this.#namespace;
-    const { agent, request } = await this.#undici();
     try {
+      const { agent, request } = await this.#undici();
       const res = await request(new URL(`/v1/${path}`, this.#address), {
         method: 'POST',
         headers,

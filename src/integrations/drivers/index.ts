@@ -47,10 +47,16 @@ class LazyDriver implements ProbeDriver {
   ) {}
 
   async probe(ctx: ProbeContext): Promise<ProbeOutcome> {
-    this.#driver ??= this.load().then((driver) => {
-      if (driver.name !== this.name) throw new Error(`driver ${this.name} loaded as ${driver.name}`);
-      return driver;
-    });
+    this.#driver ??= this.load().then(
+      (driver) => {
+        if (driver.name !== this.name) throw new Error(`driver ${this.name} loaded as ${driver.name}`);
+        return driver;
+      },
+      (err: unknown) => {
+        this.#driver = undefined; // a failed load is tried again by the next probe
+        throw err;
+      },
+    );
     return (await this.#driver).probe(ctx);
   }
 }
