@@ -201,8 +201,12 @@ describe('DekCache encryption', () => {
       keyId: 'alias/x',
       context: { ...context, connection },
     });
-    for (const c of ['a', 'b', 'c']) await cache.withEncryptionKey(binding(c), generate, () => 0);
+    const held: Buffer[] = [];
+    for (const c of ['a', 'b', 'c']) await cache.withEncryptionKey(binding(c), generate, (key) => held.push(key.dek));
     expect(cache.stats().entries.encrypt).toBe(2);
+    // The evicted sealing key leaves no key material behind; the kept ones are intact.
+    expect(held[0]!.every((b) => b === 0)).toBe(true);
+    expect(held[2]!.every((b) => b === 3)).toBe(true);
     await cache.withEncryptionKey(binding('c'), generate, () => 0);
     expect(generated).toBe(3);
     await cache.withEncryptionKey(binding('a'), generate, () => 0);

@@ -10,6 +10,7 @@ import {
 } from '../errors.js';
 import { DATA_KEY_BYTES, type GeneratedDataKey, type KmsProvider } from '../kms-provider.js';
 import { ownBuffer } from '../owned-bytes.js';
+import { loadOnce } from '../../util/load-once.js';
 
 export const AWS_KMS_PROVIDER_NAME = 'aws-kms';
 
@@ -35,12 +36,12 @@ export interface AwsKmsProviderOptions {
  */
 export class AwsKmsProvider implements KmsProvider {
   readonly name = AWS_KMS_PROVIDER_NAME;
-  readonly #config: KMSClientConfig;
   /** The SDK loads on first use: ~20 MiB a process without this provider need not carry (ADR 0035). */
-  #client: Promise<Kms> | undefined;
+  readonly #kms: () => Promise<Kms>;
+  #loaded: Promise<Kms> | undefined;
 
   constructor(options: AwsKmsProviderOptions) {
-    this.#config = {
+    const config: KMSClientConfig = {
       region: options.region,
       ...(options.endpoint ? { endpoint: options.endpoint } : {}),
       ...(options.credentials ? { credentials: options.credentials } : {}),
@@ -52,17 +53,11 @@ export class AwsKmsProvider implements KmsProvider {
         throwOnRequestTimeout: true,
       },
     };
-  }
-
-  #kms(): Promise<Kms> {
-    this.#client ??= import('@aws-sdk/client-kms').then(
-      (sdk) => ({ sdk, client: new sdk.KMSClient(this.#config) }),
-      (err: unknown) => {
-        this.#client = undefined; // a failed load (EMFILE, say) is tried again on the next call
-        throw err;
-      },
-    );
-    return this.#client;
+    const load = loadOnce(async () => {
+      const sdk = await import('@aws-sdk/client-kms');
+      return { sdk, client: new sdk.KMSClient(config) };
+    });
+    this.#kms = () => (this.#loaded = load());
   }
 
   async generateDataKey(keyId: string, context: Record<string, string>): Promise<GeneratedDataKey> {
@@ -97,7 +92,7 @@ export class AwsKmsProvider implements KmsProvider {
 
   /** Closes the SDK's connection pool (tests, shutdown). */
   close(): void {
-    void this.#client?.then(
+    void this.#loaded?.then(
       ({ client }) => client.destroy(),
       () => undefined,
     );

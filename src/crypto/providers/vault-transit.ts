@@ -12,6 +12,7 @@ import {
   type CryptoError,
 } from '../errors.js';
 import { DATA_KEY_BYTES, type GeneratedDataKey, type KmsProvider } from '../kms-provider.js';
+import { loadOnce } from '../../util/load-once.js';
 import { redactSecrets } from '../../util/redact.js';
 
 export const VAULT_TRANSIT_PROVIDER_NAME = 'vault-transit';
@@ -103,8 +104,8 @@ export class VaultTransitProvider implements KmsProvider {
   readonly #address: URL;
   readonly #auth: VaultAuth;
   readonly #namespace: string | undefined;
-  readonly #agentOptions: Agent.Options;
   /** undici loads on first use: ~20 MiB a process without this provider need not carry (ADR 0035). */
+  readonly #undici: () => Promise<Http>;
   #http: Promise<Http> | undefined;
   readonly #timeoutMs: number;
   readonly #tokenFileRefreshMs: number;
@@ -122,22 +123,16 @@ export class VaultTransitProvider implements KmsProvider {
     this.#timeoutMs = options.requestTimeoutMs ?? 5_000;
     this.#tokenFileRefreshMs = options.tokenFileRefreshMs ?? 60_000;
     this.#now = options.now ?? Date.now;
-    this.#agentOptions = {
+    const agentOptions: Agent.Options = {
       connect: { timeout: options.connectTimeoutMs ?? 2_000, ...(options.caPem ? { ca: options.caPem } : {}) },
       headersTimeout: this.#timeoutMs,
       bodyTimeout: this.#timeoutMs,
     };
-  }
-
-  #undici(): Promise<Http> {
-    this.#http ??= import('undici').then(
-      ({ Agent, request }) => ({ agent: new Agent(this.#agentOptions), request }),
-      (err: unknown) => {
-        this.#http = undefined; // a failed load is tried again on the next call
-        throw err;
-      },
-    );
-    return this.#http;
+    const load = loadOnce(async () => {
+      const { Agent, request } = await import('undici');
+      return { agent: new Agent(agentOptions), request };
+    });
+    this.#undici = () => (this.#http = load());
   }
 
   async generateDataKey(keyId: string, context: Record<string, string>): Promise<GeneratedDataKey> {

@@ -4,6 +4,7 @@
  * driver, in this file only, so the set of protocols atoll speaks is visible
  * in one place; registering a name twice is a programming error and throws.
  */
+import { loadOnce } from '../../util/load-once.js';
 import type { ProbeContext, ProbeDriver, ProbeOutcome } from '../probe-types.js';
 
 export const ERROR_DUPLICATE_DRIVER = 'a probe driver with this name is already registered';
@@ -39,25 +40,21 @@ function register(driver: ProbeDriver): void {
  * once imported, and a cluster probes few of them, if any (ADR 0035).
  */
 class LazyDriver implements ProbeDriver {
-  #driver: Promise<ProbeDriver> | undefined;
+  readonly #driver: () => Promise<ProbeDriver>;
 
   constructor(
     readonly name: string,
-    private readonly load: () => Promise<ProbeDriver>,
-  ) {}
+    load: () => Promise<ProbeDriver>,
+  ) {
+    this.#driver = loadOnce(async () => {
+      const driver = await load();
+      if (driver.name !== name) throw new Error(`driver ${name} loaded as ${driver.name}`);
+      return driver;
+    });
+  }
 
   async probe(ctx: ProbeContext): Promise<ProbeOutcome> {
-    this.#driver ??= this.load().then(
-      (driver) => {
-        if (driver.name !== this.name) throw new Error(`driver ${this.name} loaded as ${driver.name}`);
-        return driver;
-      },
-      (err: unknown) => {
-        this.#driver = undefined; // a failed load is tried again by the next probe
-        throw err;
-      },
-    );
-    return (await this.#driver).probe(ctx);
+    return (await this.#driver()).probe(ctx);
   }
 }
 
