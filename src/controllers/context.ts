@@ -12,8 +12,8 @@ export interface Secret extends KubeObject {
 }
 
 /** Secret caches of workspace namespaces (runtime/secret-watch.ts): the operator holds no cluster-wide Secret access. */
-export interface SecretCaches {
-  get(namespace: string, name: string): Secret | undefined;
+export interface SecretCaches<T extends KubeObject = Secret> {
+  get(namespace: string, name: string): T | undefined;
   /** True when `get` answers for this Secret as the API server would; otherwise read it with a GET. */
   synced(namespace: string, name: string): boolean;
   /** Starts caching a namespace's managed Secrets: call once the operator's Secret access there exists. */

@@ -1,10 +1,4 @@
-import type {
-  Condition,
-  ExternalConnection,
-  ExternalConnectionSpec,
-  IntegrationType,
-  Workspace,
-} from '../api/v1alpha1/index.js';
+import type { ExternalConnection, IntegrationType, Workspace } from '../api/v1alpha1/index.js';
 import { destinationDigest } from '../integrations/destination.js';
 import { CONNECTION_LABEL, managedSecretName, SEALED_SECRET_TYPE } from '../api/v1alpha1/index.js';
 import { workspaceIdentity } from '../domain/workspace-identity.js';
@@ -17,8 +11,10 @@ import type { Logger } from '../runtime/logger.js';
 import { GatewayErrorMessage, notReady } from './errors.js';
 import { describeError } from '../runtime/describe-error.js';
 import { governingWorkspace } from '../domain/governing-workspace.js';
-import { readState } from '../domain/credentials-state.js';
 import { secretAccessGranted } from '../domain/secret-access.js';
+import { connectionView, managedSecretView, type ConnectionObject, type ManagedSecretObject } from './cache-views.js';
+
+export type { ConnectionObject } from './cache-views.js';
 
 /** Annotation of a managed Secret with per-field metadata (version, hint, key id); never a value. */
 
@@ -32,61 +28,7 @@ export interface CredentialSnapshot {
   versions: Record<string, number>;
 }
 
-interface SecretObject extends KubeObject {
-  type?: string;
-  data?: Record<string, string>;
-}
-
 export type WorkspaceObject = KubeObject & Pick<Workspace, 'spec' | 'status'>;
-/**
- * What the gateway keeps of a connection: the fields it reads and nothing else. A connection
- * object with its status (conditions, last probe, sealed values for Git) is about 2 KiB;
- * the gateway caches every one in the cluster (ADR 0035).
- */
-export interface ConnectionObject extends KubeObject {
-  spec: Pick<ExternalConnectionSpec, 'type' | 'settings' | 'displayName'>;
-  status?: {
-    /** Ready only, type and status only. */
-    conditions?: Array<Pick<Condition, 'type' | 'status'>>;
-    credentialHint?: string;
-    /** The floor of each field's version (ADR 0013): a managed copy below it is a rolled-back Secret. */
-    credentials?: Record<string, { version?: number }>;
-  };
-}
-
-/** The gateway's view of a connection from the API server (`ConnectionObject`). */
-export function connectionView(conn: ExternalConnection & KubeObject): ConnectionObject {
-  const { name, namespace, uid, resourceVersion } = conn.metadata ?? {};
-  const { type, settings, displayName } = conn.spec ?? {};
-  const status = conn.status;
-  const ready = status?.conditions?.find((c) => c.type === 'Ready');
-  return {
-    metadata: { name, namespace, uid, resourceVersion },
-    spec: {
-      type,
-      ...(settings !== undefined ? { settings } : {}),
-      ...(displayName !== undefined ? { displayName } : {}),
-    },
-    ...(status
-      ? {
-          status: {
-            ...(ready ? { conditions: [{ type: ready.type, status: ready.status }] } : {}),
-            ...(status.credentialHint !== undefined ? { credentialHint: status.credentialHint } : {}),
-            ...(status.credentials
-              ? {
-                  credentials: Object.fromEntries(
-                    Object.entries(status.credentials).map(([field, c]) => [
-                      field,
-                      c.version !== undefined ? { version: c.version } : {},
-                    ]),
-                  ),
-                }
-              : {}),
-          },
-        }
-      : {}),
-  };
-}
 export type TypeObject = KubeObject & Pick<IntegrationType, 'spec'>;
 
 interface CacheEntry {
@@ -120,7 +62,7 @@ export class ConnectionDirectory {
   readonly #workspaces: Informer<WorkspaceObject>;
   readonly #connections: Informer<ConnectionObject>;
   readonly #types: Informer<TypeObject>;
-  readonly #secrets: SecretWatch;
+  readonly #secrets: SecretWatch<ManagedSecretObject>;
   readonly #cache = new Map<string, CacheEntry>();
   readonly #listeners = new Map<string, Set<CredentialsListener>>();
   readonly #derivedOf = new WeakMap<ConnectionObject, { type: TypeObject; destination: string; floors: string }>();
@@ -141,11 +83,10 @@ export class ConnectionDirectory {
     });
     this.#types = new Informer<TypeObject>(opts.client, IntegrationTypes, common);
     this.#workspaces.on((event, ws, old) => this.#onWorkspace(event, ws, old));
-    this.#secrets = new SecretWatch(
-      opts.client,
-      opts.log,
-      opts.relistMs === undefined ? {} : { relistMs: opts.relistMs },
-    );
+    this.#secrets = new SecretWatch(opts.client, opts.log, {
+      view: managedSecretView,
+      ...(opts.relistMs === undefined ? {} : { relistMs: opts.relistMs }),
+    });
     this.#secrets.on((_event, secret, old) => this.#onSecret(secret, old));
   }
 
@@ -206,8 +147,7 @@ export class ConnectionDirectory {
     const revision = secret?.metadata?.resourceVersion;
     if (secret === undefined || revision === undefined) throw notReady(GatewayErrorMessage.noCredentials);
     // Only the Secret written for this very connection object (not an orphan of a deleted namesake).
-    if (!secret.metadata?.ownerReferences?.some((o) => o.uid === conn.metadata?.uid))
-      throw notReady(GatewayErrorMessage.noCredentials);
+    if (!secret.owners.includes(conn.metadata!.uid!)) throw notReady(GatewayErrorMessage.noCredentials);
     const key = cacheKey(namespace, connection);
     const cached = this.#cache.get(key);
     if (
@@ -273,15 +213,14 @@ export class ConnectionDirectory {
     identity: string,
     destination: string,
     conn: ConnectionObject,
-    secret: SecretObject,
+    secret: ManagedSecretObject,
     revision: string,
   ): Promise<CredentialSnapshot> {
     const connection = conn.metadata!.name!;
     const values: Record<string, string> = {};
-    const state = readState(secret);
     try {
       for (const [field, encoded] of Object.entries(secret.data ?? {})) {
-        const version = state[field]?.format === 2 ? state[field].version : undefined;
+        const version = secret.fields[field]?.format === 2 ? secret.fields[field].version : undefined;
         const floor = conn.status?.credentials?.[field]?.version ?? 0;
         if (version === undefined || !Number.isSafeInteger(version) || version < floor)
           throw new CiphertextRejectedError();
@@ -302,11 +241,13 @@ export class ConnectionDirectory {
     return {
       revision,
       values,
-      versions: Object.fromEntries(Object.entries(readState(secret)).map(([f, st]) => [f, st.version])),
+      versions: Object.fromEntries(
+        Object.entries(secret.fields).flatMap(([f, st]) => (st.version === undefined ? [] : [[f, st.version]])),
+      ),
     };
   }
 
-  async #managedSecret(namespace: string, connection: string): Promise<SecretObject | undefined> {
+  async #managedSecret(namespace: string, connection: string): Promise<ManagedSecretObject | undefined> {
     if (!this.#secrets.watching(namespace) && this.#workspaces.list(namespace).length > 0)
       this.#watchSecrets(namespace);
     if (!(await this.#secrets.waitForSync(namespace, SECRET_SYNC_WAIT_MS))) return undefined;
@@ -336,7 +277,7 @@ export class ConnectionDirectory {
     this.#log.info({ namespace }, 'watching managed secrets of workspace');
   }
 
-  #onSecret(secret: SecretObject, old: SecretObject | undefined): void {
+  #onSecret(secret: ManagedSecretObject, old: ManagedSecretObject | undefined): void {
     if (old !== undefined && old.metadata?.resourceVersion === secret.metadata?.resourceVersion) return;
     const namespace = secret.metadata?.namespace;
     const connection = secret.metadata?.labels?.[CONNECTION_LABEL];

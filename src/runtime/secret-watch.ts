@@ -1,5 +1,5 @@
 import { MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../api/v1alpha1/index.js';
-import type { KubeClient } from '../kube/client.js';
+import type { KubeClient, KubeObject } from '../kube/client.js';
 import { Secrets } from '../kube/resources.js';
 import type { Secret, SecretCaches } from '../controllers/context.js';
 import { Informer, stripForCache, type InformerHandler } from './informer.js';
@@ -21,23 +21,28 @@ export const MANAGED_SECRETS = `${MANAGED_BY_LABEL}=${MANAGED_BY_VALUE}`;
  *   as before without caching the namespace's other Secrets.
  *
  * A cache answer is authoritative only where a watch covers the name (see
- * `synced`); anything else is read from the API server.
+ * `synced`); anything else is read from the API server. What is cached of a
+ * Secret is `view(secret)`: the Secret without managedFields for the
+ * operator, a narrower view for the gateway (ADR 0036).
  */
-export class SecretWatch implements SecretCaches {
-  private readonly managed = new Map<string, Informer<Secret>>();
+export class SecretWatch<T extends KubeObject = Secret> implements SecretCaches<T> {
+  private readonly managed = new Map<string, Informer<T>>();
   /** `namespace/name` → narrow watch of one referenced Secret. */
-  private readonly referenced = new Map<string, Informer<Secret>>();
+  private readonly referenced = new Map<string, Informer<T>>();
   /** Referrer (a connection key) → the `namespace/name`s it refers to. */
   private readonly references = new Map<string, Set<string>>();
-  private readonly handlers: InformerHandler<Secret>[] = [];
+  private readonly handlers: InformerHandler<T>[] = [];
+  private readonly view: (secret: Secret) => T;
 
   constructor(
     private readonly client: KubeClient,
     private readonly log: Logger,
-    private readonly opts: { relistMs?: number } = {},
-  ) {}
+    private readonly opts: { relistMs?: number; view?: (secret: Secret) => T } = {},
+  ) {
+    this.view = opts.view ?? (stripForCache as (secret: Secret) => T);
+  }
 
-  on(handler: InformerHandler<Secret>): void {
+  on(handler: InformerHandler<T>): void {
     this.handlers.push(handler);
   }
 
@@ -70,7 +75,7 @@ export class SecretWatch implements SecretCaches {
     this.syncReferenced();
   }
 
-  get(namespace: string, name: string): Secret | undefined {
+  get(namespace: string, name: string): T | undefined {
     const key = `${namespace}/${name}`;
     return this.referenced.get(key)?.get(key) ?? this.managed.get(namespace)?.get(key);
   }
@@ -132,11 +137,12 @@ export class SecretWatch implements SecretCaches {
     }
   }
 
-  private informer(namespace: string, selector: { labelSelector?: string; fieldSelector?: string }): Informer<Secret> {
-    const inf = new Informer<Secret>(this.client, Secrets, {
+  private informer(namespace: string, selector: { labelSelector?: string; fieldSelector?: string }): Informer<T> {
+    const inf = new Informer<T>(this.client, Secrets, {
       namespace,
       ...selector,
-      transform: stripForCache,
+      // The informer's transform maps an object to its cached form; here the API's Secret to the view.
+      transform: this.view,
       log: this.log,
       ...(this.opts.relistMs === undefined ? {} : { relistMs: this.opts.relistMs }),
     });
