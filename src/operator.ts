@@ -55,7 +55,7 @@ export async function startOperator(opts: {
   const workspaces = new Informer<Ws>(client, Workspaces, { log, transform: stripForCache });
   const connections = new Informer<Conn>(client, ExternalConnections, { log, transform: stripForCache });
   const types = new Informer<Type>(client, IntegrationTypes, { log, transform: stripForCache });
-  const secrets = new SecretWatch(client, log);
+  const secrets = new SecretWatch(client, log, { view: stripForCache });
   // The local provider keeps its key in the cluster: say so where operators look (docs/threat-model.md).
   new Gauge({
     name: 'atoll_kms_provider_info',

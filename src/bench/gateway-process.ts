@@ -9,6 +9,7 @@
  */
 import { KubeClient } from '../kube/client.js';
 import { setupCrypto } from '../crypto/setup.js';
+import { keepHttpParserOnBaselineCompiler } from '../gateway/parser-tiering.js';
 import { startGateway } from '../gateway/server.js';
 import { createLogger } from '../runtime/logger.js';
 import { createOperatorMetrics } from '../runtime/metrics.js';
@@ -16,6 +17,7 @@ import { loopbackOperatorConfig } from '../dev/embedded.js';
 import { serveBenchProcess } from './bench-process.js';
 
 serveBenchProcess('gateway', async (kubeconfig, settings) => {
+  keepHttpParserOnBaselineCompiler(); // as `atoll gateway` does
   const config = loopbackOperatorConfig(settings);
   const client = KubeClient.fromKubeconfigFile(kubeconfig);
   const log = createLogger({ level: config.logLevel === 'info' ? 'warn' : config.logLevel, name: 'atoll-gateway' });

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { OperatorConfig } from '../config/operator-config.js';
 import { setupCrypto } from '../crypto/setup.js';
+import { keepHttpParserOnBaselineCompiler } from '../gateway/parser-tiering.js';
 import { startGateway, type Gateway } from '../gateway/server.js';
 import { KubeClient } from '../kube/client.js';
 import { describeError } from '../runtime/describe-error.js';
@@ -79,6 +80,7 @@ export async function gatewayServingFromEnv(
 
 /** `atoll gateway`: the credential-injecting proxy, in cluster. */
 export async function gatewayCommand(): Promise<number> {
+  keepHttpParserOnBaselineCompiler();
   const config = loadOperatorConfig();
   const log = createLogger({ level: config.logLevel, name: 'atoll-gateway' });
   const client = KubeClient.fromDefault();

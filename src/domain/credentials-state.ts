@@ -56,10 +56,11 @@ export function saysState(annotation: string | undefined, state: Record<string, 
 /** The managed Secret's per-field state; an absent or unreadable annotation reads as no state. */
 export function readState(secret: KubeObject | undefined): Record<string, FieldState> {
   try {
-    return JSON.parse(secret?.metadata?.annotations?.[CREDENTIALS_STATE_ANNOTATION] ?? '{}') as Record<
-      string,
-      FieldState
-    >;
+    const state: unknown = JSON.parse(secret?.metadata?.annotations?.[CREDENTIALS_STATE_ANNOTATION] ?? '{}');
+    // Anyone who may write Secrets in the namespace may write this annotation: only an object is state.
+    return state !== null && typeof state === 'object' && !Array.isArray(state)
+      ? (state as Record<string, FieldState>)
+      : {};
   } catch {
     return {};
   }

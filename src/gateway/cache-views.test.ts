@@ -90,7 +90,7 @@ const secret: Secret = {
 };
 
 describe("the gateway's view of a managed Secret", () => {
-  it('keeps the type, the connection label, the owners, the data and each field’s version and format; no other annotation text', () => {
+  it('keeps the type, the connection label, the owners and each sealed copy with its version and format; no other annotation text', () => {
     expect(managedSecretView(secret)).toEqual({
       metadata: {
         name: 'github-credentials',
@@ -99,26 +99,70 @@ describe("the gateway's view of a managed Secret", () => {
         labels: { 'atoll.dev/connection': 'github' },
       },
       type: 'atoll.dev/sealed',
-      data: { apiKey: 'YXRvbGw6djE6Li4u', legacy: 'bGVnYWN5' },
       owners: ['u-1'],
-      fields: { apiKey: { version: 3, format: 2 }, legacy: { version: 1 } },
+      copies: [
+        { field: 'apiKey', data: 'YXRvbGw6djE6Li4u', version: 3, format: 2 },
+        { field: 'legacy', data: 'bGVnYWN5', version: 1 },
+      ],
     });
   });
 
-  it('reads a version or format it cannot trust as absent, and unreadable state as no fields', () => {
-    const odd = { apiKey: { version: '3', format: '2' }, other: { version: 2.5, format: 2 } };
-    const withOdd = {
-      ...secret,
-      metadata: { ...secret.metadata, annotations: { 'atoll.dev/credentials': JSON.stringify(odd) } },
-    };
+  it('reads a version or format it cannot trust as absent', () => {
+    const odd = { apiKey: { version: '3', format: '2' }, legacy: { version: 2.5, format: 2 } };
+    const view = managedSecretView(withState(JSON.stringify(odd)));
     // A non-integer version is kept as read: the gateway refuses it where it opens (Number.isSafeInteger).
-    expect(managedSecretView(withOdd).fields).toEqual({ apiKey: {}, other: { version: 2.5, format: 2 } });
-    const garbled = {
+    expect(view.copies).toEqual([
+      { field: 'apiKey', data: 'YXRvbGw6djE6Li4u' },
+      { field: 'legacy', data: 'bGVnYWN5', version: 2.5, format: 2 },
+    ]);
+  });
+
+  it.each([
+    ['JSON null', 'null'],
+    ['an array', '[{"format":2,"version":9}]'],
+    ['a string', '"format"'],
+    ['a number', '7'],
+    ['not JSON', '{not json'],
+    ['entries that are not objects', '{"apiKey":null,"legacy":[2]}'],
+  ])('builds a view, with no state, from an annotation that is %s', (_what, annotation) => {
+    expect(managedSecretView(withState(annotation)).copies).toEqual([
+      { field: 'apiKey', data: 'YXRvbGw6djE6Li4u' },
+      { field: 'legacy', data: 'bGVnYWN5' },
+    ]);
+  });
+
+  it('gives fields named like Object.prototype members only the state written for them', () => {
+    const hostile = {
       ...secret,
-      metadata: { ...secret.metadata, annotations: { 'atoll.dev/credentials': '{not json' } },
+      metadata: {
+        ...secret.metadata,
+        annotations: { 'atoll.dev/credentials': JSON.stringify({ ['__proto__']: { format: 2, version: 4 } }) },
+      },
+      data: { ['__proto__']: 'eA==', constructor: 'eQ==', toString: 'eg==' },
     };
-    expect(managedSecretView(garbled).fields).toEqual({});
-    const bare = { ...secret, metadata: { name: 'x', namespace: 'team-a' } };
-    expect(managedSecretView(bare)).toMatchObject({ owners: [], fields: {}, metadata: { name: 'x' } });
+    expect(managedSecretView(hostile).copies).toEqual([
+      { field: '__proto__', data: 'eA==', version: 4, format: 2 },
+      { field: 'constructor', data: 'eQ==' },
+      { field: 'toString', data: 'eg==' },
+    ]);
+    expect(Object.prototype).not.toHaveProperty('format');
+  });
+
+  it('keeps no copies of a Secret that is not the managed copy of the connection it names', () => {
+    const named = (name: string, type?: string): Secret => ({
+      ...secret,
+      ...(type === undefined ? {} : { type }),
+      metadata: { ...secret.metadata, name },
+    });
+    expect(managedSecretView(named('other-credentials')).copies).toEqual([]);
+    expect(managedSecretView(named('github-credentials', 'Opaque'))).toMatchObject({ type: 'Opaque', copies: [] });
+    const unlabelled = { ...secret, metadata: { ...secret.metadata, labels: {} } };
+    expect(managedSecretView(unlabelled).copies).toEqual([]);
+    const bare = { metadata: { name: 'x', namespace: 'team-a' } };
+    expect(managedSecretView(bare)).toEqual({ metadata: { name: 'x', namespace: 'team-a' }, owners: [], copies: [] });
   });
 });
+
+function withState(annotation: string): Secret {
+  return { ...secret, metadata: { ...secret.metadata, annotations: { 'atoll.dev/credentials': annotation } } };
+}

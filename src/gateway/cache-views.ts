@@ -1,5 +1,5 @@
 import type { Condition, ExternalConnection, ExternalConnectionSpec } from '../api/v1alpha1/index.js';
-import { CONNECTION_LABEL } from '../api/v1alpha1/index.js';
+import { CONNECTION_LABEL, managedSecretName, SEALED_SECRET_TYPE } from '../api/v1alpha1/index.js';
 import type { Secret } from '../controllers/context.js';
 import { readState } from '../domain/credentials-state.js';
 import type { KubeObject } from '../kube/client.js';
@@ -51,42 +51,61 @@ export function connectionView(conn: ExternalConnection & KubeObject): Connectio
   return view;
 }
 
+/** One field of a managed Secret, as the gateway may open it. */
+export interface ManagedCopy {
+  field: string;
+  /** The sealed copy: base64 of the envelope text, as the API server serves `data`. */
+  data: string;
+  /** From the state annotation, kept only when a number (opening also requires a safe integer). */
+  version?: number;
+  /** From the state annotation: 2 for a managed copy (binding format 2); nothing else opens. */
+  format?: 2;
+}
+
 /**
- * A managed Secret: what decides whether its data may be served for a
- * connection (type, the connection label, the owners' uids) and opened (each
- * field's version and binding format), and the sealed data. The state
- * annotation it replaces also carries fingerprints, digests, hints and a
- * spec-form copy of each value for Git: most of the Secret, read by the
- * controller only.
+ * A managed Secret: what decides whether it may be served for a connection
+ * (type, the connection label, the owners' uids) and its sealed copies with
+ * the version and binding format of each. The state annotation it replaces
+ * also carries fingerprints, digests, hints and a spec-form copy of each
+ * value for Git: most of the Secret, read by the controller only.
+ *
+ * Anyone who may write Secrets in a workspace namespace can label one as
+ * atoll's, so this never throws and keeps nothing of a Secret that is not
+ * the managed copy of the connection it names (type and name checked here,
+ * owner and label again where it is served): no copies, whatever its data or
+ * annotation hold.
  */
 export interface ManagedSecretObject extends KubeObject {
   type?: string;
-  /** Sealed copies by field (base64 of the envelope text, as the API server serves `data`). */
-  data?: Record<string, string>;
   /** uids of the owners: only a Secret owned by the connection object asking counts. */
   owners: string[];
-  /** Each field's version and binding format, from the state annotation; unreadable state reads as none. */
-  fields: Record<string, { version?: number; format?: 2 }>;
+  /** One per `data` field, in its order. */
+  copies: ManagedCopy[];
 }
 
 export function managedSecretView(secret: Secret): ManagedSecretObject {
   const { name, namespace, resourceVersion, labels, ownerReferences } = secret.metadata ?? {};
   const connection = labels?.[CONNECTION_LABEL];
-  const fields: ManagedSecretObject['fields'] = {};
-  for (const [field, state] of Object.entries(readState(secret))) {
-    // Kept only as read (a number, the literal 2): anything else is checked and refused where it is used.
-    const kept: ManagedSecretObject['fields'][string] = {};
-    if (typeof state?.version === 'number') kept.version = state.version;
-    if (state?.format === 2) kept.format = 2;
-    fields[field] = kept;
-  }
   const view: ManagedSecretObject = {
     metadata: { name, namespace: namespace === undefined ? undefined : sharedText(namespace), resourceVersion },
     owners: (ownerReferences ?? []).map((o) => o.uid),
-    fields,
+    copies: [],
   };
   if (connection !== undefined) view.metadata!.labels = { [CONNECTION_LABEL]: connection };
   if (secret.type !== undefined) view.type = sharedText(secret.type);
-  if (secret.data !== undefined) view.data = secret.data;
+  if (secret.type !== SEALED_SECRET_TYPE || connection === undefined || name !== managedSecretName(connection))
+    return view;
+  const state = readState(secret);
+  for (const [field, data] of Object.entries(secret.data ?? {})) {
+    const copy: ManagedCopy = { field, data };
+    // Own entries only: a field named like a property of Object.prototype has no state unless written.
+    const fieldState: unknown = Object.hasOwn(state, field) ? state[field] : undefined;
+    if (fieldState !== null && typeof fieldState === 'object') {
+      const { version, format } = fieldState as { version?: unknown; format?: unknown };
+      if (typeof version === 'number') copy.version = version;
+      if (format === 2) copy.format = 2;
+    }
+    view.copies.push(copy);
+  }
   return view;
 }

@@ -219,10 +219,9 @@ export class ConnectionDirectory {
     const connection = conn.metadata!.name!;
     const values: Record<string, string> = {};
     try {
-      for (const [field, encoded] of Object.entries(secret.data ?? {})) {
-        const version = secret.fields[field]?.format === 2 ? secret.fields[field].version : undefined;
+      for (const { field, data: encoded, version, format } of secret.copies) {
         const floor = conn.status?.credentials?.[field]?.version ?? 0;
-        if (version === undefined || !Number.isSafeInteger(version) || version < floor)
+        if (format !== 2 || version === undefined || !Number.isSafeInteger(version) || version < floor)
           throw new CiphertextRejectedError();
         const sealed = Buffer.from(encoded, 'base64').toString('utf8');
         values[field] = await this.#envelope.open(sealed, {
@@ -241,9 +240,8 @@ export class ConnectionDirectory {
     return {
       revision,
       values,
-      versions: Object.fromEntries(
-        Object.entries(secret.fields).flatMap(([f, st]) => (st.version === undefined ? [] : [[f, st.version]])),
-      ),
+      // Every copy opened, so every version is a safe integer.
+      versions: Object.fromEntries(secret.copies.map((c) => [c.field, c.version!])),
     };
   }
 

@@ -1,6 +1,5 @@
 import { isIP } from 'node:net';
 import { checkServerIdentity, createSecureContext, rootCertificates, type SecureContext } from 'node:tls';
-import { setFlagsFromString } from 'node:v8';
 import { buildConnector, Pool } from 'undici';
 import { resolveEgress, type Resolver } from '../integrations/egress.js';
 import { ProbeFailure } from '../integrations/probe-failure.js';
@@ -66,20 +65,6 @@ const MAX_POOLS = 1_000;
  * (never reuses) a socket whose exchange ended abnormally: the upstream closed
  * early, the response was not read to its end, or the request was aborted.
  */
-/**
- * undici parses HTTP with llhttp compiled to WebAssembly, on its first request. V8's optimising
- * tier then recompiles the whole module in the background: a ~35 MiB transient of native memory,
- * the highest RSS of the gateway's life (ADR 0036). The baseline compiler (Liftoff) alone cost no
- * measurable CPU per proxied request (docs/benchmarks.md). Set at run time: Node refuses the flag in
- * NODE_OPTIONS, and it only has to precede that first compile.
- */
-let baselineOnly = false;
-function keepWebAssemblyOnBaselineCompiler(): void {
-  if (baselineOnly) return;
-  setFlagsFromString('--liftoff-only');
-  baselineOnly = true;
-}
-
 export class UpstreamClient {
   readonly #pools = new Map<string, PoolEntry>();
   /** Pool keys per connection identity, to close a connection's pools when its credentials change. */
@@ -90,7 +75,6 @@ export class UpstreamClient {
   readonly #timeoutMs: number;
 
   constructor(opts: UpstreamClientOptions = {}) {
-    keepWebAssemblyOnBaselineCompiler();
     this.#secureContext =
       opts.upstreamCAs !== undefined && opts.upstreamCAs.length > 0
         ? createSecureContext({ ca: [...rootCertificates, ...opts.upstreamCAs] })

@@ -262,7 +262,8 @@ export class Informer<T extends KubeObject> {
           const old = this.store.get(key);
           if (ev.type === 'DELETED') {
             this.remove(key, ev.object);
-            this.emit('delete', ev.object);
+            // Handlers see every object in its cached form, the last one included.
+            this.emit('delete', this.opts.transform ? this.opts.transform(ev.object) : ev.object);
           } else {
             this.emit(old ? 'update' : 'add', this.put(key, ev.object), old);
           }

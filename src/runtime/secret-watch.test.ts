@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { capturedLogger, FakeKubeApi, until } from '../../test/support/fake-kube-api.js';
 import { Secrets } from '../kube/resources.js';
 import { MANAGED_SECRETS, SecretWatch } from './secret-watch.js';
+import { stripForCache } from './informer.js';
 
 let api: FakeKubeApi | undefined;
 let secrets: SecretWatch | undefined;
@@ -25,7 +26,7 @@ describe('SecretWatch', () => {
     api = await FakeKubeApi.start();
     api.upsert(Secrets, secret('app-credentials'));
     api.upsert(Secrets, secret('tenant-src'));
-    secrets = new SecretWatch(api.client(), capturedLogger().log);
+    secrets = new SecretWatch(api.client(), capturedLogger().log, { view: stripForCache });
     const seen: string[] = [];
     secrets.on((event, s) => seen.push(`${event} ${s.metadata?.name}`));
 
@@ -64,7 +65,7 @@ describe('SecretWatch', () => {
 
   it('stops the namespace and its referenced watches when the namespace is no longer a workspace', async () => {
     api = await FakeKubeApi.start();
-    secrets = new SecretWatch(api.client(), capturedLogger().log);
+    secrets = new SecretWatch(api.client(), capturedLogger().log, { view: stripForCache });
     secrets.watch('ns');
     secrets.watch('kept');
     secrets.setReferences('ns/conn', ['ns/tenant-src']);

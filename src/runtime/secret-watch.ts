@@ -2,7 +2,7 @@ import { MANAGED_BY_LABEL, MANAGED_BY_VALUE } from '../api/v1alpha1/index.js';
 import type { KubeClient, KubeObject } from '../kube/client.js';
 import { Secrets } from '../kube/resources.js';
 import type { Secret, SecretCaches } from '../controllers/context.js';
-import { Informer, stripForCache, type InformerHandler } from './informer.js';
+import { Informer, type InformerHandler } from './informer.js';
 import type { Logger } from './logger.js';
 
 /** Selects the Secrets atoll writes (managed copies); tenant Secrets are never cached wholesale. */
@@ -37,9 +37,9 @@ export class SecretWatch<T extends KubeObject = Secret> implements SecretCaches<
   constructor(
     private readonly client: KubeClient,
     private readonly log: Logger,
-    private readonly opts: { relistMs?: number; view?: (secret: Secret) => T } = {},
+    private readonly opts: { relistMs?: number; view: (secret: Secret) => T },
   ) {
-    this.view = opts.view ?? (stripForCache as (secret: Secret) => T);
+    this.view = opts.view;
   }
 
   on(handler: InformerHandler<T>): void {
