@@ -154,8 +154,12 @@ describe("the gateway's view of a managed Secret", () => {
       ...(type === undefined ? {} : { type }),
       metadata: { ...secret.metadata, name },
     });
-    expect(managedSecretView(named('other-credentials')).copies).toEqual([]);
-    expect(managedSecretView(named('github-credentials', 'Opaque'))).toMatchObject({ type: 'Opaque', copies: [] });
+    expect(managedSecretView(named('other-credentials'))).toMatchObject({ owners: [], copies: [] });
+    expect(managedSecretView(named('github-credentials', 'Opaque'))).toMatchObject({
+      type: 'Opaque',
+      owners: [],
+      copies: [],
+    });
     const unlabelled = { ...secret, metadata: { ...secret.metadata, labels: {} } };
     expect(managedSecretView(unlabelled).copies).toEqual([]);
     const bare = { metadata: { name: 'x', namespace: 'team-a' } };

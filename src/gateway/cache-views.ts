@@ -70,10 +70,10 @@ export interface ManagedCopy {
  * value for Git: most of the Secret, read by the controller only.
  *
  * Anyone who may write Secrets in a workspace namespace can label one as
- * atoll's, so this never throws and keeps nothing of a Secret that is not
- * the managed copy of the connection it names (type and name checked here,
- * owner and label again where it is served): no copies, whatever its data or
- * annotation hold.
+ * atoll's, so this never throws, and of a Secret not typed and named as the
+ * managed copy of the connection its label names it keeps only names and
+ * type: no owners, no copies, whatever its data or annotation hold. (Owner
+ * and label are checked again where a copy is served.)
  */
 export interface ManagedSecretObject extends KubeObject {
   type?: string;
@@ -88,13 +88,14 @@ export function managedSecretView(secret: Secret): ManagedSecretObject {
   const connection = labels?.[CONNECTION_LABEL];
   const view: ManagedSecretObject = {
     metadata: { name, namespace: namespace === undefined ? undefined : sharedText(namespace), resourceVersion },
-    owners: (ownerReferences ?? []).map((o) => o.uid),
+    owners: [],
     copies: [],
   };
   if (connection !== undefined) view.metadata!.labels = { [CONNECTION_LABEL]: connection };
   if (secret.type !== undefined) view.type = sharedText(secret.type);
   if (secret.type !== SEALED_SECRET_TYPE || connection === undefined || name !== managedSecretName(connection))
     return view;
+  view.owners = (ownerReferences ?? []).map((o) => o.uid);
   const state = readState(secret);
   for (const [field, data] of Object.entries(secret.data ?? {})) {
     const copy: ManagedCopy = { field, data };

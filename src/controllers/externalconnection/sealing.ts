@@ -108,7 +108,7 @@ export class CredentialSealer {
         try {
           resolved.push(
             await resolveField(fields, field, source, {
-              state: previous[field],
+              state: fieldState(previous, field),
               ciphertext: ct,
               statusVersion: conn.status?.credentials?.[field]?.version,
             }),
@@ -136,7 +136,7 @@ export class CredentialSealer {
     // A field waiting for a rebind keeps its copy (nothing deleted, nothing served: it no longer opens for the
     // current destination); any other problem removes the field, so the gateway and agent stop serving it.
     const kept = problems
-      .filter((p) => p.problem.keep && previous[p.field] && existing?.data?.[p.field] !== undefined)
+      .filter((p) => p.problem.keep && fieldState(previous, p.field) && existing?.data?.[p.field] !== undefined)
       .map((p) => p.field);
     // A new connection with a problem gets no managed Secret yet; an existing one loses what may no longer be served.
     if (ours || (resolved.length > 0 && problems.length === 0)) {
@@ -238,7 +238,7 @@ export class CredentialSealer {
     resolved: ResolvedField[],
     previous: Record<string, FieldState>,
   ): Promise<void> {
-    for (const r of resolved.filter((x) => x.rotated && previous[x.field])) {
+    for (const r of resolved.filter((x) => x.rotated && fieldState(previous, x.field))) {
       await this.ctx.events.record(
         ExternalConnections,
         conn,
@@ -342,4 +342,9 @@ function sameData(a: Record<string, string> | undefined, b: Record<string, strin
   const ka = Object.keys(a ?? {}).sort();
   const kb = Object.keys(b).sort();
   return ka.length === kb.length && ka.every((k, i) => k === kb[i] && a![k] === b[k]);
+}
+
+/** A field's entry in the Secret's state: own entries only, so a field named like an Object.prototype member has none unless written. */
+function fieldState(state: Record<string, FieldState>, field: string): FieldState | undefined {
+  return Object.hasOwn(state, field) ? state[field] : undefined;
 }
