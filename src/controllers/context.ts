@@ -1,15 +1,12 @@
 import type { ExternalConnection, IntegrationType, Workspace } from '../api/v1alpha1/index.js';
 import type { OperatorConfig } from '../config/operator-config.js';
 import type { CryptoSetup } from '../crypto/setup.js';
-import type { KubeClient, KubeObject } from '../kube/client.js';
+import type { KubeClient, KubeObject, SecretObject } from '../kube/client.js';
 import type { EventRecorder } from '../kube/events.js';
 import type { Informer } from '../runtime/informer.js';
 import type { OperatorMetrics } from '../runtime/metrics.js';
 
-export interface Secret extends KubeObject {
-  type?: string;
-  data?: Record<string, string>;
-}
+export type Secret = SecretObject;
 
 /** Secret caches of workspace namespaces (runtime/secret-watch.ts): the operator holds no cluster-wide Secret access. */
 export interface SecretCaches<T extends KubeObject = Secret> {

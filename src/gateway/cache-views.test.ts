@@ -1,7 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { ExternalConnection } from '../api/v1alpha1/index.js';
-import type { KubeObject } from '../kube/client.js';
-import type { Secret } from '../controllers/context.js';
+import type { KubeObject, SecretObject as Secret } from '../kube/client.js';
 import { connectionView, managedSecretView } from './cache-views.js';
 
 const full = {

@@ -1,8 +1,7 @@
 import type { Condition, ExternalConnection, ExternalConnectionSpec } from '../api/v1alpha1/index.js';
 import { CONNECTION_LABEL, managedSecretName, SEALED_SECRET_TYPE } from '../api/v1alpha1/index.js';
-import type { Secret } from '../controllers/context.js';
 import { readState } from '../domain/credentials-state.js';
-import type { KubeObject } from '../kube/client.js';
+import type { KubeObject, SecretObject as Secret } from '../kube/client.js';
 import { sharedText } from '../runtime/shared-strings.js';
 
 /*

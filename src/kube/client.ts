@@ -42,6 +42,12 @@ export interface KubeObject {
   metadata?: ObjectMeta;
 }
 
+/** A core/v1 Secret as atoll reads it. */
+export interface SecretObject extends KubeObject {
+  type?: string;
+  data?: Record<string, string>;
+}
+
 export interface KubeList<T> {
   items: T[];
   metadata: { resourceVersion: string; continue?: string };
