@@ -32,15 +32,12 @@ export class SecretWatch<T extends KubeObject = Secret> implements SecretCaches<
   /** Referrer (a connection key) → the `namespace/name`s it refers to. */
   private readonly references = new Map<string, Set<string>>();
   private readonly handlers: InformerHandler<T>[] = [];
-  private readonly view: (secret: Secret) => T;
 
   constructor(
     private readonly client: KubeClient,
     private readonly log: Logger,
     private readonly opts: { relistMs?: number; view: (secret: Secret) => T },
-  ) {
-    this.view = opts.view;
-  }
+  ) {}
 
   on(handler: InformerHandler<T>): void {
     this.handlers.push(handler);
@@ -142,7 +139,7 @@ export class SecretWatch<T extends KubeObject = Secret> implements SecretCaches<
       namespace,
       ...selector,
       // The informer's transform maps an object to its cached form; here the API's Secret to the view.
-      transform: this.view,
+      transform: this.opts.view,
       log: this.log,
       ...(this.opts.relistMs === undefined ? {} : { relistMs: this.opts.relistMs }),
     });
